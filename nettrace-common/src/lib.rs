@@ -1,0 +1,172 @@
+//! Records shared by the nettrace eBPF programs and the userspace library.
+//!
+//! Everything here is `#[repr(C)]` plain data with an identical layout on both sides of the
+//! ring buffer and the BPF maps: event layouts, map key/value types, map names and limits.
+//! No logic lives here. Flags are `u32` rather than `bool` so that no struct has hidden padding.
+//!
+//! Every event written to the ring buffer starts with an [`EventHeader`] whose `kind` (one of
+//! the [`event_kind`] constants) tells the reader which full record follows:
+//!
+//! ```
+//! use nettrace_common::{event_kind, EventHeader, TcpStateEvent};
+//! assert_eq!(core::mem::size_of::<EventHeader>(), 24);
+//! // A reader looks at the header first, then reads the record that `kind` names.
+//! let kind = event_kind::TCP_STATE;
+//! assert!(core::mem::size_of::<TcpStateEvent>() > core::mem::size_of::<EventHeader>());
+//! # let _ = kind;
+//! ```
+#![no_std]
+#![deny(missing_docs)]
+
+/// Names of the BPF maps, as they appear in the compiled object.
+pub mod map_name {
+    /// Hash map: socket cookie (`u64`) -> [`crate::TracedSocket`]. Only sockets in this map
+    /// produce events.
+    pub const TRACED_SOCKETS: &str = "TRACED_SOCKETS";
+    /// Ring buffer carrying every event to userspace.
+    pub const EVENTS: &str = "EVENTS";
+    /// Per-CPU array indexed by client id: events lost because the ring buffer was full.
+    pub const LOST_EVENTS: &str = "LOST_EVENTS";
+}
+
+/// Names of the eBPF programs in the compiled object.
+pub mod program_name {
+    /// cgroup `sock_ops` program: connect, established and (later) RTT/retransmit callbacks.
+    pub const SOCK_OPS: &str = "nettrace_sock_ops";
+    /// `tp_btf/inet_sock_set_state`: every TCP state transition of a traced socket.
+    pub const INET_SOCK_SET_STATE: &str = "nettrace_inet_sock_set_state";
+}
+
+/// Limits shared by both sides.
+pub mod limits {
+    /// Capacity of the traced-socket map.
+    pub const MAX_TRACED_SOCKETS: u32 = 65_536;
+    /// Number of client slots (size of the lost-event counters).
+    pub const MAX_CLIENTS: u32 = 1_024;
+    /// Default size of the event ring buffer in bytes (a power of two, multiple of the page size).
+    pub const DEFAULT_RING_BYTES: u32 = 256 * 1024;
+}
+
+/// Values of [`EventHeader::kind`].
+pub mod event_kind {
+    /// A [`crate::TcpStateEvent`].
+    pub const TCP_STATE: u32 = 1;
+    /// A [`crate::SockOpsEvent`].
+    pub const SOCK_OPS: u32 = 2;
+}
+
+/// Address family values used in events (the kernel's `AF_INET` / `AF_INET6`).
+pub mod family {
+    /// IPv4.
+    pub const INET: u32 = 2;
+    /// IPv6.
+    pub const INET6: u32 = 10;
+}
+
+/// Value stored for each traced socket in [`map_name::TRACED_SOCKETS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TracedSocket {
+    /// Slot of the traced client that owns the socket (index into the lost-event counters).
+    pub client_id: u32,
+    /// Reserved for per-socket options; zero today.
+    pub flags: u32,
+}
+
+/// First bytes of every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// One of the [`event_kind`] constants.
+    pub kind: u32,
+    /// Client slot of the socket, copied from its [`TracedSocket`].
+    pub client_id: u32,
+    /// `bpf_ktime_get_ns()` when the event happened (CLOCK_MONOTONIC, nanoseconds).
+    pub timestamp_ns: u64,
+    /// Kernel socket cookie (`SO_COOKIE`) of the socket the event belongs to.
+    pub cookie: u64,
+}
+
+/// A TCP state transition (`inet_sock_set_state`). States use the kernel's numbering
+/// (`TCP_ESTABLISHED` = 1 ... `TCP_CLOSING` = 11, `TCP_NEW_SYN_RECV` = 12).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpStateEvent {
+    /// Common header; `kind` is [`event_kind::TCP_STATE`].
+    pub header: EventHeader,
+    /// State before the transition.
+    pub old_state: u32,
+    /// State after the transition.
+    pub new_state: u32,
+}
+
+/// A cgroup `sock_ops` callback on a traced socket, with the socket's addresses and the
+/// TCP counters the kernel exposes to `sock_ops` programs at that moment.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockOpsEvent {
+    /// Common header; `kind` is [`event_kind::SOCK_OPS`].
+    pub header: EventHeader,
+    /// The callback (`BPF_SOCK_OPS_*_CB`), e.g. 3 = TCP connect, 4 = active established.
+    pub op: u32,
+    /// [`family::INET`] or [`family::INET6`].
+    pub family: u32,
+    /// Local address; for IPv4 only `local_addr[0]` is used. Network byte order.
+    pub local_addr: [u32; 4],
+    /// Remote address; for IPv4 only `remote_addr[0]` is used. Network byte order.
+    pub remote_addr: [u32; 4],
+    /// Local port, host byte order.
+    pub local_port: u32,
+    /// Remote port, host byte order.
+    pub remote_port: u32,
+    /// First two callback arguments (`args[0]`, `args[1]`), meaning depends on `op`.
+    pub args: [u32; 2],
+    /// Kernel TCP state at the callback.
+    pub state: u32,
+    /// Smoothed RTT in microseconds, shifted left by 3 as the kernel keeps it (`srtt_us`).
+    pub srtt_us: u32,
+    /// Congestion window in segments.
+    pub snd_cwnd: u32,
+    /// Total retransmitted segments of the connection.
+    pub total_retrans: u32,
+    /// Segments received.
+    pub segs_in: u32,
+    /// Segments sent.
+    pub segs_out: u32,
+    /// Bytes received (`tcp_sock.bytes_received`).
+    pub bytes_received: u64,
+    /// Bytes acknowledged by the peer (`tcp_sock.bytes_acked`).
+    pub bytes_acked: u64,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: every type below is #[repr(C)], made only of integers and integer arrays, and has
+    // no padding (fields are laid out in 8-byte aligned groups), so any bit pattern is valid.
+    unsafe impl aya::Pod for super::TracedSocket {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::EventHeader {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TcpStateEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SockOpsEvent {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    /// The layouts must not contain padding: a Pod type with padding would expose
+    /// uninitialised bytes, and both sides must agree on every offset.
+    #[test]
+    fn layouts_have_no_padding() {
+        assert_eq!(size_of::<TracedSocket>(), 8);
+        assert_eq!(size_of::<EventHeader>(), 24);
+        assert_eq!(size_of::<TcpStateEvent>(), 24 + 8);
+        assert_eq!(
+            size_of::<SockOpsEvent>(),
+            24 + 4 * 2 + 16 * 2 + 4 * 2 + 8 + 4 * 6 + 8 * 2
+        );
+    }
+}

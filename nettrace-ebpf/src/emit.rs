@@ -1,0 +1,46 @@
+//! The two steps every program shares: "is this socket traced?" and "send this record".
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use nettrace_common::{EventHeader, TracedSocket};
+
+use crate::maps::{EVENTS, LOST_EVENTS, TRACED_SOCKETS};
+
+/// The traced-socket entry of `cookie`, if userspace registered it.
+#[inline(always)]
+pub(crate) fn traced_socket(cookie: u64) -> Option<TracedSocket> {
+    // SAFETY: the value is copied out at once; a concurrent delete cannot free it under us
+    // because BPF hash map values stay valid for the duration of the program (RCU).
+    unsafe { TRACED_SOCKETS.get(&cookie) }.copied()
+}
+
+/// A header for an event of `kind` on `cookie`, stamped now.
+#[inline(always)]
+pub(crate) fn header(kind: u32, cookie: u64, socket: &TracedSocket) -> EventHeader {
+    EventHeader {
+        kind,
+        client_id: socket.client_id,
+        // SAFETY: a plain helper call without arguments.
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        cookie,
+    }
+}
+
+/// Writes `event` to the ring buffer, or counts it as lost for its client.
+#[inline(always)]
+pub(crate) fn emit<T: 'static>(client_id: u32, event: T) {
+    match EVENTS.reserve::<T>(0) {
+        Some(mut entry) => {
+            entry.write(event);
+            entry.submit(0);
+        }
+        None => count_lost(client_id),
+    }
+}
+
+#[inline(always)]
+fn count_lost(client_id: u32) {
+    if let Some(counter) = LOST_EVENTS.get_ptr_mut(client_id) {
+        // SAFETY: the pointer comes from a successful lookup in a per-CPU array, so it is valid
+        // and only this CPU writes it while the program runs (programs do not migrate).
+        unsafe { *counter += 1 };
+    }
+}

@@ -1,0 +1,29 @@
+//! The eBPF programs of nettrace.
+//!
+//! Every program first looks up the socket cookie in [`maps::TRACED_SOCKETS`]; an untraced
+//! socket costs that one lookup and nothing else. Traced sockets produce small `#[repr(C)]`
+//! records (from `nettrace-common`) in the [`maps::EVENTS`] ring buffer; a record that does not
+//! fit is counted in [`maps::LOST_EVENTS`] for the socket's client.
+//!
+//! One module per hook family: [`sock_ops`] (cgroup sock_ops callbacks), [`tcp_state`]
+//! (`tp_btf/inet_sock_set_state`).
+#![no_std]
+#![no_main]
+
+mod emit;
+mod maps;
+mod sock_ops;
+mod tcp_state;
+
+/// The kernel requires a GPL-compatible licence for the helpers used here.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // eBPF programs cannot panic at run time: the verifier rejects any reachable panic path,
+    // so this is never executed.
+    loop {}
+}

@@ -1,0 +1,117 @@
+//! cgroup `sock_ops`: connect and established callbacks with the socket's addresses, and the
+//! retransmit and RTO callbacks the program turns on for traced sockets.
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    bindings::{
+        BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB,
+        BPF_SOCK_OPS_RETRANS_CB, BPF_SOCK_OPS_RETRANS_CB_FLAG, BPF_SOCK_OPS_RTO_CB,
+        BPF_SOCK_OPS_RTO_CB_FLAG, BPF_SOCK_OPS_RTT_CB, BPF_SOCK_OPS_TCP_CONNECT_CB,
+    },
+    helpers::bpf_get_socket_cookie,
+    macros::sock_ops,
+    programs::SockOpsContext,
+};
+use nettrace_common::{SockOpsEvent, event_kind, family};
+
+use crate::emit::{emit, header, traced_socket};
+
+/// Callbacks asked for on every traced socket at connect time.
+const CALLBACK_FLAGS: u32 = BPF_SOCK_OPS_RETRANS_CB_FLAG | BPF_SOCK_OPS_RTO_CB_FLAG;
+
+/// One volatile load of a `bpf_sock_ops` field, which the compiler can neither merge with
+/// another nor turn into a load through an offset context pointer.
+macro_rules! field {
+    ($ops:expr, $($field:tt)+) => {
+        // SAFETY: `$ops` is the context pointer the kernel passed in; the verifier checks every
+        // context field access and rewrites it into the matching socket field load.
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*$ops).$($field)+)) }
+    };
+}
+
+#[sock_ops]
+pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
+    // SAFETY: the sock_ops context is a valid argument of the cookie helper.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.ops as *mut c_void) };
+    let Some(socket) = traced_socket(cookie) else {
+        return 1;
+    };
+    let op = ctx.op();
+    if !reported(op) {
+        return 1;
+    }
+    if op == BPF_SOCK_OPS_TCP_CONNECT_CB {
+        // Failure only means an older kernel without some callback: the events still flow.
+        let _ = ctx.set_cb_flags((ctx.cb_flags() | CALLBACK_FLAGS) as i32);
+    }
+    let ops = ctx.ops;
+    let sock_family = field!(ops, family);
+    // Each context field is its own load: the verifier forbids loads through a context pointer
+    // the compiler has offset, which is what merged or selected loads would produce.
+    let (local_addr, remote_addr) = if sock_family == family::INET6 {
+        (
+            [
+                field!(ops, local_ip6[0]),
+                field!(ops, local_ip6[1]),
+                field!(ops, local_ip6[2]),
+                field!(ops, local_ip6[3]),
+            ],
+            [
+                field!(ops, remote_ip6[0]),
+                field!(ops, remote_ip6[1]),
+                field!(ops, remote_ip6[2]),
+                field!(ops, remote_ip6[3]),
+            ],
+        )
+    } else {
+        (
+            [field!(ops, local_ip4), 0, 0, 0],
+            [field!(ops, remote_ip4), 0, 0, 0],
+        )
+    };
+    emit(
+        socket.client_id,
+        SockOpsEvent {
+            header: header(event_kind::SOCK_OPS, cookie, &socket),
+            op,
+            family: sock_family,
+            local_addr,
+            remote_addr,
+            local_port: field!(ops, local_port),
+            remote_port: remote_port(field!(ops, remote_port)),
+            args: [ctx.arg(0), ctx.arg(1)],
+            state: field!(ops, state),
+            srtt_us: field!(ops, srtt_us),
+            snd_cwnd: field!(ops, snd_cwnd),
+            total_retrans: field!(ops, total_retrans),
+            segs_in: field!(ops, segs_in),
+            segs_out: field!(ops, segs_out),
+            bytes_received: field!(ops, bytes_received),
+            bytes_acked: field!(ops, bytes_acked),
+        },
+    );
+    1
+}
+
+/// Callbacks that become events. The others (timeout/rwnd init, ECN, header options) are
+/// questions the kernel asks; the program leaves their answers at the defaults.
+#[inline(always)]
+fn reported(op: u32) -> bool {
+    matches!(
+        op,
+        BPF_SOCK_OPS_TCP_CONNECT_CB
+            | BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB
+            | BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB
+            | BPF_SOCK_OPS_RTO_CB
+            | BPF_SOCK_OPS_RETRANS_CB
+            | BPF_SOCK_OPS_RTT_CB
+    )
+}
+
+/// `bpf_sock_ops.remote_port` holds the port in network byte order, in the upper 16 bits on
+/// current kernels and in the lower 16 bits on old ones; returns it in host order.
+#[inline(always)]
+fn remote_port(raw: u32) -> u32 {
+    let be = if raw & 0xffff == 0 { raw >> 16 } else { raw };
+    u16::from_be(be as u16) as u32
+}

@@ -1,0 +1,33 @@
+//! `tp_btf/inet_sock_set_state`: every TCP state transition of a traced socket, including the
+//! first one (CLOSE -> SYN_SENT), which happens before any sock_ops callback can run.
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    helpers::bpf_get_socket_cookie, macros::btf_tracepoint, programs::BtfTracePointContext,
+};
+use nettrace_common::{TcpStateEvent, event_kind};
+
+use crate::emit::{emit, header, traced_socket};
+
+/// Arguments: `(const struct sock *sk, int oldstate, int newstate)`.
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn nettrace_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
+    let sk: *mut c_void = ctx.arg(0);
+    // SAFETY: `sk` is the BTF-typed socket pointer the tracepoint was called with; the helper
+    // accepts it in tracing programs (bpf_get_socket_ptr_cookie).
+    let cookie = unsafe { bpf_get_socket_cookie(sk) };
+    let Some(socket) = traced_socket(cookie) else {
+        return 0;
+    };
+    let old_state: i32 = ctx.arg(1);
+    let new_state: i32 = ctx.arg(2);
+    emit(
+        socket.client_id,
+        TcpStateEvent {
+            header: header(event_kind::TCP_STATE, cookie, &socket),
+            old_state: old_state as u32,
+            new_state: new_state as u32,
+        },
+    );
+    0
+}

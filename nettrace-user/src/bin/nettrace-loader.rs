@@ -1,0 +1,2 @@
+//! nettrace-loader.
+fn main() {}

@@ -1,0 +1,2 @@
+//! nettrace CLI.
+fn main() {}

@@ -1,0 +1,58 @@
+//! Errors of the kernel side. Each names the step that failed and keeps its cause.
+use std::io;
+
+/// Why loading, attaching or using the eBPF programs failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// The process may not load BPF programs (needs root or CAP_BPF and CAP_NET_ADMIN).
+    #[error("not permitted to load eBPF programs (needs root or CAP_BPF + CAP_NET_ADMIN)")]
+    NotPermitted(#[source] aya::EbpfError),
+    /// The embedded object could not be loaded into the kernel.
+    #[error("loading the eBPF object failed")]
+    Load(#[source] aya::EbpfError),
+    /// The kernel's BTF (`/sys/kernel/btf/vmlinux`) could not be read.
+    #[error("reading the kernel BTF failed")]
+    Btf(#[source] aya::BtfError),
+    /// The object lacks a program or a map the library expects.
+    #[error("the eBPF object has no {kind} named {name}")]
+    Missing {
+        /// "program" or "map".
+        kind: &'static str,
+        /// Its name.
+        name: &'static str,
+    },
+    /// Loading or attaching one program failed.
+    #[error("program {name}: {step} failed")]
+    Program {
+        /// The program's name.
+        name: &'static str,
+        /// "load" or "attach".
+        step: &'static str,
+        /// The cause.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// A map operation failed.
+    #[error("map {name}: {step} failed")]
+    Map {
+        /// The map's name.
+        name: &'static str,
+        /// What was attempted.
+        step: &'static str,
+        /// The cause.
+        #[source]
+        source: aya::maps::MapError,
+    },
+    /// The cgroup v2 root could not be found or opened.
+    #[error("opening the cgroup v2 root failed")]
+    Cgroup(#[source] io::Error),
+    /// Waiting on the ring buffer's descriptor failed.
+    #[error("polling the event ring buffer failed")]
+    Poll(#[source] io::Error),
+    /// [`super::KernelTracer::load`] was called outside a tokio runtime.
+    #[error("the kernel tracer must be loaded inside a tokio runtime")]
+    NoRuntime,
+    /// A ring-buffer record did not match any known layout.
+    #[error("malformed kernel event: {0}")]
+    MalformedEvent(String),
+}

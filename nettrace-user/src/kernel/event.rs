@@ -1,0 +1,326 @@
+//! Kernel events decoded from ring-buffer records into typed values.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use nettrace_common::{EventHeader, SockOpsEvent, TcpStateEvent, event_kind, family};
+
+use super::{ClientId, KernelError};
+use crate::{KernelTime, SocketCookie};
+
+/// One event from the kernel about a traced socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelEvent {
+    /// A TCP state transition.
+    TcpState(TcpStateChange),
+    /// A sock_ops callback (connect, established, retransmit, RTO, RTT).
+    SockOps(SockOpsRecord),
+}
+
+impl KernelEvent {
+    /// The socket the event belongs to.
+    pub fn cookie(&self) -> SocketCookie {
+        match self {
+            Self::TcpState(e) => e.cookie,
+            Self::SockOps(e) => e.cookie,
+        }
+    }
+
+    /// When the event happened, on the kernel's monotonic clock.
+    pub fn time(&self) -> KernelTime {
+        match self {
+            Self::TcpState(e) => e.time,
+            Self::SockOps(e) => e.time,
+        }
+    }
+
+    /// Decodes one ring-buffer record.
+    pub(crate) fn decode(record: &[u8]) -> Result<Self, KernelError> {
+        let header: EventHeader = read_record(record)?;
+        match header.kind {
+            event_kind::TCP_STATE => {
+                let e: TcpStateEvent = read_record(record)?;
+                Ok(Self::TcpState(TcpStateChange {
+                    cookie: SocketCookie(header.cookie),
+                    client: ClientId(header.client_id),
+                    time: KernelTime(header.timestamp_ns),
+                    old: KernelTcpState::from(e.old_state),
+                    new: KernelTcpState::from(e.new_state),
+                }))
+            }
+            event_kind::SOCK_OPS => {
+                let e: SockOpsEvent = read_record(record)?;
+                Ok(Self::SockOps(SockOpsRecord::from_raw(&e)?))
+            }
+            other => Err(KernelError::MalformedEvent(format!(
+                "unknown event kind {other} ({} bytes)",
+                record.len()
+            ))),
+        }
+    }
+}
+
+/// Reads a `#[repr(C)]` record from the start of `bytes`, checking its length.
+fn read_record<T: aya::Pod>(bytes: &[u8]) -> Result<T, KernelError> {
+    let size = std::mem::size_of::<T>();
+    if bytes.len() < size {
+        return Err(KernelError::MalformedEvent(format!(
+            "record of {} bytes is shorter than {} ({size} bytes)",
+            bytes.len(),
+            std::any::type_name::<T>()
+        )));
+    }
+    // SAFETY: `bytes` holds at least size_of::<T>() bytes (checked above); `T: Pod` is valid for
+    // any bit pattern; read_unaligned makes no alignment assumption about the ring buffer.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// A TCP state transition seen by `inet_sock_set_state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpStateChange {
+    /// The socket.
+    pub cookie: SocketCookie,
+    /// The client that registered it.
+    pub client: ClientId,
+    /// When it happened.
+    pub time: KernelTime,
+    /// State before.
+    pub old: KernelTcpState,
+    /// State after.
+    pub new: KernelTcpState,
+}
+
+/// TCP states as the kernel numbers them (`include/net/tcp_states.h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelTcpState {
+    /// TCP_ESTABLISHED (1).
+    Established,
+    /// TCP_SYN_SENT (2).
+    SynSent,
+    /// TCP_SYN_RECV (3).
+    SynRecv,
+    /// TCP_FIN_WAIT1 (4).
+    FinWait1,
+    /// TCP_FIN_WAIT2 (5).
+    FinWait2,
+    /// TCP_TIME_WAIT (6).
+    TimeWait,
+    /// TCP_CLOSE (7).
+    Close,
+    /// TCP_CLOSE_WAIT (8).
+    CloseWait,
+    /// TCP_LAST_ACK (9).
+    LastAck,
+    /// TCP_LISTEN (10).
+    Listen,
+    /// TCP_CLOSING (11).
+    Closing,
+    /// TCP_NEW_SYN_RECV (12).
+    NewSynRecv,
+    /// TCP_BOUND_INACTIVE (13).
+    BoundInactive,
+    /// A number this library does not know.
+    Unknown(u32),
+}
+
+impl From<u32> for KernelTcpState {
+    fn from(value: u32) -> Self {
+        match value {
+            1 => Self::Established,
+            2 => Self::SynSent,
+            3 => Self::SynRecv,
+            4 => Self::FinWait1,
+            5 => Self::FinWait2,
+            6 => Self::TimeWait,
+            7 => Self::Close,
+            8 => Self::CloseWait,
+            9 => Self::LastAck,
+            10 => Self::Listen,
+            11 => Self::Closing,
+            12 => Self::NewSynRecv,
+            13 => Self::BoundInactive,
+            other => Self::Unknown(other),
+        }
+    }
+}
+
+/// The sock_ops callbacks that produce events (`BPF_SOCK_OPS_*_CB`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SockOp {
+    /// The SYN is about to be sent (3).
+    Connect,
+    /// The active side's handshake completed (4).
+    ActiveEstablished,
+    /// The passive side's handshake completed (5).
+    PassiveEstablished,
+    /// The retransmission timer fired (8); `args[0]` is the RTO count.
+    Rto,
+    /// A segment was retransmitted (9); `args[0]` is the sequence, `args[1]` the segment count.
+    Retransmit,
+    /// An RTT sample (12).
+    Rtt,
+    /// Any other callback number.
+    Other(u32),
+}
+
+impl From<u32> for SockOp {
+    fn from(value: u32) -> Self {
+        match value {
+            3 => Self::Connect,
+            4 => Self::ActiveEstablished,
+            5 => Self::PassiveEstablished,
+            8 => Self::Rto,
+            9 => Self::Retransmit,
+            12 => Self::Rtt,
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// A sock_ops callback with the socket's addresses and TCP counters at that moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockOpsRecord {
+    /// The socket.
+    pub cookie: SocketCookie,
+    /// The client that registered it.
+    pub client: ClientId,
+    /// When it happened.
+    pub time: KernelTime,
+    /// Which callback.
+    pub op: SockOp,
+    /// Local address and port.
+    pub local: SocketAddr,
+    /// Remote address and port.
+    pub remote: SocketAddr,
+    /// The callback's first two arguments.
+    pub args: [u32; 2],
+    /// Kernel TCP state.
+    pub state: KernelTcpState,
+    /// Smoothed RTT in microseconds.
+    pub srtt_us: u32,
+    /// Congestion window (segments).
+    pub snd_cwnd: u32,
+    /// Retransmitted segments so far.
+    pub total_retrans: u32,
+    /// Segments received.
+    pub segs_in: u32,
+    /// Segments sent.
+    pub segs_out: u32,
+    /// Payload bytes received.
+    pub bytes_received: u64,
+    /// Payload bytes acknowledged by the peer.
+    pub bytes_acked: u64,
+}
+
+impl SockOpsRecord {
+    fn from_raw(e: &SockOpsEvent) -> Result<Self, KernelError> {
+        let ip = |words: &[u32; 4]| -> Result<IpAddr, KernelError> {
+            match e.family {
+                family::INET => Ok(IpAddr::V4(Ipv4Addr::from(words[0].to_ne_bytes()))),
+                family::INET6 => {
+                    let mut bytes = [0u8; 16];
+                    for (chunk, word) in bytes.chunks_exact_mut(4).zip(words) {
+                        chunk.copy_from_slice(&word.to_ne_bytes());
+                    }
+                    Ok(IpAddr::V6(Ipv6Addr::from(bytes)))
+                }
+                other => Err(KernelError::MalformedEvent(format!(
+                    "sock_ops event with address family {other}"
+                ))),
+            }
+        };
+        Ok(Self {
+            cookie: SocketCookie(e.header.cookie),
+            client: ClientId(e.header.client_id),
+            time: KernelTime(e.header.timestamp_ns),
+            op: SockOp::from(e.op),
+            local: SocketAddr::new(ip(&e.local_addr)?, e.local_port as u16),
+            remote: SocketAddr::new(ip(&e.remote_addr)?, e.remote_port as u16),
+            args: e.args,
+            state: KernelTcpState::from(e.state),
+            // The kernel keeps srtt in 1/8 microseconds.
+            srtt_us: e.srtt_us >> 3,
+            snd_cwnd: e.snd_cwnd,
+            total_retrans: e.total_retrans,
+            segs_in: e.segs_in,
+            segs_out: e.segs_out,
+            bytes_received: e.bytes_received,
+            bytes_acked: e.bytes_acked,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_of<T: aya::Pod>(value: &T) -> Vec<u8> {
+        // SAFETY: T is Pod (no padding, any bit pattern valid), so viewing it as bytes is sound.
+        unsafe {
+            std::slice::from_raw_parts((value as *const T).cast::<u8>(), std::mem::size_of::<T>())
+        }
+        .to_vec()
+    }
+
+    #[test]
+    fn decodes_a_tcp_state_record() {
+        let raw = TcpStateEvent {
+            header: EventHeader {
+                kind: event_kind::TCP_STATE,
+                client_id: 3,
+                timestamp_ns: 42,
+                cookie: 7,
+            },
+            old_state: 7,
+            new_state: 2,
+        };
+        let event = KernelEvent::decode(&bytes_of(&raw)).unwrap();
+        assert_eq!(
+            event,
+            KernelEvent::TcpState(TcpStateChange {
+                cookie: SocketCookie(7),
+                client: ClientId(3),
+                time: KernelTime(42),
+                old: KernelTcpState::Close,
+                new: KernelTcpState::SynSent,
+            })
+        );
+    }
+
+    #[test]
+    fn decodes_sock_ops_addresses_in_network_order() {
+        let raw = SockOpsEvent {
+            header: EventHeader {
+                kind: event_kind::SOCK_OPS,
+                ..Default::default()
+            },
+            op: 4,
+            family: family::INET,
+            local_addr: [u32::from_ne_bytes([127, 0, 0, 1]), 0, 0, 0],
+            remote_addr: [u32::from_ne_bytes([127, 0, 0, 2]), 0, 0, 0],
+            local_port: 40000,
+            remote_port: 8080,
+            srtt_us: 80,
+            ..Default::default()
+        };
+        let KernelEvent::SockOps(record) = KernelEvent::decode(&bytes_of(&raw)).unwrap() else {
+            panic!("not a sock_ops record");
+        };
+        assert_eq!(record.op, SockOp::ActiveEstablished);
+        assert_eq!(record.local, "127.0.0.1:40000".parse().unwrap());
+        assert_eq!(record.remote, "127.0.0.2:8080".parse().unwrap());
+        assert_eq!(record.srtt_us, 10);
+    }
+
+    #[test]
+    fn rejects_short_and_unknown_records() {
+        assert!(matches!(
+            KernelEvent::decode(&[1, 0, 0]),
+            Err(KernelError::MalformedEvent(_))
+        ));
+        let unknown = EventHeader {
+            kind: 99,
+            ..Default::default()
+        };
+        let error = KernelEvent::decode(&bytes_of(&unknown)).unwrap_err();
+        assert!(error.to_string().contains("unknown event kind 99"), "{error}");
+    }
+}

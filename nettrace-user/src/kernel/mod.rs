@@ -1,0 +1,32 @@
+//! Kernel-side tracing: loads the embedded eBPF object, attaches its programs, registers the
+//! sockets to trace by cookie, and streams the decoded kernel events.
+//!
+//! Needs root or CAP_BPF + CAP_NET_ADMIN (loading programs and attaching to the cgroup v2 root)
+//! and a kernel with BTF (`/sys/kernel/btf/vmlinux`). Programs and links belong to the
+//! [`KernelTracer`]: dropping it (or the process dying) detaches everything.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use nettrace::kernel::{ClientId, KernelConfig, KernelTracer};
+//! use nettrace::SocketCookie;
+//!
+//! let (tracer, mut events) = KernelTracer::load(&KernelConfig::default())?;
+//! let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+//! tracer.register(SocketCookie::of(&socket)?, ClientId(0))?;
+//! socket.connect(&"127.0.0.1:80".parse::<std::net::SocketAddr>()?.into())?;
+//! while let Some(event) = events.next().await? {
+//!     println!("{event:?}");
+//! }
+//! # Ok(()) }
+//! ```
+mod cgroup;
+mod error;
+mod event;
+mod events;
+mod object;
+mod tracer;
+
+pub use error::KernelError;
+pub use event::{KernelEvent, KernelTcpState, SockOp, SockOpsRecord, TcpStateChange};
+pub use events::KernelEvents;
+pub use tracer::{ClientId, KernelConfig, KernelTracer};

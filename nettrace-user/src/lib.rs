@@ -1,0 +1,16 @@
+//! nettrace: one structured record of every network operation behind an HTTP request.
+//!
+//! The trace model ([`model`]) re-creates the Go package nettrace (lf-edge/eve-libs) with the
+//! same JSON, so existing consumers keep working. The [`kernel`] module loads the eBPF programs
+//! that add the kernel's own view of traced sockets (TCP states, and later retransmits and RTT),
+//! joined to userspace records by socket cookie.
+#![deny(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod clock;
+pub mod kernel;
+pub mod model;
+mod socket_cookie;
+
+pub use clock::KernelTime;
+pub use socket_cookie::SocketCookie;

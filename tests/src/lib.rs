@@ -1,0 +1,21 @@
+//! Shared helpers of the nettrace integration tests.
+//!
+//! Tests that need root call [`require_root`] first. When the process is not root, the test
+//! is skipped *loudly*: the line goes straight to the process's stderr (libtest does not
+//! capture direct writes), so `cargo test` shows it next to the test's `ok`.
+use std::io::Write;
+
+/// True when the calling test may run root-only scenarios; otherwise prints a SKIPPED line
+/// naming the test and the reason, and returns false.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid == 0 {
+        return true;
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: needs root for eBPF/netlink/netns (running as euid {euid})"
+    );
+    false
+}

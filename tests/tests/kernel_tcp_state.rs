@@ -1,0 +1,124 @@
+//! Root scenario: the eBPF programs report the TCP state machine of a registered loopback
+//! connection, joined by socket cookie, and nothing of an unregistered connection opened
+//! beside it.
+use std::{
+    io::{Read, Write},
+    net::{Shutdown, SocketAddr, TcpListener, TcpStream},
+    thread,
+    time::Duration,
+};
+
+use nettrace::{
+    KernelTime, SocketCookie,
+    kernel::{ClientId, KernelConfig, KernelEvent, KernelTcpState, KernelTracer, SockOp},
+};
+use nettrace_tests::require_root;
+use socket2::{Domain, Socket, Type};
+
+/// Upper bound for the whole exchange to show up in the ring buffer.
+const EVENT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A server that accepts `count` connections, reads each to EOF and closes it.
+fn echo_to_eof_server(count: usize) -> (SocketAddr, thread::JoinHandle<Vec<usize>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = thread::spawn(move || {
+        (0..count)
+            .map(|_| {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut received = Vec::new();
+                stream.read_to_end(&mut received).unwrap();
+                received.len()
+            })
+            .collect()
+    });
+    (addr, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_connection_yields_its_tcp_states_and_addresses() {
+    if !require_root("registered_connection_yields_its_tcp_states_and_addresses") {
+        return;
+    }
+    let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
+    let (server, server_done) = echo_to_eof_server(2);
+    let started = KernelTime::now();
+
+    // An untraced connection, complete before the traced one closes: if the kernel reported
+    // it, its events would arrive before the traced connection's final CLOSE.
+    let mut untraced = TcpStream::connect(server).unwrap();
+    let untraced_cookie = SocketCookie::of(&untraced).unwrap();
+    untraced.write_all(b"not traced").unwrap();
+    untraced.shutdown(Shutdown::Write).unwrap();
+
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let cookie = SocketCookie::of(&socket).unwrap();
+    tracer.register(cookie, ClientId(7)).unwrap();
+    socket.connect(&server.into()).unwrap();
+    let mut traced: TcpStream = socket.into();
+    let local = traced.local_addr().unwrap();
+    traced.write_all(b"hello kernel").unwrap();
+    traced.shutdown(Shutdown::Write).unwrap();
+    // Both connections are read to EOF and closed by the server: the FINs have crossed.
+    assert_eq!(server_done.join().unwrap(), vec![10, 12]);
+    drop(untraced);
+    drop(traced);
+
+    let mut seen = Vec::new();
+    tokio::time::timeout(EVENT_DEADLINE, async {
+        loop {
+            let event = events.next().await.unwrap();
+            let done = matches!(&event, KernelEvent::TcpState(c) if c.new == KernelTcpState::Close);
+            seen.push(event);
+            if done {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no CLOSE within {EVENT_DEADLINE:?}; saw {seen:#?}"));
+    let finished = KernelTime::now();
+
+    assert!(
+        seen.iter().all(|e| e.cookie() == cookie),
+        "events of another socket (untraced cookie {untraced_cookie}): {seen:#?}"
+    );
+    assert!(seen.iter().all(|e| e.time() >= started && e.time() <= finished));
+    assert!(seen.windows(2).all(|w| w[0].time() <= w[1].time()), "{seen:#?}");
+
+    let states: Vec<_> = seen
+        .iter()
+        .filter_map(|e| match e {
+            KernelEvent::TcpState(change) => Some((change.old, change.new)),
+            _ => None,
+        })
+        .collect();
+    use KernelTcpState::*;
+    assert_eq!(
+        states,
+        [
+            (Close, SynSent),
+            (SynSent, Established),
+            (Established, FinWait1),
+            (FinWait1, FinWait2),
+            (FinWait2, Close),
+        ],
+        "{seen:#?}"
+    );
+
+    let sock_ops: Vec<_> = seen
+        .iter()
+        .filter_map(|e| match e {
+            KernelEvent::SockOps(record) => Some(record),
+            _ => None,
+        })
+        .collect();
+    let ops: Vec<_> = sock_ops.iter().map(|r| r.op).collect();
+    assert_eq!(ops, [SockOp::Connect, SockOp::ActiveEstablished], "{seen:#?}");
+    for record in &sock_ops {
+        assert_eq!(record.local, local, "{record:?}");
+        assert_eq!(record.remote, server, "{record:?}");
+        assert_eq!(record.client, ClientId(7));
+    }
+    assert_eq!(tracer.lost_events(ClientId(7)).unwrap(), 0);
+}
