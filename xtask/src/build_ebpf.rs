@@ -6,6 +6,26 @@ use anyhow::{Context, Result};
 
 use crate::{stamp, toolchain};
 
+/// The flags of `nettrace-ebpf/.cargo/config.toml`, plus path remapping so that the object
+/// (its BTF line info names source files) is the same whichever folder it is built in.
+fn rustflags(root: &Path, sysroot: &Path) -> Vec<String> {
+    let mut flags: Vec<String> = ["-C", "debuginfo=2", "-C", "link-arg=--btf"]
+        .map(String::from)
+        .to_vec();
+    let mut remap = |from: &Path, to: &str| {
+        flags.push("--remap-path-prefix".into());
+        flags.push(format!("{}={to}", from.display()));
+    };
+    remap(root, "nettrace");
+    remap(sysroot, "rust");
+    if let Some(home) = env::var_os("CARGO_HOME")
+        .or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cargo").into_os_string()))
+    {
+        remap(Path::new(&home), "cargo");
+    }
+    flags
+}
+
 /// Builds the object into `out_dir`.
 pub(crate) fn run(root: &Path, out_dir: &Path) -> Result<()> {
     let tools = toolchain::ensure()?;
@@ -20,6 +40,10 @@ pub(crate) fn run(root: &Path, out_dir: &Path) -> Result<()> {
         .current_dir(&crate_dir)
         .args(["+nightly", "build", "--release", "--locked"])
         .env("PATH", &path)
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            rustflags(root, &tools.sysroot).join("\x1f"),
+        )
         // The outer `cargo xtask` sets these for the stable toolchain; the nightly build must
         // not inherit them.
         .env_remove("RUSTC")

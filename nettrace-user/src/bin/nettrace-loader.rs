@@ -1,2 +1,111 @@
-//! nettrace-loader.
-fn main() {}
+//! `nettrace-loader`: loads nettrace's eBPF programs as root.
+//!
+//! `nettrace-loader check` loads and attaches the programs, traces one loopback TCP connection
+//! of its own and prints what the kernel reported about it: a quick proof that the kernel side
+//! works on this machine.
+use std::{
+    io::{Read, Write},
+    net::{Shutdown, TcpListener, TcpStream},
+    process::ExitCode,
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use nettrace::{
+    KernelTime, SocketCookie,
+    kernel::{ClientId, KernelConfig, KernelEvent, KernelTcpState, KernelTracer},
+};
+
+#[derive(Parser)]
+#[command(version, about = "Loads nettrace's eBPF programs (run as root)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load and attach the programs, trace one loopback connection, print the kernel's events.
+    Check {
+        /// Size of the event ring buffer in bytes (a power of two, multiple of the page size).
+        #[arg(long, default_value_t = KernelConfig::default().ring_bytes)]
+        ring_bytes: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("nettrace-loader: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Command::Check { ring_bytes } => runtime.block_on(check(KernelConfig { ring_bytes })),
+    }
+}
+
+async fn check(config: KernelConfig) -> Result<()> {
+    let (tracer, mut events) = KernelTracer::load(&config).context("loading the eBPF programs")?;
+    for attachment in tracer.attachments() {
+        println!("attached {attachment}");
+    }
+
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let server = listener.local_addr()?;
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    let cookie = SocketCookie::of(&socket)?;
+    tracer.register(cookie, ClientId(0))?;
+    let started = KernelTime::now();
+    socket.connect(&server.into())?;
+    let mut client: TcpStream = socket.into();
+    let (mut accepted, _) = listener.accept()?;
+    client.write_all(b"nettrace check")?;
+    client.shutdown(Shutdown::Write)?;
+    let mut received = Vec::new();
+    accepted.read_to_end(&mut received)?;
+    drop(accepted);
+    drop(client);
+    println!("traced a loopback connection to {server} ({cookie}):");
+
+    let deadline = Duration::from_secs(5);
+    let result = tokio::time::timeout(deadline, async {
+        loop {
+            let event = events.next().await?;
+            print_event(started, &event);
+            if matches!(&event, KernelEvent::TcpState(c) if c.new == KernelTcpState::Close) {
+                return anyhow::Ok(());
+            }
+        }
+    })
+    .await;
+    match result {
+        Ok(done) => done?,
+        Err(_) => bail!("the kernel reported no CLOSE of the connection within {deadline:?}"),
+    }
+    println!("lost events: {}", tracer.lost_events(ClientId(0))?);
+    tracer.unregister(cookie)?;
+    Ok(())
+}
+
+fn print_event(started: KernelTime, event: &KernelEvent) {
+    let at = event.time().saturating_since(started).as_secs_f64() * 1e3;
+    match event {
+        KernelEvent::TcpState(change) => {
+            println!("  +{at:.3}ms state {:?} -> {:?}", change.old, change.new);
+        }
+        KernelEvent::SockOps(record) => println!(
+            "  +{at:.3}ms sock_ops {:?} {} -> {} srtt {}us segs out/in {}/{}",
+            record.op, record.local, record.remote, record.srtt_us, record.segs_out, record.segs_in
+        ),
+    }
+}

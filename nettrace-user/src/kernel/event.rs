@@ -321,6 +321,9 @@ mod tests {
             ..Default::default()
         };
         let error = KernelEvent::decode(&bytes_of(&unknown)).unwrap_err();
-        assert!(error.to_string().contains("unknown event kind 99"), "{error}");
+        assert!(
+            error.to_string().contains("unknown event kind 99"),
+            "{error}"
+        );
     }
 }

@@ -38,6 +38,7 @@ impl Default for KernelConfig {
 pub struct KernelTracer {
     /// Owns the programs and their links; kept alive for as long as tracing runs.
     _ebpf: Ebpf,
+    attachments: Vec<String>,
     traced: Mutex<HashMap<MapData, u64, TracedSocket>>,
     lost: PerCpuArray<MapData, u64>,
 }
@@ -61,8 +62,10 @@ impl KernelTracer {
                     KernelError::Load(e)
                 }
             })?;
-        attach_state_tracepoint(&mut ebpf)?;
-        attach_sock_ops(&mut ebpf)?;
+        let attachments = vec![
+            attach_state_tracepoint(&mut ebpf)?,
+            attach_sock_ops(&mut ebpf)?,
+        ];
         let traced = HashMap::try_from(take_map(&mut ebpf, map_name::TRACED_SOCKETS)?)
             .map_err(map_error(map_name::TRACED_SOCKETS, "open"))?;
         let lost = PerCpuArray::try_from(take_map(&mut ebpf, map_name::LOST_EVENTS)?)
@@ -70,6 +73,7 @@ impl KernelTracer {
         let events = KernelEvents::new(take_map(&mut ebpf, map_name::EVENTS)?)?;
         let tracer = Self {
             _ebpf: ebpf,
+            attachments,
             traced: Mutex::new(traced),
             lost,
         };
@@ -97,6 +101,11 @@ impl KernelTracer {
         }
     }
 
+    /// One line per attached program: its name and where it is attached.
+    pub fn attachments(&self) -> &[String] {
+        &self.attachments
+    }
+
     /// Events of `client` lost so far because the ring buffer was full (all CPUs).
     pub fn lost_events(&self, client: ClientId) -> Result<u64, KernelError> {
         let per_cpu = self
@@ -115,7 +124,7 @@ impl KernelTracer {
     }
 }
 
-fn attach_state_tracepoint(ebpf: &mut Ebpf) -> Result<(), KernelError> {
+fn attach_state_tracepoint(ebpf: &mut Ebpf) -> Result<String, KernelError> {
     const NAME: &str = program_name::INET_SOCK_SET_STATE;
     let btf = Btf::from_sys_fs().map_err(KernelError::Btf)?;
     let program: &mut BtfTracePoint = program(ebpf, NAME)?
@@ -125,10 +134,10 @@ fn attach_state_tracepoint(ebpf: &mut Ebpf) -> Result<(), KernelError> {
         .load("inet_sock_set_state", &btf)
         .map_err(program_error(NAME, "load"))?;
     program.attach().map_err(program_error(NAME, "attach"))?;
-    Ok(())
+    Ok(format!("{NAME}: tp_btf/inet_sock_set_state"))
 }
 
-fn attach_sock_ops(ebpf: &mut Ebpf) -> Result<(), KernelError> {
+fn attach_sock_ops(ebpf: &mut Ebpf) -> Result<String, KernelError> {
     const NAME: &str = program_name::SOCK_OPS;
     let root = cgroup::cgroup2_root().map_err(KernelError::Cgroup)?;
     let cgroup = File::open(&root).map_err(KernelError::Cgroup)?;
@@ -139,7 +148,7 @@ fn attach_sock_ops(ebpf: &mut Ebpf) -> Result<(), KernelError> {
     program
         .attach(&cgroup, CgroupAttachMode::Single)
         .map_err(program_error(NAME, "attach"))?;
-    Ok(())
+    Ok(format!("{NAME}: cgroup sock_ops on {}", root.display()))
 }
 
 fn program<'a>(
