@@ -83,8 +83,14 @@ async fn registered_connection_yields_its_tcp_states_and_addresses() {
         seen.iter().all(|e| e.cookie() == cookie),
         "events of another socket (untraced cookie {untraced_cookie}): {seen:#?}"
     );
-    assert!(seen.iter().all(|e| e.time() >= started && e.time() <= finished));
-    assert!(seen.windows(2).all(|w| w[0].time() <= w[1].time()), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .all(|e| e.time() >= started && e.time() <= finished)
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].time() <= w[1].time()),
+        "{seen:#?}"
+    );
 
     let states: Vec<_> = seen
         .iter()
@@ -114,7 +120,11 @@ async fn registered_connection_yields_its_tcp_states_and_addresses() {
         })
         .collect();
     let ops: Vec<_> = sock_ops.iter().map(|r| r.op).collect();
-    assert_eq!(ops, [SockOp::Connect, SockOp::ActiveEstablished], "{seen:#?}");
+    assert_eq!(
+        ops,
+        [SockOp::Connect, SockOp::ActiveEstablished],
+        "{seen:#?}"
+    );
     for record in &sock_ops {
         assert_eq!(record.local, local, "{record:?}");
         assert_eq!(record.remote, server, "{record:?}");
