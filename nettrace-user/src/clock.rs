@@ -1,8 +1,15 @@
-//! The kernel's clock as seen from userspace.
+//! Clocks: the kernel's monotonic clock as seen from userspace, and the conversion of instants
+//! into the model's timestamps.
 //!
 //! Kernel events carry `bpf_ktime_get_ns()`, which is `CLOCK_MONOTONIC` in nanoseconds;
 //! [`KernelTime::now`] reads the same clock, so kernel and userspace instants compare directly.
-use std::time::Duration;
+//! Userspace hooks record [`Instant`]s; a [`TraceClock`] turns both into [`Timestamp`]s
+//! relative to the beginning of a trace, or absolute for what happened before it.
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use crate::model::Timestamp;
 
 /// An instant on `CLOCK_MONOTONIC`, in nanoseconds since boot (the clock of kernel events).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -27,9 +34,91 @@ impl KernelTime {
     }
 }
 
+/// The beginning of one trace, and the conversions of instants into its timestamps.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TraceClock {
+    begin: Instant,
+    begin_wall: OffsetDateTime,
+    begin_kernel: KernelTime,
+}
+
+impl TraceClock {
+    /// A trace beginning now.
+    pub(crate) fn start_now() -> Self {
+        Self {
+            begin: Instant::now(),
+            begin_kernel: KernelTime::now(),
+            begin_wall: OffsetDateTime::now_utc(),
+        }
+    }
+
+    /// The monotonic instant the trace began.
+    pub(crate) fn begin(&self) -> Instant {
+        self.begin
+    }
+
+    /// The absolute timestamp of the beginning (`traceBeginAt`).
+    pub(crate) fn begin_at(&self) -> Timestamp {
+        Timestamp::Absolute(self.begin_wall)
+    }
+
+    /// `at` as a timestamp of this trace: relative when it happened during the trace, absolute
+    /// when before it (a connection carried over from an earlier trace), undefined when unset.
+    pub(crate) fn stamp(&self, at: Option<Instant>) -> Timestamp {
+        match at {
+            None => Timestamp::Undefined,
+            Some(at) if at >= self.begin => Timestamp::relative_since(self.begin, at),
+            Some(at) => {
+                let before =
+                    time::Duration::try_from(self.begin - at).unwrap_or(time::Duration::MAX);
+                self.begin_wall
+                    .checked_sub(before)
+                    .map_or(Timestamp::Undefined, Timestamp::Absolute)
+            }
+        }
+    }
+
+    /// A kernel time converted to an instant on the same clock as [`Instant::now`].
+    pub(crate) fn instant_of(&self, kernel: KernelTime) -> Instant {
+        if kernel >= self.begin_kernel {
+            self.begin + kernel.saturating_since(self.begin_kernel)
+        } else {
+            let before = self.begin_kernel.saturating_since(kernel);
+            self.begin.checked_sub(before).unwrap_or(self.begin)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_become_relative_or_absolute_timestamps() {
+        let clock = TraceClock::start_now();
+        assert_eq!(clock.stamp(None), Timestamp::Undefined);
+        let later = clock.begin() + Duration::from_millis(1500);
+        assert_eq!(clock.stamp(Some(later)), Timestamp::Relative(1500));
+        if let Some(earlier) = clock.begin().checked_sub(Duration::from_secs(2)) {
+            let Timestamp::Absolute(wall) = clock.stamp(Some(earlier)) else {
+                panic!("not absolute");
+            };
+            let Timestamp::Absolute(begin) = clock.begin_at() else {
+                panic!("begin not absolute");
+            };
+            assert_eq!(begin - wall, time::Duration::seconds(2));
+        }
+    }
+
+    #[test]
+    fn kernel_times_map_onto_instants() {
+        let clock = TraceClock::start_now();
+        let kernel = KernelTime(clock.begin_kernel.0 + 3_000_000);
+        assert_eq!(
+            clock.instant_of(kernel) - clock.begin(),
+            Duration::from_millis(3)
+        );
+    }
 
     #[test]
     fn now_is_monotonic() {

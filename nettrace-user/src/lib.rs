@@ -8,9 +8,13 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod clock;
+mod event;
 pub mod kernel;
 pub mod model;
+mod recorder;
+mod sock;
 mod socket_cookie;
+mod tracer;
 
 pub use clock::KernelTime;
 pub use socket_cookie::SocketCookie;

@@ -1,1 +1,114 @@
-//! The trace model (placeholder, written next).
+//! The trace model: every record of a trace, with the JSON that Go's nettrace writes.
+//!
+//! An [`HttpTrace`] is a [`NetTrace`] (dials, TCP and UDP connections, DNS queries, TLS tunnels)
+//! plus the HTTP requests. Records refer to each other by [`TraceId`] (a dial's
+//! `established_conn` is a TCP connection's `trace_id`, and so on), and most timestamps are
+//! milliseconds since `trace_begin_at` ([`Timestamp`]).
+//!
+//! | Go | Rust | file |
+//! | --- | --- | --- |
+//! | `NetTrace`, `HTTPTrace`, `AnyNetTrace` | [`NetTrace`], [`HttpTrace`], [`AnyNetTrace`] | `trace.rs` |
+//! | `DialTrace(s)`, `ResolverDialTrace` | [`DialTrace`], [`DialTraces`], [`ResolverDialTrace`] | `dial.rs` |
+//! | `TCPConnTrace(s)`, `UDPConnTrace(s)`, `AddrTuple` | [`TcpConnTrace`], [`TcpConnTraces`], [`UdpConnTrace`], [`UdpConnTraces`], [`AddrTuple`] | `conn.rs` |
+//! | `ConntractEntry`, `ConntrackStatus` | [`ConntrackEntry`] (alias [`ConntractEntry`]), [`ConntrackStatus`] | `conntrack.rs` |
+//! | `TCPState` | [`TcpState`] | `tcp_state.rs` |
+//! | `SocketTrace`, `SocketOp`, `SocketOpType` | [`SocketTrace`], [`SocketOp`], [`SocketOpType`] | `socket.rs` |
+//! | `DNSQueryTrace(s)`, `DNSQueryMsg`, `DNSReplyMsg`, `DNSQuestion`, `DNSAnswer` | [`DnsQueryTrace`], [`DnsQueryTraces`], [`DnsQueryMsg`], [`DnsReplyMsg`], [`DnsQuestion`], [`DnsAnswer`] | `dns.rs` |
+//! | `DNSResType`, `DNSRCode` | [`DnsResType`], [`DnsRCode`] | `dns_codes.rs` |
+//! | `TLSTunnelTrace(s)`, `PeerCert` | [`TlsTunnelTrace`], [`TlsTunnelTraces`], [`PeerCert`] | `tls.rs` |
+//! | `HTTPReqTrace(s)`, `HTTPHeader`, `HTTPHeaderKV`, `HdrFieldsOpt` | [`HttpReqTrace`], [`HttpReqTraces`], [`HttpHeader`], [`HttpHeaderKv`], [`HdrFieldsOpt`] | `http.rs` |
+//! | `Timestamp` | [`Timestamp`] | `timestamp.rs` |
+//! | `TraceID`, `IDGenerator`, `AtomicCounterID` | [`TraceId`], [`set_id_generator`], [`next_trace_id`], [`atomic_counter_id`] | `trace_id.rs` |
+//! | `XxxTraces.Get(id)` | [`TraceList::get`] on [`TraceList<T>`], for every [`Traced`] record | `list.rs` |
+//!
+//! Go's `ToString`/`FromString` maps are `Display`/`FromStr` (plus `as_str`, and `From<u16>`
+//! or `TryFrom<u8>` for the numbers, which keep Go's constant values).
+//!
+//! # JSON
+//! Byte-for-byte Go's field names (`traceID`, `reqURL`, `conntrack`, `RespContentLen`, ...), key
+//! order, enum strings and timestamp forms; fields are omitted exactly where Go has `omitempty`,
+//! and lists without `omitempty` are `null` when empty. Reading accepts what Go writes, `[]` as
+//! well as `null` for lists, `null` for timestamps, enums and IDs, and missing keys (defaults).
+//! Go quirks kept on output for compatibility: the `sync-recv` spelling of [`TcpState::SynRecv`]
+//! and the `RespContentLen` key. Go bugs not kept: conntrack flags are written in ascending bit
+//! order (Go: random), an unknown IP is written `""` (Go: `"<nil>"`, still read), `"-5ms"` is
+//! rejected (Go drops the sign), an unknown rcode name reads as unrecognized (Go: `no-error`).
+//!
+//! # Extending the model
+//! Data beyond Go's model (kernel TCP facts, finer timestamps, ...) is added as new fields with
+//! `#[serde(default, skip_serializing_if = ...)]`, so they are absent when empty and Go-era
+//! consumers, which ignore unknown keys, keep working; reading already ignores unknown keys.
+//! Every struct implements `Default`: build records with `..Default::default()` so added fields
+//! do not break your code.
+//!
+//! # Example
+//! ```
+//! use nettrace::model::{
+//!     AnyNetTrace, DialTrace, HttpReqTrace, HttpTrace, NetTrace, Timestamp, TraceId,
+//! };
+//! use time::macros::datetime;
+//!
+//! let dial_id = TraceId::generate();
+//! let trace = HttpTrace {
+//!     net_trace: NetTrace {
+//!         description: "GET https://example.com/".into(),
+//!         trace_begin_at: Timestamp::Absolute(datetime!(2026-01-01 10:00:00.5 +01:00)),
+//!         trace_end_at: Timestamp::Relative(42),
+//!         dials: vec![DialTrace {
+//!             trace_id: dial_id.clone(),
+//!             dial_begin_at: Timestamp::Relative(1),
+//!             dst_address: "example.com:443".into(),
+//!             ..Default::default()
+//!         }]
+//!         .into(),
+//!         ..Default::default()
+//!     },
+//!     http_requests: vec![HttpReqTrace {
+//!         trace_id: TraceId::generate(),
+//!         req_method: "GET".into(),
+//!         ..Default::default()
+//!     }]
+//!     .into(),
+//! };
+//!
+//! let json = serde_json::to_string(&trace).unwrap();
+//! assert!(json.contains(r#""traceBeginAt":"2026-01-01T10:00:00.5+01:00""#));
+//! assert!(json.contains(r#""tcpConns":null"#));
+//!
+//! let read: HttpTrace = serde_json::from_str(&json).unwrap();
+//! assert_eq!(read, trace);
+//! assert_eq!(read.net_trace().dials.get(&dial_id).unwrap().dst_address, "example.com:443");
+//! ```
+
+mod conn;
+mod conntrack;
+mod dial;
+mod dns;
+mod dns_codes;
+mod error;
+mod http;
+mod list;
+mod serde_util;
+mod socket;
+mod tcp_state;
+mod timestamp;
+mod tls;
+mod trace;
+mod trace_id;
+
+pub use conn::{AddrTuple, TcpConnTrace, TcpConnTraces, UdpConnTrace, UdpConnTraces};
+pub use conntrack::{ConntrackEntry, ConntrackStatus, ConntractEntry};
+pub use dial::{DialTrace, DialTraces, ResolverDialTrace};
+pub use dns::{DnsAnswer, DnsQueryMsg, DnsQueryTrace, DnsQueryTraces, DnsQuestion, DnsReplyMsg};
+pub use dns_codes::{DnsRCode, DnsResType};
+pub use error::ModelError;
+pub use http::{HdrFieldsOpt, HttpHeader, HttpHeaderKv, HttpReqTrace, HttpReqTraces};
+pub use list::{TraceList, Traced};
+pub use socket::{SocketOp, SocketOpType, SocketTrace};
+pub use tcp_state::TcpState;
+pub use timestamp::Timestamp;
+pub use tls::{PeerCert, TlsTunnelTrace, TlsTunnelTraces};
+pub use trace::{AnyNetTrace, HttpTrace, NetTrace};
+pub use trace_id::{
+    TraceId, atomic_counter_id, next_trace_id, reset_id_generator, set_id_generator,
+};

@@ -1,0 +1,202 @@
+//! The events that hooks emit and the recorder folds into a trace.
+//!
+//! Hooks (the connector, the resolver, the TLS and HTTP layers, the kernel reader) never build
+//! trace records themselves: they describe what happened, when ([`Instant`]) and to which
+//! record ([`TraceId`]), and [`crate::recorder::Recorder`] is the one place that turns that into
+//! the model. Per-operation socket I/O is the exception: it is counted in a shared
+//! [`crate::sock::SocketRecord`] that the `ConnOpened` event hands over, so the hot path takes
+//! no lock of the recorder.
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use crate::{
+    SocketCookie,
+    kernel::KernelEvent,
+    model::{DnsQueryMsg, DnsReplyMsg, HttpHeader, PeerCert, TraceId},
+    sock::SocketRecord,
+};
+
+/// Transport protocol of a traced connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Transport {
+    /// A TCP connection.
+    Tcp,
+    /// A (connected) UDP socket.
+    Udp,
+}
+
+/// Something that happened, as reported by a hook.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A dial (a connection the HTTP layer asked for) began.
+    DialStarted {
+        dial: TraceId,
+        at: Instant,
+        dst_address: String,
+        source_ip: Option<IpAddr>,
+        http_req: Option<TraceId>,
+    },
+    /// The dial ended: with the connection it established, or an error.
+    DialEnded {
+        dial: TraceId,
+        at: Instant,
+        result: Result<TraceId, String>,
+    },
+    /// The context of the dial (its future) was dropped or completed.
+    DialContextClosed { dial: TraceId, at: Instant },
+    /// A nameserver was skipped by the user's `SkipNameserver` callback.
+    NameserverSkipped {
+        dial: TraceId,
+        nameserver: String,
+        reason: String,
+    },
+    /// The resolver started to open a connection to a nameserver.
+    ResolverDialStarted {
+        dial: TraceId,
+        resolver_dial: u64,
+        at: Instant,
+        nameserver: String,
+    },
+    /// The resolver's connection attempt ended.
+    ResolverDialEnded {
+        dial: TraceId,
+        resolver_dial: u64,
+        at: Instant,
+        result: Result<TraceId, String>,
+    },
+    /// A socket was created (before `connect()`); `at` is the handshake start for TCP.
+    ConnOpened {
+        conn: TraceId,
+        transport: Transport,
+        dial: TraceId,
+        from_resolver: bool,
+        remote: SocketAddr,
+        cookie: Option<SocketCookie>,
+        record: Arc<SocketRecord>,
+        at: Instant,
+    },
+    /// The connection was established (TCP) or connected (UDP).
+    ConnEstablished {
+        conn: TraceId,
+        at: Instant,
+        local: SocketAddr,
+    },
+    /// The TCP handshake failed.
+    ConnFailed { conn: TraceId, at: Instant },
+    /// The socket was closed from our side.
+    ConnClosed { conn: TraceId, at: Instant },
+    /// A DNS query went out on a resolver connection (`msg.sent_at` is filled from `at`).
+    DnsQuery {
+        conn: TraceId,
+        dial: TraceId,
+        at: Instant,
+        msg: DnsQueryMsg,
+    },
+    /// A DNS reply came in on a resolver connection (`msg.recv_at` is filled from `at`).
+    DnsReply {
+        conn: TraceId,
+        dial: TraceId,
+        at: Instant,
+        msg: DnsReplyMsg,
+    },
+    /// A TLS handshake began on a connection.
+    TlsStarted {
+        tls: TraceId,
+        conn: TraceId,
+        at: Instant,
+        server_name: String,
+        for_proxy: bool,
+        http_req: Option<TraceId>,
+    },
+    /// The TLS handshake ended.
+    TlsEnded {
+        tls: TraceId,
+        at: Instant,
+        outcome: TlsOutcome,
+    },
+    /// An HTTP request (one hop) was handed to the connection pool.
+    HttpRequestStarted {
+        req: TraceId,
+        at: Instant,
+        method: String,
+        url: String,
+        header: HttpHeader,
+        network_proxy: String,
+        body: Arc<BodyCounters>,
+    },
+    /// The request went over this connection (known once the response arrives, or from the
+    /// dial it caused when it failed before).
+    HttpRequestConn {
+        req: TraceId,
+        conn: TraceId,
+        tls: Option<TraceId>,
+        proxy_tls: Option<TraceId>,
+    },
+    /// The response head arrived.
+    HttpResponse {
+        req: TraceId,
+        at: Instant,
+        proto: (u8, u8),
+        status: u16,
+        header: HttpHeader,
+    },
+    /// The request failed (before or after the response head).
+    HttpFailed {
+        req: TraceId,
+        at: Instant,
+        error: String,
+    },
+    /// An event of the kernel programs about a traced socket.
+    Kernel(KernelEvent),
+}
+
+/// How a TLS handshake ended.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TlsOutcome {
+    /// Empty on success.
+    pub(crate) error: String,
+    /// Session resumed.
+    pub(crate) did_resume: bool,
+    /// IANA number of the cipher suite (0 if none was negotiated).
+    pub(crate) cipher_suite: u16,
+    /// ALPN protocol.
+    pub(crate) negotiated_proto: String,
+    /// The peer's certificates (leaf first); on a failed verification, the presented chain.
+    pub(crate) peer_certs: Vec<PeerCert>,
+}
+
+/// Body bytes of one HTTP request, counted by the body wrappers as the bytes flow and read by
+/// the recorder when it takes a snapshot.
+#[derive(Debug, Default)]
+pub(crate) struct BodyCounters {
+    request: AtomicU64,
+    response: AtomicU64,
+}
+
+impl BodyCounters {
+    /// Counts request body bytes handed to the connection.
+    pub(crate) fn add_request(&self, bytes: u64) {
+        self.request.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts response body bytes read by the caller (after decoding).
+    pub(crate) fn add_response(&self, bytes: u64) {
+        self.response.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Request body bytes so far.
+    pub(crate) fn request(&self) -> u64 {
+        self.request.load(Ordering::Relaxed)
+    }
+
+    /// Response body bytes so far.
+    pub(crate) fn response(&self) -> u64 {
+        self.response.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,278 @@
+//! Connection records: [`TcpConnTrace`], [`UdpConnTrace`] and their [`AddrTuple`].
+//!
+//! A TCP record exists for every attempted connection (established or not), a UDP record for
+//! every connected UDP socket (e.g. to a nameserver). Both may carry the conntrack entry
+//! ([`ConntrackEntry`], JSON key `conntrack`) and the socket operations ([`SocketTrace`]), each
+//! omitted when absent. IP addresses are typed; an unknown one is written `""` (Go wrote `"<nil>"`
+//! for an unknown source IP, which is still read as unknown).
+//!
+//! ```
+//! use nettrace::model::{AddrTuple, TcpConnTrace, Timestamp, TraceId};
+//!
+//! let conn = TcpConnTrace {
+//!     trace_id: TraceId::new("tid-8"),
+//!     handshake_begin_at: Timestamp::Relative(115),
+//!     addr_tuple: AddrTuple::new("192.168.99.1:33623".parse().unwrap(),
+//!                                "142.251.36.132:443".parse().unwrap()),
+//!     ..Default::default()
+//! };
+//! let json = serde_json::to_value(&conn).unwrap();
+//! assert_eq!(json["addrTuple"]["dstPort"], 443);
+//! assert!(json.get("conntrack").is_none());
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use super::serde_util::{is_false, opt_ip};
+use super::{ConntrackEntry, SocketTrace, Timestamp, TraceId, TraceList, Traced};
+
+/// Source and destination addresses of a connection. Whether from our side or the remote one,
+/// before or after NAT, depends on where it appears.
+///
+/// JSON: IPs as strings (IPv4-mapped IPv6 in dotted IPv4 form, as Go), an unknown IP as `""`;
+/// `"<nil>"` (what Go writes for an unknown source IP) reads as unknown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AddrTuple {
+    /// Source IP address; `None` (JSON `""`) if unknown.
+    #[serde(rename = "srcIP", with = "opt_ip")]
+    pub src_ip: Option<IpAddr>,
+    /// Source port; 0 if unknown.
+    #[serde(rename = "srcPort")]
+    pub src_port: u16,
+    /// Destination IP address; `None` (JSON `""`) if unknown.
+    #[serde(rename = "dstIP", with = "opt_ip")]
+    pub dst_ip: Option<IpAddr>,
+    /// Destination port.
+    #[serde(rename = "dstPort")]
+    pub dst_port: u16,
+}
+
+impl AddrTuple {
+    /// The tuple of a source and a destination socket address.
+    pub fn new(src: SocketAddr, dst: SocketAddr) -> Self {
+        Self {
+            src_ip: Some(src.ip()),
+            src_port: src.port(),
+            dst_ip: Some(dst.ip()),
+            dst_port: dst.port(),
+        }
+    }
+
+    /// The source socket address, if its IP is known.
+    pub fn src(&self) -> Option<SocketAddr> {
+        self.src_ip.map(|ip| SocketAddr::new(ip, self.src_port))
+    }
+
+    /// The destination socket address, if its IP is known.
+    pub fn dst(&self) -> Option<SocketAddr> {
+        self.dst_ip.map(|ip| SocketAddr::new(ip, self.dst_port))
+    }
+}
+
+/// An established, or just attempted, TCP connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TcpConnTrace {
+    /// This record's ID.
+    #[serde(rename = "traceID")]
+    pub trace_id: TraceId,
+    /// The dial this connection came from.
+    pub from_dial: TraceId,
+    /// True if opened by the resolver towards a nameserver. Omitted when false.
+    #[serde(skip_serializing_if = "is_false")]
+    pub from_resolver: bool,
+    /// When the handshake began (SYN sent).
+    pub handshake_begin_at: Timestamp,
+    /// When the handshake ended, successfully or not.
+    pub handshake_end_at: Timestamp,
+    /// True if the handshake succeeded. If not, the reason may be in the dial's `dial_err`.
+    pub connected: bool,
+    /// When the connection was closed from our side.
+    pub conn_close_at: Timestamp,
+    /// Our and the peer's addresses.
+    pub addr_tuple: AddrTuple,
+    /// True if this connection was carried over from an earlier trace (its timestamps from
+    /// then are absolute).
+    pub reused: bool,
+    /// TCP payload bytes sent.
+    pub total_sent_bytes: u64,
+    /// TCP payload bytes received.
+    pub total_recv_bytes: u64,
+    /// The conntrack entry, if conntrack tracing is on and it was found. JSON `conntrack`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack: Option<ConntrackEntry>,
+    /// Socket operations, if socket tracing is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_trace: Option<SocketTrace>,
+}
+
+/// A UDP "connection": a connected UDP socket and the datagrams exchanged over it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct UdpConnTrace {
+    /// This record's ID.
+    #[serde(rename = "traceID")]
+    pub trace_id: TraceId,
+    /// The dial this socket came from.
+    pub from_dial: TraceId,
+    /// True if opened by the resolver towards a nameserver. Omitted when false.
+    #[serde(skip_serializing_if = "is_false")]
+    pub from_resolver: bool,
+    /// When the socket was created.
+    pub socket_create_at: Timestamp,
+    /// When the socket was closed from our side.
+    pub conn_close_at: Timestamp,
+    /// Our and the peer's addresses.
+    pub addr_tuple: AddrTuple,
+    /// UDP payload bytes sent.
+    pub total_sent_bytes: u64,
+    /// UDP payload bytes received.
+    pub total_recv_bytes: u64,
+    /// The conntrack entry, if conntrack tracing is on and it was found. JSON `conntrack`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack: Option<ConntrackEntry>,
+    /// Socket operations, if socket tracing is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_trace: Option<SocketTrace>,
+}
+
+/// The TCP connections of a trace (Go's `TCPConnTraces`).
+pub type TcpConnTraces = TraceList<TcpConnTrace>;
+
+/// The UDP connections of a trace (Go's `UDPConnTraces`).
+pub type UdpConnTraces = TraceList<UdpConnTrace>;
+
+impl Traced for TcpConnTrace {
+    fn trace_id(&self) -> &TraceId {
+        &self.trace_id
+    }
+}
+
+impl Traced for UdpConnTrace {
+    fn trace_id(&self) -> &TraceId {
+        &self.trace_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::{ConntrackStatus, SocketOp, SocketOpType, TcpState};
+
+    #[test]
+    fn addr_tuple_unknown_ip_and_go_nil() {
+        let tuple = AddrTuple {
+            src_ip: None,
+            src_port: 0,
+            dst_ip: "2a00:1450:4014:80e::2004".parse().ok(),
+            dst_port: 443,
+        };
+        let json = serde_json::to_value(tuple).unwrap();
+        assert_eq!(
+            json,
+            json!({"srcIP": "", "srcPort": 0, "dstIP": "2a00:1450:4014:80e::2004", "dstPort": 443})
+        );
+        assert_eq!(serde_json::from_value::<AddrTuple>(json).unwrap(), tuple);
+        let go: AddrTuple = serde_json::from_value(
+            json!({"srcIP": "<nil>", "srcPort": 0, "dstIP": "8.8.8.8", "dstPort": 53}),
+        )
+        .unwrap();
+        assert_eq!(go.src_ip, None);
+        assert_eq!(go.dst(), "8.8.8.8:53".parse().ok());
+        assert!(serde_json::from_value::<AddrTuple>(json!({"srcIP": "nope"})).is_err());
+    }
+
+    #[test]
+    fn addr_tuple_writes_v4_mapped_as_v4() {
+        let tuple = AddrTuple::new(
+            "[::ffff:10.0.0.1]:5000".parse().unwrap(),
+            "[::1]:80".parse().unwrap(),
+        );
+        let json = serde_json::to_value(tuple).unwrap();
+        assert_eq!(json["srcIP"], "10.0.0.1");
+        assert_eq!(json["dstIP"], "::1");
+    }
+
+    fn tcp() -> TcpConnTrace {
+        TcpConnTrace {
+            trace_id: TraceId::new("tid-8"),
+            from_dial: TraceId::new("tid-3"),
+            from_resolver: false,
+            handshake_begin_at: Timestamp::Relative(115),
+            handshake_end_at: Timestamp::Relative(126),
+            connected: true,
+            conn_close_at: Timestamp::Undefined,
+            addr_tuple: AddrTuple::new(
+                "192.168.99.1:33623".parse().unwrap(),
+                "142.251.36.132:443".parse().unwrap(),
+            ),
+            reused: false,
+            total_sent_bytes: 735,
+            total_recv_bytes: 12657,
+            conntrack: Some(ConntrackEntry {
+                status: ConntrackStatus::CONFIRMED,
+                tcp_state: TcpState::SynRecv,
+                ..Default::default()
+            }),
+            socket_trace: Some(SocketTrace {
+                socket_ops: vec![SocketOp {
+                    op_type: SocketOpType::Write,
+                    call_at: Timestamp::Relative(127),
+                    return_at: Timestamp::Relative(127),
+                    data_len: 280,
+                    ..Default::default()
+                }],
+            }),
+        }
+    }
+
+    #[test]
+    fn tcp_round_trip() {
+        let conn = tcp();
+        let json = serde_json::to_value(&conn).unwrap();
+        assert_eq!(json["traceID"], "tid-8");
+        assert_eq!(json["connCloseAt"], "undefined");
+        assert_eq!(json["conntrack"]["tcpState"], "sync-recv");
+        assert!(json.get("fromResolver").is_none());
+        assert_eq!(serde_json::from_value::<TcpConnTrace>(json).unwrap(), conn);
+
+        let bare = TcpConnTrace {
+            conntrack: None,
+            socket_trace: None,
+            from_resolver: true,
+            ..tcp()
+        };
+        let json = serde_json::to_value(&bare).unwrap();
+        assert!(json.get("conntrack").is_none() && json.get("socketTrace").is_none());
+        assert_eq!(json["fromResolver"], true);
+        assert_eq!(serde_json::from_value::<TcpConnTrace>(json).unwrap(), bare);
+    }
+
+    #[test]
+    fn udp_round_trip() {
+        let conn = UdpConnTrace {
+            trace_id: TraceId::new("tid-5"),
+            from_dial: TraceId::new("tid-3"),
+            from_resolver: true,
+            socket_create_at: Timestamp::Relative(73),
+            conn_close_at: Timestamp::Relative(115),
+            addr_tuple: AddrTuple::new(
+                "192.168.99.1:40475".parse().unwrap(),
+                "8.8.8.8:53".parse().unwrap(),
+            ),
+            total_sent_bytes: 43,
+            total_recv_bytes: 71,
+            conntrack: Some(ConntrackEntry::default()),
+            socket_trace: Some(SocketTrace::default()),
+        };
+        let json = serde_json::to_value(&conn).unwrap();
+        assert_eq!(json["socketCreateAt"], "+73ms");
+        assert_eq!(json["socketTrace"], json!({"socketOps": null}));
+        assert_eq!(serde_json::from_value::<UdpConnTrace>(json).unwrap(), conn);
+    }
+}

@@ -1,0 +1,206 @@
+//! Trace record identifiers ([`TraceId`]) and the process-wide ID generator.
+//!
+//! Every record that others refer to (dial, connection, TLS tunnel, DNS query, HTTP request) has
+//! a [`TraceId`]; references between records are `TraceId`s too, with `""` meaning "none".
+//! New IDs come from [`next_trace_id`] (or [`TraceId::generate`]), which by default returns
+//! `tid-<n>` with `n` from a process-wide atomic counter in decimal, as Go's `AtomicCounterID`.
+//! The generator can be replaced at run time with [`set_id_generator`] (Go: assigning
+//! `IDGenerator`) and restored with [`reset_id_generator`].
+//!
+//! ```
+//! use nettrace::model::{TraceId, next_trace_id};
+//!
+//! let id = next_trace_id();
+//! assert!(id.as_str().starts_with("tid-"));
+//! assert!(TraceId::default().is_empty());
+//! assert_eq!(serde_json::to_string(&TraceId::new("tid-8")).unwrap(), r#""tid-8""#);
+//! ```
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::serde_util::nullable_str;
+
+/// Identifier of a trace record (dial, connection, TLS tunnel, DNS query, HTTP request).
+///
+/// A plain string in JSON. The empty ID (the [`Default`]) means "undefined" (Go's
+/// `TraceID.Undefined()`), e.g. a dial without an established connection. JSON `null` reads as
+/// the empty ID, as in Go.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TraceId(String);
+
+impl TraceId {
+    /// Wraps an existing identifier (no validation: Go accepts any string).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// A fresh identifier from the current generator; same as [`next_trace_id`].
+    pub fn generate() -> Self {
+        next_trace_id()
+    }
+
+    /// The identifier as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// True for the undefined (empty) identifier.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The identifier as an owned string.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for TraceId {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+impl From<&str> for TraceId {
+    fn from(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+}
+
+impl From<TraceId> for String {
+    fn from(id: TraceId) -> Self {
+        id.0
+    }
+}
+
+impl AsRef<str> for TraceId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for TraceId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for TraceId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for TraceId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl Serialize for TraceId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for TraceId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        nullable_str(deserializer, |s| Ok(Self::from(s)))
+    }
+}
+
+/// A replacement ID generator installed with [`set_id_generator`].
+type Generator = Arc<dyn Fn() -> TraceId + Send + Sync>;
+
+/// The counter of [`atomic_counter_id`]; the first ID is `tid-1`, as in Go.
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The generator installed by the user, if any.
+static GENERATOR: RwLock<Option<Generator>> = RwLock::new(None);
+
+/// The default generator: `tid-<n>`, `n` a process-wide counter in decimal starting at 1
+/// (Go's `AtomicCounterID`). IDs are unique within one process only.
+pub fn atomic_counter_id() -> TraceId {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+    TraceId(format!("tid-{n}"))
+}
+
+/// A fresh identifier from the installed generator, or [`atomic_counter_id`] if none is.
+pub fn next_trace_id() -> TraceId {
+    // Clone the Arc and release the lock before calling it, so that a generator may itself
+    // call `set_id_generator` without deadlocking.
+    let custom = GENERATOR
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    match custom {
+        Some(generate) => generate(),
+        None => atomic_counter_id(),
+    }
+}
+
+/// Replaces the process-wide ID generator (Go: assigning `nettrace.IDGenerator`).
+///
+/// The generator must return IDs unique within the process; it is called from any thread.
+pub fn set_id_generator(generator: impl Fn() -> TraceId + Send + Sync + 'static) {
+    *GENERATOR.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(generator));
+}
+
+/// Restores the default generator, [`atomic_counter_id`]. Its counter is not reset.
+pub fn reset_id_generator() {
+    *GENERATOR.write().unwrap_or_else(PoisonError::into_inner) = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The generator is process-wide: unit tests only use the default counter; replacing the
+    // generator is tested in tests/model_trace_id.rs (its own process).
+
+    fn counter_of(id: &TraceId) -> u64 {
+        id.as_str()
+            .strip_prefix("tid-")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a counter ID: {id}"))
+    }
+
+    #[test]
+    fn counter_ids_are_decimal_and_increasing() {
+        let a = atomic_counter_id();
+        let b = atomic_counter_id();
+        assert!(counter_of(&b) > counter_of(&a), "{a} then {b}");
+        assert!(counter_of(&a) >= 1);
+    }
+
+    #[test]
+    fn serde_round_trip_and_null() {
+        let id = TraceId::new("tid-42");
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, r#""tid-42""#);
+        assert_eq!(serde_json::from_str::<TraceId>(&json).unwrap(), id);
+        assert!(serde_json::from_str::<TraceId>("null").unwrap().is_empty());
+        assert!(serde_json::from_str::<TraceId>("7").is_err());
+    }
+
+    #[test]
+    fn conversions_and_comparisons() {
+        let id = TraceId::from("tid-1");
+        assert_eq!(id, "tid-1");
+        assert_eq!(id.to_string(), "tid-1");
+        assert_eq!(String::from(id.clone()), "tid-1");
+        let set: std::collections::HashSet<TraceId> = [id].into_iter().collect();
+        assert!(set.contains("tid-1"));
+    }
+}

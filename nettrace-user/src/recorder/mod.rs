@@ -1,0 +1,328 @@
+//! The recorder: the one place where events become trace records.
+//!
+//! Sans-I/O: [`Recorder::handle`] folds an [`Event`] into the state, [`Recorder::snapshot`]
+//! returns the trace so far, [`Recorder::clear`] starts a new trace. Records keep
+//! [`Instant`]s and are converted to the model's timestamps only in a snapshot, against the
+//! beginning of the current trace: what happened before it (on a connection carried over by
+//! [`Recorder::clear`]) comes out absolute, never as a stale relative time.
+//!
+//! A snapshot never removes anything (Go's `GetTrace` loses dials, DNS queries and TLS tunnels
+//! on a second call), and references are resolved so that a record that is known is never
+//! referred to by an empty ID.
+mod records;
+mod snapshot;
+mod table;
+
+use std::collections::HashMap;
+
+pub(crate) use records::{ConnRec, DialRec, DnsRec, HttpRec, ResolverDialRec, TlsRec};
+use table::Table;
+
+use crate::{SocketCookie, clock::TraceClock, event::Event, kernel::KernelEvent, model::TraceId};
+
+/// All records of the current trace, and the open connections carried over from earlier ones.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    clock: TraceClock,
+    dials: Table<DialRec>,
+    conns: Table<ConnRec>,
+    /// One DNS query trace per resolver connection, keyed by the connection's ID.
+    dns: Table<DnsRec>,
+    tls: Table<TlsRec>,
+    http: Table<HttpRec>,
+    by_cookie: HashMap<SocketCookie, TraceId>,
+    /// Whether DNS messages are recorded (`WithDNSQueryTrace`).
+    record_dns: bool,
+}
+
+impl Recorder {
+    /// An empty trace beginning now.
+    pub(crate) fn new(record_dns: bool) -> Self {
+        Self {
+            clock: TraceClock::start_now(),
+            dials: Table::default(),
+            conns: Table::default(),
+            dns: Table::default(),
+            tls: Table::default(),
+            http: Table::default(),
+            by_cookie: HashMap::new(),
+            record_dns,
+        }
+    }
+
+    /// The clock of the current trace.
+    pub(crate) fn clock(&self) -> &TraceClock {
+        &self.clock
+    }
+
+    /// Folds one event into the trace. Events about records this trace does not know (for
+    /// instance, a late event of a dial from before [`Recorder::clear`]) are ignored.
+    pub(crate) fn handle(&mut self, event: Event) {
+        match event {
+            Event::DialStarted {
+                dial,
+                at,
+                dst_address,
+                source_ip,
+                http_req,
+            } => self.dials.insert(
+                dial,
+                DialRec {
+                    begin: at,
+                    dst_address,
+                    source_ip,
+                    http_req,
+                    ..DialRec::default()
+                },
+            ),
+            Event::DialEnded { dial, at, result } => {
+                if let Some(rec) = self.dials.get_mut(&dial) {
+                    rec.end = Some(at);
+                    match result {
+                        Ok(conn) => rec.established = Some(conn),
+                        Err(error) => rec.error = error,
+                    }
+                }
+            }
+            Event::DialContextClosed { dial, at } => {
+                if let Some(rec) = self.dials.get_mut(&dial) {
+                    rec.ctx_closed.get_or_insert(at);
+                }
+            }
+            Event::NameserverSkipped {
+                dial, nameserver, ..
+            } => {
+                if let Some(rec) = self.dials.get_mut(&dial) {
+                    if !rec.skipped_nameservers.contains(&nameserver) {
+                        rec.skipped_nameservers.push(nameserver);
+                    }
+                }
+            }
+            Event::ResolverDialStarted {
+                dial,
+                resolver_dial,
+                at,
+                nameserver,
+            } => {
+                if let Some(rec) = self.dials.get_mut(&dial) {
+                    rec.resolver_dials.push(ResolverDialRec {
+                        id: resolver_dial,
+                        begin: at,
+                        nameserver,
+                        ..ResolverDialRec::default()
+                    });
+                }
+            }
+            Event::ResolverDialEnded {
+                dial,
+                resolver_dial,
+                at,
+                result,
+            } => {
+                let found = self.dials.get_mut(&dial).and_then(|rec| {
+                    rec.resolver_dials
+                        .iter_mut()
+                        .find(|r| r.id == resolver_dial)
+                });
+                if let Some(rec) = found {
+                    rec.end = Some(at);
+                    match result {
+                        Ok(conn) => rec.established = Some(conn),
+                        Err(error) => rec.error = error,
+                    }
+                }
+            }
+            Event::ConnOpened {
+                conn,
+                transport,
+                dial,
+                from_resolver,
+                remote,
+                cookie,
+                record,
+                at,
+            } => {
+                if let Some(cookie) = cookie {
+                    self.by_cookie.insert(cookie, conn.clone());
+                }
+                self.conns.insert(
+                    conn,
+                    ConnRec {
+                        transport,
+                        dial,
+                        from_resolver,
+                        remote,
+                        cookie,
+                        record,
+                        opened: at,
+                        ..ConnRec::new_placeholder()
+                    },
+                );
+            }
+            Event::ConnEstablished { conn, at, local } => {
+                if let Some(rec) = self.conns.get_mut(&conn) {
+                    rec.established = Some(at);
+                    rec.handshake_end = Some(at);
+                    rec.local = Some(local);
+                }
+            }
+            Event::ConnFailed { conn, at } => {
+                if let Some(rec) = self.conns.get_mut(&conn) {
+                    rec.handshake_end.get_or_insert(at);
+                }
+            }
+            Event::ConnClosed { conn, at } => {
+                if let Some(rec) = self.conns.get_mut(&conn) {
+                    rec.closed.get_or_insert(at);
+                }
+            }
+            Event::DnsQuery {
+                conn,
+                dial,
+                at,
+                mut msg,
+            } => {
+                if self.record_dns {
+                    msg.sent_at = self.clock.stamp(Some(at));
+                    self.dns_rec(conn, dial).queries.push((at, msg));
+                }
+            }
+            Event::DnsReply {
+                conn,
+                dial,
+                at,
+                mut msg,
+            } => {
+                if self.record_dns {
+                    msg.recv_at = self.clock.stamp(Some(at));
+                    self.dns_rec(conn, dial).replies.push((at, msg));
+                }
+            }
+            Event::TlsStarted {
+                tls,
+                conn,
+                at,
+                server_name,
+                for_proxy,
+                http_req,
+            } => self.tls.insert(
+                tls,
+                TlsRec {
+                    conn,
+                    begin: at,
+                    server_name,
+                    for_proxy,
+                    http_req,
+                    end: None,
+                    outcome: None,
+                },
+            ),
+            Event::TlsEnded { tls, at, outcome } => {
+                if let Some(rec) = self.tls.get_mut(&tls) {
+                    rec.end = Some(at);
+                    rec.outcome = Some(outcome);
+                }
+            }
+            Event::HttpRequestStarted {
+                req,
+                at,
+                method,
+                url,
+                header,
+                network_proxy,
+                body,
+            } => self.http.insert(
+                req,
+                HttpRec {
+                    sent: at,
+                    method,
+                    url,
+                    req_header: header,
+                    network_proxy,
+                    body,
+                    ..HttpRec::new_placeholder()
+                },
+            ),
+            Event::HttpRequestConn {
+                req,
+                conn,
+                tls,
+                proxy_tls,
+            } => {
+                if let Some(rec) = self.http.get_mut(&req) {
+                    rec.conn = Some(conn);
+                    rec.tls = tls.or(rec.tls.take());
+                    rec.proxy_tls = proxy_tls.or(rec.proxy_tls.take());
+                }
+            }
+            Event::HttpResponse {
+                req,
+                at,
+                proto,
+                status,
+                header,
+            } => {
+                if let Some(rec) = self.http.get_mut(&req) {
+                    rec.response = Some(at);
+                    rec.proto = Some(proto);
+                    rec.status = status;
+                    rec.resp_header = header;
+                }
+            }
+            Event::HttpFailed { req, error, .. } => {
+                if let Some(rec) = self.http.get_mut(&req) {
+                    if rec.error.is_empty() {
+                        rec.error = error;
+                    }
+                }
+            }
+            Event::Kernel(event) => self.handle_kernel(event),
+        }
+    }
+
+    fn handle_kernel(&mut self, event: KernelEvent) {
+        let Some(conn) = self.by_cookie.get(&event.cookie()) else {
+            return;
+        };
+        if let Some(rec) = self.conns.get_mut(conn) {
+            rec.kernel.push(event);
+        }
+    }
+
+    fn dns_rec(&mut self, conn: TraceId, dial: TraceId) -> &mut DnsRec {
+        if self.dns.get(&conn).is_none() {
+            self.dns.insert(
+                conn.clone(),
+                DnsRec {
+                    trace_id: TraceId::generate(),
+                    dial,
+                    queries: Vec::new(),
+                    replies: Vec::new(),
+                },
+            );
+        }
+        // Inserted just above when missing.
+        self.dns.get_mut(&conn).unwrap_or_else(|| unreachable!())
+    }
+
+    /// Starts a new trace: everything recorded so far is dropped except the connections that
+    /// are still open, which carry over marked as reused (their earlier instants become
+    /// absolute timestamps in the new trace).
+    pub(crate) fn clear(&mut self) {
+        self.clock = TraceClock::start_now();
+        self.dials = Table::default();
+        self.dns = Table::default();
+        self.tls = Table::default();
+        self.http = Table::default();
+        self.conns.retain(|_, rec| rec.closed.is_none());
+        for (_, rec) in self.conns.iter_mut() {
+            rec.reused = true;
+        }
+        let live: HashMap<SocketCookie, TraceId> = self
+            .conns
+            .iter()
+            .filter_map(|(id, rec)| rec.cookie.map(|c| (c, id.clone())))
+            .collect();
+        self.by_cookie = live;
+    }
+}

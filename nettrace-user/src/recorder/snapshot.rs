@@ -1,0 +1,221 @@
+//! [`Recorder::snapshot`]: the trace so far, in the model's types.
+use std::time::Instant;
+
+use super::{ConnRec, DialRec, HttpRec, Recorder, TlsRec};
+use crate::{
+    clock::TraceClock,
+    event::Transport,
+    model::{
+        AddrTuple, DialTrace, DnsQueryTrace, HttpReqTrace, HttpTrace, NetTrace, ResolverDialTrace,
+        SocketOp, SocketTrace, TcpConnTrace, TlsTunnelTrace, TraceId, UdpConnTrace,
+    },
+    sock::RawSocketOp,
+};
+
+impl Recorder {
+    /// The trace so far, ending at `now`. Takes nothing away: a second snapshot holds at
+    /// least what the first did, with the same IDs.
+    pub(crate) fn snapshot(&self, description: &str, now: Instant) -> HttpTrace {
+        let clock = &self.clock;
+        let mut net = NetTrace {
+            description: description.to_owned(),
+            trace_begin_at: clock.begin_at(),
+            trace_end_at: clock.stamp(Some(now)),
+            ..NetTrace::default()
+        };
+        for (id, dial) in self.dials.iter() {
+            net.dials.0.push(dial_trace(clock, id, dial));
+        }
+        for (id, conn) in self.conns.iter() {
+            match conn.transport {
+                Transport::Tcp => net.tcp_conns.0.push(tcp_trace(clock, id, conn)),
+                Transport::Udp => net.udp_conns.0.push(udp_trace(clock, id, conn)),
+            }
+        }
+        for (conn, dns) in self.dns.iter() {
+            net.dns_queries.0.push(DnsQueryTrace {
+                trace_id: dns.trace_id.clone(),
+                from_dial: dns.dial.clone(),
+                connection: conn.clone(),
+                dns_query_msgs: dns.queries.iter().map(|(_, m)| m.clone()).collect(),
+                dns_reply_msgs: dns.replies.iter().map(|(_, m)| m.clone()).collect(),
+            });
+        }
+        for (id, tls) in self.tls.iter() {
+            net.tls_tunnels.0.push(tls_trace(clock, id, tls));
+        }
+        let http_requests = self
+            .http
+            .iter()
+            .map(|(id, req)| self.http_trace(id, req))
+            .collect::<Vec<_>>()
+            .into();
+        HttpTrace {
+            net_trace: net,
+            http_requests,
+        }
+    }
+
+    fn http_trace(&self, id: &TraceId, req: &HttpRec) -> HttpReqTrace {
+        let clock = &self.clock;
+        let (proto_major, proto_minor) = req.proto.unwrap_or((1, 1));
+        HttpReqTrace {
+            trace_id: id.clone(),
+            tcp_conn: req
+                .conn
+                .clone()
+                .or_else(|| self.conn_of_request_dial(id))
+                .unwrap_or_default(),
+            tls_tunnel: req
+                .tls
+                .clone()
+                .or_else(|| self.tls_of_request(id, false))
+                .unwrap_or_default(),
+            proxy_tls_tunnel: req
+                .proxy_tls
+                .clone()
+                .or_else(|| self.tls_of_request(id, true))
+                .unwrap_or_default(),
+            proto_major,
+            proto_minor,
+            network_proxy: req.network_proxy.clone(),
+            req_sent_at: clock.stamp(Some(req.sent)),
+            req_method: req.method.clone(),
+            req_url: req.url.clone(),
+            req_header: req.req_header.clone(),
+            req_content_len: req.body.request(),
+            req_error: req.error.clone(),
+            resp_recv_at: clock.stamp(req.response),
+            resp_status_code: req.status,
+            resp_header: req.resp_header.clone(),
+            resp_content_len: req.body.response(),
+        }
+    }
+
+    /// For a request that never got a response: the connection its dial established, or the
+    /// last one it attempted.
+    fn conn_of_request_dial(&self, req: &TraceId) -> Option<TraceId> {
+        let (dial_id, dial) = self
+            .dials
+            .iter()
+            .filter(|(_, d)| d.http_req.as_ref() == Some(req))
+            .last()?;
+        dial.established.clone().or_else(|| {
+            self.conns
+                .iter()
+                .filter(|(_, c)| &c.dial == dial_id && !c.from_resolver)
+                .map(|(id, _)| id.clone())
+                .last()
+        })
+    }
+
+    /// The (proxy) TLS tunnel a request caused, when the response did not name it.
+    fn tls_of_request(&self, req: &TraceId, for_proxy: bool) -> Option<TraceId> {
+        self.tls
+            .iter()
+            .filter(|(_, t)| t.http_req.as_ref() == Some(req) && t.for_proxy == for_proxy)
+            .map(|(id, _)| id.clone())
+            .last()
+    }
+}
+
+fn dial_trace(clock: &TraceClock, id: &TraceId, dial: &DialRec) -> DialTrace {
+    DialTrace {
+        trace_id: id.clone(),
+        dial_begin_at: clock.stamp(Some(dial.begin)),
+        dial_end_at: clock.stamp(dial.end),
+        dial_err: dial.error.clone(),
+        ctx_close_at: clock.stamp(dial.ctx_closed),
+        dst_address: dial.dst_address.clone(),
+        resolver_dials: dial
+            .resolver_dials
+            .iter()
+            .map(|r| ResolverDialTrace {
+                dial_begin_at: clock.stamp(Some(r.begin)),
+                dial_end_at: clock.stamp(r.end),
+                dial_err: r.error.clone(),
+                nameserver: r.nameserver.clone(),
+                established_conn: r.established.clone().unwrap_or_default(),
+            })
+            .collect(),
+        skipped_nameservers: dial.skipped_nameservers.clone(),
+        source_ip: dial.source_ip,
+        established_conn: dial.established.clone().unwrap_or_default(),
+    }
+}
+
+fn addr_tuple(conn: &ConnRec) -> AddrTuple {
+    AddrTuple {
+        src_ip: conn.local.map(|a| a.ip()),
+        src_port: conn.local.map_or(0, |a| a.port()),
+        dst_ip: Some(conn.remote.ip()),
+        dst_port: conn.remote.port(),
+    }
+}
+
+fn socket_trace(clock: &TraceClock, conn: &ConnRec) -> Option<SocketTrace> {
+    let ops = conn.record.ops()?;
+    Some(SocketTrace {
+        socket_ops: ops.iter().map(|op| socket_op(clock, op)).collect(),
+    })
+}
+
+fn socket_op(clock: &TraceClock, op: &RawSocketOp) -> SocketOp {
+    SocketOp {
+        op_type: op.op_type,
+        call_at: clock.stamp(Some(op.call_at)),
+        return_at: clock.stamp(Some(op.return_at)),
+        return_err: op.error.clone().unwrap_or_default(),
+        remote_addr: op.remote.map(|a| a.to_string()).unwrap_or_default(),
+        data_len: op.data_len,
+    }
+}
+
+fn tcp_trace(clock: &TraceClock, id: &TraceId, conn: &ConnRec) -> TcpConnTrace {
+    TcpConnTrace {
+        trace_id: id.clone(),
+        from_dial: conn.dial.clone(),
+        from_resolver: conn.from_resolver,
+        handshake_begin_at: clock.stamp(Some(conn.opened)),
+        handshake_end_at: clock.stamp(conn.handshake_end),
+        connected: conn.established.is_some(),
+        conn_close_at: clock.stamp(conn.closed),
+        addr_tuple: addr_tuple(conn),
+        reused: conn.reused,
+        total_sent_bytes: conn.record.sent(),
+        total_recv_bytes: conn.record.received(),
+        conntrack: None,
+        socket_trace: socket_trace(clock, conn),
+    }
+}
+
+fn udp_trace(clock: &TraceClock, id: &TraceId, conn: &ConnRec) -> UdpConnTrace {
+    UdpConnTrace {
+        trace_id: id.clone(),
+        from_dial: conn.dial.clone(),
+        from_resolver: conn.from_resolver,
+        socket_create_at: clock.stamp(Some(conn.opened)),
+        conn_close_at: clock.stamp(conn.closed),
+        addr_tuple: addr_tuple(conn),
+        total_sent_bytes: conn.record.sent(),
+        total_recv_bytes: conn.record.received(),
+        conntrack: None,
+        socket_trace: socket_trace(clock, conn),
+    }
+}
+
+fn tls_trace(clock: &TraceClock, id: &TraceId, tls: &TlsRec) -> TlsTunnelTrace {
+    let outcome = tls.outcome.clone().unwrap_or_default();
+    TlsTunnelTrace {
+        trace_id: id.clone(),
+        tcp_conn: tls.conn.clone(),
+        handshake_begin_at: clock.stamp(Some(tls.begin)),
+        handshake_end_at: clock.stamp(tls.end),
+        handshake_err: outcome.error,
+        did_resume: outcome.did_resume,
+        peer_certs: outcome.peer_certs,
+        cipher_suite: outcome.cipher_suite,
+        negotiated_proto: outcome.negotiated_proto,
+        server_name: tls.server_name.clone(),
+    }
+}

@@ -1,0 +1,82 @@
+//! [`Table`]: records in insertion order with lookup by trace ID.
+use std::collections::HashMap;
+
+use crate::model::TraceId;
+
+/// Records kept in the order they were created, found by ID in O(1).
+#[derive(Debug)]
+pub(crate) struct Table<T> {
+    rows: Vec<(TraceId, T)>,
+    index: HashMap<TraceId, usize>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Self {
+            rows: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Table<T> {
+    /// Adds a record; a record with the same ID is replaced in place.
+    pub(crate) fn insert(&mut self, id: TraceId, row: T) {
+        match self.index.get(&id) {
+            Some(&i) => self.rows[i].1 = row,
+            None => {
+                self.index.insert(id.clone(), self.rows.len());
+                self.rows.push((id, row));
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, id: &TraceId) -> Option<&T> {
+        self.index.get(id).map(|&i| &self.rows[i].1)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: &TraceId) -> Option<&mut T> {
+        self.index.get(id).map(|&i| &mut self.rows[i].1)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&TraceId, &T)> {
+        self.rows.iter().map(|(id, row)| (id, row))
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&TraceId, &mut T)> {
+        self.rows.iter_mut().map(|(id, row)| (&*id, row))
+    }
+
+    /// Keeps only the records for which `keep` is true, in order.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&TraceId, &mut T) -> bool) {
+        self.rows.retain_mut(|(id, row)| keep(id, row));
+        self.index = self
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (id.clone(), i))
+            .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_order_and_finds_by_id() {
+        let mut table = Table::default();
+        for (id, v) in [("a", 1), ("b", 2), ("c", 3)] {
+            table.insert(TraceId::new(id), v);
+        }
+        table.insert(TraceId::new("b"), 20);
+        table.retain(|_, v| *v != 1);
+        let rows: Vec<_> = table
+            .iter()
+            .map(|(id, v)| (id.as_str().to_owned(), *v))
+            .collect();
+        assert_eq!(rows, [("b".to_owned(), 20), ("c".to_owned(), 3)]);
+        assert_eq!(table.get(&TraceId::new("c")), Some(&3));
+        assert_eq!(table.get(&TraceId::new("a")), None);
+    }
+}

@@ -1,0 +1,86 @@
+//! [`TracedUdpSocket`]: a connected UDP socket whose sends and receives are counted and logged
+//! into its [`SocketRecord`]; the close is reported when it is dropped.
+use std::{io, sync::Arc, time::Instant};
+
+use tokio::net::UdpSocket;
+
+use super::{RawSocketOp, SocketRecord};
+use crate::{event::Event, model::SocketOpType, model::TraceId, tracer::Tracer};
+
+/// A traced, connected UDP socket.
+#[derive(Debug)]
+pub(crate) struct TracedUdpSocket {
+    inner: UdpSocket,
+    conn: TraceId,
+    record: Arc<SocketRecord>,
+    tracer: Tracer,
+}
+
+impl TracedUdpSocket {
+    /// Wraps a connected socket, the connection `conn` whose I/O goes into `record`.
+    pub(crate) fn new(
+        inner: UdpSocket,
+        conn: TraceId,
+        record: Arc<SocketRecord>,
+        tracer: Tracer,
+    ) -> Self {
+        Self {
+            inner,
+            conn,
+            record,
+            tracer,
+        }
+    }
+
+    /// The connection's trace ID.
+    pub(crate) fn conn(&self) -> &TraceId {
+        &self.conn
+    }
+
+    /// Sends one datagram to the connected peer.
+    pub(crate) async fn send(&self, datagram: &[u8]) -> io::Result<usize> {
+        let call_at = self.record.logs_ops().then(Instant::now);
+        let result = self.inner.send(datagram).await;
+        if let Ok(n) = result {
+            self.record.add_sent(n);
+        }
+        self.log(SocketOpType::Write, call_at, &result);
+        result
+    }
+
+    /// Receives one datagram from the connected peer.
+    pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let call_at = self.record.logs_ops().then(Instant::now);
+        let result = self.inner.recv(buf).await;
+        if let Ok(n) = result {
+            self.record.add_received(n);
+        }
+        self.log(SocketOpType::Read, call_at, &result);
+        result
+    }
+
+    fn log(&self, op_type: SocketOpType, call_at: Option<Instant>, result: &io::Result<usize>) {
+        let Some(call_at) = call_at else {
+            return;
+        };
+        self.record.push_op(RawSocketOp {
+            op_type,
+            call_at,
+            return_at: Instant::now(),
+            error: result.as_ref().err().map(ToString::to_string),
+            remote: None,
+            data_len: result
+                .as_ref()
+                .map_or(0, |n| u32::try_from(*n).unwrap_or(u32::MAX)),
+        });
+    }
+}
+
+impl Drop for TracedUdpSocket {
+    fn drop(&mut self) {
+        self.tracer.emit(Event::ConnClosed {
+            conn: self.conn.clone(),
+            at: Instant::now(),
+        });
+    }
+}

@@ -1,0 +1,175 @@
+//! Opening traced sockets: one path for every TCP connection and UDP socket the client opens
+//! (HTTP connections and resolver connections alike).
+//!
+//! The socket is created, optionally bound to the configured source IP, its kernel cookie read
+//! and the connection reported, all before `connect()`, so that the record (and the kernel
+//! programs, which know the socket by its cookie) cover the whole handshake.
+use std::{
+    io,
+    net::{IpAddr, SocketAddr},
+    time::{Duration, Instant},
+};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+
+use super::{TracedStream, TracedUdpSocket};
+use crate::{
+    SocketCookie,
+    event::{Event, Transport},
+    model::TraceId,
+    tracer::Tracer,
+};
+
+/// Who opens the socket and where to.
+#[derive(Clone, Debug)]
+pub(crate) struct SocketOrigin {
+    /// The dial the socket belongs to.
+    pub(crate) dial: TraceId,
+    /// True for connections to nameservers.
+    pub(crate) from_resolver: bool,
+    /// Local address to bind before connecting.
+    pub(crate) source_ip: Option<IpAddr>,
+}
+
+/// TCP options applied before connecting.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TcpOptions {
+    /// Give up the handshake after this long.
+    pub(crate) connect_timeout: Option<Duration>,
+    /// Keep-alive probe interval; `None` leaves the system default.
+    pub(crate) keepalive: Option<Duration>,
+}
+
+/// Creates a socket for `transport` towards `remote` and reports it.
+fn open(
+    tracer: &Tracer,
+    transport: Transport,
+    origin: &SocketOrigin,
+    remote: SocketAddr,
+) -> io::Result<(Socket, TraceId, std::sync::Arc<super::SocketRecord>)> {
+    let domain = Domain::for_address(remote);
+    let (kind, protocol) = match transport {
+        Transport::Tcp => (Type::STREAM, Protocol::TCP),
+        Transport::Udp => (Type::DGRAM, Protocol::UDP),
+    };
+    let socket = Socket::new(domain, kind.nonblocking().cloexec(), Some(protocol))?;
+    if let Some(ip) = origin.source_ip {
+        socket.bind(&SocketAddr::new(ip, 0).into())?;
+    }
+    let cookie = SocketCookie::of(&socket).ok();
+    let conn = TraceId::generate();
+    let record = tracer.new_socket_record();
+    tracer.emit(Event::ConnOpened {
+        conn: conn.clone(),
+        transport,
+        dial: origin.dial.clone(),
+        from_resolver: origin.from_resolver,
+        remote,
+        cookie,
+        record: record.clone(),
+        at: Instant::now(),
+    });
+    Ok((socket, conn, record))
+}
+
+/// Opens and connects a traced TCP connection.
+pub(crate) async fn connect_tcp(
+    tracer: &Tracer,
+    origin: &SocketOrigin,
+    remote: SocketAddr,
+    options: TcpOptions,
+) -> Result<TracedStream<TcpStream>, ConnectError> {
+    let (socket, conn, record) =
+        open(tracer, Transport::Tcp, origin, remote).map_err(ConnectError::Socket)?;
+    let fail = |error: ConnectError| {
+        let at = Instant::now();
+        tracer.emit(Event::ConnFailed {
+            conn: conn.clone(),
+            at,
+        });
+        tracer.emit(Event::ConnClosed {
+            conn: conn.clone(),
+            at,
+        });
+        error
+    };
+    if let Some(interval) = options.keepalive {
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(interval)
+            .with_interval(interval);
+        socket
+            .set_tcp_keepalive(&keepalive)
+            .map_err(|e| fail(ConnectError::Socket(e)))?;
+    }
+    socket
+        .set_tcp_nodelay(true)
+        .map_err(|e| fail(ConnectError::Socket(e)))?;
+    let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(socket));
+    let connecting = socket.connect(remote);
+    let stream = match options.connect_timeout {
+        Some(limit) => match tokio::time::timeout(limit, connecting).await {
+            Ok(result) => result,
+            Err(_) => return Err(fail(ConnectError::Timeout(limit))),
+        },
+        None => connecting.await,
+    }
+    .map_err(|e| fail(ConnectError::Connect(e)))?;
+    let local = stream
+        .local_addr()
+        .map_err(|e| fail(ConnectError::Socket(e)))?;
+    tracer.emit(Event::ConnEstablished {
+        conn: conn.clone(),
+        at: Instant::now(),
+        local,
+    });
+    Ok(TracedStream::new(stream, conn, record, tracer.clone()))
+}
+
+/// Opens and connects a traced UDP socket.
+pub(crate) async fn connect_udp(
+    tracer: &Tracer,
+    origin: &SocketOrigin,
+    remote: SocketAddr,
+) -> Result<TracedUdpSocket, ConnectError> {
+    let (socket, conn, record) =
+        open(tracer, Transport::Udp, origin, remote).map_err(ConnectError::Socket)?;
+    let result = async {
+        let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
+        socket.connect(remote).await?;
+        let local = socket.local_addr()?;
+        io::Result::Ok((socket, local))
+    }
+    .await;
+    match result {
+        Ok((socket, local)) => {
+            tracer.emit(Event::ConnEstablished {
+                conn: conn.clone(),
+                at: Instant::now(),
+                local,
+            });
+            Ok(TracedUdpSocket::new(socket, conn, record, tracer.clone()))
+        }
+        Err(error) => {
+            tracer.emit(Event::ConnClosed {
+                conn,
+                at: Instant::now(),
+            });
+            Err(ConnectError::Connect(error))
+        }
+    }
+}
+
+/// Why a traced connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    /// Creating, binding or configuring the socket failed.
+    #[error("socket setup failed: {0}")]
+    Socket(#[source] io::Error),
+    /// `connect()` failed.
+    #[error("{0}")]
+    Connect(#[source] io::Error),
+    /// The handshake did not finish in time.
+    #[error("TCP handshake timed out after {0:?}")]
+    Timeout(Duration),
+}

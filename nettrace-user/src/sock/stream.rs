@@ -1,0 +1,164 @@
+//! [`TracedStream`]: an `AsyncRead + AsyncWrite` wrapper that counts bytes and logs each read
+//! and write into its socket's [`SocketRecord`], and reports the close when dropped.
+//!
+//! An async read is "called" at its first poll and "returns" at the poll that completes it, so a
+//! logged operation spans the whole wait, like a blocking `read()` in Go.
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Instant,
+};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::{RawSocketOp, SocketRecord};
+use crate::{event::Event, model::SocketOpType, model::TraceId, tracer::Tracer};
+
+/// A traced byte stream (a TCP connection).
+#[derive(Debug)]
+pub(crate) struct TracedStream<S> {
+    inner: S,
+    conn: TraceId,
+    record: Arc<SocketRecord>,
+    tracer: Tracer,
+    read_called: Option<Instant>,
+    write_called: Option<Instant>,
+}
+
+impl<S> TracedStream<S> {
+    /// Wraps `inner`, the connection `conn` whose I/O goes into `record`.
+    pub(crate) fn new(inner: S, conn: TraceId, record: Arc<SocketRecord>, tracer: Tracer) -> Self {
+        Self {
+            inner,
+            conn,
+            record,
+            tracer,
+            read_called: None,
+            write_called: None,
+        }
+    }
+
+    /// The connection's trace ID.
+    pub(crate) fn conn(&self) -> &TraceId {
+        &self.conn
+    }
+
+    /// The wrapped stream.
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+/// Marks the call time of an operation at its first poll (only when operations are logged).
+fn mark_call(record: &SocketRecord, called: &mut Option<Instant>) {
+    if called.is_none() && record.logs_ops() {
+        *called = Some(Instant::now());
+    }
+}
+
+/// Logs a completed operation.
+fn log_op(
+    record: &SocketRecord,
+    called: &mut Option<Instant>,
+    op_type: SocketOpType,
+    result: Result<usize, &io::Error>,
+) {
+    let Some(call_at) = called.take() else {
+        return;
+    };
+    record.push_op(RawSocketOp {
+        op_type,
+        call_at,
+        return_at: Instant::now(),
+        error: result.err().map(ToString::to_string),
+        remote: None,
+        data_len: result.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+    });
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for TracedStream<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        mark_call(&this.record, &mut this.read_called);
+        let before = buf.filled().len();
+        let result = ready!(Pin::new(&mut this.inner).poll_read(cx, buf));
+        let n = buf.filled().len() - before;
+        this.record.add_received(n);
+        log_op(
+            &this.record,
+            &mut this.read_called,
+            SocketOpType::Read,
+            result.as_ref().map(|()| n),
+        );
+        Poll::Ready(result)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for TracedStream<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        mark_call(&this.record, &mut this.write_called);
+        let result = ready!(Pin::new(&mut this.inner).poll_write(cx, buf));
+        if let Ok(n) = result {
+            this.record.add_sent(n);
+        }
+        log_op(
+            &this.record,
+            &mut this.write_called,
+            SocketOpType::Write,
+            result.as_ref().map(|n| *n),
+        );
+        Poll::Ready(result)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        mark_call(&this.record, &mut this.write_called);
+        let result = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs));
+        if let Ok(n) = result {
+            this.record.add_sent(n);
+        }
+        log_op(
+            &this.record,
+            &mut this.write_called,
+            SocketOpType::Write,
+            result.as_ref().map(|n| *n),
+        );
+        Poll::Ready(result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl<S> Drop for TracedStream<S> {
+    fn drop(&mut self) {
+        self.tracer.emit(Event::ConnClosed {
+            conn: self.conn.clone(),
+            at: Instant::now(),
+        });
+    }
+}
