@@ -39,7 +39,6 @@ impl KernelTime {
 pub(crate) struct TraceClock {
     begin: Instant,
     begin_wall: OffsetDateTime,
-    begin_kernel: KernelTime,
 }
 
 impl TraceClock {
@@ -47,14 +46,8 @@ impl TraceClock {
     pub(crate) fn start_now() -> Self {
         Self {
             begin: Instant::now(),
-            begin_kernel: KernelTime::now(),
             begin_wall: OffsetDateTime::now_utc(),
         }
-    }
-
-    /// The monotonic instant the trace began.
-    pub(crate) fn begin(&self) -> Instant {
-        self.begin
     }
 
     /// The absolute timestamp of the beginning (`traceBeginAt`).
@@ -77,16 +70,6 @@ impl TraceClock {
             }
         }
     }
-
-    /// A kernel time converted to an instant on the same clock as [`Instant::now`].
-    pub(crate) fn instant_of(&self, kernel: KernelTime) -> Instant {
-        if kernel >= self.begin_kernel {
-            self.begin + kernel.saturating_since(self.begin_kernel)
-        } else {
-            let before = self.begin_kernel.saturating_since(kernel);
-            self.begin.checked_sub(before).unwrap_or(self.begin)
-        }
-    }
 }
 
 #[cfg(test)]
@@ -97,9 +80,9 @@ mod tests {
     fn instants_become_relative_or_absolute_timestamps() {
         let clock = TraceClock::start_now();
         assert_eq!(clock.stamp(None), Timestamp::Undefined);
-        let later = clock.begin() + Duration::from_millis(1500);
+        let later = clock.begin + Duration::from_millis(1500);
         assert_eq!(clock.stamp(Some(later)), Timestamp::Relative(1500));
-        if let Some(earlier) = clock.begin().checked_sub(Duration::from_secs(2)) {
+        if let Some(earlier) = clock.begin.checked_sub(Duration::from_secs(2)) {
             let Timestamp::Absolute(wall) = clock.stamp(Some(earlier)) else {
                 panic!("not absolute");
             };
@@ -108,16 +91,6 @@ mod tests {
             };
             assert_eq!(begin - wall, time::Duration::seconds(2));
         }
-    }
-
-    #[test]
-    fn kernel_times_map_onto_instants() {
-        let clock = TraceClock::start_now();
-        let kernel = KernelTime(clock.begin_kernel.0 + 3_000_000);
-        assert_eq!(
-            clock.instant_of(kernel) - clock.begin(),
-            Duration::from_millis(3)
-        );
     }
 
     #[test]

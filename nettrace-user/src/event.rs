@@ -17,7 +17,6 @@ use std::{
 
 use crate::{
     SocketCookie,
-    kernel::KernelEvent,
     model::{DnsQueryMsg, DnsReplyMsg, HttpHeader, PeerCert, TraceId},
     sock::SocketRecord,
 };
@@ -147,13 +146,7 @@ pub(crate) enum Event {
         header: HttpHeader,
     },
     /// The request failed (before or after the response head).
-    HttpFailed {
-        req: TraceId,
-        at: Instant,
-        error: String,
-    },
-    /// An event of the kernel programs about a traced socket.
-    Kernel(KernelEvent),
+    HttpFailed { req: TraceId, error: String },
 }
 
 /// How a TLS handshake ended.

@@ -7,14 +7,19 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod capture;
+pub mod client;
 mod clock;
+pub mod dns;
 mod event;
 pub mod kernel;
 pub mod model;
 mod recorder;
 mod sock;
 mod socket_cookie;
+pub mod tls;
 mod tracer;
+pub mod waterfall;
 
 pub use clock::KernelTime;
 pub use socket_cookie::SocketCookie;

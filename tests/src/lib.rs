@@ -5,6 +5,8 @@
 //! capture direct writes), so `cargo test` shows it next to the test's `ok`.
 use std::io::Write;
 
+pub mod fixtures;
+
 /// True when the calling test may run root-only scenarios; otherwise prints a SKIPPED line
 /// naming the test and the reason, and returns false.
 pub fn require_root(test: &str) -> bool {

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 pub(crate) use records::{ConnRec, DialRec, DnsRec, HttpRec, ResolverDialRec, TlsRec};
 use table::Table;
 
-use crate::{SocketCookie, clock::TraceClock, event::Event, kernel::KernelEvent, model::TraceId};
+use crate::{SocketCookie, clock::TraceClock, event::Event, model::TraceId};
 
 /// All records of the current trace, and the open connections carried over from earlier ones.
 #[derive(Debug)]
@@ -48,11 +48,6 @@ impl Recorder {
             by_cookie: HashMap::new(),
             record_dns,
         }
-    }
-
-    /// The clock of the current trace.
-    pub(crate) fn clock(&self) -> &TraceClock {
-        &self.clock
     }
 
     /// Folds one event into the trace. Events about records this trace does not know (for
@@ -90,8 +85,11 @@ impl Recorder {
                 }
             }
             Event::NameserverSkipped {
-                dial, nameserver, ..
+                dial,
+                nameserver,
+                reason,
             } => {
+                tracing::debug!(%nameserver, %reason, "nameserver skipped");
                 if let Some(rec) = self.dials.get_mut(&dial) {
                     if !rec.skipped_nameservers.contains(&nameserver) {
                         rec.skipped_nameservers.push(nameserver);
@@ -276,16 +274,6 @@ impl Recorder {
                     }
                 }
             }
-            Event::Kernel(event) => self.handle_kernel(event),
-        }
-    }
-
-    fn handle_kernel(&mut self, event: KernelEvent) {
-        let Some(conn) = self.by_cookie.get(&event.cookie()) else {
-            return;
-        };
-        if let Some(rec) = self.conns.get_mut(conn) {
-            rec.kernel.push(event);
         }
     }
 

@@ -9,7 +9,6 @@ use std::{
 use crate::{
     SocketCookie,
     event::{BodyCounters, TlsOutcome, Transport},
-    kernel::KernelEvent,
     model::{DnsQueryMsg, DnsReplyMsg, HttpHeader, TraceId},
     sock::SocketRecord,
 };
@@ -86,8 +85,6 @@ pub(crate) struct ConnRec {
     pub(crate) established: Option<Instant>,
     pub(crate) closed: Option<Instant>,
     pub(crate) reused: bool,
-    /// Kernel events about the socket, in order.
-    pub(crate) kernel: Vec<KernelEvent>,
 }
 
 impl ConnRec {
@@ -106,7 +103,6 @@ impl ConnRec {
             established: None,
             closed: None,
             reused: false,
-            kernel: Vec::new(),
         }
     }
 }

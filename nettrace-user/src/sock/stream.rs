@@ -44,11 +44,6 @@ impl<S> TracedStream<S> {
     pub(crate) fn conn(&self) -> &TraceId {
         &self.conn
     }
-
-    /// The wrapped stream.
-    pub(crate) fn get_ref(&self) -> &S {
-        &self.inner
-    }
 }
 
 /// Marks the call time of an operation at its first poll (only when operations are logged).

@@ -1,2 +1,0 @@
-//! nettrace CLI.
-fn main() {}

@@ -1,0 +1,126 @@
+//! Command-line arguments of `nettrace`.
+use std::{net::IpAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Trace every network operation behind HTTP requests.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Send HTTP request(s) through one traced client and print the trace (JSON as Go's
+    /// nettrace writes it, or a waterfall). Exit code 0 when every request got a response,
+    /// 1 when one failed, 2 on a usage error.
+    Get(Box<GetArgs>),
+    /// Show a trace JSON file written by this tool or by Go nettrace.
+    Show(ShowArgs),
+}
+
+/// Output formats.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// The trace as JSON (Go nettrace's format).
+    Json,
+    /// A readable timeline.
+    Waterfall,
+}
+
+/// How much of the header fields is recorded.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Headers {
+    /// No header fields.
+    None,
+    /// Names only.
+    Names,
+    /// Names and value lengths.
+    Lengths,
+    /// Names and values.
+    Values,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct GetArgs {
+    /// The URL to request.
+    pub(crate) url: String,
+    /// HTTP method.
+    #[arg(short = 'X', long, default_value = "GET")]
+    pub(crate) method: String,
+    /// Request body.
+    #[arg(short = 'd', long)]
+    pub(crate) data: Option<String>,
+    /// Request header 'Name: value' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub(crate) headers: Vec<String>,
+    /// Nameserver IP:PORT to use instead of /etc/resolv.conf's (repeatable, used in order).
+    #[arg(long = "nameserver", value_name = "IP:PORT")]
+    pub(crate) nameservers: Vec<String>,
+    /// Skip this nameserver IP[:PORT] (repeatable); recorded as skipped.
+    #[arg(long = "skip-nameserver", value_name = "IP[:PORT]")]
+    pub(crate) skip_nameservers: Vec<String>,
+    /// Source IP address for connections and DNS queries.
+    #[arg(long)]
+    pub(crate) source_ip: Option<IpAddr>,
+    /// Proxy URL (http:// or https://) for the request(s).
+    #[arg(long)]
+    pub(crate) proxy: Option<String>,
+    /// PEM file of root certificates that replace the system's.
+    #[arg(long)]
+    pub(crate) cacert: Option<PathBuf>,
+    /// Offer HTTP/2 (ALPN h2).
+    #[arg(long)]
+    pub(crate) http2: bool,
+    /// Time limit for each whole request, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<f64>,
+    /// Time limit for each TCP handshake, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) connect_timeout: Option<f64>,
+    /// Time limit for each TLS handshake, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) tls_timeout: Option<f64>,
+    /// One request per connection.
+    #[arg(long)]
+    pub(crate) no_keepalive: bool,
+    /// Send the request N times, one after the other, through the same client.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub(crate) repeat: u32,
+    /// With --repeat: clear the trace after each request and print one trace per request
+    /// (one JSON document per line).
+    #[arg(long)]
+    pub(crate) clear_trace: bool,
+    /// Header fields to record.
+    #[arg(long = "headers", value_enum, default_value_t = Headers::None)]
+    pub(crate) headers_mode: Headers,
+    /// Do not record this header field (repeatable).
+    #[arg(long = "exclude-header", value_name = "NAME")]
+    pub(crate) exclude_headers: Vec<String>,
+    /// Record every socket read and write.
+    #[arg(long)]
+    pub(crate) sock_trace: bool,
+    /// Record every DNS query and reply.
+    #[arg(long)]
+    pub(crate) dns_trace: bool,
+    /// Description stored in the trace.
+    #[arg(long)]
+    pub(crate) description: Option<String>,
+    /// Write the trace here instead of standard output.
+    #[arg(short = 'o', long)]
+    pub(crate) output: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub(crate) format: Format,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ShowArgs {
+    /// The trace JSON file.
+    pub(crate) file: PathBuf,
+    /// Output format (json re-emits the file unchanged after checking it).
+    #[arg(long, value_enum, default_value_t = Format::Waterfall)]
+    pub(crate) format: Format,
+}

@@ -1,0 +1,31 @@
+//! `nettrace`: send HTTP requests through a traced client and print the trace, or show a trace
+//! written earlier (by this tool or by Go nettrace).
+//!
+//! ```text
+//! nettrace get https://example.com/ --dns-trace --sock-trace --headers lengths
+//! nettrace get https://example.com/ --format waterfall
+//! nettrace show nettrace.json
+//! ```
+mod args;
+mod get;
+mod show;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let result = match cli.command {
+        args::Command::Get(get) => get::run(*get),
+        args::Command::Show(show) => show::run(&show),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("nettrace: {error:#}");
+            // Usage-level problems (unreadable files, bad option values) exit 2 like clap's.
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Request and response bodies that count their bytes for the trace.
+//!
+//! [`RequestBody`] counts what hyper takes from it (`reqContentLen`). [`ResponseBody`] counts
+//! what the caller reads (`RespContentLen`), after decoding gzip when the client asked for it,
+//! and enforces the request deadline while the body is read.
+use std::{
+    future::Future,
+    io::Write,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Instant,
+};
+
+use bytes::Bytes;
+use flate2::write::GzDecoder;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
+
+use crate::{event::BodyCounters, event::Event, model::TraceId, tracer::Tracer};
+
+/// A boxed error of a streaming request body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of a request: empty, bytes in memory (replayable for redirects), or a stream.
+pub struct RequestBody {
+    kind: RequestKind,
+    counters: Option<Arc<BodyCounters>>,
+}
+
+enum RequestKind {
+    Full(Option<Bytes>),
+    Stream(UnsyncBoxBody<Bytes, BoxError>),
+}
+
+impl RequestBody {
+    /// No body.
+    pub fn empty() -> Self {
+        Self::from(Bytes::new())
+    }
+
+    /// A body streamed from any `http_body::Body` (not replayed on 307/308 redirects).
+    pub fn stream<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        Self {
+            kind: RequestKind::Stream(body.map_err(Into::into).boxed_unsync()),
+            counters: None,
+        }
+    }
+
+    /// A copy for another redirect hop, if the body is in memory.
+    pub(crate) fn try_clone(&self) -> Option<Self> {
+        match &self.kind {
+            RequestKind::Full(bytes) => Some(Self {
+                kind: RequestKind::Full(bytes.clone()),
+                counters: None,
+            }),
+            RequestKind::Stream(_) => None,
+        }
+    }
+
+    /// Counts the bytes hyper takes into `counters`.
+    pub(crate) fn counted(mut self, counters: Arc<BodyCounters>) -> Self {
+        self.counters = Some(counters);
+        self
+    }
+}
+
+impl From<Bytes> for RequestBody {
+    fn from(bytes: Bytes) -> Self {
+        Self {
+            kind: RequestKind::Full((!bytes.is_empty()).then_some(bytes)),
+            counters: None,
+        }
+    }
+}
+
+impl From<Vec<u8>> for RequestBody {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self::from(Bytes::from(bytes))
+    }
+}
+
+impl From<String> for RequestBody {
+    fn from(text: String) -> Self {
+        Self::from(Bytes::from(text))
+    }
+}
+
+impl From<&'static str> for RequestBody {
+    fn from(text: &'static str) -> Self {
+        Self::from(Bytes::from_static(text.as_bytes()))
+    }
+}
+
+impl From<()> for RequestBody {
+    fn from((): ()) -> Self {
+        Self::empty()
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let frame = match &mut this.kind {
+            RequestKind::Full(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
+            RequestKind::Stream(body) => ready!(Pin::new(body).poll_frame(cx)),
+        };
+        if let (Some(Ok(frame)), Some(counters)) = (&frame, &this.counters) {
+            if let Some(data) = frame.data_ref() {
+                counters.add_request(data.len() as u64);
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            RequestKind::Full(bytes) => bytes.is_none(),
+            RequestKind::Stream(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            RequestKind::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            RequestKind::Stream(body) => body.size_hint(),
+        }
+    }
+}
+
+/// Why reading a response body failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The connection failed while the body was read (reset, closed early, protocol error).
+    #[error("reading the response body failed: {0}")]
+    Read(#[source] hyper::Error),
+    /// The gzip-encoded body did not decode.
+    #[error("decoding the gzip response body failed: {0}")]
+    Gzip(#[source] std::io::Error),
+    /// The request's time limit (`req_timeout`) passed while the body was read.
+    #[error("request timed out while reading the response body (ReqTimeout)")]
+    Timeout,
+}
+
+/// The body of a response, as the caller reads it.
+pub struct ResponseBody {
+    inner: hyper::body::Incoming,
+    gzip: Option<GzDecoder<Vec<u8>>>,
+    counters: Arc<BodyCounters>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    tracer: Tracer,
+    req: TraceId,
+    finished: bool,
+}
+
+impl ResponseBody {
+    pub(crate) fn new(
+        inner: hyper::body::Incoming,
+        gunzip: bool,
+        counters: Arc<BodyCounters>,
+        deadline: Option<Instant>,
+        tracer: Tracer,
+        req: TraceId,
+    ) -> Self {
+        Self {
+            inner,
+            gzip: gunzip.then(|| GzDecoder::new(Vec::new())),
+            counters,
+            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
+            tracer,
+            req,
+            finished: false,
+        }
+    }
+
+    /// Reads the whole body.
+    pub async fn bytes(self) -> Result<Bytes, BodyError> {
+        Ok(self.collect().await?.to_bytes())
+    }
+
+    /// Reads the whole body as text (invalid UTF-8 replaced).
+    pub async fn text(self) -> Result<String, BodyError> {
+        let bytes = self.bytes().await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        self.finished = true;
+        self.tracer.emit(Event::HttpFailed {
+            req: self.req.clone(),
+            error: error.to_string(),
+        });
+        Poll::Ready(Some(Err(error)))
+    }
+
+    /// Decoded bytes of one received chunk (possibly none yet).
+    fn decode(&mut self, data: Bytes) -> Result<Bytes, BodyError> {
+        match &mut self.gzip {
+            None => Ok(data),
+            Some(decoder) => {
+                decoder.write_all(&data).map_err(BodyError::Gzip)?;
+                Ok(Bytes::from(std::mem::take(decoder.get_mut())))
+            }
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        loop {
+            if let Some(deadline) = &mut this.deadline {
+                if deadline.as_mut().poll(cx).is_ready() {
+                    return this.fail(BodyError::Timeout);
+                }
+            }
+            let frame = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => frame,
+                Some(Err(error)) => return this.fail(BodyError::Read(error)),
+                None => {
+                    this.finished = true;
+                    let rest = match this.gzip.take() {
+                        Some(decoder) => match decoder.finish() {
+                            Ok(rest) => rest,
+                            Err(error) => return this.fail(BodyError::Gzip(error)),
+                        },
+                        None => Vec::new(),
+                    };
+                    if rest.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    this.counters.add_response(rest.len() as u64);
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(rest)))));
+                }
+            };
+            match frame.into_data() {
+                Ok(data) => {
+                    let decoded = match this.decode(data) {
+                        Ok(decoded) => decoded,
+                        Err(error) => return this.fail(error),
+                    };
+                    if decoded.is_empty() {
+                        continue;
+                    }
+                    this.counters.add_response(decoded.len() as u64);
+                    return Poll::Ready(Some(Ok(Frame::data(decoded))));
+                }
+                Err(frame) => return Poll::Ready(Some(Ok(frame))),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.finished
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.gzip {
+            Some(_) => SizeHint::default(),
+            None => self.inner.size_hint(),
+        }
+    }
+}

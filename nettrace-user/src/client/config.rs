@@ -1,0 +1,111 @@
+//! [`HttpClientConfig`]: how the traced client behaves (Go's `HTTPClientCfg`), and
+//! [`TraceOptions`]: what it records beyond the always-on records (Go's `TraceOpt`s).
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use crate::{model::HdrFieldsOpt, tls::TlsSettings};
+
+pub use crate::dns::NameserverSelector;
+
+/// Chooses the proxy for a request: `Ok(Some(url))` proxies through `url` (`http://` or
+/// `https://`), `Ok(None)` goes direct, `Err(reason)` fails the request. Go's `Proxy`.
+pub type ProxySelector =
+    Arc<dyn Fn(&http::request::Parts) -> Result<Option<http::Uri>, String> + Send + Sync>;
+
+/// How the client behaves. Every field has Go's meaning; `Default` is Go's zero value.
+#[derive(Clone, Default)]
+pub struct HttpClientConfig {
+    /// Offer HTTP/2 first in ALPN (`h2`, then `http/1.1`); otherwise only `http/1.1`.
+    pub prefer_http2: bool,
+    /// Source address for every TCP connection and every DNS query (not bound for loopback
+    /// nameservers, so a local stub resolver keeps working).
+    pub source_ip: Option<IpAddr>,
+    /// Called for each nameserver before it is queried; see [`NameserverSelector`].
+    pub skip_nameserver: Option<NameserverSelector>,
+    /// Nameservers to use instead of /etc/resolv.conf's, every one in order.
+    pub nameservers: Vec<SocketAddr>,
+    /// The proxy for each request; see [`ProxySelector`].
+    pub proxy: Option<ProxySelector>,
+    /// TLS roots and verification.
+    pub tls: TlsSettings,
+    /// Time limit for a whole request: connecting, redirects and reading the response body.
+    pub req_timeout: Option<Duration>,
+    /// Time limit for a TCP handshake.
+    pub tcp_handshake_timeout: Option<Duration>,
+    /// Keep-alive probe interval; `None` leaves the system default. (Go's negative value,
+    /// "disabled", is `Some(Duration::ZERO)`.)
+    pub tcp_keep_alive_interval: Option<Duration>,
+    /// Time limit for a TLS handshake.
+    pub tls_handshake_timeout: Option<Duration>,
+    /// One request per connection (sends `Connection: close`, keeps no idle connections).
+    pub disable_keep_alive: bool,
+    /// Do not ask for gzip (and so do not decode it).
+    pub disable_compression: bool,
+    /// Idle connections kept across all hosts; 0 means no limit.
+    pub max_idle_conns: usize,
+    /// Idle connections kept per host; 0 means Go's default of 2.
+    pub max_idle_conns_per_host: usize,
+    /// Connections per host (dialing, active and idle); 0 means no limit. Dials wait for a slot.
+    pub max_conns_per_host: usize,
+    /// How long an idle connection is kept; `None` means no limit.
+    pub idle_conn_timeout: Option<Duration>,
+    /// Time limit for the response head, counted from when the request was sent.
+    pub response_header_timeout: Option<Duration>,
+    /// With `Expect: 100-continue`, how long to wait for the server's `100 Continue` before
+    /// sending the body anyway.
+    pub expect_continue_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for HttpClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClientConfig")
+            .field("prefer_http2", &self.prefer_http2)
+            .field("source_ip", &self.source_ip)
+            .field("skip_nameserver", &self.skip_nameserver.is_some())
+            .field("nameservers", &self.nameservers)
+            .field("proxy", &self.proxy.is_some())
+            .field("req_timeout", &self.req_timeout)
+            .field("tcp_handshake_timeout", &self.tcp_handshake_timeout)
+            .field("tls_handshake_timeout", &self.tls_handshake_timeout)
+            .field("disable_keep_alive", &self.disable_keep_alive)
+            .field("disable_compression", &self.disable_compression)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How HTTP requests are recorded (Go's `WithHTTPReqTrace`).
+#[derive(Clone, Default)]
+pub struct HttpReqTraceOptions {
+    /// Which header fields are recorded, and how much of them.
+    pub header_fields: HdrFieldsOpt,
+    /// Returns true for a header field (by name) that must not be recorded at all.
+    pub exclude_header_field: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+}
+
+impl fmt::Debug for HttpReqTraceOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpReqTraceOptions")
+            .field("header_fields", &self.header_fields)
+            .field("exclude_header_field", &self.exclude_header_field.is_some())
+            .finish()
+    }
+}
+
+/// What is recorded beyond dials, connections, TLS tunnels and requests (always on).
+#[derive(Clone, Debug, Default)]
+pub struct TraceOptions {
+    /// Log through the `tracing` crate (Go's `WithLogging`); route it with any subscriber.
+    pub logging: bool,
+    /// Record every socket read and write (Go's `WithSockTrace`).
+    pub sock_trace: bool,
+    /// Record every DNS query and reply (Go's `WithDNSQueryTrace`).
+    pub dns_query_trace: bool,
+    /// Record HTTP requests and responses, with this header capture (Go's
+    /// `WithHTTPReqTrace`). `None` records no requests, as in Go; TLS tunnels are recorded
+    /// either way (Go loses them without this option).
+    pub http_req_trace: Option<HttpReqTraceOptions>,
+}

@@ -1,0 +1,93 @@
+//! [`TracedConn`]: what the connector hands to hyper: a traced TCP stream, possibly inside TLS
+//! (or TLS inside TLS through an `https://` proxy),
+//! with the trace IDs hyper copies into every response's extensions ([`ConnInfo`]).
+use std::{
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::model::TraceId;
+
+/// The trace IDs of a connection, found in each response's extensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The TCP connection.
+    pub tcp_conn: TraceId,
+    /// The TLS tunnel with the destination, if any.
+    pub tls_tunnel: Option<TraceId>,
+    /// The TLS tunnel with an `https://` proxy, if any.
+    pub proxy_tls_tunnel: Option<TraceId>,
+}
+
+/// Any stack of transport layers (TCP, TLS, TLS in TLS through an `https://` proxy).
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// A connection as hyper sees it.
+pub(crate) struct TracedConn {
+    pub(crate) io: Box<dyn Io>,
+    pub(crate) info: ConnInfo,
+    /// Plain HTTP through a proxy: requests use the absolute form.
+    pub(crate) proxied: bool,
+    pub(crate) negotiated_h2: bool,
+    /// Held for the connection's lifetime when `max_conns_per_host` limits connections.
+    pub(crate) _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Connection for TracedConn {
+    fn connected(&self) -> Connected {
+        let connected = Connected::new()
+            .proxy(self.proxied)
+            .extra(self.info.clone());
+        if self.negotiated_h2 {
+            connected.negotiated_h2()
+        } else {
+            connected
+        }
+    }
+}
+
+impl AsyncRead for TracedConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TracedConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}

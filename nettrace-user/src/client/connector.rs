@@ -1,0 +1,289 @@
+//! [`TracedConnector`]: hyper-util's connector (a `Service<Uri>`) that dials through the traced
+//! resolver and sockets, runs the proxy and TLS handshakes, and reports the dial.
+//!
+//! One dial per connection the pool asks for: resolve the host (unless it is an IP literal),
+//! try its addresses in order (each attempt a TCP connection record, failed ones
+//! `connected: false`), then, by route: TLS with the host; or through a proxy: TLS with an
+//! `https://` proxy, `CONNECT` for `https` targets, TLS with the host inside the tunnel.
+use std::{
+    collections::HashMap,
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use http::Uri;
+use hyper_util::rt::TokioIo;
+use rustls::{ClientConfig, pki_types::ServerName};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{
+    conn::{ConnInfo, Io, TracedConn},
+    context::{self, RequestContext},
+    target::Endpoint,
+    tunnel,
+};
+use crate::{
+    dns::Resolver,
+    event::Event,
+    model::TraceId,
+    sock::{SocketOrigin, TcpOptions, connect_tcp},
+    tls::{self, HandshakeContext},
+    tracer::Tracer,
+};
+
+/// Settings of the connector, from the client configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnectorSettings {
+    pub(crate) source_ip: Option<std::net::IpAddr>,
+    pub(crate) tcp: TcpOptions,
+    pub(crate) tls_timeout: Option<Duration>,
+    pub(crate) max_conns_per_host: usize,
+}
+
+/// The traced connector. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct TracedConnector {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    tracer: Tracer,
+    resolver: Resolver,
+    tls: Arc<ClientConfig>,
+    settings: ConnectorSettings,
+    host_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl TracedConnector {
+    /// A connector dialing with `resolver` and `tls`, reporting to `tracer`.
+    pub(crate) fn new(
+        tracer: Tracer,
+        resolver: Resolver,
+        tls: Arc<ClientConfig>,
+        settings: ConnectorSettings,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                tracer,
+                resolver,
+                tls,
+                settings,
+                host_slots: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+/// Why a connection could not be made; the message is what the trace records.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct ConnectFailed(pub(crate) String);
+
+impl tower_service::Service<Uri> for TracedConnector {
+    type Response = TokioIo<TracedConn>;
+    type Error = ConnectFailed;
+    type Future = Pin<Box<dyn Future<Output = Result<TokioIo<TracedConn>, ConnectFailed>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        // Read now: `call` runs while the requesting task is polled; the returned future may
+        // be finished by a background task of the pool.
+        let request = context::current();
+        let shared = self.shared.clone();
+        Box::pin(async move { shared.connect(uri, request).await.map(TokioIo::new) })
+    }
+}
+
+/// Reports the end of a dial's "context" when the dial future finishes or is dropped.
+struct DialContext<'a> {
+    tracer: &'a Tracer,
+    dial: TraceId,
+}
+
+impl Drop for DialContext<'_> {
+    fn drop(&mut self) {
+        self.tracer.emit(Event::DialContextClosed {
+            dial: self.dial.clone(),
+            at: Instant::now(),
+        });
+    }
+}
+
+impl Shared {
+    async fn connect(
+        &self,
+        uri: Uri,
+        request: RequestContext,
+    ) -> Result<TracedConn, ConnectFailed> {
+        let target = Endpoint::from_uri(&uri).map_err(ConnectFailed)?;
+        let proxy = match &request.proxy {
+            Some(proxy) => Some(Endpoint::from_uri(proxy).map_err(ConnectFailed)?),
+            None => None,
+        };
+        let first_hop = proxy.as_ref().unwrap_or(&target);
+        let dial = TraceId::generate();
+        self.tracer.emit(Event::DialStarted {
+            dial: dial.clone(),
+            at: Instant::now(),
+            dst_address: first_hop.authority(),
+            source_ip: self.settings.source_ip,
+            http_req: request.http_req.clone(),
+        });
+        let _context = DialContext {
+            tracer: &self.tracer,
+            dial: dial.clone(),
+        };
+        let slot = self.host_slot(&target.authority()).await;
+        let stream = match self.dial(&dial, first_hop).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                self.tracer.emit(Event::DialEnded {
+                    dial,
+                    at: Instant::now(),
+                    result: Err(error.clone()),
+                });
+                return Err(ConnectFailed(error));
+            }
+        };
+        let tcp_conn = stream.conn().clone();
+        self.tracer.emit(Event::DialEnded {
+            dial,
+            at: Instant::now(),
+            result: Ok(tcp_conn.clone()),
+        });
+        let handshake = |for_proxy| HandshakeContext {
+            conn: tcp_conn.clone(),
+            for_proxy,
+            http_req: request.http_req.clone(),
+            timeout: self.settings.tls_timeout,
+        };
+        let mut info = ConnInfo {
+            tcp_conn: tcp_conn.clone(),
+            tls_tunnel: None,
+            proxy_tls_tunnel: None,
+        };
+        // The proxy leg: TLS with an https:// proxy, then CONNECT for https targets.
+        let mut io: Box<dyn Io> = Box::new(stream);
+        let mut proxied = false;
+        if let Some(proxy) = &proxy {
+            if proxy.tls {
+                let (tls_io, id) = self.tls_handshake(proxy, io, handshake(true)).await?;
+                info.proxy_tls_tunnel = Some(id);
+                io = tls_io;
+            }
+            if target.tls {
+                tunnel::connect(&mut io, &target.authority())
+                    .await
+                    .map_err(ConnectFailed)?;
+            } else {
+                proxied = true;
+            }
+        }
+        let mut negotiated_h2 = false;
+        if target.tls {
+            let (tls_io, id, alpn) = self.tls_to_target(&target, io, handshake(false)).await?;
+            info.tls_tunnel = Some(id);
+            negotiated_h2 = alpn.as_deref() == Some(b"h2".as_slice());
+            io = tls_io;
+        }
+        Ok(TracedConn {
+            io,
+            info,
+            proxied,
+            negotiated_h2,
+            _slot: slot,
+        })
+    }
+
+    /// Resolves `endpoint` and connects to its addresses in order until one answers.
+    async fn dial(
+        &self,
+        dial: &TraceId,
+        endpoint: &Endpoint,
+    ) -> Result<crate::sock::TracedStream<tokio::net::TcpStream>, String> {
+        let addresses = match endpoint.ip() {
+            Some(ip) => vec![ip],
+            None => self
+                .resolver
+                .lookup_ip(&self.tracer, dial, &endpoint.host)
+                .await
+                .map_err(|e| format!("lookup {}: {e}", endpoint.host))?,
+        };
+        let origin = SocketOrigin {
+            dial: dial.clone(),
+            from_resolver: false,
+            source_ip: self.settings.source_ip,
+        };
+        let mut errors = Vec::new();
+        for ip in addresses {
+            let remote = SocketAddr::new(ip, endpoint.port);
+            match connect_tcp(&self.tracer, &origin, remote, self.settings.tcp).await {
+                Ok(stream) => return Ok(stream),
+                Err(error) => errors.push(format!("dial tcp {remote}: {error}")),
+            }
+        }
+        Err(if errors.is_empty() {
+            format!("lookup {}: no addresses", endpoint.host)
+        } else {
+            errors.join("; ")
+        })
+    }
+
+    async fn tls_handshake(
+        &self,
+        endpoint: &Endpoint,
+        io: Box<dyn Io>,
+        context: HandshakeContext,
+    ) -> Result<(Box<dyn Io>, TraceId), ConnectFailed> {
+        let (io, id, _) = self.tls_to_target(endpoint, io, context).await?;
+        Ok((io, id))
+    }
+
+    async fn tls_to_target(
+        &self,
+        endpoint: &Endpoint,
+        io: Box<dyn Io>,
+        context: HandshakeContext,
+    ) -> Result<(Box<dyn Io>, TraceId, Option<Vec<u8>>), ConnectFailed> {
+        let server_name = ServerName::try_from(endpoint.host.clone()).map_err(|e| {
+            ConnectFailed(format!("invalid TLS server name {}: {e}", endpoint.host))
+        })?;
+        let config = if context.for_proxy {
+            // The proxy speaks HTTP/1.1 (CONNECT or absolute-form requests).
+            let mut config = (*self.tls).clone();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Arc::new(config)
+        } else {
+            self.tls.clone()
+        };
+        let (stream, id) = tls::handshake(&self.tracer, config, server_name, io, context)
+            .await
+            .map_err(ConnectFailed)?;
+        let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+        Ok((Box::new(stream), id, alpn))
+    }
+
+    /// Waits for a connection slot of `host` when connections per host are limited.
+    async fn host_slot(&self, host: &str) -> Option<OwnedSemaphorePermit> {
+        let limit = self.settings.max_conns_per_host;
+        if limit == 0 {
+            return None;
+        }
+        let semaphore = self
+            .host_slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(host.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(limit)))
+            .clone();
+        // The semaphore is never closed, so acquiring only waits.
+        semaphore.acquire_owned().await.ok()
+    }
+}

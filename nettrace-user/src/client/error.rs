@@ -1,0 +1,60 @@
+//! Errors of the traced client: building it, and sending a request.
+use std::time::Duration;
+
+/// Why the client could not be built or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The TLS configuration could not be built.
+    #[error("TLS configuration")]
+    Tls(#[from] crate::tls::TlsConfigError),
+    /// The resolver configuration (/etc/resolv.conf, /etc/hosts) could not be read.
+    #[error("resolver configuration")]
+    Resolver(#[source] crate::dns::ConfigError),
+    /// The client was closed.
+    #[error("the client is closed")]
+    Closed,
+}
+
+/// Why a request failed. Its text is what the trace records as `reqError`.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The request cannot be sent as it is (bad URL, unsupported scheme, ...).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// Connecting, sending the request or receiving the response head failed.
+    #[error("{0}")]
+    Transport(String),
+    /// The proxy callback refused the request.
+    #[error("proxy selection failed: {0}")]
+    Proxy(String),
+    /// A time limit passed: which one, and how long it was.
+    #[error("{what} timed out after {limit:?}")]
+    Timeout {
+        /// The limit's name (`ReqTimeout`, `ResponseHeaderTimeout`).
+        what: &'static str,
+        /// Its value.
+        limit: Duration,
+    },
+    /// More than 10 redirects.
+    #[error("stopped after {0} redirects")]
+    TooManyRedirects(usize),
+    /// The client was closed.
+    #[error("the client is closed")]
+    Closed,
+}
+
+/// An error and its sources as one line ("a: b: c"), skipping a source whose text the previous
+/// message already contains.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    text
+}

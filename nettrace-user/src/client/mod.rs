@@ -1,0 +1,438 @@
+//! [`HttpClient`]: an HTTP client (hyper-util, rustls) that records every network operation
+//! behind its requests, the Rust counterpart of Go nettrace's `HTTPClient`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use nettrace::client::{HttpClient, HttpClientConfig, HttpReqTraceOptions, TraceOptions};
+//! use nettrace::model::HdrFieldsOpt;
+//!
+//! let client = HttpClient::new(
+//!     HttpClientConfig { prefer_http2: true, ..Default::default() },
+//!     TraceOptions {
+//!         sock_trace: true,
+//!         dns_query_trace: true,
+//!         http_req_trace: Some(HttpReqTraceOptions {
+//!             header_fields: HdrFieldsOpt::ValueLenOnly,
+//!             ..Default::default()
+//!         }),
+//!         ..Default::default()
+//!     },
+//! )?;
+//! let response = client.get("https://example.com/").await?;
+//! let body = response.into_body().text().await?;
+//! let (trace, _captures) = client.get_trace("GET example.com")?;
+//! println!("{}", serde_json::to_string_pretty(&trace)?);
+//! # let _ = body; Ok(()) }
+//! ```
+//!
+//! Behaviour follows Go's `HTTPClient` and its `HTTPClientCfg` ([`HttpClientConfig`]); what
+//! is recorded follows the trace options ([`TraceOptions`]). Differences from Go, all fixes:
+//! [`HttpClient::get_trace`] is a snapshot that removes nothing and keeps IDs stable; every
+//! reference whose record is known is filled in; every configured nameserver is used.
+mod body;
+mod config;
+mod conn;
+mod connector;
+mod context;
+mod error;
+mod headers;
+mod redirect;
+mod target;
+mod tunnel;
+
+use std::{
+    sync::{Arc, PoisonError, RwLock},
+    time::Instant,
+};
+
+use http::{HeaderValue, Method, Request, Response, Uri, header};
+use hyper_util::{
+    client::legacy::Client,
+    rt::{TokioExecutor, TokioTimer},
+};
+
+pub use body::{BodyError, BoxError, RequestBody, ResponseBody};
+pub use config::{
+    HttpClientConfig, HttpReqTraceOptions, NameserverSelector, ProxySelector, TraceOptions,
+};
+pub use conn::ConnInfo;
+pub use error::{ClientError, RequestError};
+
+use self::{
+    connector::{ConnectorSettings, TracedConnector},
+    context::RequestContext,
+};
+use crate::{
+    capture::PacketCapture,
+    dns::{Resolver, ResolverConfig},
+    event::{BodyCounters, Event},
+    model::{HttpTrace, TraceId},
+    sock::TcpOptions,
+    tracer::{TraceSettings, Tracer},
+};
+
+/// A traced HTTP client. Cheap to clone; clones share the connection pool and the trace.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tracer: Tracer,
+    /// `None` once closed: dropping the pool closes its idle connections.
+    pool: RwLock<Option<Client<TracedConnector, RequestBody>>>,
+    config: HttpClientConfig,
+    options: TraceOptions,
+}
+
+impl HttpClient {
+    /// Builds a client; tracing starts at once (`traceBeginAt` is now).
+    pub fn new(config: HttpClientConfig, options: TraceOptions) -> Result<Self, ClientError> {
+        let tracer = Tracer::new(TraceSettings {
+            sock_ops: options.sock_trace,
+            dns_messages: options.dns_query_trace,
+        });
+        let alpn: &[&[u8]] = if config.prefer_http2 {
+            &[b"h2", b"http/1.1"]
+        } else {
+            &[b"http/1.1"]
+        };
+        let tls = crate::tls::client_config(&config.tls, alpn)?;
+        let resolver_config = if config.nameservers.is_empty() {
+            ResolverConfig::from_system().map_err(ClientError::Resolver)?
+        } else {
+            // Explicit nameservers: the system's file only contributes search rules, if it
+            // can be read at all.
+            ResolverConfig::from_system()
+                .unwrap_or_default()
+                .with_nameservers(config.nameservers.clone())
+        };
+        let resolver = Resolver::new(
+            resolver_config,
+            config.source_ip,
+            config.skip_nameserver.clone(),
+        );
+        let connector = TracedConnector::new(
+            tracer.clone(),
+            resolver,
+            tls,
+            ConnectorSettings {
+                source_ip: config.source_ip,
+                tcp: TcpOptions {
+                    connect_timeout: config.tcp_handshake_timeout,
+                    keepalive: config.tcp_keep_alive_interval,
+                },
+                tls_timeout: config.tls_handshake_timeout,
+                max_conns_per_host: config.max_conns_per_host,
+            },
+        );
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(config.idle_conn_timeout)
+            .pool_max_idle_per_host(if config.disable_keep_alive {
+                0
+            } else if config.max_idle_conns_per_host == 0 {
+                2
+            } else {
+                config.max_idle_conns_per_host
+            });
+        let pool = builder.build(connector);
+        if options.logging {
+            tracing::info!(?config, "nettrace: traced HTTP client created");
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                tracer,
+                pool: RwLock::new(Some(pool)),
+                config,
+                options,
+            }),
+        })
+    }
+
+    /// `GET url`.
+    pub async fn get(&self, url: &str) -> Result<Response<ResponseBody>, RequestError> {
+        let request = Request::get(url)
+            .body(RequestBody::empty())
+            .map_err(|e| RequestError::Invalid(e.to_string()))?;
+        self.request(request).await
+    }
+
+    /// `POST url` with `body` of `content_type`.
+    pub async fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: impl Into<RequestBody>,
+    ) -> Result<Response<ResponseBody>, RequestError> {
+        let request = Request::post(url)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body.into())
+            .map_err(|e| RequestError::Invalid(e.to_string()))?;
+        self.request(request).await
+    }
+
+    /// Sends a request, following up to 10 redirects (each hop its own `HTTPReqTrace`), and
+    /// returns the response with a streaming body.
+    pub async fn request<B: Into<RequestBody>>(
+        &self,
+        request: Request<B>,
+    ) -> Result<Response<ResponseBody>, RequestError> {
+        let deadline = self
+            .inner
+            .config
+            .req_timeout
+            .map(|limit| Instant::now() + limit);
+        let (mut parts, body) = request.into_parts();
+        let mut body = body.into();
+        for redirects in 0..=redirect::MAX_REDIRECTS {
+            let replay = body.try_clone();
+            let hop_parts = parts.clone();
+            let response = self.send_hop(hop_parts, body, deadline).await?;
+            let Some(next) = redirect::next_hop(
+                &parts.uri,
+                &parts.method,
+                response.status(),
+                response.headers(),
+            ) else {
+                return Ok(response);
+            };
+            let next = next.map_err(RequestError::Invalid)?;
+            if redirects == redirect::MAX_REDIRECTS {
+                return Err(RequestError::TooManyRedirects(redirects));
+            }
+            body = match (next.keep_body, replay) {
+                (false, _) => RequestBody::empty(),
+                (true, Some(replay)) => replay,
+                // A streamed body cannot be sent again: the redirect is the answer.
+                (true, None) => return Ok(response),
+            };
+            // Read the redirect's body so its connection can be reused.
+            let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+            if !next.keep_body {
+                parts.headers.remove(header::CONTENT_TYPE);
+                parts.headers.remove(header::CONTENT_LENGTH);
+            }
+            parts.uri = next.uri;
+            parts.method = next.method;
+        }
+        Err(RequestError::TooManyRedirects(redirect::MAX_REDIRECTS))
+    }
+
+    /// One request/response exchange.
+    async fn send_hop(
+        &self,
+        mut parts: http::request::Parts,
+        body: RequestBody,
+        deadline: Option<Instant>,
+    ) -> Result<Response<ResponseBody>, RequestError> {
+        let inner = &*self.inner;
+        let req = TraceId::generate();
+        let started = Instant::now();
+        let proxy = match &inner.config.proxy {
+            Some(select) if parts.uri.scheme().is_some() => {
+                select(&parts).map_err(RequestError::Proxy)?
+            }
+            _ => None,
+        };
+        let gunzip = !inner.config.disable_compression
+            && parts.method != Method::HEAD
+            && !parts.headers.contains_key(header::ACCEPT_ENCODING)
+            && !parts.headers.contains_key(header::RANGE);
+        if gunzip {
+            parts
+                .headers
+                .insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        if inner.config.disable_keep_alive {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let counters = Arc::new(BodyCounters::default());
+        if let Some(http) = &inner.options.http_req_trace {
+            inner.tracer.emit(Event::HttpRequestStarted {
+                req: req.clone(),
+                at: started,
+                method: parts.method.to_string(),
+                url: parts.uri.to_string(),
+                header: headers::capture(&parts.headers, http),
+                network_proxy: proxy.as_ref().map(proxy_name).unwrap_or_default(),
+                body: counters.clone(),
+            });
+        }
+        let fail = |error: RequestError| {
+            inner.tracer.emit(Event::HttpFailed {
+                req: req.clone(),
+                error: error.to_string(),
+            });
+            error
+        };
+        if parts.uri.scheme().is_none() {
+            return Err(fail(RequestError::Invalid(format!(
+                "URL {} is not absolute",
+                parts.uri
+            ))));
+        }
+        let pool = inner
+            .pool
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| fail(RequestError::Closed))?;
+        let request = Request::from_parts(parts, body.counted(counters.clone()));
+        let context = RequestContext {
+            http_req: Some(req.clone()),
+            proxy,
+        };
+        let exchange = context::scope(context, pool.request(request));
+        let result = self.with_limits(exchange, started, deadline).await;
+        let response = match result {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => return Err(fail(transport_error(&error))),
+            Err(timeout) => return Err(fail(timeout)),
+        };
+        let at = Instant::now();
+        if let Some(info) = response.extensions().get::<ConnInfo>() {
+            inner.tracer.emit(Event::HttpRequestConn {
+                req: req.clone(),
+                conn: info.tcp_conn.clone(),
+                tls: info.tls_tunnel.clone(),
+                proxy_tls: info.proxy_tls_tunnel.clone(),
+            });
+        }
+        let gunzip = gunzip
+            && response
+                .headers()
+                .get(header::CONTENT_ENCODING)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+        let (mut head, incoming) = response.into_parts();
+        if gunzip {
+            // As Go: the caller sees the decoded body, without the encoding's headers.
+            head.headers.remove(header::CONTENT_ENCODING);
+            head.headers.remove(header::CONTENT_LENGTH);
+        }
+        if let Some(http) = &inner.options.http_req_trace {
+            inner.tracer.emit(Event::HttpResponse {
+                req: req.clone(),
+                at,
+                proto: proto(head.version),
+                status: head.status.as_u16(),
+                header: headers::capture(&head.headers, http),
+            });
+        }
+        let body = ResponseBody::new(
+            incoming,
+            gunzip,
+            counters,
+            deadline,
+            inner.tracer.clone(),
+            req,
+        );
+        Ok(Response::from_parts(head, body))
+    }
+
+    /// Applies the response-header and whole-request time limits to an exchange.
+    async fn with_limits<F: std::future::Future>(
+        &self,
+        exchange: F,
+        started: Instant,
+        deadline: Option<Instant>,
+    ) -> Result<F::Output, RequestError> {
+        let config = &self.inner.config;
+        let header_deadline = config
+            .response_header_timeout
+            .map(|limit| (started + limit, limit));
+        let limits = [
+            deadline
+                .zip(config.req_timeout)
+                .map(|(d, l)| (d, l, "ReqTimeout")),
+            header_deadline.map(|(d, l)| (d, l, "ResponseHeaderTimeout")),
+        ];
+        let earliest = limits.into_iter().flatten().min_by_key(|(d, _, _)| *d);
+        match earliest {
+            None => Ok(exchange.await),
+            Some((at, limit, what)) => tokio::time::timeout_at(at.into(), exchange)
+                .await
+                .map_err(|_| RequestError::Timeout { what, limit }),
+        }
+    }
+
+    /// The trace so far and the packet captures (Go's `GetTrace`). A snapshot: nothing is
+    /// removed, IDs stay the same across calls.
+    pub fn get_trace(
+        &self,
+        description: &str,
+    ) -> Result<(HttpTrace, Vec<PacketCapture>), ClientError> {
+        self.ensure_open()?;
+        Ok((self.inner.tracer.snapshot(description), Vec::new()))
+    }
+
+    /// Starts a new trace (Go's `ClearTrace`): records so far are dropped, connections still
+    /// open carry over marked `reused`.
+    pub fn clear_trace(&self) -> Result<(), ClientError> {
+        self.ensure_open()?;
+        self.inner.tracer.clear();
+        Ok(())
+    }
+
+    /// Stops tracing and closes the idle connections (Go's `Close`). Requests, `get_trace`
+    /// and `clear_trace` fail afterwards.
+    pub fn close(&self) -> Result<(), ClientError> {
+        let pool = self
+            .inner
+            .pool
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match pool {
+            Some(_) => Ok(()),
+            None => Err(ClientError::Closed),
+        }
+    }
+
+    fn ensure_open(&self) -> Result<(), ClientError> {
+        let open = self
+            .inner
+            .pool
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        if open {
+            Ok(())
+        } else {
+            Err(ClientError::Closed)
+        }
+    }
+}
+
+/// The proxy as Go records it in `networkProxy` (`scheme://host:port`).
+fn proxy_name(proxy: &Uri) -> String {
+    let scheme = proxy.scheme_str().unwrap_or("http");
+    let authority = proxy.authority().map(|a| a.as_str()).unwrap_or_default();
+    format!("{scheme}://{authority}")
+}
+
+fn proto(version: http::Version) -> (u8, u8) {
+    match version {
+        http::Version::HTTP_09 => (0, 9),
+        http::Version::HTTP_10 => (1, 0),
+        http::Version::HTTP_2 => (2, 0),
+        http::Version::HTTP_3 => (3, 0),
+        _ => (1, 1),
+    }
+}
+
+/// hyper-util's error, with the connector's own message when connecting failed.
+fn transport_error(error: &hyper_util::client::legacy::Error) -> RequestError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(failed) = e.downcast_ref::<connector::ConnectFailed>() {
+            return RequestError::Transport(failed.0.clone());
+        }
+        source = e.source();
+    }
+    RequestError::Transport(error::chain(error))
+}

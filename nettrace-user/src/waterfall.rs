@@ -1,0 +1,286 @@
+//! A trace as a readable timeline, like a browser's network panel: per HTTP request, the DNS
+//! queries, TCP connects and TLS handshake behind it, the request and the response, with
+//! milliseconds, a bar per step and every error.
+//!
+//! ```
+//! use nettrace::model::HttpTrace;
+//! let text = nettrace::waterfall::render(&HttpTrace::default());
+//! assert!(text.contains("no HTTP requests"));
+//! ```
+use std::fmt::Write as _;
+
+use crate::model::{DialTrace, HttpReqTrace, HttpTrace, Timestamp};
+
+/// Width of the bar column.
+const BAR_WIDTH: usize = 30;
+
+/// Renders `trace` as text.
+pub fn render(trace: &HttpTrace) -> String {
+    let net = &trace.net_trace;
+    let end = net.trace_end_at.as_relative_ms().unwrap_or(0).max(1);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "trace {:?}: began {}, {} ms",
+        net.description,
+        display_absolute(&net.trace_begin_at),
+        end
+    );
+    let timeline = Timeline { end };
+    if trace.http_requests.is_empty() {
+        let _ = writeln!(out, "  (no HTTP requests recorded)");
+        for dial in net.dials.iter() {
+            render_dial(&mut out, &timeline, trace, dial);
+        }
+    }
+    for request in trace.http_requests.iter() {
+        render_request(&mut out, &timeline, trace, request);
+    }
+    out
+}
+
+struct Timeline {
+    end: u32,
+}
+
+impl Timeline {
+    /// One step: label, detail, time span and bar.
+    fn line(&self, out: &mut String, label: &str, detail: &str, from: &Timestamp, to: &Timestamp) {
+        let (span, bar) = match (from.as_relative_ms(), to.as_relative_ms()) {
+            (Some(a), Some(b)) => (
+                format!("+{a}ms..+{b}ms ({}ms)", b.saturating_sub(a)),
+                self.bar(a, b),
+            ),
+            (Some(a), None) if to.is_undefined() => {
+                (format!("+{a}ms..(unfinished)"), self.bar(a, self.end))
+            }
+            (Some(a), None) => (format!("+{a}ms"), self.bar(a, a)),
+            (None, _) if from.is_undefined() => (String::new(), String::new()),
+            (None, _) => ("before this trace".to_owned(), String::new()),
+        };
+        let _ = writeln!(
+            out,
+            "  {label:<9} {detail:<52} {span:<26} |{bar:<BAR_WIDTH$}|"
+        );
+    }
+
+    fn bar(&self, from: u32, to: u32) -> String {
+        let scale = |ms: u32| (ms as usize * BAR_WIDTH / self.end as usize).min(BAR_WIDTH);
+        let (a, b) = (scale(from), scale(to).max(scale(from) + 1).min(BAR_WIDTH));
+        format!("{}{}", " ".repeat(a), "#".repeat(b.saturating_sub(a)))
+    }
+}
+
+fn render_request(out: &mut String, timeline: &Timeline, trace: &HttpTrace, req: &HttpReqTrace) {
+    let net = &trace.net_trace;
+    let outcome = if req.req_error.is_empty() {
+        format!(
+            "{} HTTP/{}.{}, {} bytes",
+            req.resp_status_code, req.proto_major, req.proto_minor, req.resp_content_len
+        )
+    } else if req.resp_status_code != 0 {
+        format!("{} then FAILED: {}", req.resp_status_code, req.req_error)
+    } else {
+        format!("FAILED: {}", req.req_error)
+    };
+    let _ = writeln!(out, "\n{} {} -> {}", req.req_method, req.req_url, outcome);
+    if !req.network_proxy.is_empty() {
+        let _ = writeln!(out, "  via proxy {}", req.network_proxy);
+    }
+    let conn = net.tcp_conns.get(&req.tcp_conn);
+    let dial = conn
+        .and_then(|c| net.dials.get(&c.from_dial))
+        .or_else(|| dial_of_failed_request(trace, req));
+    match (conn, dial) {
+        (Some(conn), _) if conn.reused => {
+            let _ = writeln!(
+                out,
+                "  reused connection {} ({} -> {})",
+                conn.trace_id,
+                src(conn),
+                dst(conn)
+            );
+        }
+        (_, Some(dial)) => render_dial(out, timeline, trace, dial),
+        _ => {}
+    }
+    for (label, tunnel) in [
+        ("proxy tls", &req.proxy_tls_tunnel),
+        ("tls", &req.tls_tunnel),
+    ] {
+        if let Some(tls) = net.tls_tunnels.get(tunnel) {
+            let mut detail = format!("{} cipher 0x{:04x}", tls.server_name, tls.cipher_suite);
+            if !tls.negotiated_proto.is_empty() {
+                let _ = write!(detail, " {}", tls.negotiated_proto);
+            }
+            if tls.did_resume {
+                detail.push_str(" resumed");
+            }
+            timeline.line(
+                out,
+                label,
+                &detail,
+                &tls.handshake_begin_at,
+                &tls.handshake_end_at,
+            );
+            if !tls.handshake_err.is_empty() {
+                let _ = writeln!(out, "            error: {}", tls.handshake_err);
+            }
+            if let Some(leaf) = tls.peer_certs.first() {
+                let _ = writeln!(
+                    out,
+                    "            certificate: {} (issuer {})",
+                    leaf.subject, leaf.issuer
+                );
+            }
+        }
+    }
+    timeline.line(
+        out,
+        "request",
+        &format!("{} bytes of body", req.req_content_len),
+        &req.req_sent_at,
+        &req.resp_recv_at,
+    );
+    if !req.resp_recv_at.is_undefined() {
+        timeline.line(
+            out,
+            "response",
+            &format!("status {}", req.resp_status_code),
+            &req.resp_recv_at,
+            &req.resp_recv_at,
+        );
+    }
+    if let Some(conn) = conn {
+        let _ = writeln!(
+            out,
+            "  bytes     sent {} / received {} on {}",
+            conn.total_sent_bytes, conn.total_recv_bytes, conn.trace_id
+        );
+    }
+}
+
+/// The dial of a request that got no connection, found through its failed connection attempts
+/// or, failing that, the only dial of the trace.
+fn dial_of_failed_request<'a>(trace: &'a HttpTrace, _req: &HttpReqTrace) -> Option<&'a DialTrace> {
+    let dials = &trace.net_trace.dials;
+    (dials.len() == 1).then(|| &dials[0])
+}
+
+fn render_dial(out: &mut String, timeline: &Timeline, trace: &HttpTrace, dial: &DialTrace) {
+    let net = &trace.net_trace;
+    for skipped in &dial.skipped_nameservers {
+        let _ = writeln!(out, "  dns       skipped nameserver {skipped}");
+    }
+    for query in net
+        .dns_queries
+        .iter()
+        .filter(|q| q.from_dial == dial.trace_id)
+    {
+        let server = net
+            .udp_conns
+            .get(&query.connection)
+            .map(|c| {
+                c.addr_tuple
+                    .dst_ip
+                    .map(|ip| format!("{ip}:{}", c.addr_tuple.dst_port))
+            })
+            .or_else(|| {
+                net.tcp_conns.get(&query.connection).map(|c| {
+                    c.addr_tuple
+                        .dst_ip
+                        .map(|ip| format!("{ip}:{} (tcp)", c.addr_tuple.dst_port))
+                })
+            })
+            .flatten()
+            .unwrap_or_default();
+        for msg in &query.dns_query_msgs {
+            let question = msg
+                .questions
+                .iter()
+                .map(|q| format!("{} {}", q.name, q.res_type))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let reply = query.dns_reply_msgs.iter().find(|r| r.id == msg.id);
+            let answer = match reply {
+                Some(r) if r.answers.is_empty() => format!(" -> {}", r.rcode),
+                Some(r) => format!(
+                    " -> {}",
+                    r.answers
+                        .iter()
+                        .map(|a| if a.resolved_val.is_empty() {
+                            a.res_type.to_string()
+                        } else {
+                            a.resolved_val.clone()
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None => " -> (no reply)".to_owned(),
+            };
+            let until = reply.map_or(Timestamp::Undefined, |r| r.recv_at);
+            timeline.line(
+                out,
+                "dns",
+                &format!("{question} @{server}{answer}"),
+                &msg.sent_at,
+                &until,
+            );
+        }
+    }
+    if net.dns_queries.is_empty() {
+        for resolver in &dial.resolver_dials {
+            timeline.line(
+                out,
+                "dns",
+                &format!("nameserver {}", resolver.nameserver),
+                &resolver.dial_begin_at,
+                &resolver.dial_end_at,
+            );
+        }
+    }
+    for conn in net
+        .tcp_conns
+        .iter()
+        .filter(|c| c.from_dial == dial.trace_id && !c.from_resolver)
+    {
+        let state = if conn.connected { "" } else { " (failed)" };
+        timeline.line(
+            out,
+            "connect",
+            &format!("{} -> {}{state}", src(conn), dst(conn)),
+            &conn.handshake_begin_at,
+            &conn.handshake_end_at,
+        );
+    }
+    if !dial.dial_err.is_empty() {
+        let _ = writeln!(out, "  dial      error: {}", dial.dial_err);
+    }
+    if dial.established_conn.is_empty()
+        && dial.dial_err.is_empty()
+        && !dial.dial_end_at.is_undefined()
+    {
+        let _ = writeln!(out, "  dial      ended without a connection");
+    }
+}
+
+fn src(conn: &crate::model::TcpConnTrace) -> String {
+    match conn.addr_tuple.src_ip {
+        Some(ip) => format!("{ip}:{}", conn.addr_tuple.src_port),
+        None => "?".to_owned(),
+    }
+}
+
+fn dst(conn: &crate::model::TcpConnTrace) -> String {
+    match conn.addr_tuple.dst_ip {
+        Some(ip) => format!("{ip}:{}", conn.addr_tuple.dst_port),
+        None => "?".to_owned(),
+    }
+}
+
+fn display_absolute(ts: &Timestamp) -> String {
+    match ts.as_absolute() {
+        Some(at) => at.to_string(),
+        None => "(unknown)".to_owned(),
+    }
+}
