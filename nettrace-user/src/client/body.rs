@@ -17,6 +17,7 @@ use flate2::write::GzDecoder;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 
+use super::expect_continue::BodyWait;
 use crate::{event::BodyCounters, event::Event, model::TraceId, tracer::Tracer};
 
 /// A boxed error of a streaming request body.
@@ -26,6 +27,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct RequestBody {
     kind: RequestKind,
     counters: Option<Arc<BodyCounters>>,
+    wait: Option<BodyWait>,
 }
 
 enum RequestKind {
@@ -48,6 +50,7 @@ impl RequestBody {
         Self {
             kind: RequestKind::Stream(body.map_err(Into::into).boxed_unsync()),
             counters: None,
+            wait: None,
         }
     }
 
@@ -57,6 +60,7 @@ impl RequestBody {
             RequestKind::Full(bytes) => Some(Self {
                 kind: RequestKind::Full(bytes.clone()),
                 counters: None,
+                wait: None,
             }),
             RequestKind::Stream(_) => None,
         }
@@ -67,6 +71,16 @@ impl RequestBody {
         self.counters = Some(counters);
         self
     }
+
+    /// Holds the first frame back until `wait` is ready (`Expect: 100-continue`).
+    pub(crate) fn wait_before_sending(&mut self, wait: Option<BodyWait>) {
+        self.wait = wait;
+    }
+
+    /// Whether there is a body to send at all.
+    pub(crate) fn has_body(&self) -> bool {
+        !self.is_end_stream()
+    }
 }
 
 impl From<Bytes> for RequestBody {
@@ -74,6 +88,7 @@ impl From<Bytes> for RequestBody {
         Self {
             kind: RequestKind::Full((!bytes.is_empty()).then_some(bytes)),
             counters: None,
+            wait: None,
         }
     }
 }
@@ -111,6 +126,10 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
+        if let Some(wait) = &mut this.wait {
+            ready!(wait.poll(cx));
+            this.wait = None;
+        }
         let frame = match &mut this.kind {
             RequestKind::Full(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
             RequestKind::Stream(body) => ready!(Pin::new(body).poll_frame(cx)),

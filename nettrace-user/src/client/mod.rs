@@ -35,6 +35,7 @@ mod conn;
 mod connector;
 mod context;
 mod error;
+mod expect_continue;
 mod headers;
 mod redirect;
 mod target;
@@ -142,6 +143,8 @@ impl HttpClient {
         if options.logging {
             tracing::info!(?config, "nettrace: traced HTTP client created");
         }
+        // The trace begins now, not before the (slow) loading of trust roots above.
+        tracer.clear();
         Ok(Self {
             inner: Arc::new(Inner {
                 tracer,
@@ -282,7 +285,11 @@ impl HttpClient {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .ok_or_else(|| fail(RequestError::Closed))?;
-        let request = Request::from_parts(parts, body.counted(counters.clone()));
+        let has_body = body.has_body();
+        let mut request = Request::from_parts(parts, body.counted(counters.clone()));
+        let wait =
+            expect_continue::install(&mut request, has_body, inner.config.expect_continue_timeout);
+        request.body_mut().wait_before_sending(wait);
         let context = RequestContext {
             http_req: Some(req.clone()),
             proxy,

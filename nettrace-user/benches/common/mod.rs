@@ -1,0 +1,252 @@
+//! Shared setup of the client benchmarks (`client.rs`, `summary.rs`): one loopback fixture
+//! server (plain HTTP/1.1, keep-alive), the plain hyper-util baseline client, the traced
+//! [`HttpClient`] with every userspace option on, and the timed request loops.
+//!
+//! Both clients run on the same 2-worker tokio runtime as the server, send the same bytes
+//! (the traced client adds `accept-encoding: gzip`, so the plain one sends it too) and drain
+//! response bodies frame by frame. Timed loops run inside a spawned task, so the client is
+//! polled by a runtime worker as in an application, not by the bench thread.
+//!
+//! ```ignore
+//! let rt = common::runtime();
+//! let server = rt.block_on(common::server());
+//! let url = common::url(&server, "/bytes/1024");
+//! let elapsed = rt.block_on(common::sample(Kind::Traced, Conns::KeepAlive, url, 1000));
+//! ```
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    future::Future,
+    net::{Ipv4Addr, SocketAddr},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Uri, header};
+use http_body::Body;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioTimer},
+};
+use nettrace::{
+    client::{HttpClient, HttpClientConfig, HttpReqTraceOptions, TraceOptions},
+    model::HdrFieldsOpt,
+    tls::TlsSettings,
+};
+use nettrace_tests::fixtures::{
+    http::{HttpOptions, HttpServer, HttpVersions},
+    net,
+};
+
+/// The keep-alive GET body size.
+pub const SMALL: usize = 1024;
+/// The download size.
+pub const LARGE: usize = 1 << 20;
+/// The traced client's records are dropped (`clear_trace`, untimed) every this many requests.
+pub const CLEAR_EVERY: u64 = 1000;
+
+/// Which client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// hyper-util legacy `Client` over `HttpConnector` (TCP_NODELAY), no tracing.
+    Plain,
+    /// nettrace `HttpClient`: `sock_trace`, `dns_query_trace`, `http_req_trace` with values.
+    Traced,
+    /// As `Traced` but without `sock_trace` (for the socket-op recording cost).
+    TracedNoSockOps,
+}
+
+impl Kind {
+    /// The bench ID.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Traced => "traced",
+            Self::TracedNoSockOps => "traced_no_sock_trace",
+        }
+    }
+}
+
+/// How connections are used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conns {
+    /// Pooled connection, reused for every request.
+    KeepAlive,
+    /// `Connection: close` and no idle pool: a new TCP connection per request.
+    NewPerRequest,
+}
+
+/// The runtime of every benchmark: multi-thread, 2 workers (the machine has 2 vCPUs).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// The fixture server: plain HTTP/1.1 with keep-alive on 127.0.0.1 (must run in a runtime).
+pub async fn server() -> HttpServer {
+    HttpServer::start(HttpOptions {
+        versions: HttpVersions::Http1Only,
+        keep_alive: true,
+        tls: None,
+        bind: net::V4,
+    })
+    .await
+    .expect("fixture server")
+}
+
+/// `http://127.0.0.1:<port><path>`.
+pub fn url(server: &HttpServer, path: &str) -> Uri {
+    server.url(path).parse().expect("fixture URL")
+}
+
+/// A client of either kind.
+#[derive(Clone)]
+pub enum AnyClient {
+    /// The baseline.
+    Plain(Client<HttpConnector, Empty<Bytes>>, Conns),
+    /// The traced client.
+    Traced(HttpClient),
+}
+
+impl AnyClient {
+    /// A new client (no connection yet).
+    pub fn new(kind: Kind, conns: Conns) -> Self {
+        match kind {
+            Kind::Plain => Self::plain(conns),
+            Kind::Traced => Self::traced(conns, true),
+            Kind::TracedNoSockOps => Self::traced(conns, false),
+        }
+    }
+
+    fn plain(conns: Conns) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(None)
+            // The traced client's settings: Go's default of 2 idle per host, or none.
+            .pool_max_idle_per_host(match conns {
+                Conns::KeepAlive => 2,
+                Conns::NewPerRequest => 0,
+            });
+        Self::Plain(builder.build(connector), conns)
+    }
+
+    fn traced(conns: Conns, sock_trace: bool) -> Self {
+        let config = HttpClientConfig {
+            disable_keep_alive: conns == Conns::NewPerRequest,
+            // Never queried (the URL is an IP literal); set so /etc/resolv.conf is not needed.
+            nameservers: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 53))],
+            // No system trust store to load per client: the benchmarks are plain HTTP.
+            tls: TlsSettings {
+                roots: Some(rustls::RootCertStore::empty()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let options = TraceOptions {
+            sock_trace,
+            dns_query_trace: true,
+            http_req_trace: Some(HttpReqTraceOptions {
+                header_fields: HdrFieldsOpt::WithValues,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Self::Traced(HttpClient::new(config, options).expect("traced client"))
+    }
+
+    /// `GET url`, reads the whole body; returns its length. Panics on any error.
+    pub async fn get(&self, url: &Uri) -> usize {
+        match self {
+            Self::Plain(client, conns) => {
+                let mut request = Request::get(url.clone())
+                    .header(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+                if *conns == Conns::NewPerRequest {
+                    request = request.header(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                let request = request.body(Empty::new()).expect("request");
+                let response = client.request(request).await.expect("plain GET");
+                drain(response.into_body()).await
+            }
+            Self::Traced(client) => {
+                let response = client.get(&url.to_string()).await.expect("traced GET");
+                drain(response.into_body()).await
+            }
+        }
+    }
+
+    /// Drops the trace so far (traced client; untimed by the callers).
+    pub fn clear(&self) {
+        if let Self::Traced(client) = self {
+            client.clear_trace().expect("clear_trace");
+        }
+    }
+
+    /// The traced client, if it is one.
+    pub fn traced_client(&self) -> Option<&HttpClient> {
+        match self {
+            Self::Traced(client) => Some(client),
+            Self::Plain(..) => None,
+        }
+    }
+}
+
+/// Reads a body to its end, frame by frame; returns the data length.
+pub async fn drain<B>(mut body: B) -> usize
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Debug,
+{
+    let mut len = 0;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.expect("body frame").into_data() {
+            len += data.len();
+        }
+    }
+    len
+}
+
+/// `iters` sequential GETs of `url`; returns the time spent in them. Every [`CLEAR_EVERY`]
+/// requests the trace is cleared outside the timed sections.
+pub async fn timed(client: &AnyClient, url: &Uri, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let chunk = left.min(CLEAR_EVERY);
+        client.clear();
+        let start = Instant::now();
+        for _ in 0..chunk {
+            std::hint::black_box(client.get(url).await);
+        }
+        total += start.elapsed();
+        left -= chunk;
+    }
+    total
+}
+
+/// One measurement: a fresh client, one untimed warm-up GET (so a keep-alive sample does not
+/// time its connect), then `iters` timed GETs. Runs on a runtime worker.
+pub async fn sample(kind: Kind, conns: Conns, url: Uri, iters: u64) -> Duration {
+    on_worker(async move {
+        let client = AnyClient::new(kind, conns);
+        client.get(&url).await;
+        timed(&client, &url, iters).await
+    })
+    .await
+}
+
+/// Runs `task` on a runtime worker and waits for it.
+pub async fn on_worker<F>(task: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(task).await.expect("benchmark task")
+}
