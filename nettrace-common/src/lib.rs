@@ -63,7 +63,10 @@ pub mod family {
     pub const INET6: u32 = 10;
 }
 
-/// Value stored for each traced socket in [`map_name::TRACED_SOCKETS`].
+/// Value stored for each traced socket in [`map_name::TRACED_SOCKETS`]. Userspace writes the
+/// first two fields; the programs keep the RTT minimum in the others (RTT samples are folded
+/// here instead of being sent one by one). The programs remove the entry when the TCP socket
+/// reaches CLOSE.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TracedSocket {
@@ -71,6 +74,10 @@ pub struct TracedSocket {
     pub client_id: u32,
     /// Reserved for per-socket options; zero today.
     pub flags: u32,
+    /// Smallest RTT sample seen, in microseconds (valid when `rtt_samples` > 0).
+    pub min_rtt_us: u32,
+    /// Number of RTT samples seen.
+    pub rtt_samples: u32,
 }
 
 /// First bytes of every ring-buffer record.
@@ -107,7 +114,8 @@ pub struct TcpStateEvent {
 pub struct SockOpsEvent {
     /// Common header; `kind` is [`event_kind::SOCK_OPS`].
     pub header: EventHeader,
-    /// The callback (`BPF_SOCK_OPS_*_CB`), e.g. 3 = TCP connect, 4 = active established.
+    /// The callback (`BPF_SOCK_OPS_*_CB`): 3 connect, 4 active / 5 passive established,
+    /// 8 RTO, 9 retransmit, 10 state change (`args` = old, new state).
     pub op: u32,
     /// [`family::INET`] or [`family::INET6`].
     pub family: u32,
@@ -133,6 +141,10 @@ pub struct SockOpsEvent {
     pub segs_in: u32,
     /// Segments sent.
     pub segs_out: u32,
+    /// Smallest RTT sample so far in microseconds (see [`TracedSocket::min_rtt_us`]).
+    pub min_rtt_us: u32,
+    /// RTT samples so far.
+    pub rtt_samples: u32,
     /// Bytes received (`tcp_sock.bytes_received`).
     pub bytes_received: u64,
     /// Bytes acknowledged by the peer (`tcp_sock.bytes_acked`).
@@ -161,7 +173,7 @@ mod tests {
     /// uninitialised bytes, and both sides must agree on every offset.
     #[test]
     fn layouts_have_no_padding() {
-        assert_eq!(size_of::<TracedSocket>(), 8);
+        assert_eq!(size_of::<TracedSocket>(), 16);
         assert_eq!(size_of::<EventHeader>(), 24);
         assert_eq!(size_of::<TcpStateEvent>(), 24 + 8);
         assert_eq!(

@@ -1,12 +1,17 @@
 //! cgroup `sock_ops`: connect and established callbacks with the socket's addresses, and the
-//! retransmit and RTO callbacks the program turns on for traced sockets.
+//! retransmit, RTO, state-change and RTT callbacks the program turns on for traced sockets.
+//!
+//! RTT samples (one per ACK) are not sent: their minimum is kept in the socket's map entry and
+//! travels with every other event. State changes carry the kernel's counters at that moment,
+//! so the last one (to CLOSE) gives the connection's final figures.
 use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::{
         BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB,
         BPF_SOCK_OPS_RETRANS_CB, BPF_SOCK_OPS_RETRANS_CB_FLAG, BPF_SOCK_OPS_RTO_CB,
-        BPF_SOCK_OPS_RTO_CB_FLAG, BPF_SOCK_OPS_RTT_CB, BPF_SOCK_OPS_TCP_CONNECT_CB,
+        BPF_SOCK_OPS_RTO_CB_FLAG, BPF_SOCK_OPS_RTT_CB, BPF_SOCK_OPS_RTT_CB_FLAG,
+        BPF_SOCK_OPS_STATE_CB, BPF_SOCK_OPS_STATE_CB_FLAG, BPF_SOCK_OPS_TCP_CONNECT_CB,
     },
     helpers::bpf_get_socket_cookie,
     macros::sock_ops,
@@ -14,10 +19,13 @@ use aya_ebpf::{
 };
 use nettrace_common::{SockOpsEvent, event_kind, family};
 
-use crate::emit::{emit, header, traced_socket};
+use crate::emit::{emit, header, traced_socket_mut};
 
 /// Callbacks asked for on every traced socket at connect time.
-const CALLBACK_FLAGS: u32 = BPF_SOCK_OPS_RETRANS_CB_FLAG | BPF_SOCK_OPS_RTO_CB_FLAG;
+const CALLBACK_FLAGS: u32 = BPF_SOCK_OPS_RETRANS_CB_FLAG
+    | BPF_SOCK_OPS_RTO_CB_FLAG
+    | BPF_SOCK_OPS_STATE_CB_FLAG
+    | BPF_SOCK_OPS_RTT_CB_FLAG;
 
 /// One volatile load of a `bpf_sock_ops` field, which the compiler can neither merge with
 /// another nor turn into a load through an offset context pointer.
@@ -33,13 +41,19 @@ macro_rules! field {
 pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
     // SAFETY: the sock_ops context is a valid argument of the cookie helper.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.ops as *mut c_void) };
-    let Some(socket) = traced_socket(cookie) else {
+    let Some(entry) = traced_socket_mut(cookie) else {
         return 1;
     };
     let op = ctx.op();
+    if op == BPF_SOCK_OPS_RTT_CB {
+        fold_rtt_sample(entry, ctx.arg(0));
+        return 1;
+    }
     if !reported(op) {
         return 1;
     }
+    // SAFETY: `entry` points into the map value found above, valid for this program run.
+    let socket = unsafe { *entry };
     if op == BPF_SOCK_OPS_TCP_CONNECT_CB {
         // Failure only means an older kernel without some callback: the events still flow.
         let _ = ctx.set_cb_flags((ctx.cb_flags() | CALLBACK_FLAGS) as i32);
@@ -86,6 +100,8 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
             total_retrans: field!(ops, total_retrans),
             segs_in: field!(ops, segs_in),
             segs_out: field!(ops, segs_out),
+            min_rtt_us: socket.min_rtt_us,
+            rtt_samples: socket.rtt_samples,
             bytes_received: field!(ops, bytes_received),
             bytes_acked: field!(ops, bytes_acked),
         },
@@ -104,8 +120,20 @@ fn reported(op: u32) -> bool {
             | BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB
             | BPF_SOCK_OPS_RTO_CB
             | BPF_SOCK_OPS_RETRANS_CB
-            | BPF_SOCK_OPS_RTT_CB
+            | BPF_SOCK_OPS_STATE_CB
     )
+}
+
+/// Keeps the smallest RTT sample (`args[0]` of the RTT callback, in microseconds).
+#[inline(always)]
+fn fold_rtt_sample(entry: *mut nettrace_common::TracedSocket, sample_us: u32) {
+    // SAFETY: `entry` points into a map value, valid while the program runs. Concurrent
+    // updates of one socket are serialised by the socket lock the callback runs under.
+    let socket = unsafe { &mut *entry };
+    if socket.rtt_samples == 0 || sample_us < socket.min_rtt_us {
+        socket.min_rtt_us = sample_us;
+    }
+    socket.rtt_samples = socket.rtt_samples.wrapping_add(1);
 }
 
 /// `bpf_sock_ops.remote_port` holds the port in network byte order, in the upper 16 bits on

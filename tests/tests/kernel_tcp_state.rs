@@ -119,11 +119,30 @@ async fn registered_connection_yields_its_tcp_states_and_addresses() {
             _ => None,
         })
         .collect();
-    let ops: Vec<_> = sock_ops.iter().map(|r| r.op).collect();
+    let ops: Vec<_> = sock_ops.iter().map(|r| (r.op, r.args)).collect();
+    let state = |old: u32, new: u32| (SockOp::StateChange, [old, new]);
     assert_eq!(
         ops,
-        [SockOp::Connect, SockOp::ActiveEstablished],
+        [
+            (SockOp::Connect, [0, 0]),
+            state(2, 1),
+            (SockOp::ActiveEstablished, [0, 0]),
+            state(1, 4),
+            state(4, 5),
+            state(5, 7),
+        ],
         "{seen:#?}"
+    );
+    // The final state change carries the kernel's figures for the whole connection.
+    let last = sock_ops.last().unwrap();
+    // Sequence space acknowledged: the payload, plus one each for the SYN and the FIN.
+    assert_eq!(last.bytes_acked, 12 + 2, "{last:?}");
+    assert_eq!(last.bytes_received, 1, "the server's FIN: {last:?}");
+    assert!(last.min_rtt_us.is_some(), "{last:?}");
+    assert!(last.segs_out >= 3 && last.segs_in >= 3, "{last:?}");
+    assert!(
+        !tracer.is_registered(cookie).unwrap(),
+        "the programs forget a socket at CLOSE"
     );
     for record in &sock_ops {
         assert_eq!(record.local, local, "{record:?}");

@@ -155,6 +155,8 @@ pub enum SockOp {
     Rto,
     /// A segment was retransmitted (9); `args[0]` is the sequence, `args[1]` the segment count.
     Retransmit,
+    /// The TCP state changed (10); `args` are the old and new state.
+    StateChange,
     /// An RTT sample (12).
     Rtt,
     /// Any other callback number.
@@ -169,6 +171,7 @@ impl From<u32> for SockOp {
             5 => Self::PassiveEstablished,
             8 => Self::Rto,
             9 => Self::Retransmit,
+            10 => Self::StateChange,
             12 => Self::Rtt,
             other => Self::Other(other),
         }
@@ -204,6 +207,8 @@ pub struct SockOpsRecord {
     pub segs_in: u32,
     /// Segments sent.
     pub segs_out: u32,
+    /// Smallest RTT sample so far, in microseconds (`None` before the first sample).
+    pub min_rtt_us: Option<u32>,
     /// Payload bytes received.
     pub bytes_received: u64,
     /// Payload bytes acknowledged by the peer.
@@ -242,6 +247,7 @@ impl SockOpsRecord {
             total_retrans: e.total_retrans,
             segs_in: e.segs_in,
             segs_out: e.segs_out,
+            min_rtt_us: (e.rtt_samples > 0).then_some(e.min_rtt_us),
             bytes_received: e.bytes_received,
             bytes_acked: e.bytes_acked,
         })

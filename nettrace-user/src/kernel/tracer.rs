@@ -85,7 +85,7 @@ impl KernelTracer {
     pub fn register(&self, cookie: SocketCookie, client: ClientId) -> Result<(), KernelError> {
         let value = TracedSocket {
             client_id: client.0,
-            flags: 0,
+            ..TracedSocket::default()
         };
         self.traced_map()
             .insert(cookie.0, value, 0)
@@ -98,6 +98,16 @@ impl KernelTracer {
             Ok(()) => Ok(()),
             Err(aya::maps::MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(map_error(map_name::TRACED_SOCKETS, "remove")(e)),
+        }
+    }
+
+    /// Whether the socket is still traced. The programs forget a TCP socket by themselves when
+    /// it reaches CLOSE.
+    pub fn is_registered(&self, cookie: SocketCookie) -> Result<bool, KernelError> {
+        match self.traced_map().get(&cookie.0, 0) {
+            Ok(_) => Ok(true),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(map_error(map_name::TRACED_SOCKETS, "lookup")(e)),
         }
     }
 
