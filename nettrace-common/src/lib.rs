@@ -178,7 +178,7 @@ mod tests {
         assert_eq!(size_of::<TcpStateEvent>(), 24 + 8);
         assert_eq!(
             size_of::<SockOpsEvent>(),
-            24 + 4 * 2 + 16 * 2 + 4 * 2 + 8 + 4 * 6 + 8 * 2
+            24 + 4 * 2 + 16 * 2 + 4 * 2 + 8 + 4 * 8 + 8 * 2
         );
     }
 }

@@ -89,7 +89,7 @@ fn main() {
         let url = common::url(&server, &scenario.path);
         let outcome = rt.block_on(run(scenario, &url, rounds));
         let (unit, div) = match scenario.bytes {
-            Some(bytes) => ("MiB/s", (1 << 20) as f64 / bytes as f64),
+            Some(_) => ("MiB/s", (1 << 20) as f64),
             None => ("req/s", 1.0),
         };
         let target = scenario.target.map_or_else(

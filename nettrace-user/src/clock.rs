@@ -34,6 +34,21 @@ impl KernelTime {
     }
 }
 
+impl KernelTime {
+    /// This kernel time as an [`Instant`] (both are `CLOCK_MONOTONIC`; the offset between the
+    /// two representations is measured once per process).
+    pub(crate) fn to_instant(self) -> Instant {
+        static BASE: std::sync::OnceLock<(Instant, KernelTime)> = std::sync::OnceLock::new();
+        let (instant, kernel) = *BASE.get_or_init(|| (Instant::now(), KernelTime::now()));
+        if self >= kernel {
+            instant + self.saturating_since(kernel)
+        } else {
+            let before = kernel.saturating_since(self);
+            instant.checked_sub(before).unwrap_or(instant)
+        }
+    }
+}
+
 /// The beginning of one trace, and the conversions of instants into its timestamps.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TraceClock {
@@ -91,6 +106,16 @@ mod tests {
             };
             assert_eq!(begin - wall, time::Duration::seconds(2));
         }
+    }
+
+    #[test]
+    fn kernel_times_map_onto_instants() {
+        let now = KernelTime::now();
+        let instant = now.to_instant();
+        let later = KernelTime(now.0 + 3_000_000).to_instant();
+        assert_eq!(later - instant, Duration::from_millis(3));
+        let drift = Instant::now().saturating_duration_since(instant);
+        assert!(drift < Duration::from_millis(100), "{drift:?}");
     }
 
     #[test]

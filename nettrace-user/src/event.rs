@@ -17,6 +17,7 @@ use std::{
 
 use crate::{
     SocketCookie,
+    kernel::KernelEvent,
     model::{DnsQueryMsg, DnsReplyMsg, HttpHeader, PeerCert, TraceId},
     sock::SocketRecord,
 };
@@ -147,6 +148,8 @@ pub(crate) enum Event {
     },
     /// The request failed (before or after the response head).
     HttpFailed { req: TraceId, error: String },
+    /// An event of the kernel programs about a traced socket.
+    Kernel(KernelEvent),
 }
 
 /// How a TLS handshake ended.

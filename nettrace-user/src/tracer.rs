@@ -3,13 +3,20 @@
 //! dial, connection, message or request) and never per socket operation.
 use std::{
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc, Mutex, MutexGuard, OnceLock, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
     time::Instant,
 };
 
-use crate::{event::Event, model::HttpTrace, recorder::Recorder, sock::SocketRecord};
+use crate::{
+    SocketCookie,
+    event::Event,
+    kernel::{KernelClient, KernelError, KernelEvent, KernelHub, KernelSink},
+    model::{HttpTrace, KernelDataStatus},
+    recorder::Recorder,
+    sock::SocketRecord,
+};
 
 /// What the tracer records beyond the always-on records.
 #[derive(Clone, Debug, Default)]
@@ -26,11 +33,33 @@ pub(crate) struct Tracer {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     settings: TraceSettings,
     recorder: Mutex<Recorder>,
     next_resolver_dial: AtomicU64,
+    kernel: OnceLock<KernelLink>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracer")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether the kernel side traces this client's sockets.
+enum KernelLink {
+    /// The client's slot in the process's kernel hub.
+    Active(KernelClient),
+    /// Why there is no kernel data.
+    Unavailable(String),
+}
+
+impl KernelSink for Inner {
+    fn kernel_event(&self, event: KernelEvent) {
+        lock_recorder(&self.recorder).handle(Event::Kernel(event));
+    }
 }
 
 impl Tracer {
@@ -42,6 +71,7 @@ impl Tracer {
                 settings,
                 recorder: Mutex::new(recorder),
                 next_resolver_dial: AtomicU64::new(1),
+                kernel: OnceLock::new(),
             }),
         }
     }
@@ -69,9 +99,65 @@ impl Tracer {
             .fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The trace so far.
+    /// Connects the tracer to the process's kernel hub (loading the programs if needed).
+    pub(crate) fn attach_kernel(&self, hub: &Arc<KernelHub>) -> Result<(), KernelError> {
+        let sink = Arc::downgrade(&self.inner);
+        let client = hub.attach(sink)?;
+        let _ = self.inner.kernel.set(KernelLink::Active(client));
+        Ok(())
+    }
+
+    /// Records why the tracer has no kernel data.
+    pub(crate) fn kernel_unavailable(&self, reason: String) {
+        let _ = self.inner.kernel.set(KernelLink::Unavailable(reason));
+    }
+
+    /// Traces a new socket in the kernel too (before `connect()`); a failure only costs the
+    /// socket's kernel facts, and is logged.
+    pub(crate) fn register_socket(&self, cookie: SocketCookie) {
+        if let Some(KernelLink::Active(client)) = self.inner.kernel.get() {
+            if let Err(error) = client.register(cookie) {
+                tracing::warn!(%error, %cookie, "socket not traced in the kernel");
+            }
+        }
+    }
+
+    /// Stops tracing a socket in the kernel (TCP sockets are forgotten by the programs at
+    /// CLOSE; UDP sockets and never-connected ones need this).
+    pub(crate) fn unregister_socket(&self, cookie: SocketCookie) {
+        if let Some(KernelLink::Active(client)) = self.inner.kernel.get() {
+            if let Err(error) = client.unregister(cookie) {
+                tracing::debug!(%error, %cookie, "unregistering a socket failed");
+            }
+        }
+    }
+
+    /// The trace so far, with every kernel event that happened before the call.
     pub(crate) fn snapshot(&self, description: &str) -> HttpTrace {
-        self.recorder().snapshot(description, Instant::now())
+        let kernel_data = match self.inner.kernel.get() {
+            None => None,
+            Some(KernelLink::Unavailable(reason)) => Some(KernelDataStatus {
+                available: false,
+                reason: reason.clone(),
+                ..KernelDataStatus::default()
+            }),
+            Some(KernelLink::Active(client)) => {
+                client.drain();
+                let (lost_events, reason) = match client.lost_events() {
+                    Ok(lost) => (lost, String::new()),
+                    Err(error) => (0, format!("lost-event counter unreadable: {error}")),
+                };
+                Some(KernelDataStatus {
+                    available: true,
+                    complete: lost_events == 0 && reason.is_empty(),
+                    reason,
+                    lost_events,
+                })
+            }
+        };
+        let mut trace = self.recorder().snapshot(description, Instant::now());
+        trace.net_trace.kernel_data = kernel_data;
+        trace
     }
 
     /// Starts a new trace (open connections carry over as reused).
@@ -80,11 +166,12 @@ impl Tracer {
     }
 
     fn recorder(&self) -> MutexGuard<'_, Recorder> {
-        // Every recorder update is a single in-memory step; a panic in one cannot leave the
-        // state half-written in a way later events would trip over.
-        self.inner
-            .recorder
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock_recorder(&self.inner.recorder)
     }
+}
+
+fn lock_recorder(recorder: &Mutex<Recorder>) -> MutexGuard<'_, Recorder> {
+    // Every recorder update is a single in-memory step; a panic in one cannot leave the state
+    // half-written in a way later events would trip over.
+    recorder.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -587,15 +587,17 @@ fn check_ops(
         assert_not_after(trace, open, &op.call_at, &format!("{what} before open"));
         assert_not_after(trace, &op.call_at, &op.return_at, &what);
         assert_not_after(trace, &op.return_at, close, &format!("{what} after close"));
+        // Listed as they complete (as Go publishes them): a read pending while a write goes
+        // out comes after the write. [`socket_ops_in_call_order`] checks the documented order.
         if let Some(previous) = previous {
             assert_not_after(
                 trace,
                 previous,
-                &op.call_at,
+                &op.return_at,
                 &format!("{what} out of order"),
             );
         }
-        previous = Some(&op.call_at);
+        previous = Some(&op.return_at);
         match op.op_type {
             SocketOpType::Write | SocketOpType::WriteTo => written += u64::from(op.data_len),
             SocketOpType::Read | SocketOpType::ReadFrom => read += u64::from(op.data_len),
@@ -754,6 +756,28 @@ fn check_http(trace: &HttpTrace, req: &HttpReqTrace) {
     }
 }
 
+/// Asserts that the socket operations of `conn` are listed in the order they were called, as
+/// `SocketTrace::socket_ops` documents ("The operations in the order they were called").
+pub fn socket_ops_in_call_order(trace: &HttpTrace, conn: &TcpConnTrace) {
+    let Some(ops) = &conn.socket_trace else {
+        panic!("TCP {} has no socket trace\n{}", conn.trace_id, dump(trace));
+    };
+    for (i, pair) in ops.socket_ops.windows(2).enumerate() {
+        assert_not_after(
+            trace,
+            &pair[0].call_at,
+            &pair[1].call_at,
+            &format!(
+                "TCP {} socket ops #{i} ({}) and #{} ({}) not in call order",
+                conn.trace_id,
+                pair[0].op_type,
+                i + 1,
+                pair[1].op_type
+            ),
+        );
+    }
+}
+
 /// Binds `127.0.0.1:port` without listening, so connecting there is refused while the socket
 /// lives; `None` if the port is taken on IPv4.
 pub fn refuse_v4_port(port: u16) -> Option<socket2::Socket> {
@@ -773,4 +797,97 @@ pub fn closed_udp_port() -> SocketAddr {
         .local_addr()
         .unwrap_or_else(|e| panic!("getsockname: {e}"))
     // dropped here: the port is closed again
+}
+
+/// A directory under the system's temp dir, removed (with its contents) when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// Creates `<tmp>/nettrace-<tag>-<pid>-<n>`.
+    pub fn new(tag: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("nettrace-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+        Self(path)
+    }
+
+    /// `name` inside the directory.
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+
+    /// Writes `contents` to `name` inside the directory and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> std::path::PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, contents)
+            .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What a finished command printed and how it exited.
+#[derive(Debug)]
+pub struct CommandOutput {
+    /// The exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `command` to completion (stdin closed, output captured), killing it and panicking if
+/// it runs longer than `limit`. Blocking: call it from `spawn_blocking` when fixtures run on
+/// the same runtime.
+pub fn run_command(mut command: std::process::Command, limit: Duration) -> CommandOutput {
+    use std::io::Read;
+    use std::process::Stdio;
+    let shown = format!("{command:?}");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {shown}: {e}"));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                // A timeout guard, not synchronisation: poll the child's exit.
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{shown} still running after {limit:?}: killed");
+            }
+            Err(e) => panic!("waiting for {shown}: {e}"),
+        }
+    };
+    CommandOutput {
+        code: status.code(),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
 }

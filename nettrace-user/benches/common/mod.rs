@@ -18,6 +18,7 @@
 use std::{
     future::Future,
     net::{Ipv4Addr, SocketAddr},
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -30,13 +31,16 @@ use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
 };
 use nettrace::{
-    client::{HttpClient, HttpClientConfig, HttpReqTraceOptions, TraceOptions},
+    client::{
+        HttpClient, HttpClientConfig, HttpReqTraceOptions, KernelMode, RequestBody, TraceOptions,
+    },
     model::HdrFieldsOpt,
     tls::TlsSettings,
 };
 use nettrace_tests::fixtures::{
     http::{HttpOptions, HttpServer, HttpVersions},
     net,
+    tls::TestPki,
 };
 
 /// The keep-alive GET body size.
@@ -51,7 +55,8 @@ pub const CLEAR_EVERY: u64 = 1000;
 pub enum Kind {
     /// hyper-util legacy `Client` over `HttpConnector` (TCP_NODELAY), no tracing.
     Plain,
-    /// nettrace `HttpClient`: `sock_trace`, `dns_query_trace`, `http_req_trace` with values.
+    /// nettrace `HttpClient`: `sock_trace`, `dns_query_trace`, `http_req_trace` with values;
+    /// kernel (eBPF) tracing off.
     Traced,
     /// As `Traced` but without `sock_trace` (for the socket-op recording cost).
     TracedNoSockOps,
@@ -145,7 +150,7 @@ impl AnyClient {
             nameservers: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 53))],
             // No system trust store to load per client: the benchmarks are plain HTTP.
             tls: TlsSettings {
-                roots: Some(rustls::RootCertStore::empty()),
+                roots: Some(test_roots()),
                 ..Default::default()
             },
             ..Default::default()
@@ -157,6 +162,8 @@ impl AnyClient {
                 header_fields: HdrFieldsOpt::WithValues,
                 ..Default::default()
             }),
+            // Userspace tracing only: no eBPF programs, even when run as root.
+            kernel: KernelMode::Off,
             ..Default::default()
         };
         Self::Traced(HttpClient::new(config, options).expect("traced client"))
@@ -176,7 +183,12 @@ impl AnyClient {
                 drain(response.into_body()).await
             }
             Self::Traced(client) => {
-                let response = client.get(&url.to_string()).await.expect("traced GET");
+                // `request` with the parsed URI, as the plain client gets it (`get(&str)`
+                // would add a URL parse per request).
+                let request = Request::get(url.clone())
+                    .body(RequestBody::empty())
+                    .expect("request");
+                let response = client.request(request).await.expect("traced GET");
                 drain(response.into_body()).await
             }
         }
@@ -196,6 +208,14 @@ impl AnyClient {
             Self::Plain(..) => None,
         }
     }
+}
+
+/// The fixtures' test CA, generated once (rustls refuses an empty root store).
+fn test_roots() -> rustls::RootCertStore {
+    static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| TestPki::new().expect("test PKI").root_store())
+        .clone()
 }
 
 /// Reads a body to its end, frame by frame; returns the data length.

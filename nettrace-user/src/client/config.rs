@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use crate::{model::HdrFieldsOpt, tls::TlsSettings};
+use crate::{kernel::KernelConfig, model::HdrFieldsOpt, tls::TlsSettings};
 
 pub use crate::dns::NameserverSelector;
 
@@ -95,6 +95,19 @@ impl fmt::Debug for HttpReqTraceOptions {
     }
 }
 
+/// Whether the kernel side (eBPF) traces the client's sockets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KernelMode {
+    /// When the process may load eBPF programs (root, or CAP_BPF + CAP_NET_ADMIN); otherwise
+    /// the trace says why not (`kernelData.reason`) and everything else works as usual.
+    #[default]
+    Auto,
+    /// Never.
+    Off,
+    /// Always: building the client fails when the programs cannot be loaded.
+    Require,
+}
+
 /// What is recorded beyond dials, connections, TLS tunnels and requests (always on).
 #[derive(Clone, Debug, Default)]
 pub struct TraceOptions {
@@ -108,4 +121,9 @@ pub struct TraceOptions {
     /// `WithHTTPReqTrace`). `None` records no requests, as in Go; TLS tunnels are recorded
     /// either way (Go loses them without this option).
     pub http_req_trace: Option<HttpReqTraceOptions>,
+    /// Kernel facts (TCP states, retransmits, RTT) from the eBPF programs.
+    pub kernel: KernelMode,
+    /// How the eBPF programs are loaded (ring buffer size) when this client is the first of
+    /// the process to load them.
+    pub kernel_config: KernelConfig,
 }

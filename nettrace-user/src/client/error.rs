@@ -10,6 +10,9 @@ pub enum ClientError {
     /// The resolver configuration (/etc/resolv.conf, /etc/hosts) could not be read.
     #[error("resolver configuration")]
     Resolver(#[source] crate::dns::ConfigError),
+    /// Kernel tracing was required but could not start.
+    #[error("kernel tracing was required but is unavailable")]
+    Kernel(#[source] crate::kernel::KernelError),
     /// The client was closed.
     #[error("the client is closed")]
     Closed,

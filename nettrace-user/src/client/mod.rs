@@ -54,7 +54,8 @@ use hyper_util::{
 
 pub use body::{BodyError, BoxError, RequestBody, ResponseBody};
 pub use config::{
-    HttpClientConfig, HttpReqTraceOptions, NameserverSelector, ProxySelector, TraceOptions,
+    HttpClientConfig, HttpReqTraceOptions, KernelMode, NameserverSelector, ProxySelector,
+    TraceOptions,
 };
 pub use conn::ConnInfo;
 pub use error::{ClientError, RequestError};
@@ -67,10 +68,16 @@ use crate::{
     capture::PacketCapture,
     dns::{Resolver, ResolverConfig},
     event::{BodyCounters, Event},
+    kernel::KernelHub,
     model::{HttpTrace, TraceId},
     sock::TcpOptions,
     tracer::{TraceSettings, Tracer},
 };
+
+/// The trace ID of the request (hop) a response answers, found in the response's extensions
+/// (the `traceID` of its `HTTPReqTrace`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestTraceId(pub TraceId);
 
 /// A traced HTTP client. Cheap to clone; clones share the connection pool and the trace.
 #[derive(Clone)]
@@ -93,6 +100,7 @@ impl HttpClient {
             sock_ops: options.sock_trace,
             dns_messages: options.dns_query_trace,
         });
+        attach_kernel(&tracer, &options)?;
         let alpn: &[&[u8]] = if config.prefer_http2 {
             &[b"h2", b"http/1.1"]
         } else {
@@ -177,8 +185,8 @@ impl HttpClient {
         self.request(request).await
     }
 
-    /// Sends a request, following up to 10 redirects (each hop its own `HTTPReqTrace`), and
-    /// returns the response with a streaming body.
+    /// Sends a request, following redirects (each hop its own `HTTPReqTrace`) up to 10 requests
+    /// in all, as Go does, and returns the response with a streaming body.
     pub async fn request<B: Into<RequestBody>>(
         &self,
         request: Request<B>,
@@ -190,7 +198,7 @@ impl HttpClient {
             .map(|limit| Instant::now() + limit);
         let (mut parts, body) = request.into_parts();
         let mut body = body.into();
-        for redirects in 0..=redirect::MAX_REDIRECTS {
+        for sent in 1..=redirect::MAX_REQUESTS {
             let replay = body.try_clone();
             let hop_parts = parts.clone();
             let response = self.send_hop(hop_parts, body, deadline).await?;
@@ -203,8 +211,17 @@ impl HttpClient {
                 return Ok(response);
             };
             let next = next.map_err(RequestError::Invalid)?;
-            if redirects == redirect::MAX_REDIRECTS {
-                return Err(RequestError::TooManyRedirects(redirects));
+            if sent == redirect::MAX_REQUESTS {
+                let error = RequestError::TooManyRedirects(sent);
+                self.inner.tracer.emit(Event::HttpFailed {
+                    req: response
+                        .extensions()
+                        .get::<RequestTraceId>()
+                        .map(|id| id.0.clone())
+                        .unwrap_or_default(),
+                    error: error.to_string(),
+                });
+                return Err(error);
             }
             body = match (next.keep_body, replay) {
                 (false, _) => RequestBody::empty(),
@@ -221,7 +238,7 @@ impl HttpClient {
             parts.uri = next.uri;
             parts.method = next.method;
         }
-        Err(RequestError::TooManyRedirects(redirect::MAX_REDIRECTS))
+        Err(RequestError::TooManyRedirects(redirect::MAX_REQUESTS))
     }
 
     /// One request/response exchange.
@@ -236,10 +253,16 @@ impl HttpClient {
         let started = Instant::now();
         let proxy = match &inner.config.proxy {
             Some(select) if parts.uri.scheme().is_some() => {
-                select(&parts).map_err(RequestError::Proxy)?
+                select(&parts).map_err(RequestError::Proxy)
             }
-            _ => None,
+            _ => Ok(None),
         };
+        // As in Go, the trace records the caller's header fields, not the ones added below.
+        let captured = inner
+            .options
+            .http_req_trace
+            .as_ref()
+            .map(|http| headers::capture(&parts.headers, http));
         let gunzip = !inner.config.disable_compression
             && parts.method != Method::HEAD
             && !parts.headers.contains_key(header::ACCEPT_ENCODING)
@@ -255,14 +278,17 @@ impl HttpClient {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         let counters = Arc::new(BodyCounters::default());
-        if let Some(http) = &inner.options.http_req_trace {
+        if let Some(header) = captured {
             inner.tracer.emit(Event::HttpRequestStarted {
                 req: req.clone(),
                 at: started,
                 method: parts.method.to_string(),
                 url: parts.uri.to_string(),
-                header: headers::capture(&parts.headers, http),
-                network_proxy: proxy.as_ref().map(proxy_name).unwrap_or_default(),
+                header,
+                network_proxy: match &proxy {
+                    Ok(Some(proxy)) => proxy_name(proxy),
+                    _ => String::new(),
+                },
                 body: counters.clone(),
             });
         }
@@ -273,6 +299,7 @@ impl HttpClient {
             });
             error
         };
+        let proxy = proxy.map_err(fail)?;
         if parts.uri.scheme().is_none() {
             return Err(fail(RequestError::Invalid(format!(
                 "URL {} is not absolute",
@@ -330,6 +357,7 @@ impl HttpClient {
                 header: headers::capture(&head.headers, http),
             });
         }
+        head.extensions.insert(RequestTraceId(req.clone()));
         let body = ResponseBody::new(
             incoming,
             gunzip,
@@ -411,6 +439,31 @@ impl HttpClient {
             Ok(())
         } else {
             Err(ClientError::Closed)
+        }
+    }
+}
+
+/// Connects the tracer to the kernel programs as `options.kernel` says.
+fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientError> {
+    let attached = match options.kernel {
+        KernelMode::Off => {
+            tracer.kernel_unavailable("kernel tracing is turned off".to_owned());
+            return Ok(());
+        }
+        KernelMode::Auto | KernelMode::Require => {
+            KernelHub::shared(&options.kernel_config).and_then(|hub| tracer.attach_kernel(&hub))
+        }
+    };
+    match attached {
+        Ok(()) => Ok(()),
+        Err(error) if options.kernel == KernelMode::Require => Err(ClientError::Kernel(error)),
+        Err(error) => {
+            let reason = error::chain(&error);
+            if options.logging {
+                tracing::info!(%reason, "nettrace: no kernel data");
+            }
+            tracer.kernel_unavailable(reason);
+            Ok(())
         }
     }
 }

@@ -2,8 +2,9 @@
 //! Go's http.Client does it).
 use http::{HeaderMap, Method, StatusCode, Uri, header};
 
-/// At most this many redirects are followed, as in Go.
-pub(crate) const MAX_REDIRECTS: usize = 10;
+/// At most this many requests are sent for one call, redirects included (Go: "stopped after
+/// 10 redirects" when the 10th response is a redirect too).
+pub(crate) const MAX_REQUESTS: usize = 10;
 
 /// The next hop of a redirect response, if it is one that is followed.
 #[derive(Debug, PartialEq, Eq)]

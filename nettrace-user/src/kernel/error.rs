@@ -49,6 +49,18 @@ pub enum KernelError {
     /// Waiting on the ring buffer's descriptor failed.
     #[error("polling the event ring buffer failed")]
     Poll(#[source] io::Error),
+    /// The number of possible CPUs (for per-CPU counters) could not be read.
+    #[error("reading the possible CPUs failed")]
+    Cpus(#[source] io::Error),
+    /// The thread that watches the ring buffer could not run.
+    #[error("starting the kernel event thread failed")]
+    Thread(#[source] io::Error),
+    /// Every client slot of the process is taken.
+    #[error(
+        "no free kernel client slot (at most {} traced clients per process)",
+        nettrace_common::limits::MAX_CLIENTS
+    )]
+    NoClientSlot,
     /// [`super::KernelTracer::load`] was called outside a tokio runtime.
     #[error("the kernel tracer must be loaded inside a tokio runtime")]
     NoRuntime,

@@ -24,6 +24,14 @@ impl KernelEvent {
         }
     }
 
+    /// The client slot whose socket it is.
+    pub fn client(&self) -> ClientId {
+        match self {
+            Self::TcpState(e) => e.client,
+            Self::SockOps(e) => e.client,
+        }
+    }
+
     /// When the event happened, on the kernel's monotonic clock.
     pub fn time(&self) -> KernelTime {
         match self {

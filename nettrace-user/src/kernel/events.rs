@@ -1,16 +1,20 @@
-//! [`KernelEvents`]: the asynchronous reader of the event ring buffer.
+//! [`KernelEvents`]: the reader of the event ring buffer.
+//!
+//! Records wait in the ring until they are taken ([`KernelEvents::next`] waits for one,
+//! [`KernelEvents::drain`] takes all there are, without waiting); a full ring makes the kernel
+//! count lost events (see [`super::KernelTracer::lost_events`]) instead of blocking anything.
+use std::os::fd::{AsFd, OwnedFd};
+
 use aya::maps::{Map, MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 
 use super::{KernelError, KernelEvent};
 
 /// The stream of kernel events, in the order the kernel reserved them.
-///
-/// Reading is driven by the consumer: records wait in the ring buffer until [`Self::next`] or
-/// [`Self::drain`] takes them, and a full ring makes the kernel count lost events (see
-/// [`super::KernelTracer::lost_events`]) instead of blocking anything.
 pub struct KernelEvents {
-    ring: AsyncFd<RingBuf<MapData>>,
+    ring: RingBuf<MapData>,
+    /// A duplicate of the ring's descriptor, polled for readiness only.
+    ready: AsyncFd<OwnedFd>,
 }
 
 impl KernelEvents {
@@ -20,31 +24,29 @@ impl KernelEvents {
             step: "open",
             source,
         })?;
-        // SAFETY: the RingBuf owns its map descriptor, never replaces it and closes it only
-        // when dropped, which happens after (or as part of) dropping the AsyncFd.
-        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-            .map_err(|e| KernelError::Poll(e.into()))?;
-        Ok(Self { ring })
+        let ready = readiness(&ring)?;
+        Ok(Self { ring, ready })
     }
 
     /// Waits for the next event. A malformed record yields an error and is skipped: the next
     /// call goes on with the following record.
     pub async fn next(&mut self) -> Result<KernelEvent, KernelError> {
+        let Self { ring, ready } = self;
         loop {
-            if let Some(event) = self.try_next() {
-                return event;
-            }
-            let mut ready = self.ring.readable_mut().await.map_err(KernelError::Poll)?;
-            if let Some(item) = ready.get_inner_mut().next() {
+            if let Some(item) = ring.next() {
                 return KernelEvent::decode(&item);
             }
-            ready.clear_ready();
+            let mut guard = ready.readable().await.map_err(KernelError::Poll)?;
+            if let Some(item) = ring.next() {
+                return KernelEvent::decode(&item);
+            }
+            guard.clear_ready();
         }
     }
 
     /// The next event if one is already in the ring buffer, without waiting.
     pub fn try_next(&mut self) -> Option<Result<KernelEvent, KernelError>> {
-        let item = self.ring.get_mut().next()?;
+        let item = self.ring.next()?;
         Some(KernelEvent::decode(&item))
     }
 
@@ -52,4 +54,21 @@ impl KernelEvents {
     pub fn drain(&mut self) -> Vec<Result<KernelEvent, KernelError>> {
         std::iter::from_fn(|| self.try_next()).collect()
     }
+
+    /// A new readiness handle on the ring (a duplicated descriptor), for a task that waits
+    /// for events while the ring itself is drained elsewhere.
+    pub(crate) fn readiness(&self) -> Result<AsyncFd<OwnedFd>, KernelError> {
+        readiness(&self.ring)
+    }
+}
+
+fn readiness(ring: &RingBuf<MapData>) -> Result<AsyncFd<OwnedFd>, KernelError> {
+    let fd = ring
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(KernelError::Poll)?;
+    // SAFETY: `fd` is an owned, open descriptor that the AsyncFd owns from here on and closes
+    // only when it is dropped.
+    unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(|e| KernelError::Poll(e.into()))
 }

@@ -23,10 +23,12 @@ mod cgroup;
 mod error;
 mod event;
 mod events;
+mod hub;
 mod object;
 mod tracer;
 
 pub use error::KernelError;
 pub use event::{KernelEvent, KernelTcpState, SockOp, SockOpsRecord, TcpStateChange};
 pub use events::KernelEvents;
+pub(crate) use hub::{KernelClient, KernelHub, KernelSink};
 pub use tracer::{ClientId, KernelConfig, KernelTracer};

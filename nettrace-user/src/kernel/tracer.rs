@@ -40,7 +40,7 @@ pub struct KernelTracer {
     _ebpf: Ebpf,
     attachments: Vec<String>,
     traced: Mutex<HashMap<MapData, u64, TracedSocket>>,
-    lost: PerCpuArray<MapData, u64>,
+    lost: Mutex<PerCpuArray<MapData, u64>>,
 }
 
 impl KernelTracer {
@@ -75,7 +75,7 @@ impl KernelTracer {
             _ebpf: ebpf,
             attachments,
             traced: Mutex::new(traced),
-            lost,
+            lost: Mutex::new(lost),
         };
         Ok((tracer, events))
     }
@@ -120,9 +120,23 @@ impl KernelTracer {
     pub fn lost_events(&self, client: ClientId) -> Result<u64, KernelError> {
         let per_cpu = self
             .lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&client.0, 0)
             .map_err(map_error(map_name::LOST_EVENTS, "read"))?;
         Ok(per_cpu.iter().sum())
+    }
+
+    /// Sets the lost-event counter of `client` back to zero (for the next user of the slot).
+    pub fn reset_lost_events(&self, client: ClientId) -> Result<(), KernelError> {
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| KernelError::Cpus(e))?;
+        let zeros =
+            aya::maps::PerCpuValues::try_from(vec![0u64; cpus]).map_err(KernelError::Cpus)?;
+        self.lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .set(client.0, zeros, 0)
+            .map_err(map_error(map_name::LOST_EVENTS, "reset"))
     }
 
     fn traced_map(&self) -> std::sync::MutexGuard<'_, HashMap<MapData, u64, TracedSocket>> {

@@ -26,7 +26,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 use super::serde_util::{is_false, opt_ip};
-use super::{ConntrackEntry, SocketTrace, Timestamp, TraceId, TraceList, Traced};
+use super::{ConntrackEntry, KernelTcpFacts, SocketTrace, Timestamp, TraceId, TraceList, Traced};
 
 /// Source and destination addresses of a connection. Whether from our side or the remote one,
 /// before or after NAT, depends on where it appears.
@@ -107,6 +107,9 @@ pub struct TcpConnTrace {
     /// Socket operations, if socket tracing is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket_trace: Option<SocketTrace>,
+    /// What the kernel saw of the connection (extension; JSON `kernel`, omitted when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelTcpFacts>,
 }
 
 /// A UDP "connection": a connected UDP socket and the datagrams exchanged over it.
@@ -228,6 +231,7 @@ mod tests {
                     ..Default::default()
                 }],
             }),
+            kernel: None,
         }
     }
 

@@ -87,6 +87,7 @@ mod dns;
 mod dns_codes;
 mod error;
 mod http;
+mod kernel;
 mod list;
 mod serde_util;
 mod socket;
@@ -103,6 +104,7 @@ pub use dns::{DnsAnswer, DnsQueryMsg, DnsQueryTrace, DnsQueryTraces, DnsQuestion
 pub use dns_codes::{DnsRCode, DnsResType};
 pub use error::ModelError;
 pub use http::{HdrFieldsOpt, HttpHeader, HttpHeaderKv, HttpReqTrace, HttpReqTraces};
+pub use kernel::{KernelDataStatus, KernelStateChange, KernelTcpFacts};
 pub use list::{TraceList, Traced};
 pub use socket::{SocketOp, SocketOpType, SocketTrace};
 pub use tcp_state::TcpState;

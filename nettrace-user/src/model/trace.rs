@@ -18,8 +18,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DialTraces, DnsQueryTraces, HttpReqTraces, TcpConnTraces, Timestamp, TlsTunnelTraces,
-    UdpConnTraces,
+    DialTraces, DnsQueryTraces, HttpReqTraces, KernelDataStatus, TcpConnTraces, Timestamp,
+    TlsTunnelTraces, UdpConnTraces,
 };
 
 /// Access to the [`NetTrace`] part of any trace (Go's `AnyNetTrace`, implemented by `NetTrace`
@@ -55,6 +55,10 @@ pub struct NetTrace {
     pub dns_queries: DnsQueryTraces,
     /// Every TLS tunnel opened or attempted.
     pub tls_tunnels: TlsTunnelTraces,
+    /// Whether kernel data was gathered and is complete (extension; JSON `kernelData`,
+    /// omitted when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_data: Option<KernelDataStatus>,
 }
 
 impl AnyNetTrace for NetTrace {

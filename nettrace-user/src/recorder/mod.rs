@@ -9,6 +9,7 @@
 //! A snapshot never removes anything (Go's `GetTrace` loses dials, DNS queries and TLS tunnels
 //! on a second call), and references are resolved so that a record that is known is never
 //! referred to by an empty ID.
+mod kernel;
 mod records;
 mod snapshot;
 mod table;
@@ -265,6 +266,12 @@ impl Recorder {
                     rec.proto = Some(proto);
                     rec.status = status;
                     rec.resp_header = header;
+                }
+            }
+            Event::Kernel(event) => {
+                let conn = self.by_cookie.get(&event.cookie());
+                if let Some(rec) = conn.and_then(|c| self.conns.get_mut(c)) {
+                    rec.kernel.fold(event);
                 }
             }
             Event::HttpFailed { req, error, .. } => {

@@ -6,6 +6,7 @@ use std::{
     time::Instant,
 };
 
+use super::kernel::KernelRec;
 use crate::{
     SocketCookie,
     event::{BodyCounters, TlsOutcome, Transport},
@@ -85,6 +86,8 @@ pub(crate) struct ConnRec {
     pub(crate) established: Option<Instant>,
     pub(crate) closed: Option<Instant>,
     pub(crate) reused: bool,
+    /// What the kernel reported about the socket.
+    pub(crate) kernel: KernelRec,
 }
 
 impl ConnRec {
@@ -103,6 +106,7 @@ impl ConnRec {
             established: None,
             closed: None,
             reused: false,
+            kernel: KernelRec::default(),
         }
     }
 }

@@ -153,8 +153,11 @@ fn addr_tuple(conn: &ConnRec) -> AddrTuple {
     }
 }
 
+/// The socket operations in call order. They are logged as they complete, and an async read
+/// is often called (polled first) before a write that completes earlier.
 fn socket_trace(clock: &TraceClock, conn: &ConnRec) -> Option<SocketTrace> {
-    let ops = conn.record.ops()?;
+    let mut ops = conn.record.ops()?;
+    ops.sort_by_key(|op| op.call_at);
     Some(SocketTrace {
         socket_ops: ops.iter().map(|op| socket_op(clock, op)).collect(),
     })
@@ -186,6 +189,7 @@ fn tcp_trace(clock: &TraceClock, id: &TraceId, conn: &ConnRec) -> TcpConnTrace {
         total_recv_bytes: conn.record.received(),
         conntrack: None,
         socket_trace: socket_trace(clock, conn),
+        kernel: conn.kernel.facts(clock),
     }
 }
 

@@ -5,7 +5,7 @@ use std::{io, sync::Arc, time::Instant};
 use tokio::net::UdpSocket;
 
 use super::{RawSocketOp, SocketRecord};
-use crate::{event::Event, model::SocketOpType, model::TraceId, tracer::Tracer};
+use crate::{SocketCookie, event::Event, model::SocketOpType, model::TraceId, tracer::Tracer};
 
 /// A traced, connected UDP socket.
 #[derive(Debug)]
@@ -13,6 +13,7 @@ pub(crate) struct TracedUdpSocket {
     inner: UdpSocket,
     conn: TraceId,
     record: Arc<SocketRecord>,
+    cookie: Option<SocketCookie>,
     tracer: Tracer,
 }
 
@@ -22,12 +23,14 @@ impl TracedUdpSocket {
         inner: UdpSocket,
         conn: TraceId,
         record: Arc<SocketRecord>,
+        cookie: Option<SocketCookie>,
         tracer: Tracer,
     ) -> Self {
         Self {
             inner,
             conn,
             record,
+            cookie,
             tracer,
         }
     }
@@ -78,6 +81,10 @@ impl TracedUdpSocket {
 
 impl Drop for TracedUdpSocket {
     fn drop(&mut self) {
+        // UDP has no state machine the programs could see ending: forget it here.
+        if let Some(cookie) = self.cookie {
+            self.tracer.unregister_socket(cookie);
+        }
         self.tracer.emit(Event::ConnClosed {
             conn: self.conn.clone(),
             at: Instant::now(),

@@ -47,7 +47,12 @@ fn open(
     transport: Transport,
     origin: &SocketOrigin,
     remote: SocketAddr,
-) -> io::Result<(Socket, TraceId, std::sync::Arc<super::SocketRecord>)> {
+) -> io::Result<(
+    Socket,
+    TraceId,
+    std::sync::Arc<super::SocketRecord>,
+    Option<SocketCookie>,
+)> {
     let domain = Domain::for_address(remote);
     let (kind, protocol) = match transport {
         Transport::Tcp => (Type::STREAM, Protocol::TCP),
@@ -58,6 +63,9 @@ fn open(
         socket.bind(&SocketAddr::new(ip, 0).into())?;
     }
     let cookie = SocketCookie::of(&socket).ok();
+    if let Some(cookie) = cookie {
+        tracer.register_socket(cookie);
+    }
     let conn = TraceId::generate();
     let record = tracer.new_socket_record();
     tracer.emit(Event::ConnOpened {
@@ -70,7 +78,7 @@ fn open(
         record: record.clone(),
         at: Instant::now(),
     });
-    Ok((socket, conn, record))
+    Ok((socket, conn, record, cookie))
 }
 
 /// Opens and connects a traced TCP connection.
@@ -80,7 +88,7 @@ pub(crate) async fn connect_tcp(
     remote: SocketAddr,
     options: TcpOptions,
 ) -> Result<TracedStream<TcpStream>, ConnectError> {
-    let (socket, conn, record) =
+    let (socket, conn, record, _) =
         open(tracer, Transport::Tcp, origin, remote).map_err(ConnectError::Socket)?;
     let fail = |error: ConnectError| {
         let at = Instant::now();
@@ -132,7 +140,7 @@ pub(crate) async fn connect_udp(
     origin: &SocketOrigin,
     remote: SocketAddr,
 ) -> Result<TracedUdpSocket, ConnectError> {
-    let (socket, conn, record) =
+    let (socket, conn, record, cookie) =
         open(tracer, Transport::Udp, origin, remote).map_err(ConnectError::Socket)?;
     let result = async {
         let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
@@ -148,9 +156,18 @@ pub(crate) async fn connect_udp(
                 at: Instant::now(),
                 local,
             });
-            Ok(TracedUdpSocket::new(socket, conn, record, tracer.clone()))
+            Ok(TracedUdpSocket::new(
+                socket,
+                conn,
+                record,
+                cookie,
+                tracer.clone(),
+            ))
         }
         Err(error) => {
+            if let Some(cookie) = cookie {
+                tracer.unregister_socket(cookie);
+            }
             tracer.emit(Event::ConnClosed {
                 conn,
                 at: Instant::now(),

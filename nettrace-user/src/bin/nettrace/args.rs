@@ -43,6 +43,17 @@ pub(crate) enum Headers {
     Values,
 }
 
+/// Whether the eBPF programs trace the sockets.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// When the process may load eBPF programs.
+    Auto,
+    /// Never.
+    Off,
+    /// Always; fail otherwise.
+    Require,
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct GetArgs {
     /// The URL to request.
@@ -105,6 +116,9 @@ pub(crate) struct GetArgs {
     /// Record every DNS query and reply.
     #[arg(long)]
     pub(crate) dns_trace: bool,
+    /// Kernel facts from eBPF: auto (when permitted), off, or require (fail without them).
+    #[arg(long, value_enum, default_value_t = Kernel::Auto)]
+    pub(crate) kernel: Kernel,
     /// Description stored in the trace.
     #[arg(long)]
     pub(crate) description: Option<String>,

@@ -11,11 +11,13 @@ use std::{
 use anyhow::{Context, Result, bail};
 use http::{HeaderName, HeaderValue, Method, Request};
 use nettrace::{
-    client::{HttpClient, HttpClientConfig, HttpReqTraceOptions, RequestBody, TraceOptions},
+    client::{
+        HttpClient, HttpClientConfig, HttpReqTraceOptions, KernelMode, RequestBody, TraceOptions,
+    },
     model::{HdrFieldsOpt, HttpTrace},
 };
 
-use crate::args::{Format, GetArgs, Headers};
+use crate::args::{Format, GetArgs, Headers, Kernel};
 
 pub(crate) fn run(args: GetArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -185,5 +187,11 @@ fn options(args: &GetArgs) -> TraceOptions {
                     as Arc<dyn Fn(&str) -> bool + Send + Sync>
             }),
         }),
+        kernel: match args.kernel {
+            Kernel::Auto => KernelMode::Auto,
+            Kernel::Off => KernelMode::Off,
+            Kernel::Require => KernelMode::Require,
+        },
+        kernel_config: Default::default(),
     }
 }
