@@ -85,7 +85,10 @@ async fn get_prints_the_json_trace_and_exits_0() {
     assert!(req.resp_content_len > 0);
     let net = &trace.net_trace;
     assert_eq!(net.dns_queries.len(), 2, "{}", dump(&trace));
-    assert_eq!(net.dials[0].resolver_dials[0].nameserver, https.dns.addr().to_string());
+    assert_eq!(
+        net.dials[0].resolver_dials[0].nameserver,
+        https.dns.addr().to_string()
+    );
     let [tunnel] = &net.tls_tunnels[..] else {
         panic!("one TLS tunnel expected:\n{}", dump(&trace));
     };
@@ -106,7 +109,11 @@ async fn a_failed_request_exits_1_and_still_prints_the_trace() {
     let [req] = &trace.http_requests[..] else {
         panic!("one request expected:\n{}", dump(&trace));
     };
-    assert!(req.req_error.to_lowercase().contains("refused"), "{}", dump(&trace));
+    assert!(
+        req.req_error.to_lowercase().contains("refused"),
+        "{}",
+        dump(&trace)
+    );
     let [conn] = &trace.net_trace.tcp_conns[..] else {
         panic!("one TCP conn expected:\n{}", dump(&trace));
     };
@@ -119,14 +126,23 @@ async fn usage_errors_exit_2() {
     let cases: [&[&str]; 5] = [
         &["get"],
         &["get", "http://127.0.0.1:1/", "--no-such-option"],
-        &["get", "http://127.0.0.1:1/", "--nameserver", "not-an-address"],
+        &[
+            "get",
+            "http://127.0.0.1:1/",
+            "--nameserver",
+            "not-an-address",
+        ],
         &["get", "http://127.0.0.1:1/", "-H", "no colon here"],
         &["frobnicate"],
     ];
     for args in cases {
         let out = nettrace(args).await;
         assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
-        assert!(out.stdout.is_empty(), "{args:?} printed a trace: {}", out.stdout);
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?} printed a trace: {}",
+            out.stdout
+        );
         assert!(!out.stderr.is_empty(), "{args:?}: no explanation");
     }
 }
@@ -137,7 +153,10 @@ async fn waterfall_format_shows_dns_connect_and_tls_steps() {
     let out = nettrace(https.args("/", &["--dns-trace", "--format", "waterfall"])).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     let text = &out.stdout;
-    assert!(serde_json::from_str::<serde_json::Value>(text).is_err(), "JSON, not a waterfall");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(text).is_err(),
+        "JSON, not a waterfall"
+    );
     let step = |label: &str| text.lines().any(|l| l.trim_start().starts_with(label));
     for label in ["dns", "connect", "tls", "request", "response"] {
         assert!(step(label), "no {label} line in\n{text}");
@@ -152,7 +171,11 @@ async fn repeat_with_clear_trace_prints_one_trace_per_request_on_reused_connecti
     let url = server.url("/bytes/7");
     let out = nettrace(["get", url.as_str(), "--repeat", "3", "--clear-trace"]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
-    let lines: Vec<&str> = out.stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     assert_eq!(lines.len(), 3, "{}", out.stdout);
     let traces: Vec<HttpTrace> = lines.iter().map(|l| parse(l, &out)).collect();
     let [req] = &traces[0].http_requests[..] else {
@@ -176,8 +199,10 @@ async fn repeat_with_clear_trace_prints_one_trace_per_request_on_reused_connecti
         assert!(reused.reused, "{}", dump(later));
     }
     assert!(
-        traces.windows(2).all(|w| w[0].net_trace.trace_begin_at.as_absolute()
-            < w[1].net_trace.trace_begin_at.as_absolute()),
+        traces
+            .windows(2)
+            .all(|w| w[0].net_trace.trace_begin_at.as_absolute()
+                < w[1].net_trace.trace_begin_at.as_absolute()),
         "each trace begins after the previous one"
     );
     assert_eq!(server.connections().get(), 1);
@@ -214,14 +239,28 @@ async fn method_headers_and_body_reach_the_server_and_the_trace() {
     assert_eq!(req.req_content_len, 5);
     assert_eq!(req.resp_content_len, 5);
     let value = |header: &nettrace::model::HttpHeader, name: &str| {
-        header.get(name).map(|kv| (kv.field_val.clone(), kv.field_val_len))
+        header
+            .get(name)
+            .map(|kv| (kv.field_val.clone(), kv.field_val_len))
     };
-    assert_eq!(value(&req.req_header, "X-Test"), Some(("one".to_owned(), 3)));
+    assert_eq!(
+        value(&req.req_header, "X-Test"),
+        Some(("one".to_owned(), 3))
+    );
     assert_eq!(value(&req.req_header, "X-Secret"), None, "excluded");
     // What the server saw, as it echoed it back (recorded as response headers).
-    assert_eq!(value(&req.resp_header, "X-Echo-Method"), Some(("PUT".to_owned(), 3)));
-    assert_eq!(value(&req.resp_header, "X-Echo-Header-X-Test"), Some(("one".to_owned(), 3)));
-    assert_eq!(value(&req.resp_header, "X-Echo-Body-Length"), Some(("5".to_owned(), 1)));
+    assert_eq!(
+        value(&req.resp_header, "X-Echo-Method"),
+        Some(("PUT".to_owned(), 3))
+    );
+    assert_eq!(
+        value(&req.resp_header, "X-Echo-Header-X-Test"),
+        Some(("one".to_owned(), 3))
+    );
+    assert_eq!(
+        value(&req.resp_header, "X-Echo-Body-Length"),
+        Some(("5".to_owned(), 1))
+    );
     assert_eq!(server.request_log()[0].method, "PUT");
 }
 
@@ -229,12 +268,26 @@ async fn method_headers_and_body_reach_the_server_and_the_trace() {
 async fn headers_names_mode_records_names_only() {
     let server = scenario::plain_server().await;
     let url = server.url("/echo");
-    let out = nettrace(["get", url.as_str(), "-H", "X-Test: one", "--headers", "names"]).await;
+    let out = nettrace([
+        "get",
+        url.as_str(),
+        "-H",
+        "X-Test: one",
+        "--headers",
+        "names",
+    ])
+    .await;
     assert_eq!(out.code, Some(0), "{out:?}");
     let trace = parse(&out.stdout, &out);
     let req = &trace.http_requests[0];
-    let field = req.req_header.get("X-Test").unwrap_or_else(|| panic!("{}", dump(&trace)));
-    assert!(field.field_val.is_empty() && field.field_val_len == 0, "{field:?}");
+    let field = req
+        .req_header
+        .get("X-Test")
+        .unwrap_or_else(|| panic!("{}", dump(&trace)));
+    assert!(
+        field.field_val.is_empty() && field.field_val_len == 0,
+        "{field:?}"
+    );
     assert!(req.resp_header.get("X-Echo-Method").is_some());
 }
 
@@ -270,8 +323,17 @@ async fn skipped_nameserver_is_reported_and_the_request_fails() {
     assert_eq!(out.code, Some(1), "{out:?}");
     let trace = parse(&out.stdout, &out);
     let dial = &trace.net_trace.dials[0];
-    assert_eq!(dial.skipped_nameservers, vec![dns.clone()], "{}", dump(&trace));
+    assert_eq!(
+        dial.skipped_nameservers,
+        vec![dns.clone()],
+        "{}",
+        dump(&trace)
+    );
     assert!(dial.resolver_dials.is_empty());
-    assert!(dial.dial_err.contains("skipped by --skip-nameserver"), "{}", dump(&trace));
+    assert!(
+        dial.dial_err.contains("skipped by --skip-nameserver"),
+        "{}",
+        dump(&trace)
+    );
     assert_eq!(https.dns.udp_queries().get(), 0);
 }

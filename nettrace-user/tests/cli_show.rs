@@ -33,10 +33,9 @@ fn show_waterfall_of_the_go_readme_example() {
     let out = nettrace(&["show", &path.display().to_string()]);
     assert_eq!(out.code, Some(0), "{out:?}");
     let text = &out.stdout;
-    let trace: HttpTrace = serde_json::from_str(
-        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}")),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let trace: HttpTrace =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
     assert!(text.contains(&trace.net_trace.description), "{text}");
     assert!(text.contains("www.google.com"), "{text}");
     let step = |label: &str| text.lines().any(|l| l.trim_start().starts_with(label));
@@ -67,7 +66,10 @@ fn show_waterfall_of_the_go_readme_example_includes_its_tls_handshake() {
 fn show_rejects_a_missing_file_and_non_traces_with_exit_2() {
     let dir = TempDir::new("cli-show");
     let missing = dir.path("missing.json").display().to_string();
-    let not_json = dir.write("text.json", "this is not JSON").display().to_string();
+    let not_json = dir
+        .write("text.json", "this is not JSON")
+        .display()
+        .to_string();
     let not_trace = dir
         .write("list.json", r#"{"dials": "should be a list"}"#)
         .display()

@@ -587,17 +587,16 @@ fn check_ops(
         assert_not_after(trace, open, &op.call_at, &format!("{what} before open"));
         assert_not_after(trace, &op.call_at, &op.return_at, &what);
         assert_not_after(trace, &op.return_at, close, &format!("{what} after close"));
-        // Listed as they complete (as Go publishes them): a read pending while a write goes
-        // out comes after the write. [`socket_ops_in_call_order`] checks the documented order.
+        // "The operations in the order they were called" (`SocketTrace::socket_ops`).
         if let Some(previous) = previous {
             assert_not_after(
                 trace,
                 previous,
-                &op.return_at,
-                &format!("{what} out of order"),
+                &op.call_at,
+                &format!("{what} not in call order"),
             );
         }
-        previous = Some(&op.return_at);
+        previous = Some(&op.call_at);
         match op.op_type {
             SocketOpType::Write | SocketOpType::WriteTo => written += u64::from(op.data_len),
             SocketOpType::Read | SocketOpType::ReadFrom => read += u64::from(op.data_len),
@@ -807,8 +806,7 @@ impl TempDir {
     pub fn new(tag: &str) -> Self {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("nettrace-{tag}-{}-{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("nettrace-{tag}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&path)
             .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
         Self(path)
@@ -867,8 +865,18 @@ pub fn run_command(mut command: std::process::Command, limit: Duration) -> Comma
             text
         })
     };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let deadline = std::time::Instant::now() + limit;
     let status = loop {
         match child.try_wait() {

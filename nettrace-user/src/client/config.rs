@@ -36,8 +36,8 @@ pub struct HttpClientConfig {
     pub req_timeout: Option<Duration>,
     /// Time limit for a TCP handshake.
     pub tcp_handshake_timeout: Option<Duration>,
-    /// Keep-alive probe interval; `None` leaves the system default. (Go's negative value,
-    /// "disabled", is `Some(Duration::ZERO)`.)
+    /// TCP keep-alive probe interval. `None` probes every 15 seconds (Go's default for zero);
+    /// `Some(Duration::ZERO)` turns probes off (Go's negative value).
     pub tcp_keep_alive_interval: Option<Duration>,
     /// Time limit for a TLS handshake.
     pub tls_handshake_timeout: Option<Duration>,
@@ -53,7 +53,8 @@ pub struct HttpClientConfig {
     pub max_conns_per_host: usize,
     /// How long an idle connection is kept; `None` means no limit.
     pub idle_conn_timeout: Option<Duration>,
-    /// Time limit for the response head, counted from when the request was sent.
+    /// Time limit for the response head, counted from when the request could be written: at
+    /// once on a pooled connection, when connecting ends on a new one.
     pub response_header_timeout: Option<Duration>,
     /// With `Expect: 100-continue`, how long to wait for the server's `100 Continue` before
     /// sending the body anyway.

@@ -96,15 +96,18 @@ impl tower_service::Service<Uri> for TracedConnector {
         // Read now: `call` runs while the requesting task is polled; the returned future may
         // be finished by a background task of the pool.
         let request = context::current();
+        request.dial.started();
         let shared = self.shared.clone();
         Box::pin(async move { shared.connect(uri, request).await.map(TokioIo::new) })
     }
 }
 
-/// Reports the end of a dial's "context" when the dial future finishes or is dropped.
+/// Reports the end of a dial's "context" when the dial future finishes or is dropped, to the
+/// trace and to the request waiting for it.
 struct DialContext<'a> {
     tracer: &'a Tracer,
     dial: TraceId,
+    request: &'a RequestContext,
 }
 
 impl Drop for DialContext<'_> {
@@ -113,6 +116,7 @@ impl Drop for DialContext<'_> {
             dial: self.dial.clone(),
             at: Instant::now(),
         });
+        self.request.dial.ended();
     }
 }
 
@@ -122,10 +126,14 @@ impl Shared {
         uri: Uri,
         request: RequestContext,
     ) -> Result<TracedConn, ConnectFailed> {
-        let target = Endpoint::from_uri(&uri).map_err(ConnectFailed)?;
-        let proxy = match &request.proxy {
-            Some(proxy) => Some(Endpoint::from_uri(proxy).map_err(ConnectFailed)?),
-            None => None,
+        let target = Endpoint::from_uri(&uri);
+        let proxy = request.proxy.as_ref().map(Endpoint::from_uri).transpose();
+        let (target, proxy) = match (target, proxy) {
+            (Ok(target), Ok(proxy)) => (target, proxy),
+            (Err(error), _) | (_, Err(error)) => {
+                request.dial.ended();
+                return Err(ConnectFailed(error));
+            }
         };
         let first_hop = proxy.as_ref().unwrap_or(&target);
         let dial = TraceId::generate();
@@ -139,6 +147,7 @@ impl Shared {
         let _context = DialContext {
             tracer: &self.tracer,
             dial: dial.clone(),
+            request: &request,
         };
         let slot = self.host_slot(&target.authority()).await;
         let stream = match self.dial(&dial, first_hop).await {

@@ -3,6 +3,13 @@
 //! hyper-util's connector sees only a URI. The client runs each request inside a task-local
 //! [`RequestContext`]; the connector reads it when hyper asks for a connection, which happens
 //! while the request's own future is polled.
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use tokio::sync::Notify;
+
 use crate::model::TraceId;
 
 /// What the connector needs to know about the request that asked for a connection.
@@ -12,6 +19,37 @@ pub(crate) struct RequestContext {
     pub(crate) http_req: Option<TraceId>,
     /// The proxy chosen for the request.
     pub(crate) proxy: Option<http::Uri>,
+    /// Whether the request waits for a connection being dialed for it.
+    pub(crate) dial: Arc<DialProgress>,
+}
+
+/// Tells a request when the connection dialed for it is ready (or failed), so that its
+/// response-header timer starts when the request can be written.
+#[derive(Debug, Default)]
+pub(crate) struct DialProgress {
+    dialing: AtomicBool,
+    ended: Notify,
+}
+
+impl DialProgress {
+    /// The connector started a dial for the request.
+    pub(crate) fn started(&self) {
+        self.dialing.store(true, Ordering::Release);
+    }
+
+    /// The dial ended.
+    pub(crate) fn ended(&self) {
+        self.dialing.store(false, Ordering::Release);
+        // Stores a permit when nobody waits yet, so the end is not missed.
+        self.ended.notify_one();
+    }
+
+    /// Returns when no dial for the request is in progress.
+    pub(crate) async fn connected(&self) {
+        while self.dialing.load(Ordering::Acquire) {
+            self.ended.notified().await;
+        }
+    }
 }
 
 tokio::task_local! {

@@ -317,12 +317,14 @@ impl HttpClient {
         let wait =
             expect_continue::install(&mut request, has_body, inner.config.expect_continue_timeout);
         request.body_mut().wait_before_sending(wait);
+        let dial = Arc::new(context::DialProgress::default());
         let context = RequestContext {
             http_req: Some(req.clone()),
             proxy,
+            dial: dial.clone(),
         };
         let exchange = context::scope(context, pool.request(request));
-        let result = self.with_limits(exchange, started, deadline).await;
+        let result = self.with_limits(exchange, &dial, deadline).await;
         let response = match result {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => return Err(fail(transport_error(&error))),
@@ -369,29 +371,45 @@ impl HttpClient {
         Ok(Response::from_parts(head, body))
     }
 
-    /// Applies the response-header and whole-request time limits to an exchange.
+    /// Applies the whole-request and response-header time limits to an exchange. The header
+    /// limit counts from when the request can be written: at once on a pooled connection,
+    /// when the dial ends on a new one.
     async fn with_limits<F: std::future::Future>(
         &self,
         exchange: F,
-        started: Instant,
+        dial: &context::DialProgress,
         deadline: Option<Instant>,
     ) -> Result<F::Output, RequestError> {
         let config = &self.inner.config;
-        let header_deadline = config
-            .response_header_timeout
-            .map(|limit| (started + limit, limit));
-        let limits = [
-            deadline
-                .zip(config.req_timeout)
-                .map(|(d, l)| (d, l, "ReqTimeout")),
-            header_deadline.map(|(d, l)| (d, l, "ResponseHeaderTimeout")),
-        ];
-        let earliest = limits.into_iter().flatten().min_by_key(|(d, _, _)| *d);
-        match earliest {
-            None => Ok(exchange.await),
-            Some((at, limit, what)) => tokio::time::timeout_at(at.into(), exchange)
-                .await
-                .map_err(|_| RequestError::Timeout { what, limit }),
+        let request_limit = async {
+            match deadline.zip(config.req_timeout) {
+                Some((at, limit)) => {
+                    tokio::time::sleep_until(at.into()).await;
+                    RequestError::Timeout {
+                        what: "ReqTimeout",
+                        limit,
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let header_limit = async {
+            match config.response_header_timeout {
+                Some(limit) => {
+                    dial.connected().await;
+                    tokio::time::sleep(limit).await;
+                    RequestError::Timeout {
+                        what: "ResponseHeaderTimeout",
+                        limit,
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            output = exchange => Ok(output),
+            timeout = request_limit => Err(timeout),
+            timeout = header_limit => Err(timeout),
         }
     }
 

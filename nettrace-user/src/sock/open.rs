@@ -32,12 +32,15 @@ pub(crate) struct SocketOrigin {
     pub(crate) source_ip: Option<IpAddr>,
 }
 
+/// Keep-alive probe interval when none is configured (Go's `net.Dialer` default).
+const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(15);
+
 /// TCP options applied before connecting.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct TcpOptions {
     /// Give up the handshake after this long.
     pub(crate) connect_timeout: Option<Duration>,
-    /// Keep-alive probe interval; `None` leaves the system default.
+    /// Keep-alive probe interval; `None` means 15 s, zero turns probes off (Go's rules).
     pub(crate) keepalive: Option<Duration>,
 }
 
@@ -102,14 +105,17 @@ pub(crate) async fn connect_tcp(
         });
         error
     };
-    if let Some(interval) = options.keepalive {
-        let keepalive = socket2::TcpKeepalive::new()
-            .with_time(interval)
-            .with_interval(interval);
-        socket
-            .set_tcp_keepalive(&keepalive)
-            .map_err(|e| fail(ConnectError::Socket(e)))?;
-    }
+    let interval = options.keepalive.unwrap_or(DEFAULT_KEEPALIVE);
+    let keepalive = if interval.is_zero() {
+        socket.set_keepalive(false)
+    } else {
+        socket.set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(interval)
+                .with_interval(interval),
+        )
+    };
+    keepalive.map_err(|e| fail(ConnectError::Socket(e)))?;
     socket
         .set_tcp_nodelay(true)
         .map_err(|e| fail(ConnectError::Socket(e)))?;
