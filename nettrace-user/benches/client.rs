@@ -44,7 +44,7 @@ fn client(c: &mut Criterion) {
             Conns::KeepAlive,
             &large,
             Throughput::Bytes(common::LARGE as u64),
-            &all[..],
+            &all[..2],
         ),
     ];
     for (name, conns, url, throughput, kinds) in scenarios {
@@ -56,7 +56,10 @@ fn client(c: &mut Criterion) {
             .measurement_time(Duration::from_secs(3));
         for &kind in kinds {
             group.bench_function(kind.name(), |b| {
-                b.iter_custom(|iters| rt.block_on(common::sample(kind, conns, url.clone(), iters)));
+                b.iter_custom(|iters| {
+                    rt.block_on(common::sample(kind, conns, url.clone(), iters))
+                        .wall
+                });
             });
         }
         group.finish();

@@ -15,13 +15,17 @@ mod common;
 
 use std::{
     net::SocketAddr,
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use http::Uri;
+use nettrace::model::HttpTrace;
 
-use common::{AnyClient, Conns, Kind};
+use common::{AnyClient, Conns, Kind, Timing};
 
 /// One scenario of the table.
 struct Scenario {
@@ -36,21 +40,26 @@ struct Scenario {
     target: Option<f64>,
 }
 
-/// Medians of one scenario.
+/// Medians of one scenario (paired rounds).
 struct Outcome {
+    /// Requests (or bytes) per second.
     plain: f64,
     traced: f64,
+    /// Traced over plain throughput (the median of the per-round ratios).
     ratio: f64,
-    /// Per request: traced minus traced-without-`sock_trace` (ns), per round.
-    sock_delta_ns: Vec<f64>,
+    /// Process CPU time per request (µs).
+    plain_cpu_us: f64,
+    traced_cpu_us: f64,
+    /// Traced minus traced-without-`sock_trace`, per request (ns), per round: wall, CPU.
+    sock_delta_ns: Vec<(f64, f64)>,
     /// Socket operations recorded per request.
     ops_per_request: f64,
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let rounds = if quick { 5 } else { 15 };
-    let scale = if quick { 2 } else { 1 };
+    let rounds = if quick { 5 } else { 21 };
+    let scale = if quick { 4 } else { 1 };
     let rt = common::runtime();
     let server = rt.block_on(common::server());
     let scenarios = [
@@ -58,7 +67,7 @@ fn main() {
             name: "keep-alive GET 1 KiB",
             conns: Conns::KeepAlive,
             path: format!("/bytes/{}", common::SMALL),
-            requests: 3000 / scale,
+            requests: 6000 / scale,
             bytes: None,
             target: Some(0.95),
         },
@@ -66,7 +75,7 @@ fn main() {
             name: "new connection per GET 1 KiB",
             conns: Conns::NewPerRequest,
             path: format!("/bytes/{}", common::SMALL),
-            requests: 600 / scale,
+            requests: 1200 / scale,
             bytes: None,
             target: None,
         },
@@ -74,15 +83,15 @@ fn main() {
             name: "download 1 MiB",
             conns: Conns::KeepAlive,
             path: format!("/bytes/{}", common::LARGE),
-            requests: 60 / scale,
+            requests: 120 / scale,
             bytes: Some(common::LARGE),
             target: None,
         },
     ];
     println!("nettrace client benchmarks: loopback, plain HTTP/1.1, {rounds} paired rounds");
     println!(
-        "{:<30} {:>14} {:>14} {:>7} {:>8}",
-        "scenario", "plain", "traced", "ratio", "target"
+        "{:<29} {:>15} {:>15} {:>6} {:>9} | {:>19} {:>6}",
+        "scenario", "plain", "traced", "ratio", "target", "CPU us/req pl / tr", "ratio"
     );
     let mut outcomes = Vec::new();
     for scenario in &scenarios {
@@ -94,43 +103,51 @@ fn main() {
         };
         let target = scenario.target.map_or_else(
             || "-".to_string(),
-            |t| format!("{}{t:.2}", if outcome.ratio >= t { ">=" } else { "FAIL " }),
+            |t| format!("{} {t:.2}", if outcome.ratio >= t { "met" } else { "MISS" }),
         );
         println!(
-            "{:<30} {:>8.0} {unit} {:>8.0} {unit} {:>7.3} {:>8}",
+            "{:<29} {:>9.0} {unit} {:>9.0} {unit} {:>6.3} {:>9} | {:>9.1} / {:>7.1} {:>6.3}",
             scenario.name,
             outcome.plain / div,
             outcome.traced / div,
             outcome.ratio,
-            target
+            target,
+            outcome.plain_cpu_us,
+            outcome.traced_cpu_us,
+            outcome.plain_cpu_us / outcome.traced_cpu_us,
         );
         outcomes.push((scenario, outcome));
     }
     println!();
-    println!("socket-op recording (traced minus traced without sock_trace, paired rounds):");
+    println!(
+        "socket-op recording, public API: per request, traced minus traced without sock_trace \
+         (paired rounds), divided by the ops recorded per request; median [IQR]; target <= 100 ns/op"
+    );
     for (scenario, outcome) in &outcomes {
         if outcome.sock_delta_ns.is_empty() {
             continue;
         }
-        let (lo, mid, hi) = quartiles(&outcome.sock_delta_ns);
-        let per_op = |ns: f64| ns / outcome.ops_per_request;
+        let per_op = |values: Vec<f64>| {
+            let (lo, mid, hi) = quartiles(&values);
+            let ops = outcome.ops_per_request;
+            format!("{:.0} ns/op [{:.0}..{:.0}]", mid / ops, lo / ops, hi / ops)
+        };
+        let wall = outcome.sock_delta_ns.iter().map(|d| d.0).collect();
+        let cpu = outcome.sock_delta_ns.iter().map(|d| d.1).collect();
         println!(
-            "  {:<28} {:>5.1} ops/req, delta/req median {:>7.0} ns (IQR {:.0}..{:.0}) \
-             => {:>6.0} ns/op (IQR {:.0}..{:.0}), target <= 100",
+            "  {:<27} {:>5.1} ops/req   wall: {:<26} CPU: {}",
             scenario.name,
             outcome.ops_per_request,
-            mid,
-            lo,
-            hi,
-            per_op(mid),
-            per_op(lo),
-            per_op(hi)
+            per_op(wall),
+            per_op(cpu),
         );
     }
-    let (record_ns, count_ns) = recording_model(if quick { 1_000_000 } else { 4_000_000 });
+    let model = recording_model(if quick { 1_000_000 } else { 4_000_000 });
     println!(
-        "  in-process model of the recording step (2 clock reads + mutex push of a 96-byte op; \
-         not the library's code): {record_ns:.1} ns/op; byte counter only: {count_ns:.1} ns/op"
+        "  in-process model of the recording step (not the library's code): 2 clock reads \
+         {:.1} ns, + mutex push into a reserved log {:.1} ns, + growing log {:.1} ns/op; \
+         byte counter only {:.1} ns/op",
+        model.clocks, model.reserved, model.growing, model.counter
     );
     println!();
     let small = common::url(&server, &format!("/bytes/{}", common::SMALL));
@@ -141,37 +158,35 @@ fn main() {
 /// Runs the paired rounds of one scenario.
 async fn run(scenario: &Scenario, url: &Uri, rounds: usize) -> Outcome {
     let mut kinds = vec![Kind::Plain, Kind::Traced];
-    if scenario.conns == Conns::KeepAlive {
+    if scenario.bytes.is_none() && scenario.conns == Conns::KeepAlive {
+        // Many requests, few bytes: the scenario where socket ops weigh the most.
         kinds.push(Kind::TracedNoSockOps);
     }
     let requests = scenario.requests;
-    let mut ratios = Vec::new();
-    let mut plain = Vec::new();
-    let mut traced = Vec::new();
+    let per_request = |d: Duration| d.as_secs_f64() / requests as f64;
+    let rate = |d: Duration| scenario.bytes.unwrap_or(1) as f64 / per_request(d);
+    let (mut ratios, mut plain, mut traced) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut plain_cpu, mut traced_cpu) = (Vec::new(), Vec::new());
     let mut sock_delta_ns = Vec::new();
     for round in 0..rounds {
+        // Alternate the order so neither kind always runs first.
+        let mut order = kinds.clone();
         if round % 2 == 1 {
-            kinds.reverse();
+            order.reverse();
         }
-        let mut times = [Duration::ZERO; 3];
-        for &kind in &kinds {
-            let slot = kind as usize;
-            times[slot] = common::sample(kind, scenario.conns, url.clone(), requests).await;
+        let mut t = [Timing::default(); 3];
+        for kind in order {
+            t[kind as usize] = common::sample(kind, scenario.conns, url.clone(), requests).await;
         }
-        if round % 2 == 1 {
-            kinds.reverse();
-        }
-        let rate =
-            |d: Duration| requests as f64 * scenario.bytes.unwrap_or(1) as f64 / d.as_secs_f64();
-        plain.push(rate(times[Kind::Plain as usize]));
-        traced.push(rate(times[Kind::Traced as usize]));
-        ratios.push(
-            times[Kind::Plain as usize].as_secs_f64() / times[Kind::Traced as usize].as_secs_f64(),
-        );
+        let [p, tr, nosock] = t;
+        plain.push(rate(p.wall));
+        traced.push(rate(tr.wall));
+        ratios.push(p.wall.as_secs_f64() / tr.wall.as_secs_f64());
+        plain_cpu.push(per_request(p.cpu) * 1e6);
+        traced_cpu.push(per_request(tr.cpu) * 1e6);
         if kinds.contains(&Kind::TracedNoSockOps) {
-            let delta = times[Kind::Traced as usize].as_secs_f64()
-                - times[Kind::TracedNoSockOps as usize].as_secs_f64();
-            sock_delta_ns.push(delta * 1e9 / requests as f64);
+            let delta = |a: Duration, b: Duration| (per_request(a) - per_request(b)) * 1e9;
+            sock_delta_ns.push((delta(tr.wall, nosock.wall), delta(tr.cpu, nosock.cpu)));
         }
     }
     let ops_per_request = if sock_delta_ns.is_empty() {
@@ -183,6 +198,8 @@ async fn run(scenario: &Scenario, url: &Uri, rounds: usize) -> Outcome {
         plain: quartiles(&plain).1,
         traced: quartiles(&traced).1,
         ratio: quartiles(&ratios).1,
+        plain_cpu_us: quartiles(&plain_cpu).1,
+        traced_cpu_us: quartiles(&traced_cpu).1,
         sock_delta_ns,
         ops_per_request,
     }
@@ -201,23 +218,24 @@ async fn ops_per_request(conns: Conns, url: &Uri, requests: u64) -> f64 {
             client.get(&url).await;
         }
         let (after, _) = traced.get_trace("after").expect("trace");
-        let count = |trace: &nettrace::model::HttpTrace| {
-            trace
-                .net_trace
-                .tcp_conns
-                .iter()
-                .filter_map(|c| c.socket_trace.as_ref())
-                .map(|s| s.socket_ops.len())
-                .sum::<usize>()
-        };
-        (count(&after) - count(&before)) as f64 / requests as f64
+        (socket_ops(&after) - socket_ops(&before)) as f64 / requests as f64
     })
     .await
 }
 
-/// The recording step of a traced stream, re-created outside the library (the library keeps
-/// it private): two clock reads and a push of an op record under an uncontended mutex.
-fn recording_model(ops: usize) -> (f64, f64) {
+/// Per-op costs of the recording-step model (ns).
+struct Model {
+    clocks: f64,
+    reserved: f64,
+    growing: f64,
+    counter: f64,
+}
+
+/// The recording step of a traced stream, re-created outside the library (which keeps it
+/// private): two clock reads and a push of a 96-byte op record under an uncontended mutex,
+/// into a log with room reserved, or growing as the library's does. A stand-in until the
+/// library exposes its own (see BENCHMARKS.md).
+fn recording_model(ops: usize) -> Model {
     #[allow(dead_code)]
     struct Op {
         op_type: u8,
@@ -228,35 +246,46 @@ fn recording_model(ops: usize) -> (f64, f64) {
         data_len: u32,
     }
     let chunk = 100_000;
-    let start = Instant::now();
-    for _ in 0..ops / chunk {
-        let log = Mutex::new(Vec::new());
-        for i in 0..chunk {
-            let call_at = Instant::now();
-            let op = Op {
-                op_type: 1,
-                call_at,
-                return_at: Instant::now(),
-                error: None,
-                remote: None,
-                data_len: i as u32,
-            };
-            log.lock().expect("log").push(op);
+    let per_op = |start: Instant| start.elapsed().as_secs_f64() * 1e9 / ops as f64;
+    let run = |reserve: bool, push: bool| {
+        let start = Instant::now();
+        for _ in 0..ops / chunk {
+            let log = Mutex::new(Vec::with_capacity(if reserve { chunk } else { 0 }));
+            for i in 0..chunk {
+                let call_at = Instant::now();
+                let op = Op {
+                    op_type: 1,
+                    call_at,
+                    return_at: Instant::now(),
+                    error: None,
+                    remote: None,
+                    data_len: i as u32,
+                };
+                if push {
+                    log.lock().expect("log").push(op);
+                } else {
+                    std::hint::black_box(op);
+                }
+            }
+            std::hint::black_box(log);
         }
-        std::hint::black_box(log);
-    }
-    let record = start.elapsed().as_secs_f64() * 1e9 / ops as f64;
-    let counter = std::sync::atomic::AtomicU64::new(0);
+        per_op(start)
+    };
+    let clocks = run(true, false);
+    let reserved = run(true, true);
+    let growing = run(false, true);
+    let counter = AtomicU64::new(0);
     let start = Instant::now();
     for i in 0..ops {
-        counter.fetch_add(
-            std::hint::black_box(i as u64),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        counter.fetch_add(std::hint::black_box(i as u64), Ordering::Relaxed);
     }
     std::hint::black_box(counter);
-    let count = start.elapsed().as_secs_f64() * 1e9 / ops as f64;
-    (record, count)
+    Model {
+        clocks,
+        reserved,
+        growing,
+        counter: per_op(start),
+    }
 }
 
 /// Memory kept per recorded keep-alive request: JSON size of the trace, and the RSS growth
@@ -281,30 +310,35 @@ async fn memory(url: &Uri, n: u64) {
             let json = serde_json::to_vec(&trace).expect("JSON").len();
             println!(
                 "memory per recorded keep-alive request ({n} requests in one trace): JSON {:.0} B, \
-                 RSS {:.0} B (traced {} KiB - plain {} KiB)",
+                 RSS {:.0} B (growth: traced {} KiB - plain {} KiB)",
                 json as f64 / n as f64,
                 (rss[1] - rss[0]) as f64 * 1024.0 / n as f64,
                 rss[1],
                 rss[0]
             );
+            let before = socket_ops(&trace);
             traced.clear_trace().expect("clear");
             client.get(&url).await;
             let (trace, _) = traced.get_trace("after clear").expect("trace");
-            let ops: usize = trace
-                .net_trace
-                .tcp_conns
-                .iter()
-                .filter_map(|c| c.socket_trace.as_ref())
-                .map(|s| s.socket_ops.len())
-                .sum();
             println!(
-                "socket ops in the trace after clear_trace + 1 GET on the kept connection: {ops} \
-                 (records of requests before the clear: {})",
-                ops > 10
+                "clear_trace, then 1 GET on the kept connection: {} socket ops in the new trace \
+                 ({before} were in the trace before the clear)",
+                socket_ops(&trace)
             );
         }
     })
     .await;
+}
+
+/// Socket operations in a trace.
+fn socket_ops(trace: &HttpTrace) -> usize {
+    trace
+        .net_trace
+        .tcp_conns
+        .iter()
+        .filter_map(|c| c.socket_trace.as_ref())
+        .map(|s| s.socket_ops.len())
+        .sum()
 }
 
 /// The process's resident set size (KiB), from /proc/self/status.

@@ -115,20 +115,20 @@ impl Tracer {
     /// Traces a new socket in the kernel too (before `connect()`); a failure only costs the
     /// socket's kernel facts, and is logged.
     pub(crate) fn register_socket(&self, cookie: SocketCookie) {
-        if let Some(KernelLink::Active(client)) = self.inner.kernel.get() {
-            if let Err(error) = client.register(cookie) {
-                tracing::warn!(%error, %cookie, "socket not traced in the kernel");
-            }
+        if let Some(KernelLink::Active(client)) = self.inner.kernel.get()
+            && let Err(error) = client.register(cookie)
+        {
+            tracing::warn!(%error, %cookie, "socket not traced in the kernel");
         }
     }
 
     /// Stops tracing a socket in the kernel (TCP sockets are forgotten by the programs at
     /// CLOSE; UDP sockets and never-connected ones need this).
     pub(crate) fn unregister_socket(&self, cookie: SocketCookie) {
-        if let Some(KernelLink::Active(client)) = self.inner.kernel.get() {
-            if let Err(error) = client.unregister(cookie) {
-                tracing::debug!(%error, %cookie, "unregistering a socket failed");
-            }
+        if let Some(KernelLink::Active(client)) = self.inner.kernel.get()
+            && let Err(error) = client.unregister(cookie)
+        {
+            tracing::debug!(%error, %cookie, "unregistering a socket failed");
         }
     }
 

@@ -4,7 +4,6 @@
 //! The client never resolves a proxied target itself: each test gives it a DNS fixture with an
 //! empty zone so that a wrong lookup fails on loopback instead of leaving the machine.
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::Uri;
@@ -23,7 +22,7 @@ use nettrace_tests::scenario::{
 /// Proxy options resolving [`EXAMPLE_HOST`] to 127.0.0.1.
 fn proxy_options() -> ProxyOptions {
     ProxyOptions {
-        hosts: HashMap::from([(EXAMPLE_HOST.to_owned(), IpAddr::from(V4))]),
+        hosts: HashMap::from([(EXAMPLE_HOST.to_owned(), V4)]),
         ..Default::default()
     }
 }

@@ -13,7 +13,8 @@
 //! let url = common::url(&server, "/bytes/1024");
 //! let elapsed = rt.block_on(common::sample(Kind::Traced, Conns::KeepAlive, url, 1000));
 //! ```
-#![allow(dead_code, unreachable_pub)]
+// Each bench target uses part of this module.
+#![allow(dead_code)]
 
 use std::{
     future::Future,
@@ -44,27 +45,27 @@ use nettrace_tests::fixtures::{
 };
 
 /// The keep-alive GET body size.
-pub const SMALL: usize = 1024;
+pub(crate) const SMALL: usize = 1024;
 /// The download size.
-pub const LARGE: usize = 1 << 20;
+pub(crate) const LARGE: usize = 1 << 20;
 /// The traced client's records are dropped (`clear_trace`, untimed) every this many requests.
-pub const CLEAR_EVERY: u64 = 1000;
+pub(crate) const CLEAR_EVERY: u64 = 1000;
 
 /// Which client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// hyper-util legacy `Client` over `HttpConnector` (TCP_NODELAY), no tracing.
-    Plain,
+    Plain = 0,
     /// nettrace `HttpClient`: `sock_trace`, `dns_query_trace`, `http_req_trace` with values;
     /// kernel (eBPF) tracing off.
-    Traced,
+    Traced = 1,
     /// As `Traced` but without `sock_trace` (for the socket-op recording cost).
-    TracedNoSockOps,
+    TracedNoSockOps = 2,
 }
 
 impl Kind {
     /// The bench ID.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Plain => "plain",
             Self::Traced => "traced",
@@ -75,7 +76,7 @@ impl Kind {
 
 /// How connections are used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Conns {
+pub(crate) enum Conns {
     /// Pooled connection, reused for every request.
     KeepAlive,
     /// `Connection: close` and no idle pool: a new TCP connection per request.
@@ -83,7 +84,7 @@ pub enum Conns {
 }
 
 /// The runtime of every benchmark: multi-thread, 2 workers (the machine has 2 vCPUs).
-pub fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -92,7 +93,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// The fixture server: plain HTTP/1.1 with keep-alive on 127.0.0.1 (must run in a runtime).
-pub async fn server() -> HttpServer {
+pub(crate) async fn server() -> HttpServer {
     HttpServer::start(HttpOptions {
         versions: HttpVersions::Http1Only,
         keep_alive: true,
@@ -104,22 +105,22 @@ pub async fn server() -> HttpServer {
 }
 
 /// `http://127.0.0.1:<port><path>`.
-pub fn url(server: &HttpServer, path: &str) -> Uri {
+pub(crate) fn url(server: &HttpServer, path: &str) -> Uri {
     server.url(path).parse().expect("fixture URL")
 }
 
 /// A client of either kind.
 #[derive(Clone)]
-pub enum AnyClient {
+pub(crate) enum AnyClient {
     /// The baseline.
-    Plain(Client<HttpConnector, Empty<Bytes>>, Conns),
+    Plain(Box<Client<HttpConnector, Empty<Bytes>>>, Conns),
     /// The traced client.
     Traced(HttpClient),
 }
 
 impl AnyClient {
     /// A new client (no connection yet).
-    pub fn new(kind: Kind, conns: Conns) -> Self {
+    pub(crate) fn new(kind: Kind, conns: Conns) -> Self {
         match kind {
             Kind::Plain => Self::plain(conns),
             Kind::Traced => Self::traced(conns, true),
@@ -140,7 +141,7 @@ impl AnyClient {
                 Conns::KeepAlive => 2,
                 Conns::NewPerRequest => 0,
             });
-        Self::Plain(builder.build(connector), conns)
+        Self::Plain(Box::new(builder.build(connector)), conns)
     }
 
     fn traced(conns: Conns, sock_trace: bool) -> Self {
@@ -170,7 +171,7 @@ impl AnyClient {
     }
 
     /// `GET url`, reads the whole body; returns its length. Panics on any error.
-    pub async fn get(&self, url: &Uri) -> usize {
+    pub(crate) async fn get(&self, url: &Uri) -> usize {
         match self {
             Self::Plain(client, conns) => {
                 let mut request = Request::get(url.clone())
@@ -195,14 +196,14 @@ impl AnyClient {
     }
 
     /// Drops the trace so far (traced client; untimed by the callers).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if let Self::Traced(client) = self {
             client.clear_trace().expect("clear_trace");
         }
     }
 
     /// The traced client, if it is one.
-    pub fn traced_client(&self) -> Option<&HttpClient> {
+    pub(crate) fn traced_client(&self) -> Option<&HttpClient> {
         match self {
             Self::Traced(client) => Some(client),
             Self::Plain(..) => None,
@@ -219,7 +220,7 @@ fn test_roots() -> rustls::RootCertStore {
 }
 
 /// Reads a body to its end, frame by frame; returns the data length.
-pub async fn drain<B>(mut body: B) -> usize
+pub(crate) async fn drain<B>(mut body: B) -> usize
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Debug,
@@ -233,19 +234,51 @@ where
     len
 }
 
+/// Wall-clock and process CPU time (client, server and runtime threads together).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Timing {
+    /// Elapsed wall-clock time.
+    pub(crate) wall: Duration,
+    /// CPU time of the whole process.
+    pub(crate) cpu: Duration,
+}
+
+impl std::ops::AddAssign for Timing {
+    fn add_assign(&mut self, other: Self) {
+        self.wall += other.wall;
+        self.cpu += other.cpu;
+    }
+}
+
+/// The process's CPU time so far (`CLOCK_PROCESS_CPUTIME_ID`).
+pub(crate) fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock ID is a constant Linux supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// `iters` sequential GETs of `url`; returns the time spent in them. Every [`CLEAR_EVERY`]
 /// requests the trace is cleared outside the timed sections.
-pub async fn timed(client: &AnyClient, url: &Uri, iters: u64) -> Duration {
-    let mut total = Duration::ZERO;
+pub(crate) async fn timed(client: &AnyClient, url: &Uri, iters: u64) -> Timing {
+    let mut total = Timing::default();
     let mut left = iters;
     while left > 0 {
         let chunk = left.min(CLEAR_EVERY);
         client.clear();
+        let cpu = process_cpu();
         let start = Instant::now();
         for _ in 0..chunk {
             std::hint::black_box(client.get(url).await);
         }
-        total += start.elapsed();
+        total += Timing {
+            wall: start.elapsed(),
+            cpu: process_cpu() - cpu,
+        };
         left -= chunk;
     }
     total
@@ -253,7 +286,7 @@ pub async fn timed(client: &AnyClient, url: &Uri, iters: u64) -> Duration {
 
 /// One measurement: a fresh client, one untimed warm-up GET (so a keep-alive sample does not
 /// time its connect), then `iters` timed GETs. Runs on a runtime worker.
-pub async fn sample(kind: Kind, conns: Conns, url: Uri, iters: u64) -> Duration {
+pub(crate) async fn sample(kind: Kind, conns: Conns, url: Uri, iters: u64) -> Timing {
     on_worker(async move {
         let client = AnyClient::new(kind, conns);
         client.get(&url).await;
@@ -263,7 +296,7 @@ pub async fn sample(kind: Kind, conns: Conns, url: Uri, iters: u64) -> Duration 
 }
 
 /// Runs `task` on a runtime worker and waits for it.
-pub async fn on_worker<F>(task: F) -> F::Output
+pub(crate) async fn on_worker<F>(task: F) -> F::Output
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,

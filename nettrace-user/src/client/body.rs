@@ -134,10 +134,10 @@ impl Body for RequestBody {
             RequestKind::Full(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
             RequestKind::Stream(body) => ready!(Pin::new(body).poll_frame(cx)),
         };
-        if let (Some(Ok(frame)), Some(counters)) = (&frame, &this.counters) {
-            if let Some(data) = frame.data_ref() {
-                counters.add_request(data.len() as u64);
-            }
+        if let (Some(Ok(frame)), Some(counters)) = (&frame, &this.counters)
+            && let Some(data) = frame.data_ref()
+        {
+            counters.add_request(data.len() as u64);
         }
         Poll::Ready(frame)
     }
@@ -249,10 +249,10 @@ impl Body for ResponseBody {
             return Poll::Ready(None);
         }
         loop {
-            if let Some(deadline) = &mut this.deadline {
-                if deadline.as_mut().poll(cx).is_ready() {
-                    return this.fail(BodyError::Timeout);
-                }
+            if let Some(deadline) = &mut this.deadline
+                && deadline.as_mut().poll(cx).is_ready()
+            {
+                return this.fail(BodyError::Timeout);
             }
             let frame = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
                 Some(Ok(frame)) => frame,

@@ -78,13 +78,16 @@ impl fmt::Debug for HttpClientConfig {
     }
 }
 
+/// Decides whether a header field (by canonical name) is left out of the trace entirely.
+pub type HeaderFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// How HTTP requests are recorded (Go's `WithHTTPReqTrace`).
 #[derive(Clone, Default)]
 pub struct HttpReqTraceOptions {
     /// Which header fields are recorded, and how much of them.
     pub header_fields: HdrFieldsOpt,
     /// Returns true for a header field (by name) that must not be recorded at all.
-    pub exclude_header_field: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    pub exclude_header_field: Option<HeaderFilter>,
 }
 
 impl fmt::Debug for HttpReqTraceOptions {

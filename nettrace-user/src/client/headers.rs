@@ -13,10 +13,10 @@ pub(crate) fn capture(headers: &HeaderMap, options: &HttpReqTraceOptions) -> Htt
     }
     for name in headers.keys() {
         let canonical = canonical_name(name.as_str());
-        if let Some(exclude) = &options.exclude_header_field {
-            if exclude(&canonical) {
-                continue;
-            }
+        if let Some(exclude) = &options.exclude_header_field
+            && exclude(&canonical)
+        {
+            continue;
         }
         if options.header_fields == HdrFieldsOpt::NamesOnly {
             fields.push(HttpHeaderKv {

@@ -54,8 +54,8 @@ use hyper_util::{
 
 pub use body::{BodyError, BoxError, RequestBody, ResponseBody};
 pub use config::{
-    HttpClientConfig, HttpReqTraceOptions, KernelMode, NameserverSelector, ProxySelector,
-    TraceOptions,
+    HeaderFilter, HttpClientConfig, HttpReqTraceOptions, KernelMode, NameserverSelector,
+    ProxySelector, TraceOptions,
 };
 pub use conn::ConnInfo;
 pub use error::{ClientError, RequestError};

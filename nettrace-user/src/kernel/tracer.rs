@@ -208,10 +208,10 @@ fn map_error(
 fn is_permission_error(error: &aya::EbpfError) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = error.source();
     while let Some(e) = cause {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            if io.kind() == io::ErrorKind::PermissionDenied {
-                return true;
-            }
+        if let Some(io) = e.downcast_ref::<io::Error>()
+            && io.kind() == io::ErrorKind::PermissionDenied
+        {
+            return true;
         }
         cause = e.source();
     }

@@ -91,10 +91,10 @@ impl Recorder {
                 reason,
             } => {
                 tracing::debug!(%nameserver, %reason, "nameserver skipped");
-                if let Some(rec) = self.dials.get_mut(&dial) {
-                    if !rec.skipped_nameservers.contains(&nameserver) {
-                        rec.skipped_nameservers.push(nameserver);
-                    }
+                if let Some(rec) = self.dials.get_mut(&dial)
+                    && !rec.skipped_nameservers.contains(&nameserver)
+                {
+                    rec.skipped_nameservers.push(nameserver);
                 }
             }
             Event::ResolverDialStarted {
@@ -275,10 +275,10 @@ impl Recorder {
                 }
             }
             Event::HttpFailed { req, error, .. } => {
-                if let Some(rec) = self.http.get_mut(&req) {
-                    if rec.error.is_empty() {
-                        rec.error = error;
-                    }
+                if let Some(rec) = self.http.get_mut(&req)
+                    && rec.error.is_empty()
+                {
+                    rec.error = error;
                 }
             }
         }

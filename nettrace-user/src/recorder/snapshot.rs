@@ -66,14 +66,18 @@ impl Recorder {
                 .clone()
                 .or_else(|| self.conn_of_request_dial(id))
                 .unwrap_or_default(),
+            // A reused connection's tunnel was set up in an earlier trace: like Go, the request
+            // then names none rather than one this trace does not hold.
             tls_tunnel: req
                 .tls
                 .clone()
+                .filter(|tls| self.tls.get(tls).is_some())
                 .or_else(|| self.tls_of_request(id, false))
                 .unwrap_or_default(),
             proxy_tls_tunnel: req
                 .proxy_tls
                 .clone()
+                .filter(|tls| self.tls.get(tls).is_some())
                 .or_else(|| self.tls_of_request(id, true))
                 .unwrap_or_default(),
             proto_major,

@@ -146,20 +146,34 @@ where
         for_proxy: context.for_proxy,
         http_req: context.http_req.clone(),
     });
-    let connecting = TlsConnector::from(config).connect(server_name, stream);
+    // Fallible: a failed handshake hands the stream back. The stream (inside the error, or
+    // inside the unfinished future after a timeout) is dropped only at the end of this
+    // function, after the tunnel's end is reported: dropping it records the connection's close.
+    let connecting = TlsConnector::from(config)
+        .connect(server_name, stream)
+        .into_fallible();
+    let mut connecting = std::pin::pin!(connecting);
     let presented = RefCell::new(Vec::new());
     let (result, presented) = verifier::PRESENTED_CHAIN
         .scope(presented, async {
-            let result = match context.timeout {
-                Some(limit) => tokio::time::timeout(limit, connecting)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            format!("TLS handshake timed out after {limit:?}"),
-                        ))
-                    }),
-                None => connecting.await,
+            let limit = async {
+                match context.timeout {
+                    Some(limit) => {
+                        tokio::time::sleep(limit).await;
+                        limit
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let result = tokio::select! {
+                result = &mut connecting => result.map_err(|(error, stream)| (error, Some(stream))),
+                limit = limit => Err((
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("TLS handshake timed out after {limit:?}"),
+                    ),
+                    None,
+                )),
             };
             let presented = verifier::PRESENTED_CHAIN.with(|c| c.take());
             (result, presented)
@@ -193,7 +207,7 @@ where
             });
             Ok((stream, tls))
         }
-        Err(error) => {
+        Err((error, _stream)) => {
             let message = handshake_error(&error);
             tracer.emit(Event::TlsEnded {
                 tls,
