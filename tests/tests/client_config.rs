@@ -240,3 +240,39 @@ async fn a_100_continue_releases_the_body_before_the_limit() {
         "did not wait for the 30 s limit"
     );
 }
+
+/// Two hosts, one request each, then the first host again: with room for one idle connection
+/// in all, the first host's connection was closed when the second went idle.
+async fn first_host_connections_after_two_hosts(max_idle_conns: usize) -> usize {
+    let (a, b) = (
+        scenario::plain_server().await,
+        scenario::plain_server().await,
+    );
+    let client = scenario::client(
+        HttpClientConfig {
+            max_idle_conns,
+            ..Default::default()
+        },
+        scenario::full_options(),
+    );
+    get_ok(&client, &a.url("/bytes/10")).await;
+    get_ok(&client, &b.url("/bytes/10")).await;
+    get_ok(&client, &a.url("/bytes/10")).await;
+    assert_eq!(b.connections().get(), 1);
+    a.connections().get()
+}
+
+#[tokio::test]
+async fn max_idle_conns_closes_the_connection_idle_longest() {
+    assert_eq!(first_host_connections_after_two_hosts(1).await, 2);
+}
+
+#[tokio::test]
+async fn within_max_idle_conns_connections_stay_pooled() {
+    assert_eq!(first_host_connections_after_two_hosts(2).await, 1);
+    assert_eq!(
+        first_host_connections_after_two_hosts(0).await,
+        1,
+        "0 means no limit"
+    );
+}

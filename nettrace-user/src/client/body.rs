@@ -17,7 +17,7 @@ use flate2::write::GzDecoder;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 
-use super::expect_continue::BodyWait;
+use super::{expect_continue::BodyWait, idle::IdleOnEnd};
 use crate::{event::BodyCounters, event::Event, model::TraceId, tracer::Tracer};
 
 /// A boxed error of a streaming request body.
@@ -176,6 +176,8 @@ pub enum BodyError {
 /// The body of a response, as the caller reads it.
 pub struct ResponseBody {
     inner: hyper::body::Incoming,
+    /// Told when the body is read to the end (the connection is then idle).
+    on_end: Option<IdleOnEnd>,
     gzip: Option<GzDecoder<Vec<u8>>>,
     counters: Arc<BodyCounters>,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -195,6 +197,7 @@ impl ResponseBody {
     ) -> Self {
         Self {
             inner,
+            on_end: None,
             gzip: gunzip.then(|| GzDecoder::new(Vec::new())),
             counters,
             deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
@@ -202,6 +205,12 @@ impl ResponseBody {
             req,
             finished: false,
         }
+    }
+
+    /// Reports the connection idle to `on_end` once the body has been read to the end.
+    pub(crate) fn on_end(mut self, on_end: Option<IdleOnEnd>) -> Self {
+        self.on_end = on_end;
+        self
     }
 
     /// Reads the whole body.
@@ -259,6 +268,9 @@ impl Body for ResponseBody {
                 Some(Err(error)) => return this.fail(BodyError::Read(error)),
                 None => {
                     this.finished = true;
+                    if let Some(on_end) = this.on_end.take() {
+                        on_end.report();
+                    }
                     let rest = match this.gzip.take() {
                         Some(decoder) => match decoder.finish() {
                             Ok(rest) => rest,

@@ -45,7 +45,8 @@ pub struct HttpClientConfig {
     pub disable_keep_alive: bool,
     /// Do not ask for gzip (and so do not decode it).
     pub disable_compression: bool,
-    /// Idle connections kept across all hosts; 0 means no limit.
+    /// Idle (keep-alive) connections kept across all hosts; 0 means no limit. Over the limit,
+    /// the connection idle longest is closed. HTTP/2 connections are not counted.
     pub max_idle_conns: usize,
     /// Idle connections kept per host; 0 means Go's default of 2.
     pub max_idle_conns_per_host: usize,

@@ -4,12 +4,14 @@
 use std::{
     io,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::idle::{CloseSignal, IdleHandle};
 use crate::model::TraceId;
 
 /// The trace IDs of a connection, found in each response's extensions.
@@ -37,13 +39,16 @@ pub(crate) struct TracedConn {
     pub(crate) negotiated_h2: bool,
     /// Held for the connection's lifetime when `max_conns_per_host` limits connections.
     pub(crate) _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Set when the client closes this connection for being idle too long among too many.
+    pub(crate) close: Arc<CloseSignal>,
 }
 
 impl Connection for TracedConn {
     fn connected(&self) -> Connected {
         let connected = Connected::new()
             .proxy(self.proxied)
-            .extra(self.info.clone());
+            .extra(self.info.clone())
+            .extra(IdleHandle(self.close.clone()));
         if self.negotiated_h2 {
             connected.negotiated_h2()
         } else {
@@ -58,7 +63,16 @@ impl AsyncRead for TracedConn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let this = self.get_mut();
+        if this.close.close_requested() {
+            // EOF: hyper closes the connection.
+            return Poll::Ready(Ok(()));
+        }
+        let read = Pin::new(&mut this.io).poll_read(cx, buf);
+        if read.is_pending() {
+            this.close.wake_on_close(cx.waker());
+        }
+        read
     }
 }
 
@@ -68,7 +82,9 @@ impl AsyncWrite for TracedConn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        this.close.mark_busy();
+        Pin::new(&mut this.io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -76,7 +92,9 @@ impl AsyncWrite for TracedConn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        this.close.mark_busy();
+        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

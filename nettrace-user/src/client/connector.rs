@@ -208,6 +208,7 @@ impl Shared {
             proxied,
             negotiated_h2,
             _slot: slot,
+            close: Arc::default(),
         })
     }
 

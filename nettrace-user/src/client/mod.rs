@@ -37,6 +37,7 @@ mod context;
 mod error;
 mod expect_continue;
 mod headers;
+mod idle;
 mod redirect;
 mod target;
 mod tunnel;
@@ -91,6 +92,8 @@ struct Inner {
     pool: RwLock<Option<Client<TracedConnector, RequestBody>>>,
     config: HttpClientConfig,
     options: TraceOptions,
+    /// The cap on idle connections across hosts (`max_idle_conns`), when there is one.
+    idle: Option<Arc<idle::IdleConns>>,
 }
 
 impl HttpClient {
@@ -157,6 +160,8 @@ impl HttpClient {
             inner: Arc::new(Inner {
                 tracer,
                 pool: RwLock::new(Some(pool)),
+                idle: (config.max_idle_conns > 0)
+                    .then(|| Arc::new(idle::IdleConns::new(config.max_idle_conns))),
                 config,
                 options,
             }),
@@ -317,6 +322,10 @@ impl HttpClient {
         let wait =
             expect_continue::install(&mut request, has_body, inner.config.expect_continue_timeout);
         request.body_mut().wait_before_sending(wait);
+        let capture = inner
+            .idle
+            .as_ref()
+            .map(|_| hyper_util::client::legacy::connect::capture_connection(&mut request));
         let dial = Arc::new(context::DialProgress::default());
         let context = RequestContext {
             http_req: Some(req.clone()),
@@ -360,6 +369,20 @@ impl HttpClient {
             });
         }
         head.extensions.insert(RequestTraceId(req.clone()));
+        let on_end = match (
+            &inner.idle,
+            capture,
+            head.extensions.get::<idle::IdleHandle>(),
+        ) {
+            (Some(conns), Some(capture), Some(handle)) if head.version != http::Version::HTTP_2 => {
+                Some(idle::IdleOnEnd {
+                    conns: conns.clone(),
+                    signal: handle.0.clone(),
+                    capture,
+                })
+            }
+            _ => None,
+        };
         let body = ResponseBody::new(
             incoming,
             gunzip,
@@ -367,7 +390,8 @@ impl HttpClient {
             deadline,
             inner.tracer.clone(),
             req,
-        );
+        )
+        .on_end(on_end);
         Ok(Response::from_parts(head, body))
     }
 
