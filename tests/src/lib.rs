@@ -16,9 +16,15 @@ pub fn require_root(test: &str) -> bool {
     if euid == 0 {
         return true;
     }
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: needs root for eBPF/netlink/netns (running as euid {euid})"
+    skip(
+        test,
+        &format!("needs root for eBPF/netlink/netns (running as euid {euid})"),
     );
     false
+}
+
+/// Says loudly that `test` is skipped and why. The line goes straight to the process's stderr,
+/// which libtest does not capture, so it shows in `cargo test` output next to the `ok`.
+pub fn skip(test: &str, reason: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
 }

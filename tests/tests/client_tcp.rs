@@ -134,7 +134,10 @@ fn blackhole() -> Option<(socket2::Socket, Vec<std::net::TcpStream>, SocketAddr)
 #[tokio::test]
 async fn tcp_handshake_timeout_records_the_timed_out_attempt() {
     let Some((_listener, _queued, addr)) = blackhole() else {
-        eprintln!("SKIPPED tcp_handshake_timeout: a full accept queue does not drop SYNs here");
+        nettrace_tests::skip(
+            "tcp_handshake_timeout_records_the_timed_out_attempt",
+            "a full accept queue does not drop SYNs on this kernel",
+        );
         return;
     };
     let config = HttpClientConfig {

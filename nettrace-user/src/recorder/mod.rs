@@ -179,22 +179,20 @@ impl Recorder {
                 conn,
                 dial,
                 at,
-                mut msg,
+                msg,
             } => {
-                if self.record_dns {
-                    msg.sent_at = self.clock.stamp(Some(at));
-                    self.dns_rec(conn, dial).queries.push((at, msg));
+                if let Some(dns) = self.dns_rec(conn, dial) {
+                    dns.queries.push((at, msg));
                 }
             }
             Event::DnsReply {
                 conn,
                 dial,
                 at,
-                mut msg,
+                msg,
             } => {
-                if self.record_dns {
-                    msg.recv_at = self.clock.stamp(Some(at));
-                    self.dns_rec(conn, dial).replies.push((at, msg));
+                if let Some(dns) = self.dns_rec(conn, dial) {
+                    dns.replies.push((at, msg));
                 }
             }
             Event::TlsStarted {
@@ -284,7 +282,12 @@ impl Recorder {
         }
     }
 
-    fn dns_rec(&mut self, conn: TraceId, dial: TraceId) -> &mut DnsRec {
+    /// The DNS record of a resolver connection (created on its first message), `None` when DNS
+    /// messages are not recorded.
+    fn dns_rec(&mut self, conn: TraceId, dial: TraceId) -> Option<&mut DnsRec> {
+        if !self.record_dns {
+            return None;
+        }
         if self.dns.get(&conn).is_none() {
             self.dns.insert(
                 conn.clone(),
@@ -296,8 +299,7 @@ impl Recorder {
                 },
             );
         }
-        // Inserted just above when missing.
-        self.dns.get_mut(&conn).unwrap_or_else(|| unreachable!())
+        self.dns.get_mut(&conn)
     }
 
     /// Starts a new trace: everything recorded so far is dropped except the connections that

@@ -6,8 +6,9 @@ use crate::{
     clock::TraceClock,
     event::Transport,
     model::{
-        AddrTuple, DialTrace, DnsQueryTrace, HttpReqTrace, HttpTrace, NetTrace, ResolverDialTrace,
-        SocketOp, SocketTrace, TcpConnTrace, TlsTunnelTrace, TraceId, UdpConnTrace,
+        AddrTuple, DialTrace, DnsQueryMsg, DnsQueryTrace, DnsReplyMsg, HttpReqTrace, HttpTrace,
+        NetTrace, ResolverDialTrace, SocketOp, SocketTrace, TcpConnTrace, TlsTunnelTrace, TraceId,
+        UdpConnTrace,
     },
     sock::RawSocketOp,
 };
@@ -37,8 +38,22 @@ impl Recorder {
                 trace_id: dns.trace_id.clone(),
                 from_dial: dns.dial.clone(),
                 connection: conn.clone(),
-                dns_query_msgs: dns.queries.iter().map(|(_, m)| m.clone()).collect(),
-                dns_reply_msgs: dns.replies.iter().map(|(_, m)| m.clone()).collect(),
+                dns_query_msgs: dns
+                    .queries
+                    .iter()
+                    .map(|(at, m)| DnsQueryMsg {
+                        sent_at: clock.stamp(Some(*at)),
+                        ..m.clone()
+                    })
+                    .collect(),
+                dns_reply_msgs: dns
+                    .replies
+                    .iter()
+                    .map(|(at, m)| DnsReplyMsg {
+                        recv_at: clock.stamp(Some(*at)),
+                        ..m.clone()
+                    })
+                    .collect(),
             });
         }
         for (id, tls) in self.tls.iter() {

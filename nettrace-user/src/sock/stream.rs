@@ -95,25 +95,36 @@ impl<S: AsyncRead + Unpin> AsyncRead for TracedStream<S> {
     }
 }
 
+impl<S: AsyncWrite + Unpin> TracedStream<S> {
+    /// One traced write, whichever form (plain or vectored) `write` performs.
+    fn traced_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        mark_call(&self.record, &mut self.write_called);
+        let result = ready!(write(Pin::new(&mut self.inner), cx));
+        if let Ok(n) = result {
+            self.record.add_sent(n);
+        }
+        log_op(
+            &self.record,
+            &mut self.write_called,
+            SocketOpType::Write,
+            result.as_ref().map(|n| *n),
+        );
+        Poll::Ready(result)
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for TracedStream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        mark_call(&this.record, &mut this.write_called);
-        let result = ready!(Pin::new(&mut this.inner).poll_write(cx, buf));
-        if let Ok(n) = result {
-            this.record.add_sent(n);
-        }
-        log_op(
-            &this.record,
-            &mut this.write_called,
-            SocketOpType::Write,
-            result.as_ref().map(|n| *n),
-        );
-        Poll::Ready(result)
+        self.get_mut()
+            .traced_write(cx, |inner, cx| inner.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -121,19 +132,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TracedStream<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        mark_call(&this.record, &mut this.write_called);
-        let result = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs));
-        if let Ok(n) = result {
-            this.record.add_sent(n);
-        }
-        log_op(
-            &this.record,
-            &mut this.write_called,
-            SocketOpType::Write,
-            result.as_ref().map(|n| *n),
-        );
-        Poll::Ready(result)
+        self.get_mut()
+            .traced_write(cx, |inner, cx| inner.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
