@@ -104,11 +104,25 @@ fn render_request(out: &mut String, timeline: &Timeline, trace: &HttpTrace, req:
         (_, Some(dial)) => render_dial(out, timeline, trace, dial),
         _ => {}
     }
-    for (label, tunnel) in [
-        ("proxy tls", &req.proxy_tls_tunnel),
-        ("tls", &req.tls_tunnel),
-    ] {
-        if let Some(tls) = net.tls_tunnels.get(tunnel) {
+    // Older Go traces name no tunnel in the request: fall back to the one on its connection.
+    let on_conn = || {
+        net.tls_tunnels
+            .iter()
+            .rfind(|t| !req.tcp_conn.is_empty() && t.tcp_conn == req.tcp_conn)
+    };
+    let tls = net.tls_tunnels.get(&req.tls_tunnel).or_else(|| {
+        if req.tls_tunnel.is_empty() && req.proxy_tls_tunnel.is_empty() {
+            on_conn()
+        } else {
+            None
+        }
+    });
+    let tunnels = [
+        ("proxy tls", net.tls_tunnels.get(&req.proxy_tls_tunnel)),
+        ("tls", tls),
+    ];
+    for (label, tunnel) in tunnels {
+        if let Some(tls) = tunnel {
             let mut detail = format!("{} cipher 0x{:04x}", tls.server_name, tls.cipher_suite);
             if !tls.negotiated_proto.is_empty() {
                 let _ = write!(detail, " {}", tls.negotiated_proto);

@@ -14,7 +14,8 @@
 //! let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
 //! tracer.register(SocketCookie::of(&socket)?, ClientId(0))?;
 //! socket.connect(&"127.0.0.1:80".parse::<std::net::SocketAddr>()?.into())?;
-//! while let Some(event) = events.next().await? {
+//! loop {
+//!     let event = events.next().await?;
 //!     println!("{event:?}");
 //! }
 //! # Ok(()) }

@@ -24,7 +24,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::ModelError;
-use super::serde_util::nullable_str;
+use super::go_names::{self, GoNamed};
 
 /// A DNS resource record type (IANA "Resource Record (RR) TYPEs"), any 16-bit value.
 ///
@@ -94,16 +94,20 @@ impl DnsResType {
 
     /// Go's name for this type, `None` if Go does not know it.
     pub fn name(self) -> Option<&'static str> {
-        Self::KNOWN
-            .iter()
-            .find(|(_, known)| *known == self)
-            .map(|(name, _)| *name)
+        self.go_name()
     }
 
     /// The string written to JSON: the name, or `"unrecognized-type"`.
     pub fn as_str(self) -> &'static str {
-        self.name().unwrap_or("unrecognized-type")
+        self.go_str()
     }
+}
+
+impl GoNamed for DnsResType {
+    const KIND: &'static str = "DNS resource type";
+    const NAMES: &'static [(&'static str, Self)] = &Self::KNOWN;
+    const UNRECOGNIZED: Self = Self::UNRECOGNIZED;
+    const UNRECOGNIZED_NAME: &'static str = "unrecognized-type";
 }
 
 impl From<u16> for DnsResType {
@@ -129,32 +133,20 @@ impl FromStr for DnsResType {
 
     /// Go's names, plus `""` and `"unrecognized-type"` (unrecognized).
     fn from_str(input: &str) -> Result<Self, ModelError> {
-        match input {
-            "" | "unrecognized-type" => Ok(Self::UNRECOGNIZED),
-            _ => Self::KNOWN
-                .iter()
-                .find(|(name, _)| *name == input)
-                .map(|(_, known)| *known)
-                .ok_or_else(|| ModelError::UnknownName {
-                    kind: "DNS resource type",
-                    name: input.to_owned(),
-                }),
-        }
+        Self::from_go_name(input)
     }
 }
 
 impl Serialize for DnsResType {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+        go_names::serialize(self, serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for DnsResType {
     /// Reads Go's names; `null` and unknown names read as `UNRECOGNIZED`.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        nullable_str(deserializer, |s| {
-            Ok(s.parse().unwrap_or(Self::UNRECOGNIZED))
-        })
+        go_names::deserialize(deserializer)
     }
 }
 
@@ -202,16 +194,20 @@ impl DnsRCode {
 
     /// Go's name for this rcode, `None` if Go does not know it.
     pub fn name(self) -> Option<&'static str> {
-        Self::KNOWN
-            .iter()
-            .find(|(_, known)| *known == self)
-            .map(|(name, _)| *name)
+        self.go_name()
     }
 
     /// The string written to JSON: the name, or `"unrecognized-rcode"`.
     pub fn as_str(self) -> &'static str {
-        self.name().unwrap_or("unrecognized-rcode")
+        self.go_str()
     }
+}
+
+impl GoNamed for DnsRCode {
+    const KIND: &'static str = "DNS rcode";
+    const NAMES: &'static [(&'static str, Self)] = &Self::KNOWN;
+    const UNRECOGNIZED: Self = Self::UNRECOGNIZED;
+    const UNRECOGNIZED_NAME: &'static str = "unrecognized-rcode";
 }
 
 impl From<u16> for DnsRCode {
@@ -237,32 +233,20 @@ impl FromStr for DnsRCode {
 
     /// Go's names, plus `""` and `"unrecognized-rcode"` (unrecognized).
     fn from_str(input: &str) -> Result<Self, ModelError> {
-        match input {
-            "" | "unrecognized-rcode" => Ok(Self::UNRECOGNIZED),
-            _ => Self::KNOWN
-                .iter()
-                .find(|(name, _)| *name == input)
-                .map(|(_, known)| *known)
-                .ok_or_else(|| ModelError::UnknownName {
-                    kind: "DNS rcode",
-                    name: input.to_owned(),
-                }),
-        }
+        Self::from_go_name(input)
     }
 }
 
 impl Serialize for DnsRCode {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+        go_names::serialize(self, serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for DnsRCode {
     /// Reads Go's names; `null` and unknown names read as `UNRECOGNIZED`.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        nullable_str(deserializer, |s| {
-            Ok(s.parse().unwrap_or(Self::UNRECOGNIZED))
-        })
+        go_names::deserialize(deserializer)
     }
 }
 

@@ -17,6 +17,7 @@ use std::ops::{Deref, DerefMut};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::go_names;
 use super::serde_util::{is_zero_u32, null_when_empty};
 use super::{ModelError, Timestamp, TraceId, TraceList, Traced};
 
@@ -188,16 +189,13 @@ impl TryFrom<u8> for HdrFieldsOpt {
     type Error = ModelError;
 
     fn try_from(value: u8) -> Result<Self, ModelError> {
-        match value {
-            0 => Ok(Self::Disabled),
-            1 => Ok(Self::NamesOnly),
-            2 => Ok(Self::ValueLenOnly),
-            3 => Ok(Self::WithValues),
-            _ => Err(ModelError::OutOfRange {
-                kind: "header fields option",
-                value: u64::from(value),
-            }),
-        }
+        let all = [
+            Self::Disabled,
+            Self::NamesOnly,
+            Self::ValueLenOnly,
+            Self::WithValues,
+        ];
+        go_names::from_u8(&all, "header fields option", value)
     }
 }
 

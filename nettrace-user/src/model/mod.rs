@@ -22,7 +22,8 @@
 //! | `XxxTraces.Get(id)` | [`TraceList::get`] on [`TraceList<T>`], for every [`Traced`] record | `list.rs` |
 //!
 //! Go's `ToString`/`FromString` maps are `Display`/`FromStr` (plus `as_str`, and `From<u16>`
-//! or `TryFrom<u8>` for the numbers, which keep Go's constant values).
+//! or `TryFrom<u8>` for the numbers, which keep Go's constant values). These name maps share one
+//! set of rules (written name, accepted names, lenient JSON reading), stated once in `go_names.rs`.
 //!
 //! # JSON
 //! Byte-for-byte Go's field names (`traceID`, `reqURL`, `conntrack`, `RespContentLen`, ...), key
@@ -86,6 +87,7 @@ mod dial;
 mod dns;
 mod dns_codes;
 mod error;
+mod go_names;
 mod http;
 mod kernel;
 mod list;

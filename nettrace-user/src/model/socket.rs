@@ -24,7 +24,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::serde_util::{null_when_empty, nullable_str};
+use super::go_names::{self, GoNamed};
+use super::serde_util::null_when_empty;
 use super::{ModelError, Timestamp};
 
 /// The I/O operations performed over one socket.
@@ -76,29 +77,31 @@ pub enum SocketOpType {
 
 impl SocketOpType {
     /// Every type, in numeric order.
-    pub const ALL: [Self; 5] = [
-        Self::Unrecognized,
-        Self::Read,
-        Self::ReadFrom,
-        Self::Write,
-        Self::WriteTo,
-    ];
+    pub const ALL: [Self; 5] = go_names::values(<Self as GoNamed>::NAMES);
 
     /// The name written to JSON.
     pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Unrecognized => "unrecognized-op",
-            Self::Read => "read",
-            Self::ReadFrom => "read-from",
-            Self::Write => "write",
-            Self::WriteTo => "write-to",
-        }
+        <Self as GoNamed>::NAMES[self as usize].0
     }
 
     /// Go's numeric value.
     pub const fn as_u8(self) -> u8 {
         self as u8
     }
+}
+
+impl GoNamed for SocketOpType {
+    const KIND: &'static str = "socket operation";
+    /// Every type, in numeric order (indexed by [`SocketOpType::as_u8`]).
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("unrecognized-op", Self::Unrecognized),
+        ("read", Self::Read),
+        ("read-from", Self::ReadFrom),
+        ("write", Self::Write),
+        ("write-to", Self::WriteTo),
+    ];
+    const UNRECOGNIZED: Self = Self::Unrecognized;
+    const UNRECOGNIZED_NAME: &'static str = "unrecognized-op";
 }
 
 impl fmt::Display for SocketOpType {
@@ -112,16 +115,7 @@ impl FromStr for SocketOpType {
 
     /// Go's names, plus `""` (unrecognized).
     fn from_str(input: &str) -> Result<Self, ModelError> {
-        if input.is_empty() {
-            return Ok(Self::Unrecognized);
-        }
-        Self::ALL
-            .into_iter()
-            .find(|op| op.as_str() == input)
-            .ok_or_else(|| ModelError::UnknownName {
-                kind: "socket operation",
-                name: input.to_owned(),
-            })
+        Self::from_go_name(input)
     }
 }
 
@@ -129,13 +123,7 @@ impl TryFrom<u8> for SocketOpType {
     type Error = ModelError;
 
     fn try_from(value: u8) -> Result<Self, ModelError> {
-        Self::ALL
-            .get(usize::from(value))
-            .copied()
-            .ok_or(ModelError::OutOfRange {
-                kind: "socket operation",
-                value: u64::from(value),
-            })
+        go_names::from_u8(&Self::ALL, Self::KIND, value)
     }
 }
 
@@ -147,14 +135,14 @@ impl From<SocketOpType> for u8 {
 
 impl Serialize for SocketOpType {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+        go_names::serialize(self, serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for SocketOpType {
     /// Reads Go's names; `null` and unknown names read as `Unrecognized`, as in Go.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        nullable_str(deserializer, |s| Ok(s.parse().unwrap_or_default()))
+        go_names::deserialize(deserializer)
     }
 }
 

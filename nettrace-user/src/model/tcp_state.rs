@@ -17,7 +17,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::ModelError;
-use super::serde_util::nullable_str;
+use super::go_names::{self, GoNamed};
 
 /// TCP connection state as seen by conntrack (`tcp_conntrack_names` in
 /// `nf_conntrack_proto_tcp.c`); the numbers are Go's constants.
@@ -53,33 +53,11 @@ pub enum TcpState {
 
 impl TcpState {
     /// Every state, in numeric order.
-    pub const ALL: [Self; 10] = [
-        Self::None,
-        Self::SynSent,
-        Self::SynRecv,
-        Self::Established,
-        Self::FinWait,
-        Self::CloseWait,
-        Self::LastAck,
-        Self::TimeWait,
-        Self::Close,
-        Self::SynSent2,
-    ];
+    pub const ALL: [Self; 10] = go_names::values(<Self as GoNamed>::NAMES);
 
     /// The name written to JSON.
     pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::SynSent => "syn-sent",
-            Self::SynRecv => "sync-recv",
-            Self::Established => "established",
-            Self::FinWait => "fin-wait",
-            Self::CloseWait => "close-wait",
-            Self::LastAck => "last-ack",
-            Self::TimeWait => "time-wait",
-            Self::Close => "close",
-            Self::SynSent2 => "syn-sent2",
-        }
+        <Self as GoNamed>::NAMES[self as usize].0
     }
 
     /// Go's numeric value.
@@ -93,6 +71,27 @@ impl TcpState {
     }
 }
 
+impl GoNamed for TcpState {
+    const KIND: &'static str = "TCP state";
+    /// Every state, in numeric order (indexed by [`TcpState::as_u8`]), with Go's names.
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("none", Self::None),
+        ("syn-sent", Self::SynSent),
+        ("sync-recv", Self::SynRecv),
+        ("established", Self::Established),
+        ("fin-wait", Self::FinWait),
+        ("close-wait", Self::CloseWait),
+        ("last-ack", Self::LastAck),
+        ("time-wait", Self::TimeWait),
+        ("close", Self::Close),
+        ("syn-sent2", Self::SynSent2),
+    ];
+    /// The correct spelling of Go's `"sync-recv"`.
+    const ALIASES: &'static [(&'static str, Self)] = &[("syn-recv", Self::SynRecv)];
+    const UNRECOGNIZED: Self = Self::None;
+    const UNRECOGNIZED_NAME: &'static str = "none";
+}
+
 impl fmt::Display for TcpState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -104,17 +103,7 @@ impl FromStr for TcpState {
 
     /// Go's names, plus `"sync-recv"` (what Go writes) and `""` (none).
     fn from_str(input: &str) -> Result<Self, ModelError> {
-        match input {
-            "" => Ok(Self::None),
-            "syn-recv" => Ok(Self::SynRecv),
-            _ => Self::ALL
-                .into_iter()
-                .find(|state| state.as_str() == input)
-                .ok_or_else(|| ModelError::UnknownName {
-                    kind: "TCP state",
-                    name: input.to_owned(),
-                }),
-        }
+        Self::from_go_name(input)
     }
 }
 
@@ -122,13 +111,7 @@ impl TryFrom<u8> for TcpState {
     type Error = ModelError;
 
     fn try_from(value: u8) -> Result<Self, ModelError> {
-        Self::ALL
-            .get(usize::from(value))
-            .copied()
-            .ok_or(ModelError::OutOfRange {
-                kind: "TCP state",
-                value: u64::from(value),
-            })
+        go_names::from_u8(&Self::ALL, Self::KIND, value)
     }
 }
 
@@ -140,14 +123,14 @@ impl From<TcpState> for u8 {
 
 impl Serialize for TcpState {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+        go_names::serialize(self, serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for TcpState {
     /// Reads the names of [`TcpState::from_str`]; `null` and unknown names read as `None`.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        nullable_str(deserializer, |s| Ok(s.parse().unwrap_or_default()))
+        go_names::deserialize(deserializer)
     }
 }
 
