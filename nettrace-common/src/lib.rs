@@ -35,6 +35,14 @@ pub mod program_name {
     pub const SOCK_OPS: &str = "nettrace_sock_ops";
     /// `tp_btf/inet_sock_set_state`: every TCP state transition of a traced socket.
     pub const INET_SOCK_SET_STATE: &str = "nettrace_inet_sock_set_state";
+    /// `tp_btf/sock_send_length`: each send call on a traced socket (TCP and UDP).
+    pub const SOCK_SEND_LENGTH: &str = "nettrace_sock_send_length";
+    /// `tp_btf/sock_recv_length`: each receive call on a traced socket (TCP and UDP).
+    pub const SOCK_RECV_LENGTH: &str = "nettrace_sock_recv_length";
+    /// `tp_btf/tcp_send_reset`: a RST sent on a traced socket.
+    pub const TCP_SEND_RESET: &str = "nettrace_tcp_send_reset";
+    /// `tp_btf/tcp_receive_reset`: a RST received on a traced socket.
+    pub const TCP_RECEIVE_RESET: &str = "nettrace_tcp_receive_reset";
 }
 
 /// Limits shared by both sides.
@@ -53,6 +61,18 @@ pub mod event_kind {
     pub const TCP_STATE: u32 = 1;
     /// A [`crate::SockOpsEvent`].
     pub const SOCK_OPS: u32 = 2;
+    /// A [`crate::SockMsgEvent`].
+    pub const SOCK_MSG: u32 = 3;
+    /// A [`crate::TcpResetEvent`].
+    pub const TCP_RESET: u32 = 4;
+}
+
+/// Direction values of [`SockMsgEvent::direction`] and [`TcpResetEvent::direction`].
+pub mod direction {
+    /// Sent by the traced socket.
+    pub const SENT: u32 = 0;
+    /// Received by the traced socket.
+    pub const RECEIVED: u32 = 1;
 }
 
 /// Address family values used in events (the kernel's `AF_INET` / `AF_INET6`).
@@ -65,8 +85,7 @@ pub mod family {
 
 /// Value stored for each traced socket in [`map_name::TRACED_SOCKETS`]. Userspace writes the
 /// first two fields; the programs keep the RTT minimum in the others (RTT samples are folded
-/// here instead of being sent one by one). The programs remove the entry when the TCP socket
-/// reaches CLOSE.
+/// here instead of being sent one by one). Userspace removes the entry when the socket is done.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TracedSocket {
@@ -151,6 +170,35 @@ pub struct SockOpsEvent {
     pub bytes_acked: u64,
 }
 
+/// One send or receive call on a traced socket, as the kernel returned it
+/// (`sock_send_length` / `sock_recv_length`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockMsgEvent {
+    /// Common header; `kind` is [`event_kind::SOCK_MSG`].
+    pub header: EventHeader,
+    /// [`direction::SENT`] or [`direction::RECEIVED`].
+    pub direction: u32,
+    /// The call's result: bytes, or a negative errno.
+    pub ret: i32,
+    /// The `MSG_*` flags of the call.
+    pub flags: u32,
+    /// Padding, zero.
+    pub _pad: u32,
+}
+
+/// A TCP reset sent or received on a traced socket (`tcp_send_reset` / `tcp_receive_reset`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpResetEvent {
+    /// Common header; `kind` is [`event_kind::TCP_RESET`].
+    pub header: EventHeader,
+    /// [`direction::SENT`] or [`direction::RECEIVED`].
+    pub direction: u32,
+    /// Padding, zero.
+    pub _pad: u32,
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: every type below is #[repr(C)], made only of integers and integer arrays, and has
@@ -162,6 +210,10 @@ mod pod {
     unsafe impl aya::Pod for super::TcpStateEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SockOpsEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SockMsgEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TcpResetEvent {}
 }
 
 #[cfg(test)]
@@ -180,5 +232,7 @@ mod tests {
             size_of::<SockOpsEvent>(),
             24 + 4 * 2 + 16 * 2 + 4 * 2 + 8 + 4 * 8 + 8 * 2
         );
+        assert_eq!(size_of::<SockMsgEvent>(), 24 + 16);
+        assert_eq!(size_of::<TcpResetEvent>(), 24 + 8);
     }
 }

@@ -18,13 +18,6 @@ pub(crate) fn traced_socket_mut(cookie: u64) -> Option<*mut TracedSocket> {
     TRACED_SOCKETS.get_ptr_mut(&cookie)
 }
 
-/// Stops tracing `cookie` (its TCP socket reached CLOSE: nothing more will happen to it).
-#[inline(always)]
-pub(crate) fn forget_socket(cookie: u64) {
-    // Failure means userspace removed it first; either way it is gone.
-    let _ = TRACED_SOCKETS.remove(&cookie);
-}
-
 /// A header for an event of `kind` on `cookie`, stamped now.
 #[inline(always)]
 pub(crate) fn header(kind: u32, cookie: u64, socket: &TracedSocket) -> EventHeader {

@@ -6,13 +6,16 @@
 //! fit is counted in [`maps::LOST_EVENTS`] for the socket's client.
 //!
 //! One module per hook family: [`sock_ops`] (cgroup sock_ops callbacks), [`tcp_state`]
-//! (`tp_btf/inet_sock_set_state`).
+//! (`tp_btf/inet_sock_set_state`), [`sock_msg`] (`tp_btf/sock_{send,recv}_length`),
+//! [`tcp_reset`] (`tp_btf/tcp_{send,receive}_reset`).
 #![no_std]
 #![no_main]
 
 mod emit;
 mod maps;
+mod sock_msg;
 mod sock_ops;
+mod tcp_reset;
 mod tcp_state;
 
 /// The kernel requires a GPL-compatible licence for the helpers used here.

@@ -1,6 +1,7 @@
 //! `tp_btf/inet_sock_set_state`: every TCP state transition of a traced socket, including the
-//! first one (CLOSE -> SYN_SENT), which happens before any sock_ops callback can run. At the
-//! final CLOSE the socket is removed from the traced map: its cookie is never seen again.
+//! first one (CLOSE -> SYN_SENT), which happens before any sock_ops callback can run.
+//! Userspace removes the socket from the traced map once it has both closed it and seen its
+//! final CLOSE: after a reset the application may still read from a socket in CLOSE.
 use core::ffi::c_void;
 
 use aya_ebpf::{
@@ -8,10 +9,7 @@ use aya_ebpf::{
 };
 use nettrace_common::{TcpStateEvent, event_kind};
 
-use crate::emit::{emit, forget_socket, header, traced_socket};
-
-/// `TCP_CLOSE`: the socket's last state.
-const TCP_CLOSE: i32 = 7;
+use crate::emit::{emit, header, traced_socket};
 
 /// Arguments: `(const struct sock *sk, int oldstate, int newstate)`.
 #[btf_tracepoint(function = "inet_sock_set_state")]
@@ -33,8 +31,5 @@ pub fn nettrace_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
             new_state: new_state as u32,
         },
     );
-    if new_state == TCP_CLOSE {
-        forget_socket(cookie);
-    }
     0
 }

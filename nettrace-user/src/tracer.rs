@@ -2,6 +2,7 @@
 //! shares one; it owns the [`Recorder`] behind a mutex that only events take (rare: one per
 //! dial, connection, message or request) and never per socket operation.
 use std::{
+    collections::HashSet,
     sync::{
         Arc, Mutex, MutexGuard, OnceLock, PoisonError,
         atomic::{AtomicU64, Ordering},
@@ -12,7 +13,7 @@ use std::{
 use crate::{
     SocketCookie,
     event::Event,
-    kernel::{KernelClient, KernelError, KernelEvent, KernelHub, KernelSink},
+    kernel::{KernelClient, KernelError, KernelEvent, KernelHub, KernelSink, KernelTcpState},
     model::{HttpTrace, KernelDataStatus},
     recorder::Recorder,
     sock::SocketRecord,
@@ -38,6 +39,19 @@ struct Inner {
     recorder: Mutex<Recorder>,
     next_resolver_dial: AtomicU64,
     kernel: OnceLock<KernelLink>,
+    /// TCP sockets on their way out of the kernel map (see [`Retiring`]).
+    retiring: Mutex<Retiring>,
+}
+
+/// A TCP socket leaves the kernel map once the application has closed it *and* the kernel has
+/// reported its final CLOSE, in either order: the state machine goes on after `close()` (FIN,
+/// TIME_WAIT), and after a reset the application may still read from a socket in CLOSE.
+#[derive(Debug, Default)]
+struct Retiring {
+    /// Closed by the application, CLOSE not seen yet.
+    dropped: HashSet<SocketCookie>,
+    /// CLOSE seen, still open in the application.
+    closed: HashSet<SocketCookie>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -58,7 +72,49 @@ enum KernelLink {
 
 impl KernelSink for Inner {
     fn kernel_event(&self, event: KernelEvent) {
-        lock_recorder(&self.recorder).handle(Event::Kernel(event));
+        if let KernelEvent::TcpState(change) = &event
+            && change.new == KernelTcpState::Close
+            && lock(&self.retiring).both_done(change.cookie, Side::Kernel)
+        {
+            self.unregister(change.cookie);
+        }
+        lock(&self.recorder).handle(Event::Kernel(event));
+    }
+}
+
+impl Inner {
+    fn unregister(&self, cookie: SocketCookie) {
+        if let Some(KernelLink::Active(client)) = self.kernel.get()
+            && let Err(error) = client.unregister(cookie)
+        {
+            tracing::debug!(%error, %cookie, "unregistering a socket failed");
+        }
+    }
+}
+
+/// Which side is done with a TCP socket.
+#[derive(Clone, Copy)]
+enum Side {
+    /// The application closed it.
+    Application,
+    /// The kernel reported its final CLOSE.
+    Kernel,
+}
+
+impl Retiring {
+    /// Records that `side` is done with `cookie`; true once both are (in one step, so the two
+    /// sides cannot both miss each other).
+    fn both_done(&mut self, cookie: SocketCookie, side: Side) -> bool {
+        let (mine, other) = match side {
+            Side::Application => (&mut self.dropped, &mut self.closed),
+            Side::Kernel => (&mut self.closed, &mut self.dropped),
+        };
+        if other.remove(&cookie) {
+            true
+        } else {
+            mine.insert(cookie);
+            false
+        }
     }
 }
 
@@ -72,6 +128,7 @@ impl Tracer {
                 recorder: Mutex::new(recorder),
                 next_resolver_dial: AtomicU64::new(1),
                 kernel: OnceLock::new(),
+                retiring: Mutex::default(),
             }),
         }
     }
@@ -122,13 +179,19 @@ impl Tracer {
         }
     }
 
-    /// Stops tracing a socket in the kernel (TCP sockets are forgotten by the programs at
-    /// CLOSE; UDP sockets and never-connected ones need this).
+    /// Stops tracing a UDP socket in the kernel (it has no state machine to wait for).
     pub(crate) fn unregister_socket(&self, cookie: SocketCookie) {
-        if let Some(KernelLink::Active(client)) = self.inner.kernel.get()
-            && let Err(error) = client.unregister(cookie)
-        {
-            tracing::debug!(%error, %cookie, "unregistering a socket failed");
+        self.inner.unregister(cookie);
+    }
+
+    /// The application closed a TCP socket: it leaves the kernel map once its final CLOSE has
+    /// been seen too (see [`Retiring`]).
+    pub(crate) fn tcp_socket_closed(&self, cookie: SocketCookie) {
+        if !matches!(self.inner.kernel.get(), Some(KernelLink::Active(_))) {
+            return;
+        }
+        if lock(&self.inner.retiring).both_done(cookie, Side::Application) {
+            self.inner.unregister(cookie);
         }
     }
 
@@ -166,12 +229,12 @@ impl Tracer {
     }
 
     fn recorder(&self) -> MutexGuard<'_, Recorder> {
-        lock_recorder(&self.inner.recorder)
+        lock(&self.inner.recorder)
     }
 }
 
-fn lock_recorder(recorder: &Mutex<Recorder>) -> MutexGuard<'_, Recorder> {
-    // Every recorder update is a single in-memory step; a panic in one cannot leave the state
-    // half-written in a way later events would trip over.
-    recorder.lock().unwrap_or_else(PoisonError::into_inner)
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update under these locks is a single in-memory step; a panic in one cannot leave
+    // the state half-written in a way later events would trip over.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

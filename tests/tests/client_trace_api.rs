@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use nettrace::client::{ClientError, HttpClient, HttpClientConfig, RequestError, TraceOptions};
-use nettrace::model::{HttpTrace, Timestamp, TraceId};
+use nettrace::model::{HttpTrace, SocketOpType, Timestamp, TraceId};
 use nettrace_tests::fixtures::broken::RefusingPort;
 use nettrace_tests::fixtures::dns::DnsServer;
 use nettrace_tests::fixtures::http::HttpServer;
@@ -184,7 +184,8 @@ async fn clear_trace_carries_an_open_connection_over_as_reused() {
     assert!(conn.conn_close_at.is_undefined());
     assert!(conn.total_sent_bytes > conn_before.total_sent_bytes);
     assert!(conn.total_recv_bytes > conn_before.total_recv_bytes);
-    // Its earlier socket operations are dated absolutely, its new ones relatively.
+    // Only this trace's socket operations are listed (the earlier ones went with the earlier
+    // trace), and they account for exactly the bytes moved since.
     let ops = &conn
         .socket_trace
         .as_ref()
@@ -192,11 +193,23 @@ async fn clear_trace_carries_an_open_connection_over_as_reused() {
         .socket_ops;
     assert!(
         ops.iter()
-            .any(|op| matches!(op.call_at, Timestamp::Absolute(_)))
+            .all(|op| matches!(op.return_at, Timestamp::Relative(_))),
+        "{}",
+        dump(&after)
     );
-    assert!(
+    let moved = |kind: SocketOpType| -> u64 {
         ops.iter()
-            .any(|op| matches!(op.call_at, Timestamp::Relative(_)))
+            .filter(|op| op.op_type == kind)
+            .map(|op| u64::from(op.data_len))
+            .sum()
+    };
+    assert_eq!(
+        moved(SocketOpType::Write),
+        conn.total_sent_bytes - conn_before.total_sent_bytes
+    );
+    assert_eq!(
+        moved(SocketOpType::Read),
+        conn.total_recv_bytes - conn_before.total_recv_bytes
     );
     assert_eq!(server.connections().get(), 1);
 }

@@ -107,5 +107,12 @@ fn print_event(started: KernelTime, event: &KernelEvent) {
             "  +{at:.3}ms sock_ops {:?} {} -> {} srtt {}us segs out/in {}/{}",
             record.op, record.local, record.remote, record.srtt_us, record.segs_out, record.segs_in
         ),
+        KernelEvent::SockMsg(call) => {
+            println!(
+                "  +{at:.3}ms {:?} call returned {}",
+                call.direction, call.ret
+            );
+        }
+        KernelEvent::TcpReset(reset) => println!("  +{at:.3}ms reset {:?}", reset.direction),
     }
 }

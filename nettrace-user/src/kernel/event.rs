@@ -1,7 +1,10 @@
 //! Kernel events decoded from ring-buffer records into typed values.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use nettrace_common::{EventHeader, SockOpsEvent, TcpStateEvent, event_kind, family};
+use nettrace_common::{
+    EventHeader, SockMsgEvent, SockOpsEvent, TcpResetEvent, TcpStateEvent, direction, event_kind,
+    family,
+};
 
 use super::{ClientId, KernelError};
 use crate::{KernelTime, SocketCookie};
@@ -11,8 +14,61 @@ use crate::{KernelTime, SocketCookie};
 pub enum KernelEvent {
     /// A TCP state transition.
     TcpState(TcpStateChange),
-    /// A sock_ops callback (connect, established, retransmit, RTO, RTT).
+    /// A sock_ops callback (connect, established, retransmit, RTO, state change).
     SockOps(SockOpsRecord),
+    /// A send or receive call.
+    SockMsg(SockMsgRecord),
+    /// A TCP reset sent or received.
+    TcpReset(TcpResetRecord),
+}
+
+/// Which way data or a reset went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Sent by the traced socket.
+    Sent,
+    /// Received by the traced socket.
+    Received,
+}
+
+impl Direction {
+    fn from_raw(value: u32) -> Self {
+        if value == direction::RECEIVED {
+            Self::Received
+        } else {
+            Self::Sent
+        }
+    }
+}
+
+/// One send or receive call, as the kernel returned it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockMsgRecord {
+    /// The socket.
+    pub cookie: SocketCookie,
+    /// The client that registered it.
+    pub client: ClientId,
+    /// When the call returned.
+    pub time: KernelTime,
+    /// Send or receive.
+    pub direction: Direction,
+    /// Bytes moved, or a negative errno.
+    pub ret: i32,
+    /// The call's `MSG_*` flags.
+    pub flags: u32,
+}
+
+/// A TCP reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpResetRecord {
+    /// The socket.
+    pub cookie: SocketCookie,
+    /// The client that registered it.
+    pub client: ClientId,
+    /// When it happened.
+    pub time: KernelTime,
+    /// Sent or received.
+    pub direction: Direction,
 }
 
 impl KernelEvent {
@@ -21,6 +77,8 @@ impl KernelEvent {
         match self {
             Self::TcpState(e) => e.cookie,
             Self::SockOps(e) => e.cookie,
+            Self::SockMsg(e) => e.cookie,
+            Self::TcpReset(e) => e.cookie,
         }
     }
 
@@ -29,6 +87,8 @@ impl KernelEvent {
         match self {
             Self::TcpState(e) => e.client,
             Self::SockOps(e) => e.client,
+            Self::SockMsg(e) => e.client,
+            Self::TcpReset(e) => e.client,
         }
     }
 
@@ -37,6 +97,8 @@ impl KernelEvent {
         match self {
             Self::TcpState(e) => e.time,
             Self::SockOps(e) => e.time,
+            Self::SockMsg(e) => e.time,
+            Self::TcpReset(e) => e.time,
         }
     }
 
@@ -57,6 +119,26 @@ impl KernelEvent {
             event_kind::SOCK_OPS => {
                 let e: SockOpsEvent = read_record(record)?;
                 Ok(Self::SockOps(SockOpsRecord::from_raw(&e)?))
+            }
+            event_kind::SOCK_MSG => {
+                let e: SockMsgEvent = read_record(record)?;
+                Ok(Self::SockMsg(SockMsgRecord {
+                    cookie: SocketCookie(header.cookie),
+                    client: ClientId(header.client_id),
+                    time: KernelTime(header.timestamp_ns),
+                    direction: Direction::from_raw(e.direction),
+                    ret: e.ret,
+                    flags: e.flags,
+                }))
+            }
+            event_kind::TCP_RESET => {
+                let e: TcpResetEvent = read_record(record)?;
+                Ok(Self::TcpReset(TcpResetRecord {
+                    cookie: SocketCookie(header.cookie),
+                    client: ClientId(header.client_id),
+                    time: KernelTime(header.timestamp_ns),
+                    direction: Direction::from_raw(e.direction),
+                }))
             }
             other => Err(KernelError::MalformedEvent(format!(
                 "unknown event kind {other} ({} bytes)",

@@ -29,7 +29,10 @@ mod object;
 mod tracer;
 
 pub use error::KernelError;
-pub use event::{KernelEvent, KernelTcpState, SockOp, SockOpsRecord, TcpStateChange};
+pub use event::{
+    Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, SockOpsRecord, TcpResetRecord,
+    TcpStateChange,
+};
 pub use events::KernelEvents;
 pub(crate) use hub::{KernelClient, KernelHub, KernelSink};
 pub use tracer::{ClientId, KernelConfig, KernelTracer};

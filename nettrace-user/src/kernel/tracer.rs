@@ -62,10 +62,18 @@ impl KernelTracer {
                     KernelError::Load(e)
                 }
             })?;
-        let attachments = vec![
-            attach_state_tracepoint(&mut ebpf)?,
-            attach_sock_ops(&mut ebpf)?,
-        ];
+        let btf = Btf::from_sys_fs().map_err(KernelError::Btf)?;
+        let mut attachments = Vec::new();
+        for (name, tracepoint) in [
+            (program_name::INET_SOCK_SET_STATE, "inet_sock_set_state"),
+            (program_name::SOCK_SEND_LENGTH, "sock_send_length"),
+            (program_name::SOCK_RECV_LENGTH, "sock_recv_length"),
+            (program_name::TCP_SEND_RESET, "tcp_send_reset"),
+            (program_name::TCP_RECEIVE_RESET, "tcp_receive_reset"),
+        ] {
+            attachments.push(attach_btf_tracepoint(&mut ebpf, &btf, name, tracepoint)?);
+        }
+        attachments.push(attach_sock_ops(&mut ebpf)?);
         let traced = HashMap::try_from(take_map(&mut ebpf, map_name::TRACED_SOCKETS)?)
             .map_err(map_error(map_name::TRACED_SOCKETS, "open"))?;
         let lost = PerCpuArray::try_from(take_map(&mut ebpf, map_name::LOST_EVENTS)?)
@@ -96,7 +104,7 @@ impl KernelTracer {
     pub fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {
         match self.traced_map().remove(&cookie.0) {
             Ok(()) => Ok(()),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(map_error(map_name::TRACED_SOCKETS, "remove")(e)),
         }
     }
@@ -106,7 +114,7 @@ impl KernelTracer {
     pub fn is_registered(&self, cookie: SocketCookie) -> Result<bool, KernelError> {
         match self.traced_map().get(&cookie.0, 0) {
             Ok(_) => Ok(true),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
+            Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(map_error(map_name::TRACED_SOCKETS, "lookup")(e)),
         }
     }
@@ -148,17 +156,20 @@ impl KernelTracer {
     }
 }
 
-fn attach_state_tracepoint(ebpf: &mut Ebpf) -> Result<String, KernelError> {
-    const NAME: &str = program_name::INET_SOCK_SET_STATE;
-    let btf = Btf::from_sys_fs().map_err(KernelError::Btf)?;
-    let program: &mut BtfTracePoint = program(ebpf, NAME)?
+fn attach_btf_tracepoint(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    name: &'static str,
+    tracepoint: &str,
+) -> Result<String, KernelError> {
+    let program: &mut BtfTracePoint = program(ebpf, name)?
         .try_into()
-        .map_err(program_error(NAME, "load"))?;
+        .map_err(program_error(name, "load"))?;
     program
-        .load("inet_sock_set_state", &btf)
-        .map_err(program_error(NAME, "load"))?;
-    program.attach().map_err(program_error(NAME, "attach"))?;
-    Ok(format!("{NAME}: tp_btf/inet_sock_set_state"))
+        .load(tracepoint, btf)
+        .map_err(program_error(name, "load"))?;
+    program.attach().map_err(program_error(name, "attach"))?;
+    Ok(format!("{name}: tp_btf/{tracepoint}"))
 }
 
 fn attach_sock_ops(ebpf: &mut Ebpf) -> Result<String, KernelError> {
@@ -202,6 +213,15 @@ fn map_error(
     step: &'static str,
 ) -> impl FnOnce(aya::maps::MapError) -> KernelError {
     move |source| KernelError::Map { name, step, source }
+}
+
+/// A lookup or delete of a key the map does not hold (the programs may have removed it).
+fn is_not_found(error: &aya::maps::MapError) -> bool {
+    match error {
+        aya::maps::MapError::KeyNotFound => true,
+        aya::maps::MapError::SyscallError(e) => e.io_error.raw_os_error() == Some(libc::ENOENT),
+        _ => false,
+    }
 }
 
 /// True when some cause in the chain is EPERM/EACCES.

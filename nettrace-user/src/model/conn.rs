@@ -26,7 +26,10 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 use super::serde_util::{is_false, opt_ip};
-use super::{ConntrackEntry, KernelTcpFacts, SocketTrace, Timestamp, TraceId, TraceList, Traced};
+use super::{
+    ConntrackEntry, KernelTcpFacts, KernelUdpFacts, SocketTrace, Timestamp, TraceId, TraceList,
+    Traced,
+};
 
 /// Source and destination addresses of a connection. Whether from our side or the remote one,
 /// before or after NAT, depends on where it appears.
@@ -140,6 +143,9 @@ pub struct UdpConnTrace {
     /// Socket operations, if socket tracing is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket_trace: Option<SocketTrace>,
+    /// What the kernel saw of the socket (extension; JSON `kernel`, omitted when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelUdpFacts>,
 }
 
 /// The TCP connections of a trace (Go's `TCPConnTraces`).

@@ -30,6 +30,46 @@ pub struct KernelTcpFacts {
     pub segs_out: u32,
     /// Segments received.
     pub segs_in: u32,
+    /// True when the traced socket sent a reset.
+    pub rst_sent: bool,
+    /// True when the peer reset the connection.
+    pub rst_received: bool,
+    /// Send and receive calls as the kernel answered them.
+    #[serde(flatten)]
+    pub calls: KernelSocketCalls,
+}
+
+/// The send and receive calls of a socket as the kernel answered them (`sock_send_length`,
+/// `sock_recv_length`): what the application asked of the socket, errors included.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KernelSocketCalls {
+    /// Send calls.
+    pub send_calls: u32,
+    /// Receive calls.
+    pub recv_calls: u32,
+    /// Calls that found nothing to do yet (`EAGAIN`): an async socket reads until this.
+    pub would_block: u32,
+    /// Send calls that failed (other than `EAGAIN`).
+    pub send_errors: u32,
+    /// Receive calls that failed (other than `EAGAIN`).
+    pub recv_errors: u32,
+    /// Bytes the send calls moved.
+    pub call_bytes_sent: u64,
+    /// Bytes the receive calls moved.
+    pub call_bytes_received: u64,
+    /// The last failure (other than `EAGAIN`), e.g. `Connection reset by peer (os error 104)`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub last_error: String,
+}
+
+/// The kernel's view of one UDP socket (JSON key `kernel` of a `udpConns` entry).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KernelUdpFacts {
+    /// Send and receive calls.
+    #[serde(flatten)]
+    pub calls: KernelSocketCalls,
 }
 
 /// One TCP state transition.

@@ -106,7 +106,9 @@ pub use dns::{DnsAnswer, DnsQueryMsg, DnsQueryTrace, DnsQueryTraces, DnsQuestion
 pub use dns_codes::{DnsRCode, DnsResType};
 pub use error::ModelError;
 pub use http::{HdrFieldsOpt, HttpHeader, HttpHeaderKv, HttpReqTrace, HttpReqTraces};
-pub use kernel::{KernelDataStatus, KernelStateChange, KernelTcpFacts};
+pub use kernel::{
+    KernelDataStatus, KernelSocketCalls, KernelStateChange, KernelTcpFacts, KernelUdpFacts,
+};
 pub use list::{TraceList, Traced};
 pub use socket::{SocketOp, SocketOpType, SocketTrace};
 pub use tcp_state::TcpState;

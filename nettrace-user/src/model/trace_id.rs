@@ -29,14 +29,15 @@ use super::serde_util::nullable_str;
 ///
 /// A plain string in JSON. The empty ID (the [`Default`]) means "undefined" (Go's
 /// `TraceID.Undefined()`), e.g. a dial without an established connection. JSON `null` reads as
-/// the empty ID, as in Go.
+/// the empty ID, as in Go. Cloning is cheap (a shared string): records refer to each other by
+/// ID all the time.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TraceId(String);
+pub struct TraceId(Arc<str>);
 
 impl TraceId {
     /// Wraps an existing identifier (no validation: Go accepts any string).
     pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
+        Self(Arc::from(id.into()))
     }
 
     /// A fresh identifier from the current generator; same as [`next_trace_id`].
@@ -56,7 +57,7 @@ impl TraceId {
 
     /// The identifier as an owned string.
     pub fn into_string(self) -> String {
-        self.0
+        self.0.to_string()
     }
 }
 
@@ -68,19 +69,19 @@ impl fmt::Display for TraceId {
 
 impl From<String> for TraceId {
     fn from(id: String) -> Self {
-        Self(id)
+        Self(Arc::from(id))
     }
 }
 
 impl From<&str> for TraceId {
     fn from(id: &str) -> Self {
-        Self(id.to_owned())
+        Self(Arc::from(id))
     }
 }
 
 impl From<TraceId> for String {
     fn from(id: TraceId) -> Self {
-        id.0
+        id.0.to_string()
     }
 }
 
@@ -98,13 +99,13 @@ impl Borrow<str> for TraceId {
 
 impl PartialEq<str> for TraceId {
     fn eq(&self, other: &str) -> bool {
-        self.0 == other
+        &*self.0 == other
     }
 }
 
 impl PartialEq<&str> for TraceId {
     fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
+        &*self.0 == *other
     }
 }
 
@@ -133,7 +134,7 @@ static GENERATOR: RwLock<Option<Generator>> = RwLock::new(None);
 /// (Go's `AtomicCounterID`). IDs are unique within one process only.
 pub fn atomic_counter_id() -> TraceId {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-    TraceId(format!("tid-{n}"))
+    TraceId::from(format!("tid-{n}"))
 }
 
 /// A fresh identifier from the installed generator, or [`atomic_counter_id`] if none is.

@@ -3,9 +3,12 @@ use std::time::Instant;
 
 use crate::{
     clock::TraceClock,
-    kernel::{KernelEvent, KernelTcpState, SockOp, SockOpsRecord},
-    model::{KernelStateChange, KernelTcpFacts},
+    kernel::{Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, SockOpsRecord},
+    model::{KernelSocketCalls, KernelStateChange, KernelTcpFacts, KernelUdpFacts},
 };
+
+/// `EAGAIN`: the call found nothing to do yet.
+const EAGAIN: i32 = 11;
 
 /// What the kernel reported about one connection so far.
 #[derive(Debug, Default)]
@@ -16,6 +19,9 @@ pub(crate) struct KernelRec {
     rto_events: u32,
     /// The latest sock_ops record: its counters are the newest the kernel gave.
     last: Option<SockOpsRecord>,
+    rst_sent: bool,
+    rst_received: bool,
+    calls: KernelSocketCalls,
 }
 
 impl KernelRec {
@@ -39,12 +45,53 @@ impl KernelRec {
                 }
                 self.last = Some(record);
             }
+            KernelEvent::SockMsg(call) => self.count_call(&call),
+            KernelEvent::TcpReset(reset) => match reset.direction {
+                Direction::Sent => self.rst_sent = true,
+                Direction::Received => self.rst_received = true,
+            },
         }
+    }
+
+    fn count_call(&mut self, call: &SockMsgRecord) {
+        let calls = &mut self.calls;
+        let (count, errors, bytes) = match call.direction {
+            Direction::Sent => (
+                &mut calls.send_calls,
+                &mut calls.send_errors,
+                &mut calls.call_bytes_sent,
+            ),
+            Direction::Received => (
+                &mut calls.recv_calls,
+                &mut calls.recv_errors,
+                &mut calls.call_bytes_received,
+            ),
+        };
+        *count += 1;
+        match call.ret {
+            n if n >= 0 => *bytes += n as u64,
+            n if n == -EAGAIN => calls.would_block += 1,
+            n => {
+                *errors += 1;
+                calls.last_error = std::io::Error::from_raw_os_error(-n).to_string();
+            }
+        }
+    }
+
+    /// The facts of a UDP socket, `None` when the kernel reported nothing.
+    pub(crate) fn udp_facts(&self) -> Option<KernelUdpFacts> {
+        let calls = &self.calls;
+        (calls.send_calls + calls.recv_calls > 0).then(|| KernelUdpFacts {
+            calls: calls.clone(),
+        })
     }
 
     /// The facts for a snapshot, `None` when the kernel reported nothing.
     pub(crate) fn facts(&self, clock: &TraceClock) -> Option<KernelTcpFacts> {
-        if self.states.is_empty() && self.last.is_none() {
+        if self.states.is_empty()
+            && self.last.is_none()
+            && self.calls == KernelSocketCalls::default()
+        {
             return None;
         }
         let last = self.last.as_ref();
@@ -68,6 +115,9 @@ impl KernelRec {
             bytes_received: last.map_or(0, |l| l.bytes_received),
             segs_out: last.map_or(0, |l| l.segs_out),
             segs_in: last.map_or(0, |l| l.segs_in),
+            rst_sent: self.rst_sent,
+            rst_received: self.rst_received,
+            calls: self.calls.clone(),
         })
     }
 }

@@ -304,7 +304,7 @@ impl Recorder {
 
     /// Starts a new trace: everything recorded so far is dropped except the connections that
     /// are still open, which carry over marked as reused (their earlier instants become
-    /// absolute timestamps in the new trace).
+    /// absolute timestamps in the new trace) with their socket operations cleared.
     pub(crate) fn clear(&mut self) {
         self.clock = TraceClock::start_now();
         self.dials = Table::default();
@@ -314,6 +314,9 @@ impl Recorder {
         self.conns.retain(|_, rec| rec.closed.is_none());
         for (_, rec) in self.conns.iter_mut() {
             rec.reused = true;
+            // Operations belong to the trace they happened in (and would grow without bound
+            // on a long-lived connection); the byte totals carry over, as in Go.
+            rec.record.clear_ops();
         }
         let live: HashMap<SocketCookie, TraceId> = self
             .conns

@@ -224,6 +224,7 @@ fn udp_trace(clock: &TraceClock, id: &TraceId, conn: &ConnRec) -> UdpConnTrace {
         total_recv_bytes: conn.record.received(),
         conntrack: None,
         socket_trace: socket_trace(clock, conn),
+        kernel: conn.kernel.udp_facts(),
     }
 }
 

@@ -91,9 +91,12 @@ pub(crate) async fn connect_tcp(
     remote: SocketAddr,
     options: TcpOptions,
 ) -> Result<TracedStream<TcpStream>, ConnectError> {
-    let (socket, conn, record, _) =
+    let (socket, conn, record, cookie) =
         open(tracer, Transport::Tcp, origin, remote).map_err(ConnectError::Socket)?;
     let fail = |error: ConnectError| {
+        if let Some(cookie) = cookie {
+            tracer.tcp_socket_closed(cookie);
+        }
         let at = Instant::now();
         tracer.emit(Event::ConnFailed {
             conn: conn.clone(),
@@ -137,7 +140,13 @@ pub(crate) async fn connect_tcp(
         at: Instant::now(),
         local,
     });
-    Ok(TracedStream::new(stream, conn, record, tracer.clone()))
+    Ok(TracedStream::new(
+        stream,
+        conn,
+        record,
+        cookie,
+        tracer.clone(),
+    ))
 }
 
 /// Opens and connects a traced UDP socket.

@@ -65,6 +65,13 @@ impl SocketRecord {
         }
     }
 
+    /// Forgets the logged operations (a new trace starts; the byte totals go on).
+    pub(crate) fn clear_ops(&self) {
+        if let Some(ops) = &self.ops {
+            ops.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        }
+    }
+
     /// Payload bytes sent so far.
     pub(crate) fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)

@@ -14,7 +14,7 @@ use std::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{RawSocketOp, SocketRecord};
-use crate::{event::Event, model::SocketOpType, model::TraceId, tracer::Tracer};
+use crate::{SocketCookie, event::Event, model::SocketOpType, model::TraceId, tracer::Tracer};
 
 /// A traced byte stream (a TCP connection).
 #[derive(Debug)]
@@ -22,6 +22,7 @@ pub(crate) struct TracedStream<S> {
     inner: S,
     conn: TraceId,
     record: Arc<SocketRecord>,
+    cookie: Option<SocketCookie>,
     tracer: Tracer,
     read_called: Option<Instant>,
     write_called: Option<Instant>,
@@ -29,11 +30,18 @@ pub(crate) struct TracedStream<S> {
 
 impl<S> TracedStream<S> {
     /// Wraps `inner`, the connection `conn` whose I/O goes into `record`.
-    pub(crate) fn new(inner: S, conn: TraceId, record: Arc<SocketRecord>, tracer: Tracer) -> Self {
+    pub(crate) fn new(
+        inner: S,
+        conn: TraceId,
+        record: Arc<SocketRecord>,
+        cookie: Option<SocketCookie>,
+        tracer: Tracer,
+    ) -> Self {
         Self {
             inner,
             conn,
             record,
+            cookie,
             tracer,
             read_called: None,
             write_called: None,
@@ -151,6 +159,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TracedStream<S> {
 
 impl<S> Drop for TracedStream<S> {
     fn drop(&mut self) {
+        if let Some(cookie) = self.cookie {
+            self.tracer.tcp_socket_closed(cookie);
+        }
         self.tracer.emit(Event::ConnClosed {
             conn: self.conn.clone(),
             at: Instant::now(),

@@ -1,0 +1,44 @@
+//! `tp_btf/tcp_send_reset` and `tp_btf/tcp_receive_reset`: resets sent or received on a traced
+//! socket. A reset sent without a socket (for a packet matching none) has a NULL `sk`, whose
+//! cookie is 0 and matches no traced socket.
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    helpers::bpf_get_socket_cookie, macros::btf_tracepoint, programs::BtfTracePointContext,
+};
+use nettrace_common::{TcpResetEvent, direction, event_kind};
+
+use crate::emit::{emit, header, traced_socket};
+
+/// The first argument of both is the socket.
+#[inline(always)]
+fn report(ctx: &BtfTracePointContext, direction: u32) -> i32 {
+    let sk: *mut c_void = ctx.arg(0);
+    if sk.is_null() {
+        return 0;
+    }
+    // SAFETY: `sk` is a non-NULL, BTF-typed socket pointer of the tracepoint.
+    let cookie = unsafe { bpf_get_socket_cookie(sk) };
+    let Some(socket) = traced_socket(cookie) else {
+        return 0;
+    };
+    emit(
+        socket.client_id,
+        TcpResetEvent {
+            header: header(event_kind::TCP_RESET, cookie, &socket),
+            direction,
+            _pad: 0,
+        },
+    );
+    0
+}
+
+#[btf_tracepoint(function = "tcp_send_reset")]
+pub fn nettrace_tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
+    report(&ctx, direction::SENT)
+}
+
+#[btf_tracepoint(function = "tcp_receive_reset")]
+pub fn nettrace_tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
+    report(&ctx, direction::RECEIVED)
+}

@@ -1,0 +1,171 @@
+//! Root scenarios: the traced client with the kernel side required. The kernel's facts must
+//! agree with what userspace saw (bytes, resets, states) and be joined to the right records.
+use nettrace::{
+    client::{HttpClient, HttpClientConfig, KernelMode, TraceOptions},
+    model::HttpTrace,
+};
+use nettrace_tests::{
+    fixtures::broken::{BrokenServer, Misbehaviour, RefusingPort},
+    fixtures::net::V4,
+    require_root,
+    scenario::{self, bounded, dump, get_ok},
+};
+
+fn kernel_client(config: HttpClientConfig) -> HttpClient {
+    HttpClient::new(
+        config,
+        TraceOptions {
+            kernel: KernelMode::Require,
+            ..scenario::full_options()
+        },
+    )
+    .unwrap_or_else(|e| panic!("kernel tracing must start as root: {e:#?}"))
+}
+
+fn assert_complete(trace: &HttpTrace) {
+    let status = trace.net_trace.kernel_data.as_ref().expect("kernelData");
+    assert!(status.available && status.complete, "{status:?}");
+}
+
+#[tokio::test]
+async fn kernel_byte_counts_match_userspace_for_tcp_and_udp() {
+    if !require_root("kernel_byte_counts_match_userspace_for_tcp_and_udp") {
+        return;
+    }
+    let dns = scenario::example_dns().await;
+    let server = scenario::plain_server().await;
+    let client = kernel_client(HttpClientConfig {
+        disable_keep_alive: true,
+        ..scenario::config_with_dns(&dns)
+    });
+    let url = server.url_with_host(scenario::EXAMPLE_HOST, "/bytes/5000");
+    get_ok(&client, &url).await;
+    let trace = scenario::trace(&client, "kernel bytes");
+    assert_complete(&trace);
+    let tcp = trace
+        .net_trace
+        .tcp_conns
+        .iter()
+        .find(|c| !c.from_resolver)
+        .unwrap();
+    let kernel = tcp
+        .kernel
+        .as_ref()
+        .unwrap_or_else(|| panic!("{}", dump(&trace)));
+    assert_eq!(
+        kernel.calls.call_bytes_sent,
+        tcp.total_sent_bytes,
+        "{}",
+        dump(&trace)
+    );
+    assert_eq!(
+        kernel.calls.call_bytes_received,
+        tcp.total_recv_bytes,
+        "{}",
+        dump(&trace)
+    );
+    assert!(kernel.calls.send_calls >= 1 && kernel.calls.recv_calls >= 1);
+    assert_eq!(
+        kernel.calls.send_errors + kernel.calls.recv_errors,
+        0,
+        "{kernel:?}"
+    );
+    assert!(!kernel.rst_sent && !kernel.rst_received, "{kernel:?}");
+    let first: Vec<_> = kernel
+        .states
+        .iter()
+        .take(2)
+        .map(|s| (s.from.as_str(), s.to.as_str()))
+        .collect();
+    assert_eq!(first, [("close", "syn-sent"), ("syn-sent", "established")]);
+    assert!(!trace.net_trace.udp_conns.is_empty());
+    for udp in trace.net_trace.udp_conns.iter() {
+        let kernel = udp
+            .kernel
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}", dump(&trace)));
+        assert_eq!(
+            kernel.calls.call_bytes_sent,
+            udp.total_sent_bytes,
+            "{}",
+            dump(&trace)
+        );
+        assert_eq!(
+            kernel.calls.call_bytes_received,
+            udp.total_recv_bytes,
+            "{}",
+            dump(&trace)
+        );
+        assert_eq!(
+            kernel.calls.send_calls, 1,
+            "one query per resolver socket: {kernel:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_connection_shows_the_reset_and_its_states() {
+    if !require_root("a_refused_connection_shows_the_reset_and_its_states") {
+        return;
+    }
+    let refusing = RefusingPort::new(V4).unwrap();
+    let client = kernel_client(HttpClientConfig::default());
+    let url = format!("http://{}/", refusing.addr());
+    let result = bounded("GET a refusing port", client.get(&url)).await;
+    assert!(result.is_err());
+    let trace = scenario::trace(&client, "refused");
+    assert_complete(&trace);
+    let tcp = &trace.net_trace.tcp_conns[0];
+    assert!(!tcp.connected);
+    let kernel = tcp
+        .kernel
+        .as_ref()
+        .unwrap_or_else(|| panic!("{}", dump(&trace)));
+    assert!(kernel.rst_received, "{}", dump(&trace));
+    let states: Vec<_> = kernel
+        .states
+        .iter()
+        .map(|s| (s.from.as_str(), s.to.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        [("close", "syn-sent"), ("syn-sent", "close")],
+        "{}",
+        dump(&trace)
+    );
+}
+
+#[tokio::test]
+async fn a_reset_mid_body_is_seen_by_the_kernel() {
+    if !require_root("a_reset_mid_body_is_seen_by_the_kernel") {
+        return;
+    }
+    let server = BrokenServer::start(Misbehaviour::ResetMidBody {
+        declared: 10_000,
+        sent: 100,
+    })
+    .await
+    .unwrap();
+    let client = kernel_client(HttpClientConfig::default());
+    let response = bounded("GET", client.get(&server.url("/"))).await.unwrap();
+    let body = bounded("body", response.into_body().bytes()).await;
+    assert!(body.is_err(), "the body is cut short");
+    let trace = scenario::trace(&client, "reset mid-body");
+    assert_complete(&trace);
+    let tcp = &trace.net_trace.tcp_conns[0];
+    let kernel = tcp
+        .kernel
+        .as_ref()
+        .unwrap_or_else(|| panic!("{}", dump(&trace)));
+    assert!(kernel.rst_received, "{}", dump(&trace));
+    assert_eq!(
+        kernel.states.last().map(|s| s.to.as_str()),
+        Some("close"),
+        "{}",
+        dump(&trace)
+    );
+    assert!(
+        kernel.calls.recv_errors >= 1 && kernel.calls.last_error.contains("reset"),
+        "the application's read saw the reset: {kernel:?}"
+    );
+}
