@@ -279,6 +279,7 @@ mod tests {
             total_recv_bytes: 71,
             conntrack: Some(ConntrackEntry::default()),
             socket_trace: Some(SocketTrace::default()),
+            kernel: None,
         };
         let json = serde_json::to_value(&conn).unwrap();
         assert_eq!(json["socketCreateAt"], "+73ms");
