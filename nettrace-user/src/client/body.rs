@@ -213,6 +213,11 @@ impl ResponseBody {
         self
     }
 
+    /// The trace ID of the request this body answers (the `traceID` of its `HTTPReqTrace`).
+    pub fn trace_id(&self) -> &TraceId {
+        &self.req
+    }
+
     /// Reads the whole body.
     pub async fn bytes(self) -> Result<Bytes, BodyError> {
         Ok(self.collect().await?.to_bytes())

@@ -39,16 +39,20 @@ pub(crate) struct TracedConn {
     pub(crate) negotiated_h2: bool,
     /// Held for the connection's lifetime when `max_conns_per_host` limits connections.
     pub(crate) _slot: Option<tokio::sync::OwnedSemaphorePermit>,
-    /// Set when the client closes this connection for being idle too long among too many.
-    pub(crate) close: Arc<CloseSignal>,
+    /// With `max_idle_conns`: set when the client closes this connection for being idle
+    /// longest among too many.
+    pub(crate) close: Option<Arc<CloseSignal>>,
 }
 
 impl Connection for TracedConn {
     fn connected(&self) -> Connected {
         let connected = Connected::new()
             .proxy(self.proxied)
-            .extra(self.info.clone())
-            .extra(IdleHandle(self.close.clone()));
+            .extra(self.info.clone());
+        let connected = match &self.close {
+            Some(close) => connected.extra(IdleHandle(close.clone())),
+            None => connected,
+        };
         if self.negotiated_h2 {
             connected.negotiated_h2()
         } else {
@@ -64,13 +68,16 @@ impl AsyncRead for TracedConn {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.close.close_requested() {
+        let Some(close) = &this.close else {
+            return Pin::new(&mut this.io).poll_read(cx, buf);
+        };
+        if close.close_requested() {
             // EOF: hyper closes the connection.
             return Poll::Ready(Ok(()));
         }
         let read = Pin::new(&mut this.io).poll_read(cx, buf);
         if read.is_pending() {
-            this.close.wake_on_close(cx.waker());
+            close.wake_on_close(cx.waker());
         }
         read
     }
@@ -83,7 +90,9 @@ impl AsyncWrite for TracedConn {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.close.mark_busy();
+        if let Some(close) = &this.close {
+            close.mark_busy();
+        }
         Pin::new(&mut this.io).poll_write(cx, buf)
     }
 
@@ -93,7 +102,9 @@ impl AsyncWrite for TracedConn {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.close.mark_busy();
+        if let Some(close) = &this.close {
+            close.mark_busy();
+        }
         Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
 

@@ -42,6 +42,8 @@ pub(crate) struct ConnectorSettings {
     pub(crate) tcp: TcpOptions,
     pub(crate) tls_timeout: Option<Duration>,
     pub(crate) max_conns_per_host: usize,
+    /// Give connections a close signal (`max_idle_conns` is set).
+    pub(crate) track_idle: bool,
 }
 
 /// The traced connector. Cheap to clone.
@@ -96,7 +98,9 @@ impl tower_service::Service<Uri> for TracedConnector {
         // Read now: `call` runs while the requesting task is polled; the returned future may
         // be finished by a background task of the pool.
         let request = context::current();
-        request.dial.started();
+        if let Some(dial) = &request.dial {
+            dial.started();
+        }
         let shared = self.shared.clone();
         Box::pin(async move { shared.connect(uri, request).await.map(TokioIo::new) })
     }
@@ -116,7 +120,9 @@ impl Drop for DialContext<'_> {
             dial: self.dial.clone(),
             at: Instant::now(),
         });
-        self.request.dial.ended();
+        if let Some(dial) = &self.request.dial {
+            dial.ended();
+        }
     }
 }
 
@@ -131,7 +137,9 @@ impl Shared {
         let (target, proxy) = match (target, proxy) {
             (Ok(target), Ok(proxy)) => (target, proxy),
             (Err(error), _) | (_, Err(error)) => {
-                request.dial.ended();
+                if let Some(dial) = &request.dial {
+                    dial.ended();
+                }
                 return Err(ConnectFailed(error));
             }
         };
@@ -208,7 +216,7 @@ impl Shared {
             proxied,
             negotiated_h2,
             _slot: slot,
-            close: Arc::default(),
+            close: self.settings.track_idle.then(Arc::default),
         })
     }
 

@@ -19,8 +19,9 @@ pub(crate) struct RequestContext {
     pub(crate) http_req: Option<TraceId>,
     /// The proxy chosen for the request.
     pub(crate) proxy: Option<http::Uri>,
-    /// Whether the request waits for a connection being dialed for it.
-    pub(crate) dial: Arc<DialProgress>,
+    /// Tells the request when a connection dialed for it is ready (only when it has a
+    /// response-header limit to start).
+    pub(crate) dial: Option<Arc<DialProgress>>,
 }
 
 /// Tells a request when the connection dialed for it is ready (or failed), so that its

@@ -75,11 +75,6 @@ use crate::{
     tracer::{TraceSettings, Tracer},
 };
 
-/// The trace ID of the request (hop) a response answers, found in the response's extensions
-/// (the `traceID` of its `HTTPReqTrace`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestTraceId(pub TraceId);
-
 /// A traced HTTP client. Cheap to clone; clones share the connection pool and the trace.
 #[derive(Clone)]
 pub struct HttpClient {
@@ -89,7 +84,7 @@ pub struct HttpClient {
 struct Inner {
     tracer: Tracer,
     /// `None` once closed: dropping the pool closes its idle connections.
-    pool: RwLock<Option<Client<TracedConnector, RequestBody>>>,
+    pool: RwLock<Option<Arc<Client<TracedConnector, RequestBody>>>>,
     config: HttpClientConfig,
     options: TraceOptions,
     /// The cap on idle connections across hosts (`max_idle_conns`), when there is one.
@@ -136,6 +131,7 @@ impl HttpClient {
                 },
                 tls_timeout: config.tls_handshake_timeout,
                 max_conns_per_host: config.max_conns_per_host,
+                track_idle: config.max_idle_conns > 0,
             },
         );
         let mut builder = Client::builder(TokioExecutor::new());
@@ -159,7 +155,7 @@ impl HttpClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 tracer,
-                pool: RwLock::new(Some(pool)),
+                pool: RwLock::new(Some(Arc::new(pool))),
                 idle: (config.max_idle_conns > 0)
                     .then(|| Arc::new(idle::IdleConns::new(config.max_idle_conns))),
                 config,
@@ -219,11 +215,7 @@ impl HttpClient {
             if sent == redirect::MAX_REQUESTS {
                 let error = RequestError::TooManyRedirects(sent);
                 self.inner.tracer.emit(Event::HttpFailed {
-                    req: response
-                        .extensions()
-                        .get::<RequestTraceId>()
-                        .map(|id| id.0.clone())
-                        .unwrap_or_default(),
+                    req: response.body().trace_id().clone(),
                     error: error.to_string(),
                 });
                 return Err(error);
@@ -326,14 +318,18 @@ impl HttpClient {
             .idle
             .as_ref()
             .map(|_| hyper_util::client::legacy::connect::capture_connection(&mut request));
-        let dial = Arc::new(context::DialProgress::default());
+        // Only a response-header limit needs to know when the connection is ready.
+        let dial = inner
+            .config
+            .response_header_timeout
+            .map(|_| Arc::new(context::DialProgress::default()));
         let context = RequestContext {
             http_req: Some(req.clone()),
             proxy,
             dial: dial.clone(),
         };
         let exchange = context::scope(context, pool.request(request));
-        let result = self.with_limits(exchange, &dial, deadline).await;
+        let result = self.with_limits(exchange, dial.as_deref(), deadline).await;
         let response = match result {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => return Err(fail(transport_error(&error))),
@@ -368,7 +364,6 @@ impl HttpClient {
                 header: headers::capture(&head.headers, http),
             });
         }
-        head.extensions.insert(RequestTraceId(req.clone()));
         let on_end = match (
             &inner.idle,
             capture,
@@ -401,10 +396,13 @@ impl HttpClient {
     async fn with_limits<F: std::future::Future>(
         &self,
         exchange: F,
-        dial: &context::DialProgress,
+        dial: Option<&context::DialProgress>,
         deadline: Option<Instant>,
     ) -> Result<F::Output, RequestError> {
         let config = &self.inner.config;
+        if deadline.is_none() && config.response_header_timeout.is_none() {
+            return Ok(exchange.await);
+        }
         let request_limit = async {
             match deadline.zip(config.req_timeout) {
                 Some((at, limit)) => {
@@ -420,7 +418,9 @@ impl HttpClient {
         let header_limit = async {
             match config.response_header_timeout {
                 Some(limit) => {
-                    dial.connected().await;
+                    if let Some(dial) = dial {
+                        dial.connected().await;
+                    }
                     tokio::time::sleep(limit).await;
                     RequestError::Timeout {
                         what: "ResponseHeaderTimeout",

@@ -1,20 +1,21 @@
 //! [`Table`]: records in insertion order with lookup by trace ID.
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::model::TraceId;
 
-/// Records kept in the order they were created, found by ID in O(1).
+/// Records kept in the order they were created, found by ID in O(1). The index uses a fast
+/// non-cryptographic hash: the IDs are generated here, not chosen by an attacker.
 #[derive(Debug)]
 pub(crate) struct Table<T> {
     rows: Vec<(TraceId, T)>,
-    index: HashMap<TraceId, usize>,
+    index: FxHashMap<TraceId, usize>,
 }
 
 impl<T> Default for Table<T> {
     fn default() -> Self {
         Self {
             rows: Vec::new(),
-            index: HashMap::new(),
+            index: FxHashMap::default(),
         }
     }
 }
