@@ -185,9 +185,9 @@ async fn repeat_with_clear_trace_prints_one_trace_per_request() {
     assert_eq!(traces[0].net_trace.dials.len(), 1);
     assert!(!traces[0].net_trace.tcp_conns[0].reused);
     // hyper-util hands a finished keep-alive connection back to its pool from a task of its
-    // own: a request sent right after the previous body ended may find the pool still empty
-    // and dial again. Each later trace therefore shows either the carried-over connection,
-    // marked reused, or its own new dial -- never anything else.
+    // own, and races a new dial against the pool checkout: a later request may go over the
+    // carried-over connection (marked reused) or over a connection its own dial opened, and a
+    // spare dial may complete unused. Either way every record involved is in the trace.
     for later in &traces[1..] {
         let [req] = &later.http_requests[..] else {
             panic!("one request per trace:\n{}", dump(later));
@@ -198,17 +198,21 @@ async fn repeat_with_clear_trace_prints_one_trace_per_request() {
             .tcp_conns
             .get(&req.tcp_conn)
             .unwrap_or_else(|| panic!("the connection is missing:\n{}", dump(later)));
-        match &later.net_trace.dials[..] {
-            [] => {
-                assert_eq!(&req.tcp_conn, conn, "{}", dump(later));
-                assert!(used.reused, "{}", dump(later));
-            }
-            [dial] => {
-                assert_eq!(dial.established_conn, req.tcp_conn, "{}", dump(later));
-                assert!(!used.reused, "{}", dump(later));
-            }
-            _ => panic!("at most one dial per request:\n{}", dump(later)),
+        if &req.tcp_conn == conn {
+            assert!(used.reused, "{}", dump(later));
+        } else {
+            assert!(!used.reused, "{}", dump(later));
+            assert!(
+                later
+                    .net_trace
+                    .dials
+                    .iter()
+                    .any(|d| d.established_conn == req.tcp_conn),
+                "a new connection comes from a dial of this trace:\n{}",
+                dump(later)
+            );
         }
+        assert!(later.net_trace.dials.len() <= 1, "{}", dump(later));
     }
     assert!(
         traces
@@ -218,6 +222,11 @@ async fn repeat_with_clear_trace_prints_one_trace_per_request() {
         "each trace begins after the previous one"
     );
     let dials: usize = traces.iter().map(|t| t.net_trace.dials.len()).sum();
+    // The server may not have accepted a spare dial yet: wait for it (bounded).
+    server
+        .connections()
+        .wait_for(dials, Duration::from_secs(5))
+        .await;
     assert_eq!(server.connections().get(), dials);
     assert_eq!(server.requests().get(), 3);
 }

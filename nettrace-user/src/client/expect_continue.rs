@@ -40,7 +40,10 @@ impl ContinueGate {
 /// What the request body waits on before its first frame.
 pub(crate) struct BodyWait {
     gate: Arc<ContinueGate>,
-    limit: Pin<Box<tokio::time::Sleep>>,
+    limit: Duration,
+    /// Started at the first poll: hyper polls the body once the request head is written,
+    /// which is where Go's limit starts counting.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl BodyWait {
@@ -55,7 +58,14 @@ impl BodyWait {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
         // Checked again after registering, so an opening in between is not missed.
-        if self.gate.open.load(Ordering::Acquire) || self.limit.as_mut().poll(cx).is_ready() {
+        if self.gate.open.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        let limit = self.limit;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if timer.as_mut().poll(cx).is_ready() {
             return Poll::Ready(());
         }
         Poll::Pending
@@ -86,6 +96,7 @@ pub(crate) fn install<B>(
     });
     Some(BodyWait {
         gate,
-        limit: Box::pin(tokio::time::sleep(limit)),
+        limit,
+        timer: None,
     })
 }
