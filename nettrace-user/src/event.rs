@@ -17,8 +17,9 @@ use std::{
 
 use crate::{
     SocketCookie,
+    headers::HeaderCapture,
     kernel::KernelEvent,
-    model::{DnsQueryMsg, DnsReplyMsg, HttpHeader, PeerCert, TraceId},
+    model::{DnsQueryMsg, DnsReplyMsg, PeerCert, TraceId},
     sock::SocketRecord,
 };
 
@@ -124,9 +125,9 @@ pub(crate) enum Event {
     HttpRequestStarted {
         req: TraceId,
         at: Instant,
-        method: String,
-        url: String,
-        header: HttpHeader,
+        method: http::Method,
+        url: http::Uri,
+        header: Option<HeaderCapture>,
         network_proxy: String,
         body: Arc<BodyCounters>,
     },
@@ -144,7 +145,7 @@ pub(crate) enum Event {
         at: Instant,
         proto: (u8, u8),
         status: u16,
-        header: HttpHeader,
+        header: Option<HeaderCapture>,
     },
     /// The request failed (before or after the response head).
     HttpFailed { req: TraceId, error: String },

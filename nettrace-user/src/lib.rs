@@ -12,6 +12,7 @@ pub mod client;
 mod clock;
 pub mod dns;
 mod event;
+mod headers;
 pub mod kernel;
 pub mod model;
 mod recorder;

@@ -36,7 +36,6 @@ mod connector;
 mod context;
 mod error;
 mod expect_continue;
-mod headers;
 mod idle;
 mod redirect;
 mod target;
@@ -69,6 +68,7 @@ use crate::{
     capture::PacketCapture,
     dns::{Resolver, ResolverConfig},
     event::{BodyCounters, Event},
+    headers::HeaderCapture,
     kernel::KernelHub,
     model::{HttpTrace, TraceId},
     sock::TcpOptions,
@@ -86,7 +86,8 @@ struct Inner {
     /// `None` once closed: dropping the pool closes its idle connections.
     pool: RwLock<Option<Arc<Client<TracedConnector, RequestBody>>>>,
     config: HttpClientConfig,
-    options: TraceOptions,
+    /// `TraceOptions::http_req_trace`, shared with every request's header capture.
+    http_trace: Option<Arc<HttpReqTraceOptions>>,
     /// The cap on idle connections across hosts (`max_idle_conns`), when there is one.
     idle: Option<Arc<idle::IdleConns>>,
 }
@@ -156,10 +157,10 @@ impl HttpClient {
             inner: Arc::new(Inner {
                 tracer,
                 pool: RwLock::new(Some(Arc::new(pool))),
+                http_trace: options.http_req_trace.clone().map(Arc::new),
                 idle: (config.max_idle_conns > 0)
                     .then(|| Arc::new(idle::IdleConns::new(config.max_idle_conns))),
                 config,
-                options,
             }),
         })
     }
@@ -256,10 +257,9 @@ impl HttpClient {
         };
         // As in Go, the trace records the caller's header fields, not the ones added below.
         let captured = inner
-            .options
-            .http_req_trace
+            .http_trace
             .as_ref()
-            .map(|http| headers::capture(&parts.headers, http));
+            .map(|http| HeaderCapture::new(&parts.headers, http));
         let gunzip = !inner.config.disable_compression
             && parts.method != Method::HEAD
             && !parts.headers.contains_key(header::ACCEPT_ENCODING)
@@ -279,8 +279,8 @@ impl HttpClient {
             inner.tracer.emit(Event::HttpRequestStarted {
                 req: req.clone(),
                 at: started,
-                method: parts.method.to_string(),
-                url: parts.uri.to_string(),
+                method: parts.method.clone(),
+                url: parts.uri.clone(),
                 header,
                 network_proxy: match &proxy {
                     Ok(Some(proxy)) => proxy_name(proxy),
@@ -355,13 +355,13 @@ impl HttpClient {
             head.headers.remove(header::CONTENT_ENCODING);
             head.headers.remove(header::CONTENT_LENGTH);
         }
-        if let Some(http) = &inner.options.http_req_trace {
+        if let Some(http) = &inner.http_trace {
             inner.tracer.emit(Event::HttpResponse {
                 req: req.clone(),
                 at,
                 proto: proto(head.version),
                 status: head.status.as_u16(),
-                header: headers::capture(&head.headers, http),
+                header: HeaderCapture::new(&head.headers, http),
             });
         }
         let on_end = match (

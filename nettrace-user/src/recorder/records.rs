@@ -10,7 +10,8 @@ use super::kernel::KernelRec;
 use crate::{
     SocketCookie,
     event::{BodyCounters, TlsOutcome, Transport},
-    model::{DnsQueryMsg, DnsReplyMsg, HttpHeader, TraceId},
+    headers::HeaderCapture,
+    model::{DnsQueryMsg, DnsReplyMsg, TraceId},
     sock::SocketRecord,
 };
 
@@ -136,9 +137,9 @@ pub(crate) struct TlsRec {
 #[derive(Debug)]
 pub(crate) struct HttpRec {
     pub(crate) sent: Instant,
-    pub(crate) method: String,
-    pub(crate) url: String,
-    pub(crate) req_header: HttpHeader,
+    pub(crate) method: http::Method,
+    pub(crate) url: http::Uri,
+    pub(crate) req_header: Option<HeaderCapture>,
     pub(crate) network_proxy: String,
     pub(crate) body: Arc<BodyCounters>,
     pub(crate) conn: Option<TraceId>,
@@ -147,7 +148,7 @@ pub(crate) struct HttpRec {
     pub(crate) response: Option<Instant>,
     pub(crate) proto: Option<(u8, u8)>,
     pub(crate) status: u16,
-    pub(crate) resp_header: HttpHeader,
+    pub(crate) resp_header: Option<HeaderCapture>,
     pub(crate) error: String,
 }
 
@@ -156,9 +157,9 @@ impl HttpRec {
     pub(crate) fn new_placeholder() -> Self {
         Self {
             sent: Instant::now(),
-            method: String::new(),
-            url: String::new(),
-            req_header: HttpHeader::default(),
+            method: http::Method::GET,
+            url: http::Uri::default(),
+            req_header: None,
             network_proxy: String::new(),
             body: Arc::default(),
             conn: None,
@@ -167,7 +168,7 @@ impl HttpRec {
             response: None,
             proto: None,
             status: 0,
-            resp_header: HttpHeader::default(),
+            resp_header: None,
             error: String::new(),
         }
     }

@@ -5,6 +5,7 @@ use super::{ConnRec, DialRec, HttpRec, Recorder, TlsRec};
 use crate::{
     clock::TraceClock,
     event::Transport,
+    headers::HeaderCapture,
     model::{
         AddrTuple, DialTrace, DnsQueryMsg, DnsQueryTrace, DnsReplyMsg, HttpReqTrace, HttpTrace,
         NetTrace, ResolverDialTrace, SocketOp, SocketTrace, TcpConnTrace, TlsTunnelTrace, TraceId,
@@ -99,14 +100,22 @@ impl Recorder {
             proto_minor,
             network_proxy: req.network_proxy.clone(),
             req_sent_at: clock.stamp(Some(req.sent)),
-            req_method: req.method.clone(),
-            req_url: req.url.clone(),
-            req_header: req.req_header.clone(),
+            req_method: req.method.to_string(),
+            req_url: req.url.to_string(),
+            req_header: req
+                .req_header
+                .as_ref()
+                .map(HeaderCapture::fields)
+                .unwrap_or_default(),
             req_content_len: req.body.request(),
             req_error: req.error.clone(),
             resp_recv_at: clock.stamp(req.response),
             resp_status_code: req.status,
-            resp_header: req.resp_header.clone(),
+            resp_header: req
+                .resp_header
+                .as_ref()
+                .map(HeaderCapture::fields)
+                .unwrap_or_default(),
             resp_content_len: req.body.response(),
         }
     }

@@ -1,8 +1,38 @@
-//! Header capture for the trace, by [`HdrFieldsOpt`] and the exclude callback.
+//! Header fields for the trace, by [`HdrFieldsOpt`] and the exclude callback.
+//!
+//! A request keeps a [`HeaderCapture`]: a cheap copy of its header map (names are shared
+//! constants, values reference-counted) that becomes the trace's [`HttpHeader`] only when a
+//! snapshot is taken, so the per-request cost is one small copy, not a string per field.
+use std::sync::Arc;
+
 use http::HeaderMap;
 
-use super::config::HttpReqTraceOptions;
-use crate::model::{HdrFieldsOpt, HttpHeader, HttpHeaderKv};
+use crate::{
+    client::HttpReqTraceOptions,
+    model::{HdrFieldsOpt, HttpHeader, HttpHeaderKv},
+};
+
+/// Header fields kept for the trace, turned into the model's form on demand.
+#[derive(Clone, Debug)]
+pub(crate) struct HeaderCapture {
+    headers: HeaderMap,
+    options: Arc<HttpReqTraceOptions>,
+}
+
+impl HeaderCapture {
+    /// Keeps `headers` if the options record any header field.
+    pub(crate) fn new(headers: &HeaderMap, options: &Arc<HttpReqTraceOptions>) -> Option<Self> {
+        (options.header_fields != HdrFieldsOpt::Disabled).then(|| Self {
+            headers: headers.clone(),
+            options: options.clone(),
+        })
+    }
+
+    /// The fields as the trace records them.
+    pub(crate) fn fields(&self) -> HttpHeader {
+        capture(&self.headers, &self.options)
+    }
+}
 
 /// The header fields of `headers` as the options say to record them. Names are written in
 /// Go's canonical form (`Content-Type`), so Go consumers find them where they look.
