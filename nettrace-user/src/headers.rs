@@ -1,11 +1,13 @@
 //! Header fields for the trace, by [`HdrFieldsOpt`] and the exclude callback.
 //!
-//! A request keeps a [`HeaderCapture`]: a cheap copy of its header map (names are shared
-//! constants, values reference-counted) that becomes the trace's [`HttpHeader`] only when a
-//! snapshot is taken, so the per-request cost is one small copy, not a string per field.
+//! A request keeps a [`HeaderCapture`]: a compact copy of its header map that becomes the
+//! trace's [`HttpHeader`] only when a snapshot is taken, so the per-request cost is one small
+//! allocation per value, not two strings per field. Values are copied, not shared: a parsed
+//! response's values point into hyper's read buffer, and keeping them would pin that buffer
+//! (measured: a 1 MiB download 14% slower) for as long as the trace lives.
 use std::sync::Arc;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 
 use crate::{
     client::HttpReqTraceOptions,
@@ -22,8 +24,19 @@ pub(crate) struct HeaderCapture {
 impl HeaderCapture {
     /// Keeps `headers` if the options record any header field.
     pub(crate) fn new(headers: &HeaderMap, options: &Arc<HttpReqTraceOptions>) -> Option<Self> {
-        (options.header_fields != HdrFieldsOpt::Disabled).then(|| Self {
-            headers: headers.clone(),
+        if options.header_fields == HdrFieldsOpt::Disabled {
+            return None;
+        }
+        let mut copy = HeaderMap::with_capacity(headers.len());
+        for (name, value) in headers {
+            // Copying bytes that were a valid value cannot fail; a failure would only drop the
+            // field from the trace.
+            if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+                copy.append(name.clone(), value);
+            }
+        }
+        Some(Self {
+            headers: copy,
             options: options.clone(),
         })
     }
