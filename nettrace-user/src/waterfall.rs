@@ -171,7 +171,39 @@ fn render_request(out: &mut String, timeline: &Timeline, trace: &HttpTrace, req:
             "  bytes     sent {} / received {} on {}",
             conn.total_sent_bytes, conn.total_recv_bytes, conn.trace_id
         );
+        if let Some(kernel) = &conn.kernel {
+            let _ = writeln!(out, "  kernel    {}", kernel_summary(kernel));
+        }
     }
+}
+
+/// The kernel's facts about a connection in one line: RTT, losses, resets, last state.
+fn kernel_summary(kernel: &crate::model::KernelTcpFacts) -> String {
+    let mut parts = vec![format!(
+        "srtt {}us, min rtt {}us",
+        kernel.srtt_us, kernel.min_rtt_us
+    )];
+    if kernel.retransmits > 0 || kernel.syn_retransmits > 0 || kernel.rto_events > 0 {
+        parts.push(format!(
+            "{} retransmits ({} SYN), {} RTO",
+            kernel.retransmits, kernel.syn_retransmits, kernel.rto_events
+        ));
+    } else {
+        parts.push("no retransmits".to_owned());
+    }
+    match (kernel.rst_sent, kernel.rst_received) {
+        (true, true) => parts.push("reset sent and received".to_owned()),
+        (true, false) => parts.push("reset sent".to_owned()),
+        (false, true) => parts.push("reset by peer".to_owned()),
+        (false, false) => {}
+    }
+    if let Some(last) = kernel.states.last() {
+        parts.push(format!("state {}", last.to));
+    }
+    if !kernel.calls.last_error.is_empty() {
+        parts.push(format!("last error: {}", kernel.calls.last_error));
+    }
+    parts.join(", ")
 }
 
 /// The dial of a request that got no connection, found through its failed connection attempts

@@ -116,3 +116,33 @@ async fn an_unprivileged_user_gets_the_userspace_trace_and_the_reason() {
     );
     let _ = std::fs::remove_dir_all(binary.parent().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_root_the_waterfall_shows_the_kernel_line() {
+    if !require_root("as_root_the_waterfall_shows_the_kernel_line") {
+        return;
+    }
+    let server = scenario::plain_server().await;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nettrace"));
+    command.args([
+        "get",
+        &server.url("/bytes/100"),
+        "--kernel",
+        "require",
+        "--no-keepalive",
+        "--format",
+        "waterfall",
+    ]);
+    let out = run(command).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let kernel = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("kernel"))
+        .unwrap_or_else(|| panic!("no kernel line in\n{}", out.stdout));
+    assert!(
+        kernel.contains("srtt") && kernel.contains("min rtt"),
+        "{kernel}"
+    );
+    assert!(kernel.contains("no retransmits"), "{kernel}");
+}
