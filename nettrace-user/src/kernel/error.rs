@@ -52,6 +52,9 @@ pub enum KernelError {
     /// The number of possible CPUs (for per-CPU counters) could not be read.
     #[error("reading the possible CPUs failed")]
     Cpus(#[source] io::Error),
+    /// Run statistics could not be turned on.
+    #[error("enabling eBPF run statistics failed")]
+    Stats(#[source] io::Error),
     /// The thread that watches the ring buffer could not run.
     #[error("starting the kernel event thread failed")]
     Thread(#[source] io::Error),

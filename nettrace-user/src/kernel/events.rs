@@ -10,6 +10,9 @@ use tokio::io::unix::AsyncFd;
 
 use super::{KernelError, KernelEvent};
 
+/// How often a waiting reader looks for events the programs did not wake it for.
+pub const READ_TICK: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// The stream of kernel events, in the order the kernel reserved them.
 pub struct KernelEvents {
     ring: RingBuf<MapData>,
@@ -30,17 +33,25 @@ impl KernelEvents {
 
     /// Waits for the next event. A malformed record yields an error and is skipped: the next
     /// call goes on with the following record.
+    ///
+    /// The programs wake readers only once a batch of events has built up (a wakeup per event
+    /// would cost microseconds each), so this also looks every [`READ_TICK`].
     pub async fn next(&mut self) -> Result<KernelEvent, KernelError> {
         let Self { ring, ready } = self;
         loop {
             if let Some(item) = ring.next() {
                 return KernelEvent::decode(&item);
             }
-            let mut guard = ready.readable().await.map_err(KernelError::Poll)?;
-            if let Some(item) = ring.next() {
-                return KernelEvent::decode(&item);
+            tokio::select! {
+                guard = ready.readable() => {
+                    let mut guard = guard.map_err(KernelError::Poll)?;
+                    if let Some(item) = ring.next() {
+                        return KernelEvent::decode(&item);
+                    }
+                    guard.clear_ready();
+                }
+                () = tokio::time::sleep(READ_TICK) => {}
             }
-            guard.clear_ready();
         }
     }
 

@@ -136,6 +136,7 @@ fn watch_ring(
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_io()
+        .enable_time()
         .build()
     {
         Ok(runtime) => runtime,
@@ -160,6 +161,10 @@ fn watch_ring(
         let Ok(hub) = hub.await else {
             return;
         };
+        // The programs wake this thread only once a batch has built up; the tick picks up
+        // the rest (snapshots drain the ring themselves, so they never wait for it).
+        let mut tick = tokio::time::interval(super::events::READ_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = &mut stop => return,
@@ -168,6 +173,10 @@ fn watch_ring(
                     let Some(hub) = hub.upgrade() else { return };
                     hub.drain();
                     ready.clear_ready();
+                }
+                _ = tick.tick() => {
+                    let Some(hub) = hub.upgrade() else { return };
+                    hub.drain();
                 }
             }
         }

@@ -33,6 +33,6 @@ pub use event::{
     Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, SockOpsRecord, TcpResetRecord,
     TcpStateChange,
 };
-pub use events::KernelEvents;
+pub use events::{KernelEvents, READ_TICK};
 pub(crate) use hub::{KernelClient, KernelHub, KernelSink};
-pub use tracer::{ClientId, KernelConfig, KernelTracer};
+pub use tracer::{ClientId, KernelConfig, KernelTracer, ProgramStats, enable_run_stats};

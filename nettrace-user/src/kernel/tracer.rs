@@ -17,6 +17,23 @@ use crate::SocketCookie;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(pub u32);
 
+/// How often a program ran and how long it took in all (kernel run statistics).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramStats {
+    /// The program's name.
+    pub name: String,
+    /// Runs counted.
+    pub run_count: u64,
+    /// Time spent in those runs.
+    pub run_time: std::time::Duration,
+}
+
+/// Turns on the kernel's run statistics of eBPF programs for as long as the returned
+/// descriptor is open (`BPF_ENABLE_STATS`; the system setting is not touched).
+pub fn enable_run_stats() -> Result<std::os::fd::OwnedFd, KernelError> {
+    aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| KernelError::Stats(e.io_error))
+}
+
 /// How to load the programs.
 #[derive(Clone, Debug)]
 pub struct KernelConfig {
@@ -122,6 +139,26 @@ impl KernelTracer {
     /// One line per attached program: its name and where it is attached.
     pub fn attachments(&self) -> &[String] {
         &self.attachments
+    }
+
+    /// Run statistics of every program (`run_count`, `run_time`), counted by the kernel while
+    /// statistics are on (see [`enable_run_stats`]); zero otherwise.
+    pub fn program_stats(&self) -> Result<Vec<ProgramStats>, KernelError> {
+        self._ebpf
+            .programs()
+            .map(|(name, program)| {
+                let info = program.info().map_err(|source| KernelError::Program {
+                    name: "statistics",
+                    step: "read",
+                    source,
+                })?;
+                Ok(ProgramStats {
+                    name: name.to_owned(),
+                    run_count: info.run_count(),
+                    run_time: info.run_time(),
+                })
+            })
+            .collect()
     }
 
     /// Events of `client` lost so far because the ring buffer was full (all CPUs).

@@ -1,0 +1,161 @@
+//! Cost of the eBPF programs per run, for untraced and traced sockets, and the event rate the
+//! ring buffer sustains. Needs root (prints SKIPPED otherwise).
+//!
+//! ```text
+//! CARGO_TARGET_DIR=target/bench cargo bench -p nettrace-user --bench kernel
+//! ```
+//!
+//! Method: the kernel's own run statistics (`BPF_ENABLE_STATS`, run count and total run time
+//! per program) around a burst of `send()` calls on a loopback TCP connection: first a
+//! connection that is not registered (each run is the cookie lookup only), then a registered
+//! one (lookup plus an event in the ring buffer, drained by a reader meanwhile).
+use std::{
+    collections::HashMap,
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    thread,
+    time::{Duration, Instant},
+};
+
+use nettrace::{
+    SocketCookie,
+    kernel::{ClientId, KernelConfig, KernelTracer, ProgramStats, enable_run_stats},
+};
+
+/// `send()` calls per phase.
+const SENDS: usize = 200_000;
+
+fn stats(tracer: &KernelTracer) -> HashMap<String, (u64, Duration)> {
+    tracer
+        .program_stats()
+        .expect("program statistics")
+        .into_iter()
+        .map(
+            |ProgramStats {
+                 name,
+                 run_count,
+                 run_time,
+             }| (name, (run_count, run_time)),
+        )
+        .collect()
+}
+
+/// Average ns per run of each program between two readings.
+fn per_run(
+    before: &HashMap<String, (u64, Duration)>,
+    after: &HashMap<String, (u64, Duration)>,
+) -> Vec<(String, u64, f64)> {
+    let mut rows: Vec<_> = after
+        .iter()
+        .map(|(name, (count, time))| {
+            let (c0, t0) = before.get(name).copied().unwrap_or_default();
+            let runs = count - c0;
+            let ns = if runs == 0 {
+                0.0
+            } else {
+                (*time - t0).as_nanos() as f64 / runs as f64
+            };
+            (name.clone(), runs, ns)
+        })
+        .filter(|(_, runs, _)| *runs > 0)
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
+/// A loopback connection whose server reads everything.
+fn connection(listener: &TcpListener) -> (socket2::Socket, thread::JoinHandle<usize>) {
+    let addr = listener.local_addr().unwrap();
+    let listener = listener.try_clone().unwrap();
+    let server = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0;
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n,
+            }
+        }
+    });
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_tcp_nodelay(true).unwrap();
+    let _ = addr;
+    (socket, server)
+}
+
+fn burst(socket: socket2::Socket, addr: std::net::SocketAddr) -> Duration {
+    socket.connect(&addr.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    let started = Instant::now();
+    for _ in 0..SENDS {
+        stream.write_all(&[0u8; 64]).unwrap();
+    }
+    started.elapsed()
+}
+
+fn main() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED kernel benchmark: needs root to load eBPF programs");
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
+        let _stats = enable_run_stats().expect("BPF_ENABLE_STATS");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+
+        // Untraced: every send runs the programs, which find no cookie.
+        let (socket, server) = connection(&listener);
+        let before = stats(&tracer);
+        let untraced_time = burst(socket, addr);
+        let untraced = per_run(&before, &stats(&tracer));
+        server.join().unwrap();
+
+        // Traced: the same sends produce events; a reader drains the ring meanwhile.
+        let (socket, server) = connection(&listener);
+        let cookie = SocketCookie::of(&socket).unwrap();
+        let client = ClientId(1);
+        tracer.register(cookie, client).unwrap();
+        let reader = tokio::spawn(async move {
+            let mut received = 0usize;
+            while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), events.next()).await {
+                received += 1;
+            }
+            received
+        });
+        let before = stats(&tracer);
+        let traced_time = tokio::task::spawn_blocking(move || burst(socket, addr)).await.unwrap();
+        let traced = per_run(&before, &stats(&tracer));
+        server.join().unwrap();
+        let received = reader.await.unwrap();
+        let lost = tracer.lost_events(client).unwrap();
+        tracer.unregister(cookie).unwrap();
+
+        println!("eBPF program cost per run (kernel run statistics), {SENDS} send() calls of 64 B each");
+        println!("{:<34} {:>10} {:>12}   {:>10} {:>12}", "program", "untraced", "ns/run", "traced", "ns/run");
+        let names: std::collections::BTreeSet<_> =
+            untraced.iter().chain(&traced).map(|(n, _, _)| n.clone()).collect();
+        for name in names {
+            let find = |rows: &[(String, u64, f64)]| {
+                rows.iter().find(|(n, _, _)| *n == name).map(|(_, r, ns)| (*r, *ns)).unwrap_or((0, 0.0))
+            };
+            let (ur, uns) = find(&untraced);
+            let (tr, tns) = find(&traced);
+            println!("{name:<34} {ur:>10} {uns:>12.1}   {tr:>10} {tns:>12.1}");
+        }
+        let rate = SENDS as f64 / traced_time.as_secs_f64();
+        println!(
+            "traced burst: {SENDS} send events in {:.0} ms = {:.0} events/s; received {received}, lost {lost} (untraced burst {:.0} ms)",
+            traced_time.as_secs_f64() * 1e3,
+            rate,
+            untraced_time.as_secs_f64() * 1e3
+        );
+    });
+}
