@@ -2,7 +2,7 @@
 //! connections), and a handshake that reports its begin, end, outcome and peer certificates.
 //!
 //! The certificates reported are the whole chain on success, and the chain the server presented
-//! when verification failed ([`verifier::RecordingVerifier`]).
+//! when verification failed (a recording wrapper around the real verifier).
 mod cert;
 mod verifier;
 
