@@ -7,7 +7,9 @@ use std::{
     time::Duration,
 };
 
-use crate::{kernel::KernelConfig, model::HdrFieldsOpt, tls::TlsSettings};
+use crate::{
+    capture::PacketCaptureOptions, kernel::KernelConfig, model::HdrFieldsOpt, tls::TlsSettings,
+};
 
 pub use crate::dns::NameserverSelector;
 
@@ -131,4 +133,10 @@ pub struct TraceOptions {
     /// How the eBPF programs are loaded (ring buffer size) when this client is the first of
     /// the process to load them.
     pub kernel_config: KernelConfig,
+    /// Capture the packets of traced connections (Go's `WithPacketCapture`). Needs the
+    /// privilege to load eBPF programs: without it, building the client fails.
+    pub packet_capture: Option<PacketCaptureOptions>,
+    /// Attach the netfilter conntrack entry to every TCP and UDP connection (Go's
+    /// `WithConntrack`). Needs CAP_NET_ADMIN: without it, building the client fails.
+    pub conntrack: bool,
 }
