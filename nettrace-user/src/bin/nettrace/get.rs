@@ -193,5 +193,7 @@ fn options(args: &GetArgs) -> TraceOptions {
             Kernel::Require => KernelMode::Require,
         },
         kernel_config: Default::default(),
+        packet_capture: None,
+        conntrack: false,
     }
 }
