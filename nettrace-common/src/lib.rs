@@ -27,6 +27,18 @@ pub mod map_name {
     pub const EVENTS: &str = "EVENTS";
     /// Per-CPU array indexed by client id: events lost because the ring buffer was full.
     pub const LOST_EVENTS: &str = "LOST_EVENTS";
+    /// Hash map: [`crate::FlowKey`] -> [`crate::TracedFlow`]: the flows whose packets are
+    /// captured, one entry per direction.
+    pub const TRACED_FLOWS: &str = "TRACED_FLOWS";
+    /// Array indexed by client id: [`crate::CaptureClient`], how that client captures.
+    pub const CAPTURE_CLIENTS: &str = "CAPTURE_CLIENTS";
+    /// Hash map: interface index (`u32`) -> [`crate::CaptureInterface`], what is captured on
+    /// it besides traced flows (ICMP, ARP).
+    pub const CAPTURE_INTERFACES: &str = "CAPTURE_INTERFACES";
+    /// Ring buffer carrying captured packets ([`crate::PacketEvent`] + bytes) to userspace.
+    pub const PACKETS: &str = "PACKETS";
+    /// Per-CPU array indexed by client id: packets lost because the packet ring was full.
+    pub const LOST_PACKETS: &str = "LOST_PACKETS";
 }
 
 /// Names of the eBPF programs in the compiled object.
@@ -43,6 +55,14 @@ pub mod program_name {
     pub const TCP_SEND_RESET: &str = "nettrace_tcp_send_reset";
     /// `tp_btf/tcp_receive_reset`: a RST received on a traced socket.
     pub const TCP_RECEIVE_RESET: &str = "nettrace_tcp_receive_reset";
+    /// TC classifier, ingress, for interfaces whose packets start with an Ethernet header.
+    pub const TC_ETHERNET_INGRESS: &str = "nettrace_tc_ethernet_ingress";
+    /// TC classifier, egress, for interfaces whose packets start with an Ethernet header.
+    pub const TC_ETHERNET_EGRESS: &str = "nettrace_tc_ethernet_egress";
+    /// TC classifier, ingress, for interfaces without a link-layer header (raw IP).
+    pub const TC_RAW_IP_INGRESS: &str = "nettrace_tc_raw_ip_ingress";
+    /// TC classifier, egress, for interfaces without a link-layer header (raw IP).
+    pub const TC_RAW_IP_EGRESS: &str = "nettrace_tc_raw_ip_egress";
 }
 
 /// Limits shared by both sides.
@@ -53,6 +73,14 @@ pub mod limits {
     pub const MAX_CLIENTS: u32 = 1_024;
     /// Default size of the event ring buffer in bytes (a power of two, multiple of the page size).
     pub const DEFAULT_RING_BYTES: u32 = 256 * 1024;
+    /// Capacity of the traced-flow map (two entries per flow, one per direction).
+    pub const MAX_TRACED_FLOWS: u32 = 131_072;
+    /// Capacity of the capture-interface map.
+    pub const MAX_CAPTURE_INTERFACES: u32 = 256;
+    /// Default size of the packet ring buffer in bytes.
+    pub const DEFAULT_PACKET_RING_BYTES: u32 = 4 * 1024 * 1024;
+    /// Most bytes copied of one packet, whatever the snap length asked.
+    pub const MAX_PACKET_BYTES: u32 = 9216;
 }
 
 /// Values of [`EventHeader::kind`].
@@ -65,7 +93,26 @@ pub mod event_kind {
     pub const SOCK_MSG: u32 = 3;
     /// A [`crate::TcpResetEvent`].
     pub const TCP_RESET: u32 = 4;
+    /// A [`crate::PacketEvent`], followed by the packet's bytes.
+    pub const PACKET: u32 = 5;
 }
+
+/// Bits of [`TracedSocket::flags`].
+pub mod socket_flags {
+    /// Capture the socket's packets: the sock_ops program registers its TCP flow in
+    /// [`crate::map_name::TRACED_FLOWS`] when it connects, before the SYN leaves.
+    pub const CAPTURE: u32 = 1;
+}
+
+/// Bits of [`CaptureClient::flags`].
+pub mod capture_flags {
+    /// Keep TCP payload (otherwise only the headers of TCP packets are copied).
+    pub const TCP_PAYLOAD: u32 = 1;
+}
+
+/// [`EventHeader::client_id`] of a packet that belongs to no flow (ICMP, ARP): it goes to
+/// every client capturing on the interface that asked for its kind.
+pub const ANY_CLIENT: u32 = u32::MAX;
 
 /// Direction values of [`SockMsgEvent::direction`] and [`TcpResetEvent::direction`].
 pub mod direction {
@@ -91,7 +138,7 @@ pub mod family {
 pub struct TracedSocket {
     /// Slot of the traced client that owns the socket (index into the lost-event counters).
     pub client_id: u32,
-    /// Reserved for per-socket options; zero today.
+    /// [`socket_flags`] bits.
     pub flags: u32,
     /// Smallest RTT sample seen, in microseconds (valid when `rtt_samples` > 0).
     pub min_rtt_us: u32,
@@ -199,6 +246,80 @@ pub struct TcpResetEvent {
     pub _pad: u32,
 }
 
+/// One direction of a traced flow, as the packet headers show it: source and destination
+/// addresses (network byte order, IPv4 in the first word), ports in host byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// Source address.
+    pub src_addr: [u32; 4],
+    /// Destination address.
+    pub dst_addr: [u32; 4],
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// IP protocol (6 TCP, 17 UDP).
+    pub protocol: u8,
+    /// [`family::INET`] or [`family::INET6`] (as a byte).
+    pub family: u8,
+    /// Zero (hash keys are compared byte for byte).
+    pub _pad: u16,
+}
+
+/// What a flow direction belongs to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TracedFlow {
+    /// Cookie of the traced socket.
+    pub cookie: u64,
+    /// Client slot of the socket.
+    pub client_id: u32,
+    /// [`direction::SENT`] when packets of this direction leave the traced socket,
+    /// [`direction::RECEIVED`] when they come to it.
+    pub direction: u32,
+}
+
+/// How one client captures.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureClient {
+    /// Bytes copied of each packet at most (capped at [`limits::MAX_PACKET_BYTES`]).
+    pub snaplen: u32,
+    /// [`capture_flags`] bits.
+    pub flags: u32,
+}
+
+/// What is captured on one interface besides traced flows. A snap length of zero means "not
+/// captured".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureInterface {
+    /// Snap length for ICMP and ICMPv6 packets.
+    pub icmp_snaplen: u32,
+    /// Snap length for ARP packets.
+    pub arp_snaplen: u32,
+}
+
+/// A captured packet; its first `captured_len` bytes follow the record in the ring buffer.
+/// The header's cookie is the traced socket's (zero for ICMP/ARP) and its client is
+/// [`ANY_CLIENT`] for packets that belong to no flow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketEvent {
+    /// Common header; `kind` is [`event_kind::PACKET`].
+    pub header: EventHeader,
+    /// Interface index where it was seen.
+    pub ifindex: u32,
+    /// [`direction::SENT`] or [`direction::RECEIVED`]: from the traced socket's point of view
+    /// for flow packets; for others, egress or ingress of the interface.
+    pub direction: u32,
+    /// Length of the whole packet.
+    pub packet_len: u32,
+    /// Bytes that follow this record.
+    pub captured_len: u32,
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: every type below is #[repr(C)], made only of integers and integer arrays, and has
@@ -214,6 +335,16 @@ mod pod {
     unsafe impl aya::Pod for super::SockMsgEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TcpResetEvent {}
+    // SAFETY: as above (FlowKey's explicit `_pad` fills its last two bytes).
+    unsafe impl aya::Pod for super::FlowKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TracedFlow {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::CaptureClient {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::CaptureInterface {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::PacketEvent {}
 }
 
 #[cfg(test)]
@@ -234,5 +365,10 @@ mod tests {
         );
         assert_eq!(size_of::<SockMsgEvent>(), 24 + 16);
         assert_eq!(size_of::<TcpResetEvent>(), 24 + 8);
+        assert_eq!(size_of::<FlowKey>(), 16 * 2 + 2 * 2 + 2 + 2);
+        assert_eq!(size_of::<TracedFlow>(), 8 + 4 * 2);
+        assert_eq!(size_of::<CaptureClient>(), 8);
+        assert_eq!(size_of::<CaptureInterface>(), 8);
+        assert_eq!(size_of::<PacketEvent>(), 24 + 4 * 4);
     }
 }

@@ -2,6 +2,7 @@
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::bpf_ktime_get_ns,
+    maps::{PerCpuArray, RingBuf},
 };
 use nettrace_common::{EventHeader, TracedSocket};
 
@@ -44,20 +45,27 @@ pub(crate) fn emit<T: 'static>(client_id: u32, event: T) {
     match EVENTS.reserve::<T>(0) {
         Some(mut entry) => {
             entry.write(event);
-            let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES {
-                BPF_RB_FORCE_WAKEUP
-            } else {
-                BPF_RB_NO_WAKEUP
-            };
-            entry.submit(flags as u64);
+            entry.submit(wakeup_flags(&EVENTS));
         }
-        None => count_lost(client_id),
+        None => count_lost(&LOST_EVENTS, client_id),
     }
 }
 
+/// The submit flags for a record in `ring`: wake the reader only once a batch is unread.
 #[inline(always)]
-fn count_lost(client_id: u32) {
-    if let Some(counter) = LOST_EVENTS.get_ptr_mut(client_id) {
+pub(crate) fn wakeup_flags(ring: &RingBuf) -> u64 {
+    let flags = if ring.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    flags as u64
+}
+
+/// Counts a record of `client_id` that did not fit in its ring.
+#[inline(always)]
+pub(crate) fn count_lost(counters: &PerCpuArray<u64>, client_id: u32) {
+    if let Some(counter) = counters.get_ptr_mut(client_id) {
         // SAFETY: the pointer comes from a successful lookup in a per-CPU array, so it is valid
         // and only this CPU writes it while the program runs (programs do not migrate).
         unsafe { *counter += 1 };

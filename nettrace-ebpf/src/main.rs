@@ -7,10 +7,12 @@
 //!
 //! One module per hook family: [`sock_ops`] (cgroup sock_ops callbacks), [`tcp_state`]
 //! (`tp_btf/inet_sock_set_state`), [`sock_msg`] (`tp_btf/sock_{send,recv}_length`),
-//! [`tcp_reset`] (`tp_btf/tcp_{send,receive}_reset`).
+//! [`tcp_reset`] (`tp_btf/tcp_{send,receive}_reset`), [`capture`] (TC classifiers that copy
+//! the packets of traced flows, found by 5-tuple in [`maps::TRACED_FLOWS`]).
 #![no_std]
 #![no_main]
 
+mod capture;
 mod emit;
 mod maps;
 mod sock_msg;

@@ -2,9 +2,9 @@
 //! resize the ring buffer at load time.
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
-use nettrace_common::{TracedSocket, limits};
+use nettrace_common::{CaptureClient, CaptureInterface, FlowKey, TracedFlow, TracedSocket, limits};
 
 /// Socket cookie -> owner of a traced socket. Filled by userspace before `connect()`.
 #[map(name = "TRACED_SOCKETS")]
@@ -18,4 +18,29 @@ pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(limits::DEFAULT_RING
 /// Events lost because the ring buffer was full, per client slot and CPU.
 #[map(name = "LOST_EVENTS")]
 pub(crate) static LOST_EVENTS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(limits::MAX_CLIENTS, 0);
+
+/// Traced flow directions -> their socket. Filled by the sock_ops program at connect (TCP)
+/// and by userspace (UDP, NAT aliases); emptied by userspace.
+#[map(name = "TRACED_FLOWS")]
+pub(crate) static TRACED_FLOWS: HashMap<FlowKey, TracedFlow> =
+    HashMap::with_max_entries(limits::MAX_TRACED_FLOWS, 0);
+
+/// How each client captures, by client slot.
+#[map(name = "CAPTURE_CLIENTS")]
+pub(crate) static CAPTURE_CLIENTS: Array<CaptureClient> =
+    Array::with_max_entries(limits::MAX_CLIENTS, 0);
+
+/// What is captured per interface besides traced flows (ICMP, ARP).
+#[map(name = "CAPTURE_INTERFACES")]
+pub(crate) static CAPTURE_INTERFACES: HashMap<u32, CaptureInterface> =
+    HashMap::with_max_entries(limits::MAX_CAPTURE_INTERFACES, 0);
+
+/// Captured packets: a [`nettrace_common::PacketEvent`] followed by the packet's bytes.
+#[map(name = "PACKETS")]
+pub(crate) static PACKETS: RingBuf = RingBuf::with_byte_size(limits::DEFAULT_PACKET_RING_BYTES, 0);
+
+/// Packets lost because the packet ring was full, per client slot and CPU.
+#[map(name = "LOST_PACKETS")]
+pub(crate) static LOST_PACKETS: PerCpuArray<u64> =
     PerCpuArray::with_max_entries(limits::MAX_CLIENTS, 0);

@@ -17,9 +17,16 @@ use aya_ebpf::{
     macros::sock_ops,
     programs::SockOpsContext,
 };
-use nettrace_common::{SockOpsEvent, event_kind, family};
+use nettrace_common::{
+    FlowKey, SockOpsEvent, TracedFlow, direction, event_kind, family, socket_flags,
+};
 
-use crate::emit::{emit, header, traced_socket_mut};
+use crate::{
+    emit::{emit, header, traced_socket_mut},
+    maps::TRACED_FLOWS,
+};
+
+const IPPROTO_TCP: u8 = 6;
 
 /// Callbacks asked for on every traced socket at connect time.
 const CALLBACK_FLAGS: u32 = BPF_SOCK_OPS_RETRANS_CB_FLAG
@@ -83,6 +90,13 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
             [field!(ops, remote_ip4), 0, 0, 0],
         )
     };
+    let local_port = field!(ops, local_port);
+    let remote_port = remote_port(field!(ops, remote_port));
+    if op == BPF_SOCK_OPS_TCP_CONNECT_CB && socket.flags & socket_flags::CAPTURE != 0 {
+        let local = (local_addr, local_port as u16);
+        let remote = (remote_addr, remote_port as u16);
+        register_flow(cookie, socket.client_id, sock_family, local, remote);
+    }
     emit(
         socket.client_id,
         SockOpsEvent {
@@ -91,8 +105,8 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
             family: sock_family,
             local_addr,
             remote_addr,
-            local_port: field!(ops, local_port),
-            remote_port: remote_port(field!(ops, remote_port)),
+            local_port,
+            remote_port,
             args: [ctx.arg(0), ctx.arg(1)],
             state: field!(ops, state),
             srtt_us: field!(ops, srtt_us),
@@ -107,6 +121,39 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
         },
     );
     1
+}
+
+/// Makes both directions of a connecting TCP socket's flow known to the capture programs,
+/// before its SYN leaves. Userspace removes the entries when the socket is done.
+#[inline(always)]
+fn register_flow(
+    cookie: u64,
+    client_id: u32,
+    sock_family: u32,
+    local: ([u32; 4], u16),
+    remote: ([u32; 4], u16),
+) {
+    for (src, dst, direction) in [
+        (local, remote, direction::SENT),
+        (remote, local, direction::RECEIVED),
+    ] {
+        let key = FlowKey {
+            src_addr: src.0,
+            dst_addr: dst.0,
+            src_port: src.1,
+            dst_port: dst.1,
+            protocol: IPPROTO_TCP,
+            family: sock_family as u8,
+            _pad: 0,
+        };
+        let flow = TracedFlow {
+            cookie,
+            client_id,
+            direction,
+        };
+        // A full map only costs this flow its packets; the connection goes on.
+        let _ = TRACED_FLOWS.insert(&key, &flow, 0);
+    }
 }
 
 /// Callbacks that become events. The others (timeout/rwnd init, ECN, header options) are

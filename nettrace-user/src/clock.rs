@@ -70,6 +70,18 @@ impl TraceClock {
         Timestamp::Absolute(self.begin_wall)
     }
 
+    /// The wall-clock time of `at` (measured from the trace's beginning).
+    pub(crate) fn wall_time(&self, at: Instant) -> OffsetDateTime {
+        let offset = if at >= self.begin {
+            time::Duration::try_from(at - self.begin).unwrap_or(time::Duration::MAX)
+        } else {
+            -time::Duration::try_from(self.begin - at).unwrap_or(time::Duration::MAX)
+        };
+        self.begin_wall
+            .checked_add(offset)
+            .unwrap_or(self.begin_wall)
+    }
+
     /// `at` as a timestamp of this trace: relative when it happened during the trace, absolute
     /// when before it (a connection carried over from an earlier trace), undefined when unset.
     pub(crate) fn stamp(&self, at: Option<Instant>) -> Timestamp {

@@ -3,6 +3,7 @@
 //! dial, connection, message or request) and never per socket operation.
 use std::{
     collections::HashSet,
+    net::SocketAddr,
     sync::{
         Arc, Mutex, MutexGuard, OnceLock, PoisonError,
         atomic::{AtomicU64, Ordering},
@@ -12,8 +13,11 @@ use std::{
 
 use crate::{
     SocketCookie,
+    capture::{CaptureStore, PacketCapture, PacketCaptureOptions},
     event::Event,
-    kernel::{KernelClient, KernelError, KernelEvent, KernelHub, KernelSink, KernelTcpState},
+    kernel::{
+        FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub, KernelSink, KernelTcpState,
+    },
     model::{HttpTrace, KernelDataStatus},
     recorder::Recorder,
     sock::SocketRecord,
@@ -195,9 +199,60 @@ impl Tracer {
         }
     }
 
-    /// The trace so far, with every kernel event that happened before the call.
-    pub(crate) fn snapshot(&self, description: &str) -> HttpTrace {
-        let kernel_data = match self.inner.kernel.get() {
+    /// Starts capturing packets on the interfaces of `options` (looked up in the calling
+    /// thread's network namespace). Needs the kernel link.
+    pub(crate) fn start_capture(&self, options: &PacketCaptureOptions) -> Result<(), KernelError> {
+        let Some(KernelLink::Active(client)) = self.inner.kernel.get() else {
+            return Err(KernelError::Unavailable);
+        };
+        let interfaces = client.start_capture(options)?;
+        self.recorder()
+            .enable_capture(CaptureStore::new(options.clone(), interfaces));
+        Ok(())
+    }
+
+    /// Captures the packets between `local` and `remote` as those of socket `cookie` (a
+    /// connected UDP socket; TCP flows are registered by the kernel at connect). Does nothing
+    /// when the client does not capture; a failure only costs those packets, and is logged.
+    pub(crate) fn register_flow(
+        &self,
+        cookie: SocketCookie,
+        protocol: FlowProtocol,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) {
+        if let Some(KernelLink::Active(client)) = self.inner.kernel.get()
+            && let Err(error) = client.register_flow(cookie, protocol, local, remote)
+        {
+            tracing::warn!(%error, %cookie, "flow not captured");
+        }
+    }
+
+    /// The trace so far and the packet captures, with every kernel event and packet that
+    /// happened before the call.
+    pub(crate) fn snapshot_with_captures(
+        &self,
+        description: &str,
+    ) -> (HttpTrace, Vec<PacketCapture>) {
+        let kernel_data = self.drain_kernel();
+        let lost_packets = match self.inner.kernel.get() {
+            Some(KernelLink::Active(client)) => client.lost_packets().unwrap_or_else(|error| {
+                tracing::warn!(%error, "lost-packet counter unreadable");
+                0
+            }),
+            _ => 0,
+        };
+        // One lock for both, so that no packet arrives between the trace's end and the
+        // captures.
+        let recorder = self.recorder();
+        let mut trace = recorder.snapshot(description, Instant::now());
+        trace.net_trace.kernel_data = kernel_data;
+        (trace, recorder.captures(lost_packets))
+    }
+
+    /// Takes every pending kernel event and packet; returns the kernel data status.
+    fn drain_kernel(&self) -> Option<KernelDataStatus> {
+        match self.inner.kernel.get() {
             None => None,
             Some(KernelLink::Unavailable(reason)) => Some(KernelDataStatus {
                 available: false,
@@ -217,10 +272,7 @@ impl Tracer {
                     lost_events,
                 })
             }
-        };
-        let mut trace = self.recorder().snapshot(description, Instant::now());
-        trace.net_trace.kernel_data = kernel_data;
-        trace
+        }
     }
 
     /// Starts a new trace (open connections carry over as reused).

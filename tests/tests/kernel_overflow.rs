@@ -25,6 +25,7 @@ async fn every_event_is_delivered_or_counted_as_lost() {
     }
     let (tracer, mut events) = KernelTracer::load(&KernelConfig {
         ring_bytes: SMALL_RING,
+        ..KernelConfig::default()
     })
     .unwrap();
     let client = ClientId(3);

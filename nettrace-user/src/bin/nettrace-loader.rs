@@ -50,7 +50,10 @@ fn run(cli: Cli) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     match cli.command {
-        Command::Check { ring_bytes } => runtime.block_on(check(KernelConfig { ring_bytes })),
+        Command::Check { ring_bytes } => runtime.block_on(check(KernelConfig {
+            ring_bytes,
+            ..KernelConfig::default()
+        })),
     }
 }
 
@@ -114,5 +117,12 @@ fn print_event(started: KernelTime, event: &KernelEvent) {
             );
         }
         KernelEvent::TcpReset(reset) => println!("  +{at:.3}ms reset {:?}", reset.direction),
+        KernelEvent::Packet(packet) => println!(
+            "  +{at:.3}ms packet {:?} {} of {} bytes on interface {}",
+            packet.direction,
+            packet.data.len(),
+            packet.packet_len,
+            packet.ifindex
+        ),
     }
 }

@@ -3,10 +3,14 @@
 //!
 //! Packets are selected in the kernel by a TC program: only packets of the client's traced
 //! connections and DNS exchanges (plus ICMP and ARP when asked) ever reach userspace.
+mod store;
+
 use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::model::TraceId;
+
+pub(crate) use store::{CaptureStore, PacketOwners};
 
 /// Default bytes kept of each packet (Go's default `PacketSnaplen`).
 pub const DEFAULT_SNAPLEN: u32 = 1518;
@@ -83,8 +87,9 @@ pub struct PacketCapture {
     pub packets: Vec<CapturedPacket>,
     /// True when packets were dropped because the total size limit was reached.
     pub truncated: bool,
-    /// Packets the kernel could not hand over (its packet ring buffer was full). Not counted
-    /// in `truncated`, which is only about the size limit.
+    /// Packets of the client the kernel could not hand over because its packet ring buffer
+    /// was full (counted per client, for all its interfaces). Not part of `truncated`, which
+    /// is only about the size limit.
     pub lost_packets: u64,
     /// True when TCP packets with payload were captured too.
     pub with_tcp_payload: bool,

@@ -13,6 +13,10 @@ pub enum ClientError {
     /// Kernel tracing was required but could not start.
     #[error("kernel tracing was required but is unavailable")]
     Kernel(#[source] crate::kernel::KernelError),
+    /// Packet capture was asked for but cannot start: it needs the eBPF programs (root, or
+    /// CAP_BPF + CAP_NET_ADMIN) and existing interfaces.
+    #[error("packet capture unavailable: {0}")]
+    Capture(String),
     /// The client was closed.
     #[error("the client is closed")]
     Closed,
@@ -41,6 +45,10 @@ pub enum RequestError {
     /// More than 10 redirects.
     #[error("stopped after {0} redirects")]
     TooManyRedirects(usize),
+    /// Packet capture was asked for but cannot start: it needs the eBPF programs (root, or
+    /// CAP_BPF + CAP_NET_ADMIN) and existing interfaces.
+    #[error("packet capture unavailable: {0}")]
+    Capture(String),
     /// The client was closed.
     #[error("the client is closed")]
     Closed,

@@ -444,7 +444,7 @@ impl HttpClient {
         description: &str,
     ) -> Result<(HttpTrace, Vec<PacketCapture>), ClientError> {
         self.ensure_open()?;
-        Ok((self.inner.tracer.snapshot(description), Vec::new()))
+        Ok(self.inner.tracer.snapshot_with_captures(description))
     }
 
     /// Starts a new trace (Go's `ClearTrace`): records so far are dropped, connections still
@@ -488,6 +488,11 @@ impl HttpClient {
 /// Connects the tracer to the kernel programs as `options.kernel` says.
 fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientError> {
     let attached = match options.kernel {
+        KernelMode::Off if options.packet_capture.is_some() => {
+            return Err(ClientError::Capture(
+                "it needs the kernel programs, and kernel tracing is turned off".to_owned(),
+            ));
+        }
         KernelMode::Off => {
             tracer.kernel_unavailable("kernel tracing is turned off".to_owned());
             return Ok(());
@@ -497,8 +502,17 @@ fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientEr
         }
     };
     match attached {
-        Ok(()) => Ok(()),
+        Ok(()) => match &options.packet_capture {
+            Some(capture) => tracer
+                .start_capture(capture)
+                .map_err(|e| ClientError::Capture(error::chain(&e))),
+            None => Ok(()),
+        },
         Err(error) if options.kernel == KernelMode::Require => Err(ClientError::Kernel(error)),
+        Err(error) if options.packet_capture.is_some() => Err(ClientError::Capture(format!(
+            "needs the privilege to load eBPF programs (root, or CAP_BPF + CAP_NET_ADMIN): {}",
+            error::chain(&error)
+        ))),
         Err(error) => {
             let reason = error::chain(&error);
             if options.logging {

@@ -64,7 +64,7 @@ async fn lookup(
     let tracer = tracer();
     let dial = start_dial(&tracer);
     let result = resolver.lookup_ip(&tracer, &dial, host).await;
-    (result, tracer.snapshot("t"), dial)
+    (result, tracer.snapshot_with_captures("t").0, dial)
 }
 
 fn nameservers(trace: &HttpTrace) -> Vec<String> {
@@ -512,7 +512,7 @@ async fn dns_messages_are_only_recorded_when_enabled() {
     let dial = start_dial(&tracer);
     let result = resolver.lookup_ip(&tracer, &dial, "example.test").await;
     assert_eq!(result.unwrap().len(), 3);
-    let trace = tracer.snapshot("t");
+    let trace = tracer.snapshot_with_captures("t").0;
     assert!(trace.net_trace.dns_queries.is_empty());
     assert_eq!(trace.net_trace.udp_conns.len(), 2);
     assert_eq!(trace.net_trace.dials[0].resolver_dials.len(), 2);
@@ -527,5 +527,12 @@ async fn unrecorded_lookup_without_a_dial_still_resolves() {
         .lookup_ip(&tracer, &TraceId::generate(), "example.test")
         .await;
     assert_eq!(result.unwrap().len(), 3);
-    assert!(tracer.snapshot("t").net_trace.dials.is_empty());
+    assert!(
+        tracer
+            .snapshot_with_captures("t")
+            .0
+            .net_trace
+            .dials
+            .is_empty()
+    );
 }

@@ -67,6 +67,21 @@ pub enum KernelError {
     /// [`super::KernelTracer::load`] was called outside a tokio runtime.
     #[error("the kernel tracer must be loaded inside a tokio runtime")]
     NoRuntime,
+    /// A capture interface could not be found or cannot be captured.
+    #[error("capture interface {name}: {source}")]
+    Interface {
+        /// The interface's name.
+        name: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The calling thread's network namespace could not be identified.
+    #[error("reading the network namespace failed")]
+    Netns(#[source] io::Error),
+    /// The client has no kernel link (kernel tracing is off or could not start).
+    #[error("the client has no kernel tracing")]
+    Unavailable,
     /// A ring-buffer record did not match any known layout.
     #[error("malformed kernel event: {0}")]
     MalformedEvent(String),

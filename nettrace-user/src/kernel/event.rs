@@ -2,8 +2,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use nettrace_common::{
-    EventHeader, SockMsgEvent, SockOpsEvent, TcpResetEvent, TcpStateEvent, direction, event_kind,
-    family,
+    EventHeader, PacketEvent, SockMsgEvent, SockOpsEvent, TcpResetEvent, TcpStateEvent, direction,
+    event_kind, family,
 };
 
 use super::{ClientId, KernelError};
@@ -20,6 +20,8 @@ pub enum KernelEvent {
     SockMsg(SockMsgRecord),
     /// A TCP reset sent or received.
     TcpReset(TcpResetRecord),
+    /// A packet captured by a TC program.
+    Packet(PacketRecord),
 }
 
 /// Which way data or a reset went.
@@ -71,6 +73,25 @@ pub struct TcpResetRecord {
     pub direction: Direction,
 }
 
+/// A captured packet: of a traced flow, or (ICMP, ARP) of no flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PacketRecord {
+    /// The traced socket of the flow; `SocketCookie(0)` for a packet of no flow.
+    pub cookie: SocketCookie,
+    /// The socket's client; [`ClientId::ANY`] for a packet of no flow.
+    pub client: ClientId,
+    /// When the TC program saw it.
+    pub time: KernelTime,
+    /// The interface it was seen on (index in its network namespace).
+    pub ifindex: u32,
+    /// Flow packets: sent or received by the traced socket. Others: egress or ingress.
+    pub direction: Direction,
+    /// The packet's whole length.
+    pub packet_len: u32,
+    /// Its first bytes (snap length, or the headers only).
+    pub data: bytes::Bytes,
+}
+
 impl KernelEvent {
     /// The socket the event belongs to.
     pub fn cookie(&self) -> SocketCookie {
@@ -79,6 +100,7 @@ impl KernelEvent {
             Self::SockOps(e) => e.cookie,
             Self::SockMsg(e) => e.cookie,
             Self::TcpReset(e) => e.cookie,
+            Self::Packet(e) => e.cookie,
         }
     }
 
@@ -89,6 +111,7 @@ impl KernelEvent {
             Self::SockOps(e) => e.client,
             Self::SockMsg(e) => e.client,
             Self::TcpReset(e) => e.client,
+            Self::Packet(e) => e.client,
         }
     }
 
@@ -99,6 +122,7 @@ impl KernelEvent {
             Self::SockOps(e) => e.time,
             Self::SockMsg(e) => e.time,
             Self::TcpReset(e) => e.time,
+            Self::Packet(e) => e.time,
         }
     }
 
@@ -138,6 +162,28 @@ impl KernelEvent {
                     client: ClientId(header.client_id),
                     time: KernelTime(header.timestamp_ns),
                     direction: Direction::from_raw(e.direction),
+                }))
+            }
+            event_kind::PACKET => {
+                let e: PacketEvent = read_record(record)?;
+                let start = std::mem::size_of::<PacketEvent>();
+                let data = record
+                    .get(start..start + e.captured_len as usize)
+                    .ok_or_else(|| {
+                        KernelError::MalformedEvent(format!(
+                            "packet record of {} bytes cannot hold {} captured bytes",
+                            record.len(),
+                            e.captured_len
+                        ))
+                    })?;
+                Ok(Self::Packet(PacketRecord {
+                    cookie: SocketCookie(header.cookie),
+                    client: ClientId(header.client_id),
+                    time: KernelTime(header.timestamp_ns),
+                    ifindex: e.ifindex,
+                    direction: Direction::from_raw(e.direction),
+                    packet_len: e.packet_len,
+                    data: bytes::Bytes::copy_from_slice(data),
                 }))
             }
             other => Err(KernelError::MalformedEvent(format!(

@@ -21,9 +21,9 @@ pub struct KernelEvents {
 }
 
 impl KernelEvents {
-    pub(super) fn new(map: Map) -> Result<Self, KernelError> {
+    pub(super) fn new(map: Map, name: &'static str) -> Result<Self, KernelError> {
         let ring = RingBuf::try_from(map).map_err(|source| KernelError::Map {
-            name: nettrace_common::map_name::EVENTS,
+            name,
             step: "open",
             source,
         })?;

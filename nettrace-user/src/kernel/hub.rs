@@ -6,14 +6,23 @@
 //! the ring buffer as events arrive; [`KernelHub::drain`] does the same on demand, so a trace
 //! taken right after a request holds every kernel event that happened before it.
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
+    net::SocketAddr,
     sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
 };
 
-use nettrace_common::limits;
+use nettrace_common::{
+    CaptureClient, CaptureInterface, FlowKey, TracedFlow, capture_flags, limits, socket_flags,
+};
 
-use super::{ClientId, KernelConfig, KernelError, KernelEvent, KernelEvents, KernelTracer};
-use crate::SocketCookie;
+use super::{
+    CaptureInterfaceInfo, CaptureLinks, ClientId, FlowProtocol, KernelConfig, KernelError,
+    KernelEvent, KernelEvents, KernelTracer, SockOp, flow_directions,
+};
+use crate::{
+    SocketCookie,
+    capture::{LinkKind, PacketCaptureOptions},
+};
 
 /// Receives the kernel events of one client.
 pub(crate) trait KernelSink: Send + Sync {
@@ -28,14 +37,43 @@ static HUB: Mutex<Weak<KernelHub>> = Mutex::new(Weak::new());
 pub(crate) struct KernelHub {
     tracer: KernelTracer,
     events: Mutex<KernelEvents>,
+    packets: Mutex<KernelEvents>,
     clients: Mutex<HashMap<ClientId, ClientEntry>>,
+    /// Interfaces with capture programs attached, and who captures on them.
+    interfaces: Mutex<HashMap<InterfaceKey, AttachedInterface>>,
     /// Tells the ring-watching thread to end.
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 struct ClientEntry {
     sink: Weak<dyn KernelSink>,
-    sockets: HashSet<SocketCookie>,
+    /// The client's traced sockets, with the flow keys registered for their packets.
+    sockets: HashMap<SocketCookie, Vec<FlowKey>>,
+    capture: Option<ClientCapture>,
+}
+
+/// What one client captures.
+struct ClientCapture {
+    /// Interface indexes (in the client's network namespace).
+    interfaces: Vec<InterfaceKey>,
+    snaplen: u32,
+    icmp: bool,
+    arp: bool,
+}
+
+/// An interface, told apart from its namesakes in other network namespaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct InterfaceKey {
+    /// Inode of the network namespace.
+    netns: u64,
+    /// Index in that namespace.
+    index: u32,
+}
+
+struct AttachedInterface {
+    links: CaptureLinks,
+    link_kind: LinkKind,
+    users: Vec<ClientId>,
 }
 
 impl KernelHub {
@@ -56,13 +94,15 @@ impl KernelHub {
             .name("nettrace-kernel".to_owned())
             .spawn(move || watch_ring(config, loaded_tx, hub_rx, stop_rx))
             .map_err(KernelError::Thread)?;
-        let (tracer, events) = loaded_rx
+        let (tracer, events, packets) = loaded_rx
             .recv()
             .map_err(|_| KernelError::Thread(std::io::Error::other("the kernel thread ended")))??;
         let hub = Arc::new(Self {
             tracer,
             events: Mutex::new(events),
+            packets: Mutex::new(packets),
             clients: Mutex::new(HashMap::new()),
+            interfaces: Mutex::new(HashMap::new()),
             stop: Mutex::new(Some(stop_tx)),
         });
         // If the thread is gone, events are still drained by every snapshot.
@@ -86,7 +126,8 @@ impl KernelHub {
             id,
             ClientEntry {
                 sink,
-                sockets: HashSet::new(),
+                sockets: HashMap::new(),
+                capture: None,
             },
         );
         Ok(KernelClient {
@@ -95,10 +136,11 @@ impl KernelHub {
         })
     }
 
-    /// Takes every event in the ring buffer now and hands each to its client.
+    /// Takes every event and packet in the ring buffers now and hands each to its client.
     pub(crate) fn drain(&self) {
         let events = lock(&self.events).drain();
-        for event in events {
+        let packets = lock(&self.packets).drain();
+        for event in events.into_iter().chain(packets) {
             match event {
                 Ok(event) => self.dispatch(event),
                 Err(error) => tracing::warn!(%error, "skipping a kernel event"),
@@ -107,13 +149,104 @@ impl KernelHub {
     }
 
     fn dispatch(&self, event: KernelEvent) {
-        let sink = lock(&self.clients)
-            .get(&event.client())
-            .and_then(|entry| entry.sink.upgrade());
+        let sinks = self.recipients(&event);
         // Outside the lock: the sink takes its own (the recorder's).
-        if let Some(sink) = sink {
-            sink.kernel_event(event);
+        for sink in sinks {
+            sink.kernel_event(event.clone());
         }
+    }
+
+    /// The clients an event goes to: its socket's client, or for a packet of no flow (ICMP,
+    /// ARP), every client that asked for such packets on its interface.
+    fn recipients(&self, event: &KernelEvent) -> Vec<Arc<dyn KernelSink>> {
+        let mut clients = lock(&self.clients);
+        let captures_on = |capture: &ClientCapture, index: u32| {
+            capture.interfaces.iter().any(|key| key.index == index)
+        };
+        match event {
+            KernelEvent::Packet(packet) if packet.client == ClientId::ANY => {
+                let arp = self.is_arp(packet.ifindex, &packet.data);
+                clients
+                    .values()
+                    .filter(|entry| {
+                        entry.capture.as_ref().is_some_and(|c| {
+                            captures_on(c, packet.ifindex) && if arp { c.arp } else { c.icmp }
+                        })
+                    })
+                    .filter_map(|entry| entry.sink.upgrade())
+                    .collect()
+            }
+            KernelEvent::Packet(packet) => clients
+                .get(&packet.client)
+                .filter(|entry| {
+                    entry
+                        .capture
+                        .as_ref()
+                        .is_some_and(|c| captures_on(c, packet.ifindex))
+                })
+                .and_then(|entry| entry.sink.upgrade())
+                .into_iter()
+                .collect(),
+            KernelEvent::SockOps(ops) => {
+                let entry = clients.get_mut(&ops.client);
+                if ops.op == SockOp::Connect
+                    && let Some(entry) = entry
+                    && entry.capture.is_some()
+                    && let Some(keys) = entry.sockets.get_mut(&ops.cookie)
+                {
+                    // The program registered the flow before the SYN; remember its keys so
+                    // that they are removed with the socket.
+                    for (key, _) in flow_directions(FlowProtocol::Tcp, ops.local, ops.remote) {
+                        if !keys.contains(&key) {
+                            keys.push(key);
+                        }
+                    }
+                }
+                clients
+                    .get(&ops.client)
+                    .and_then(|entry| entry.sink.upgrade())
+                    .into_iter()
+                    .collect()
+            }
+            other => clients
+                .get(&other.client())
+                .and_then(|entry| entry.sink.upgrade())
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// Whether a packet of no flow is ARP (otherwise it is ICMP): on an Ethernet interface,
+    /// its ethertype says so; raw-IP interfaces carry no ARP.
+    fn is_arp(&self, ifindex: u32, data: &[u8]) -> bool {
+        let ethernet = lock(&self.interfaces).iter().any(|(key, attached)| {
+            key.index == ifindex && attached.link_kind == LinkKind::Ethernet
+        });
+        ethernet && data.get(12..14) == Some(&[0x08, 0x06][..])
+    }
+
+    /// Rewrites the ICMP/ARP settings of interface `index` from its users' wishes (namesakes
+    /// in other namespaces share the kernel entry, which is keyed by index).
+    fn update_interface_settings(
+        &self,
+        index: u32,
+        clients: &HashMap<ClientId, ClientEntry>,
+        interfaces: &HashMap<InterfaceKey, AttachedInterface>,
+    ) -> Result<(), KernelError> {
+        let mut settings = CaptureInterface::default();
+        let users = interfaces
+            .iter()
+            .filter(|(key, _)| key.index == index)
+            .flat_map(|(_, attached)| attached.users.iter());
+        for capture in users.filter_map(|id| clients.get(id)?.capture.as_ref()) {
+            if capture.icmp {
+                settings.icmp_snaplen = settings.icmp_snaplen.max(capture.snaplen);
+            }
+            if capture.arp {
+                settings.arp_snaplen = settings.arp_snaplen.max(capture.snaplen);
+            }
+        }
+        self.tracer.set_capture_interface(index, settings)
     }
 }
 
@@ -126,11 +259,14 @@ impl Drop for KernelHub {
     }
 }
 
+/// The loaded programs with the readers of their event and packet rings.
+type Loaded = (KernelTracer, KernelEvents, KernelEvents);
+
 /// The body of the "nettrace-kernel" thread: loads the programs, reports the result, then
 /// drains the ring into the hub whenever it becomes readable, until told to stop.
 fn watch_ring(
     config: KernelConfig,
-    loaded: std::sync::mpsc::Sender<Result<(KernelTracer, KernelEvents), KernelError>>,
+    loaded: std::sync::mpsc::Sender<Result<Loaded, KernelError>>,
     hub: tokio::sync::oneshot::Receiver<Weak<KernelHub>>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
@@ -146,11 +282,14 @@ fn watch_ring(
         }
     };
     runtime.block_on(async move {
-        let opened = KernelTracer::load(&config)
-            .and_then(|(tracer, events)| Ok((events.readiness()?, tracer, events)));
-        let mut readiness = match opened {
-            Ok((readiness, tracer, events)) => {
-                let _ = loaded.send(Ok((tracer, events)));
+        let opened =
+            KernelTracer::load_with_packets(&config).and_then(|(tracer, events, packets)| {
+                let readiness = (events.readiness()?, packets.readiness()?);
+                Ok((readiness, tracer, events, packets))
+            });
+        let (mut events_ready, mut packets_ready) = match opened {
+            Ok((readiness, tracer, events, packets)) => {
+                let _ = loaded.send(Ok((tracer, events, packets)));
                 readiness
             }
             Err(error) => {
@@ -168,7 +307,13 @@ fn watch_ring(
         loop {
             tokio::select! {
                 _ = &mut stop => return,
-                ready = readiness.readable_mut() => {
+                ready = events_ready.readable_mut() => {
+                    let Ok(mut ready) = ready else { return };
+                    let Some(hub) = hub.upgrade() else { return };
+                    hub.drain();
+                    ready.clear_ready();
+                }
+                ready = packets_ready.readable_mut() => {
                     let Ok(mut ready) = ready else { return };
                     let Some(hub) = hub.upgrade() else { return };
                     hub.drain();
@@ -190,21 +335,183 @@ pub(crate) struct KernelClient {
 }
 
 impl KernelClient {
-    /// Traces a socket (call before `connect()`).
+    /// Traces a socket (call before `connect()`); when this client captures, the programs
+    /// register its TCP flow at connect.
     pub(crate) fn register(&self, cookie: SocketCookie) -> Result<(), KernelError> {
-        self.hub.tracer.register(cookie, self.id)?;
-        if let Some(entry) = lock(&self.hub.clients).get_mut(&self.id) {
-            entry.sockets.insert(cookie);
+        let mut clients = lock(&self.hub.clients);
+        let capturing = clients
+            .get(&self.id)
+            .is_some_and(|entry| entry.capture.is_some());
+        let flags = if capturing { socket_flags::CAPTURE } else { 0 };
+        self.hub
+            .tracer
+            .register_with_flags(cookie, self.id, flags)?;
+        if let Some(entry) = clients.get_mut(&self.id) {
+            entry.sockets.insert(cookie, Vec::new());
         }
         Ok(())
     }
 
-    /// Stops tracing a socket.
-    pub(crate) fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {
-        if let Some(entry) = lock(&self.hub.clients).get_mut(&self.id) {
-            entry.sockets.remove(&cookie);
+    /// Captures the packets between `local` and `remote` as the socket's, when this client
+    /// captures (UDP sockets once connected; aliases such as the NAT reply tuple).
+    pub(crate) fn register_flow(
+        &self,
+        cookie: SocketCookie,
+        protocol: FlowProtocol,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<(), KernelError> {
+        let mut clients = lock(&self.hub.clients);
+        let Some(entry) = clients.get_mut(&self.id) else {
+            return Ok(());
+        };
+        let Some(keys) = entry
+            .sockets
+            .get_mut(&cookie)
+            .filter(|_| entry.capture.is_some())
+        else {
+            return Ok(());
+        };
+        for (key, direction) in flow_directions(protocol, local, remote) {
+            let flow = TracedFlow {
+                cookie: cookie.0,
+                client_id: self.id.0,
+                direction,
+            };
+            self.hub.tracer.register_flow(key, flow)?;
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
         }
+        Ok(())
+    }
+
+    /// Stops tracing a socket and capturing its flows.
+    pub(crate) fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {
+        let keys = lock(&self.hub.clients)
+            .get_mut(&self.id)
+            .and_then(|entry| entry.sockets.remove(&cookie))
+            .unwrap_or_default();
+        self.hub.forget_flows(cookie, &keys);
         self.hub.tracer.unregister(cookie)
+    }
+
+    /// Attaches the capture programs to the interfaces of `options` (looked up in the calling
+    /// thread's network namespace) and sets how this client captures. Returns the interfaces.
+    pub(crate) fn start_capture(
+        &self,
+        options: &PacketCaptureOptions,
+    ) -> Result<Vec<CaptureInterfaceInfo>, KernelError> {
+        let netns = current_netns().map_err(KernelError::Netns)?;
+        let snaplen = options.snaplen.clamp(1, limits::MAX_PACKET_BYTES);
+        let found = options
+            .interfaces
+            .iter()
+            .map(|name| {
+                CaptureInterfaceInfo::lookup(name).map_err(|source| KernelError::Interface {
+                    name: name.clone(),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let flags = if options.tcp_without_payload {
+            0
+        } else {
+            capture_flags::TCP_PAYLOAD
+        };
+        self.hub
+            .tracer
+            .set_capture_client(self.id, CaptureClient { snaplen, flags })?;
+        let mut clients = lock(&self.hub.clients);
+        let mut interfaces = lock(&self.hub.interfaces);
+        let mut capture = ClientCapture {
+            interfaces: Vec::new(),
+            snaplen,
+            icmp: options.include_icmp,
+            arp: options.include_arp,
+        };
+        let mut result = Ok(());
+        for info in &found {
+            let key = InterfaceKey {
+                netns,
+                index: info.index,
+            };
+            if capture.interfaces.contains(&key) {
+                continue;
+            }
+            if let Some(attached) = interfaces.get_mut(&key) {
+                attached.users.push(self.id);
+            } else {
+                match self.hub.tracer.attach_capture(info) {
+                    Ok(links) => {
+                        interfaces.insert(
+                            key,
+                            AttachedInterface {
+                                links,
+                                link_kind: info.link_kind,
+                                users: vec![self.id],
+                            },
+                        );
+                    }
+                    Err(error) => {
+                        result = Err(error);
+                        break;
+                    }
+                }
+            }
+            capture.interfaces.push(key);
+        }
+        if let Some(entry) = clients.get_mut(&self.id) {
+            entry.capture = Some(capture);
+        }
+        for info in &found {
+            if result.is_ok() {
+                result = self
+                    .hub
+                    .update_interface_settings(info.index, &clients, &interfaces);
+            }
+        }
+        drop((clients, interfaces));
+        if let Err(error) = result {
+            self.stop_capture();
+            return Err(error);
+        }
+        Ok(found)
+    }
+
+    /// Detaches from this client's capture interfaces (the programs stay attached while
+    /// another client captures there).
+    fn stop_capture(&self) {
+        let mut clients = lock(&self.hub.clients);
+        let Some(capture) = clients
+            .get_mut(&self.id)
+            .and_then(|entry| entry.capture.take())
+        else {
+            return;
+        };
+        let mut interfaces = lock(&self.hub.interfaces);
+        for key in &capture.interfaces {
+            let Some(attached) = interfaces.get_mut(key) else {
+                continue;
+            };
+            attached.users.retain(|id| *id != self.id);
+            if attached.users.is_empty()
+                && let Some(attached) = interfaces.remove(key)
+            {
+                self.hub.tracer.detach_capture(attached.links);
+            }
+            if let Err(error) = self
+                .hub
+                .update_interface_settings(key.index, &clients, &interfaces)
+            {
+                tracing::warn!(%error, "updating capture interface settings failed");
+            }
+        }
+    }
+
+    /// Packets of this client lost because the packet ring buffer was full.
+    pub(crate) fn lost_packets(&self) -> Result<u64, KernelError> {
+        self.hub.tracer.lost_packets(self.id)
     }
 
     /// Hands every pending kernel event to its client (this one included).
@@ -220,12 +527,33 @@ impl KernelClient {
 
 impl Drop for KernelClient {
     fn drop(&mut self) {
+        self.stop_capture();
         let entry = lock(&self.hub.clients).remove(&self.id);
-        for cookie in entry.map(|e| e.sockets).unwrap_or_default() {
+        for (cookie, keys) in entry.map(|e| e.sockets).unwrap_or_default() {
+            self.hub.forget_flows(cookie, &keys);
             // The programs may have forgotten it at CLOSE already.
             let _ = self.hub.tracer.unregister(cookie);
         }
     }
+}
+
+impl KernelHub {
+    /// Removes the flow entries of `cookie`, unless a newer socket with the same addresses
+    /// has taken them over since.
+    fn forget_flows(&self, cookie: SocketCookie, keys: &[FlowKey]) {
+        for key in keys {
+            let owned = matches!(self.tracer.flow(key), Ok(Some(flow)) if flow.cookie == cookie.0);
+            if owned && let Err(error) = self.tracer.unregister_flow(key) {
+                tracing::debug!(%error, %cookie, "removing a flow entry failed");
+            }
+        }
+    }
+}
+
+/// Inode of the calling thread's network namespace (what tells namesake interfaces apart).
+fn current_netns() -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata("/proc/thread-self/ns/net")?.ino())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -24,15 +24,21 @@ mod cgroup;
 mod error;
 mod event;
 mod events;
+mod flow;
 mod hub;
+mod interface;
 mod object;
 mod tracer;
 
 pub use error::KernelError;
 pub use event::{
-    Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, SockOpsRecord, TcpResetRecord,
-    TcpStateChange,
+    Direction, KernelEvent, KernelTcpState, PacketRecord, SockMsgRecord, SockOp, SockOpsRecord,
+    TcpResetRecord, TcpStateChange,
 };
 pub use events::{KernelEvents, READ_TICK};
+pub use flow::{FlowProtocol, flow_directions, flow_key};
 pub(crate) use hub::{KernelClient, KernelHub, KernelSink};
-pub use tracer::{ClientId, KernelConfig, KernelTracer, ProgramStats, enable_run_stats};
+pub use interface::CaptureInterfaceInfo;
+pub use tracer::{
+    CaptureLinks, ClientId, KernelConfig, KernelTracer, ProgramStats, enable_run_stats,
+};

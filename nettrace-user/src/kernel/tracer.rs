@@ -4,18 +4,30 @@ use std::{error::Error as _, fs::File, io, sync::Mutex};
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray},
-    programs::{BtfTracePoint, CgroupAttachMode, SockOps},
+    maps::{Array, HashMap, MapData, PerCpuArray},
+    programs::{
+        BtfTracePoint, CgroupAttachMode, SchedClassifier, SockOps, TcAttachType,
+        tc::SchedClassifierLinkId,
+    },
 };
-use nettrace_common::{TracedSocket, limits, map_name, program_name};
+use nettrace_common::{
+    CaptureClient, CaptureInterface, FlowKey, TracedFlow, TracedSocket, limits, map_name,
+    program_name,
+};
 
-use super::{KernelError, KernelEvents, cgroup, object::EBPF_OBJECT};
-use crate::SocketCookie;
+use super::{CaptureInterfaceInfo, KernelError, KernelEvents, cgroup, object::EBPF_OBJECT};
+use crate::{SocketCookie, capture::LinkKind};
 
 /// A traced client's slot in the kernel maps: it tags the client's sockets and indexes its
 /// lost-event counter. Below [`limits::MAX_CLIENTS`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(pub u32);
+
+impl ClientId {
+    /// Not a slot: marks a packet that belongs to no flow (ICMP, ARP), for every client that
+    /// captures its kind on its interface.
+    pub const ANY: ClientId = ClientId(nettrace_common::ANY_CLIENT);
+}
 
 /// How often a program ran and how long it took in all (kernel run statistics).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,14 +51,23 @@ pub fn enable_run_stats() -> Result<std::os::fd::OwnedFd, KernelError> {
 pub struct KernelConfig {
     /// Size of the event ring buffer in bytes: a power of two and a multiple of the page size.
     pub ring_bytes: u32,
+    /// Size of the packet ring buffer in bytes (same rules).
+    pub packet_ring_bytes: u32,
 }
 
 impl Default for KernelConfig {
     fn default() -> Self {
         Self {
             ring_bytes: limits::DEFAULT_RING_BYTES,
+            packet_ring_bytes: limits::DEFAULT_PACKET_RING_BYTES,
         }
     }
+}
+
+/// The TC links of one capture interface (ingress and egress, or egress only on loopback).
+#[derive(Debug)]
+pub struct CaptureLinks {
+    links: Vec<(&'static str, SchedClassifierLinkId)>,
 }
 
 /// The loaded and attached eBPF programs, and the maps to control them.
@@ -54,10 +75,19 @@ impl Default for KernelConfig {
 /// Dropping it detaches the programs (their links are file descriptors owned here).
 pub struct KernelTracer {
     /// Owns the programs and their links; kept alive for as long as tracing runs.
-    _ebpf: Ebpf,
+    ebpf: Mutex<Ebpf>,
     attachments: Vec<String>,
     traced: Mutex<HashMap<MapData, u64, TracedSocket>>,
     lost: Mutex<PerCpuArray<MapData, u64>>,
+    capture: Mutex<CaptureMaps>,
+}
+
+/// The maps that steer packet capture, and the classifier programs.
+struct CaptureMaps {
+    flows: HashMap<MapData, FlowKey, TracedFlow>,
+    clients: Array<MapData, CaptureClient>,
+    interfaces: HashMap<MapData, u32, CaptureInterface>,
+    lost: PerCpuArray<MapData, u64>,
 }
 
 impl KernelTracer {
@@ -66,11 +96,20 @@ impl KernelTracer {
     ///
     /// Must be called inside a tokio runtime (the event stream registers with its reactor).
     pub fn load(config: &KernelConfig) -> Result<(Self, KernelEvents), KernelError> {
+        Self::load_with_packets(config).map(|(tracer, events, _)| (tracer, events))
+    }
+
+    /// [`Self::load`], also returning the reader of the packet ring buffer (captured
+    /// packets, see [`Self::attach_capture`]).
+    pub fn load_with_packets(
+        config: &KernelConfig,
+    ) -> Result<(Self, KernelEvents, KernelEvents), KernelError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(KernelError::NoRuntime);
         }
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(map_name::EVENTS, config.ring_bytes)
+            .map_max_entries(map_name::PACKETS, config.packet_ring_bytes)
             .load(EBPF_OBJECT)
             .map_err(|e| {
                 if is_permission_error(&e) {
@@ -91,25 +130,56 @@ impl KernelTracer {
             attachments.push(attach_btf_tracepoint(&mut ebpf, &btf, name, tracepoint)?);
         }
         attachments.push(attach_sock_ops(&mut ebpf)?);
+        for name in CLASSIFIERS {
+            let program: &mut SchedClassifier = program(&mut ebpf, name)?
+                .try_into()
+                .map_err(program_error(name, "load"))?;
+            program.load().map_err(program_error(name, "load"))?;
+        }
+        let capture = CaptureMaps {
+            flows: HashMap::try_from(take_map(&mut ebpf, map_name::TRACED_FLOWS)?)
+                .map_err(map_error(map_name::TRACED_FLOWS, "open"))?,
+            clients: Array::try_from(take_map(&mut ebpf, map_name::CAPTURE_CLIENTS)?)
+                .map_err(map_error(map_name::CAPTURE_CLIENTS, "open"))?,
+            interfaces: HashMap::try_from(take_map(&mut ebpf, map_name::CAPTURE_INTERFACES)?)
+                .map_err(map_error(map_name::CAPTURE_INTERFACES, "open"))?,
+            lost: PerCpuArray::try_from(take_map(&mut ebpf, map_name::LOST_PACKETS)?)
+                .map_err(map_error(map_name::LOST_PACKETS, "open"))?,
+        };
+        let packets =
+            KernelEvents::new(take_map(&mut ebpf, map_name::PACKETS)?, map_name::PACKETS)?;
         let traced = HashMap::try_from(take_map(&mut ebpf, map_name::TRACED_SOCKETS)?)
             .map_err(map_error(map_name::TRACED_SOCKETS, "open"))?;
         let lost = PerCpuArray::try_from(take_map(&mut ebpf, map_name::LOST_EVENTS)?)
             .map_err(map_error(map_name::LOST_EVENTS, "open"))?;
-        let events = KernelEvents::new(take_map(&mut ebpf, map_name::EVENTS)?)?;
+        let events = KernelEvents::new(take_map(&mut ebpf, map_name::EVENTS)?, map_name::EVENTS)?;
         let tracer = Self {
-            _ebpf: ebpf,
+            ebpf: Mutex::new(ebpf),
             attachments,
             traced: Mutex::new(traced),
             lost: Mutex::new(lost),
+            capture: Mutex::new(capture),
         };
-        Ok((tracer, events))
+        Ok((tracer, events, packets))
     }
 
     /// Starts tracing the socket with `cookie` on behalf of `client`. Call it before
     /// `connect()` so that the whole handshake is seen.
     pub fn register(&self, cookie: SocketCookie, client: ClientId) -> Result<(), KernelError> {
+        self.register_with_flags(cookie, client, 0)
+    }
+
+    /// [`Self::register`] with [`nettrace_common::socket_flags`] bits (e.g. capture the
+    /// socket's packets).
+    pub fn register_with_flags(
+        &self,
+        cookie: SocketCookie,
+        client: ClientId,
+        flags: u32,
+    ) -> Result<(), KernelError> {
         let value = TracedSocket {
             client_id: client.0,
+            flags,
             ..TracedSocket::default()
         };
         self.traced_map()
@@ -144,7 +214,7 @@ impl KernelTracer {
     /// Run statistics of every program (`run_count`, `run_time`), counted by the kernel while
     /// statistics are on (see [`enable_run_stats`]); zero otherwise.
     pub fn program_stats(&self) -> Result<Vec<ProgramStats>, KernelError> {
-        self._ebpf
+        lock(&self.ebpf)
             .programs()
             .map(|(name, program)| {
                 let info = program.info().map_err(|source| KernelError::Program {
@@ -163,34 +233,186 @@ impl KernelTracer {
 
     /// Events of `client` lost so far because the ring buffer was full (all CPUs).
     pub fn lost_events(&self, client: ClientId) -> Result<u64, KernelError> {
-        let per_cpu = self
-            .lost
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        let per_cpu = lock(&self.lost)
             .get(&client.0, 0)
             .map_err(map_error(map_name::LOST_EVENTS, "read"))?;
         Ok(per_cpu.iter().sum())
     }
 
-    /// Sets the lost-event counter of `client` back to zero (for the next user of the slot).
+    /// Sets the lost-event counter of `client` back to zero (
+    /// and its lost-packet counter, for the next user of the slot).
     pub fn reset_lost_events(&self, client: ClientId) -> Result<(), KernelError> {
-        let cpus = aya::util::nr_cpus().map_err(|(_, e)| KernelError::Cpus(e))?;
-        let zeros =
-            aya::maps::PerCpuValues::try_from(vec![0u64; cpus]).map_err(KernelError::Cpus)?;
-        self.lost
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .set(client.0, zeros, 0)
-            .map_err(map_error(map_name::LOST_EVENTS, "reset"))
+        let zeros = || -> Result<_, KernelError> {
+            let cpus = aya::util::nr_cpus().map_err(|(_, e)| KernelError::Cpus(e))?;
+            aya::maps::PerCpuValues::try_from(vec![0u64; cpus]).map_err(KernelError::Cpus)
+        };
+        lock(&self.lost)
+            .set(client.0, zeros()?, 0)
+            .map_err(map_error(map_name::LOST_EVENTS, "reset"))?;
+        lock(&self.capture)
+            .lost
+            .set(client.0, zeros()?, 0)
+            .map_err(map_error(map_name::LOST_PACKETS, "reset"))
+    }
+
+    /// Attaches the capture classifiers to `interface` (in the calling thread's network
+    /// namespace): tcx links where the kernel has them, a clsact qdisc otherwise.
+    pub fn attach_capture(
+        &self,
+        interface: &CaptureInterfaceInfo,
+    ) -> Result<CaptureLinks, KernelError> {
+        let (ingress, egress) = match interface.link_kind {
+            LinkKind::Ethernet => (
+                program_name::TC_ETHERNET_INGRESS,
+                program_name::TC_ETHERNET_EGRESS,
+            ),
+            LinkKind::RawIp => (
+                program_name::TC_RAW_IP_INGRESS,
+                program_name::TC_RAW_IP_EGRESS,
+            ),
+        };
+        let mut hooks = vec![(egress, TcAttachType::Egress)];
+        if !interface.loopback {
+            hooks.push((ingress, TcAttachType::Ingress));
+        }
+        let mut ebpf = lock(&self.ebpf);
+        if !has_tcx() {
+            // Older kernels attach through netlink, under a clsact qdisc (which may exist).
+            let _ = aya::programs::tc::qdisc_add_clsact(&interface.name);
+        }
+        let mut links = CaptureLinks { links: Vec::new() };
+        for (name, hook) in hooks {
+            let attached = classifier(&mut ebpf, name).and_then(|p| {
+                p.attach(&interface.name, hook)
+                    .map_err(program_error(name, "attach"))
+            });
+            match attached {
+                Ok(id) => links.links.push((name, id)),
+                Err(error) => {
+                    detach_all(&mut ebpf, links);
+                    return Err(error);
+                }
+            }
+        }
+        Ok(links)
+    }
+
+    /// Detaches what [`Self::attach_capture`] attached.
+    pub fn detach_capture(&self, links: CaptureLinks) {
+        detach_all(&mut lock(&self.ebpf), links);
+    }
+
+    /// Sets how `client` captures (its snap length and whether TCP payload is kept).
+    pub fn set_capture_client(
+        &self,
+        client: ClientId,
+        settings: CaptureClient,
+    ) -> Result<(), KernelError> {
+        lock(&self.capture)
+            .clients
+            .set(client.0, settings, 0)
+            .map_err(map_error(map_name::CAPTURE_CLIENTS, "set"))
+    }
+
+    /// Sets what is captured on interface `index` besides traced flows; all zeros removes it.
+    pub fn set_capture_interface(
+        &self,
+        index: u32,
+        settings: CaptureInterface,
+    ) -> Result<(), KernelError> {
+        let mut capture = lock(&self.capture);
+        if settings == CaptureInterface::default() {
+            return match capture.interfaces.remove(&index) {
+                Err(e) if !is_not_found(&e) => {
+                    Err(map_error(map_name::CAPTURE_INTERFACES, "remove")(e))
+                }
+                _ => Ok(()),
+            };
+        }
+        capture
+            .interfaces
+            .insert(index, settings, 0)
+            .map_err(map_error(map_name::CAPTURE_INTERFACES, "insert"))
+    }
+
+    /// Captures the packets of one flow direction for the socket `flow.cookie`.
+    pub fn register_flow(&self, key: FlowKey, flow: TracedFlow) -> Result<(), KernelError> {
+        lock(&self.capture)
+            .flows
+            .insert(key, flow, 0)
+            .map_err(map_error(map_name::TRACED_FLOWS, "insert"))
+    }
+
+    /// Stops capturing one flow direction; a missing entry is not an error.
+    pub fn unregister_flow(&self, key: &FlowKey) -> Result<(), KernelError> {
+        match lock(&self.capture).flows.remove(key) {
+            Err(e) if !is_not_found(&e) => Err(map_error(map_name::TRACED_FLOWS, "remove")(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The flow direction registered under `key`, if any.
+    pub fn flow(&self, key: &FlowKey) -> Result<Option<TracedFlow>, KernelError> {
+        match lock(&self.capture).flows.get(key, 0) {
+            Ok(flow) => Ok(Some(flow)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(map_error(map_name::TRACED_FLOWS, "lookup")(e)),
+        }
+    }
+
+    /// Packets of `client` lost so far because the packet ring was full (all CPUs).
+    pub fn lost_packets(&self, client: ClientId) -> Result<u64, KernelError> {
+        let per_cpu = lock(&self.capture)
+            .lost
+            .get(&client.0, 0)
+            .map_err(map_error(map_name::LOST_PACKETS, "read"))?;
+        Ok(per_cpu.iter().sum())
     }
 
     fn traced_map(&self) -> std::sync::MutexGuard<'_, HashMap<MapData, u64, TracedSocket>> {
-        // A panic while holding the lock cannot leave the map handle inconsistent (every
-        // operation is a single syscall), so a poisoned lock is still usable.
-        self.traced
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.traced)
     }
+}
+
+/// The classifier programs, loaded with the others and attached per capture interface.
+const CLASSIFIERS: [&str; 4] = [
+    program_name::TC_ETHERNET_INGRESS,
+    program_name::TC_ETHERNET_EGRESS,
+    program_name::TC_RAW_IP_INGRESS,
+    program_name::TC_RAW_IP_EGRESS,
+];
+
+fn classifier<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut SchedClassifier, KernelError> {
+    program(ebpf, name)?
+        .try_into()
+        .map_err(program_error(name, "attach"))
+}
+
+fn detach_all(ebpf: &mut Ebpf, links: CaptureLinks) {
+    for (name, id) in links.links {
+        if let Err(error) =
+            classifier(ebpf, name).and_then(|p| p.detach(id).map_err(program_error(name, "detach")))
+        {
+            tracing::warn!(%error, "detaching a capture program failed");
+        }
+    }
+}
+
+/// Whether the kernel attaches TC programs with tcx links (6.6 and later), as aya does.
+fn has_tcx() -> bool {
+    use aya::util::KernelVersion;
+    KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section is one or a few syscalls that cannot leave the handles
+    // inconsistent, so a poisoned lock is still usable.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn attach_btf_tracepoint(

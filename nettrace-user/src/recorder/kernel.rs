@@ -50,6 +50,8 @@ impl KernelRec {
                 Direction::Sent => self.rst_sent = true,
                 Direction::Received => self.rst_received = true,
             },
+            // Packets go to the capture store, not into the connection's facts.
+            KernelEvent::Packet(_) => {}
         }
     }
 

@@ -9,6 +9,7 @@
 //! A snapshot never removes anything (Go's `GetTrace` loses dials, DNS queries and TLS tunnels
 //! on a second call), and references are resolved so that a record that is known is never
 //! referred to by an empty ID.
+mod capture;
 mod kernel;
 mod records;
 mod snapshot;
@@ -19,7 +20,10 @@ use std::collections::HashMap;
 pub(crate) use records::{ConnRec, DialRec, DnsRec, HttpRec, ResolverDialRec, TlsRec};
 use table::Table;
 
-use crate::{SocketCookie, clock::TraceClock, event::Event, model::TraceId};
+use crate::{
+    SocketCookie, capture::CaptureStore, clock::TraceClock, event::Event, kernel::KernelEvent,
+    model::TraceId,
+};
 
 /// All records of the current trace, and the open connections carried over from earlier ones.
 #[derive(Debug)]
@@ -34,6 +38,8 @@ pub(crate) struct Recorder {
     by_cookie: HashMap<SocketCookie, TraceId>,
     /// Whether DNS messages are recorded (`WithDNSQueryTrace`).
     record_dns: bool,
+    /// Captured packets, when the client captures.
+    capture: Option<CaptureStore>,
 }
 
 impl Recorder {
@@ -48,7 +54,13 @@ impl Recorder {
             http: Table::default(),
             by_cookie: HashMap::new(),
             record_dns,
+            capture: None,
         }
+    }
+
+    /// Keeps the packets the kernel captures for this client from now on.
+    pub(crate) fn enable_capture(&mut self, store: CaptureStore) {
+        self.capture = Some(store);
     }
 
     /// Folds one event into the trace. Events about records this trace does not know (for
@@ -266,6 +278,11 @@ impl Recorder {
                     rec.resp_header = header;
                 }
             }
+            Event::Kernel(KernelEvent::Packet(packet)) => {
+                if let Some(store) = &mut self.capture {
+                    store.add(packet);
+                }
+            }
             Event::Kernel(event) => {
                 let conn = self.by_cookie.get(&event.cookie());
                 if let Some(rec) = conn.and_then(|c| self.conns.get_mut(c)) {
@@ -324,5 +341,8 @@ impl Recorder {
             .filter_map(|(id, rec)| rec.cookie.map(|c| (c, id.clone())))
             .collect();
         self.by_cookie = live;
+        if let Some(store) = &mut self.capture {
+            store.clear();
+        }
     }
 }

@@ -17,6 +17,7 @@ use super::{TracedStream, TracedUdpSocket};
 use crate::{
     SocketCookie,
     event::{Event, Transport},
+    kernel::FlowProtocol,
     model::TraceId,
     tracer::Tracer,
 };
@@ -166,6 +167,9 @@ pub(crate) async fn connect_udp(
     .await;
     match result {
         Ok((socket, local)) => {
+            if let Some(cookie) = cookie {
+                tracer.register_flow(cookie, FlowProtocol::Udp, local, remote);
+            }
             tracer.emit(Event::ConnEstablished {
                 conn: conn.clone(),
                 at: Instant::now(),

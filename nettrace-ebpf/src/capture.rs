@@ -1,0 +1,277 @@
+//! TC classifiers on ingress and egress of the capture interfaces: packets of traced flows
+//! (and, when asked, ICMP and ARP) are copied into the [`PACKETS`] ring buffer.
+//!
+//! An untraced TCP or UDP packet costs its header loads and one hash lookup. The copy is made
+//! with `bpf_skb_load_bytes`, so non-linear packets (GSO on loopback) are copied too.
+//! Every program returns "no verdict" (`TC_ACT_UNSPEC`, tcx "next"): packets flow on untouched.
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    helpers::{bpf_ktime_get_ns, bpf_skb_load_bytes},
+    macros::classifier,
+    programs::TcContext,
+};
+use nettrace_common::{
+    ANY_CLIENT, EventHeader, FlowKey, PacketEvent, capture_flags, direction, event_kind, family,
+    limits,
+};
+
+use crate::{
+    emit::{count_lost, wakeup_flags},
+    maps::{CAPTURE_CLIENTS, CAPTURE_INTERFACES, LOST_PACKETS, PACKETS, TRACED_FLOWS},
+};
+
+/// "No verdict": the next program (tcx) or the default action decides.
+const TC_ACT_UNSPEC: i32 = -1;
+const ETHERNET_HEADER_LEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_ARP: u16 = 0x0806;
+const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const IPPROTO_ICMPV6: u8 = 58;
+
+#[classifier]
+pub fn nettrace_tc_ethernet_ingress(ctx: TcContext) -> i32 {
+    capture(&ctx, ETHERNET_HEADER_LEN, direction::RECEIVED);
+    TC_ACT_UNSPEC
+}
+
+#[classifier]
+pub fn nettrace_tc_ethernet_egress(ctx: TcContext) -> i32 {
+    capture(&ctx, ETHERNET_HEADER_LEN, direction::SENT);
+    TC_ACT_UNSPEC
+}
+
+#[classifier]
+pub fn nettrace_tc_raw_ip_ingress(ctx: TcContext) -> i32 {
+    capture(&ctx, 0, direction::RECEIVED);
+    TC_ACT_UNSPEC
+}
+
+#[classifier]
+pub fn nettrace_tc_raw_ip_egress(ctx: TcContext) -> i32 {
+    capture(&ctx, 0, direction::SENT);
+    TC_ACT_UNSPEC
+}
+
+/// Packets that belong to no flow but may be asked for per interface.
+#[derive(Clone, Copy)]
+enum Unbound {
+    Icmp,
+    Arp,
+}
+
+/// `l2_len`: bytes before the network header; `way`: the hook's direction.
+#[inline(always)]
+fn capture(ctx: &TcContext, l2_len: usize, way: u32) {
+    let ethertype = if l2_len == 0 {
+        // `__sk_buff.protocol` holds the ethertype in network byte order.
+        u16::from_be(ctx.skb.protocol() as u16)
+    } else {
+        match ctx.load::<u16>(12) {
+            Ok(raw) => u16::from_be(raw),
+            Err(_) => return,
+        }
+    };
+    let _ = match ethertype {
+        ETH_P_IP => ipv4(ctx, l2_len, way),
+        ETH_P_IPV6 => ipv6(ctx, l2_len, way),
+        ETH_P_ARP => {
+            unbound(ctx, Unbound::Arp, way);
+            Ok(())
+        }
+        _ => Ok(()),
+    };
+}
+
+#[inline(always)]
+fn ipv4(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
+    let version_ihl: u8 = ctx.load(l3)?;
+    let header_len = ((version_ihl & 0x0f) as usize) * 4;
+    if header_len < 20 {
+        return Ok(());
+    }
+    let protocol: u8 = ctx.load(l3 + 9)?;
+    if protocol == IPPROTO_ICMP {
+        unbound(ctx, Unbound::Icmp, way);
+        return Ok(());
+    }
+    if protocol != IPPROTO_TCP && protocol != IPPROTO_UDP {
+        return Ok(());
+    }
+    // Only a first fragment (offset 0) carries the ports.
+    let fragment: u16 = ctx.load(l3 + 6)?;
+    if u16::from_be(fragment) & 0x1fff != 0 {
+        return Ok(());
+    }
+    let src: u32 = ctx.load(l3 + 12)?;
+    let dst: u32 = ctx.load(l3 + 16)?;
+    flow(
+        ctx,
+        [src, 0, 0, 0],
+        [dst, 0, 0, 0],
+        family::INET,
+        protocol,
+        l3 + header_len,
+    )
+}
+
+/// IPv6 without extension headers (a packet with them is not matched).
+#[inline(always)]
+fn ipv6(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
+    let next_header: u8 = ctx.load(l3 + 6)?;
+    if next_header == IPPROTO_ICMPV6 {
+        unbound(ctx, Unbound::Icmp, way);
+        return Ok(());
+    }
+    if next_header != IPPROTO_TCP && next_header != IPPROTO_UDP {
+        return Ok(());
+    }
+    let src: [u32; 4] = ctx.load(l3 + 8)?;
+    let dst: [u32; 4] = ctx.load(l3 + 24)?;
+    flow(ctx, src, dst, family::INET6, next_header, l3 + 40)
+}
+
+/// A TCP or UDP packet whose transport header starts at `l4`: copied if its flow is traced.
+#[inline(always)]
+fn flow(
+    ctx: &TcContext,
+    src_addr: [u32; 4],
+    dst_addr: [u32; 4],
+    family: u32,
+    protocol: u8,
+    l4: usize,
+) -> Result<(), i64> {
+    let src_port: u16 = ctx.load(l4)?;
+    let dst_port: u16 = ctx.load(l4 + 2)?;
+    let key = FlowKey {
+        src_addr,
+        dst_addr,
+        src_port: u16::from_be(src_port),
+        dst_port: u16::from_be(dst_port),
+        protocol,
+        family: family as u8,
+        _pad: 0,
+    };
+    // SAFETY: the value is copied out at once (map values stay valid during the run, RCU).
+    let Some(flow) = (unsafe { TRACED_FLOWS.get(&key) }).copied() else {
+        return Ok(());
+    };
+    let Some(client) = CAPTURE_CLIENTS.get(flow.client_id).copied() else {
+        return Ok(());
+    };
+    let mut wanted = client.snaplen;
+    if protocol == IPPROTO_TCP && client.flags & capture_flags::TCP_PAYLOAD == 0 {
+        let data_offset: u8 = ctx.load(l4 + 12)?;
+        let headers = (l4 + ((data_offset >> 4) as usize) * 4) as u32;
+        if headers < wanted {
+            wanted = headers;
+        }
+    }
+    copy_packet(ctx, flow.client_id, flow.cookie, flow.direction, wanted);
+    Ok(())
+}
+
+/// An ICMP or ARP packet: copied for every client that asked for its kind on this interface.
+#[inline(always)]
+fn unbound(ctx: &TcContext, kind: Unbound, way: u32) {
+    let ifindex = interface_index(ctx);
+    // SAFETY: the value is copied out at once (map values stay valid during the run, RCU).
+    let Some(interface) = (unsafe { CAPTURE_INTERFACES.get(&ifindex) }).copied() else {
+        return;
+    };
+    let snaplen = match kind {
+        Unbound::Icmp => interface.icmp_snaplen,
+        Unbound::Arp => interface.arp_snaplen,
+    };
+    if snaplen != 0 {
+        copy_packet(ctx, ANY_CLIENT, 0, way, snaplen);
+    }
+}
+
+/// The index of the interface the packet is on.
+#[inline(always)]
+fn interface_index(ctx: &TcContext) -> u32 {
+    // SAFETY: `skb` is the context pointer of the program; the verifier checks the field load.
+    unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*ctx.skb.skb).ifindex)) }
+}
+
+/// A ring record: the packet's description and room for `N` of its bytes.
+#[repr(C)]
+struct PacketRecord<const N: usize> {
+    event: PacketEvent,
+    data: [u8; N],
+}
+
+/// Copies the first `wanted` bytes of the packet (fewer if it is shorter) into the ring,
+/// in the smallest record size that holds them (the ring needs sizes known when verifying).
+#[inline(always)]
+fn copy_packet(ctx: &TcContext, client_id: u32, cookie: u64, way: u32, wanted: u32) {
+    let packet_len = ctx.len();
+    let length = if wanted < packet_len {
+        wanted
+    } else {
+        packet_len
+    };
+    if length <= 256 {
+        copy_into::<256>(ctx, client_id, cookie, way, packet_len, length);
+    } else if length <= 2048 {
+        copy_into::<2048>(ctx, client_id, cookie, way, packet_len, length);
+    } else {
+        copy_into::<{ limits::MAX_PACKET_BYTES as usize }>(
+            ctx, client_id, cookie, way, packet_len, length,
+        );
+    }
+}
+
+#[inline(always)]
+fn copy_into<const N: usize>(
+    ctx: &TcContext,
+    client_id: u32,
+    cookie: u64,
+    way: u32,
+    packet_len: u32,
+    length: u32,
+) {
+    let Some(mut entry) = PACKETS.reserve::<PacketRecord<N>>(0) else {
+        if client_id != ANY_CLIENT {
+            count_lost(&LOST_PACKETS, client_id);
+        }
+        return;
+    };
+    let record = entry.as_mut_ptr();
+    // The verifier must see 1 <= length <= N right before the copy. The compiler knows the
+    // caller's bounds and would fold a check into one it cannot follow, so the value is
+    // hidden from it and clamped (both bounds hold already: packets and snap lengths are
+    // never empty).
+    let length = core::hint::black_box(length).clamp(1, N as u32);
+    // SAFETY: `record` points to the reserved ring memory of a whole `PacketRecord<N>`;
+    // `length` is between 1 and N, the size of `data`, and at most the packet's length.
+    let copied = unsafe {
+        let data = core::ptr::addr_of_mut!((*record).data) as *mut c_void;
+        bpf_skb_load_bytes(ctx.skb.skb as *const c_void, 0, data, length) == 0
+    };
+    if !copied {
+        entry.discard(0);
+        return;
+    }
+    // SAFETY: as above; the event part is fully written before the record is submitted.
+    unsafe {
+        core::ptr::addr_of_mut!((*record).event).write(PacketEvent {
+            header: EventHeader {
+                kind: event_kind::PACKET,
+                client_id,
+                // SAFETY: a plain helper call without arguments.
+                timestamp_ns: bpf_ktime_get_ns(),
+                cookie,
+            },
+            ifindex: interface_index(ctx),
+            direction: way,
+            packet_len,
+            captured_len: length,
+        });
+    }
+    entry.submit(wakeup_flags(&PACKETS));
+}

@@ -1,0 +1,213 @@
+//! Root scenarios: packet capture on loopback through the traced client. The TC programs must
+//! hand over exactly the packets of the traced connections and DNS exchanges, each named with
+//! its connection, and nothing of an untraced connection running at the same time.
+use std::net::SocketAddr;
+
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use nettrace::{
+    capture::{PacketCapture, PacketCaptureOptions, PacketDirection},
+    client::{HttpClient, HttpClientConfig, KernelMode, TraceOptions},
+    model::HttpTrace,
+};
+use nettrace_tests::{
+    require_root,
+    scenario::{self, dump, get_ok},
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn capturing_client(config: HttpClientConfig, capture: PacketCaptureOptions) -> HttpClient {
+    HttpClient::new(
+        config,
+        TraceOptions {
+            kernel: KernelMode::Require,
+            packet_capture: Some(capture),
+            ..scenario::full_options()
+        },
+    )
+    .unwrap_or_else(|e| panic!("capture must start as root: {e:#?}"))
+}
+
+fn on_loopback() -> PacketCaptureOptions {
+    PacketCaptureOptions {
+        interfaces: vec!["lo".to_owned()],
+        ..PacketCaptureOptions::default()
+    }
+}
+
+/// The decoded headers of one captured packet.
+#[derive(Debug)]
+struct Seen {
+    src: SocketAddr,
+    dst: SocketAddr,
+    tcp_flags: Option<(bool, bool, bool, bool)>,
+    payload_len: usize,
+}
+
+fn decode(data: &[u8]) -> Seen {
+    let packet = SlicedPacket::from_ethernet(data)
+        .unwrap_or_else(|e| panic!("captured packet does not decode: {e}"));
+    let (src_ip, dst_ip) = match packet.net.expect("an IP packet") {
+        NetSlice::Ipv4(ip) => (
+            ip.header().source_addr().into(),
+            ip.header().destination_addr().into(),
+        ),
+        NetSlice::Ipv6(ip) => (
+            ip.header().source_addr().into(),
+            ip.header().destination_addr().into(),
+        ),
+        NetSlice::Arp(_) => panic!("ARP was not asked for"),
+    };
+    match packet.transport.expect("a TCP or UDP packet") {
+        TransportSlice::Tcp(tcp) => Seen {
+            src: SocketAddr::new(src_ip, tcp.source_port()),
+            dst: SocketAddr::new(dst_ip, tcp.destination_port()),
+            tcp_flags: Some((tcp.syn(), tcp.ack(), tcp.fin(), tcp.rst())),
+            payload_len: tcp.payload().len(),
+        },
+        TransportSlice::Udp(udp) => Seen {
+            src: SocketAddr::new(src_ip, udp.source_port()),
+            dst: SocketAddr::new(dst_ip, udp.destination_port()),
+            tcp_flags: None,
+            payload_len: udp.payload().len(),
+        },
+        other => panic!("unexpected transport {other:?}"),
+    }
+}
+
+fn lo_capture<'a>(captures: &'a [PacketCapture], trace: &HttpTrace) -> &'a PacketCapture {
+    assert_eq!(captures.len(), 1, "{}", dump(trace));
+    let capture = &captures[0];
+    assert_eq!(capture.interface_name, "lo");
+    assert!(!capture.truncated);
+    assert_eq!(capture.lost_packets, 0);
+    capture
+}
+
+/// The trace once the kernel has closed the HTTP connection (both FINs are then captured).
+/// Nothing can be awaited for that, so the trace is polled, within a bound.
+async fn trace_once_closed(client: &HttpClient) -> (HttpTrace, Vec<PacketCapture>) {
+    let deadline = std::time::Instant::now() + scenario::BOUND;
+    loop {
+        let (trace, captures) = client.get_trace("capture").unwrap();
+        let closed = trace.net_trace.tcp_conns.iter().all(|conn| {
+            conn.kernel
+                .as_ref()
+                .and_then(|k| k.states.last())
+                .is_some_and(|s| s.to == "close")
+        });
+        if closed {
+            return (trace, captures);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connection not closed in the kernel: {}",
+            dump(&trace)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_capture_holds_exactly_the_traced_flows() {
+    if !require_root("loopback_capture_holds_exactly_the_traced_flows") {
+        return;
+    }
+    let dns = scenario::example_dns().await;
+    let server = scenario::plain_server().await;
+    let client = capturing_client(
+        HttpClientConfig {
+            disable_keep_alive: true,
+            ..scenario::config_with_dns(&dns)
+        },
+        PacketCaptureOptions {
+            // Whole packets: loopback sends the 3000-byte response as one.
+            snaplen: 9216,
+            ..on_loopback()
+        },
+    );
+    // An untraced connection to the same server, talking while the traced request runs.
+    let mut untraced = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    untraced
+        .write_all(b"GET /bytes/100 HTTP/1.1\r\nHost: untraced\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let untraced_local = untraced.local_addr().unwrap();
+    let url = server.url_with_host(scenario::EXAMPLE_HOST, "/bytes/3000");
+    get_ok(&client, &url).await;
+    let mut sink = Vec::new();
+    scenario::bounded("untraced read", untraced.read_to_end(&mut sink))
+        .await
+        .unwrap();
+    drop(untraced);
+
+    let (trace, captures) = trace_once_closed(&client).await;
+    let capture = lo_capture(&captures, &trace);
+    let tcp = trace
+        .net_trace
+        .tcp_conns
+        .iter()
+        .find(|c| !c.from_resolver)
+        .expect("the HTTP connection");
+    let udp = &trace.net_trace.udp_conns.0;
+    assert!(!udp.is_empty(), "no DNS exchange: {}", dump(&trace));
+    let request = &trace.http_requests.0[0];
+    let (mut syn, mut fin, mut data, mut dns_packets) = (0, 0, 0, 0);
+    for packet in &capture.packets {
+        let seen = decode(&packet.data);
+        assert!(
+            seen.src != untraced_local && seen.dst != untraced_local,
+            "a packet of the untraced connection was captured: {seen:?}"
+        );
+        let conn = packet
+            .conn_id
+            .as_ref()
+            .unwrap_or_else(|| panic!("packet without connection: {seen:?}"));
+        let tuple = if *conn == tcp.trace_id {
+            (tcp.addr_tuple.src().unwrap(), tcp.addr_tuple.dst().unwrap())
+        } else if let Some(udp) = udp.iter().find(|u| u.trace_id == *conn) {
+            dns_packets += 1;
+            (udp.addr_tuple.src().unwrap(), udp.addr_tuple.dst().unwrap())
+        } else {
+            panic!("packet of unknown connection {conn}: {}", dump(&trace));
+        };
+        let sent = (seen.src, seen.dst) == tuple;
+        assert!(
+            sent || (seen.dst, seen.src) == tuple,
+            "{seen:?} is not of {tuple:?}"
+        );
+        let expected = if sent {
+            PacketDirection::Egress
+        } else {
+            PacketDirection::Ingress
+        };
+        assert_eq!(packet.direction, expected, "{seen:?}");
+        assert_eq!(packet.original_len as usize, packet.data.len(), "{seen:?}");
+        if let Some((is_syn, _, is_fin, _)) = seen.tcp_flags {
+            assert_eq!(
+                packet.http_request_id.as_ref(),
+                Some(&request.trace_id),
+                "{seen:?}"
+            );
+            syn += usize::from(is_syn);
+            fin += usize::from(is_fin);
+            data += seen.payload_len;
+        }
+    }
+    // SYN and SYN-ACK, a FIN each way, and every byte of request and response.
+    assert_eq!(syn, 2, "{:#?}", capture.packets.len());
+    assert_eq!(fin, 2);
+    assert_eq!(
+        data as u64,
+        tcp.total_sent_bytes + tcp.total_recv_bytes,
+        "payload captured vs bytes the connection moved"
+    );
+    // One query and one reply per record type asked (A and AAAA).
+    assert_eq!(dns_packets, 4, "{}", dump(&trace));
+    let first = &capture.packets[0];
+    let last = &capture.packets[capture.packets.len() - 1];
+    assert!(first.timestamp <= last.timestamp);
+    assert!(first.timestamp >= scenario::begin_of(&trace));
+    // The trace's end is written in whole milliseconds.
+    let end = scenario::end_of(&trace) + time::Duration::milliseconds(1);
+    assert!(last.timestamp <= end, "{} > {end}", last.timestamp);
+}
