@@ -211,3 +211,141 @@ async fn loopback_capture_holds_exactly_the_traced_flows() {
     let end = scenario::end_of(&trace) + time::Duration::milliseconds(1);
     assert!(last.timestamp <= end, "{} > {end}", last.timestamp);
 }
+
+/// One traced GET of a 3000-byte body on loopback with `capture`, and its closed trace.
+async fn capture_one_request(capture: PacketCaptureOptions) -> (HttpTrace, Vec<PacketCapture>) {
+    let dns = scenario::example_dns().await;
+    let server = scenario::plain_server().await;
+    let client = capturing_client(
+        HttpClientConfig {
+            disable_keep_alive: true,
+            ..scenario::config_with_dns(&dns)
+        },
+        capture,
+    );
+    let url = server.url_with_host(scenario::EXAMPLE_HOST, "/bytes/3000");
+    get_ok(&client, &url).await;
+    trace_once_closed(&client).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snaplen_and_tcp_without_payload_cut_packets() {
+    if !require_root("snaplen_and_tcp_without_payload_cut_packets") {
+        return;
+    }
+    let (trace, captures) = capture_one_request(PacketCaptureOptions {
+        snaplen: 120,
+        ..on_loopback()
+    })
+    .await;
+    let capture = lo_capture(&captures, &trace);
+    assert_eq!(capture.snap_len, 120);
+    assert!(capture.with_tcp_payload);
+    assert!(capture.packets.iter().all(|p| p.data.len() <= 120));
+    assert!(
+        capture.packets.iter().any(|p| p.original_len > 3000),
+        "the response packet keeps its length on the wire"
+    );
+
+    let (trace, captures) = capture_one_request(PacketCaptureOptions {
+        tcp_without_payload: true,
+        ..on_loopback()
+    })
+    .await;
+    let capture = lo_capture(&captures, &trace);
+    assert!(!capture.with_tcp_payload);
+    let mut cut = 0;
+    for packet in &capture.packets {
+        let sliced = etherparse::LaxSlicedPacket::from_ethernet(&packet.data).unwrap();
+        match sliced.transport {
+            Some(TransportSlice::Tcp(tcp)) => {
+                // Ethernet, IPv4 and TCP headers only.
+                let headers = 14 + 20 + tcp.header_len();
+                assert_eq!(packet.data.len(), headers, "{packet:?}");
+                cut += usize::from(packet.original_len as usize > headers);
+            }
+            Some(TransportSlice::Udp(_)) => {
+                assert_eq!(
+                    packet.data.len(),
+                    packet.original_len as usize,
+                    "DNS is whole"
+                );
+            }
+            other => panic!("unexpected packet {other:?}"),
+        }
+    }
+    assert!(cut >= 2, "request and response lost their payload");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn total_size_limit_truncates_the_capture() {
+    if !require_root("total_size_limit_truncates_the_capture") {
+        return;
+    }
+    const LIMIT: usize = 600;
+    let (trace, captures) = capture_one_request(PacketCaptureOptions {
+        total_size_limit: LIMIT,
+        ..on_loopback()
+    })
+    .await;
+    let capture = &captures[0];
+    assert!(capture.truncated, "{}", dump(&trace));
+    let kept: usize = capture.packets.iter().map(|p| p.data.len()).sum();
+    assert!(kept <= LIMIT && kept > 0, "kept {kept} bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icmp_port_unreachable_is_captured_with_include_icmp() {
+    if !require_root("icmp_port_unreachable_is_captured_with_include_icmp") {
+        return;
+    }
+    // A nameserver port nobody listens on: the query gets ICMP port unreachable.
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let nameserver = closed.local_addr().unwrap();
+    drop(closed);
+    let client = capturing_client(
+        HttpClientConfig {
+            nameservers: vec![nameserver],
+            ..HttpClientConfig::default()
+        },
+        PacketCaptureOptions {
+            include_icmp: true,
+            ..on_loopback()
+        },
+    );
+    let url = format!("http://{}:1/", scenario::EXAMPLE_HOST);
+    scenario::get_err(&client, &url).await;
+    let (trace, captures) = client.get_trace("icmp").unwrap();
+    let capture = lo_capture(&captures, &trace);
+    let unreachable: Vec<_> = capture
+        .packets
+        .iter()
+        .filter_map(|p| {
+            let sliced = SlicedPacket::from_ethernet(&p.data).ok()?;
+            match sliced.transport? {
+                TransportSlice::Icmpv4(icmp) => Some((p, icmp.icmp_type())),
+                _ => None,
+            }
+        })
+        .collect();
+    assert!(!unreachable.is_empty(), "{:#?}", capture.packets);
+    for (packet, icmp_type) in unreachable {
+        assert!(
+            matches!(
+                icmp_type,
+                etherparse::Icmpv4Type::DestinationUnreachable(
+                    etherparse::icmpv4::DestUnreachableHeader::Port
+                )
+            ),
+            "{icmp_type:?}"
+        );
+        assert_eq!(packet.conn_id, None, "ICMP belongs to no connection");
+    }
+    // The queries themselves are there too, named with their UDP connection.
+    let udp = &trace.net_trace.udp_conns.0;
+    assert!(capture.packets.iter().any(|p| {
+        p.conn_id
+            .as_ref()
+            .is_some_and(|id| udp.iter().any(|u| &u.trace_id == id))
+    }));
+}

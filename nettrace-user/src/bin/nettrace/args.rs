@@ -119,6 +119,33 @@ pub(crate) struct GetArgs {
     /// Kernel facts from eBPF: auto (when permitted), off, or require (fail without them).
     #[arg(long, value_enum, default_value_t = Kernel::Auto)]
     pub(crate) kernel: Kernel,
+    /// Capture the traced connections' packets on this interface (repeatable). Needs the
+    /// privilege to load eBPF programs (root, or CAP_BPF + CAP_NET_ADMIN).
+    #[arg(long = "pcap", value_name = "IFACE")]
+    pub(crate) pcap: Vec<String>,
+    /// Folder for the captures: DIR/<iface>.pcap and DIR/<iface>.pcapng (and, with
+    /// --tls-keys, DIR/<iface>.keys in SSLKEYLOGFILE format). Default: the current folder.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) pcap_dir: Option<PathBuf>,
+    /// Bytes kept of each captured packet.
+    #[arg(long, value_name = "N", default_value_t = nettrace::capture::DEFAULT_SNAPLEN)]
+    pub(crate) snaplen: u32,
+    /// Bytes kept per interface; later packets are dropped and the capture marked truncated.
+    #[arg(long, value_name = "BYTES", default_value_t = nettrace::capture::DEFAULT_TOTAL_SIZE_LIMIT)]
+    pub(crate) pcap_limit: usize,
+    /// Also capture every ICMP and ICMPv6 packet on the interfaces.
+    #[arg(long)]
+    pub(crate) icmp: bool,
+    /// Also capture every ARP packet on the interfaces.
+    #[arg(long)]
+    pub(crate) arp: bool,
+    /// Capture only the headers of TCP packets.
+    #[arg(long)]
+    pub(crate) tcp_no_payload: bool,
+    /// Record the TLS secrets of the traced connections, so that Wireshark decrypts them (in
+    /// the .pcapng, and in a .keys file beside the .pcap).
+    #[arg(long)]
+    pub(crate) tls_keys: bool,
     /// Description stored in the trace.
     #[arg(long)]
     pub(crate) description: Option<String>,

@@ -11,6 +11,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use http::{HeaderName, HeaderValue, Method, Request};
 use nettrace::{
+    capture::PacketCaptureOptions,
     client::{
         HttpClient, HttpClientConfig, HttpReqTraceOptions, KernelMode, RequestBody, TraceOptions,
     },
@@ -193,7 +194,15 @@ fn options(args: &GetArgs) -> TraceOptions {
             Kernel::Require => KernelMode::Require,
         },
         kernel_config: Default::default(),
-        packet_capture: None,
+        packet_capture: (!args.pcap.is_empty()).then(|| PacketCaptureOptions {
+            interfaces: args.pcap.clone(),
+            snaplen: args.snaplen,
+            total_size_limit: args.pcap_limit,
+            include_icmp: args.icmp,
+            include_arp: args.arp,
+            tcp_without_payload: args.tcp_no_payload,
+            tls_keys: args.tls_keys,
+        }),
         conntrack: false,
     }
 }
