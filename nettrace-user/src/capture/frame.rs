@@ -54,17 +54,15 @@ impl<'a> Frame<'a> {
 /// Time of `packet` since the Unix epoch; pcap cannot store earlier times.
 fn since_epoch(packet: &CapturedPacket) -> io::Result<Duration> {
     let nanos = packet.timestamp.unix_timestamp_nanos();
-    u64::try_from(nanos)
-        .map(Duration::from_nanos)
-        .map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "packet timestamp {} is outside 1970..2554, pcap cannot store it",
-                    packet.timestamp
-                ),
-            )
-        })
+    u64::try_from(nanos).map(Duration::from_nanos).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "packet timestamp {} is outside 1970..2554, pcap cannot store it",
+                packet.timestamp
+            ),
+        )
+    })
 }
 
 /// A pcap-file error as an I/O error (its I/O errors unwrapped).

@@ -188,8 +188,9 @@ impl CapturedPacket {
     /// `None`, and [`PacketLayers::stopped`] says why.
     pub fn layers(&self, link: LinkKind) -> PacketLayers {
         let sliced = match link {
-            LinkKind::Ethernet => LaxSlicedPacket::from_ethernet(&self.data)
-                .map_err(|e| stop(DecodeLayer::Link, e)),
+            LinkKind::Ethernet => {
+                LaxSlicedPacket::from_ethernet(&self.data).map_err(|e| stop(DecodeLayer::Link, e))
+            }
             LinkKind::RawIp => {
                 LaxSlicedPacket::from_ip(&self.data).map_err(|e| stop(DecodeLayer::Network, e))
             }

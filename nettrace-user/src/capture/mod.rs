@@ -11,6 +11,8 @@ mod frame;
 mod layers;
 mod pcap;
 mod pcapng;
+#[cfg(test)]
+mod tests;
 
 use bytes::Bytes;
 use time::OffsetDateTime;
