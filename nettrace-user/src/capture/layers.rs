@@ -231,14 +231,12 @@ impl PacketLayers {
             .transport
             .as_ref()
             .map(|transport| self::transport(transport, ip_payload_len));
-        if stopped.is_none() && network.is_none() {
-            if let Some(link) = link {
-                // etherparse keeps an unknown ether type as a bare payload, with no error.
-                stopped = Some(DecodeStop {
-                    layer: DecodeLayer::Link,
-                    reason: format!("ether type {:#06x} is not decoded", link.ether_type),
-                });
-            }
+        if let (None, None, Some(link)) = (&stopped, &network, link) {
+            // etherparse keeps an unknown ether type as a bare payload, with no error.
+            stopped = Some(DecodeStop {
+                layer: DecodeLayer::Link,
+                reason: format!("ether type {:#06x} is not decoded", link.ether_type),
+            });
         }
         Self {
             link,
