@@ -11,16 +11,22 @@ pub mod scenario;
 /// True when the calling test may run root-only scenarios; otherwise prints a SKIPPED line
 /// naming the test and the reason, and returns false.
 pub fn require_root(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if euid == 0 {
+    if is_root() {
         return true;
     }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
     skip(
         test,
         &format!("needs root for eBPF/netlink/netns (running as euid {euid})"),
     );
     false
+}
+
+/// True when the process runs as root (quietly: for tests that only skip some failures).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// Says loudly that `test` is skipped and why. The line goes straight to the process's stderr,

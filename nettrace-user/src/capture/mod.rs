@@ -3,7 +3,17 @@
 //!
 //! Packets are selected in the kernel by a TC program: only packets of the client's traced
 //! connections and DNS exchanges (plus ICMP and ARP when asked) ever reach userspace.
+//!
+//! A capture is written as pcap ([`PacketCapture::write_to`], `pcap.rs`) or as pcapng with
+//! directions, connection IDs and TLS secrets ([`PacketCapture::write_pcapng_to`],
+//! `pcapng.rs`); a packet's headers decode with [`CapturedPacket::layers`] (`layers.rs`).
+mod frame;
+mod layers;
+mod pcap;
+mod pcapng;
 mod store;
+#[cfg(test)]
+mod tests;
 
 use bytes::Bytes;
 use time::OffsetDateTime;
@@ -11,6 +21,11 @@ use time::OffsetDateTime;
 use crate::model::TraceId;
 
 pub(crate) use store::{CaptureStore, PacketOwners};
+
+pub use layers::{
+    ArpPacket, DecodeLayer, DecodeStop, EthernetHeader, IcmpMessage, IpHeader, Network,
+    PacketLayers, TcpFlags, TcpSegment, Transport, UdpDatagram,
+};
 
 /// Default bytes kept of each packet (Go's default `PacketSnaplen`).
 pub const DEFAULT_SNAPLEN: u32 = 1518;

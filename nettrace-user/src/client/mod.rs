@@ -72,6 +72,7 @@ use crate::{
     kernel::KernelHub,
     model::{HttpTrace, TraceId},
     sock::TcpOptions,
+    tls::KeyLogRecorder,
     tracer::{TraceSettings, Tracer},
 };
 
@@ -90,6 +91,12 @@ struct Inner {
     http_trace: Option<Arc<HttpReqTraceOptions>>,
     /// The cap on idle connections across hosts (`max_idle_conns`), when there is one.
     idle: Option<Arc<idle::IdleConns>>,
+    /// The TLS secrets of the client's connections, when packet capture asked for them
+    /// (`PacketCaptureOptions::tls_keys`): the `key_log` of its one rustls configuration.
+    /// `get_trace` copies its `snapshot()` into each capture's `tls_key_log`. `clear_trace`
+    /// keeps it: connections carried over into the next trace still need their secrets, and
+    /// unused secrets cost Wireshark nothing (the recorder is bounded).
+    pub(crate) key_log: Option<Arc<KeyLogRecorder>>,
 }
 
 impl HttpClient {
@@ -105,7 +112,12 @@ impl HttpClient {
         } else {
             &[b"http/1.1"]
         };
-        let tls = crate::tls::client_config(&config.tls, alpn)?;
+        let key_log = options
+            .packet_capture
+            .as_ref()
+            .filter(|capture| capture.tls_keys)
+            .map(|_| Arc::new(KeyLogRecorder::default()));
+        let tls = crate::tls::client_config(&config.tls, alpn, key_log.clone())?;
         let resolver_config = if config.nameservers.is_empty() {
             ResolverConfig::from_system().map_err(ClientError::Resolver)?
         } else {
@@ -160,6 +172,7 @@ impl HttpClient {
                 http_trace: options.http_req_trace.clone().map(Arc::new),
                 idle: (config.max_idle_conns > 0)
                     .then(|| Arc::new(idle::IdleConns::new(config.max_idle_conns))),
+                key_log,
                 config,
             }),
         })
@@ -444,7 +457,14 @@ impl HttpClient {
         description: &str,
     ) -> Result<(HttpTrace, Vec<PacketCapture>), ClientError> {
         self.ensure_open()?;
-        Ok(self.inner.tracer.snapshot_with_captures(description))
+        let (trace, mut captures) = self.inner.tracer.snapshot_with_captures(description);
+        if let Some(key_log) = &self.inner.key_log {
+            let secrets = key_log.snapshot();
+            for capture in &mut captures {
+                capture.tls_key_log.clone_from(&secrets);
+            }
+        }
+        Ok((trace, captures))
     }
 
     /// Starts a new trace (Go's `ClearTrace`): records so far are dropped, connections still
@@ -482,6 +502,15 @@ impl HttpClient {
         } else {
             Err(ClientError::Closed)
         }
+    }
+}
+
+impl HttpClient {
+    /// The TLS secrets of the client's connections so far, in SSLKEYLOGFILE format, when
+    /// `TraceOptions::packet_capture` asked for them (`tls_keys`); `None` otherwise. The
+    /// packet captures of [`get_trace`](Self::get_trace) carry the same text.
+    pub fn tls_key_log(&self) -> Option<String> {
+        self.inner.key_log.as_ref().map(|log| log.snapshot())
     }
 }
 

@@ -2,8 +2,11 @@
 //! connections), and a handshake that reports its begin, end, outcome and peer certificates.
 //!
 //! The certificates reported are the whole chain on success, and the chain the server presented
-//! when verification failed (a recording wrapper around the real verifier).
+//! when verification failed (a recording wrapper around the real verifier). With packet
+//! capture's `tls_keys`, the configuration logs the session secrets into a [`KeyLogRecorder`]
+//! (`keylog.rs`).
 mod cert;
+mod keylog;
 mod verifier;
 
 use std::{cell::RefCell, sync::Arc, time::Duration, time::Instant};
@@ -21,6 +24,7 @@ use crate::{
     model::TraceId,
     tracer::Tracer,
 };
+pub use keylog::{DEFAULT_KEY_LOG_LIMIT, KeyLogRecorder};
 pub(crate) use verifier::RecordingVerifier;
 
 /// How the client verifies servers and what it offers in the handshake.
@@ -32,10 +36,12 @@ pub struct TlsSettings {
     pub verifier: Option<Arc<dyn ServerCertVerifier>>,
 }
 
-/// Builds the client's rustls configuration, offering `alpn` (e.g. `h2`, `http/1.1`).
+/// Builds the client's rustls configuration, offering `alpn` (e.g. `h2`, `http/1.1`), and
+/// logging the session secrets into `key_log` when given.
 pub(crate) fn client_config(
     settings: &TlsSettings,
     alpn: &[&[u8]],
+    key_log: Option<Arc<KeyLogRecorder>>,
 ) -> Result<Arc<ClientConfig>, TlsConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier: Arc<dyn ServerCertVerifier> = match &settings.verifier {
@@ -57,6 +63,9 @@ pub(crate) fn client_config(
         .with_custom_certificate_verifier(Arc::new(RecordingVerifier::new(verifier)))
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    if let Some(key_log) = key_log {
+        config.key_log = key_log;
+    }
     Ok(Arc::new(config))
 }
 

@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use http::{HeaderName, HeaderValue, Method, Request};
 use nettrace::{
-    capture::PacketCaptureOptions,
+    capture::{PacketCapture, PacketCaptureOptions},
     client::{
         HttpClient, HttpClientConfig, HttpReqTraceOptions, KernelMode, RequestBody, TraceOptions,
     },
@@ -36,6 +36,7 @@ async fn get(args: GetArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| format!("{} {}", args.method, args.url));
     let mut traces = Vec::new();
+    let mut captures = Vec::new();
     let mut failed = false;
     for _ in 0..args.repeat.max(1) {
         let request = build_request(&args)?;
@@ -52,15 +53,24 @@ async fn get(args: GetArgs) -> Result<ExitCode> {
             }
         }
         if args.clear_trace {
-            traces.push(client.get_trace(&description)?.0);
+            let (trace, captured) = client.get_trace(&description)?;
+            traces.push(trace);
+            captures = captured;
             client.clear_trace()?;
         }
     }
     if !args.clear_trace {
-        traces.push(client.get_trace(&description)?.0);
+        let (trace, captured) = client.get_trace(&description)?;
+        traces.push(trace);
+        captures = captured;
     }
     client.close()?;
     write_output(&args, &traces)?;
+    if !args.pcap.is_empty() {
+        // With --clear-trace, the captures of the last trace.
+        let dir = args.pcap_dir.clone().unwrap_or_else(|| ".".into());
+        write_captures(&dir, &captures)?;
+    }
     Ok(if failed {
         ExitCode::from(1)
     } else {
@@ -205,4 +215,40 @@ fn options(args: &GetArgs) -> TraceOptions {
         }),
         conntrack: false,
     }
+}
+
+/// Writes each capture as DIR/<iface>.pcap and DIR/<iface>.pcapng, and its TLS secrets as
+/// DIR/<iface>.keys when there are any.
+fn write_captures(dir: &std::path::Path, captures: &[PacketCapture]) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for capture in captures {
+        let base = dir.join(&capture.interface_name);
+        let pcap = base.with_extension("pcap");
+        capture
+            .write_to_file(&pcap)
+            .with_context(|| format!("writing {}", pcap.display()))?;
+        let pcapng = base.with_extension("pcapng");
+        capture
+            .write_pcapng_to_file(&pcapng)
+            .with_context(|| format!("writing {}", pcapng.display()))?;
+        if !capture.tls_key_log.is_empty() {
+            let keys = base.with_extension("keys");
+            capture
+                .write_key_log_to_file(&keys)
+                .with_context(|| format!("writing {}", keys.display()))?;
+        }
+        if capture.truncated {
+            eprintln!(
+                "nettrace: capture on {} reached --pcap-limit; later packets were dropped",
+                capture.interface_name
+            );
+        }
+        if capture.lost_packets > 0 {
+            eprintln!(
+                "nettrace: {} packets were lost (the packet ring buffer was full)",
+                capture.lost_packets
+            );
+        }
+    }
+    Ok(())
 }
