@@ -10,6 +10,7 @@
 pub mod capture;
 pub mod client;
 mod clock;
+pub mod conntrack;
 pub mod dns;
 mod event;
 mod headers;

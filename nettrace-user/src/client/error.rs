@@ -13,6 +13,10 @@ pub enum ClientError {
     /// Kernel tracing was required but could not start.
     #[error("kernel tracing was required but is unavailable")]
     Kernel(#[source] crate::kernel::KernelError),
+    /// Conntrack was asked for (`TraceOptions::conntrack`) but ctnetlink cannot be used
+    /// (typically: no CAP_NET_ADMIN).
+    #[error("conntrack was asked for but is unavailable")]
+    Conntrack(#[source] crate::conntrack::ConntrackError),
     /// The client was closed.
     #[error("the client is closed")]
     Closed,
