@@ -1,11 +1,14 @@
-//! The destroy-event reader: a thread that receives the namespace's conntrack destroy events
-//! and hands each traced flow's final entry to the tracker, so that an entry that expires
-//! before the trace is taken is still caught with its final counters.
+//! Destroy events: the namespace's conntrack destroy events bring the final state and
+//! counters of each traced flow, so that an entry that expires before the trace is taken is
+//! still caught.
 //!
+//! A thread waits for events and drains them; a snapshot drains them too, first, so that it
+//! holds every event queued before it. Datagrams are only taken under the drain lock and
+//! handled before it is released, so a snapshot never misses one that the thread is holding.
 //! The thread holds only a weak reference to the tracker's state and ends within one tick
 //! after the tracker is dropped.
 use std::{
-    sync::{Arc, Weak},
+    sync::{Arc, Mutex, PoisonError, Weak},
     thread,
     time::Duration,
 };
@@ -17,11 +20,48 @@ use super::{
     tracker::Shared,
 };
 
-/// How often the reader checks whether its tracker still exists.
+/// How often the thread checks whether its tracker still exists.
 pub(crate) const TICK: Duration = Duration::from_millis(100);
 
-/// Starts the reader of `socket` for `shared`.
-pub(crate) fn spawn(socket: EventSocket, shared: Weak<Shared>) -> Result<(), ConntrackError> {
+/// The event socket and the buffer it is drained into (the drain lock).
+#[derive(Debug)]
+pub(crate) struct Events {
+    socket: Arc<EventSocket>,
+    buf: Mutex<Vec<u8>>,
+}
+
+impl Events {
+    /// Wraps the subscribed socket.
+    pub(crate) fn new(socket: EventSocket) -> Self {
+        Self {
+            socket: Arc::new(socket),
+            buf: Mutex::new(event_buffer()),
+        }
+    }
+
+    /// Handles every queued event; false when the socket failed for good.
+    pub(crate) fn drain(&self, shared: &Shared) -> bool {
+        let mut buf = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match self.socket.try_recv(&mut buf) {
+                Ok(None) => return true,
+                Ok(Some(n)) => handle_datagram(shared, buf.get(..n).unwrap_or_default()),
+                Err(ConntrackError::Syscall { source, .. })
+                    if source.raw_os_error() == Some(libc::ENOBUFS) =>
+                {
+                    shared.events_lost();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "conntrack: destroy events no longer received");
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Starts the thread that drains the events of `shared` as they come.
+pub(crate) fn spawn(shared: Weak<Shared>, socket: Arc<EventSocket>) -> Result<(), ConntrackError> {
     thread::Builder::new()
         .name("nettrace-conntrack".into())
         .spawn(move || run(&socket, &shared))
@@ -32,30 +72,35 @@ pub(crate) fn spawn(socket: EventSocket, shared: Weak<Shared>) -> Result<(), Con
         })
 }
 
+impl Events {
+    /// The socket, for the thread's waits.
+    pub(crate) fn socket(&self) -> Arc<EventSocket> {
+        self.socket.clone()
+    }
+}
+
 fn run(socket: &EventSocket, shared: &Weak<Shared>) {
-    let mut buf = event_buffer();
     loop {
-        let received = socket.recv(&mut buf);
+        let ready = socket.wait();
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        match received {
-            Ok(None) => {}
-            Ok(Some(n)) => handle_datagram(&shared, buf.get(..n).unwrap_or_default()),
-            Err(ConntrackError::Syscall { source, .. })
-                if source.raw_os_error() == Some(libc::ENOBUFS) =>
-            {
-                shared.events_lost();
-            }
+        let alive = match ready {
+            Ok(false) => true,
+            // ENOBUFS shows in the wait too: the drain reports and clears it.
+            Ok(true) | Err(ConntrackError::Syscall { .. }) => shared.drain_events(),
             Err(error) => {
                 tracing::warn!(%error, "conntrack: destroy events no longer received");
-                return;
+                false
             }
+        };
+        if !alive {
+            return;
         }
     }
 }
 
-fn handle_datagram(shared: &Arc<Shared>, datagram: &[u8]) {
+fn handle_datagram(shared: &Shared, datagram: &[u8]) {
     for item in decode_datagram(datagram) {
         match item {
             Ok(Decoded::Entry {

@@ -154,8 +154,8 @@ pub(crate) struct EventSocket {
 }
 
 impl EventSocket {
-    /// Opens the socket and joins the destroy group (refused without CAP_NET_ADMIN). Reads
-    /// wait at most `tick`.
+    /// Opens the socket and joins the destroy group (refused without CAP_NET_ADMIN). [`EventSocket::wait`]
+    /// waits at most `tick`.
     pub(crate) fn open(tick: Duration) -> Result<Self, ConntrackError> {
         let mut socket = Socket::new(NETLINK_NETFILTER)
             .map_err(|e| ConntrackError::io("socket(NETLINK_NETFILTER)", e))?;
@@ -174,11 +174,22 @@ impl EventSocket {
         Ok(Self { socket })
     }
 
-    /// Waits (up to the tick) for the next datagram of events; `Ok(None)` when none came.
+    /// Waits (up to the tick) until a datagram of events is queued, without taking it;
+    /// `Ok(false)` when none came.
+    pub(crate) fn wait(&self) -> Result<bool, ConntrackError> {
+        let mut peek = [0u8; 1];
+        match self.socket.recv(&mut &mut peek[..], libc::MSG_PEEK) {
+            Ok(_) => Ok(true),
+            Err(e) if is_timeout(&e) => Ok(false),
+            Err(e) => Err(ConntrackError::io("recv(conntrack events)", e)),
+        }
+    }
+
+    /// Takes the next queued datagram without waiting; `Ok(None)` when none is queued.
     /// `ENOBUFS` (events were dropped because the buffer overflowed) is an error the caller
     /// logs before reading on.
-    pub(crate) fn recv(&self, buf: &mut [u8]) -> Result<Option<usize>, ConntrackError> {
-        match self.socket.recv(&mut &mut buf[..], 0) {
+    pub(crate) fn try_recv(&self, buf: &mut [u8]) -> Result<Option<usize>, ConntrackError> {
+        match self.socket.recv(&mut &mut buf[..], libc::MSG_DONTWAIT) {
             Ok(n) => Ok(Some(n)),
             Err(e) if is_timeout(&e) => Ok(None),
             Err(e) => Err(ConntrackError::io("recv(conntrack events)", e)),

@@ -19,7 +19,8 @@ use std::{
 };
 
 use super::{
-    ConntrackError, events,
+    ConntrackError,
+    events::{self, Events},
     message::{CtMessage, CtTuple},
     netlink::{EventSocket, Lookup, QuerySocket},
 };
@@ -90,6 +91,8 @@ pub(crate) struct Shared {
     lookup: Mutex<Box<dyn Lookup>>,
     flows: Mutex<Flows>,
     sink: Weak<dyn ConntrackSink>,
+    /// Destroy events (none in tests over a fake lookup).
+    events: Option<Events>,
     noted_no_entry: AtomicBool,
     noted_no_counters: AtomicBool,
     noted_lost_events: AtomicBool,
@@ -113,18 +116,26 @@ impl Tracker {
         let query = QuerySocket::open()?;
         let events = EventSocket::open(events::TICK)?;
         note_accounting();
-        let tracker = Self::with_lookup(Box::new(query), sink);
-        events::spawn(events, Arc::downgrade(&tracker.shared))?;
+        let events = Events::new(events);
+        let socket = events.socket();
+        let tracker = Self::with_lookup(Box::new(query), sink, Some(events));
+        events::spawn(Arc::downgrade(&tracker.shared), socket)?;
         Ok(tracker)
     }
 
-    /// A tracker over any [`Lookup`] (and no event thread).
-    pub(crate) fn with_lookup(lookup: Box<dyn Lookup>, sink: Weak<dyn ConntrackSink>) -> Self {
+    /// A tracker over any [`Lookup`], with destroy events when `events` is given (its thread
+    /// is started by the caller).
+    fn with_lookup(
+        lookup: Box<dyn Lookup>,
+        sink: Weak<dyn ConntrackSink>,
+        events: Option<Events>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 lookup: Mutex::new(lookup),
                 flows: Mutex::default(),
                 sink,
+                events,
                 noted_no_entry: AtomicBool::new(false),
                 noted_no_counters: AtomicBool::new(false),
                 noted_lost_events: AtomicBool::new(false),
@@ -195,8 +206,10 @@ impl Tracker {
         self.shared.query(conn, &orig);
     }
 
-    /// Looks up the entry of every flow not destroyed yet (before a snapshot).
+    /// Handles the destroy events queued so far and looks up the entry of every flow not
+    /// destroyed yet (before a snapshot).
     pub(crate) fn refresh(&self) {
+        self.shared.drain_events();
         let live: Vec<(TraceId, CtTuple)> = lock(&self.shared.flows)
             .flows
             .iter()
@@ -206,6 +219,9 @@ impl Tracker {
         for (conn, orig) in live {
             self.shared.query(&conn, &orig);
         }
+        // A lookup of an expired entry makes the kernel remove it: its destroy event is
+        // queued by now.
+        self.shared.drain_events();
     }
 
     /// Forgets closed connections (the trace was cleared; only open ones carry over).
@@ -263,6 +279,11 @@ impl Shared {
             }
             Err(error) => tracing::warn!(%error, %conn, "conntrack: lookup failed"),
         }
+    }
+
+    /// Handles the queued destroy events; false when they can no longer be received.
+    pub(crate) fn drain_events(&self) -> bool {
+        self.events.as_ref().is_none_or(|events| events.drain(self))
     }
 
     /// A destroy event: the final entry of a traced flow, if it is one.
