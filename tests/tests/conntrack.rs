@@ -72,7 +72,11 @@ fn http_conn(trace: &HttpTrace) -> &TcpConnTrace {
 
 fn dns_conns(trace: &HttpTrace) -> Vec<&UdpConnTrace> {
     let conns: Vec<_> = trace.net_trace.udp_conns.iter().collect();
-    assert!(!conns.is_empty(), "no UDP (DNS) connection\n{}", dump(trace));
+    assert!(
+        !conns.is_empty(),
+        "no UDP (DNS) connection\n{}",
+        dump(trace)
+    );
     conns
 }
 
@@ -165,7 +169,12 @@ fn conntrack_nat_entries_for_tcp_and_udp() {
     assert_eq!(ct.tcp_state, TcpState::TimeWait, "{}", dump(&trace));
     assert_tcp_counters(ct, tcp, &trace);
     scenario::assert_defined(&trace, &ct.captured_at, "conntrack capturedAt");
-    scenario::assert_not_after(&trace, &tcp.conn_close_at, &ct.captured_at, "close <= capture");
+    scenario::assert_not_after(
+        &trace,
+        &tcp.conn_close_at,
+        &ct.captured_at,
+        "close <= capture",
+    );
 
     for udp in dns_conns(&trace) {
         let ct = entry(&udp.conntrack, "a DNS connection", &trace);
@@ -176,7 +185,11 @@ fn conntrack_nat_entries_for_tcp_and_udp() {
             "{}",
             ct.status
         );
-        assert!(!ct.status.contains(ConntrackStatus::SRC_NAT), "{}", ct.status);
+        assert!(
+            !ct.status.contains(ConntrackStatus::SRC_NAT),
+            "{}",
+            ct.status
+        );
         assert_eq!(ct.addr_orig.dst_port, udp.addr_tuple.dst_port);
         assert_eq!(ct.addr_reply.src_port, udp.addr_tuple.dst_port);
         assert_udp_counters(ct, udp, &trace);
@@ -186,7 +199,10 @@ fn conntrack_nat_entries_for_tcp_and_udp() {
     let json = serde_json::to_value(&trace).unwrap();
     let tcp_json = &json["tcpConns"][0]["conntrack"];
     let status = tcp_json["status"].as_str().unwrap();
-    assert!(status.contains("src-nat-done") && status.contains("seen-reply"), "{status}");
+    assert!(
+        status.contains("src-nat-done") && status.contains("seen-reply"),
+        "{status}"
+    );
     assert_eq!(tcp_json["tcpState"], "time-wait");
     assert_eq!(tcp_json["addrReply"]["dstIP"], SNAT_IP.to_string());
     let udp_json = &json["udpConns"][0]["conntrack"];
@@ -223,7 +239,9 @@ fn conntrack_destroy_event_keeps_the_final_entry() {
         loop {
             let listed = ns.run(&["conntrack", "-L"]);
             let text = String::from_utf8_lossy(&listed.stdout).into_owned();
-            if !text.contains("127.0.0.3") && !text.contains(&format!("dport={}", dns.addr().port())) {
+            if !text.contains("127.0.0.3")
+                && !text.contains(&format!("dport={}", dns.addr().port()))
+            {
                 break;
             }
             assert!(
@@ -244,7 +262,10 @@ fn conntrack_destroy_event_keeps_the_final_entry() {
         "{}",
         dump(&trace)
     );
-    assert!(ct.status.contains(ConntrackStatus::SRC_NAT_DONE | ConntrackStatus::DST_NAT_DONE));
+    assert!(
+        ct.status
+            .contains(ConntrackStatus::SRC_NAT_DONE | ConntrackStatus::DST_NAT_DONE)
+    );
     assert_tcp_counters(ct, tcp, &trace);
     let closed = scenario::time_of(&trace, &tcp.conn_close_at).expect("connClosedAt");
     let captured = scenario::time_of(&trace, &ct.captured_at).expect("capturedAt");
@@ -258,7 +279,11 @@ fn conntrack_destroy_event_keeps_the_final_entry() {
         assert_udp_counters(ct, udp, &trace);
         let closed = scenario::time_of(&trace, &udp.conn_close_at).expect("connClosedAt");
         let captured = scenario::time_of(&trace, &ct.captured_at).expect("capturedAt");
-        assert!(captured - closed >= time::Duration::milliseconds(900), "{}", dump(&trace));
+        assert!(
+            captured - closed >= time::Duration::milliseconds(900),
+            "{}",
+            dump(&trace)
+        );
     }
 }
 

@@ -119,6 +119,9 @@ pub(crate) struct GetArgs {
     /// Kernel facts from eBPF: auto (when permitted), off, or require (fail without them).
     #[arg(long, value_enum, default_value_t = Kernel::Auto)]
     pub(crate) kernel: Kernel,
+    /// Attach each connection's netfilter conntrack (NAT) entry; needs CAP_NET_ADMIN.
+    #[arg(long)]
+    pub(crate) conntrack: bool,
     /// Description stored in the trace.
     #[arg(long)]
     pub(crate) description: Option<String>,

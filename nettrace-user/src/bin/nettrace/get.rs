@@ -194,6 +194,6 @@ fn options(args: &GetArgs) -> TraceOptions {
         },
         kernel_config: Default::default(),
         packet_capture: None,
-        conntrack: false,
+        conntrack: args.conntrack,
     }
 }
