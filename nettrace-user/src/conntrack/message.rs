@@ -281,3 +281,183 @@ fn be_u64(value: &[u8]) -> Result<u64, ConntrackError> {
         .map(u64::from_be_bytes)
         .map_err(|_| ConntrackError::Malformed(format!("{} bytes for a u64", value.len())))
 }
+
+#[cfg(test)]
+mod tests {
+    use netlink_packet_core::{DefaultNla, NLA_F_NESTED, NetlinkHeader};
+    use netlink_packet_netfilter::{
+        NetfilterHeader, NetfilterProtoFamily,
+        conntrack::{Protocol, Status},
+    };
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One raw attribute: length and kind (native endian), value, padding to 4 bytes.
+    fn nla(kind: u16, value: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(4 + value.len()).unwrap();
+        let mut out = [len.to_ne_bytes(), kind.to_ne_bytes()].concat();
+        out.extend_from_slice(value);
+        out.resize((out.len() + 3) & !3, 0);
+        out
+    }
+
+    fn counters_attr(kind: u16, packets: u64, bytes: u64) -> ConntrackAttribute {
+        let value = [
+            nla(CTA_COUNTERS_PACKETS, &packets.to_be_bytes()),
+            nla(CTA_COUNTERS_BYTES, &bytes.to_be_bytes()),
+        ]
+        .concat();
+        ConntrackAttribute::Other(DefaultNla::new(kind | NLA_F_NESTED, value))
+    }
+
+    fn tuple(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, proto: Protocol) -> Vec<Tuple> {
+        vec![
+            Tuple::Ip(vec![
+                IPTuple::SourceAddress(src.into()),
+                IPTuple::DestinationAddress(dst.into()),
+            ]),
+            Tuple::Proto(vec![
+                ProtoTuple::Protocol(proto),
+                ProtoTuple::SourcePort(sport),
+                ProtoTuple::DestinationPort(dport),
+            ]),
+        ]
+    }
+
+    fn datagram(seq: u32, message: ConntrackMessage) -> Vec<u8> {
+        let mut header = NetlinkHeader::default();
+        header.sequence_number = seq;
+        let mut msg = NetlinkMessage::new(
+            header,
+            NetlinkPayload::from(NetfilterMessage::new(
+                NetfilterHeader::new(NetfilterProtoFamily::IPv4, 0, 0),
+                message,
+            )),
+        );
+        msg.finalize();
+        let mut buf = vec![0; msg.buffer_len()];
+        msg.serialize(&mut buf);
+        buf
+    }
+
+    fn nat_entry_attrs() -> Vec<ConntrackAttribute> {
+        vec![
+            ConntrackAttribute::CtaTupleOrig(tuple(
+                [10, 0, 0, 1],
+                40000,
+                [192, 0, 2, 7],
+                80,
+                Protocol::Tcp,
+            )),
+            ConntrackAttribute::CtaTupleReply(tuple(
+                [10, 1, 0, 9],
+                8080,
+                [10, 0, 0, 100],
+                40001,
+                Protocol::Tcp,
+            )),
+            ConntrackAttribute::CtaStatus(Status::from_bits_retain(0x1be)),
+            ConntrackAttribute::CtaMark(7),
+            ConntrackAttribute::CtaProtoInfo(vec![ProtoInfo::TCP(vec![ProtoInfoTCP::State(7)])]),
+            counters_attr(CTA_COUNTERS_ORIG, 6, 399),
+            counters_attr(CTA_COUNTERS_REPLY, 5, 9327),
+            ConntrackAttribute::Other(DefaultNla::new(
+                CTA_ID,
+                0xdead_beef_u32.to_be_bytes().to_vec(),
+            )),
+        ]
+    }
+
+    #[test]
+    fn decodes_typed_and_raw_attributes() {
+        let bytes = datagram(9, ConntrackMessage::Delete(nat_entry_attrs()));
+        let decoded = decode_datagram(&bytes);
+        let [
+            Ok(Decoded::Entry {
+                seq: 9,
+                msg,
+                destroyed: true,
+            }),
+        ] = decoded.as_slice()
+        else {
+            panic!("{decoded:?}");
+        };
+        assert_eq!(msg.id, Some(0xdead_beef));
+        let entry = msg.to_entry();
+        assert_eq!(entry.status.bits(), 0x1be);
+        assert_eq!(entry.tcp_state, TcpState::TimeWait);
+        assert_eq!(entry.mark, 7);
+        assert_eq!(entry.addr_orig.dst_ip, Some([192, 0, 2, 7].into()));
+        assert_eq!(entry.addr_reply.dst_port, 40001);
+        assert_eq!(
+            (
+                entry.packets_sent,
+                entry.bytes_sent,
+                entry.packets_recv,
+                entry.bytes_recv
+            ),
+            (6, 399, 5, 9327)
+        );
+    }
+
+    #[test]
+    fn udp_entry_without_counters_or_tcp_state() {
+        let attrs = vec![ConntrackAttribute::CtaTupleOrig(tuple(
+            [127, 0, 0, 1],
+            5353,
+            [127, 0, 0, 1],
+            53,
+            Protocol::Udp,
+        ))];
+        let bytes = datagram(1, ConntrackMessage::New(attrs));
+        let decoded = decode_datagram(&bytes);
+        let [
+            Ok(Decoded::Entry {
+                msg,
+                destroyed: false,
+                ..
+            }),
+        ] = decoded.as_slice()
+        else {
+            panic!("{decoded:?}");
+        };
+        assert_eq!(msg.counters, None);
+        assert_eq!(msg.orig.map(|t| t.proto), Some(17));
+        assert!(msg.to_entry().tcp_state.is_none());
+    }
+
+    #[test]
+    fn short_counter_values_are_errors_not_panics() {
+        let mut attrs = nat_entry_attrs();
+        attrs.push(ConntrackAttribute::Other(DefaultNla::new(
+            CTA_COUNTERS_ORIG | NLA_F_NESTED,
+            nla(CTA_COUNTERS_BYTES, &[1, 2, 3]),
+        )));
+        let bytes = datagram(1, ConntrackMessage::New(attrs));
+        assert!(matches!(
+            decode_datagram(&bytes).as_slice(),
+            [Err(ConntrackError::Malformed(_))]
+        ));
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_is_handled() {
+        let bytes = datagram(3, ConntrackMessage::New(nat_entry_attrs()));
+        for len in 0..bytes.len() {
+            let _ = decode_datagram(&bytes[..len]);
+        }
+        for bit in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let _ = decode_datagram(&flipped);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_datagram(&bytes);
+        }
+    }
+}
