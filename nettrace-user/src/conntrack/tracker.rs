@@ -373,3 +373,149 @@ fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every update under these locks is one in-memory step.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::conntrack::message::CtCounters;
+
+    /// Answers every lookup with `entry` (its orig set to the asked tuple), counting lookups.
+    struct FakeLookup {
+        entry: Option<CtMessage>,
+        asked: Arc<Mutex<Vec<CtTuple>>>,
+    }
+
+    impl Lookup for FakeLookup {
+        fn get(&mut self, tuple: &CtTuple) -> Result<Option<CtMessage>, ConntrackError> {
+            lock(&self.asked).push(*tuple);
+            Ok(self.entry.clone().map(|msg| CtMessage {
+                orig: Some(*tuple),
+                ..msg
+            }))
+        }
+    }
+
+    #[derive(Default)]
+    struct Samples(Mutex<Vec<(TraceId, CtSample)>>);
+
+    impl ConntrackSink for Samples {
+        fn conntrack_sample(&self, conn: &TraceId, sample: CtSample) {
+            lock(&self.0).push((conn.clone(), sample));
+        }
+    }
+
+    fn nat_reply() -> CtMessage {
+        CtMessage {
+            id: Some(42),
+            reply: Some(CtTuple {
+                proto: 6,
+                src: (Ipv4Addr::new(10, 1, 0, 9), 8080).into(),
+                dst: (Ipv4Addr::new(10, 0, 0, 100), 40001).into(),
+            }),
+            counters: Some((
+                CtCounters {
+                    packets: 1,
+                    bytes: 60,
+                },
+                CtCounters::default(),
+            )),
+            ..CtMessage::default()
+        }
+    }
+
+    #[test]
+    fn follows_a_connection_until_destroyed() {
+        let samples = Arc::new(Samples::default());
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let sink: Weak<dyn ConntrackSink> = Arc::downgrade(&samples) as _;
+        let lookup = FakeLookup {
+            entry: Some(nat_reply()),
+            asked: asked.clone(),
+        };
+        let tracker = Tracker::with_lookup(Box::new(lookup), sink, None);
+        let conn = TraceId::new("tid-1");
+        let cookie = SocketCookie(77);
+        let local: SocketAddr = (Ipv4Addr::new(10, 0, 0, 1), 40000).into();
+        let remote: SocketAddr = (Ipv4Addr::new(192, 0, 2, 7), 80).into();
+
+        tracker.opened(&conn, Transport::Tcp, remote, Some(cookie));
+        assert!(
+            lock(&asked).is_empty(),
+            "no lookup before the tuple is known"
+        );
+        tracker.established(&conn, local);
+        let orig = CtTuple {
+            proto: 6,
+            src: local,
+            dst: remote,
+        };
+        assert_eq!(*lock(&asked), [orig]);
+        let replies = tracker.reply_tuples();
+        let reply = &replies[&cookie];
+        assert_eq!(
+            (reply.src, reply.dst),
+            (
+                nat_reply().reply.unwrap().src,
+                nat_reply().reply.unwrap().dst
+            )
+        );
+        assert_eq!(reply.conn, conn);
+
+        // Another entry with the same tuple (different ID) is not ours.
+        tracker.shared.destroyed(&CtMessage {
+            id: Some(43),
+            orig: Some(orig),
+            ..CtMessage::default()
+        });
+        assert!(lock(&samples.0).iter().all(|(_, s)| !s.destroyed));
+        tracker.shared.destroyed(&CtMessage {
+            orig: Some(orig),
+            ..nat_reply()
+        });
+        assert!(
+            lock(&samples.0)
+                .last()
+                .is_some_and(|(c, s)| c == &conn && s.destroyed)
+        );
+
+        // Destroyed: no more lookups, and closing forgets the flow.
+        tracker.refresh();
+        assert_eq!(lock(&asked).len(), 1);
+        tracker.closed(&conn);
+        assert_eq!(lock(&asked).len(), 1);
+        assert!(tracker.reply_tuples().is_empty());
+    }
+
+    #[test]
+    fn closed_flows_are_looked_up_until_cleared() {
+        let samples = Arc::new(Samples::default());
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let sink: Weak<dyn ConntrackSink> = Arc::downgrade(&samples) as _;
+        let lookup = FakeLookup {
+            entry: None,
+            asked: asked.clone(),
+        };
+        let tracker = Tracker::with_lookup(Box::new(lookup), sink, None);
+        let conn = TraceId::new("tid-2");
+        tracker.opened(
+            &conn,
+            Transport::Udp,
+            (Ipv4Addr::LOCALHOST, 53).into(),
+            None,
+        );
+        tracker.established(&conn, (Ipv4Addr::LOCALHOST, 5353).into());
+        tracker.closed(&conn);
+        tracker.refresh();
+        assert_eq!(lock(&asked).len(), 3);
+        assert!(lock(&asked).iter().all(|t| t.proto == 17));
+        assert!(
+            lock(&samples.0).is_empty(),
+            "nothing found, nothing reported"
+        );
+        tracker.clear();
+        tracker.refresh();
+        assert_eq!(lock(&asked).len(), 3);
+    }
+}
