@@ -274,9 +274,24 @@ fn run_bounded(command: &mut Command, input: Option<&str>) -> io::Result<Output>
     if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
         stdin.write_all(input.as_bytes())?;
     }
+    // Read the pipes while waiting: a child whose output fills a pipe would never exit.
+    let reader = |pipe: Option<Box<dyn io::Read + Send>>| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = reader(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = reader(child.stderr.take().map(|p| Box::new(p) as _));
     let deadline = Instant::now() + COMMAND_LIMIT;
     // Polling with a deadline: a child's exit cannot be awaited with a timeout in std.
-    while child.try_wait()?.is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
@@ -286,8 +301,12 @@ fn run_bounded(command: &mut Command, input: Option<&str>) -> io::Result<Output>
             ));
         }
         thread::sleep(Duration::from_millis(5));
-    }
-    let output = child.wait_with_output()?;
+    };
+    let output = Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
     if output.status.success() {
         Ok(output)
     } else {
