@@ -17,6 +17,7 @@ use std::{
 
 use crate::{
     SocketCookie,
+    conntrack::CtSample,
     headers::HeaderCapture,
     kernel::KernelEvent,
     model::{DnsQueryMsg, DnsReplyMsg, PeerCert, TraceId},
@@ -151,6 +152,8 @@ pub(crate) enum Event {
     HttpFailed { req: TraceId, error: String },
     /// An event of the kernel programs about a traced socket.
     Kernel(KernelEvent),
+    /// The conntrack entry of a connection.
+    Conntrack { conn: TraceId, sample: CtSample },
 }
 
 /// How a TLS handshake ended.

@@ -3,13 +3,15 @@
 //! The trace model ([`model`]) re-creates the Go package nettrace (lf-edge/eve-libs) with the
 //! same JSON, so existing consumers keep working. The [`kernel`] module loads the eBPF programs
 //! that add the kernel's own view of traced sockets (TCP states, and later retransmits and RTT),
-//! joined to userspace records by socket cookie.
+//! joined to userspace records by socket cookie. The [`conntrack`] module attaches each
+//! connection's netfilter conntrack (NAT) entry, with `TraceOptions::conntrack`.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod capture;
 pub mod client;
 mod clock;
+pub mod conntrack;
 pub mod dns;
 mod event;
 mod headers;

@@ -2,7 +2,7 @@
 //! shares one; it owns the [`Recorder`] behind a mutex that only events take (rare: one per
 //! dial, connection, message or request) and never per socket operation.
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     net::SocketAddr,
     sync::{
         Arc, Mutex, MutexGuard, OnceLock, PoisonError,
@@ -14,11 +14,12 @@ use std::{
 use crate::{
     SocketCookie,
     capture::{CaptureStore, PacketCapture, PacketCaptureOptions},
+    conntrack::{ConntrackError, ConntrackSink, CtSample, ReplyTuple, Tracker},
     event::Event,
     kernel::{
         FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub, KernelSink, KernelTcpState,
     },
-    model::{HttpTrace, KernelDataStatus},
+    model::{HttpTrace, KernelDataStatus, TraceId},
     recorder::Recorder,
     sock::SocketRecord,
 };
@@ -43,6 +44,8 @@ struct Inner {
     recorder: Mutex<Recorder>,
     next_resolver_dial: AtomicU64,
     kernel: OnceLock<KernelLink>,
+    /// The conntrack side, with `WithConntrack`.
+    conntrack: OnceLock<Tracker>,
     /// TCP sockets on their way out of the kernel map (see [`Retiring`]).
     retiring: Mutex<Retiring>,
 }
@@ -83,6 +86,15 @@ impl KernelSink for Inner {
             self.unregister(change.cookie);
         }
         lock(&self.recorder).handle(Event::Kernel(event));
+    }
+}
+
+impl ConntrackSink for Inner {
+    fn conntrack_sample(&self, conn: &TraceId, sample: CtSample) {
+        lock(&self.recorder).handle(Event::Conntrack {
+            conn: conn.clone(),
+            sample,
+        });
     }
 }
 
@@ -132,6 +144,7 @@ impl Tracer {
                 recorder: Mutex::new(recorder),
                 next_resolver_dial: AtomicU64::new(1),
                 kernel: OnceLock::new(),
+                conntrack: OnceLock::new(),
                 retiring: Mutex::default(),
             }),
         }
@@ -145,7 +158,54 @@ impl Tracer {
     /// Reports an event.
     pub(crate) fn emit(&self, event: Event) {
         tracing::trace!(?event, "nettrace event");
+        let Some(conntrack) = self.inner.conntrack.get() else {
+            self.recorder().handle(event);
+            return;
+        };
+        // The conntrack side follows each connection from its events; its lookups report
+        // back through the recorder, so they run after the recorder's lock is released.
+        let follow = match &event {
+            Event::ConnOpened {
+                conn,
+                transport,
+                remote,
+                cookie,
+                ..
+            } => {
+                conntrack.opened(conn, *transport, *remote, *cookie);
+                None
+            }
+            Event::ConnEstablished { conn, local, .. } => Some((conn.clone(), Some(*local))),
+            Event::ConnClosed { conn, .. } => Some((conn.clone(), None)),
+            _ => None,
+        };
         self.recorder().handle(event);
+        match follow {
+            Some((conn, Some(local))) => conntrack.established(&conn, local),
+            Some((conn, None)) => conntrack.closed(&conn),
+            None => {}
+        }
+    }
+
+    /// Starts following connections in conntrack (`WithConntrack`), in the calling thread's
+    /// network namespace.
+    pub(crate) fn attach_conntrack(&self) -> Result<(), ConntrackError> {
+        let sink: std::sync::Weak<dyn ConntrackSink> = Arc::downgrade(&self.inner) as _;
+        let tracker = Tracker::start(sink)?;
+        let _ = self.inner.conntrack.set(tracker);
+        Ok(())
+    }
+
+    /// The conntrack reply tuple (server to client, after NAT) of every traced connection
+    /// whose entry has been seen, by socket cookie; empty without `WithConntrack`. Known from
+    /// the lookup made when the connection is established.
+    #[allow(dead_code)] // For packet capture after NAT.
+    pub(crate) fn conntrack_reply_tuples(&self) -> HashMap<SocketCookie, ReplyTuple> {
+        self.inner
+            .conntrack
+            .get()
+            .map(Tracker::reply_tuples)
+            .unwrap_or_default()
     }
 
     /// A fresh I/O record for a new socket, logging operations if `WithSockTrace` is on.
@@ -235,6 +295,9 @@ impl Tracer {
         description: &str,
     ) -> (HttpTrace, Vec<PacketCapture>) {
         let kernel_data = self.drain_kernel();
+        if let Some(conntrack) = self.inner.conntrack.get() {
+            conntrack.refresh();
+        }
         let lost_packets = match self.inner.kernel.get() {
             Some(KernelLink::Active(client)) => client.lost_packets().unwrap_or_else(|error| {
                 tracing::warn!(%error, "lost-packet counter unreadable");
@@ -278,6 +341,9 @@ impl Tracer {
     /// Starts a new trace (open connections carry over as reused).
     pub(crate) fn clear(&self) {
         self.recorder().clear();
+        if let Some(conntrack) = self.inner.conntrack.get() {
+            conntrack.clear();
+        }
     }
 
     fn recorder(&self) -> MutexGuard<'_, Recorder> {

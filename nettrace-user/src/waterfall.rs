@@ -174,6 +174,9 @@ fn render_request(out: &mut String, timeline: &Timeline, trace: &HttpTrace, req:
         if let Some(kernel) = &conn.kernel {
             let _ = writeln!(out, "  kernel    {}", kernel_summary(kernel));
         }
+        if let Some(ct) = &conn.conntrack {
+            let _ = writeln!(out, "  conntrack {}", conntrack_summary(ct));
+        }
     }
 }
 
@@ -310,6 +313,34 @@ fn render_dial(out: &mut String, timeline: &Timeline, trace: &HttpTrace, dial: &
     }
 }
 
+/// A conntrack entry in one line: the NAT mapping (original -> reply, when they differ),
+/// state, flags and counters.
+fn conntrack_summary(ct: &crate::model::ConntrackEntry) -> String {
+    let tuple = |t: &crate::model::AddrTuple| {
+        let ip = |ip: Option<std::net::IpAddr>| ip.map_or("?".to_owned(), |ip| ip.to_string());
+        (
+            format!("{}:{}", ip(t.src_ip), t.src_port),
+            format!("{}:{}", ip(t.dst_ip), t.dst_port),
+        )
+    };
+    let (orig_src, orig_dst) = tuple(&ct.addr_orig);
+    let (reply_src, reply_dst) = tuple(&ct.addr_reply);
+    let mut line = format!("{orig_src} -> {orig_dst}");
+    // Without NAT the reply tuple mirrors the original one.
+    if reply_src != orig_dst || reply_dst != orig_src {
+        let _ = write!(line, " NAT: reply {reply_src} -> {reply_dst}");
+    }
+    if !ct.tcp_state.is_none() {
+        let _ = write!(line, ", {}", ct.tcp_state);
+    }
+    let _ = write!(
+        line,
+        " [{}], sent {} pkts/{} B, received {} pkts/{} B",
+        ct.status, ct.packets_sent, ct.bytes_sent, ct.packets_recv, ct.bytes_recv
+    );
+    line
+}
+
 fn src(conn: &crate::model::TcpConnTrace) -> String {
     match conn.addr_tuple.src_ip {
         Some(ip) => format!("{ip}:{}", conn.addr_tuple.src_port),
@@ -328,5 +359,42 @@ fn display_absolute(ts: &Timestamp) -> String {
     match ts.as_absolute() {
         Some(at) => at.to_string(),
         None => "(unknown)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AddrTuple, ConntrackEntry, ConntrackStatus, TcpState};
+
+    fn tuple(src: &str, sport: u16, dst: &str, dport: u16) -> AddrTuple {
+        AddrTuple {
+            src_ip: src.parse().ok(),
+            src_port: sport,
+            dst_ip: dst.parse().ok(),
+            dst_port: dport,
+        }
+    }
+
+    #[test]
+    fn conntrack_line_shows_nat_only_when_reply_differs() {
+        let mut ct = ConntrackEntry {
+            status: ConntrackStatus::SEEN_REPLY | ConntrackStatus::SRC_NAT,
+            tcp_state: TcpState::TimeWait,
+            addr_orig: tuple("10.0.0.1", 40000, "192.0.2.7", 80),
+            addr_reply: tuple("10.1.0.9", 8080, "10.0.0.100", 40001),
+            packets_sent: 6,
+            bytes_sent: 399,
+            ..ConntrackEntry::default()
+        };
+        assert_eq!(
+            conntrack_summary(&ct),
+            "10.0.0.1:40000 -> 192.0.2.7:80 NAT: reply 10.1.0.9:8080 -> 10.0.0.100:40001, \
+             time-wait [seen-reply|src-nat], sent 6 pkts/399 B, received 0 pkts/0 B"
+        );
+        ct.addr_reply = tuple("192.0.2.7", 80, "10.0.0.1", 40000);
+        ct.tcp_state = TcpState::None;
+        assert!(!conntrack_summary(&ct).contains("NAT"));
+        assert!(!conntrack_summary(&ct).contains("none"));
     }
 }

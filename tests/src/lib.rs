@@ -6,6 +6,7 @@
 use std::io::Write;
 
 pub mod fixtures;
+pub mod netns;
 pub mod scenario;
 
 /// True when the calling test may run root-only scenarios; otherwise prints a SKIPPED line

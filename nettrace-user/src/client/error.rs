@@ -17,6 +17,10 @@ pub enum ClientError {
     /// CAP_BPF + CAP_NET_ADMIN) and existing interfaces.
     #[error("packet capture unavailable: {0}")]
     Capture(String),
+    /// Conntrack was asked for (`TraceOptions::conntrack`) but ctnetlink cannot be used
+    /// (typically: no CAP_NET_ADMIN).
+    #[error("conntrack was asked for but is unavailable")]
+    Conntrack(#[source] crate::conntrack::ConntrackError),
     /// The client was closed.
     #[error("the client is closed")]
     Closed,

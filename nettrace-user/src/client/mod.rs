@@ -107,6 +107,9 @@ impl HttpClient {
             dns_messages: options.dns_query_trace,
         });
         attach_kernel(&tracer, &options)?;
+        if options.conntrack {
+            tracer.attach_conntrack().map_err(ClientError::Conntrack)?;
+        }
         let alpn: &[&[u8]] = if config.prefer_http2 {
             &[b"h2", b"http/1.1"]
         } else {

@@ -289,6 +289,19 @@ impl Recorder {
                     rec.kernel.fold(event);
                 }
             }
+            Event::Conntrack { conn, sample } => {
+                if let Some(rec) = self.conns.get_mut(&conn) {
+                    // The destroy event's final entry is never replaced by an earlier lookup
+                    // that was reported after it.
+                    let keep = rec
+                        .conntrack
+                        .as_ref()
+                        .is_some_and(|old| old.destroyed && !sample.destroyed);
+                    if !keep {
+                        rec.conntrack = Some(sample);
+                    }
+                }
+            }
             Event::HttpFailed { req, error, .. } => {
                 if let Some(rec) = self.http.get_mut(&req)
                     && rec.error.is_empty()

@@ -9,6 +9,7 @@ use std::{
 use super::kernel::KernelRec;
 use crate::{
     SocketCookie,
+    conntrack::CtSample,
     event::{BodyCounters, TlsOutcome, Transport},
     headers::HeaderCapture,
     model::{DnsQueryMsg, DnsReplyMsg, TraceId},
@@ -89,6 +90,8 @@ pub(crate) struct ConnRec {
     pub(crate) reused: bool,
     /// What the kernel reported about the socket.
     pub(crate) kernel: KernelRec,
+    /// The latest conntrack entry.
+    pub(crate) conntrack: Option<CtSample>,
 }
 
 impl ConnRec {
@@ -108,6 +111,7 @@ impl ConnRec {
             closed: None,
             reused: false,
             kernel: KernelRec::default(),
+            conntrack: None,
         }
     }
 }

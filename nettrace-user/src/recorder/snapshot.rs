@@ -7,9 +7,9 @@ use crate::{
     event::Transport,
     headers::HeaderCapture,
     model::{
-        AddrTuple, DialTrace, DnsQueryMsg, DnsQueryTrace, DnsReplyMsg, HttpReqTrace, HttpTrace,
-        NetTrace, ResolverDialTrace, SocketOp, SocketTrace, TcpConnTrace, TlsTunnelTrace, TraceId,
-        UdpConnTrace,
+        AddrTuple, ConntrackEntry, DialTrace, DnsQueryMsg, DnsQueryTrace, DnsReplyMsg,
+        HttpReqTrace, HttpTrace, NetTrace, ResolverDialTrace, SocketOp, SocketTrace, TcpConnTrace,
+        TlsTunnelTrace, TraceId, UdpConnTrace,
     },
     sock::RawSocketOp,
 };
@@ -215,7 +215,7 @@ fn tcp_trace(clock: &TraceClock, id: &TraceId, conn: &ConnRec) -> TcpConnTrace {
         reused: conn.reused,
         total_sent_bytes: conn.record.sent(),
         total_recv_bytes: conn.record.received(),
-        conntrack: None,
+        conntrack: conntrack_entry(clock, conn),
         socket_trace: socket_trace(clock, conn),
         kernel: conn.kernel.facts(clock),
     }
@@ -231,10 +231,18 @@ fn udp_trace(clock: &TraceClock, id: &TraceId, conn: &ConnRec) -> UdpConnTrace {
         addr_tuple: addr_tuple(conn),
         total_sent_bytes: conn.record.sent(),
         total_recv_bytes: conn.record.received(),
-        conntrack: None,
+        conntrack: conntrack_entry(clock, conn),
         socket_trace: socket_trace(clock, conn),
         kernel: conn.kernel.udp_facts(),
     }
+}
+
+/// The connection's conntrack entry, stamped with when it was obtained.
+fn conntrack_entry(clock: &TraceClock, conn: &ConnRec) -> Option<ConntrackEntry> {
+    conn.conntrack.as_ref().map(|sample| ConntrackEntry {
+        captured_at: clock.stamp(Some(sample.at)),
+        ..sample.entry.clone()
+    })
 }
 
 fn tls_trace(clock: &TraceClock, id: &TraceId, tls: &TlsRec) -> TlsTunnelTrace {

@@ -146,6 +146,9 @@ pub(crate) struct GetArgs {
     /// the .pcapng, and in a .keys file beside the .pcap).
     #[arg(long)]
     pub(crate) tls_keys: bool,
+    /// Attach each connection's netfilter conntrack (NAT) entry; needs CAP_NET_ADMIN.
+    #[arg(long)]
+    pub(crate) conntrack: bool,
     /// Description stored in the trace.
     #[arg(long)]
     pub(crate) description: Option<String>,

@@ -213,7 +213,7 @@ fn options(args: &GetArgs) -> TraceOptions {
             tcp_without_payload: args.tcp_no_payload,
             tls_keys: args.tls_keys,
         }),
-        conntrack: false,
+        conntrack: args.conntrack,
     }
 }
 
