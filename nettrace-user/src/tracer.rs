@@ -15,12 +15,12 @@ use crate::{
     SocketCookie,
     capture::{CaptureStore, PacketCapture, PacketCaptureOptions},
     conntrack::{ConntrackError, ConntrackSink, CtSample, ReplyTuple, Tracker},
-    event::Event,
+    event::{Event, Transport},
     kernel::{
         FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub, KernelSink, KernelTcpState,
     },
     model::{HttpTrace, KernelDataStatus, TraceId},
-    recorder::Recorder,
+    recorder::{ConnEndpoints, Recorder},
     sock::SocketRecord,
 };
 
@@ -91,10 +91,37 @@ impl KernelSink for Inner {
 
 impl ConntrackSink for Inner {
     fn conntrack_sample(&self, conn: &TraceId, sample: CtSample) {
-        lock(&self.recorder).handle(Event::Conntrack {
+        let mut recorder = lock(&self.recorder);
+        if let Some(KernelLink::Active(client)) = self.kernel.get()
+            && let Some(endpoints) = recorder.conn_endpoints(conn)
+        {
+            capture_after_nat(client, &endpoints, &sample);
+        }
+        recorder.handle(Event::Conntrack {
             conn: conn.clone(),
             sample,
         });
+    }
+}
+
+/// When NAT changed a connection's addresses, its packets on the far side travel under the
+/// entry's reply tuple: capture them as the socket's too (from the first lookup on, which is
+/// made once the connection is established).
+fn capture_after_nat(client: &KernelClient, endpoints: &ConnEndpoints, sample: &CtSample) {
+    let reply = &sample.entry.addr_reply;
+    let (Some(server), Some(client_side)) = (reply.src(), reply.dst()) else {
+        return;
+    };
+    if (server, client_side) == (endpoints.remote, endpoints.local) {
+        return;
+    }
+    let protocol = match endpoints.transport {
+        Transport::Tcp => FlowProtocol::Tcp,
+        Transport::Udp => FlowProtocol::Udp,
+    };
+    // The far side's "local" end is the client's address after source NAT.
+    if let Err(error) = client.register_flow(endpoints.cookie, protocol, client_side, server) {
+        tracing::warn!(%error, "the NAT side of a flow is not captured");
     }
 }
 
@@ -199,7 +226,7 @@ impl Tracer {
     /// The conntrack reply tuple (server to client, after NAT) of every traced connection
     /// whose entry has been seen, by socket cookie; empty without `WithConntrack`. Known from
     /// the lookup made when the connection is established.
-    #[allow(dead_code)] // For packet capture after NAT.
+    #[allow(dead_code)] // Diagnostics; capture after NAT follows each sample instead.
     pub(crate) fn conntrack_reply_tuples(&self) -> HashMap<SocketCookie, ReplyTuple> {
         self.inner
             .conntrack

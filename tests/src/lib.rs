@@ -8,6 +8,7 @@ use std::io::Write;
 pub mod fixtures;
 pub mod netns;
 pub mod scenario;
+pub mod tshark;
 
 /// True when the calling test may run root-only scenarios; otherwise prints a SKIPPED line
 /// naming the test and the reason, and returns false.

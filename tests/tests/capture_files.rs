@@ -4,10 +4,7 @@
 //! keys leaves the session's secrets in the client's key log.
 //!
 //! Without `tshark` the file tests are skipped loudly.
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use etherparse::{ArpEthIpv4Packet, ArpOperation, PacketBuilder};
@@ -19,54 +16,14 @@ use nettrace::model::TraceId;
 use nettrace::tls::KeyLogRecorder;
 use nettrace_tests::fixtures::http::{HttpOptions, HttpServer};
 use nettrace_tests::fixtures::tls::{LeafKind, ServerTlsOptions};
-use nettrace_tests::scenario::{self, EXAMPLE_HOST, TempDir, get_ok, run_command};
+use nettrace_tests::scenario::{self, EXAMPLE_HOST, TempDir, get_ok};
 use nettrace_tests::skip;
+use nettrace_tests::tshark::{have_tshark, tshark_fields};
 use time::{OffsetDateTime, macros::datetime};
 
 const T0: OffsetDateTime = datetime!(2026-11-26 10:00:00.123456789 UTC);
 const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
 const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
-
-/// True when `tshark` runs; otherwise says loudly that `test` is skipped.
-fn have_tshark(test: &str) -> bool {
-    match Command::new("tshark").arg("--version").output() {
-        Ok(output) if output.status.success() => true,
-        Ok(output) => {
-            skip(
-                test,
-                &format!("tshark --version failed: {:?}", output.status),
-            );
-            false
-        }
-        Err(e) => {
-            skip(test, &format!("tshark is not installed ({e})"));
-            false
-        }
-    }
-}
-
-/// `tshark -r file -T fields -E separator=| -e <field>...`: one row per packet.
-fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut command = Command::new("tshark");
-    command.args(["-n", "-r"]).arg(file).args([
-        "-T",
-        "fields",
-        "-E",
-        "separator=|",
-        "-E",
-        "occurrence=a",
-    ]);
-    for field in fields {
-        command.args(["-e", field]);
-    }
-    let output = run_command(command, Duration::from_secs(60));
-    assert_eq!(output.code, Some(0), "tshark failed: {}", output.stderr);
-    output
-        .stdout
-        .lines()
-        .map(|line| line.split('|').map(str::to_owned).collect())
-        .collect()
-}
 
 fn built(build: impl FnOnce(&mut Vec<u8>)) -> Bytes {
     let mut bytes = Vec::new();

@@ -5,9 +5,7 @@
 //!
 //! Without `tshark` the test is skipped loudly.
 use std::io::{Read, Write};
-use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use etherparse::PacketBuilder;
@@ -15,8 +13,8 @@ use nettrace::capture::{CapturedPacket, LinkKind, PacketCapture, PacketDirection
 use nettrace::model::TraceId;
 use nettrace::tls::KeyLogRecorder;
 use nettrace_tests::fixtures::tls::{ALPN_HTTP11, LeafKind, ServerTlsOptions};
-use nettrace_tests::scenario::{self, EXAMPLE_HOST, TempDir, run_command};
-use nettrace_tests::skip;
+use nettrace_tests::scenario::{self, EXAMPLE_HOST, TempDir};
+use nettrace_tests::tshark::{have_tshark, tshark_fields_with};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, ServerConnection};
 use time::{OffsetDateTime, macros::datetime};
@@ -178,31 +176,18 @@ fn tls_capture() -> PacketCapture {
 
 /// The HTTP request URIs and response codes tshark finds in `file` (with `args`).
 fn http_seen(file: &std::path::Path, args: &[String]) -> Vec<String> {
-    let mut command = Command::new("tshark");
-    command.args(["-n", "-r"]).arg(file).args(args).args([
-        "-Y",
-        "http",
-        "-T",
-        "fields",
-        "-e",
-        "http.request.uri",
-        "-e",
-        "http.response.code",
-    ]);
-    let output = run_command(command, Duration::from_secs(60));
-    assert_eq!(output.code, Some(0), "tshark: {}", output.stderr);
-    output
-        .stdout
-        .lines()
-        .map(|line| line.trim().to_owned())
+    let mut extra: Vec<&str> = args.iter().map(String::as_str).collect();
+    extra.extend(["-Y", "http"]);
+    tshark_fields_with(file, &extra, &["http.request.uri", "http.response.code"])
+        .into_iter()
+        .map(|row| row.concat().trim().to_owned())
         .collect()
 }
 
 #[test]
 fn tshark_decrypts_with_the_captured_secrets() {
     let test = "tshark_decrypts_with_the_captured_secrets";
-    if Command::new("tshark").arg("--version").output().is_err() {
-        skip(test, "tshark is not installed");
+    if !have_tshark(test) {
         return;
     }
     let capture = tls_capture();

@@ -25,6 +25,19 @@ use crate::{
     model::TraceId,
 };
 
+/// Where a connection runs (see [`Recorder::conn_endpoints`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnEndpoints {
+    /// The socket.
+    pub(crate) cookie: SocketCookie,
+    /// TCP or UDP.
+    pub(crate) transport: crate::event::Transport,
+    /// Its local address.
+    pub(crate) local: std::net::SocketAddr,
+    /// The address it connected to.
+    pub(crate) remote: std::net::SocketAddr,
+}
+
 /// All records of the current trace, and the open connections carried over from earlier ones.
 #[derive(Debug)]
 pub(crate) struct Recorder {
@@ -56,6 +69,17 @@ impl Recorder {
             record_dns,
             capture: None,
         }
+    }
+
+    /// The socket and addresses of connection `conn`, once it is established.
+    pub(crate) fn conn_endpoints(&self, conn: &TraceId) -> Option<ConnEndpoints> {
+        let rec = self.conns.get(conn)?;
+        Some(ConnEndpoints {
+            cookie: rec.cookie?,
+            transport: rec.transport,
+            local: rec.local?,
+            remote: rec.remote,
+        })
     }
 
     /// Keeps the packets the kernel captures for this client from now on.
