@@ -29,6 +29,8 @@ pub use layers::{
 
 /// Default bytes kept of each packet (Go's default `PacketSnaplen`).
 pub const DEFAULT_SNAPLEN: u32 = 1518;
+/// The largest snap length: what the kernel copies of one packet at most.
+pub const MAX_SNAPLEN: u32 = nettrace_common::limits::MAX_PACKET_BYTES;
 /// Default limit on the bytes kept per interface (Go's default `TotalSizeLimit`, 1 MiB).
 pub const DEFAULT_TOTAL_SIZE_LIMIT: usize = 1024 * 1024;
 
@@ -37,7 +39,8 @@ pub const DEFAULT_TOTAL_SIZE_LIMIT: usize = 1024 * 1024;
 pub struct PacketCaptureOptions {
     /// Interfaces to capture on, by name (`lo`, `eth0`...).
     pub interfaces: Vec<String>,
-    /// Bytes kept of each packet at most (default [`DEFAULT_SNAPLEN`]).
+    /// Bytes kept of each packet at most (default [`DEFAULT_SNAPLEN`]); at most
+    /// [`MAX_SNAPLEN`] (loopback carries packets of up to 64 KiB: their first bytes are kept).
     pub snaplen: u32,
     /// Bytes kept per interface at most; further packets are dropped and the capture is
     /// marked `truncated` (default [`DEFAULT_TOTAL_SIZE_LIMIT`]).

@@ -127,7 +127,7 @@ pub(crate) struct GetArgs {
     /// --tls-keys, DIR/<iface>.keys in SSLKEYLOGFILE format). Default: the current folder.
     #[arg(long, value_name = "DIR")]
     pub(crate) pcap_dir: Option<PathBuf>,
-    /// Bytes kept of each captured packet.
+    /// Bytes kept of each captured packet (at most 9216).
     #[arg(long, value_name = "N", default_value_t = nettrace::capture::DEFAULT_SNAPLEN)]
     pub(crate) snaplen: u32,
     /// Bytes kept per interface; later packets are dropped and the capture marked truncated.

@@ -1,0 +1,131 @@
+//! `nettrace get --pcap ...`: the packet capture files of the CLI, read by the real `tshark`,
+//! including a traced HTTPS request that `tshark` decrypts with the recorded TLS secrets
+//! (inside the pcapng, and from the .keys file beside the pcap). Unprivileged, `--pcap` is
+//! refused with a clear error.
+use std::{process::Command, time::Duration};
+
+use nettrace_tests::{
+    fixtures::tls::{LeafKind, ServerTlsOptions},
+    require_root,
+    scenario::{self, CommandOutput, EXAMPLE_HOST, TempDir},
+    tshark::{have_tshark, tshark_fields, tshark_fields_with},
+};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+async fn run(command: Command) -> CommandOutput {
+    tokio::task::spawn_blocking(move || scenario::run_command(command, LIMIT))
+        .await
+        .unwrap_or_else(|e| panic!("the runner panicked: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcap_files_of_a_traced_https_request_decrypt_in_tshark() {
+    let test = "pcap_files_of_a_traced_https_request_decrypt_in_tshark";
+    if !require_root(test) || !have_tshark(test) {
+        return;
+    }
+    let pki = scenario::pki();
+    let server = scenario::https_server(&pki, LeafKind::Valid, &ServerTlsOptions::h1()).await;
+    let dns = scenario::example_dns().await;
+    let dir = TempDir::new("cli-capture");
+    let ca = dir.write("ca.pem", pki.ca_pem());
+    let pcap_dir = dir.path("captures");
+    let url = server.url_with_host(EXAMPLE_HOST, "/bytes/2000");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nettrace"));
+    command
+        .args(["get", &url, "--nameserver", &dns.addr().to_string()])
+        .arg("--cacert")
+        .arg(&ca)
+        .args([
+            "--no-keepalive",
+            "--pcap",
+            "lo",
+            "--tls-keys",
+            "--snaplen",
+            "9216",
+        ])
+        .arg("--pcap-dir")
+        .arg(&pcap_dir);
+    let out = run(command).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let pcap = pcap_dir.join("lo.pcap");
+    let pcapng = pcap_dir.join("lo.pcapng");
+    let keys = pcap_dir.join("lo.keys");
+    for file in [&pcap, &pcapng, &keys] {
+        assert!(file.exists(), "{} was not written: {out:?}", file.display());
+    }
+    let decrypted = |file: &std::path::Path, extra: &[&str]| -> Vec<String> {
+        let mut args = extra.to_vec();
+        args.extend(["-Y", "http"]);
+        tshark_fields_with(file, &args, &["http.request.uri", "http.response.code"])
+            .into_iter()
+            .map(|row| row.concat())
+            .collect()
+    };
+    let expected = vec!["/bytes/2000".to_owned(), "200".to_owned()];
+    assert_eq!(
+        decrypted(&pcapng, &[]),
+        expected,
+        "secrets inside the pcapng"
+    );
+    let keylog = format!("tls.keylog_file:{}", keys.display());
+    assert_eq!(
+        decrypted(&pcap, &["-o", &keylog]),
+        expected,
+        "pcap + key log"
+    );
+    assert!(
+        decrypted(&pcap, &[]).is_empty(),
+        "nothing readable without the secrets"
+    );
+    // DNS exchanges are in the capture too, named as such by tshark.
+    let dns_rows = tshark_fields(&pcap, &["dns.qry.name"]);
+    assert!(
+        dns_rows.iter().any(|row| row[0] == EXAMPLE_HOST),
+        "{dns_rows:?}"
+    );
+}
+
+/// A copy of the binary that user nobody can run, wherever the build tree is.
+fn binary_for_nobody(dir: &TempDir) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let root = dir.path("bin");
+    std::fs::create_dir_all(&root).unwrap();
+    for path in [dir.path(""), root.clone()] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let binary = root.join("nettrace");
+    std::fs::copy(env!("CARGO_BIN_EXE_nettrace"), &binary).unwrap();
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    binary
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unprivileged_pcap_is_refused_with_the_privilege_named() {
+    if !require_root("unprivileged_pcap_is_refused_with_the_privilege_named (switches to nobody)") {
+        return;
+    }
+    let server = scenario::plain_server().await;
+    let dir = TempDir::new("cli-capture-nobody");
+    let binary = binary_for_nobody(&dir);
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&binary)
+        .args([
+            "get",
+            &server.url("/"),
+            "--pcap",
+            "lo",
+            "--pcap-dir",
+            "/tmp",
+        ]);
+    let out = run(command).await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("packet capture unavailable")
+            && out.stderr.contains("CAP_BPF + CAP_NET_ADMIN"),
+        "{out:?}"
+    );
+}
