@@ -70,7 +70,7 @@ fn capture(ctx: &TcContext, l2_len: usize, way: u32) {
         // `__sk_buff.protocol` holds the ethertype in network byte order.
         u16::from_be(ctx.skb.protocol() as u16)
     } else {
-        match ctx.load::<u16>(12) {
+        match read::<u16>(ctx, 12) {
             Ok(raw) => u16::from_be(raw),
             Err(_) => return,
         }
@@ -88,12 +88,12 @@ fn capture(ctx: &TcContext, l2_len: usize, way: u32) {
 
 #[inline(always)]
 fn ipv4(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
-    let version_ihl: u8 = ctx.load(l3)?;
+    let version_ihl: u8 = read(ctx, l3)?;
     let header_len = ((version_ihl & 0x0f) as usize) * 4;
     if header_len < 20 {
         return Ok(());
     }
-    let protocol: u8 = ctx.load(l3 + 9)?;
+    let protocol: u8 = read(ctx, l3 + 9)?;
     if protocol == IPPROTO_ICMP {
         unbound(ctx, Unbound::Icmp, way);
         return Ok(());
@@ -102,12 +102,12 @@ fn ipv4(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
         return Ok(());
     }
     // Only a first fragment (offset 0) carries the ports.
-    let fragment: u16 = ctx.load(l3 + 6)?;
+    let fragment: u16 = read(ctx, l3 + 6)?;
     if u16::from_be(fragment) & 0x1fff != 0 {
         return Ok(());
     }
-    let src: u32 = ctx.load(l3 + 12)?;
-    let dst: u32 = ctx.load(l3 + 16)?;
+    let src: u32 = read(ctx, l3 + 12)?;
+    let dst: u32 = read(ctx, l3 + 16)?;
     flow(
         ctx,
         [src, 0, 0, 0],
@@ -121,7 +121,7 @@ fn ipv4(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
 /// IPv6 without extension headers (a packet with them is not matched).
 #[inline(always)]
 fn ipv6(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
-    let next_header: u8 = ctx.load(l3 + 6)?;
+    let next_header: u8 = read(ctx, l3 + 6)?;
     if next_header == IPPROTO_ICMPV6 {
         unbound(ctx, Unbound::Icmp, way);
         return Ok(());
@@ -129,8 +129,8 @@ fn ipv6(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
     if next_header != IPPROTO_TCP && next_header != IPPROTO_UDP {
         return Ok(());
     }
-    let src: [u32; 4] = ctx.load(l3 + 8)?;
-    let dst: [u32; 4] = ctx.load(l3 + 24)?;
+    let src: [u32; 4] = read(ctx, l3 + 8)?;
+    let dst: [u32; 4] = read(ctx, l3 + 24)?;
     flow(ctx, src, dst, family::INET6, next_header, l3 + 40)
 }
 
@@ -144,8 +144,8 @@ fn flow(
     protocol: u8,
     l4: usize,
 ) -> Result<(), i64> {
-    let src_port: u16 = ctx.load(l4)?;
-    let dst_port: u16 = ctx.load(l4 + 2)?;
+    let src_port: u16 = read(ctx, l4)?;
+    let dst_port: u16 = read(ctx, l4 + 2)?;
     let key = FlowKey {
         src_addr,
         dst_addr,
@@ -164,7 +164,7 @@ fn flow(
     };
     let mut wanted = client.snaplen;
     if protocol == IPPROTO_TCP && client.flags & capture_flags::TCP_PAYLOAD == 0 {
-        let data_offset: u8 = ctx.load(l4 + 12)?;
+        let data_offset: u8 = read(ctx, l4 + 12)?;
         let headers = (l4 + ((data_offset >> 4) as usize) * 4) as u32;
         if headers < wanted {
             wanted = headers;
@@ -189,6 +189,27 @@ fn unbound(ctx: &TcContext, kind: Unbound, way: u32) {
     if snaplen != 0 {
         copy_packet(ctx, ANY_CLIENT, 0, way, snaplen);
     }
+}
+
+/// Reads a `T` at `offset` of the packet: straight from the packet's linear data when it is
+/// there (the usual case: stacks build headers in the linear part), through the copying
+/// helper otherwise.
+#[inline(always)]
+fn read<T: Copy>(ctx: &TcContext, offset: usize) -> Result<T, i64> {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    // At least two bytes: for one, the compiler turns the check into `end > ptr`, from which
+    // the verifier grants no access (the headers read here never end a packet).
+    let checked = if core::mem::size_of::<T>() < 2 {
+        2
+    } else {
+        core::mem::size_of::<T>()
+    };
+    if start + offset + checked <= end {
+        // SAFETY: the bytes lie between `data` and `data_end` (checked just above, which is
+        // also what the verifier checks); the read makes no alignment assumption.
+        return Ok(unsafe { core::ptr::read_unaligned((start + offset) as *const T) });
+    }
+    ctx.load(offset)
 }
 
 /// The index of the interface the packet is on.
@@ -273,5 +294,8 @@ fn copy_into<const N: usize>(
             captured_len: length,
         });
     }
-    entry.submit(wakeup_flags(&PACKETS));
+    entry.submit(wakeup_flags(
+        &PACKETS,
+        core::mem::size_of::<PacketRecord<N>>() as u64,
+    ));
 }
