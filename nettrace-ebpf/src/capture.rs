@@ -17,7 +17,7 @@ use nettrace_common::{
 };
 
 use crate::{
-    emit::{count_lost, wakeup_flags},
+    emit::{PACKET_WAKEUP_BYTES, count_lost, wakeup_flags},
     maps::{CAPTURE_CLIENTS, CAPTURE_INTERFACES, LOST_PACKETS, PACKETS, TRACED_FLOWS},
 };
 
@@ -297,5 +297,6 @@ fn copy_into<const N: usize>(
     entry.submit(wakeup_flags(
         &PACKETS,
         core::mem::size_of::<PacketRecord<N>>() as u64,
+        PACKET_WAKEUP_BYTES,
     ));
 }

@@ -94,6 +94,26 @@ fn burst(socket: socket2::Socket, addr: std::net::SocketAddr) -> Duration {
     started.elapsed()
 }
 
+/// Sends 64-byte writes at `rate` per second for one second, in batches every millisecond.
+fn paced(socket: socket2::Socket, addr: std::net::SocketAddr, rate: usize) -> usize {
+    socket.connect(&addr.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    let per_ms = rate / 1000;
+    let started = Instant::now();
+    let mut sent = 0;
+    for ms in 0..1000u64 {
+        for _ in 0..per_ms {
+            stream.write_all(&[0u8; 64]).unwrap();
+            sent += 1;
+        }
+        let next = started + Duration::from_millis(ms + 1);
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+    }
+    sent
+}
+
 fn main() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -123,20 +143,43 @@ fn main() {
         let cookie = SocketCookie::of(&socket).unwrap();
         let client = ClientId(1);
         tracer.register(cookie, client).unwrap();
-        let reader = tokio::spawn(async move {
-            let mut received = 0usize;
-            while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), events.next()).await {
-                received += 1;
-            }
-            received
-        });
+        // One reader for all phases, counting send events per client slot, until idle.
+        let received: std::sync::Arc<std::sync::Mutex<HashMap<u32, usize>>> = Default::default();
+        let reader = {
+            let received = received.clone();
+            tokio::spawn(async move {
+                while let Ok(Ok(event)) =
+                    tokio::time::timeout(Duration::from_millis(1500), events.next()).await
+                {
+                    if matches!(event, nettrace::kernel::KernelEvent::SockMsg(_)) {
+                        *received.lock().unwrap().entry(event.client().0).or_default() += 1;
+                    }
+                }
+            })
+        };
         let before = stats(&tracer);
         let traced_time = tokio::task::spawn_blocking(move || burst(socket, addr)).await.unwrap();
         let traced = per_run(&before, &stats(&tracer));
         server.join().unwrap();
-        let received = reader.await.unwrap();
         let lost = tracer.lost_events(client).unwrap();
         tracer.unregister(cookie).unwrap();
+
+        // Paced: a steady rate for one second each.
+        let mut paced_rows = Vec::new();
+        for (slot, rate) in [(2u32, 100_000usize), (3, 200_000)] {
+            let (socket, server) = connection(&listener);
+            let cookie = SocketCookie::of(&socket).unwrap();
+            let client = ClientId(slot);
+            tracer.reset_lost_events(client).unwrap();
+            tracer.register(cookie, client).unwrap();
+            let sent = tokio::task::spawn_blocking(move || paced(socket, addr, rate)).await.unwrap();
+            server.join().unwrap();
+            paced_rows.push((slot, rate, sent, tracer.lost_events(client).unwrap()));
+            tracer.unregister(cookie).unwrap();
+        }
+        reader.await.unwrap();
+        let received = received.lock().unwrap().clone();
+        let count = |slot: u32| received.get(&slot).copied().unwrap_or(0);
 
         println!("eBPF program cost per run (kernel run statistics), {SENDS} send() calls of 64 B each");
         println!("{:<34} {:>10} {:>12}   {:>10} {:>12}", "program", "untraced", "ns/run", "traced", "ns/run");
@@ -152,10 +195,17 @@ fn main() {
         }
         let rate = SENDS as f64 / traced_time.as_secs_f64();
         println!(
-            "traced burst: {SENDS} send events in {:.0} ms = {:.0} events/s; received {received}, lost {lost} (untraced burst {:.0} ms)",
+            "traced burst (as fast as possible): {SENDS} send events in {:.0} ms = {:.0} events/s; received {}, lost {lost} (untraced burst {:.0} ms)",
             traced_time.as_secs_f64() * 1e3,
             rate,
+            count(1),
             untraced_time.as_secs_f64() * 1e3
         );
+        for (slot, rate, sent, lost) in paced_rows {
+            println!(
+                "paced {rate} events/s for 1 s (default ring): sent {sent}, received {}, lost {lost}",
+                count(slot)
+            );
+        }
     });
 }
