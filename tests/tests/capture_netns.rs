@@ -431,3 +431,64 @@ fn capture_holds_the_connection_after_nat_by_its_reply_tuple() {
         dump(&trace)
     );
 }
+
+#[test]
+fn raw_ip_interface_capture_has_the_raw_ip_link_type() {
+    if !require_root("raw_ip_interface_capture_has_the_raw_ip_link_type") {
+        return;
+    }
+    // A tun device (no link-layer header) routes 10.88.0.0/24; nobody answers, so the
+    // client's SYNs leave through it and the connection attempt times out.
+    const TUN: &str = "nt-tun0";
+    let ns = NetNs::new("cap-tun").expect("namespace");
+    ns.run(&["ip", "tuntap", "add", "dev", TUN, "mode", "tun"]);
+    ns.run(&["ip", "addr", "add", "10.88.0.1/24", "dev", TUN]);
+    ns.run(&["ip", "link", "set", TUN, "up"]);
+    let (trace, captures) = ns.block_on(|| async {
+        let client = HttpClient::new(
+            HttpClientConfig {
+                tcp_handshake_timeout: Some(Duration::from_millis(300)),
+                ..HttpClientConfig::default()
+            },
+            TraceOptions {
+                kernel: KernelMode::Require,
+                packet_capture: Some(PacketCaptureOptions {
+                    interfaces: vec![TUN.to_owned()],
+                    ..PacketCaptureOptions::default()
+                }),
+                ..scenario::full_options()
+            },
+        )
+        .unwrap_or_else(|e| panic!("capture must start as root: {e:#?}"));
+        scenario::get_err(&client, "http://10.88.0.2:80/").await;
+        client.get_trace("tun").unwrap()
+    });
+    assert_eq!(captures.len(), 1);
+    let capture = &captures[0];
+    assert_eq!(capture.link_kind, LinkKind::RawIp);
+    let conn = &trace.net_trace.tcp_conns[0];
+    assert!(!capture.packets.is_empty(), "{}", dump(&trace));
+    for packet in &capture.packets {
+        let sliced = etherparse::SlicedPacket::from_ip(&packet.data)
+            .unwrap_or_else(|e| panic!("not a raw IP packet ({e}): {packet:?}"));
+        let Some(TransportSlice::Tcp(tcp)) = sliced.transport else {
+            panic!("not TCP: {packet:?}");
+        };
+        assert!(tcp.syn() && !tcp.ack(), "only SYNs leave: {packet:?}");
+        assert_eq!(tcp.destination_port(), 80);
+        assert_eq!(packet.direction, PacketDirection::Egress);
+        assert_eq!(packet.conn_id.as_ref(), Some(&conn.trace_id));
+    }
+    if !have_tshark("raw_ip_interface_capture_has_the_raw_ip_link_type (tshark part)") {
+        return;
+    }
+    let dir = TempDir::new("capture-tun");
+    let pcap = dir.path("tun.pcap");
+    capture.write_to_file(&pcap).expect("pcap");
+    let rows = tshark_fields(&pcap, &["frame.encap_type", "ip.dst", "tcp.dstport"]);
+    assert_eq!(rows.len(), capture.packets.len());
+    for row in rows {
+        // Wireshark's encapsulation 7 is raw IP.
+        assert_eq!(row, ["7", "10.88.0.2", "80"], "{row:?}");
+    }
+}
