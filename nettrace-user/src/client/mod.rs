@@ -454,7 +454,9 @@ impl HttpClient {
     }
 
     /// The trace so far and the packet captures (Go's `GetTrace`). A snapshot: nothing is
-    /// removed, IDs stay the same across calls.
+    /// removed, IDs stay the same across calls. Every kernel event and packet that happened
+    /// before the call is in it (no sleep needed). There is one capture per interface asked
+    /// for, also one that saw no packet (Go leaves those out), in the order they were named.
     pub fn get_trace(
         &self,
         description: &str,
