@@ -67,10 +67,7 @@ fn sock<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut CgroupSock
         .map_err(program_error(name, "open"))
 }
 
-fn addr<'a>(
-    ebpf: &'a mut Ebpf,
-    name: &'static str,
-) -> Result<&'a mut CgroupSockAddr, KernelError> {
+fn addr<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut CgroupSockAddr, KernelError> {
     program(ebpf, name)?
         .try_into()
         .map_err(program_error(name, "open"))
@@ -147,17 +144,23 @@ impl KernelTracer {
 fn detach(ebpf: &mut Ebpf, links: CgroupLinks) {
     let mut failed = Vec::new();
     for (name, id) in links.sock {
-        if let Err(e) = sock(ebpf, name).and_then(|p| p.detach(id).map_err(program_error(name, "detach"))) {
+        if let Err(e) =
+            sock(ebpf, name).and_then(|p| p.detach(id).map_err(program_error(name, "detach")))
+        {
             failed.push(e);
         }
     }
     for (name, id) in links.addr {
-        if let Err(e) = addr(ebpf, name).and_then(|p| p.detach(id).map_err(program_error(name, "detach"))) {
+        if let Err(e) =
+            addr(ebpf, name).and_then(|p| p.detach(id).map_err(program_error(name, "detach")))
+        {
             failed.push(e);
         }
     }
     for (name, id) in links.skb {
-        if let Err(e) = skb(ebpf, name).and_then(|p| p.detach(id).map_err(program_error(name, "detach"))) {
+        if let Err(e) =
+            skb(ebpf, name).and_then(|p| p.detach(id).map_err(program_error(name, "detach")))
+        {
             failed.push(e);
         }
     }

@@ -2,8 +2,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use nettrace_common::{
-    ConnectEvent, EventHeader, PacketEvent, SockCreateEvent, SockReleaseEvent, SockMsgEvent, SockOpsEvent, TcpResetEvent, TcpStateEvent, direction,
-    event_kind, family,
+    ConnectEvent, EventHeader, PacketEvent, SockCreateEvent, SockMsgEvent, SockOpsEvent,
+    SockReleaseEvent, TcpResetEvent, TcpStateEvent, direction, event_kind, family,
 };
 
 use super::{ClientId, ConnectCall, KernelError, SocketCreated, SocketReleased};
@@ -207,9 +207,11 @@ impl KernelEvent {
             event_kind::SOCK_RELEASE => Ok(Self::SocketReleased(SocketReleased::from_raw(
                 &read_record::<SockReleaseEvent>(record)?,
             ))),
-            event_kind::CONNECT => Ok(Self::Connect(ConnectCall::from_raw(
-                &read_record::<ConnectEvent>(record)?,
-            )?)),
+            event_kind::CONNECT => Ok(Self::Connect(ConnectCall::from_raw(&read_record::<
+                ConnectEvent,
+            >(
+                record
+            )?)?)),
             other => Err(KernelError::MalformedEvent(format!(
                 "unknown event kind {other} ({} bytes)",
                 record.len()

@@ -16,8 +16,8 @@ use nettrace_common::{
 };
 
 use super::{
-    CaptureInterfaceInfo, CaptureLinks, CgroupLinks, ClientId, FlowProtocol, KernelConfig, KernelError,
-    KernelEvent, KernelEvents, KernelTracer, SockOp, flow_directions,
+    CaptureInterfaceInfo, CaptureLinks, CgroupLinks, ClientId, FlowProtocol, KernelConfig,
+    KernelError, KernelEvent, KernelEvents, KernelTracer, SockOp, flow_directions,
 };
 use crate::{
     SocketCookie,
@@ -143,7 +143,15 @@ impl KernelHub {
     pub(crate) fn drain(&self) {
         let events = lock(&self.events).drain();
         let packets = lock(&self.packets).drain();
-        for event in events.into_iter().chain(packets) {
+        let mut batch: Vec<_> = events.into_iter().chain(packets).collect();
+        // The two rings interleaved in time, so that a packet is handled after the events
+        // that came before it (a connect before its first datagram).
+        batch.sort_by_key(|event| {
+            event
+                .as_ref()
+                .map_or(crate::KernelTime(0), KernelEvent::time)
+        });
+        for event in batch {
             match event {
                 Ok(event) => self.dispatch(event),
                 Err(error) => tracing::warn!(%error, "skipping a kernel event"),

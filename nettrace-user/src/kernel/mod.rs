@@ -42,9 +42,7 @@ pub use events::{KernelEvents, READ_TICK};
 pub use flow::{FlowProtocol, flow_directions, flow_key};
 pub(crate) use hub::{KernelClient, KernelHub, KernelSink};
 pub use interface::CaptureInterfaceInfo;
-pub use socket_event::{
-    ConnectCall, KernelProcess, SocketCreated, SocketProtocol, SocketReleased,
-};
+pub use socket_event::{ConnectCall, KernelProcess, SocketCreated, SocketProtocol, SocketReleased};
 pub use tracer::{
     CaptureLinks, ClientId, KernelConfig, KernelTracer, ProgramStats, enable_run_stats,
 };

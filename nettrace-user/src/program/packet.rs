@@ -53,7 +53,9 @@ pub(crate) fn parse_ip(data: &[u8]) -> Option<IpPacket<'_>> {
     };
     let transport = data.get(l4..)?;
     let port = |at: usize| -> Option<u16> {
-        Some(u16::from_be_bytes(transport.get(at..at + 2)?.try_into().ok()?))
+        Some(u16::from_be_bytes(
+            transport.get(at..at + 2)?.try_into().ok()?,
+        ))
     };
     let (src_port, dst_port) = (port(0)?, port(2)?);
     let (proto, payload) = match proto {
@@ -149,7 +151,9 @@ mod tests {
     use super::*;
 
     fn udp_v4(payload: &[u8]) -> Vec<u8> {
-        let mut p = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 2];
+        let mut p = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 2,
+        ];
         let len = (8 + payload.len()) as u16;
         p.extend_from_slice(&[0xc0, 0x00, 0, 53]);
         p.extend_from_slice(&len.to_be_bytes());

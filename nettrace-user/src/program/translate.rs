@@ -40,6 +40,9 @@ struct SocketState {
     conn: Option<Connection>,
     released: bool,
     tcp_closed: bool,
+    /// Unregistered from the kernel map. The state stays (as the recorder's records do): a
+    /// copied packet may come from the packet ring after the release from the event ring.
+    retired: bool,
 }
 
 #[derive(Debug)]
@@ -83,6 +86,7 @@ impl Translator {
                         conn: None,
                         released: false,
                         tcp_closed: false,
+                        retired: false,
                     },
                 );
             }
@@ -142,7 +146,8 @@ impl Translator {
                         });
                     }
                 }
-                out.events.push(Event::Kernel(KernelEvent::TcpState(change)));
+                out.events
+                    .push(Event::Kernel(KernelEvent::TcpState(change)));
                 self.retire_if_done(cookie, &mut out);
             }
             KernelEvent::SockMsg(call) => {
@@ -331,16 +336,17 @@ impl Translator {
         self.sockets.get_mut(&cookie)?.conn.as_mut()
     }
 
-    /// Forgets a socket once nothing more can come: a UDP socket or an unconnected TCP socket
+    /// Unregisters a socket once nothing more can come: a UDP socket or an unconnected TCP socket
     /// when released, a TCP socket when released and in CLOSE (its state machine goes on
     /// after `close()`).
     fn retire_if_done(&mut self, cookie: SocketCookie, out: &mut Output) {
-        let done = self.sockets.get(&cookie).is_some_and(|s| {
-            s.released
-                && (s.protocol == SocketProtocol::Udp || s.tcp_closed || s.conn.is_none())
-        });
-        if done {
-            self.sockets.remove(&cookie);
+        let Some(state) = self.sockets.get_mut(&cookie) else {
+            return;
+        };
+        let done = state.released
+            && (state.protocol == SocketProtocol::Udp || state.tcp_closed || state.conn.is_none());
+        if done && !state.retired {
+            state.retired = true;
             out.unregister.push(cookie);
         }
     }

@@ -37,7 +37,10 @@ pub(crate) async fn run(args: TraceArgs) -> Result<ExitCode> {
         tracer
             .trace_cgroup(path)
             .with_context(|| format!("tracing cgroup {}", path.display()))?;
-        eprintln!("nettrace-loader: tracing cgroup {}; Ctrl-C ends", path.display());
+        eprintln!(
+            "nettrace-loader: tracing cgroup {}; Ctrl-C ends",
+            path.display()
+        );
         let _ = tokio::signal::ctrl_c().await;
         (ExitCode::SUCCESS, format!("cgroup {}", path.display()))
     } else if let Some(pid) = args.pid {
