@@ -38,7 +38,7 @@ enum Command {
 #[derive(Args, Debug)]
 pub(crate) struct TraceArgs {
     /// Capture the traced connections' packets on this interface (repeatable); written as
-    /// DIR/<iface>.pcap and DIR/<iface>.pcapng.
+    /// `DIR/<iface>.pcap` and `DIR/<iface>.pcapng`.
     #[arg(long = "pcap", value_name = "IFACE")]
     pub(crate) pcap: Vec<String>,
     /// Folder for the captures (default: the current folder).

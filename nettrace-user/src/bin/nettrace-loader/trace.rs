@@ -133,7 +133,7 @@ fn write_trace(output: Option<&Path>, trace: &HttpTrace) -> Result<()> {
     }
 }
 
-/// Writes each capture as DIR/<iface>.pcap and DIR/<iface>.pcapng.
+/// Writes each capture as `DIR/<iface>.pcap` and `DIR/<iface>.pcapng`.
 fn write_captures(dir: &Path, captures: &[PacketCapture]) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for capture in captures {
