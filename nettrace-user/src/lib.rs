@@ -13,6 +13,7 @@ pub mod capture;
 pub mod client;
 mod clock;
 pub mod conntrack;
+pub mod daemon;
 pub mod dns;
 mod event;
 mod headers;

@@ -5,6 +5,8 @@
 //! - `trace [--pcap IFACE ...] [--conntrack] [-o FILE] -- COMMAND [ARGS]`: runs COMMAND in a
 //!   fresh cgroup and writes the trace of all its sockets, from kernel events alone;
 //!   `--cgroup PATH` / `--pid PID` trace what already runs, until Ctrl-C (or the process ends).
+//! - `serve [--socket PATH] [--group GROUP]`: the daemon through which unprivileged processes
+//!   get the kernel events of the sockets they hold (descriptors passed with `SCM_RIGHTS`).
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};
@@ -13,6 +15,8 @@ use nettrace::kernel::KernelConfig;
 
 mod cgroup;
 mod check;
+mod probe;
+mod serve;
 mod trace;
 
 #[derive(Parser)]
@@ -32,6 +36,11 @@ enum Command {
     },
     /// Trace every socket of a command (run in a fresh cgroup), a cgroup or a process.
     Trace(TraceArgs),
+    /// Serve unprivileged clients on a Unix socket: the kernel facts of their own sockets.
+    Serve(serve::ServeArgs),
+    /// A client of `serve`, for tests and checks.
+    #[command(hide = true)]
+    Probe(probe::ProbeArgs),
 }
 
 /// Arguments of `trace`.
@@ -94,5 +103,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }))
             .map(|()| ExitCode::SUCCESS),
         Command::Trace(args) => runtime.block_on(trace::run(args)),
+        Command::Serve(args) => runtime.block_on(serve::run(args)),
+        Command::Probe(args) => probe::run(&args),
     }
 }
