@@ -87,7 +87,8 @@ impl DaemonClient {
     }
 
     fn request(&mut self, request: &Request, socket: &impl AsFd) -> Result<u64, DaemonError> {
-        let bytes = serde_json::to_vec(request).map_err(|e| DaemonError::Protocol(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(request).map_err(|e| DaemonError::Protocol(e.to_string()))?;
         let fd = socket.as_fd().as_raw_fd();
         send_with_fd(&self.socket, &bytes, Some(fd)).map_err(DaemonError::Io)?;
         match self.answer(Duration::from_secs(10))? {
@@ -106,7 +107,9 @@ impl DaemonClient {
                 None => return Err(DaemonError::Protocol("no answer in time".to_owned())),
             }
         }
-        Err(DaemonError::Protocol("no answer among the events".to_owned()))
+        Err(DaemonError::Protocol(
+            "no answer among the events".to_owned(),
+        ))
     }
 
     fn receive(&mut self, timeout: Duration) -> Result<Option<Message>, DaemonError> {
@@ -116,7 +119,12 @@ impl DaemonClient {
         let mut buf = vec![0u8; MAX_MESSAGE * 4];
         // SAFETY: `buf` is a valid writable buffer of its length.
         let n = unsafe {
-            libc::recv(self.socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
+            libc::recv(
+                self.socket.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                0,
+            )
         };
         if n < 0 {
             let error = io::Error::last_os_error();
@@ -126,7 +134,9 @@ impl DaemonClient {
             };
         }
         if n == 0 {
-            return Err(DaemonError::Protocol("the daemon closed the connection".to_owned()));
+            return Err(DaemonError::Protocol(
+                "the daemon closed the connection".to_owned(),
+            ));
         }
         let bytes = buf.get(..n as usize).unwrap_or_default();
         serde_json::from_slice(bytes)

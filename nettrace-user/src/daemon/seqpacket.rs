@@ -58,7 +58,11 @@ pub(crate) fn recv_with_fds(
 }
 
 /// Sends one message, with `fd` attached when given.
-pub(crate) fn send_with_fd(socket: &impl AsRawFd, data: &[u8], fd: Option<RawFd>) -> io::Result<()> {
+pub(crate) fn send_with_fd(
+    socket: &impl AsRawFd,
+    data: &[u8],
+    fd: Option<RawFd>,
+) -> io::Result<()> {
     let mut iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),

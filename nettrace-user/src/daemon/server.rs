@@ -103,22 +103,24 @@ struct ClientSink {
 impl KernelSink for ClientSink {
     fn kernel_event(&self, event: KernelEvent) {
         let message = Message::Event(wire(&event));
-        let sent = serde_json::to_vec(&message).map_err(io::Error::other).and_then(|bytes| {
-            // SAFETY: `conn` is an open socket and `bytes` a valid buffer of its length.
-            let n = unsafe {
-                libc::send(
-                    self.conn.as_raw_fd(),
-                    bytes.as_ptr().cast(),
-                    bytes.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(())
-            }
-        });
+        let sent = serde_json::to_vec(&message)
+            .map_err(io::Error::other)
+            .and_then(|bytes| {
+                // SAFETY: `conn` is an open socket and `bytes` a valid buffer of its length.
+                let n = unsafe {
+                    libc::send(
+                        self.conn.as_raw_fd(),
+                        bytes.as_ptr().cast(),
+                        bytes.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(())
+                }
+            });
         if sent.is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -131,7 +133,10 @@ fn wire(event: &KernelEvent) -> WireEvent {
         KernelEvent::SockOps(_) => ("sock-ops", String::new()),
         KernelEvent::SockMsg(_) => ("sock-msg", String::new()),
         KernelEvent::TcpReset(_) => ("tcp-reset", String::new()),
-        KernelEvent::Packet(p) => ("packet", p.data.iter().map(|b| format!("{b:02x}")).collect()),
+        KernelEvent::Packet(p) => (
+            "packet",
+            p.data.iter().map(|b| format!("{b:02x}")).collect(),
+        ),
         KernelEvent::SocketCreated(_) => ("socket-created", String::new()),
         KernelEvent::SocketReleased(_) => ("socket-released", String::new()),
         KernelEvent::Connect(_) => ("connect", String::new()),
@@ -165,9 +170,12 @@ fn serve_client(hub: &Arc<KernelHub>, conn: OwnedFd, id: u64, owners: &Owners) {
     let client = match hub.attach(weak) {
         Ok(client) => client,
         Err(error) => {
-            reply(&conn, &Message::Error {
-                error: format!("no kernel slot: {error}"),
-            });
+            reply(
+                &conn,
+                &Message::Error {
+                    error: format!("no kernel slot: {error}"),
+                },
+            );
             return log(&format!("refused: {error}"));
         }
     };
@@ -210,7 +218,9 @@ fn handle(
 ) -> Message {
     let error = |error: String| Message::Error { error };
     if cut {
-        return error(format!("message longer than {MAX_MESSAGE} bytes or too many descriptors"));
+        return error(format!(
+            "message longer than {MAX_MESSAGE} bytes or too many descriptors"
+        ));
     }
     let request: Request = match serde_json::from_slice(bytes) {
         Ok(request) => request,

@@ -40,7 +40,10 @@ pub(crate) fn run(args: &ProbeArgs) -> Result<ExitCode> {
         report_steal(daemon.send_raw(br#"{"op":"register","fd":3}"#, None)?);
         // A descriptor that is not a socket.
         let stdin = std::io::stdin();
-        report_steal(daemon.send_raw(br#"{"op":"register"}"#, Some(std::os::fd::AsFd::as_fd(&stdin)))?);
+        report_steal(daemon.send_raw(
+            br#"{"op":"register"}"#,
+            Some(std::os::fd::AsFd::as_fd(&stdin)),
+        )?);
         report_steal(daemon.send_raw(b"\xff garbage", None)?);
     }
     let domain = socket2::Domain::for_address(args.connect);

@@ -29,7 +29,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode> {
         .name("nettrace-serve".to_owned())
         .spawn(move || {
             let result = serve(&options, || {
-                eprintln!("nettrace-loader serve: listening on {}", options.socket_path.display());
+                eprintln!(
+                    "nettrace-loader serve: listening on {}",
+                    options.socket_path.display()
+                );
             });
             let _ = failed_tx.send(result);
         })
