@@ -39,6 +39,10 @@ pub mod map_name {
     pub const PACKETS: &str = "PACKETS";
     /// Per-CPU array indexed by client id: packets lost because the packet ring was full.
     pub const LOST_PACKETS: &str = "LOST_PACKETS";
+    /// Array of one [`crate::TracedSocket`]: how the cgroup programs register the sockets
+    /// created in the traced cgroup (client slot and flags); userspace writes it before it
+    /// attaches them.
+    pub const CGROUP_TRACE: &str = "CGROUP_TRACE";
 }
 
 /// Names of the eBPF programs in the compiled object.
@@ -63,6 +67,19 @@ pub mod program_name {
     pub const TC_RAW_IP_INGRESS: &str = "nettrace_tc_raw_ip_ingress";
     /// TC classifier, egress, for interfaces without a link-layer header (raw IP).
     pub const TC_RAW_IP_EGRESS: &str = "nettrace_tc_raw_ip_egress";
+    /// `cgroup/sock_create` on a traced cgroup: registers every TCP/UDP socket created there.
+    pub const SOCK_CREATE: &str = "nettrace_sock_create";
+    /// `cgroup/sock_release` on a traced cgroup: reports a traced socket's release (close).
+    pub const SOCK_RELEASE: &str = "nettrace_sock_release";
+    /// `cgroup/connect4` on a traced cgroup: each `connect()` attempt of a traced socket.
+    pub const CONNECT4: &str = "nettrace_connect4";
+    /// `cgroup/connect6` on a traced cgroup: as [`CONNECT4`], for IPv6 sockets.
+    pub const CONNECT6: &str = "nettrace_connect6";
+    /// `cgroup_skb/egress` on a traced cgroup: copies DNS and TLS handshake packets of traced
+    /// sockets, and registers the UDP flows of capturing sockets before TC sees them.
+    pub const CGROUP_SKB_EGRESS: &str = "nettrace_cgroup_skb_egress";
+    /// `cgroup_skb/ingress` on a traced cgroup: copies DNS packets of traced sockets.
+    pub const CGROUP_SKB_INGRESS: &str = "nettrace_cgroup_skb_ingress";
 }
 
 /// Limits shared by both sides.
@@ -95,7 +112,17 @@ pub mod event_kind {
     pub const TCP_RESET: u32 = 4;
     /// A [`crate::PacketEvent`], followed by the packet's bytes.
     pub const PACKET: u32 = 5;
+    /// A [`crate::SockCreateEvent`].
+    pub const SOCK_CREATE: u32 = 6;
+    /// A [`crate::SockReleaseEvent`].
+    pub const SOCK_RELEASE: u32 = 7;
+    /// A [`crate::ConnectEvent`].
+    pub const CONNECT: u32 = 8;
 }
+
+/// [`PacketEvent::ifindex`] of a packet copied by the cgroup skb programs: it starts at the
+/// IP header and was seen on no particular interface.
+pub const CGROUP_PACKET_IFINDEX: u32 = 0;
 
 /// Bits of [`TracedSocket::flags`].
 pub mod socket_flags {
@@ -144,6 +171,52 @@ pub struct TracedSocket {
     pub min_rtt_us: u32,
     /// Number of RTT samples seen.
     pub rtt_samples: u32,
+}
+
+/// A TCP or UDP socket created in a traced cgroup (`cgroup/sock_create`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockCreateEvent {
+    /// Common header; `kind` is [`event_kind::SOCK_CREATE`].
+    pub header: EventHeader,
+    /// [`family::INET`] or [`family::INET6`].
+    pub family: u32,
+    /// `SOCK_STREAM` (1) or `SOCK_DGRAM` (2).
+    pub sock_type: u32,
+    /// IP protocol (6 TCP, 17 UDP).
+    pub protocol: u32,
+    /// Process (thread group) id of the creator.
+    pub pid: u32,
+    /// Command name of the creator, NUL-padded.
+    pub comm: [u8; 16],
+}
+
+/// A traced socket released (its last descriptor closed; `cgroup/sock_release`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockReleaseEvent {
+    /// Common header; `kind` is [`event_kind::SOCK_RELEASE`].
+    pub header: EventHeader,
+}
+
+/// A `connect()` call on a traced socket, before the kernel acts on it (`cgroup/connect4/6`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectEvent {
+    /// Common header; `kind` is [`event_kind::CONNECT`].
+    pub header: EventHeader,
+    /// [`family::INET`] or [`family::INET6`].
+    pub family: u32,
+    /// IP protocol (6 TCP, 17 UDP).
+    pub protocol: u32,
+    /// Destination address, network byte order (IPv4 in the first word).
+    pub remote_addr: [u32; 4],
+    /// Destination port, host byte order.
+    pub remote_port: u32,
+    /// Process (thread group) id of the caller.
+    pub pid: u32,
+    /// Command name of the caller, NUL-padded.
+    pub comm: [u8; 16],
 }
 
 /// First bytes of every ring-buffer record.
@@ -345,6 +418,12 @@ mod pod {
     unsafe impl aya::Pod for super::CaptureInterface {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::PacketEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SockCreateEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SockReleaseEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ConnectEvent {}
 }
 
 #[cfg(test)]
@@ -370,5 +449,8 @@ mod tests {
         assert_eq!(size_of::<CaptureClient>(), 8);
         assert_eq!(size_of::<CaptureInterface>(), 8);
         assert_eq!(size_of::<PacketEvent>(), 24 + 4 * 4);
+        assert_eq!(size_of::<SockCreateEvent>(), 24 + 4 * 4 + 16);
+        assert_eq!(size_of::<SockReleaseEvent>(), 24);
+        assert_eq!(size_of::<ConnectEvent>(), 24 + 4 * 2 + 16 + 4 * 2 + 16);
     }
 }

@@ -9,7 +9,7 @@ use core::ffi::c_void;
 use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_skb_load_bytes},
     macros::classifier,
-    programs::TcContext,
+    programs::{TcContext, sk_buff::SkBuff},
 };
 use nettrace_common::{
     ANY_CLIENT, EventHeader, FlowKey, PacketEvent, capture_flags, direction, event_kind, family,
@@ -170,7 +170,14 @@ fn flow(
             wanted = headers;
         }
     }
-    copy_packet(ctx, flow.client_id, flow.cookie, flow.direction, wanted);
+    copy_packet(
+        &ctx.skb,
+        interface_index(ctx),
+        flow.client_id,
+        flow.cookie,
+        flow.direction,
+        wanted,
+    );
     Ok(())
 }
 
@@ -187,7 +194,7 @@ fn unbound(ctx: &TcContext, kind: Unbound, way: u32) {
         Unbound::Arp => interface.arp_snaplen,
     };
     if snaplen != 0 {
-        copy_packet(ctx, ANY_CLIENT, 0, way, snaplen);
+        copy_packet(&ctx.skb, ifindex, ANY_CLIENT, 0, way, snaplen);
     }
 }
 
@@ -228,34 +235,57 @@ struct PacketRecord<const N: usize> {
 
 /// Copies the first `wanted` bytes of the packet (fewer if it is shorter) into the ring,
 /// in the smallest record size that holds them (the ring needs sizes known when verifying).
+/// `ifindex` is the interface it was seen on (see [`nettrace_common::CGROUP_PACKET_IFINDEX`]).
 #[inline(always)]
-fn copy_packet(ctx: &TcContext, client_id: u32, cookie: u64, way: u32, wanted: u32) {
-    let packet_len = ctx.len();
+pub(crate) fn copy_packet(
+    skb: &SkBuff,
+    ifindex: u32,
+    client_id: u32,
+    cookie: u64,
+    way: u32,
+    wanted: u32,
+) {
+    let packet_len = skb.len();
     let length = if wanted < packet_len {
         wanted
     } else {
         packet_len
     };
+    let target = Target {
+        skb,
+        ifindex,
+        client_id,
+        cookie,
+        way,
+    };
     if length <= 256 {
-        copy_into::<256>(ctx, client_id, cookie, way, packet_len, length);
+        copy_into::<256>(&target, packet_len, length);
     } else if length <= 2048 {
-        copy_into::<2048>(ctx, client_id, cookie, way, packet_len, length);
+        copy_into::<2048>(&target, packet_len, length);
     } else {
-        copy_into::<{ limits::MAX_PACKET_BYTES as usize }>(
-            ctx, client_id, cookie, way, packet_len, length,
-        );
+        copy_into::<{ limits::MAX_PACKET_BYTES as usize }>(&target, packet_len, length);
     }
 }
 
-#[inline(always)]
-fn copy_into<const N: usize>(
-    ctx: &TcContext,
+/// Where a packet copy comes from and whom it is for.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    skb: &'a SkBuff,
+    ifindex: u32,
     client_id: u32,
     cookie: u64,
     way: u32,
-    packet_len: u32,
-    length: u32,
-) {
+}
+
+#[inline(always)]
+fn copy_into<const N: usize>(target: &Target<'_>, packet_len: u32, length: u32) {
+    let Target {
+        skb,
+        ifindex,
+        client_id,
+        cookie,
+        way,
+    } = *target;
     let Some(mut entry) = PACKETS.reserve::<PacketRecord<N>>(0) else {
         if client_id != ANY_CLIENT {
             count_lost(&LOST_PACKETS, client_id);
@@ -272,7 +302,7 @@ fn copy_into<const N: usize>(
     // `length` is between 1 and N, the size of `data`, and at most the packet's length.
     let copied = unsafe {
         let data = core::ptr::addr_of_mut!((*record).data) as *mut c_void;
-        bpf_skb_load_bytes(ctx.skb.skb as *const c_void, 0, data, length) == 0
+        bpf_skb_load_bytes(skb.skb as *const c_void, 0, data, length) == 0
     };
     if !copied {
         entry.discard(0);
@@ -288,7 +318,7 @@ fn copy_into<const N: usize>(
                 timestamp_ns: bpf_ktime_get_ns(),
                 cookie,
             },
-            ifindex: interface_index(ctx),
+            ifindex,
             direction: way,
             packet_len,
             captured_len: length,

@@ -8,11 +8,16 @@
 //! One module per hook family: [`sock_ops`] (cgroup sock_ops callbacks), [`tcp_state`]
 //! (`tp_btf/inet_sock_set_state`), [`sock_msg`] (`tp_btf/sock_{send,recv}_length`),
 //! [`tcp_reset`] (`tp_btf/tcp_{send,receive}_reset`), [`capture`] (TC classifiers that copy
-//! the packets of traced flows, found by 5-tuple in [`maps::TRACED_FLOWS`]).
+//! the packets of traced flows, found by 5-tuple in [`maps::TRACED_FLOWS`]), and the programs
+//! attached to a traced cgroup: [`cgroup_sock`] (registers every TCP/UDP socket created there),
+//! [`connect`] (`connect()` attempts) and [`cgroup_skb`] (DNS and TLS handshake packets).
 #![no_std]
 #![no_main]
 
 mod capture;
+mod cgroup_skb;
+mod cgroup_sock;
+mod connect;
 mod emit;
 mod maps;
 mod sock_msg;

@@ -44,3 +44,7 @@ pub(crate) static PACKETS: RingBuf = RingBuf::with_byte_size(limits::DEFAULT_PAC
 #[map(name = "LOST_PACKETS")]
 pub(crate) static LOST_PACKETS: PerCpuArray<u64> =
     PerCpuArray::with_max_entries(limits::MAX_CLIENTS, 0);
+
+/// How the cgroup programs register new sockets (one entry, written by userspace).
+#[map(name = "CGROUP_TRACE")]
+pub(crate) static CGROUP_TRACE: Array<TracedSocket> = Array::with_max_entries(1, 0);

@@ -4,7 +4,8 @@
 //! same JSON, so existing consumers keep working. The [`kernel`] module loads the eBPF programs
 //! that add the kernel's own view of traced sockets (TCP states, and later retransmits and RTT),
 //! joined to userspace records by socket cookie. The [`conntrack`] module attaches each
-//! connection's netfilter conntrack (NAT) entry, with `TraceOptions::conntrack`.
+//! connection's netfilter conntrack (NAT) entry, with `TraceOptions::conntrack`. The
+//! [`program`] module traces an unmodified program from kernel events alone.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
@@ -12,11 +13,13 @@ pub mod capture;
 pub mod client;
 mod clock;
 pub mod conntrack;
+pub mod daemon;
 pub mod dns;
 mod event;
 mod headers;
 pub mod kernel;
 pub mod model;
+pub mod program;
 mod recorder;
 mod sock;
 mod socket_cookie;

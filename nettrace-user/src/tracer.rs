@@ -20,6 +20,7 @@ use crate::{
         FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub, KernelSink, KernelTcpState,
     },
     model::{HttpTrace, KernelDataStatus, TraceId},
+    program::Translator,
     recorder::{ConnEndpoints, Recorder},
     sock::SocketRecord,
 };
@@ -48,6 +49,9 @@ struct Inner {
     conntrack: OnceLock<Tracker>,
     /// TCP sockets on their way out of the kernel map (see [`Retiring`]).
     retiring: Mutex<Retiring>,
+    /// For a program traced from the kernel alone: turns its cgroup's kernel events into
+    /// the recorder's events.
+    translator: OnceLock<Mutex<Translator>>,
 }
 
 /// A TCP socket leaves the kernel map once the application has closed it *and* the kernel has
@@ -79,6 +83,16 @@ enum KernelLink {
 
 impl KernelSink for Inner {
     fn kernel_event(&self, event: KernelEvent) {
+        if let Some(translator) = self.translator.get() {
+            let out = lock(translator).translate(event);
+            for cookie in out.unregister {
+                self.unregister(cookie);
+            }
+            for event in out.events {
+                self.emit(event);
+            }
+            return;
+        }
         if let KernelEvent::TcpState(change) = &event
             && change.new == KernelTcpState::Close
             && lock(&self.retiring).both_done(change.cookie, Side::Kernel)
@@ -126,6 +140,38 @@ fn capture_after_nat(client: &KernelClient, endpoints: &ConnEndpoints, sample: &
 }
 
 impl Inner {
+    /// Reports an event.
+    fn emit(&self, event: Event) {
+        tracing::trace!(?event, "nettrace event");
+        let Some(conntrack) = self.conntrack.get() else {
+            lock(&self.recorder).handle(event);
+            return;
+        };
+        // The conntrack side follows each connection from its events; its lookups report
+        // back through the recorder, so they run after the recorder's lock is released.
+        let follow = match &event {
+            Event::ConnOpened {
+                conn,
+                transport,
+                remote,
+                cookie,
+                ..
+            } => {
+                conntrack.opened(conn, *transport, *remote, *cookie);
+                None
+            }
+            Event::ConnEstablished { conn, local, .. } => Some((conn.clone(), Some(*local))),
+            Event::ConnClosed { conn, .. } => Some((conn.clone(), None)),
+            _ => None,
+        };
+        lock(&self.recorder).handle(event);
+        match follow {
+            Some((conn, Some(local))) => conntrack.established(&conn, local),
+            Some((conn, None)) => conntrack.closed(&conn),
+            None => {}
+        }
+    }
+
     fn unregister(&self, cookie: SocketCookie) {
         if let Some(KernelLink::Active(client)) = self.kernel.get()
             && let Err(error) = client.unregister(cookie)
@@ -173,6 +219,7 @@ impl Tracer {
                 kernel: OnceLock::new(),
                 conntrack: OnceLock::new(),
                 retiring: Mutex::default(),
+                translator: OnceLock::new(),
             }),
         }
     }
@@ -184,34 +231,7 @@ impl Tracer {
 
     /// Reports an event.
     pub(crate) fn emit(&self, event: Event) {
-        tracing::trace!(?event, "nettrace event");
-        let Some(conntrack) = self.inner.conntrack.get() else {
-            self.recorder().handle(event);
-            return;
-        };
-        // The conntrack side follows each connection from its events; its lookups report
-        // back through the recorder, so they run after the recorder's lock is released.
-        let follow = match &event {
-            Event::ConnOpened {
-                conn,
-                transport,
-                remote,
-                cookie,
-                ..
-            } => {
-                conntrack.opened(conn, *transport, *remote, *cookie);
-                None
-            }
-            Event::ConnEstablished { conn, local, .. } => Some((conn.clone(), Some(*local))),
-            Event::ConnClosed { conn, .. } => Some((conn.clone(), None)),
-            _ => None,
-        };
-        self.recorder().handle(event);
-        match follow {
-            Some((conn, Some(local))) => conntrack.established(&conn, local),
-            Some((conn, None)) => conntrack.closed(&conn),
-            None => {}
-        }
+        self.inner.emit(event);
     }
 
     /// Starts following connections in conntrack (`WithConntrack`), in the calling thread's
@@ -253,6 +273,22 @@ impl Tracer {
         let client = hub.attach(sink)?;
         let _ = self.inner.kernel.set(KernelLink::Active(client));
         Ok(())
+    }
+
+    /// Makes this the tracer of a program seen from the kernel alone: kernel events of its
+    /// cgroup become dials, connections, socket operations and DNS messages.
+    pub(crate) fn translate_kernel_events(&self) {
+        let translator = Translator::new(self.inner.settings.sock_ops);
+        let _ = self.inner.translator.set(Mutex::new(translator));
+    }
+
+    /// Traces the sockets created in the cgroup at `path` from now on (see
+    /// [`Self::translate_kernel_events`]). Needs the kernel link.
+    pub(crate) fn trace_cgroup(&self, path: &std::path::Path) -> Result<(), KernelError> {
+        let Some(KernelLink::Active(client)) = self.inner.kernel.get() else {
+            return Err(KernelError::Unavailable);
+        };
+        client.trace_cgroup(path)
     }
 
     /// Records why the tracer has no kernel data.

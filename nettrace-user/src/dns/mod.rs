@@ -39,7 +39,7 @@
 mod config;
 mod error;
 mod hosts;
-mod message;
+pub(crate) mod message;
 mod resolver;
 mod search;
 mod transport;

@@ -46,6 +46,10 @@ pub enum KernelError {
     /// The cgroup v2 root could not be found or opened.
     #[error("opening the cgroup v2 root failed")]
     Cgroup(#[source] io::Error),
+    /// Another client of this process already traces a cgroup (the programs read one shared
+    /// setting).
+    #[error("a cgroup is already traced by this process")]
+    CgroupBusy,
     /// Waiting on the ring buffer's descriptor failed.
     #[error("polling the event ring buffer failed")]
     Poll(#[source] io::Error),

@@ -2,11 +2,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use nettrace_common::{
-    EventHeader, PacketEvent, SockMsgEvent, SockOpsEvent, TcpResetEvent, TcpStateEvent, direction,
-    event_kind, family,
+    ConnectEvent, EventHeader, PacketEvent, SockCreateEvent, SockMsgEvent, SockOpsEvent,
+    SockReleaseEvent, TcpResetEvent, TcpStateEvent, direction, event_kind, family,
 };
 
-use super::{ClientId, KernelError};
+use super::{ClientId, ConnectCall, KernelError, SocketCreated, SocketReleased};
 use crate::{KernelTime, SocketCookie};
 
 /// One event from the kernel about a traced socket.
@@ -20,8 +20,14 @@ pub enum KernelEvent {
     SockMsg(SockMsgRecord),
     /// A TCP reset sent or received.
     TcpReset(TcpResetRecord),
-    /// A packet captured by a TC program.
+    /// A packet captured by a TC program (or copied by a cgroup skb program).
     Packet(PacketRecord),
+    /// A socket created in a traced cgroup.
+    SocketCreated(SocketCreated),
+    /// A socket of a traced cgroup released.
+    SocketReleased(SocketReleased),
+    /// A `connect()` call in a traced cgroup.
+    Connect(ConnectCall),
 }
 
 /// Which way data or a reset went.
@@ -101,6 +107,9 @@ impl KernelEvent {
             Self::SockMsg(e) => e.cookie,
             Self::TcpReset(e) => e.cookie,
             Self::Packet(e) => e.cookie,
+            Self::SocketCreated(e) => e.cookie,
+            Self::SocketReleased(e) => e.cookie,
+            Self::Connect(e) => e.cookie,
         }
     }
 
@@ -112,6 +121,9 @@ impl KernelEvent {
             Self::SockMsg(e) => e.client,
             Self::TcpReset(e) => e.client,
             Self::Packet(e) => e.client,
+            Self::SocketCreated(e) => e.client,
+            Self::SocketReleased(e) => e.client,
+            Self::Connect(e) => e.client,
         }
     }
 
@@ -123,6 +135,9 @@ impl KernelEvent {
             Self::SockMsg(e) => e.time,
             Self::TcpReset(e) => e.time,
             Self::Packet(e) => e.time,
+            Self::SocketCreated(e) => e.time,
+            Self::SocketReleased(e) => e.time,
+            Self::Connect(e) => e.time,
         }
     }
 
@@ -186,6 +201,17 @@ impl KernelEvent {
                     data: bytes::Bytes::copy_from_slice(data),
                 }))
             }
+            event_kind::SOCK_CREATE => Ok(Self::SocketCreated(SocketCreated::from_raw(
+                &read_record::<SockCreateEvent>(record)?,
+            )?)),
+            event_kind::SOCK_RELEASE => Ok(Self::SocketReleased(SocketReleased::from_raw(
+                &read_record::<SockReleaseEvent>(record)?,
+            ))),
+            event_kind::CONNECT => Ok(Self::Connect(ConnectCall::from_raw(&read_record::<
+                ConnectEvent,
+            >(
+                record
+            )?)?)),
             other => Err(KernelError::MalformedEvent(format!(
                 "unknown event kind {other} ({} bytes)",
                 record.len()

@@ -16,8 +16,8 @@ use nettrace_common::{
 };
 
 use super::{
-    CaptureInterfaceInfo, CaptureLinks, ClientId, FlowProtocol, KernelConfig, KernelError,
-    KernelEvent, KernelEvents, KernelTracer, SockOp, flow_directions,
+    CaptureInterfaceInfo, CaptureLinks, CgroupLinks, ClientId, FlowProtocol, KernelConfig,
+    KernelError, KernelEvent, KernelEvents, KernelTracer, SockOp, flow_directions,
 };
 use crate::{
     SocketCookie,
@@ -47,6 +47,8 @@ pub(crate) struct KernelHub {
 
 struct ClientEntry {
     sink: Weak<dyn KernelSink>,
+    /// The cgroup this client traces, if any.
+    cgroup: Option<CgroupLinks>,
     /// The client's traced sockets, with the flow keys registered for their packets.
     sockets: HashMap<SocketCookie, Vec<FlowKey>>,
     capture: Option<ClientCapture>,
@@ -126,6 +128,7 @@ impl KernelHub {
             id,
             ClientEntry {
                 sink,
+                cgroup: None,
                 sockets: HashMap::new(),
                 capture: None,
             },
@@ -140,7 +143,15 @@ impl KernelHub {
     pub(crate) fn drain(&self) {
         let events = lock(&self.events).drain();
         let packets = lock(&self.packets).drain();
-        for event in events.into_iter().chain(packets) {
+        let mut batch: Vec<_> = events.into_iter().chain(packets).collect();
+        // The two rings interleaved in time, so that a packet is handled after the events
+        // that came before it (a connect before its first datagram).
+        batch.sort_by_key(|event| {
+            event
+                .as_ref()
+                .map_or(crate::KernelTime(0), KernelEvent::time)
+        });
+        for event in batch {
             match event {
                 Ok(event) => self.dispatch(event),
                 Err(error) => tracing::warn!(%error, "skipping a kernel event"),
@@ -179,10 +190,13 @@ impl KernelHub {
             KernelEvent::Packet(packet) => clients
                 .get(&packet.client)
                 .filter(|entry| {
-                    entry
-                        .capture
-                        .as_ref()
-                        .is_some_and(|c| captures_on(c, packet.ifindex))
+                    // Copies of the cgroup programs (DNS, TLS handshakes) are seen on no
+                    // interface and go to the cgroup's client whether it captures or not.
+                    packet.ifindex == nettrace_common::CGROUP_PACKET_IFINDEX
+                        || entry
+                            .capture
+                            .as_ref()
+                            .is_some_and(|c| captures_on(c, packet.ifindex))
                 })
                 .and_then(|entry| entry.sink.upgrade())
                 .into_iter()
@@ -204,6 +218,17 @@ impl KernelHub {
                 }
                 clients
                     .get(&ops.client)
+                    .and_then(|entry| entry.sink.upgrade())
+                    .into_iter()
+                    .collect()
+            }
+            KernelEvent::SocketCreated(created) => {
+                // Registered by the kernel: remembered so that it is removed with the client.
+                if let Some(entry) = clients.get_mut(&created.client) {
+                    entry.sockets.entry(created.cookie).or_default();
+                }
+                clients
+                    .get(&created.client)
                     .and_then(|entry| entry.sink.upgrade())
                     .into_iter()
                     .collect()
@@ -386,6 +411,25 @@ impl KernelClient {
         Ok(())
     }
 
+    /// Traces every TCP/UDP socket created in the cgroup at `path` from now on (the kernel
+    /// registers them, with capture when this client captures). One cgroup per process.
+    pub(crate) fn trace_cgroup(&self, path: &std::path::Path) -> Result<(), KernelError> {
+        let mut clients = lock(&self.hub.clients);
+        if clients.values().any(|entry| entry.cgroup.is_some()) {
+            return Err(KernelError::CgroupBusy);
+        }
+        let capturing = clients
+            .get(&self.id)
+            .is_some_and(|entry| entry.capture.is_some());
+        let flags = if capturing { socket_flags::CAPTURE } else { 0 };
+        let links = self.hub.tracer.attach_cgroup(path, self.id, flags)?;
+        match clients.get_mut(&self.id) {
+            Some(entry) => entry.cgroup = Some(links),
+            None => self.hub.tracer.detach_cgroup(links),
+        }
+        Ok(())
+    }
+
     /// Stops tracing a socket and capturing its flows.
     pub(crate) fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {
         let keys = lock(&self.hub.clients)
@@ -528,7 +572,10 @@ impl KernelClient {
 impl Drop for KernelClient {
     fn drop(&mut self) {
         self.stop_capture();
-        let entry = lock(&self.hub.clients).remove(&self.id);
+        let mut entry = lock(&self.hub.clients).remove(&self.id);
+        if let Some(links) = entry.as_mut().and_then(|e| e.cgroup.take()) {
+            self.hub.tracer.detach_cgroup(links);
+        }
         for (cookie, keys) in entry.map(|e| e.sockets).unwrap_or_default() {
             self.hub.forget_flows(cookie, &keys);
             // The programs may have forgotten it at CLOSE already.

@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 mod cgroup;
+mod cgroup_programs;
 mod error;
 mod event;
 mod events;
@@ -28,8 +29,10 @@ mod flow;
 mod hub;
 mod interface;
 mod object;
+mod socket_event;
 mod tracer;
 
+pub use cgroup_programs::CgroupLinks;
 pub use error::KernelError;
 pub use event::{
     Direction, KernelEvent, KernelTcpState, PacketRecord, SockMsgRecord, SockOp, SockOpsRecord,
@@ -39,6 +42,7 @@ pub use events::{KernelEvents, READ_TICK};
 pub use flow::{FlowProtocol, flow_directions, flow_key};
 pub(crate) use hub::{KernelClient, KernelHub, KernelSink};
 pub use interface::CaptureInterfaceInfo;
+pub use socket_event::{ConnectCall, KernelProcess, SocketCreated, SocketProtocol, SocketReleased};
 pub use tracer::{
     CaptureLinks, ClientId, KernelConfig, KernelTracer, ProgramStats, enable_run_stats,
 };

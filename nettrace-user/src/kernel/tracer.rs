@@ -75,7 +75,9 @@ pub struct CaptureLinks {
 /// Dropping it detaches the programs (their links are file descriptors owned here).
 pub struct KernelTracer {
     /// Owns the programs and their links; kept alive for as long as tracing runs.
-    ebpf: Mutex<Ebpf>,
+    pub(super) ebpf: Mutex<Ebpf>,
+    /// The one entry telling the cgroup programs how to register new sockets.
+    pub(super) cgroup_trace: Mutex<Array<MapData, TracedSocket>>,
     attachments: Vec<String>,
     traced: Mutex<HashMap<MapData, u64, TracedSocket>>,
     lost: Mutex<PerCpuArray<MapData, u64>>,
@@ -153,8 +155,12 @@ impl KernelTracer {
         let lost = PerCpuArray::try_from(take_map(&mut ebpf, map_name::LOST_EVENTS)?)
             .map_err(map_error(map_name::LOST_EVENTS, "open"))?;
         let events = KernelEvents::new(take_map(&mut ebpf, map_name::EVENTS)?, map_name::EVENTS)?;
+        let cgroup_trace = Array::try_from(take_map(&mut ebpf, map_name::CGROUP_TRACE)?)
+            .map_err(map_error(map_name::CGROUP_TRACE, "open"))?;
+        super::cgroup_programs::load(&mut ebpf)?;
         let tracer = Self {
             ebpf: Mutex::new(ebpf),
+            cgroup_trace: Mutex::new(cgroup_trace),
             attachments,
             traced: Mutex::new(traced),
             lost: Mutex::new(lost),
@@ -407,7 +413,7 @@ fn has_tcx() -> bool {
     KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0))
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every critical section is one or a few syscalls that cannot leave the handles
     // inconsistent, so a poisoned lock is still usable.
     mutex
@@ -445,7 +451,7 @@ fn attach_sock_ops(ebpf: &mut Ebpf) -> Result<String, KernelError> {
     Ok(format!("{NAME}: cgroup sock_ops on {}", root.display()))
 }
 
-fn program<'a>(
+pub(super) fn program<'a>(
     ebpf: &'a mut Ebpf,
     name: &'static str,
 ) -> Result<&'a mut aya::programs::Program, KernelError> {
@@ -460,14 +466,14 @@ fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, Kerne
         .ok_or(KernelError::Missing { kind: "map", name })
 }
 
-fn program_error(
+pub(super) fn program_error(
     name: &'static str,
     step: &'static str,
 ) -> impl FnOnce(aya::programs::ProgramError) -> KernelError {
     move |source| KernelError::Program { name, step, source }
 }
 
-fn map_error(
+pub(super) fn map_error(
     name: &'static str,
     step: &'static str,
 ) -> impl FnOnce(aya::maps::MapError) -> KernelError {

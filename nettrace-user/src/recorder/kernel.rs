@@ -50,8 +50,12 @@ impl KernelRec {
                 Direction::Sent => self.rst_sent = true,
                 Direction::Received => self.rst_received = true,
             },
-            // Packets go to the capture store, not into the connection's facts.
-            KernelEvent::Packet(_) => {}
+            // Packets go to the capture store, not into the connection's facts; the cgroup
+            // programs' events become dials and connections before they get here.
+            KernelEvent::Packet(_)
+            | KernelEvent::SocketCreated(_)
+            | KernelEvent::SocketReleased(_)
+            | KernelEvent::Connect(_) => {}
         }
     }
 

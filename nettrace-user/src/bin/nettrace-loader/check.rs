@@ -1,63 +1,20 @@
-//! `nettrace-loader`: loads nettrace's eBPF programs as root.
-//!
-//! `nettrace-loader check` loads and attaches the programs, traces one loopback TCP connection
+//! `nettrace-loader check`: loads and attaches the programs, traces one loopback TCP connection
 //! of its own and prints what the kernel reported about it: a quick proof that the kernel side
 //! works on this machine.
 use std::{
     io::{Read, Write},
     net::{Shutdown, TcpListener, TcpStream},
-    process::ExitCode,
     time::Duration,
 };
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
 use nettrace::{
     KernelTime, SocketCookie,
     kernel::{ClientId, KernelConfig, KernelEvent, KernelTcpState, KernelTracer},
 };
 
-#[derive(Parser)]
-#[command(version, about = "Loads nettrace's eBPF programs (run as root)")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Load and attach the programs, trace one loopback connection, print the kernel's events.
-    Check {
-        /// Size of the event ring buffer in bytes (a power of two, multiple of the page size).
-        #[arg(long, default_value_t = KernelConfig::default().ring_bytes)]
-        ring_bytes: u32,
-    },
-}
-
-fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("nettrace-loader: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(cli: Cli) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    match cli.command {
-        Command::Check { ring_bytes } => runtime.block_on(check(KernelConfig {
-            ring_bytes,
-            ..KernelConfig::default()
-        })),
-    }
-}
-
-async fn check(config: KernelConfig) -> Result<()> {
+/// Loads the programs, traces one loopback connection and prints the kernel's events.
+pub(crate) async fn check(config: KernelConfig) -> Result<()> {
     let (tracer, mut events) = KernelTracer::load(&config).context("loading the eBPF programs")?;
     for attachment in tracer.attachments() {
         println!("attached {attachment}");
@@ -117,6 +74,9 @@ fn print_event(started: KernelTime, event: &KernelEvent) {
             );
         }
         KernelEvent::TcpReset(reset) => println!("  +{at:.3}ms reset {:?}", reset.direction),
+        KernelEvent::SocketCreated(_)
+        | KernelEvent::SocketReleased(_)
+        | KernelEvent::Connect(_) => println!("  +{at:.3}ms {event:?}"),
         KernelEvent::Packet(packet) => println!(
             "  +{at:.3}ms packet {:?} {} of {} bytes on interface {}",
             packet.direction,

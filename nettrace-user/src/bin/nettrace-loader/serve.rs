@@ -1,0 +1,64 @@
+//! `nettrace-loader serve`: the daemon through which unprivileged processes get the kernel
+//! facts of their own sockets (see `nettrace::daemon`).
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use nettrace::daemon::{DEFAULT_SOCKET_PATH, ServeOptions, serve};
+
+/// Arguments of `serve`.
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// The Unix socket to listen on.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET_PATH)]
+    socket: PathBuf,
+    /// Group allowed to connect (name or number); everyone when not given.
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
+}
+
+pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode> {
+    let group = args.group.as_deref().map(group_id).transpose()?;
+    let options = ServeOptions {
+        socket_path: args.socket.clone(),
+        group,
+        kernel_config: Default::default(),
+    };
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("nettrace-serve".to_owned())
+        .spawn(move || {
+            let result = serve(&options, || {
+                eprintln!(
+                    "nettrace-loader serve: listening on {}",
+                    options.socket_path.display()
+                );
+            });
+            let _ = failed_tx.send(result);
+        })
+        .context("starting the daemon thread")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        result = failed_rx => match result {
+            Ok(Err(error)) => return Err(error).context("serving"),
+            _ => bail!("the daemon thread ended"),
+        },
+    }
+    let _ = std::fs::remove_file(&args.socket);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn group_id(group: &str) -> Result<u32> {
+    if let Ok(gid) = group.parse() {
+        return Ok(gid);
+    }
+    let name = std::ffi::CString::new(group).context("group name")?;
+    // SAFETY: `name` is a valid C string; getgrnam returns null or a pointer to static data
+    // that is read at once (the loader is single-threaded here).
+    let entry = unsafe { libc::getgrnam(name.as_ptr()) };
+    if entry.is_null() {
+        bail!("no group {group:?}");
+    }
+    // SAFETY: non-null pointer returned by getgrnam, valid until the next call.
+    Ok(unsafe { (*entry).gr_gid })
+}
