@@ -355,3 +355,35 @@ fn drop_cap_net_admin() {
         );
     }
 }
+
+#[test]
+fn conntrack_entry_for_an_ipv6_connection() {
+    if !require_root("conntrack_entry_for_an_ipv6_connection") {
+        return;
+    }
+    let ns = namespace("ct-v6");
+    ns.nft(
+        "table inet track {
+            chain out { type filter hook output priority 0; ct state new accept; }
+        }",
+    );
+    let trace = ns.block_on(|| async {
+        let server = nettrace_tests::fixtures::http::HttpServer::start(
+            nettrace_tests::fixtures::http::HttpOptions {
+                bind: nettrace_tests::fixtures::net::V6,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("IPv6 fixture");
+        let client = conntrack_client(HttpClientConfig::default());
+        get_ok(&client, &server.url("/bytes/3000")).await;
+        scenario::trace(&client, "conntrack IPv6")
+    });
+    let tcp = http_conn(&trace);
+    let ct = entry(&tcp.conntrack, "the IPv6 connection", &trace);
+    assert_eq!(ct.addr_orig, tcp.addr_tuple, "{}", dump(&trace));
+    assert!(ct.addr_orig.src_ip.is_some_and(|ip| ip.is_ipv6()), "{ct:?}");
+    assert!(ct.status.contains(ConntrackStatus::CONFIRMED), "{ct:?}");
+    assert!(ct.bytes_recv > 3000, "counters on: {ct:?}");
+}
