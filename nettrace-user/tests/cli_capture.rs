@@ -9,6 +9,7 @@ use nettrace_tests::{
     require_root,
     scenario::{self, CommandOutput, EXAMPLE_HOST, TempDir},
     tshark::{have_tshark, tshark_fields, tshark_fields_with},
+    unprivileged::{NOBODY, RunnableCopy, as_user},
 };
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -87,40 +88,22 @@ async fn pcap_files_of_a_traced_https_request_decrypt_in_tshark() {
     );
 }
 
-/// A copy of the binary that user nobody can run, wherever the build tree is.
-fn binary_for_nobody(dir: &TempDir) -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let root = dir.path("bin");
-    std::fs::create_dir_all(&root).unwrap();
-    for path in [dir.path(""), root.clone()] {
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let binary = root.join("nettrace");
-    std::fs::copy(env!("CARGO_BIN_EXE_nettrace"), &binary).unwrap();
-    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
-    binary
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unprivileged_pcap_is_refused_with_the_privilege_named() {
     if !require_root("unprivileged_pcap_is_refused_with_the_privilege_named (switches to nobody)") {
         return;
     }
     let server = scenario::plain_server().await;
-    let dir = TempDir::new("cli-capture-nobody");
-    let binary = binary_for_nobody(&dir);
-    let mut command = Command::new("setpriv");
-    command
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(&binary)
-        .args([
-            "get",
-            &server.url("/"),
-            "--pcap",
-            "lo",
-            "--pcap-dir",
-            "/tmp",
-        ]);
+    let binary = RunnableCopy::of(std::path::Path::new(env!("CARGO_BIN_EXE_nettrace")));
+    let mut command = as_user(NOBODY, binary.path());
+    command.args([
+        "get",
+        &server.url("/"),
+        "--pcap",
+        "lo",
+        "--pcap-dir",
+        "/tmp",
+    ]);
     let out = run(command).await;
     assert_eq!(out.code, Some(2), "{out:?}");
     assert!(

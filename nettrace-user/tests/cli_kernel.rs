@@ -1,11 +1,12 @@
 //! `nettrace get --kernel ...`: kernel facts in the trace as root, and a clean fallback to
 //! userspace-only tracing for an unprivileged user.
-use std::{process::Command, time::Duration};
+use std::{path::Path, process::Command, time::Duration};
 
 use nettrace::model::HttpTrace;
 use nettrace_tests::{
     require_root,
     scenario::{self, CommandOutput},
+    unprivileged::{NOBODY, RunnableCopy, as_user},
 };
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -62,19 +63,6 @@ async fn as_root_the_trace_holds_the_kernel_view_of_the_connection() {
     assert!(kernel.segs_out > 0 && kernel.segs_in > 0, "{kernel:?}");
 }
 
-/// A copy of the binary that user nobody can run, wherever the build tree is (for example
-/// under a home folder nobody may not enter).
-fn binary_for_nobody() -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("nettrace-nobody-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let binary = dir.join("nettrace");
-    std::fs::copy(env!("CARGO_BIN_EXE_nettrace"), &binary).unwrap();
-    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
-    binary
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unprivileged_user_gets_the_userspace_trace_and_the_reason() {
     if !require_root(
@@ -83,12 +71,9 @@ async fn an_unprivileged_user_gets_the_userspace_trace_and_the_reason() {
         return;
     }
     let server = scenario::plain_server().await;
-    let binary = binary_for_nobody();
-    let mut command = Command::new("setpriv");
-    command
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(&binary)
-        .args(["get", &server.url("/bytes/10"), "--sock-trace"]);
+    let binary = RunnableCopy::of(Path::new(env!("CARGO_BIN_EXE_nettrace")));
+    let mut command = as_user(NOBODY, binary.path());
+    command.args(["get", &server.url("/bytes/10"), "--sock-trace"]);
     let out = run(command).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     let trace = parse(&out);
@@ -99,11 +84,8 @@ async fn an_unprivileged_user_gets_the_userspace_trace_and_the_reason() {
     assert!(!status.available, "{status:?}");
     assert!(status.reason.contains("not permitted"), "{status:?}");
 
-    let mut command = Command::new("setpriv");
-    command
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(&binary)
-        .args(["get", &server.url("/bytes/10"), "--kernel", "require"]);
+    let mut command = as_user(NOBODY, binary.path());
+    command.args(["get", &server.url("/bytes/10"), "--kernel", "require"]);
     let out = run(command).await;
     assert_eq!(
         out.code,
@@ -114,7 +96,6 @@ async fn an_unprivileged_user_gets_the_userspace_trace_and_the_reason() {
         out.stderr.contains("kernel tracing was required"),
         "{out:?}"
     );
-    let _ = std::fs::remove_dir_all(binary.parent().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

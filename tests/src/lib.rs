@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod netns;
 pub mod scenario;
 pub mod tshark;
+pub mod unprivileged;
 
 /// True when the calling test may run root-only scenarios; otherwise prints a SKIPPED line
 /// naming the test and the reason, and returns false.

@@ -136,6 +136,35 @@ pub fn pki() -> TestPki {
     TestPki::new().unwrap_or_else(|e| panic!("generating the test PKI: {e:?}"))
 }
 
+/// The trace and captures once the kernel has closed every TCP connection of `client` (so
+/// that both FINs are captured and the final states recorded). Nothing can be awaited for
+/// that, so the trace is polled every 5 ms, within [`BOUND`].
+pub async fn trace_once_closed(
+    client: &HttpClient,
+) -> (HttpTrace, Vec<nettrace::capture::PacketCapture>) {
+    let deadline = std::time::Instant::now() + BOUND;
+    loop {
+        let (trace, captures) = client
+            .get_trace("once closed")
+            .unwrap_or_else(|e| panic!("get_trace: {e}"));
+        let closed = trace.net_trace.tcp_conns.iter().all(|conn| {
+            conn.kernel
+                .as_ref()
+                .and_then(|k| k.states.last())
+                .is_some_and(|s| s.to == "close")
+        });
+        if closed {
+            return (trace, captures);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connection not closed in the kernel: {}",
+            dump(&trace)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// `GET url` and the whole body, bounded; panics if the request or the body fails.
 pub async fn get_ok(client: &HttpClient, url: &str) -> (u16, Bytes) {
     bounded(&format!("GET {url}"), async {

@@ -83,30 +83,6 @@ fn lo_capture<'a>(captures: &'a [PacketCapture], trace: &HttpTrace) -> &'a Packe
     capture
 }
 
-/// The trace once the kernel has closed the HTTP connection (both FINs are then captured).
-/// Nothing can be awaited for that, so the trace is polled, within a bound.
-async fn trace_once_closed(client: &HttpClient) -> (HttpTrace, Vec<PacketCapture>) {
-    let deadline = std::time::Instant::now() + scenario::BOUND;
-    loop {
-        let (trace, captures) = client.get_trace("capture").unwrap();
-        let closed = trace.net_trace.tcp_conns.iter().all(|conn| {
-            conn.kernel
-                .as_ref()
-                .and_then(|k| k.states.last())
-                .is_some_and(|s| s.to == "close")
-        });
-        if closed {
-            return (trace, captures);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "connection not closed in the kernel: {}",
-            dump(&trace)
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loopback_capture_holds_exactly_the_traced_flows() {
     if !require_root("loopback_capture_holds_exactly_the_traced_flows") {
@@ -140,7 +116,7 @@ async fn loopback_capture_holds_exactly_the_traced_flows() {
         .unwrap();
     drop(untraced);
 
-    let (trace, captures) = trace_once_closed(&client).await;
+    let (trace, captures) = scenario::trace_once_closed(&client).await;
     let capture = lo_capture(&captures, &trace);
     let tcp = trace
         .net_trace
@@ -225,7 +201,7 @@ async fn capture_one_request(capture: PacketCaptureOptions) -> (HttpTrace, Vec<P
     );
     let url = server.url_with_host(scenario::EXAMPLE_HOST, "/bytes/3000");
     get_ok(&client, &url).await;
-    trace_once_closed(&client).await
+    scenario::trace_once_closed(&client).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use std::{
 
 use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use nettrace::{
-    capture::{LinkKind, PacketCapture, PacketCaptureOptions, PacketDirection},
+    capture::{LinkKind, PacketCaptureOptions, PacketDirection},
     client::{HttpClient, HttpClientConfig, KernelMode, TraceOptions},
     model::{HttpTrace, TcpConnTrace},
 };
@@ -113,30 +113,6 @@ fn capturing_client(capture: PacketCaptureOptions) -> HttpClient {
     .unwrap_or_else(|e| panic!("capture must start as root: {e:#?}"))
 }
 
-/// The trace once every TCP connection has closed in the kernel (so that both FINs are in
-/// the capture); polled within a bound, as nothing can be awaited for it.
-async fn trace_once_closed(client: &HttpClient) -> (HttpTrace, Vec<PacketCapture>) {
-    let deadline = std::time::Instant::now() + scenario::BOUND;
-    loop {
-        let (trace, captures) = client.get_trace("netns capture").unwrap();
-        let closed = trace.net_trace.tcp_conns.iter().all(|conn| {
-            conn.kernel
-                .as_ref()
-                .and_then(|k| k.states.last())
-                .is_some_and(|s| s.to == "close")
-        });
-        if closed {
-            return (trace, captures);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "connection not closed in the kernel: {}",
-            dump(&trace)
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// TCP headers of a captured packet: (source, destination, flags SYN/ACK/FIN/RST, sequence,
 /// payload length on the wire).
 #[derive(Debug)]
@@ -205,7 +181,7 @@ fn veth_capture_holds_the_traced_connection_and_tshark_reads_it() {
         scenario::bounded("untraced read", untraced.read_to_end(&mut sink))
             .await
             .unwrap();
-        let (trace, captures) = trace_once_closed(&client).await;
+        let (trace, captures) = scenario::trace_once_closed(&client).await;
         (trace, captures, untraced_local)
     });
     assert_eq!(captures.len(), 1);
@@ -313,7 +289,7 @@ fn lossy_link_retransmissions_show_in_kernel_facts_and_capture() {
         scenario::bounded("lossy body", response.into_body().bytes())
             .await
             .expect("body");
-        trace_once_closed(&client).await
+        scenario::trace_once_closed(&client).await
     });
     let conn = http_conn(&trace);
     let kernel = conn
@@ -388,7 +364,7 @@ fn capture_holds_the_connection_after_nat_by_its_reply_tuple() {
         .unwrap_or_else(|e| panic!("capture and conntrack must start as root: {e:#?}"));
         let url = format!("http://{VIRTUAL_IP}:{port}/bytes/4000");
         scenario::get_ok(&client, &url).await;
-        trace_once_closed(&client).await
+        scenario::trace_once_closed(&client).await
     });
     let conn = http_conn(&trace);
     let ct = conn

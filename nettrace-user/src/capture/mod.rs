@@ -7,6 +7,7 @@
 //! A capture is written as pcap ([`PacketCapture::write_to`], `pcap.rs`) or as pcapng with
 //! directions, connection IDs and TLS secrets ([`PacketCapture::write_pcapng_to`],
 //! `pcapng.rs`); a packet's headers decode with [`CapturedPacket::layers`] (`layers.rs`).
+mod files;
 mod frame;
 mod layers;
 mod pcap;

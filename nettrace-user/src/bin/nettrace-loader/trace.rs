@@ -135,17 +135,8 @@ fn write_trace(output: Option<&Path>, trace: &HttpTrace) -> Result<()> {
 
 /// Writes each capture as `DIR/<iface>.pcap` and `DIR/<iface>.pcapng`.
 fn write_captures(dir: &Path, captures: &[PacketCapture]) -> Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for capture in captures {
-        let base = dir.join(&capture.interface_name);
-        let pcap = base.with_extension("pcap");
-        capture
-            .write_to_file(&pcap)
-            .with_context(|| format!("writing {}", pcap.display()))?;
-        let pcapng = base.with_extension("pcapng");
-        capture
-            .write_pcapng_to_file(&pcapng)
-            .with_context(|| format!("writing {}", pcapng.display()))?;
+        capture.write_files(dir).context("writing the capture")?;
         if capture.truncated {
             eprintln!(
                 "nettrace-loader: capture on {} reached --pcap-limit; later packets were dropped",

@@ -220,23 +220,8 @@ fn options(args: &GetArgs) -> TraceOptions {
 /// Writes each capture as DIR/<iface>.pcap and DIR/<iface>.pcapng, and its TLS secrets as
 /// DIR/<iface>.keys when there are any.
 fn write_captures(dir: &std::path::Path, captures: &[PacketCapture]) -> Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for capture in captures {
-        let base = dir.join(&capture.interface_name);
-        let pcap = base.with_extension("pcap");
-        capture
-            .write_to_file(&pcap)
-            .with_context(|| format!("writing {}", pcap.display()))?;
-        let pcapng = base.with_extension("pcapng");
-        capture
-            .write_pcapng_to_file(&pcapng)
-            .with_context(|| format!("writing {}", pcapng.display()))?;
-        if !capture.tls_key_log.is_empty() {
-            let keys = base.with_extension("keys");
-            capture
-                .write_key_log_to_file(&keys)
-                .with_context(|| format!("writing {}", keys.display()))?;
-        }
+        capture.write_files(dir).context("writing the capture")?;
         if capture.truncated {
             eprintln!(
                 "nettrace: capture on {} reached --pcap-limit; later packets were dropped",
