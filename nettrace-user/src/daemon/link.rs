@@ -35,7 +35,7 @@ use crate::{
 /// How long a request waits for its reply.
 const REPLY_LIMIT: Duration = Duration::from_secs(10);
 
-/// The lost-event accounting of a [`DaemonLink::sync`].
+/// The lost-event accounting of a sync ([`DaemonClient::sync`](super::DaemonClient::sync)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SyncReport {
     /// Events the daemon dropped because this client read too slowly.
@@ -218,9 +218,10 @@ fn read_frames(shared: &Shared, sink: &Weak<dyn KernelSink>) {
             },
             Ok(Frame::Reply(message)) => answer(shared, Ok(message)),
             Err(error) => {
-                // Replies come in request order: a broken one still answers its request.
+                // Replies come in request order: a broken one still answers its request;
+                // anything else is counted with the malformed records.
                 tracing::warn!(%error, "malformed frame from the daemon");
-                if n > 0 && buf.first() != Some(&super::protocol::RECORD_TAG) {
+                if Frame::is_reply(buf.get(..n).unwrap_or_default()) {
                     answer(shared, Err(error));
                 } else {
                     shared.malformed.fetch_add(1, Ordering::Relaxed);
@@ -247,4 +248,58 @@ fn answer(shared: &Shared, reply: Result<Message, String>) {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Each critical section is one queue operation: a poisoned lock is still consistent.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records what the link hands on.
+    struct Count(AtomicU64);
+
+    impl KernelSink for Count {
+        fn kernel_event(&self, _event: KernelEvent, _record: &[u8]) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn hostile_frames_are_counted_and_the_sync_still_answers() {
+        let dir = std::env::temp_dir().join(format!("nettrace-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("fake.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
+        listener.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+        listener.listen(1).unwrap();
+        let sink = Arc::new(Count(AtomicU64::new(0)));
+        let weak: Weak<dyn KernelSink> = Arc::downgrade(&(sink.clone() as Arc<dyn KernelSink>));
+        let link = DaemonLink::connect(&path, weak).unwrap();
+        let (daemon, _) = listener.accept().unwrap();
+        let fake = std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            let n = recv(&daemon, &mut buf).unwrap();
+            assert_eq!(&buf[..n], br#"{"op":"sync"}"#);
+            for frame in [&b"Eshort"[..], b"E", b"?what", &[b'E'; MAX_FRAME + 10][..]] {
+                send_with_fd(&daemon, frame, None).unwrap();
+            }
+            let synced = Message::Synced {
+                dropped: 2,
+                lost_events: 3,
+                lost_packets: 0,
+            };
+            send_with_fd(&daemon, &Frame::encode_reply(&synced), None).unwrap();
+            daemon
+        });
+        let report = link.sync().unwrap();
+        assert_eq!(report.dropped, 2);
+        assert_eq!(report.lost_events, 3);
+        // Three bad records and an unknown tag: counted, and the sync got its own reply.
+        assert_eq!(report.malformed, 4);
+        assert_eq!(sink.0.load(Ordering::Relaxed), 0);
+        drop(fake.join().unwrap());
+        // The daemon is gone: requests fail, nothing hangs.
+        assert!(link.sync().is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -15,7 +15,7 @@
 //! for the client's slot. A malformed or hostile request gets an error reply and a log line,
 //! never a crash.
 //!
-//! The library's [`HttpClient`](crate::HttpClient) uses the daemon by itself when it may not
+//! The library's [`HttpClient`](crate::client::HttpClient) uses the daemon by itself when it may not
 //! load the programs and the daemon's socket exists ([`socket_path`]); otherwise it traces
 //! from userspace only and the trace says why. [`DaemonClient`] is the same connection for a
 //! program that wants the events itself:

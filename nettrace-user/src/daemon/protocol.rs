@@ -100,6 +100,11 @@ impl<'a> Frame<'a> {
         bytes
     }
 
+    /// Whether `bytes` is tagged as a reply (well formed or not).
+    pub fn is_reply(bytes: &[u8]) -> bool {
+        bytes.first() == Some(&REPLY_TAG)
+    }
+
     /// Reads a frame; an unknown tag, a malformed reply or an oversized record is an error.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, String> {
         match bytes.split_first() {
