@@ -4,6 +4,7 @@
 use std::{
     collections::{HashMap, HashSet},
     net::SocketAddr,
+    os::fd::BorrowedFd,
     sync::{
         Arc, Mutex, MutexGuard, OnceLock, PoisonError,
         atomic::{AtomicU64, Ordering},
@@ -15,6 +16,7 @@ use crate::{
     SocketCookie,
     capture::{CaptureStore, PacketCapture, PacketCaptureOptions},
     conntrack::{ConntrackError, ConntrackSink, CtSample, ReplyTuple, Tracker},
+    daemon::{DaemonError, link::DaemonLink},
     event::{Event, Transport},
     kernel::{
         FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub, KernelSink, KernelTcpState,
@@ -73,16 +75,51 @@ impl std::fmt::Debug for Inner {
     }
 }
 
-/// Whether the kernel side traces this client's sockets.
+/// Whether the kernel side traces this client's sockets, and through what.
 enum KernelLink {
-    /// The client's slot in the process's kernel hub.
-    Active(KernelClient),
+    /// The client's slot in the process's kernel hub (the programs are loaded here).
+    Hub(KernelClient),
+    /// The loader daemon's connection (the programs are loaded by `nettrace-loader serve`;
+    /// no packet capture, no cgroup tracing).
+    Daemon(DaemonLink),
     /// Why there is no kernel data.
     Unavailable(String),
 }
 
+impl KernelLink {
+    /// The hub slot, for what only loading the programs here allows.
+    fn hub(&self) -> Option<&KernelClient> {
+        match self {
+            Self::Hub(client) => Some(client),
+            _ => None,
+        }
+    }
+
+    /// Traces a socket (before `connect()`).
+    fn register(&self, socket: BorrowedFd<'_>, cookie: SocketCookie) -> Result<(), String> {
+        match self {
+            Self::Hub(client) => client.register(cookie).map_err(|e| e.to_string()),
+            Self::Daemon(link) => match link.register(&socket) {
+                Ok(registered) if registered == cookie => Ok(()),
+                Ok(other) => Err(format!("the daemon registered cookie {other}")),
+                Err(e) => Err(e.to_string()),
+            },
+            Self::Unavailable(_) => Ok(()),
+        }
+    }
+
+    /// Stops tracing a socket.
+    fn unregister(&self, cookie: SocketCookie) -> Result<(), String> {
+        match self {
+            Self::Hub(client) => client.unregister(cookie).map_err(|e| e.to_string()),
+            Self::Daemon(link) => link.unregister(cookie).map_err(|e| e.to_string()),
+            Self::Unavailable(_) => Ok(()),
+        }
+    }
+}
+
 impl KernelSink for Inner {
-    fn kernel_event(&self, event: KernelEvent) {
+    fn kernel_event(&self, event: KernelEvent, _record: &[u8]) {
         if let Some(translator) = self.translator.get() {
             let out = lock(translator).translate(event);
             for cookie in out.unregister {
@@ -106,7 +143,7 @@ impl KernelSink for Inner {
 impl ConntrackSink for Inner {
     fn conntrack_sample(&self, conn: &TraceId, sample: CtSample) {
         let mut recorder = lock(&self.recorder);
-        if let Some(KernelLink::Active(client)) = self.kernel.get()
+        if let Some(client) = self.kernel.get().and_then(KernelLink::hub)
             && let Some(endpoints) = recorder.conn_endpoints(conn)
         {
             capture_after_nat(client, &endpoints, &sample);
@@ -173,8 +210,8 @@ impl Inner {
     }
 
     fn unregister(&self, cookie: SocketCookie) {
-        if let Some(KernelLink::Active(client)) = self.kernel.get()
-            && let Err(error) = client.unregister(cookie)
+        if let Some(link) = self.kernel.get()
+            && let Err(error) = link.unregister(cookie)
         {
             tracing::debug!(%error, %cookie, "unregistering a socket failed");
         }
@@ -271,7 +308,15 @@ impl Tracer {
     pub(crate) fn attach_kernel(&self, hub: &Arc<KernelHub>) -> Result<(), KernelError> {
         let sink = Arc::downgrade(&self.inner);
         let client = hub.attach(sink)?;
-        let _ = self.inner.kernel.set(KernelLink::Active(client));
+        let _ = self.inner.kernel.set(KernelLink::Hub(client));
+        Ok(())
+    }
+
+    /// Connects the tracer to the loader daemon listening at `path`.
+    pub(crate) fn attach_daemon(&self, path: &std::path::Path) -> Result<(), DaemonError> {
+        let sink: std::sync::Weak<dyn KernelSink> = Arc::downgrade(&self.inner) as _;
+        let link = DaemonLink::connect(path, sink)?;
+        let _ = self.inner.kernel.set(KernelLink::Daemon(link));
         Ok(())
     }
 
@@ -285,7 +330,7 @@ impl Tracer {
     /// Traces the sockets created in the cgroup at `path` from now on (see
     /// [`Self::translate_kernel_events`]). Needs the kernel link.
     pub(crate) fn trace_cgroup(&self, path: &std::path::Path) -> Result<(), KernelError> {
-        let Some(KernelLink::Active(client)) = self.inner.kernel.get() else {
+        let Some(client) = self.inner.kernel.get().and_then(KernelLink::hub) else {
             return Err(KernelError::Unavailable);
         };
         client.trace_cgroup(path)
@@ -298,9 +343,9 @@ impl Tracer {
 
     /// Traces a new socket in the kernel too (before `connect()`); a failure only costs the
     /// socket's kernel facts, and is logged.
-    pub(crate) fn register_socket(&self, cookie: SocketCookie) {
-        if let Some(KernelLink::Active(client)) = self.inner.kernel.get()
-            && let Err(error) = client.register(cookie)
+    pub(crate) fn register_socket(&self, socket: BorrowedFd<'_>, cookie: SocketCookie) {
+        if let Some(link) = self.inner.kernel.get()
+            && let Err(error) = link.register(socket, cookie)
         {
             tracing::warn!(%error, %cookie, "socket not traced in the kernel");
         }
@@ -314,7 +359,10 @@ impl Tracer {
     /// The application closed a TCP socket: it leaves the kernel map once its final CLOSE has
     /// been seen too (see [`Retiring`]).
     pub(crate) fn tcp_socket_closed(&self, cookie: SocketCookie) {
-        if !matches!(self.inner.kernel.get(), Some(KernelLink::Active(_))) {
+        if !matches!(
+            self.inner.kernel.get(),
+            Some(KernelLink::Hub(_) | KernelLink::Daemon(_))
+        ) {
             return;
         }
         if lock(&self.inner.retiring).both_done(cookie, Side::Application) {
@@ -325,7 +373,7 @@ impl Tracer {
     /// Starts capturing packets on the interfaces of `options` (looked up in the calling
     /// thread's network namespace). Needs the kernel link.
     pub(crate) fn start_capture(&self, options: &PacketCaptureOptions) -> Result<(), KernelError> {
-        let Some(KernelLink::Active(client)) = self.inner.kernel.get() else {
+        let Some(client) = self.inner.kernel.get().and_then(KernelLink::hub) else {
             return Err(KernelError::Unavailable);
         };
         let interfaces = client.start_capture(options)?;
@@ -344,7 +392,7 @@ impl Tracer {
         local: SocketAddr,
         remote: SocketAddr,
     ) {
-        if let Some(KernelLink::Active(client)) = self.inner.kernel.get()
+        if let Some(client) = self.inner.kernel.get().and_then(KernelLink::hub)
             && let Err(error) = client.register_flow(cookie, protocol, local, remote)
         {
             tracing::warn!(%error, %cookie, "flow not captured");
@@ -362,7 +410,7 @@ impl Tracer {
             conntrack.refresh();
         }
         let lost_packets = match self.inner.kernel.get() {
-            Some(KernelLink::Active(client)) => client.lost_packets().unwrap_or_else(|error| {
+            Some(KernelLink::Hub(client)) => client.lost_packets().unwrap_or_else(|error| {
                 tracing::warn!(%error, "lost-packet counter unreadable");
                 0
             }),
@@ -385,7 +433,8 @@ impl Tracer {
                 reason: reason.clone(),
                 ..KernelDataStatus::default()
             }),
-            Some(KernelLink::Active(client)) => {
+            Some(KernelLink::Daemon(link)) => Some(daemon_status(link)),
+            Some(KernelLink::Hub(client)) => {
                 client.drain();
                 let (lost_events, reason) = match client.lost_events() {
                     Ok(lost) => (lost, String::new()),
@@ -412,6 +461,48 @@ impl Tracer {
     fn recorder(&self) -> MutexGuard<'_, Recorder> {
         lock(&self.inner.recorder)
     }
+}
+
+/// Takes every pending kernel event from the daemon; the status says where the data came
+/// from and counts what the kernel lost, what the daemon dropped and what did not decode.
+fn daemon_status(link: &DaemonLink) -> KernelDataStatus {
+    let from = format!(
+        "kernel data from the nettrace-loader daemon at {}",
+        link.path().display()
+    );
+    match link.sync() {
+        Ok(report) => {
+            let lost = report.lost_events + report.dropped + report.malformed;
+            let reason = if report.malformed == 0 {
+                from
+            } else {
+                format!("{from}; {} malformed records skipped", report.malformed)
+            };
+            KernelDataStatus {
+                available: true,
+                complete: lost == 0,
+                reason,
+                lost_events: lost,
+            }
+        }
+        Err(error) => KernelDataStatus {
+            available: true,
+            complete: false,
+            reason: format!(
+                "{from}; the events since the last sync may be missing: {}",
+                error_chain(&error)
+            ),
+            lost_events: 0,
+        },
+    }
+}
+
+/// An error with its causes, `: `-joined.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(error), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

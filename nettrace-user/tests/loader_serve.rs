@@ -1,16 +1,23 @@
-//! `nettrace-loader serve` with two unprivileged clients of different users (through the
-//! hidden `probe` client): each gets the kernel events of its own socket only, also when one
-//! tries to register the other's socket by cookie or by descriptor number; hostile messages
-//! get error replies and the daemon goes on serving.
+//! `nettrace-loader serve` with unprivileged clients of different users.
+//!
+//! Through the hidden `probe` client: each gets the kernel events of its own socket only, also
+//! when one tries to register the other's socket by cookie or by descriptor number; hostile
+//! messages get error replies and the daemon goes on serving. Through the library (`nettrace
+//! get` as users nobody and 65533): each trace holds the kernel facts of its own connection,
+//! by the daemon, and a client killed mid-request leaves nothing registered behind.
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::TcpListener,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use nettrace_tests::{require_root, scenario::TempDir};
+use nettrace::{daemon::DaemonClient, model::HttpTrace};
+use nettrace_tests::{
+    require_root,
+    scenario::{self, CommandOutput, TempDir},
+};
 
 const LOADER: &str = env!("CARGO_BIN_EXE_nettrace-loader");
 
@@ -22,6 +29,33 @@ impl Drop for Daemon {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Starts the daemon on a socket in `dir` (which users nobody and 65533 may enter) and waits
+/// until it listens.
+fn start_daemon(dir: &TempDir) -> (Daemon, PathBuf) {
+    let socket = dir.path("loader.sock");
+    std::fs::set_permissions(
+        dir.path(""),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let daemon = Daemon(
+        Command::new(LOADER)
+            .arg("serve")
+            .arg("--socket")
+            .arg(&socket)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the daemon"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "the daemon never listened");
+        // A timeout guard on another process's start, not synchronisation within this one.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (daemon, socket)
 }
 
 fn probe_as(uid: u32, socket: &Path, connect: &str, extra: &[&str]) -> Child {
@@ -74,26 +108,7 @@ fn serve_gives_each_client_only_its_own_sockets() {
         return;
     }
     let dir = TempDir::new("loader-serve");
-    let socket = dir.path("loader.sock");
-    std::fs::set_permissions(
-        dir.path(""),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    let _daemon = Daemon(
-        Command::new(LOADER)
-            .arg("serve")
-            .arg("--socket")
-            .arg(&socket)
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting the daemon"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "the daemon never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (_daemon, socket) = start_daemon(&dir);
     // A server for both probes: reads until EOF, answers, closes (bounded: two clients).
     let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
     let addr = listener.local_addr().expect("addr").to_string();
@@ -149,4 +164,121 @@ fn serve_gives_each_client_only_its_own_sockets() {
         "B saw another socket (A is {a_cookie}): {b_text}"
     );
     assert!(b_text.contains("tcp-state") && a_text.contains("tcp-state"));
+}
+
+const NETTRACE: &str = env!("CARGO_BIN_EXE_nettrace");
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// `nettrace get URL` as user `uid`, with the daemon at `socket`.
+fn get_as(uid: u32, socket: &Path, url: &str) -> Command {
+    let id = uid.to_string();
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
+        .args([NETTRACE, "get", url, "--no-keepalive", "--daemon-socket"])
+        .arg(socket);
+    command
+}
+
+async fn run(command: Command) -> CommandOutput {
+    tokio::task::spawn_blocking(move || scenario::run_command(command, LIMIT))
+        .await
+        .unwrap_or_else(|e| panic!("the runner panicked: {e}"))
+}
+
+/// The trace of a successful `nettrace get`, checked to hold kernel facts from the daemon;
+/// returns the bytes its connection received, as the kernel counted its receive calls.
+fn kernel_received(out: &CommandOutput) -> u64 {
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let trace: HttpTrace = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("not a JSON trace ({e}): {out:?}"));
+    let status = trace.net_trace.kernel_data.clone().expect("kernelData");
+    assert!(status.available && status.complete, "{status:?}");
+    assert!(status.reason.contains("daemon"), "{status:?}");
+    assert_eq!(trace.net_trace.tcp_conns.len(), 1, "{out:?}");
+    let kernel = trace.net_trace.tcp_conns[0]
+        .kernel
+        .as_ref()
+        .unwrap_or_else(|| panic!("no kernel facts: {out:?}"));
+    let states: Vec<(&str, &str)> = kernel
+        .states
+        .iter()
+        .map(|s| (s.from.as_str(), s.to.as_str()))
+        .collect();
+    assert_eq!(
+        states.get(..2),
+        Some(&[("close", "syn-sent"), ("syn-sent", "established")][..]),
+        "{states:?}"
+    );
+    assert!(kernel.segs_out > 0 && kernel.segs_in > 0, "{kernel:?}");
+    kernel.calls.call_bytes_received
+}
+
+/// Waits (bounded) until the daemon's status, as root sees it, is `want`.
+fn wait_status(root: &mut DaemonClient, want: (u64, u64)) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let status = root.status().expect("status");
+        if status == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "daemon status stayed {status:?}, want {want:?}"
+        );
+        // Polls another process's state, with a deadline.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unprivileged_get_through_serve_has_kernel_facts_of_its_own_connection() {
+    if !require_root("unprivileged_get_through_serve_has_kernel_facts_of_its_own_connection") {
+        return;
+    }
+    let dir = TempDir::new("loader-serve-get");
+    let (_daemon, socket) = start_daemon(&dir);
+    let server = scenario::plain_server().await;
+    // Two users at once, with bodies of very different sizes: each trace's kernel counts are
+    // those of its own connection.
+    let small = run(get_as(65534, &socket, &server.url("/bytes/3000")));
+    let large = run(get_as(65533, &socket, &server.url("/bytes/300000")));
+    let (small, large) = tokio::join!(small, large);
+    let small = kernel_received(&small);
+    let large = kernel_received(&large);
+    assert!((3000..6000).contains(&small), "small: {small}");
+    assert!((300_000..303_000).contains(&large), "large: {large}");
+    let mut root = DaemonClient::connect(&socket).expect("root client");
+    wait_status(&mut root, (1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_killed_mid_request_leaves_nothing_behind() {
+    if !require_root("a_client_killed_mid_request_leaves_nothing_behind") {
+        return;
+    }
+    let dir = TempDir::new("loader-serve-kill");
+    let (_daemon, socket) = start_daemon(&dir);
+    let server = scenario::plain_server().await;
+    let mut slow = get_as(65534, &socket, &server.url("/slow-body/20000"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the slow client");
+    let socket_path = socket.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut root = DaemonClient::connect(&socket_path).expect("root client");
+        // The slow client's connection is registered while its request waits for the body.
+        wait_status(&mut root, (2, 1));
+        // setpriv executes nettrace in place: this is the client itself.
+        slow.kill().expect("kill -9");
+        let _ = slow.wait();
+        wait_status(&mut root, (1, 0));
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the status checker panicked: {e}"));
+    // The daemon goes on serving.
+    let out = run(get_as(65533, &socket, &server.url("/bytes/10"))).await;
+    assert!(kernel_received(&out) >= 10);
 }

@@ -105,13 +105,16 @@ impl fmt::Debug for HttpReqTraceOptions {
 /// Whether the kernel side (eBPF) traces the client's sockets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum KernelMode {
-    /// When the process may load eBPF programs (root, or CAP_BPF + CAP_NET_ADMIN); otherwise
-    /// the trace says why not (`kernelData.reason`) and everything else works as usual.
+    /// When the process may load eBPF programs (root, or CAP_BPF + CAP_NET_ADMIN), or else
+    /// through the loader daemon (`nettrace-loader serve`) when its socket exists (see
+    /// [`TraceOptions::kernel_daemon`]); otherwise the trace says why not
+    /// (`kernelData.reason`) and everything else works as usual.
     #[default]
     Auto,
     /// Never.
     Off,
-    /// Always: building the client fails when the programs cannot be loaded.
+    /// Always, loaded here or through the daemon: building the client fails when neither
+    /// works.
     Require,
 }
 
@@ -133,6 +136,12 @@ pub struct TraceOptions {
     /// How the eBPF programs are loaded (ring buffer size) when this client is the first of
     /// the process to load them.
     pub kernel_config: KernelConfig,
+    /// The loader daemon's socket, used for kernel facts when this process may not load the
+    /// programs itself. `None`: `$NETTRACE_DAEMON_SOCKET`, else
+    /// [`DEFAULT_SOCKET_PATH`](crate::daemon::DEFAULT_SOCKET_PATH) (see
+    /// [`socket_path`](crate::daemon::socket_path)). The daemon gives kernel facts, not
+    /// packet capture.
+    pub kernel_daemon: Option<std::path::PathBuf>,
     /// Capture the packets of traced connections (Go's `WithPacketCapture`). Needs the
     /// privilege to load eBPF programs: without it, building the client fails.
     pub packet_capture: Option<PacketCaptureOptions>,

@@ -519,7 +519,8 @@ impl HttpClient {
     }
 }
 
-/// Connects the tracer to the kernel programs as `options.kernel` says.
+/// Connects the tracer to the kernel programs as `options.kernel` says: loaded here, or else
+/// through the loader daemon, or else none (the trace says why).
 fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientError> {
     let attached = match options.kernel {
         KernelMode::Off if options.packet_capture.is_some() => {
@@ -535,20 +536,36 @@ fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientEr
             KernelHub::shared(&options.kernel_config).and_then(|hub| tracer.attach_kernel(&hub))
         }
     };
-    match attached {
-        Ok(()) => match &options.packet_capture {
-            Some(capture) => tracer
-                .start_capture(capture)
-                .map_err(|e| ClientError::Capture(error::chain(&e))),
-            None => Ok(()),
-        },
-        Err(error) if options.kernel == KernelMode::Require => Err(ClientError::Kernel(error)),
-        Err(error) if options.packet_capture.is_some() => Err(ClientError::Capture(format!(
-            "needs the privilege to load eBPF programs (root, or CAP_BPF + CAP_NET_ADMIN): {}",
-            error::chain(&error)
-        ))),
-        Err(error) => {
-            let reason = error::chain(&error);
+    let error = match attached {
+        Ok(()) => {
+            return match &options.packet_capture {
+                Some(capture) => tracer
+                    .start_capture(capture)
+                    .map_err(|e| ClientError::Capture(error::chain(&e))),
+                None => Ok(()),
+            };
+        }
+        Err(error) if options.packet_capture.is_some() => {
+            return Err(ClientError::Capture(format!(
+                "needs the privilege to load eBPF programs (root, or CAP_BPF + CAP_NET_ADMIN): {}",
+                error::chain(&error)
+            )));
+        }
+        Err(error) => error,
+    };
+    let daemon = crate::daemon::socket_path(options.kernel_daemon.as_deref());
+    let through_daemon = if daemon.exists() {
+        tracer
+            .attach_daemon(&daemon)
+            .map_err(|e| format!("daemon at {}: {}", daemon.display(), error::chain(&e)))
+    } else {
+        Err(format!("no daemon at {}", daemon.display()))
+    };
+    match through_daemon {
+        Ok(()) => Ok(()),
+        Err(_) if options.kernel == KernelMode::Require => Err(ClientError::Kernel(error)),
+        Err(daemon) => {
+            let reason = format!("{}; {daemon}", error::chain(&error));
             if options.logging {
                 tracing::info!(%reason, "nettrace: no kernel data");
             }

@@ -1,66 +1,79 @@
-//! [`DaemonClient`]: an unprivileged process's connection to the loader daemon.
+//! [`DaemonClient`]: a standalone connection to the loader daemon for programs that want the
+//! kernel events of their sockets themselves (the library's `HttpClient` uses the daemon by
+//! itself, see [`crate::daemon`]). Built on the library's own link: events are decoded from
+//! the daemon's records and queued for [`DaemonClient::next_event`].
 use std::{
-    collections::VecDeque,
-    io,
-    os::fd::{AsFd, AsRawFd},
+    os::fd::{AsFd, BorrowedFd},
     path::Path,
+    sync::{Arc, Mutex, PoisonError, mpsc},
     time::Duration,
 };
 
-use socket2::{Domain, SockAddr, Socket, Type};
-
 use super::{
-    protocol::{MAX_MESSAGE, Message, Request, WireEvent},
-    seqpacket::send_with_fd,
+    DaemonError, SyncReport,
+    link::DaemonLink,
+    protocol::{Message, Request},
 };
-use crate::kernel::KernelError;
-
-/// Errors of the daemon and its client.
-#[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
-    /// A socket call failed.
-    #[error("daemon socket I/O failed")]
-    Io(#[source] io::Error),
-    /// The kernel programs could not be loaded.
-    #[error("the kernel programs are unavailable")]
-    Kernel(#[source] KernelError),
-    /// The daemon refused a request.
-    #[error("the daemon refused: {0}")]
-    Refused(String),
-    /// The daemon sent something this client does not understand, or closed the connection.
-    #[error("unexpected answer from the daemon: {0}")]
-    Protocol(String),
-}
+use crate::kernel::{KernelEvent, KernelSink};
 
 /// A connection to the daemon: registers sockets this process holds and receives their
 /// kernel events.
 pub struct DaemonClient {
-    socket: Socket,
-    /// Events that arrived while waiting for a reply.
-    pending: VecDeque<WireEvent>,
+    link: DaemonLink,
+    events: mpsc::Receiver<KernelEvent>,
+    /// Kept alive for the link's reader thread (which holds it weakly).
+    _sink: Arc<Queue>,
+}
+
+/// Queues the events for [`DaemonClient::next_event`].
+struct Queue(Mutex<mpsc::Sender<KernelEvent>>);
+
+impl KernelSink for Queue {
+    fn kernel_event(&self, event: KernelEvent, _record: &[u8]) {
+        let _ = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(event);
+    }
 }
 
 impl DaemonClient {
     /// Connects to the daemon's socket.
     pub fn connect(path: &Path) -> Result<Self, DaemonError> {
-        let socket =
-            Socket::new(Domain::UNIX, Type::SEQPACKET.cloexec(), None).map_err(DaemonError::Io)?;
-        let addr = SockAddr::unix(path).map_err(DaemonError::Io)?;
-        socket.connect(&addr).map_err(DaemonError::Io)?;
+        let (tx, events) = mpsc::channel();
+        let sink = Arc::new(Queue(Mutex::new(tx)));
+        let weak = Arc::downgrade(&(sink.clone() as Arc<dyn KernelSink>));
         Ok(Self {
-            socket,
-            pending: VecDeque::new(),
+            link: DaemonLink::connect(path, weak)?,
+            events,
+            _sink: sink,
         })
     }
 
     /// Traces `socket` (pass it before `connect()` to see the handshake); returns its cookie.
     pub fn register(&mut self, socket: &impl AsFd) -> Result<u64, DaemonError> {
-        self.request(&Request::Register, socket)
+        self.link.register(socket).map(|cookie| cookie.0)
     }
 
-    /// Stops tracing `socket`.
-    pub fn unregister(&mut self, socket: &impl AsFd) -> Result<u64, DaemonError> {
-        self.request(&Request::Unregister, socket)
+    /// Stops tracing the socket with `cookie` (one this client registered).
+    pub fn unregister(&mut self, cookie: u64) -> Result<(), DaemonError> {
+        self.link.unregister(crate::SocketCookie(cookie))
+    }
+
+    /// Waits until every kernel event that happened before the call is queued for
+    /// [`Self::next_event`]; returns the lost-event accounting.
+    pub fn sync(&mut self) -> Result<SyncReport, DaemonError> {
+        self.link.sync()
+    }
+
+    /// How many clients and sockets the daemon holds (everyone's for root, else this
+    /// client's): `(clients, sockets)`.
+    pub fn status(&mut self) -> Result<(u64, u64), DaemonError> {
+        match self.link.request(&Request::Status {}, None)? {
+            Message::Status { clients, sockets } => Ok((clients, sockets)),
+            other => Err(DaemonError::Protocol(format!("unexpected reply {other:?}"))),
+        }
     }
 
     /// Sends raw bytes with an optional descriptor (for tests of hostile input) and returns
@@ -68,79 +81,19 @@ impl DaemonClient {
     pub fn send_raw(
         &mut self,
         bytes: &[u8],
-        fd: Option<std::os::fd::BorrowedFd<'_>>,
+        fd: Option<BorrowedFd<'_>>,
     ) -> Result<Message, DaemonError> {
-        send_with_fd(&self.socket, bytes, fd.map(|fd| fd.as_raw_fd())).map_err(DaemonError::Io)?;
-        self.answer(Duration::from_secs(10))
+        self.link.request_raw(bytes, fd)
     }
 
     /// The next kernel event, waiting at most `timeout`; `None` when none came.
-    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<WireEvent>, DaemonError> {
-        if let Some(event) = self.pending.pop_front() {
-            return Ok(Some(event));
+    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<KernelEvent>, DaemonError> {
+        match self.events.recv_timeout(timeout) {
+            Ok(event) => Ok(Some(event)),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(DaemonError::Protocol(
+                "the connection to the daemon ended".to_owned(),
+            )),
         }
-        match self.receive(timeout)? {
-            None => Ok(None),
-            Some(Message::Event(event)) => Ok(Some(event)),
-            Some(other) => Err(DaemonError::Protocol(format!("{other:?}"))),
-        }
-    }
-
-    fn request(&mut self, request: &Request, socket: &impl AsFd) -> Result<u64, DaemonError> {
-        let bytes =
-            serde_json::to_vec(request).map_err(|e| DaemonError::Protocol(e.to_string()))?;
-        let fd = socket.as_fd().as_raw_fd();
-        send_with_fd(&self.socket, &bytes, Some(fd)).map_err(DaemonError::Io)?;
-        match self.answer(Duration::from_secs(10))? {
-            Message::Ok { cookie } => Ok(cookie),
-            Message::Error { error } => Err(DaemonError::Refused(error)),
-            Message::Event(event) => Err(DaemonError::Protocol(format!("{event:?}"))),
-        }
-    }
-
-    /// The reply to the last request (events before it are kept for [`Self::next_event`]).
-    fn answer(&mut self, timeout: Duration) -> Result<Message, DaemonError> {
-        for _ in 0..100_000 {
-            match self.receive(timeout)? {
-                Some(Message::Event(event)) => self.pending.push_back(event),
-                Some(answer) => return Ok(answer),
-                None => return Err(DaemonError::Protocol("no answer in time".to_owned())),
-            }
-        }
-        Err(DaemonError::Protocol(
-            "no answer among the events".to_owned(),
-        ))
-    }
-
-    fn receive(&mut self, timeout: Duration) -> Result<Option<Message>, DaemonError> {
-        self.socket
-            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
-            .map_err(DaemonError::Io)?;
-        let mut buf = vec![0u8; MAX_MESSAGE * 4];
-        // SAFETY: `buf` is a valid writable buffer of its length.
-        let n = unsafe {
-            libc::recv(
-                self.socket.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                0,
-            )
-        };
-        if n < 0 {
-            let error = io::Error::last_os_error();
-            return match error.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Ok(None),
-                _ => Err(DaemonError::Io(error)),
-            };
-        }
-        if n == 0 {
-            return Err(DaemonError::Protocol(
-                "the daemon closed the connection".to_owned(),
-            ));
-        }
-        let bytes = buf.get(..n as usize).unwrap_or_default();
-        serde_json::from_slice(bytes)
-            .map(Some)
-            .map_err(|e| DaemonError::Protocol(e.to_string()))
     }
 }

@@ -4,30 +4,60 @@
 //! (one message per packet). A client proves that it owns a socket by passing its descriptor
 //! (`SCM_RIGHTS`) in a `register` request: the daemon reads the socket's cookie from the
 //! descriptor, closes its copy, and traces the cookie in the client's own slot. A request can
-//! name no cookie or descriptor number, so a client can only ever trace sockets it holds, and
-//! the kernel's events and packets of a slot go to that client alone. When the client
+//! name no cookie or descriptor number to register, so a client can only ever trace sockets it
+//! holds, and the kernel's events of a slot go to that client alone. When the client
 //! disconnects, its slot and every socket it registered are removed.
 //!
-//! Messages are JSON ([`protocol`]); a malformed or hostile one gets an error reply and a log
-//! line, never a crash. Events that do not fit in the client's socket buffer are dropped and
-//! counted (a slow client cannot stall the daemon).
+//! Events travel as the exact ring-buffer records the programs wrote, and the client decodes
+//! them as the daemon does ([`protocol`]). A `sync` request makes the daemon hand on every
+//! event that happened before it, then reply with its lost-event accounting: events it dropped
+//! because the client read too slowly (they never stall the daemon), and the kernel's count
+//! for the client's slot. A malformed or hostile request gets an error reply and a log line,
+//! never a crash.
+//!
+//! The library's [`HttpClient`](crate::client::HttpClient) uses the daemon by itself when it may not
+//! load the programs and the daemon's socket exists ([`socket_path`]); otherwise it traces
+//! from userspace only and the trace says why. [`DaemonClient`] is the same connection for a
+//! program that wants the events itself:
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use nettrace::daemon::DaemonClient;
-//! let mut daemon = DaemonClient::connect(std::path::Path::new("/run/nettrace/loader.sock"))?;
+//! use nettrace::daemon::{DaemonClient, socket_path};
+//! let mut daemon = DaemonClient::connect(&socket_path(None))?;
 //! let socket = std::net::TcpListener::bind("127.0.0.1:0")?;
 //! let cookie = daemon.register(&socket)?;
+//! daemon.sync()?;
 //! let event = daemon.next_event(std::time::Duration::from_secs(1))?;
 //! # let _ = (cookie, event); Ok(()) }
 //! ```
+use std::path::{Path, PathBuf};
+
 mod client;
+mod error;
+pub(crate) mod link;
 pub mod protocol;
 mod seqpacket;
 mod server;
 
-pub use client::{DaemonClient, DaemonError};
-pub use server::{ServeOptions, serve};
+pub use client::DaemonClient;
+pub use error::DaemonError;
+pub use link::SyncReport;
+pub use server::{MAX_SOCKETS_PER_CLIENT, ServeOptions, serve};
 
 /// Where the daemon listens unless told otherwise.
 pub const DEFAULT_SOCKET_PATH: &str = "/run/nettrace/loader.sock";
+
+/// The environment variable that overrides [`DEFAULT_SOCKET_PATH`] for clients.
+pub const SOCKET_PATH_ENV: &str = "NETTRACE_DAEMON_SOCKET";
+
+/// The daemon socket a client uses: `configured` when given, else `$NETTRACE_DAEMON_SOCKET`
+/// when set and not empty, else [`DEFAULT_SOCKET_PATH`].
+pub fn socket_path(configured: Option<&Path>) -> PathBuf {
+    if let Some(path) = configured {
+        return path.to_owned();
+    }
+    match std::env::var_os(SOCKET_PATH_ENV) {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => PathBuf::from(DEFAULT_SOCKET_PATH),
+    }
+}

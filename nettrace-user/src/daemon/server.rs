@@ -18,8 +18,8 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::{
     DaemonError,
-    protocol::{MAX_MESSAGE, Message, Request, WireEvent},
-    seqpacket::recv_with_fds,
+    protocol::{Frame, MAX_RECORD, MAX_REQUEST, Message, RECORD_TAG, Request},
+    seqpacket::{grow_send_buffer, recv_with_fds, send_now, send_with_fd},
 };
 use crate::{
     SocketCookie,
@@ -38,8 +38,11 @@ pub struct ServeOptions {
     pub kernel_config: KernelConfig,
 }
 
-/// Which client registered each cookie (one owner per socket).
-type Owners = Arc<Mutex<HashMap<SocketCookie, u64>>>;
+/// Most sockets one client may have registered at a time (the kernel map is shared).
+pub const MAX_SOCKETS_PER_CLIENT: usize = 4096;
+
+/// Buffer for the events on their way to a client (events beyond it are dropped and counted).
+const CLIENT_SEND_BUFFER: usize = 4 << 20;
 
 /// Loads the programs and serves clients until the process ends (accept errors are logged).
 /// `ready` is called once the socket listens.
@@ -47,7 +50,10 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce()) -> Result<(), DaemonE
     let hub = KernelHub::shared(&options.kernel_config).map_err(DaemonError::Kernel)?;
     let listener = listen(options).map_err(DaemonError::Io)?;
     ready();
-    let owners: Owners = Arc::default();
+    let shared = Arc::new(Shared {
+        owners: Mutex::default(),
+        clients: AtomicU64::new(0),
+    });
     let mut next_id = 0u64;
     loop {
         let (conn, _) = match listener.accept() {
@@ -59,10 +65,10 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce()) -> Result<(), DaemonE
             }
         };
         next_id += 1;
-        let (hub, owners, id) = (hub.clone(), owners.clone(), next_id);
+        let (hub, shared, id) = (hub.clone(), shared.clone(), next_id);
         let spawned = std::thread::Builder::new()
             .name(format!("nettrace-client-{id}"))
-            .spawn(move || serve_client(&hub, conn.into(), id, &owners));
+            .spawn(move || serve_client(&hub, conn.into(), id, &shared));
         if let Err(error) = spawned {
             eprintln!("nettrace-loader serve: no thread for a client: {error}");
         }
@@ -101,67 +107,44 @@ struct ClientSink {
 }
 
 impl KernelSink for ClientSink {
-    fn kernel_event(&self, event: KernelEvent) {
-        let message = Message::Event(wire(&event));
-        let sent = serde_json::to_vec(&message)
-            .map_err(io::Error::other)
-            .and_then(|bytes| {
-                // SAFETY: `conn` is an open socket and `bytes` a valid buffer of its length.
-                let n = unsafe {
-                    libc::send(
-                        self.conn.as_raw_fd(),
-                        bytes.as_ptr().cast(),
-                        bytes.len(),
-                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                    )
-                };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(())
-                }
-            });
+    fn kernel_event(&self, _event: KernelEvent, record: &[u8]) {
+        let sent = if record.len() <= MAX_RECORD {
+            send_now(&self.conn, &[RECORD_TAG], record)
+        } else {
+            Err(io::Error::other("record too long"))
+        };
         if sent.is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
-fn wire(event: &KernelEvent) -> WireEvent {
-    let (kind, data) = match event {
-        KernelEvent::TcpState(_) => ("tcp-state", String::new()),
-        KernelEvent::SockOps(_) => ("sock-ops", String::new()),
-        KernelEvent::SockMsg(_) => ("sock-msg", String::new()),
-        KernelEvent::TcpReset(_) => ("tcp-reset", String::new()),
-        KernelEvent::Packet(p) => (
-            "packet",
-            p.data.iter().map(|b| format!("{b:02x}")).collect(),
-        ),
-        KernelEvent::SocketCreated(_) => ("socket-created", String::new()),
-        KernelEvent::SocketReleased(_) => ("socket-released", String::new()),
-        KernelEvent::Connect(_) => ("connect", String::new()),
-    };
-    let detail = match event {
-        KernelEvent::Packet(p) => format!("{} bytes on interface {}", p.packet_len, p.ifindex),
-        other => format!("{other:?}"),
-    };
-    WireEvent {
-        cookie: event.cookie().0,
-        time_ns: event.time().0,
-        kind: kind.to_owned(),
-        detail,
-        data,
-    }
+/// What every session shares.
+struct Shared {
+    owners: Mutex<HashMap<SocketCookie, u64>>,
+    clients: AtomicU64,
+}
+
+/// One client's session state, as its requests see it.
+struct Session<'a> {
+    client: &'a KernelClient,
+    sink: &'a ClientSink,
+    shared: &'a Shared,
+    id: u64,
+    /// The peer's user id, when known.
+    uid: Option<u32>,
 }
 
 /// One client's session: its own slot, the sockets it proved it holds, removed when it goes.
-fn serve_client(hub: &Arc<KernelHub>, conn: OwnedFd, id: u64, owners: &Owners) {
-    let uid = peer_uid(&conn).map_or_else(|| "?".to_owned(), |u| u.to_string());
-    let log = |what: &str| eprintln!("nettrace-loader serve: client {id} (uid {uid}): {what}");
+fn serve_client(hub: &Arc<KernelHub>, conn: OwnedFd, id: u64, shared: &Shared) {
+    let uid = peer_uid(&conn);
+    let who = uid.map_or_else(|| "?".to_owned(), |u| u.to_string());
+    let log = |what: &str| eprintln!("nettrace-loader serve: client {id} (uid {who}): {what}");
     let sink_fd = match conn.try_clone() {
         Ok(fd) => fd,
         Err(error) => return log(&format!("dropped: {error}")),
     };
+    grow_send_buffer(&conn, CLIENT_SEND_BUFFER);
     let sink = Arc::new(ClientSink {
         conn: sink_fd,
         dropped: AtomicU64::new(0),
@@ -179,8 +162,16 @@ fn serve_client(hub: &Arc<KernelHub>, conn: OwnedFd, id: u64, owners: &Owners) {
             return log(&format!("refused: {error}"));
         }
     };
+    shared.clients.fetch_add(1, Ordering::Relaxed);
     log("connected");
-    let mut buf = vec![0u8; MAX_MESSAGE];
+    let session = Session {
+        client: &client,
+        sink: &sink,
+        shared,
+        id,
+        uid,
+    };
+    let mut buf = vec![0u8; MAX_REQUEST];
     loop {
         let (n, fds, cut) = match recv_with_fds(conn.as_raw_fd(), &mut buf) {
             Ok(Some(message)) => message,
@@ -191,7 +182,7 @@ fn serve_client(hub: &Arc<KernelHub>, conn: OwnedFd, id: u64, owners: &Owners) {
                 break;
             }
         };
-        let answer = handle(&client, id, owners, &buf[..n], &fds, cut);
+        let answer = session.handle(buf.get(..n).unwrap_or_default(), &fds, cut);
         // The descriptors are closed here: only the cookies are kept.
         drop(fds);
         if let Message::Error { error } = &answer {
@@ -200,74 +191,125 @@ fn serve_client(hub: &Arc<KernelHub>, conn: OwnedFd, id: u64, owners: &Owners) {
         reply(&conn, &answer);
     }
     // The client is gone: forget its sockets (dropping the slot unregisters them).
-    lock(owners).retain(|_, owner| *owner != id);
+    lock(&shared.owners).retain(|_, owner| *owner != id);
     drop(client);
+    shared.clients.fetch_sub(1, Ordering::Relaxed);
     log(&format!(
         "disconnected ({} events dropped)",
         sink.dropped.load(Ordering::Relaxed)
     ));
 }
 
-fn handle(
-    client: &KernelClient,
-    id: u64,
-    owners: &Owners,
-    bytes: &[u8],
-    fds: &[OwnedFd],
-    cut: bool,
-) -> Message {
-    let error = |error: String| Message::Error { error };
-    if cut {
-        return error(format!(
-            "message longer than {MAX_MESSAGE} bytes or too many descriptors"
-        ));
+impl Session<'_> {
+    fn handle(&self, bytes: &[u8], fds: &[OwnedFd], cut: bool) -> Message {
+        let error = |error: String| Message::Error { error };
+        if cut {
+            return error(format!(
+                "message longer than {MAX_REQUEST} bytes or too many descriptors"
+            ));
+        }
+        let request: Request = match serde_json::from_slice(bytes) {
+            Ok(request) => request,
+            Err(e) => return error(format!("malformed request: {e}")),
+        };
+        match (request, fds) {
+            (Request::Register {}, [fd]) => self.register(fd),
+            (Request::Register {}, _) => error(format!(
+                "register carries exactly one socket descriptor (SCM_RIGHTS), got {}",
+                fds.len()
+            )),
+            (_, [_, ..]) => error("only register carries a descriptor".to_owned()),
+            (Request::Unregister { cookie }, []) => self.unregister(SocketCookie(cookie)),
+            (Request::Sync {}, []) => self.sync(),
+            (Request::Status {}, []) => self.status(),
+        }
     }
-    let request: Request = match serde_json::from_slice(bytes) {
-        Ok(request) => request,
-        Err(e) => return error(format!("malformed request: {e}")),
-    };
-    let [fd] = fds else {
-        return error(format!(
-            "a request carries exactly one socket descriptor (SCM_RIGHTS), got {}",
-            fds.len()
-        ));
-    };
-    let cookie = match SocketCookie::of(&fd.as_fd()) {
-        Ok(cookie) => cookie,
-        Err(e) => return error(format!("the descriptor is not a socket: {e}")),
-    };
-    let mut owners = lock(owners);
-    match request {
-        Request::Register => {
-            if owners.get(&cookie).is_some_and(|owner| *owner != id) {
+
+    fn register(&self, fd: &OwnedFd) -> Message {
+        let error = |error: String| Message::Error { error };
+        let cookie = match SocketCookie::of(&fd.as_fd()) {
+            Ok(cookie) => cookie,
+            Err(e) => return error(format!("the descriptor is not a socket: {e}")),
+        };
+        let mut owners = lock(&self.shared.owners);
+        match owners.get(&cookie) {
+            Some(owner) if *owner != self.id => {
                 return error("the socket is registered by another client".to_owned());
             }
-            if let Err(e) = client.register(cookie) {
-                return error(format!("registering failed: {e}"));
-            }
-            owners.insert(cookie, id);
+            Some(_) => return Message::Ok { cookie: cookie.0 },
+            None => {}
         }
-        Request::Unregister => {
-            if owners.get(&cookie) != Some(&id) {
-                return error("the socket is not registered by this client".to_owned());
-            }
-            if let Err(e) = client.unregister(cookie) {
-                return error(format!("unregistering failed: {e}"));
-            }
-            owners.remove(&cookie);
+        let mine = owners.values().filter(|owner| **owner == self.id).count();
+        if mine >= MAX_SOCKETS_PER_CLIENT {
+            return error(format!(
+                "a client registers at most {MAX_SOCKETS_PER_CLIENT} sockets at a time"
+            ));
+        }
+        if let Err(e) = self.client.register(cookie) {
+            return error(format!("registering failed: {e}"));
+        }
+        owners.insert(cookie, self.id);
+        Message::Ok { cookie: cookie.0 }
+    }
+
+    fn unregister(&self, cookie: SocketCookie) -> Message {
+        let mut owners = lock(&self.shared.owners);
+        if owners.get(&cookie) != Some(&self.id) {
+            return Message::Error {
+                error: "the socket is not registered by this client".to_owned(),
+            };
+        }
+        if let Err(e) = self.client.unregister(cookie) {
+            return Message::Error {
+                error: format!("unregistering failed: {e}"),
+            };
+        }
+        owners.remove(&cookie);
+        Message::Ok { cookie: cookie.0 }
+    }
+
+    /// Hands on every event so far (the events go out on the connection ahead of the reply).
+    fn sync(&self) -> Message {
+        self.client.drain();
+        let lost = self
+            .client
+            .lost_events()
+            .and_then(|events| Ok((events, self.client.lost_packets()?)));
+        match lost {
+            Ok((lost_events, lost_packets)) => Message::Synced {
+                dropped: self.sink.dropped.load(Ordering::Relaxed),
+                lost_events,
+                lost_packets,
+            },
+            Err(e) => Message::Error {
+                error: format!("reading the lost-event counters failed: {e}"),
+            },
         }
     }
-    Message::Ok { cookie: cookie.0 }
+
+    fn status(&self) -> Message {
+        let owners = lock(&self.shared.owners);
+        if self.uid == Some(0) {
+            Message::Status {
+                clients: self.shared.clients.load(Ordering::Relaxed),
+                sockets: owners.len() as u64,
+            }
+        } else {
+            let mine = owners.values().filter(|owner| **owner == self.id).count();
+            Message::Status {
+                clients: 1,
+                sockets: mine as u64,
+            }
+        }
+    }
 }
 
 fn reply(conn: &OwnedFd, message: &Message) {
-    if let Ok(bytes) = serde_json::to_vec(message) {
-        // A client that does not read its replies only stalls its own session.
-        let _ = super::seqpacket::send_with_fd(conn, &bytes, None);
-    }
+    // A client that does not read its replies only stalls its own session.
+    let _ = send_with_fd(conn, &Frame::encode_reply(message), None);
 }
 
-/// The peer's user id (`SO_PEERCRED`), for the log.
+/// The peer's user id (`SO_PEERCRED`), for the log and the status reply.
 fn peer_uid(conn: &OwnedFd) -> Option<u32> {
     let mut cred = libc::ucred {
         pid: 0,

@@ -66,6 +66,13 @@ impl KernelEvents {
         std::iter::from_fn(|| self.try_next()).collect()
     }
 
+    /// Copies every record the ring buffer holds now into `batch`, undecoded.
+    pub(crate) fn drain_records(&mut self, batch: &mut super::record::RecordBatch) {
+        while let Some(item) = self.ring.next() {
+            batch.push(&item);
+        }
+    }
+
     /// A new readiness handle on the ring (a duplicated descriptor), for a task that waits
     /// for events while the ring itself is drained elsewhere.
     pub(crate) fn readiness(&self) -> Result<AsyncFd<OwnedFd>, KernelError> {

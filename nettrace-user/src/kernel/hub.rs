@@ -18,6 +18,7 @@ use nettrace_common::{
 use super::{
     CaptureInterfaceInfo, CaptureLinks, CgroupLinks, ClientId, FlowProtocol, KernelConfig,
     KernelError, KernelEvent, KernelEvents, KernelTracer, SockOp, flow_directions,
+    record::RecordBatch,
 };
 use crate::{
     SocketCookie,
@@ -26,8 +27,9 @@ use crate::{
 
 /// Receives the kernel events of one client.
 pub(crate) trait KernelSink: Send + Sync {
-    /// One event about one of the client's sockets.
-    fn kernel_event(&self, event: KernelEvent);
+    /// One event about one of the client's sockets, with the ring-buffer record it was
+    /// decoded from.
+    fn kernel_event(&self, event: KernelEvent, record: &[u8]);
 }
 
 /// The process-wide hub, alive while some client holds it.
@@ -38,6 +40,9 @@ pub(crate) struct KernelHub {
     tracer: KernelTracer,
     events: Mutex<KernelEvents>,
     packets: Mutex<KernelEvents>,
+    /// Held through a whole drain (taking and handing on), so that a drain that finds the
+    /// rings empty returns only after the events another drain took are handed on.
+    draining: Mutex<()>,
     clients: Mutex<HashMap<ClientId, ClientEntry>>,
     /// Interfaces with capture programs attached, and who captures on them.
     interfaces: Mutex<HashMap<InterfaceKey, AttachedInterface>>,
@@ -103,6 +108,7 @@ impl KernelHub {
             tracer,
             events: Mutex::new(events),
             packets: Mutex::new(packets),
+            draining: Mutex::new(()),
             clients: Mutex::new(HashMap::new()),
             interfaces: Mutex::new(HashMap::new()),
             stop: Mutex::new(Some(stop_tx)),
@@ -139,31 +145,36 @@ impl KernelHub {
         })
     }
 
-    /// Takes every event and packet in the ring buffers now and hands each to its client.
+    /// Takes every event and packet in the ring buffers now and hands each to its client;
+    /// returns once every event taken before the call (by any drain) has been handed on.
     pub(crate) fn drain(&self) {
-        let events = lock(&self.events).drain();
-        let packets = lock(&self.packets).drain();
-        let mut batch: Vec<_> = events.into_iter().chain(packets).collect();
+        let _draining = lock(&self.draining);
+        let mut records = RecordBatch::default();
+        lock(&self.events).drain_records(&mut records);
+        lock(&self.packets).drain_records(&mut records);
+        let mut batch: Vec<_> = records
+            .iter()
+            .filter_map(|(span, record)| match KernelEvent::decode(record) {
+                Ok(event) => Some((event, span)),
+                Err(error) => {
+                    tracing::warn!(%error, "skipping a kernel event");
+                    None
+                }
+            })
+            .collect();
         // The two rings interleaved in time, so that a packet is handled after the events
         // that came before it (a connect before its first datagram).
-        batch.sort_by_key(|event| {
-            event
-                .as_ref()
-                .map_or(crate::KernelTime(0), KernelEvent::time)
-        });
-        for event in batch {
-            match event {
-                Ok(event) => self.dispatch(event),
-                Err(error) => tracing::warn!(%error, "skipping a kernel event"),
-            }
+        batch.sort_by_key(|(event, _)| event.time());
+        for (event, span) in batch {
+            self.dispatch(event, records.get(span));
         }
     }
 
-    fn dispatch(&self, event: KernelEvent) {
+    fn dispatch(&self, event: KernelEvent, record: &[u8]) {
         let sinks = self.recipients(&event);
         // Outside the lock: the sink takes its own (the recorder's).
         for sink in sinks {
-            sink.kernel_event(event.clone());
+            sink.kernel_event(event.clone(), record);
         }
     }
 

@@ -29,6 +29,7 @@ mod flow;
 mod hub;
 mod interface;
 mod object;
+mod record;
 mod socket_event;
 mod tracer;
 

@@ -68,7 +68,7 @@ fn open(
     }
     let cookie = SocketCookie::of(&socket).ok();
     if let Some(cookie) = cookie {
-        tracer.register_socket(cookie);
+        tracer.register_socket(std::os::fd::AsFd::as_fd(&socket), cookie);
     }
     let conn = TraceId::generate();
     let record = tracer.new_socket_record();

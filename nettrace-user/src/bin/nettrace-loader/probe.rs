@@ -7,12 +7,15 @@ use std::{
     net::{SocketAddr, TcpStream},
     path::PathBuf,
     process::ExitCode,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context, Result};
 use clap::Args;
-use nettrace::daemon::{DaemonClient, protocol::Message};
+use nettrace::{
+    daemon::{DaemonClient, protocol::Message},
+    kernel::KernelEvent,
+};
 
 /// Arguments of `probe`.
 #[derive(Args, Debug)]
@@ -59,14 +62,33 @@ pub(crate) fn run(args: &ProbeArgs) -> Result<ExitCode> {
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
     drop(stream);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match daemon.next_event(left)? {
-            Some(event) => println!("event {} {}", event.cookie, event.kind),
+    // Every event so far is queued once the daemon answers the sync.
+    let report = daemon.sync().context("syncing")?;
+    println!(
+        "synced dropped {} lost {}",
+        report.dropped, report.lost_events
+    );
+    for _ in 0..100_000 {
+        match daemon.next_event(Duration::ZERO)? {
+            Some(event) => println!("event {} {}", event.cookie().0, kind(&event)),
             None => break,
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The event's kind as the test output names it.
+fn kind(event: &KernelEvent) -> &'static str {
+    match event {
+        KernelEvent::TcpState(_) => "tcp-state",
+        KernelEvent::SockOps(_) => "sock-ops",
+        KernelEvent::SockMsg(_) => "sock-msg",
+        KernelEvent::TcpReset(_) => "tcp-reset",
+        KernelEvent::Packet(_) => "packet",
+        KernelEvent::SocketCreated(_) => "socket-created",
+        KernelEvent::SocketReleased(_) => "socket-released",
+        KernelEvent::Connect(_) => "connect",
+    }
 }
 
 fn report_steal(answer: Message) {

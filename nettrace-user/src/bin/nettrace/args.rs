@@ -119,6 +119,11 @@ pub(crate) struct GetArgs {
     /// Kernel facts from eBPF: auto (when permitted), off, or require (fail without them).
     #[arg(long, value_enum, default_value_t = Kernel::Auto)]
     pub(crate) kernel: Kernel,
+    /// The socket of the loader daemon (`nettrace-loader serve`), used for kernel facts when
+    /// this process may not load the programs [default: $NETTRACE_DAEMON_SOCKET, else
+    /// /run/nettrace/loader.sock].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) daemon_socket: Option<std::path::PathBuf>,
     /// Capture the traced connections' packets on this interface (repeatable). Needs the
     /// privilege to load eBPF programs (root, or CAP_BPF + CAP_NET_ADMIN).
     #[arg(long = "pcap", value_name = "IFACE")]

@@ -204,6 +204,7 @@ fn options(args: &GetArgs) -> TraceOptions {
             Kernel::Require => KernelMode::Require,
         },
         kernel_config: Default::default(),
+        kernel_daemon: args.daemon_socket.clone(),
         packet_capture: (!args.pcap.is_empty()).then(|| PacketCaptureOptions {
             interfaces: args.pcap.clone(),
             snaplen: args.snaplen,

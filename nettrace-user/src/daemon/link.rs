@@ -1,0 +1,305 @@
+//! [`DaemonLink`]: the library's connection to the loader daemon. A reader thread of its own
+//! ("nettrace-daemon") takes every frame as it arrives: kernel records are decoded with
+//! [`KernelEvent::decode`] and handed to the sink (as the in-process hub does), replies go to
+//! the oldest waiting request. Requests are sent from any thread and wait for their reply.
+//!
+//! ```ignore
+//! let link = DaemonLink::connect(path, Arc::downgrade(&sink) as Weak<dyn KernelSink>)?;
+//! let cookie = link.register(&socket)?; // before connect()
+//! let report = link.sync()?;            // every event before this is in the sink now
+//! ```
+use std::{
+    collections::VecDeque,
+    os::fd::{AsFd, AsRawFd},
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError, Weak,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
+    time::Duration,
+};
+
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use super::{
+    DaemonError,
+    protocol::{Frame, MAX_FRAME, Message, Request},
+    seqpacket::{recv, send_with_fd},
+};
+use crate::{
+    SocketCookie,
+    kernel::{KernelEvent, KernelSink},
+};
+
+/// How long a request waits for its reply.
+const REPLY_LIMIT: Duration = Duration::from_secs(10);
+
+/// The lost-event accounting of a sync ([`DaemonClient::sync`](super::DaemonClient::sync)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Events the daemon dropped because this client read too slowly.
+    pub dropped: u64,
+    /// Events of this client the kernel lost (ring buffer full).
+    pub lost_events: u64,
+    /// Packets of this client the kernel lost.
+    pub lost_packets: u64,
+    /// Records from the daemon that did not decode (skipped).
+    pub malformed: u64,
+}
+
+/// A connection to the daemon whose kernel events go to a [`KernelSink`].
+pub(crate) struct DaemonLink {
+    shared: Arc<Shared>,
+    path: PathBuf,
+}
+
+struct Shared {
+    socket: Socket,
+    waiting: Mutex<Waiting>,
+    malformed: AtomicU64,
+}
+
+/// Requests waiting for their replies, oldest first; why the link ended, once it has.
+#[derive(Default)]
+struct Waiting {
+    replies: VecDeque<mpsc::SyncSender<Result<Message, String>>>,
+    closed: Option<String>,
+}
+
+impl DaemonLink {
+    /// Connects to the daemon at `path` and starts the reader thread.
+    pub(crate) fn connect(path: &Path, sink: Weak<dyn KernelSink>) -> Result<Self, DaemonError> {
+        let socket =
+            Socket::new(Domain::UNIX, Type::SEQPACKET.cloexec(), None).map_err(DaemonError::Io)?;
+        let addr = SockAddr::unix(path).map_err(DaemonError::Io)?;
+        socket.connect(&addr).map_err(DaemonError::Io)?;
+        let shared = Arc::new(Shared {
+            socket,
+            waiting: Mutex::default(),
+            malformed: AtomicU64::new(0),
+        });
+        let reader = shared.clone();
+        std::thread::Builder::new()
+            .name("nettrace-daemon".to_owned())
+            .spawn(move || read_frames(&reader, &sink))
+            .map_err(DaemonError::Io)?;
+        Ok(Self {
+            shared,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The daemon's socket path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Traces `socket` (before `connect()`, to see the handshake); returns its cookie.
+    pub(crate) fn register(&self, socket: &impl AsFd) -> Result<SocketCookie, DaemonError> {
+        match self.request(&Request::Register {}, Some(socket.as_fd()))? {
+            Message::Ok { cookie } => Ok(SocketCookie(cookie)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Stops tracing a socket this client registered, without waiting for the reply (this
+    /// runs on the reader thread too, when the kernel reports a socket's final CLOSE).
+    pub(crate) fn unregister(&self, cookie: SocketCookie) -> Result<(), DaemonError> {
+        let bytes = serde_json::to_vec(&Request::Unregister { cookie: cookie.0 })
+            .map_err(|e| DaemonError::Protocol(e.to_string()))?;
+        // The reply finds its place in the queue and is dropped there.
+        drop(self.send(&bytes, None)?);
+        Ok(())
+    }
+
+    /// Returns once every kernel event that happened before the call is in the sink.
+    pub(crate) fn sync(&self) -> Result<SyncReport, DaemonError> {
+        match self.request(&Request::Sync {}, None)? {
+            Message::Synced {
+                dropped,
+                lost_events,
+                lost_packets,
+            } => Ok(SyncReport {
+                dropped,
+                lost_events,
+                lost_packets,
+                malformed: self.shared.malformed.load(Ordering::Relaxed),
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends a request and waits for its reply (an error reply is [`DaemonError::Refused`]).
+    pub(crate) fn request(
+        &self,
+        request: &Request,
+        fd: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> Result<Message, DaemonError> {
+        let bytes =
+            serde_json::to_vec(request).map_err(|e| DaemonError::Protocol(e.to_string()))?;
+        match self.request_raw(&bytes, fd)? {
+            Message::Error { error } => Err(DaemonError::Refused(error)),
+            answer => Ok(answer),
+        }
+    }
+
+    /// Sends raw bytes (with a descriptor when given) and waits for the daemon's reply.
+    pub(crate) fn request_raw(
+        &self,
+        bytes: &[u8],
+        fd: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> Result<Message, DaemonError> {
+        match self.send(bytes, fd)?.recv_timeout(REPLY_LIMIT) {
+            Ok(answer) => answer.map_err(DaemonError::Protocol),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(DaemonError::Protocol(format!(
+                "no answer in {REPLY_LIMIT:?}"
+            ))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(DaemonError::Protocol(
+                "the connection to the daemon ended".to_owned(),
+            )),
+        }
+    }
+}
+
+impl DaemonLink {
+    /// Sends a request; its reply will come on the returned channel.
+    fn send(
+        &self,
+        bytes: &[u8],
+        fd: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> Result<mpsc::Receiver<Result<Message, String>>, DaemonError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        // Sending and queueing under one lock keeps the queue in the order of the sends.
+        let mut waiting = lock(&self.shared.waiting);
+        if let Some(reason) = &waiting.closed {
+            return Err(DaemonError::Protocol(reason.clone()));
+        }
+        send_with_fd(&self.shared.socket, bytes, fd.map(|fd| fd.as_raw_fd()))
+            .map_err(DaemonError::Io)?;
+        waiting.replies.push_back(tx);
+        Ok(rx)
+    }
+}
+
+impl Drop for DaemonLink {
+    fn drop(&mut self) {
+        // Ends the reader thread (not joined: this may run on it, from the sink).
+        let _ = self.shared.socket.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+fn unexpected(message: Message) -> DaemonError {
+    DaemonError::Protocol(format!("unexpected reply {message:?}"))
+}
+
+/// The body of the reader thread: until the connection ends or the sink is gone.
+fn read_frames(shared: &Shared, sink: &Weak<dyn KernelSink>) {
+    // One byte more than the longest frame tells a cut frame.
+    let mut buf = vec![0u8; MAX_FRAME + 1];
+    let reason = loop {
+        let n = match recv(&shared.socket, &mut buf) {
+            Ok(0) => break "the daemon closed the connection".to_owned(),
+            Ok(n) => n,
+            Err(error) => break format!("receiving from the daemon failed: {error}"),
+        };
+        match Frame::decode(buf.get(..n).unwrap_or_default()) {
+            Ok(Frame::Record(record)) => match KernelEvent::decode(record) {
+                Ok(event) => {
+                    let Some(sink) = sink.upgrade() else {
+                        break "the tracer is gone".to_owned();
+                    };
+                    sink.kernel_event(event, record);
+                }
+                Err(error) => {
+                    shared.malformed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, "skipping a malformed record from the daemon");
+                }
+            },
+            Ok(Frame::Reply(message)) => answer(shared, Ok(message)),
+            Err(error) => {
+                // Replies come in request order: a broken one still answers its request;
+                // anything else is counted with the malformed records.
+                tracing::warn!(%error, "malformed frame from the daemon");
+                if Frame::is_reply(buf.get(..n).unwrap_or_default()) {
+                    answer(shared, Err(error));
+                } else {
+                    shared.malformed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    };
+    let mut waiting = lock(&shared.waiting);
+    for waiter in waiting.replies.drain(..) {
+        let _ = waiter.try_send(Err(reason.clone()));
+    }
+    waiting.closed = Some(reason);
+}
+
+/// Hands a reply to the oldest waiting request (one that gave up waiting drops it).
+fn answer(shared: &Shared, reply: Result<Message, String>) {
+    if let Some(waiter) = lock(&shared.waiting).replies.pop_front() {
+        let _ = waiter.try_send(reply);
+    } else {
+        tracing::warn!(?reply, "a reply from the daemon to no request");
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each critical section is one queue operation: a poisoned lock is still consistent.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records what the link hands on.
+    struct Count(AtomicU64);
+
+    impl KernelSink for Count {
+        fn kernel_event(&self, _event: KernelEvent, _record: &[u8]) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn hostile_frames_are_counted_and_the_sync_still_answers() {
+        let dir = std::env::temp_dir().join(format!("nettrace-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("fake.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
+        listener.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+        listener.listen(1).unwrap();
+        let sink = Arc::new(Count(AtomicU64::new(0)));
+        let weak: Weak<dyn KernelSink> = Arc::downgrade(&(sink.clone() as Arc<dyn KernelSink>));
+        let link = DaemonLink::connect(&path, weak).unwrap();
+        let (daemon, _) = listener.accept().unwrap();
+        let fake = std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            let n = recv(&daemon, &mut buf).unwrap();
+            assert_eq!(&buf[..n], br#"{"op":"sync"}"#);
+            for frame in [&b"Eshort"[..], b"E", b"?what", &[b'E'; MAX_FRAME + 10][..]] {
+                send_with_fd(&daemon, frame, None).unwrap();
+            }
+            let synced = Message::Synced {
+                dropped: 2,
+                lost_events: 3,
+                lost_packets: 0,
+            };
+            send_with_fd(&daemon, &Frame::encode_reply(&synced), None).unwrap();
+            daemon
+        });
+        let report = link.sync().unwrap();
+        assert_eq!(report.dropped, 2);
+        assert_eq!(report.lost_events, 3);
+        // Three bad records and an unknown tag: counted, and the sync got its own reply.
+        assert_eq!(report.malformed, 4);
+        assert_eq!(sink.0.load(Ordering::Relaxed), 0);
+        drop(fake.join().unwrap());
+        // The daemon is gone: requests fail, nothing hangs.
+        assert!(link.sync().is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
