@@ -79,8 +79,9 @@ impl std::fmt::Debug for Inner {
 enum KernelLink {
     /// The client's slot in the process's kernel hub (the programs are loaded here).
     Hub(KernelClient),
-    /// The loader daemon's connection (the programs are loaded by `nettrace-loader serve`;
-    /// no packet capture, no cgroup tracing).
+    /// The loader daemon's connection (the programs are loaded by `nettrace-loader serve`):
+    /// packet capture of the client's own flows, without ICMP/ARP or the NAT side of a flow;
+    /// no cgroup tracing.
     Daemon(DaemonLink),
     /// Why there is no kernel data.
     Unavailable(String),
@@ -143,6 +144,8 @@ impl KernelSink for Inner {
 impl ConntrackSink for Inner {
     fn conntrack_sample(&self, conn: &TraceId, sample: CtSample) {
         let mut recorder = lock(&self.recorder);
+        // Only in-process: the daemon takes no tuple from a client (this one comes from the
+        // client's conntrack, its own word), so the NAT side is not captured through it.
         if let Some(client) = self.kernel.get().and_then(KernelLink::hub)
             && let Some(endpoints) = recorder.conn_endpoints(conn)
         {
@@ -371,30 +374,42 @@ impl Tracer {
     }
 
     /// Starts capturing packets on the interfaces of `options` (looked up in the calling
-    /// thread's network namespace). Needs the kernel link.
+    /// thread's network namespace, or the daemon's through it). Needs the kernel link.
     pub(crate) fn start_capture(&self, options: &PacketCaptureOptions) -> Result<(), KernelError> {
-        let Some(client) = self.inner.kernel.get().and_then(KernelLink::hub) else {
-            return Err(KernelError::Unavailable);
+        let interfaces = match self.inner.kernel.get() {
+            Some(KernelLink::Hub(client)) => client.start_capture(options)?,
+            Some(KernelLink::Daemon(link)) => link
+                .capture(options)
+                .map_err(|e| KernelError::Daemon(Box::new(e)))?,
+            _ => return Err(KernelError::Unavailable),
         };
-        let interfaces = client.start_capture(options)?;
         self.recorder()
             .enable_capture(CaptureStore::new(options.clone(), interfaces));
         Ok(())
     }
 
-    /// Captures the packets between `local` and `remote` as those of socket `cookie` (a
-    /// connected UDP socket; TCP flows are registered by the kernel at connect). Does nothing
-    /// when the client does not capture; a failure only costs those packets, and is logged.
-    pub(crate) fn register_flow(
+    /// Captures the packets of the connected UDP `socket` (cookie `cookie`, between `local`
+    /// and `remote`) as its own; TCP flows are registered by the kernel at connect. Through
+    /// the daemon, the descriptor goes along and the daemon reads the addresses from it. Does
+    /// nothing when the client does not capture; a failure only costs those packets, and is
+    /// logged.
+    pub(crate) fn register_udp_flow(
         &self,
+        socket: BorrowedFd<'_>,
         cookie: SocketCookie,
-        protocol: FlowProtocol,
         local: SocketAddr,
         remote: SocketAddr,
     ) {
-        if let Some(client) = self.inner.kernel.get().and_then(KernelLink::hub)
-            && let Err(error) = client.register_flow(cookie, protocol, local, remote)
-        {
+        let result = match self.inner.kernel.get() {
+            Some(KernelLink::Hub(client)) => client
+                .register_flow(cookie, FlowProtocol::Udp, local, remote)
+                .map_err(|e| error_chain(&e)),
+            Some(KernelLink::Daemon(link)) => {
+                link.capture_flow(&socket).map_err(|e| error_chain(&e))
+            }
+            _ => Ok(()),
+        };
+        if let Err(error) = result {
             tracing::warn!(%error, %cookie, "flow not captured");
         }
     }
@@ -405,17 +420,10 @@ impl Tracer {
         &self,
         description: &str,
     ) -> (HttpTrace, Vec<PacketCapture>) {
-        let kernel_data = self.drain_kernel();
+        let (kernel_data, lost_packets) = self.drain_kernel();
         if let Some(conntrack) = self.inner.conntrack.get() {
             conntrack.refresh();
         }
-        let lost_packets = match self.inner.kernel.get() {
-            Some(KernelLink::Hub(client)) => client.lost_packets().unwrap_or_else(|error| {
-                tracing::warn!(%error, "lost-packet counter unreadable");
-                0
-            }),
-            _ => 0,
-        };
         // One lock for both, so that no packet arrives between the trace's end and the
         // captures.
         let recorder = self.recorder();
@@ -424,28 +432,40 @@ impl Tracer {
         (trace, recorder.captures(lost_packets))
     }
 
-    /// Takes every pending kernel event and packet; returns the kernel data status.
-    fn drain_kernel(&self) -> Option<KernelDataStatus> {
+    /// Takes every pending kernel event and packet; returns the kernel data status and the
+    /// packets the kernel lost.
+    fn drain_kernel(&self) -> (Option<KernelDataStatus>, u64) {
         match self.inner.kernel.get() {
-            None => None,
-            Some(KernelLink::Unavailable(reason)) => Some(KernelDataStatus {
-                available: false,
-                reason: reason.clone(),
-                ..KernelDataStatus::default()
-            }),
-            Some(KernelLink::Daemon(link)) => Some(daemon_status(link)),
+            None => (None, 0),
+            Some(KernelLink::Unavailable(reason)) => (
+                Some(KernelDataStatus {
+                    available: false,
+                    reason: reason.clone(),
+                    ..KernelDataStatus::default()
+                }),
+                0,
+            ),
+            Some(KernelLink::Daemon(link)) => {
+                let (status, lost_packets) = daemon_status(link);
+                (Some(status), lost_packets)
+            }
             Some(KernelLink::Hub(client)) => {
                 client.drain();
                 let (lost_events, reason) = match client.lost_events() {
                     Ok(lost) => (lost, String::new()),
                     Err(error) => (0, format!("lost-event counter unreadable: {error}")),
                 };
-                Some(KernelDataStatus {
+                let lost_packets = client.lost_packets().unwrap_or_else(|error| {
+                    tracing::warn!(%error, "lost-packet counter unreadable");
+                    0
+                });
+                let status = KernelDataStatus {
                     available: true,
                     complete: lost_events == 0 && reason.is_empty(),
                     reason,
                     lost_events,
-                })
+                };
+                (Some(status), lost_packets)
             }
         }
     }
@@ -465,7 +485,8 @@ impl Tracer {
 
 /// Takes every pending kernel event from the daemon; the status says where the data came
 /// from and counts what the kernel lost, what the daemon dropped and what did not decode.
-fn daemon_status(link: &DaemonLink) -> KernelDataStatus {
+/// Also returns the packets the kernel lost.
+fn daemon_status(link: &DaemonLink) -> (KernelDataStatus, u64) {
     let from = format!(
         "kernel data from the nettrace-loader daemon at {}",
         link.path().display()
@@ -478,27 +499,31 @@ fn daemon_status(link: &DaemonLink) -> KernelDataStatus {
             } else {
                 format!("{from}; {} malformed records skipped", report.malformed)
             };
-            KernelDataStatus {
+            let status = KernelDataStatus {
                 available: true,
                 complete: lost == 0,
                 reason,
                 lost_events: lost,
-            }
+            };
+            (status, report.lost_packets)
         }
-        Err(error) => KernelDataStatus {
-            available: true,
-            complete: false,
-            reason: format!(
-                "{from}; the events since the last sync may be missing: {}",
-                error_chain(&error)
-            ),
-            lost_events: 0,
-        },
+        Err(error) => {
+            let status = KernelDataStatus {
+                available: true,
+                complete: false,
+                reason: format!(
+                    "{from}; the events since the last sync may be missing: {}",
+                    error_chain(&error)
+                ),
+                lost_events: 0,
+            };
+            (status, 0)
+        }
     }
 }
 
 /// An error with its causes, `: `-joined.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     std::iter::successors(Some(error), |e| e.source())
         .map(ToString::to_string)
         .collect::<Vec<_>>()

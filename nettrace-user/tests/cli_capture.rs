@@ -1,7 +1,8 @@
 //! `nettrace get --pcap ...`: the packet capture files of the CLI, read by the real `tshark`,
 //! including a traced HTTPS request that `tshark` decrypts with the recorded TLS secrets
-//! (inside the pcapng, and from the .keys file beside the pcap). Unprivileged, `--pcap` is
-//! refused with a clear error.
+//! (inside the pcapng, and from the .keys file beside the pcap). Unprivileged and without a
+//! loader daemon, `--pcap` is refused with a clear error (through a daemon it works, see
+//! `loader_serve_capture.rs`).
 use std::{process::Command, time::Duration};
 
 use nettrace_tests::{
@@ -93,9 +94,17 @@ async fn unprivileged_pcap_is_refused_with_the_privilege_named() {
     if !require_root("unprivileged_pcap_is_refused_with_the_privilege_named (switches to nobody)") {
         return;
     }
+    // Without a daemon: no socket at the default path, and no other path named.
+    let default = std::path::Path::new(nettrace::daemon::DEFAULT_SOCKET_PATH);
+    assert!(
+        !default.exists(),
+        "a daemon listens at {} (tests start theirs on temporary paths): stop it",
+        default.display()
+    );
     let server = scenario::plain_server().await;
     let binary = RunnableCopy::of(std::path::Path::new(env!("CARGO_BIN_EXE_nettrace")));
     let mut command = as_user(NOBODY, binary.path());
+    command.env_remove(nettrace::daemon::SOCKET_PATH_ENV);
     command.args([
         "get",
         &server.url("/"),

@@ -15,46 +15,17 @@ use std::{
 
 use nettrace::{daemon::DaemonClient, model::HttpTrace};
 use nettrace_tests::{
+    daemon::Daemon,
     require_root,
     scenario::{self, CommandOutput, TempDir},
 };
 
 const LOADER: &str = env!("CARGO_BIN_EXE_nettrace-loader");
 
-/// The daemon, killed on drop.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the daemon on a socket in `dir` (which users nobody and 65533 may enter) and waits
-/// until it listens.
+/// Starts the daemon on a socket in `dir` (which users nobody and 65533 may enter).
 fn start_daemon(dir: &TempDir) -> (Daemon, PathBuf) {
-    let socket = dir.path("loader.sock");
-    std::fs::set_permissions(
-        dir.path(""),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    let daemon = Daemon(
-        Command::new(LOADER)
-            .arg("serve")
-            .arg("--socket")
-            .arg(&socket)
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting the daemon"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "the daemon never listened");
-        // A timeout guard on another process's start, not synchronisation within this one.
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let daemon = Daemon::start(Path::new(LOADER), dir);
+    let socket = daemon.socket().to_owned();
     (daemon, socket)
 }
 

@@ -520,7 +520,8 @@ impl HttpClient {
 }
 
 /// Connects the tracer to the kernel programs as `options.kernel` says: loaded here, or else
-/// through the loader daemon, or else none (the trace says why).
+/// through the loader daemon, or else none (the trace says why). Packet capture needs one of
+/// the first two (through the daemon: the client's own flows only, no ICMP/ARP).
 fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientError> {
     let attached = match options.kernel {
         KernelMode::Off if options.packet_capture.is_some() => {
@@ -545,12 +546,6 @@ fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientEr
                 None => Ok(()),
             };
         }
-        Err(error) if options.packet_capture.is_some() => {
-            return Err(ClientError::Capture(format!(
-                "needs the privilege to load eBPF programs (root, or CAP_BPF + CAP_NET_ADMIN): {}",
-                error::chain(&error)
-            )));
-        }
         Err(error) => error,
     };
     let daemon = crate::daemon::socket_path(options.kernel_daemon.as_deref());
@@ -561,10 +556,19 @@ fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientEr
     } else {
         Err(format!("no daemon at {}", daemon.display()))
     };
-    match through_daemon {
-        Ok(()) => Ok(()),
-        Err(_) if options.kernel == KernelMode::Require => Err(ClientError::Kernel(error)),
-        Err(daemon) => {
+    match (through_daemon, &options.packet_capture) {
+        // The daemon captures the client's own flows.
+        (Ok(()), Some(capture)) => tracer
+            .start_capture(capture)
+            .map_err(|e| ClientError::Capture(error::chain(&e))),
+        (Err(daemon), Some(_)) => Err(ClientError::Capture(format!(
+            "needs the privilege to load eBPF programs (root, or CAP_BPF + CAP_NET_ADMIN), \
+             or the nettrace-loader daemon: {}; {daemon}",
+            error::chain(&error)
+        ))),
+        (Ok(()), None) => Ok(()),
+        (Err(_), None) if options.kernel == KernelMode::Require => Err(ClientError::Kernel(error)),
+        (Err(daemon), None) => {
             let reason = format!("{}; {daemon}", error::chain(&error));
             if options.logging {
                 tracing::info!(%reason, "nettrace: no kernel data");

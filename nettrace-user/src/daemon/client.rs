@@ -14,7 +14,10 @@ use super::{
     link::DaemonLink,
     protocol::{Message, Request},
 };
-use crate::kernel::{KernelEvent, KernelSink};
+use crate::{
+    capture::PacketCaptureOptions,
+    kernel::{CaptureInterfaceInfo, KernelEvent, KernelSink},
+};
 
 /// A connection to the daemon: registers sockets this process holds and receives their
 /// kernel events.
@@ -54,6 +57,24 @@ impl DaemonClient {
     /// Traces `socket` (pass it before `connect()` to see the handshake); returns its cookie.
     pub fn register(&mut self, socket: &impl AsFd) -> Result<u64, DaemonError> {
         self.link.register(socket).map(|cookie| cookie.0)
+    }
+
+    /// Captures the packets of this client's sockets registered from now on, on the
+    /// interfaces of `options` (in the daemon's network namespace); returns them. Packets come
+    /// from [`Self::next_event`]. ICMP and ARP are refused, and `total_size_limit` is the
+    /// caller's to keep.
+    pub fn capture(
+        &mut self,
+        options: &PacketCaptureOptions,
+    ) -> Result<Vec<CaptureInterfaceInfo>, DaemonError> {
+        self.link.capture(options)
+    }
+
+    /// Captures the packets of `socket`, a connected UDP socket registered by this client
+    /// (TCP flows are captured from connect on by the kernel); nothing to do before
+    /// [`Self::capture`].
+    pub fn capture_flow(&mut self, socket: &impl AsFd) -> Result<(), DaemonError> {
+        self.link.capture_flow(socket)
     }
 
     /// Stops tracing the socket with `cookie` (one this client registered).

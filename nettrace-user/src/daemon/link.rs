@@ -14,7 +14,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, MutexGuard, PoisonError, Weak,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc,
     },
     time::Duration,
@@ -24,12 +24,13 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::{
     DaemonError,
-    protocol::{Frame, MAX_FRAME, Message, Request},
+    protocol::{CaptureRequest, Frame, MAX_FRAME, Message, Request},
     seqpacket::{recv, send_with_fd},
 };
 use crate::{
     SocketCookie,
-    kernel::{KernelEvent, KernelSink},
+    capture::{LinkKind, PacketCaptureOptions},
+    kernel::{CaptureInterfaceInfo, KernelEvent, KernelSink},
 };
 
 /// How long a request waits for its reply.
@@ -52,6 +53,8 @@ pub struct SyncReport {
 pub(crate) struct DaemonLink {
     shared: Arc<Shared>,
     path: PathBuf,
+    /// Whether the daemon captures for this client.
+    capturing: AtomicBool,
 }
 
 struct Shared {
@@ -87,6 +90,7 @@ impl DaemonLink {
         Ok(Self {
             shared,
             path: path.to_owned(),
+            capturing: AtomicBool::new(false),
         })
     }
 
@@ -126,6 +130,53 @@ impl DaemonLink {
                 lost_packets,
                 malformed: self.shared.malformed.load(Ordering::Relaxed),
             }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Makes the daemon capture this client's packets as `options` say (before registering
+    /// the sockets to capture); returns the interfaces, in the daemon's network namespace.
+    /// ICMP and ARP are refused by the daemon; the total size limit is the caller's to keep.
+    pub(crate) fn capture(
+        &self,
+        options: &PacketCaptureOptions,
+    ) -> Result<Vec<CaptureInterfaceInfo>, DaemonError> {
+        let request = Request::Capture(CaptureRequest {
+            interfaces: options.interfaces.clone(),
+            snaplen: options.snaplen,
+            tcp_without_payload: options.tcp_without_payload,
+            include_icmp: options.include_icmp,
+            include_arp: options.include_arp,
+        });
+        let Message::Capturing { interfaces } = self.request(&request, None)? else {
+            return Err(DaemonError::Protocol(
+                "the daemon did not answer the capture request".to_owned(),
+            ));
+        };
+        self.capturing.store(true, Ordering::Relaxed);
+        Ok(interfaces
+            .into_iter()
+            .map(|found| CaptureInterfaceInfo {
+                name: found.name,
+                index: found.index,
+                link_kind: if found.raw_ip {
+                    LinkKind::RawIp
+                } else {
+                    LinkKind::Ethernet
+                },
+                loopback: found.loopback,
+            })
+            .collect())
+    }
+
+    /// Captures the packets of a connected UDP socket this client registered (the daemon
+    /// reads its addresses from the descriptor); nothing to do when it does not capture.
+    pub(crate) fn capture_flow(&self, socket: &impl AsFd) -> Result<(), DaemonError> {
+        if !self.capturing.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        match self.request(&Request::CaptureFlow {}, Some(socket.as_fd()))? {
+            Message::Ok { .. } => Ok(()),
             other => Err(unexpected(other)),
         }
     }

@@ -32,6 +32,7 @@
 //! ```
 use std::path::{Path, PathBuf};
 
+mod capture;
 mod client;
 mod error;
 pub(crate) mod link;

@@ -46,6 +46,47 @@ pub enum Request {
     Sync {},
     /// Reply [`Message::Status`].
     Status {},
+    /// Capture the packets of this client's sockets on the named interfaces of the daemon's
+    /// network namespace; reply [`Message::Capturing`]. Once per connection, before the
+    /// sockets to capture are registered (the kernel registers a TCP socket's flow at
+    /// connect). ICMP and ARP packets belong to no socket: asking for them is refused.
+    Capture(CaptureRequest),
+    /// Capture the packets of the connected UDP socket whose descriptor comes with the
+    /// message (exactly one; registered by this client before, with capture on). The daemon
+    /// reads the flow's addresses from the descriptor itself; reply [`Message::Ok`].
+    CaptureFlow {},
+}
+
+/// What a [`Request::Capture`] asks for (the total size limit stays with the client).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureRequest {
+    /// Interface names.
+    pub interfaces: Vec<String>,
+    /// Bytes kept of each packet at most.
+    pub snaplen: u32,
+    /// Keep only the headers of TCP packets.
+    #[serde(default)]
+    pub tcp_without_payload: bool,
+    /// Every ICMP packet of the interfaces: always refused (other users' packets).
+    #[serde(default)]
+    pub include_icmp: bool,
+    /// Every ARP packet of the interfaces: always refused (other users' packets).
+    #[serde(default)]
+    pub include_arp: bool,
+}
+
+/// An interface the daemon captures on, as [`Message::Capturing`] names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureInterface {
+    /// Its name.
+    pub name: String,
+    /// Its index in the daemon's network namespace (the packet records carry it).
+    pub index: u32,
+    /// Raw IP (no link-layer header) rather than Ethernet.
+    pub raw_ip: bool,
+    /// A loopback device.
+    pub loopback: bool,
 }
 
 /// What the daemon replies.
@@ -79,6 +120,11 @@ pub enum Message {
         clients: u64,
         /// Registered sockets.
         sockets: u64,
+    },
+    /// Capture started: the interfaces found, in the order asked for.
+    Capturing {
+        /// The interfaces.
+        interfaces: Vec<CaptureInterface>,
     },
 }
 
@@ -161,5 +207,40 @@ mod tests {
             Some(Request::Unregister { cookie: 5 })
         );
         assert!(parse(r#"{"op":"sync","x":1}"#).is_err());
+        assert!(parse(r#"{"op":"capture-flow","cookie":5}"#).is_err());
+        assert!(
+            parse(r#"{"op":"capture-flow","local":"1.2.3.4:5","remote":"1.2.3.4:6"}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn capture_requests_round_trip_and_reject_unknown_fields() {
+        let request = Request::Capture(CaptureRequest {
+            interfaces: vec!["lo".to_owned()],
+            snaplen: 100,
+            tcp_without_payload: true,
+            include_icmp: false,
+            include_arp: false,
+        });
+        let bytes = serde_json::to_vec(&request).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Request>(&bytes).ok(),
+            Some(request)
+        );
+        let parse = |s: &str| serde_json::from_str::<Request>(s);
+        assert!(parse(r#"{"op":"capture","interfaces":["lo"],"snaplen":1,"flows":[]}"#).is_err());
+        assert!(parse(r#"{"op":"capture","interfaces":"lo","snaplen":1}"#).is_err());
+        let capturing = Message::Capturing {
+            interfaces: vec![CaptureInterface {
+                name: "lo".to_owned(),
+                index: 1,
+                raw_ip: false,
+                loopback: true,
+            }],
+        };
+        assert_eq!(
+            Frame::decode(&Frame::encode_reply(&capturing)),
+            Ok(Frame::Reply(capturing))
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The daemon side: accepts clients, registers the sockets whose descriptors they pass, and
-//! forwards each client's kernel events to it alone.
+//! forwards each client's kernel events and captured packets to it alone (the capture
+//! requests are handled in [`capture`]).
 use std::{
     collections::HashMap,
     io,
@@ -17,8 +18,8 @@ use std::{
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::{
-    DaemonError,
-    protocol::{Frame, MAX_RECORD, MAX_REQUEST, Message, RECORD_TAG, Request},
+    DaemonError, capture,
+    protocol::{CaptureRequest, Frame, MAX_RECORD, MAX_REQUEST, Message, RECORD_TAG, Request},
     seqpacket::{grow_send_buffer, recv_with_fds, send_now, send_with_fd},
 };
 use crate::{
@@ -133,6 +134,8 @@ struct Session<'a> {
     id: u64,
     /// The peer's user id, when known.
     uid: Option<u32>,
+    /// Whether the client's capture has started (once per connection).
+    capturing: std::cell::Cell<bool>,
 }
 
 /// One client's session: its own slot, the sockets it proved it holds, removed when it goes.
@@ -170,6 +173,7 @@ fn serve_client(hub: &Arc<KernelHub>, conn: OwnedFd, id: u64, shared: &Shared) {
         shared,
         id,
         uid,
+        capturing: std::cell::Cell::new(false),
     };
     let mut buf = vec![0u8; MAX_REQUEST];
     loop {
@@ -218,10 +222,46 @@ impl Session<'_> {
                 "register carries exactly one socket descriptor (SCM_RIGHTS), got {}",
                 fds.len()
             )),
-            (_, [_, ..]) => error("only register carries a descriptor".to_owned()),
+            (Request::CaptureFlow {}, [fd]) => self.capture_flow(fd),
+            (Request::CaptureFlow {}, _) => error(format!(
+                "capture-flow carries exactly one socket descriptor (SCM_RIGHTS), got {}",
+                fds.len()
+            )),
+            (_, [_, ..]) => error("only register and capture-flow carry a descriptor".to_owned()),
             (Request::Unregister { cookie }, []) => self.unregister(SocketCookie(cookie)),
             (Request::Sync {}, []) => self.sync(),
             (Request::Status {}, []) => self.status(),
+            (Request::Capture(request), []) => self.capture(&request),
+        }
+    }
+
+    /// Starts this client's capture (once).
+    fn capture(&self, request: &CaptureRequest) -> Message {
+        if self.capturing.get() {
+            return Message::Error {
+                error: "this client captures already".to_owned(),
+            };
+        }
+        match capture::start(self.client, request) {
+            Ok(interfaces) => {
+                self.capturing.set(true);
+                Message::Capturing { interfaces }
+            }
+            Err(error) => Message::Error { error },
+        }
+    }
+
+    /// Captures the flow of a connected UDP socket this client registered.
+    fn capture_flow(&self, fd: &OwnedFd) -> Message {
+        if !self.capturing.get() {
+            return Message::Error {
+                error: "this client does not capture".to_owned(),
+            };
+        }
+        let registered = |cookie| lock(&self.shared.owners).get(&cookie) == Some(&self.id);
+        match capture::udp_flow(self.client, fd, registered) {
+            Ok(cookie) => Message::Ok { cookie: cookie.0 },
+            Err(error) => Message::Error { error },
         }
     }
 

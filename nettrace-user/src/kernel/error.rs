@@ -86,6 +86,18 @@ pub enum KernelError {
     /// The client has no kernel link (kernel tracing is off or could not start).
     #[error("the client has no kernel tracing")]
     Unavailable,
+    /// A flow's packets are captured for another client's socket already (the first
+    /// registration keeps them).
+    #[error("the flow {local} -> {remote} is captured for another client")]
+    FlowTaken {
+        /// The flow's local end.
+        local: std::net::SocketAddr,
+        /// The flow's remote end.
+        remote: std::net::SocketAddr,
+    },
+    /// The loader daemon refused or failed a request made for this client.
+    #[error("through the nettrace-loader daemon")]
+    Daemon(#[source] Box<crate::daemon::DaemonError>),
     /// A ring-buffer record did not match any known layout.
     #[error("malformed kernel event: {0}")]
     MalformedEvent(String),

@@ -389,7 +389,8 @@ impl KernelClient {
     }
 
     /// Captures the packets between `local` and `remote` as the socket's, when this client
-    /// captures (UDP sockets once connected; aliases such as the NAT reply tuple).
+    /// captures (UDP sockets once connected; aliases such as the NAT reply tuple). A flow
+    /// that another attached client captures already is refused ([`KernelError::FlowTaken`]).
     pub(crate) fn register_flow(
         &self,
         cookie: SocketCookie,
@@ -398,6 +399,11 @@ impl KernelClient {
         remote: SocketAddr,
     ) -> Result<(), KernelError> {
         let mut clients = lock(&self.hub.clients);
+        let others: Vec<ClientId> = clients
+            .keys()
+            .filter(|id| **id != self.id)
+            .copied()
+            .collect();
         let Some(entry) = clients.get_mut(&self.id) else {
             return Ok(());
         };
@@ -408,7 +414,17 @@ impl KernelClient {
         else {
             return Ok(());
         };
-        for (key, direction) in flow_directions(protocol, local, remote) {
+        let directions = flow_directions(protocol, local, remote);
+        // Never take over the packets of another live client's socket.
+        let taken = directions.iter().any(|(key, _)| {
+            matches!(self.hub.tracer.flow(key), Ok(Some(flow))
+                if flow.client_id != self.id.0
+                    && others.contains(&ClientId(flow.client_id)))
+        });
+        if taken {
+            return Err(KernelError::FlowTaken { local, remote });
+        }
+        for (key, direction) in directions {
             let flow = TracedFlow {
                 cookie: cookie.0,
                 client_id: self.id.0,

@@ -17,7 +17,6 @@ use super::{TracedStream, TracedUdpSocket};
 use crate::{
     SocketCookie,
     event::{Event, Transport},
-    kernel::FlowProtocol,
     model::TraceId,
     tracer::Tracer,
 };
@@ -168,7 +167,7 @@ pub(crate) async fn connect_udp(
     match result {
         Ok((socket, local)) => {
             if let Some(cookie) = cookie {
-                tracer.register_flow(cookie, FlowProtocol::Udp, local, remote);
+                tracer.register_udp_flow(std::os::fd::AsFd::as_fd(&socket), cookie, local, remote);
             }
             tracer.emit(Event::ConnEstablished {
                 conn: conn.clone(),

@@ -1,0 +1,99 @@
+//! The daemon's capture requests: starting a client's packet capture, and capturing the flow
+//! of a connected UDP socket whose descriptor the client passes.
+//!
+//! A client only ever gets the packets of its own sockets. TCP flows are registered by the
+//! kernel at connect, from the socket itself. A UDP flow is registered here, from the
+//! descriptor the client passes (`SCM_RIGHTS`): the daemon checks that the socket is one the
+//! client registered, and reads both ends with `getsockname`/`getpeername` — a request can
+//! name no address. ICMP and ARP packets belong to no socket (they would carry other users'
+//! packets) and the conntrack reply tuple of a NAT-ed flow is the client's own word: neither
+//! is captured through the daemon.
+//!
+//! ```ignore
+//! let interfaces = start(&client, &request)?;        // Request::Capture
+//! let cookie = udp_flow(&client, &fd, |c| mine(c))?; // Request::CaptureFlow, after connect()
+//! ```
+use std::{
+    net::SocketAddr,
+    os::fd::{AsFd, OwnedFd},
+};
+
+use socket2::{Protocol, SockRef, Type};
+
+use super::protocol::{CaptureInterface, CaptureRequest};
+use crate::{
+    SocketCookie,
+    capture::{LinkKind, PacketCaptureOptions},
+    kernel::{FlowProtocol, KernelClient},
+    tracer::error_chain,
+};
+
+/// Why ICMP and ARP capture is refused through the daemon.
+pub(crate) const NO_ICMP_ARP: &str = "ICMP and ARP capture is not available through the \
+     nettrace-loader daemon: those packets belong to no socket and would carry other users' \
+     traffic (capture them as root)";
+
+/// Starts the capture of `request` in `client`'s slot (interfaces of the daemon's network
+/// namespace); returns the interfaces found.
+pub(super) fn start(
+    client: &KernelClient,
+    request: &CaptureRequest,
+) -> Result<Vec<CaptureInterface>, String> {
+    if request.include_icmp || request.include_arp {
+        return Err(NO_ICMP_ARP.to_owned());
+    }
+    if request.interfaces.is_empty() {
+        return Err("capture names no interface".to_owned());
+    }
+    let options = PacketCaptureOptions {
+        interfaces: request.interfaces.clone(),
+        snaplen: request.snaplen,
+        tcp_without_payload: request.tcp_without_payload,
+        ..PacketCaptureOptions::default()
+    };
+    let found = client
+        .start_capture(&options)
+        .map_err(|e| format!("starting the capture failed: {}", error_chain(&e)))?;
+    Ok(found
+        .into_iter()
+        .map(|info| CaptureInterface {
+            name: info.name,
+            index: info.index,
+            raw_ip: info.link_kind == LinkKind::RawIp,
+            loopback: info.loopback,
+        })
+        .collect())
+}
+
+/// Captures the flow of the connected UDP socket `fd` as its own, when `registered` says
+/// this client registered the socket; returns its cookie.
+pub(super) fn udp_flow(
+    client: &KernelClient,
+    fd: &OwnedFd,
+    registered: impl FnOnce(SocketCookie) -> bool,
+) -> Result<SocketCookie, String> {
+    let cookie = SocketCookie::of(&fd.as_fd())
+        .map_err(|e| format!("the descriptor is not a socket: {e}"))?;
+    if !registered(cookie) {
+        return Err("the socket is not registered by this client".to_owned());
+    }
+    let socket = SockRef::from(fd);
+    let udp = matches!(
+        (socket.r#type(), socket.protocol()),
+        (Ok(Type::DGRAM), Ok(Some(Protocol::UDP)))
+    );
+    if !udp {
+        return Err("capture-flow takes a UDP socket (the kernel registers TCP flows)".to_owned());
+    }
+    let local = address(socket.local_addr()).ok_or("the socket has no local address")?;
+    let remote = address(socket.peer_addr()).ok_or("the socket is not connected")?;
+    client
+        .register_flow(cookie, FlowProtocol::Udp, local, remote)
+        .map_err(|e| format!("registering the flow failed: {}", error_chain(&e)))?;
+    Ok(cookie)
+}
+
+/// An IP socket address, when the call succeeded.
+fn address(addr: std::io::Result<socket2::SockAddr>) -> Option<SocketAddr> {
+    addr.ok()?.as_socket()
+}
