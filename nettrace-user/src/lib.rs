@@ -6,8 +6,9 @@
 //! joined to userspace records by socket cookie. The [`conntrack`] module attaches each
 //! connection's netfilter conntrack (NAT) entry, with `TraceOptions::conntrack`. The
 //! [`program`] module traces an unmodified program from kernel events alone. A process that
-//! may not load the programs gets the kernel facts of its own sockets from the loader daemon
-//! (`nettrace-loader serve`, module [`daemon`]) when its socket exists, by itself.
+//! may not load the programs gets the kernel facts and the packets of its own sockets from the
+//! loader daemon (`nettrace-loader serve`, module [`daemon`]) when its socket exists, by
+//! itself.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 

@@ -139,11 +139,13 @@ pub struct TraceOptions {
     /// The loader daemon's socket, used for kernel facts when this process may not load the
     /// programs itself. `None`: `$NETTRACE_DAEMON_SOCKET`, else
     /// [`DEFAULT_SOCKET_PATH`](crate::daemon::DEFAULT_SOCKET_PATH) (see
-    /// [`socket_path`](crate::daemon::socket_path)). The daemon gives kernel facts, not
-    /// packet capture.
+    /// [`socket_path`](crate::daemon::socket_path)). The daemon gives kernel facts and the
+    /// packet capture of the client's own flows (see [`crate::daemon`]).
     pub kernel_daemon: Option<std::path::PathBuf>,
     /// Capture the packets of traced connections (Go's `WithPacketCapture`). Needs the
-    /// privilege to load eBPF programs: without it, building the client fails.
+    /// privilege to load eBPF programs, or the loader daemon ([`Self::kernel_daemon`]; then
+    /// without `include_icmp`/`include_arp`, and without the NAT side of a flow): with
+    /// neither, building the client fails.
     pub packet_capture: Option<PacketCaptureOptions>,
     /// Attach the netfilter conntrack entry to every TCP and UDP connection (Go's
     /// `WithConntrack`). Needs CAP_NET_ADMIN: without it, building the client fails.

@@ -8,6 +8,13 @@
 //! holds, and the kernel's events of a slot go to that client alone. When the client
 //! disconnects, its slot and every socket it registered are removed.
 //!
+//! A client may also capture the packets of its own sockets: a `capture` request names the
+//! interfaces (of the daemon's network namespace) and the snap length, and the packets of the
+//! client's flows then come like its events. TCP flows are registered by the kernel at
+//! connect; a UDP flow by a `capture-flow` request carrying the connected socket's descriptor
+//! again, whose addresses the daemon reads itself. No request names an address, ICMP/ARP
+//! capture is refused (those packets belong to no socket), and so is the NAT side of a flow.
+//!
 //! Events travel as the exact ring-buffer records the programs wrote, and the client decodes
 //! them as the daemon does ([`protocol`]). A `sync` request makes the daemon hand on every
 //! event that happened before it, then reply with its lost-event accounting: events it dropped
@@ -16,8 +23,9 @@
 //! never a crash.
 //!
 //! The library's [`HttpClient`](crate::client::HttpClient) uses the daemon by itself when it may not
-//! load the programs and the daemon's socket exists ([`socket_path`]); otherwise it traces
-//! from userspace only and the trace says why. [`DaemonClient`] is the same connection for a
+//! load the programs and the daemon's socket exists ([`socket_path`]), packet capture
+//! included; otherwise it traces from userspace only and the trace says why (and packet
+//! capture fails, naming the privilege). [`DaemonClient`] is the same connection for a
 //! program that wants the events itself:
 //!
 //! ```no_run
