@@ -72,7 +72,7 @@ pub enum KernelError {
     #[error("the kernel tracer must be loaded inside a tokio runtime")]
     NoRuntime,
     /// A capture interface could not be found or cannot be captured.
-    #[error("capture interface {name}: {source}")]
+    #[error("capture interface {name} is unavailable")]
     Interface {
         /// The interface's name.
         name: String,
