@@ -14,6 +14,7 @@ use std::{
 use crate::{
     SocketCookie,
     capture::{CaptureStore, PacketCapture, PacketCaptureOptions},
+    client::HttpReqTraceOptions,
     conntrack::{ConntrackError, ConntrackSink, CtSample, ReplyTuple, Tracker},
     event::Event,
     kernel::{
@@ -153,6 +154,11 @@ impl Tracer {
     /// What is recorded.
     pub(crate) fn settings(&self) -> &TraceSettings {
         &self.inner.settings
+    }
+
+    /// Records HTTP header fields as `options` say (`WithHTTPReqTrace`).
+    pub(crate) fn record_http_headers(&self, options: Arc<HttpReqTraceOptions>) {
+        self.recorder().set_http_headers(options);
     }
 
     /// Reports an event.

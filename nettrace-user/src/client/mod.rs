@@ -166,13 +166,17 @@ impl HttpClient {
         if options.logging {
             tracing::info!(?config, "nettrace: traced HTTP client created");
         }
+        let http_trace = options.http_req_trace.clone().map(Arc::new);
+        if let Some(http) = &http_trace {
+            tracer.record_http_headers(http.clone());
+        }
         // The trace begins now, not before the (slow) loading of trust roots above.
         tracer.clear();
         Ok(Self {
             inner: Arc::new(Inner {
                 tracer,
                 pool: RwLock::new(Some(Arc::new(pool))),
-                http_trace: options.http_req_trace.clone().map(Arc::new),
+                http_trace,
                 idle: (config.max_idle_conns > 0)
                     .then(|| Arc::new(idle::IdleConns::new(config.max_idle_conns))),
                 key_log,
@@ -352,14 +356,6 @@ impl HttpClient {
             Err(timeout) => return Err(fail(timeout)),
         };
         let at = Instant::now();
-        if let Some(info) = response.extensions().get::<ConnInfo>() {
-            inner.tracer.emit(Event::HttpRequestConn {
-                req: req.clone(),
-                conn: info.tcp_conn.clone(),
-                tls: info.tls_tunnel.clone(),
-                proxy_tls: info.proxy_tls_tunnel.clone(),
-            });
-        }
         let gunzip = gunzip
             && response
                 .headers()
@@ -375,6 +371,7 @@ impl HttpClient {
             inner.tracer.emit(Event::HttpResponse {
                 req: req.clone(),
                 at,
+                conn: head.extensions.get::<ConnInfo>().cloned(),
                 proto: proto(head.version),
                 status: head.status.as_u16(),
                 header: HeaderCapture::new(&head.headers, http),

@@ -15,14 +15,14 @@ mod records;
 mod snapshot;
 mod table;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 pub(crate) use records::{ConnRec, DialRec, DnsRec, HttpRec, ResolverDialRec, TlsRec};
 use table::Table;
 
 use crate::{
-    SocketCookie, capture::CaptureStore, clock::TraceClock, event::Event, kernel::KernelEvent,
-    model::TraceId,
+    SocketCookie, capture::CaptureStore, client::HttpReqTraceOptions, clock::TraceClock,
+    event::Event, kernel::KernelEvent, model::TraceId,
 };
 
 /// All records of the current trace, and the open connections carried over from earlier ones.
@@ -38,6 +38,9 @@ pub(crate) struct Recorder {
     by_cookie: HashMap<SocketCookie, TraceId>,
     /// Whether DNS messages are recorded (`WithDNSQueryTrace`).
     record_dns: bool,
+    /// How captured HTTP header fields are recorded (`WithHTTPReqTrace`): every request's
+    /// [`HeaderCapture`](crate::headers::HeaderCapture) is read back with these.
+    http_headers: Option<Arc<HttpReqTraceOptions>>,
     /// Captured packets, when the client captures.
     capture: Option<CaptureStore>,
 }
@@ -54,8 +57,14 @@ impl Recorder {
             http: Table::default(),
             by_cookie: HashMap::new(),
             record_dns,
+            http_headers: None,
             capture: None,
         }
+    }
+
+    /// Reads captured HTTP header fields back as `options` say.
+    pub(crate) fn set_http_headers(&mut self, options: Arc<HttpReqTraceOptions>) {
+        self.http_headers = Some(options);
     }
 
     /// Keeps the packets the kernel captures for this client from now on.
@@ -242,6 +251,8 @@ impl Recorder {
                 body,
             } => self.http.insert(
                 req,
+                // Built field by field: a `..` base would be built in full and dropped (a
+                // clock read and an allocation per request).
                 HttpRec {
                     sent: at,
                     method,
@@ -249,29 +260,30 @@ impl Recorder {
                     req_header: header,
                     network_proxy,
                     body,
-                    ..HttpRec::new_placeholder()
+                    conn: None,
+                    tls: None,
+                    proxy_tls: None,
+                    response: None,
+                    proto: None,
+                    status: 0,
+                    resp_header: None,
+                    error: String::new(),
                 },
             ),
-            Event::HttpRequestConn {
-                req,
-                conn,
-                tls,
-                proxy_tls,
-            } => {
-                if let Some(rec) = self.http.get_mut(&req) {
-                    rec.conn = Some(conn);
-                    rec.tls = tls.or(rec.tls.take());
-                    rec.proxy_tls = proxy_tls.or(rec.proxy_tls.take());
-                }
-            }
             Event::HttpResponse {
                 req,
                 at,
+                conn,
                 proto,
                 status,
                 header,
             } => {
                 if let Some(rec) = self.http.get_mut(&req) {
+                    if let Some(conn) = conn {
+                        rec.conn = Some(conn.tcp_conn);
+                        rec.tls = conn.tls_tunnel.or(rec.tls.take());
+                        rec.proxy_tls = conn.proxy_tls_tunnel.or(rec.proxy_tls.take());
+                    }
                     rec.response = Some(at);
                     rec.proto = Some(proto);
                     rec.status = status;
@@ -337,10 +349,11 @@ impl Recorder {
     /// absolute timestamps in the new trace) with their socket operations cleared.
     pub(crate) fn clear(&mut self) {
         self.clock = TraceClock::start_now();
-        self.dials = Table::default();
-        self.dns = Table::default();
-        self.tls = Table::default();
-        self.http = Table::default();
+        // Emptied in place: the next trace reuses the room instead of growing it again.
+        self.dials.clear();
+        self.dns.clear();
+        self.tls.clear();
+        self.http.clear();
         self.conns.retain(|_, rec| rec.closed.is_none());
         for (_, rec) in self.conns.iter_mut() {
             rec.reused = true;

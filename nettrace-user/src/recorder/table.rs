@@ -3,6 +3,9 @@ use rustc_hash::FxHashMap;
 
 use crate::model::TraceId;
 
+/// The most rows whose room [`Table::clear`] keeps.
+const KEPT_ROWS: usize = 4096;
+
 /// Records kept in the order they were created, found by ID in O(1). The index uses a fast
 /// non-cryptographic hash: the IDs are generated here, not chosen by an attacker.
 #[derive(Debug)]
@@ -48,6 +51,15 @@ impl<T> Table<T> {
         self.rows.iter_mut().map(|(id, row)| (&*id, row))
     }
 
+    /// Removes every record, keeping the room of up to [`KEPT_ROWS`] of them for the next
+    /// trace (growing the table again after every clear costs copies and allocations).
+    pub(crate) fn clear(&mut self) {
+        self.rows.clear();
+        self.index.clear();
+        self.rows.shrink_to(KEPT_ROWS);
+        self.index.shrink_to(KEPT_ROWS);
+    }
+
     /// Keeps only the records for which `keep` is true, in order.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&TraceId, &mut T) -> bool) {
         self.rows.retain_mut(|(id, row)| keep(id, row));
@@ -72,6 +84,7 @@ mod tests {
         }
         table.insert(TraceId::new("b"), 20);
         table.retain(|_, v| *v != 1);
+        assert_eq!(table.get(&TraceId::new("b")), Some(&20));
         let rows: Vec<_> = table
             .iter()
             .map(|(id, v)| (id.as_str().to_owned(), *v))
@@ -79,5 +92,19 @@ mod tests {
         assert_eq!(rows, [("b".to_owned(), 20), ("c".to_owned(), 3)]);
         assert_eq!(table.get(&TraceId::new("c")), Some(&3));
         assert_eq!(table.get(&TraceId::new("a")), None);
+    }
+
+    #[test]
+    fn clear_empties_and_keeps_bounded_room() {
+        let mut table = Table::default();
+        for i in 0..(KEPT_ROWS + 10) {
+            table.insert(TraceId::new(format!("tid-{i}")), i);
+        }
+        table.clear();
+        assert_eq!(table.iter().count(), 0);
+        assert_eq!(table.get(&TraceId::new("tid-1")), None);
+        assert!(table.rows.capacity() <= KEPT_ROWS.next_power_of_two());
+        table.insert(TraceId::new("tid-1"), 1);
+        assert_eq!(table.get(&TraceId::new("tid-1")), Some(&1));
     }
 }
