@@ -12,6 +12,10 @@
 //! for every kind: the differences between kinds are the clients' own. Each kind is measured
 //! [`REPEATS`] times and the lowest count kept (a stray timer or task can only add).
 //!
+//! For instructions per request (also load-independent), run one kind at a time under
+//! `perf stat` with two request counts and divide the difference: `NETTRACE_ALLOCS_KIND`
+//! (`plain`, `traced` or `traced_no_sock_trace`) and `NETTRACE_ALLOCS_REQUESTS` select them.
+//!
 //! It is a libtest `#[test]` because bench targets without `harness = false` only run tests
 //! (and `cargo bench` ignores them): run it with `cargo test --release` as above.
 mod common;
@@ -23,7 +27,8 @@ use std::{
 
 use common::{AnyClient, Conns, Kind};
 
-/// Requests counted per measurement (one trace: the benchmarks clear it every 1000).
+/// Requests counted per measurement by default (one trace: the benchmarks clear it every
+/// 1000).
 const REQUESTS: u64 = 1000;
 /// Measurements per kind.
 const REPEATS: usize = 5;
@@ -83,7 +88,7 @@ fn counters() -> [u64; 3] {
 }
 
 /// The lowest of [`REPEATS`] counts of `kind` over [`REQUESTS`] keep-alive GETs of `url`.
-fn measure(rt: &tokio::runtime::Runtime, kind: Kind, url: &http::Uri) -> PerRequest {
+fn measure(rt: &tokio::runtime::Runtime, kind: Kind, url: &http::Uri, requests: u64) -> PerRequest {
     let mut best: Option<PerRequest> = None;
     for _ in 0..REPEATS {
         let url = url.clone();
@@ -94,11 +99,11 @@ fn measure(rt: &tokio::runtime::Runtime, kind: Kind, url: &http::Uri) -> PerRequ
             }
             client.clear();
             let before = counters();
-            for _ in 0..REQUESTS {
+            for _ in 0..requests {
                 std::hint::black_box(client.get(&url).await);
             }
             let after = counters();
-            let per = |i: usize| (after[i] - before[i]) as f64 / REQUESTS as f64;
+            let per = |i: usize| (after[i] - before[i]) as f64 / requests as f64;
             PerRequest {
                 allocs: per(0),
                 reallocs: per(1),
@@ -121,21 +126,33 @@ fn allocations_per_keep_alive_request() {
     let rt = common::runtime();
     let server = rt.block_on(common::server());
     let url = common::url(&server, &format!("/bytes/{}", common::SMALL));
+    let requests = std::env::var("NETTRACE_ALLOCS_REQUESTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(REQUESTS);
+    let only = std::env::var("NETTRACE_ALLOCS_KIND").ok();
     println!(
         "allocator calls per keep-alive GET /bytes/{} (process-wide, lowest of {REPEATS} x \
-         {REQUESTS} requests)",
+         {requests} requests)",
         common::SMALL
     );
     println!(
         "{:<22} {:>8} {:>9} {:>9} | {:>15}",
         "kind", "allocs", "reallocs", "bytes", "allocs - plain"
     );
-    let plain = measure(&rt, Kind::Plain, &url);
-    for kind in [Kind::Plain, Kind::Traced, Kind::TracedNoSockOps] {
+    let kinds = [Kind::Plain, Kind::Traced, Kind::TracedNoSockOps];
+    let selected = |kind: &Kind| only.as_deref().is_none_or(|name| name == kind.name());
+    if let Some(kind) = kinds.iter().find(|k| only.is_some() && selected(k)) {
+        let counted = measure(&rt, *kind, &url, requests);
+        println!("{:<22} {:>8.2} allocs/request", kind.name(), counted.allocs);
+        return;
+    }
+    let plain = measure(&rt, Kind::Plain, &url, requests);
+    for kind in kinds {
         let counted = if kind == Kind::Plain {
             plain
         } else {
-            measure(&rt, kind, &url)
+            measure(&rt, kind, &url, requests)
         };
         println!(
             "{:<22} {:>8.2} {:>9.2} {:>9.0} | {:>15.2}",

@@ -57,9 +57,13 @@ tokio::task_local! {
     static CURRENT: RequestContext;
 }
 
-/// Runs `future` with `context` as the current request context.
-pub(crate) async fn scope<F: std::future::Future>(context: RequestContext, future: F) -> F::Output {
-    CURRENT.scope(context, future).await
+/// A future that runs with a request context (see [`scope`]).
+pub(crate) type Scoped<F> = tokio::task::futures::TaskLocalFuture<RequestContext, F>;
+
+/// Runs `future` with `context` as the current request context. Not an `async fn`: its
+/// future would hold the arguments and the scoped future side by side.
+pub(crate) fn scope<F: std::future::Future>(context: RequestContext, future: F) -> Scoped<F> {
+    CURRENT.scope(context, future)
 }
 
 /// The context of the request being polled, or an empty one outside a traced request.
