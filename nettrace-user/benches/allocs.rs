@@ -6,8 +6,9 @@
 //! ```
 //!
 //! A counting global allocator wraps the system one. Each client kind gets a fresh client,
-//! warmed by 100 untimed GETs on its pooled connection; the trace is cleared, then the calls
-//! to the allocator during [`REQUESTS`] sequential GETs of `/bytes/1024` are counted. The count
+//! warmed by one GET on its pooled connection, as in the other benchmarks; then the calls to
+//! the allocator during [`REQUESTS`] sequential GETs of `/bytes/1024` are counted, with the
+//! trace cleared (uncounted) every [`common::CLEAR_EVERY`] requests, as `summary` does. The count
 //! is process-wide, so it includes the fixture server and the runtime, which do the same work
 //! for every kind: the differences between kinds are the clients' own. Each kind is measured
 //! [`REPEATS`] times and the lowest count kept (a stray timer or task can only add).
@@ -27,9 +28,8 @@ use std::{
 
 use common::{AnyClient, Conns, Kind};
 
-/// Requests counted per measurement by default (one trace: the benchmarks clear it every
-/// 1000).
-const REQUESTS: u64 = 1000;
+/// Requests counted per measurement by default.
+const REQUESTS: u64 = 3000;
 /// Measurements per kind.
 const REPEATS: usize = 5;
 
@@ -94,16 +94,23 @@ fn measure(rt: &tokio::runtime::Runtime, kind: Kind, url: &http::Uri, requests: 
         let url = url.clone();
         let counted = rt.block_on(common::on_worker(async move {
             let client = AnyClient::new(kind, Conns::KeepAlive);
-            for _ in 0..100 {
-                client.get(&url).await;
+            client.get(&url).await;
+            let mut counted = [0; 3];
+            let mut left = requests;
+            while left > 0 {
+                let chunk = left.min(common::CLEAR_EVERY);
+                client.clear();
+                let before = counters();
+                for _ in 0..chunk {
+                    std::hint::black_box(client.get(&url).await);
+                }
+                let after = counters();
+                for (i, total) in counted.iter_mut().enumerate() {
+                    *total += after[i] - before[i];
+                }
+                left -= chunk;
             }
-            client.clear();
-            let before = counters();
-            for _ in 0..requests {
-                std::hint::black_box(client.get(&url).await);
-            }
-            let after = counters();
-            let per = |i: usize| (after[i] - before[i]) as f64 / requests as f64;
+            let per = |i: usize| counted[i] as f64 / requests as f64;
             PerRequest {
                 allocs: per(0),
                 reallocs: per(1),

@@ -22,13 +22,16 @@ use crate::{
 /// Bytes before each packed field: the name's length (`u16`) and the value's (`u32`).
 const FIELD_HEAD: usize = 6;
 
+/// Bytes reserved per field: the head, a name and a value of common lengths.
+const TYPICAL_FIELD: usize = 48;
+
 /// Header fields kept for the trace, turned into the model's form on demand.
 ///
 /// `packed` holds each field (a name and one of its values, in the map's order, so the values
 /// of one name are adjacent) as `[name len: u16 LE][value len: u32 LE][name][value]`.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct HeaderCapture {
-    packed: Box<[u8]>,
+    packed: Vec<u8>,
 }
 
 impl HeaderCapture {
@@ -37,11 +40,9 @@ impl HeaderCapture {
         if options.header_fields == HdrFieldsOpt::Disabled {
             return None;
         }
-        let size: usize = headers
-            .iter()
-            .map(|(name, value)| FIELD_HEAD + name.as_str().len() + value.len())
-            .sum();
-        let mut packed = Vec::with_capacity(size);
+        // One pass: room for typical fields up front, grown if the values are longer. The
+        // buffer is kept as it is (shrinking it would cost another allocator call).
+        let mut packed = Vec::with_capacity(headers.len() * TYPICAL_FIELD);
         for (name, value) in headers {
             // Header names are at most 64 KiB - 1 bytes (`http` refuses longer ones); a value
             // over 4 GiB cannot be received. Either would only be cut short in the trace.
@@ -49,14 +50,14 @@ impl HeaderCapture {
             let name = &name[..name.len().min(usize::from(u16::MAX))];
             let value = value.as_bytes();
             let value = &value[..value.len().min(u32::MAX as usize)];
-            packed.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            packed.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            let mut head = [0; FIELD_HEAD];
+            head[..2].copy_from_slice(&(name.len() as u16).to_le_bytes());
+            head[2..].copy_from_slice(&(value.len() as u32).to_le_bytes());
+            packed.extend_from_slice(&head);
             packed.extend_from_slice(name);
             packed.extend_from_slice(value);
         }
-        Some(Self {
-            packed: packed.into_boxed_slice(),
-        })
+        Some(Self { packed })
     }
 
     /// The fields as the trace records them, by `options` (those the capture was made with).

@@ -17,8 +17,9 @@ use crate::model::TraceId;
 pub(crate) struct RequestContext {
     /// The HTTP request's trace ID (for `DialTrace` -> request back-references).
     pub(crate) http_req: Option<TraceId>,
-    /// The proxy chosen for the request.
-    pub(crate) proxy: Option<http::Uri>,
+    /// The proxy chosen for the request. Boxed: rare, and the context is swapped in and out
+    /// of the task-local slot at every poll of the request.
+    pub(crate) proxy: Option<Box<http::Uri>>,
     /// Tells the request when a connection dialed for it is ready (only when it has a
     /// response-header limit to start).
     pub(crate) dial: Option<Arc<DialProgress>>,

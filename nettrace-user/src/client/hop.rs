@@ -130,7 +130,7 @@ impl HttpClient {
             .map(|_| Arc::new(context::DialProgress::default()));
         let context = RequestContext {
             http_req: Some(req.clone()),
-            proxy,
+            proxy: proxy.map(Box::new),
             dial: dial.clone(),
         };
         let exchange = Exchange {

@@ -1,4 +1,6 @@
 //! [`Table`]: records in insertion order with lookup by trace ID.
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
 
 use crate::model::TraceId;
@@ -26,10 +28,11 @@ impl<T> Default for Table<T> {
 impl<T> Table<T> {
     /// Adds a record; a record with the same ID is replaced in place.
     pub(crate) fn insert(&mut self, id: TraceId, row: T) {
-        match self.index.get(&id) {
-            Some(&i) => self.rows[i].1 = row,
-            None => {
-                self.index.insert(id.clone(), self.rows.len());
+        match self.index.entry(id) {
+            Entry::Occupied(slot) => self.rows[*slot.get()].1 = row,
+            Entry::Vacant(slot) => {
+                let id = slot.key().clone();
+                slot.insert(self.rows.len());
                 self.rows.push((id, row));
             }
         }
