@@ -2,7 +2,7 @@
 //! not depend on what else runs on the machine. See BENCHMARKS.md.
 //!
 //! ```text
-//! CARGO_TARGET_DIR=target/bench cargo test --release -p nettrace-user --bench allocs -- --nocapture
+//! CARGO_TARGET_DIR=target/bench cargo test --profile bench -p nettrace-user --bench allocs -- --nocapture
 //! ```
 //!
 //! A counting global allocator wraps the system one. Each client kind gets a fresh client,
@@ -14,11 +14,12 @@
 //! [`REPEATS`] times and the lowest count kept (a stray timer or task can only add).
 //!
 //! For instructions per request (also load-independent), run one kind at a time under
-//! `perf stat` with two request counts and divide the difference: `NETTRACE_ALLOCS_KIND`
-//! (`plain`, `traced` or `traced_no_sock_trace`) and `NETTRACE_ALLOCS_REQUESTS` select them.
+//! callgrind (the VM has no hardware counters for `perf stat`) with two request counts and
+//! divide the difference: `NETTRACE_ALLOCS_KIND` (`plain`, `traced` or
+//! `traced_no_sock_trace`) and `NETTRACE_ALLOCS_REQUESTS` select them (BENCHMARKS.md).
 //!
 //! It is a libtest `#[test]` because bench targets without `harness = false` only run tests
-//! (and `cargo bench` ignores them): run it with `cargo test --release` as above.
+//! (and `cargo bench` ignores them): run it with `cargo test` as above.
 mod common;
 
 use std::{
