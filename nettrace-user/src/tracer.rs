@@ -16,7 +16,7 @@ use crate::{
     capture::{CaptureStore, PacketCapture, PacketCaptureOptions},
     client::HttpReqTraceOptions,
     conntrack::{ConntrackError, ConntrackSink, CtSample, ReplyTuple, Tracker},
-    event::Event,
+    event::{BodyCounters, Event},
     kernel::{
         FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub, KernelSink, KernelTcpState,
     },
@@ -154,6 +154,21 @@ impl Tracer {
     /// What is recorded.
     pub(crate) fn settings(&self) -> &TraceSettings {
         &self.inner.settings
+    }
+
+    /// Reports the event `make` builds around a request's body counters, and returns them:
+    /// counters of requests dropped from an earlier trace are reused (one allocation less
+    /// per request). For events the conntrack side does not follow.
+    pub(crate) fn emit_with_counters(
+        &self,
+        make: impl FnOnce(Arc<BodyCounters>) -> Event,
+    ) -> Arc<BodyCounters> {
+        let mut recorder = self.recorder();
+        let counters = recorder.body_counters();
+        let event = make(counters.clone());
+        tracing::trace!(?event, "nettrace event");
+        recorder.handle(event);
+        counters
     }
 
     /// Records HTTP header fields as `options` say (`WithHTTPReqTrace`).

@@ -85,21 +85,23 @@ impl HttpClient {
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        let counters = Arc::new(BodyCounters::default());
-        if let Some(header) = captured {
-            inner.tracer.emit(Event::HttpRequestStarted {
-                req: req.clone(),
-                at: started,
-                method: parts.method.clone(),
-                url: parts.uri.clone(),
-                header,
-                network_proxy: match &proxy {
-                    Ok(Some(proxy)) => proxy_name(proxy),
-                    _ => String::new(),
-                },
-                body: counters.clone(),
-            });
-        }
+        let counters = match captured {
+            Some(header) => inner
+                .tracer
+                .emit_with_counters(|body| Event::HttpRequestStarted {
+                    req: req.clone(),
+                    at: started,
+                    method: parts.method.clone(),
+                    url: parts.uri.clone(),
+                    header,
+                    network_proxy: match &proxy {
+                        Ok(Some(proxy)) => proxy_name(proxy),
+                        _ => String::new(),
+                    },
+                    body,
+                }),
+            None => Arc::new(BodyCounters::default()),
+        };
         let fail = |error: RequestError| self.fail(&req, error);
         let proxy = proxy.map_err(fail)?;
         if parts.uri.scheme().is_none() {
