@@ -17,6 +17,7 @@ use crate::{
     client::HttpReqTraceOptions,
     conntrack::{ConntrackError, ConntrackSink, CtSample, ReplyTuple, Tracker},
     event::{BodyCounters, Event},
+    headers::HeaderCapture,
     kernel::{
         FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub, KernelSink, KernelTcpState,
     },
@@ -169,6 +170,20 @@ impl Tracer {
         tracing::trace!(?event, "nettrace event");
         recorder.handle(event);
         counters
+    }
+
+    /// Reports the event `make` builds around `headers`, captured into the recorder's shared
+    /// buffer (no allocation per request). For events the conntrack side does not follow.
+    pub(crate) fn emit_with_headers(
+        &self,
+        headers: &http::HeaderMap,
+        make: impl FnOnce(Option<HeaderCapture>) -> Event,
+    ) {
+        let mut recorder = self.recorder();
+        let header = recorder.pack_headers(headers);
+        let event = make(header);
+        tracing::trace!(?event, "nettrace event");
+        recorder.handle(event);
     }
 
     /// Records HTTP header fields as `options` say (`WithHTTPReqTrace`).

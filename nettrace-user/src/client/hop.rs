@@ -173,15 +173,18 @@ impl HttpClient {
             head.headers.remove(header::CONTENT_ENCODING);
             head.headers.remove(header::CONTENT_LENGTH);
         }
-        if let Some(http) = &inner.http_trace {
-            inner.tracer.emit(Event::HttpResponse {
-                req: hop.req.clone(),
-                at,
-                conn: head.extensions.get::<ConnInfo>().cloned(),
-                proto: proto(head.version),
-                status: head.status.as_u16(),
-                header: HeaderCapture::new(&head.headers, http),
-            });
+        if inner.http_trace.is_some() {
+            let conn = head.extensions.get::<ConnInfo>().cloned();
+            inner
+                .tracer
+                .emit_with_headers(&head.headers, |header| Event::HttpResponse {
+                    req: hop.req.clone(),
+                    at,
+                    conn,
+                    proto: proto(head.version),
+                    status: head.status.as_u16(),
+                    header,
+                });
         }
         let on_end = match (
             &inner.idle,

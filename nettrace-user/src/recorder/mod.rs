@@ -26,9 +26,13 @@ use crate::{
     client::HttpReqTraceOptions,
     clock::TraceClock,
     event::{BodyCounters, Event},
+    headers::HeaderCapture,
     kernel::KernelEvent,
     model::TraceId,
 };
+
+/// The most bytes of the shared header buffer kept for reuse across [`Recorder::clear`].
+const KEPT_HEADER_BYTES: usize = 1 << 20;
 
 /// The most body counters kept for reuse across [`Recorder::clear`].
 const SPARE_COUNTERS: usize = 4096;
@@ -53,6 +57,8 @@ pub(crate) struct Recorder {
     capture: Option<CaptureStore>,
     /// Body counters of dropped requests that nothing else holds any more, for new requests.
     spare_counters: Vec<Arc<BodyCounters>>,
+    /// The response header fields of this trace's requests, packed one after the other.
+    header_bytes: Vec<u8>,
 }
 
 impl Recorder {
@@ -70,12 +76,19 @@ impl Recorder {
             http_headers: None,
             capture: None,
             spare_counters: Vec::new(),
+            header_bytes: Vec::new(),
         }
     }
 
     /// Body counters for a new request: zeroed spare ones if there are any.
     pub(crate) fn body_counters(&mut self) -> Arc<BodyCounters> {
         self.spare_counters.pop().unwrap_or_default()
+    }
+
+    /// Captures `headers` into the trace's shared buffer, if header fields are recorded.
+    pub(crate) fn pack_headers(&mut self, headers: &http::HeaderMap) -> Option<HeaderCapture> {
+        let options = self.http_headers.as_deref()?;
+        HeaderCapture::pack_into(headers, options, &mut self.header_bytes)
     }
 
     /// Reads captured HTTP header fields back as `options` say.
@@ -370,6 +383,9 @@ impl Recorder {
         self.dns.clear();
         self.tls.clear();
         let spare = &mut self.spare_counters;
+        // Every record that points into it goes with the HTTP records.
+        self.header_bytes.clear();
+        self.header_bytes.shrink_to(KEPT_HEADER_BYTES);
         self.http.clear_with(|_, rec| {
             // Only the record holds them: the request's bodies are gone, and nothing can
             // clone them again.

@@ -105,7 +105,7 @@ impl Recorder {
                 .req_header
                 .as_ref()
                 .zip(self.http_headers.as_deref())
-                .map(|(header, options)| header.fields(options))
+                .map(|(header, options)| header.fields(&self.header_bytes, options))
                 .unwrap_or_default(),
             req_content_len: req.body.request(),
             req_error: req.error.clone(),
@@ -115,7 +115,7 @@ impl Recorder {
                 .resp_header
                 .as_ref()
                 .zip(self.http_headers.as_deref())
-                .map(|(header, options)| header.fields(options))
+                .map(|(header, options)| header.fields(&self.header_bytes, options))
                 .unwrap_or_default(),
             resp_content_len: req.body.response(),
         }
