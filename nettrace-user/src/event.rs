@@ -17,6 +17,7 @@ use std::{
 
 use crate::{
     SocketCookie,
+    client::ConnInfo,
     conntrack::CtSample,
     headers::HeaderCapture,
     kernel::KernelEvent,
@@ -132,18 +133,12 @@ pub(crate) enum Event {
         network_proxy: String,
         body: Arc<BodyCounters>,
     },
-    /// The request went over this connection (known once the response arrives, or from the
-    /// dial it caused when it failed before).
-    HttpRequestConn {
-        req: TraceId,
-        conn: TraceId,
-        tls: Option<TraceId>,
-        proxy_tls: Option<TraceId>,
-    },
-    /// The response head arrived.
+    /// The response head arrived, over connection `conn` (its trace IDs, when hyper passed
+    /// them on). One event for both, so a response takes the recorder's lock once.
     HttpResponse {
         req: TraceId,
         at: Instant,
+        conn: Option<ConnInfo>,
         proto: (u8, u8),
         status: u16,
         header: Option<HeaderCapture>,
@@ -188,6 +183,12 @@ impl BodyCounters {
     /// Counts response body bytes read by the caller (after decoding).
     pub(crate) fn add_response(&self, bytes: u64) {
         self.response.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Starts again from zero (the counters are reused for another request).
+    pub(crate) fn reset(&self) {
+        self.request.store(0, Ordering::Relaxed);
+        self.response.store(0, Ordering::Relaxed);
     }
 
     /// Request body bytes so far.

@@ -15,9 +15,11 @@ use std::{
 use crate::{
     SocketCookie,
     capture::{CaptureStore, PacketCapture, PacketCaptureOptions},
+    client::HttpReqTraceOptions,
     conntrack::{ConntrackError, ConntrackSink, CtSample, ReplyTuple, Tracker},
     daemon::{DaemonError, link::DaemonLink},
-    event::{Event, Transport},
+    event::{BodyCounters, Event, Transport},
+    headers::HeaderCapture,
     kernel::{
         FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub, KernelSink, KernelTcpState,
     },
@@ -267,6 +269,40 @@ impl Tracer {
     /// What is recorded.
     pub(crate) fn settings(&self) -> &TraceSettings {
         &self.inner.settings
+    }
+
+    /// Reports the event `make` builds around a request's body counters, and returns them:
+    /// counters of requests dropped from an earlier trace are reused (one allocation less
+    /// per request). For events the conntrack side does not follow.
+    pub(crate) fn emit_with_counters(
+        &self,
+        make: impl FnOnce(Arc<BodyCounters>) -> Event,
+    ) -> Arc<BodyCounters> {
+        let mut recorder = self.recorder();
+        let counters = recorder.body_counters();
+        let event = make(counters.clone());
+        tracing::trace!(?event, "nettrace event");
+        recorder.handle(event);
+        counters
+    }
+
+    /// Reports the event `make` builds around `headers`, captured into the recorder's shared
+    /// buffer (no allocation per request). For events the conntrack side does not follow.
+    pub(crate) fn emit_with_headers(
+        &self,
+        headers: &http::HeaderMap,
+        make: impl FnOnce(Option<HeaderCapture>) -> Event,
+    ) {
+        let mut recorder = self.recorder();
+        let header = recorder.pack_headers(headers);
+        let event = make(header);
+        tracing::trace!(?event, "nettrace event");
+        recorder.handle(event);
+    }
+
+    /// Records HTTP header fields as `options` say (`WithHTTPReqTrace`).
+    pub(crate) fn record_http_headers(&self, options: Arc<HttpReqTraceOptions>) {
+        self.recorder().set_http_headers(options);
     }
 
     /// Reports an event.

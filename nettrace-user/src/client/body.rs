@@ -27,7 +27,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct RequestBody {
     kind: RequestKind,
     counters: Option<Arc<BodyCounters>>,
-    wait: Option<BodyWait>,
+    /// Boxed: rare, and the body is moved with every request.
+    wait: Option<Box<BodyWait>>,
 }
 
 enum RequestKind {
@@ -74,7 +75,7 @@ impl RequestBody {
 
     /// Holds the first frame back until `wait` is ready (`Expect: 100-continue`).
     pub(crate) fn wait_before_sending(&mut self, wait: Option<BodyWait>) {
-        self.wait = wait;
+        self.wait = wait.map(Box::new);
     }
 
     /// Whether there is a body to send at all.
@@ -178,7 +179,8 @@ pub struct ResponseBody {
     inner: hyper::body::Incoming,
     /// Told when the body is read to the end (the connection is then idle).
     on_end: Option<IdleOnEnd>,
-    gzip: Option<GzDecoder<Vec<u8>>>,
+    /// Boxed: rare, and large (the body is moved with every response).
+    gzip: Option<Box<GzDecoder<Vec<u8>>>>,
     counters: Arc<BodyCounters>,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     tracer: Tracer,
@@ -198,7 +200,7 @@ impl ResponseBody {
         Self {
             inner,
             on_end: None,
-            gzip: gunzip.then(|| GzDecoder::new(Vec::new())),
+            gzip: gunzip.then(|| Box::new(GzDecoder::new(Vec::new()))),
             counters,
             deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
             tracer,
@@ -277,7 +279,7 @@ impl Body for ResponseBody {
                         on_end.report();
                     }
                     let rest = match this.gzip.take() {
-                        Some(decoder) => match decoder.finish() {
+                        Some(decoder) => match (*decoder).finish() {
                             Ok(rest) => rest,
                             Err(error) => return this.fail(BodyError::Gzip(error)),
                         },

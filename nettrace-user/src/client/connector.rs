@@ -133,7 +133,7 @@ impl Shared {
         request: RequestContext,
     ) -> Result<TracedConn, ConnectFailed> {
         let target = Endpoint::from_uri(&uri);
-        let proxy = request.proxy.as_ref().map(Endpoint::from_uri).transpose();
+        let proxy = request.proxy.as_deref().map(Endpoint::from_uri).transpose();
         let (target, proxy) = match (target, proxy) {
             (Ok(target), Ok(proxy)) => (target, proxy),
             (Err(error), _) | (_, Err(error)) => {

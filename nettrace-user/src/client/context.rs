@@ -1,11 +1,28 @@
 //! The request a connection is dialed for, passed from the request to the connector.
 //!
-//! hyper-util's connector sees only a URI. The client runs each request inside a task-local
-//! [`RequestContext`]; the connector reads it when hyper asks for a connection, which happens
-//! while the request's own future is polled.
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
+//! hyper-util's connector sees only a URI. The client polls each request's exchange inside
+//! [`scope`], which makes its [`RequestContext`] the current one while it is polled; the
+//! connector reads it ([`current`]) when hyper asks for a connection, which happens while the
+//! request's own future is polled.
+//!
+//! Like a tokio task-local, but the context stays in the scoped future: polling only points a
+//! thread-local at it (and back), where a task-local would move the context in and out.
+//!
+//! ```ignore
+//! let response = context::scope(context, pool.request(request)).await;
+//! // Inside, during a poll: the connector's `call` sees it.
+//! let context = context::current();
+//! ```
+use std::{
+    cell::Cell,
+    future::Future,
+    pin::Pin,
+    ptr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
 };
 
 use tokio::sync::Notify;
@@ -17,8 +34,9 @@ use crate::model::TraceId;
 pub(crate) struct RequestContext {
     /// The HTTP request's trace ID (for `DialTrace` -> request back-references).
     pub(crate) http_req: Option<TraceId>,
-    /// The proxy chosen for the request.
-    pub(crate) proxy: Option<http::Uri>,
+    /// The proxy chosen for the request. Boxed: rare, and the context is swapped in and out
+    /// of the task-local slot at every poll of the request.
+    pub(crate) proxy: Option<Box<http::Uri>>,
     /// Tells the request when a connection dialed for it is ready (only when it has a
     /// response-header limit to start).
     pub(crate) dial: Option<Arc<DialProgress>>,
@@ -53,16 +71,107 @@ impl DialProgress {
     }
 }
 
-tokio::task_local! {
-    static CURRENT: RequestContext;
+thread_local! {
+    /// The context of the [`Scoped`] future being polled on this thread; null outside one.
+    static CURRENT: Cell<*const RequestContext> = const { Cell::new(ptr::null()) };
+}
+
+/// A future polled with its request context as the current one (see [`scope`]).
+pub(crate) struct Scoped<F> {
+    context: RequestContext,
+    future: F,
 }
 
 /// Runs `future` with `context` as the current request context.
-pub(crate) async fn scope<F: std::future::Future>(context: RequestContext, future: F) -> F::Output {
-    CURRENT.scope(context, future).await
+pub(crate) fn scope<F: Future + Unpin>(context: RequestContext, future: F) -> Scoped<F> {
+    Scoped { context, future }
+}
+
+impl<F: Future + Unpin> Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        let _current = Enter::new(&this.context);
+        Pin::new(&mut this.future).poll(cx)
+    }
+}
+
+/// Makes a context the current one until dropped (also when the poll panics), then restores
+/// the one before (scopes can nest).
+struct Enter {
+    previous: *const RequestContext,
+}
+
+impl Enter {
+    fn new(context: &RequestContext) -> Self {
+        let previous = CURRENT.with(|current| current.replace(context));
+        Self { previous }
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        CURRENT.with(|current| current.set(self.previous));
+    }
 }
 
 /// The context of the request being polled, or an empty one outside a traced request.
 pub(crate) fn current() -> RequestContext {
-    CURRENT.try_with(Clone::clone).unwrap_or_default()
+    CURRENT.with(|current| {
+        // SAFETY: the pointer is null, or was set by an `Enter` that is still alive: `Enter`
+        // lives only for one poll of the `Scoped` future that owns the context, on this
+        // thread, and restores the previous value when dropped. During that poll the context
+        // is neither moved (the future is borrowed) nor mutated (only the `future` field is
+        // borrowed mutably), so the shared reference made here is valid while it is used.
+        let context = unsafe { current.get().as_ref() };
+        context.cloned().unwrap_or_default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{future::Future, pin::Pin, task::Poll};
+
+    use super::*;
+    use crate::model::TraceId;
+
+    /// A future that reads the current context's request ID when polled.
+    struct Peek;
+
+    impl Future for Peek {
+        type Output = Option<TraceId>;
+
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+            Poll::Ready(current().http_req)
+        }
+    }
+
+    fn with_req(id: &str) -> RequestContext {
+        RequestContext {
+            http_req: Some(TraceId::new(id)),
+            ..RequestContext::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn current_only_while_polled_and_nested_scopes_restore() {
+        assert_eq!(current().http_req, None);
+        assert_eq!(scope(with_req("a"), Peek).await, Some(TraceId::new("a")));
+        assert_eq!(current().http_req, None, "cleared after the poll");
+        let outer = scope(
+            with_req("outer"),
+            Box::pin(async {
+                let inner = scope(with_req("inner"), Peek).await;
+                (inner, current().http_req)
+            }),
+        );
+        let (inner, after) = outer.await;
+        assert_eq!(inner, Some(TraceId::new("inner")));
+        assert_eq!(
+            after,
+            Some(TraceId::new("outer")),
+            "restored after the nested poll"
+        );
+    }
 }

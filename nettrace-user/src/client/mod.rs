@@ -36,17 +36,19 @@ mod connector;
 mod context;
 mod error;
 mod expect_continue;
+mod hop;
 mod idle;
 mod redirect;
 mod target;
 mod tunnel;
 
 use std::{
+    future::Future,
     sync::{Arc, PoisonError, RwLock},
     time::Instant,
 };
 
-use http::{HeaderValue, Method, Request, Response, Uri, header};
+use http::{Request, Response, header};
 use hyper_util::{
     client::legacy::Client,
     rt::{TokioExecutor, TokioTimer},
@@ -60,17 +62,12 @@ pub use config::{
 pub use conn::ConnInfo;
 pub use error::{ClientError, RequestError};
 
-use self::{
-    connector::{ConnectorSettings, TracedConnector},
-    context::RequestContext,
-};
+use self::connector::{ConnectorSettings, TracedConnector};
 use crate::{
     capture::PacketCapture,
     dns::{Resolver, ResolverConfig},
-    event::{BodyCounters, Event},
-    headers::HeaderCapture,
     kernel::KernelHub,
-    model::{HttpTrace, TraceId},
+    model::HttpTrace,
     sock::TcpOptions,
     tls::KeyLogRecorder,
     tracer::{TraceSettings, Tracer},
@@ -166,13 +163,17 @@ impl HttpClient {
         if options.logging {
             tracing::info!(?config, "nettrace: traced HTTP client created");
         }
+        let http_trace = options.http_req_trace.clone().map(Arc::new);
+        if let Some(http) = &http_trace {
+            tracer.record_http_headers(http.clone());
+        }
         // The trace begins now, not before the (slow) loading of trust roots above.
         tracer.clear();
         Ok(Self {
             inner: Arc::new(Inner {
                 tracer,
                 pool: RwLock::new(Some(Arc::new(pool))),
-                http_trace: options.http_req_trace.clone().map(Arc::new),
+                http_trace,
                 idle: (config.max_idle_conns > 0)
                     .then(|| Arc::new(idle::IdleConns::new(config.max_idle_conns))),
                 key_log,
@@ -205,21 +206,37 @@ impl HttpClient {
 
     /// Sends a request, following redirects (each hop its own `HTTPReqTrace`) up to 10 requests
     /// in all, as Go does, and returns the response with a streaming body.
-    pub async fn request<B: Into<RequestBody>>(
+    pub fn request<B: Into<RequestBody>>(
         &self,
         request: Request<B>,
+    ) -> impl Future<Output = Result<Response<ResponseBody>, RequestError>> + '_ {
+        // Split before the future is made, so it does not carry the request as well.
+        let (parts, body) = request.into_parts();
+        self.send(parts, body.into())
+    }
+
+    /// [`Self::request`], hop after hop. Each hop is recorded and handed to the pool by
+    /// [`Self::start_hop`] and its response recorded by [`Self::finish_hop`], plain functions:
+    /// this future only holds what crosses an `await`. It is moved (copied) with every request,
+    /// so its size is part of what tracing costs.
+    async fn send(
+        &self,
+        mut parts: http::request::Parts,
+        mut body: RequestBody,
     ) -> Result<Response<ResponseBody>, RequestError> {
-        let deadline = self
-            .inner
-            .config
-            .req_timeout
-            .map(|limit| Instant::now() + limit);
-        let (mut parts, body) = request.into_parts();
-        let mut body = body.into();
+        let config = &self.inner.config;
+        let deadline = config.req_timeout.map(|limit| Instant::now() + limit);
         for sent in 1..=redirect::MAX_REQUESTS {
             let replay = body.try_clone();
-            let hop_parts = parts.clone();
-            let response = self.send_hop(hop_parts, body, deadline).await?;
+            let (hop, exchange) = self.start_hop(parts.clone(), body, deadline)?;
+            let result = if deadline.is_none() && config.response_header_timeout.is_none() {
+                Ok(exchange.future.await)
+            } else {
+                // Boxed: the limits' timers would double the size of every request's future.
+                let dial = exchange.dial.as_deref();
+                Box::pin(self.with_limits(exchange.future, dial, deadline)).await
+            };
+            let response = self.finish_hop(hop, result)?;
             let Some(next) = redirect::next_hop(
                 &parts.uri,
                 &parts.method,
@@ -231,11 +248,7 @@ impl HttpClient {
             let next = next.map_err(RequestError::Invalid)?;
             if sent == redirect::MAX_REQUESTS {
                 let error = RequestError::TooManyRedirects(sent);
-                self.inner.tracer.emit(Event::HttpFailed {
-                    req: response.body().trace_id().clone(),
-                    error: error.to_string(),
-                });
-                return Err(error);
+                return Err(self.fail(response.body().trace_id(), error));
             }
             body = match (next.keep_body, replay) {
                 (false, _) => RequestBody::empty(),
@@ -243,8 +256,8 @@ impl HttpClient {
                 // A streamed body cannot be sent again: the redirect is the answer.
                 (true, None) => return Ok(response),
             };
-            // Read the redirect's body so its connection can be reused.
-            let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+            // Read the redirect's body so its connection can be reused (boxed: rare).
+            let _ = Box::pin(http_body_util::BodyExt::collect(response.into_body())).await;
             if !next.keep_body {
                 parts.headers.remove(header::CONTENT_TYPE);
                 parts.headers.remove(header::CONTENT_LENGTH);
@@ -253,204 +266,6 @@ impl HttpClient {
             parts.method = next.method;
         }
         Err(RequestError::TooManyRedirects(redirect::MAX_REQUESTS))
-    }
-
-    /// One request/response exchange.
-    async fn send_hop(
-        &self,
-        mut parts: http::request::Parts,
-        body: RequestBody,
-        deadline: Option<Instant>,
-    ) -> Result<Response<ResponseBody>, RequestError> {
-        let inner = &*self.inner;
-        let req = TraceId::generate();
-        let started = Instant::now();
-        let proxy = match &inner.config.proxy {
-            Some(select) if parts.uri.scheme().is_some() => {
-                select(&parts).map_err(RequestError::Proxy)
-            }
-            _ => Ok(None),
-        };
-        // As in Go, the trace records the caller's header fields, not the ones added below.
-        let captured = inner
-            .http_trace
-            .as_ref()
-            .map(|http| HeaderCapture::new(&parts.headers, http));
-        let gunzip = !inner.config.disable_compression
-            && parts.method != Method::HEAD
-            && !parts.headers.contains_key(header::ACCEPT_ENCODING)
-            && !parts.headers.contains_key(header::RANGE);
-        if gunzip {
-            parts
-                .headers
-                .insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-        if inner.config.disable_keep_alive {
-            parts
-                .headers
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        let counters = Arc::new(BodyCounters::default());
-        if let Some(header) = captured {
-            inner.tracer.emit(Event::HttpRequestStarted {
-                req: req.clone(),
-                at: started,
-                method: parts.method.clone(),
-                url: parts.uri.clone(),
-                header,
-                network_proxy: match &proxy {
-                    Ok(Some(proxy)) => proxy_name(proxy),
-                    _ => String::new(),
-                },
-                body: counters.clone(),
-            });
-        }
-        let fail = |error: RequestError| {
-            inner.tracer.emit(Event::HttpFailed {
-                req: req.clone(),
-                error: error.to_string(),
-            });
-            error
-        };
-        let proxy = proxy.map_err(fail)?;
-        if parts.uri.scheme().is_none() {
-            return Err(fail(RequestError::Invalid(format!(
-                "URL {} is not absolute",
-                parts.uri
-            ))));
-        }
-        let pool = inner
-            .pool
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| fail(RequestError::Closed))?;
-        let has_body = body.has_body();
-        let mut request = Request::from_parts(parts, body.counted(counters.clone()));
-        let wait =
-            expect_continue::install(&mut request, has_body, inner.config.expect_continue_timeout);
-        request.body_mut().wait_before_sending(wait);
-        let capture = inner
-            .idle
-            .as_ref()
-            .map(|_| hyper_util::client::legacy::connect::capture_connection(&mut request));
-        // Only a response-header limit needs to know when the connection is ready.
-        let dial = inner
-            .config
-            .response_header_timeout
-            .map(|_| Arc::new(context::DialProgress::default()));
-        let context = RequestContext {
-            http_req: Some(req.clone()),
-            proxy,
-            dial: dial.clone(),
-        };
-        let exchange = context::scope(context, pool.request(request));
-        let result = self.with_limits(exchange, dial.as_deref(), deadline).await;
-        let response = match result {
-            Ok(Ok(response)) => response,
-            Ok(Err(error)) => return Err(fail(transport_error(&error))),
-            Err(timeout) => return Err(fail(timeout)),
-        };
-        let at = Instant::now();
-        if let Some(info) = response.extensions().get::<ConnInfo>() {
-            inner.tracer.emit(Event::HttpRequestConn {
-                req: req.clone(),
-                conn: info.tcp_conn.clone(),
-                tls: info.tls_tunnel.clone(),
-                proxy_tls: info.proxy_tls_tunnel.clone(),
-            });
-        }
-        let gunzip = gunzip
-            && response
-                .headers()
-                .get(header::CONTENT_ENCODING)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
-        let (mut head, incoming) = response.into_parts();
-        if gunzip {
-            // As Go: the caller sees the decoded body, without the encoding's headers.
-            head.headers.remove(header::CONTENT_ENCODING);
-            head.headers.remove(header::CONTENT_LENGTH);
-        }
-        if let Some(http) = &inner.http_trace {
-            inner.tracer.emit(Event::HttpResponse {
-                req: req.clone(),
-                at,
-                proto: proto(head.version),
-                status: head.status.as_u16(),
-                header: HeaderCapture::new(&head.headers, http),
-            });
-        }
-        let on_end = match (
-            &inner.idle,
-            capture,
-            head.extensions.get::<idle::IdleHandle>(),
-        ) {
-            (Some(conns), Some(capture), Some(handle)) if head.version != http::Version::HTTP_2 => {
-                Some(idle::IdleOnEnd {
-                    conns: conns.clone(),
-                    signal: handle.0.clone(),
-                    capture,
-                })
-            }
-            _ => None,
-        };
-        let body = ResponseBody::new(
-            incoming,
-            gunzip,
-            counters,
-            deadline,
-            inner.tracer.clone(),
-            req,
-        )
-        .on_end(on_end);
-        Ok(Response::from_parts(head, body))
-    }
-
-    /// Applies the whole-request and response-header time limits to an exchange. The header
-    /// limit counts from when the request can be written: at once on a pooled connection,
-    /// when the dial ends on a new one.
-    async fn with_limits<F: std::future::Future>(
-        &self,
-        exchange: F,
-        dial: Option<&context::DialProgress>,
-        deadline: Option<Instant>,
-    ) -> Result<F::Output, RequestError> {
-        let config = &self.inner.config;
-        if deadline.is_none() && config.response_header_timeout.is_none() {
-            return Ok(exchange.await);
-        }
-        let request_limit = async {
-            match deadline.zip(config.req_timeout) {
-                Some((at, limit)) => {
-                    tokio::time::sleep_until(at.into()).await;
-                    RequestError::Timeout {
-                        what: "ReqTimeout",
-                        limit,
-                    }
-                }
-                None => std::future::pending().await,
-            }
-        };
-        let header_limit = async {
-            match config.response_header_timeout {
-                Some(limit) => {
-                    if let Some(dial) = dial {
-                        dial.connected().await;
-                    }
-                    tokio::time::sleep(limit).await;
-                    RequestError::Timeout {
-                        what: "ResponseHeaderTimeout",
-                        limit,
-                    }
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            output = exchange => Ok(output),
-            timeout = request_limit => Err(timeout),
-            timeout = header_limit => Err(timeout),
-        }
     }
 
     /// The trace so far and the packet captures (Go's `GetTrace`). A snapshot: nothing is
@@ -577,33 +392,4 @@ fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientEr
             Ok(())
         }
     }
-}
-
-/// The proxy as Go records it in `networkProxy` (`scheme://host:port`).
-fn proxy_name(proxy: &Uri) -> String {
-    let scheme = proxy.scheme_str().unwrap_or("http");
-    let authority = proxy.authority().map(|a| a.as_str()).unwrap_or_default();
-    format!("{scheme}://{authority}")
-}
-
-fn proto(version: http::Version) -> (u8, u8) {
-    match version {
-        http::Version::HTTP_09 => (0, 9),
-        http::Version::HTTP_10 => (1, 0),
-        http::Version::HTTP_2 => (2, 0),
-        http::Version::HTTP_3 => (3, 0),
-        _ => (1, 1),
-    }
-}
-
-/// hyper-util's error, with the connector's own message when connecting failed.
-fn transport_error(error: &hyper_util::client::legacy::Error) -> RequestError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if let Some(failed) = e.downcast_ref::<connector::ConnectFailed>() {
-            return RequestError::Transport(failed.0.clone());
-        }
-        source = e.source();
-    }
-    RequestError::Transport(error::chain(error))
 }

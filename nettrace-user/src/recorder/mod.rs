@@ -15,13 +15,19 @@ mod records;
 mod snapshot;
 mod table;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 pub(crate) use records::{ConnRec, DialRec, DnsRec, HttpRec, ResolverDialRec, TlsRec};
 use table::Table;
 
 use crate::{
-    SocketCookie, capture::CaptureStore, clock::TraceClock, event::Event, kernel::KernelEvent,
+    SocketCookie,
+    capture::CaptureStore,
+    client::HttpReqTraceOptions,
+    clock::TraceClock,
+    event::{BodyCounters, Event},
+    headers::HeaderCapture,
+    kernel::KernelEvent,
     model::TraceId,
 };
 
@@ -37,6 +43,11 @@ pub(crate) struct ConnEndpoints {
     /// The address it connected to.
     pub(crate) remote: std::net::SocketAddr,
 }
+/// The most bytes of the shared header buffer kept for reuse across [`Recorder::clear`].
+const KEPT_HEADER_BYTES: usize = 1 << 20;
+
+/// The most body counters kept for reuse across [`Recorder::clear`].
+const SPARE_COUNTERS: usize = 4096;
 
 /// All records of the current trace, and the open connections carried over from earlier ones.
 #[derive(Debug)]
@@ -51,8 +62,15 @@ pub(crate) struct Recorder {
     by_cookie: HashMap<SocketCookie, TraceId>,
     /// Whether DNS messages are recorded (`WithDNSQueryTrace`).
     record_dns: bool,
+    /// How captured HTTP header fields are recorded (`WithHTTPReqTrace`): every request's
+    /// [`HeaderCapture`](crate::headers::HeaderCapture) is read back with these.
+    http_headers: Option<Arc<HttpReqTraceOptions>>,
     /// Captured packets, when the client captures.
     capture: Option<CaptureStore>,
+    /// Body counters of dropped requests that nothing else holds any more, for new requests.
+    spare_counters: Vec<Arc<BodyCounters>>,
+    /// The response header fields of this trace's requests, packed one after the other.
+    header_bytes: Vec<u8>,
 }
 
 impl Recorder {
@@ -67,7 +85,10 @@ impl Recorder {
             http: Table::default(),
             by_cookie: HashMap::new(),
             record_dns,
+            http_headers: None,
             capture: None,
+            spare_counters: Vec::new(),
+            header_bytes: Vec::new(),
         }
     }
 
@@ -80,6 +101,22 @@ impl Recorder {
             local: rec.local?,
             remote: rec.remote,
         })
+    }
+
+    /// Body counters for a new request: zeroed spare ones if there are any.
+    pub(crate) fn body_counters(&mut self) -> Arc<BodyCounters> {
+        self.spare_counters.pop().unwrap_or_default()
+    }
+
+    /// Captures `headers` into the trace's shared buffer, if header fields are recorded.
+    pub(crate) fn pack_headers(&mut self, headers: &http::HeaderMap) -> Option<HeaderCapture> {
+        let options = self.http_headers.as_deref()?;
+        HeaderCapture::pack_into(headers, options, &mut self.header_bytes)
+    }
+
+    /// Reads captured HTTP header fields back as `options` say.
+    pub(crate) fn set_http_headers(&mut self, options: Arc<HttpReqTraceOptions>) {
+        self.http_headers = Some(options);
     }
 
     /// Keeps the packets the kernel captures for this client from now on.
@@ -266,6 +303,8 @@ impl Recorder {
                 body,
             } => self.http.insert(
                 req,
+                // Built field by field: a `..` base would be built in full and dropped (a
+                // clock read and an allocation per request).
                 HttpRec {
                     sent: at,
                     method,
@@ -273,29 +312,30 @@ impl Recorder {
                     req_header: header,
                     network_proxy,
                     body,
-                    ..HttpRec::new_placeholder()
+                    conn: None,
+                    tls: None,
+                    proxy_tls: None,
+                    response: None,
+                    proto: None,
+                    status: 0,
+                    resp_header: None,
+                    error: String::new(),
                 },
             ),
-            Event::HttpRequestConn {
-                req,
-                conn,
-                tls,
-                proxy_tls,
-            } => {
-                if let Some(rec) = self.http.get_mut(&req) {
-                    rec.conn = Some(conn);
-                    rec.tls = tls.or(rec.tls.take());
-                    rec.proxy_tls = proxy_tls.or(rec.proxy_tls.take());
-                }
-            }
             Event::HttpResponse {
                 req,
                 at,
+                conn,
                 proto,
                 status,
                 header,
             } => {
                 if let Some(rec) = self.http.get_mut(&req) {
+                    if let Some(conn) = conn {
+                        rec.conn = Some(conn.tcp_conn);
+                        rec.tls = conn.tls_tunnel.or(rec.tls.take());
+                        rec.proxy_tls = conn.proxy_tls_tunnel.or(rec.proxy_tls.take());
+                    }
                     rec.response = Some(at);
                     rec.proto = Some(proto);
                     rec.status = status;
@@ -361,10 +401,22 @@ impl Recorder {
     /// absolute timestamps in the new trace) with their socket operations cleared.
     pub(crate) fn clear(&mut self) {
         self.clock = TraceClock::start_now();
-        self.dials = Table::default();
-        self.dns = Table::default();
-        self.tls = Table::default();
-        self.http = Table::default();
+        // Emptied in place: the next trace reuses the room instead of growing it again.
+        self.dials.clear();
+        self.dns.clear();
+        self.tls.clear();
+        let spare = &mut self.spare_counters;
+        // Every record that points into it goes with the HTTP records.
+        self.header_bytes.clear();
+        self.header_bytes.shrink_to(KEPT_HEADER_BYTES);
+        self.http.clear_with(|_, rec| {
+            // Only the record holds them: the request's bodies are gone, and nothing can
+            // clone them again.
+            if Arc::strong_count(&rec.body) == 1 && spare.len() < SPARE_COUNTERS {
+                rec.body.reset();
+                spare.push(rec.body);
+            }
+        });
         self.conns.retain(|_, rec| rec.closed.is_none());
         for (_, rec) in self.conns.iter_mut() {
             rec.reused = true;
@@ -381,5 +433,47 @@ impl Recorder {
         if let Some(store) = &mut self.capture {
             store.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    fn started(recorder: &mut Recorder, id: &str) -> Arc<BodyCounters> {
+        let body = recorder.body_counters();
+        recorder.handle(Event::HttpRequestStarted {
+            req: TraceId::new(id),
+            at: Instant::now(),
+            method: http::Method::GET,
+            url: http::Uri::from_static("http://127.0.0.1/"),
+            header: None,
+            network_proxy: String::new(),
+            body: body.clone(),
+        });
+        body
+    }
+
+    #[test]
+    fn clear_reuses_only_body_counters_nothing_else_holds() {
+        let mut recorder = Recorder::new(false);
+        let held = started(&mut recorder, "tid-1");
+        held.add_response(7);
+        let dropped = started(&mut recorder, "tid-2");
+        dropped.add_request(5);
+        let dropped_at = Arc::as_ptr(&dropped);
+        drop(dropped);
+        recorder.clear();
+        let reused = recorder.body_counters();
+        assert_eq!(Arc::as_ptr(&reused), dropped_at, "the free one is reused");
+        assert_eq!((reused.request(), reused.response()), (0, 0), "zeroed");
+        let fresh = recorder.body_counters();
+        assert!(
+            !Arc::ptr_eq(&fresh, &held),
+            "one still held is never handed out"
+        );
+        assert_eq!(held.response(), 7);
     }
 }

@@ -155,25 +155,3 @@ pub(crate) struct HttpRec {
     pub(crate) resp_header: Option<HeaderCapture>,
     pub(crate) error: String,
 }
-
-impl HttpRec {
-    /// A record to complete with `..`.
-    pub(crate) fn new_placeholder() -> Self {
-        Self {
-            sent: Instant::now(),
-            method: http::Method::GET,
-            url: http::Uri::default(),
-            req_header: None,
-            network_proxy: String::new(),
-            body: Arc::default(),
-            conn: None,
-            tls: None,
-            proxy_tls: None,
-            response: None,
-            proto: None,
-            status: 0,
-            resp_header: None,
-            error: String::new(),
-        }
-    }
-}

@@ -5,7 +5,6 @@ use super::{ConnRec, DialRec, HttpRec, Recorder, TlsRec};
 use crate::{
     clock::TraceClock,
     event::Transport,
-    headers::HeaderCapture,
     model::{
         AddrTuple, ConntrackEntry, DialTrace, DnsQueryMsg, DnsQueryTrace, DnsReplyMsg,
         HttpReqTrace, HttpTrace, NetTrace, ResolverDialTrace, SocketOp, SocketTrace, TcpConnTrace,
@@ -105,7 +104,8 @@ impl Recorder {
             req_header: req
                 .req_header
                 .as_ref()
-                .map(HeaderCapture::fields)
+                .zip(self.http_headers.as_deref())
+                .map(|(header, options)| header.fields(&self.header_bytes, options))
                 .unwrap_or_default(),
             req_content_len: req.body.request(),
             req_error: req.error.clone(),
@@ -114,7 +114,8 @@ impl Recorder {
             resp_header: req
                 .resp_header
                 .as_ref()
-                .map(HeaderCapture::fields)
+                .zip(self.http_headers.as_deref())
+                .map(|(header, options)| header.fields(&self.header_bytes, options))
                 .unwrap_or_default(),
             resp_content_len: req.body.response(),
         }

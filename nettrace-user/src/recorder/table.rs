@@ -1,7 +1,12 @@
 //! [`Table`]: records in insertion order with lookup by trace ID.
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
 
 use crate::model::TraceId;
+
+/// The most rows whose room [`Table::clear`] keeps.
+const KEPT_ROWS: usize = 4096;
 
 /// Records kept in the order they were created, found by ID in O(1). The index uses a fast
 /// non-cryptographic hash: the IDs are generated here, not chosen by an attacker.
@@ -23,10 +28,11 @@ impl<T> Default for Table<T> {
 impl<T> Table<T> {
     /// Adds a record; a record with the same ID is replaced in place.
     pub(crate) fn insert(&mut self, id: TraceId, row: T) {
-        match self.index.get(&id) {
-            Some(&i) => self.rows[i].1 = row,
-            None => {
-                self.index.insert(id.clone(), self.rows.len());
+        match self.index.entry(id) {
+            Entry::Occupied(slot) => self.rows[*slot.get()].1 = row,
+            Entry::Vacant(slot) => {
+                let id = slot.key().clone();
+                slot.insert(self.rows.len());
                 self.rows.push((id, row));
             }
         }
@@ -46,6 +52,22 @@ impl<T> Table<T> {
 
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&TraceId, &mut T)> {
         self.rows.iter_mut().map(|(id, row)| (&*id, row))
+    }
+
+    /// Removes every record, keeping the room of up to [`KEPT_ROWS`] of them for the next
+    /// trace (growing the table again after every clear costs copies and allocations).
+    pub(crate) fn clear(&mut self) {
+        self.clear_with(|_, _| {});
+    }
+
+    /// [`Table::clear`], handing each record to `take` first, in order.
+    pub(crate) fn clear_with(&mut self, mut take: impl FnMut(TraceId, T)) {
+        for (id, row) in self.rows.drain(..) {
+            take(id, row);
+        }
+        self.index.clear();
+        self.rows.shrink_to(KEPT_ROWS);
+        self.index.shrink_to(KEPT_ROWS);
     }
 
     /// Keeps only the records for which `keep` is true, in order.
@@ -72,6 +94,7 @@ mod tests {
         }
         table.insert(TraceId::new("b"), 20);
         table.retain(|_, v| *v != 1);
+        assert_eq!(table.get(&TraceId::new("b")), Some(&20));
         let rows: Vec<_> = table
             .iter()
             .map(|(id, v)| (id.as_str().to_owned(), *v))
@@ -79,5 +102,19 @@ mod tests {
         assert_eq!(rows, [("b".to_owned(), 20), ("c".to_owned(), 3)]);
         assert_eq!(table.get(&TraceId::new("c")), Some(&3));
         assert_eq!(table.get(&TraceId::new("a")), None);
+    }
+
+    #[test]
+    fn clear_empties_and_keeps_bounded_room() {
+        let mut table = Table::default();
+        for i in 0..(KEPT_ROWS + 10) {
+            table.insert(TraceId::new(format!("tid-{i}")), i);
+        }
+        table.clear();
+        assert_eq!(table.iter().count(), 0);
+        assert_eq!(table.get(&TraceId::new("tid-1")), None);
+        assert!(table.rows.capacity() <= KEPT_ROWS.next_power_of_two());
+        table.insert(TraceId::new("tid-1"), 1);
+        assert_eq!(table.get(&TraceId::new("tid-1")), Some(&1));
     }
 }

@@ -1,0 +1,299 @@
+//! One request hop of [`HttpClient`]: recorded and handed to the pool ([`HttpClient::start_hop`]),
+//! its response recorded and its body wrapped ([`HttpClient::finish_hop`]).
+//!
+//! Both are plain functions, not `async`: the request's future (`HttpClient::send`) then only
+//! holds what crosses the `await` ([`Hop`], [`Exchange`]). That future is moved, so copied,
+//! with every request, and its size is part of what tracing costs.
+//!
+//! ```ignore
+//! let (hop, exchange) = client.start_hop(parts, body, deadline)?;
+//! let response = client.finish_hop(hop, Ok(exchange.future.await))?;
+//! ```
+use std::{
+    sync::{Arc, PoisonError},
+    time::Instant,
+};
+
+use http::{HeaderValue, Method, Request, Response, Uri, header};
+
+use super::{
+    ConnInfo, HttpClient, RequestBody, RequestError, ResponseBody, connector,
+    context::{self, RequestContext},
+    error, expect_continue, idle,
+};
+use crate::{
+    event::{BodyCounters, Event},
+    headers::HeaderCapture,
+    model::TraceId,
+};
+
+/// hyper-util's error for a failed exchange.
+type LegacyError = hyper_util::client::legacy::Error;
+
+/// What a request hop keeps for its response while the exchange runs.
+pub(super) struct Hop {
+    req: TraceId,
+    /// The client asked for gzip (the response may come encoded).
+    gunzip: bool,
+    counters: Arc<BodyCounters>,
+    /// With `max_idle_conns`: the connection the request goes over.
+    capture: Option<hyper_util::client::legacy::connect::CaptureConnection>,
+    deadline: Option<Instant>,
+}
+
+/// The exchange of a hop, running in its request context.
+pub(super) struct Exchange {
+    pub(super) future: context::Scoped<hyper_util::client::legacy::ResponseFuture>,
+    /// Tells a response-header limit when a dial for the request ends.
+    pub(super) dial: Option<Arc<context::DialProgress>>,
+}
+
+impl HttpClient {
+    /// Records the request and hands it to the pool; returns what the response needs and the
+    /// exchange to await.
+    pub(super) fn start_hop(
+        &self,
+        mut parts: http::request::Parts,
+        body: RequestBody,
+        deadline: Option<Instant>,
+    ) -> Result<(Hop, Exchange), RequestError> {
+        let inner = &*self.inner;
+        let req = TraceId::generate();
+        let started = Instant::now();
+        let proxy = match &inner.config.proxy {
+            Some(select) if parts.uri.scheme().is_some() => {
+                select(&parts).map_err(RequestError::Proxy)
+            }
+            _ => Ok(None),
+        };
+        // As in Go, the trace records the caller's header fields, not the ones added below.
+        let captured = inner
+            .http_trace
+            .as_ref()
+            .map(|http| HeaderCapture::new(&parts.headers, http));
+        let gunzip = !inner.config.disable_compression
+            && parts.method != Method::HEAD
+            && !parts.headers.contains_key(header::ACCEPT_ENCODING)
+            && !parts.headers.contains_key(header::RANGE);
+        if gunzip {
+            parts
+                .headers
+                .insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        if inner.config.disable_keep_alive {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let counters = match captured {
+            Some(header) => inner
+                .tracer
+                .emit_with_counters(|body| Event::HttpRequestStarted {
+                    req: req.clone(),
+                    at: started,
+                    method: parts.method.clone(),
+                    url: parts.uri.clone(),
+                    header,
+                    network_proxy: match &proxy {
+                        Ok(Some(proxy)) => proxy_name(proxy),
+                        _ => String::new(),
+                    },
+                    body,
+                }),
+            None => Arc::new(BodyCounters::default()),
+        };
+        let fail = |error: RequestError| self.fail(&req, error);
+        let proxy = proxy.map_err(fail)?;
+        if parts.uri.scheme().is_none() {
+            return Err(fail(RequestError::Invalid(format!(
+                "URL {} is not absolute",
+                parts.uri
+            ))));
+        }
+        // The pool is used under the read lock (handing the request over is quick) rather
+        // than cloned out: two fewer atomic updates of a shared count per request.
+        let open = inner.pool.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(pool) = open.as_deref() else {
+            return Err(fail(RequestError::Closed));
+        };
+        let has_body = body.has_body();
+        let mut request = Request::from_parts(parts, body.counted(counters.clone()));
+        let wait =
+            expect_continue::install(&mut request, has_body, inner.config.expect_continue_timeout);
+        request.body_mut().wait_before_sending(wait);
+        let capture = inner
+            .idle
+            .as_ref()
+            .map(|_| hyper_util::client::legacy::connect::capture_connection(&mut request));
+        // Only a response-header limit needs to know when the connection is ready.
+        let dial = inner
+            .config
+            .response_header_timeout
+            .map(|_| Arc::new(context::DialProgress::default()));
+        let context = RequestContext {
+            http_req: Some(req.clone()),
+            proxy: proxy.map(Box::new),
+            dial: dial.clone(),
+        };
+        let exchange = Exchange {
+            future: context::scope(context, pool.request(request)),
+            dial,
+        };
+        let hop = Hop {
+            req,
+            gunzip,
+            counters,
+            capture,
+            deadline,
+        };
+        Ok((hop, exchange))
+    }
+
+    /// Records the response (or the failure) and wraps its body.
+    pub(super) fn finish_hop(
+        &self,
+        hop: Hop,
+        result: Result<Result<Response<hyper::body::Incoming>, LegacyError>, RequestError>,
+    ) -> Result<Response<ResponseBody>, RequestError> {
+        let inner = &*self.inner;
+        let response = match result {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => return Err(self.fail(&hop.req, transport_error(&error))),
+            Err(timeout) => return Err(self.fail(&hop.req, timeout)),
+        };
+        let at = Instant::now();
+        let gunzip = hop.gunzip
+            && response
+                .headers()
+                .get(header::CONTENT_ENCODING)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+        let (mut head, incoming) = response.into_parts();
+        if gunzip {
+            // As Go: the caller sees the decoded body, without the encoding's headers.
+            head.headers.remove(header::CONTENT_ENCODING);
+            head.headers.remove(header::CONTENT_LENGTH);
+        }
+        if inner.http_trace.is_some() {
+            let conn = head.extensions.get::<ConnInfo>().cloned();
+            inner
+                .tracer
+                .emit_with_headers(&head.headers, |header| Event::HttpResponse {
+                    req: hop.req.clone(),
+                    at,
+                    conn,
+                    proto: proto(head.version),
+                    status: head.status.as_u16(),
+                    header,
+                });
+        }
+        let on_end = match (
+            &inner.idle,
+            hop.capture,
+            head.extensions.get::<idle::IdleHandle>(),
+        ) {
+            (Some(conns), Some(capture), Some(handle)) if head.version != http::Version::HTTP_2 => {
+                Some(idle::IdleOnEnd {
+                    conns: conns.clone(),
+                    signal: handle.0.clone(),
+                    capture,
+                })
+            }
+            _ => None,
+        };
+        let body = ResponseBody::new(
+            incoming,
+            gunzip,
+            hop.counters,
+            hop.deadline,
+            inner.tracer.clone(),
+            hop.req,
+        )
+        .on_end(on_end);
+        Ok(Response::from_parts(head, body))
+    }
+
+    /// Records that request `req` failed with `error`; returns the error.
+    pub(super) fn fail(&self, req: &TraceId, error: RequestError) -> RequestError {
+        self.inner.tracer.emit(Event::HttpFailed {
+            req: req.clone(),
+            error: error.to_string(),
+        });
+        error
+    }
+
+    /// Applies the whole-request and response-header time limits to an exchange. The header
+    /// limit counts from when the request can be written: at once on a pooled connection,
+    /// when the dial ends on a new one.
+    pub(super) async fn with_limits<F: std::future::Future>(
+        &self,
+        exchange: F,
+        dial: Option<&context::DialProgress>,
+        deadline: Option<Instant>,
+    ) -> Result<F::Output, RequestError> {
+        let config = &self.inner.config;
+        if deadline.is_none() && config.response_header_timeout.is_none() {
+            return Ok(exchange.await);
+        }
+        let request_limit = async {
+            match deadline.zip(config.req_timeout) {
+                Some((at, limit)) => {
+                    tokio::time::sleep_until(at.into()).await;
+                    RequestError::Timeout {
+                        what: "ReqTimeout",
+                        limit,
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let header_limit = async {
+            match config.response_header_timeout {
+                Some(limit) => {
+                    if let Some(dial) = dial {
+                        dial.connected().await;
+                    }
+                    tokio::time::sleep(limit).await;
+                    RequestError::Timeout {
+                        what: "ResponseHeaderTimeout",
+                        limit,
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            output = exchange => Ok(output),
+            timeout = request_limit => Err(timeout),
+            timeout = header_limit => Err(timeout),
+        }
+    }
+}
+
+/// The proxy as Go records it in `networkProxy` (`scheme://host:port`).
+fn proxy_name(proxy: &Uri) -> String {
+    let scheme = proxy.scheme_str().unwrap_or("http");
+    let authority = proxy.authority().map(|a| a.as_str()).unwrap_or_default();
+    format!("{scheme}://{authority}")
+}
+
+fn proto(version: http::Version) -> (u8, u8) {
+    match version {
+        http::Version::HTTP_09 => (0, 9),
+        http::Version::HTTP_10 => (1, 0),
+        http::Version::HTTP_2 => (2, 0),
+        http::Version::HTTP_3 => (3, 0),
+        _ => (1, 1),
+    }
+}
+
+/// hyper-util's error, with the connector's own message when connecting failed.
+fn transport_error(error: &LegacyError) -> RequestError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(failed) = e.downcast_ref::<connector::ConnectFailed>() {
+            return RequestError::Transport(failed.0.clone());
+        }
+        source = e.source();
+    }
+    RequestError::Transport(error::chain(error))
+}
