@@ -129,25 +129,32 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The generator installed by the user, if any.
 static GENERATOR: RwLock<Option<Generator>> = RwLock::new(None);
+/// Whether [`GENERATOR`] holds a generator: readers that see false use the default counter
+/// without taking the lock.
+static CUSTOM_GENERATOR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The default generator: `tid-<n>`, `n` a process-wide counter in decimal starting at 1
 /// (Go's `AtomicCounterID`). IDs are unique within one process only.
 pub fn atomic_counter_id() -> TraceId {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-    // Formatted on the stack: the ID costs one allocation (this runs for every record).
-    let mut buf = [0u8; 24];
-    let len = {
-        let mut text = &mut buf[..];
-        let _ = std::io::Write::write_fmt(&mut text, format_args!("tid-{n}"));
-        24 - text.len()
-    };
-    TraceId::from(std::str::from_utf8(&buf[..len]).unwrap_or("tid-?"))
+    // Formatted on the stack with a plain decimal writer: this runs for every record, and the
+    // general formatting machinery costs several hundred instructions more.
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n);
+    let mut text = [0u8; 4 + 20];
+    text[..4].copy_from_slice(b"tid-");
+    text[4..4 + digits.len()].copy_from_slice(digits.as_bytes());
+    TraceId::from(std::str::from_utf8(&text[..4 + digits.len()]).unwrap_or("tid-?"))
 }
 
 /// A fresh identifier from the installed generator, or [`atomic_counter_id`] if none is.
 pub fn next_trace_id() -> TraceId {
     // Clone the Arc and release the lock before calling it, so that a generator may itself
     // call `set_id_generator` without deadlocking.
+    // Most processes never install a generator: skip the lock then.
+    if !CUSTOM_GENERATOR.load(Ordering::Acquire) {
+        return atomic_counter_id();
+    }
     let custom = GENERATOR
         .read()
         .unwrap_or_else(PoisonError::into_inner)
@@ -163,11 +170,14 @@ pub fn next_trace_id() -> TraceId {
 /// The generator must return IDs unique within the process; it is called from any thread.
 pub fn set_id_generator(generator: impl Fn() -> TraceId + Send + Sync + 'static) {
     *GENERATOR.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(generator));
+    CUSTOM_GENERATOR.store(true, Ordering::Release);
 }
 
 /// Restores the default generator, [`atomic_counter_id`]. Its counter is not reset.
 pub fn reset_id_generator() {
-    *GENERATOR.write().unwrap_or_else(PoisonError::into_inner) = None;
+    let mut generator = GENERATOR.write().unwrap_or_else(PoisonError::into_inner);
+    *generator = None;
+    CUSTOM_GENERATOR.store(false, Ordering::Release);
 }
 
 #[cfg(test)]

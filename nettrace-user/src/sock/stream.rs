@@ -55,16 +55,22 @@ impl<S> TracedStream<S> {
 }
 
 /// Marks the call time of an operation at its first poll (only when operations are logged).
-fn mark_call(record: &SocketRecord, called: &mut Option<Instant>) {
+/// True when the mark was made by this poll.
+fn mark_call(record: &SocketRecord, called: &mut Option<Instant>) -> bool {
     if called.is_none() && record.logs_ops() {
         *called = Some(Instant::now());
+        return true;
     }
+    false
 }
 
-/// Logs a completed operation.
+/// Logs a completed operation. `same_poll`: it completed in the poll that marked its call,
+/// without waiting, so the call time serves as its return time too (the trace keeps
+/// milliseconds; a second clock read per operation is measurable on the hot path).
 fn log_op(
     record: &SocketRecord,
     called: &mut Option<Instant>,
+    same_poll: bool,
     op_type: SocketOpType,
     result: Result<usize, &io::Error>,
 ) {
@@ -74,7 +80,7 @@ fn log_op(
     record.push_op(RawSocketOp {
         op_type,
         call_at,
-        return_at: Instant::now(),
+        return_at: if same_poll { call_at } else { Instant::now() },
         error: result.err().map(ToString::to_string),
         remote: None,
         data_len: result.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
@@ -88,7 +94,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for TracedStream<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        mark_call(&this.record, &mut this.read_called);
+        let same_poll = mark_call(&this.record, &mut this.read_called);
         let before = buf.filled().len();
         let result = ready!(Pin::new(&mut this.inner).poll_read(cx, buf));
         let n = buf.filled().len() - before;
@@ -96,6 +102,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for TracedStream<S> {
         log_op(
             &this.record,
             &mut this.read_called,
+            same_poll,
             SocketOpType::Read,
             result.as_ref().map(|()| n),
         );
@@ -110,7 +117,7 @@ impl<S: AsyncWrite + Unpin> TracedStream<S> {
         cx: &mut Context<'_>,
         write: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
-        mark_call(&self.record, &mut self.write_called);
+        let same_poll = mark_call(&self.record, &mut self.write_called);
         let result = ready!(write(Pin::new(&mut self.inner), cx));
         if let Ok(n) = result {
             self.record.add_sent(n);
@@ -118,6 +125,7 @@ impl<S: AsyncWrite + Unpin> TracedStream<S> {
         log_op(
             &self.record,
             &mut self.write_called,
+            same_poll,
             SocketOpType::Write,
             result.as_ref().map(|n| *n),
         );
