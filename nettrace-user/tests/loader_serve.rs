@@ -13,7 +13,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use nettrace::{daemon::DaemonClient, model::HttpTrace};
+use nettrace::{
+    daemon::{DaemonClient, MAX_SESSIONS_PER_USER},
+    model::HttpTrace,
+};
 use nettrace_tests::{
     daemon::Daemon,
     require_root,
@@ -252,4 +255,63 @@ async fn a_client_killed_mid_request_leaves_nothing_behind() {
     // The daemon goes on serving.
     let out = run(get_as(65533, &socket, &server.url("/bytes/10"))).await;
     assert!(kernel_received(&out) >= 10);
+}
+
+/// Switches the calling thread (only it: the raw system calls bypass the C library's
+/// process-wide change) to user and group `id`.
+fn become_user_on_this_thread(id: u32) {
+    let id = libc::c_long::from(id);
+    // SAFETY: plain system calls with integer arguments; they change only this thread's
+    // credentials, and the thread ends after the test's unprivileged part.
+    let (gid_rc, uid_rc) = unsafe {
+        (
+            libc::syscall(libc::SYS_setresgid, id, id, id),
+            libc::syscall(libc::SYS_setresuid, id, id, id),
+        )
+    };
+    assert_eq!((gid_rc, uid_rc), (0, 0), "switching this thread's user");
+}
+
+#[test]
+fn one_user_cannot_take_more_than_its_share_of_sessions() {
+    if !require_root("one_user_cannot_take_more_than_its_share_of_sessions") {
+        return;
+    }
+    let dir = TempDir::new("loader-serve-limit");
+    let (_daemon, socket) = start_daemon(&dir);
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                become_user_on_this_thread(65534);
+                let mut held = Vec::new();
+                for n in 0..MAX_SESSIONS_PER_USER {
+                    let mut client = DaemonClient::connect(&socket)
+                        .unwrap_or_else(|e| panic!("session {n}: {e}"));
+                    client
+                        .status()
+                        .unwrap_or_else(|e| panic!("session {n} is served: {e}"));
+                    held.push(client);
+                }
+                // Over the limit the daemon replies why and closes at once; the client sees the
+                // reply, or the closed connection when its request crossed the close.
+                let refused = DaemonClient::connect(&socket).and_then(|mut c| c.status());
+                refused.expect_err("one session over the limit is refused");
+                // A session given back is a seat free again (the daemon notices the close on
+                // its own thread: bounded retries, no fixed sleep).
+                drop(held.pop());
+                let deadline = Instant::now() + Duration::from_secs(5);
+                loop {
+                    match DaemonClient::connect(&socket).and_then(|mut c| c.status()) {
+                        Ok(_) => break,
+                        Err(_) if Instant::now() < deadline => std::thread::yield_now(),
+                        Err(error) => panic!("the freed seat was not given back: {error}"),
+                    }
+                }
+            })
+            .join()
+            .expect("the unprivileged thread");
+    });
+    // Root is not limited, and the daemon still serves.
+    let mut root = DaemonClient::connect(&socket).expect("root connects");
+    root.status().expect("root is served");
 }

@@ -51,7 +51,7 @@ mod server;
 pub use client::DaemonClient;
 pub use error::DaemonError;
 pub use link::SyncReport;
-pub use server::{MAX_SOCKETS_PER_CLIENT, ServeOptions, serve};
+pub use server::{MAX_SESSIONS_PER_USER, MAX_SOCKETS_PER_CLIENT, ServeOptions, serve};
 
 /// Where the daemon listens unless told otherwise.
 pub const DEFAULT_SOCKET_PATH: &str = "/run/nettrace/loader.sock";

@@ -42,6 +42,10 @@ pub struct ServeOptions {
 /// Most sockets one client may have registered at a time (the kernel map is shared).
 pub const MAX_SOCKETS_PER_CLIENT: usize = 4096;
 
+/// Most sessions one user (other than root) may hold at a time: each costs a thread and one
+/// of the kernel's client slots, which all users share.
+pub const MAX_SESSIONS_PER_USER: usize = 64;
+
 /// Buffer for the events on their way to a client (events beyond it are dropped and counted).
 const CLIENT_SEND_BUFFER: usize = 4 << 20;
 
@@ -54,6 +58,7 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce()) -> Result<(), DaemonE
     let shared = Arc::new(Shared {
         owners: Mutex::default(),
         clients: AtomicU64::new(0),
+        sessions_by_user: Mutex::default(),
     });
     let mut next_id = 0u64;
     loop {
@@ -66,10 +71,26 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce()) -> Result<(), DaemonE
             }
         };
         next_id += 1;
-        let (hub, shared, id) = (hub.clone(), shared.clone(), next_id);
+        let conn: OwnedFd = conn.into();
+        let Some(seat) = UserSeat::take(&shared, peer_uid(&conn)) else {
+            reply(
+                &conn,
+                &Message::Error {
+                    error: format!(
+                        "too many sessions for this user (at most {MAX_SESSIONS_PER_USER})"
+                    ),
+                },
+            );
+            eprintln!("nettrace-loader serve: client {next_id} refused: too many sessions");
+            continue;
+        };
+        let (hub, shared_for_client, id) = (hub.clone(), shared.clone(), next_id);
         let spawned = std::thread::Builder::new()
             .name(format!("nettrace-client-{id}"))
-            .spawn(move || serve_client(&hub, conn.into(), id, &shared));
+            .spawn(move || {
+                let _seat = seat;
+                serve_client(&hub, conn, id, &shared_for_client);
+            });
         if let Err(error) = spawned {
             eprintln!("nettrace-loader serve: no thread for a client: {error}");
         }
@@ -124,6 +145,48 @@ impl KernelSink for ClientSink {
 struct Shared {
     owners: Mutex<HashMap<SocketCookie, u64>>,
     clients: AtomicU64,
+    /// Open sessions per user id (root's are not counted).
+    sessions_by_user: Mutex<HashMap<u32, usize>>,
+}
+
+/// One of a user's [`MAX_SESSIONS_PER_USER`] sessions, given back when dropped.
+struct UserSeat {
+    shared: Arc<Shared>,
+    uid: Option<u32>,
+}
+
+impl UserSeat {
+    /// A seat for a session of `uid`, unless that user holds all theirs already. Root, and a
+    /// peer whose uid cannot be read (it is then refused its requests anyway), are not limited.
+    fn take(shared: &Arc<Shared>, uid: Option<u32>) -> Option<Self> {
+        let counted = uid.filter(|uid| *uid != 0);
+        if let Some(uid) = counted {
+            let mut sessions = lock(&shared.sessions_by_user);
+            let held = sessions.entry(uid).or_default();
+            if *held >= MAX_SESSIONS_PER_USER {
+                return None;
+            }
+            *held += 1;
+        }
+        Some(Self {
+            shared: shared.clone(),
+            uid: counted,
+        })
+    }
+}
+
+impl Drop for UserSeat {
+    fn drop(&mut self) {
+        if let Some(uid) = self.uid {
+            let mut sessions = lock(&self.shared.sessions_by_user);
+            if let Some(held) = sessions.get_mut(&uid) {
+                *held = held.saturating_sub(1);
+                if *held == 0 {
+                    sessions.remove(&uid);
+                }
+            }
+        }
+    }
 }
 
 /// One client's session state, as its requests see it.
