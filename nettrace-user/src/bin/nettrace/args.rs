@@ -125,7 +125,8 @@ pub(crate) struct GetArgs {
     #[arg(long, value_name = "PATH")]
     pub(crate) daemon_socket: Option<std::path::PathBuf>,
     /// Capture the traced connections' packets on this interface (repeatable). Needs the
-    /// privilege to load eBPF programs (root, or CAP_BPF + CAP_NET_ADMIN).
+    /// privilege to load eBPF programs (root, or CAP_BPF + CAP_NET_ADMIN), or a running
+    /// `nettrace-loader serve` (then without --icmp and --arp).
     #[arg(long = "pcap", value_name = "IFACE")]
     pub(crate) pcap: Vec<String>,
     /// Folder for the captures: DIR/<iface>.pcap and DIR/<iface>.pcapng (and, with
