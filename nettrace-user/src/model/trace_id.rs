@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smol_str::SmolStr;
 
 use super::serde_util::nullable_str;
 
@@ -29,15 +30,16 @@ use super::serde_util::nullable_str;
 ///
 /// A plain string in JSON. The empty ID (the [`Default`]) means "undefined" (Go's
 /// `TraceID.Undefined()`), e.g. a dial without an established connection. JSON `null` reads as
-/// the empty ID, as in Go. Cloning is cheap (a shared string): records refer to each other by
-/// ID all the time.
+/// the empty ID, as in Go. Cloning is cheap: records refer to each other by ID all the time,
+/// so IDs of up to 23 bytes (every `tid-<n>`) are stored inline, without an allocation or a
+/// shared count, and longer ones in a shared string.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TraceId(Arc<str>);
+pub struct TraceId(SmolStr);
 
 impl TraceId {
     /// Wraps an existing identifier (no validation: Go accepts any string).
     pub fn new(id: impl Into<String>) -> Self {
-        Self(Arc::from(id.into()))
+        Self(SmolStr::from(id.into()))
     }
 
     /// A fresh identifier from the current generator; same as [`next_trace_id`].
@@ -69,13 +71,13 @@ impl fmt::Display for TraceId {
 
 impl From<String> for TraceId {
     fn from(id: String) -> Self {
-        Self(Arc::from(id))
+        Self(SmolStr::from(id))
     }
 }
 
 impl From<&str> for TraceId {
     fn from(id: &str) -> Self {
-        Self(Arc::from(id))
+        Self(SmolStr::new(id))
     }
 }
 
@@ -99,13 +101,13 @@ impl Borrow<str> for TraceId {
 
 impl PartialEq<str> for TraceId {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        self.0.as_str() == other
     }
 }
 
 impl PartialEq<&str> for TraceId {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        self.0.as_str() == *other
     }
 }
 
