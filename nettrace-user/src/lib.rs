@@ -26,6 +26,7 @@ pub mod program;
 mod recorder;
 mod sock;
 mod socket_cookie;
+mod sync;
 pub mod tls;
 mod tracer;
 pub mod waterfall;

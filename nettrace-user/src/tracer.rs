@@ -1,12 +1,13 @@
 //! [`Tracer`]: the handle through which hooks report events. Every clone of a traced client
 //! shares one; it owns the [`Recorder`] behind a mutex that only events take (rare: one per
 //! dial, connection, message or request) and never per socket operation.
+use crate::sync::lock;
 use std::{
     collections::{HashMap, HashSet},
     net::SocketAddr,
     os::fd::BorrowedFd,
     sync::{
-        Arc, Mutex, MutexGuard, OnceLock, PoisonError,
+        Arc, Mutex, MutexGuard, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     time::Instant,
@@ -564,10 +565,4 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(": ")
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every update under these locks is a single in-memory step; a panic in one cannot leave
-    // the state half-written in a way later events would trip over.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

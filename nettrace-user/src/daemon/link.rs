@@ -8,12 +8,13 @@
 //! let cookie = link.register(&socket)?; // before connect()
 //! let report = link.sync()?;            // every event before this is in the sink now
 //! ```
+use crate::sync::lock;
 use std::{
     collections::VecDeque,
     os::fd::{AsFd, AsRawFd},
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError, Weak,
+        Arc, Mutex, Weak,
         atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc,
     },
@@ -294,11 +295,6 @@ fn answer(shared: &Shared, reply: Result<Message, String>) {
     } else {
         tracing::warn!(?reply, "a reply from the daemon to no request");
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Each critical section is one queue operation: a poisoned lock is still consistent.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The daemon side: accepts clients, registers the sockets whose descriptors they pass, and
 //! forwards each client's kernel events and captured packets to it alone (the capture
 //! requests are handled in [`capture`]).
+use crate::sync::lock;
 use std::{
     collections::HashMap,
     io,
@@ -10,7 +11,7 @@ use std::{
     },
     path::PathBuf,
     sync::{
-        Arc, Mutex, PoisonError, Weak,
+        Arc, Mutex, Weak,
         atomic::{AtomicU64, Ordering},
     },
 };
@@ -431,9 +432,4 @@ fn peer_uid(conn: &OwnedFd) -> Option<u32> {
         )
     };
     (rc == 0).then_some(cred.uid)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Each critical section is one map operation: a poisoned lock is still consistent.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

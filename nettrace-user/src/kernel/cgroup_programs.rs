@@ -5,6 +5,7 @@
 //!
 //! Attaching makes cgroup links owned by the tracer: they go away with it, or with the
 //! process (nothing is pinned).
+use crate::sync::lock;
 use std::{fs::File, path::Path};
 
 use aya::{
@@ -19,7 +20,7 @@ use nettrace_common::{TracedSocket, map_name, program_name};
 
 use super::{
     ClientId, KernelError, KernelTracer,
-    tracer::{lock, map_error, program, program_error},
+    tracer::{map_error, program, program_error},
 };
 
 const SOCK: [&str; 2] = [program_name::SOCK_CREATE, program_name::SOCK_RELEASE];

@@ -5,10 +5,11 @@
 //! events with it, and the hub hands each event to that client only. A background task drains
 //! the ring buffer as events arrive; [`KernelHub::drain`] does the same on demand, so a trace
 //! taken right after a request holds every kernel event that happened before it.
+use crate::sync::lock;
 use std::{
     collections::HashMap,
     net::SocketAddr,
-    sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
+    sync::{Arc, Mutex, Weak},
 };
 
 use nettrace_common::{
@@ -628,10 +629,4 @@ impl KernelHub {
 fn current_netns() -> std::io::Result<u64> {
     use std::os::unix::fs::MetadataExt;
     Ok(std::fs::metadata("/proc/thread-self/ns/net")?.ino())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section here is a few map operations that cannot leave the data
-    // half-updated, so a poisoned lock is still consistent.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

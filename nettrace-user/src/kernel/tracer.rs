@@ -1,5 +1,6 @@
 //! [`KernelTracer`]: loads the embedded object, attaches its programs and owns the maps through
 //! which userspace says which sockets to trace.
+use crate::sync::lock;
 use std::{error::Error as _, fs::File, io, sync::Mutex};
 
 use aya::{
@@ -411,14 +412,6 @@ fn detach_all(ebpf: &mut Ebpf, links: CaptureLinks) {
 fn has_tcx() -> bool {
     use aya::util::KernelVersion;
     KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0))
-}
-
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Every critical section is one or a few syscalls that cannot leave the handles
-    // inconsistent, so a poisoned lock is still usable.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn attach_btf_tracepoint(
