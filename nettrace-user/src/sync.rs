@@ -7,6 +7,6 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// Only for data whose every critical section leaves it consistent (single map, queue or
 /// syscall steps, never a half-done multi-step update), which is how every mutex of this
 /// crate is used: a panic elsewhere must not take tracing down with it.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -8,11 +8,12 @@
 //! active in the namespace, or the entry already expired), no counters
 //! (`net.netfilter.nf_conntrack_acct=0`), lost destroy events. Nothing here changes a
 //! system setting.
+use crate::sync::lock;
 use std::{
     collections::HashMap,
     net::SocketAddr,
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError, Weak,
+        Arc, Mutex, Weak,
         atomic::{AtomicBool, Ordering},
     },
     time::Instant,
@@ -367,11 +368,6 @@ fn note_accounting() {
         Ok(_) => {}
         Err(error) => tracing::debug!(%error, "conntrack: accounting setting unreadable"),
     }
-}
-
-fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every update under these locks is one in-memory step.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
