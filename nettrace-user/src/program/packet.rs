@@ -1,8 +1,10 @@
 //! The little a program trace reads from the packets the cgroup programs copy: the IP and
-//! transport headers (to find a DNS payload and the local address of a UDP socket) and the
-//! server name of a TLS ClientHello. Every read is bounds-checked: a short or hostile packet
-//! yields `None`, never a panic.
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+//! transport headers, through etherparse (to find a DNS payload and the local address of a
+//! UDP socket), and the server name of a TLS ClientHello. Every read is bounds-checked: a
+//! short or hostile packet yields `None`, never a panic.
+use std::net::{IpAddr, SocketAddr};
+
+use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
 
 /// Transport protocol of a parsed packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,54 +23,35 @@ pub(crate) struct IpPacket<'a> {
     pub(crate) payload: &'a [u8],
 }
 
-/// Parses an IPv4 or IPv6 (no extension headers) TCP or UDP packet.
+/// Parses an IPv4 or IPv6 TCP or UDP packet (with etherparse, as the capture's
+/// [`crate::capture::CapturedPacket::layers`] does). A packet cut before the end of its
+/// transport header yields `None`; the payload is what was copied of it.
 pub(crate) fn parse_ip(data: &[u8]) -> Option<IpPacket<'_>> {
-    let first = *data.first()?;
-    let (proto, src, dst, l4) = match first >> 4 {
-        4 => {
-            let header_len = usize::from(first & 0x0f) * 4;
-            if header_len < 20 {
-                return None;
-            }
-            let src: [u8; 4] = data.get(12..16)?.try_into().ok()?;
-            let dst: [u8; 4] = data.get(16..20)?.try_into().ok()?;
-            (
-                *data.get(9)?,
-                IpAddr::V4(Ipv4Addr::from(src)),
-                IpAddr::V4(Ipv4Addr::from(dst)),
-                header_len,
-            )
-        }
-        6 => {
-            let src: [u8; 16] = data.get(8..24)?.try_into().ok()?;
-            let dst: [u8; 16] = data.get(24..40)?.try_into().ok()?;
-            (
-                *data.get(6)?,
-                IpAddr::V6(Ipv6Addr::from(src)),
-                IpAddr::V6(Ipv6Addr::from(dst)),
-                40,
-            )
-        }
+    let packet = LaxSlicedPacket::from_ip(data).ok()?;
+    let (src, dst): (IpAddr, IpAddr) = match packet.net? {
+        LaxNetSlice::Ipv4(ip) => (
+            ip.header().source_addr().into(),
+            ip.header().destination_addr().into(),
+        ),
+        LaxNetSlice::Ipv6(ip) => (
+            ip.header().source_addr().into(),
+            ip.header().destination_addr().into(),
+        ),
         _ => return None,
     };
-    let transport = data.get(l4..)?;
-    let port = |at: usize| -> Option<u16> {
-        Some(u16::from_be_bytes(
-            transport.get(at..at + 2)?.try_into().ok()?,
-        ))
-    };
-    let (src_port, dst_port) = (port(0)?, port(2)?);
-    let (proto, payload) = match proto {
-        6 => {
-            let offset = usize::from(*transport.get(12)? >> 4) * 4;
-            (Proto::Tcp, transport.get(offset..)?)
-        }
-        17 => {
-            // The UDP length bounds the payload (the copy may hold less).
-            let length = usize::from(port(4)?);
-            let end = length.clamp(8, transport.len().max(8));
-            (Proto::Udp, transport.get(8..end.min(transport.len()))?)
-        }
+    let (proto, src_port, dst_port, payload) = match packet.transport? {
+        TransportSlice::Tcp(tcp) => (
+            Proto::Tcp,
+            tcp.source_port(),
+            tcp.destination_port(),
+            tcp.payload(),
+        ),
+        TransportSlice::Udp(udp) => (
+            Proto::Udp,
+            udp.source_port(),
+            udp.destination_port(),
+            udp.payload(),
+        ),
         _ => return None,
     };
     Some(IpPacket {
