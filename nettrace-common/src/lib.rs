@@ -149,6 +149,18 @@ pub mod direction {
     pub const RECEIVED: u32 = 1;
 }
 
+/// IP protocol numbers (IANA), as packet headers and socket records carry them.
+pub mod ip_protocol {
+    /// ICMP.
+    pub const ICMP: u8 = 1;
+    /// TCP.
+    pub const TCP: u8 = 6;
+    /// UDP.
+    pub const UDP: u8 = 17;
+    /// ICMPv6.
+    pub const ICMPV6: u8 = 58;
+}
+
 /// Address family values used in events (the kernel's `AF_INET` / `AF_INET6`).
 pub mod family {
     /// IPv4.

@@ -13,7 +13,7 @@ use aya_ebpf::{
 };
 use nettrace_common::{
     ANY_CLIENT, EventHeader, FlowKey, PacketEvent, capture_flags, direction, event_kind, family,
-    limits,
+    ip_protocol, limits,
 };
 
 use crate::{
@@ -27,10 +27,6 @@ const ETHERNET_HEADER_LEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_ARP: u16 = 0x0806;
-const IPPROTO_ICMP: u8 = 1;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
-const IPPROTO_ICMPV6: u8 = 58;
 
 #[classifier]
 pub fn nettrace_tc_ethernet_ingress(ctx: TcContext) -> i32 {
@@ -94,11 +90,11 @@ fn ipv4(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
         return Ok(());
     }
     let protocol: u8 = read(ctx, l3 + 9)?;
-    if protocol == IPPROTO_ICMP {
+    if protocol == ip_protocol::ICMP {
         unbound(ctx, Unbound::Icmp, way);
         return Ok(());
     }
-    if protocol != IPPROTO_TCP && protocol != IPPROTO_UDP {
+    if protocol != ip_protocol::TCP && protocol != ip_protocol::UDP {
         return Ok(());
     }
     // Only a first fragment (offset 0) carries the ports.
@@ -122,11 +118,11 @@ fn ipv4(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
 #[inline(always)]
 fn ipv6(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
     let next_header: u8 = read(ctx, l3 + 6)?;
-    if next_header == IPPROTO_ICMPV6 {
+    if next_header == ip_protocol::ICMPV6 {
         unbound(ctx, Unbound::Icmp, way);
         return Ok(());
     }
-    if next_header != IPPROTO_TCP && next_header != IPPROTO_UDP {
+    if next_header != ip_protocol::TCP && next_header != ip_protocol::UDP {
         return Ok(());
     }
     let src: [u32; 4] = read(ctx, l3 + 8)?;
@@ -163,7 +159,7 @@ fn flow(
         return Ok(());
     };
     let mut wanted = client.snaplen;
-    if protocol == IPPROTO_TCP && client.flags & capture_flags::TCP_PAYLOAD == 0 {
+    if protocol == ip_protocol::TCP && client.flags & capture_flags::TCP_PAYLOAD == 0 {
         let data_offset: u8 = read(ctx, l4 + 12)?;
         let headers = (l4 + ((data_offset >> 4) as usize) * 4) as u32;
         if headers < wanted {

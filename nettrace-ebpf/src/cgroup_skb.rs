@@ -12,15 +12,14 @@ use core::ffi::c_void;
 
 use aya_ebpf::{helpers::bpf_get_socket_cookie, macros::cgroup_skb, programs::SkBuffContext};
 use nettrace_common::{
-    CGROUP_PACKET_IFINDEX, FlowKey, TracedFlow, TracedSocket, direction, family, socket_flags,
+    CGROUP_PACKET_IFINDEX, FlowKey, TracedFlow, TracedSocket, direction, family, ip_protocol,
+    socket_flags,
 };
 
 use crate::{capture::copy_packet, emit::traced_socket, maps::TRACED_FLOWS};
 
 /// The verdict that lets the packet through.
 const PASS: i32 = 1;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
 const DNS_PORT: u16 = 53;
 /// TLS record content type "handshake".
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -99,12 +98,12 @@ fn packet(ctx: &SkBuffContext, cookie: u64, socket: &TracedSocket, way: u32) -> 
     };
     let src_port = u16::from_be(ctx.load(h.l4)?);
     let dst_port = u16::from_be(ctx.load(h.l4 + 2)?);
-    let copy = if h.protocol == IPPROTO_UDP {
+    let copy = if h.protocol == ip_protocol::UDP {
         if way == direction::SENT && socket.flags & socket_flags::CAPTURE != 0 {
             register_udp_flow(cookie, socket.client_id, &h, src_port, dst_port);
         }
         src_port == DNS_PORT || dst_port == DNS_PORT
-    } else if h.protocol == IPPROTO_TCP && way == direction::SENT {
+    } else if h.protocol == ip_protocol::TCP && way == direction::SENT {
         let data_offset: u8 = ctx.load(h.l4 + 12)?;
         let payload = h.l4 + ((data_offset >> 4) as usize) * 4;
         (payload as u32) < ctx.len() && ctx.load::<u8>(payload)? == TLS_HANDSHAKE
@@ -132,7 +131,7 @@ fn register_udp_flow(cookie: u64, client_id: u32, h: &Headers, src_port: u16, ds
         dst_addr: h.dst,
         src_port,
         dst_port,
-        protocol: IPPROTO_UDP,
+        protocol: ip_protocol::UDP,
         family: h.family as u8,
         _pad: 0,
     };

@@ -9,7 +9,9 @@ use aya_ebpf::{
     macros::cgroup_sock,
     programs::SockContext,
 };
-use nettrace_common::{SockCreateEvent, SockReleaseEvent, TracedSocket, event_kind, family};
+use nettrace_common::{
+    SockCreateEvent, SockReleaseEvent, TracedSocket, event_kind, family, ip_protocol,
+};
 
 use crate::{
     emit::{emit, header, traced_socket},
@@ -18,8 +20,6 @@ use crate::{
 
 const SOCK_STREAM: u32 = 1;
 const SOCK_DGRAM: u32 = 2;
-const IPPROTO_TCP: u32 = 6;
-const IPPROTO_UDP: u32 = 17;
 
 /// One volatile load of a `bpf_sock` field (the verifier rewrites each context access).
 macro_rules! field {
@@ -40,8 +40,8 @@ pub fn nettrace_sock_create(ctx: SockContext) -> i32 {
     let sock_type = field!(sock, type_);
     let protocol = field!(sock, protocol);
     let inet = sock_family == family::INET || sock_family == family::INET6;
-    let tcp_or_udp = (sock_type == SOCK_STREAM && protocol == IPPROTO_TCP)
-        || (sock_type == SOCK_DGRAM && protocol == IPPROTO_UDP);
+    let tcp_or_udp = (sock_type == SOCK_STREAM && protocol == u32::from(ip_protocol::TCP))
+        || (sock_type == SOCK_DGRAM && protocol == u32::from(ip_protocol::UDP));
     if !inet || !tcp_or_udp {
         return ALLOW;
     }

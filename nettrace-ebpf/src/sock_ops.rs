@@ -18,15 +18,13 @@ use aya_ebpf::{
     programs::SockOpsContext,
 };
 use nettrace_common::{
-    FlowKey, SockOpsEvent, TracedFlow, direction, event_kind, family, socket_flags,
+    FlowKey, SockOpsEvent, TracedFlow, direction, event_kind, family, ip_protocol, socket_flags,
 };
 
 use crate::{
     emit::{emit, header, traced_socket_mut},
     maps::TRACED_FLOWS,
 };
-
-const IPPROTO_TCP: u8 = 6;
 
 /// Callbacks asked for on every traced socket at connect time.
 const CALLBACK_FLAGS: u32 = BPF_SOCK_OPS_RETRANS_CB_FLAG
@@ -142,7 +140,7 @@ fn register_flow(
             dst_addr: dst.0,
             src_port: src.1,
             dst_port: dst.1,
-            protocol: IPPROTO_TCP,
+            protocol: ip_protocol::TCP,
             family: sock_family as u8,
             _pad: 0,
         };

@@ -1,7 +1,7 @@
 //! Flow keys: how the capture programs recognise the packets of a traced socket.
 use std::net::{IpAddr, SocketAddr};
 
-use nettrace_common::{FlowKey, direction, family};
+use nettrace_common::{FlowKey, direction, family, ip_protocol};
 
 /// Transport protocols whose flows are captured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -15,8 +15,8 @@ pub enum FlowProtocol {
 impl FlowProtocol {
     fn number(self) -> u8 {
         match self {
-            Self::Tcp => 6,
-            Self::Udp => 17,
+            Self::Tcp => ip_protocol::TCP,
+            Self::Udp => ip_protocol::UDP,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! each `connect()` it makes (with the calling process).
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use nettrace_common::{ConnectEvent, SockCreateEvent, SockReleaseEvent, family};
+use nettrace_common::{ConnectEvent, SockCreateEvent, SockReleaseEvent, family, ip_protocol};
 
 use super::{ClientId, KernelError};
 use crate::{KernelTime, SocketCookie};
@@ -81,9 +81,9 @@ pub struct ConnectCall {
 }
 
 fn protocol(number: u32) -> Option<SocketProtocol> {
-    match number {
-        6 => Some(SocketProtocol::Tcp),
-        17 => Some(SocketProtocol::Udp),
+    match u8::try_from(number) {
+        Ok(ip_protocol::TCP) => Some(SocketProtocol::Tcp),
+        Ok(ip_protocol::UDP) => Some(SocketProtocol::Udp),
         _ => None,
     }
 }
