@@ -13,12 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use nettrace::{
-    daemon::{DaemonClient, MAX_SESSIONS_PER_USER},
-    model::HttpTrace,
-};
+use nettrace::daemon::{DaemonClient, MAX_SESSIONS_PER_USER};
 use nettrace_tests::{
-    daemon::Daemon,
+    daemon::{Daemon, trace_through_daemon},
     require_root,
     scenario::{self, CommandOutput, TempDir},
 };
@@ -163,13 +160,7 @@ async fn run(command: Command) -> CommandOutput {
 /// The trace of a successful `nettrace get`, checked to hold kernel facts from the daemon;
 /// returns the bytes its connection received, as the kernel counted its receive calls.
 fn kernel_received(out: &CommandOutput) -> u64 {
-    assert_eq!(out.code, Some(0), "{out:?}");
-    let trace: HttpTrace = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("not a JSON trace ({e}): {out:?}"));
-    let status = trace.net_trace.kernel_data.clone().expect("kernelData");
-    assert!(status.available && status.complete, "{status:?}");
-    assert!(status.reason.contains("daemon"), "{status:?}");
-    assert_eq!(trace.net_trace.tcp_conns.len(), 1, "{out:?}");
+    let trace = trace_through_daemon(out);
     let kernel = trace.net_trace.tcp_conns[0]
         .kernel
         .as_ref()

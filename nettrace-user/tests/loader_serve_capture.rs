@@ -17,10 +17,9 @@ use nettrace::{
     capture::PacketCaptureOptions,
     daemon::{DaemonClient, DaemonError, protocol::Message},
     kernel::KernelEvent,
-    model::HttpTrace,
 };
 use nettrace_tests::{
-    daemon::Daemon,
+    daemon::{Daemon, trace_through_daemon},
     require_root,
     scenario::{self, CommandOutput, EXAMPLE_HOST, TempDir},
     tshark::{have_tshark, tshark_fields},
@@ -49,13 +48,7 @@ fn shared_dir(dir: &TempDir, name: &str) -> std::path::PathBuf {
 /// The local and server ports of the only TCP connection of a successful `nettrace get`,
 /// whose kernel data came complete from the daemon.
 fn ports(out: &CommandOutput) -> (u16, u16) {
-    assert_eq!(out.code, Some(0), "{out:?}");
-    let trace: HttpTrace = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("not a JSON trace ({e}): {out:?}"));
-    let status = trace.net_trace.kernel_data.clone().expect("kernelData");
-    assert!(status.available && status.complete, "{status:?}");
-    assert!(status.reason.contains("daemon"), "{status:?}");
-    assert_eq!(trace.net_trace.tcp_conns.len(), 1, "{out:?}");
+    let trace = trace_through_daemon(out);
     let tuple = &trace.net_trace.tcp_conns[0].addr_tuple;
     (tuple.src_port, tuple.dst_port)
 }

@@ -58,3 +58,16 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// The trace a successful `nettrace get` printed, checked to hold one TCP connection and
+/// complete kernel data that came through the daemon.
+pub fn trace_through_daemon(out: &crate::scenario::CommandOutput) -> nettrace::model::HttpTrace {
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let trace: nettrace::model::HttpTrace = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("not a JSON trace ({e}): {out:?}"));
+    let status = trace.net_trace.kernel_data.clone().expect("kernelData");
+    assert!(status.available && status.complete, "{status:?}");
+    assert!(status.reason.contains("daemon"), "{status:?}");
+    assert_eq!(trace.net_trace.tcp_conns.len(), 1, "{out:?}");
+    trace
+}
