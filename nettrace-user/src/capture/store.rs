@@ -81,13 +81,12 @@ impl CaptureStore {
             return;
         }
         // ICMP and ARP may come with another client's larger snap length.
-        let mut data = packet.data;
-        data.truncate(self.options.snaplen as usize);
-        if interface.bytes + data.len() > self.options.total_size_limit {
+        let kept = packet.data.len().min(self.options.snaplen as usize);
+        if interface.bytes + kept > self.options.total_size_limit {
             interface.truncated = true;
             return;
         }
-        interface.bytes += data.len();
+        interface.bytes += kept;
         let direction = match packet.direction {
             Direction::Sent => PacketDirection::Egress,
             Direction::Received => PacketDirection::Ingress,
@@ -97,7 +96,9 @@ impl CaptureStore {
             cookie: (packet.cookie.0 != 0).then_some(packet.cookie),
             direction,
             original_len: packet.packet_len,
-            data,
+            // A copy of just the kept bytes: the packet is a view of a whole drained batch
+            // (other packets and clients included), which must not stay alive with it.
+            data: Bytes::copy_from_slice(&packet.data[..kept]),
         });
     }
 

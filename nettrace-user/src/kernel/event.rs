@@ -1,6 +1,8 @@
 //! Kernel events decoded from ring-buffer records into typed values.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use bytes::Bytes;
+
 use nettrace_common::{
     ConnectEvent, EventHeader, PacketEvent, SockCreateEvent, SockMsgEvent, SockOpsEvent,
     SockReleaseEvent, TcpResetEvent, TcpStateEvent, direction, event_kind, family,
@@ -143,6 +145,21 @@ impl KernelEvent {
 
     /// Decodes one ring-buffer record.
     pub(crate) fn decode(record: &[u8]) -> Result<Self, KernelError> {
+        Self::decode_with(record, |data| Bytes::copy_from_slice(&record[data]))
+    }
+
+    /// [`Self::decode`] of a record in a shared buffer: a packet's bytes are a view of the
+    /// buffer, not a second copy.
+    pub(crate) fn decode_shared(record: &Bytes) -> Result<Self, KernelError> {
+        Self::decode_with(record, |data| record.slice(data))
+    }
+
+    /// Decodes `record`; `packet_data` gives the bytes of a packet at a range already checked
+    /// to lie inside the record.
+    fn decode_with(
+        record: &[u8],
+        packet_data: impl FnOnce(std::ops::Range<usize>) -> Bytes,
+    ) -> Result<Self, KernelError> {
         let header: EventHeader = read_record(record)?;
         match header.kind {
             event_kind::TCP_STATE => {
@@ -182,15 +199,14 @@ impl KernelEvent {
             event_kind::PACKET => {
                 let e: PacketEvent = read_record(record)?;
                 let start = std::mem::size_of::<PacketEvent>();
-                let data = record
-                    .get(start..start + e.captured_len as usize)
-                    .ok_or_else(|| {
-                        KernelError::MalformedEvent(format!(
-                            "packet record of {} bytes cannot hold {} captured bytes",
-                            record.len(),
-                            e.captured_len
-                        ))
-                    })?;
+                let data = start..start + e.captured_len as usize;
+                if data.end > record.len() {
+                    return Err(KernelError::MalformedEvent(format!(
+                        "packet record of {} bytes cannot hold {} captured bytes",
+                        record.len(),
+                        e.captured_len
+                    )));
+                }
                 Ok(Self::Packet(PacketRecord {
                     cookie: SocketCookie(header.cookie),
                     client: ClientId(header.client_id),
@@ -198,7 +214,7 @@ impl KernelEvent {
                     ifindex: e.ifindex,
                     direction: Direction::from_raw(e.direction),
                     packet_len: e.packet_len,
-                    data: bytes::Bytes::copy_from_slice(data),
+                    data: packet_data(data),
                 }))
             }
             event_kind::SOCK_CREATE => Ok(Self::SocketCreated(SocketCreated::from_raw(

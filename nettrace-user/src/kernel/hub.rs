@@ -153,21 +153,25 @@ impl KernelHub {
         let mut records = RecordBatch::default();
         lock(&self.events).drain_records(&mut records);
         lock(&self.packets).drain_records(&mut records);
-        let mut batch: Vec<_> = records
-            .iter()
-            .filter_map(|(span, record)| match KernelEvent::decode(record) {
-                Ok(event) => Some((event, span)),
-                Err(error) => {
-                    tracing::warn!(%error, "skipping a kernel event");
-                    None
+        let (bytes, spans) = records.into_shared();
+        let mut batch: Vec<_> = spans
+            .into_iter()
+            .filter_map(|span| {
+                let record = bytes.slice(span);
+                match KernelEvent::decode_shared(&record) {
+                    Ok(event) => Some((event, record)),
+                    Err(error) => {
+                        tracing::warn!(%error, "skipping a kernel event");
+                        None
+                    }
                 }
             })
             .collect();
         // The two rings interleaved in time, so that a packet is handled after the events
         // that came before it (a connect before its first datagram).
         batch.sort_by_key(|(event, _)| event.time());
-        for (event, span) in batch {
-            self.dispatch(event, records.get(span));
+        for (event, record) in batch {
+            self.dispatch(event, &record);
         }
     }
 

@@ -3,14 +3,12 @@
 //! loader daemon forwards those bytes to its clients, which decode them with the same
 //! [`super::KernelEvent::decode`]).
 //!
-//! ```ignore
-//! let mut batch = RecordBatch::default();
-//! batch.push(&[1, 2, 3]);
-//! assert_eq!(batch.iter().next().map(|(_, r)| r), Some(&[1, 2, 3][..]));
-//! ```
 use std::ops::Range;
 
-/// Records back to back in one buffer (one allocation per drain, not per event).
+use bytes::Bytes;
+
+/// Records back to back in one buffer (one allocation per drain, not per event), then
+/// shared: decoded packets are views of it.
 #[derive(Debug, Default)]
 pub(crate) struct RecordBatch {
     bytes: Vec<u8>,
@@ -25,16 +23,9 @@ impl RecordBatch {
         self.spans.push(start..self.bytes.len());
     }
 
-    /// The records in the order they were pushed, each with its span in the buffer.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (Range<usize>, &[u8])> {
-        self.spans
-            .iter()
-            .map(|span| (span.clone(), self.get(span.clone())))
-    }
-
-    /// The bytes of a span returned by [`Self::iter`] (empty for a span of another batch).
-    pub(crate) fn get(&self, span: Range<usize>) -> &[u8] {
-        self.bytes.get(span).unwrap_or_default()
+    /// The buffer, shared, and each record's span in it, in the order they were pushed.
+    pub(crate) fn into_shared(self) -> (Bytes, Vec<Range<usize>>) {
+        (Bytes::from(self.bytes), self.spans)
     }
 }
 
@@ -48,8 +39,8 @@ mod tests {
         batch.push(b"ab");
         batch.push(b"");
         batch.push(b"cde");
-        let records: Vec<&[u8]> = batch.iter().map(|(_, r)| r).collect();
+        let (bytes, spans) = batch.into_shared();
+        let records: Vec<&[u8]> = spans.into_iter().map(|span| &bytes[span]).collect();
         assert_eq!(records, [&b"ab"[..], b"", b"cde"]);
-        assert!(batch.get(10..20).is_empty());
     }
 }
