@@ -420,6 +420,10 @@ impl KernelClient {
             return Ok(());
         };
         let directions = flow_directions(protocol, local, remote);
+        // Registered before (a NAT alias comes again with every conntrack sample).
+        if directions.iter().all(|(key, _)| keys.contains(key)) {
+            return Ok(());
+        }
         // Never take over the packets of another live client's socket.
         let taken = directions.iter().any(|(key, _)| {
             matches!(self.hub.tracer.flow(key), Ok(Some(flow))
