@@ -185,12 +185,6 @@ impl BodyCounters {
         self.response.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Starts again from zero (the counters are reused for another request).
-    pub(crate) fn reset(&self) {
-        self.request.store(0, Ordering::Relaxed);
-        self.response.store(0, Ordering::Relaxed);
-    }
-
     /// Request body bytes so far.
     pub(crate) fn request(&self) -> u64 {
         self.request.load(Ordering::Relaxed)

@@ -19,7 +19,7 @@ use crate::{
     client::HttpReqTraceOptions,
     conntrack::{ConntrackError, ConntrackSink, CtSample, ReplyTuple, Tracker},
     daemon::{DaemonError, link::DaemonLink},
-    event::{BodyCounters, Event, Transport},
+    event::{Event, Transport},
     headers::HeaderCapture,
     kernel::{
         FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub, KernelSink, KernelTcpState,
@@ -270,21 +270,6 @@ impl Tracer {
     /// What is recorded.
     pub(crate) fn settings(&self) -> &TraceSettings {
         &self.inner.settings
-    }
-
-    /// Reports the event `make` builds around a request's body counters, and returns them:
-    /// counters of requests dropped from an earlier trace are reused (one allocation less
-    /// per request). For events the conntrack side does not follow.
-    pub(crate) fn emit_with_counters(
-        &self,
-        make: impl FnOnce(Arc<BodyCounters>) -> Event,
-    ) -> Arc<BodyCounters> {
-        let mut recorder = self.recorder();
-        let counters = recorder.body_counters();
-        let event = make(counters.clone());
-        tracing::trace!(?event, "nettrace event");
-        recorder.handle(event);
-        counters
     }
 
     /// Reports the event `make` builds around `headers`, captured into the recorder's shared

@@ -24,14 +24,28 @@ use crate::{event::BodyCounters, event::Event, model::TraceId, tracer::Tracer};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body of a request: empty, bytes in memory (replayable for redirects), or a stream.
-pub struct RequestBody {
-    kind: RequestKind,
-    counters: Option<Arc<BodyCounters>>,
-    /// Boxed: rare, and the body is moved with every request.
-    wait: Option<Box<BodyWait>>,
+pub struct RequestBody(Kind);
+
+/// What a [`RequestBody`] holds. At most 32 bytes, so that a request without a body is no
+/// larger than hyper's own: the pool moves the request (and its body) about a dozen times on
+/// its way to a connection, and `memcpy` takes a slower path above 256 bytes.
+enum Kind {
+    /// Bytes in memory; empty when there is no body (nothing to count or to wait for).
+    Full(Bytes),
+    /// A stream, or a body with bytes handed to a request. Boxed: only requests with a body
+    /// pay for the counting and the wait.
+    Boxed(Box<Sending>),
 }
 
-enum RequestKind {
+/// A body with bytes: its source, what counts them, and what holds the first frame back.
+struct Sending {
+    source: Source,
+    counters: Option<Arc<BodyCounters>>,
+    wait: Option<BodyWait>,
+}
+
+enum Source {
+    /// Bytes in memory, taken at the first poll.
     Full(Option<Bytes>),
     Stream(UnsyncBoxBody<Bytes, BoxError>),
 }
@@ -39,7 +53,7 @@ enum RequestKind {
 impl RequestBody {
     /// No body.
     pub fn empty() -> Self {
-        Self::from(Bytes::new())
+        Self(Kind::Full(Bytes::new()))
     }
 
     /// A body streamed from any `http_body::Body` (not replayed on 307/308 redirects).
@@ -48,34 +62,60 @@ impl RequestBody {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        Self {
-            kind: RequestKind::Stream(body.map_err(Into::into).boxed_unsync()),
+        Self(Kind::Boxed(Box::new(Sending {
+            source: Source::Stream(body.map_err(Into::into).boxed_unsync()),
             counters: None,
             wait: None,
-        }
+        })))
     }
 
     /// A copy for another redirect hop, if the body is in memory.
     pub(crate) fn try_clone(&self) -> Option<Self> {
-        match &self.kind {
-            RequestKind::Full(bytes) => Some(Self {
-                kind: RequestKind::Full(bytes.clone()),
-                counters: None,
-                wait: None,
-            }),
-            RequestKind::Stream(_) => None,
+        match &self.0 {
+            Kind::Full(bytes) => Some(Self(Kind::Full(bytes.clone()))),
+            Kind::Boxed(sending) => match &sending.source {
+                Source::Full(bytes) => Some(Self::from(bytes.clone().unwrap_or_default())),
+                Source::Stream(_) => None,
+            },
         }
     }
 
-    /// Counts the bytes hyper takes into `counters`.
-    pub(crate) fn counted(mut self, counters: Arc<BodyCounters>) -> Self {
-        self.counters = Some(counters);
+    /// The boxed form, made on first need; `None` for an empty body.
+    fn sending(&mut self) -> Option<&mut Sending> {
+        if let Kind::Full(bytes) = &mut self.0 {
+            if bytes.is_empty() {
+                return None;
+            }
+            let bytes = std::mem::take(bytes);
+            self.0 = Kind::Boxed(Box::new(Sending {
+                source: Source::Full(Some(bytes)),
+                counters: None,
+                wait: None,
+            }));
+        }
+        match &mut self.0 {
+            Kind::Boxed(sending) => Some(sending),
+            Kind::Full(_) => None,
+        }
+    }
+
+    /// Counts the bytes hyper takes into `counters`, if any (an empty body has none to count).
+    pub(crate) fn counted(mut self, counters: Option<Arc<BodyCounters>>) -> Self {
+        if let Some(counters) = counters
+            && let Some(sending) = self.sending()
+        {
+            sending.counters = Some(counters);
+        }
         self
     }
 
     /// Holds the first frame back until `wait` is ready (`Expect: 100-continue`).
     pub(crate) fn wait_before_sending(&mut self, wait: Option<BodyWait>) {
-        self.wait = wait.map(Box::new);
+        if let Some(wait) = wait
+            && let Some(sending) = self.sending()
+        {
+            sending.wait = Some(wait);
+        }
     }
 
     /// Whether there is a body to send at all.
@@ -86,11 +126,7 @@ impl RequestBody {
 
 impl From<Bytes> for RequestBody {
     fn from(bytes: Bytes) -> Self {
-        Self {
-            kind: RequestKind::Full((!bytes.is_empty()).then_some(bytes)),
-            counters: None,
-            wait: None,
-        }
+        Self(Kind::Full(bytes))
     }
 }
 
@@ -126,16 +162,20 @@ impl Body for RequestBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        if let Some(wait) = &mut this.wait {
-            ready!(wait.poll(cx));
-            this.wait = None;
-        }
-        let frame = match &mut this.kind {
-            RequestKind::Full(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
-            RequestKind::Stream(body) => ready!(Pin::new(body).poll_frame(cx)),
+        let sending = match &mut self.get_mut().0 {
+            Kind::Full(bytes) if bytes.is_empty() => return Poll::Ready(None),
+            Kind::Full(bytes) => return Poll::Ready(Some(Ok(Frame::data(std::mem::take(bytes))))),
+            Kind::Boxed(sending) => &mut **sending,
         };
-        if let (Some(Ok(frame)), Some(counters)) = (&frame, &this.counters)
+        if let Some(wait) = &mut sending.wait {
+            ready!(wait.poll(cx));
+            sending.wait = None;
+        }
+        let frame = match &mut sending.source {
+            Source::Full(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
+            Source::Stream(body) => ready!(Pin::new(body).poll_frame(cx)),
+        };
+        if let (Some(Ok(frame)), Some(counters)) = (&frame, &sending.counters)
             && let Some(data) = frame.data_ref()
         {
             counters.add_request(data.len() as u64);
@@ -144,18 +184,24 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            RequestKind::Full(bytes) => bytes.is_none(),
-            RequestKind::Stream(body) => body.is_end_stream(),
+        match &self.0 {
+            Kind::Full(bytes) => bytes.is_empty(),
+            Kind::Boxed(sending) => match &sending.source {
+                Source::Full(bytes) => bytes.is_none(),
+                Source::Stream(body) => body.is_end_stream(),
+            },
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            RequestKind::Full(bytes) => {
-                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
-            }
-            RequestKind::Stream(body) => body.size_hint(),
+        match &self.0 {
+            Kind::Full(bytes) => SizeHint::with_exact(bytes.len() as u64),
+            Kind::Boxed(sending) => match &sending.source {
+                Source::Full(bytes) => {
+                    SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+                }
+                Source::Stream(body) => body.size_hint(),
+            },
         }
     }
 }
@@ -181,7 +227,8 @@ pub struct ResponseBody {
     on_end: Option<IdleOnEnd>,
     /// Boxed: rare, and large (the body is moved with every response).
     gzip: Option<Box<GzDecoder<Vec<u8>>>>,
-    counters: Arc<BodyCounters>,
+    /// Where the bytes read are counted, with HTTP records.
+    counters: Option<Arc<BodyCounters>>,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     tracer: Tracer,
     req: TraceId,
@@ -192,7 +239,7 @@ impl ResponseBody {
     pub(crate) fn new(
         inner: hyper::body::Incoming,
         gunzip: bool,
-        counters: Arc<BodyCounters>,
+        counters: Option<Arc<BodyCounters>>,
         deadline: Option<Instant>,
         tracer: Tracer,
         req: TraceId,
@@ -238,6 +285,13 @@ impl ResponseBody {
             error: error.to_string(),
         });
         Poll::Ready(Some(Err(error)))
+    }
+
+    /// Counts `bytes` read by the caller.
+    fn count(&self, bytes: usize) {
+        if let Some(counters) = &self.counters {
+            counters.add_response(bytes as u64);
+        }
     }
 
     /// Decoded bytes of one received chunk (possibly none yet).
@@ -288,7 +342,7 @@ impl Body for ResponseBody {
                     if rest.is_empty() {
                         return Poll::Ready(None);
                     }
-                    this.counters.add_response(rest.len() as u64);
+                    this.count(rest.len());
                     return Poll::Ready(Some(Ok(Frame::data(Bytes::from(rest)))));
                 }
             };
@@ -301,7 +355,7 @@ impl Body for ResponseBody {
                     if decoded.is_empty() {
                         continue;
                     }
-                    this.counters.add_response(decoded.len() as u64);
+                    this.count(decoded.len());
                     return Poll::Ready(Some(Ok(Frame::data(decoded))));
                 }
                 Err(frame) => return Poll::Ready(Some(Ok(frame))),
@@ -318,5 +372,48 @@ impl Body for ResponseBody {
             Some(_) => SizeHint::default(),
             None => self.inner.size_hint(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::{BodyExt, Full};
+
+    use super::*;
+
+    /// Reads `body` to the end; returns the bytes.
+    async fn read_all(body: RequestBody) -> Vec<u8> {
+        body.collect()
+            .await
+            .map(|collected| collected.to_bytes().to_vec())
+            .unwrap_or_else(|e| panic!("reading the body failed: {e}"))
+    }
+
+    #[test]
+    fn a_request_body_is_no_larger_than_hyper_moves_cheaply() {
+        // `Request<RequestBody>` then stays within 256 bytes (see `Kind`).
+        assert!(std::mem::size_of::<RequestBody>() <= 32);
+        assert!(std::mem::size_of::<http::Request<RequestBody>>() <= 256);
+    }
+
+    #[tokio::test]
+    async fn bodies_count_what_is_taken_and_replay_only_from_memory() {
+        let counters = Arc::new(BodyCounters::default());
+        let full = RequestBody::from("hello").counted(Some(counters.clone()));
+        let replay = full.try_clone().map(read_all);
+        assert_eq!(read_all(full).await, b"hello");
+        assert_eq!(counters.request(), 5);
+        assert_eq!(replay.expect("in memory").await, b"hello");
+
+        let empty = RequestBody::empty().counted(Some(counters.clone()));
+        assert!(!empty.has_body());
+        assert!(matches!(empty.0, Kind::Full(_)), "nothing boxed");
+
+        let stream = RequestBody::stream(Full::new(Bytes::from("abcde")));
+        assert!(stream.try_clone().is_none(), "a stream is not replayed");
+        let counters = Arc::new(BodyCounters::default());
+        let stream = stream.counted(Some(counters.clone()));
+        assert_eq!(read_all(stream).await, b"abcde");
+        assert_eq!(counters.request(), 5);
     }
 }

@@ -1,13 +1,14 @@
 //! One request hop of [`HttpClient`]: recorded and handed to the pool ([`HttpClient::start_hop`]),
-//! its response recorded and its body wrapped ([`HttpClient::finish_hop`]).
+//! then awaited within the time limits, its response recorded and its body wrapped
+//! ([`HttpClient::complete_hop`]).
 //!
-//! Both are plain functions, not `async`: the request's future (`HttpClient::send`) then only
-//! holds what crosses the `await` ([`Hop`], [`Exchange`]). That future is moved, so copied,
-//! with every request, and its size is part of what tracing costs.
+//! `start_hop` is a plain function, not `async`: the request's future (`HttpClient::request`)
+//! then only holds what crosses the `await` ([`Hop`], [`Exchange`]). That future is moved, so
+//! copied, with every request, and its size is part of what tracing costs.
 //!
 //! ```ignore
 //! let (hop, exchange) = client.start_hop(parts, body, deadline)?;
-//! let response = client.finish_hop(hop, Ok(exchange.future.await))?;
+//! let response = client.complete_hop(hop, exchange, deadline).await?;
 //! ```
 use std::{
     sync::{Arc, PoisonError},
@@ -35,7 +36,8 @@ pub(super) struct Hop {
     req: TraceId,
     /// The client asked for gzip (the response may come encoded).
     gunzip: bool,
-    counters: Arc<BodyCounters>,
+    /// With HTTP records: the counts of the request's bodies.
+    counters: Option<Arc<BodyCounters>>,
     /// With `max_idle_conns`: the connection the request goes over.
     capture: Option<hyper_util::client::legacy::connect::CaptureConnection>,
     deadline: Option<Instant>,
@@ -59,7 +61,6 @@ impl HttpClient {
     ) -> Result<(Hop, Exchange), RequestError> {
         let inner = &*self.inner;
         let req = TraceId::generate();
-        let started = Instant::now();
         let proxy = match &inner.config.proxy {
             Some(select) if parts.uri.scheme().is_some() => {
                 select(&parts).map_err(RequestError::Proxy)
@@ -85,23 +86,26 @@ impl HttpClient {
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        let counters = match captured {
-            Some(header) => inner
-                .tracer
-                .emit_with_counters(|body| Event::HttpRequestStarted {
-                    req: req.clone(),
-                    at: started,
-                    method: parts.method.clone(),
-                    url: parts.uri.clone(),
-                    header,
-                    network_proxy: match &proxy {
-                        Ok(Some(proxy)) => proxy_name(proxy),
-                        _ => String::new(),
-                    },
-                    body,
-                }),
-            None => Arc::new(BodyCounters::default()),
-        };
+        // Only the HTTP records read the start time and the body counts: without them, no
+        // clock read (tens of nanoseconds here) and no counters. The counters are freshly
+        // allocated: the allocator hands back memory still in the cache (counters kept for
+        // reuse across `clear_trace` were not, and the cache miss cost more).
+        let counters = captured.map(|header| {
+            let counters = Arc::new(BodyCounters::default());
+            inner.tracer.emit(Event::HttpRequestStarted {
+                req: req.clone(),
+                at: Instant::now(),
+                method: parts.method.clone(),
+                url: parts.uri.clone(),
+                header,
+                network_proxy: match &proxy {
+                    Ok(Some(proxy)) => proxy_name(proxy),
+                    _ => String::new(),
+                },
+                body: counters.clone(),
+            });
+            counters
+        });
         let fail = |error: RequestError| self.fail(&req, error);
         let proxy = proxy.map_err(fail)?;
         if parts.uri.scheme().is_none() {
@@ -149,8 +153,27 @@ impl HttpClient {
         Ok((hop, exchange))
     }
 
+    /// Waits for the exchange of a hop, within the request's time limits, and records its
+    /// response (or its failure).
+    pub(super) async fn complete_hop(
+        &self,
+        hop: Hop,
+        exchange: Exchange,
+        deadline: Option<Instant>,
+    ) -> Result<Response<ResponseBody>, RequestError> {
+        let config = &self.inner.config;
+        let result = if deadline.is_none() && config.response_header_timeout.is_none() {
+            Ok(exchange.future.await)
+        } else {
+            // Boxed: the limits' timers would double the size of every request's future.
+            let dial = exchange.dial.as_deref();
+            Box::pin(self.with_limits(exchange.future, dial, deadline)).await
+        };
+        self.finish_hop(hop, result)
+    }
+
     /// Records the response (or the failure) and wraps its body.
-    pub(super) fn finish_hop(
+    fn finish_hop(
         &self,
         hop: Hop,
         result: Result<Result<Response<hyper::body::Incoming>, LegacyError>, RequestError>,
@@ -161,7 +184,6 @@ impl HttpClient {
             Ok(Err(error)) => return Err(self.fail(&hop.req, transport_error(&error))),
             Err(timeout) => return Err(self.fail(&hop.req, timeout)),
         };
-        let at = Instant::now();
         let gunzip = hop.gunzip
             && response
                 .headers()
@@ -174,6 +196,7 @@ impl HttpClient {
             head.headers.remove(header::CONTENT_LENGTH);
         }
         if inner.http_trace.is_some() {
+            let at = Instant::now();
             let conn = head.extensions.get::<ConnInfo>().cloned();
             inner
                 .tracer
@@ -224,7 +247,7 @@ impl HttpClient {
     /// Applies the whole-request and response-header time limits to an exchange. The header
     /// limit counts from when the request can be written: at once on a pooled connection,
     /// when the dial ends on a new one.
-    pub(super) async fn with_limits<F: std::future::Future>(
+    async fn with_limits<F: std::future::Future>(
         &self,
         exchange: F,
         dial: Option<&context::DialProgress>,

@@ -210,33 +210,46 @@ impl HttpClient {
         &self,
         request: Request<B>,
     ) -> impl Future<Output = Result<Response<ResponseBody>, RequestError>> + '_ {
-        // Split before the future is made, so it does not carry the request as well.
+        // This future is moved (copied) with every request, so its size is part of what
+        // tracing costs. Hence an `async` block rather than an `async fn`, which would keep
+        // both its arguments and the locals they are moved into (rust-lang/rust#62958); and
+        // redirects are followed in a boxed future of their own.
         let (parts, body) = request.into_parts();
-        self.send(parts, body.into())
-    }
-
-    /// [`Self::request`], hop after hop. Each hop is recorded and handed to the pool by
-    /// [`Self::start_hop`] and its response recorded by [`Self::finish_hop`], plain functions:
-    /// this future only holds what crosses an `await`. It is moved (copied) with every request,
-    /// so its size is part of what tracing costs.
-    async fn send(
-        &self,
-        mut parts: http::request::Parts,
-        mut body: RequestBody,
-    ) -> Result<Response<ResponseBody>, RequestError> {
-        let config = &self.inner.config;
-        let deadline = config.req_timeout.map(|limit| Instant::now() + limit);
-        for sent in 1..=redirect::MAX_REQUESTS {
+        let body: RequestBody = body.into();
+        async move {
+            let deadline = self
+                .inner
+                .config
+                .req_timeout
+                .map(|limit| Instant::now() + limit);
             let replay = body.try_clone();
             let (hop, exchange) = self.start_hop(parts.clone(), body, deadline)?;
-            let result = if deadline.is_none() && config.response_header_timeout.is_none() {
-                Ok(exchange.future.await)
-            } else {
-                // Boxed: the limits' timers would double the size of every request's future.
-                let dial = exchange.dial.as_deref();
-                Box::pin(self.with_limits(exchange.future, dial, deadline)).await
-            };
-            let response = self.finish_hop(hop, result)?;
+            let response = self.complete_hop(hop, exchange, deadline).await?;
+            if redirect::next_hop(
+                &parts.uri,
+                &parts.method,
+                response.status(),
+                response.headers(),
+            )
+            .is_none()
+            {
+                return Ok(response);
+            }
+            Box::pin(self.follow_redirects(parts, replay, response, deadline)).await
+        }
+    }
+
+    /// Follows the redirects from `response`, the answer to the first request (`parts`, whose
+    /// body `replay` is, if it is in memory). Each hop is recorded and handed to the pool by
+    /// [`Self::start_hop`], and its response recorded by [`Self::complete_hop`].
+    async fn follow_redirects(
+        &self,
+        mut parts: http::request::Parts,
+        mut replay: Option<RequestBody>,
+        mut response: Response<ResponseBody>,
+        deadline: Option<Instant>,
+    ) -> Result<Response<ResponseBody>, RequestError> {
+        for sent in 1..=redirect::MAX_REQUESTS {
             let Some(next) = redirect::next_hop(
                 &parts.uri,
                 &parts.method,
@@ -250,20 +263,23 @@ impl HttpClient {
                 let error = RequestError::TooManyRedirects(sent);
                 return Err(self.fail(response.body().trace_id(), error));
             }
-            body = match (next.keep_body, replay) {
+            let body = match (next.keep_body, replay.take()) {
                 (false, _) => RequestBody::empty(),
                 (true, Some(replay)) => replay,
                 // A streamed body cannot be sent again: the redirect is the answer.
                 (true, None) => return Ok(response),
             };
-            // Read the redirect's body so its connection can be reused (boxed: rare).
-            let _ = Box::pin(http_body_util::BodyExt::collect(response.into_body())).await;
+            // Read the redirect's body so its connection can be reused.
+            let _ = http_body_util::BodyExt::collect(response.into_body()).await;
             if !next.keep_body {
                 parts.headers.remove(header::CONTENT_TYPE);
                 parts.headers.remove(header::CONTENT_LENGTH);
             }
             parts.uri = next.uri;
             parts.method = next.method;
+            replay = body.try_clone();
+            let (hop, exchange) = self.start_hop(parts.clone(), body, deadline)?;
+            response = self.complete_hop(hop, exchange, deadline).await?;
         }
         Err(RequestError::TooManyRedirects(redirect::MAX_REQUESTS))
     }

@@ -138,16 +138,30 @@ static CUSTOM_GENERATOR: std::sync::atomic::AtomicBool = std::sync::atomic::Atom
 /// The default generator: `tid-<n>`, `n` a process-wide counter in decimal starting at 1
 /// (Go's `AtomicCounterID`). IDs are unique within one process only.
 pub fn atomic_counter_id() -> TraceId {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+    counter_id(COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_add(1))
+}
+
+/// `tid-<n>`.
+fn counter_id(n: u64) -> TraceId {
     // Formatted on the stack with a plain decimal writer: this runs for every record, and the
     // general formatting machinery costs several hundred instructions more.
     let mut digits = itoa::Buffer::new();
     let digits = digits.format(n);
     let mut text = [0u8; 4 + 20];
+    let len = 4 + digits.len();
     text[..4].copy_from_slice(b"tid-");
-    text[4..4 + digits.len()].copy_from_slice(digits.as_bytes());
-    TraceId::from(std::str::from_utf8(&text[..4 + digits.len()]).unwrap_or("tid-?"))
+    text[4..len].copy_from_slice(digits.as_bytes());
+    let text = std::str::from_utf8(&text[..len]).unwrap_or("tid-?");
+    // Every ID below 10^19 fits inline; `new_inline` skips the checks `new` makes.
+    TraceId(if text.len() <= INLINE_CAPACITY {
+        SmolStr::new_inline(text)
+    } else {
+        SmolStr::new(text)
+    })
 }
+
+/// The longest string `SmolStr` stores inline (`SmolStr::new_inline` panics above it).
+const INLINE_CAPACITY: usize = 23;
 
 /// A fresh identifier from the installed generator, or [`atomic_counter_id`] if none is.
 pub fn next_trace_id() -> TraceId {
@@ -202,6 +216,13 @@ mod tests {
         let b = atomic_counter_id();
         assert!(counter_of(&b) > counter_of(&a), "{a} then {b}");
         assert!(counter_of(&a) >= 1);
+    }
+
+    #[test]
+    fn counter_ids_of_any_length() {
+        for n in [1, 10_u64.pow(18), 10_u64.pow(19), u64::MAX] {
+            assert_eq!(counter_id(n).as_str(), format!("tid-{n}"));
+        }
     }
 
     #[test]

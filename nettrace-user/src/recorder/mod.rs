@@ -21,14 +21,8 @@ pub(crate) use records::{ConnRec, DialRec, DnsRec, HttpRec, ResolverDialRec, Tls
 use table::Table;
 
 use crate::{
-    SocketCookie,
-    capture::CaptureStore,
-    client::HttpReqTraceOptions,
-    clock::TraceClock,
-    event::{BodyCounters, Event},
-    headers::HeaderCapture,
-    kernel::KernelEvent,
-    model::TraceId,
+    SocketCookie, capture::CaptureStore, client::HttpReqTraceOptions, clock::TraceClock,
+    event::Event, headers::HeaderCapture, kernel::KernelEvent, model::TraceId,
 };
 
 /// Where a connection runs (see [`Recorder::conn_endpoints`]).
@@ -45,9 +39,6 @@ pub(crate) struct ConnEndpoints {
 }
 /// The most bytes of the shared header buffer kept for reuse across [`Recorder::clear`].
 const KEPT_HEADER_BYTES: usize = 1 << 20;
-
-/// The most body counters kept for reuse across [`Recorder::clear`].
-const SPARE_COUNTERS: usize = 4096;
 
 /// All records of the current trace, and the open connections carried over from earlier ones.
 #[derive(Debug)]
@@ -67,8 +58,6 @@ pub(crate) struct Recorder {
     http_headers: Option<Arc<HttpReqTraceOptions>>,
     /// Captured packets, when the client captures.
     capture: Option<CaptureStore>,
-    /// Body counters of dropped requests that nothing else holds any more, for new requests.
-    spare_counters: Vec<Arc<BodyCounters>>,
     /// The response header fields of this trace's requests, packed one after the other.
     header_bytes: Vec<u8>,
 }
@@ -87,7 +76,6 @@ impl Recorder {
             record_dns,
             http_headers: None,
             capture: None,
-            spare_counters: Vec::new(),
             header_bytes: Vec::new(),
         }
     }
@@ -101,11 +89,6 @@ impl Recorder {
             local: rec.local?,
             remote: rec.remote,
         })
-    }
-
-    /// Body counters for a new request: zeroed spare ones if there are any.
-    pub(crate) fn body_counters(&mut self) -> Arc<BodyCounters> {
-        self.spare_counters.pop().unwrap_or_default()
     }
 
     /// Captures `headers` into the trace's shared buffer, if header fields are recorded.
@@ -405,18 +388,10 @@ impl Recorder {
         self.dials.clear();
         self.dns.clear();
         self.tls.clear();
-        let spare = &mut self.spare_counters;
         // Every record that points into it goes with the HTTP records.
         self.header_bytes.clear();
         self.header_bytes.shrink_to(KEPT_HEADER_BYTES);
-        self.http.clear_with(|_, rec| {
-            // Only the record holds them: the request's bodies are gone, and nothing can
-            // clone them again.
-            if Arc::strong_count(&rec.body) == 1 && spare.len() < SPARE_COUNTERS {
-                rec.body.reset();
-                spare.push(rec.body);
-            }
-        });
+        self.http.clear();
         self.conns.retain(|_, rec| rec.closed.is_none());
         for (_, rec) in self.conns.iter_mut() {
             rec.reused = true;
@@ -433,47 +408,5 @@ impl Recorder {
         if let Some(store) = &mut self.capture {
             store.clear();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Instant;
-
-    use super::*;
-
-    fn started(recorder: &mut Recorder, id: &str) -> Arc<BodyCounters> {
-        let body = recorder.body_counters();
-        recorder.handle(Event::HttpRequestStarted {
-            req: TraceId::new(id),
-            at: Instant::now(),
-            method: http::Method::GET,
-            url: http::Uri::from_static("http://127.0.0.1/"),
-            header: None,
-            network_proxy: String::new(),
-            body: body.clone(),
-        });
-        body
-    }
-
-    #[test]
-    fn clear_reuses_only_body_counters_nothing_else_holds() {
-        let mut recorder = Recorder::new(false);
-        let held = started(&mut recorder, "tid-1");
-        held.add_response(7);
-        let dropped = started(&mut recorder, "tid-2");
-        dropped.add_request(5);
-        let dropped_at = Arc::as_ptr(&dropped);
-        drop(dropped);
-        recorder.clear();
-        let reused = recorder.body_counters();
-        assert_eq!(Arc::as_ptr(&reused), dropped_at, "the free one is reused");
-        assert_eq!((reused.request(), reused.response()), (0, 0), "zeroed");
-        let fresh = recorder.body_counters();
-        assert!(
-            !Arc::ptr_eq(&fresh, &held),
-            "one still held is never handed out"
-        );
-        assert_eq!(held.response(), 7);
     }
 }

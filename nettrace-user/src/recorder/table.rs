@@ -57,14 +57,7 @@ impl<T> Table<T> {
     /// Removes every record, keeping the room of up to [`KEPT_ROWS`] of them for the next
     /// trace (growing the table again after every clear costs copies and allocations).
     pub(crate) fn clear(&mut self) {
-        self.clear_with(|_, _| {});
-    }
-
-    /// [`Table::clear`], handing each record to `take` first, in order.
-    pub(crate) fn clear_with(&mut self, mut take: impl FnMut(TraceId, T)) {
-        for (id, row) in self.rows.drain(..) {
-            take(id, row);
-        }
+        self.rows.clear();
         self.index.clear();
         self.rows.shrink_to(KEPT_ROWS);
         self.index.shrink_to(KEPT_ROWS);
