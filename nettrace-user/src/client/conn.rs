@@ -9,10 +9,13 @@ use std::{
 };
 
 use hyper_util::client::legacy::connect::{Connected, Connection};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+};
 
 use super::idle::{CloseSignal, IdleHandle};
-use crate::model::TraceId;
+use crate::{model::TraceId, sock::TracedStream};
 
 /// The trace IDs of a connection, found in each response's extensions.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,9 +33,80 @@ pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
+/// The transport layers of a connection. Plain TCP, the common case, is held as it is, so
+/// that hyper's reads and writes reach the socket without a call through a vtable; stacks
+/// with TLS are boxed.
+pub(crate) enum ConnIo {
+    Tcp(TracedStream<TcpStream>),
+    Layered(Box<dyn Io>),
+}
+
+impl ConnIo {
+    /// The layers as one boxed stream, to put another layer on top.
+    pub(crate) fn into_layered(self) -> Box<dyn Io> {
+        match self {
+            Self::Tcp(stream) => Box::new(stream),
+            Self::Layered(io) => io,
+        }
+    }
+}
+
+/// Forwards a poll to whichever layer stack `io` holds.
+macro_rules! forward {
+    ($io:expr, $method:ident($($arg:expr),*)) => {
+        match $io {
+            ConnIo::Tcp(stream) => Pin::new(stream).$method($($arg),*),
+            ConnIo::Layered(io) => Pin::new(io).$method($($arg),*),
+        }
+    };
+}
+
+impl AsyncRead for ConnIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        forward!(self.get_mut(), poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for ConnIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        forward!(self.get_mut(), poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        forward!(self.get_mut(), poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Tcp(stream) => stream.is_write_vectored(),
+            Self::Layered(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        forward!(self.get_mut(), poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        forward!(self.get_mut(), poll_shutdown(cx))
+    }
+}
+
 /// A connection as hyper sees it.
 pub(crate) struct TracedConn {
-    pub(crate) io: Box<dyn Io>,
+    pub(crate) io: ConnIo,
     pub(crate) info: ConnInfo,
     /// Plain HTTP through a proxy: requests use the absolute form.
     pub(crate) proxied: bool,

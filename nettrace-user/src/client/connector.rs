@@ -21,7 +21,7 @@ use rustls::{ClientConfig, pki_types::ServerName};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{
-    conn::{ConnInfo, Io, TracedConn},
+    conn::{ConnInfo, ConnIo, Io, TracedConn},
     context::{self, RequestContext},
     target::Endpoint,
     tunnel,
@@ -187,13 +187,14 @@ impl Shared {
             proxy_tls_tunnel: None,
         };
         // The proxy leg: TLS with an https:// proxy, then CONNECT for https targets.
-        let mut io: Box<dyn Io> = Box::new(stream);
+        let mut io = ConnIo::Tcp(stream);
         let mut proxied = false;
         if let Some(proxy) = &proxy {
             if proxy.tls {
-                let (tls_io, id) = self.tls_handshake(proxy, io, handshake(true)).await?;
+                let layered = io.into_layered();
+                let (tls_io, id) = self.tls_handshake(proxy, layered, handshake(true)).await?;
                 info.proxy_tls_tunnel = Some(id);
-                io = tls_io;
+                io = ConnIo::Layered(tls_io);
             }
             if target.tls {
                 tunnel::connect(&mut io, &target.authority())
@@ -205,10 +206,13 @@ impl Shared {
         }
         let mut negotiated_h2 = false;
         if target.tls {
-            let (tls_io, id, alpn) = self.tls_to_target(&target, io, handshake(false)).await?;
+            let layered = io.into_layered();
+            let (tls_io, id, alpn) = self
+                .tls_to_target(&target, layered, handshake(false))
+                .await?;
             info.tls_tunnel = Some(id);
             negotiated_h2 = alpn.as_deref() == Some(b"h2".as_slice());
-            io = tls_io;
+            io = ConnIo::Layered(tls_io);
         }
         Ok(TracedConn {
             io,
