@@ -14,7 +14,6 @@
 mod common;
 
 use std::{
-    net::SocketAddr,
     sync::{
         Mutex,
         atomic::{AtomicU64, Ordering},
@@ -232,7 +231,7 @@ struct Model {
 }
 
 /// The recording step of a traced stream, re-created outside the library (which keeps it
-/// private): two clock reads and a push of a 96-byte op record under an uncontended mutex,
+/// private): two clock reads and a push of a 48-byte op record under an uncontended mutex,
 /// into a log with room reserved, or growing as the library's does. A stand-in until the
 /// library exposes its own (see BENCHMARKS.md).
 fn recording_model(ops: usize) -> Model {
@@ -241,8 +240,7 @@ fn recording_model(ops: usize) -> Model {
         op_type: u8,
         call_at: Instant,
         return_at: Instant,
-        error: Option<String>,
-        remote: Option<SocketAddr>,
+        error: Option<Box<str>>,
         data_len: u32,
     }
     let chunk = 100_000;
@@ -258,7 +256,6 @@ fn recording_model(ops: usize) -> Model {
                     call_at,
                     return_at: Instant::now(),
                     error: None,
-                    remote: None,
                     data_len: i as u32,
                 };
                 if push {

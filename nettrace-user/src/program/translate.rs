@@ -256,15 +256,10 @@ impl Translator {
         };
         if conn.record.logs_ops() {
             let at = call.time.to_instant();
-            conn.record.push_op(RawSocketOp {
-                op_type,
-                call_at: at,
-                return_at: at,
-                error: (call.ret < 0)
-                    .then(|| std::io::Error::from_raw_os_error(-call.ret).to_string()),
-                remote: None,
-                data_len: u32::try_from(bytes).unwrap_or(u32::MAX),
-            });
+            let error = (call.ret < 0).then(|| std::io::Error::from_raw_os_error(-call.ret));
+            let result = error.as_ref().map_or(Ok(bytes), Err);
+            conn.record
+                .push_op(RawSocketOp::new(op_type, at, at, result));
         }
     }
 

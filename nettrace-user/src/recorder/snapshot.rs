@@ -196,9 +196,9 @@ fn socket_op(clock: &TraceClock, op: &RawSocketOp) -> SocketOp {
     SocketOp {
         op_type: op.op_type,
         call_at: clock.stamp(Some(op.call_at)),
-        return_at: clock.stamp(Some(op.return_at)),
-        return_err: op.error.clone().unwrap_or_default(),
-        remote_addr: op.remote.map(|a| a.to_string()).unwrap_or_default(),
+        return_at: clock.stamp(Some(op.return_at())),
+        return_err: op.error.as_deref().unwrap_or_default().to_owned(),
+        remote_addr: String::new(),
         data_len: op.data_len,
     }
 }

@@ -66,16 +66,12 @@ impl TracedUdpSocket {
         let Some(call_at) = call_at else {
             return;
         };
-        self.record.push_op(RawSocketOp {
+        self.record.push_op(RawSocketOp::new(
             op_type,
             call_at,
-            return_at: Instant::now(),
-            error: result.as_ref().err().map(ToString::to_string),
-            remote: None,
-            data_len: result
-                .as_ref()
-                .map_or(0, |n| u32::try_from(*n).unwrap_or(u32::MAX)),
-        });
+            Instant::now(),
+            result.as_ref().copied(),
+        ));
     }
 }
 

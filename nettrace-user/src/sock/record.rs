@@ -5,25 +5,53 @@
 //! and is a mutex that only this socket's operations and the snapshot take, never contended
 //! across sockets; recording one operation costs two clock reads and a push.
 use std::{
-    net::SocketAddr,
+    io,
     sync::{
         Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use crate::model::SocketOpType;
 
 /// One recorded socket operation, with instants (converted to timestamps at snapshot time).
+/// At most 48 bytes: the log holds one per read or write, so its size is memory per traced
+/// request. The sockets traced are connected, so an operation has no remote address of its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RawSocketOp {
     pub(crate) op_type: SocketOpType,
     pub(crate) call_at: Instant,
-    pub(crate) return_at: Instant,
-    pub(crate) error: Option<String>,
-    pub(crate) remote: Option<SocketAddr>,
+    /// Nanoseconds from the call to the return (a second `Instant` would take 16 bytes).
+    took_ns: u64,
+    /// Boxed: rare.
+    pub(crate) error: Option<Box<str>>,
     pub(crate) data_len: u32,
+}
+
+impl RawSocketOp {
+    /// An operation called at `call_at` that returned at `return_at` with `result` (the
+    /// bytes moved, or the error).
+    pub(crate) fn new(
+        op_type: SocketOpType,
+        call_at: Instant,
+        return_at: Instant,
+        result: Result<usize, &io::Error>,
+    ) -> Self {
+        let took = return_at.saturating_duration_since(call_at).as_nanos();
+        Self {
+            op_type,
+            call_at,
+            took_ns: u64::try_from(took).unwrap_or(u64::MAX),
+            error: result.as_ref().err().map(|e| e.to_string().into()),
+            data_len: result.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+        }
+    }
+
+    /// When the operation returned.
+    pub(crate) fn return_at(&self) -> Instant {
+        self.call_at + Duration::from_nanos(self.took_ns)
+    }
 }
 
 /// The I/O record of one socket.
@@ -87,5 +115,39 @@ impl SocketRecord {
         self.ops
             .as_ref()
             .map(|ops| ops.lock().unwrap_or_else(PoisonError::into_inner).clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operation_takes_48_bytes() {
+        assert!(std::mem::size_of::<RawSocketOp>() <= 48);
+    }
+
+    #[test]
+    fn operations_are_logged_only_when_asked_and_cleared_with_the_totals_kept() {
+        let at = Instant::now();
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        let op = RawSocketOp::new(
+            SocketOpType::Read,
+            at,
+            at + Duration::from_millis(3),
+            Err(&reset),
+        );
+        assert_eq!(op.return_at(), at + Duration::from_millis(3));
+        assert_eq!(op.error.as_deref(), Some(reset.to_string().as_str()));
+        let silent = SocketRecord::new(false);
+        silent.push_op(op.clone());
+        assert_eq!(silent.ops(), None);
+        let logged = SocketRecord::new(true);
+        logged.add_received(10);
+        logged.push_op(op.clone());
+        assert_eq!(logged.ops(), Some(vec![op]));
+        logged.clear_ops();
+        assert_eq!(logged.ops(), Some(vec![]));
+        assert_eq!(logged.received(), 10);
     }
 }

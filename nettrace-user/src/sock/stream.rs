@@ -77,14 +77,8 @@ fn log_op(
     let Some(call_at) = called.take() else {
         return;
     };
-    record.push_op(RawSocketOp {
-        op_type,
-        call_at,
-        return_at: if same_poll { call_at } else { Instant::now() },
-        error: result.err().map(ToString::to_string),
-        remote: None,
-        data_len: result.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
-    });
+    let return_at = if same_poll { call_at } else { Instant::now() };
+    record.push_op(RawSocketOp::new(op_type, call_at, return_at, result));
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for TracedStream<S> {
