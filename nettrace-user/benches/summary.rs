@@ -1,6 +1,7 @@
 //! A quick summary table (no criterion): plain vs traced throughput and their ratio for each
-//! loopback scenario, the socket-op recording cost derived from traced runs with and without
-//! `sock_trace`, and the memory kept per recorded request. See BENCHMARKS.md.
+//! loopback scenario, the socket-op recording cost (derived from traced runs with and without
+//! `sock_trace`, and measured directly on the library's traced stream over memory), and the
+//! memory kept per recorded request. See BENCHMARKS.md.
 //!
 //! ```text
 //! CARGO_TARGET_DIR=target/bench cargo bench -p nettrace-user --bench summary
@@ -14,15 +15,14 @@
 mod common;
 
 use std::{
-    sync::{
-        Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    pin::Pin,
+    task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
 
 use http::Uri;
-use nettrace::model::HttpTrace;
+use nettrace::{bench_support::BenchStream, model::HttpTrace};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use common::{AnyClient, Conns, Kind, Timing};
 
@@ -141,12 +141,12 @@ fn main() {
             per_op(cpu),
         );
     }
-    let model = recording_model(if quick { 1_000_000 } else { 4_000_000 });
+    let cost = op_cost(if quick { 1_000_000 } else { 4_000_000 });
     println!(
-        "  in-process model of the recording step (not the library's code): 2 clock reads \
-         {:.1} ns, + mutex push into a reserved log {:.1} ns, + growing log {:.1} ns/op; \
-         byte counter only {:.1} ns/op",
-        model.clocks, model.reserved, model.growing, model.counter
+        "  direct, the library's traced stream over memory (no syscall): read that waited \
+         (2 clock reads) {:.1} ns/op, write (1 clock read) {:.1} ns/op; byte totals only \
+         {:.1} ns/op; {:.1} op logged per op",
+        cost.read, cost.write, cost.totals, cost.logged
     );
     println!();
     let small = common::url(&server, &format!("/bytes/{}", common::SMALL));
@@ -222,66 +222,117 @@ async fn ops_per_request(conns: Conns, url: &Uri, requests: u64) -> f64 {
     .await
 }
 
-/// Per-op costs of the recording-step model (ns).
-struct Model {
-    clocks: f64,
-    reserved: f64,
-    growing: f64,
-    counter: f64,
+/// An in-memory stream: reads give 64 bytes, every other poll `Pending` first (as on a socket
+/// that waits for data); writes take everything at once.
+#[derive(Default)]
+struct Memory {
+    ready: bool,
 }
 
-/// The recording step of a traced stream, re-created outside the library (which keeps it
-/// private): two clock reads and a push of a 48-byte op record under an uncontended mutex,
-/// into a log with room reserved, or growing as the library's does. A stand-in until the
-/// library exposes its own (see BENCHMARKS.md).
-fn recording_model(ops: usize) -> Model {
-    #[allow(dead_code)]
-    struct Op {
-        op_type: u8,
-        call_at: Instant,
-        return_at: Instant,
-        error: Option<Box<str>>,
-        data_len: u32,
-    }
-    let chunk = 100_000;
-    let per_op = |start: Instant| start.elapsed().as_secs_f64() * 1e9 / ops as f64;
-    let run = |reserve: bool, push: bool| {
-        let start = Instant::now();
-        for _ in 0..ops / chunk {
-            let log = Mutex::new(Vec::with_capacity(if reserve { chunk } else { 0 }));
-            for i in 0..chunk {
-                let call_at = Instant::now();
-                let op = Op {
-                    op_type: 1,
-                    call_at,
-                    return_at: Instant::now(),
-                    error: None,
-                    data_len: i as u32,
-                };
-                if push {
-                    log.lock().expect("log").push(op);
-                } else {
-                    std::hint::black_box(op);
-                }
-            }
-            std::hint::black_box(log);
+impl AsyncRead for Memory {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        this.ready = !this.ready;
+        if !this.ready {
+            return Poll::Pending;
         }
-        per_op(start)
-    };
-    let clocks = run(true, false);
-    let reserved = run(true, true);
-    let growing = run(false, true);
-    let counter = AtomicU64::new(0);
-    let start = Instant::now();
-    for i in 0..ops {
-        counter.fetch_add(std::hint::black_box(i as u64), Ordering::Relaxed);
+        buf.put_slice(&[0; 64]);
+        Poll::Ready(Ok(()))
     }
-    std::hint::black_box(counter);
-    Model {
-        clocks,
-        reserved,
-        growing,
-        counter: per_op(start),
+}
+
+impl AsyncWrite for Memory {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Nanoseconds per operation over streams from `make`, a fresh one every 100,000 operations
+/// (as a long connection's log grows): reads polled until ready, or writes.
+fn ns_per_op<S>(make: impl Fn() -> S, ops: usize, reads: bool) -> f64
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    let chunk = 100_000;
+    let mut data = [0u8; 64];
+    let start = Instant::now();
+    for _ in 0..ops / chunk {
+        let mut stream = make();
+        for _ in 0..chunk {
+            if reads {
+                for _ in 0..2 {
+                    let mut buf = tokio::io::ReadBuf::new(&mut data);
+                    if Pin::new(&mut stream)
+                        .poll_read(&mut cx, &mut buf)
+                        .is_ready()
+                    {
+                        break;
+                    }
+                }
+            } else {
+                let written = Pin::new(&mut stream).poll_write(&mut cx, &data);
+                std::hint::black_box(written.is_ready());
+            }
+        }
+        std::hint::black_box(&stream);
+    }
+    start.elapsed().as_secs_f64() * 1e9 / (ops / chunk * chunk) as f64
+}
+
+/// What recording one socket operation costs, on the library's own traced stream
+/// (`nettrace::bench_support::BenchStream`, the wrapper the connector puts on a TCP
+/// connection) over [`Memory`]: no syscall and no runtime, so the difference is the recording.
+struct OpCost {
+    /// A read that waited (two polls, two clock reads), with `sock_trace`, minus without it.
+    read: f64,
+    /// A write done in its first poll (one clock read), with `sock_trace`, minus without it.
+    write: f64,
+    /// Byte totals only (`sock_trace` off) minus the bare stream, reads and writes averaged.
+    totals: f64,
+    /// Operations the traced stream logged per operation made (a check: 1.0).
+    logged: f64,
+}
+
+fn op_cost(ops: usize) -> OpCost {
+    let traced = || BenchStream::new(Memory::default(), true);
+    let untraced = || BenchStream::new(Memory::default(), false);
+    let bare = |reads| ns_per_op(Memory::default, ops, reads);
+    let (bare_read, bare_write) = (bare(true), bare(false));
+    let (totals_read, totals_write) = (
+        ns_per_op(untraced, ops, true),
+        ns_per_op(untraced, ops, false),
+    );
+    let read = ns_per_op(traced, ops, true) - totals_read;
+    let write = ns_per_op(traced, ops, false) - totals_write;
+    let mut check = traced();
+    let mut cx = Context::from_waker(Waker::noop());
+    let count = 1000;
+    for _ in 0..count {
+        let written = Pin::new(&mut check).poll_write(&mut cx, b"x");
+        std::hint::black_box(written.is_ready());
+    }
+    OpCost {
+        read,
+        write,
+        totals: (totals_read - bare_read + totals_write - bare_write) / 2.0,
+        logged: check.ops_logged() as f64 / count as f64,
     }
 }
 

@@ -12,6 +12,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+#[doc(hidden)]
+pub mod bench_support;
 pub mod capture;
 pub mod client;
 mod clock;

@@ -1,0 +1,74 @@
+//! Not an API: entry points for the crate's own benchmarks, with no stability promise.
+//!
+//! [`BenchStream`] wraps any byte stream exactly as the connector wraps a TCP connection, so a
+//! benchmark can measure what recording one socket operation costs without a socket (whose
+//! syscall alone takes microseconds) and without a runtime.
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::{
+    model::TraceId,
+    sock::{SocketRecord, TracedStream},
+    tracer::{TraceSettings, Tracer},
+};
+
+/// A traced stream over `S`, with a tracer of its own that logs operations when `sock_trace`.
+pub struct BenchStream<S> {
+    stream: TracedStream<S>,
+    logged: Arc<SocketRecord>,
+}
+
+impl<S> BenchStream<S> {
+    /// Wraps `inner`; operations are logged only when `sock_trace` (byte totals always are).
+    pub fn new(inner: S, sock_trace: bool) -> Self {
+        let tracer = Tracer::new(TraceSettings {
+            sock_ops: sock_trace,
+            dns_messages: false,
+        });
+        let record = tracer.new_socket_record();
+        let stream = TracedStream::new(inner, TraceId::generate(), record.clone(), None, tracer);
+        Self {
+            stream,
+            logged: record,
+        }
+    }
+
+    /// The operations logged so far.
+    pub fn ops_logged(&self) -> usize {
+        self.logged.ops().map_or(0, |ops| ops.len())
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for BenchStream<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for BenchStream<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
