@@ -72,3 +72,24 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for BenchStream<S> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn logs_each_operation_only_with_sock_trace() {
+        for (sock_trace, logged) in [(true, 2), (false, 0)] {
+            let (near, mut far) = tokio::io::duplex(64);
+            let mut stream = BenchStream::new(near, sock_trace);
+            stream.write_all(b"ping").await.expect("write");
+            far.write_all(b"pong").await.expect("write back");
+            let mut buf = [0; 4];
+            stream.read_exact(&mut buf).await.expect("read");
+            assert_eq!(&buf, b"pong");
+            assert_eq!(stream.ops_logged(), logged, "sock_trace {sock_trace}");
+        }
+    }
+}
