@@ -28,6 +28,25 @@ impl PacketCapture {
         }
         Ok(written)
     }
+
+    /// What the capture misses, one sentence each, for whoever writes or shows it: packets
+    /// dropped after the total size limit, packets lost to a full ring. Empty when complete.
+    pub fn shortfalls(&self) -> Vec<String> {
+        let mut shortfalls = Vec::new();
+        if self.truncated {
+            shortfalls.push(format!(
+                "capture on {} reached its total size limit; later packets were dropped",
+                self.interface_name
+            ));
+        }
+        if self.lost_packets > 0 {
+            shortfalls.push(format!(
+                "capture on {} lost {} packets (the packet ring buffer was full)",
+                self.interface_name, self.lost_packets
+            ));
+        }
+        shortfalls
+    }
 }
 
 fn with_path(error: io::Error, path: &Path) -> io::Error {

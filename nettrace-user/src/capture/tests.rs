@@ -491,3 +491,18 @@ fn unknown_ether_type_says_so() {
     assert_eq!(stopped.layer, DecodeLayer::Link);
     assert!(stopped.reason.contains("0x88b5"), "{}", stopped.reason);
 }
+
+#[test]
+fn shortfalls_name_what_the_capture_misses() {
+    let mut missing = capture(LinkKind::Ethernet, Vec::new());
+    assert!(missing.shortfalls().is_empty());
+    missing.truncated = true;
+    missing.lost_packets = 3;
+    assert_eq!(
+        missing.shortfalls(),
+        [
+            "capture on eth7 reached its total size limit; later packets were dropped",
+            "capture on eth7 lost 3 packets (the packet ring buffer was full)",
+        ]
+    );
+}

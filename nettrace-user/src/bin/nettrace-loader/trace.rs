@@ -137,11 +137,8 @@ fn write_trace(output: Option<&Path>, trace: &HttpTrace) -> Result<()> {
 fn write_captures(dir: &Path, captures: &[PacketCapture]) -> Result<()> {
     for capture in captures {
         capture.write_files(dir).context("writing the capture")?;
-        if capture.truncated {
-            eprintln!(
-                "nettrace-loader: capture on {} reached --pcap-limit; later packets were dropped",
-                capture.interface_name
-            );
+        for shortfall in capture.shortfalls() {
+            eprintln!("nettrace-loader: {shortfall}");
         }
     }
     Ok(())

@@ -223,17 +223,8 @@ fn options(args: &GetArgs) -> TraceOptions {
 fn write_captures(dir: &std::path::Path, captures: &[PacketCapture]) -> Result<()> {
     for capture in captures {
         capture.write_files(dir).context("writing the capture")?;
-        if capture.truncated {
-            eprintln!(
-                "nettrace: capture on {} reached --pcap-limit; later packets were dropped",
-                capture.interface_name
-            );
-        }
-        if capture.lost_packets > 0 {
-            eprintln!(
-                "nettrace: {} packets were lost (the packet ring buffer was full)",
-                capture.lost_packets
-            );
+        for shortfall in capture.shortfalls() {
+            eprintln!("nettrace: {shortfall}");
         }
     }
     Ok(())
