@@ -45,11 +45,7 @@ impl QuerySocket {
     /// Opens the socket and checks, with a lookup that finds nothing, that ctnetlink answers
     /// this process (it refuses requests without CAP_NET_ADMIN).
     pub(crate) fn open() -> Result<Self, ConntrackError> {
-        let mut socket = Socket::new(NETLINK_NETFILTER)
-            .map_err(|e| ConntrackError::io("socket(NETLINK_NETFILTER)", e))?;
-        socket
-            .bind_auto()
-            .map_err(|e| ConntrackError::io("bind(netlink)", e))?;
+        let socket = bound_socket()?;
         socket
             .connect(&SocketAddr::new(0, 0))
             .map_err(|e| ConntrackError::io("connect(netlink)", e))?;
@@ -157,11 +153,7 @@ impl EventSocket {
     /// Opens the socket and joins the destroy group (refused without CAP_NET_ADMIN). [`EventSocket::wait`]
     /// waits at most `tick`.
     pub(crate) fn open(tick: Duration) -> Result<Self, ConntrackError> {
-        let mut socket = Socket::new(NETLINK_NETFILTER)
-            .map_err(|e| ConntrackError::io("socket(NETLINK_NETFILTER)", e))?;
-        socket
-            .bind_auto()
-            .map_err(|e| ConntrackError::io("bind(netlink)", e))?;
+        let socket = bound_socket()?;
         socket
             .add_membership(NFNLGRP_CONNTRACK_DESTROY)
             .map_err(|e| ConntrackError::io("join NFNLGRP_CONNTRACK_DESTROY", e))?;
@@ -195,6 +187,16 @@ impl EventSocket {
             Err(e) => Err(ConntrackError::io("recv(conntrack events)", e)),
         }
     }
+}
+
+/// A netfilter netlink socket bound to an address the kernel picks.
+fn bound_socket() -> Result<Socket, ConntrackError> {
+    let mut socket = Socket::new(NETLINK_NETFILTER)
+        .map_err(|e| ConntrackError::io("socket(NETLINK_NETFILTER)", e))?;
+    socket
+        .bind_auto()
+        .map_err(|e| ConntrackError::io("bind(netlink)", e))?;
+    Ok(socket)
 }
 
 fn is_timeout(error: &io::Error) -> bool {
