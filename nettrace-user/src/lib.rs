@@ -23,7 +23,6 @@ pub mod dns;
 mod event;
 mod headers;
 pub mod kernel;
-pub mod model;
 pub mod program;
 mod recorder;
 mod sock;
@@ -31,7 +30,12 @@ mod socket_cookie;
 mod sync;
 pub mod tls;
 mod tracer;
-pub mod waterfall;
+
+/// The trace model and its Go JSON, and the pure functions of a trace: the crate
+/// [`nettrace_model`], re-exported so that `nettrace::model::HttpTrace` keeps working.
+pub use nettrace_model as model;
+/// The trace as a readable timeline (re-exported from [`nettrace_model::waterfall`]).
+pub use nettrace_model::waterfall;
 
 pub use clock::KernelTime;
 pub use socket_cookie::SocketCookie;

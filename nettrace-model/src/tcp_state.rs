@@ -4,7 +4,7 @@
 //! [`TcpState::None`]). The JSON names are Go's, including its `"sync-recv"` spelling.
 //!
 //! ```
-//! use nettrace::model::TcpState;
+//! use nettrace_model::TcpState;
 //!
 //! assert_eq!(TcpState::SynRecv.to_string(), "sync-recv");
 //! assert_eq!("syn-recv".parse::<TcpState>().unwrap(), TcpState::SynRecv);

@@ -5,7 +5,7 @@
 //! would also reject (or that Go would silently mangle, see [`ModelError::NegativeRelativeTimestamp`]).
 //!
 //! ```
-//! use nettrace::model::{ModelError, TcpState};
+//! use nettrace_model::{ModelError, TcpState};
 //!
 //! let err = "half-open".parse::<TcpState>().unwrap_err();
 //! assert!(matches!(err, ModelError::UnknownName { kind: "TCP state", .. }));

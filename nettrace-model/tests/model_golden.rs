@@ -7,7 +7,7 @@
 //! - `failed_tls.json`: a TLS handshake failing certificate verification (go-nettrace.md
 //!   section 2), with the tunnel's `tcpConn` set as it should be (Go leaves it `""`).
 
-use nettrace::model::{
+use nettrace_model::{
     AnyNetTrace, ConntrackStatus, DnsRCode, DnsResType, HttpTrace, SocketOpType, TcpState,
     Timestamp,
 };

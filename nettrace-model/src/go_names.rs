@@ -119,7 +119,7 @@ mod tests {
     use serde::{Deserialize, Serialize};
 
     use super::*;
-    use crate::model::{DnsRCode, DnsResType, SocketOpType, TcpState};
+    use crate::{DnsRCode, DnsResType, SocketOpType, TcpState};
 
     /// A test enum with an alias and a value without a name.
     #[derive(Clone, Copy, Debug, PartialEq)]

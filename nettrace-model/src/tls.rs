@@ -5,7 +5,7 @@
 //! failed); certificate validity is absolute.
 //!
 //! ```
-//! use nettrace::model::{PeerCert, Timestamp};
+//! use nettrace_model::{PeerCert, Timestamp};
 //! use time::macros::datetime;
 //!
 //! let cert = PeerCert {

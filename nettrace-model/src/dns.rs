@@ -5,7 +5,7 @@
 //! when empty, as Go writes them; types and rcodes are in [`super::dns_codes`].
 //!
 //! ```
-//! use nettrace::model::{DnsAnswer, DnsReplyMsg, DnsRCode, DnsResType, Timestamp};
+//! use nettrace_model::{DnsAnswer, DnsReplyMsg, DnsRCode, DnsResType, Timestamp};
 //!
 //! let reply = DnsReplyMsg {
 //!     recv_at: Timestamp::Relative(115),

@@ -3,13 +3,13 @@
 //! milliseconds, a bar per step and every error.
 //!
 //! ```
-//! use nettrace::model::HttpTrace;
-//! let text = nettrace::waterfall::render(&HttpTrace::default());
+//! use nettrace_model::HttpTrace;
+//! let text = nettrace_model::waterfall::render(&HttpTrace::default());
 //! assert!(text.contains("no HTTP requests"));
 //! ```
 use std::fmt::Write as _;
 
-use crate::model::{DialTrace, HttpReqTrace, HttpTrace, Timestamp};
+use crate::{DialTrace, HttpReqTrace, HttpTrace, Timestamp};
 
 /// Width of the bar column.
 const BAR_WIDTH: usize = 30;
@@ -181,7 +181,7 @@ fn render_request(out: &mut String, timeline: &Timeline, trace: &HttpTrace, req:
 }
 
 /// The kernel's facts about a connection in one line: RTT, losses, resets, last state.
-fn kernel_summary(kernel: &crate::model::KernelTcpFacts) -> String {
+fn kernel_summary(kernel: &crate::KernelTcpFacts) -> String {
     let mut parts = vec![format!(
         "srtt {}us, min rtt {}us",
         kernel.srtt_us, kernel.min_rtt_us
@@ -315,8 +315,8 @@ fn render_dial(out: &mut String, timeline: &Timeline, trace: &HttpTrace, dial: &
 
 /// A conntrack entry in one line: the NAT mapping (original -> reply, when they differ),
 /// state, flags and counters.
-fn conntrack_summary(ct: &crate::model::ConntrackEntry) -> String {
-    let tuple = |t: &crate::model::AddrTuple| {
+fn conntrack_summary(ct: &crate::ConntrackEntry) -> String {
+    let tuple = |t: &crate::AddrTuple| {
         let ip = |ip: Option<std::net::IpAddr>| ip.map_or("?".to_owned(), |ip| ip.to_string());
         (
             format!("{}:{}", ip(t.src_ip), t.src_port),
@@ -341,14 +341,14 @@ fn conntrack_summary(ct: &crate::model::ConntrackEntry) -> String {
     line
 }
 
-fn src(conn: &crate::model::TcpConnTrace) -> String {
+fn src(conn: &crate::TcpConnTrace) -> String {
     match conn.addr_tuple.src_ip {
         Some(ip) => format!("{ip}:{}", conn.addr_tuple.src_port),
         None => "?".to_owned(),
     }
 }
 
-fn dst(conn: &crate::model::TcpConnTrace) -> String {
+fn dst(conn: &crate::TcpConnTrace) -> String {
     match conn.addr_tuple.dst_ip {
         Some(ip) => format!("{ip}:{}", conn.addr_tuple.dst_port),
         None => "?".to_owned(),
@@ -365,7 +365,7 @@ fn display_absolute(ts: &Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AddrTuple, ConntrackEntry, ConntrackStatus, TcpState};
+    use crate::{AddrTuple, ConntrackEntry, ConntrackStatus, TcpState};
 
     fn tuple(src: &str, sport: u16, dst: &str, dport: u16) -> AddrTuple {
         AddrTuple {

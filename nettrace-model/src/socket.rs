@@ -6,7 +6,7 @@
 //! empty.
 //!
 //! ```
-//! use nettrace::model::{SocketOp, SocketOpType, Timestamp};
+//! use nettrace_model::{SocketOp, SocketOpType, Timestamp};
 //!
 //! let op = SocketOp {
 //!     op_type: SocketOpType::Read,

@@ -1,6 +1,6 @@
 //! Property tests of the model's string forms: timestamps and conntrack status flags.
 
-use nettrace::model::{ConntrackStatus, Timestamp};
+use nettrace_model::{ConntrackStatus, Timestamp};
 use proptest::prelude::*;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 

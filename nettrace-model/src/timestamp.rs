@@ -17,7 +17,7 @@
 //!   written in UTC; a time before year 0 cannot be written (Go fails the same way).
 //!
 //! ```
-//! use nettrace::model::Timestamp;
+//! use nettrace_model::Timestamp;
 //! use time::macros::datetime;
 //!
 //! let begin = Timestamp::Absolute(datetime!(2022-12-23 10:17:45.260618344 +01:00));

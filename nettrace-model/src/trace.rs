@@ -5,7 +5,7 @@
 //! when empty (Go's `json.Marshal` of nil slices) and read from `null` or `[]`.
 //!
 //! ```
-//! use nettrace::model::{AnyNetTrace, HttpTrace, Timestamp};
+//! use nettrace_model::{AnyNetTrace, HttpTrace, Timestamp};
 //!
 //! let mut trace = HttpTrace::default();
 //! trace.net_trace_mut().description = "GET https://example.com/".into();
@@ -98,7 +98,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::model::{DialTrace, HttpReqTrace, TraceId};
+    use crate::{DialTrace, HttpReqTrace, TraceId};
 
     fn trace() -> HttpTrace {
         HttpTrace {

@@ -7,7 +7,7 @@
 //! - `tcpState`: a [`TcpState`] name, omitted for [`TcpState::None`] (UDP).
 //!
 //! ```
-//! use nettrace::model::ConntrackStatus;
+//! use nettrace_model::ConntrackStatus;
 //!
 //! let status = ConntrackStatus::SEEN_REPLY | ConntrackStatus::ASSURED | ConntrackStatus::CONFIRMED;
 //! assert_eq!(status.to_string(), "seen-reply|assured|confirmed");

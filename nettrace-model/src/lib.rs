@@ -1,5 +1,16 @@
-//! The trace model: every record of a trace, with the JSON that Go's nettrace writes.
+//! nettrace-model: the trace model of nettrace, its Go-compatible JSON, and every pure function
+//! of a trace.
 //!
+//! # What belongs here
+//! Everything that needs a trace and nothing else: the records ([`HttpTrace`] and the types it
+//! holds), their JSON (byte-for-byte what Go's nettrace writes, and what it reads), and functions
+//! that only read a trace ([`waterfall`], and the phases, diagnosis and exporters that need no
+//! I/O). No sockets, no eBPF, no async runtime: a program that only reads traces (an EVE
+//! controller reading `nettrace.json`, `nettrace show`, an exporter) depends on this crate alone
+//! and its few dependencies (serde, serde_json, time, smol_str, itoa). The tracer, the library
+//! `nettrace`, re-exports it as `nettrace::model`.
+//!
+//! # The model
 //! An [`HttpTrace`] is a [`NetTrace`] (dials, TCP and UDP connections, DNS queries, TLS tunnels)
 //! plus the HTTP requests. Records refer to each other by [`TraceId`] (a dial's
 //! `established_conn` is a TCP connection's `trace_id`, and so on), and most timestamps are
@@ -44,7 +55,7 @@
 //!
 //! # Example
 //! ```
-//! use nettrace::model::{
+//! use nettrace_model::{
 //!     AnyNetTrace, DialTrace, HttpReqTrace, HttpTrace, NetTrace, Timestamp, TraceId,
 //! };
 //! use time::macros::datetime;
@@ -81,6 +92,9 @@
 //! assert_eq!(read.net_trace().dials.get(&dial_id).unwrap().dst_address, "example.com:443");
 //! ```
 
+#![deny(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 mod conn;
 mod conntrack;
 mod dial;
@@ -98,6 +112,7 @@ mod timestamp;
 mod tls;
 mod trace;
 mod trace_id;
+pub mod waterfall;
 
 pub use conn::{AddrTuple, TcpConnTrace, TcpConnTraces, UdpConnTrace, UdpConnTraces};
 pub use conntrack::{ConntrackEntry, ConntrackStatus, ConntractEntry};

@@ -118,7 +118,7 @@ pub(crate) mod opt_ip {
 
     use serde::{Deserializer, Serializer};
 
-    use crate::model::ModelError;
+    use crate::ModelError;
 
     /// Parses the Go string form of an optional IP address.
     pub(crate) fn parse(input: &str) -> Result<Option<IpAddr>, ModelError> {

@@ -10,7 +10,7 @@
 //! JSON: an array, written as `null` when empty (Go's nil slice); read from `null` or `[]`.
 //!
 //! ```
-//! use nettrace::model::{DialTrace, DialTraces, TraceId};
+//! use nettrace_model::{DialTrace, DialTraces, TraceId};
 //!
 //! let mut dials = DialTraces::default();
 //! assert_eq!(serde_json::to_string(&dials).unwrap(), "null");

@@ -7,7 +7,7 @@
 //! for an unknown source IP, which is still read as unknown).
 //!
 //! ```
-//! use nettrace::model::{AddrTuple, TcpConnTrace, Timestamp, TraceId};
+//! use nettrace_model::{AddrTuple, TcpConnTrace, Timestamp, TraceId};
 //!
 //! let conn = TcpConnTrace {
 //!     trace_id: TraceId::new("tid-8"),
@@ -171,7 +171,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::model::{ConntrackStatus, SocketOp, SocketOpType, TcpState};
+    use crate::{ConntrackStatus, SocketOp, SocketOpType, TcpState};
 
     #[test]
     fn addr_tuple_unknown_ip_and_go_nil() {

@@ -6,7 +6,7 @@
 //! `establishedConn` are omitted when empty, as in Go.
 //!
 //! ```
-//! use nettrace::model::{DialTrace, Timestamp, TraceId};
+//! use nettrace_model::{DialTrace, Timestamp, TraceId};
 //!
 //! let dial = DialTrace {
 //!     trace_id: TraceId::new("tid-3"),

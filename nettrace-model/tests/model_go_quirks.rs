@@ -1,6 +1,6 @@
 //! Reading what Go writes, quirks included, and what this model writes instead of Go's bugs.
 
-use nettrace::model::{
+use nettrace_model::{
     ConntrackStatus, DnsRCode, HttpReqTrace, HttpTrace, TcpConnTrace, TcpState, Timestamp,
 };
 use serde_json::{Value, json};
@@ -56,7 +56,7 @@ fn null_and_empty_lists_read_the_same() {
 
     let nested = json!({"traceID": "tid-1", "dnsQueryMsgs": [{"questions": []}],
         "dnsReplyMsgs": [{"answers": null}]});
-    let query: nettrace::model::DnsQueryTrace = serde_json::from_value(nested).unwrap();
+    let query: nettrace_model::DnsQueryTrace = serde_json::from_value(nested).unwrap();
     assert!(query.dns_query_msgs[0].questions.is_empty());
     let written = serde_json::to_value(&query).unwrap();
     assert_eq!(written["dnsQueryMsgs"][0]["questions"], Value::Null);
@@ -93,7 +93,7 @@ fn negative_relative_timestamps_are_rejected_not_mangled() {
 
 #[test]
 fn unknown_rcode_name_reads_as_unrecognized_not_no_error() {
-    let reply: nettrace::model::DnsReplyMsg =
+    let reply: nettrace_model::DnsReplyMsg =
         serde_json::from_value(json!({"rCode": "bad-cookie"})).unwrap();
     assert_eq!(reply.rcode, DnsRCode::UNRECOGNIZED);
     assert_eq!(

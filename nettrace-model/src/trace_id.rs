@@ -8,7 +8,7 @@
 //! `IDGenerator`) and restored with [`reset_id_generator`].
 //!
 //! ```
-//! use nettrace::model::{TraceId, next_trace_id};
+//! use nettrace_model::{TraceId, next_trace_id};
 //!
 //! let id = next_trace_id();
 //! assert!(id.as_str().starts_with("tid-"));

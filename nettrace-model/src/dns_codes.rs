@@ -9,7 +9,7 @@
 //! kept.)
 //!
 //! ```
-//! use nettrace::model::{DnsRCode, DnsResType};
+//! use nettrace_model::{DnsRCode, DnsResType};
 //!
 //! assert_eq!(DnsResType::from(28).to_string(), "AAAA");
 //! assert_eq!(DnsResType::from(65).to_string(), "unrecognized-type");

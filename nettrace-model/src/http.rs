@@ -7,7 +7,7 @@
 //! field names are (RFC 9110) and as Go's `Get` does.
 //!
 //! ```
-//! use nettrace::model::{HttpHeader, HttpHeaderKv};
+//! use nettrace_model::{HttpHeader, HttpHeaderKv};
 //!
 //! let header = HttpHeader::from(vec![HttpHeaderKv::with_value("Content-Type", "text/html")]);
 //! assert_eq!(header.get("content-type").map(|kv| kv.field_val_len), Some(9));

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use nettrace::model::{
+use nettrace_model::{
     TraceId, atomic_counter_id, next_trace_id, reset_id_generator, set_id_generator,
 };
 
