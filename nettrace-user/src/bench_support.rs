@@ -13,8 +13,9 @@ use std::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{
+    event::SocketRecord,
     model::TraceId,
-    sock::{SocketRecord, TracedStream},
+    sock::TracedStream,
     tracer::{TraceSettings, Tracer},
 };
 

@@ -14,12 +14,32 @@
 //! // Later, in a snapshot:
 //! let fields: HttpHeader = capture.map(|c| c.fields(&recorder_buffer, &options)).unwrap_or_default();
 //! ```
+use std::{fmt, sync::Arc};
+
 use http::HeaderMap;
 
-use crate::{
-    client::HttpReqTraceOptions,
-    model::{HdrFieldsOpt, HttpHeader, HttpHeaderKv},
-};
+use crate::model::{HdrFieldsOpt, HttpHeader, HttpHeaderKv};
+
+/// Decides whether a header field (by canonical name) is left out of the trace entirely.
+pub type HeaderFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// How HTTP requests are recorded (Go's `WithHTTPReqTrace`).
+#[derive(Clone, Default)]
+pub struct HttpReqTraceOptions {
+    /// Which header fields are recorded, and how much of them.
+    pub header_fields: HdrFieldsOpt,
+    /// Returns true for a header field (by name) that must not be recorded at all.
+    pub exclude_header_field: Option<HeaderFilter>,
+}
+
+impl fmt::Debug for HttpReqTraceOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpReqTraceOptions")
+            .field("header_fields", &self.header_fields)
+            .field("exclude_header_field", &self.exclude_header_field.is_some())
+            .finish()
+    }
+}
 
 /// Bytes before each packed field: the name's length (`u16`) and the value's (`u32`).
 const FIELD_HEAD: usize = 6;

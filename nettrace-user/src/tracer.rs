@@ -16,18 +16,16 @@ use std::{
 use crate::{
     SocketCookie,
     capture::{CaptureStore, PacketCapture, PacketCaptureOptions},
-    client::HttpReqTraceOptions,
-    conntrack::{ConntrackError, ConntrackSink, CtSample, ReplyTuple, Tracker},
+    conntrack::{ConntrackError, ConntrackSink, ReplyTuple, Tracker},
     daemon::{DaemonError, link::DaemonLink},
-    event::{Event, Transport},
-    headers::HeaderCapture,
+    event::{CtSample, Event, SocketRecord, Transport},
+    headers::{HeaderCapture, HttpReqTraceOptions},
     kernel::{
         FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub, KernelSink, KernelTcpState,
     },
     model::{HttpTrace, KernelDataStatus, TraceId},
     program::Translator,
     recorder::{ConnEndpoints, Recorder},
-    sock::SocketRecord,
 };
 
 /// What the tracer records beyond the always-on records.

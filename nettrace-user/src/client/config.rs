@@ -7,11 +7,12 @@ use std::{
     time::Duration,
 };
 
-use crate::{
-    capture::PacketCaptureOptions, kernel::KernelConfig, model::HdrFieldsOpt, tls::TlsSettings,
-};
+use crate::{capture::PacketCaptureOptions, kernel::KernelConfig, tls::TlsSettings};
 
-pub use crate::dns::NameserverSelector;
+pub use crate::{
+    dns::NameserverSelector,
+    headers::{HeaderFilter, HttpReqTraceOptions},
+};
 
 /// Chooses the proxy for a request: `Ok(Some(url))` proxies through `url` (`http://` or
 /// `https://`), `Ok(None)` goes direct, `Err(reason)` fails the request. Go's `Proxy`.
@@ -78,27 +79,6 @@ impl fmt::Debug for HttpClientConfig {
             .field("disable_keep_alive", &self.disable_keep_alive)
             .field("disable_compression", &self.disable_compression)
             .finish_non_exhaustive()
-    }
-}
-
-/// Decides whether a header field (by canonical name) is left out of the trace entirely.
-pub type HeaderFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
-
-/// How HTTP requests are recorded (Go's `WithHTTPReqTrace`).
-#[derive(Clone, Default)]
-pub struct HttpReqTraceOptions {
-    /// Which header fields are recorded, and how much of them.
-    pub header_fields: HdrFieldsOpt,
-    /// Returns true for a header field (by name) that must not be recorded at all.
-    pub exclude_header_field: Option<HeaderFilter>,
-}
-
-impl fmt::Debug for HttpReqTraceOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpReqTraceOptions")
-            .field("header_fields", &self.header_fields)
-            .field("exclude_header_field", &self.exclude_header_field.is_some())
-            .finish()
     }
 }
 

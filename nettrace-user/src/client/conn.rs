@@ -15,18 +15,7 @@ use tokio::{
 };
 
 use super::idle::{CloseSignal, IdleHandle};
-use crate::{model::TraceId, sock::TracedStream};
-
-/// The trace IDs of a connection, found in each response's extensions.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnInfo {
-    /// The TCP connection.
-    pub tcp_conn: TraceId,
-    /// The TLS tunnel with the destination, if any.
-    pub tls_tunnel: Option<TraceId>,
-    /// The TLS tunnel with an `https://` proxy, if any.
-    pub proxy_tls_tunnel: Option<TraceId>,
-}
+use crate::{event::ConnInfo, sock::TracedStream};
 
 /// Any stack of transport layers (TCP, TLS, TLS in TLS through an `https://` proxy).
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}

@@ -21,14 +21,14 @@ use rustls::{ClientConfig, pki_types::ServerName};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{
-    conn::{ConnInfo, ConnIo, Io, TracedConn},
+    conn::{ConnIo, Io, TracedConn},
     context::{self, RequestContext},
     target::Endpoint,
     tunnel,
 };
 use crate::{
     dns::Resolver,
-    event::Event,
+    event::{ConnInfo, Event},
     model::TraceId,
     sock::{SocketOrigin, TcpOptions, connect_tcp},
     tls::{self, HandshakeContext},

@@ -54,12 +54,12 @@ use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
 };
 
+pub use crate::event::ConnInfo;
 pub use body::{BodyError, BoxError, RequestBody, ResponseBody};
 pub use config::{
     HeaderFilter, HttpClientConfig, HttpReqTraceOptions, KernelMode, NameserverSelector,
     ProxySelector, TraceOptions,
 };
-pub use conn::ConnInfo;
 pub use error::{ClientError, RequestError};
 
 use self::connector::{ConnectorSettings, TracedConnector};

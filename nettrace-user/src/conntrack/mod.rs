@@ -41,4 +41,4 @@ mod netlink;
 mod tracker;
 
 pub use error::ConntrackError;
-pub(crate) use tracker::{ConntrackSink, CtSample, ReplyTuple, Tracker};
+pub(crate) use tracker::{ConntrackSink, ReplyTuple, Tracker};

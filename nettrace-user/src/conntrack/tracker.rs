@@ -25,18 +25,11 @@ use super::{
     message::{CtMessage, CtTuple},
     netlink::{EventSocket, Lookup, QuerySocket},
 };
-use crate::{SocketCookie, event::Transport, model::ConntrackEntry, model::TraceId};
-
-/// One conntrack entry of a connection, as obtained at `at`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct CtSample {
-    /// When it was obtained.
-    pub(crate) at: Instant,
-    /// The entry (its `captured_at` is filled from `at` in a snapshot).
-    pub(crate) entry: ConntrackEntry,
-    /// From the destroy event: the final state and counters.
-    pub(crate) destroyed: bool,
-}
+use crate::{
+    SocketCookie,
+    event::{CtSample, Transport},
+    model::TraceId,
+};
 
 /// Where the tracker reports entries (the client's recorder).
 pub(crate) trait ConntrackSink: Send + Sync {

@@ -9,13 +9,12 @@ use super::packet::{Proto, client_hello_sni, parse_ip};
 use crate::{
     SocketCookie,
     dns::message::{decode, query_record, reply_record},
-    event::{Event, Transport},
+    event::{Event, RawSocketOp, SocketRecord, Transport},
     kernel::{
         ConnectCall, Direction, KernelEvent, KernelTcpState, PacketRecord, SockMsgRecord, SockOp,
         SocketProtocol,
     },
     model::{SocketOpType, TraceId},
-    sock::{RawSocketOp, SocketRecord},
 };
 
 /// `EAGAIN`: a non-blocking call that found nothing to do (not an operation).

@@ -21,8 +21,13 @@ pub(crate) use records::{ConnRec, DialRec, DnsRec, HttpRec, ResolverDialRec, Tls
 use table::Table;
 
 use crate::{
-    SocketCookie, capture::CaptureStore, client::HttpReqTraceOptions, clock::TraceClock,
-    event::Event, headers::HeaderCapture, kernel::KernelEvent, model::TraceId,
+    SocketCookie,
+    capture::CaptureStore,
+    clock::TraceClock,
+    event::Event,
+    headers::{HeaderCapture, HttpReqTraceOptions},
+    kernel::KernelEvent,
+    model::TraceId,
 };
 
 /// Where a connection runs (see [`Recorder::conn_endpoints`]).

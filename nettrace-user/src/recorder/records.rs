@@ -9,11 +9,9 @@ use std::{
 use super::kernel::KernelRec;
 use crate::{
     SocketCookie,
-    conntrack::CtSample,
-    event::{BodyCounters, TlsOutcome, Transport},
+    event::{BodyCounters, CtSample, SocketRecord, TlsOutcome, Transport},
     headers::HeaderCapture,
     model::{DnsQueryMsg, DnsReplyMsg, TraceId},
-    sock::SocketRecord,
 };
 
 /// A dial.

@@ -4,13 +4,12 @@ use std::time::Instant;
 use super::{ConnRec, DialRec, HttpRec, Recorder, TlsRec};
 use crate::{
     clock::TraceClock,
-    event::Transport,
+    event::{RawSocketOp, Transport},
     model::{
         AddrTuple, ConntrackEntry, DialTrace, DnsQueryMsg, DnsQueryTrace, DnsReplyMsg,
         HttpReqTrace, HttpTrace, NetTrace, ResolverDialTrace, SocketOp, SocketTrace, TcpConnTrace,
         TlsTunnelTrace, TraceId, UdpConnTrace,
     },
-    sock::RawSocketOp,
 };
 
 impl Recorder {

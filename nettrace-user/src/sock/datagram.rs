@@ -4,7 +4,7 @@ use std::{io, sync::Arc, time::Instant};
 
 use tokio::net::UdpSocket;
 
-use super::{RawSocketOp, SocketRecord};
+use crate::event::{RawSocketOp, SocketRecord};
 use crate::{SocketCookie, event::Event, model::SocketOpType, model::TraceId, tracer::Tracer};
 
 /// A traced, connected UDP socket.

@@ -3,10 +3,8 @@
 //! operation into the socket's shared [`SocketRecord`].
 mod datagram;
 mod open;
-mod record;
 mod stream;
 
 pub(crate) use datagram::TracedUdpSocket;
 pub(crate) use open::{ConnectError, SocketOrigin, TcpOptions, connect_tcp, connect_udp};
-pub(crate) use record::{RawSocketOp, SocketRecord};
 pub(crate) use stream::TracedStream;

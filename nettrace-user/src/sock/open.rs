@@ -53,7 +53,7 @@ fn open(
 ) -> io::Result<(
     Socket,
     TraceId,
-    std::sync::Arc<super::SocketRecord>,
+    std::sync::Arc<crate::event::SocketRecord>,
     Option<SocketCookie>,
 )> {
     let domain = Domain::for_address(remote);

@@ -13,7 +13,7 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{RawSocketOp, SocketRecord};
+use crate::event::{RawSocketOp, SocketRecord};
 use crate::{SocketCookie, event::Event, model::SocketOpType, model::TraceId, tracer::Tracer};
 
 /// A traced byte stream (a TCP connection).

@@ -4,7 +4,7 @@
 //! trace records themselves: they describe what happened, when ([`Instant`]) and to which
 //! record ([`TraceId`]), and [`crate::recorder::Recorder`] is the one place that turns that into
 //! the model. Per-operation socket I/O is the exception: it is counted in a shared
-//! [`crate::sock::SocketRecord`] that the `ConnOpened` event hands over, so the hot path takes
+//! [`SocketRecord`] that the `ConnOpened` event hands over, so the hot path takes
 //! no lock of the recorder.
 use std::{
     net::{IpAddr, SocketAddr},
@@ -17,13 +17,14 @@ use std::{
 
 use crate::{
     SocketCookie,
-    client::ConnInfo,
-    conntrack::CtSample,
     headers::HeaderCapture,
     kernel::KernelEvent,
-    model::{DnsQueryMsg, DnsReplyMsg, PeerCert, TraceId},
-    sock::SocketRecord,
+    model::{ConntrackEntry, DnsQueryMsg, DnsReplyMsg, PeerCert, TraceId},
 };
+
+mod socket_record;
+
+pub(crate) use socket_record::{RawSocketOp, SocketRecord};
 
 /// Transport protocol of a traced connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -194,4 +195,26 @@ impl BodyCounters {
     pub(crate) fn response(&self) -> u64 {
         self.response.load(Ordering::Relaxed)
     }
+}
+
+/// The trace IDs of a connection, found in each response's extensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The TCP connection.
+    pub tcp_conn: TraceId,
+    /// The TLS tunnel with the destination, if any.
+    pub tls_tunnel: Option<TraceId>,
+    /// The TLS tunnel with an `https://` proxy, if any.
+    pub proxy_tls_tunnel: Option<TraceId>,
+}
+
+/// One conntrack entry of a connection, as obtained at `at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CtSample {
+    /// When it was obtained.
+    pub(crate) at: Instant,
+    /// The entry (its `captured_at` is filled from `at` in a snapshot).
+    pub(crate) entry: ConntrackEntry,
+    /// From the destroy event: the final state and counters.
+    pub(crate) destroyed: bool,
 }
