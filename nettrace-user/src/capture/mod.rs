@@ -9,6 +9,7 @@
 //! `pcapng.rs`); a packet's headers decode with [`CapturedPacket::layers`] (`layers.rs`).
 mod files;
 mod frame;
+mod interface;
 mod layers;
 mod pcap;
 mod pcapng;
@@ -21,6 +22,7 @@ use time::OffsetDateTime;
 
 use crate::model::TraceId;
 
+pub use interface::CaptureInterfaceInfo;
 pub(crate) use store::{CaptureStore, PacketOwners};
 
 pub use layers::{

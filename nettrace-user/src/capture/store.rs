@@ -4,10 +4,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use time::OffsetDateTime;
 
-use super::{CapturedPacket, PacketCapture, PacketCaptureOptions, PacketDirection};
+use super::{
+    CaptureInterfaceInfo, CapturedPacket, PacketCapture, PacketCaptureOptions, PacketDirection,
+};
 use crate::{
     SocketCookie,
-    kernel::{CaptureInterfaceInfo, Direction, PacketRecord},
+    event::{Direction, PacketRecord},
     model::TraceId,
 };
 

@@ -18,12 +18,20 @@ use std::{
 use crate::{
     SocketCookie,
     headers::HeaderCapture,
-    kernel::KernelEvent,
     model::{ConntrackEntry, DnsQueryMsg, DnsReplyMsg, PeerCert, TraceId},
 };
 
+mod kernel;
+mod kernel_socket;
 mod socket_record;
 
+pub use kernel::{
+    ClientId, Direction, KernelEvent, KernelTcpState, MalformedRecord, PacketRecord, SockMsgRecord,
+    SockOp, SockOpsRecord, TcpResetRecord, TcpStateChange,
+};
+pub use kernel_socket::{
+    ConnectCall, KernelProcess, SocketCreated, SocketProtocol, SocketReleased,
+};
 pub(crate) use socket_record::{RawSocketOp, SocketRecord};
 
 /// Transport protocol of a traced connection.

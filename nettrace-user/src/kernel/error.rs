@@ -102,3 +102,9 @@ pub enum KernelError {
     #[error("malformed kernel event: {0}")]
     MalformedEvent(String),
 }
+
+impl From<crate::event::MalformedRecord> for KernelError {
+    fn from(record: crate::event::MalformedRecord) -> Self {
+        Self::MalformedEvent(record.0)
+    }
+}

@@ -40,13 +40,13 @@ impl KernelEvents {
         let Self { ring, ready } = self;
         loop {
             if let Some(item) = ring.next() {
-                return KernelEvent::decode(&item);
+                return KernelEvent::decode(&item).map_err(KernelError::from);
             }
             tokio::select! {
                 guard = ready.readable() => {
                     let mut guard = guard.map_err(KernelError::Poll)?;
                     if let Some(item) = ring.next() {
-                        return KernelEvent::decode(&item);
+                        return KernelEvent::decode(&item).map_err(KernelError::from);
                     }
                     guard.clear_ready();
                 }
@@ -58,7 +58,7 @@ impl KernelEvents {
     /// The next event if one is already in the ring buffer, without waiting.
     pub fn try_next(&mut self) -> Option<Result<KernelEvent, KernelError>> {
         let item = self.ring.next()?;
-        Some(KernelEvent::decode(&item))
+        Some(KernelEvent::decode(&item).map_err(KernelError::from))
     }
 
     /// Takes every event the ring buffer holds now: all that happened before the call.

@@ -23,27 +23,22 @@
 mod cgroup;
 mod cgroup_programs;
 mod error;
-mod event;
 mod events;
 mod flow;
 mod hub;
-mod interface;
 mod object;
 mod record;
-mod socket_event;
 mod tracer;
 
+pub use crate::capture::CaptureInterfaceInfo;
+pub use crate::event::{
+    ClientId, ConnectCall, Direction, KernelEvent, KernelProcess, KernelTcpState, MalformedRecord,
+    PacketRecord, SockMsgRecord, SockOp, SockOpsRecord, SocketCreated, SocketProtocol,
+    SocketReleased, TcpResetRecord, TcpStateChange,
+};
 pub use cgroup_programs::CgroupLinks;
 pub use error::KernelError;
-pub use event::{
-    Direction, KernelEvent, KernelTcpState, PacketRecord, SockMsgRecord, SockOp, SockOpsRecord,
-    TcpResetRecord, TcpStateChange,
-};
 pub use events::{KernelEvents, READ_TICK};
 pub use flow::{FlowProtocol, flow_directions, flow_key};
 pub(crate) use hub::{KernelClient, KernelHub, KernelSink};
-pub use interface::CaptureInterfaceInfo;
-pub use socket_event::{ConnectCall, KernelProcess, SocketCreated, SocketProtocol, SocketReleased};
-pub use tracer::{
-    CaptureLinks, ClientId, KernelConfig, KernelTracer, ProgramStats, enable_run_stats,
-};
+pub use tracer::{CaptureLinks, KernelConfig, KernelTracer, ProgramStats, enable_run_stats};

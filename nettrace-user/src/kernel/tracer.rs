@@ -17,18 +17,7 @@ use nettrace_common::{
 };
 
 use super::{CaptureInterfaceInfo, KernelError, KernelEvents, cgroup, object::EBPF_OBJECT};
-use crate::{SocketCookie, capture::LinkKind};
-
-/// A traced client's slot in the kernel maps: it tags the client's sockets and indexes its
-/// lost-event counter. Below [`limits::MAX_CLIENTS`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId(pub u32);
-
-impl ClientId {
-    /// Not a slot: marks a packet that belongs to no flow (ICMP, ARP), for every client that
-    /// captures its kind on its interface.
-    pub const ANY: ClientId = ClientId(nettrace_common::ANY_CLIENT);
-}
+use crate::{SocketCookie, capture::LinkKind, event::ClientId};
 
 /// How often a program ran and how long it took in all (kernel run statistics).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! network namespace (unlike `/sys/class/net`, which shows the namespace sysfs was mounted in).
 use std::{ffi::CString, io, os::fd::AsRawFd};
 
-use crate::capture::LinkKind;
+use super::LinkKind;
 
 /// A network interface packets can be captured on.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use nettrace_common::{ConnectEvent, SockCreateEvent, SockReleaseEvent, family, ip_protocol};
 
-use super::{ClientId, KernelError};
+use super::kernel::{ClientId, MalformedRecord};
 use crate::{KernelTime, SocketCookie};
 
 /// The process that made a call, as the kernel saw it.
@@ -89,9 +89,9 @@ fn protocol(number: u32) -> Option<SocketProtocol> {
 }
 
 impl SocketCreated {
-    pub(crate) fn from_raw(e: &SockCreateEvent) -> Result<Self, KernelError> {
+    pub(crate) fn from_raw(e: &SockCreateEvent) -> Result<Self, MalformedRecord> {
         let protocol = protocol(e.protocol).ok_or_else(|| {
-            KernelError::MalformedEvent(format!("socket created with protocol {}", e.protocol))
+            MalformedRecord(format!("socket created with protocol {}", e.protocol))
         })?;
         Ok(Self {
             cookie: SocketCookie(e.header.cookie),
@@ -115,7 +115,7 @@ impl SocketReleased {
 }
 
 impl ConnectCall {
-    pub(crate) fn from_raw(e: &ConnectEvent) -> Result<Self, KernelError> {
+    pub(crate) fn from_raw(e: &ConnectEvent) -> Result<Self, MalformedRecord> {
         let ip = match e.family {
             family::INET => IpAddr::V4(Ipv4Addr::from(e.remote_addr[0].to_ne_bytes())),
             family::INET6 => {
@@ -126,7 +126,7 @@ impl ConnectCall {
                 IpAddr::V6(Ipv6Addr::from(bytes)).to_canonical()
             }
             other => {
-                return Err(KernelError::MalformedEvent(format!(
+                return Err(MalformedRecord(format!(
                     "connect event with address family {other}"
                 )));
             }

@@ -8,8 +8,24 @@ use nettrace_common::{
     SockReleaseEvent, TcpResetEvent, TcpStateEvent, direction, event_kind, family,
 };
 
-use super::{ClientId, ConnectCall, KernelError, SocketCreated, SocketReleased};
+use super::kernel_socket::{ConnectCall, SocketCreated, SocketReleased};
 use crate::{KernelTime, SocketCookie};
+
+/// A traced client's slot in the kernel maps: it tags the client's sockets and indexes its
+/// lost-event counter. Below [`nettrace_common::limits::MAX_CLIENTS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u32);
+
+impl ClientId {
+    /// Not a slot: marks a packet that belongs to no flow (ICMP, ARP), for every client that
+    /// captures its kind on its interface.
+    pub const ANY: ClientId = ClientId(nettrace_common::ANY_CLIENT);
+}
+
+/// A ring-buffer record that matches no known layout (wrong size, unknown kind or value).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("malformed kernel event: {0}")]
+pub struct MalformedRecord(pub(crate) String);
 
 /// One event from the kernel about a traced socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,13 +160,13 @@ impl KernelEvent {
     }
 
     /// Decodes one ring-buffer record.
-    pub(crate) fn decode(record: &[u8]) -> Result<Self, KernelError> {
+    pub(crate) fn decode(record: &[u8]) -> Result<Self, MalformedRecord> {
         Self::decode_with(record, |data| Bytes::copy_from_slice(&record[data]))
     }
 
     /// [`Self::decode`] of a record in a shared buffer: a packet's bytes are a view of the
     /// buffer, not a second copy.
-    pub(crate) fn decode_shared(record: &Bytes) -> Result<Self, KernelError> {
+    pub(crate) fn decode_shared(record: &Bytes) -> Result<Self, MalformedRecord> {
         Self::decode_with(record, |data| record.slice(data))
     }
 
@@ -159,7 +175,7 @@ impl KernelEvent {
     fn decode_with(
         record: &[u8],
         packet_data: impl FnOnce(std::ops::Range<usize>) -> Bytes,
-    ) -> Result<Self, KernelError> {
+    ) -> Result<Self, MalformedRecord> {
         let header: EventHeader = read_record(record)?;
         match header.kind {
             event_kind::TCP_STATE => {
@@ -201,7 +217,7 @@ impl KernelEvent {
                 let start = std::mem::size_of::<PacketEvent>();
                 let data = start..start + e.captured_len as usize;
                 if data.end > record.len() {
-                    return Err(KernelError::MalformedEvent(format!(
+                    return Err(MalformedRecord(format!(
                         "packet record of {} bytes cannot hold {} captured bytes",
                         record.len(),
                         e.captured_len
@@ -228,7 +244,7 @@ impl KernelEvent {
             >(
                 record
             )?)?)),
-            other => Err(KernelError::MalformedEvent(format!(
+            other => Err(MalformedRecord(format!(
                 "unknown event kind {other} ({} bytes)",
                 record.len()
             ))),
@@ -237,10 +253,10 @@ impl KernelEvent {
 }
 
 /// Reads a `#[repr(C)]` record from the start of `bytes`, checking its length.
-fn read_record<T: aya::Pod>(bytes: &[u8]) -> Result<T, KernelError> {
+fn read_record<T: aya::Pod>(bytes: &[u8]) -> Result<T, MalformedRecord> {
     let size = std::mem::size_of::<T>();
     if bytes.len() < size {
-        return Err(KernelError::MalformedEvent(format!(
+        return Err(MalformedRecord(format!(
             "record of {} bytes is shorter than {} ({size} bytes)",
             bytes.len(),
             std::any::type_name::<T>()
@@ -394,8 +410,8 @@ pub struct SockOpsRecord {
 }
 
 impl SockOpsRecord {
-    fn from_raw(e: &SockOpsEvent) -> Result<Self, KernelError> {
-        let ip = |words: &[u32; 4]| -> Result<IpAddr, KernelError> {
+    fn from_raw(e: &SockOpsEvent) -> Result<Self, MalformedRecord> {
+        let ip = |words: &[u32; 4]| -> Result<IpAddr, MalformedRecord> {
             match e.family {
                 family::INET => Ok(IpAddr::V4(Ipv4Addr::from(words[0].to_ne_bytes()))),
                 family::INET6 => {
@@ -405,7 +421,7 @@ impl SockOpsRecord {
                     }
                     Ok(IpAddr::V6(Ipv6Addr::from(bytes)))
                 }
-                other => Err(KernelError::MalformedEvent(format!(
+                other => Err(MalformedRecord(format!(
                     "sock_ops event with address family {other}"
                 ))),
             }
@@ -498,7 +514,7 @@ mod tests {
     fn rejects_short_and_unknown_records() {
         assert!(matches!(
             KernelEvent::decode(&[1, 0, 0]),
-            Err(KernelError::MalformedEvent(_))
+            Err(MalformedRecord(_))
         ));
         let unknown = EventHeader {
             kind: 99,
