@@ -30,6 +30,7 @@ mod socket_cookie;
 mod sync;
 pub mod tls;
 mod tracer;
+mod translate;
 
 /// The trace model and its Go JSON, and the pure functions of a trace: the crate
 /// [`nettrace_model`], re-exported so that `nettrace::model::HttpTrace` keeps working.

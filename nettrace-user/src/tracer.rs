@@ -24,8 +24,8 @@ use crate::{
         FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub, KernelSink, KernelTcpState,
     },
     model::{HttpTrace, KernelDataStatus, TraceId},
-    program::Translator,
     recorder::{ConnEndpoints, Recorder},
+    translate::Translator,
 };
 
 /// What the tracer records beyond the always-on records.

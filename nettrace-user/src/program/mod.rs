@@ -30,12 +30,7 @@
 //! println!("{}", serde_json::to_string_pretty(&trace)?);
 //! # let _ = captures; Ok(()) }
 //! ```
-mod packet;
-mod translate;
-
 use std::path::Path;
-
-pub(crate) use translate::Translator;
 
 use crate::{
     capture::{PacketCapture, PacketCaptureOptions},

@@ -3,7 +3,7 @@ use std::time::Instant;
 
 use crate::{
     clock::TraceClock,
-    kernel::{Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, SockOpsRecord},
+    event::{Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, SockOpsRecord},
     model::{KernelSocketCalls, KernelStateChange, KernelTcpFacts, KernelUdpFacts},
 };
 

@@ -24,9 +24,8 @@ use crate::{
     SocketCookie,
     capture::CaptureStore,
     clock::TraceClock,
-    event::Event,
+    event::{Event, KernelEvent},
     headers::{HeaderCapture, HttpReqTraceOptions},
-    kernel::KernelEvent,
     model::TraceId,
 };
 

@@ -5,17 +5,18 @@
 //! packets the cgroup programs copy. Sans-I/O: events in, events out.
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Instant};
 
-use super::packet::{Proto, client_hello_sni, parse_ip};
+mod packet;
+
 use crate::{
     SocketCookie,
     dns::message::{decode, query_record, reply_record},
-    event::{Event, RawSocketOp, SocketRecord, Transport},
-    kernel::{
-        ConnectCall, Direction, KernelEvent, KernelTcpState, PacketRecord, SockMsgRecord, SockOp,
-        SocketProtocol,
+    event::{
+        ConnectCall, Direction, Event, KernelEvent, KernelTcpState, PacketRecord, RawSocketOp,
+        SockMsgRecord, SockOp, SocketProtocol, SocketRecord, Transport,
     },
     model::{SocketOpType, TraceId},
 };
+use packet::{Proto, client_hello_sni, parse_ip};
 
 /// `EAGAIN`: a non-blocking call that found nothing to do (not an operation).
 const EAGAIN: i32 = 11;
