@@ -13,10 +13,7 @@ use std::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{
-    event::SocketRecord,
-    model::TraceId,
-    sock::TracedStream,
-    tracer::{TraceSettings, Tracer},
+    event::SocketRecord, event::TraceSettings, model::TraceId, sock::TracedStream, tracer::Tracer,
 };
 
 /// A traced stream over `S`, with a tracer of its own that logs operations when `sock_trace`.
@@ -32,8 +29,14 @@ impl<S> BenchStream<S> {
             sock_ops: sock_trace,
             dns_messages: false,
         });
-        let record = tracer.new_socket_record();
-        let stream = TracedStream::new(inner, TraceId::generate(), record.clone(), None, tracer);
+        let record = tracer.sink().new_socket_record();
+        let stream = TracedStream::new(
+            inner,
+            TraceId::generate(),
+            record.clone(),
+            None,
+            tracer.sink(),
+        );
         Self {
             stream,
             logged: record,

@@ -18,8 +18,8 @@ use crate::{
     capture::{CaptureStore, PacketCapture, PacketCaptureOptions},
     conntrack::{ConntrackError, ConntrackSink, ReplyTuple, Tracker},
     daemon::{DaemonError, link::DaemonLink},
-    event::{CtSample, Event, SocketRecord, Transport},
-    headers::{HeaderCapture, HttpReqTraceOptions},
+    event::{CtSample, Event, EventSink, Sink, SocketRecord, TraceSettings, Transport},
+    headers::HttpReqTraceOptions,
     kernel::{
         FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub, KernelSink, KernelTcpState,
     },
@@ -27,15 +27,6 @@ use crate::{
     recorder::{ConnEndpoints, Recorder},
     translate::Translator,
 };
-
-/// What the tracer records beyond the always-on records.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct TraceSettings {
-    /// Log every socket operation (`WithSockTrace`).
-    pub(crate) sock_ops: bool,
-    /// Record DNS messages (`WithDNSQueryTrace`).
-    pub(crate) dns_messages: bool,
-}
 
 /// The shared tracing state of one client.
 #[derive(Clone, Debug)]
@@ -180,8 +171,11 @@ fn capture_after_nat(client: &KernelClient, endpoints: &ConnEndpoints, sample: &
     }
 }
 
-impl Inner {
-    /// Reports an event.
+impl EventSink for Inner {
+    fn settings(&self) -> &TraceSettings {
+        &self.settings
+    }
+
     fn emit(&self, event: Event) {
         tracing::trace!(?event, "nettrace event");
         let Some(conntrack) = self.conntrack.get() else {
@@ -213,6 +207,74 @@ impl Inner {
         }
     }
 
+    fn emit_response(&self, headers: &http::HeaderMap, mut event: Event) {
+        // The conntrack side does not follow responses: one lock for packing and recording.
+        let mut recorder = lock(&self.recorder);
+        if let Event::HttpResponse { header, .. } = &mut event {
+            *header = recorder.pack_headers(headers);
+        }
+        tracing::trace!(?event, "nettrace event");
+        recorder.handle(event);
+    }
+
+    fn new_socket_record(&self) -> Arc<SocketRecord> {
+        Arc::new(SocketRecord::new(self.settings.sock_ops))
+    }
+
+    fn next_resolver_dial(&self) -> u64 {
+        self.next_resolver_dial.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn register_socket(&self, socket: BorrowedFd<'_>, cookie: SocketCookie) {
+        if let Some(link) = self.kernel.get()
+            && let Err(error) = link.register(socket, cookie)
+        {
+            tracing::warn!(%error, %cookie, "socket not traced in the kernel");
+        }
+    }
+
+    fn unregister_socket(&self, cookie: SocketCookie) {
+        self.unregister(cookie);
+    }
+
+    /// See [`Retiring`].
+    fn tcp_socket_closed(&self, cookie: SocketCookie) {
+        if !matches!(
+            self.kernel.get(),
+            Some(KernelLink::Hub(_) | KernelLink::Daemon(_))
+        ) {
+            return;
+        }
+        if lock(&self.retiring).both_done(cookie, Side::Application) {
+            self.unregister(cookie);
+        }
+    }
+
+    /// TCP flows are registered by the kernel at connect. Through the daemon, the descriptor
+    /// goes along and the daemon reads the addresses from it.
+    fn register_udp_flow(
+        &self,
+        socket: BorrowedFd<'_>,
+        cookie: SocketCookie,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) {
+        let result = match self.kernel.get() {
+            Some(KernelLink::Hub(client)) => client
+                .register_flow(cookie, FlowProtocol::Udp, local, remote)
+                .map_err(|e| error_chain(&e)),
+            Some(KernelLink::Daemon(link)) => {
+                link.capture_flow(&socket).map_err(|e| error_chain(&e))
+            }
+            _ => Ok(()),
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, %cookie, "flow not captured");
+        }
+    }
+}
+
+impl Inner {
     fn unregister(&self, cookie: SocketCookie) {
         if let Some(link) = self.kernel.get()
             && let Err(error) = link.unregister(cookie)
@@ -265,33 +327,14 @@ impl Tracer {
         }
     }
 
-    /// What is recorded.
-    pub(crate) fn settings(&self) -> &TraceSettings {
-        &self.inner.settings
-    }
-
-    /// Reports the event `make` builds around `headers`, captured into the recorder's shared
-    /// buffer (no allocation per request). For events the conntrack side does not follow.
-    pub(crate) fn emit_with_headers(
-        &self,
-        headers: &http::HeaderMap,
-        make: impl FnOnce(Option<HeaderCapture>) -> Event,
-    ) {
-        let mut recorder = self.recorder();
-        let header = recorder.pack_headers(headers);
-        let event = make(header);
-        tracing::trace!(?event, "nettrace event");
-        recorder.handle(event);
+    /// The hooks' view of this tracer.
+    pub(crate) fn sink(&self) -> Sink {
+        self.inner.clone()
     }
 
     /// Records HTTP header fields as `options` say (`WithHTTPReqTrace`).
     pub(crate) fn record_http_headers(&self, options: Arc<HttpReqTraceOptions>) {
         self.recorder().set_http_headers(options);
-    }
-
-    /// Reports an event.
-    pub(crate) fn emit(&self, event: Event) {
-        self.inner.emit(event);
     }
 
     /// Starts following connections in conntrack (`WithConntrack`), in the calling thread's
@@ -313,18 +356,6 @@ impl Tracer {
             .get()
             .map(Tracker::reply_tuples)
             .unwrap_or_default()
-    }
-
-    /// A fresh I/O record for a new socket, logging operations if `WithSockTrace` is on.
-    pub(crate) fn new_socket_record(&self) -> Arc<SocketRecord> {
-        Arc::new(SocketRecord::new(self.inner.settings.sock_ops))
-    }
-
-    /// A process-unique number for a resolver dial.
-    pub(crate) fn next_resolver_dial(&self) -> u64 {
-        self.inner
-            .next_resolver_dial
-            .fetch_add(1, Ordering::Relaxed)
     }
 
     /// Connects the tracer to the process's kernel hub (loading the programs if needed).
@@ -364,35 +395,6 @@ impl Tracer {
         let _ = self.inner.kernel.set(KernelLink::Unavailable(reason));
     }
 
-    /// Traces a new socket in the kernel too (before `connect()`); a failure only costs the
-    /// socket's kernel facts, and is logged.
-    pub(crate) fn register_socket(&self, socket: BorrowedFd<'_>, cookie: SocketCookie) {
-        if let Some(link) = self.inner.kernel.get()
-            && let Err(error) = link.register(socket, cookie)
-        {
-            tracing::warn!(%error, %cookie, "socket not traced in the kernel");
-        }
-    }
-
-    /// Stops tracing a UDP socket in the kernel (it has no state machine to wait for).
-    pub(crate) fn unregister_socket(&self, cookie: SocketCookie) {
-        self.inner.unregister(cookie);
-    }
-
-    /// The application closed a TCP socket: it leaves the kernel map once its final CLOSE has
-    /// been seen too (see [`Retiring`]).
-    pub(crate) fn tcp_socket_closed(&self, cookie: SocketCookie) {
-        if !matches!(
-            self.inner.kernel.get(),
-            Some(KernelLink::Hub(_) | KernelLink::Daemon(_))
-        ) {
-            return;
-        }
-        if lock(&self.inner.retiring).both_done(cookie, Side::Application) {
-            self.inner.unregister(cookie);
-        }
-    }
-
     /// Starts capturing packets on the interfaces of `options` (looked up in the calling
     /// thread's network namespace, or the daemon's through it). Needs the kernel link.
     pub(crate) fn start_capture(&self, options: &PacketCaptureOptions) -> Result<(), KernelError> {
@@ -406,32 +408,6 @@ impl Tracer {
         self.recorder()
             .enable_capture(CaptureStore::new(options.clone(), interfaces));
         Ok(())
-    }
-
-    /// Captures the packets of the connected UDP `socket` (cookie `cookie`, between `local`
-    /// and `remote`) as its own; TCP flows are registered by the kernel at connect. Through
-    /// the daemon, the descriptor goes along and the daemon reads the addresses from it. Does
-    /// nothing when the client does not capture; a failure only costs those packets, and is
-    /// logged.
-    pub(crate) fn register_udp_flow(
-        &self,
-        socket: BorrowedFd<'_>,
-        cookie: SocketCookie,
-        local: SocketAddr,
-        remote: SocketAddr,
-    ) {
-        let result = match self.inner.kernel.get() {
-            Some(KernelLink::Hub(client)) => client
-                .register_flow(cookie, FlowProtocol::Udp, local, remote)
-                .map_err(|e| error_chain(&e)),
-            Some(KernelLink::Daemon(link)) => {
-                link.capture_flow(&socket).map_err(|e| error_chain(&e))
-            }
-            _ => Ok(()),
-        };
-        if let Err(error) = result {
-            tracing::warn!(%error, %cookie, "flow not captured");
-        }
     }
 
     /// The trace so far and the packet captures, with every kernel event and packet that

@@ -18,7 +18,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 
 use super::{expect_continue::BodyWait, idle::IdleOnEnd};
-use crate::{event::BodyCounters, event::Event, model::TraceId, tracer::Tracer};
+use crate::{event::BodyCounters, event::Event, event::Sink, model::TraceId};
 
 /// A boxed error of a streaming request body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -230,7 +230,7 @@ pub struct ResponseBody {
     /// Where the bytes read are counted, with HTTP records.
     counters: Option<Arc<BodyCounters>>,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    tracer: Tracer,
+    sink: Sink,
     req: TraceId,
     finished: bool,
 }
@@ -241,7 +241,7 @@ impl ResponseBody {
         gunzip: bool,
         counters: Option<Arc<BodyCounters>>,
         deadline: Option<Instant>,
-        tracer: Tracer,
+        sink: Sink,
         req: TraceId,
     ) -> Self {
         Self {
@@ -250,7 +250,7 @@ impl ResponseBody {
             gzip: gunzip.then(|| Box::new(GzDecoder::new(Vec::new()))),
             counters,
             deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
-            tracer,
+            sink,
             req,
             finished: false,
         }
@@ -280,7 +280,7 @@ impl ResponseBody {
 
     fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         self.finished = true;
-        self.tracer.emit(Event::HttpFailed {
+        self.sink.emit(Event::HttpFailed {
             req: self.req.clone(),
             error: error.to_string(),
         });

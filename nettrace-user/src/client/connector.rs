@@ -28,11 +28,11 @@ use super::{
 };
 use crate::{
     dns::Resolver,
+    event::Sink,
     event::{ConnInfo, Event},
     model::TraceId,
     sock::{SocketOrigin, TcpOptions, connect_tcp},
     tls::{self, HandshakeContext},
-    tracer::Tracer,
 };
 
 /// Settings of the connector, from the client configuration.
@@ -53,7 +53,7 @@ pub(crate) struct TracedConnector {
 }
 
 struct Shared {
-    tracer: Tracer,
+    sink: Sink,
     resolver: Resolver,
     tls: Arc<ClientConfig>,
     settings: ConnectorSettings,
@@ -61,16 +61,16 @@ struct Shared {
 }
 
 impl TracedConnector {
-    /// A connector dialing with `resolver` and `tls`, reporting to `tracer`.
+    /// A connector dialing with `resolver` and `tls`, reporting to `sink`.
     pub(crate) fn new(
-        tracer: Tracer,
+        sink: Sink,
         resolver: Resolver,
         tls: Arc<ClientConfig>,
         settings: ConnectorSettings,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
-                tracer,
+                sink,
                 resolver,
                 tls,
                 settings,
@@ -109,14 +109,14 @@ impl tower_service::Service<Uri> for TracedConnector {
 /// Reports the end of a dial's "context" when the dial future finishes or is dropped, to the
 /// trace and to the request waiting for it.
 struct DialContext<'a> {
-    tracer: &'a Tracer,
+    sink: &'a Sink,
     dial: TraceId,
     request: &'a RequestContext,
 }
 
 impl Drop for DialContext<'_> {
     fn drop(&mut self) {
-        self.tracer.emit(Event::DialContextClosed {
+        self.sink.emit(Event::DialContextClosed {
             dial: self.dial.clone(),
             at: Instant::now(),
         });
@@ -145,7 +145,7 @@ impl Shared {
         };
         let first_hop = proxy.as_ref().unwrap_or(&target);
         let dial = TraceId::generate();
-        self.tracer.emit(Event::DialStarted {
+        self.sink.emit(Event::DialStarted {
             dial: dial.clone(),
             at: Instant::now(),
             dst_address: first_hop.authority(),
@@ -153,7 +153,7 @@ impl Shared {
             http_req: request.http_req.clone(),
         });
         let _context = DialContext {
-            tracer: &self.tracer,
+            sink: &self.sink,
             dial: dial.clone(),
             request: &request,
         };
@@ -161,7 +161,7 @@ impl Shared {
         let stream = match self.dial(&dial, first_hop).await {
             Ok(stream) => stream,
             Err(error) => {
-                self.tracer.emit(Event::DialEnded {
+                self.sink.emit(Event::DialEnded {
                     dial,
                     at: Instant::now(),
                     result: Err(error.clone()),
@@ -170,7 +170,7 @@ impl Shared {
             }
         };
         let tcp_conn = stream.conn().clone();
-        self.tracer.emit(Event::DialEnded {
+        self.sink.emit(Event::DialEnded {
             dial,
             at: Instant::now(),
             result: Ok(tcp_conn.clone()),
@@ -234,7 +234,7 @@ impl Shared {
             Some(ip) => vec![ip],
             None => self
                 .resolver
-                .lookup_ip(&self.tracer, dial, &endpoint.host)
+                .lookup_ip(&self.sink, dial, &endpoint.host)
                 .await
                 .map_err(|e| format!("lookup {}: {e}", endpoint.host))?,
         };
@@ -246,7 +246,7 @@ impl Shared {
         let mut errors = Vec::new();
         for ip in addresses {
             let remote = SocketAddr::new(ip, endpoint.port);
-            match connect_tcp(&self.tracer, &origin, remote, self.settings.tcp).await {
+            match connect_tcp(&self.sink, &origin, remote, self.settings.tcp).await {
                 Ok(stream) => return Ok(stream),
                 Err(error) => errors.push(format!("dial tcp {remote}: {error}")),
             }
@@ -285,7 +285,7 @@ impl Shared {
         } else {
             self.tls.clone()
         };
-        let (stream, id) = tls::handshake(&self.tracer, config, server_name, io, context)
+        let (stream, id) = tls::handshake(&self.sink, config, server_name, io, context)
             .await
             .map_err(ConnectFailed)?;
         let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);

@@ -92,7 +92,7 @@ impl HttpClient {
         // reuse across `clear_trace` were not, and the cache miss cost more).
         let counters = captured.map(|header| {
             let counters = Arc::new(BodyCounters::default());
-            inner.tracer.emit(Event::HttpRequestStarted {
+            inner.sink.emit(Event::HttpRequestStarted {
                 req: req.clone(),
                 at: Instant::now(),
                 method: parts.method.clone(),
@@ -198,16 +198,17 @@ impl HttpClient {
         if inner.http_trace.is_some() {
             let at = Instant::now();
             let conn = head.extensions.get::<ConnInfo>().cloned();
-            inner
-                .tracer
-                .emit_with_headers(&head.headers, |header| Event::HttpResponse {
+            inner.sink.emit_response(
+                &head.headers,
+                Event::HttpResponse {
                     req: hop.req.clone(),
                     at,
                     conn,
                     proto: proto(head.version),
                     status: head.status.as_u16(),
-                    header,
-                });
+                    header: None,
+                },
+            );
         }
         let on_end = match (
             &inner.idle,
@@ -228,7 +229,7 @@ impl HttpClient {
             gunzip,
             hop.counters,
             hop.deadline,
-            inner.tracer.clone(),
+            inner.sink.clone(),
             hop.req,
         )
         .on_end(on_end);
@@ -237,7 +238,7 @@ impl HttpClient {
 
     /// Records that request `req` failed with `error`; returns the error.
     pub(super) fn fail(&self, req: &TraceId, error: RequestError) -> RequestError {
-        self.inner.tracer.emit(Event::HttpFailed {
+        self.inner.sink.emit(Event::HttpFailed {
             req: req.clone(),
             error: error.to_string(),
         });

@@ -66,11 +66,12 @@ use self::connector::{ConnectorSettings, TracedConnector};
 use crate::{
     capture::PacketCapture,
     dns::{Resolver, ResolverConfig},
+    event::{Sink, TraceSettings},
     kernel::KernelHub,
     model::HttpTrace,
     sock::TcpOptions,
     tls::KeyLogRecorder,
-    tracer::{TraceSettings, Tracer},
+    tracer::Tracer,
 };
 
 /// A traced HTTP client. Cheap to clone; clones share the connection pool and the trace.
@@ -80,7 +81,10 @@ pub struct HttpClient {
 }
 
 struct Inner {
+    /// The driver: snapshots, clearing.
     tracer: Tracer,
+    /// The hooks' view of `tracer`, through which requests report.
+    sink: Sink,
     /// `None` once closed: dropping the pool closes its idle connections.
     pool: RwLock<Option<Arc<Client<TracedConnector, RequestBody>>>>,
     config: HttpClientConfig,
@@ -133,7 +137,7 @@ impl HttpClient {
             config.skip_nameserver.clone(),
         );
         let connector = TracedConnector::new(
-            tracer.clone(),
+            tracer.sink(),
             resolver,
             tls,
             ConnectorSettings {
@@ -171,6 +175,7 @@ impl HttpClient {
         tracer.clear();
         Ok(Self {
             inner: Arc::new(Inner {
+                sink: tracer.sink(),
                 tracer,
                 pool: RwLock::new(Some(Arc::new(pool))),
                 http_trace,

@@ -24,7 +24,7 @@
 //! ```ignore
 //! // crate-internal
 //! let resolver = Resolver::new(ResolverConfig::from_system()?, None, None);
-//! let addrs = resolver.lookup_ip(&tracer, &dial, "example.com").await?;
+//! let addrs = resolver.lookup_ip(&sink, &dial, "example.com").await?;
 //! ```
 use std::{
     net::{IpAddr, SocketAddr},
@@ -40,7 +40,7 @@ use super::{
     NameserverSelector, ResolveError, ResolverConfig, SkippedNameserver, message::build_query,
     search::candidates, transport::Exchange,
 };
-use crate::{event::Event, model::DnsRCode, model::TraceId, tracer::Tracer};
+use crate::{event::Event, event::Sink, model::DnsRCode, model::TraceId};
 
 /// A traced stub resolver.
 #[derive(Clone)]
@@ -63,7 +63,7 @@ impl std::fmt::Debug for Resolver {
 /// The context of one lookup.
 #[derive(Clone, Copy)]
 struct Lookup<'a> {
-    tracer: &'a Tracer,
+    sink: &'a Sink,
     dial: &'a TraceId,
     servers: &'a [SocketAddr],
 }
@@ -86,7 +86,7 @@ impl Resolver {
     /// The addresses of `host`, for the dial `dial`.
     pub(crate) async fn lookup_ip(
         &self,
-        tracer: &Tracer,
+        sink: &Sink,
         dial: &TraceId,
         host: &str,
     ) -> Result<Vec<IpAddr>, ResolveError> {
@@ -97,9 +97,9 @@ impl Resolver {
             return Ok(order(addrs.to_vec(), self.source_ip));
         }
         let names = candidates(host, &self.config.search, self.config.ndots)?;
-        let servers = self.servers(tracer, dial)?;
+        let servers = self.servers(sink, dial)?;
         let lookup = Lookup {
-            tracer,
+            sink,
             dial,
             servers: &servers,
         };
@@ -125,7 +125,7 @@ impl Resolver {
     }
 
     /// The nameservers to ask; reports those the selector skips.
-    fn servers(&self, tracer: &Tracer, dial: &TraceId) -> Result<Vec<SocketAddr>, ResolveError> {
+    fn servers(&self, sink: &Sink, dial: &TraceId) -> Result<Vec<SocketAddr>, ResolveError> {
         if self.config.nameservers.is_empty() {
             return Err(ResolveError::NoNameservers);
         }
@@ -138,7 +138,7 @@ impl Resolver {
                 .and_then(|select| select(server.ip(), server.port()));
             match skip {
                 Some(reason) => {
-                    tracer.emit(Event::NameserverSkipped {
+                    sink.emit(Event::NameserverSkipped {
                         dial: dial.clone(),
                         nameserver: server.to_string(),
                         reason: reason.clone(),
@@ -173,7 +173,7 @@ impl Resolver {
                     reason: e.to_string(),
                 })?;
                 let exchange = Exchange {
-                    tracer: lookup.tracer,
+                    sink: lookup.sink,
                     dial: lookup.dial,
                     server,
                     source_ip: self.source_ip,

@@ -19,8 +19,9 @@ use super::{
 };
 use crate::{
     event::Event,
+    event::TraceSettings,
     model::{DnsRCode, DnsResType, HttpTrace, TraceId},
-    tracer::{TraceSettings, Tracer},
+    tracer::Tracer,
 };
 
 const TIMEOUT: Duration = Duration::from_millis(200);
@@ -35,7 +36,7 @@ fn tracer() -> Tracer {
 /// Starts a dial in the trace (resolver dials are attached to it).
 fn start_dial(tracer: &Tracer) -> TraceId {
     let dial = TraceId::generate();
-    tracer.emit(Event::DialStarted {
+    tracer.sink().emit(Event::DialStarted {
         dial: dial.clone(),
         at: Instant::now(),
         dst_address: "host:443".into(),
@@ -63,7 +64,7 @@ async fn lookup(
 ) -> (Result<Vec<IpAddr>, ResolveError>, HttpTrace, TraceId) {
     let tracer = tracer();
     let dial = start_dial(&tracer);
-    let result = resolver.lookup_ip(&tracer, &dial, host).await;
+    let result = resolver.lookup_ip(&tracer.sink(), &dial, host).await;
     (result, tracer.snapshot_with_captures("t").0, dial)
 }
 
@@ -510,7 +511,9 @@ async fn dns_messages_are_only_recorded_when_enabled() {
     let resolver = Resolver::new(config(&[server.addr]), None, None);
     let tracer = Tracer::new(TraceSettings::default());
     let dial = start_dial(&tracer);
-    let result = resolver.lookup_ip(&tracer, &dial, "example.test").await;
+    let result = resolver
+        .lookup_ip(&tracer.sink(), &dial, "example.test")
+        .await;
     assert_eq!(result.unwrap().len(), 3);
     let trace = tracer.snapshot_with_captures("t").0;
     assert!(trace.net_trace.dns_queries.is_empty());
@@ -524,7 +527,7 @@ async fn unrecorded_lookup_without_a_dial_still_resolves() {
     let resolver = Resolver::new(config(&[server.addr]), None, None);
     let tracer = tracer();
     let result = resolver
-        .lookup_ip(&tracer, &TraceId::generate(), "example.test")
+        .lookup_ip(&tracer.sink(), &TraceId::generate(), "example.test")
         .await;
     assert_eq!(result.unwrap().len(), 3);
     assert!(

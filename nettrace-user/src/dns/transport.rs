@@ -17,7 +17,7 @@
 //!
 //! ```ignore
 //! // crate-internal
-//! let exchange = Exchange { tracer: &tracer, dial: &dial, server, source_ip: None, timeout };
+//! let exchange = Exchange { sink: &sink, dial: &dial, server, source_ip: None, timeout };
 //! let reply: hickory_proto::op::Message = exchange.run(&query).await?;
 //! ```
 use std::{
@@ -37,9 +37,9 @@ use super::{
 };
 use crate::{
     event::Event,
+    event::Sink,
     model::TraceId,
     sock::{ConnectError, SocketOrigin, TcpOptions, connect_tcp, connect_udp},
-    tracer::Tracer,
 };
 
 /// The largest DNS message (and UDP datagram) we read.
@@ -49,7 +49,7 @@ const MAX_MESSAGE: usize = u16::MAX as usize;
 #[derive(Debug)]
 pub(crate) struct Exchange<'a> {
     /// Where events go.
-    pub(crate) tracer: &'a Tracer,
+    pub(crate) sink: &'a Sink,
     /// The dial the lookup belongs to.
     pub(crate) dial: &'a TraceId,
     /// The nameserver.
@@ -81,8 +81,8 @@ impl Exchange<'_> {
     }
 
     async fn over_udp(&self, query: &OutgoingQuery) -> Result<Message, ResolveError> {
-        let dial = ResolverDial::start(self.tracer, self.dial, self.server);
-        let socket = match connect_udp(self.tracer, &self.origin(), self.server).await {
+        let dial = ResolverDial::start(self.sink, self.dial, self.server);
+        let socket = match connect_udp(self.sink, &self.origin(), self.server).await {
             Ok(socket) => {
                 dial.end(Ok(socket.conn().clone()));
                 socket
@@ -123,13 +123,12 @@ impl Exchange<'_> {
 
     async fn over_tcp(&self, query: &OutgoingQuery) -> Result<Message, ResolveError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let dial = ResolverDial::start(self.tracer, self.dial, self.server);
+        let dial = ResolverDial::start(self.sink, self.dial, self.server);
         let options = TcpOptions {
             connect_timeout: Some(self.timeout),
             keepalive: None,
         };
-        let mut stream = match connect_tcp(self.tracer, &self.origin(), self.server, options).await
-        {
+        let mut stream = match connect_tcp(self.sink, &self.origin(), self.server, options).await {
             Ok(stream) => {
                 dial.end(Ok(stream.conn().clone()));
                 stream
@@ -180,12 +179,12 @@ impl Exchange<'_> {
 
     /// Records a query just written (only with DNS message tracing on).
     fn record_query(&self, conn: &TraceId, bytes: &[u8]) {
-        if !self.tracer.settings().dns_messages {
+        if !self.sink.settings().dns_messages {
             return;
         }
         let at = Instant::now();
         if let Some(decoded) = decode(bytes) {
-            self.tracer.emit(Event::DnsQuery {
+            self.sink.emit(Event::DnsQuery {
                 conn: conn.clone(),
                 dial: self.dial.clone(),
                 at,
@@ -198,11 +197,11 @@ impl Exchange<'_> {
     /// has a complete header: without one there is nothing to record but its size, which the
     /// socket's operations show).
     fn record_reply(&self, conn: &TraceId, at: Instant, decoded: Option<&Decoded>, size: usize) {
-        if !self.tracer.settings().dns_messages {
+        if !self.sink.settings().dns_messages {
             return;
         }
         if let Some(decoded) = decoded {
-            self.tracer.emit(Event::DnsReply {
+            self.sink.emit(Event::DnsReply {
                 conn: conn.clone(),
                 dial: self.dial.clone(),
                 at,
@@ -251,23 +250,23 @@ fn local_bind(source_ip: Option<IpAddr>, server: SocketAddr) -> Option<IpAddr> {
 /// Reports a resolver dial: started on creation, ended by [`ResolverDial::end`] or, if the
 /// lookup is dropped first, as cancelled.
 struct ResolverDial<'a> {
-    tracer: &'a Tracer,
+    sink: &'a Sink,
     dial: &'a TraceId,
     id: u64,
     ended: bool,
 }
 
 impl<'a> ResolverDial<'a> {
-    fn start(tracer: &'a Tracer, dial: &'a TraceId, server: SocketAddr) -> Self {
-        let id = tracer.next_resolver_dial();
-        tracer.emit(Event::ResolverDialStarted {
+    fn start(sink: &'a Sink, dial: &'a TraceId, server: SocketAddr) -> Self {
+        let id = sink.next_resolver_dial();
+        sink.emit(Event::ResolverDialStarted {
             dial: dial.clone(),
             resolver_dial: id,
             at: Instant::now(),
             nameserver: server.to_string(),
         });
         Self {
-            tracer,
+            sink,
             dial,
             id,
             ended: false,
@@ -280,7 +279,7 @@ impl<'a> ResolverDial<'a> {
 
     fn emit_end(&mut self, result: Result<TraceId, String>) {
         self.ended = true;
-        self.tracer.emit(Event::ResolverDialEnded {
+        self.sink.emit(Event::ResolverDialEnded {
             dial: self.dial.clone(),
             resolver_dial: self.id,
             at: Instant::now(),

@@ -23,6 +23,7 @@ use crate::{
 
 mod kernel;
 mod kernel_socket;
+mod sink;
 mod socket_record;
 
 pub use kernel::{
@@ -32,6 +33,7 @@ pub use kernel::{
 pub use kernel_socket::{
     ConnectCall, KernelProcess, SocketCreated, SocketProtocol, SocketReleased,
 };
+pub(crate) use sink::{EventSink, Sink, TraceSettings};
 pub(crate) use socket_record::{RawSocketOp, SocketRecord};
 
 /// Transport protocol of a traced connection.

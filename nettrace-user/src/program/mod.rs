@@ -35,9 +35,10 @@ use std::path::Path;
 use crate::{
     capture::{PacketCapture, PacketCaptureOptions},
     conntrack::ConntrackError,
+    event::TraceSettings,
     kernel::{KernelConfig, KernelError, KernelHub},
     model::HttpTrace,
-    tracer::{TraceSettings, Tracer},
+    tracer::Tracer,
 };
 
 /// What a program trace records besides the always-on records.

@@ -5,7 +5,7 @@ use std::{io, sync::Arc, time::Instant};
 use tokio::net::UdpSocket;
 
 use crate::event::{RawSocketOp, SocketRecord};
-use crate::{SocketCookie, event::Event, model::SocketOpType, model::TraceId, tracer::Tracer};
+use crate::{SocketCookie, event::Event, event::Sink, model::SocketOpType, model::TraceId};
 
 /// A traced, connected UDP socket.
 #[derive(Debug)]
@@ -14,7 +14,7 @@ pub(crate) struct TracedUdpSocket {
     conn: TraceId,
     record: Arc<SocketRecord>,
     cookie: Option<SocketCookie>,
-    tracer: Tracer,
+    sink: Sink,
 }
 
 impl TracedUdpSocket {
@@ -24,14 +24,14 @@ impl TracedUdpSocket {
         conn: TraceId,
         record: Arc<SocketRecord>,
         cookie: Option<SocketCookie>,
-        tracer: Tracer,
+        sink: Sink,
     ) -> Self {
         Self {
             inner,
             conn,
             record,
             cookie,
-            tracer,
+            sink,
         }
     }
 
@@ -79,9 +79,9 @@ impl Drop for TracedUdpSocket {
     fn drop(&mut self) {
         // UDP has no state machine the programs could see ending: forget it here.
         if let Some(cookie) = self.cookie {
-            self.tracer.unregister_socket(cookie);
+            self.sink.unregister_socket(cookie);
         }
-        self.tracer.emit(Event::ConnClosed {
+        self.sink.emit(Event::ConnClosed {
             conn: self.conn.clone(),
             at: Instant::now(),
         });

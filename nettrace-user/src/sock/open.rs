@@ -16,9 +16,9 @@ use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use super::{TracedStream, TracedUdpSocket};
 use crate::{
     SocketCookie,
+    event::Sink,
     event::{Event, Transport},
     model::TraceId,
-    tracer::Tracer,
 };
 
 /// Who opens the socket and where to.
@@ -46,7 +46,7 @@ pub(crate) struct TcpOptions {
 
 /// Creates a socket for `transport` towards `remote` and reports it.
 fn open(
-    tracer: &Tracer,
+    sink: &Sink,
     transport: Transport,
     origin: &SocketOrigin,
     remote: SocketAddr,
@@ -67,11 +67,11 @@ fn open(
     }
     let cookie = SocketCookie::of(&socket).ok();
     if let Some(cookie) = cookie {
-        tracer.register_socket(std::os::fd::AsFd::as_fd(&socket), cookie);
+        sink.register_socket(std::os::fd::AsFd::as_fd(&socket), cookie);
     }
     let conn = TraceId::generate();
-    let record = tracer.new_socket_record();
-    tracer.emit(Event::ConnOpened {
+    let record = sink.new_socket_record();
+    sink.emit(Event::ConnOpened {
         conn: conn.clone(),
         transport,
         dial: origin.dial.clone(),
@@ -86,23 +86,23 @@ fn open(
 
 /// Opens and connects a traced TCP connection.
 pub(crate) async fn connect_tcp(
-    tracer: &Tracer,
+    sink: &Sink,
     origin: &SocketOrigin,
     remote: SocketAddr,
     options: TcpOptions,
 ) -> Result<TracedStream<TcpStream>, ConnectError> {
     let (socket, conn, record, cookie) =
-        open(tracer, Transport::Tcp, origin, remote).map_err(ConnectError::Socket)?;
+        open(sink, Transport::Tcp, origin, remote).map_err(ConnectError::Socket)?;
     let fail = |error: ConnectError| {
         if let Some(cookie) = cookie {
-            tracer.tcp_socket_closed(cookie);
+            sink.tcp_socket_closed(cookie);
         }
         let at = Instant::now();
-        tracer.emit(Event::ConnFailed {
+        sink.emit(Event::ConnFailed {
             conn: conn.clone(),
             at,
         });
-        tracer.emit(Event::ConnClosed {
+        sink.emit(Event::ConnClosed {
             conn: conn.clone(),
             at,
         });
@@ -135,7 +135,7 @@ pub(crate) async fn connect_tcp(
     let local = stream
         .local_addr()
         .map_err(|e| fail(ConnectError::Socket(e)))?;
-    tracer.emit(Event::ConnEstablished {
+    sink.emit(Event::ConnEstablished {
         conn: conn.clone(),
         at: Instant::now(),
         local,
@@ -145,18 +145,18 @@ pub(crate) async fn connect_tcp(
         conn,
         record,
         cookie,
-        tracer.clone(),
+        sink.clone(),
     ))
 }
 
 /// Opens and connects a traced UDP socket.
 pub(crate) async fn connect_udp(
-    tracer: &Tracer,
+    sink: &Sink,
     origin: &SocketOrigin,
     remote: SocketAddr,
 ) -> Result<TracedUdpSocket, ConnectError> {
     let (socket, conn, record, cookie) =
-        open(tracer, Transport::Udp, origin, remote).map_err(ConnectError::Socket)?;
+        open(sink, Transport::Udp, origin, remote).map_err(ConnectError::Socket)?;
     let result = async {
         let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
         socket.connect(remote).await?;
@@ -167,9 +167,9 @@ pub(crate) async fn connect_udp(
     match result {
         Ok((socket, local)) => {
             if let Some(cookie) = cookie {
-                tracer.register_udp_flow(std::os::fd::AsFd::as_fd(&socket), cookie, local, remote);
+                sink.register_udp_flow(std::os::fd::AsFd::as_fd(&socket), cookie, local, remote);
             }
-            tracer.emit(Event::ConnEstablished {
+            sink.emit(Event::ConnEstablished {
                 conn: conn.clone(),
                 at: Instant::now(),
                 local,
@@ -179,14 +179,14 @@ pub(crate) async fn connect_udp(
                 conn,
                 record,
                 cookie,
-                tracer.clone(),
+                sink.clone(),
             ))
         }
         Err(error) => {
             if let Some(cookie) = cookie {
-                tracer.unregister_socket(cookie);
+                sink.unregister_socket(cookie);
             }
-            tracer.emit(Event::ConnClosed {
+            sink.emit(Event::ConnClosed {
                 conn,
                 at: Instant::now(),
             });

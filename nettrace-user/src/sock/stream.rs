@@ -14,7 +14,7 @@ use std::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::event::{RawSocketOp, SocketRecord};
-use crate::{SocketCookie, event::Event, model::SocketOpType, model::TraceId, tracer::Tracer};
+use crate::{SocketCookie, event::Event, event::Sink, model::SocketOpType, model::TraceId};
 
 /// A traced byte stream (a TCP connection).
 #[derive(Debug)]
@@ -23,7 +23,7 @@ pub(crate) struct TracedStream<S> {
     conn: TraceId,
     record: Arc<SocketRecord>,
     cookie: Option<SocketCookie>,
-    tracer: Tracer,
+    sink: Sink,
     read_called: Option<Instant>,
     write_called: Option<Instant>,
 }
@@ -35,14 +35,14 @@ impl<S> TracedStream<S> {
         conn: TraceId,
         record: Arc<SocketRecord>,
         cookie: Option<SocketCookie>,
-        tracer: Tracer,
+        sink: Sink,
     ) -> Self {
         Self {
             inner,
             conn,
             record,
             cookie,
-            tracer,
+            sink,
             read_called: None,
             write_called: None,
         }
@@ -162,9 +162,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TracedStream<S> {
 impl<S> Drop for TracedStream<S> {
     fn drop(&mut self) {
         if let Some(cookie) = self.cookie {
-            self.tracer.tcp_socket_closed(cookie);
+            self.sink.tcp_socket_closed(cookie);
         }
-        self.tracer.emit(Event::ConnClosed {
+        self.sink.emit(Event::ConnClosed {
             conn: self.conn.clone(),
             at: Instant::now(),
         });

@@ -20,9 +20,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
 use crate::{
+    event::Sink,
     event::{Event, TlsOutcome},
     model::TraceId,
-    tracer::Tracer,
 };
 pub use keylog::{DEFAULT_KEY_LOG_LIMIT, KeyLogRecorder};
 pub(crate) use verifier::RecordingVerifier;
@@ -137,7 +137,7 @@ pub(crate) struct HandshakeContext {
 
 /// Runs a traced TLS handshake over `stream`. Returns the TLS stream and the tunnel's ID.
 pub(crate) async fn handshake<S>(
-    tracer: &Tracer,
+    sink: &Sink,
     config: Arc<ClientConfig>,
     server_name: ServerName<'static>,
     stream: S,
@@ -147,7 +147,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let tls = TraceId::generate();
-    tracer.emit(Event::TlsStarted {
+    sink.emit(Event::TlsStarted {
         tls: tls.clone(),
         conn: context.conn.clone(),
         at: Instant::now(),
@@ -209,7 +209,7 @@ where
                     .map(|c| cert::describe(c))
                     .collect(),
             };
-            tracer.emit(Event::TlsEnded {
+            sink.emit(Event::TlsEnded {
                 tls: tls.clone(),
                 at,
                 outcome,
@@ -218,7 +218,7 @@ where
         }
         Err((error, _stream)) => {
             let message = handshake_error(&error);
-            tracer.emit(Event::TlsEnded {
+            sink.emit(Event::TlsEnded {
                 tls,
                 at,
                 outcome: TlsOutcome {

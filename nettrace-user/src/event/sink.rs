@@ -1,0 +1,69 @@
+//! [`EventSink`]: the narrow view of the tracer that hooks (the connector, resolver, TLS and
+//! HTTP layers, the socket wrappers) get. A hook reports what happened and asks for the few
+//! services a socket's life needs from the kernel side; it never sees the recorder, the
+//! kernel link or the conntrack tracker behind it.
+//!
+//! ```ignore
+//! fn on_established(sink: &Sink, conn: TraceId, local: SocketAddr) {
+//!     sink.emit(Event::ConnEstablished { conn, at: Instant::now(), local });
+//! }
+//! ```
+use std::{net::SocketAddr, os::fd::BorrowedFd, sync::Arc};
+
+use super::{Event, SocketRecord};
+use crate::SocketCookie;
+
+/// What the tracer records beyond the always-on records.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TraceSettings {
+    /// Log every socket operation (`WithSockTrace`).
+    pub(crate) sock_ops: bool,
+    /// Record DNS messages (`WithDNSQueryTrace`).
+    pub(crate) dns_messages: bool,
+}
+
+/// Where hooks report events. Every method is cheap for an untraced aspect (no kernel link,
+/// no capture) and never fails: a kernel-side failure only costs that socket's kernel facts
+/// or packets, and is logged.
+pub(crate) trait EventSink: std::fmt::Debug + Send + Sync + 'static {
+    /// What is recorded.
+    fn settings(&self) -> &TraceSettings;
+
+    /// Reports an event.
+    fn emit(&self, event: Event);
+
+    /// Reports an [`Event::HttpResponse`] whose `header` is filled from `headers`, captured
+    /// into the recorder's shared buffer (no allocation per response); the event's own
+    /// `header` is ignored.
+    fn emit_response(&self, headers: &http::HeaderMap, event: Event);
+
+    /// A fresh I/O record for a new socket, logging operations if `WithSockTrace` is on.
+    fn new_socket_record(&self) -> Arc<SocketRecord>;
+
+    /// A process-unique number for a resolver dial.
+    fn next_resolver_dial(&self) -> u64;
+
+    /// Traces a new socket in the kernel too (call it before `connect()`).
+    fn register_socket(&self, socket: BorrowedFd<'_>, cookie: SocketCookie);
+
+    /// Stops tracing a UDP socket in the kernel (it has no state machine to wait for).
+    fn unregister_socket(&self, cookie: SocketCookie);
+
+    /// The application closed a TCP socket: it leaves the kernel map once the kernel has
+    /// reported its final CLOSE too.
+    fn tcp_socket_closed(&self, cookie: SocketCookie);
+
+    /// Captures the packets of the connected UDP `socket` (between `local` and `remote`) as
+    /// its own; does nothing when the client does not capture.
+    fn register_udp_flow(
+        &self,
+        socket: BorrowedFd<'_>,
+        cookie: SocketCookie,
+        local: SocketAddr,
+        remote: SocketAddr,
+    );
+}
+
+/// A shared handle on the sink, as the hooks that outlive a call (socket wrappers, bodies)
+/// keep it.
+pub(crate) type Sink = Arc<dyn EventSink>;
