@@ -1,6 +1,39 @@
-//! [`Tracer`]: the handle through which hooks report events. Every clone of a traced client
-//! shares one; it owns the [`Recorder`] behind a mutex that only events take (rare: one per
-//! dial, connection, message or request) and never per socket operation.
+//! [`Tracer`]: the driver that wires one client's (or one traced program's) parts together.
+//!
+//! Every clone of a traced client shares one. It owns:
+//! - the [`Recorder`] (events in, snapshots out), behind a mutex that only events take
+//!   (rare: one per dial, connection, message or request), never a socket operation;
+//! - the kernel link ([`KernelLink`]: the process's kernel hub, the loader daemon, or why
+//!   neither), set once;
+//! - the conntrack [`Tracker`] (`WithConntrack`), set once;
+//! - for a program traced from the kernel alone, the [`Translator`], set once;
+//! - the TCP sockets on their way out of the kernel map ([`Retiring`]).
+//!
+//! Hooks see it only as an [`EventSink`] ([`Tracer::sink`]); the kernel hub, the daemon link
+//! and the conntrack tracker see it as their sink traits ([`KernelSink`], [`ConntrackSink`])
+//! through a weak reference, so that dropping the client drops the tracer.
+//!
+//! # Feedback loops
+//! Three paths lead from a producer back into another producer, each taken with no lock of
+//! the tracer held:
+//! - the kernel's final CLOSE of a TCP socket (or the translator's verdict for a program's
+//!   socket) unregisters the socket from the kernel map;
+//! - a conntrack sample whose reply tuple differs from the socket's ends (NAT) registers the
+//!   far-side flow for capture;
+//! - a connection's events drive the conntrack tracker (opened, established, closed), whose
+//!   lookups report back as samples.
+//!
+//! # Lock order
+//! Outer to inner; a lock is only taken while holding locks above it in this list:
+//! 1. the kernel hub's `draining` lock (held while a drain hands events to this tracer);
+//! 2. the translator's lock, then `retiring`: each released before the next is taken;
+//! 3. the kernel hub's and the daemon link's own locks (clients, interfaces, the socket),
+//!    taken by register/unregister/capture calls and never held while calling back here;
+//!    the conntrack tracker releases its locks before it reports a sample;
+//! 4. `recorder`, innermost: nothing called while holding it takes another lock.
+//!
+//! A link that is already set is never replaced: attaching a second kernel link, conntrack
+//! tracker or translator is an error ([`AlreadyAttached`]).
 use crate::sync::lock;
 use std::{
     collections::{HashMap, HashSet},
@@ -135,15 +168,16 @@ impl KernelSink for Inner {
 
 impl ConntrackSink for Inner {
     fn conntrack_sample(&self, conn: &TraceId, sample: CtSample) {
-        let mut recorder = lock(&self.recorder);
         // Only in-process: the daemon takes no tuple from a client (this one comes from the
         // client's conntrack, its own word), so the NAT side is not captured through it.
-        if let Some(client) = self.kernel.get().and_then(KernelLink::hub)
-            && let Some(endpoints) = recorder.conn_endpoints(conn)
-        {
-            capture_after_nat(client, &endpoints, &sample);
+        if let Some(client) = self.kernel.get().and_then(KernelLink::hub) {
+            // The flow is registered outside the recorder's lock (see the lock order).
+            let endpoints = lock(&self.recorder).conn_endpoints(conn);
+            if let Some(endpoints) = endpoints {
+                capture_after_nat(client, &endpoints, &sample);
+            }
         }
-        recorder.handle(Event::Conntrack {
+        lock(&self.recorder).handle(Event::Conntrack {
             conn: conn.clone(),
             sample,
         });
