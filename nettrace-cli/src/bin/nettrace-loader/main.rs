@@ -7,6 +7,10 @@
 //!   `--cgroup PATH` / `--pid PID` trace what already runs, until Ctrl-C (or the process ends).
 //! - `serve [--socket PATH] [--group GROUP]`: the daemon through which unprivileged processes
 //!   get the kernel events of the sockets they hold (descriptors passed with `SCM_RIGHTS`).
+//!
+//! Part of the package `nettrace-cli` (see the `nettrace` binary): argument parsing, output
+//! and process concerns only; the tracing itself is the library's (`nettrace::program`,
+//! `nettrace::daemon`, `nettrace::kernel`).
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};

@@ -6,6 +6,11 @@
 //! nettrace get https://example.com/ --format waterfall
 //! nettrace show nettrace.json
 //! ```
+//!
+//! This binary and `nettrace-loader` make up the package `nettrace-cli`: what belongs there is
+//! argument parsing (clap), output formats and files, and process concerns (exit codes,
+//! signals, logs); everything they trace or render comes from the library `nettrace` and
+//! the model crate `nettrace-model`.
 mod args;
 mod get;
 mod show;
