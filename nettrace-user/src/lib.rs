@@ -22,6 +22,7 @@ pub mod daemon;
 pub mod dns;
 mod event;
 mod headers;
+mod ids;
 pub mod kernel;
 pub mod program;
 mod recorder;

@@ -22,7 +22,7 @@ use table::Table;
 
 use crate::{
     SocketCookie, capture::CaptureStore, client::HttpReqTraceOptions, clock::TraceClock,
-    event::Event, headers::HeaderCapture, kernel::KernelEvent, model::TraceId,
+    event::Event, headers::HeaderCapture, ids::IdSource, kernel::KernelEvent, model::TraceId,
 };
 
 /// Where a connection runs (see [`Recorder::conn_endpoints`]).
@@ -44,6 +44,8 @@ const KEPT_HEADER_BYTES: usize = 1 << 20;
 #[derive(Debug)]
 pub(crate) struct Recorder {
     clock: TraceClock,
+    /// The IDs of the records the recorder creates itself (DNS query traces).
+    ids: IdSource,
     dials: Table<DialRec>,
     conns: Table<ConnRec>,
     /// One DNS query trace per resolver connection, keyed by the connection's ID.
@@ -63,10 +65,17 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
-    /// An empty trace beginning now.
+    /// An empty trace beginning now, with IDs from the process-wide generator.
     pub(crate) fn new(record_dns: bool) -> Self {
+        Self::with_clock(record_dns, TraceClock::start_now(), IdSource::global())
+    }
+
+    /// An empty trace beginning at `clock`'s beginning, whose own records take their IDs
+    /// from `ids`: the deterministic recorder that tests drive with event sequences.
+    pub(crate) fn with_clock(record_dns: bool, clock: TraceClock, ids: IdSource) -> Self {
         Self {
-            clock: TraceClock::start_now(),
+            clock,
+            ids,
             dials: Table::default(),
             conns: Table::default(),
             dns: Table::default(),
@@ -369,7 +378,7 @@ impl Recorder {
             self.dns.insert(
                 conn.clone(),
                 DnsRec {
-                    trace_id: TraceId::generate(),
+                    trace_id: self.ids.next_id(),
                     dial,
                     queries: Vec::new(),
                     replies: Vec::new(),
@@ -379,11 +388,17 @@ impl Recorder {
         self.dns.get_mut(&conn)
     }
 
-    /// Starts a new trace: everything recorded so far is dropped except the connections that
-    /// are still open, which carry over marked as reused (their earlier instants become
-    /// absolute timestamps in the new trace) with their socket operations cleared.
+    /// Starts a new trace beginning now (see [`Recorder::clear_at`]).
     pub(crate) fn clear(&mut self) {
-        self.clock = TraceClock::start_now();
+        self.clear_at(TraceClock::start_now());
+    }
+
+    /// Starts a new trace beginning at `clock`'s beginning: everything recorded so far is
+    /// dropped except the connections that are still open, which carry over marked as reused
+    /// (their earlier instants become absolute timestamps in the new trace) with their socket
+    /// operations cleared.
+    pub(crate) fn clear_at(&mut self, clock: TraceClock) {
+        self.clock = clock;
         // Emptied in place: the next trace reuses the room instead of growing it again.
         self.dials.clear();
         self.dns.clear();
