@@ -32,6 +32,8 @@
 //! ```
 mod packet;
 mod translate;
+#[cfg(test)]
+mod translate_tests;
 
 use std::path::Path;
 

@@ -10,10 +10,14 @@
 //! on a second call), and references are resolved so that a record that is known is never
 //! referred to by an empty ID.
 mod capture;
+#[cfg(test)]
+pub(crate) mod fixture;
 mod kernel;
 mod records;
 mod snapshot;
 mod table;
+#[cfg(test)]
+mod tests;
 
 use std::{collections::HashMap, sync::Arc};
 
