@@ -373,9 +373,11 @@ impl Recorder {
     }
 
     /// The DNS record of a resolver connection (created on its first message), `None` when DNS
-    /// messages are not recorded.
+    /// messages are not recorded or the connection is not in this trace (a late message of
+    /// one closed before [`Recorder::clear`]: a program's copied packets come from another
+    /// ring than its socket's release).
     fn dns_rec(&mut self, conn: TraceId, dial: TraceId) -> Option<&mut DnsRec> {
-        if !self.record_dns {
+        if !self.record_dns || self.conns.get(&conn).is_none() {
             return None;
         }
         if self.dns.get(&conn).is_none() {

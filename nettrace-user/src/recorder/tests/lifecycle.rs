@@ -358,3 +358,49 @@ fn events_of_unknown_records_are_ignored() {
     assert!(trace.net_trace.dials[0].resolver_dials.is_empty());
     assert_eq!(trace.http_requests[0].tcp_conn, TraceId::default());
 }
+
+#[test]
+fn a_late_dns_message_of_a_connection_dropped_by_clear_is_ignored() {
+    // A program traced from the kernel: a copied reply can come from the packet ring after
+    // the socket's release came from the event ring, and a clear can fall in between.
+    let (mut recorder, _, _) = busy_recorder();
+    let open = Arc::new(SocketRecord::new(false));
+    recorder.handle(opened(
+        "udp-2",
+        Transport::Udp,
+        "dial-1",
+        "10.0.0.54:53",
+        Some(14),
+        &open,
+        45,
+    ));
+    recorder.clear_at(clock_at(1000));
+    // udp-1 was closed before the clear; udp-2 carries over.
+    recorder.handle(Event::DnsReply {
+        conn: id("udp-1"),
+        dial: id("dial-1"),
+        at: at(1001),
+        msg: reply_msg(7, "example.test.", "93.184.215.14"),
+    });
+    recorder.handle(Event::DnsQuery {
+        conn: id("udp-2"),
+        dial: id("dial-1"),
+        at: at(1002),
+        msg: query_msg(8, "example.test."),
+    });
+    let trace = recorder.snapshot("late", at(1010));
+    assert_eq!(
+        trace.net_trace.dns_queries.as_slice(),
+        [DnsQueryTrace {
+            // dns-1 was udp-1's, in the first trace.
+            trace_id: id("dns-2"),
+            from_dial: id("dial-1"),
+            connection: id("udp-2"),
+            dns_query_msgs: vec![DnsQueryMsg {
+                sent_at: rel(2),
+                ..query_msg(8, "example.test.")
+            }],
+            dns_reply_msgs: Vec::new(),
+        }]
+    );
+}
