@@ -400,3 +400,24 @@ fn a_full_capture_is_truncated_until_the_trace_is_cleared() {
         WALL + time::Duration::milliseconds(130)
     );
 }
+
+#[test]
+fn a_reset_alone_is_a_kernel_fact() {
+    // When the state changes were lost (a full ring buffer), the reset still tells.
+    let mut recorder = recorder(false);
+    resolved_dial(&mut recorder);
+    recorder.handle(kernel(KernelEvent::TcpReset(TcpResetRecord {
+        cookie: SocketCookie(12),
+        client: CLIENT,
+        time: kt(40),
+        direction: Direction::Sent,
+    })));
+    let trace = recorder.snapshot("reset", at(50));
+    assert_eq!(
+        trace.net_trace.tcp_conns[0].kernel,
+        Some(KernelTcpFacts {
+            rst_sent: true,
+            ..KernelTcpFacts::default()
+        })
+    );
+}
