@@ -80,7 +80,7 @@ fn dial_ended(dial: &str, ms: u64, result: Result<&str, &str>) -> Event {
     }
 }
 
-/// A socket `conn` of `dial` to `remote`, created at `ms`.
+/// A socket `conn` of `dial` to `remote`, created at `ms` (a resolver's when `remote` is port 53).
 fn opened(
     conn: &str,
     transport: Transport,
