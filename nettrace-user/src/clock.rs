@@ -59,10 +59,13 @@ pub(crate) struct TraceClock {
 impl TraceClock {
     /// A trace beginning now.
     pub(crate) fn start_now() -> Self {
-        Self {
-            begin: Instant::now(),
-            begin_wall: OffsetDateTime::now_utc(),
-        }
+        Self::starting_at(Instant::now(), OffsetDateTime::now_utc())
+    }
+
+    /// A trace beginning at `begin`, which the wall clock reads as `begin_wall` (its
+    /// `traceBeginAt`): a fixed clock for tests, or one read by the caller.
+    pub(crate) fn starting_at(begin: Instant, begin_wall: OffsetDateTime) -> Self {
+        Self { begin, begin_wall }
     }
 
     /// The absolute timestamp of the beginning (`traceBeginAt`).

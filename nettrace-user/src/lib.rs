@@ -42,6 +42,7 @@ pub mod daemon;
 pub mod dns;
 mod event;
 mod headers;
+mod ids;
 pub mod kernel;
 pub mod program;
 mod recorder;

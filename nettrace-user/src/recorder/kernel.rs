@@ -96,6 +96,8 @@ impl KernelRec {
     pub(crate) fn facts(&self, clock: &TraceClock) -> Option<KernelTcpFacts> {
         if self.states.is_empty()
             && self.last.is_none()
+            && !self.rst_sent
+            && !self.rst_received
             && self.calls == KernelSocketCalls::default()
         {
             return None;

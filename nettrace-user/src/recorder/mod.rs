@@ -10,10 +10,14 @@
 //! on a second call), and references are resolved so that a record that is known is never
 //! referred to by an empty ID.
 mod capture;
+#[cfg(test)]
+pub(crate) mod fixture;
 mod kernel;
 mod records;
 mod snapshot;
 mod table;
+#[cfg(test)]
+mod tests;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -26,6 +30,7 @@ use crate::{
     clock::TraceClock,
     event::{Event, KernelEvent},
     headers::{HeaderCapture, HttpReqTraceOptions},
+    ids::IdSource,
     model::TraceId,
 };
 
@@ -48,6 +53,8 @@ const KEPT_HEADER_BYTES: usize = 1 << 20;
 #[derive(Debug)]
 pub(crate) struct Recorder {
     clock: TraceClock,
+    /// The IDs of the records the recorder creates itself (DNS query traces).
+    ids: IdSource,
     dials: Table<DialRec>,
     conns: Table<ConnRec>,
     /// One DNS query trace per resolver connection, keyed by the connection's ID.
@@ -67,10 +74,17 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
-    /// An empty trace beginning now.
+    /// An empty trace beginning now, with IDs from the process-wide generator.
     pub(crate) fn new(record_dns: bool) -> Self {
+        Self::with_clock(record_dns, TraceClock::start_now(), IdSource::global())
+    }
+
+    /// An empty trace beginning at `clock`'s beginning, whose own records take their IDs
+    /// from `ids`: the deterministic recorder that tests drive with event sequences.
+    pub(crate) fn with_clock(record_dns: bool, clock: TraceClock, ids: IdSource) -> Self {
         Self {
-            clock: TraceClock::start_now(),
+            clock,
+            ids,
             dials: Table::default(),
             conns: Table::default(),
             dns: Table::default(),
@@ -364,16 +378,18 @@ impl Recorder {
     }
 
     /// The DNS record of a resolver connection (created on its first message), `None` when DNS
-    /// messages are not recorded.
+    /// messages are not recorded or the connection is not in this trace (a late message of
+    /// one closed before [`Recorder::clear`]: a program's copied packets come from another
+    /// ring than its socket's release).
     fn dns_rec(&mut self, conn: TraceId, dial: TraceId) -> Option<&mut DnsRec> {
-        if !self.record_dns {
+        if !self.record_dns || self.conns.get(&conn).is_none() {
             return None;
         }
         if self.dns.get(&conn).is_none() {
             self.dns.insert(
                 conn.clone(),
                 DnsRec {
-                    trace_id: TraceId::generate(),
+                    trace_id: self.ids.next_id(),
                     dial,
                     queries: Vec::new(),
                     replies: Vec::new(),
@@ -383,11 +399,17 @@ impl Recorder {
         self.dns.get_mut(&conn)
     }
 
-    /// Starts a new trace: everything recorded so far is dropped except the connections that
-    /// are still open, which carry over marked as reused (their earlier instants become
-    /// absolute timestamps in the new trace) with their socket operations cleared.
+    /// Starts a new trace beginning now (see [`Recorder::clear_at`]).
     pub(crate) fn clear(&mut self) {
-        self.clock = TraceClock::start_now();
+        self.clear_at(TraceClock::start_now());
+    }
+
+    /// Starts a new trace beginning at `clock`'s beginning: everything recorded so far is
+    /// dropped except the connections that are still open, which carry over marked as reused
+    /// (their earlier instants become absolute timestamps in the new trace) with their socket
+    /// operations cleared.
+    pub(crate) fn clear_at(&mut self, clock: TraceClock) {
+        self.clock = clock;
         // Emptied in place: the next trace reuses the room instead of growing it again.
         self.dials.clear();
         self.dns.clear();

@@ -6,6 +6,8 @@
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Instant};
 
 mod packet;
+#[cfg(test)]
+mod tests;
 
 use crate::{
     SocketCookie,
@@ -14,6 +16,7 @@ use crate::{
         ConnectCall, Direction, Event, KernelEvent, KernelTcpState, PacketRecord, RawSocketOp,
         SockMsgRecord, SockOp, SocketProtocol, SocketRecord, Transport,
     },
+    ids::IdSource,
     model::{SocketOpType, TraceId},
 };
 use packet::{Proto, client_hello_sni, parse_ip};
@@ -62,14 +65,23 @@ struct Connection {
 pub(crate) struct Translator {
     sock_ops: bool,
     sockets: HashMap<SocketCookie, SocketState>,
+    /// The IDs of the dials, connections and TLS tunnels it creates.
+    ids: IdSource,
 }
 
 impl Translator {
-    /// A translator logging every socket operation when `sock_ops`.
+    /// A translator logging every socket operation when `sock_ops`, with IDs from the
+    /// process-wide generator.
     pub(crate) fn new(sock_ops: bool) -> Self {
+        Self::with_ids(sock_ops, IdSource::global())
+    }
+
+    /// A translator whose records take their IDs from `ids` (deterministic, for tests).
+    pub(crate) fn with_ids(sock_ops: bool, ids: IdSource) -> Self {
         Self {
             sock_ops,
             sockets: HashMap::new(),
+            ids,
         }
     }
 
@@ -187,8 +199,8 @@ impl Translator {
             out.events.push(Event::ConnClosed { conn: old.conn, at });
         }
         let conn = Connection {
-            conn: TraceId::generate(),
-            dial: TraceId::generate(),
+            conn: self.ids.next_id(),
+            dial: self.ids.next_id(),
             remote: call.remote,
             record: Arc::new(SocketRecord::new(self.sock_ops)),
             local_known: false,
@@ -268,7 +280,9 @@ impl Translator {
         let Some(ip) = parse_ip(&packet.data) else {
             return;
         };
-        let Some(conn) = self.conn_mut(packet.cookie) else {
+        // Not `conn_mut`: a TLS tunnel takes an ID from `self.ids` while `conn` is held.
+        let state = self.sockets.get_mut(&packet.cookie);
+        let Some(conn) = state.and_then(|state| state.conn.as_mut()) else {
             return;
         };
         let at = packet.time.to_instant();
@@ -315,7 +329,7 @@ impl Translator {
                 if let Some(server_name) = client_hello_sni(ip.payload) {
                     conn.tls_seen = true;
                     out.events.push(Event::TlsStarted {
-                        tls: TraceId::generate(),
+                        tls: self.ids.next_id(),
                         conn: conn.conn.clone(),
                         at,
                         server_name,
