@@ -1,4 +1,4 @@
-//! Connection records: [`TcpConnTrace`], [`UdpConnTrace`] and their [`AddrTuple`].
+//! Connection records: [`TcpConnTrace`] and [`UdpConnTrace`], with their [`AddrTuple`].
 //!
 //! A TCP record exists for every attempted connection (established or not), a UDP record for
 //! every connected UDP socket (e.g. to a nameserver). Both may carry the conntrack entry
@@ -21,59 +21,13 @@
 //! assert!(json.get("conntrack").is_none());
 //! ```
 
-use std::net::{IpAddr, SocketAddr};
-
 use serde::{Deserialize, Serialize};
 
-use super::serde_util::{is_false, opt_ip};
+use super::serde_util::is_false;
 use super::{
-    ConntrackEntry, KernelTcpFacts, KernelUdpFacts, SocketTrace, Timestamp, TraceId, TraceList,
-    Traced,
+    AddrTuple, ConntrackEntry, KernelTcpFacts, KernelUdpFacts, SocketTrace, Timestamp, TraceId,
+    TraceList, Traced,
 };
-
-/// Source and destination addresses of a connection. Whether from our side or the remote one,
-/// before or after NAT, depends on where it appears.
-///
-/// JSON: IPs as strings (IPv4-mapped IPv6 in dotted IPv4 form, as Go), an unknown IP as `""`;
-/// `"<nil>"` (what Go writes for an unknown source IP) reads as unknown.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(default)]
-pub struct AddrTuple {
-    /// Source IP address; `None` (JSON `""`) if unknown.
-    #[serde(rename = "srcIP", with = "opt_ip")]
-    pub src_ip: Option<IpAddr>,
-    /// Source port; 0 if unknown.
-    #[serde(rename = "srcPort")]
-    pub src_port: u16,
-    /// Destination IP address; `None` (JSON `""`) if unknown.
-    #[serde(rename = "dstIP", with = "opt_ip")]
-    pub dst_ip: Option<IpAddr>,
-    /// Destination port.
-    #[serde(rename = "dstPort")]
-    pub dst_port: u16,
-}
-
-impl AddrTuple {
-    /// The tuple of a source and a destination socket address.
-    pub fn new(src: SocketAddr, dst: SocketAddr) -> Self {
-        Self {
-            src_ip: Some(src.ip()),
-            src_port: src.port(),
-            dst_ip: Some(dst.ip()),
-            dst_port: dst.port(),
-        }
-    }
-
-    /// The source socket address, if its IP is known.
-    pub fn src(&self) -> Option<SocketAddr> {
-        self.src_ip.map(|ip| SocketAddr::new(ip, self.src_port))
-    }
-
-    /// The destination socket address, if its IP is known.
-    pub fn dst(&self) -> Option<SocketAddr> {
-        self.dst_ip.map(|ip| SocketAddr::new(ip, self.dst_port))
-    }
-}
 
 /// An established, or just attempted, TCP connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

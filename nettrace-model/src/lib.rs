@@ -95,6 +95,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod addr;
 mod conn;
 mod conntrack;
 mod dial;
@@ -114,7 +115,8 @@ mod trace;
 mod trace_id;
 pub mod waterfall;
 
-pub use conn::{AddrTuple, TcpConnTrace, TcpConnTraces, UdpConnTrace, UdpConnTraces};
+pub use addr::AddrTuple;
+pub use conn::{TcpConnTrace, TcpConnTraces, UdpConnTrace, UdpConnTraces};
 pub use conntrack::{ConntrackEntry, ConntrackStatus, ConntractEntry};
 pub use dial::{DialTrace, DialTraces, ResolverDialTrace};
 pub use dns::{DnsAnswer, DnsQueryMsg, DnsQueryTrace, DnsQueryTraces, DnsQuestion, DnsReplyMsg};

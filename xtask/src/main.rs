@@ -5,13 +5,17 @@
 //!   info (BTF stays) and writes the object and its source stamp where `nettrace-user` embeds
 //!   them.
 //! - `check-ebpf`: fails when the committed object is stale against the eBPF and common sources.
+//! - `check-layers`: fails when the top-level modules of a library crate (`nettrace-user`,
+//!   `nettrace-model`) depend on each other in a cycle, naming the `file:line` of each edge.
 //!
 //! ```text
 //! cargo xtask build-ebpf            # regenerate nettrace-user/ebpf/nettrace.bpf.o
 //! cargo xtask build-ebpf --out-dir target/ebpf-check   # build elsewhere, leave the tree alone
 //! cargo xtask check-ebpf
+//! cargo xtask check-layers --graph   # also list each module's dependencies
 //! ```
 mod build_ebpf;
+mod layers;
 mod stamp;
 mod toolchain;
 
@@ -37,6 +41,15 @@ enum Command {
     },
     /// Fail when the committed eBPF object does not match the current eBPF and common sources.
     CheckEbpf,
+    /// Fail when the top-level modules of a library crate depend on each other in a cycle.
+    CheckLayers {
+        /// Crate folder to check; repeat for several (default: nettrace-user and nettrace-model).
+        #[arg(long = "crate-dir", value_name = "PATH")]
+        crate_dirs: Vec<PathBuf>,
+        /// Also print each module's dependencies.
+        #[arg(long)]
+        graph: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -51,5 +64,6 @@ fn main() -> Result<()> {
             println!("eBPF object is fresh");
             Ok(())
         }
+        Command::CheckLayers { crate_dirs, graph } => layers::run(&root, &crate_dirs, graph),
     }
 }
