@@ -33,6 +33,55 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// A system program some tests drive, and the Debian package that provides it.
+#[derive(Clone, Copy, Debug)]
+pub struct Tool {
+    /// The command (run with `--version` to check that it works).
+    pub command: &'static str,
+    /// The Debian package to install for it.
+    pub package: &'static str,
+}
+
+/// `nft`: NAT rules and lossy links in test namespaces.
+pub const NFT: Tool = Tool {
+    command: "nft",
+    package: "nftables",
+};
+/// `conntrack`: lists the kernel's conntrack table.
+pub const CONNTRACK: Tool = Tool {
+    command: "conntrack",
+    package: "conntrack",
+};
+/// `tshark`: reads capture files as a user would.
+pub const TSHARK: Tool = Tool {
+    command: "tshark",
+    package: "tshark",
+};
+
+/// True when every tool in `tools` runs; otherwise prints a SKIPPED line for `test` naming
+/// the missing tool and how to install it, and returns false.
+pub fn require_tools(test: &str, tools: &[Tool]) -> bool {
+    for tool in tools {
+        let problem = match std::process::Command::new(tool.command)
+            .arg("--version")
+            .output()
+        {
+            Ok(output) if output.status.success() => continue,
+            Ok(output) => format!("`{} --version` failed ({})", tool.command, output.status),
+            Err(e) => format!("`{}` is not installed ({e})", tool.command),
+        };
+        skip(
+            test,
+            &format!(
+                "needs {}: {problem}; install it with `apt-get install {}`",
+                tool.command, tool.package
+            ),
+        );
+        return false;
+    }
+    true
+}
+
 /// Says loudly that `test` is skipped and why. The line goes straight to the process's stderr,
 /// which libtest does not capture, so it shows in `cargo test` output next to the `ok`.
 pub fn skip(test: &str, reason: &str) {

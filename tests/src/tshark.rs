@@ -1,24 +1,11 @@
 //! Reading capture files with the real `tshark`, as a user of the captures would.
 use std::{path::Path, process::Command, time::Duration};
 
-use crate::{scenario::run_command, skip};
+use crate::scenario::run_command;
 
 /// True when `tshark` runs; otherwise says loudly that `test` is skipped.
 pub fn have_tshark(test: &str) -> bool {
-    match Command::new("tshark").arg("--version").output() {
-        Ok(output) if output.status.success() => true,
-        Ok(output) => {
-            skip(
-                test,
-                &format!("tshark --version failed: {:?}", output.status),
-            );
-            false
-        }
-        Err(e) => {
-            skip(test, &format!("tshark is not installed ({e})"));
-            false
-        }
-    }
+    crate::require_tools(test, &[crate::TSHARK])
 }
 
 /// `tshark -n -r file [extra...] -T fields -E separator=| -e <field>...`: one row per packet,

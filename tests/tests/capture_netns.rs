@@ -13,8 +13,9 @@ use nettrace::{
     model::{HttpTrace, TcpConnTrace},
 };
 use nettrace_tests::{
+    NFT,
     netns::NetNs,
-    require_root,
+    require_root, require_tools,
     scenario::{self, TempDir, dump},
     tshark::{have_tshark, tshark_fields},
 };
@@ -256,7 +257,12 @@ fn veth_capture_holds_the_traced_connection_and_tshark_reads_it() {
 
 #[test]
 fn lossy_link_retransmissions_show_in_kernel_facts_and_capture() {
-    if !require_root("lossy_link_retransmissions_show_in_kernel_facts_and_capture") {
+    if !require_root("lossy_link_retransmissions_show_in_kernel_facts_and_capture")
+        || !require_tools(
+            "lossy_link_retransmissions_show_in_kernel_facts_and_capture",
+            &[NFT],
+        )
+    {
         return;
     }
     let pair = VethPair::new("cap-lossy");
@@ -326,7 +332,12 @@ fn lossy_link_retransmissions_show_in_kernel_facts_and_capture() {
 
 #[test]
 fn capture_holds_the_connection_after_nat_by_its_reply_tuple() {
-    if !require_root("capture_holds_the_connection_after_nat_by_its_reply_tuple") {
+    if !require_root("capture_holds_the_connection_after_nat_by_its_reply_tuple")
+        || !require_tools(
+            "capture_holds_the_connection_after_nat_by_its_reply_tuple",
+            &[NFT],
+        )
+    {
         return;
     }
     // On loopback in a namespace: 127.0.0.3 is DNATed to the fixture on 127.0.0.1 and the

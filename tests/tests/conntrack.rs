@@ -13,9 +13,10 @@ use nettrace::{
     model::{ConntrackEntry, ConntrackStatus, HttpTrace, TcpConnTrace, TcpState, UdpConnTrace},
 };
 use nettrace_tests::{
+    CONNTRACK, NFT,
     fixtures::dns::Zone,
     netns::NetNs,
-    require_root,
+    require_root, require_tools,
     scenario::{self, dump, get_ok},
 };
 
@@ -114,7 +115,9 @@ fn assert_udp_counters(ct: &ConntrackEntry, conn: &UdpConnTrace, trace: &HttpTra
 
 #[test]
 fn conntrack_nat_entries_for_tcp_and_udp() {
-    if !require_root("conntrack_nat_entries_for_tcp_and_udp") {
+    if !require_root("conntrack_nat_entries_for_tcp_and_udp")
+        || !require_tools("conntrack_nat_entries_for_tcp_and_udp", &[NFT])
+    {
         return;
     }
     let ns = namespace("ct-nat");
@@ -211,7 +214,12 @@ fn conntrack_nat_entries_for_tcp_and_udp() {
 
 #[test]
 fn conntrack_destroy_event_keeps_the_final_entry() {
-    if !require_root("conntrack_destroy_event_keeps_the_final_entry") {
+    if !require_root("conntrack_destroy_event_keeps_the_final_entry")
+        || !require_tools(
+            "conntrack_destroy_event_keeps_the_final_entry",
+            &[NFT, CONNTRACK],
+        )
+    {
         return;
     }
     let ns = namespace("ct-destroy");
@@ -358,7 +366,9 @@ fn drop_cap_net_admin() {
 
 #[test]
 fn conntrack_entry_for_an_ipv6_connection() {
-    if !require_root("conntrack_entry_for_an_ipv6_connection") {
+    if !require_root("conntrack_entry_for_an_ipv6_connection")
+        || !require_tools("conntrack_entry_for_an_ipv6_connection", &[NFT])
+    {
         return;
     }
     let ns = namespace("ct-v6");

@@ -9,8 +9,9 @@ use std::{
 
 use nettrace::client::{HttpClientConfig, TraceOptions};
 use nettrace_tests::{
+    NFT,
     netns::NetNs,
-    require_root,
+    require_root, require_tools,
     scenario::{self, dump, get_ok},
 };
 
@@ -92,7 +93,12 @@ fn without_active_conntrack_the_trace_has_no_entries_and_the_log_says_why() {
 
 #[test]
 fn with_counters_off_entries_come_without_counters_and_the_log_says_why() {
-    if !require_root("with_counters_off_entries_come_without_counters_and_the_log_says_why") {
+    if !require_root("with_counters_off_entries_come_without_counters_and_the_log_says_why")
+        || !require_tools(
+            "with_counters_off_entries_come_without_counters_and_the_log_says_why",
+            &[NFT],
+        )
+    {
         return;
     }
     let ns = NetNs::new("ct-noacct").expect("namespace");
