@@ -123,8 +123,11 @@ async fn a_failed_request_exits_1_and_still_prints_the_trace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_errors_exit_2() {
-    let cases: [&[&str]; 5] = [
+    let cases: [&[&str]; 7] = [
         &["get"],
+        // The kernel keeps at most 9216 bytes of a packet; 0 would keep nothing.
+        &["get", "http://127.0.0.1:1/", "--snaplen", "0"],
+        &["get", "http://127.0.0.1:1/", "--snaplen", "100000"],
         &["get", "http://127.0.0.1:1/", "--no-such-option"],
         &[
             "get",

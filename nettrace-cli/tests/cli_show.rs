@@ -1,7 +1,8 @@
 //! `nettrace show FILE` end to end: the Go README example in both formats, and bad input.
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use nettrace::model::HttpTrace;
 use nettrace_tests::scenario::{self, CommandOutput, TempDir};
@@ -82,4 +83,82 @@ fn show_rejects_a_missing_file_and_non_traces_with_exit_2() {
     }
     let out = nettrace(&["show"]);
     assert_eq!(out.code, Some(2), "{out:?}");
+}
+
+#[test]
+fn show_dash_reads_the_trace_from_standard_input() {
+    let path = readme_example();
+    let original = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nettrace"))
+        .args(["show", "-", "--format", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+    stdin
+        .write_all(original.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), original);
+}
+
+/// `nettrace show /dev/zero` must not read without end: it stops past the documented maximum
+/// (256 MiB) with a clear error.
+#[test]
+fn show_refuses_input_past_its_maximum() {
+    let out = nettrace(&["show", "/dev/zero"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("larger than 256 MiB"), "{}", out.stderr);
+}
+
+/// `nettrace show big.json | head -1`: the reader goes away after one line; nettrace ends
+/// quietly (no panic, no error) instead of dying of the broken pipe.
+#[test]
+fn a_closed_stdout_ends_show_quietly() {
+    let dir = TempDir::new("cli-show-pipe");
+    let original = std::fs::read_to_string(readme_example()).unwrap_or_else(|e| panic!("{e}"));
+    let trace: HttpTrace = serde_json::from_str(&original).unwrap_or_else(|e| panic!("{e}"));
+    // Many requests, so that the waterfall is far larger than a pipe buffer (64 KiB).
+    let mut big = trace.clone();
+    let requests = trace.http_requests.clone().into_inner();
+    let mut all = Vec::new();
+    for _ in 0..2000 {
+        all.extend(requests.iter().cloned());
+    }
+    big.http_requests = all.into();
+    let file = dir.write(
+        "big.json",
+        &serde_json::to_string(&big).unwrap_or_else(|e| panic!("{e}")),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nettrace"))
+        .args(["show", &file.display().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut first = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!first.is_empty());
+    // The reader is dropped here: the pipe closes.
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "show did not end");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut err, &mut stderr).unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

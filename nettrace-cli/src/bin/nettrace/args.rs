@@ -133,8 +133,13 @@ pub(crate) struct GetArgs {
     /// --tls-keys, DIR/<iface>.keys in SSLKEYLOGFILE format). Default: the current folder.
     #[arg(long, value_name = "DIR")]
     pub(crate) pcap_dir: Option<PathBuf>,
-    /// Bytes kept of each captured packet (at most 9216).
-    #[arg(long, value_name = "N", default_value_t = nettrace::capture::DEFAULT_SNAPLEN)]
+    /// Bytes kept of each captured packet (1 to 9216).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = nettrace::capture::DEFAULT_SNAPLEN,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(nettrace::capture::MAX_SNAPLEN))
+    )]
     pub(crate) snaplen: u32,
     /// Bytes kept per interface; later packets are dropped and the capture marked truncated.
     #[arg(long, value_name = "BYTES", default_value_t = nettrace::capture::DEFAULT_TOTAL_SIZE_LIMIT)]
@@ -168,7 +173,7 @@ pub(crate) struct GetArgs {
 
 #[derive(Args, Debug)]
 pub(crate) struct ShowArgs {
-    /// The trace JSON file.
+    /// The trace JSON file (`-`: standard input); at most 256 MiB.
     pub(crate) file: PathBuf,
     /// Output format (json re-emits the file unchanged after checking it).
     #[arg(long, value_enum, default_value_t = Format::Waterfall)]

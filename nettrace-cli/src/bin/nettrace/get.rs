@@ -1,7 +1,6 @@
 //! `nettrace get URL`: the request(s) through one traced client, then the trace.
 use std::{
     fs,
-    io::Write,
     net::{IpAddr, SocketAddr},
     process::ExitCode,
     sync::Arc,
@@ -95,9 +94,7 @@ fn write_output(args: &GetArgs, traces: &[HttpTrace]) -> Result<()> {
     }
     match &args.output {
         Some(path) => fs::write(path, text).with_context(|| format!("writing {}", path.display())),
-        None => std::io::stdout()
-            .write_all(text.as_bytes())
-            .context("writing the trace"),
+        None => crate::output::write_stdout(&text),
     }
 }
 

@@ -13,6 +13,7 @@
 //! the model crate `nettrace-model`.
 mod args;
 mod get;
+mod output;
 mod show;
 
 use std::process::ExitCode;

@@ -1,19 +1,32 @@
-//! `nettrace show FILE`: checks and shows a trace JSON file.
-use std::{fs, process::ExitCode};
+//! `nettrace show FILE`: checks and shows a trace JSON file (`-` reads standard input).
+use std::{fs::File, io, path::Path, process::ExitCode};
 
 use anyhow::{Context, Result};
 use nettrace::model::HttpTrace;
 
-use crate::args::{Format, ShowArgs};
+use crate::{
+    args::{Format, ShowArgs},
+    output::{read_bounded, write_stdout},
+};
+
+/// The largest trace `show` reads: far above any real trace (a 20,000-request trace with
+/// every option is about 30 MiB), and a bound on what a wrong file (`/dev/zero`) can cost.
+pub(crate) const MAX_TRACE_BYTES: u64 = 256 << 20;
 
 pub(crate) fn run(args: &ShowArgs) -> Result<ExitCode> {
-    let text = fs::read_to_string(&args.file)
-        .with_context(|| format!("reading {}", args.file.display()))?;
-    let trace: HttpTrace = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a nettrace trace", args.file.display()))?;
+    let (text, name) = if args.file == Path::new("-") {
+        let text = read_bounded(io::stdin().lock(), MAX_TRACE_BYTES, "standard input")?;
+        (text, "standard input".to_owned())
+    } else {
+        let name = args.file.display().to_string();
+        let file = File::open(&args.file).with_context(|| format!("opening {name}"))?;
+        (read_bounded(file, MAX_TRACE_BYTES, &name)?, name)
+    };
+    let trace: HttpTrace =
+        serde_json::from_str(&text).with_context(|| format!("{name} is not a nettrace trace"))?;
     match args.format {
-        Format::Json => print!("{text}"),
-        Format::Waterfall => print!("{}", nettrace::waterfall::render(&trace)),
+        Format::Json => write_stdout(&text)?,
+        Format::Waterfall => write_stdout(&nettrace::waterfall::render(&trace))?,
     }
     Ok(ExitCode::SUCCESS)
 }
