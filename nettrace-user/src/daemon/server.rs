@@ -162,8 +162,13 @@ impl Shared {
         }
     }
 
-    /// Client `id` is gone: forgets the sockets it registered.
-    fn forget_client(&self, id: u64) {
+    /// Client `id` is gone: removes its slot (which unregisters its sockets in the kernel and
+    /// removes their flows), then forgets the sockets it registered. In this order: a socket
+    /// forgotten first could be registered by another client (a process it shares the
+    /// socket with) in between, and the slot's removal would then unregister it under that
+    /// client.
+    fn remove_client<S>(&self, id: u64, slot: S) {
+        drop(slot);
         lock(&self.owners).retain(|_, owner| *owner != id);
     }
 }
@@ -269,9 +274,8 @@ fn serve_client(hub: &Arc<KernelHub>, conn: OwnedFd, id: u64, shared: &Shared) {
         }
         reply(&conn, &answer);
     }
-    // The client is gone: forget its sockets (dropping the slot unregisters them).
-    shared.forget_client(id);
-    drop(client);
+    // The client is gone: its slot and its sockets.
+    shared.remove_client(id, client);
     shared.clients.fetch_sub(1, Ordering::Relaxed);
     log(&format!(
         "disconnected ({} events dropped)",

@@ -655,7 +655,8 @@ fn a_departed_clients_sockets_are_forgotten_and_free_for_others() {
     assert_eq!(ask(&sb, REGISTER, &[fd(&theirs)]), ok(&theirs));
     refused(ask(&sb, REGISTER, &[fd(&mine)]));
 
-    shared.forget_client(a.id);
+    assert_eq!(a.slot.calls(), [Call::Register(cookie(&mine))]);
+    shared.remove_client(a.id, a.slot);
     // B's own socket stays B's.
     assert_eq!(ask(&sb, STATUS, &[]), status(1, 1));
     assert_eq!(ask(&sb, REGISTER, &[fd(&mine)]), ok(&mine));
@@ -667,8 +668,45 @@ fn a_departed_clients_sockets_are_forgotten_and_free_for_others() {
             Call::Register(cookie(&mine))
         ]
     );
-    // Forgetting is not unregistering: dropping the real slot does that in the kernel.
-    assert_eq!(a.slot.calls(), [Call::Register(cookie(&mine))]);
+}
+
+/// A slot that runs `hook` as it is removed (the real slot unregisters its sockets then).
+struct Removing<F: FnOnce()> {
+    _slot: FakeSlot,
+    hook: Option<F>,
+}
+
+impl<F: FnOnce()> Drop for Removing<F> {
+    fn drop(&mut self) {
+        if let Some(hook) = self.hook.take() {
+            hook();
+        }
+    }
+}
+
+#[test]
+fn a_departing_clients_sockets_stay_its_own_until_its_slot_is_removed() {
+    let shared = Shared::new(MAX_SOCKETS_PER_CLIENT);
+    let (a, b) = (Peer::new(1, Some(1000)), Peer::new(2, Some(1001)));
+    let socket = udp();
+    assert_eq!(
+        ask(&a.session(&shared), REGISTER, &[fd(&socket)]),
+        ok(&socket)
+    );
+    let sb = b.session(&shared);
+    // B asks for A's socket while A's slot is being removed: were it B's by then, the
+    // removal would unregister it in the kernel (and remove its flows) under B.
+    let during = RefCell::new(None);
+    let removing = Removing {
+        _slot: a.slot,
+        hook: Some(|| *during.borrow_mut() = Some(ask(&sb, REGISTER, &[fd(&socket)]))),
+    };
+    shared.remove_client(a.id, removing);
+    let error = refused(during.into_inner().unwrap());
+    assert!(error.contains("another client"), "{error}");
+    // Once removed, the socket is free.
+    assert_eq!(ask(&sb, REGISTER, &[fd(&socket)]), ok(&socket));
+    assert_eq!(b.slot.calls(), [Call::Register(cookie(&socket))]);
 }
 
 #[test]
