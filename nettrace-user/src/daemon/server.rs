@@ -72,17 +72,13 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce()) -> Result<(), DaemonE
         };
         next_id += 1;
         let conn: OwnedFd = conn.into();
-        let Some(seat) = UserSeat::take(&shared, peer_uid(&conn)) else {
-            reply(
-                &conn,
-                &Message::Error {
-                    error: format!(
-                        "too many sessions for this user (at most {MAX_SESSIONS_PER_USER})"
-                    ),
-                },
-            );
-            eprintln!("nettrace-loader serve: client {next_id} refused: too many sessions");
-            continue;
+        let seat = match UserSeat::take(&shared, peer_uid(&conn)) {
+            Ok(seat) => seat,
+            Err(error) => {
+                eprintln!("nettrace-loader serve: client {next_id} refused: {error}");
+                reply(&conn, &Message::Error { error });
+                continue;
+            }
         };
         let (hub, shared_for_client, id) = (hub.clone(), shared.clone(), next_id);
         let spawned = std::thread::Builder::new()
@@ -180,19 +176,25 @@ struct UserSeat {
 }
 
 impl UserSeat {
-    /// A seat for a session of `uid`, unless that user holds all theirs already. Root, and a
-    /// peer whose uid cannot be read (it is then refused its requests anyway), are not limited.
-    fn take(shared: &Arc<Shared>, uid: Option<u32>) -> Option<Self> {
-        let counted = uid.filter(|uid| *uid != 0);
+    /// A seat for a session of `uid`, unless that user holds all theirs already (root is not
+    /// limited), or the peer's uid could not be read (it would escape the limit); the error
+    /// is the reply.
+    fn take(shared: &Arc<Shared>, uid: Option<u32>) -> Result<Self, String> {
+        let Some(uid) = uid else {
+            return Err("the peer's user id cannot be read (SO_PEERCRED)".to_owned());
+        };
+        let counted = (uid != 0).then_some(uid);
         if let Some(uid) = counted {
             let mut sessions = lock(&shared.sessions_by_user);
             let held = sessions.entry(uid).or_default();
             if *held >= MAX_SESSIONS_PER_USER {
-                return None;
+                return Err(format!(
+                    "too many sessions for this user (at most {MAX_SESSIONS_PER_USER})"
+                ));
             }
             *held += 1;
         }
-        Some(Self {
+        Ok(Self {
             shared: shared.clone(),
             uid: counted,
         })

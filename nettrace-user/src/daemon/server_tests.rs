@@ -715,7 +715,8 @@ fn a_user_holds_at_most_its_seats_and_root_is_not_limited() {
     let mut seats: Vec<UserSeat> = (0..MAX_SESSIONS_PER_USER)
         .map(|_| UserSeat::take(&shared, Some(1000)).unwrap())
         .collect();
-    assert!(UserSeat::take(&shared, Some(1000)).is_none());
+    let error = UserSeat::take(&shared, Some(1000)).err().unwrap();
+    assert!(error.contains("too many sessions"), "{error}");
     // Another user is not affected.
     let other = UserSeat::take(&shared, Some(1001)).unwrap();
     // Root is not counted.
@@ -725,8 +726,18 @@ fn a_user_holds_at_most_its_seats_and_root_is_not_limited() {
     // A dropped seat frees one, and only one.
     seats.pop();
     seats.push(UserSeat::take(&shared, Some(1000)).unwrap());
-    assert!(UserSeat::take(&shared, Some(1000)).is_none());
+    assert!(UserSeat::take(&shared, Some(1000)).is_err());
     drop((seats, other, root));
     assert!(lock(&shared.sessions_by_user).is_empty());
-    assert!(UserSeat::take(&shared, Some(1000)).is_some());
+    assert!(UserSeat::take(&shared, Some(1000)).is_ok());
+}
+
+#[test]
+fn a_peer_whose_uid_cannot_be_read_gets_no_seat() {
+    let shared = Arc::new(Shared::new(MAX_SOCKETS_PER_CLIENT));
+    for _ in 0..=MAX_SESSIONS_PER_USER {
+        let error = UserSeat::take(&shared, None).err().unwrap();
+        assert!(error.contains("user id cannot be read"), "{error}");
+    }
+    assert!(lock(&shared.sessions_by_user).is_empty());
 }
