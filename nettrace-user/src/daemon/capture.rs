@@ -20,11 +20,14 @@ use std::{
 
 use socket2::{Protocol, SockRef, Type};
 
-use super::protocol::{CaptureInterface, CaptureRequest};
+use super::{
+    protocol::{CaptureInterface, CaptureRequest},
+    slot::KernelSlot,
+};
 use crate::{
     SocketCookie,
     capture::{LinkKind, PacketCaptureOptions},
-    kernel::{FlowProtocol, KernelClient},
+    kernel::FlowProtocol,
     tracer::error_chain,
 };
 
@@ -36,7 +39,7 @@ pub(crate) const NO_ICMP_ARP: &str = "ICMP and ARP capture is not available thro
 /// Starts the capture of `request` in `client`'s slot (interfaces of the daemon's network
 /// namespace); returns the interfaces found.
 pub(super) fn start(
-    client: &KernelClient,
+    client: &impl KernelSlot,
     request: &CaptureRequest,
 ) -> Result<Vec<CaptureInterface>, String> {
     if request.include_icmp || request.include_arp {
@@ -68,7 +71,7 @@ pub(super) fn start(
 /// Captures the flow of the connected UDP socket `fd` as its own, when `registered` says
 /// this client registered the socket; returns its cookie.
 pub(super) fn udp_flow(
-    client: &KernelClient,
+    client: &impl KernelSlot,
     fd: &OwnedFd,
     registered: impl FnOnce(SocketCookie) -> bool,
 ) -> Result<SocketCookie, String> {

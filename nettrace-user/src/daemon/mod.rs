@@ -47,6 +47,7 @@ pub(crate) mod link;
 pub mod protocol;
 mod seqpacket;
 mod server;
+mod slot;
 
 pub use client::DaemonClient;
 pub use error::DaemonError;

@@ -1,6 +1,8 @@
 //! The daemon side: accepts clients, registers the sockets whose descriptors they pass, and
 //! forwards each client's kernel events and captured packets to it alone (the capture
-//! requests are handled in [`capture`]).
+//! requests are handled in [`capture`]). A session reaches the kernel only through its
+//! client's [`KernelSlot`] (the hub's `KernelClient` here, a fake in `server_tests`), so its
+//! isolation rules are tested without root.
 use crate::sync::lock;
 use std::{
     collections::HashMap,
@@ -22,10 +24,11 @@ use super::{
     DaemonError, capture,
     protocol::{CaptureRequest, Frame, MAX_RECORD, MAX_REQUEST, Message, RECORD_TAG, Request},
     seqpacket::{grow_send_buffer, recv_with_fds, send_now, send_with_fd},
+    slot::KernelSlot,
 };
 use crate::{
     SocketCookie,
-    kernel::{KernelClient, KernelConfig, KernelEvent, KernelHub, KernelSink},
+    kernel::{KernelConfig, KernelEvent, KernelHub, KernelSink},
 };
 
 /// How the daemon runs.
@@ -56,11 +59,7 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce()) -> Result<(), DaemonE
     let hub = KernelHub::shared(&options.kernel_config).map_err(DaemonError::Kernel)?;
     let listener = listen(options).map_err(DaemonError::Io)?;
     ready();
-    let shared = Arc::new(Shared {
-        owners: Mutex::default(),
-        clients: AtomicU64::new(0),
-        sessions_by_user: Mutex::default(),
-    });
+    let shared = Arc::new(Shared::new(MAX_SOCKETS_PER_CLIENT));
     let mut next_id = 0u64;
     loop {
         let (conn, _) = match listener.accept() {
@@ -73,17 +72,13 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce()) -> Result<(), DaemonE
         };
         next_id += 1;
         let conn: OwnedFd = conn.into();
-        let Some(seat) = UserSeat::take(&shared, peer_uid(&conn)) else {
-            reply(
-                &conn,
-                &Message::Error {
-                    error: format!(
-                        "too many sessions for this user (at most {MAX_SESSIONS_PER_USER})"
-                    ),
-                },
-            );
-            eprintln!("nettrace-loader serve: client {next_id} refused: too many sessions");
-            continue;
+        let seat = match UserSeat::take(&shared, peer_uid(&conn)) {
+            Ok(seat) => seat,
+            Err(error) => {
+                eprintln!("nettrace-loader serve: client {next_id} refused: {error}");
+                reply(&conn, &Message::Error { error });
+                continue;
+            }
         };
         let (hub, shared_for_client, id) = (hub.clone(), shared.clone(), next_id);
         let spawned = std::thread::Builder::new()
@@ -144,10 +139,34 @@ impl KernelSink for ClientSink {
 
 /// What every session shares.
 struct Shared {
+    /// The client (session id) that registered each socket.
     owners: Mutex<HashMap<SocketCookie, u64>>,
     clients: AtomicU64,
     /// Open sessions per user id (root's are not counted).
     sessions_by_user: Mutex<HashMap<u32, usize>>,
+    /// Most sockets one client may have registered at a time ([`MAX_SOCKETS_PER_CLIENT`]).
+    max_sockets_per_client: usize,
+}
+
+impl Shared {
+    fn new(max_sockets_per_client: usize) -> Self {
+        Self {
+            owners: Mutex::default(),
+            clients: AtomicU64::new(0),
+            sessions_by_user: Mutex::default(),
+            max_sockets_per_client,
+        }
+    }
+
+    /// Client `id` is gone: removes its slot (which unregisters its sockets in the kernel and
+    /// removes their flows), then forgets the sockets it registered. In this order: a socket
+    /// forgotten first could be registered by another client (a process it shares the
+    /// socket with) in between, and the slot's removal would then unregister it under that
+    /// client.
+    fn remove_client<S>(&self, id: u64, slot: S) {
+        drop(slot);
+        lock(&self.owners).retain(|_, owner| *owner != id);
+    }
 }
 
 /// One of a user's [`MAX_SESSIONS_PER_USER`] sessions, given back when dropped.
@@ -157,19 +176,25 @@ struct UserSeat {
 }
 
 impl UserSeat {
-    /// A seat for a session of `uid`, unless that user holds all theirs already. Root, and a
-    /// peer whose uid cannot be read (it is then refused its requests anyway), are not limited.
-    fn take(shared: &Arc<Shared>, uid: Option<u32>) -> Option<Self> {
-        let counted = uid.filter(|uid| *uid != 0);
+    /// A seat for a session of `uid`, unless that user holds all theirs already (root is not
+    /// limited), or the peer's uid could not be read (it would escape the limit); the error
+    /// is the reply.
+    fn take(shared: &Arc<Shared>, uid: Option<u32>) -> Result<Self, String> {
+        let Some(uid) = uid else {
+            return Err("the peer's user id cannot be read (SO_PEERCRED)".to_owned());
+        };
+        let counted = (uid != 0).then_some(uid);
         if let Some(uid) = counted {
             let mut sessions = lock(&shared.sessions_by_user);
             let held = sessions.entry(uid).or_default();
             if *held >= MAX_SESSIONS_PER_USER {
-                return None;
+                return Err(format!(
+                    "too many sessions for this user (at most {MAX_SESSIONS_PER_USER})"
+                ));
             }
             *held += 1;
         }
-        Some(Self {
+        Ok(Self {
             shared: shared.clone(),
             uid: counted,
         })
@@ -191,8 +216,8 @@ impl Drop for UserSeat {
 }
 
 /// One client's session state, as its requests see it.
-struct Session<'a> {
-    client: &'a KernelClient,
+struct Session<'a, S> {
+    client: &'a S,
     sink: &'a ClientSink,
     shared: &'a Shared,
     id: u64,
@@ -231,14 +256,7 @@ fn serve_client(hub: &Arc<KernelHub>, conn: OwnedFd, id: u64, shared: &Shared) {
     };
     shared.clients.fetch_add(1, Ordering::Relaxed);
     log("connected");
-    let session = Session {
-        client: &client,
-        sink: &sink,
-        shared,
-        id,
-        uid,
-        capturing: std::cell::Cell::new(false),
-    };
+    let session = Session::new(&client, &sink, shared, id, uid);
     let mut buf = vec![0u8; MAX_REQUEST];
     loop {
         let (n, fds, cut) = match recv_with_fds(conn.as_raw_fd(), &mut buf) {
@@ -258,9 +276,8 @@ fn serve_client(hub: &Arc<KernelHub>, conn: OwnedFd, id: u64, shared: &Shared) {
         }
         reply(&conn, &answer);
     }
-    // The client is gone: forget its sockets (dropping the slot unregisters them).
-    lock(&shared.owners).retain(|_, owner| *owner != id);
-    drop(client);
+    // The client is gone: its slot and its sockets.
+    shared.remove_client(id, client);
     shared.clients.fetch_sub(1, Ordering::Relaxed);
     log(&format!(
         "disconnected ({} events dropped)",
@@ -268,7 +285,24 @@ fn serve_client(hub: &Arc<KernelHub>, conn: OwnedFd, id: u64, shared: &Shared) {
     ));
 }
 
-impl Session<'_> {
+impl<'a, S: KernelSlot> Session<'a, S> {
+    fn new(
+        client: &'a S,
+        sink: &'a ClientSink,
+        shared: &'a Shared,
+        id: u64,
+        uid: Option<u32>,
+    ) -> Self {
+        Self {
+            client,
+            sink,
+            shared,
+            id,
+            uid,
+            capturing: std::cell::Cell::new(false),
+        }
+    }
+
     fn handle(&self, bytes: &[u8], fds: &[OwnedFd], cut: bool) -> Message {
         let error = |error: String| Message::Error { error };
         if cut {
@@ -344,9 +378,10 @@ impl Session<'_> {
             None => {}
         }
         let mine = owners.values().filter(|owner| **owner == self.id).count();
-        if mine >= MAX_SOCKETS_PER_CLIENT {
+        let max = self.shared.max_sockets_per_client;
+        if mine >= max {
             return error(format!(
-                "a client registers at most {MAX_SOCKETS_PER_CLIENT} sockets at a time"
+                "a client registers at most {max} sockets at a time"
             ));
         }
         if let Err(e) = self.client.register(cookie) {
@@ -433,3 +468,7 @@ fn peer_uid(conn: &OwnedFd) -> Option<u32> {
     };
     (rc == 0).then_some(cred.uid)
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

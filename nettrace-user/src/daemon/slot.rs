@@ -1,0 +1,97 @@
+//! [`KernelSlot`]: what a daemon session needs from its client's slot in the kernel hub.
+//!
+//! A session registers and unregisters the sockets its client proved it holds, drains the
+//! hub and reads the slot's lost counters for `sync`, and starts the slot's capture and
+//! registers UDP flows for the capture requests. Nothing else: the isolation rules (whose
+//! socket is whose, the limits) are the session's, so they are tested against a fake slot
+//! without root (`server_tests`), while [`KernelClient`] does the kernel work.
+//!
+//! ```ignore
+//! fn trace<S: KernelSlot>(slot: &S, cookie: SocketCookie) -> Result<(), S::Error> {
+//!     slot.register(cookie)
+//! }
+//! ```
+use std::net::SocketAddr;
+
+use crate::{
+    SocketCookie,
+    capture::PacketCaptureOptions,
+    kernel::{CaptureInterfaceInfo, FlowProtocol, KernelClient, KernelError},
+};
+
+/// One client's slot, as its session uses it (statically dispatched).
+pub(super) trait KernelSlot {
+    /// Why a call failed ([`KernelError`] for the real slot).
+    type Error: std::error::Error + 'static;
+
+    /// Traces a socket in this slot.
+    fn register(&self, cookie: SocketCookie) -> Result<(), Self::Error>;
+
+    /// Stops tracing a socket of this slot and capturing its flows.
+    fn unregister(&self, cookie: SocketCookie) -> Result<(), Self::Error>;
+
+    /// Hands every pending kernel event to its client.
+    fn drain(&self);
+
+    /// Events of this slot the kernel lost.
+    fn lost_events(&self) -> Result<u64, Self::Error>;
+
+    /// Packets of this slot the kernel lost.
+    fn lost_packets(&self) -> Result<u64, Self::Error>;
+
+    /// Starts this slot's capture; returns the interfaces found.
+    fn start_capture(
+        &self,
+        options: &PacketCaptureOptions,
+    ) -> Result<Vec<CaptureInterfaceInfo>, Self::Error>;
+
+    /// Captures the packets between `local` and `remote` as the socket's.
+    fn register_flow(
+        &self,
+        cookie: SocketCookie,
+        protocol: FlowProtocol,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<(), Self::Error>;
+}
+
+impl KernelSlot for KernelClient {
+    type Error = KernelError;
+
+    fn register(&self, cookie: SocketCookie) -> Result<(), KernelError> {
+        KernelClient::register(self, cookie)
+    }
+
+    fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {
+        KernelClient::unregister(self, cookie)
+    }
+
+    fn drain(&self) {
+        KernelClient::drain(self);
+    }
+
+    fn lost_events(&self) -> Result<u64, KernelError> {
+        KernelClient::lost_events(self)
+    }
+
+    fn lost_packets(&self) -> Result<u64, KernelError> {
+        KernelClient::lost_packets(self)
+    }
+
+    fn start_capture(
+        &self,
+        options: &PacketCaptureOptions,
+    ) -> Result<Vec<CaptureInterfaceInfo>, KernelError> {
+        KernelClient::start_capture(self, options)
+    }
+
+    fn register_flow(
+        &self,
+        cookie: SocketCookie,
+        protocol: FlowProtocol,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<(), KernelError> {
+        KernelClient::register_flow(self, cookie, protocol, local, remote)
+    }
+}
