@@ -20,6 +20,7 @@ mod clock;
 pub mod conntrack;
 pub mod daemon;
 pub mod dns;
+mod error_chain;
 mod event;
 mod headers;
 pub mod kernel;

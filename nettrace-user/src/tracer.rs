@@ -19,6 +19,7 @@ use crate::{
     client::HttpReqTraceOptions,
     conntrack::{ConntrackError, ConntrackSink, CtSample, ReplyTuple, Tracker},
     daemon::{DaemonError, link::DaemonLink},
+    error_chain::error_chain,
     event::{Event, Transport},
     headers::HeaderCapture,
     kernel::{
@@ -542,12 +543,4 @@ fn daemon_status(link: &DaemonLink) -> (KernelDataStatus, u64) {
             (status, 0)
         }
     }
-}
-
-/// An error with its causes, `: `-joined.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    std::iter::successors(Some(error), |e| e.source())
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
 }

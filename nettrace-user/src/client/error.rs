@@ -57,19 +57,3 @@ pub enum RequestError {
     #[error("the client is closed")]
     Closed,
 }
-
-/// An error and its sources as one line ("a: b: c"), skipping a source whose text the previous
-/// message already contains.
-pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = e.source();
-    }
-    text
-}

@@ -20,9 +20,10 @@ use http::{HeaderValue, Method, Request, Response, Uri, header};
 use super::{
     ConnInfo, HttpClient, RequestBody, RequestError, ResponseBody, connector,
     context::{self, RequestContext},
-    error, expect_continue, idle,
+    expect_continue, idle,
 };
 use crate::{
+    error_chain::error_chain,
     event::{BodyCounters, Event},
     headers::HeaderCapture,
     model::TraceId,
@@ -318,5 +319,5 @@ fn transport_error(error: &LegacyError) -> RequestError {
         }
         source = e.source();
     }
-    RequestError::Transport(error::chain(error))
+    RequestError::Transport(error_chain(error))
 }

@@ -66,6 +66,7 @@ use self::connector::{ConnectorSettings, TracedConnector};
 use crate::{
     capture::PacketCapture,
     dns::{Resolver, ResolverConfig},
+    error_chain::error_chain,
     kernel::KernelHub,
     model::HttpTrace,
     sock::TcpOptions,
@@ -373,7 +374,7 @@ fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientEr
             return match &options.packet_capture {
                 Some(capture) => tracer
                     .start_capture(capture)
-                    .map_err(|e| ClientError::Capture(error::chain(&e))),
+                    .map_err(|e| ClientError::Capture(error_chain(&e))),
                 None => Ok(()),
             };
         }
@@ -383,7 +384,7 @@ fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientEr
     let through_daemon = if daemon.exists() {
         tracer
             .attach_daemon(&daemon)
-            .map_err(|e| format!("daemon at {}: {}", daemon.display(), error::chain(&e)))
+            .map_err(|e| format!("daemon at {}: {}", daemon.display(), error_chain(&e)))
     } else {
         Err(format!("no daemon at {}", daemon.display()))
     };
@@ -391,16 +392,16 @@ fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientEr
         // The daemon captures the client's own flows.
         (Ok(()), Some(capture)) => tracer
             .start_capture(capture)
-            .map_err(|e| ClientError::Capture(error::chain(&e))),
+            .map_err(|e| ClientError::Capture(error_chain(&e))),
         (Err(daemon), Some(_)) => Err(ClientError::Capture(format!(
             "needs the privilege to load eBPF programs (root, or CAP_BPF + CAP_NET_ADMIN), \
              or the nettrace-loader daemon: {}; {daemon}",
-            error::chain(&error)
+            error_chain(&error)
         ))),
         (Ok(()), None) => Ok(()),
         (Err(_), None) if options.kernel == KernelMode::Require => Err(ClientError::Kernel(error)),
         (Err(daemon), None) => {
-            let reason = format!("{}; {daemon}", error::chain(&error));
+            let reason = format!("{}; {daemon}", error_chain(&error));
             if options.logging {
                 tracing::info!(%reason, "nettrace: no kernel data");
             }

@@ -24,8 +24,8 @@ use super::protocol::{CaptureInterface, CaptureRequest};
 use crate::{
     SocketCookie,
     capture::{LinkKind, PacketCaptureOptions},
+    error_chain::error_chain,
     kernel::{FlowProtocol, KernelClient},
-    tracer::error_chain,
 };
 
 /// Why ICMP and ARP capture is refused through the daemon.
