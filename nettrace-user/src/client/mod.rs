@@ -29,7 +29,14 @@
 //! is recorded follows the trace options ([`TraceOptions`]). Differences from Go, all fixes:
 //! [`HttpClient::get_trace`] is a snapshot that removes nothing and keeps IDs stable; every
 //! reference whose record is known is filled in; every configured nameserver is used.
+//!
+//! A failed request returns a [`RequestError`]: its [`kind`](RequestError::kind) says what
+//! failed ([`RequestErrorKind`]: name resolution, a refused or timed-out connection, a
+//! certificate, a proxy, a time limit, ...), its [`trace_id`](RequestError::trace_id) names the
+//! request's `HTTPReqTrace` in [`HttpClient::get_trace`] (also among concurrent requests), and
+//! its text is that record's `reqError`.
 mod body;
+mod classify;
 mod config;
 mod conn;
 mod connector;
@@ -60,7 +67,10 @@ pub use config::{
     ProxySelector, TraceOptions,
 };
 pub use conn::ConnInfo;
-pub use error::{ClientError, RequestError};
+pub use error::{
+    CertificateFailure, ClientError, DnsFailure, ProxyFailure, RequestError, RequestErrorKind,
+    TimeoutLimit,
+};
 
 use self::connector::{ConnectorSettings, TracedConnector};
 use crate::{
@@ -187,7 +197,7 @@ impl HttpClient {
     pub async fn get(&self, url: &str) -> Result<Response<ResponseBody>, RequestError> {
         let request = Request::get(url)
             .body(RequestBody::empty())
-            .map_err(|e| RequestError::Invalid(e.to_string()))?;
+            .map_err(|e| RequestError::invalid(&e).with_source(e))?;
         self.request(request).await
     }
 
@@ -201,7 +211,7 @@ impl HttpClient {
         let request = Request::post(url)
             .header(header::CONTENT_TYPE, content_type)
             .body(body.into())
-            .map_err(|e| RequestError::Invalid(e.to_string()))?;
+            .map_err(|e| RequestError::invalid(&e).with_source(e))?;
         self.request(request).await
     }
 
@@ -224,8 +234,13 @@ impl HttpClient {
                 .req_timeout
                 .map(|limit| Instant::now() + limit);
             let replay = body.try_clone();
-            let (hop, exchange) = self.start_hop(parts.clone(), body, deadline)?;
-            let response = self.complete_hop(hop, exchange, deadline).await?;
+            let (hop, exchange) = self
+                .start_hop(parts.clone(), body, deadline)
+                .map_err(|e| e.for_url(&parts.uri))?;
+            let response = self
+                .complete_hop(hop, exchange, deadline)
+                .await
+                .map_err(|e| e.for_url(&parts.uri))?;
             if redirect::next_hop(
                 &parts.uri,
                 &parts.method,
@@ -259,9 +274,13 @@ impl HttpClient {
             ) else {
                 return Ok(response);
             };
-            let next = next.map_err(RequestError::Invalid)?;
+            // Not recorded as the hop's `reqError`: its exchange succeeded (Go: the same).
+            let next = next.map_err(|reason| {
+                let error = RequestError::invalid(reason).for_url(&parts.uri);
+                self.at_hop(response.body().trace_id(), error)
+            })?;
             if sent == redirect::MAX_REQUESTS {
-                let error = RequestError::TooManyRedirects(sent);
+                let error = RequestError::too_many_redirects(sent).for_url(&parts.uri);
                 return Err(self.fail(response.body().trace_id(), error));
             }
             let body = match (next.keep_body, replay.take()) {
@@ -279,10 +298,15 @@ impl HttpClient {
             parts.uri = next.uri;
             parts.method = next.method;
             replay = body.try_clone();
-            let (hop, exchange) = self.start_hop(parts.clone(), body, deadline)?;
-            response = self.complete_hop(hop, exchange, deadline).await?;
+            let (hop, exchange) = self
+                .start_hop(parts.clone(), body, deadline)
+                .map_err(|e| e.for_url(&parts.uri))?;
+            response = self
+                .complete_hop(hop, exchange, deadline)
+                .await
+                .map_err(|e| e.for_url(&parts.uri))?;
         }
-        Err(RequestError::TooManyRedirects(redirect::MAX_REQUESTS))
+        Err(RequestError::too_many_redirects(redirect::MAX_REQUESTS).for_url(&parts.uri))
     }
 
     /// The trace so far and the packet captures (Go's `GetTrace`). A snapshot: nothing is
