@@ -130,8 +130,8 @@ pub enum RequestErrorKind {
     InvalidRequest,
     /// The redirects did not end within the limit (10 requests in all, as Go).
     TooManyRedirects(usize),
-    /// Packet capture was asked for but is unavailable (kept for callers that match on it;
-    /// the client reports this when it is built, as [`ClientError::Capture`]).
+    /// Packet capture was asked for but is unavailable. Requests do not fail this way today:
+    /// the client reports it when it is built ([`ClientError::Capture`]).
     CaptureUnavailable,
     /// The client was closed.
     Closed,
@@ -402,6 +402,12 @@ mod tests {
         assert_eq!(error.trace_id(), None);
         let id = TraceId::new("hop");
         assert_eq!(error.at_hop(id.clone()).trace_id(), Some(&id));
+    }
+
+    #[test]
+    fn the_error_goes_anywhere_an_error_may() {
+        fn boxable<E: std::error::Error + Send + Sync + Clone + 'static>() {}
+        boxable::<RequestError>();
     }
 
     #[test]
