@@ -40,6 +40,7 @@ mod clock;
 pub mod conntrack;
 pub mod daemon;
 pub mod dns;
+mod error_chain;
 mod event;
 mod headers;
 mod ids;

@@ -51,6 +51,7 @@ use crate::{
     capture::{CaptureStore, PacketCapture, PacketCaptureOptions},
     conntrack::{ConntrackError, ConntrackSink, ReplyTuple, Tracker},
     daemon::{DaemonError, link::DaemonLink},
+    error_chain::error_chain,
     event::{CtSample, Event, EventSink, Sink, SocketRecord, TraceSettings, Transport},
     headers::HttpReqTraceOptions,
     kernel::{
@@ -550,12 +551,4 @@ fn daemon_status(link: &DaemonLink) -> (KernelDataStatus, u64) {
             (status, 0)
         }
     }
-}
-
-/// An error with its causes, `: `-joined.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    std::iter::successors(Some(error), |e| e.source())
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
 }

@@ -191,6 +191,25 @@ pub async fn get_err(client: &HttpClient, url: &str) -> RequestError {
     }
 }
 
+/// The `HTTPReqTrace` that `error` names ([`RequestError::trace_id`]), checked to record the
+/// error's text as its `reqError` and the error's URL as its `reqURL`.
+pub fn failed_request<'a>(trace: &'a HttpTrace, error: &RequestError) -> &'a HttpReqTrace {
+    let id = error
+        .trace_id()
+        .unwrap_or_else(|| panic!("{error:?} names no request record"));
+    let req = trace
+        .http_requests
+        .iter()
+        .find(|r| &r.trace_id == id)
+        .unwrap_or_else(|| panic!("no HTTP request {id} for {error:?}:\n{}", dump(trace)));
+    assert_eq!(req.req_error, error.to_string(), "{}", dump(trace));
+    let url = error
+        .url()
+        .unwrap_or_else(|| panic!("{error:?} has no URL"));
+    assert_eq!(req.req_url, url.to_string(), "{}", dump(trace));
+    req
+}
+
 /// The trace so far, checked with [`check_trace`]; panics if the client is closed.
 pub fn trace(client: &HttpClient, description: &str) -> HttpTrace {
     let (trace, _captures) = client

@@ -10,11 +10,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
-use nettrace::client::{HttpClientConfig, HttpReqTraceOptions, TraceOptions};
+use nettrace::client::{
+    DnsFailure, HttpClientConfig, HttpReqTraceOptions, RequestErrorKind, TraceOptions,
+};
+use nettrace::dns::ResolveError;
 use nettrace::model::{DnsQueryTrace, DnsRCode, DnsResType, HttpTrace, TraceId};
 use nettrace_tests::fixtures::dns::{Behaviour, DnsServer, Malformed, Zone};
 use nettrace_tests::scenario::{
-    self, EXAMPLE_HOST, bounded_for, dump, get_err, get_ok, only, tcp_conn, udp_conn,
+    self, EXAMPLE_HOST, bounded_for, dump, failed_request, get_err, get_ok, only, tcp_conn,
+    udp_conn,
 };
 
 /// The DNS query trace carried by connection `conn`.
@@ -150,9 +154,23 @@ async fn nxdomain_records_the_dial_error_and_no_tcp_connection() {
     let dns = scenario::dns_with(Zone::new().behaviour("gone.test", Behaviour::NxDomain)).await;
     let client = scenario::client(scenario::config_with_dns(&dns), scenario::full_options());
     let url = "http://gone.test:8080/";
-    let error = get_err(&client, url).await.to_string();
+    let failure = get_err(&client, url).await;
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::NameResolution(DnsFailure::NoSuchHost),
+        "{failure:?}"
+    );
+    let cause = std::error::Error::source(&failure)
+        .and_then(|e| e.downcast_ref::<ResolveError>())
+        .unwrap_or_else(|| panic!("no ResolveError under {failure:?}"));
+    assert!(
+        matches!(cause, ResolveError::NxDomain { name } if name == "gone.test"),
+        "{cause:?}"
+    );
+    let error = failure.to_string();
     assert!(error.contains("gone.test"), "{error}");
     let trace = scenario::trace(&client, "NXDOMAIN");
+    assert_eq!(failed_request(&trace, &failure).req_url, url);
     let net = &trace.net_trace;
 
     let dial = only(&net.dials, "dial", &trace);
@@ -188,6 +206,28 @@ async fn nxdomain_records_the_dial_error_and_no_tcp_connection() {
     assert_eq!(req.resp_status_code, 0);
     assert!(req.resp_header.is_empty());
     assert_eq!(req.resp_content_len, 0);
+}
+
+#[tokio::test]
+async fn servfail_from_every_nameserver_is_a_server_failure() {
+    let dns = scenario::dns_with(Zone::new().behaviour("flaky.test", Behaviour::ServFail)).await;
+    let client = scenario::client(scenario::config_with_dns(&dns), scenario::full_options());
+    let url = "http://flaky.test:8080/";
+    let failure = get_err(&client, url).await;
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::NameResolution(DnsFailure::ServerFailure),
+        "{failure:?}"
+    );
+    let trace = scenario::trace(&client, "SERVFAIL");
+    let req = failed_request(&trace, &failure);
+    assert!(req.tcp_conn.is_empty(), "{}", dump(&trace));
+    let dial = only(&trace.net_trace.dials, "dial", &trace);
+    assert!(
+        failure.to_string().contains(&dial.dial_err),
+        "{}",
+        dump(&trace)
+    );
 }
 
 #[tokio::test]
@@ -337,9 +377,15 @@ async fn all_nameservers_skipped_records_them_and_no_resolver_dial() {
     };
     let client = scenario::client(config, scenario::full_options());
     let url = "http://example.test:8080/";
-    let error = get_err(&client, url).await.to_string();
+    let failure = get_err(&client, url).await;
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::NameResolution(DnsFailure::NoNameservers)
+    );
+    let error = failure.to_string();
     assert!(error.contains(REASON), "{error}");
     let trace = scenario::trace(&client, "all skipped");
+    failed_request(&trace, &failure);
     let net = &trace.net_trace;
 
     let dial = only(&net.dials, "dial", &trace);
@@ -448,10 +494,16 @@ async fn malformed_replies_fail_fast_with_a_clear_error() {
         client.get(url).await
     })
     .await;
-    let error = match result {
+    let failure = match result {
         Ok(response) => panic!("expected a failure, got {}", response.status()),
-        Err(error) => error.to_string(),
+        Err(error) => error,
     };
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::NameResolution(DnsFailure::Other),
+        "{failure:?}"
+    );
+    let error = failure.to_string();
     // Not a timeout: the malformed reply itself ends each exchange.
     assert!(started.elapsed() < Duration::from_secs(3), "{error}");
     assert!(error.to_lowercase().contains("malformed"), "{error}");

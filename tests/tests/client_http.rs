@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use http::Request;
 use nettrace::client::{
-    HttpClient, HttpClientConfig, HttpReqTraceOptions, RequestBody, TraceOptions,
+    HttpClient, HttpClientConfig, HttpReqTraceOptions, RequestBody, RequestErrorKind, TimeoutLimit,
+    TraceOptions,
 };
 use nettrace::model::{HdrFieldsOpt, HttpReqTrace, HttpTrace};
 use nettrace_tests::fixtures::broken::{BrokenServer, Misbehaviour};
 use nettrace_tests::fixtures::http::{INDEX_HTML, SLOW_BODY_LEN, pattern};
 use nettrace_tests::scenario::{
-    self, bounded, bounded_for, dump, get_err, get_ok, only, request_to, tcp_conn,
+    self, bounded, bounded_for, dump, failed_request, get_err, get_ok, only, request_to, tcp_conn,
 };
 
 /// GET `url` with extra request headers; returns the response head and body.
@@ -371,12 +372,21 @@ async fn nine_redirects_are_followed() {
 async fn a_redirect_loop_stops_after_10_requests() {
     let server = scenario::plain_server().await;
     let client = scenario::client(HttpClientConfig::default(), scenario::full_options());
-    let error = get_err(&client, &server.url("/redirect-loop"))
-        .await
-        .to_string();
+    let failure = get_err(&client, &server.url("/redirect-loop")).await;
+    assert_eq!(failure.kind(), RequestErrorKind::TooManyRedirects(10));
+    let error = failure.to_string();
     assert!(error.contains("10 redirects"), "{error}");
     let trace = scenario::trace(&client, "redirect loop");
     assert_eq!(trace.http_requests.len(), 10, "{}", dump(&trace));
+    // The error names the last hop, the one whose record holds it.
+    let last = failed_request(&trace, &failure);
+    let with_error: Vec<_> = trace
+        .http_requests
+        .iter()
+        .filter(|r| !r.req_error.is_empty())
+        .collect();
+    assert_eq!(with_error.len(), 1, "{}", dump(&trace));
+    assert_eq!(with_error[0].trace_id, last.trace_id);
     assert_eq!(server.requests().get(), 10);
     for req in trace.http_requests.iter() {
         assert_eq!(req.req_url, server.url("/redirect-loop"));
@@ -475,10 +485,13 @@ async fn a_server_closing_after_the_request_fails_the_request() {
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
     let client = scenario::client(HttpClientConfig::default(), scenario::full_options());
-    let error = get_err(&client, &broken.url("/")).await.to_string();
+    let failure = get_err(&client, &broken.url("/")).await;
+    assert_eq!(failure.kind(), RequestErrorKind::Http, "{failure:?}");
+    let error = failure.to_string();
     let trace = scenario::trace(&client, "closed after request");
     let req = only(&trace.http_requests, "HTTP request", &trace);
     assert_eq!(req.req_error, error);
+    assert_eq!(failed_request(&trace, &failure).trace_id, req.trace_id);
     assert_eq!(req.resp_status_code, 0);
     let conn = tcp_conn(&trace, &req.tcp_conn);
     assert!(
@@ -502,10 +515,16 @@ async fn req_timeout_with_slow_headers_names_the_timeout() {
     };
     let client = scenario::client(config, scenario::full_options());
     let started = Instant::now();
-    let error = get_err(&client, &server.url("/slow-headers/5000"))
-        .await
-        .to_string();
+    let failure = get_err(&client, &server.url("/slow-headers/5000")).await;
     let elapsed = started.elapsed();
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::Timeout {
+            limit: TimeoutLimit::Request,
+            after: Duration::from_millis(300),
+        }
+    );
+    let error = failure.to_string();
     assert!(
         (Duration::from_millis(300)..Duration::from_secs(3)).contains(&elapsed),
         "{elapsed:?}"
@@ -514,6 +533,7 @@ async fn req_timeout_with_slow_headers_names_the_timeout() {
     let trace = scenario::trace(&client, "ReqTimeout");
     let req = only(&trace.http_requests, "HTTP request", &trace);
     assert_eq!(req.req_error, error);
+    assert_eq!(failed_request(&trace, &failure).trace_id, req.trace_id);
     assert_eq!(req.resp_status_code, 0);
     assert!(req.resp_recv_at.is_undefined());
 }
@@ -527,7 +547,15 @@ async fn response_header_timeout_limits_the_head_but_not_the_body() {
     };
     let client = scenario::client(config, scenario::full_options());
     let slow_head = server.url("/slow-headers/5000");
-    let error = get_err(&client, &slow_head).await.to_string();
+    let failure = get_err(&client, &slow_head).await;
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::Timeout {
+            limit: TimeoutLimit::ResponseHeader,
+            after: Duration::from_millis(300),
+        }
+    );
+    let error = failure.to_string();
     assert!(error.contains("ResponseHeaderTimeout"), "{error}");
     // The head comes at once, the body's second half 600 ms later: no timeout.
     let slow_body = server.url("/slow-body/600");
@@ -538,6 +566,74 @@ async fn response_header_timeout_limits_the_head_but_not_the_body() {
     let ok = request_to(&trace, &slow_body);
     assert!(ok.req_error.is_empty(), "{}", dump(&trace));
     assert_eq!(ok.resp_content_len, SLOW_BODY_LEN as u64);
+}
+
+/// URLs the client cannot use: one that does not parse (no request is sent, so no record),
+/// one that is not absolute and one with a scheme other than http/https (both recorded).
+#[tokio::test]
+async fn invalid_urls_are_invalid_requests() {
+    let client = scenario::client(HttpClientConfig::default(), scenario::full_options());
+    let unparsable = get_err(&client, "http://exa mple.test/").await;
+    assert_eq!(unparsable.kind(), RequestErrorKind::InvalidRequest);
+    assert!(unparsable.trace_id().is_none() && unparsable.url().is_none());
+    assert!(
+        unparsable.to_string().starts_with("invalid request: "),
+        "{unparsable}"
+    );
+    let relative = get_err(&client, "/index.html").await;
+    assert_eq!(relative.kind(), RequestErrorKind::InvalidRequest);
+    let unsupported = get_err(&client, "ftp://127.0.0.1:21/file").await;
+    assert_eq!(unsupported.kind(), RequestErrorKind::InvalidRequest);
+    assert!(
+        unsupported.to_string().contains("unsupported URL scheme"),
+        "{unsupported}"
+    );
+    let trace = scenario::trace(&client, "invalid URLs");
+    assert_eq!(trace.http_requests.len(), 2, "{}", dump(&trace));
+    failed_request(&trace, &relative);
+    failed_request(&trace, &unsupported);
+    assert!(trace.net_trace.dials.is_empty(), "{}", dump(&trace));
+}
+
+/// A request body stream that yields one chunk, then fails.
+struct FailingBody {
+    sent: bool,
+}
+
+impl http_body::Body for FailingBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        if self.sent {
+            return std::task::Poll::Ready(Some(Err(std::io::Error::other("source went away"))));
+        }
+        self.sent = true;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+            b"first chunk",
+        )))))
+    }
+}
+
+#[tokio::test]
+async fn a_failing_request_body_is_a_body_error() {
+    let server = scenario::plain_server().await;
+    let client = scenario::client(HttpClientConfig::default(), scenario::full_options());
+    let url = server.url("/echo");
+    let request = Request::post(&url)
+        .body(RequestBody::stream(FailingBody { sent: false }))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let failure = match bounded("POST a failing body", client.request(request)).await {
+        Ok(response) => panic!("POST should fail, got {}", response.status()),
+        Err(error) => error,
+    };
+    assert_eq!(failure.kind(), RequestErrorKind::Body, "{failure:?}");
+    let trace = scenario::trace(&client, "failing body");
+    let req = failed_request(&trace, &failure);
+    assert_eq!(req.req_method, "POST");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::Uri;
-use nettrace::client::{HttpClient, HttpClientConfig};
+use nettrace::client::{HttpClient, HttpClientConfig, ProxyFailure, RequestErrorKind};
 use nettrace::model::HttpTrace;
 use nettrace_tests::fixtures::broken::RefusingPort;
 use nettrace_tests::fixtures::dns::{DnsServer, Zone};
@@ -16,7 +16,7 @@ use nettrace_tests::fixtures::net::V4;
 use nettrace_tests::fixtures::proxy::{ProxyOptions, ProxyServer};
 use nettrace_tests::fixtures::tls::{LeafKind, ServerTlsOptions, TestPki};
 use nettrace_tests::scenario::{
-    self, EXAMPLE_HOST, dump, get_err, get_ok, only, tcp_conn, tls_tunnel,
+    self, EXAMPLE_HOST, dump, failed_request, get_err, get_ok, only, tcp_conn, tls_tunnel,
 };
 
 /// Proxy options resolving [`EXAMPLE_HOST`] to 127.0.0.1.
@@ -203,9 +203,13 @@ async fn a_proxy_refusing_connect_fails_the_request() {
     })
     .await;
     let (client, _dns) = proxied_client(&proxy.url(), &pki).await;
-    let error = get_err(&client, &server.url_with_host(EXAMPLE_HOST, "/"))
-        .await
-        .to_string();
+    let failure = get_err(&client, &server.url_with_host(EXAMPLE_HOST, "/")).await;
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::Proxy(ProxyFailure::TunnelRefused { status: 407 }),
+        "{failure:?}"
+    );
+    let error = failure.to_string();
     assert!(error.contains("407"), "{error}");
     assert_eq!((proxy.connects().get(), proxy.tunnels().get()), (1, 0));
     assert_eq!(server.connections().get(), 0);
@@ -214,6 +218,7 @@ async fn a_proxy_refusing_connect_fails_the_request() {
     assert!(trace.net_trace.tls_tunnels.is_empty(), "{}", dump(&trace));
     let req = only(&trace.http_requests, "HTTP request", &trace);
     assert_eq!(req.req_error, error);
+    assert_eq!(failed_request(&trace, &failure).trace_id, req.trace_id);
     assert_eq!(req.tcp_conn, conn);
     assert_eq!(req.network_proxy, proxy.url());
     assert_eq!(req.resp_status_code, 0);
@@ -225,11 +230,17 @@ async fn an_unreachable_proxy_records_the_refused_connection() {
     let refusing = RefusingPort::new(V4).unwrap_or_else(|e| panic!("{e:?}"));
     let proxy_url = format!("http://{}", refusing.addr());
     let (client, _dns) = proxied_client(&proxy_url, &pki).await;
-    let error = get_err(&client, "http://example.test:8080/")
-        .await
-        .to_string();
+    let failure = get_err(&client, "http://example.test:8080/").await;
+    // Reaching the proxy failed as any connection does.
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::ConnectRefused,
+        "{failure:?}"
+    );
+    let error = failure.to_string();
     assert!(error.to_lowercase().contains("refused"), "{error}");
     let trace = scenario::trace(&client, "proxy refused");
+    failed_request(&trace, &failure);
     let dial = only(&trace.net_trace.dials, "dial", &trace);
     assert_eq!(dial.dst_address, refusing.addr().to_string());
     assert!(!dial.dial_err.is_empty());
@@ -253,9 +264,15 @@ async fn a_failing_proxy_selection_is_recorded_as_the_request_error() {
     };
     let client = scenario::client(config, scenario::full_options());
     let url = "http://example.test:8080/";
-    let error = get_err(&client, url).await.to_string();
+    let failure = get_err(&client, url).await;
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::Proxy(ProxyFailure::Selection)
+    );
+    let error = failure.to_string();
     assert!(error.contains(REASON), "{error}");
     let trace = scenario::trace(&client, "proxy selection failed");
+    assert_eq!(failed_request(&trace, &failure).req_url, url);
     assert!(trace.net_trace.dials.is_empty(), "{}", dump(&trace));
     assert!(trace.net_trace.tcp_conns.is_empty());
     let req = only(&trace.http_requests, "HTTP request", &trace);

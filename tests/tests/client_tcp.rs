@@ -7,14 +7,16 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use nettrace::client::{HttpClientConfig, HttpReqTraceOptions, TraceOptions};
+use nettrace::client::{
+    DnsFailure, HttpClientConfig, HttpReqTraceOptions, RequestErrorKind, TraceOptions,
+};
 use nettrace::model::SocketOpType;
 use nettrace_tests::fixtures::broken::RefusingPort;
 use nettrace_tests::fixtures::dns::Zone;
 use nettrace_tests::fixtures::http::{HttpOptions, HttpServer};
 use nettrace_tests::fixtures::net::{V4, V6};
 use nettrace_tests::scenario::{
-    self, EXAMPLE_HOST, bounded_for, dump, get_err, get_ok, only, tcp_conn,
+    self, EXAMPLE_HOST, bounded, bounded_for, dump, failed_request, get_err, get_ok, only, tcp_conn,
 };
 
 #[tokio::test]
@@ -22,9 +24,20 @@ async fn connection_refused_records_an_unconnected_tcp_conn_and_the_dial_error()
     let refusing = RefusingPort::new(V4).unwrap_or_else(|e| panic!("{e:?}"));
     let client = scenario::client(HttpClientConfig::default(), scenario::full_options());
     let url = format!("http://{}/", refusing.addr());
-    let error = get_err(&client, &url).await.to_string();
+    let failure = get_err(&client, &url).await;
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::ConnectRefused,
+        "{failure:?}"
+    );
+    let cause = std::error::Error::source(&failure)
+        .and_then(|e| e.downcast_ref::<std::io::Error>())
+        .unwrap_or_else(|| panic!("no io::Error under {failure:?}"));
+    assert_eq!(cause.kind(), std::io::ErrorKind::ConnectionRefused);
+    let error = failure.to_string();
     assert!(error.to_lowercase().contains("refused"), "{error}");
     let trace = scenario::trace(&client, "refused");
+    assert_eq!(failed_request(&trace, &failure).req_url, url);
     let net = &trace.net_trace;
 
     let dial = only(&net.dials, "dial", &trace);
@@ -147,13 +160,18 @@ async fn tcp_handshake_timeout_records_the_timed_out_attempt() {
     let client = scenario::client(config, scenario::full_options());
     let url = format!("http://{addr}/");
     let started = Instant::now();
-    let error = bounded_for(Duration::from_secs(5), "GET a blackhole", async {
+    let failure = bounded_for(Duration::from_secs(5), "GET a blackhole", async {
         client.get(&url).await
     })
     .await
     .err()
-    .unwrap_or_else(|| panic!("GET {url} should time out"))
-    .to_string();
+    .unwrap_or_else(|| panic!("GET {url} should time out"));
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::ConnectTimedOut,
+        "{failure:?}"
+    );
+    let error = failure.to_string();
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
@@ -177,6 +195,69 @@ async fn tcp_handshake_timeout_records_the_timed_out_attempt() {
     let req = only(&trace.http_requests, "HTTP request", &trace);
     assert_eq!(req.req_error, error);
     assert_eq!(req.tcp_conn, conn.trace_id);
+    assert_eq!(failed_request(&trace, &failure).trace_id, req.trace_id);
+}
+
+/// Concurrent failing requests: each error names its own record, so the caller can find it
+/// without matching URLs or texts.
+#[tokio::test]
+async fn concurrent_failures_each_name_their_own_request_record() {
+    let refusing = RefusingPort::new(V4).unwrap_or_else(|e| panic!("{e:?}"));
+    let dns = scenario::dns_with(Zone::new().behaviour(
+        "gone.test",
+        nettrace_tests::fixtures::dns::Behaviour::NxDomain,
+    ))
+    .await;
+    let client = scenario::client(scenario::config_with_dns(&dns), scenario::full_options());
+    let refused_url = format!("http://{}/", refusing.addr());
+    let gone_url = "http://gone.test:8080/";
+    let (refused, gone, refused_again) = bounded("three failing GETs", async {
+        tokio::join!(
+            client.get(&refused_url),
+            client.get(gone_url),
+            client.get(&refused_url)
+        )
+    })
+    .await;
+    let [refused, gone, refused_again] = [refused, gone, refused_again]
+        .map(|result| result.err().unwrap_or_else(|| panic!("a GET succeeded")));
+    assert_eq!(refused.kind(), RequestErrorKind::ConnectRefused);
+    assert_eq!(refused_again.kind(), RequestErrorKind::ConnectRefused);
+    assert_eq!(
+        gone.kind(),
+        RequestErrorKind::NameResolution(DnsFailure::NoSuchHost)
+    );
+    let trace = scenario::trace(&client, "concurrent failures");
+    assert_eq!(trace.http_requests.len(), 3, "{}", dump(&trace));
+    let ids: Vec<_> = [&refused, &gone, &refused_again]
+        .iter()
+        .map(|error| failed_request(&trace, error).trace_id.clone())
+        .collect();
+    assert_ne!(ids[0], ids[2], "two requests to one URL are two records");
+    assert_eq!(failed_request(&trace, &gone).req_url, gone_url);
+    // Each refused request's record names the connection its own dial attempted.
+    for error in [&refused, &refused_again] {
+        let req = failed_request(&trace, error);
+        let conn = tcp_conn(&trace, &req.tcp_conn);
+        assert!(!conn.connected);
+        assert_eq!(conn.addr_tuple.dst(), Some(refusing.addr()));
+    }
+}
+
+/// Without HTTP request records there is no record to name.
+#[tokio::test]
+async fn without_http_records_a_failure_names_no_record() {
+    let refusing = RefusingPort::new(V4).unwrap_or_else(|e| panic!("{e:?}"));
+    let options = TraceOptions {
+        sock_trace: true,
+        ..Default::default()
+    };
+    let client = scenario::client(HttpClientConfig::default(), options);
+    let url = format!("http://{}/", refusing.addr());
+    let failure = get_err(&client, &url).await;
+    assert_eq!(failure.kind(), RequestErrorKind::ConnectRefused);
+    assert_eq!(failure.trace_id(), None);
+    assert_eq!(failure.url().map(ToString::to_string), Some(url));
 }
 
 #[tokio::test]

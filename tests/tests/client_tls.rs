@@ -5,7 +5,7 @@
 //! badssl.com; here the test PKI's expired, not-yet-valid, wrong-host and untrusted leaves).
 use std::time::{Duration, Instant};
 
-use nettrace::client::HttpClientConfig;
+use nettrace::client::{CertificateFailure, HttpClientConfig, RequestErrorKind, TimeoutLimit};
 use nettrace::model::{HttpTrace, PeerCert, TlsTunnelTrace};
 use nettrace_tests::fixtures::broken::{BrokenServer, Misbehaviour};
 use nettrace_tests::fixtures::tls::{
@@ -13,7 +13,8 @@ use nettrace_tests::fixtures::tls::{
     UNTRUSTED_CA_COMMON_NAME, UNTRUSTED_CA_ORGANIZATION, WRONG_HOST_NAME,
 };
 use nettrace_tests::scenario::{
-    self, EXAMPLE_HOST, bounded_for, dump, get_err, get_ok, only, tcp_conn, tls_tunnel,
+    self, EXAMPLE_HOST, bounded_for, dump, failed_request, get_err, get_ok, only, tcp_conn,
+    tls_tunnel,
 };
 use time::OffsetDateTime;
 
@@ -33,9 +34,12 @@ fn validity(cert: &PeerCert) -> (OffsetDateTime, OffsetDateTime) {
 }
 
 /// GETs `https://example.test:<port>/` from a server presenting `kind`, expects the TLS
-/// handshake to fail, checks what every certificate failure records, and returns the trace,
-/// the failed tunnel and its one peer certificate.
-async fn certificate_failure(kind: LeafKind) -> (HttpTrace, TlsTunnelTrace, PeerCert) {
+/// handshake to fail with `expected`, checks what every certificate failure records, and
+/// returns the trace, the failed tunnel and its one peer certificate.
+async fn certificate_failure(
+    kind: LeafKind,
+    expected: CertificateFailure,
+) -> (HttpTrace, TlsTunnelTrace, PeerCert) {
     let pki = scenario::pki();
     let server = scenario::https_server(&pki, kind, &ServerTlsOptions::h2_and_h1()).await;
     let dns = scenario::example_dns().await;
@@ -45,9 +49,23 @@ async fn certificate_failure(kind: LeafKind) -> (HttpTrace, TlsTunnelTrace, Peer
     };
     let client = scenario::client(config, scenario::full_options());
     let url = server.url_with_host(EXAMPLE_HOST, "/");
-    let error = get_err(&client, &url).await.to_string();
+    let failure = get_err(&client, &url).await;
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::TlsCertificate(expected),
+        "{failure:?}"
+    );
+    let cause = std::error::Error::source(&failure)
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+        .unwrap_or_else(|| panic!("no rustls::Error under {failure:?}"));
+    assert!(
+        matches!(cause, rustls::Error::InvalidCertificate(_)),
+        "{cause:?}"
+    );
+    let error = failure.to_string();
     let trace = scenario::trace(&client, &format!("{kind:?}"));
     let net = &trace.net_trace;
+    assert_eq!(failed_request(&trace, &failure).req_url, url);
 
     let tunnel = only(&net.tls_tunnels, "TLS tunnel", &trace).clone();
     assert!(!tunnel.handshake_err.is_empty(), "{}", dump(&trace));
@@ -165,7 +183,8 @@ async fn http1_client_negotiates_http11_with_an_ip_address_server_name() {
 
 #[tokio::test]
 async fn expired_certificate_is_recorded_with_its_validity() {
-    let (trace, tunnel, cert) = certificate_failure(LeafKind::Expired).await;
+    let (trace, tunnel, cert) =
+        certificate_failure(LeafKind::Expired, CertificateFailure::Expired).await;
     assert!(
         squashed(&tunnel.handshake_err).contains("expired"),
         "{}",
@@ -179,7 +198,8 @@ async fn expired_certificate_is_recorded_with_its_validity() {
 
 #[tokio::test]
 async fn not_yet_valid_certificate_is_recorded_with_its_validity() {
-    let (trace, tunnel, cert) = certificate_failure(LeafKind::NotYetValid).await;
+    let (trace, tunnel, cert) =
+        certificate_failure(LeafKind::NotYetValid, CertificateFailure::NotValidYet).await;
     assert!(
         squashed(&tunnel.handshake_err).contains("notvalidyet"),
         "{}",
@@ -193,7 +213,8 @@ async fn not_yet_valid_certificate_is_recorded_with_its_validity() {
 
 #[tokio::test]
 async fn wrong_host_certificate_is_recorded_with_its_subject() {
-    let (trace, tunnel, cert) = certificate_failure(LeafKind::WrongHost).await;
+    let (trace, tunnel, cert) =
+        certificate_failure(LeafKind::WrongHost, CertificateFailure::WrongHost).await;
     assert!(
         squashed(&tunnel.handshake_err).contains("notvalidforname"),
         "{}",
@@ -208,7 +229,8 @@ async fn wrong_host_certificate_is_recorded_with_its_subject() {
 
 #[tokio::test]
 async fn untrusted_issuer_is_recorded_with_the_issuer_name() {
-    let (trace, tunnel, cert) = certificate_failure(LeafKind::UntrustedIssuer).await;
+    let (trace, tunnel, cert) =
+        certificate_failure(LeafKind::UntrustedIssuer, CertificateFailure::UnknownIssuer).await;
     assert!(
         squashed(&tunnel.handshake_err).contains("unknownissuer"),
         "{}",
@@ -218,6 +240,28 @@ async fn untrusted_issuer_is_recorded_with_the_issuer_name() {
     assert_eq!(
         cert.issuer,
         format!("CN={UNTRUSTED_CA_COMMON_NAME},O={UNTRUSTED_CA_ORGANIZATION}")
+    );
+}
+
+/// A server that does not speak TLS fails the handshake, not the certificate.
+#[tokio::test]
+async fn a_server_not_speaking_tls_is_a_handshake_failure() {
+    let server = scenario::plain_server().await;
+    let client = scenario::client(HttpClientConfig::default(), scenario::full_options());
+    let url = format!("https://{}/", server.addr());
+    let failure = get_err(&client, &url).await;
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::TlsHandshake,
+        "{failure:?}"
+    );
+    let trace = scenario::trace(&client, "not TLS");
+    let req = failed_request(&trace, &failure);
+    let tunnel = tls_tunnel(&trace, &req.tls_tunnel);
+    assert!(
+        failure.to_string().contains(&tunnel.handshake_err),
+        "{}",
+        dump(&trace)
     );
 }
 
@@ -274,13 +318,21 @@ async fn tls_handshake_timeout_against_a_server_that_never_speaks() {
     let client = scenario::client(config, scenario::full_options());
     let url = format!("https://{}/", stall.addr());
     let started = Instant::now();
-    let error = bounded_for(Duration::from_secs(5), "TLS against a stall", async {
+    let failure = bounded_for(Duration::from_secs(5), "TLS against a stall", async {
         client.get(&url).await
     })
     .await
     .err()
-    .unwrap_or_else(|| panic!("GET {url} should time out"))
-    .to_string();
+    .unwrap_or_else(|| panic!("GET {url} should time out"));
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::Timeout {
+            limit: TimeoutLimit::TlsHandshake,
+            after: Duration::from_millis(300),
+        },
+        "{failure:?}"
+    );
+    let error = failure.to_string();
     let elapsed = started.elapsed();
     assert!(
         (Duration::from_millis(300)..Duration::from_secs(3)).contains(&elapsed),

@@ -7,7 +7,7 @@
 //! relative socket-op timestamps).
 use std::collections::BTreeSet;
 
-use nettrace::client::{ClientError, HttpClient, HttpClientConfig, RequestError, TraceOptions};
+use nettrace::client::{ClientError, HttpClient, HttpClientConfig, RequestErrorKind, TraceOptions};
 use nettrace::model::{HttpTrace, SocketOpType, Timestamp, TraceId};
 use nettrace_tests::fixtures::broken::RefusingPort;
 use nettrace_tests::fixtures::dns::DnsServer;
@@ -246,7 +246,7 @@ async fn close_makes_every_further_call_fail() {
     assert!(matches!(client.close(), Err(ClientError::Closed)));
     let result = bounded("GET after close", client.get(&server.url("/"))).await;
     assert!(
-        matches!(result, Err(RequestError::Closed)),
+        matches!(&result, Err(e) if e.kind() == RequestErrorKind::Closed),
         "{:?}",
         result.err()
     );

@@ -21,6 +21,7 @@ use rustls::{ClientConfig, pki_types::ServerName};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{
+    DnsFailure, ProxyFailure, RequestError, RequestErrorKind, classify,
     conn::{ConnIo, Io, TracedConn},
     context::{self, RequestContext},
     target::Endpoint,
@@ -80,10 +81,11 @@ impl TracedConnector {
     }
 }
 
-/// Why a connection could not be made; the message is what the trace records.
+/// Why a connection could not be made: the request's error, classified where the cause was
+/// known. It reaches the request through hyper-util's error, which only lends it.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct ConnectFailed(pub(crate) String);
+#[error(transparent)]
+pub(crate) struct ConnectFailed(pub(crate) RequestError);
 
 impl tower_service::Service<Uri> for TracedConnector {
     type Response = TokioIo<TracedConn>;
@@ -132,8 +134,16 @@ impl Shared {
         uri: Uri,
         request: RequestContext,
     ) -> Result<TracedConn, ConnectFailed> {
-        let target = Endpoint::from_uri(&uri);
-        let proxy = request.proxy.as_deref().map(Endpoint::from_uri).transpose();
+        let target = Endpoint::from_uri(&uri)
+            .map_err(|error| RequestError::new(RequestErrorKind::InvalidRequest, error));
+        let proxy = request
+            .proxy
+            .as_deref()
+            .map(Endpoint::from_uri)
+            .transpose()
+            .map_err(|error| {
+                RequestError::new(RequestErrorKind::Proxy(ProxyFailure::Selection), error)
+            });
         let (target, proxy) = match (target, proxy) {
             (Ok(target), Ok(proxy)) => (target, proxy),
             (Err(error), _) | (_, Err(error)) => {
@@ -164,7 +174,7 @@ impl Shared {
                 self.sink.emit(Event::DialEnded {
                     dial,
                     at: Instant::now(),
-                    result: Err(error.clone()),
+                    result: Err(error.to_string()),
                 });
                 return Err(ConnectFailed(error));
             }
@@ -224,19 +234,27 @@ impl Shared {
         })
     }
 
-    /// Resolves `endpoint` and connects to its addresses in order until one answers.
+    /// Resolves `endpoint` and connects to its addresses in order until one answers. When
+    /// none does, the error reads every attempt's failure and has the first one's class and
+    /// cause (as Go reports the first error).
     async fn dial(
         &self,
         dial: &TraceId,
         endpoint: &Endpoint,
-    ) -> Result<crate::sock::TracedStream<tokio::net::TcpStream>, String> {
+    ) -> Result<crate::sock::TracedStream<tokio::net::TcpStream>, RequestError> {
         let addresses = match endpoint.ip() {
             Some(ip) => vec![ip],
             None => self
                 .resolver
                 .lookup_ip(&self.sink, dial, &endpoint.host)
                 .await
-                .map_err(|e| format!("lookup {}: {e}", endpoint.host))?,
+                .map_err(|e| {
+                    RequestError::new(
+                        RequestErrorKind::NameResolution(classify::dns_failure(&e)),
+                        format!("lookup {}: {e}", endpoint.host),
+                    )
+                    .with_source(e)
+                })?,
         };
         let origin = SocketOrigin {
             dial: dial.clone(),
@@ -244,17 +262,31 @@ impl Shared {
             source_ip: self.settings.source_ip,
         };
         let mut errors = Vec::new();
+        let mut first = None;
         for ip in addresses {
             let remote = SocketAddr::new(ip, endpoint.port);
             match connect_tcp(&self.sink, &origin, remote, self.settings.tcp).await {
                 Ok(stream) => return Ok(stream),
-                Err(error) => errors.push(format!("dial tcp {remote}: {error}")),
+                Err(error) => {
+                    let message = format!("dial tcp {remote}: {error}");
+                    if first.is_none() {
+                        let (kind, cause) = classify::connect_error(error);
+                        let failure = RequestError::new(kind, message.clone());
+                        first = Some(match cause {
+                            Some(cause) => failure.with_source(cause),
+                            None => failure,
+                        });
+                    }
+                    errors.push(message);
+                }
             }
         }
-        Err(if errors.is_empty() {
-            format!("lookup {}: no addresses", endpoint.host)
-        } else {
-            errors.join("; ")
+        Err(match first {
+            Some(first) => first.with_message(errors.join("; ")),
+            None => RequestError::new(
+                RequestErrorKind::NameResolution(DnsFailure::NoAddresses),
+                format!("lookup {}: no addresses", endpoint.host),
+            ),
         })
     }
 
@@ -275,7 +307,13 @@ impl Shared {
         context: HandshakeContext,
     ) -> Result<(Box<dyn Io>, TraceId, Option<Vec<u8>>), ConnectFailed> {
         let server_name = ServerName::try_from(endpoint.host.clone()).map_err(|e| {
-            ConnectFailed(format!("invalid TLS server name {}: {e}", endpoint.host))
+            ConnectFailed(
+                RequestError::new(
+                    RequestErrorKind::InvalidRequest,
+                    format!("invalid TLS server name {}: {e}", endpoint.host),
+                )
+                .with_source(e),
+            )
         })?;
         let config = if context.for_proxy {
             // The proxy speaks HTTP/1.1 (CONNECT or absolute-form requests).
@@ -287,7 +325,7 @@ impl Shared {
         };
         let (stream, id) = tls::handshake(&self.sink, config, server_name, io, context)
             .await
-            .map_err(ConnectFailed)?;
+            .map_err(|error| ConnectFailed(handshake_failed(error)))?;
         let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
         Ok((Box::new(stream), id, alpn))
     }
@@ -307,5 +345,15 @@ impl Shared {
             .clone();
         // The semaphore is never closed, so acquiring only waits.
         semaphore.acquire_owned().await.ok()
+    }
+}
+
+/// A failed TLS handshake as the request's error, with the rustls or I/O error as its cause.
+fn handshake_failed(error: tls::HandshakeError) -> RequestError {
+    let failure = RequestError::new(classify::tls_failure(&error), error.to_string());
+    match error {
+        tls::HandshakeError::Tls(cause) => failure.with_source(cause),
+        tls::HandshakeError::Io(cause) => failure.with_source(cause),
+        tls::HandshakeError::Timeout(_) => failure,
     }
 }

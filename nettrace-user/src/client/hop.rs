@@ -18,11 +18,13 @@ use std::{
 use http::{HeaderValue, Method, Request, Response, Uri, header};
 
 use super::{
-    ConnInfo, HttpClient, RequestBody, RequestError, ResponseBody, connector,
+    ConnInfo, HttpClient, RequestBody, RequestError, ResponseBody, TimeoutLimit, classify,
+    connector,
     context::{self, RequestContext},
-    error, expect_continue, idle,
+    expect_continue, idle,
 };
 use crate::{
+    error_chain::error_chain,
     event::{BodyCounters, Event},
     headers::HeaderCapture,
     model::TraceId,
@@ -63,7 +65,7 @@ impl HttpClient {
         let req = TraceId::generate();
         let proxy = match &inner.config.proxy {
             Some(select) if parts.uri.scheme().is_some() => {
-                select(&parts).map_err(RequestError::Proxy)
+                select(&parts).map_err(|reason| RequestError::proxy_selection(&reason))
             }
             _ => Ok(None),
         };
@@ -109,7 +111,7 @@ impl HttpClient {
         let fail = |error: RequestError| self.fail(&req, error);
         let proxy = proxy.map_err(fail)?;
         if parts.uri.scheme().is_none() {
-            return Err(fail(RequestError::Invalid(format!(
+            return Err(fail(RequestError::invalid(format_args!(
                 "URL {} is not absolute",
                 parts.uri
             ))));
@@ -118,7 +120,7 @@ impl HttpClient {
         // than cloned out: two fewer atomic updates of a shared count per request.
         let open = inner.pool.read().unwrap_or_else(PoisonError::into_inner);
         let Some(pool) = open.as_deref() else {
-            return Err(fail(RequestError::Closed));
+            return Err(fail(RequestError::closed()));
         };
         let has_body = body.has_body();
         let mut request = Request::from_parts(parts, body.counted(counters.clone()));
@@ -181,7 +183,7 @@ impl HttpClient {
         let inner = &*self.inner;
         let response = match result {
             Ok(Ok(response)) => response,
-            Ok(Err(error)) => return Err(self.fail(&hop.req, transport_error(&error))),
+            Ok(Err(error)) => return Err(self.fail(&hop.req, transport_error(error))),
             Err(timeout) => return Err(self.fail(&hop.req, timeout)),
         };
         let gunzip = hop.gunzip
@@ -236,13 +238,23 @@ impl HttpClient {
         Ok(Response::from_parts(head, body))
     }
 
-    /// Records that request `req` failed with `error`; returns the error.
+    /// Records that request `req` failed with `error`; returns the error, naming the request's
+    /// record.
     pub(super) fn fail(&self, req: &TraceId, error: RequestError) -> RequestError {
         self.inner.sink.emit(Event::HttpFailed {
             req: req.clone(),
             error: error.to_string(),
         });
-        error
+        self.at_hop(req, error)
+    }
+
+    /// `error` naming the record of request hop `req`, when HTTP requests are recorded.
+    pub(super) fn at_hop(&self, req: &TraceId, error: RequestError) -> RequestError {
+        if self.inner.http_trace.is_some() {
+            error.at_hop(req.clone())
+        } else {
+            error
+        }
     }
 
     /// Applies the whole-request and response-header time limits to an exchange. The header
@@ -262,10 +274,7 @@ impl HttpClient {
             match deadline.zip(config.req_timeout) {
                 Some((at, limit)) => {
                     tokio::time::sleep_until(at.into()).await;
-                    RequestError::Timeout {
-                        what: "ReqTimeout",
-                        limit,
-                    }
+                    RequestError::timeout(TimeoutLimit::Request, limit)
                 }
                 None => std::future::pending().await,
             }
@@ -277,10 +286,7 @@ impl HttpClient {
                         dial.connected().await;
                     }
                     tokio::time::sleep(limit).await;
-                    RequestError::Timeout {
-                        what: "ResponseHeaderTimeout",
-                        limit,
-                    }
+                    RequestError::timeout(TimeoutLimit::ResponseHeader, limit)
                 }
                 None => std::future::pending().await,
             }
@@ -310,14 +316,15 @@ fn proto(version: http::Version) -> (u8, u8) {
     }
 }
 
-/// hyper-util's error, with the connector's own message when connecting failed.
-fn transport_error(error: &LegacyError) -> RequestError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+/// hyper-util's error as the request's: the connector's own when connecting failed, else the
+/// exchange's, classified from hyper's error and with hyper-util's as its cause.
+fn transport_error(error: LegacyError) -> RequestError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
     while let Some(e) = source {
         if let Some(failed) = e.downcast_ref::<connector::ConnectFailed>() {
-            return RequestError::Transport(failed.0.clone());
+            return failed.0.clone();
         }
         source = e.source();
     }
-    RequestError::Transport(error::chain(error))
+    RequestError::new(classify::exchange_failure(&error), error_chain(&error)).with_source(error)
 }

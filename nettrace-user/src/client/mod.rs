@@ -29,7 +29,14 @@
 //! is recorded follows the trace options ([`TraceOptions`]). Differences from Go, all fixes:
 //! [`HttpClient::get_trace`] is a snapshot that removes nothing and keeps IDs stable; every
 //! reference whose record is known is filled in; every configured nameserver is used.
+//!
+//! A failed request returns a [`RequestError`]: its [`kind`](RequestError::kind) says what
+//! failed ([`RequestErrorKind`]: name resolution, a refused or timed-out connection, a
+//! certificate, a proxy, a time limit, ...), its [`trace_id`](RequestError::trace_id) names the
+//! request's `HTTPReqTrace` in [`HttpClient::get_trace`] (also among concurrent requests), and
+//! its text is that record's `reqError`.
 mod body;
+mod classify;
 mod config;
 mod conn;
 mod connector;
@@ -60,12 +67,16 @@ pub use config::{
     HeaderFilter, HttpClientConfig, HttpReqTraceOptions, KernelMode, NameserverSelector,
     ProxySelector, TraceOptions,
 };
-pub use error::{ClientError, RequestError};
+pub use error::{
+    CertificateFailure, ClientError, DnsFailure, ProxyFailure, RequestError, RequestErrorKind,
+    TimeoutLimit,
+};
 
 use self::connector::{ConnectorSettings, TracedConnector};
 use crate::{
     capture::PacketCapture,
     dns::{Resolver, ResolverConfig},
+    error_chain::error_chain,
     event::{Sink, TraceSettings},
     kernel::KernelHub,
     model::HttpTrace,
@@ -191,7 +202,7 @@ impl HttpClient {
     pub async fn get(&self, url: &str) -> Result<Response<ResponseBody>, RequestError> {
         let request = Request::get(url)
             .body(RequestBody::empty())
-            .map_err(|e| RequestError::Invalid(e.to_string()))?;
+            .map_err(|e| RequestError::invalid(&e).with_source(e))?;
         self.request(request).await
     }
 
@@ -205,7 +216,7 @@ impl HttpClient {
         let request = Request::post(url)
             .header(header::CONTENT_TYPE, content_type)
             .body(body.into())
-            .map_err(|e| RequestError::Invalid(e.to_string()))?;
+            .map_err(|e| RequestError::invalid(&e).with_source(e))?;
         self.request(request).await
     }
 
@@ -228,8 +239,13 @@ impl HttpClient {
                 .req_timeout
                 .map(|limit| Instant::now() + limit);
             let replay = body.try_clone();
-            let (hop, exchange) = self.start_hop(parts.clone(), body, deadline)?;
-            let response = self.complete_hop(hop, exchange, deadline).await?;
+            let (hop, exchange) = self
+                .start_hop(parts.clone(), body, deadline)
+                .map_err(|e| e.for_url(&parts.uri))?;
+            let response = self
+                .complete_hop(hop, exchange, deadline)
+                .await
+                .map_err(|e| e.for_url(&parts.uri))?;
             if redirect::next_hop(
                 &parts.uri,
                 &parts.method,
@@ -263,9 +279,13 @@ impl HttpClient {
             ) else {
                 return Ok(response);
             };
-            let next = next.map_err(RequestError::Invalid)?;
+            // Not recorded as the hop's `reqError`: its exchange succeeded (Go: the same).
+            let next = next.map_err(|reason| {
+                let error = RequestError::invalid(reason).for_url(&parts.uri);
+                self.at_hop(response.body().trace_id(), error)
+            })?;
             if sent == redirect::MAX_REQUESTS {
-                let error = RequestError::TooManyRedirects(sent);
+                let error = RequestError::too_many_redirects(sent).for_url(&parts.uri);
                 return Err(self.fail(response.body().trace_id(), error));
             }
             let body = match (next.keep_body, replay.take()) {
@@ -283,10 +303,15 @@ impl HttpClient {
             parts.uri = next.uri;
             parts.method = next.method;
             replay = body.try_clone();
-            let (hop, exchange) = self.start_hop(parts.clone(), body, deadline)?;
-            response = self.complete_hop(hop, exchange, deadline).await?;
+            let (hop, exchange) = self
+                .start_hop(parts.clone(), body, deadline)
+                .map_err(|e| e.for_url(&parts.uri))?;
+            response = self
+                .complete_hop(hop, exchange, deadline)
+                .await
+                .map_err(|e| e.for_url(&parts.uri))?;
         }
-        Err(RequestError::TooManyRedirects(redirect::MAX_REQUESTS))
+        Err(RequestError::too_many_redirects(redirect::MAX_REQUESTS).for_url(&parts.uri))
     }
 
     /// The trace so far and the packet captures (Go's `GetTrace`). A snapshot: nothing is
@@ -378,7 +403,7 @@ fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientEr
             return match &options.packet_capture {
                 Some(capture) => tracer
                     .start_capture(capture)
-                    .map_err(|e| ClientError::Capture(error::chain(&e))),
+                    .map_err(|e| ClientError::Capture(error_chain(&e))),
                 None => Ok(()),
             };
         }
@@ -388,7 +413,7 @@ fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientEr
     let through_daemon = if daemon.exists() {
         tracer
             .attach_daemon(&daemon)
-            .map_err(|e| format!("daemon at {}: {}", daemon.display(), error::chain(&e)))
+            .map_err(|e| format!("daemon at {}: {}", daemon.display(), error_chain(&e)))
     } else {
         Err(format!("no daemon at {}", daemon.display()))
     };
@@ -396,16 +421,16 @@ fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientEr
         // The daemon captures the client's own flows.
         (Ok(()), Some(capture)) => tracer
             .start_capture(capture)
-            .map_err(|e| ClientError::Capture(error::chain(&e))),
+            .map_err(|e| ClientError::Capture(error_chain(&e))),
         (Err(daemon), Some(_)) => Err(ClientError::Capture(format!(
             "needs the privilege to load eBPF programs (root, or CAP_BPF + CAP_NET_ADMIN), \
              or the nettrace-loader daemon: {}; {daemon}",
-            error::chain(&error)
+            error_chain(&error)
         ))),
         (Ok(()), None) => Ok(()),
         (Err(_), None) if options.kernel == KernelMode::Require => Err(ClientError::Kernel(error)),
         (Err(daemon), None) => {
-            let reason = format!("{}; {daemon}", error::chain(&error));
+            let reason = format!("{}; {daemon}", error_chain(&error));
             if options.logging {
                 tracing::info!(%reason, "nettrace: no kernel data");
             }

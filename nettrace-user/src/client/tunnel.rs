@@ -1,45 +1,55 @@
 //! The HTTP `CONNECT` handshake that opens a tunnel through a proxy to `host:port`.
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::{ProxyFailure, RequestError, RequestErrorKind};
+
 /// Upper bound for the proxy's response head.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
 /// Asks the proxy on `io` for a tunnel to `authority` (`host:port`); succeeds on a 2xx reply.
-pub(crate) async fn connect<S>(io: &mut S, authority: &str) -> Result<(), String>
+pub(crate) async fn connect<S>(io: &mut S, authority: &str) -> Result<(), RequestError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
-    io.write_all(request.as_bytes())
-        .await
-        .map_err(|e| format!("sending CONNECT to the proxy failed: {e}"))?;
-    io.flush()
-        .await
-        .map_err(|e| format!("sending CONNECT to the proxy failed: {e}"))?;
+    let sent = match io.write_all(request.as_bytes()).await {
+        Ok(()) => io.flush().await,
+        Err(error) => Err(error),
+    };
+    sent.map_err(|e| failed(format!("sending CONNECT to the proxy failed: {e}")).with_source(e))?;
     // Read byte by byte: nothing after the head may be consumed, it belongs to the tunnel.
     let mut head = Vec::with_capacity(256);
     while !head.ends_with(b"\r\n\r\n") {
         if head.len() >= MAX_RESPONSE_HEAD {
-            return Err(format!(
+            return Err(failed(format!(
                 "the proxy's CONNECT response head exceeds {MAX_RESPONSE_HEAD} bytes"
-            ));
+            )));
         }
-        let byte = io
-            .read_u8()
-            .await
-            .map_err(|e| format!("reading the proxy's CONNECT response failed: {e}"))?;
+        let byte = io.read_u8().await.map_err(|e| {
+            failed(format!("reading the proxy's CONNECT response failed: {e}")).with_source(e)
+        })?;
         head.push(byte);
     }
     let text = String::from_utf8_lossy(&head);
     let status_line = text.lines().next().unwrap_or_default();
     let status = status_line.split_whitespace().nth(1).unwrap_or_default();
     if status.starts_with('2') && status.len() == 3 {
-        Ok(())
-    } else {
-        Err(format!(
-            "the proxy refused CONNECT {authority}: {status_line}"
-        ))
+        return Ok(());
     }
+    // A status that is no number is an answer the client cannot read, not a refusal.
+    let kind = match status.parse::<u16>() {
+        Ok(code) if status.len() == 3 => ProxyFailure::TunnelRefused { status: code },
+        _ => ProxyFailure::TunnelFailed,
+    };
+    Err(RequestError::new(
+        RequestErrorKind::Proxy(kind),
+        format!("the proxy refused CONNECT {authority}: {status_line}"),
+    ))
+}
+
+/// The `CONNECT` exchange failed (I/O, or an answer the client cannot read).
+fn failed(message: String) -> RequestError {
+    RequestError::new(RequestErrorKind::Proxy(ProxyFailure::TunnelFailed), message)
 }
 
 #[cfg(test)]
@@ -74,6 +84,52 @@ mod tests {
             let _ = proxy.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
         });
         let error = connect(&mut client, "example.test:443").await.unwrap_err();
-        assert!(error.contains("403 Forbidden"), "{error}");
+        assert!(error.to_string().contains("403 Forbidden"), "{error}");
+        assert_eq!(
+            error.kind(),
+            RequestErrorKind::Proxy(ProxyFailure::TunnelRefused { status: 403 })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_proxy_fails_the_tunnel() {
+        let (mut client, mut proxy) = tokio::io::duplex(1024);
+        tokio::spawn(async move {
+            let mut buf = vec![0; 1024];
+            let _ = proxy.read(&mut buf).await;
+            let _ = proxy.write_all(b"HTTP/1.1 200").await;
+        });
+        let error = connect(&mut client, "example.test:443").await.unwrap_err();
+        assert_eq!(
+            error.kind(),
+            RequestErrorKind::Proxy(ProxyFailure::TunnelFailed)
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("reading the proxy's CONNECT response failed"),
+            "{error}"
+        );
+        let source =
+            std::error::Error::source(&error).and_then(|e| e.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            source.map(|e| e.kind()),
+            Some(std::io::ErrorKind::UnexpectedEof)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_status_that_is_no_number_is_a_failed_tunnel() {
+        let (mut client, mut proxy) = tokio::io::duplex(1024);
+        tokio::spawn(async move {
+            let mut buf = vec![0; 1024];
+            let _ = proxy.read(&mut buf).await;
+            let _ = proxy.write_all(b"SSH-2.0-OpenSSH\r\n\r\n").await;
+        });
+        let error = connect(&mut client, "example.test:443").await.unwrap_err();
+        assert_eq!(
+            error.kind(),
+            RequestErrorKind::Proxy(ProxyFailure::TunnelFailed)
+        );
     }
 }

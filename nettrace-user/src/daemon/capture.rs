@@ -27,8 +27,8 @@ use super::{
 use crate::{
     SocketCookie,
     capture::{LinkKind, PacketCaptureOptions},
+    error_chain::error_chain,
     kernel::FlowProtocol,
-    tracer::error_chain,
 };
 
 /// Why ICMP and ARP capture is refused through the daemon.

@@ -1,18 +1,34 @@
 //! Errors of the kernel side. Each names the step that failed and keeps its cause.
-use std::io;
+//!
+//! The causes from aya (the eBPF loader) are kept boxed: they stay available as `source()`
+//! (and can be downcast to aya's types by a caller that depends on aya itself), but aya's
+//! types are not part of this crate's API.
+//!
+//! ```
+//! use nettrace::kernel::KernelError;
+//!
+//! let error = KernelError::Program {
+//!     name: "nettrace_sock_ops",
+//!     step: "attach",
+//!     source: std::io::Error::from(std::io::ErrorKind::PermissionDenied).into(),
+//! };
+//! assert_eq!(error.to_string(), "program nettrace_sock_ops: attach failed");
+//! assert!(std::error::Error::source(&error).is_some());
+//! ```
+use std::{error::Error, io};
 
 /// Why loading, attaching or using the eBPF programs failed.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
     /// The process may not load BPF programs (needs root or CAP_BPF and CAP_NET_ADMIN).
     #[error("not permitted to load eBPF programs (needs root or CAP_BPF + CAP_NET_ADMIN)")]
-    NotPermitted(#[source] aya::EbpfError),
+    NotPermitted(#[source] Box<dyn Error + Send + Sync>),
     /// The embedded object could not be loaded into the kernel.
     #[error("loading the eBPF object failed")]
-    Load(#[source] aya::EbpfError),
+    Load(#[source] Box<dyn Error + Send + Sync>),
     /// The kernel's BTF (`/sys/kernel/btf/vmlinux`) could not be read.
     #[error("reading the kernel BTF failed")]
-    Btf(#[source] aya::BtfError),
+    Btf(#[source] Box<dyn Error + Send + Sync>),
     /// The object lacks a program or a map the library expects.
     #[error("the eBPF object has no {kind} named {name}")]
     Missing {
@@ -30,7 +46,7 @@ pub enum KernelError {
         step: &'static str,
         /// The cause.
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<dyn Error + Send + Sync>,
     },
     /// A map operation failed.
     #[error("map {name}: {step} failed")]
@@ -41,7 +57,7 @@ pub enum KernelError {
         step: &'static str,
         /// The cause.
         #[source]
-        source: aya::maps::MapError,
+        source: Box<dyn Error + Send + Sync>,
     },
     /// The cgroup v2 root could not be found or opened.
     #[error("opening the cgroup v2 root failed")]
@@ -95,9 +111,11 @@ pub enum KernelError {
         /// The flow's remote end.
         remote: std::net::SocketAddr,
     },
-    /// The loader daemon refused or failed a request made for this client.
+    /// The loader daemon refused or failed a request made for this client. The cause is the
+    /// daemon's error (a [`crate::daemon::DaemonError`]), boxed: the daemon's errors contain
+    /// kernel errors, not the other way round.
     #[error("through the nettrace-loader daemon")]
-    Daemon(#[source] Box<crate::daemon::DaemonError>),
+    Daemon(#[source] Box<dyn Error + Send + Sync>),
     /// A ring-buffer record did not match any known layout.
     #[error("malformed kernel event: {0}")]
     MalformedEvent(String),

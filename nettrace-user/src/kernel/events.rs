@@ -22,11 +22,7 @@ pub struct KernelEvents {
 
 impl KernelEvents {
     pub(super) fn new(map: Map, name: &'static str) -> Result<Self, KernelError> {
-        let ring = RingBuf::try_from(map).map_err(|source| KernelError::Map {
-            name,
-            step: "open",
-            source,
-        })?;
+        let ring = RingBuf::try_from(map).map_err(super::tracer::map_error(name, "open"))?;
         let ready = readiness(&ring)?;
         Ok(Self { ring, ready })
     }

@@ -105,12 +105,12 @@ impl KernelTracer {
             .load(EBPF_OBJECT)
             .map_err(|e| {
                 if is_permission_error(&e) {
-                    KernelError::NotPermitted(e)
+                    KernelError::NotPermitted(Box::new(e))
                 } else {
-                    KernelError::Load(e)
+                    KernelError::Load(Box::new(e))
                 }
             })?;
-        let btf = Btf::from_sys_fs().map_err(KernelError::Btf)?;
+        let btf = Btf::from_sys_fs().map_err(|e| KernelError::Btf(Box::new(e)))?;
         let mut attachments = Vec::new();
         for (name, tracepoint) in [
             (program_name::INET_SOCK_SET_STATE, "inet_sock_set_state"),
@@ -213,11 +213,9 @@ impl KernelTracer {
         lock(&self.ebpf)
             .programs()
             .map(|(name, program)| {
-                let info = program.info().map_err(|source| KernelError::Program {
-                    name: "statistics",
-                    step: "read",
-                    source,
-                })?;
+                let info = program
+                    .info()
+                    .map_err(program_error("statistics", "read"))?;
                 Ok(ProgramStats {
                     name: name.to_owned(),
                     run_count: info.run_count(),
@@ -452,14 +450,22 @@ pub(super) fn program_error(
     name: &'static str,
     step: &'static str,
 ) -> impl FnOnce(aya::programs::ProgramError) -> KernelError {
-    move |source| KernelError::Program { name, step, source }
+    move |source| KernelError::Program {
+        name,
+        step,
+        source: Box::new(source),
+    }
 }
 
 pub(super) fn map_error(
     name: &'static str,
     step: &'static str,
 ) -> impl FnOnce(aya::maps::MapError) -> KernelError {
-    move |source| KernelError::Map { name, step, source }
+    move |source| KernelError::Map {
+        name,
+        step,
+        source: Box::new(source),
+    }
 }
 
 /// A lookup or delete of a key the map does not hold (the programs may have removed it).

@@ -142,7 +142,7 @@ pub(crate) async fn handshake<S>(
     server_name: ServerName<'static>,
     stream: S,
     context: HandshakeContext,
-) -> Result<(TlsStream<S>, TraceId), String>
+) -> Result<(TlsStream<S>, TraceId), HandshakeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -175,14 +175,9 @@ where
                 }
             };
             let result = tokio::select! {
-                result = &mut connecting => result.map_err(|(error, stream)| (error, Some(stream))),
-                limit = limit => Err((
-                    std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("TLS handshake timed out after {limit:?}"),
-                    ),
-                    None,
-                )),
+                result = &mut connecting => result
+                    .map_err(|(error, stream)| (HandshakeError::from_io(error), Some(stream))),
+                limit = limit => Err((HandshakeError::Timeout(limit), None)),
             };
             let presented = verifier::PRESENTED_CHAIN.with(|c| c.take());
             (result, presented)
@@ -217,30 +212,46 @@ where
             Ok((stream, tls))
         }
         Err((error, _stream)) => {
-            let message = handshake_error(&error);
             sink.emit(Event::TlsEnded {
                 tls,
                 at,
                 outcome: TlsOutcome {
-                    error: message.clone(),
+                    error: error.to_string(),
                     peer_certs: presented.iter().map(|c| cert::describe(c)).collect(),
                     ..TlsOutcome::default()
                 },
             });
-            Err(message)
+            Err(error)
         }
     }
 }
 
-/// A handshake error as a message: the rustls error when there is one (e.g. "invalid peer
-/// certificate: UnknownIssuer"), the I/O error otherwise.
-fn handshake_error(error: &std::io::Error) -> String {
-    match error
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>())
-    {
-        Some(tls) => format!("TLS handshake failed: {tls}"),
-        None => format!("TLS handshake failed: {error}"),
+/// Why a TLS handshake failed. The text is what the trace records as `handshakeErr`: the
+/// rustls error when there is one (e.g. "invalid peer certificate: UnknownIssuer"), the I/O
+/// error otherwise.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HandshakeError {
+    /// rustls failed the handshake (a rejected certificate, an alert from the peer, ...).
+    #[error("TLS handshake failed: {0}")]
+    Tls(#[source] rustls::Error),
+    /// Reading or writing the connection failed.
+    #[error("TLS handshake failed: {0}")]
+    Io(#[source] std::io::Error),
+    /// The handshake did not finish within the limit.
+    #[error("TLS handshake failed: TLS handshake timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+impl HandshakeError {
+    /// The rustls error inside `error` (tokio-rustls wraps them), or the I/O error itself.
+    fn from_io(error: std::io::Error) -> Self {
+        match error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            Some(tls) => Self::Tls(tls.clone()),
+            None => Self::Io(error),
+        }
     }
 }
 
