@@ -32,8 +32,9 @@
 //!    the conntrack tracker releases its locks before it reports a sample;
 //! 4. `recorder`, innermost: nothing called while holding it takes another lock.
 //!
-//! A link that is already set is never replaced: attaching a second kernel link, conntrack
-//! tracker or translator is an error ([`AlreadyAttached`]).
+//! A part that is already set is never replaced: attaching a second kernel link or
+//! translator is an error (`KernelError::AlreadyAttached`), as is a second conntrack tracker
+//! (`ConntrackError::AlreadyAttached`).
 use crate::sync::lock;
 use std::{
     collections::{HashMap, HashSet},
@@ -375,10 +376,15 @@ impl Tracer {
     /// Starts following connections in conntrack (`WithConntrack`), in the calling thread's
     /// network namespace.
     pub(crate) fn attach_conntrack(&self) -> Result<(), ConntrackError> {
+        if self.inner.conntrack.get().is_some() {
+            return Err(ConntrackError::AlreadyAttached);
+        }
         let sink: std::sync::Weak<dyn ConntrackSink> = Arc::downgrade(&self.inner) as _;
         let tracker = Tracker::start(sink)?;
-        let _ = self.inner.conntrack.set(tracker);
-        Ok(())
+        self.inner
+            .conntrack
+            .set(tracker)
+            .map_err(|_| ConntrackError::AlreadyAttached)
     }
 
     /// The conntrack reply tuple (server to client, after NAT) of every traced connection
@@ -395,25 +401,29 @@ impl Tracer {
 
     /// Connects the tracer to the process's kernel hub (loading the programs if needed).
     pub(crate) fn attach_kernel(&self, hub: &Arc<KernelHub>) -> Result<(), KernelError> {
+        self.check_no_kernel_link()?;
         let sink = Arc::downgrade(&self.inner);
         let client = hub.attach(sink)?;
-        let _ = self.inner.kernel.set(KernelLink::Hub(client));
-        Ok(())
+        self.set_kernel_link(KernelLink::Hub(client))
     }
 
     /// Connects the tracer to the loader daemon listening at `path`.
     pub(crate) fn attach_daemon(&self, path: &std::path::Path) -> Result<(), DaemonError> {
+        self.check_no_kernel_link().map_err(DaemonError::Kernel)?;
         let sink: std::sync::Weak<dyn KernelSink> = Arc::downgrade(&self.inner) as _;
         let link = DaemonLink::connect(path, sink)?;
-        let _ = self.inner.kernel.set(KernelLink::Daemon(link));
-        Ok(())
+        self.set_kernel_link(KernelLink::Daemon(link))
+            .map_err(DaemonError::Kernel)
     }
 
     /// Makes this the tracer of a program seen from the kernel alone: kernel events of its
     /// cgroup become dials, connections, socket operations and DNS messages.
-    pub(crate) fn translate_kernel_events(&self) {
+    pub(crate) fn translate_kernel_events(&self) -> Result<(), KernelError> {
         let translator = Translator::new(self.inner.settings.sock_ops);
-        let _ = self.inner.translator.set(Mutex::new(translator));
+        self.inner
+            .translator
+            .set(Mutex::new(translator))
+            .map_err(|_| KernelError::AlreadyAttached("a kernel event translator"))
     }
 
     /// Traces the sockets created in the cgroup at `path` from now on (see
@@ -426,8 +436,24 @@ impl Tracer {
     }
 
     /// Records why the tracer has no kernel data.
-    pub(crate) fn kernel_unavailable(&self, reason: String) {
-        let _ = self.inner.kernel.set(KernelLink::Unavailable(reason));
+    pub(crate) fn kernel_unavailable(&self, reason: String) -> Result<(), KernelError> {
+        self.set_kernel_link(KernelLink::Unavailable(reason))
+    }
+
+    /// Refuses a second kernel link before one is built.
+    fn check_no_kernel_link(&self) -> Result<(), KernelError> {
+        match self.inner.kernel.get() {
+            Some(_) => Err(KernelError::AlreadyAttached("a kernel link")),
+            None => Ok(()),
+        }
+    }
+
+    /// Sets the kernel link, once.
+    fn set_kernel_link(&self, link: KernelLink) -> Result<(), KernelError> {
+        self.inner
+            .kernel
+            .set(link)
+            .map_err(|_| KernelError::AlreadyAttached("a kernel link"))
     }
 
     /// Starts capturing packets on the interfaces of `options` (looked up in the calling
@@ -550,5 +576,57 @@ fn daemon_status(link: &DaemonLink) -> (KernelDataStatus, u64) {
             };
             (status, 0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracer() -> Tracer {
+        Tracer::new(TraceSettings::default())
+    }
+
+    #[test]
+    fn a_second_kernel_link_is_refused_and_the_first_kept() {
+        let tracer = tracer();
+        assert!(tracer.kernel_unavailable("first".to_owned()).is_ok());
+        let second = tracer.kernel_unavailable("second".to_owned());
+        assert!(
+            matches!(second, Err(KernelError::AlreadyAttached(_))),
+            "{second:?}"
+        );
+        let (trace, _) = tracer.snapshot_with_captures("t");
+        let kernel = trace.net_trace.kernel_data.unwrap_or_default();
+        assert_eq!(kernel.reason, "first");
+    }
+
+    #[test]
+    fn a_second_translator_is_refused() {
+        let tracer = tracer();
+        assert!(tracer.translate_kernel_events().is_ok());
+        assert!(matches!(
+            tracer.translate_kernel_events(),
+            Err(KernelError::AlreadyAttached(_))
+        ));
+    }
+
+    #[test]
+    fn a_second_conntrack_tracker_is_refused() {
+        let tracer = tracer();
+        if let Err(error) = tracer.attach_conntrack() {
+            // Without CAP_NET_ADMIN the first one cannot start; CI runs as root. Written to
+            // the process's stderr, which libtest does not capture.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED a_second_conntrack_tracker_is_refused: {error}"
+            );
+            return;
+        }
+        assert!(matches!(
+            tracer.attach_conntrack(),
+            Err(ConntrackError::AlreadyAttached)
+        ));
     }
 }

@@ -391,8 +391,9 @@ fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientEr
             ));
         }
         KernelMode::Off => {
-            tracer.kernel_unavailable("kernel tracing is turned off".to_owned());
-            return Ok(());
+            return tracer
+                .kernel_unavailable("kernel tracing is turned off".to_owned())
+                .map_err(ClientError::Kernel);
         }
         KernelMode::Auto | KernelMode::Require => {
             KernelHub::shared(&options.kernel_config).and_then(|hub| tracer.attach_kernel(&hub))
@@ -434,8 +435,9 @@ fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientEr
             if options.logging {
                 tracing::info!(%reason, "nettrace: no kernel data");
             }
-            tracer.kernel_unavailable(reason);
-            Ok(())
+            tracer
+                .kernel_unavailable(reason)
+                .map_err(ClientError::Kernel)
         }
     }
 }

@@ -31,6 +31,9 @@ pub enum ConntrackError {
     /// A message that does not parse (it is skipped; the trace keeps what it had).
     #[error("malformed ctnetlink message: {0}")]
     Malformed(String),
+    /// The tracer follows conntrack already: a second tracker is refused rather than ignored.
+    #[error("the tracer follows conntrack already")]
+    AlreadyAttached,
 }
 
 impl ConntrackError {

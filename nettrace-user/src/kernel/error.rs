@@ -102,6 +102,10 @@ pub enum KernelError {
     /// The client has no kernel link (kernel tracing is off or could not start).
     #[error("the client has no kernel tracing")]
     Unavailable,
+    /// A tracer that already has this part was given a second one (a kernel link, a kernel
+    /// event translator): a bug in the caller, refused rather than ignored.
+    #[error("the tracer already has {0}")]
+    AlreadyAttached(&'static str),
     /// A flow's packets are captured for another client's socket already (the first
     /// registration keeps them).
     #[error("the flow {local} -> {remote} is captured for another client")]

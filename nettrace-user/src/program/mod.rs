@@ -92,7 +92,9 @@ impl ProgramTracer {
             sock_ops: options.sock_trace,
             dns_messages: true,
         });
-        tracer.translate_kernel_events();
+        tracer
+            .translate_kernel_events()
+            .map_err(ProgramTraceError::Kernel)?;
         let hub = KernelHub::shared(&options.kernel_config).map_err(ProgramTraceError::Kernel)?;
         tracer
             .attach_kernel(&hub)
