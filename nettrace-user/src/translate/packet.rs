@@ -130,7 +130,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn udp_v4(payload: &[u8]) -> Vec<u8> {
@@ -159,7 +159,8 @@ mod tests {
         assert!(parse_ip(&[0x41; 40]).is_none());
     }
 
-    fn client_hello(name: &str) -> Vec<u8> {
+    /// A TLS ClientHello naming `name` (SNI), in one TLS record.
+    pub(in crate::translate) fn client_hello(name: &str) -> Vec<u8> {
         let mut sni = Vec::new();
         sni.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
         sni.push(0);

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use nettrace_common::CGROUP_PACKET_IFINDEX;
 
-use super::Translator;
+use super::{Translator, packet::tests::client_hello};
 use crate::{
     SocketCookie,
     event::{
@@ -154,30 +154,6 @@ fn dns_reply() -> Vec<u8> {
     message.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0x01, 0x2c, 0, 4]);
     message.extend_from_slice(&[93, 184, 215, 14]);
     message
-}
-
-/// A TLS ClientHello naming `name` (SNI).
-fn client_hello(name: &str) -> Vec<u8> {
-    let mut sni = Vec::new();
-    sni.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
-    sni.push(0);
-    sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    sni.extend_from_slice(name.as_bytes());
-    let mut extensions = vec![0, 0];
-    extensions.extend_from_slice(&(sni.len() as u16).to_be_bytes());
-    extensions.extend_from_slice(&sni);
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[0; 32]);
-    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
-    body.extend_from_slice(&(extensions.len() as u16).to_be_bytes());
-    body.extend_from_slice(&extensions);
-    let mut handshake = vec![1, 0];
-    handshake.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    handshake.extend_from_slice(&body);
-    let mut record = vec![0x16, 3, 1];
-    record.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
-    record.extend_from_slice(&handshake);
-    record
 }
 
 fn ms(instant: Instant) -> u128 {
