@@ -340,8 +340,22 @@ async fn a_dropped_request_and_a_canceled_body_are_recorded_as_canceled() {
     drop(response);
     let trace = scenario::trace(&client, "canceled");
     let error = |url: &str| scenario::request_to(&trace, url).req_error.clone();
-    assert_eq!(error(&url), "canceled before the response arrived", "{}", dump(&trace));
-    assert!(scenario::request_to(&trace, &url).resp_recv_at.is_undefined());
-    assert_eq!(error(&slow), "canceled while reading the response body", "{}", dump(&trace));
+    assert_eq!(
+        error(&url),
+        "canceled before the response arrived",
+        "{}",
+        dump(&trace)
+    );
+    assert!(
+        scenario::request_to(&trace, &url)
+            .resp_recv_at
+            .is_undefined()
+    );
+    assert_eq!(
+        error(&slow),
+        "canceled while reading the response body",
+        "{}",
+        dump(&trace)
+    );
     assert_eq!(error(&unread), "", "{}", dump(&trace));
 }
