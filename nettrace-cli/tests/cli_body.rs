@@ -104,6 +104,10 @@ fn noise(n: usize) -> Vec<u8> {
 /// Runs `nettrace <args>` (output discarded) and returns its exit code and peak RSS in KiB,
 /// from `wait4`'s resource usage of the child.
 fn peak_rss(args: &[String]) -> (Option<i32>, i64) {
+    #[expect(
+        clippy::zombie_processes,
+        reason = "reaped by wait4 below, which also gives its resource usage"
+    )]
     let child = Command::new(env!("CARGO_BIN_EXE_nettrace"))
         .args(args)
         .stdin(Stdio::null())

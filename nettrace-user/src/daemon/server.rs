@@ -67,7 +67,7 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce()) -> Result<(), DaemonE
             Ok(accepted) => accepted,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => {
-                eprintln!("nettrace-loader serve: accept failed: {error}");
+                tracing::warn!("accept failed: {error}");
                 continue;
             }
         };
@@ -82,7 +82,7 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce()) -> Result<(), DaemonE
                     ),
                 },
             );
-            eprintln!("nettrace-loader serve: client {next_id} refused: too many sessions");
+            tracing::warn!("client {next_id} refused: too many sessions");
             continue;
         };
         let (hub, shared_for_client, id) = (hub.clone(), shared.clone(), next_id);
@@ -93,7 +93,7 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce()) -> Result<(), DaemonE
                 serve_client(&hub, conn, id, &shared_for_client);
             });
         if let Err(error) = spawned {
-            eprintln!("nettrace-loader serve: no thread for a client: {error}");
+            tracing::warn!("no thread for a client: {error}");
         }
     }
 }
@@ -206,7 +206,7 @@ struct Session<'a> {
 fn serve_client(hub: &Arc<KernelHub>, conn: OwnedFd, id: u64, shared: &Shared) {
     let uid = peer_uid(&conn);
     let who = uid.map_or_else(|| "?".to_owned(), |u| u.to_string());
-    let log = |what: &str| eprintln!("nettrace-loader serve: client {id} (uid {who}): {what}");
+    let log = |what: &str| tracing::info!("client {id} (uid {who}): {what}");
     let sink_fd = match conn.try_clone() {
         Ok(fd) => fd,
         Err(error) => return log(&format!("dropped: {error}")),

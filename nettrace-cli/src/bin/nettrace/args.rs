@@ -88,8 +88,11 @@ Curl's habits:
   --timeout, --connect-timeout and --tls-timeout take seconds (fractions allowed), 0 meaning
   no limit;
   the body goes to standard output only when asked (--save-body -), and never mixed with
-  the trace: the trace then goes to -o FILE, or else to standard error.
-  -o names the trace's file here, not the body's (that is --save-body).
+  the trace: the trace then goes to -o FILE, or else to standard error;
+  -o names the trace's file here, not the body's (that is --save-body);
+  a body that takes over a second shows a progress line (bytes, rate, elapsed) on standard
+  error when it is a terminal;
+  Ctrl-C (or SIGTERM) cancels the request in flight and still writes the trace.
 
 Examples:
   nettrace get https://example.com/ --format waterfall
