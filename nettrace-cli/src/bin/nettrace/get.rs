@@ -34,8 +34,16 @@ pub(crate) fn run(args: GetArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(get(args))
+    let result = runtime.block_on(get(args));
+    // Everything was flushed; a write still stuck on a pipe nobody reads (after Ctrl-C) must
+    // not hold the exit.
+    runtime.shutdown_background();
+    result
 }
+
+/// How long the body's last bytes may take to flush after a signal (standard output may be
+/// a pipe nobody reads).
+const FLUSH_AFTER_SIGNAL: Duration = Duration::from_secs(2);
 
 /// Where the trace goes.
 enum TraceOutput {
@@ -112,7 +120,18 @@ async fn get(args: GetArgs) -> Result<ExitCode> {
         );
         interrupt.exit_on_next();
     }
-    if let Err(error) = body_output.finish().await {
+    let flushed = match run.stopped {
+        None => body_output.finish().await,
+        Some(_) => tokio::time::timeout(FLUSH_AFTER_SIGNAL, body_output.finish())
+            .await
+            .unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "the body's last bytes are not written: {} is not being read",
+                    body_output.name()
+                ))
+            }),
+    };
+    if let Err(error) = flushed {
         eprintln!("nettrace: {error:#}");
         run.failed = true;
     }

@@ -199,6 +199,9 @@ impl Progress {
             bar.set_style(style);
         }
         bar.set_position(self.received);
+        // The rate and the ETA count from here, not from a jump from 0 to what was received
+        // before the bar showed.
+        bar.reset_eta();
         bar
     }
 
