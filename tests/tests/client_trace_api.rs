@@ -304,3 +304,58 @@ async fn without_http_request_tracing_the_network_records_remain() {
     let tunnel = only(&net.tls_tunnels, "TLS tunnel", &trace);
     assert_eq!(tunnel.tcp_conn, net.dials[0].established_conn);
 }
+
+/// A caller that gives up (drops the request future, as on Ctrl-C) leaves a request that
+/// says so: `reqError` is "canceled ...", not an empty error on a request without a response.
+/// A body given up with `ResponseBody::cancel` says so too; one dropped unread stays no error.
+#[tokio::test]
+async fn a_dropped_request_and_a_canceled_body_are_recorded_as_canceled() {
+    use nettrace_tests::fixtures::broken::{BrokenServer, Misbehaviour};
+    let silent = BrokenServer::start(Misbehaviour::Stall)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let server = scenario::plain_server().await;
+    let client = scenario::client(HttpClientConfig::default(), scenario::full_options());
+    let url = silent.url("/");
+    {
+        let request = client.get(&url);
+        tokio::pin!(request);
+        tokio::select! {
+            result = &mut request => panic!("the silent server answered: {:?}", result.map(|r| r.status())),
+            accepted = silent.connections().wait_for(1, std::time::Duration::from_secs(10)) => {
+                assert!(accepted, "the request never reached the silent server");
+            }
+        }
+        // Dropped here, with the request sent and no response.
+    }
+    let slow = server.url("/slow-body/60000");
+    let response = bounded("GET slow body", client.get(&slow))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    response.into_body().cancel();
+    let unread = server.url("/bytes/100000");
+    let response = bounded("GET unread body", client.get(&unread))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(response);
+    let trace = scenario::trace(&client, "canceled");
+    let error = |url: &str| scenario::request_to(&trace, url).req_error.clone();
+    assert_eq!(
+        error(&url),
+        "canceled before the response arrived",
+        "{}",
+        dump(&trace)
+    );
+    assert!(
+        scenario::request_to(&trace, &url)
+            .resp_recv_at
+            .is_undefined()
+    );
+    assert_eq!(
+        error(&slow),
+        "canceled while reading the response body",
+        "{}",
+        dump(&trace)
+    );
+    assert_eq!(error(&unread), "", "{}", dump(&trace));
+}

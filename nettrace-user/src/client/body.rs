@@ -278,6 +278,20 @@ impl ResponseBody {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// Stops reading before the end of the body and records the request as canceled
+    /// (`reqError`), as a caller does that gives up on a transfer (Ctrl-C). Dropping the body
+    /// records nothing, as in Go, where closing a body early is no error. A body read to its
+    /// end (or that failed) is left as it is.
+    pub fn cancel(mut self) {
+        if !self.finished {
+            self.finished = true;
+            self.sink.emit(Event::HttpFailed {
+                req: self.req.clone(),
+                error: "canceled while reading the response body".to_owned(),
+            });
+        }
+    }
+
     fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         self.finished = true;
         self.sink.emit(Event::HttpFailed {

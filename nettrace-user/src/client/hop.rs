@@ -164,6 +164,12 @@ impl HttpClient {
         deadline: Option<Instant>,
     ) -> Result<Response<ResponseBody>, RequestError> {
         let config = &self.inner.config;
+        // A caller that drops the request future here (Ctrl-C, a `select!` that took another
+        // branch) gets no answer, and the trace says so: `reqError` becomes "canceled".
+        let in_flight = InFlight {
+            client: self,
+            req: &hop.req,
+        };
         let result = if deadline.is_none() && config.response_header_timeout.is_none() {
             Ok(exchange.future.await)
         } else {
@@ -171,6 +177,7 @@ impl HttpClient {
             let dial = exchange.dial.as_deref();
             Box::pin(self.with_limits(exchange.future, dial, deadline)).await
         };
+        std::mem::forget(in_flight);
         self.finish_hop(hop, result)
     }
 
@@ -296,6 +303,26 @@ impl HttpClient {
             timeout = request_limit => Err(timeout),
             timeout = header_limit => Err(timeout),
         }
+    }
+}
+
+/// What was canceled, as `reqError` records it: the request's future was dropped before
+/// the response head arrived (Go records its `context canceled` there).
+const CANCELED: &str = "canceled before the response arrived";
+
+/// A hop awaiting its response: records the request as [`CANCELED`] when dropped, that is
+/// when the caller drops the request's future. Forgotten once the exchange ends.
+struct InFlight<'a> {
+    client: &'a HttpClient,
+    req: &'a TraceId,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.client.inner.sink.emit(Event::HttpFailed {
+            req: self.req.clone(),
+            error: CANCELED.to_owned(),
+        });
     }
 }
 

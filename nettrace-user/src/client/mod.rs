@@ -176,7 +176,7 @@ impl HttpClient {
             });
         let pool = builder.build(connector);
         if options.logging {
-            tracing::info!(?config, "nettrace: traced HTTP client created");
+            tracing::debug!(?config, "nettrace: traced HTTP client created");
         }
         let http_trace = options.http_req_trace.clone().map(Arc::new);
         if let Some(http) = &http_trace {

@@ -66,7 +66,7 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce()) -> Result<(), DaemonE
             Ok(accepted) => accepted,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => {
-                eprintln!("nettrace-loader serve: accept failed: {error}");
+                tracing::warn!("accept failed: {error}");
                 continue;
             }
         };
@@ -75,7 +75,7 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce()) -> Result<(), DaemonE
         let seat = match UserSeat::take(&shared, peer_uid(&conn)) {
             Ok(seat) => seat,
             Err(error) => {
-                eprintln!("nettrace-loader serve: client {next_id} refused: {error}");
+                tracing::warn!("client {next_id} refused: {error}");
                 reply(&conn, &Message::Error { error });
                 continue;
             }
@@ -88,7 +88,7 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce()) -> Result<(), DaemonE
                 serve_client(&hub, conn, id, &shared_for_client);
             });
         if let Err(error) = spawned {
-            eprintln!("nettrace-loader serve: no thread for a client: {error}");
+            tracing::warn!("no thread for a client: {error}");
         }
     }
 }
@@ -231,7 +231,7 @@ struct Session<'a, S> {
 fn serve_client(hub: &Arc<KernelHub>, conn: OwnedFd, id: u64, shared: &Shared) {
     let uid = peer_uid(&conn);
     let who = uid.map_or_else(|| "?".to_owned(), |u| u.to_string());
-    let log = |what: &str| eprintln!("nettrace-loader serve: client {id} (uid {who}): {what}");
+    let log = |what: &str| tracing::info!("client {id} (uid {who}): {what}");
     let sink_fd = match conn.try_clone() {
         Ok(fd) => fd,
         Err(error) => return log(&format!("dropped: {error}")),

@@ -45,9 +45,8 @@ impl FreshCgroup {
 impl Drop for FreshCgroup {
     fn drop(&mut self) {
         if let Err(error) = fs::remove_dir(&self.path) {
-            eprintln!(
-                "nettrace-loader: cgroup {} not removed ({error}): a process of the command may \
-                 still run there",
+            tracing::warn!(
+                "cgroup {} not removed ({error}): a process of the command may still run there",
                 self.path.display()
             );
         }

@@ -19,6 +19,8 @@ use nettrace::kernel::KernelConfig;
 
 mod cgroup;
 mod check;
+#[path = "../../logging.rs"]
+mod logging;
 mod probe;
 mod serve;
 mod trace;
@@ -26,6 +28,10 @@ mod trace;
 #[derive(Parser)]
 #[command(version, about = "Loads nettrace's eBPF programs (run as root)")]
 struct Cli {
+    /// More log lines on standard error: -v debug, -vv trace (RUST_LOG, when set, decides
+    /// instead).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -85,7 +91,9 @@ pub(crate) struct TraceArgs {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    logging::init(cli.verbose);
+    match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("nettrace-loader: {error:#}");

@@ -1,10 +1,12 @@
 //! `nettrace-loader serve`: the daemon through which unprivileged processes get the kernel
-//! facts of their own sockets (see `nettrace::daemon`).
+//! facts of their own sockets (see `nettrace::daemon`). SIGINT (Ctrl-C) and SIGTERM (`kill`,
+//! systemd's stop) end it alike: its socket file is removed and it exits 0.
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use nettrace::daemon::{DEFAULT_SOCKET_PATH, ServeOptions, serve};
+use tokio::signal::unix::{SignalKind, signal};
 
 /// Arguments of `serve`.
 #[derive(Args, Debug)]
@@ -24,21 +26,23 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode> {
         group,
         kernel_config: Default::default(),
     };
+    // Listened to before the daemon starts: a stop that comes while it loads still removes
+    // the socket.
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("nettrace-serve".to_owned())
         .spawn(move || {
             let result = serve(&options, || {
-                eprintln!(
-                    "nettrace-loader serve: listening on {}",
-                    options.socket_path.display()
-                );
+                tracing::info!("listening on {}", options.socket_path.display());
             });
             let _ = failed_tx.send(result);
         })
         .context("starting the daemon thread")?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+        _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
         result = failed_rx => match result {
             Ok(Err(error)) => return Err(error).context("serving"),
             _ => bail!("the daemon thread ended"),

@@ -1,21 +1,44 @@
 //! Command-line arguments of `nettrace`.
-use std::{net::IpAddr, path::PathBuf};
+use std::{net::IpAddr, path::PathBuf, time::Duration};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{
+    ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum,
+};
 
 /// Trace every network operation behind HTTP requests.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 pub(crate) struct Cli {
+    /// More log lines on standard error: -v debug, -vv trace (RUST_LOG, when set, decides
+    /// instead).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+impl Cli {
+    /// Parses the command line (exits with clap's message and code 2 on a usage error),
+    /// keeping the order of the request body options, which clap's derive loses.
+    pub(crate) fn parse_in_order() -> Self {
+        let matches = Self::command().get_matches();
+        let mut cli = Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+        if let (Command::Get(get), Some(("get", matches))) =
+            (&mut cli.command, matches.subcommand())
+        {
+            get.body = body_parts(matches);
+        }
+        cli
+    }
 }
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
     /// Send HTTP request(s) through one traced client and print the trace (JSON as Go's
-    /// nettrace writes it, or a waterfall). Exit code 0 when every request got a response,
-    /// 1 when one failed, 2 on a usage error.
+    /// nettrace writes it, or a waterfall). The body is counted and dropped, or written with
+    /// --save-body. Exit code 0 when every request got a response, 1 when one failed, 2 on a
+    /// usage error, 130 on SIGINT (Ctrl-C) and 143 on SIGTERM (the trace is written first).
+    #[command(after_help = GET_EXAMPLES)]
     Get(Box<GetArgs>),
     /// Show a trace JSON file written by this tool or by Go nettrace.
     Show(ShowArgs),
@@ -54,16 +77,115 @@ pub(crate) enum Kernel {
     Require,
 }
 
+/// Examples and curl habits, after the options of `nettrace get --help`.
+const GET_EXAMPLES: &str = "\
+Curl's habits:
+  a URL without a scheme is http:// (nettrace get localhost:8100/);
+  -d/--data, --data-binary and --data-raw send a body with POST unless -X says otherwise,
+  as application/x-www-form-urlencoded unless -H gives a Content-Type; repeated, the parts
+  are joined with '&' in command-line order; @FILE reads FILE (@- standard input), without
+  its CR and LF for --data, byte for byte for --data-binary;
+  --timeout, --connect-timeout and --tls-timeout take seconds (fractions allowed), 0 meaning
+  no limit;
+  the body goes to standard output only when asked (--save-body -), and never mixed with
+  the trace: the trace then goes to -o FILE, or else to standard error;
+  -o names the trace's file here, not the body's (that is --save-body);
+  a body that takes over a second shows a progress line (bytes, rate, elapsed) on standard
+  error when it is a terminal;
+  Ctrl-C (or SIGTERM) cancels the request in flight and still writes the trace.
+
+Examples:
+  nettrace get https://example.com/ --format waterfall
+  nettrace get localhost:8100/upload -d @form.txt -H 'X-Run: 7' -o trace.json
+  nettrace get https://example.com/big.iso --save-body big.iso --sock-trace -o trace.json
+  nettrace get https://example.com/data.json --save-body - -o trace.json | jq .";
+
+/// One part of the request body, from -d/--data, --data-binary or --data-raw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DataPart {
+    /// Which option gave it.
+    pub(crate) kind: DataKind,
+    /// Its value as given (`@FILE` not read yet).
+    pub(crate) value: String,
+}
+
+/// The body options, which differ in how they read `@FILE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DataKind {
+    /// -d/--data: `@FILE` is read without its CR and LF bytes.
+    Data,
+    /// --data-binary: `@FILE` is read byte for byte.
+    Binary,
+    /// --data-raw: no `@FILE`; the value is the data.
+    Raw,
+}
+
+/// The body parts in command-line order (clap keeps each option's values apart).
+fn body_parts(matches: &ArgMatches) -> Vec<DataPart> {
+    let mut parts = Vec::new();
+    for (id, kind) in [
+        ("data", DataKind::Data),
+        ("data_binary", DataKind::Binary),
+        ("data_raw", DataKind::Raw),
+    ] {
+        if let (Some(values), Some(indices)) =
+            (matches.get_many::<String>(id), matches.indices_of(id))
+        {
+            parts.extend(indices.zip(values).map(|(index, value)| {
+                (
+                    index,
+                    DataPart {
+                        kind,
+                        value: value.clone(),
+                    },
+                )
+            }));
+        }
+    }
+    parts.sort_by_key(|(index, _)| *index);
+    parts.into_iter().map(|(_, part)| part).collect()
+}
+
+/// A time limit in seconds: a number, 0 or more, where 0 means no limit (as in Go). Negative
+/// numbers and NaN are usage errors.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if secs.is_nan() || secs < 0.0 {
+        return Err(format!(
+            "{text} is not 0 (no limit) or a positive number of seconds"
+        ));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|error| format!("{text} seconds: {error}"))
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct GetArgs {
-    /// The URL to request.
+    /// The URL to request; without a scheme, http:// (as curl).
     pub(crate) url: String,
-    /// HTTP method.
-    #[arg(short = 'X', long, default_value = "GET")]
-    pub(crate) method: String,
-    /// Request body.
-    #[arg(short = 'd', long)]
-    pub(crate) data: Option<String>,
+    /// HTTP method [default: GET, or POST with a request body].
+    #[arg(short = 'X', long, value_name = "METHOD")]
+    pub(crate) method: Option<String>,
+    /// Request body, as curl's --data: @FILE reads FILE (@- standard input) and drops its CR
+    /// and LF bytes. Repeatable: the parts are joined with '&'. POST unless -X is given.
+    #[arg(short = 'd', long, value_name = "DATA")]
+    pub(crate) data: Vec<String>,
+    /// Request body, as curl's --data-binary: like --data, but @FILE is sent byte for byte.
+    #[arg(long, value_name = "DATA")]
+    pub(crate) data_binary: Vec<String>,
+    /// Request body, as curl's --data-raw: like --data, but a leading @ is no file name.
+    #[arg(long, value_name = "DATA")]
+    pub(crate) data_raw: Vec<String>,
+    /// The parts of --data, --data-binary and --data-raw in command-line order.
+    #[arg(skip)]
+    pub(crate) body: Vec<DataPart>,
+    /// Write the response body to FILE as it arrives (`-`: standard output; the trace then
+    /// goes to -o FILE, or else to standard error). Without it the body is counted and
+    /// dropped. With --repeat, the bodies one after the other.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) save_body: Option<PathBuf>,
     /// Request header 'Name: value' (repeatable).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub(crate) headers: Vec<String>,
@@ -85,15 +207,15 @@ pub(crate) struct GetArgs {
     /// Offer HTTP/2 (ALPN h2).
     #[arg(long)]
     pub(crate) http2: bool,
-    /// Time limit for each whole request, in seconds.
-    #[arg(long, value_name = "SECS")]
-    pub(crate) timeout: Option<f64>,
-    /// Time limit for each TCP handshake, in seconds.
-    #[arg(long, value_name = "SECS")]
-    pub(crate) connect_timeout: Option<f64>,
-    /// Time limit for each TLS handshake, in seconds.
-    #[arg(long, value_name = "SECS")]
-    pub(crate) tls_timeout: Option<f64>,
+    /// Time limit for each whole request, body included, in seconds; 0: no limit.
+    #[arg(long, value_name = "SECS", value_parser = seconds, allow_negative_numbers = true)]
+    pub(crate) timeout: Option<Duration>,
+    /// Time limit for each TCP handshake, in seconds; 0: no limit.
+    #[arg(long, value_name = "SECS", value_parser = seconds, allow_negative_numbers = true)]
+    pub(crate) connect_timeout: Option<Duration>,
+    /// Time limit for each TLS handshake, in seconds; 0: no limit.
+    #[arg(long, value_name = "SECS", value_parser = seconds, allow_negative_numbers = true)]
+    pub(crate) tls_timeout: Option<Duration>,
     /// One request per connection.
     #[arg(long)]
     pub(crate) no_keepalive: bool,
@@ -163,8 +285,9 @@ pub(crate) struct GetArgs {
     /// Description stored in the trace.
     #[arg(long)]
     pub(crate) description: Option<String>,
-    /// Write the trace here instead of standard output.
-    #[arg(short = 'o', long)]
+    /// Write the trace to FILE instead of standard output (`-`: standard output). Not the
+    /// body, unlike curl's -o: see --save-body.
+    #[arg(short = 'o', long, value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Json)]
@@ -178,4 +301,53 @@ pub(crate) struct ShowArgs {
     /// Output format (json re-emits the file unchanged after checking it).
     #[arg(long, value_enum, default_value_t = Format::Waterfall)]
     pub(crate) format: Format,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_take_zero_and_fractions_and_refuse_negatives_and_nan() {
+        assert_eq!(seconds("0"), Ok(Duration::ZERO));
+        assert_eq!(seconds("1.5"), Ok(Duration::from_millis(1500)));
+        for bad in ["-1", "-0.5", "NaN", "inf", "soon", ""] {
+            assert!(seconds(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn body_parts_keep_command_line_order_across_options() {
+        let matches = Cli::command()
+            .try_get_matches_from([
+                "nettrace",
+                "get",
+                "x",
+                "--data-binary",
+                "b",
+                "-d",
+                "a",
+                "--data-raw",
+                "@r",
+                "-d",
+                "c",
+            ])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Some(("get", get)) = matches.subcommand() else {
+            panic!("no get");
+        };
+        let part = |kind, value: &str| DataPart {
+            kind,
+            value: value.to_owned(),
+        };
+        assert_eq!(
+            body_parts(get),
+            [
+                part(DataKind::Binary, "b"),
+                part(DataKind::Data, "a"),
+                part(DataKind::Raw, "@r"),
+                part(DataKind::Data, "c"),
+            ]
+        );
+    }
 }

@@ -1,23 +1,32 @@
 //! `nettrace get URL`: the request(s) through one traced client, then the trace.
+//!
+//! The request is built as curl builds it ([`crate::request`]), the body streams to
+//! `--save-body` or is counted and dropped ([`crate::transfer`]), and SIGINT/SIGTERM end the
+//! request in flight and still write the trace ([`crate::interrupt`]).
 use std::{
-    fs,
+    fs::File,
+    io::{self, BufWriter, Write},
     net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail};
-use http::{HeaderName, HeaderValue, Method, Request};
 use nettrace::{
     capture::{PacketCapture, PacketCaptureOptions},
-    client::{
-        HttpClient, HttpClientConfig, HttpReqTraceOptions, KernelMode, RequestBody, TraceOptions,
-    },
+    client::{HttpClient, HttpClientConfig, HttpReqTraceOptions, KernelMode, TraceOptions},
     model::{HdrFieldsOpt, HttpTrace},
 };
 
-use crate::args::{Format, GetArgs, Headers, Kernel};
+use crate::{
+    args::{Format, GetArgs, Headers, Kernel},
+    interrupt::{Interrupt, Stopped},
+    output,
+    request::Plan,
+    transfer::{self, BodyOutput, Outcome},
+};
 
 pub(crate) fn run(args: GetArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -25,38 +34,106 @@ pub(crate) fn run(args: GetArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(get(args))
+    let result = runtime.block_on(get(args));
+    // Everything was flushed; a write still stuck on a pipe nobody reads (after Ctrl-C) must
+    // not hold the exit.
+    runtime.shutdown_background();
+    result
+}
+
+/// How long the body's last bytes may take to flush after a signal (standard output may be
+/// a pipe nobody reads).
+const FLUSH_AFTER_SIGNAL: Duration = Duration::from_secs(2);
+
+/// Where the trace goes.
+enum TraceOutput {
+    Stdout,
+    /// With `--save-body -` and no `-o`: the body has standard output.
+    Stderr,
+    File(PathBuf),
+}
+
+impl TraceOutput {
+    fn of(args: &GetArgs) -> Result<Self> {
+        let dash = Path::new("-");
+        let body_to_stdout = args.save_body.as_deref() == Some(dash);
+        Ok(match args.output.as_deref() {
+            Some(path) if path == dash && body_to_stdout => bail!(
+                "--save-body - writes the body to standard output: name a file for the trace \
+                 with -o FILE (or leave -o out: the trace then goes to standard error)"
+            ),
+            Some(path) if path == dash => Self::Stdout,
+            Some(path) => Self::File(path.to_owned()),
+            None if body_to_stdout => Self::Stderr,
+            None => Self::Stdout,
+        })
+    }
+}
+
+/// How the requests of a run went.
+#[derive(Default)]
+struct Run {
+    /// A request or its body failed.
+    failed: bool,
+    /// A signal ended the run.
+    stopped: Option<Stopped>,
+    /// The reader of the body (standard output) went away.
+    output_closed: bool,
+}
+
+impl Run {
+    /// Whether to send no further request.
+    fn over(&self) -> bool {
+        self.stopped.is_some() || self.output_closed
+    }
 }
 
 async fn get(args: GetArgs) -> Result<ExitCode> {
+    let trace_output = TraceOutput::of(&args)?;
+    let plan = Plan::new(&args)?;
+    let mut interrupt = Interrupt::install()?;
     let client = HttpClient::new(config(&args)?, options(&args))?;
     let description = args
         .description
         .clone()
-        .unwrap_or_else(|| format!("{} {}", args.method, args.url));
+        .unwrap_or_else(|| format!("{} {}", plan.method, plan.url));
+    let mut body_output = BodyOutput::open(args.save_body.as_deref()).await?;
     let mut traces = Vec::new();
     let mut captures = Vec::new();
-    let mut failed = false;
+    let mut run = Run::default();
     for _ in 0..args.repeat.max(1) {
-        let request = build_request(&args)?;
-        match client.request(request).await {
-            Ok(response) => {
-                if let Err(error) = response.into_body().bytes().await {
-                    eprintln!("nettrace: {error}");
-                    failed = true;
-                }
-            }
-            Err(error) => {
-                eprintln!("nettrace: request failed: {error}");
-                failed = true;
-            }
-        }
+        exchange(&client, &plan, &mut body_output, &mut interrupt, &mut run).await?;
         if args.clear_trace {
             let (trace, captured) = client.get_trace(&description)?;
             traces.push(trace);
             captures = captured;
             client.clear_trace()?;
         }
+        if run.over() {
+            break;
+        }
+    }
+    if let Some(stopped) = run.stopped {
+        eprintln!(
+            "nettrace: {}: request canceled, writing the trace",
+            stopped.name()
+        );
+        interrupt.exit_on_next();
+    }
+    let flushed = match run.stopped {
+        None => body_output.finish().await,
+        Some(_) => tokio::time::timeout(FLUSH_AFTER_SIGNAL, body_output.finish())
+            .await
+            .unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "the body's last bytes are not written: {} is not being read",
+                    body_output.name()
+                ))
+            }),
+    };
+    if let Err(error) = flushed {
+        eprintln!("nettrace: {error:#}");
+        run.failed = true;
     }
     if !args.clear_trace {
         let (trace, captured) = client.get_trace(&description)?;
@@ -64,66 +141,104 @@ async fn get(args: GetArgs) -> Result<ExitCode> {
         captures = captured;
     }
     client.close()?;
-    write_output(&args, &traces)?;
+    write_traces(&trace_output, &args, &traces)?;
     if !args.pcap.is_empty() {
         // With --clear-trace, the captures of the last trace.
         let dir = args.pcap_dir.clone().unwrap_or_else(|| ".".into());
         write_captures(&dir, &captures)?;
     }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
+    Ok(match run.stopped {
+        Some(stopped) => ExitCode::from(stopped.exit_code()),
+        None if run.failed => ExitCode::from(1),
+        None => ExitCode::SUCCESS,
     })
 }
 
-fn write_output(args: &GetArgs, traces: &[HttpTrace]) -> Result<()> {
-    let mut text = String::new();
-    for trace in traces {
-        match args.format {
-            Format::Json if args.clear_trace => {
-                text.push_str(&serde_json::to_string(trace)?);
-                text.push('\n');
-            }
-            Format::Json => {
-                text.push_str(&serde_json::to_string_pretty(trace)?);
-                text.push('\n');
-            }
-            Format::Waterfall => text.push_str(&nettrace::waterfall::render(trace)),
+/// One request and its body, unless a signal comes first (the request is then given up:
+/// the trace records it as canceled).
+async fn exchange(
+    client: &HttpClient,
+    plan: &Plan,
+    body_output: &mut BodyOutput,
+    interrupt: &mut Interrupt,
+    run: &mut Run,
+) -> Result<()> {
+    let request = plan.request()?;
+    let started = Instant::now();
+    let response = tokio::select! {
+        biased;
+        stopped = interrupt.recv() => {
+            run.stopped = Some(stopped);
+            return Ok(());
+        }
+        response = client.request(request) => response,
+    };
+    let response = match response {
+        Ok(response) => response,
+        Err(error) => {
+            eprintln!("nettrace: request failed: {error}");
+            run.failed = true;
+            return Ok(());
+        }
+    };
+    match transfer::receive(response.into_body(), body_output, interrupt, started).await {
+        Outcome::Complete => {}
+        Outcome::Failed(error) => {
+            eprintln!("nettrace: {error}");
+            run.failed = true;
+        }
+        Outcome::Interrupted(stopped) => run.stopped = Some(stopped),
+        Outcome::OutputClosed => run.output_closed = true,
+        Outcome::WriteFailed(error) => {
+            eprintln!(
+                "nettrace: writing the body to {}: {error}",
+                body_output.name()
+            );
+            run.failed = true;
+            run.output_closed = true;
         }
     }
-    match &args.output {
-        Some(path) => fs::write(path, text).with_context(|| format!("writing {}", path.display())),
-        None => crate::output::write_stdout(&text),
-    }
+    Ok(())
 }
 
-fn build_request(args: &GetArgs) -> Result<Request<RequestBody>> {
-    let method = Method::from_bytes(args.method.as_bytes())
-        .with_context(|| format!("invalid method {:?}", args.method))?;
-    let mut builder = Request::builder().method(method).uri(&args.url);
-    for header in &args.headers {
-        let Some((name, value)) = header.split_once(':') else {
-            bail!("header {header:?} is not 'Name: value'");
-        };
-        let name = HeaderName::from_bytes(name.trim().as_bytes())
-            .with_context(|| format!("invalid header name in {header:?}"))?;
-        let value = HeaderValue::from_str(value.trim())
-            .with_context(|| format!("invalid header value in {header:?}"))?;
-        builder = builder.header(name, value);
-    }
-    let body = match &args.data {
-        Some(data) => RequestBody::from(data.clone()),
-        None => RequestBody::empty(),
+/// Writes the traces as they are serialized (a trace with a socket operation per read of a
+/// large download is never held whole as text).
+fn write_traces(output: &TraceOutput, args: &GetArgs, traces: &[HttpTrace]) -> Result<()> {
+    let write = |out: &mut dyn Write| -> io::Result<()> {
+        for trace in traces {
+            match args.format {
+                Format::Json if args.clear_trace => {
+                    serde_json::to_writer(&mut *out, trace)?;
+                    out.write_all(b"\n")?;
+                }
+                Format::Json => {
+                    serde_json::to_writer_pretty(&mut *out, trace)?;
+                    out.write_all(b"\n")?;
+                }
+                Format::Waterfall => {
+                    out.write_all(nettrace::waterfall::render(trace).as_bytes())?;
+                }
+            }
+        }
+        Ok(())
     };
-    builder.body(body).context("invalid request")
+    match output {
+        TraceOutput::Stdout => output::to_stdout(write),
+        TraceOutput::Stderr => output::to_stderr(write),
+        TraceOutput::File(path) => {
+            let file =
+                File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            let mut out = BufWriter::with_capacity(64 << 10, file);
+            write(&mut out)
+                .and_then(|()| out.flush())
+                .with_context(|| format!("writing {}", path.display()))
+        }
+    }
 }
 
 fn config(args: &GetArgs) -> Result<HttpClientConfig> {
-    let seconds = |secs: Option<f64>, what: &str| -> Result<Option<Duration>> {
-        secs.map(|s| Duration::try_from_secs_f64(s).with_context(|| format!("invalid {what} {s}")))
-            .transpose()
-    };
+    // Zero is no limit, as in Go (the parser refused negative numbers and NaN).
+    let limit = |secs: Option<Duration>| secs.filter(|d| !d.is_zero());
     let nameservers = args
         .nameservers
         .iter()
@@ -147,9 +262,9 @@ fn config(args: &GetArgs) -> Result<HttpClientConfig> {
         prefer_http2: args.http2,
         source_ip: args.source_ip,
         nameservers,
-        req_timeout: seconds(args.timeout, "--timeout")?,
-        tcp_handshake_timeout: seconds(args.connect_timeout, "--connect-timeout")?,
-        tls_handshake_timeout: seconds(args.tls_timeout, "--tls-timeout")?,
+        req_timeout: limit(args.timeout),
+        tcp_handshake_timeout: limit(args.connect_timeout),
+        tls_handshake_timeout: limit(args.tls_timeout),
         disable_keep_alive: args.no_keepalive,
         ..HttpClientConfig::default()
     };
@@ -180,7 +295,8 @@ fn options(args: &GetArgs) -> TraceOptions {
         .map(|h| h.to_ascii_lowercase())
         .collect();
     TraceOptions {
-        logging: false,
+        // The degradations (no kernel data and why) are logged at info (see crate::logging).
+        logging: true,
         sock_trace: args.sock_trace,
         dns_query_trace: args.dns_trace,
         http_req_trace: Some(HttpReqTraceOptions {
@@ -221,7 +337,7 @@ fn write_captures(dir: &std::path::Path, captures: &[PacketCapture]) -> Result<(
     for capture in captures {
         capture.write_files(dir).context("writing the capture")?;
         for shortfall in capture.shortfalls() {
-            eprintln!("nettrace: {shortfall}");
+            tracing::warn!("{shortfall}");
         }
     }
     Ok(())

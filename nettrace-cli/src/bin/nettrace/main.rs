@@ -4,6 +4,7 @@
 //! ```text
 //! nettrace get https://example.com/ --dns-trace --sock-trace --headers lengths
 //! nettrace get https://example.com/ --format waterfall
+//! nettrace get localhost:8100/upload -d @form.txt --save-body reply.html -o trace.json
 //! nettrace show nettrace.json
 //! ```
 //!
@@ -13,15 +14,19 @@
 //! the model crate `nettrace-model`.
 mod args;
 mod get;
+mod interrupt;
+#[path = "../../logging.rs"]
+mod logging;
 mod output;
+mod request;
 mod show;
+mod transfer;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let cli = args::Cli::parse_in_order();
+    logging::init(cli.verbose);
     let result = match cli.command {
         args::Command::Get(get) => get::run(*get),
         args::Command::Show(show) => show::run(&show),

@@ -1,19 +1,47 @@
 //! Standard output and input as a pipeline expects them: a reader that went away (`| head`)
-//! ends the output quietly, and input is read up to a stated size.
-use std::io::{self, Read, Write};
+//! ends the output quietly, output is written as it is made (a trace of any size is never
+//! held whole as text), and input is read up to a stated size.
+use std::io::{self, BufWriter, Read, Write};
 
 use anyhow::{Context, Result, bail};
 
 /// Writes `text` to standard output. A closed pipe is not an error: whoever read the output
 /// has what they wanted.
 pub(crate) fn write_stdout(text: &str) -> Result<()> {
-    let mut stdout = io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        result => result.context("writing to standard output"),
+    to_stdout(|out| out.write_all(text.as_bytes()))
+}
+
+/// Lets `write` write to (buffered) standard output, then flushes it. A closed pipe is not
+/// an error.
+pub(crate) fn to_stdout(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
+    quiet_on_broken_pipe(
+        BufWriter::with_capacity(64 << 10, io::stdout().lock()),
+        write,
+        "standard output",
+    )
+}
+
+/// As [`to_stdout`], to standard error.
+pub(crate) fn to_stderr(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
+    quiet_on_broken_pipe(
+        BufWriter::with_capacity(64 << 10, io::stderr().lock()),
+        write,
+        "standard error",
+    )
+}
+
+fn quiet_on_broken_pipe<W: Write>(
+    mut out: BufWriter<W>,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    what: &str,
+) -> Result<()> {
+    match write(&mut out).and_then(|()| out.flush()) {
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
+            // What is still buffered has nowhere to go: drop it without a second error.
+            let _ = out.into_parts();
+            Ok(())
+        }
+        result => result.with_context(|| format!("writing to {what}")),
     }
 }
 
@@ -44,5 +72,35 @@ mod tests {
         let error = read_bounded(&b"abcde"[..], 4, "x").unwrap_err();
         assert!(error.to_string().contains("larger than"), "{error}");
         assert!(read_bounded(&[0xff_u8][..], 4, "x").is_err());
+    }
+
+    /// A writer whose reader went away after `room` bytes.
+    struct ClosedAfter {
+        room: usize,
+    }
+
+    impl Write for ClosedAfter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_reader_gone_mid_output_ends_it_quietly_and_other_errors_are_reported() {
+        let big = vec![b'x'; 1 << 20];
+        let out = BufWriter::new(ClosedAfter { room: 1000 });
+        assert!(quiet_on_broken_pipe(out, |w| w.write_all(&big), "x").is_ok());
+        let out = BufWriter::new(ClosedAfter { room: 1000 });
+        let failed = quiet_on_broken_pipe(out, |_| Err(io::ErrorKind::StorageFull.into()), "x");
+        assert!(failed.is_err());
     }
 }
