@@ -224,6 +224,21 @@ fn parent_in_stat(stat: &str) -> Option<u32> {
     after_comm.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Whether process `pid` runs: it exists and is not a zombie (ended, not yet reaped by its
+/// parent).
+pub(crate) fn is_running(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| state_in_stat(&stat))
+        .is_some_and(|state| !matches!(state, 'Z' | 'X'))
+}
+
+/// The state letter in a `/proc/PID/stat` line.
+fn state_in_stat(stat: &str) -> Option<char> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.split_whitespace().next()?.chars().next()
+}
+
 /// The descendants of `root` in `parents` (child -> parent), without `skip` and its own.
 fn descendants(parents: &HashMap<u32, u32>, root: u32, skip: u32) -> Vec<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -254,6 +269,8 @@ mod tests {
         assert_eq!(parent_in_stat("42 (a) b (c)) S 7 42 42 0"), Some(7));
         assert_eq!(parent_in_stat("42 (curl) R 1 1"), Some(1));
         assert_eq!(parent_in_stat("garbage"), None);
+        assert_eq!(state_in_stat("42 (a) Z) Z 7 42"), Some('Z'));
+        assert!(is_running(std::process::id()));
     }
 
     #[test]

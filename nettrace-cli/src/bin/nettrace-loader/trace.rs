@@ -11,7 +11,10 @@ use nettrace::{
     program::{ProgramTraceOptions, ProgramTracer},
 };
 
-use crate::{TraceArgs, cgroup, pid_cgroup::MovedProcess};
+use crate::{
+    TraceArgs, cgroup,
+    pid_cgroup::{self, MovedProcess},
+};
 
 /// Time given to the kernel after the traced command ends, for the last events of its
 /// sockets (FIN/ACK exchanges, releases) to arrive before the trace is taken.
@@ -118,9 +121,9 @@ async fn run_command(tracer: &ProgramTracer, argv: &[String]) -> Result<ExitCode
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
-/// Until the process ends or Ctrl-C.
+/// Until the process ends (a zombie has ended) or Ctrl-C.
 async fn wait_for_pid(pid: u32) {
-    let alive = || Path::new(&format!("/proc/{pid}")).exists();
+    let alive = || pid_cgroup::is_running(pid);
     let mut tick = tokio::time::interval(PID_POLL);
     loop {
         tokio::select! {
