@@ -118,7 +118,8 @@ pub struct UdpConnTrace {
 pub struct ConnProcess {
     /// Process ID (the thread group ID: the same for every thread of the process).
     pub pid: u32,
-    /// Command name (the kernel's `comm`: at most 15 bytes, possibly cut).
+    /// Command name: the kernel's `comm` of the calling thread (the process's, unless the
+    /// thread was renamed), at most 15 bytes.
     pub comm: String,
 }
 
