@@ -16,7 +16,7 @@
 //! be registered and reported meanwhile. A cgroup is the kernel's own notion of "these
 //! processes and their children": nothing is missed and nothing else is seen.
 //!
-//! It refuses, naming C, when P cannot be moved (a kernel thread; C a threaded or
+//! It refuses, naming C, when P cannot be moved (a kernel thread: `EINVAL`; C a threaded or
 //! delegated cgroup the loader may not move out of: `EBUSY`, `EOPNOTSUPP`, `EPERM`); the
 //! user may then trace all of C with `--cgroup C`. Descendants of P living in other cgroups
 //! are left there, untraced, and named in a warning. Sockets P opened before are not seen.
