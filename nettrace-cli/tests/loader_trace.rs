@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use nettrace::model::HttpTrace;
+use nettrace::model::{ConnProcess, HttpTrace};
 use nettrace_tests::{
     fixtures::{
         dns::{DnsServer, Zone},
@@ -117,6 +117,12 @@ fn loader_traces_curl_with_dns_tcp_facts_and_capture() {
     let out = dir.path("trace.json");
     let pcaps = dir.path("pcap");
     let url = format!("http://{EXAMPLE_HOST}:{}/", lab.http_port);
+    // `ip netns exec` and the shell exec their command: curl runs with the shell's pid.
+    let pid_file = dir.path("curl.pid");
+    let script = format!(
+        "echo $$ > {}; exec curl -sS -o /dev/null {url}",
+        pid_file.display()
+    );
     let output = run_command(
         lab.loader(
             &[
@@ -127,7 +133,7 @@ fn loader_traces_curl_with_dns_tcp_facts_and_capture() {
                 "--pcap-dir",
                 pcaps.to_str().expect("utf-8 path"),
             ],
-            &["curl", "-sS", "-o", "/dev/null", &url],
+            &["sh", "-c", &script],
         ),
         LIMIT,
     );
@@ -135,6 +141,14 @@ fn loader_traces_curl_with_dns_tcp_facts_and_capture() {
     let trace = read_trace(&out);
     let dump = serde_json::to_string_pretty(&trace).expect("json");
     let net = &trace.net_trace;
+    let curl = ConnProcess {
+        pid: std::fs::read_to_string(&pid_file)
+            .expect("the shell wrote its pid")
+            .trim()
+            .parse()
+            .expect("a pid"),
+        comm: "curl".to_owned(),
+    };
 
     // The dial and its TCP connection, with the kernel's facts and the socket operations.
     let http_addr = format!("127.0.0.1:{}", lab.http_port);
@@ -152,6 +166,12 @@ fn loader_traces_curl_with_dns_tcp_facts_and_capture() {
         .find(|c| c.trace_id == dial.established_conn)
         .unwrap_or_else(|| panic!("the dial's connection is missing:\n{dump}"));
     assert!(conn.connected, "{dump}");
+    assert_eq!(conn.process.as_ref(), Some(&curl), "{dump}");
+    let waterfall = nettrace::waterfall::render(&trace);
+    assert!(
+        waterfall.contains(&format!("{http_addr} pid {} curl", curl.pid)),
+        "{waterfall}"
+    );
     assert_eq!(conn.addr_tuple.dst_port, lab.http_port);
     assert_ne!(conn.addr_tuple.src_port, 0, "{dump}");
     assert!(
@@ -180,6 +200,11 @@ fn loader_traces_curl_with_dns_tcp_facts_and_capture() {
         .iter()
         .find(|u| u.addr_tuple.dst_port == 53)
         .unwrap_or_else(|| panic!("no UDP connection to the DNS server:\n{dump}"));
+    assert_eq!(
+        udp.process.as_ref().map(|p| p.pid),
+        Some(curl.pid),
+        "{dump}"
+    );
     let dns = net
         .dns_queries
         .0
@@ -257,6 +282,149 @@ fn loader_writes_the_trace_of_a_failing_command() {
         .unwrap_or_else(|| panic!("no dial:\n{dump}"));
     assert!(dial.dial_err.contains("refused"), "{dump}");
     assert!(dial.established_conn.is_empty(), "{dump}");
+}
+
+/// `trace --pid P` traces P and its descendants only, not the other processes of P's cgroup:
+/// P is a shell sharing this test's cgroup; once the loader says it traces, the test connects
+/// to a loopback server itself, then lets the shell run curl against the same server. The
+/// trace holds curl's connection alone, and P's family is moved back afterwards.
+#[test]
+fn loader_pid_traces_the_process_and_its_descendants_only() {
+    use std::{
+        io::{BufRead, BufReader, Read, Write},
+        net::{TcpListener, TcpStream},
+        process::Stdio,
+        sync::mpsc,
+    };
+    const TEST: &str = "loader_pid_traces_the_process_and_its_descendants_only";
+    if !require_root(TEST) {
+        return;
+    }
+    if !have("curl") {
+        skip(TEST, "needs curl");
+        return;
+    }
+    // A loopback HTTP server answering the test's and curl's request, then ending.
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding the server");
+    let server = listener.local_addr().expect("its address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(2) {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let dir = TempDir::new("loader-pid");
+    let out = dir.path("trace.json");
+    // P: a shell of this test's cgroup that runs curl (a descendant born while traced) once
+    // told to on its stdin, and then ends (which ends the trace).
+    let mut shell = Command::new("sh")
+        .args([
+            "-c",
+            &format!("read go; curl -sS -m 10 -o /dev/null http://{server}/from-curl"),
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("starting the shell");
+    let mut loader = Command::new(LOADER)
+        .args(["trace", "-o", out.to_str().expect("utf-8 path"), "--pid"])
+        .arg(shell.id().to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the loader");
+    let loader_pid = loader.id();
+    // The loader's messages, line by line; the first that says it traces ends the wait.
+    let (lines_tx, lines) = mpsc::channel();
+    let stderr = loader.stderr.take().expect("stderr piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut said = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains("tracing process") => break,
+            Ok(line) => said.push(line),
+            Err(e) => {
+                let _ = loader.kill();
+                let _ = shell.kill();
+                panic!("the loader never said it traces ({e}): {said:?}");
+            }
+        }
+    }
+    let ours = cgroup2_root().join(
+        std::fs::read_to_string("/proc/self/cgroup")
+            .expect("our cgroup")
+            .lines()
+            .find_map(|l| l.strip_prefix("0::/"))
+            .expect("a cgroup v2 entry")
+            .trim(),
+    );
+    let moved_to = ours.join(format!("nettrace-loader-{loader_pid}"));
+    let procs = std::fs::read_to_string(moved_to.join("cgroup.procs")).unwrap_or_default();
+    assert!(
+        procs.lines().any(|l| l.trim() == shell.id().to_string()),
+        "the shell is not in {moved_to:?}: {procs:?}"
+    );
+
+    // Another process of the shell's former cgroup (this test) connects: not traced.
+    let mut other = TcpStream::connect(server).expect("connecting from the test");
+    let other_port = other.local_addr().expect("local address").port();
+    other
+        .write_all(b"GET /from-test HTTP/1.0\r\n\r\n")
+        .expect("sending");
+    let _ = other.read(&mut [0u8; 256]);
+    drop(other);
+    shell
+        .stdin
+        .take()
+        .expect("stdin piped")
+        .write_all(b"go\n")
+        .expect("telling the shell to go");
+
+    // The shell ends after curl, and the loader after the shell.
+    let (done_tx, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        let shell = shell.wait();
+        let _ = done_tx.send((loader.wait(), shell));
+    });
+    let Ok((status, shell_status)) = done.recv_timeout(LIMIT) else {
+        let _ = Command::new("kill")
+            .args(["-9", &loader_pid.to_string()])
+            .status();
+        panic!("the loader did not end with the shell");
+    };
+    assert!(
+        shell_status.expect("the shell's status").success(),
+        "curl failed"
+    );
+    let status = status.expect("the loader's status");
+    let said: Vec<String> = said.into_iter().chain(lines.try_iter()).collect();
+    assert!(status.success(), "loader: {status}: {said:?}");
+
+    let trace = read_trace(&out);
+    let dump = serde_json::to_string_pretty(&trace).expect("json");
+    let conns = &trace.net_trace.tcp_conns.0;
+    assert!(
+        conns.iter().all(|c| c.addr_tuple.src_port != other_port),
+        "the test's own connection was traced:\n{dump}"
+    );
+    let to_server: Vec<_> = conns
+        .iter()
+        .filter(|c| c.addr_tuple.dst_port == server.port())
+        .collect();
+    assert_eq!(to_server.len(), 1, "{dump}");
+    let curl = to_server[0].process.as_ref().expect("its process");
+    assert_eq!(curl.comm, "curl", "{dump}");
+    assert!(to_server[0].connected, "{dump}");
+    // Moved back, and the loader's cgroup removed.
+    assert!(!moved_to.exists(), "{moved_to:?} left behind: {said:?}");
 }
 
 /// How many programs are attached to `cgroup` at `cgroup/sock_create`

@@ -3,7 +3,8 @@
 //! A TCP record exists for every attempted connection (established or not), a UDP record for
 //! every connected UDP socket (e.g. to a nameserver). Both may carry the conntrack entry
 //! ([`ConntrackEntry`], JSON key `conntrack`) and the socket operations ([`SocketTrace`]), each
-//! omitted when absent. IP addresses are typed; an unknown one is written `""` (Go wrote `"<nil>"`
+//! omitted when absent, and, when traced from the kernel, the process that opened them
+//! ([`ConnProcess`], JSON key `process`, an extension omitted when unknown). IP addresses are typed; an unknown one is written `""` (Go wrote `"<nil>"`
 //! for an unknown source IP, which is still read as unknown).
 //!
 //! ```
@@ -67,6 +68,10 @@ pub struct TcpConnTrace {
     /// What the kernel saw of the connection (extension; JSON `kernel`, omitted when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel: Option<KernelTcpFacts>,
+    /// The process that opened it, when known (extension; JSON `process`, omitted when
+    /// unknown; only kernel tracing, e.g. `nettrace-loader trace`, knows it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<ConnProcess>,
 }
 
 /// A UDP "connection": a connected UDP socket and the datagrams exchanged over it.
@@ -100,6 +105,29 @@ pub struct UdpConnTrace {
     /// What the kernel saw of the socket (extension; JSON `kernel`, omitted when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel: Option<KernelUdpFacts>,
+    /// The process that opened it, when known (extension; JSON `process`, omitted when
+    /// unknown; only kernel tracing, e.g. `nettrace-loader trace`, knows it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<ConnProcess>,
+}
+
+/// The process that opened a connection: the caller of `connect()`, as the kernel saw it
+/// (extension; JSON `{"pid": 1234, "comm": "curl"}`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConnProcess {
+    /// Process ID (the thread group ID: the same for every thread of the process).
+    pub pid: u32,
+    /// Command name: the kernel's `comm` of the calling thread (the process's, unless the
+    /// thread was renamed), at most 15 bytes.
+    pub comm: String,
+}
+
+impl std::fmt::Display for ConnProcess {
+    /// `pid 1234 curl`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} {}", self.pid, self.comm)
+    }
 }
 
 /// The TCP connections of a trace (Go's `TCPConnTraces`).
@@ -192,6 +220,7 @@ mod tests {
                 }],
             }),
             kernel: None,
+            process: None,
         }
     }
 
@@ -218,6 +247,32 @@ mod tests {
     }
 
     #[test]
+    fn process_key_only_when_known() {
+        assert!(
+            serde_json::to_value(tcp())
+                .unwrap()
+                .get("process")
+                .is_none()
+        );
+        let conn = TcpConnTrace {
+            process: Some(ConnProcess {
+                pid: 1234,
+                comm: "curl".into(),
+            }),
+            ..tcp()
+        };
+        let json = serde_json::to_value(&conn).unwrap();
+        assert_eq!(json["process"], json!({"pid": 1234, "comm": "curl"}));
+        assert_eq!(serde_json::from_value::<TcpConnTrace>(json).unwrap(), conn);
+        let udp: UdpConnTrace =
+            serde_json::from_value(json!({"process": {"pid": 7, "comm": "dig"}})).unwrap();
+        assert_eq!(
+            udp.process.map(|p| p.to_string()).as_deref(),
+            Some("pid 7 dig")
+        );
+    }
+
+    #[test]
     fn udp_round_trip() {
         let conn = UdpConnTrace {
             trace_id: TraceId::new("tid-5"),
@@ -234,6 +289,7 @@ mod tests {
             conntrack: Some(ConntrackEntry::default()),
             socket_trace: Some(SocketTrace::default()),
             kernel: None,
+            process: None,
         };
         let json = serde_json::to_value(&conn).unwrap();
         assert_eq!(json["socketCreateAt"], "+73ms");

@@ -20,7 +20,7 @@
 //! | --- | --- | --- |
 //! | `NetTrace`, `HTTPTrace`, `AnyNetTrace` | [`NetTrace`], [`HttpTrace`], [`AnyNetTrace`] | `trace.rs` |
 //! | `DialTrace(s)`, `ResolverDialTrace` | [`DialTrace`], [`DialTraces`], [`ResolverDialTrace`] | `dial.rs` |
-//! | `TCPConnTrace(s)`, `UDPConnTrace(s)`, `AddrTuple` | [`TcpConnTrace`], [`TcpConnTraces`], [`UdpConnTrace`], [`UdpConnTraces`], [`AddrTuple`] | `conn.rs` |
+//! | `TCPConnTrace(s)`, `UDPConnTrace(s)`, `AddrTuple` (and the extension `ConnProcess`) | [`TcpConnTrace`], [`TcpConnTraces`], [`UdpConnTrace`], [`UdpConnTraces`], [`AddrTuple`], [`ConnProcess`] | `conn.rs` |
 //! | `ConntractEntry`, `ConntrackStatus` | [`ConntrackEntry`] (alias [`ConntractEntry`]), [`ConntrackStatus`] | `conntrack.rs` |
 //! | `TCPState` | [`TcpState`] | `tcp_state.rs` |
 //! | `SocketTrace`, `SocketOp`, `SocketOpType` | [`SocketTrace`], [`SocketOp`], [`SocketOpType`] | `socket.rs` |
@@ -116,7 +116,7 @@ mod trace_id;
 pub mod waterfall;
 
 pub use addr::AddrTuple;
-pub use conn::{TcpConnTrace, TcpConnTraces, UdpConnTrace, UdpConnTraces};
+pub use conn::{ConnProcess, TcpConnTrace, TcpConnTraces, UdpConnTrace, UdpConnTraces};
 pub use conntrack::{ConntrackEntry, ConntrackStatus, ConntractEntry};
 pub use dial::{DialTrace, DialTraces, ResolverDialTrace};
 pub use dns::{DnsAnswer, DnsQueryMsg, DnsQueryTrace, DnsQueryTraces, DnsQuestion, DnsReplyMsg};

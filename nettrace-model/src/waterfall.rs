@@ -95,10 +95,11 @@ fn render_request(out: &mut String, timeline: &Timeline, trace: &HttpTrace, req:
         (Some(conn), _) if conn.reused => {
             let _ = writeln!(
                 out,
-                "  reused connection {} ({} -> {})",
+                "  reused connection {} ({} -> {}{})",
                 conn.trace_id,
                 src(conn),
-                dst(conn)
+                dst(conn),
+                by(conn)
             );
         }
         (_, Some(dial)) => render_dial(out, timeline, trace, dial),
@@ -297,7 +298,7 @@ fn render_dial(out: &mut String, timeline: &Timeline, trace: &HttpTrace, dial: &
         timeline.line(
             out,
             "connect",
-            &format!("{} -> {}{state}", src(conn), dst(conn)),
+            &format!("{} -> {}{state}{}", src(conn), dst(conn), by(conn)),
             &conn.handshake_begin_at,
             &conn.handshake_end_at,
         );
@@ -355,6 +356,13 @@ fn dst(conn: &crate::TcpConnTrace) -> String {
     }
 }
 
+/// ` pid 1234 curl` when the process that opened the connection is known, else nothing.
+fn by(conn: &crate::TcpConnTrace) -> String {
+    conn.process
+        .as_ref()
+        .map_or_else(String::new, |process| format!(" {process}"))
+}
+
 fn display_absolute(ts: &Timestamp) -> String {
     match ts.as_absolute() {
         Some(at) => at.to_string(),
@@ -374,6 +382,46 @@ mod tests {
             dst_ip: dst.parse().ok(),
             dst_port: dport,
         }
+    }
+
+    #[test]
+    fn connect_line_names_the_process() {
+        use crate::{ConnProcess, DialTrace, TcpConnTrace, TraceId};
+        let dial = DialTrace {
+            trace_id: TraceId::new("dial-1"),
+            dial_begin_at: Timestamp::Relative(1),
+            dial_end_at: Timestamp::Relative(3),
+            established_conn: TraceId::new("conn-1"),
+            ..DialTrace::default()
+        };
+        let conn = TcpConnTrace {
+            trace_id: TraceId::new("conn-1"),
+            from_dial: TraceId::new("dial-1"),
+            handshake_begin_at: Timestamp::Relative(1),
+            handshake_end_at: Timestamp::Relative(3),
+            connected: true,
+            addr_tuple: tuple("127.0.0.1", 40000, "127.0.0.1", 8080),
+            process: Some(ConnProcess {
+                pid: 1234,
+                comm: "curl".into(),
+            }),
+            ..TcpConnTrace::default()
+        };
+        let mut trace = HttpTrace::default();
+        trace.net_trace.trace_end_at = Timestamp::Relative(10);
+        trace.net_trace.dials = vec![dial].into();
+        trace.net_trace.tcp_conns = vec![conn.clone()].into();
+        let text = render(&trace);
+        assert!(
+            text.contains("connect   127.0.0.1:40000 -> 127.0.0.1:8080 pid 1234 curl "),
+            "{text}"
+        );
+        trace.net_trace.tcp_conns = vec![TcpConnTrace {
+            process: None,
+            ..conn
+        }]
+        .into();
+        assert!(!render(&trace).contains("pid"));
     }
 
     #[test]

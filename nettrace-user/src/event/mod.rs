@@ -95,6 +95,13 @@ pub(crate) enum Event {
         record: Arc<SocketRecord>,
         at: Instant,
     },
+    /// The process that opened a connection (the caller of its `connect()`), when the kernel
+    /// reported it: only connections traced from the kernel (the translator emits it right
+    /// after `ConnOpened`; the hooks of the library know no other process than their own).
+    ConnProcess {
+        conn: TraceId,
+        process: KernelProcess,
+    },
     /// The connection was established (TCP) or connected (UDP).
     ConnEstablished {
         conn: TraceId,

@@ -25,11 +25,11 @@ use crate::{
     KernelTime, SocketCookie,
     clock::TraceClock,
     event::{
-        ClientId, Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, SockOpsRecord,
-        TcpStateChange,
+        ClientId, Direction, KernelEvent, KernelProcess, KernelTcpState, SockMsgRecord, SockOp,
+        SockOpsRecord, TcpStateChange,
     },
     ids::IdSource,
-    model::{Timestamp, TraceId},
+    model::{ConnProcess, Timestamp, TraceId},
 };
 
 /// The kernel time (ns) of the base instant: 2^60 ns, about 36 years after boot.
@@ -95,6 +95,22 @@ pub(crate) fn no_ids() -> IdSource {
 /// `dns-1`, `dns-2`, ...
 pub(crate) fn recorder(record_dns: bool) -> Recorder {
     Recorder::with_clock(record_dns, clock_at(0), sequence("dns"))
+}
+
+/// The process `pid` named `comm`, as a kernel event carries it.
+pub(crate) fn kernel_process(pid: u32, comm: &str) -> KernelProcess {
+    KernelProcess {
+        pid,
+        comm: comm.to_owned(),
+    }
+}
+
+/// The process `pid` named `comm`, as a trace's connection names it.
+pub(crate) fn conn_process(pid: u32, comm: &str) -> ConnProcess {
+    ConnProcess {
+        pid,
+        comm: comm.to_owned(),
+    }
 }
 
 /// A TCP state change of socket `cookie`.

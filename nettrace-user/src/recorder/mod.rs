@@ -239,6 +239,11 @@ impl Recorder {
                     rec.local = Some(local);
                 }
             }
+            Event::ConnProcess { conn, process } => {
+                if let Some(rec) = self.conns.get_mut(&conn) {
+                    rec.process = Some(process);
+                }
+            }
             Event::ConnFailed { conn, at } => {
                 if let Some(rec) = self.conns.get_mut(&conn) {
                     rec.handshake_end.get_or_insert(at);

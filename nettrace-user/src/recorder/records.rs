@@ -9,7 +9,7 @@ use std::{
 use super::kernel::KernelRec;
 use crate::{
     SocketCookie,
-    event::{BodyCounters, CtSample, SocketRecord, TlsOutcome, Transport},
+    event::{BodyCounters, CtSample, KernelProcess, SocketRecord, TlsOutcome, Transport},
     headers::HeaderCapture,
     model::{DnsQueryMsg, DnsReplyMsg, TraceId},
 };
@@ -90,6 +90,8 @@ pub(crate) struct ConnRec {
     pub(crate) kernel: KernelRec,
     /// The latest conntrack entry.
     pub(crate) conntrack: Option<CtSample>,
+    /// The process that opened it, when the kernel said.
+    pub(crate) process: Option<KernelProcess>,
 }
 
 impl ConnRec {
@@ -110,6 +112,7 @@ impl ConnRec {
             reused: false,
             kernel: KernelRec::default(),
             conntrack: None,
+            process: None,
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::{
     clock::TraceClock,
     event::{RawSocketOp, Transport},
     model::{
-        AddrTuple, ConntrackEntry, DialTrace, DnsQueryMsg, DnsQueryTrace, DnsReplyMsg,
+        AddrTuple, ConnProcess, ConntrackEntry, DialTrace, DnsQueryMsg, DnsQueryTrace, DnsReplyMsg,
         HttpReqTrace, HttpTrace, NetTrace, ResolverDialTrace, SocketOp, SocketTrace, TcpConnTrace,
         TlsTunnelTrace, TraceId, UdpConnTrace,
     },
@@ -218,6 +218,7 @@ fn tcp_trace(clock: &TraceClock, id: &TraceId, conn: &ConnRec) -> TcpConnTrace {
         conntrack: conntrack_entry(clock, conn),
         socket_trace: socket_trace(clock, conn),
         kernel: conn.kernel.facts(clock),
+        process: conn_process(conn),
     }
 }
 
@@ -234,7 +235,16 @@ fn udp_trace(clock: &TraceClock, id: &TraceId, conn: &ConnRec) -> UdpConnTrace {
         conntrack: conntrack_entry(clock, conn),
         socket_trace: socket_trace(clock, conn),
         kernel: conn.kernel.udp_facts(),
+        process: conn_process(conn),
     }
+}
+
+/// The process that opened the connection, when known.
+fn conn_process(conn: &ConnRec) -> Option<ConnProcess> {
+    conn.process.as_ref().map(|process| ConnProcess {
+        pid: process.pid,
+        comm: process.comm.clone(),
+    })
 }
 
 /// The connection's conntrack entry, stamped with when it was obtained.

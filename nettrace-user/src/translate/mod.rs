@@ -234,6 +234,10 @@ impl Translator {
                 at
             },
         });
+        out.events.push(Event::ConnProcess {
+            conn: conn.conn.clone(),
+            process: call.process.clone(),
+        });
         let mut conn = conn;
         if transport == Transport::Udp {
             // Connecting a UDP socket only sets its peer: done at once.

@@ -31,10 +31,7 @@ const SERVER: &str = "93.184.215.14:443";
 const NAMESERVER: &str = "10.0.0.53:53";
 
 fn process() -> KernelProcess {
-    KernelProcess {
-        pid: 4242,
-        comm: "curl".to_owned(),
-    }
+    kernel_process(4242, "curl")
 }
 
 fn created(cookie: u64, ms: u64, protocol: SocketProtocol) -> KernelEvent {
@@ -193,6 +190,9 @@ fn summary(event: &Event) -> String {
             ms(*at),
             record.logs_ops(),
         ),
+        Event::ConnProcess { conn, process } => {
+            format!("process {conn} pid {} {}", process.pid, process.comm)
+        }
         Event::ConnEstablished { conn, at, local } => {
             format!("established {conn} @{} {local}", ms(*at))
         }
@@ -301,6 +301,7 @@ fn a_tcp_connection_from_socket_creation_to_close() {
                 "dial-started k-2 @1 93.184.215.14:443",
                 // The handshake begins with the socket, as Go counts it.
                 "conn-opened k-1 tcp of k-2 to 93.184.215.14:443 socket 7 @0 ops true",
+                "process k-1 pid 4242 curl",
             ]),
             vec![]
         )
@@ -426,6 +427,7 @@ fn a_tcp_connection_from_socket_creation_to_close() {
                 },
                 ..KernelTcpFacts::default()
             }),
+            process: Some(conn_process(4242, "curl")),
         }]
     );
     assert!(trace.net_trace.udp_conns.is_empty());
@@ -552,6 +554,7 @@ fn a_udp_dns_exchange_becomes_a_resolver_connection_with_its_messages() {
             strings(&[
                 "dial-started k-2 @1 10.0.0.53:53",
                 "conn-opened k-1 udp of k-2 resolver to 10.0.0.53:53 socket 9 @0 ops true",
+                "process k-1 pid 4242 curl",
                 // Connecting a UDP socket only sets its peer.
                 "dial-ended k-2 @1 ok k-1",
             ]),
@@ -694,6 +697,7 @@ fn a_udp_dns_exchange_becomes_a_resolver_connection_with_its_messages() {
                     ..KernelSocketCalls::default()
                 },
             }),
+            process: Some(conn_process(4242, "curl")),
         }]
     );
     assert_eq!(
@@ -788,6 +792,7 @@ fn a_socket_connected_again_gets_a_new_dial_and_connection() {
                 "closed k-1 @5",
                 "dial-started k-4 @5 10.0.0.54:53",
                 "conn-opened k-3 udp of k-4 resolver to 10.0.0.54:53 socket 9 @0 ops true",
+                "process k-3 pid 4242 curl",
                 "dial-ended k-4 @5 ok k-3",
             ]),
             vec![]
@@ -938,5 +943,51 @@ fn events_of_sockets_not_seen_created_make_no_records() {
     assert_eq!(
         summaries(&mut translator, KernelEvent::Packet(on_interface)),
         (strings(&["kernel packet 51"]), vec![])
+    );
+}
+
+#[test]
+fn a_connection_names_the_process_that_called_connect() {
+    let mut run = Run::new(false);
+    // Created by a parent, inherited and connected by its child (a shell and its curl).
+    run.step(KernelEvent::SocketCreated(SocketCreated {
+        process: kernel_process(100, "sh"),
+        ..match created(TCP, 0, SocketProtocol::Tcp) {
+            KernelEvent::SocketCreated(created) => created,
+            other => panic!("{other:?}"),
+        }
+    }));
+    let call = |ms, pid, comm: &str| {
+        KernelEvent::Connect(ConnectCall {
+            cookie: SocketCookie(TCP),
+            client: CLIENT,
+            time: kt(ms),
+            protocol: None,
+            remote: addr(SERVER),
+            process: kernel_process(pid, comm),
+        })
+    };
+    assert_eq!(
+        run.step(call(1, 101, "curl")).0[2],
+        "process k-1 pid 101 curl"
+    );
+    // Connected again by another process: the new connection names it, the old keeps its own.
+    assert_eq!(
+        run.step(call(5, 102, "wget")).0[3],
+        "process k-3 pid 102 wget"
+    );
+    let trace = run.snapshot(10);
+    let processes: Vec<_> = trace
+        .net_trace
+        .tcp_conns
+        .iter()
+        .map(|conn| (conn.trace_id.to_string(), conn.process.clone()))
+        .collect();
+    assert_eq!(
+        processes,
+        [
+            ("k-1".to_owned(), Some(conn_process(101, "curl"))),
+            ("k-3".to_owned(), Some(conn_process(102, "wget"))),
+        ]
     );
 }

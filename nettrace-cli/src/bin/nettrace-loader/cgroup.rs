@@ -78,7 +78,12 @@ pub(crate) fn of_pid(pid: u32) -> Result<PathBuf> {
     let Some(relative) = text.lines().find_map(|line| line.strip_prefix("0::")) else {
         bail!("process {pid} has no cgroup v2 entry in /proc/{pid}/cgroup");
     };
-    Ok(cgroup2_root()?.join(relative.trim_start_matches('/')))
+    let root = cgroup2_root()?;
+    // `0::/` is the root itself (joining "" would add a trailing slash).
+    Ok(match relative.trim_start_matches('/') {
+        "" => root,
+        relative => root.join(relative),
+    })
 }
 
 /// Mount point of the cgroup v2 hierarchy.

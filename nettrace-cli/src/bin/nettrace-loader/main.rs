@@ -4,7 +4,8 @@
 //!   kernel's events.
 //! - `trace [--pcap IFACE ...] [--conntrack] [-o FILE] -- COMMAND [ARGS]`: runs COMMAND in a
 //!   fresh cgroup and writes the trace of all its sockets, from kernel events alone;
-//!   `--cgroup PATH` / `--pid PID` trace what already runs, until Ctrl-C (or the process ends).
+//!   `--cgroup PATH` / `--pid PID` trace what already runs, until Ctrl-C (or the process ends);
+//!   `--pid` moves the process into a cgroup of its own for that time (`pid_cgroup.rs`).
 //! - `serve [--socket PATH] [--group GROUP]`: the daemon through which unprivileged processes
 //!   get the kernel events of the sockets they hold (descriptors passed with `SCM_RIGHTS`).
 //!
@@ -21,6 +22,7 @@ mod cgroup;
 mod check;
 #[path = "../../logging.rs"]
 mod logging;
+mod pid_cgroup;
 mod probe;
 mod serve;
 mod trace;
@@ -81,8 +83,9 @@ pub(crate) struct TraceArgs {
     /// Trace the sockets created from now on in this cgroup (v2 path), until Ctrl-C.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["pid", "command"])]
     pub(crate) cgroup: Option<PathBuf>,
-    /// Trace the sockets created from now on in the cgroup of this process, until Ctrl-C or
-    /// its end.
+    /// Trace the sockets created from now on by this process and its descendants, until
+    /// Ctrl-C or its end. They are moved into a child cgroup of their cgroup for that time
+    /// (and back afterwards); refused, naming the cgroup, when they cannot be moved.
     #[arg(long, value_name = "PID", conflicts_with = "command")]
     pub(crate) pid: Option<u32>,
     /// The command to run and trace.

@@ -1,5 +1,6 @@
 //! `nettrace-loader trace`: the trace of every socket of a command (started in a fresh
-//! cgroup), a cgroup or a process, from kernel events alone, written as NetTrace JSON with
+//! cgroup), a cgroup or a process and its descendants (moved into a cgroup of their own, see
+//! `pid_cgroup.rs`), from kernel events alone, written as NetTrace JSON with
 //! the packet captures beside it.
 use std::{fs, io::Write, path::Path, process::ExitCode, time::Duration};
 
@@ -10,7 +11,10 @@ use nettrace::{
     program::{ProgramTraceOptions, ProgramTracer},
 };
 
-use crate::{TraceArgs, cgroup};
+use crate::{
+    TraceArgs, cgroup,
+    pid_cgroup::{self, MovedProcess},
+};
 
 /// Time given to the kernel after the traced command ends, for the last events of its
 /// sockets (FIN/ACK exchanges, releases) to arrive before the trace is taken.
@@ -33,6 +37,7 @@ pub(crate) async fn run(args: TraceArgs) -> Result<ExitCode> {
         ..ProgramTraceOptions::default()
     };
     let tracer = ProgramTracer::new(&options).context("starting the trace")?;
+    let mut moved_process = None;
     let (code, target) = if let Some(path) = &args.cgroup {
         tracer
             .trace_cgroup(path)
@@ -44,15 +49,20 @@ pub(crate) async fn run(args: TraceArgs) -> Result<ExitCode> {
         let _ = tokio::signal::ctrl_c().await;
         (ExitCode::SUCCESS, format!("cgroup {}", path.display()))
     } else if let Some(pid) = args.pid {
-        let path = cgroup::of_pid(pid)?;
+        // P and its descendants alone, in a child cgroup of P's; moved back when dropped,
+        // after the trace is taken.
+        let moved = MovedProcess::move_in(pid)?;
         tracer
-            .trace_cgroup(&path)
-            .with_context(|| format!("tracing cgroup {}", path.display()))?;
+            .trace_cgroup(moved.path())
+            .with_context(|| format!("tracing cgroup {}", moved.path().display()))?;
         eprintln!(
-            "nettrace-loader: tracing process {pid} (cgroup {}); Ctrl-C ends",
-            path.display()
+            "nettrace-loader: tracing process {pid} and its descendants (moved from cgroup {} \
+             to {}); Ctrl-C ends",
+            moved.original().display(),
+            moved.path().display()
         );
         wait_for_pid(pid).await;
+        moved_process = Some(moved);
         (ExitCode::SUCCESS, format!("process {pid}"))
     } else {
         let code = run_command(&tracer, &args.command).await?;
@@ -66,6 +76,7 @@ pub(crate) async fn run(args: TraceArgs) -> Result<ExitCode> {
         let dir = args.pcap_dir.clone().unwrap_or_else(|| ".".into());
         write_captures(&dir, &captures)?;
     }
+    drop(moved_process);
     Ok(code)
 }
 
@@ -110,9 +121,9 @@ async fn run_command(tracer: &ProgramTracer, argv: &[String]) -> Result<ExitCode
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
-/// Until the process ends or Ctrl-C.
+/// Until the process ends (a zombie has ended) or Ctrl-C.
 async fn wait_for_pid(pid: u32) {
-    let alive = || Path::new(&format!("/proc/{pid}")).exists();
+    let alive = || pid_cgroup::is_running(pid);
     let mut tick = tokio::time::interval(PID_POLL);
     loop {
         tokio::select! {

@@ -45,6 +45,7 @@ fn a_dial_links_its_resolver_dials_and_connections() {
                 conntrack: None,
                 socket_trace: None,
                 kernel: None,
+                process: None,
             }]
             .into(),
             udp_conns: vec![UdpConnTrace {
@@ -59,6 +60,7 @@ fn a_dial_links_its_resolver_dials_and_connections() {
                 conntrack: None,
                 socket_trace: None,
                 kernel: None,
+                process: None,
             }]
             .into(),
             ..empty_trace("dial", 50).net_trace
@@ -344,4 +346,30 @@ fn connection_endpoints_are_known_once_established() {
     // Without a cookie there is nothing to join on.
     assert!(recorder.conn_endpoints(&id("tcp-n")).is_none());
     assert!(recorder.conn_endpoints(&id("tcp-404")).is_none());
+}
+
+#[test]
+fn a_connection_names_its_process_only_when_told() {
+    let mut recorder = recorder(false);
+    resolved_dial(&mut recorder);
+    recorder.handle(Event::ConnProcess {
+        conn: id("tcp-1"),
+        process: kernel_process(4242, "curl"),
+    });
+    // Of no known connection: ignored.
+    recorder.handle(Event::ConnProcess {
+        conn: id("tcp-9"),
+        process: kernel_process(1, "init"),
+    });
+    let trace = recorder.snapshot("dial", at(50));
+    let tcp = &trace.net_trace.tcp_conns;
+    assert_eq!(tcp.len(), 1);
+    assert_eq!(tcp[0].process, Some(conn_process(4242, "curl")));
+    assert_eq!(trace.net_trace.udp_conns[0].process, None);
+    let json = serde_json::to_value(&trace).expect("json");
+    assert_eq!(
+        json["tcpConns"][0]["process"],
+        json!({"pid": 4242, "comm": "curl"})
+    );
+    assert!(json["udpConns"][0].get("process").is_none());
 }

@@ -161,6 +161,7 @@ fn clear_carries_open_connections_over_as_reused_with_absolute_times() {
             ],
             ..KernelTcpFacts::default()
         }),
+        process: None,
     };
     let expected = HttpTrace {
         net_trace: NetTrace {
