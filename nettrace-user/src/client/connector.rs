@@ -139,7 +139,7 @@ impl Shared {
         let proxy = request
             .proxy
             .as_deref()
-            .map(Endpoint::from_uri)
+            .map(|proxy| Endpoint::from_uri(&proxy.uri))
             .transpose()
             .map_err(|error| {
                 RequestError::new(RequestErrorKind::Proxy(ProxyFailure::Selection), error)
@@ -207,7 +207,11 @@ impl Shared {
                 io = ConnIo::Layered(tls_io);
             }
             if target.tls {
-                tunnel::connect(&mut io, &target.authority())
+                let authorization = request
+                    .proxy
+                    .as_deref()
+                    .and_then(|p| p.authorization.as_ref());
+                tunnel::connect(&mut io, &target.authority(), authorization)
                     .await
                     .map_err(ConnectFailed)?;
             } else {

@@ -45,6 +45,7 @@ mod error;
 mod expect_continue;
 mod hop;
 mod idle;
+mod proxy;
 mod redirect;
 mod target;
 mod tunnel;
@@ -67,6 +68,7 @@ pub use config::{
     HeaderFilter, HttpClientConfig, HttpReqTraceOptions, KernelMode, NameserverSelector,
     ProxySelector, TraceOptions,
 };
+pub use proxy::redact_userinfo;
 pub use error::{
     CertificateFailure, ClientError, DnsFailure, ProxyFailure, RequestError, RequestErrorKind,
     TimeoutLimit,

@@ -76,7 +76,8 @@ pub(crate) struct GetArgs {
     /// Source IP address for connections and DNS queries.
     #[arg(long)]
     pub(crate) source_ip: Option<IpAddr>,
-    /// Proxy URL (http:// or https://) for the request(s).
+    /// Proxy URL (http:// or https://) for the request(s); `http://user:password@host:port`
+    /// logs in with Basic credentials (the trace shows the password as `***`).
     #[arg(long)]
     pub(crate) proxy: Option<String>,
     /// PEM file of root certificates that replace the system's.
