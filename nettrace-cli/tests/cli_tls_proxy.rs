@@ -67,8 +67,16 @@ async fn a_proxy_password_logs_in_and_is_never_printed() {
             let refused = if url.starts_with("https") { 1 } else { 0 };
             for (proxy_url, code) in [(&good, 0), (&bad, refused)] {
                 let args = [
-                    "get", &url, "--proxy", proxy_url, "--cacert", &ca, "--format", format,
-                    "--headers", "values",
+                    "get",
+                    &url,
+                    "--proxy",
+                    proxy_url,
+                    "--cacert",
+                    &ca,
+                    "--format",
+                    format,
+                    "--headers",
+                    "values",
                 ];
                 let out = run(nettrace(&args)).await;
                 assert_eq!(out.code, Some(code), "{args:?}: {out:?}");
@@ -91,7 +99,13 @@ async fn a_proxy_password_logs_in_and_is_never_printed() {
     }
     // A URL that does not parse is shown masked too.
     let broken = format!("http://alice:{PROXY_PASSWORD}@[::1");
-    let out = run(nettrace(&["get", "http://127.0.0.1:9/", "--proxy", &broken])).await;
+    let out = run(nettrace(&[
+        "get",
+        "http://127.0.0.1:9/",
+        "--proxy",
+        &broken,
+    ]))
+    .await;
     assert_ne!(out.code, Some(0), "{out:?}");
     assert!(!out.stderr.contains(PROXY_PASSWORD), "{out:?}");
 }

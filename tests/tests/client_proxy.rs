@@ -303,7 +303,10 @@ fn assert_no_password(trace: &HttpTrace, proxy: &ProxyServer) {
     assert!(!json.contains(PROXY_PASSWORD), "{json}");
     assert!(!json.contains("YWxpY2U6czNjcjN0LXBhNTU"), "{json}");
     let req = only(&trace.http_requests, "HTTP request", trace);
-    assert_eq!(req.network_proxy, format!("http://alice:***@{}", proxy.addr()));
+    assert_eq!(
+        req.network_proxy,
+        format!("http://alice:***@{}", proxy.addr())
+    );
 }
 
 #[tokio::test]

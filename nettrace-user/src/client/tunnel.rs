@@ -80,7 +80,9 @@ mod tests {
                 .await
                 .unwrap();
         });
-        connect(&mut client, "example.test:443", None).await.unwrap();
+        connect(&mut client, "example.test:443", None)
+            .await
+            .unwrap();
         let mut rest = [0; 6];
         client.read_exact(&mut rest).await.unwrap();
         assert_eq!(&rest, b"TUNNEL");
@@ -115,7 +117,9 @@ mod tests {
             let _ = proxy.read(&mut buf).await;
             let _ = proxy.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
         });
-        let error = connect(&mut client, "example.test:443", None).await.unwrap_err();
+        let error = connect(&mut client, "example.test:443", None)
+            .await
+            .unwrap_err();
         assert!(error.to_string().contains("403 Forbidden"), "{error}");
         assert_eq!(
             error.kind(),
@@ -131,7 +135,9 @@ mod tests {
             let _ = proxy.read(&mut buf).await;
             let _ = proxy.write_all(b"HTTP/1.1 200").await;
         });
-        let error = connect(&mut client, "example.test:443", None).await.unwrap_err();
+        let error = connect(&mut client, "example.test:443", None)
+            .await
+            .unwrap_err();
         assert_eq!(
             error.kind(),
             RequestErrorKind::Proxy(ProxyFailure::TunnelFailed)
@@ -158,7 +164,9 @@ mod tests {
             let _ = proxy.read(&mut buf).await;
             let _ = proxy.write_all(b"SSH-2.0-OpenSSH\r\n\r\n").await;
         });
-        let error = connect(&mut client, "example.test:443", None).await.unwrap_err();
+        let error = connect(&mut client, "example.test:443", None)
+            .await
+            .unwrap_err();
         assert_eq!(
             error.kind(),
             RequestErrorKind::Proxy(ProxyFailure::TunnelFailed)

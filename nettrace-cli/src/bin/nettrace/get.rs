@@ -162,12 +162,10 @@ fn config(args: &GetArgs) -> Result<HttpClientConfig> {
         }));
     }
     if let Some(proxy) = &args.proxy {
-        let proxy: http::Uri = proxy
-            .parse()
-            .with_context(|| {
-                let shown = nettrace::client::redact_userinfo(proxy);
-                format!("invalid --proxy {shown:?}")
-            })?;
+        let proxy: http::Uri = proxy.parse().with_context(|| {
+            let shown = nettrace::client::redact_userinfo(proxy);
+            format!("invalid --proxy {shown:?}")
+        })?;
         config.proxy = Some(Arc::new(move |_| Ok(Some(proxy.clone()))));
     }
     if let Some(path) = &args.cacert {

@@ -204,6 +204,7 @@ fn tls_tunnels_keep_their_outcome_and_requests_name_them() {
                 cipher_suite: 0x1302,
                 negotiated_proto: String::new(),
                 server_name: "example.test".to_owned(),
+                ..TlsTunnelTrace::default()
             },
             TlsTunnelTrace {
                 trace_id: id("tls-1"),
