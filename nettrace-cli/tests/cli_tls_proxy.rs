@@ -109,3 +109,198 @@ async fn a_proxy_password_logs_in_and_is_never_printed() {
     assert_ne!(out.code, Some(0), "{out:?}");
     assert!(!out.stderr.contains(PROXY_PASSWORD), "{out:?}");
 }
+
+/// An HTTPS server presenting `config`.
+async fn https_with(
+    config: std::sync::Arc<rustls::ServerConfig>,
+) -> nettrace_tests::fixtures::http::HttpServer {
+    nettrace_tests::fixtures::http::HttpServer::start(
+        nettrace_tests::fixtures::http::HttpOptions::https(config),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_succeeds_and_records_the_verdict() {
+    let pki = scenario::pki();
+    let server =
+        scenario::https_server(&pki, LeafKind::UntrustedIssuer, &ServerTlsOptions::h1()).await;
+    let dns = scenario::example_dns().await;
+    let dir = TempDir::new("cli-insecure");
+    let ca = dir.write("ca.pem", pki.ca_pem()).display().to_string();
+    let url = server.url_with_host(EXAMPLE_HOST, "/");
+    let ns = dns.addr().to_string();
+    let base = ["get", &url, "--nameserver", &ns, "--cacert", &ca];
+    let out = run(nettrace(&base)).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let out = run(nettrace(&[&base[..], &["-k"]].concat())).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let trace = parse(&out);
+    let tunnel = &trace.net_trace.tls_tunnels[0];
+    assert!(
+        tunnel.insecure && tunnel.handshake_err.is_empty(),
+        "{out:?}"
+    );
+    assert!(tunnel.cert_verify_err.contains("UnknownIssuer"), "{out:?}");
+    let out = run(nettrace(
+        &[&base[..], &["--insecure", "--format", "waterfall"]].concat(),
+    ))
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("not verified (insecure): invalid peer certificate"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(" TLS_"),
+        "the cipher suite by name: {}",
+        out.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cert_and_key_answer_a_server_asking_for_a_client_certificate() {
+    let pki = scenario::pki();
+    let config = pki
+        .leaf(LeafKind::Valid)
+        .and_then(|leaf| {
+            leaf.server_config_requiring_client_cert(&ServerTlsOptions::h1(), pki.root_store())
+        })
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let server = https_with(config).await;
+    let identity = pki
+        .issue_client("client.test")
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let dns = scenario::example_dns().await;
+    let dir = TempDir::new("cli-cert");
+    let ca = dir.write("ca.pem", pki.ca_pem()).display().to_string();
+    let cert = dir
+        .write("me.pem", &identity.cert_pem)
+        .display()
+        .to_string();
+    let key = dir.write("me.key", &identity.key_pem).display().to_string();
+    let both = dir
+        .write(
+            "both.pem",
+            &format!("{}{}", identity.cert_pem, identity.key_pem),
+        )
+        .display()
+        .to_string();
+    let url = server.url_with_host(EXAMPLE_HOST, "/");
+    let ns = dns.addr().to_string();
+    let base = ["get", &url, "--nameserver", &ns, "--cacert", &ca];
+    let out = run(nettrace(&base)).await;
+    assert_eq!(out.code, Some(1), "without a client certificate: {out:?}");
+    let out = run(nettrace(
+        &[&base[..], &["--cert", &cert, "--key", &key]].concat(),
+    ))
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(parse(&out).http_requests[0].resp_status_code, 200);
+    let out = run(nettrace(&[&base[..], &["--cert", &both]].concat())).await;
+    assert_eq!(out.code, Some(0), "key in the certificate's file: {out:?}");
+    let out = run(nettrace(
+        &[&base[..], &["--cert", &ca, "--key", &ca]].concat(),
+    ))
+    .await;
+    assert_ne!(out.code, Some(0), "a file without a key: {out:?}");
+}
+
+/// The lines of an NSS key log, checked for shape.
+fn key_log_lines(path: &std::path::Path) -> Vec<String> {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for line in &lines {
+        assert_eq!(line.split(' ').count(), 3, "{line}");
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_logs_go_to_sslkeylogfile_and_beside_the_trace() {
+    let pki = scenario::pki();
+    let server = scenario::https_server(&pki, LeafKind::Valid, &ServerTlsOptions::h1()).await;
+    let dns = scenario::example_dns().await;
+    let dir = TempDir::new("cli-keys");
+    let ca = dir.write("ca.pem", pki.ca_pem()).display().to_string();
+    let url = server.url_with_host(EXAMPLE_HOST, "/");
+    let ns = dns.addr().to_string();
+    let base = ["get", &url, "--nameserver", &ns, "--cacert", &ca];
+
+    // SSLKEYLOGFILE: appended to, as curl does.
+    let sslkeylog = dir.write("ssl.keys", "# earlier\n");
+    let mut command = nettrace(&base);
+    command.env("SSLKEYLOGFILE", &sslkeylog);
+    let out = run(command).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let text = std::fs::read_to_string(&sslkeylog).unwrap_or_else(|e| panic!("{e}"));
+    assert!(text.starts_with("# earlier\n"), "{text}");
+    assert!(text.contains("CLIENT_TRAFFIC_SECRET_0 "), "{text}");
+
+    // --tls-keys without --pcap: beside --output.
+    let output = dir.path("trace.json");
+    let output_arg = output.display().to_string();
+    let out = run(nettrace(
+        &[&base[..], &["--tls-keys", "-o", &output_arg]].concat(),
+    ))
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let lines = key_log_lines(&dir.path("trace.json.keys"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("CLIENT_TRAFFIC_SECRET_0 ")),
+        "{lines:?}"
+    );
+
+    // ... else nettrace.keys in the current folder.
+    let mut command = nettrace(&[&base[..], &["--tls-keys"]].concat());
+    command.current_dir(dir.path(""));
+    let out = run(command).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let lines = key_log_lines(&dir.path("nettrace.keys"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("SERVER_HANDSHAKE_TRAFFIC_SECRET ")),
+        "{lines:?}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path("nettrace.keys"))
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or_default();
+    assert_eq!(mode, 0o600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cacert_trusts_a_self_signed_server_certificate() {
+    let lone = nettrace_tests::fixtures::tls::self_signed_leaf(&[EXAMPLE_HOST])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let config = lone
+        .server_config(&ServerTlsOptions::h1())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let server = https_with(config).await;
+    let dns = scenario::example_dns().await;
+    let dir = TempDir::new("cli-self-signed");
+    let pem = dir
+        .write("server.pem", &lone.cert_pem)
+        .display()
+        .to_string();
+    let url = server.url_with_host(EXAMPLE_HOST, "/");
+    let ns = dns.addr().to_string();
+    let out = run(nettrace(&[
+        "get",
+        &url,
+        "--nameserver",
+        &ns,
+        "--cacert",
+        &pem,
+    ]))
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(parse(&out).http_requests[0].resp_status_code, 200);
+}

@@ -34,7 +34,7 @@ mod verifier;
 use std::{cell::RefCell, sync::Arc, time::Duration, time::Instant};
 
 use rustls::{
-    ClientConfig, KeyLog, RootCertStore,
+    ClientConfig, RootCertStore,
     client::{WebPkiServerVerifier, danger::ServerCertVerifier},
     pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject},
 };
@@ -47,6 +47,8 @@ use crate::{
     model::TraceId,
 };
 pub use keylog::{DEFAULT_KEY_LOG_LIMIT, KeyLogRecorder};
+/// What receives the TLS secrets (rustls's trait; see [`TlsSettings::key_log`]).
+pub use rustls::KeyLog;
 /// rustls's key log appending to the file named by `$SSLKEYLOGFILE` (for [`TlsSettings::key_log`]).
 pub use rustls::KeyLogFile;
 pub(crate) use verifier::RecordingVerifier;

@@ -168,9 +168,7 @@ fn config(args: &GetArgs) -> Result<HttpClientConfig> {
         })?;
         config.proxy = Some(Arc::new(move |_| Ok(Some(proxy.clone()))));
     }
-    if let Some(path) = &args.cacert {
-        config.tls.roots = Some(nettrace::tls::roots_from_pem_file(path)?);
-    }
+    crate::tls_args::apply(args, &mut config)?;
     Ok(config)
 }
 

@@ -15,6 +15,7 @@ mod args;
 mod get;
 mod output;
 mod show;
+mod tls_args;
 
 use std::process::ExitCode;
 
