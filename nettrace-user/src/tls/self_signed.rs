@@ -48,7 +48,7 @@ impl ExplicitLeafVerifier {
         now: UnixTime,
     ) -> Option<Result<ServerCertVerified, Error>> {
         let anchor = webpki::anchor_from_trusted_cert(end_entity).ok()?;
-        if !self.anchors.iter().any(|root| *root == anchor) {
+        if !self.anchors.contains(&anchor) {
             return None;
         }
         let (_, parsed) = X509Certificate::from_der(end_entity).ok()?;
