@@ -130,7 +130,7 @@ pub use list::{TraceList, Traced};
 pub use socket::{SocketOp, SocketOpType, SocketTrace};
 pub use tcp_state::TcpState;
 pub use timestamp::Timestamp;
-pub use tls::{PeerCert, TlsTunnelTrace, TlsTunnelTraces};
+pub use tls::{PeerCert, TlsTunnelTrace, TlsTunnelTraces, cipher_suite_name};
 pub use trace::{AnyNetTrace, HttpTrace, NetTrace};
 pub use trace_id::{
     TraceId, atomic_counter_id, next_trace_id, reset_id_generator, set_id_generator,

@@ -54,6 +54,70 @@ pub struct TlsTunnelTrace {
     pub negotiated_proto: String,
     /// The SNI sent by the client.
     pub server_name: String,
+    /// The negotiated protocol version (`TLSv1.3`, `TLSv1.2`). Not in Go's model; omitted
+    /// when empty (a failed handshake, or a trace written by Go).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub tls_version: String,
+    /// True when the client did not verify the peer's certificates (curl's `--insecure`).
+    /// Not in Go's model; omitted when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+    /// With `insecure`: why verification would have rejected the peer's certificates (the
+    /// handshake went on, so `handshakeErr` stays empty). Not in Go's model; omitted when
+    /// empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cert_verify_err: String,
+}
+
+impl TlsTunnelTrace {
+    /// The cipher suite's IANA name (`TLS_AES_128_GCM_SHA256`), or its number in hex
+    /// (`0x1302` style) when it is not a common one; empty for 0 (none negotiated).
+    pub fn cipher_suite_name(&self) -> String {
+        match self.cipher_suite {
+            0 => String::new(),
+            code => cipher_suite_name(code).map_or_else(|| format!("0x{code:04x}"), str::to_owned),
+        }
+    }
+}
+
+/// The IANA name of the common TLS 1.3 and TLS 1.2 cipher suites (those of rustls, Go's
+/// crypto/tls and OpenSSL's defaults); `None` for others.
+///
+/// ```
+/// assert_eq!(nettrace_model::cipher_suite_name(0x1302), Some("TLS_AES_256_GCM_SHA384"));
+/// assert_eq!(nettrace_model::cipher_suite_name(0xfefe), None);
+/// ```
+pub fn cipher_suite_name(code: u16) -> Option<&'static str> {
+    Some(match code {
+        0x1301 => "TLS_AES_128_GCM_SHA256",
+        0x1302 => "TLS_AES_256_GCM_SHA384",
+        0x1303 => "TLS_CHACHA20_POLY1305_SHA256",
+        0x1304 => "TLS_AES_128_CCM_SHA256",
+        0x1305 => "TLS_AES_128_CCM_8_SHA256",
+        0xc02b => "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        0xc02c => "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        0xc02f => "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        0xc030 => "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        0xcca8 => "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        0xcca9 => "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        0xc009 => "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+        0xc00a => "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+        0xc013 => "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+        0xc014 => "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+        0xc023 => "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+        0xc027 => "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+        0x009c => "TLS_RSA_WITH_AES_128_GCM_SHA256",
+        0x009d => "TLS_RSA_WITH_AES_256_GCM_SHA384",
+        0x002f => "TLS_RSA_WITH_AES_128_CBC_SHA",
+        0x0035 => "TLS_RSA_WITH_AES_256_CBC_SHA",
+        0x003c => "TLS_RSA_WITH_AES_128_CBC_SHA256",
+        0x000a => "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+        0xc012 => "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+        0x009e => "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+        0x009f => "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384",
+        0xccaa => "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        _ => return None,
+    })
 }
 
 /// The TLS tunnels of a trace (Go's `TLSTunnelTraces`).
@@ -112,9 +176,13 @@ mod tests {
             cipher_suite: 4865,
             negotiated_proto: "h2".into(),
             server_name: "www.google.com".into(),
+            ..Default::default()
         };
         let json = serde_json::to_value(&tunnel).unwrap();
         assert_eq!(json["cipherSuite"], 4865);
+        for extra in ["tlsVersion", "insecure", "certVerifyErr"] {
+            assert!(json.get(extra).is_none(), "{extra} is omitted when empty");
+        }
         assert_eq!(json["peerCerts"][1]["notAfter"], "2084-01-29T16:00:00Z");
         assert!(json.get("handshakeErr").is_none());
         assert_eq!(
@@ -145,6 +213,35 @@ mod tests {
             serde_json::from_value::<TlsTunnelTrace>(json).unwrap(),
             tunnel
         );
+    }
+
+    #[test]
+    fn extra_keys_round_trip_and_suites_have_names() {
+        let tunnel = TlsTunnelTrace {
+            cipher_suite: 0x1302,
+            tls_version: "TLSv1.3".into(),
+            insecure: true,
+            cert_verify_err: "invalid peer certificate: UnknownIssuer".into(),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&tunnel).unwrap();
+        assert_eq!(json["tlsVersion"], "TLSv1.3");
+        assert_eq!(json["insecure"], true);
+        assert_eq!(
+            json["certVerifyErr"],
+            "invalid peer certificate: UnknownIssuer"
+        );
+        assert_eq!(
+            serde_json::from_value::<TlsTunnelTrace>(json).unwrap(),
+            tunnel
+        );
+        assert_eq!(tunnel.cipher_suite_name(), "TLS_AES_256_GCM_SHA384");
+        let other = TlsTunnelTrace {
+            cipher_suite: 0xabcd,
+            ..Default::default()
+        };
+        assert_eq!(other.cipher_suite_name(), "0xabcd");
+        assert_eq!(TlsTunnelTrace::default().cipher_suite_name(), "");
     }
 
     #[test]

@@ -124,7 +124,13 @@ fn render_request(out: &mut String, timeline: &Timeline, trace: &HttpTrace, req:
     ];
     for (label, tunnel) in tunnels {
         if let Some(tls) = tunnel {
-            let mut detail = format!("{} cipher 0x{:04x}", tls.server_name, tls.cipher_suite);
+            // E.g. `example.com TLSv1.3 TLS_AES_128_GCM_SHA256 h2`.
+            let mut detail = tls.server_name.clone();
+            for part in [tls.tls_version.clone(), tls.cipher_suite_name()] {
+                if !part.is_empty() {
+                    let _ = write!(detail, " {part}");
+                }
+            }
             if !tls.negotiated_proto.is_empty() {
                 let _ = write!(detail, " {}", tls.negotiated_proto);
             }
@@ -140,6 +146,14 @@ fn render_request(out: &mut String, timeline: &Timeline, trace: &HttpTrace, req:
             );
             if !tls.handshake_err.is_empty() {
                 let _ = writeln!(out, "            error: {}", tls.handshake_err);
+            }
+            if tls.insecure {
+                let verdict = if tls.cert_verify_err.is_empty() {
+                    "would have passed"
+                } else {
+                    tls.cert_verify_err.as_str()
+                };
+                let _ = writeln!(out, "            not verified (insecure): {verdict}");
             }
             if let Some(leaf) = tls.peer_certs.first() {
                 let _ = writeln!(

@@ -279,3 +279,79 @@ async fn a_failing_proxy_selection_is_recorded_as_the_request_error() {
     assert_eq!(req.req_url, url);
     assert_eq!(req.req_error, error);
 }
+
+/// The password of the proxy URLs in the login tests.
+const PROXY_PASSWORD: &str = "s3cr3t-pa55";
+
+/// A proxy demanding `Proxy-Authorization: Basic base64("alice:s3cr3t-pa55")`.
+async fn login_proxy() -> ProxyServer {
+    start_proxy(ProxyOptions {
+        required_auth: Some("Basic YWxpY2U6czNjcjN0LXBhNTU=".to_owned()),
+        ..proxy_options()
+    })
+    .await
+}
+
+/// `proxy`'s URL with `alice:<password>@` in it.
+fn login_url(proxy: &ProxyServer) -> String {
+    format!("http://alice:{PROXY_PASSWORD}@{}", proxy.addr())
+}
+
+/// The trace as JSON holds no trace of the password, and names the proxy with it masked.
+fn assert_no_password(trace: &HttpTrace, proxy: &ProxyServer) {
+    let json = serde_json::to_string(trace).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!json.contains(PROXY_PASSWORD), "{json}");
+    assert!(!json.contains("YWxpY2U6czNjcjN0LXBhNTU"), "{json}");
+    let req = only(&trace.http_requests, "HTTP request", trace);
+    assert_eq!(
+        req.network_proxy,
+        format!("http://alice:***@{}", proxy.addr())
+    );
+}
+
+#[tokio::test]
+async fn proxy_credentials_in_the_url_log_in_for_plain_http() {
+    let pki = scenario::pki();
+    let server = scenario::plain_server().await;
+    let proxy = login_proxy().await;
+    let (client, _dns) = proxied_client(&login_url(&proxy), &pki).await;
+    let url = server.url_with_host(EXAMPLE_HOST, "/bytes/10");
+    let (status, body) = get_ok(&client, &url).await;
+    assert_eq!((status, body.len()), (200, 10));
+    assert_eq!(proxy.forwarded().get(), 1);
+    let trace = scenario::trace(&client, "plain via a login proxy");
+    assert_dialled_proxy(&trace, &proxy);
+    assert_no_password(&trace, &proxy);
+}
+
+#[tokio::test]
+async fn proxy_credentials_in_the_url_log_in_for_connect() {
+    let pki = scenario::pki();
+    let server = https_target(&pki).await;
+    let proxy = login_proxy().await;
+    let (client, _dns) = proxied_client(&login_url(&proxy), &pki).await;
+    let (status, _) = get_ok(&client, &server.url_with_host(EXAMPLE_HOST, "/")).await;
+    assert_eq!(status, 200);
+    assert_eq!((proxy.connects().get(), proxy.tunnels().get()), (1, 1));
+    let trace = scenario::trace(&client, "https via a login proxy");
+    assert_dialled_proxy(&trace, &proxy);
+    assert_no_password(&trace, &proxy);
+}
+
+#[tokio::test]
+async fn a_wrong_proxy_password_is_refused_and_not_recorded() {
+    let pki = scenario::pki();
+    let server = https_target(&pki).await;
+    let proxy = login_proxy().await;
+    let url = format!("http://alice:{PROXY_PASSWORD}x@{}", proxy.addr());
+    let (client, _dns) = proxied_client(&url, &pki).await;
+    let failure = get_err(&client, &server.url_with_host(EXAMPLE_HOST, "/")).await;
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::Proxy(ProxyFailure::TunnelRefused { status: 407 }),
+        "{failure:?}"
+    );
+    assert!(!format!("{failure:?}").contains(PROXY_PASSWORD));
+    let trace = scenario::trace(&client, "wrong proxy password");
+    assert_no_password(&trace, &proxy);
+}

@@ -363,3 +363,214 @@ async fn tls_handshake_timeout_against_a_server_that_never_speaks() {
     assert_eq!(req.req_error, error);
     let _ = tls_tunnel(&trace, &req.tls_tunnel);
 }
+
+/// A client of `server`'s `example.test` with `tls` settings (and the stock DNS fixture).
+async fn client_with_tls(
+    tls: nettrace::tls::TlsSettings,
+) -> (
+    nettrace::client::HttpClient,
+    nettrace_tests::fixtures::dns::DnsServer,
+) {
+    let dns = scenario::example_dns().await;
+    let config = HttpClientConfig {
+        tls,
+        ..scenario::config_with_dns(&dns)
+    };
+    (scenario::client(config, scenario::full_options()), dns)
+}
+
+async fn https_with(
+    config: std::sync::Arc<rustls::ServerConfig>,
+) -> nettrace_tests::fixtures::http::HttpServer {
+    nettrace_tests::fixtures::http::HttpServer::start(
+        nettrace_tests::fixtures::http::HttpOptions::https(config),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("starting the HTTPS fixture: {e:?}"))
+}
+
+#[tokio::test]
+async fn the_tunnel_names_its_version_and_cipher_suite() {
+    for (versions, expected) in [
+        (
+            nettrace_tests::fixtures::tls::TlsVersions::Tls13Only,
+            "TLSv1.3",
+        ),
+        (
+            nettrace_tests::fixtures::tls::TlsVersions::Tls12Only,
+            "TLSv1.2",
+        ),
+    ] {
+        let pki = scenario::pki();
+        let options = ServerTlsOptions {
+            versions,
+            ..ServerTlsOptions::h1()
+        };
+        let server = scenario::https_server(&pki, LeafKind::Valid, &options).await;
+        let (client, _dns) = client_with_tls(scenario::trust(&pki)).await;
+        get_ok(&client, &server.url_with_host(EXAMPLE_HOST, "/")).await;
+        let trace = scenario::trace(&client, expected);
+        let tunnel = only(&trace.net_trace.tls_tunnels, "TLS tunnel", &trace);
+        assert_eq!(tunnel.tls_version, expected, "{}", dump(&trace));
+        assert!(!tunnel.insecure && tunnel.cert_verify_err.is_empty());
+        let name = tunnel.cipher_suite_name();
+        assert!(
+            name.starts_with("TLS_"),
+            "{name} for {:#06x}",
+            tunnel.cipher_suite
+        );
+        let json = serde_json::to_value(&trace).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(json["tlsTunnels"][0]["tlsVersion"], expected);
+        assert!(json["tlsTunnels"][0].get("insecure").is_none());
+        let waterfall = nettrace::waterfall::render(&trace);
+        assert!(
+            waterfall.contains(&format!("{expected} {name}")),
+            "{waterfall}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn insecure_goes_on_and_records_what_verification_said() {
+    for (kind, verdict) in [
+        (LeafKind::UntrustedIssuer, Some("unknownissuer")),
+        (LeafKind::WrongHost, Some("notvalidforname")),
+        (LeafKind::Expired, Some("expired")),
+        (LeafKind::Valid, None),
+    ] {
+        let pki = scenario::pki();
+        let server = scenario::https_server(&pki, kind, &ServerTlsOptions::h1()).await;
+        let tls = nettrace::tls::TlsSettings {
+            insecure: true,
+            ..scenario::trust(&pki)
+        };
+        let (client, _dns) = client_with_tls(tls).await;
+        let (status, _) = get_ok(&client, &server.url_with_host(EXAMPLE_HOST, "/")).await;
+        assert_eq!(status, 200);
+        let trace = scenario::trace(&client, &format!("insecure {kind:?}"));
+        let tunnel = only(&trace.net_trace.tls_tunnels, "TLS tunnel", &trace);
+        assert!(tunnel.handshake_err.is_empty(), "{}", dump(&trace));
+        assert!(tunnel.insecure);
+        assert_eq!(tunnel.peer_certs.len(), 1, "{}", dump(&trace));
+        match verdict {
+            Some(verdict) => assert!(
+                squashed(&tunnel.cert_verify_err).contains(verdict),
+                "{kind:?}: {}",
+                tunnel.cert_verify_err
+            ),
+            None => assert!(tunnel.cert_verify_err.is_empty(), "{}", dump(&trace)),
+        }
+        let json = serde_json::to_value(&trace).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(json["tlsTunnels"][0]["insecure"], true);
+    }
+}
+
+#[tokio::test]
+async fn a_client_certificate_is_offered_when_configured() {
+    use nettrace_tests::fixtures::tls::TlsVersions;
+    let pki = scenario::pki();
+    let dir = scenario::TempDir::new("client-cert");
+    let identity = pki
+        .issue_client("client.test")
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let cert = dir.write("client.pem", &identity.cert_pem);
+    let key = dir.write("client.key", &identity.key_pem);
+    for versions in [TlsVersions::Tls12Only, TlsVersions::Tls13Only] {
+        let options = ServerTlsOptions {
+            versions,
+            ..ServerTlsOptions::h1()
+        };
+        let config = pki
+            .leaf(LeafKind::Valid)
+            .and_then(|leaf| leaf.server_config_requiring_client_cert(&options, pki.root_store()))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let server = https_with(config).await;
+        let url = server.url_with_host(EXAMPLE_HOST, "/");
+
+        // Without: TLS 1.2 fails the handshake; TLS 1.3 finishes it on the client's side and
+        // the server's alert fails the request.
+        let (client, _dns) = client_with_tls(scenario::trust(&pki)).await;
+        let failure = get_err(&client, &url).await;
+        let trace = scenario::trace(&client, "no client certificate");
+        let tunnel = only(&trace.net_trace.tls_tunnels, "TLS tunnel", &trace);
+        let req = failed_request(&trace, &failure);
+        let recorded = if versions == TlsVersions::Tls12Only {
+            assert!(!tunnel.handshake_err.is_empty(), "{}", dump(&trace));
+            &tunnel.handshake_err
+        } else {
+            &req.req_error
+        };
+        assert!(
+            squashed(recorded).contains("certificate"),
+            "{versions:?}: {recorded}\n{}",
+            dump(&trace)
+        );
+
+        // With it.
+        let identity = nettrace::tls::ClientIdentity::from_pem_files(&cert, &key)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let tls = nettrace::tls::TlsSettings {
+            client_identity: Some(identity),
+            ..scenario::trust(&pki)
+        };
+        let (client, _dns) = client_with_tls(tls).await;
+        let (status, _) = get_ok(&client, &url).await;
+        assert_eq!(status, 200, "{versions:?}");
+        let trace = scenario::trace(&client, "client certificate");
+        let tunnel = only(&trace.net_trace.tls_tunnels, "TLS tunnel", &trace);
+        assert!(tunnel.handshake_err.is_empty(), "{}", dump(&trace));
+    }
+}
+
+#[tokio::test]
+async fn a_self_signed_server_certificate_given_as_root_is_trusted() {
+    let lone = nettrace_tests::fixtures::tls::self_signed_leaf(&[EXAMPLE_HOST])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let config = lone
+        .server_config(&ServerTlsOptions::h1())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let server = https_with(config).await;
+    let dir = scenario::TempDir::new("self-signed");
+    let pem = dir.write("server.pem", &lone.cert_pem);
+    let roots = nettrace::tls::roots_from_pem_file(&pem).unwrap_or_else(|e| panic!("{e:?}"));
+    let tls = nettrace::tls::TlsSettings {
+        roots: Some(roots.clone()),
+        ..Default::default()
+    };
+    let (client, _dns) = client_with_tls(tls).await;
+    let (status, _) = get_ok(&client, &server.url_with_host(EXAMPLE_HOST, "/")).await;
+    assert_eq!(status, 200);
+    let trace = scenario::trace(&client, "self-signed");
+    let tunnel = only(&trace.net_trace.tls_tunnels, "TLS tunnel", &trace);
+    assert!(tunnel.handshake_err.is_empty(), "{}", dump(&trace));
+
+    // The name is still checked: the same certificate, reached as another name.
+    let dns = scenario::dns_with(
+        nettrace_tests::fixtures::dns::Zone::new()
+            .a(WRONG_HOST_NAME, [std::net::Ipv4Addr::LOCALHOST]),
+    )
+    .await;
+    let config = HttpClientConfig {
+        tls: nettrace::tls::TlsSettings {
+            roots: Some(roots),
+            ..Default::default()
+        },
+        ..scenario::config_with_dns(&dns)
+    };
+    let client = scenario::client(config, scenario::full_options());
+    let failure = get_err(&client, &server.url_with_host(WRONG_HOST_NAME, "/")).await;
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::TlsCertificate(CertificateFailure::WrongHost),
+        "{failure:?}"
+    );
+
+    // A self-signed certificate that is not a root stays untrusted.
+    let pki = scenario::pki();
+    let (client, _dns) = client_with_tls(scenario::trust(&pki)).await;
+    let failure = get_err(&client, &server.url_with_host(EXAMPLE_HOST, "/")).await;
+    assert!(
+        matches!(failure.kind(), RequestErrorKind::TlsCertificate(_)),
+        "{failure:?}"
+    );
+}

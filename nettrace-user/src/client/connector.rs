@@ -42,6 +42,8 @@ pub(crate) struct ConnectorSettings {
     pub(crate) source_ip: Option<std::net::IpAddr>,
     pub(crate) tcp: TcpOptions,
     pub(crate) tls_timeout: Option<Duration>,
+    /// Certificates are not verified ([`crate::tls::TlsSettings::insecure`]).
+    pub(crate) tls_insecure: bool,
     pub(crate) max_conns_per_host: usize,
     /// Give connections a close signal (`max_idle_conns` is set).
     pub(crate) track_idle: bool,
@@ -139,7 +141,7 @@ impl Shared {
         let proxy = request
             .proxy
             .as_deref()
-            .map(Endpoint::from_uri)
+            .map(|proxy| Endpoint::from_uri(&proxy.uri))
             .transpose()
             .map_err(|error| {
                 RequestError::new(RequestErrorKind::Proxy(ProxyFailure::Selection), error)
@@ -190,6 +192,7 @@ impl Shared {
             for_proxy,
             http_req: request.http_req.clone(),
             timeout: self.settings.tls_timeout,
+            insecure: self.settings.tls_insecure,
         };
         let mut info = ConnInfo {
             tcp_conn: tcp_conn.clone(),
@@ -207,7 +210,11 @@ impl Shared {
                 io = ConnIo::Layered(tls_io);
             }
             if target.tls {
-                tunnel::connect(&mut io, &target.authority())
+                let authorization = request
+                    .proxy
+                    .as_deref()
+                    .and_then(|p| p.authorization.as_ref());
+                tunnel::connect(&mut io, &target.authority(), authorization)
                     .await
                     .map_err(ConnectFailed)?;
             } else {

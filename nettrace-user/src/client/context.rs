@@ -36,7 +36,7 @@ pub(crate) struct RequestContext {
     pub(crate) http_req: Option<TraceId>,
     /// The proxy chosen for the request. Boxed: rare, and the context is swapped in and out
     /// of the task-local slot at every poll of the request.
-    pub(crate) proxy: Option<Box<http::Uri>>,
+    pub(crate) proxy: Option<Box<super::proxy::ProxyRoute>>,
     /// Tells the request when a connection dialed for it is ready (only when it has a
     /// response-header limit to start).
     pub(crate) dial: Option<Arc<DialProgress>>,

@@ -15,13 +15,14 @@ use std::{
     time::Instant,
 };
 
-use http::{HeaderValue, Method, Request, Response, Uri, header};
+use http::{HeaderValue, Method, Request, Response, header};
 
 use super::{
     ConnInfo, HttpClient, RequestBody, RequestError, ResponseBody, TimeoutLimit, classify,
     connector,
     context::{self, RequestContext},
     expect_continue, idle,
+    proxy::ProxyRoute,
 };
 use crate::{
     error_chain::error_chain,
@@ -64,9 +65,9 @@ impl HttpClient {
         let inner = &*self.inner;
         let req = TraceId::generate();
         let proxy = match &inner.config.proxy {
-            Some(select) if parts.uri.scheme().is_some() => {
-                select(&parts).map_err(|reason| RequestError::proxy_selection(&reason))
-            }
+            Some(select) if parts.uri.scheme().is_some() => select(&parts)
+                .map(|proxy| proxy.map(|uri| ProxyRoute::new(&uri)))
+                .map_err(|reason| RequestError::proxy_selection(&reason)),
             _ => Ok(None),
         };
         // As in Go, the trace records the caller's header fields, not the ones added below.
@@ -101,7 +102,7 @@ impl HttpClient {
                 url: parts.uri.clone(),
                 header,
                 network_proxy: match &proxy {
-                    Ok(Some(proxy)) => proxy_name(proxy),
+                    Ok(Some(proxy)) => proxy.display.clone(),
                     _ => String::new(),
                 },
                 body: counters.clone(),
@@ -110,6 +111,20 @@ impl HttpClient {
         });
         let fail = |error: RequestError| self.fail(&req, error);
         let proxy = proxy.map_err(fail)?;
+        // Plain http through a proxy: the proxy reads its credentials from the request (an
+        // https request carries them on the CONNECT instead). Added after the header capture:
+        // the trace never holds them.
+        if let Some(ProxyRoute {
+            authorization: Some(authorization),
+            ..
+        }) = &proxy
+            && parts.uri.scheme() == Some(&http::uri::Scheme::HTTP)
+            && !parts.headers.contains_key(header::PROXY_AUTHORIZATION)
+        {
+            parts
+                .headers
+                .insert(header::PROXY_AUTHORIZATION, authorization.clone());
+        }
         if parts.uri.scheme().is_none() {
             return Err(fail(RequestError::invalid(format_args!(
                 "URL {} is not absolute",
@@ -324,13 +339,6 @@ impl Drop for InFlight<'_> {
             error: CANCELED.to_owned(),
         });
     }
-}
-
-/// The proxy as Go records it in `networkProxy` (`scheme://host:port`).
-fn proxy_name(proxy: &Uri) -> String {
-    let scheme = proxy.scheme_str().unwrap_or("http");
-    let authority = proxy.authority().map(|a| a.as_str()).unwrap_or_default();
-    format!("{scheme}://{authority}")
 }
 
 fn proto(version: http::Version) -> (u8, u8) {

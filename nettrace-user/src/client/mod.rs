@@ -45,6 +45,7 @@ mod error;
 mod expect_continue;
 mod hop;
 mod idle;
+mod proxy;
 mod redirect;
 mod target;
 mod tunnel;
@@ -71,6 +72,7 @@ pub use error::{
     CertificateFailure, ClientError, DnsFailure, ProxyFailure, RequestError, RequestErrorKind,
     TimeoutLimit,
 };
+pub use proxy::redact_userinfo;
 
 use self::connector::{ConnectorSettings, TracedConnector};
 use crate::{
@@ -158,6 +160,7 @@ impl HttpClient {
                     keepalive: config.tcp_keep_alive_interval,
                 },
                 tls_timeout: config.tls_handshake_timeout,
+                tls_insecure: config.tls.insecure,
                 max_conns_per_host: config.max_conns_per_host,
                 track_idle: config.max_idle_conns > 0,
             },

@@ -1,4 +1,5 @@
 //! The HTTP `CONNECT` handshake that opens a tunnel through a proxy to `host:port`.
+use http::HeaderValue;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{ProxyFailure, RequestError, RequestErrorKind};
@@ -6,13 +7,24 @@ use super::{ProxyFailure, RequestError, RequestErrorKind};
 /// Upper bound for the proxy's response head.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
-/// Asks the proxy on `io` for a tunnel to `authority` (`host:port`); succeeds on a 2xx reply.
-pub(crate) async fn connect<S>(io: &mut S, authority: &str) -> Result<(), RequestError>
+/// Asks the proxy on `io` for a tunnel to `authority` (`host:port`), logging in with
+/// `authorization` (a `Proxy-Authorization` value) when given; succeeds on a 2xx reply.
+pub(crate) async fn connect<S>(
+    io: &mut S,
+    authority: &str,
+    authorization: Option<&HeaderValue>,
+) -> Result<(), RequestError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
-    let sent = match io.write_all(request.as_bytes()).await {
+    let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n").into_bytes();
+    if let Some(authorization) = authorization {
+        request.extend_from_slice(b"Proxy-Authorization: ");
+        request.extend_from_slice(authorization.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"\r\n");
+    let sent = match io.write_all(&request).await {
         Ok(()) => io.flush().await,
         Err(error) => Err(error),
     };
@@ -68,11 +80,33 @@ mod tests {
                 .await
                 .unwrap();
         });
-        connect(&mut client, "example.test:443").await.unwrap();
+        connect(&mut client, "example.test:443", None)
+            .await
+            .unwrap();
         let mut rest = [0; 6];
         client.read_exact(&mut rest).await.unwrap();
         assert_eq!(&rest, b"TUNNEL");
         server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn sends_the_proxy_credentials() {
+        let (mut client, mut proxy) = tokio::io::duplex(1024);
+        let server = tokio::spawn(async move {
+            let mut buf = vec![0; 1024];
+            let n = proxy.read(&mut buf).await.unwrap();
+            proxy.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+            String::from_utf8(buf[..n].to_vec()).unwrap()
+        });
+        let value = HeaderValue::from_static("Basic dXNlcjpwYXNz");
+        connect(&mut client, "example.test:443", Some(&value))
+            .await
+            .unwrap();
+        assert_eq!(
+            server.await.unwrap(),
+            "CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\
+             Proxy-Authorization: Basic dXNlcjpwYXNz\r\n\r\n"
+        );
     }
 
     #[tokio::test]
@@ -83,7 +117,9 @@ mod tests {
             let _ = proxy.read(&mut buf).await;
             let _ = proxy.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
         });
-        let error = connect(&mut client, "example.test:443").await.unwrap_err();
+        let error = connect(&mut client, "example.test:443", None)
+            .await
+            .unwrap_err();
         assert!(error.to_string().contains("403 Forbidden"), "{error}");
         assert_eq!(
             error.kind(),
@@ -99,7 +135,9 @@ mod tests {
             let _ = proxy.read(&mut buf).await;
             let _ = proxy.write_all(b"HTTP/1.1 200").await;
         });
-        let error = connect(&mut client, "example.test:443").await.unwrap_err();
+        let error = connect(&mut client, "example.test:443", None)
+            .await
+            .unwrap_err();
         assert_eq!(
             error.kind(),
             RequestErrorKind::Proxy(ProxyFailure::TunnelFailed)
@@ -126,7 +164,9 @@ mod tests {
             let _ = proxy.read(&mut buf).await;
             let _ = proxy.write_all(b"SSH-2.0-OpenSSH\r\n\r\n").await;
         });
-        let error = connect(&mut client, "example.test:443").await.unwrap_err();
+        let error = connect(&mut client, "example.test:443", None)
+            .await
+            .unwrap_err();
         assert_eq!(
             error.kind(),
             RequestErrorKind::Proxy(ProxyFailure::TunnelFailed)

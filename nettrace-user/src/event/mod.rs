@@ -182,6 +182,12 @@ pub(crate) struct TlsOutcome {
     pub(crate) negotiated_proto: String,
     /// The peer's certificates (leaf first); on a failed verification, the presented chain.
     pub(crate) peer_certs: Vec<PeerCert>,
+    /// The negotiated protocol version (`TLSv1.3`); empty when none was.
+    pub(crate) tls_version: String,
+    /// Certificates were not verified (`TlsSettings::insecure`).
+    pub(crate) insecure: bool,
+    /// With `insecure`: why verification would have failed; empty if it would have passed.
+    pub(crate) cert_verify_error: String,
 }
 
 /// Body bytes of one HTTP request, counted by the body wrappers as the bytes flow and read by

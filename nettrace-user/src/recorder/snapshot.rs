@@ -268,5 +268,8 @@ fn tls_trace(clock: &TraceClock, id: &TraceId, tls: &TlsRec) -> TlsTunnelTrace {
         cipher_suite: outcome.cipher_suite,
         negotiated_proto: outcome.negotiated_proto,
         server_name: tls.server_name.clone(),
+        tls_version: outcome.tls_version,
+        insecure: outcome.insecure,
+        cert_verify_err: outcome.cert_verify_error,
     }
 }

@@ -4,9 +4,31 @@
 //! The certificates reported are the whole chain on success, and the chain the server presented
 //! when verification failed (a recording wrapper around the real verifier). With packet
 //! capture's `tls_keys`, the configuration logs the session secrets into a [`KeyLogRecorder`]
-//! (`keylog.rs`).
+//! (`keylog.rs`), and into [`TlsSettings::key_log`] too (e.g. `rustls::KeyLogFile` for
+//! `SSLKEYLOGFILE`).
+//!
+//! Beyond WebPKI: a server certificate that is itself one of the roots is accepted
+//! (`self_signed.rs`, as curl does for `--cacert`); [`TlsSettings::insecure`] records what
+//! verification said instead of failing (`verifier.rs`); [`ClientIdentity`] answers a server
+//! asking for a client certificate.
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), nettrace::tls::TlsConfigError> {
+//! use std::path::Path;
+//! use nettrace::tls::{ClientIdentity, TlsSettings};
+//! let tls = TlsSettings {
+//!     roots: Some(nettrace::tls::roots_from_pem_file(Path::new("ca.pem"))?),
+//!     client_identity: Some(ClientIdentity::from_pem_files(
+//!         Path::new("client.pem"),
+//!         Path::new("client.key"),
+//!     )?),
+//!     ..TlsSettings::default()
+//! };
+//! # let _ = tls; Ok(()) }
+//! ```
 mod cert;
 mod keylog;
+mod self_signed;
 mod verifier;
 
 use std::{cell::RefCell, sync::Arc, time::Duration, time::Instant};
@@ -14,7 +36,7 @@ use std::{cell::RefCell, sync::Arc, time::Duration, time::Instant};
 use rustls::{
     ClientConfig, RootCertStore,
     client::{WebPkiServerVerifier, danger::ServerCertVerifier},
-    pki_types::ServerName,
+    pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject},
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{TlsConnector, client::TlsStream};
@@ -25,19 +47,106 @@ use crate::{
     model::TraceId,
 };
 pub use keylog::{DEFAULT_KEY_LOG_LIMIT, KeyLogRecorder};
+/// What receives the TLS secrets (rustls's trait; see [`TlsSettings::key_log`]).
+pub use rustls::KeyLog;
+/// rustls's key log appending to the file named by `$SSLKEYLOGFILE` (for [`TlsSettings::key_log`]).
+pub use rustls::KeyLogFile;
 pub(crate) use verifier::RecordingVerifier;
 
 /// How the client verifies servers and what it offers in the handshake.
 #[derive(Clone, Debug, Default)]
 pub struct TlsSettings {
-    /// Trusted roots; `None` uses the system's trust store.
+    /// Trusted roots; `None` uses the system's trust store. A server certificate that is
+    /// itself one of them (a self-signed certificate given as a root) is trusted too, when it
+    /// names the server and is valid now (as curl's `--cacert`).
     pub roots: Option<RootCertStore>,
     /// A verifier replacing the standard WebPKI one (for pinning, or custom policies).
     pub verifier: Option<Arc<dyn ServerCertVerifier>>,
+    /// Do not fail a handshake whose certificates the verifier rejects (curl's `-k`). The
+    /// verifier still runs: the TLS tunnel records `insecure: true` and its verdict in
+    /// `certVerifyErr` (empty when it would have passed).
+    pub insecure: bool,
+    /// The client certificate and key offered to a server that asks for one; `None` offers
+    /// none.
+    pub client_identity: Option<ClientIdentity>,
+    /// Also hands the TLS secrets of every connection to this key log (e.g.
+    /// `rustls::KeyLogFile`, which appends them to `$SSLKEYLOGFILE`). Handle with care: the
+    /// secrets decrypt the connections.
+    pub key_log: Option<Arc<dyn KeyLog>>,
+}
+
+/// A client certificate chain (leaf first) and its private key, for servers that ask for a
+/// client certificate. Cheap to clone; its `Debug` shows no key.
+#[derive(Clone)]
+pub struct ClientIdentity {
+    chain: Vec<CertificateDer<'static>>,
+    key: Arc<PrivateKeyDer<'static>>,
+}
+
+impl ClientIdentity {
+    /// The identity of `chain` (leaf first) and `key`.
+    pub fn new(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Self {
+        Self {
+            chain,
+            key: Arc::new(key),
+        }
+    }
+
+    /// Reads the certificate chain from the PEM file `cert` and the private key (PKCS#8,
+    /// PKCS#1 or SEC1) from the PEM file `key` (curl's `--cert` and `--key`; they may be the
+    /// same file).
+    pub fn from_pem_files(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Result<Self, TlsConfigError> {
+        let bad = |path: &std::path::Path, reason: String| TlsConfigError::BadIdentityFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let chain = CertificateDer::pem_file_iter(cert)
+            .map_err(|e| bad(cert, e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(cert, e.to_string()))?;
+        if chain.is_empty() {
+            return Err(bad(cert, "no certificate in it".to_owned()));
+        }
+        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, e.to_string()))?;
+        Ok(Self::new(chain, key_der))
+    }
+
+    /// The certificate chain, leaf first.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.chain
+    }
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    /// The number of certificates only: the key is not for logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("certificates", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hands each secret to every key log it holds.
+#[derive(Debug)]
+struct KeyLogs(Vec<Arc<dyn KeyLog>>);
+
+impl KeyLog for KeyLogs {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        for log in &self.0 {
+            log.log(label, client_random, secret);
+        }
+    }
+
+    fn will_log(&self, label: &str) -> bool {
+        self.0.iter().any(|log| log.will_log(label))
+    }
 }
 
 /// Builds the client's rustls configuration, offering `alpn` (e.g. `h2`, `http/1.1`), and
-/// logging the session secrets into `key_log` when given.
+/// logging the session secrets into `key_log` (and the settings' key log) when given.
 pub(crate) fn client_config(
     settings: &TlsSettings,
     alpn: &[&[u8]],
@@ -51,20 +160,40 @@ pub(crate) fn client_config(
                 Some(roots) => roots.clone(),
                 None => system_roots()?,
             };
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(TlsConfigError::Verifier)?
+            let roots = Arc::new(roots);
+            let webpki =
+                WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+                    .build()
+                    .map_err(TlsConfigError::Verifier)?;
+            Arc::new(self_signed::ExplicitLeafVerifier::new(webpki, &roots))
         }
     };
-    let mut config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(TlsConfigError::Protocols)?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(RecordingVerifier::new(verifier)))
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(Arc::new(RecordingVerifier::new(
+            verifier,
+            settings.insecure,
+        )));
+    let mut config = match &settings.client_identity {
+        Some(identity) => builder
+            .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
+            .map_err(TlsConfigError::ClientIdentity)?,
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let mut logs: Vec<Arc<dyn KeyLog>> = Vec::new();
     if let Some(key_log) = key_log {
-        config.key_log = key_log;
+        logs.push(key_log);
+    }
+    if let Some(key_log) = &settings.key_log {
+        logs.push(key_log.clone());
+    }
+    match logs.len() {
+        0 => {}
+        1 => config.key_log = logs.remove(0),
+        _ => config.key_log = Arc::new(KeyLogs(logs)),
     }
     Ok(Arc::new(config))
 }
@@ -117,6 +246,18 @@ pub enum TlsConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The client certificate or key file could not be used.
+    #[error("client certificate or key from {path}: {reason}")]
+    BadIdentityFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// rustls refused the client certificate and key (e.g. a key of an unsupported kind, or
+    /// one that does not match the certificate).
+    #[error("the client certificate and key cannot be used")]
+    ClientIdentity(#[source] rustls::Error),
     /// No usable certificate was found in the system trust store.
     #[error("no usable root certificates in the system trust store ({})", .0.join("; "))]
     NoSystemRoots(Vec<String>),
@@ -133,6 +274,8 @@ pub(crate) struct HandshakeContext {
     pub(crate) http_req: Option<TraceId>,
     /// Give up after this long.
     pub(crate) timeout: Option<Duration>,
+    /// The configuration does not fail on rejected certificates ([`TlsSettings::insecure`]).
+    pub(crate) insecure: bool,
 }
 
 /// Runs a traced TLS handshake over `stream`. Returns the TLS stream and the tunnel's ID.
@@ -162,9 +305,9 @@ where
         .connect(server_name, stream)
         .into_fallible();
     let mut connecting = std::pin::pin!(connecting);
-    let presented = RefCell::new(Vec::new());
-    let (result, presented) = verifier::PRESENTED_CHAIN
-        .scope(presented, async {
+    let notes = RefCell::new(verifier::VerifierNotes::default());
+    let (result, notes) = verifier::HANDSHAKE_NOTES
+        .scope(notes, async {
             let limit = async {
                 match context.timeout {
                     Some(limit) => {
@@ -179,17 +322,28 @@ where
                     .map_err(|(error, stream)| (HandshakeError::from_io(error), Some(stream))),
                 limit = limit => Err((HandshakeError::Timeout(limit), None)),
             };
-            let presented = verifier::PRESENTED_CHAIN.with(|c| c.take());
-            (result, presented)
+            let notes = verifier::HANDSHAKE_NOTES.with(|n| n.take());
+            (result, notes)
         })
         .await;
     let at = Instant::now();
+    let cert_verify_error = notes
+        .ignored_error
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     match result {
         Ok(stream) => {
             let (_, connection) = stream.get_ref();
             let outcome = TlsOutcome {
                 error: String::new(),
                 did_resume: connection.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+                tls_version: connection
+                    .protocol_version()
+                    .map(version_name)
+                    .unwrap_or_default(),
+                insecure: context.insecure,
+                cert_verify_error,
                 cipher_suite: connection
                     .negotiated_cipher_suite()
                     .map_or(0, |s| u16::from(s.suite())),
@@ -217,7 +371,9 @@ where
                 at,
                 outcome: TlsOutcome {
                     error: error.to_string(),
-                    peer_certs: presented.iter().map(|c| cert::describe(c)).collect(),
+                    peer_certs: notes.chain.iter().map(|c| cert::describe(c)).collect(),
+                    insecure: context.insecure,
+                    cert_verify_error,
                     ..TlsOutcome::default()
                 },
             });
@@ -252,6 +408,17 @@ impl HandshakeError {
             Some(tls) => Self::Tls(tls.clone()),
             None => Self::Io(error),
         }
+    }
+}
+
+/// `TLSv1.3` style, as OpenSSL and Wireshark name versions.
+fn version_name(version: rustls::ProtocolVersion) -> String {
+    match version {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
+        rustls::ProtocolVersion::TLSv1_1 => "TLSv1.1".to_owned(),
+        rustls::ProtocolVersion::TLSv1_0 => "TLSv1.0".to_owned(),
+        other => format!("{other:?}"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! [`RecordingVerifier`]: wraps the real server-certificate verifier and remembers the chain
 //! the server presented, so that a failed verification still shows which certificates were
-//! offered.
+//! offered. When `insecure` (curl's `-k`), it runs the real verifier all the same, records its
+//! verdict and lets the handshake go on whatever it said.
 //!
 //! The verifier is shared by every connection of a client (rustls resumes sessions only when the
 //! same verifier is reused), so the chain is handed to the handshake in progress through a
@@ -14,20 +15,31 @@ use rustls::{
 };
 
 tokio::task_local! {
-    /// The chain presented in the handshake running in this task (leaf first).
-    pub(crate) static PRESENTED_CHAIN: RefCell<Vec<CertificateDer<'static>>>;
+    /// What the verifier saw in the handshake running in this task.
+    pub(crate) static HANDSHAKE_NOTES: RefCell<VerifierNotes>;
 }
 
-/// Delegates every decision to `inner`, recording the presented chain first.
+/// What the verifier saw in one handshake.
+#[derive(Debug, Default)]
+pub(crate) struct VerifierNotes {
+    /// The chain presented (leaf first).
+    pub(crate) chain: Vec<CertificateDer<'static>>,
+    /// With `insecure`: why verification would have failed.
+    pub(crate) ignored_error: Option<Error>,
+}
+
+/// Delegates every decision to `inner`, recording the presented chain first; when
+/// `insecure`, a rejected certificate is recorded and accepted.
 #[derive(Debug)]
 pub(crate) struct RecordingVerifier {
     inner: Arc<dyn ServerCertVerifier>,
+    insecure: bool,
 }
 
 impl RecordingVerifier {
     /// Wraps `inner`.
-    pub(crate) fn new(inner: Arc<dyn ServerCertVerifier>) -> Self {
-        Self { inner }
+    pub(crate) fn new(inner: Arc<dyn ServerCertVerifier>, insecure: bool) -> Self {
+        Self { inner, insecure }
     }
 }
 
@@ -41,14 +53,28 @@ impl ServerCertVerifier for RecordingVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
         // Outside a traced handshake there is no slot, and nothing to record.
-        let _ = PRESENTED_CHAIN.try_with(|chain| {
-            *chain.borrow_mut() = std::iter::once(end_entity)
+        let _ = HANDSHAKE_NOTES.try_with(|notes| {
+            notes.borrow_mut().chain = std::iter::once(end_entity)
                 .chain(intermediates)
                 .map(|c| c.clone().into_owned())
                 .collect();
         });
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        let verdict = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match verdict {
+            Err(error) if self.insecure => {
+                let _ = HANDSHAKE_NOTES.try_with(|notes| {
+                    notes.borrow_mut().ignored_error = Some(error);
+                });
+                Ok(ServerCertVerified::assertion())
+            }
+            verdict => verdict,
+        }
     }
 
     fn verify_tls12_signature(

@@ -198,12 +198,25 @@ pub(crate) struct GetArgs {
     /// Source IP address for connections and DNS queries.
     #[arg(long)]
     pub(crate) source_ip: Option<IpAddr>,
-    /// Proxy URL (http:// or https://) for the request(s).
+    /// Proxy URL (http:// or https://) for the request(s); `http://user:password@host:port`
+    /// logs in with Basic credentials (the trace shows the password as `***`).
     #[arg(long)]
     pub(crate) proxy: Option<String>,
-    /// PEM file of root certificates that replace the system's.
+    /// PEM file of root certificates that replace the system's (a self-signed server
+    /// certificate may be one: it is trusted for the names it holds).
     #[arg(long)]
     pub(crate) cacert: Option<PathBuf>,
+    /// Do not fail when the server's certificate does not verify; the trace still records
+    /// what verification said (`tlsTunnels[].insecure`, `certVerifyErr`).
+    #[arg(short = 'k', long)]
+    pub(crate) insecure: bool,
+    /// PEM file of the client certificate (chain, leaf first) for servers that ask for one;
+    /// the key is read from --key, else from this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub(crate) key: Option<PathBuf>,
     /// Offer HTTP/2 (ALPN h2).
     #[arg(long)]
     pub(crate) http2: bool,
@@ -276,7 +289,9 @@ pub(crate) struct GetArgs {
     #[arg(long)]
     pub(crate) tcp_no_payload: bool,
     /// Record the TLS secrets of the traced connections, so that Wireshark decrypts them (in
-    /// the .pcapng, and in a .keys file beside the .pcap).
+    /// the .pcapng, and in a .keys file beside the .pcap). Without --pcap: written to
+    /// FILE.keys beside --output FILE, else to nettrace.keys in the current folder.
+    /// (SSLKEYLOGFILE=PATH appends them to PATH in any case, as curl does.)
     #[arg(long)]
     pub(crate) tls_keys: bool,
     /// Attach each connection's netfilter conntrack (NAT) entry; needs CAP_NET_ADMIN.

@@ -277,14 +277,13 @@ fn config(args: &GetArgs) -> Result<HttpClientConfig> {
         }));
     }
     if let Some(proxy) = &args.proxy {
-        let proxy: http::Uri = proxy
-            .parse()
-            .with_context(|| format!("invalid --proxy {proxy:?}"))?;
+        let proxy: http::Uri = proxy.parse().with_context(|| {
+            let shown = nettrace::client::redact_userinfo(proxy);
+            format!("invalid --proxy {shown:?}")
+        })?;
         config.proxy = Some(Arc::new(move |_| Ok(Some(proxy.clone()))));
     }
-    if let Some(path) = &args.cacert {
-        config.tls.roots = Some(nettrace::tls::roots_from_pem_file(path)?);
-    }
+    crate::tls_args::apply(args, &mut config)?;
     Ok(config)
 }
 

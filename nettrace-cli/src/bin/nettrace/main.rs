@@ -20,6 +20,7 @@ mod logging;
 mod output;
 mod request;
 mod show;
+mod tls_args;
 mod transfer;
 
 use std::process::ExitCode;

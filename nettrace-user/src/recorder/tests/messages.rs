@@ -141,6 +141,9 @@ fn tls_tunnels_keep_their_outcome_and_requests_name_them() {
             cipher_suite: 0x1302,
             negotiated_proto: String::new(),
             peer_certs: proxy_certs.clone(),
+            tls_version: "TLSv1.3".to_owned(),
+            insecure: true,
+            cert_verify_error: "invalid peer certificate: UnknownIssuer".to_owned(),
         },
     });
     recorder.handle(tls_started("tls-1", "tcp-1", 16, false, Some("req-1")));
@@ -204,6 +207,9 @@ fn tls_tunnels_keep_their_outcome_and_requests_name_them() {
                 cipher_suite: 0x1302,
                 negotiated_proto: String::new(),
                 server_name: "example.test".to_owned(),
+                tls_version: "TLSv1.3".to_owned(),
+                insecure: true,
+                cert_verify_err: "invalid peer certificate: UnknownIssuer".to_owned(),
             },
             TlsTunnelTrace {
                 trace_id: id("tls-1"),
