@@ -595,6 +595,27 @@ async fn invalid_urls_are_invalid_requests() {
     assert!(trace.net_trace.dials.is_empty(), "{}", dump(&trace));
 }
 
+/// A port past 65535 fails the request (`http::Uri` keeps its text but gives no number, which
+/// used to mean the scheme's default port: the request went to port 80). Nothing is dialled.
+#[tokio::test]
+async fn a_port_out_of_range_is_an_invalid_request_not_port_80() {
+    let client = scenario::client(HttpClientConfig::default(), scenario::full_options());
+    let url = "http://127.0.0.1:99999/";
+    let failure = get_err(&client, url).await;
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::InvalidRequest,
+        "{failure:?}"
+    );
+    let text = failure.to_string();
+    assert!(text.contains("invalid port \"99999\""), "{text}");
+    let trace = scenario::trace(&client, "port out of range");
+    let req = failed_request(&trace, &failure);
+    assert_eq!(req.req_url, url);
+    assert!(trace.net_trace.dials.is_empty(), "{}", dump(&trace));
+    assert!(trace.net_trace.tcp_conns.is_empty(), "{}", dump(&trace));
+}
+
 /// A request body stream that yields one chunk, then fails.
 struct FailingBody {
     sent: bool,

@@ -125,8 +125,8 @@ pub enum RequestErrorKind {
     /// The HTTP exchange failed once connected: the connection closed or broke before the
     /// response head came, or the response was malformed.
     Http,
-    /// The request cannot be sent as it is: a bad URL, an unsupported scheme, no host, a bad
-    /// redirect `Location`.
+    /// The request cannot be sent as it is: a bad URL, an unsupported scheme, no host, a port
+    /// out of range (`:99999`), a bad redirect `Location`.
     InvalidRequest,
     /// The redirects did not end within the limit (10 requests in all, as Go).
     TooManyRedirects(usize),

@@ -21,7 +21,7 @@ use super::{
     ConnInfo, HttpClient, RequestBody, RequestError, ResponseBody, TimeoutLimit, classify,
     connector,
     context::{self, RequestContext},
-    expect_continue, idle,
+    expect_continue, idle, target,
 };
 use crate::{
     error_chain::error_chain,
@@ -116,6 +116,8 @@ impl HttpClient {
                 parts.uri
             ))));
         }
+        // Checked before the pool sees the URL: it would dial the scheme's default port.
+        target::port_of(&parts.uri).map_err(|reason| fail(RequestError::invalid(reason)))?;
         // The pool is used under the read lock (handing the request over is quick) rather
         // than cloned out: two fewer atomic updates of a shared count per request.
         let open = inner.pool.read().unwrap_or_else(PoisonError::into_inner);
