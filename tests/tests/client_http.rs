@@ -292,6 +292,114 @@ async fn gzip_body_is_decoded_and_counted_decoded() {
     assert!(conn.total_recv_bytes < LEN as u64 / 4, "{}", dump(&trace));
 }
 
+/// The process's resident set size, in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_else(|e| panic!("{e}"));
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/self/status"));
+    kib * 1024
+}
+
+/// Serves one gzip bomb over HTTP/1.1 on loopback: 10 GiB of zeros in about 10 MB, made
+/// with bounded memory (1 MiB of zeros deflated once, from a fresh dictionary thanks to the
+/// full flush, so the block can be repeated), until the client goes away.
+async fn gzip_bomb_server() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut compress = flate2::Compress::new(flate2::Compression::best(), false);
+    let zeros = vec![0u8; 1 << 20];
+    let mut block = Vec::with_capacity(64 * 1024);
+    compress
+        .compress_vec(&zeros, &mut block, flate2::FlushCompress::Full)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(compress.total_in(), zeros.len() as u64);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let mut out = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
+            Content-Encoding: gzip\r\nConnection: close\r\n\r\n"
+            .to_vec();
+        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+        if stream.write_all(&out).await.is_err() {
+            return;
+        }
+        for _ in 0..10 * 1024 {
+            if stream.write_all(&block).await.is_err() {
+                return;
+            }
+        }
+    });
+    addr
+}
+
+/// A gzip bomb fails the body with the ratio error once past the limit, in frames of at most
+/// 64 KiB, without the process growing (it used to decode ~325 MB frames: 460 MiB of RSS).
+#[tokio::test]
+async fn a_gzip_bomb_fails_the_body_in_small_frames() {
+    use http_body_util::BodyExt;
+    use nettrace::client::{BodyError, GZIP_RATIO_FROM};
+    let addr = gzip_bomb_server().await;
+    let client = scenario::client(HttpClientConfig::default(), scenario::full_options());
+    let url = format!("http://{addr}/bomb");
+    let before = rss();
+    let (largest, decoded, error, peak) = bounded("reading a gzip bomb", async {
+        let response = client
+            .get(&url)
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let (mut largest, mut decoded, mut peak, mut frames) = (0, 0, before, 0u64);
+        loop {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    let len = frame.data_ref().map_or(0, |d| d.len());
+                    largest = largest.max(len);
+                    decoded += len as u64;
+                    frames += 1;
+                    if frames % 16 == 0 {
+                        peak = peak.max(rss());
+                    }
+                }
+                Some(Err(error)) => return (largest, decoded, error, peak.max(rss())),
+                None => panic!("the bomb was read to the end: {decoded} bytes"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        matches!(error, BodyError::GzipRatio { .. }),
+        "{error:?}: {error}"
+    );
+    assert!(error.to_string().contains("decompression bombs"), "{error}");
+    assert!(largest <= 64 * 1024, "a frame of {largest} bytes");
+    assert!(
+        (GZIP_RATIO_FROM - 64 * 1024..2 * GZIP_RATIO_FROM).contains(&decoded),
+        "stopped after {decoded} bytes"
+    );
+    let growth = peak.saturating_sub(before);
+    assert!(growth < 64 << 20, "RSS grew by {growth} bytes");
+    let trace = scenario::trace(&client, "gzip bomb");
+    let req = only(&trace.http_requests, "HTTP request", &trace);
+    assert_eq!(req.req_error, error.to_string(), "{}", dump(&trace));
+    assert_eq!(req.resp_content_len, decoded, "{}", dump(&trace));
+}
+
 #[tokio::test]
 async fn disable_compression_sends_no_accept_encoding() {
     const LEN: usize = 3000;

@@ -43,6 +43,7 @@ mod connector;
 mod context;
 mod error;
 mod expect_continue;
+mod gunzip;
 mod hop;
 mod idle;
 mod redirect;
@@ -71,6 +72,7 @@ pub use error::{
     CertificateFailure, ClientError, DnsFailure, ProxyFailure, RequestError, RequestErrorKind,
     TimeoutLimit,
 };
+pub use gunzip::{MAX_RATIO as MAX_GZIP_RATIO, RATIO_FROM as GZIP_RATIO_FROM};
 
 use self::connector::{ConnectorSettings, TracedConnector};
 use crate::{
