@@ -502,6 +502,67 @@ async fn a_redirect_loop_stops_after_10_requests() {
     }
 }
 
+/// A redirect that cannot be followed (another scheme, a malformed `Location`, a port out of
+/// range) is in the trace the way Go records a redirect to `file://`: the 302's record as
+/// sent and answered, then a record of the next hop, never sent, with the `Location` as its
+/// URL and the error as its `reqError`; the error names that record.
+#[tokio::test]
+async fn a_redirect_that_cannot_be_followed_is_a_failed_hop_record() {
+    let server = scenario::plain_server().await;
+    let cases = [
+        (
+            "file:///etc/passwd",
+            "file:///etc/passwd",
+            "unsupported URL scheme",
+        ),
+        (
+            "ftp://127.0.0.1:21/x",
+            "ftp://127.0.0.1:21/x",
+            "unsupported URL scheme",
+        ),
+        (
+            "http://exa%20mple.test/",
+            "http://exa mple.test/",
+            "invalid redirect Location",
+        ),
+        (
+            "http://127.0.0.1:99999/",
+            "http://127.0.0.1:99999/",
+            "invalid port",
+        ),
+    ];
+    for (query, location, reason) in cases {
+        let client = scenario::client(HttpClientConfig::default(), scenario::full_options());
+        let url = server.url(&format!("/redirect-to?{query}"));
+        let failure = get_err(&client, &url).await;
+        assert_eq!(
+            failure.kind(),
+            RequestErrorKind::InvalidRequest,
+            "{failure:?}"
+        );
+        assert!(
+            failure.to_string().contains(reason),
+            "{location}: {failure}"
+        );
+        let trace = scenario::trace(&client, location);
+        let [redirect, next] = &trace.http_requests[..] else {
+            panic!(
+                "{location}: two request records expected:\n{}",
+                dump(&trace)
+            );
+        };
+        assert_eq!(redirect.req_url, url);
+        assert_eq!(redirect.resp_status_code, 302);
+        assert!(redirect.req_error.is_empty(), "{}", dump(&trace));
+        assert_eq!(failure.trace_id(), Some(&next.trace_id));
+        assert_eq!(next.req_error, failure.to_string(), "{}", dump(&trace));
+        assert_eq!(next.req_url, location, "{}", dump(&trace));
+        assert_eq!(next.req_method, "GET");
+        assert!(next.tcp_conn.is_empty() && next.resp_recv_at.is_undefined());
+        assert_eq!(trace.net_trace.dials.len(), 1, "{}", dump(&trace));
+    }
+}
+
 #[tokio::test]
 async fn keep_alive_reuses_one_connection_for_two_requests() {
     let server = scenario::plain_server().await;

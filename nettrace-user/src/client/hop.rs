@@ -21,11 +21,11 @@ use super::{
     ConnInfo, HttpClient, RequestBody, RequestError, ResponseBody, TimeoutLimit, classify,
     connector,
     context::{self, RequestContext},
-    expect_continue, idle, target,
+    expect_continue, idle, redirect, target,
 };
 use crate::{
     error_chain::error_chain,
-    event::{BodyCounters, Event},
+    event::{BodyCounters, Event, RequestUrl},
     headers::HeaderCapture,
     model::TraceId,
 };
@@ -98,7 +98,7 @@ impl HttpClient {
                 req: req.clone(),
                 at: Instant::now(),
                 method: parts.method.clone(),
-                url: parts.uri.clone(),
+                url: RequestUrl::Uri(parts.uri.clone()),
                 header,
                 network_proxy: match &proxy {
                     Ok(Some(proxy)) => proxy_name(proxy),
@@ -155,6 +155,31 @@ impl HttpClient {
             deadline,
         };
         Ok((hop, exchange))
+    }
+
+    /// Records a redirect hop that cannot be sent (its `Location` is unusable) as a request
+    /// that failed at once, with the `Location` as its URL, as Go records a redirect to a
+    /// scheme its transport refuses. Returns the error, naming that record.
+    pub(super) fn unsent_hop(
+        &self,
+        headers: &http::HeaderMap,
+        bad: redirect::BadLocation,
+    ) -> RequestError {
+        let error = RequestError::invalid(&bad.reason);
+        let Some(http) = &self.inner.http_trace else {
+            return error;
+        };
+        let req = TraceId::generate();
+        self.inner.sink.emit(Event::HttpRequestStarted {
+            req: req.clone(),
+            at: Instant::now(),
+            method: bad.method,
+            url: RequestUrl::Text(bad.location),
+            header: HeaderCapture::new(headers, http),
+            network_proxy: String::new(),
+            body: Arc::new(BodyCounters::default()),
+        });
+        self.fail(&req, error)
     }
 
     /// Waits for the exchange of a hop, within the request's time limits, and records its

@@ -281,11 +281,12 @@ impl HttpClient {
             ) else {
                 return Ok(response);
             };
-            // Not recorded as the hop's `reqError`: its exchange succeeded (Go: the same).
-            let next = next.map_err(|reason| {
-                let error = RequestError::invalid(reason).for_url(&parts.uri);
-                self.at_hop(response.body().trace_id(), error)
-            })?;
+            // The redirect's own exchange succeeded: the failure is the next hop's, recorded
+            // as a request that was not sent (Go: the same for a scheme it cannot send).
+            let next = match next {
+                Ok(next) => next,
+                Err(bad) => return Err(self.unsent_hop(&parts.headers, bad)),
+            };
             if sent == redirect::MAX_REQUESTS {
                 let error = RequestError::too_many_redirects(sent).for_url(&parts.uri);
                 return Err(self.fail(response.body().trace_id(), error));

@@ -139,7 +139,7 @@ pub(crate) enum Event {
         req: TraceId,
         at: Instant,
         method: http::Method,
-        url: http::Uri,
+        url: RequestUrl,
         header: Option<HeaderCapture>,
         network_proxy: String,
         body: Arc<BodyCounters>,
@@ -160,6 +160,34 @@ pub(crate) enum Event {
     Kernel(KernelEvent),
     /// The conntrack entry of a connection.
     Conntrack { conn: TraceId, sample: CtSample },
+}
+
+/// The URL of a request hop, as its record gives it (`reqURL`): parsed, or the text of a
+/// redirect `Location` that cannot be followed (it is no `http`/`https` URL, or does not parse),
+/// whose hop is recorded as failed without being sent.
+#[derive(Clone, Debug)]
+pub(crate) enum RequestUrl {
+    /// A URL handed to the pool (or failed before).
+    Uri(http::Uri),
+    /// The text of a URL that could not be parsed.
+    Text(String),
+}
+
+impl std::fmt::Display for RequestUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Uri(uri) => uri.fmt(f),
+            Self::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+impl std::str::FromStr for RequestUrl {
+    type Err = http::uri::InvalidUri;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.parse().map(Self::Uri)
+    }
 }
 
 /// How a TLS handshake ended.

@@ -9,7 +9,7 @@ use std::{
 use super::kernel::KernelRec;
 use crate::{
     SocketCookie,
-    event::{BodyCounters, CtSample, SocketRecord, TlsOutcome, Transport},
+    event::{BodyCounters, CtSample, RequestUrl, SocketRecord, TlsOutcome, Transport},
     headers::HeaderCapture,
     model::{DnsQueryMsg, DnsReplyMsg, TraceId},
 };
@@ -140,7 +140,7 @@ pub(crate) struct TlsRec {
 pub(crate) struct HttpRec {
     pub(crate) sent: Instant,
     pub(crate) method: http::Method,
-    pub(crate) url: http::Uri,
+    pub(crate) url: RequestUrl,
     pub(crate) req_header: Option<HeaderCapture>,
     pub(crate) network_proxy: String,
     pub(crate) body: Arc<BodyCounters>,
