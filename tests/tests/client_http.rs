@@ -707,6 +707,85 @@ async fn req_timeout_with_slow_headers_names_the_timeout() {
     assert!(req.resp_recv_at.is_undefined());
 }
 
+/// GET `url` with `req_timeout` 300 ms, expecting the request limit to fail it; the trace.
+async fn timed_out(
+    config: HttpClientConfig,
+    url: &str,
+) -> (nettrace::client::RequestError, HttpTrace) {
+    let limit = Duration::from_millis(300);
+    let config = HttpClientConfig {
+        req_timeout: Some(limit),
+        ..config
+    };
+    let client = scenario::client(config, scenario::full_options());
+    let failure = get_err(&client, url).await;
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::Timeout {
+            limit: TimeoutLimit::Request,
+            after: limit,
+        },
+        "{failure:?}"
+    );
+    let trace = scenario::trace(&client, "request timeout");
+    failed_request(&trace, &failure);
+    (failure, trace)
+}
+
+/// The request limit passing during a TLS handshake (a server that never answers the
+/// ClientHello) ends the tunnel then, with the cancel error; no record stays open.
+#[tokio::test]
+async fn req_timeout_during_the_tls_handshake_ends_the_tunnel() {
+    let stall = BrokenServer::start(Misbehaviour::Stall)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let pki = scenario::pki();
+    let config = HttpClientConfig {
+        tls: scenario::trust(&pki),
+        ..Default::default()
+    };
+    let (_, trace) = timed_out(config, &format!("https://{}/", stall.addr())).await;
+    let tunnel = only(&trace.net_trace.tls_tunnels, "TLS tunnel", &trace);
+    assert!(!tunnel.handshake_end_at.is_undefined(), "{}", dump(&trace));
+    assert!(
+        tunnel.handshake_err.starts_with("canceled: "),
+        "{}",
+        dump(&trace)
+    );
+    let dial = only(&trace.net_trace.dials, "dial", &trace);
+    assert!(dial.dial_err.is_empty(), "{}", dump(&trace));
+    assert!(!dial.dial_end_at.is_undefined() && !dial.ctx_close_at.is_undefined());
+    let waited = tunnel
+        .handshake_end_at
+        .sub(&tunnel.handshake_begin_at)
+        .unwrap_or_else(|| panic!("handshake times not comparable:\n{}", dump(&trace)));
+    assert!(waited >= time::Duration::milliseconds(250), "{waited}");
+}
+
+/// The request limit passing while the only nameserver stays silent ends the dial then,
+/// with the cancel error, and its resolver dials and sockets too.
+#[tokio::test]
+async fn req_timeout_during_a_dns_wait_ends_the_dial() {
+    use nettrace_tests::fixtures::dns::{Behaviour, Zone};
+    let silent =
+        scenario::dns_with(Zone::new().behaviour(scenario::EXAMPLE_HOST, Behaviour::Silence)).await;
+    let config = scenario::config_with_dns(&silent);
+    let url = format!("http://{}:9/", scenario::EXAMPLE_HOST);
+    let (_, trace) = timed_out(config, &url).await;
+    let dial = only(&trace.net_trace.dials, "dial", &trace);
+    assert!(!dial.dial_end_at.is_undefined(), "{}", dump(&trace));
+    assert!(dial.dial_err.starts_with("canceled: "), "{}", dump(&trace));
+    assert!(!dial.ctx_close_at.is_undefined(), "{}", dump(&trace));
+    assert!(!dial.resolver_dials.is_empty(), "{}", dump(&trace));
+    for rd in &dial.resolver_dials {
+        assert!(!rd.dial_end_at.is_undefined(), "{}", dump(&trace));
+    }
+    for udp in &trace.net_trace.udp_conns {
+        assert!(!udp.conn_close_at.is_undefined(), "{}", dump(&trace));
+    }
+    assert!(trace.net_trace.tcp_conns.is_empty(), "{}", dump(&trace));
+}
+
 #[tokio::test]
 async fn response_header_timeout_limits_the_head_but_not_the_body() {
     let server = scenario::plain_server().await;

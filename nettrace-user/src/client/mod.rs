@@ -28,7 +28,10 @@
 //! Behaviour follows Go's `HTTPClient` and its `HTTPClientCfg` ([`HttpClientConfig`]); what
 //! is recorded follows the trace options ([`TraceOptions`]). Differences from Go, all fixes:
 //! [`HttpClient::get_trace`] is a snapshot that removes nothing and keeps IDs stable; every
-//! reference whose record is known is filled in; every configured nameserver is used.
+//! reference whose record is known is filled in; every configured nameserver is used; a request
+//! that times out or is dropped ends every record it left open (the dial, its resolver dials,
+//! a TCP connect, a TLS handshake) at that moment, with the error `canceled: ...` (Go leaves
+//! them without an end).
 //!
 //! A failed request returns a [`RequestError`]: its [`kind`](RequestError::kind) says what
 //! failed ([`RequestErrorKind`]: name resolution, a refused or timed-out connection, a

@@ -21,7 +21,7 @@ use tokio_rustls::{TlsConnector, client::TlsStream};
 
 use crate::{
     event::Sink,
-    event::{Event, TlsOutcome},
+    event::{CANCELED, Event, OnCancel, TlsOutcome},
     model::TraceId,
 };
 pub use keylog::{DEFAULT_KEY_LOG_LIMIT, KeyLogRecorder};
@@ -162,6 +162,18 @@ where
         .connect(server_name, stream)
         .into_fallible();
     let mut connecting = std::pin::pin!(connecting);
+    // Dropped before the handshake ends (the request timed out or was dropped): the tunnel
+    // ends then, with that error, before the stream in `connecting` records its close.
+    let unfinished = OnCancel::new(|| {
+        sink.emit(Event::TlsEnded {
+            tls: tls.clone(),
+            at: Instant::now(),
+            outcome: TlsOutcome {
+                error: CANCELED.to_owned(),
+                ..TlsOutcome::default()
+            },
+        });
+    });
     let presented = RefCell::new(Vec::new());
     let (result, presented) = verifier::PRESENTED_CHAIN
         .scope(presented, async {
@@ -183,6 +195,7 @@ where
             (result, presented)
         })
         .await;
+    unfinished.disarm();
     let at = Instant::now();
     match result {
         Ok(stream) => {
