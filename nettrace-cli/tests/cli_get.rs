@@ -121,6 +121,20 @@ async fn a_failed_request_exits_1_and_still_prints_the_trace() {
     assert_eq!(conn.addr_tuple.dst(), Some(refusing.addr()));
 }
 
+/// A URL whose port is out of range is a failed request (exit 1, recorded as the request's
+/// `reqError`), not a request to port 80.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_out_of_range_fails_the_request_with_exit_1() {
+    let out = nettrace(["get", "http://127.0.0.1:99999/"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let trace = parse(&out.stdout, &out);
+    let [req] = &trace.http_requests[..] else {
+        panic!("one request expected:\n{}", dump(&trace));
+    };
+    assert!(req.req_error.contains("invalid port"), "{}", dump(&trace));
+    assert!(trace.net_trace.dials.is_empty(), "{}", dump(&trace));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_errors_exit_2() {
     let cases: [&[&str]; 7] = [

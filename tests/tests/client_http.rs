@@ -292,6 +292,114 @@ async fn gzip_body_is_decoded_and_counted_decoded() {
     assert!(conn.total_recv_bytes < LEN as u64 / 4, "{}", dump(&trace));
 }
 
+/// The process's resident set size, in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_else(|e| panic!("{e}"));
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/self/status"));
+    kib * 1024
+}
+
+/// Serves one gzip bomb over HTTP/1.1 on loopback: 10 GiB of zeros in about 10 MB, made
+/// with bounded memory (1 MiB of zeros deflated once, from a fresh dictionary thanks to the
+/// full flush, so the block can be repeated), until the client goes away.
+async fn gzip_bomb_server() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut compress = flate2::Compress::new(flate2::Compression::best(), false);
+    let zeros = vec![0u8; 1 << 20];
+    let mut block = Vec::with_capacity(64 * 1024);
+    compress
+        .compress_vec(&zeros, &mut block, flate2::FlushCompress::Full)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(compress.total_in(), zeros.len() as u64);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let mut out = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
+            Content-Encoding: gzip\r\nConnection: close\r\n\r\n"
+            .to_vec();
+        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+        if stream.write_all(&out).await.is_err() {
+            return;
+        }
+        for _ in 0..10 * 1024 {
+            if stream.write_all(&block).await.is_err() {
+                return;
+            }
+        }
+    });
+    addr
+}
+
+/// A gzip bomb fails the body with the ratio error once past the limit, in frames of at most
+/// 64 KiB, without the process growing (it used to decode ~325 MB frames: 460 MiB of RSS).
+#[tokio::test]
+async fn a_gzip_bomb_fails_the_body_in_small_frames() {
+    use http_body_util::BodyExt;
+    use nettrace::client::{BodyError, GZIP_RATIO_FROM};
+    let addr = gzip_bomb_server().await;
+    let client = scenario::client(HttpClientConfig::default(), scenario::full_options());
+    let url = format!("http://{addr}/bomb");
+    let before = rss();
+    let (largest, decoded, error, peak) = bounded("reading a gzip bomb", async {
+        let response = client
+            .get(&url)
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let (mut largest, mut decoded, mut peak, mut frames) = (0, 0, before, 0u64);
+        loop {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    let len = frame.data_ref().map_or(0, |d| d.len());
+                    largest = largest.max(len);
+                    decoded += len as u64;
+                    frames += 1;
+                    if frames % 16 == 0 {
+                        peak = peak.max(rss());
+                    }
+                }
+                Some(Err(error)) => return (largest, decoded, error, peak.max(rss())),
+                None => panic!("the bomb was read to the end: {decoded} bytes"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        matches!(error, BodyError::GzipRatio { .. }),
+        "{error:?}: {error}"
+    );
+    assert!(error.to_string().contains("decompression bombs"), "{error}");
+    assert!(largest <= 64 * 1024, "a frame of {largest} bytes");
+    assert!(
+        (GZIP_RATIO_FROM - 64 * 1024..2 * GZIP_RATIO_FROM).contains(&decoded),
+        "stopped after {decoded} bytes"
+    );
+    let growth = peak.saturating_sub(before);
+    assert!(growth < 64 << 20, "RSS grew by {growth} bytes");
+    let trace = scenario::trace(&client, "gzip bomb");
+    let req = only(&trace.http_requests, "HTTP request", &trace);
+    assert_eq!(req.req_error, error.to_string(), "{}", dump(&trace));
+    assert_eq!(req.resp_content_len, decoded, "{}", dump(&trace));
+}
+
 #[tokio::test]
 async fn disable_compression_sends_no_accept_encoding() {
     const LEN: usize = 3000;
@@ -391,6 +499,67 @@ async fn a_redirect_loop_stops_after_10_requests() {
     for req in trace.http_requests.iter() {
         assert_eq!(req.req_url, server.url("/redirect-loop"));
         assert_eq!(req.resp_status_code, 302);
+    }
+}
+
+/// A redirect that cannot be followed (another scheme, a malformed `Location`, a port out of
+/// range) is in the trace the way Go records a redirect to `file://`: the 302's record as
+/// sent and answered, then a record of the next hop, never sent, with the `Location` as its
+/// URL and the error as its `reqError`; the error names that record.
+#[tokio::test]
+async fn a_redirect_that_cannot_be_followed_is_a_failed_hop_record() {
+    let server = scenario::plain_server().await;
+    let cases = [
+        (
+            "file:///etc/passwd",
+            "file:///etc/passwd",
+            "unsupported URL scheme",
+        ),
+        (
+            "ftp://127.0.0.1:21/x",
+            "ftp://127.0.0.1:21/x",
+            "unsupported URL scheme",
+        ),
+        (
+            "http://exa%20mple.test/",
+            "http://exa mple.test/",
+            "invalid redirect Location",
+        ),
+        (
+            "http://127.0.0.1:99999/",
+            "http://127.0.0.1:99999/",
+            "invalid port",
+        ),
+    ];
+    for (query, location, reason) in cases {
+        let client = scenario::client(HttpClientConfig::default(), scenario::full_options());
+        let url = server.url(&format!("/redirect-to?{query}"));
+        let failure = get_err(&client, &url).await;
+        assert_eq!(
+            failure.kind(),
+            RequestErrorKind::InvalidRequest,
+            "{failure:?}"
+        );
+        assert!(
+            failure.to_string().contains(reason),
+            "{location}: {failure}"
+        );
+        let trace = scenario::trace(&client, location);
+        let [redirect, next] = &trace.http_requests[..] else {
+            panic!(
+                "{location}: two request records expected:\n{}",
+                dump(&trace)
+            );
+        };
+        assert_eq!(redirect.req_url, url);
+        assert_eq!(redirect.resp_status_code, 302);
+        assert!(redirect.req_error.is_empty(), "{}", dump(&trace));
+        assert_eq!(failure.trace_id(), Some(&next.trace_id));
+        assert_eq!(next.req_error, failure.to_string(), "{}", dump(&trace));
+        assert_eq!(next.req_url, location, "{}", dump(&trace));
+        assert_eq!(next.req_method, "GET");
+        assert!(next.tcp_conn.is_empty() && next.resp_recv_at.is_undefined());
+        assert_eq!(trace.net_trace.dials.len(), 1, "{}", dump(&trace));
     }
 }
 
@@ -538,6 +707,85 @@ async fn req_timeout_with_slow_headers_names_the_timeout() {
     assert!(req.resp_recv_at.is_undefined());
 }
 
+/// GET `url` with `req_timeout` 300 ms, expecting the request limit to fail it; the trace.
+async fn timed_out(
+    config: HttpClientConfig,
+    url: &str,
+) -> (nettrace::client::RequestError, HttpTrace) {
+    let limit = Duration::from_millis(300);
+    let config = HttpClientConfig {
+        req_timeout: Some(limit),
+        ..config
+    };
+    let client = scenario::client(config, scenario::full_options());
+    let failure = get_err(&client, url).await;
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::Timeout {
+            limit: TimeoutLimit::Request,
+            after: limit,
+        },
+        "{failure:?}"
+    );
+    let trace = scenario::trace(&client, "request timeout");
+    failed_request(&trace, &failure);
+    (failure, trace)
+}
+
+/// The request limit passing during a TLS handshake (a server that never answers the
+/// ClientHello) ends the tunnel then, with the cancel error; no record stays open.
+#[tokio::test]
+async fn req_timeout_during_the_tls_handshake_ends_the_tunnel() {
+    let stall = BrokenServer::start(Misbehaviour::Stall)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let pki = scenario::pki();
+    let config = HttpClientConfig {
+        tls: scenario::trust(&pki),
+        ..Default::default()
+    };
+    let (_, trace) = timed_out(config, &format!("https://{}/", stall.addr())).await;
+    let tunnel = only(&trace.net_trace.tls_tunnels, "TLS tunnel", &trace);
+    assert!(!tunnel.handshake_end_at.is_undefined(), "{}", dump(&trace));
+    assert!(
+        tunnel.handshake_err.starts_with("canceled: "),
+        "{}",
+        dump(&trace)
+    );
+    let dial = only(&trace.net_trace.dials, "dial", &trace);
+    assert!(dial.dial_err.is_empty(), "{}", dump(&trace));
+    assert!(!dial.dial_end_at.is_undefined() && !dial.ctx_close_at.is_undefined());
+    let waited = tunnel
+        .handshake_end_at
+        .sub(&tunnel.handshake_begin_at)
+        .unwrap_or_else(|| panic!("handshake times not comparable:\n{}", dump(&trace)));
+    assert!(waited >= time::Duration::milliseconds(250), "{waited}");
+}
+
+/// The request limit passing while the only nameserver stays silent ends the dial then,
+/// with the cancel error, and its resolver dials and sockets too.
+#[tokio::test]
+async fn req_timeout_during_a_dns_wait_ends_the_dial() {
+    use nettrace_tests::fixtures::dns::{Behaviour, Zone};
+    let silent =
+        scenario::dns_with(Zone::new().behaviour(scenario::EXAMPLE_HOST, Behaviour::Silence)).await;
+    let config = scenario::config_with_dns(&silent);
+    let url = format!("http://{}:9/", scenario::EXAMPLE_HOST);
+    let (_, trace) = timed_out(config, &url).await;
+    let dial = only(&trace.net_trace.dials, "dial", &trace);
+    assert!(!dial.dial_end_at.is_undefined(), "{}", dump(&trace));
+    assert!(dial.dial_err.starts_with("canceled: "), "{}", dump(&trace));
+    assert!(!dial.ctx_close_at.is_undefined(), "{}", dump(&trace));
+    assert!(!dial.resolver_dials.is_empty(), "{}", dump(&trace));
+    for rd in &dial.resolver_dials {
+        assert!(!rd.dial_end_at.is_undefined(), "{}", dump(&trace));
+    }
+    for udp in &trace.net_trace.udp_conns {
+        assert!(!udp.conn_close_at.is_undefined(), "{}", dump(&trace));
+    }
+    assert!(trace.net_trace.tcp_conns.is_empty(), "{}", dump(&trace));
+}
+
 #[tokio::test]
 async fn response_header_timeout_limits_the_head_but_not_the_body() {
     let server = scenario::plain_server().await;
@@ -593,6 +841,27 @@ async fn invalid_urls_are_invalid_requests() {
     failed_request(&trace, &relative);
     failed_request(&trace, &unsupported);
     assert!(trace.net_trace.dials.is_empty(), "{}", dump(&trace));
+}
+
+/// A port past 65535 fails the request (`http::Uri` keeps its text but gives no number, which
+/// used to mean the scheme's default port: the request went to port 80). Nothing is dialled.
+#[tokio::test]
+async fn a_port_out_of_range_is_an_invalid_request_not_port_80() {
+    let client = scenario::client(HttpClientConfig::default(), scenario::full_options());
+    let url = "http://127.0.0.1:99999/";
+    let failure = get_err(&client, url).await;
+    assert_eq!(
+        failure.kind(),
+        RequestErrorKind::InvalidRequest,
+        "{failure:?}"
+    );
+    let text = failure.to_string();
+    assert!(text.contains("invalid port \"99999\""), "{text}");
+    let trace = scenario::trace(&client, "port out of range");
+    let req = failed_request(&trace, &failure);
+    assert_eq!(req.req_url, url);
+    assert!(trace.net_trace.dials.is_empty(), "{}", dump(&trace));
+    assert!(trace.net_trace.tcp_conns.is_empty(), "{}", dump(&trace));
 }
 
 /// A request body stream that yields one chunk, then fails.

@@ -58,8 +58,9 @@ async fn connection_refused_records_an_unconnected_tcp_conn_and_the_dial_error()
     assert_eq!((conn.total_sent_bytes, conn.total_recv_bytes), (0, 0));
     assert!(net.tls_tunnels.is_empty());
     let req = only(&trace.http_requests, "HTTP request", &trace);
-    // The request's connection is the one its dial attempted.
-    assert_eq!(req.tcp_conn, conn.trace_id);
+    // No connection was used: the request names none (as Go); the failed attempt stays in
+    // `tcpConns`, linked to the dial.
+    assert!(req.tcp_conn.is_empty(), "{}", dump(&trace));
     assert_eq!(req.req_error, error);
     assert_eq!(req.resp_status_code, 0);
 }
@@ -194,7 +195,11 @@ async fn tcp_handshake_timeout_records_the_timed_out_attempt() {
     );
     let req = only(&trace.http_requests, "HTTP request", &trace);
     assert_eq!(req.req_error, error);
-    assert_eq!(req.tcp_conn, conn.trace_id);
+    assert!(
+        req.tcp_conn.is_empty(),
+        "no connection was used:\n{}",
+        dump(&trace)
+    );
     assert_eq!(failed_request(&trace, &failure).trace_id, req.trace_id);
 }
 
@@ -235,13 +240,23 @@ async fn concurrent_failures_each_name_their_own_request_record() {
         .collect();
     assert_ne!(ids[0], ids[2], "two requests to one URL are two records");
     assert_eq!(failed_request(&trace, &gone).req_url, gone_url);
-    // Each refused request's record names the connection its own dial attempted.
+    // A refused request used no connection, so its record names none (as Go); each of
+    // their dials keeps its own failed attempt.
     for error in [&refused, &refused_again] {
-        let req = failed_request(&trace, error);
-        let conn = tcp_conn(&trace, &req.tcp_conn);
-        assert!(!conn.connected);
-        assert_eq!(conn.addr_tuple.dst(), Some(refusing.addr()));
+        assert!(
+            failed_request(&trace, error).tcp_conn.is_empty(),
+            "{}",
+            dump(&trace)
+        );
     }
+    let attempts: std::collections::HashSet<_> = trace
+        .net_trace
+        .tcp_conns
+        .iter()
+        .filter(|c| !c.connected && c.addr_tuple.dst() == Some(refusing.addr()))
+        .map(|c| c.from_dial.clone())
+        .collect();
+    assert_eq!(attempts.len(), 2, "{}", dump(&trace));
 }
 
 /// Without HTTP request records there is no record to name.

@@ -3,9 +3,12 @@
 //! [`RequestBody`] counts what hyper takes from it (`reqContentLen`). [`ResponseBody`] counts
 //! what the caller reads (`RespContentLen`), after decoding gzip when the client asked for it,
 //! and enforces the request deadline while the body is read.
+//!
+//! A gzip body is decoded in frames of at most 64 KiB, and fails with
+//! [`BodyError::GzipRatio`] when it expands more than 500:1 past its first 8 MiB decoded (a
+//! decompression bomb); see [`super::gunzip`] for why these limits.
 use std::{
     future::Future,
-    io::Write,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
@@ -13,11 +16,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use flate2::write::GzDecoder;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 
-use super::{expect_continue::BodyWait, idle::IdleOnEnd};
+use super::{expect_continue::BodyWait, gunzip::Gunzip, idle::IdleOnEnd};
 use crate::{event::BodyCounters, event::Event, event::Sink, model::TraceId};
 
 /// A boxed error of a streaming request body.
@@ -215,6 +217,21 @@ pub enum BodyError {
     /// The gzip-encoded body did not decode.
     #[error("decoding the gzip response body failed: {0}")]
     Gzip(#[source] std::io::Error),
+    /// The gzip-encoded body expanded more than [`MAX_GZIP_RATIO`](super::MAX_GZIP_RATIO)
+    /// times its compressed size, past its first
+    /// [`GZIP_RATIO_FROM`](super::GZIP_RATIO_FROM) bytes: a decompression bomb, or a body that
+    /// is almost all one repeated byte (read those without decoding: `disable_compression`).
+    #[error(
+        "decoding the gzip response body stopped: {decoded} bytes from {encoded} compressed \
+         bytes, more than {}:1 (the limit against decompression bombs)",
+        super::MAX_GZIP_RATIO
+    )]
+    GzipRatio {
+        /// Compressed bytes decoded so far.
+        encoded: u64,
+        /// Bytes they expanded to.
+        decoded: u64,
+    },
     /// The request's time limit (`req_timeout`) passed while the body was read.
     #[error("request timed out while reading the response body (ReqTimeout)")]
     Timeout,
@@ -226,7 +243,7 @@ pub struct ResponseBody {
     /// Told when the body is read to the end (the connection is then idle).
     on_end: Option<IdleOnEnd>,
     /// Boxed: rare, and large (the body is moved with every response).
-    gzip: Option<Box<GzDecoder<Vec<u8>>>>,
+    gzip: Option<Box<Gunzip>>,
     /// Where the bytes read are counted, with HTTP records.
     counters: Option<Arc<BodyCounters>>,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -247,7 +264,7 @@ impl ResponseBody {
         Self {
             inner,
             on_end: None,
-            gzip: gunzip.then(|| Box::new(GzDecoder::new(Vec::new()))),
+            gzip: gunzip.then(|| Box::new(Gunzip::new())),
             counters,
             deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
             sink,
@@ -307,17 +324,6 @@ impl ResponseBody {
             counters.add_response(bytes as u64);
         }
     }
-
-    /// Decoded bytes of one received chunk (possibly none yet).
-    fn decode(&mut self, data: Bytes) -> Result<Bytes, BodyError> {
-        match &mut self.gzip {
-            None => Ok(data),
-            Some(decoder) => {
-                decoder.write_all(&data).map_err(BodyError::Gzip)?;
-                Ok(Bytes::from(std::mem::take(decoder.get_mut())))
-            }
-        }
-    }
 }
 
 impl Body for ResponseBody {
@@ -338,40 +344,51 @@ impl Body for ResponseBody {
             {
                 return this.fail(BodyError::Timeout);
             }
+            if let Some(gzip) = this.gzip.as_deref_mut() {
+                let next = gzip.next_frame();
+                let done = gzip.is_done();
+                match next {
+                    Ok(Some(decoded)) => {
+                        this.count(decoded.len());
+                        return Poll::Ready(Some(Ok(Frame::data(decoded))));
+                    }
+                    Ok(None) if done => {
+                        this.finished = true;
+                        return Poll::Ready(None);
+                    }
+                    Ok(None) => {}
+                    Err(error) => return this.fail(error),
+                }
+            }
             let frame = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
                 Some(Ok(frame)) => frame,
                 Some(Err(error)) => return this.fail(BodyError::Read(error)),
                 None => {
-                    this.finished = true;
                     if let Some(on_end) = this.on_end.take() {
                         on_end.report();
                     }
-                    let rest = match this.gzip.take() {
-                        Some(decoder) => match (*decoder).finish() {
-                            Ok(rest) => rest,
-                            Err(error) => return this.fail(BodyError::Gzip(error)),
-                        },
-                        None => Vec::new(),
-                    };
-                    if rest.is_empty() {
-                        return Poll::Ready(None);
+                    match &mut this.gzip {
+                        // The decoder's rest comes out in the next rounds.
+                        Some(gzip) => {
+                            gzip.end_input();
+                            continue;
+                        }
+                        None => {
+                            this.finished = true;
+                            return Poll::Ready(None);
+                        }
                     }
-                    this.count(rest.len());
-                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(rest)))));
                 }
             };
             match frame.into_data() {
-                Ok(data) => {
-                    let decoded = match this.decode(data) {
-                        Ok(decoded) => decoded,
-                        Err(error) => return this.fail(error),
-                    };
-                    if decoded.is_empty() {
-                        continue;
+                Ok(data) => match &mut this.gzip {
+                    Some(gzip) => gzip.push(data),
+                    None if data.is_empty() => {}
+                    None => {
+                        this.count(data.len());
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
-                    this.count(decoded.len());
-                    return Poll::Ready(Some(Ok(Frame::data(decoded))));
-                }
+                },
                 Err(frame) => return Poll::Ready(Some(Ok(frame))),
             }
         }

@@ -30,7 +30,7 @@ use super::{
 use crate::{
     dns::Resolver,
     event::Sink,
-    event::{ConnInfo, Event},
+    event::{CANCELED, ConnInfo, Event, OnCancel},
     model::TraceId,
     sock::{SocketOrigin, TcpOptions, connect_tcp},
     tls::{self, HandshakeContext},
@@ -169,8 +169,19 @@ impl Shared {
             dial: dial.clone(),
             request: &request,
         };
+        // Dropped before the dial ends (the request timed out or was dropped): the dial ends
+        // then, with that error. Declared after `_context`, so reported before it closes.
+        let unfinished = OnCancel::new(|| {
+            self.sink.emit(Event::DialEnded {
+                dial: dial.clone(),
+                at: Instant::now(),
+                result: Err(CANCELED.to_owned()),
+            });
+        });
         let slot = self.host_slot(&target.authority()).await;
-        let stream = match self.dial(&dial, first_hop).await {
+        let dialled = self.dial(&dial, first_hop).await;
+        unfinished.disarm();
+        let stream = match dialled {
             Ok(stream) => stream,
             Err(error) => {
                 self.sink.emit(Event::DialEnded {

@@ -125,8 +125,8 @@ pub enum RequestErrorKind {
     /// The HTTP exchange failed once connected: the connection closed or broke before the
     /// response head came, or the response was malformed.
     Http,
-    /// The request cannot be sent as it is: a bad URL, an unsupported scheme, no host, a bad
-    /// redirect `Location`.
+    /// The request cannot be sent as it is: a bad URL, an unsupported scheme, no host, a port
+    /// out of range (`:99999`), a bad redirect `Location`.
     InvalidRequest,
     /// The redirects did not end within the limit (10 requests in all, as Go).
     TooManyRedirects(usize),
@@ -227,13 +227,15 @@ impl RequestError {
 
     /// The ID of the `HTTPReqTrace` that records this error as its `reqError`: the request hop
     /// that failed. `None` when HTTP requests are not traced (`TraceOptions::http_req_trace`)
-    /// or no request was sent (the URL did not parse). For a redirect with a bad `Location`,
-    /// which Go does not record as a `reqError` either, the hop whose response carried it.
+    /// or no request was sent (the URL did not parse). For a redirect whose `Location` cannot
+    /// be followed (no `http`/`https` URL, or malformed), the record of that next hop: it
+    /// holds the `Location` as its `reqURL` and the error, and was never sent.
     pub fn trace_id(&self) -> Option<&TraceId> {
         self.0.trace_id.as_ref()
     }
 
-    /// The URL of the hop that failed; `None` when the URL given did not parse.
+    /// The URL of the hop that failed; `None` when the URL given did not parse (also a
+    /// redirect `Location` that is no `http`/`https` URL: the hop's record has its text).
     pub fn url(&self) -> Option<&Uri> {
         self.0.url.as_ref()
     }

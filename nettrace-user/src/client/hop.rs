@@ -23,10 +23,11 @@ use super::{
     context::{self, RequestContext},
     expect_continue, idle,
     proxy::ProxyRoute,
+    redirect, target,
 };
 use crate::{
     error_chain::error_chain,
-    event::{BodyCounters, Event},
+    event::{BodyCounters, Event, RequestUrl},
     headers::HeaderCapture,
     model::TraceId,
 };
@@ -99,7 +100,7 @@ impl HttpClient {
                 req: req.clone(),
                 at: Instant::now(),
                 method: parts.method.clone(),
-                url: parts.uri.clone(),
+                url: RequestUrl::Uri(parts.uri.clone()),
                 header,
                 network_proxy: match &proxy {
                     Ok(Some(proxy)) => proxy.display.clone(),
@@ -131,6 +132,8 @@ impl HttpClient {
                 parts.uri
             ))));
         }
+        // Checked before the pool sees the URL: it would dial the scheme's default port.
+        target::port_of(&parts.uri).map_err(|reason| fail(RequestError::invalid(reason)))?;
         // The pool is used under the read lock (handing the request over is quick) rather
         // than cloned out: two fewer atomic updates of a shared count per request.
         let open = inner.pool.read().unwrap_or_else(PoisonError::into_inner);
@@ -168,6 +171,31 @@ impl HttpClient {
             deadline,
         };
         Ok((hop, exchange))
+    }
+
+    /// Records a redirect hop that cannot be sent (its `Location` is unusable) as a request
+    /// that failed at once, with the `Location` as its URL, as Go records a redirect to a
+    /// scheme its transport refuses. Returns the error, naming that record.
+    pub(super) fn unsent_hop(
+        &self,
+        headers: &http::HeaderMap,
+        bad: redirect::BadLocation,
+    ) -> RequestError {
+        let error = RequestError::invalid(&bad.reason);
+        let Some(http) = &self.inner.http_trace else {
+            return error;
+        };
+        let req = TraceId::generate();
+        self.inner.sink.emit(Event::HttpRequestStarted {
+            req: req.clone(),
+            at: Instant::now(),
+            method: bad.method,
+            url: RequestUrl::Text(bad.location),
+            header: HeaderCapture::new(headers, http),
+            network_proxy: String::new(),
+            body: Arc::new(BodyCounters::default()),
+        });
+        self.fail(&req, error)
     }
 
     /// Waits for the exchange of a hop, within the request's time limits, and records its

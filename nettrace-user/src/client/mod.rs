@@ -28,7 +28,10 @@
 //! Behaviour follows Go's `HTTPClient` and its `HTTPClientCfg` ([`HttpClientConfig`]); what
 //! is recorded follows the trace options ([`TraceOptions`]). Differences from Go, all fixes:
 //! [`HttpClient::get_trace`] is a snapshot that removes nothing and keeps IDs stable; every
-//! reference whose record is known is filled in; every configured nameserver is used.
+//! reference whose record is known is filled in; every configured nameserver is used; a request
+//! that times out or is dropped ends every record it left open (the dial, its resolver dials,
+//! a TCP connect, a TLS handshake) at that moment, with the error `canceled: ...` (Go leaves
+//! them without an end).
 //!
 //! A failed request returns a [`RequestError`]: its [`kind`](RequestError::kind) says what
 //! failed ([`RequestErrorKind`]: name resolution, a refused or timed-out connection, a
@@ -43,6 +46,7 @@ mod connector;
 mod context;
 mod error;
 mod expect_continue;
+mod gunzip;
 mod hop;
 mod idle;
 mod proxy;
@@ -72,6 +76,7 @@ pub use error::{
     CertificateFailure, ClientError, DnsFailure, ProxyFailure, RequestError, RequestErrorKind,
     TimeoutLimit,
 };
+pub use gunzip::{MAX_RATIO as MAX_GZIP_RATIO, RATIO_FROM as GZIP_RATIO_FROM};
 pub use proxy::redact_userinfo;
 
 use self::connector::{ConnectorSettings, TracedConnector};
@@ -282,11 +287,12 @@ impl HttpClient {
             ) else {
                 return Ok(response);
             };
-            // Not recorded as the hop's `reqError`: its exchange succeeded (Go: the same).
-            let next = next.map_err(|reason| {
-                let error = RequestError::invalid(reason).for_url(&parts.uri);
-                self.at_hop(response.body().trace_id(), error)
-            })?;
+            // The redirect's own exchange succeeded: the failure is the next hop's, recorded
+            // as a request that was not sent (Go: the same for a scheme it cannot send).
+            let next = match next {
+                Ok(next) => next,
+                Err(bad) => return Err(self.unsent_hop(&parts.headers, bad)),
+            };
             if sent == redirect::MAX_REQUESTS {
                 let error = RequestError::too_many_redirects(sent).for_url(&parts.uri);
                 return Err(self.fail(response.body().trace_id(), error));

@@ -29,7 +29,16 @@ impl Endpoint {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let port = match port_of(uri)? {
+            Some(port) => port,
+            None => {
+                if tls {
+                    443
+                } else {
+                    80
+                }
+            }
+        };
         Ok(Self { tls, host, port })
     }
 
@@ -44,6 +53,32 @@ impl Endpoint {
             Some(IpAddr::V6(_)) => format!("[{}]:{}", self.host, self.port),
             _ => format!("{}:{}", self.host, self.port),
         }
+    }
+}
+
+/// The port written in `uri`, if any; an error naming it when it is not a number from 0 to
+/// 65535. `http::Uri` keeps any digits as the port's text but gives no number for one out of
+/// range (`port_u16()` is `None`, as for no port at all), so the text is read here: a URL with
+/// port 99999 must fail, not go to the scheme's default port. An empty port (`host:`) is the
+/// default one, as in Go.
+pub(crate) fn port_of(uri: &Uri) -> Result<Option<u16>, String> {
+    let Some(authority) = uri.authority() else {
+        return Ok(None);
+    };
+    let host_port = authority.as_str();
+    let host_port = host_port
+        .rfind('@')
+        .map_or(host_port, |at| &host_port[at + 1..]);
+    // After an IPv6 literal's `]`, or after the last `:` of any other host.
+    let text = match host_port.rfind(']') {
+        Some(end) => host_port[end + 1..].strip_prefix(':'),
+        None => host_port.rfind(':').map(|colon| &host_port[colon + 1..]),
+    };
+    match text {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse::<u16>().map(Some).map_err(|_| {
+            format!("URL {uri} has an invalid port {text:?} (a port is a number from 0 to 65535)")
+        }),
     }
 }
 
@@ -62,5 +97,21 @@ mod tests {
         assert_eq!(e.authority(), "[::1]:8080");
         assert_eq!(e.ip(), Some("::1".parse().unwrap()));
         assert!(Endpoint::from_uri(&"ftp://x/".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_port_out_of_range_is_an_error_not_the_default() {
+        for url in [
+            "http://127.0.0.1:99999/",
+            "http://[::1]:65536/",
+            "https://u:p@example.test:70000/x",
+        ] {
+            let error = Endpoint::from_uri(&url.parse().unwrap()).unwrap_err();
+            assert!(error.contains("invalid port"), "{url}: {error}");
+        }
+        let e = Endpoint::from_uri(&"http://u:p@[::1]:65535/".parse().unwrap()).unwrap();
+        assert_eq!(e.port, 65535);
+        let e = Endpoint::from_uri(&"http://example.test:/".parse().unwrap()).unwrap();
+        assert_eq!(e.port, 80);
     }
 }

@@ -291,7 +291,7 @@ impl<'a> ResolverDial<'a> {
 impl Drop for ResolverDial<'_> {
     fn drop(&mut self) {
         if !self.ended {
-            self.emit_end(Err("resolver dial cancelled".into()));
+            self.emit_end(Err(crate::event::CANCELED.into()));
         }
     }
 }

@@ -36,6 +36,41 @@ pub use kernel_socket::{
 pub(crate) use sink::{EventSink, Sink, TraceSettings};
 pub(crate) use socket_record::{RawSocketOp, SocketRecord};
 
+/// The error of a record that a request left open when it was canceled (timed out, or its
+/// future dropped): a dial, a resolver dial, a TLS handshake.
+pub(crate) const CANCELED: &str =
+    "canceled: the request timed out or was dropped before this ended";
+
+/// Runs its closure when dropped, unless [`disarmed`](Self::disarm) first: reports the end of
+/// an operation whose future was dropped (the request canceled) before it finished, at that
+/// moment, so that no record stays open.
+///
+/// ```ignore
+/// let unfinished = OnCancel::new(|| sink.emit(Event::DialEnded { .. Err(CANCELED) .. }));
+/// let result = dial().await; // dropped here when the request times out
+/// unfinished.disarm();
+/// ```
+pub(crate) struct OnCancel<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> OnCancel<F> {
+    pub(crate) fn new(report: F) -> Self {
+        Self(Some(report))
+    }
+
+    /// The operation finished: nothing to report on drop.
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<F: FnOnce()> Drop for OnCancel<F> {
+    fn drop(&mut self) {
+        if let Some(report) = self.0.take() {
+            report();
+        }
+    }
+}
+
 /// Transport protocol of a traced connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Transport {
@@ -146,7 +181,7 @@ pub(crate) enum Event {
         req: TraceId,
         at: Instant,
         method: http::Method,
-        url: http::Uri,
+        url: RequestUrl,
         header: Option<HeaderCapture>,
         network_proxy: String,
         body: Arc<BodyCounters>,
@@ -167,6 +202,34 @@ pub(crate) enum Event {
     Kernel(KernelEvent),
     /// The conntrack entry of a connection.
     Conntrack { conn: TraceId, sample: CtSample },
+}
+
+/// The URL of a request hop, as its record gives it (`reqURL`): parsed, or the text of a
+/// redirect `Location` that cannot be followed (it is no `http`/`https` URL, or does not parse),
+/// whose hop is recorded as failed without being sent.
+#[derive(Clone, Debug)]
+pub(crate) enum RequestUrl {
+    /// A URL handed to the pool (or failed before).
+    Uri(http::Uri),
+    /// The text of a URL that could not be parsed.
+    Text(String),
+}
+
+impl std::fmt::Display for RequestUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Uri(uri) => uri.fmt(f),
+            Self::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+impl std::str::FromStr for RequestUrl {
+    type Err = http::uri::InvalidUri;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.parse().map(Self::Uri)
+    }
 }
 
 /// How a TLS handshake ended.

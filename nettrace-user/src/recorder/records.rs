@@ -9,7 +9,9 @@ use std::{
 use super::kernel::KernelRec;
 use crate::{
     SocketCookie,
-    event::{BodyCounters, CtSample, KernelProcess, SocketRecord, TlsOutcome, Transport},
+    event::{
+        BodyCounters, CtSample, KernelProcess, RequestUrl, SocketRecord, TlsOutcome, Transport,
+    },
     headers::HeaderCapture,
     model::{DnsQueryMsg, DnsReplyMsg, TraceId},
 };
@@ -143,7 +145,7 @@ pub(crate) struct TlsRec {
 pub(crate) struct HttpRec {
     pub(crate) sent: Instant,
     pub(crate) method: http::Method,
-    pub(crate) url: http::Uri,
+    pub(crate) url: RequestUrl,
     pub(crate) req_header: Option<HeaderCapture>,
     pub(crate) network_proxy: String,
     pub(crate) body: Arc<BodyCounters>,

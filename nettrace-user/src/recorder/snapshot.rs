@@ -120,21 +120,17 @@ impl Recorder {
         }
     }
 
-    /// For a request that never got a response: the connection its dial established, or the
-    /// last one it attempted.
+    /// For a request that never got a response: the connection its dial established (Go's
+    /// back-fill from the dial). A dial that connected nothing names none: its failed
+    /// attempts stay in `tcpConns` (`connected: false`, `fromDial`), but no connection was used.
     fn conn_of_request_dial(&self, req: &TraceId) -> Option<TraceId> {
-        let (dial_id, dial) = self
-            .dials
+        self.dials
             .iter()
             .filter(|(_, d)| d.http_req.as_ref() == Some(req))
-            .last()?;
-        dial.established.clone().or_else(|| {
-            self.conns
-                .iter()
-                .filter(|(_, c)| &c.dial == dial_id && !c.from_resolver)
-                .map(|(id, _)| id.clone())
-                .last()
-        })
+            .last()?
+            .1
+            .established
+            .clone()
     }
 
     /// The (proxy) TLS tunnel a request caused, when the response did not name it.

@@ -17,7 +17,7 @@ use super::{TracedStream, TracedUdpSocket};
 use crate::{
     SocketCookie,
     event::Sink,
-    event::{Event, Transport},
+    event::{Event, OnCancel, Transport},
     model::TraceId,
 };
 
@@ -93,7 +93,9 @@ pub(crate) async fn connect_tcp(
 ) -> Result<TracedStream<TcpStream>, ConnectError> {
     let (socket, conn, record, cookie) =
         open(sink, Transport::Tcp, origin, remote).map_err(ConnectError::Socket)?;
-    let fail = |error: ConnectError| {
+    // Reports the attempt failed (and its socket closed) unless it connects: on an error, and
+    // when the request is canceled (this future dropped) while it connects.
+    let failed = OnCancel::new(|| {
         if let Some(cookie) = cookie {
             sink.tcp_socket_closed(cookie);
         }
@@ -106,8 +108,7 @@ pub(crate) async fn connect_tcp(
             conn: conn.clone(),
             at,
         });
-        error
-    };
+    });
     let interval = options.keepalive.unwrap_or(DEFAULT_KEEPALIVE);
     let keepalive = if interval.is_zero() {
         socket.set_keepalive(false)
@@ -118,23 +119,20 @@ pub(crate) async fn connect_tcp(
                 .with_interval(interval),
         )
     };
-    keepalive.map_err(|e| fail(ConnectError::Socket(e)))?;
-    socket
-        .set_tcp_nodelay(true)
-        .map_err(|e| fail(ConnectError::Socket(e)))?;
+    keepalive.map_err(ConnectError::Socket)?;
+    socket.set_tcp_nodelay(true).map_err(ConnectError::Socket)?;
     let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(socket));
     let connecting = socket.connect(remote);
     let stream = match options.connect_timeout {
         Some(limit) => match tokio::time::timeout(limit, connecting).await {
             Ok(result) => result,
-            Err(_) => return Err(fail(ConnectError::Timeout(limit))),
+            Err(_) => return Err(ConnectError::Timeout(limit)),
         },
         None => connecting.await,
     }
-    .map_err(|e| fail(ConnectError::Connect(e)))?;
-    let local = stream
-        .local_addr()
-        .map_err(|e| fail(ConnectError::Socket(e)))?;
+    .map_err(ConnectError::Connect)?;
+    let local = stream.local_addr().map_err(ConnectError::Socket)?;
+    failed.disarm();
     sink.emit(Event::ConnEstablished {
         conn: conn.clone(),
         at: Instant::now(),

@@ -42,8 +42,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
 use crate::{
-    event::Sink,
-    event::{Event, TlsOutcome},
+    event::{CANCELED, Event, OnCancel, Sink, TlsOutcome},
     model::TraceId,
 };
 pub use keylog::{DEFAULT_KEY_LOG_LIMIT, KeyLogRecorder};
@@ -305,6 +304,18 @@ where
         .connect(server_name, stream)
         .into_fallible();
     let mut connecting = std::pin::pin!(connecting);
+    // Dropped before the handshake ends (the request timed out or was dropped): the tunnel
+    // ends then, with that error, before the stream in `connecting` records its close.
+    let unfinished = OnCancel::new(|| {
+        sink.emit(Event::TlsEnded {
+            tls: tls.clone(),
+            at: Instant::now(),
+            outcome: TlsOutcome {
+                error: CANCELED.to_owned(),
+                ..TlsOutcome::default()
+            },
+        });
+    });
     let notes = RefCell::new(verifier::VerifierNotes::default());
     let (result, notes) = verifier::HANDSHAKE_NOTES
         .scope(notes, async {
@@ -326,6 +337,7 @@ where
             (result, notes)
         })
         .await;
+    unfinished.disarm();
     let at = Instant::now();
     let cert_verify_error = notes
         .ignored_error

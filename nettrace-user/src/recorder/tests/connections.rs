@@ -94,7 +94,7 @@ fn a_dial_links_its_resolver_dials_and_connections() {
 }
 
 #[test]
-fn a_failed_dial_keeps_its_error_and_names_its_attempt_for_the_request() {
+fn a_failed_dial_keeps_its_error_and_its_attempt_but_the_request_names_no_conn() {
     let mut recorder = recorder(false);
     let body = Arc::new(BodyCounters::default());
     recorder.handle(request_started("req-2", 0, "http://example.test/", &body));
@@ -186,8 +186,9 @@ fn a_failed_dial_keeps_its_error_and_names_its_attempt_for_the_request() {
         },
         http_requests: vec![HttpReqTrace {
             trace_id: id("req-2"),
-            // Never answered: the connection its dial attempted.
-            tcp_conn: id("tcp-2"),
+            // Its dial connected nothing: no connection was used (as Go); the failed
+            // attempt is still listed under `tcpConns`.
+            tcp_conn: TraceId::default(),
             proto_major: 1,
             proto_minor: 1,
             req_sent_at: rel(0),
