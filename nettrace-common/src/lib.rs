@@ -43,6 +43,11 @@ pub mod map_name {
     /// created in the traced cgroup (client slot and flags); userspace writes it before it
     /// attaches them.
     pub const CGROUP_TRACE: &str = "CGROUP_TRACE";
+    /// Array of one `u32`: non-zero while userspace has anything registered (a socket, a
+    /// flow, a traced cgroup, an interface capturing ICMP or ARP). The programs that run for
+    /// every socket or packet of the machine check it first, so that while nothing is traced
+    /// they cost a direct array load instead of a cookie and a hash lookup.
+    pub const ARMED: &str = "ARMED";
 }
 
 /// Names of the eBPF programs in the compiled object.
@@ -133,8 +138,13 @@ pub mod socket_flags {
 
 /// Bits of [`CaptureClient::flags`].
 pub mod capture_flags {
-    /// Keep TCP payload (otherwise only the headers of TCP packets are copied).
+    /// Keep TCP payload. Without it (and without [`TCP_HEADERS_ONLY`]) only the TCP packets
+    /// that carry no payload (SYN, FIN, RST, pure ACKs) are copied, as Go's
+    /// `TCPWithoutPayload`.
     pub const TCP_PAYLOAD: u32 = 1;
+    /// Without [`TCP_PAYLOAD`]: copy TCP packets that carry payload too, cut after their TCP
+    /// header.
+    pub const TCP_HEADERS_ONLY: u32 = 2;
 }
 
 /// [`EventHeader::client_id`] of a packet that belongs to no flow (ICMP, ARP): it goes to

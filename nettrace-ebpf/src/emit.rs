@@ -6,7 +6,16 @@ use aya_ebpf::{
 };
 use nettrace_common::{EventHeader, TracedSocket};
 
-use crate::maps::{EVENTS, LOST_EVENTS, TRACED_SOCKETS};
+use crate::maps::{ARMED, EVENTS, LOST_EVENTS, TRACED_SOCKETS};
+
+/// Whether userspace has anything registered at all. The first check of the programs that
+/// run for every socket or packet: the verifier turns this array lookup into a direct load,
+/// far cheaper than a socket cookie and a hash lookup (userspace sets the flag before it
+/// registers its first socket or flow, and clears it after it removed its last one).
+#[inline(always)]
+pub(crate) fn armed() -> bool {
+    ARMED.get(0).is_some_and(|flag| *flag != 0)
+}
 
 /// The traced-socket entry of `cookie`, if userspace registered it.
 #[inline(always)]

@@ -48,3 +48,7 @@ pub(crate) static LOST_PACKETS: PerCpuArray<u64> =
 /// How the cgroup programs register new sockets (one entry, written by userspace).
 #[map(name = "CGROUP_TRACE")]
 pub(crate) static CGROUP_TRACE: Array<TracedSocket> = Array::with_max_entries(1, 0);
+
+/// Non-zero while userspace has anything registered (see [`nettrace_common::map_name::ARMED`]).
+#[map(name = "ARMED")]
+pub(crate) static ARMED: Array<u32> = Array::with_max_entries(1, 0);
