@@ -11,8 +11,9 @@
 //! loopback packet passes there once). Per state, 200,000 `send()` calls of 64 B (TCP_NODELAY,
 //! so one packet each) on a fresh loopback connection; the kernel's run statistics
 //! (`BPF_ENABLE_STATS`: run count and run time per program, which include two clock reads per
-//! run) give ns per run of `sock_send_length` and of the TC program. `bpftool prog show`
-//! reads the same counters (`run_time_ns`, `run_cnt`).
+//! run) give ns per run of `sock_send_length` and of the TC program. When `bpftool` is
+//! installed, `bpftool prog show name nettrace_sock_send_length` (`run_time_ns`, `run_cnt`)
+//! is read around each state too, as a cross-check of the same counters.
 use std::{
     collections::HashMap,
     io::{Read, Write},
@@ -58,6 +59,28 @@ fn per_run(
     let (c1, t1) = after.get(name).copied().unwrap_or_default();
     let runs = c1 - c0;
     (runs, (t1 - t0).as_nanos() as f64 / runs.max(1) as f64)
+}
+
+/// `(run_cnt, run_time_ns)` of program `name` as `bpftool prog show` prints them, if bpftool
+/// is installed (several programs of the name, from other tracers, are summed).
+fn bpftool_counts(name: &str) -> Option<(u64, u64)> {
+    let output = std::process::Command::new("bpftool")
+        .args(["prog", "show", "name", name])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let value = |key: &str| -> u64 {
+        words
+            .windows(2)
+            .filter(|pair| pair[0] == key)
+            .filter_map(|pair| pair[1].parse::<u64>().ok())
+            .sum()
+    };
+    output
+        .status
+        .success()
+        .then(|| (value("run_cnt"), value("run_time_ns")))
 }
 
 fn socket() -> socket2::Socket {
@@ -120,13 +143,18 @@ fn main() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut rows = Vec::new();
     let mut measure = |state: &str, socket: socket2::Socket| {
+        let tool_before = bpftool_counts(program_name::SOCK_SEND_LENGTH);
         let before = stats(&tracer);
         burst(&listener, socket);
         let after = stats(&tracer);
+        let tool = tool_before
+            .zip(bpftool_counts(program_name::SOCK_SEND_LENGTH))
+            .map(|((c0, t0), (c1, t1))| (t1 - t0) as f64 / (c1 - c0).max(1) as f64);
         rows.push((
             state.to_owned(),
             per_run(&before, &after, program_name::SOCK_SEND_LENGTH),
             per_run(&before, &after, program_name::TC_ETHERNET_EGRESS),
+            tool,
         ));
     };
 
@@ -158,10 +186,13 @@ fn main() {
 
     println!("kernel run statistics, {SENDS} send() calls of 64 B per state");
     println!(
-        "{:<34} {:>9} {:>9}   {:>9} {:>9}",
-        "state", "send runs", "ns/run", "tc runs", "ns/run"
+        "{:<34} {:>9} {:>9}   {:>9} {:>9}   {:>14}",
+        "state", "send runs", "ns/run", "tc runs", "ns/run", "bpftool send"
     );
-    for (state, (send_runs, send_ns), (tc_runs, tc_ns)) in rows {
-        println!("{state:<34} {send_runs:>9} {send_ns:>9.1}   {tc_runs:>9} {tc_ns:>9.1}");
+    for (state, (send_runs, send_ns), (tc_runs, tc_ns), tool) in rows {
+        let tool = tool.map_or("no bpftool".to_owned(), |ns| format!("{ns:.1}"));
+        println!(
+            "{state:<34} {send_runs:>9} {send_ns:>9.1}   {tc_runs:>9} {tc_ns:>9.1}   {tool:>14}"
+        );
     }
 }
