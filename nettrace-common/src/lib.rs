@@ -46,8 +46,14 @@ pub mod map_name {
     /// Array of one `u32`: non-zero while userspace has anything registered (a socket, a
     /// flow, a traced cgroup, an interface capturing ICMP or ARP). The programs that run for
     /// every socket or packet of the machine check it first, so that while nothing is traced
-    /// they cost a direct array load instead of a cookie and a hash lookup.
+    /// they cost a direct array load instead of a cookie and a hash lookup. The value is a
+    /// generation, new each time userspace arms the programs again (see [`FLOW_PORTS`]).
     pub const ARMED: &str = "ARMED";
+    /// Array of 65,536 `u32`, indexed by port: the [`ARMED`] generation in which a flow with
+    /// that port (source or destination) was registered. A packet whose two ports are not
+    /// both marked with the current generation belongs to no registered flow, and the TC
+    /// programs skip it without the flow lookup. A new generation clears every mark at once.
+    pub const FLOW_PORTS: &str = "FLOW_PORTS";
 }
 
 /// Names of the eBPF programs in the compiled object.
@@ -103,6 +109,8 @@ pub mod limits {
     pub const DEFAULT_PACKET_RING_BYTES: u32 = 4 * 1024 * 1024;
     /// Most bytes copied of one packet, whatever the snap length asked.
     pub const MAX_PACKET_BYTES: u32 = 9216;
+    /// Entries of the flow-port marks: one per port.
+    pub const FLOW_PORTS: u32 = 65_536;
 }
 
 /// Values of [`EventHeader::kind`].

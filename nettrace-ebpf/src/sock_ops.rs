@@ -22,7 +22,7 @@ use nettrace_common::{
 };
 
 use crate::{
-    emit::{armed, emit, header, traced_socket_mut},
+    emit::{armed, emit, header, mark_flow_ports, traced_socket_mut},
     maps::TRACED_FLOWS,
 };
 
@@ -153,6 +153,7 @@ fn register_flow(
             direction,
         };
         // A full map only costs this flow its packets; the connection goes on.
+        mark_flow_ports(&key);
         let _ = TRACED_FLOWS.insert(&key, &flow, 0);
     }
 }

@@ -3,6 +3,9 @@
 //!
 //! The flag is a superset: it is set before the first registration reaches a map and cleared
 //! only after the last one left it, so a program never skips a registered socket or flow.
+//! Its value is a generation, new each time the programs are armed again: the port marks of
+//! `FLOW_PORTS` (the TC programs' pre-filter) count only in the generation that wrote them, so
+//! re-arming clears them all at once.
 use std::collections::HashSet;
 
 use aya::maps::{Array, MapData};
@@ -24,15 +27,20 @@ pub(super) enum Hold {
 /// What keeps the flag set, and the flag's map.
 pub(super) struct Armed {
     flag: Array<MapData, u32>,
+    ports: Array<MapData, u32>,
+    /// The generation written while armed (never zero).
+    generation: u32,
     holds: HashSet<Hold>,
     /// Traced cgroups: their programs register sockets in the kernel, unseen here.
     cgroups: usize,
 }
 
 impl Armed {
-    pub(super) fn new(flag: Array<MapData, u32>) -> Self {
+    pub(super) fn new(flag: Array<MapData, u32>, ports: Array<MapData, u32>) -> Self {
         Self {
             flag,
+            ports,
+            generation: 0,
             holds: HashSet::new(),
             cgroups: 0,
         }
@@ -50,6 +58,17 @@ impl Armed {
     pub(super) fn release(&mut self, hold: &Hold) -> Result<(), KernelError> {
         if self.holds.remove(hold) {
             self.clear_if_idle()?;
+        }
+        Ok(())
+    }
+
+    /// Marks the two ports of `key` in the current generation; call it after [`Self::hold`]
+    /// and before the flow reaches its map.
+    pub(super) fn mark_ports(&mut self, key: &FlowKey) -> Result<(), KernelError> {
+        for port in [key.src_port, key.dst_port] {
+            self.ports
+                .set(u32::from(port), self.generation, 0)
+                .map_err(map_error(map_name::FLOW_PORTS, "set"))?;
         }
         Ok(())
     }
@@ -76,7 +95,8 @@ impl Armed {
         if self.is_set() {
             return Ok(());
         }
-        self.write(1)
+        self.generation = self.generation.wrapping_add(1).max(1);
+        self.write(self.generation)
     }
 
     fn clear_if_idle(&mut self) -> Result<(), KernelError> {

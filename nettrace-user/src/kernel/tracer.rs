@@ -157,6 +157,8 @@ impl KernelTracer {
         let armed = Armed::new(
             Array::try_from(take_map(&mut ebpf, map_name::ARMED)?)
                 .map_err(map_error(map_name::ARMED, "open"))?,
+            Array::try_from(take_map(&mut ebpf, map_name::FLOW_PORTS)?)
+                .map_err(map_error(map_name::FLOW_PORTS, "open"))?,
         );
         super::cgroup_programs::load(&mut ebpf)?;
         let tracer = Self {
@@ -369,10 +371,12 @@ impl KernelTracer {
         let mut armed = lock(&self.armed);
         let hold = Hold::Flow(key);
         armed.hold(hold)?;
-        let inserted = lock(&self.capture)
-            .flows
-            .insert(key, flow, 0)
-            .map_err(map_error(map_name::TRACED_FLOWS, "insert"));
+        let inserted = armed.mark_ports(&key).and_then(|()| {
+            lock(&self.capture)
+                .flows
+                .insert(key, flow, 0)
+                .map_err(map_error(map_name::TRACED_FLOWS, "insert"))
+        });
         if inserted.is_err() {
             armed.release(&hold)?;
         }
