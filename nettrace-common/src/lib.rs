@@ -43,6 +43,17 @@ pub mod map_name {
     /// created in the traced cgroup (client slot and flags); userspace writes it before it
     /// attaches them.
     pub const CGROUP_TRACE: &str = "CGROUP_TRACE";
+    /// Array of one `u32`: non-zero while userspace has anything registered (a socket, a
+    /// flow, a traced cgroup, an interface capturing ICMP or ARP). The programs that run for
+    /// every socket or packet of the machine check it first, so that while nothing is traced
+    /// they cost a direct array load instead of a cookie and a hash lookup. The value is a
+    /// generation, new each time userspace arms the programs again (see [`FLOW_PORTS`]).
+    pub const ARMED: &str = "ARMED";
+    /// Array of 65,536 `u32`, indexed by port: the [`ARMED`] generation in which a flow with
+    /// that port (source or destination) was registered. A packet whose two ports are not
+    /// both marked with the current generation belongs to no registered flow, and the TC
+    /// programs skip it without the flow lookup. A new generation clears every mark at once.
+    pub const FLOW_PORTS: &str = "FLOW_PORTS";
 }
 
 /// Names of the eBPF programs in the compiled object.
@@ -98,6 +109,8 @@ pub mod limits {
     pub const DEFAULT_PACKET_RING_BYTES: u32 = 4 * 1024 * 1024;
     /// Most bytes copied of one packet, whatever the snap length asked.
     pub const MAX_PACKET_BYTES: u32 = 9216;
+    /// Entries of the flow-port marks: one per port.
+    pub const FLOW_PORTS: u32 = 65_536;
 }
 
 /// Values of [`EventHeader::kind`].
@@ -133,8 +146,13 @@ pub mod socket_flags {
 
 /// Bits of [`CaptureClient::flags`].
 pub mod capture_flags {
-    /// Keep TCP payload (otherwise only the headers of TCP packets are copied).
+    /// Keep TCP payload. Without it (and without [`TCP_HEADERS_ONLY`]) only the TCP packets
+    /// that carry no payload (SYN, FIN, RST, pure ACKs) are copied, as Go's
+    /// `TCPWithoutPayload`.
     pub const TCP_PAYLOAD: u32 = 1;
+    /// Without [`TCP_PAYLOAD`]: copy TCP packets that carry payload too, cut after their TCP
+    /// header.
+    pub const TCP_HEADERS_ONLY: u32 = 2;
 }
 
 /// [`EventHeader::client_id`] of a packet that belongs to no flow (ICMP, ARP): it goes to

@@ -1,8 +1,11 @@
 //! TC classifiers on ingress and egress of the capture interfaces: packets of traced flows
 //! (and, when asked, ICMP and ARP) are copied into the [`PACKETS`] ring buffer.
 //!
-//! An untraced TCP or UDP packet costs its header loads and one hash lookup. The copy is made
-//! with `bpf_skb_load_bytes`, so non-linear packets (GSO on loopback) are copied too.
+//! While userspace has nothing registered a packet costs one array load
+//! ([`crate::emit::armed`]); otherwise an untraced TCP or UDP packet costs its header loads and
+//! two array loads (its ports, [`crate::emit::flow_ports_marked`]), and the hash lookup only
+//! when both ports belong to registered flows. The copy is made with `bpf_skb_load_bytes`, so
+//! non-linear packets (GSO on loopback) are copied too.
 //! Every program returns "no verdict" (`TC_ACT_UNSPEC`, tcx "next"): packets flow on untouched.
 use core::ffi::c_void;
 
@@ -17,7 +20,7 @@ use nettrace_common::{
 };
 
 use crate::{
-    emit::{PACKET_WAKEUP_BYTES, count_lost, wakeup_flags},
+    emit::{PACKET_WAKEUP_BYTES, armed, count_lost, flow_ports_marked, wakeup_flags},
     maps::{CAPTURE_CLIENTS, CAPTURE_INTERFACES, LOST_PACKETS, PACKETS, TRACED_FLOWS},
 };
 
@@ -62,6 +65,9 @@ enum Unbound {
 /// `l2_len`: bytes before the network header; `way`: the hook's direction.
 #[inline(always)]
 fn capture(ctx: &TcContext, l2_len: usize, way: u32) {
+    if !armed() {
+        return;
+    }
     let ethertype = if l2_len == 0 {
         // `__sk_buff.protocol` holds the ethertype in network byte order.
         u16::from_be(ctx.skb.protocol() as u16)
@@ -102,6 +108,7 @@ fn ipv4(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
     if u16::from_be(fragment) & 0x1fff != 0 {
         return Ok(());
     }
+    let total_len: u16 = read(ctx, l3 + 2)?;
     let src: u32 = read(ctx, l3 + 12)?;
     let dst: u32 = read(ctx, l3 + 16)?;
     flow(
@@ -110,7 +117,10 @@ fn ipv4(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
         [dst, 0, 0, 0],
         family::INET,
         protocol,
-        l3 + header_len,
+        Transport {
+            offset: l3 + header_len,
+            ip_len: ip_len(u16::from_be(total_len), header_len as u32),
+        },
     )
 }
 
@@ -125,12 +135,48 @@ fn ipv6(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
     if next_header != ip_protocol::TCP && next_header != ip_protocol::UDP {
         return Ok(());
     }
+    let payload_len: u16 = read(ctx, l3 + 4)?;
     let src: [u32; 4] = read(ctx, l3 + 8)?;
     let dst: [u32; 4] = read(ctx, l3 + 24)?;
-    flow(ctx, src, dst, family::INET6, next_header, l3 + 40)
+    let transport = Transport {
+        offset: l3 + 40,
+        ip_len: ip_len(u16::from_be(payload_len), 0),
+    };
+    flow(ctx, src, dst, family::INET6, next_header, transport)
 }
 
-/// A TCP or UDP packet whose transport header starts at `l4`: copied if its flow is traced.
+/// Where a packet's transport header starts, and how long the IP header says the transport
+/// part is (`None`: a GSO packet too big for the 16-bit field, BIG TCP, whose IP length is
+/// zero; its real length is the packet's).
+#[derive(Clone, Copy)]
+struct Transport {
+    offset: usize,
+    ip_len: Option<u32>,
+}
+
+/// The transport length from an IP length field that counts `ip_header_len` bytes of IP
+/// header too (IPv4 total length; IPv6 payload length, which counts none).
+#[inline(always)]
+fn ip_len(field: u16, ip_header_len: u32) -> Option<u32> {
+    if field == 0 {
+        return None;
+    }
+    Some(u32::from(field).saturating_sub(ip_header_len))
+}
+
+impl Transport {
+    /// The transport part's length, from the IP header: not from the packet's length, which
+    /// counts the padding of short Ethernet frames (a pure ACK would look like data).
+    #[inline(always)]
+    fn len(self, ctx: &TcContext) -> u32 {
+        match self.ip_len {
+            Some(len) => len,
+            None => ctx.skb.len().saturating_sub(self.offset as u32),
+        }
+    }
+}
+
+/// A TCP or UDP packet whose transport header is `transport`: copied if its flow is traced.
 #[inline(always)]
 fn flow(
     ctx: &TcContext,
@@ -138,15 +184,20 @@ fn flow(
     dst_addr: [u32; 4],
     family: u32,
     protocol: u8,
-    l4: usize,
+    transport: Transport,
 ) -> Result<(), i64> {
-    let src_port: u16 = read(ctx, l4)?;
-    let dst_port: u16 = read(ctx, l4 + 2)?;
+    let l4 = transport.offset;
+    let src_port = u16::from_be(read(ctx, l4)?);
+    let dst_port = u16::from_be(read(ctx, l4 + 2)?);
+    // Two array loads instead of a hash of the 40-byte key for most untraced packets.
+    if !flow_ports_marked(src_port, dst_port) {
+        return Ok(());
+    }
     let key = FlowKey {
         src_addr,
         dst_addr,
-        src_port: u16::from_be(src_port),
-        dst_port: u16::from_be(dst_port),
+        src_port,
+        dst_port,
         protocol,
         family: family as u8,
         _pad: 0,
@@ -161,7 +212,14 @@ fn flow(
     let mut wanted = client.snaplen;
     if protocol == ip_protocol::TCP && client.flags & capture_flags::TCP_PAYLOAD == 0 {
         let data_offset: u8 = read(ctx, l4 + 12)?;
-        let headers = (l4 + ((data_offset >> 4) as usize) * 4) as u32;
+        let tcp_header_len = ((data_offset >> 4) as u32) * 4;
+        // Go's `TCPWithoutPayload`: a segment that carries data is not captured at all.
+        if client.flags & capture_flags::TCP_HEADERS_ONLY == 0
+            && transport.len(ctx) > tcp_header_len
+        {
+            return Ok(());
+        }
+        let headers = l4 as u32 + tcp_header_len;
         if headers < wanted {
             wanted = headers;
         }

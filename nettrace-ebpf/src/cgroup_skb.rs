@@ -16,7 +16,11 @@ use nettrace_common::{
     socket_flags,
 };
 
-use crate::{capture::copy_packet, emit::traced_socket, maps::TRACED_FLOWS};
+use crate::{
+    capture::copy_packet,
+    emit::{mark_flow_ports, traced_socket},
+    maps::TRACED_FLOWS,
+};
 
 /// The verdict that lets the packet through.
 const PASS: i32 = 1;
@@ -153,6 +157,7 @@ fn register_udp_flow(cookie: u64, client_id: u32, h: &Headers, src_port: u16, ds
             direction: way,
         };
         // A full map only costs this flow its packets.
+        mark_flow_ports(&key);
         let _ = TRACED_FLOWS.insert(&key, &flow, 0);
     }
 }

@@ -4,9 +4,51 @@ use aya_ebpf::{
     helpers::bpf_ktime_get_ns,
     maps::{PerCpuArray, RingBuf},
 };
-use nettrace_common::{EventHeader, TracedSocket};
+use nettrace_common::{EventHeader, FlowKey, TracedSocket};
 
-use crate::maps::{EVENTS, LOST_EVENTS, TRACED_SOCKETS};
+use crate::maps::{ARMED, EVENTS, FLOW_PORTS, LOST_EVENTS, TRACED_SOCKETS};
+
+/// Whether userspace has anything registered at all. The first check of the programs that
+/// run for every socket or packet: the verifier turns this array lookup into a direct load,
+/// far cheaper than a socket cookie and a hash lookup (userspace sets the flag before it
+/// registers its first socket or flow, and clears it after it removed its last one).
+#[inline(always)]
+pub(crate) fn armed() -> bool {
+    generation() != 0
+}
+
+/// The current generation of the flag, zero when disarmed.
+#[inline(always)]
+fn generation() -> u32 {
+    ARMED.get(0).copied().unwrap_or(0)
+}
+
+/// Marks both ports of a flow about to be registered, so that the TC programs look it up.
+/// Each mark is a plain 4-byte store of the whole entry: no read-modify-write to race with.
+#[inline(always)]
+pub(crate) fn mark_flow_ports(key: &FlowKey) {
+    let generation = generation();
+    for port in [key.src_port, key.dst_port] {
+        if let Some(mark) = FLOW_PORTS.get_ptr_mut(u32::from(port)) {
+            // SAFETY: the pointer comes from a successful array lookup and stays valid for
+            // the run; a concurrent store of the same generation is harmless.
+            unsafe { mark.write_volatile(generation) };
+        }
+    }
+}
+
+/// Whether both ports were marked in the current generation: if not, no registered flow has
+/// this pair of ports and the flow lookup can be skipped.
+#[inline(always)]
+pub(crate) fn flow_ports_marked(src_port: u16, dst_port: u16) -> bool {
+    let generation = generation();
+    let marked = |port: u16| {
+        FLOW_PORTS
+            .get(u32::from(port))
+            .is_some_and(|mark| *mark == generation)
+    };
+    generation != 0 && marked(src_port) && marked(dst_port)
+}
 
 /// The traced-socket entry of `cookie`, if userspace registered it.
 #[inline(always)]

@@ -48,3 +48,13 @@ pub(crate) static LOST_PACKETS: PerCpuArray<u64> =
 /// How the cgroup programs register new sockets (one entry, written by userspace).
 #[map(name = "CGROUP_TRACE")]
 pub(crate) static CGROUP_TRACE: Array<TracedSocket> = Array::with_max_entries(1, 0);
+
+/// Non-zero while userspace has anything registered: the current generation (see
+/// [`nettrace_common::map_name::ARMED`]).
+#[map(name = "ARMED")]
+pub(crate) static ARMED: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Per port, the generation in which a flow with that port was registered (see
+/// [`nettrace_common::map_name::FLOW_PORTS`]).
+#[map(name = "FLOW_PORTS")]
+pub(crate) static FLOW_PORTS: Array<u32> = Array::with_max_entries(limits::FLOW_PORTS, 0);

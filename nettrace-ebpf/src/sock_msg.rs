@@ -7,11 +7,14 @@ use aya_ebpf::{
 };
 use nettrace_common::{SockMsgEvent, direction, event_kind};
 
-use crate::emit::{emit, header, traced_socket};
+use crate::emit::{armed, emit, header, traced_socket};
 
 /// Arguments of both: `(struct sock *sk, int ret, int flags)`.
 #[inline(always)]
 fn report(ctx: &BtfTracePointContext, direction: u32) -> i32 {
+    if !armed() {
+        return 0;
+    }
     let sk: *mut c_void = ctx.arg(0);
     // SAFETY: `sk` is the BTF-typed socket pointer of the tracepoint; the helper accepts it.
     let cookie = unsafe { bpf_get_socket_cookie(sk) };

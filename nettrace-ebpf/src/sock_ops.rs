@@ -22,7 +22,7 @@ use nettrace_common::{
 };
 
 use crate::{
-    emit::{emit, header, traced_socket_mut},
+    emit::{armed, emit, header, mark_flow_ports, traced_socket_mut},
     maps::TRACED_FLOWS,
 };
 
@@ -44,6 +44,9 @@ macro_rules! field {
 
 #[sock_ops]
 pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
+    if !armed() {
+        return 1;
+    }
     // SAFETY: the sock_ops context is a valid argument of the cookie helper.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.ops as *mut c_void) };
     let Some(entry) = traced_socket_mut(cookie) else {
@@ -150,6 +153,7 @@ fn register_flow(
             direction,
         };
         // A full map only costs this flow its packets; the connection goes on.
+        mark_flow_ports(&key);
         let _ = TRACED_FLOWS.insert(&key, &flow, 0);
     }
 }

@@ -8,11 +8,14 @@ use aya_ebpf::{
 };
 use nettrace_common::{TcpResetEvent, direction, event_kind};
 
-use crate::emit::{emit, header, traced_socket};
+use crate::emit::{armed, emit, header, traced_socket};
 
 /// The first argument of both is the socket.
 #[inline(always)]
 fn report(ctx: &BtfTracePointContext, direction: u32) -> i32 {
+    if !armed() {
+        return 0;
+    }
     let sk: *mut c_void = ctx.arg(0);
     if sk.is_null() {
         return 0;

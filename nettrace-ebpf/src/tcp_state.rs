@@ -9,11 +9,14 @@ use aya_ebpf::{
 };
 use nettrace_common::{TcpStateEvent, event_kind};
 
-use crate::emit::{emit, header, traced_socket};
+use crate::emit::{armed, emit, header, traced_socket};
 
 /// Arguments: `(const struct sock *sk, int oldstate, int newstate)`.
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub fn nettrace_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
+    if !armed() {
+        return 0;
+    }
     let sk: *mut c_void = ctx.arg(0);
     // SAFETY: `sk` is the BTF-typed socket pointer the tracepoint was called with; the helper
     // accepts it in tracing programs (bpf_get_socket_ptr_cookie).

@@ -459,6 +459,7 @@ impl Tracer {
     /// Starts capturing packets on the interfaces of `options` (looked up in the calling
     /// thread's network namespace, or the daemon's through it). Needs the kernel link.
     pub(crate) fn start_capture(&self, options: &PacketCaptureOptions) -> Result<(), KernelError> {
+        options.validate()?;
         let interfaces = match self.inner.kernel.get() {
             Some(KernelLink::Hub(client)) => client.start_capture(options)?,
             Some(KernelLink::Daemon(link)) => link

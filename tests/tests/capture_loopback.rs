@@ -205,8 +205,8 @@ async fn capture_one_request(capture: PacketCaptureOptions) -> (HttpTrace, Vec<P
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snaplen_and_tcp_without_payload_cut_packets() {
-    if !require_root("snaplen_and_tcp_without_payload_cut_packets") {
+async fn snaplen_and_tcp_headers_only_cut_packets() {
+    if !require_root("snaplen_and_tcp_headers_only_cut_packets") {
         return;
     }
     let (trace, captures) = capture_one_request(PacketCaptureOptions {
@@ -224,7 +224,7 @@ async fn snaplen_and_tcp_without_payload_cut_packets() {
     );
 
     let (trace, captures) = capture_one_request(PacketCaptureOptions {
-        tcp_without_payload: true,
+        tcp_headers_only: true,
         ..on_loopback()
     })
     .await;
@@ -251,6 +251,90 @@ async fn snaplen_and_tcp_without_payload_cut_packets() {
         }
     }
     assert!(cut >= 2, "request and response lost their payload");
+}
+
+/// A TCP segment read back from a pcap file: its flags and the payload its IP header declares.
+#[derive(Debug)]
+struct PcapSegment {
+    syn: bool,
+    fin: bool,
+    ack: bool,
+    payload_len: usize,
+    whole: bool,
+}
+
+/// The TCP segments of `capture` as its pcap file holds them (written, then read back with
+/// pcap-file, not from the in-memory packets).
+fn pcap_tcp_segments(capture: &PacketCapture) -> Vec<PcapSegment> {
+    let mut file = Vec::new();
+    capture.write_to(&mut file).unwrap();
+    let mut reader = pcap_file::pcap::PcapReader::new(file.as_slice()).unwrap();
+    let mut segments = Vec::new();
+    // Raw records: pcap-file's checked reader refuses an original length beyond the snap
+    // length, which is what a cut packet has.
+    while let Some(packet) = reader.next_raw_packet() {
+        let packet = packet.unwrap();
+        let sliced = etherparse::LaxSlicedPacket::from_ethernet(&packet.data)
+            .unwrap_or_else(|e| panic!("a captured packet does not decode: {e}"));
+        let Some(etherparse::LaxNetSlice::Ipv4(ip)) = sliced.net else {
+            panic!("loopback IPv4 only here: {sliced:?}");
+        };
+        if let Some(TransportSlice::Tcp(tcp)) = sliced.transport {
+            // What the IP header declares, not what was kept of the packet.
+            let header = ip.header();
+            let payload_len =
+                usize::from(header.total_len()) - header.ihl() as usize * 4 - tcp.header_len();
+            segments.push(PcapSegment {
+                syn: tcp.syn(),
+                fin: tcp.fin(),
+                ack: tcp.ack(),
+                payload_len,
+                whole: packet.incl_len == packet.orig_len,
+            });
+        }
+    }
+    segments
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_without_payload_captures_only_segments_without_data() {
+    if !require_root("tcp_without_payload_captures_only_segments_without_data") {
+        return;
+    }
+    let (trace, captures) = capture_one_request(PacketCaptureOptions {
+        tcp_without_payload: true,
+        ..on_loopback()
+    })
+    .await;
+    let capture = lo_capture(&captures, &trace);
+    assert!(!capture.with_tcp_payload);
+    let segments = pcap_tcp_segments(capture);
+    assert!(
+        segments.iter().all(|s| s.payload_len == 0 && s.whole),
+        "no segment with data, none cut: {segments:#?}"
+    );
+    // Both SYNs, both FINs and the pure ACKs between them.
+    assert_eq!(
+        segments.iter().filter(|s| s.syn).count(),
+        2,
+        "{segments:#?}"
+    );
+    assert!(
+        segments.iter().filter(|s| s.fin).count() >= 2,
+        "{segments:#?}"
+    );
+    assert!(
+        segments.iter().any(|s| s.ack && !s.syn && !s.fin),
+        "a pure ACK: {segments:#?}"
+    );
+
+    // The same exchange with payload: its data segments are there.
+    let (trace, captures) = capture_one_request(on_loopback()).await;
+    let segments = pcap_tcp_segments(lo_capture(&captures, &trace));
+    assert!(
+        segments.iter().filter(|s| s.payload_len > 0).count() >= 2,
+        "request and response carry data: {segments:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,4 +408,29 @@ async fn icmp_port_unreachable_is_captured_with_include_icmp() {
             .as_ref()
             .is_some_and(|id| udp.iter().any(|u| &u.trace_id == id))
     }));
+}
+
+/// The library's entry point refuses a snap length out of range at construction, before it
+/// loads anything (so without privileges too), with an error that names it.
+#[tokio::test]
+async fn client_refuses_snap_lengths_out_of_range() {
+    for snaplen in [0, nettrace::capture::MAX_SNAPLEN + 1] {
+        let built = HttpClient::new(
+            HttpClientConfig::default(),
+            TraceOptions {
+                kernel: KernelMode::Require,
+                packet_capture: Some(PacketCaptureOptions {
+                    snaplen,
+                    ..on_loopback()
+                }),
+                ..scenario::full_options()
+            },
+        );
+        let Err(error) = built else {
+            panic!("snap length {snaplen} accepted");
+        };
+        let message = error.to_string();
+        assert!(message.contains("snap length"), "{message}");
+        assert!(message.contains(&snaplen.to_string()), "{message}");
+    }
 }

@@ -52,8 +52,12 @@ pub struct PacketCaptureOptions {
     pub include_icmp: bool,
     /// Also keep every ARP packet on the interfaces.
     pub include_arp: bool,
-    /// Keep only the headers of TCP packets (no payload).
+    /// Capture only the TCP packets that carry no payload (SYN, FIN, RST, pure ACKs), as
+    /// Go's `TCPWithoutPayload`: segments with data are not captured at all.
     pub tcp_without_payload: bool,
+    /// Capture every TCP packet but keep only its headers: segments with data are cut after
+    /// their TCP header (takes precedence over `tcp_without_payload`).
+    pub tcp_headers_only: bool,
     /// Record the TLS session secrets of traced connections , so
     /// that Wireshark can decrypt exactly the traced requests.
     pub tls_keys: bool,
@@ -68,8 +72,35 @@ impl Default for PacketCaptureOptions {
             include_icmp: false,
             include_arp: false,
             tcp_without_payload: false,
+            tcp_headers_only: false,
             tls_keys: false,
         }
+    }
+}
+
+/// Why [`PacketCaptureOptions`] were refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CaptureOptionsError {
+    /// The snap length is zero or larger than [`MAX_SNAPLEN`].
+    #[error("snap length {0} is out of range: it must be 1 to {MAX_SNAPLEN} bytes")]
+    Snaplen(u32),
+}
+
+impl PacketCaptureOptions {
+    /// Checks the options before a capture starts: every way of starting one (the client,
+    /// the program tracer of `nettrace-loader`, the daemon) calls it, so out-of-range values
+    /// are refused instead of being adjusted silently.
+    pub fn validate(&self) -> Result<(), CaptureOptionsError> {
+        if self.snaplen == 0 || self.snaplen > MAX_SNAPLEN {
+            return Err(CaptureOptionsError::Snaplen(self.snaplen));
+        }
+        Ok(())
+    }
+
+    /// True when TCP payload bytes are captured (neither `tcp_without_payload` nor
+    /// `tcp_headers_only`).
+    pub fn keeps_tcp_payload(&self) -> bool {
+        !self.tcp_without_payload && !self.tcp_headers_only
     }
 }
 

@@ -146,7 +146,7 @@ impl CaptureStore {
                     .collect(),
                 truncated: interface.truncated,
                 lost_packets,
-                with_tcp_payload: !self.options.tcp_without_payload,
+                with_tcp_payload: self.options.keeps_tcp_payload(),
                 tls_key_log: String::new(),
             })
             .collect()

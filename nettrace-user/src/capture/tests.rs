@@ -506,3 +506,37 @@ fn shortfalls_name_what_the_capture_misses() {
         ]
     );
 }
+
+#[test]
+fn options_refuse_snap_lengths_out_of_range() {
+    let with = |snaplen| PacketCaptureOptions {
+        snaplen,
+        ..PacketCaptureOptions::default()
+    };
+    for bad in [0, MAX_SNAPLEN + 1, u32::MAX] {
+        assert_eq!(with(bad).validate(), Err(CaptureOptionsError::Snaplen(bad)));
+    }
+    for good in [1, DEFAULT_SNAPLEN, MAX_SNAPLEN] {
+        assert_eq!(with(good).validate(), Ok(()));
+    }
+    let message = CaptureOptionsError::Snaplen(0).to_string();
+    assert!(message.contains("1 to 9216"), "{message}");
+}
+
+#[test]
+fn tcp_payload_is_kept_only_without_either_option() {
+    let options = PacketCaptureOptions::default();
+    assert!(options.keeps_tcp_payload());
+    for options in [
+        PacketCaptureOptions {
+            tcp_without_payload: true,
+            ..options.clone()
+        },
+        PacketCaptureOptions {
+            tcp_headers_only: true,
+            ..options.clone()
+        },
+    ] {
+        assert!(!options.keeps_tcp_payload());
+    }
+}

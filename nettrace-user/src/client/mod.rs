@@ -393,6 +393,11 @@ impl HttpClient {
 /// through the loader daemon, or else none (the trace says why). Packet capture needs one of
 /// the first two (through the daemon: the client's own flows only, no ICMP/ARP).
 fn attach_kernel(tracer: &Tracer, options: &TraceOptions) -> Result<(), ClientError> {
+    if let Some(capture) = &options.packet_capture {
+        capture
+            .validate()
+            .map_err(|e| ClientError::Capture(e.to_string()))?;
+    }
     let attached = match options.kernel {
         KernelMode::Off if options.packet_capture.is_some() => {
             return Err(ClientError::Capture(

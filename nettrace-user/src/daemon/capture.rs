@@ -52,8 +52,10 @@ pub(super) fn start(
         interfaces: request.interfaces.clone(),
         snaplen: request.snaplen,
         tcp_without_payload: request.tcp_without_payload,
+        tcp_headers_only: request.tcp_headers_only,
         ..PacketCaptureOptions::default()
     };
+    options.validate().map_err(|e| e.to_string())?;
     let found = client
         .start_capture(&options)
         .map_err(|e| format!("starting the capture failed: {}", error_chain(&e)))?;

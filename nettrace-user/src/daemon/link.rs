@@ -146,6 +146,7 @@ impl DaemonLink {
             interfaces: options.interfaces.clone(),
             snaplen: options.snaplen,
             tcp_without_payload: options.tcp_without_payload,
+            tcp_headers_only: options.tcp_headers_only,
             include_icmp: options.include_icmp,
             include_arp: options.include_arp,
         });

@@ -65,9 +65,13 @@ pub struct CaptureRequest {
     pub interfaces: Vec<String>,
     /// Bytes kept of each packet at most.
     pub snaplen: u32,
-    /// Keep only the headers of TCP packets.
+    /// Capture only the TCP packets without payload (Go's `TCPWithoutPayload`).
     #[serde(default)]
     pub tcp_without_payload: bool,
+    /// Capture TCP packets with their payload cut after the TCP header. Sent only when set,
+    /// so that a daemon that predates it still understands every other request.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tcp_headers_only: bool,
     /// Every ICMP packet of the interfaces: always refused (other users' packets).
     #[serde(default)]
     pub include_icmp: bool,
@@ -219,6 +223,7 @@ mod tests {
             interfaces: vec!["lo".to_owned()],
             snaplen: 100,
             tcp_without_payload: true,
+            tcp_headers_only: false,
             include_icmp: false,
             include_arp: false,
         });

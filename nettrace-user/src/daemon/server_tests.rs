@@ -10,7 +10,7 @@ use std::{
 
 use super::*;
 use crate::{
-    capture::{LinkKind, PacketCaptureOptions},
+    capture::{LinkKind, MAX_SNAPLEN, PacketCaptureOptions},
     daemon::protocol::CaptureInterface,
     kernel::{CaptureInterfaceInfo, FlowProtocol},
 };
@@ -520,6 +520,13 @@ fn capture_is_once_per_client_and_never_icmp_or_arp() {
         &[],
     ));
     assert!(error.contains("no interface"), "{error}");
+    // Snap lengths out of range are refused before the slot is asked.
+    for snaplen in [0, MAX_SNAPLEN + 1, u32::MAX] {
+        let request = format!(r#"{{"op":"capture","interfaces":["lo"],"snaplen":{snaplen}}}"#);
+        let error = refused(ask(&sa, &request, &[]));
+        assert!(error.contains("snap length"), "{error}");
+        assert!(error.contains(&snaplen.to_string()), "{error}");
+    }
     assert_eq!(a.slot.calls(), []);
     // A capture that fails in the slot leaves the client free to try again.
     let error = refused(ask(

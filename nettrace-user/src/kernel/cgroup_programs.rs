@@ -91,6 +91,8 @@ impl KernelTracer {
         flags: u32,
     ) -> Result<CgroupLinks, KernelError> {
         let cgroup = File::open(path).map_err(KernelError::Cgroup)?;
+        let mut armed = lock(&self.armed);
+        armed.hold_cgroup()?;
         let setting = TracedSocket {
             client_id: client.0,
             flags,
@@ -131,6 +133,10 @@ impl KernelTracer {
             Ok(()) => Ok(links),
             Err(error) => {
                 detach(&mut ebpf, links);
+                drop(ebpf);
+                if let Err(cleared) = armed.release_cgroup() {
+                    tracing::warn!(%cleared, "clearing the armed flag failed");
+                }
                 Err(error)
             }
         }
@@ -138,7 +144,11 @@ impl KernelTracer {
 
     /// Detaches what [`Self::attach_cgroup`] attached.
     pub fn detach_cgroup(&self, links: CgroupLinks) {
+        let mut armed = lock(&self.armed);
         detach(&mut lock(&self.ebpf), links);
+        if let Err(error) = armed.release_cgroup() {
+            tracing::warn!(%error, "clearing the armed flag failed");
+        }
     }
 }
 

@@ -87,6 +87,9 @@ pub enum KernelError {
     /// [`super::KernelTracer::load`] was called outside a tokio runtime.
     #[error("the kernel tracer must be loaded inside a tokio runtime")]
     NoRuntime,
+    /// The capture options were refused (see [`crate::capture::PacketCaptureOptions::validate`]).
+    #[error("the capture options are invalid")]
+    CaptureOptions(#[from] crate::capture::CaptureOptionsError),
     /// A capture interface could not be found or cannot be captured.
     #[error("capture interface {name} is unavailable")]
     Interface {

@@ -482,8 +482,9 @@ impl KernelClient {
         &self,
         options: &PacketCaptureOptions,
     ) -> Result<Vec<CaptureInterfaceInfo>, KernelError> {
+        options.validate()?;
         let netns = current_netns().map_err(KernelError::Netns)?;
-        let snaplen = options.snaplen.clamp(1, limits::MAX_PACKET_BYTES);
+        let snaplen = options.snaplen;
         let found = options
             .interfaces
             .iter()
@@ -494,7 +495,9 @@ impl KernelClient {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let flags = if options.tcp_without_payload {
+        let flags = if options.tcp_headers_only {
+            capture_flags::TCP_HEADERS_ONLY
+        } else if options.tcp_without_payload {
             0
         } else {
             capture_flags::TCP_PAYLOAD

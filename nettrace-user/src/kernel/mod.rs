@@ -20,6 +20,7 @@
 //! }
 //! # Ok(()) }
 //! ```
+mod armed;
 mod cgroup;
 mod cgroup_programs;
 mod error;

@@ -16,7 +16,12 @@ use nettrace_common::{
     program_name,
 };
 
-use super::{CaptureInterfaceInfo, KernelError, KernelEvents, cgroup, object::EBPF_OBJECT};
+use super::{
+    CaptureInterfaceInfo, KernelError, KernelEvents,
+    armed::{Armed, Hold},
+    cgroup,
+    object::EBPF_OBJECT,
+};
 use crate::{SocketCookie, capture::LinkKind, event::ClientId};
 
 /// How often a program ran and how long it took in all (kernel run statistics).
@@ -72,6 +77,8 @@ pub struct KernelTracer {
     traced: Mutex<HashMap<MapData, u64, TracedSocket>>,
     lost: Mutex<PerCpuArray<MapData, u64>>,
     capture: Mutex<CaptureMaps>,
+    /// Taken before any other lock of a registration, so that the flag changes in order.
+    pub(super) armed: Mutex<Armed>,
 }
 
 /// The maps that steer packet capture, and the classifier programs.
@@ -147,6 +154,12 @@ impl KernelTracer {
         let events = KernelEvents::new(take_map(&mut ebpf, map_name::EVENTS)?, map_name::EVENTS)?;
         let cgroup_trace = Array::try_from(take_map(&mut ebpf, map_name::CGROUP_TRACE)?)
             .map_err(map_error(map_name::CGROUP_TRACE, "open"))?;
+        let armed = Armed::new(
+            Array::try_from(take_map(&mut ebpf, map_name::ARMED)?)
+                .map_err(map_error(map_name::ARMED, "open"))?,
+            Array::try_from(take_map(&mut ebpf, map_name::FLOW_PORTS)?)
+                .map_err(map_error(map_name::FLOW_PORTS, "open"))?,
+        );
         super::cgroup_programs::load(&mut ebpf)?;
         let tracer = Self {
             ebpf: Mutex::new(ebpf),
@@ -155,6 +168,7 @@ impl KernelTracer {
             traced: Mutex::new(traced),
             lost: Mutex::new(lost),
             capture: Mutex::new(capture),
+            armed: Mutex::new(armed),
         };
         Ok((tracer, events, packets))
     }
@@ -178,18 +192,34 @@ impl KernelTracer {
             flags,
             ..TracedSocket::default()
         };
-        self.traced_map()
+        let mut armed = lock(&self.armed);
+        let hold = Hold::Socket(cookie.0);
+        armed.hold(hold)?;
+        let inserted = self
+            .traced_map()
             .insert(cookie.0, value, 0)
-            .map_err(map_error(map_name::TRACED_SOCKETS, "insert"))
+            .map_err(map_error(map_name::TRACED_SOCKETS, "insert"));
+        if inserted.is_err() {
+            armed.release(&hold)?;
+        }
+        inserted
     }
 
     /// Stops tracing a socket. Unregistering a socket that is not registered is not an error.
     pub fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {
+        let mut armed = lock(&self.armed);
         match self.traced_map().remove(&cookie.0) {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(map_error(map_name::TRACED_SOCKETS, "remove")(e)),
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(map_error(map_name::TRACED_SOCKETS, "remove")(e)),
         }
+        armed.release(&Hold::Socket(cookie.0))
+    }
+
+    /// Whether the programs are armed: true while anything (a socket, a flow, a cgroup, an
+    /// ICMP or ARP capture) is registered. While false, they return after one array load.
+    pub fn is_armed(&self) -> bool {
+        lock(&self.armed).is_set()
     }
 
     /// Whether the socket is still traced. The programs forget a TCP socket by themselves when
@@ -314,34 +344,51 @@ impl KernelTracer {
         index: u32,
         settings: CaptureInterface,
     ) -> Result<(), KernelError> {
+        let mut armed = lock(&self.armed);
         let mut capture = lock(&self.capture);
+        let hold = Hold::Interface(index);
         if settings == CaptureInterface::default() {
             return match capture.interfaces.remove(&index) {
                 Err(e) if !is_not_found(&e) => {
                     Err(map_error(map_name::CAPTURE_INTERFACES, "remove")(e))
                 }
-                _ => Ok(()),
+                _ => armed.release(&hold),
             };
         }
-        capture
+        armed.hold(hold)?;
+        let inserted = capture
             .interfaces
             .insert(index, settings, 0)
-            .map_err(map_error(map_name::CAPTURE_INTERFACES, "insert"))
+            .map_err(map_error(map_name::CAPTURE_INTERFACES, "insert"));
+        if inserted.is_err() {
+            armed.release(&hold)?;
+        }
+        inserted
     }
 
     /// Captures the packets of one flow direction for the socket `flow.cookie`.
     pub fn register_flow(&self, key: FlowKey, flow: TracedFlow) -> Result<(), KernelError> {
-        lock(&self.capture)
-            .flows
-            .insert(key, flow, 0)
-            .map_err(map_error(map_name::TRACED_FLOWS, "insert"))
+        let mut armed = lock(&self.armed);
+        let hold = Hold::Flow(key);
+        armed.hold(hold)?;
+        let inserted = armed.mark_ports(&key).and_then(|()| {
+            lock(&self.capture)
+                .flows
+                .insert(key, flow, 0)
+                .map_err(map_error(map_name::TRACED_FLOWS, "insert"))
+        });
+        if inserted.is_err() {
+            armed.release(&hold)?;
+        }
+        inserted
     }
 
     /// Stops capturing one flow direction; a missing entry is not an error.
     pub fn unregister_flow(&self, key: &FlowKey) -> Result<(), KernelError> {
+        let mut armed = lock(&self.armed);
         match lock(&self.capture).flows.remove(key) {
             Err(e) if !is_not_found(&e) => Err(map_error(map_name::TRACED_FLOWS, "remove")(e)),
-            _ => Ok(()),
+            _ => armed.release(&Hold::Flow(*key)),
         }
     }
 

@@ -88,6 +88,11 @@ impl ProgramTracer {
     /// Loads the kernel programs (or joins this process's loaded ones) and starts the
     /// trace, its capture and conntrack as `options` say. Call inside or outside a runtime.
     pub fn new(options: &ProgramTraceOptions) -> Result<Self, ProgramTraceError> {
+        if let Some(capture) = &options.packet_capture {
+            capture
+                .validate()
+                .map_err(|e| ProgramTraceError::Capture(e.into()))?;
+        }
         let tracer = Tracer::new(TraceSettings {
             sock_ops: options.sock_trace,
             dns_messages: true,
@@ -122,5 +127,34 @@ impl ProgramTracer {
     /// packet captures.
     pub fn trace(&self, description: &str) -> (HttpTrace, Vec<PacketCapture>) {
         self.tracer.snapshot_with_captures(description)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::{CaptureOptionsError, MAX_SNAPLEN};
+
+    /// The path of `nettrace-loader trace`: options out of range are refused before anything
+    /// is loaded (so this holds without privileges too).
+    #[test]
+    fn capture_options_out_of_range_are_refused() {
+        for snaplen in [0, MAX_SNAPLEN + 1] {
+            let options = ProgramTraceOptions {
+                packet_capture: Some(PacketCaptureOptions {
+                    interfaces: vec!["lo".to_owned()],
+                    snaplen,
+                    ..PacketCaptureOptions::default()
+                }),
+                ..ProgramTraceOptions::default()
+            };
+            match ProgramTracer::new(&options) {
+                Err(ProgramTraceError::Capture(KernelError::CaptureOptions(error))) => {
+                    assert_eq!(error, CaptureOptionsError::Snaplen(snaplen));
+                }
+                Err(other) => panic!("wrong error for {snaplen}: {other:?}"),
+                Ok(_) => panic!("snap length {snaplen} accepted"),
+            }
+        }
     }
 }

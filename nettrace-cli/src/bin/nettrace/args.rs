@@ -285,9 +285,13 @@ pub(crate) struct GetArgs {
     /// Also capture every ARP packet on the interfaces.
     #[arg(long)]
     pub(crate) arp: bool,
-    /// Capture only the headers of TCP packets.
+    /// Capture only the TCP packets that carry no payload (SYN, FIN, RST, pure ACKs), as Go's
+    /// TCPWithoutPayload.
     #[arg(long)]
     pub(crate) tcp_no_payload: bool,
+    /// Capture every TCP packet, cut after its TCP header.
+    #[arg(long)]
+    pub(crate) tcp_headers_only: bool,
     /// Record the TLS secrets of the traced connections, so that Wireshark decrypts them (in
     /// the .pcapng, and in a .keys file beside the .pcap). Without --pcap: written to
     /// FILE.keys beside --output FILE, else to nettrace.keys in the current folder.

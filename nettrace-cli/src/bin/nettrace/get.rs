@@ -324,6 +324,7 @@ fn options(args: &GetArgs) -> TraceOptions {
             include_icmp: args.icmp,
             include_arp: args.arp,
             tcp_without_payload: args.tcp_no_payload,
+            tcp_headers_only: args.tcp_headers_only,
             tls_keys: args.tls_keys,
         }),
         conntrack: args.conntrack,

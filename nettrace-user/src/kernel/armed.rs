@@ -1,0 +1,114 @@
+//! The `ARMED` flag: non-zero while anything is registered, so that the programs that run for
+//! every socket and packet of the machine stop after one array load while nothing is traced.
+//!
+//! The flag is a superset: it is set before the first registration reaches a map and cleared
+//! only after the last one left it, so a program never skips a registered socket or flow.
+//! Its value is a generation, new each time the programs are armed again: the port marks of
+//! `FLOW_PORTS` (the TC programs' pre-filter) count only in the generation that wrote them, so
+//! re-arming clears them all at once.
+use std::collections::HashSet;
+
+use aya::maps::{Array, MapData};
+use nettrace_common::{FlowKey, map_name};
+
+use super::{KernelError, tracer::map_error};
+
+/// One reason to keep the flag set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Hold {
+    /// A socket registered by cookie.
+    Socket(u64),
+    /// A flow direction registered for capture.
+    Flow(FlowKey),
+    /// An interface capturing ICMP or ARP.
+    Interface(u32),
+}
+
+/// What keeps the flag set, and the flag's map.
+pub(super) struct Armed {
+    flag: Array<MapData, u32>,
+    ports: Array<MapData, u32>,
+    /// The generation written while armed (never zero).
+    generation: u32,
+    holds: HashSet<Hold>,
+    /// Traced cgroups: their programs register sockets in the kernel, unseen here.
+    cgroups: usize,
+}
+
+impl Armed {
+    pub(super) fn new(flag: Array<MapData, u32>, ports: Array<MapData, u32>) -> Self {
+        Self {
+            flag,
+            ports,
+            generation: 0,
+            holds: HashSet::new(),
+            cgroups: 0,
+        }
+    }
+
+    /// Takes `hold`; call it before the registration it stands for reaches a map.
+    pub(super) fn hold(&mut self, hold: Hold) -> Result<(), KernelError> {
+        self.set_if_idle()?;
+        self.holds.insert(hold);
+        Ok(())
+    }
+
+    /// Releases `hold`; call it after the registration it stands for left its map (or failed
+    /// to reach it). Releasing what is not held does nothing.
+    pub(super) fn release(&mut self, hold: &Hold) -> Result<(), KernelError> {
+        if self.holds.remove(hold) {
+            self.clear_if_idle()?;
+        }
+        Ok(())
+    }
+
+    /// Marks the two ports of `key` in the current generation; call it after [`Self::hold`]
+    /// and before the flow reaches its map.
+    pub(super) fn mark_ports(&mut self, key: &FlowKey) -> Result<(), KernelError> {
+        for port in [key.src_port, key.dst_port] {
+            self.ports
+                .set(u32::from(port), self.generation, 0)
+                .map_err(map_error(map_name::FLOW_PORTS, "set"))?;
+        }
+        Ok(())
+    }
+
+    /// A traced cgroup begins (before its programs are attached).
+    pub(super) fn hold_cgroup(&mut self) -> Result<(), KernelError> {
+        self.set_if_idle()?;
+        self.cgroups += 1;
+        Ok(())
+    }
+
+    /// A traced cgroup ended (after its programs were detached).
+    pub(super) fn release_cgroup(&mut self) -> Result<(), KernelError> {
+        self.cgroups = self.cgroups.saturating_sub(1);
+        self.clear_if_idle()
+    }
+
+    /// Whether the flag is set.
+    pub(super) fn is_set(&self) -> bool {
+        !self.holds.is_empty() || self.cgroups > 0
+    }
+
+    fn set_if_idle(&mut self) -> Result<(), KernelError> {
+        if self.is_set() {
+            return Ok(());
+        }
+        self.generation = self.generation.wrapping_add(1).max(1);
+        self.write(self.generation)
+    }
+
+    fn clear_if_idle(&mut self) -> Result<(), KernelError> {
+        if self.is_set() {
+            return Ok(());
+        }
+        self.write(0)
+    }
+
+    fn write(&mut self, value: u32) -> Result<(), KernelError> {
+        self.flag
+            .set(0, value, 0)
+            .map_err(map_error(map_name::ARMED, "set"))
+    }
+}

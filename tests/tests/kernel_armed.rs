@@ -1,0 +1,107 @@
+//! Root scenario: the `ARMED` pre-filter. The programs skip every socket while nothing is
+//! registered; the flag follows registrations (sockets, flows, ICMP/ARP capture) and a
+//! socket registered after the flag was cleared is traced again.
+use std::{
+    io::Write,
+    net::{SocketAddr, TcpListener, TcpStream},
+    time::Duration,
+};
+
+use nettrace::{
+    SocketCookie,
+    kernel::{
+        ClientId, FlowProtocol, KernelConfig, KernelEvent, KernelEvents, KernelTracer, flow_key,
+    },
+};
+use nettrace_common::{CaptureInterface, TracedFlow, direction};
+use nettrace_tests::require_root;
+use socket2::{Domain, Socket, Type};
+
+/// Upper bound for an event to show up in the ring buffer.
+const EVENT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Registers a fresh socket, connects it to `server` and sends `payload`; returns the cookie
+/// and the stream (kept open by the caller).
+fn traced_send(
+    tracer: &KernelTracer,
+    server: SocketAddr,
+    payload: &[u8],
+) -> (SocketCookie, TcpStream) {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let cookie = SocketCookie::of(&socket).unwrap();
+    tracer.register(cookie, ClientId(3)).unwrap();
+    socket.connect(&server.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream.write_all(payload).unwrap();
+    (cookie, stream)
+}
+
+/// Waits for the send event of `cookie` carrying `len` bytes.
+async fn send_event(events: &mut KernelEvents, cookie: SocketCookie, len: i32) {
+    let mut seen = Vec::new();
+    tokio::time::timeout(EVENT_DEADLINE, async {
+        loop {
+            let event = events.next().await.unwrap();
+            if let KernelEvent::SockMsg(message) = &event
+                && message.cookie == cookie
+                && message.ret == len
+            {
+                return;
+            }
+            seen.push(event);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no send of {len} B within {EVENT_DEADLINE:?}; saw {seen:#?}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn armed_flag_follows_registrations_and_never_hides_a_traced_socket() {
+    if !require_root("armed_flag_follows_registrations_and_never_hides_a_traced_socket") {
+        return;
+    }
+    let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
+    assert!(!tracer.is_armed(), "nothing registered yet");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = listener.local_addr().unwrap();
+
+    // A registered socket arms the programs, and its sends are reported.
+    let (first, _first_stream) = traced_send(&tracer, server, b"first");
+    assert!(tracer.is_armed());
+    send_event(&mut events, first, 5).await;
+
+    // A flow keeps the flag after its socket is gone; removing it clears the flag.
+    let key = flow_key(FlowProtocol::Tcp, server, "127.0.0.1:9".parse().unwrap());
+    let flow = TracedFlow {
+        cookie: first.0,
+        client_id: 3,
+        direction: direction::SENT,
+    };
+    tracer.register_flow(key, flow).unwrap();
+    tracer.unregister(first).unwrap();
+    assert!(tracer.is_armed(), "the flow is still registered");
+    tracer.unregister_flow(&key).unwrap();
+    assert!(!tracer.is_armed(), "nothing left");
+
+    // So does ICMP or ARP capture on an interface.
+    let icmp = CaptureInterface {
+        icmp_snaplen: 128,
+        arp_snaplen: 0,
+    };
+    tracer.set_capture_interface(1, icmp).unwrap();
+    assert!(tracer.is_armed());
+    tracer
+        .set_capture_interface(1, CaptureInterface::default())
+        .unwrap();
+    assert!(!tracer.is_armed());
+    // Releasing what is not held (an unknown socket) changes nothing.
+    tracer.unregister(SocketCookie(u64::MAX)).unwrap();
+    assert!(!tracer.is_armed());
+
+    // Disarmed, then armed again: the next registered socket is traced as the first was.
+    let (second, _second_stream) = traced_send(&tracer, server, b"second!");
+    assert!(tracer.is_armed());
+    send_event(&mut events, second, 7).await;
+    tracer.unregister(second).unwrap();
+    assert!(!tracer.is_armed());
+}
