@@ -106,6 +106,8 @@ mod go_names;
 mod http;
 mod kernel;
 mod list;
+pub mod phases;
+mod precise;
 mod serde_util;
 mod socket;
 mod tcp_state;
@@ -127,6 +129,7 @@ pub use kernel::{
     KernelDataStatus, KernelSocketCalls, KernelStateChange, KernelTcpFacts, KernelUdpFacts,
 };
 pub use list::{TraceList, Traced};
+pub use precise::PreciseTimes;
 pub use socket::{SocketOp, SocketOpType, SocketTrace};
 pub use tcp_state::TcpState;
 pub use timestamp::Timestamp;
