@@ -102,6 +102,7 @@ mod dial;
 mod dns;
 mod dns_codes;
 mod error;
+mod facts;
 mod go_names;
 mod http;
 mod kernel;
@@ -115,6 +116,7 @@ mod timestamp;
 mod tls;
 mod trace;
 mod trace_id;
+pub mod units;
 pub mod waterfall;
 
 pub use addr::AddrTuple;
