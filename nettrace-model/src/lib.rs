@@ -104,6 +104,8 @@ mod dns_codes;
 mod error;
 mod facts;
 mod go_names;
+pub mod har;
+pub mod html;
 mod http;
 mod kernel;
 mod list;
