@@ -312,3 +312,51 @@ async fn html_loads_in_headless_chromium_with_one_row_per_request() {
         assert!(dom.contains("<svg"), "{dom}");
     }
 }
+
+/// The case: a body that arrives late is a long transfer phase (not "0ms"), and a
+/// slow response head a long wait, in the JSON's body times and in the waterfall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_body_is_transfer_and_slow_head_is_wait() {
+    use nettrace::model::phases::{Precision, request_phases};
+    let server = scenario::plain_server().await;
+    for (path, slow_transfer) in [("/slow-body/300", true), ("/slow-headers/300", false)] {
+        let out = nettrace_async(strings(&["get", &server.url(path)])).await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let trace: HttpTrace =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        let req = &trace.http_requests[0];
+        assert!(!req.resp_body_last_byte_at.is_undefined(), "{}", out.stdout);
+        let phases = &request_phases(&trace)[0];
+        assert_eq!(phases.precision, Precision::Micros, "{}", out.stdout);
+        let transfer = phases.transfer.map_or(0, |s| s.duration_us());
+        let wait = phases.wait.map_or(0, |s| s.duration_us());
+        let (slow, fast) = if slow_transfer {
+            (transfer, wait)
+        } else {
+            (wait, transfer)
+        };
+        assert!(slow >= 300_000, "{path}: {phases:?}");
+        assert!(fast < 300_000, "{path}: {phases:?}");
+        let text = nettrace_async(strings(&[
+            "get",
+            &server.url(path),
+            "--format",
+            "waterfall",
+        ]))
+        .await
+        .stdout;
+        let label = if slow_transfer { "transfer" } else { "wait" };
+        let summary = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("summary"))
+            .unwrap_or_default();
+        let value = summary
+            .split("  ")
+            .find_map(|part| part.trim().strip_prefix(&format!("{label} ")))
+            .unwrap_or_default();
+        assert!(
+            value.ends_with("ms") && !value.contains('µ'),
+            "{label} {value}: {text}"
+        );
+    }
+}
