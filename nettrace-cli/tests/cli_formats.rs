@@ -89,7 +89,7 @@ async fn live_traces(format: &str, dir: &TempDir) -> Vec<PathBuf> {
     let pki = scenario::pki();
     let https = scenario::https_server(&pki, LeafKind::Valid, &ServerTlsOptions::h2_and_h1()).await;
     let dns = scenario::example_dns().await;
-    let ca = dir.write("ca.pem", &pki.ca_pem());
+    let ca = dir.write("ca.pem", pki.ca_pem());
     let plain = scenario::plain_server().await;
     let refusing = RefusingPort::new(V4).unwrap_or_else(|e| panic!("{e:?}"));
     let https_args = |path: &str| {

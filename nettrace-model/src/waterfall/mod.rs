@@ -119,6 +119,13 @@ struct View<'a> {
     trace: &'a HttpTrace,
 }
 
+/// Where a request's bars start (µs since the trace began) and how precise its times are.
+#[derive(Clone, Copy)]
+struct Axis {
+    origin: u64,
+    precision: Precision,
+}
+
 /// ANSI colour of a phase's bar.
 fn phase_color(phase: Phase) -> &'static str {
     match phase {
@@ -165,9 +172,9 @@ impl View<'_> {
         detail: &str,
         phase: Option<Phase>,
         span: Option<Span>,
-        origin: u64,
-        precision: Precision,
+        axis: Axis,
     ) {
+        let Axis { origin, precision } = axis;
         let detail = self.cut(detail);
         let pad = self
             .options
@@ -254,8 +261,7 @@ impl View<'_> {
                 detail,
                 Some(phase),
                 phases.get(phase),
-                origin,
-                precision,
+                Axis { origin, precision },
             );
         };
         if let Some(blocked) = phases.blocked
@@ -386,7 +392,14 @@ impl View<'_> {
         {
             for text in dns_lines(self.trace, query) {
                 let span = if dns_shown { None } else { phases.dns };
-                self.line(out, "dns", &text, Some(Phase::Dns), span, origin, precision);
+                self.line(
+                    out,
+                    "dns",
+                    &text,
+                    Some(Phase::Dns),
+                    span,
+                    Axis { origin, precision },
+                );
                 dns_shown = true;
             }
         }
@@ -403,8 +416,7 @@ impl View<'_> {
                     &detail,
                     Some(Phase::Dns),
                     phases.dns,
-                    origin,
-                    precision,
+                    Axis { origin, precision },
                 );
             }
         }
@@ -431,8 +443,7 @@ impl View<'_> {
                 &format!("{} -> {}{state}{}", src(conn), dst(conn), by(conn)),
                 Some(Phase::Connect),
                 span,
-                origin,
-                precision,
+                Axis { origin, precision },
             );
             if !conn.connected
                 && let Some(kernel) = &conn.kernel
