@@ -44,7 +44,7 @@ impl Default for Options {
         Self {
             color: false,
             bar_width: 30,
-            detail_width: 56,
+            detail_width: 60,
         }
     }
 }
@@ -196,11 +196,8 @@ impl View<'_> {
         } else {
             format!(" |{bar}|")
         };
-        let _ = writeln!(
-            out,
-            "  {label:<9} {detail}{:pad$} {at:>9} {took:>7}{bar}",
-            ""
-        );
+        let line = format!("  {label:<9} {detail}{:pad$} {at:>9} {took:>7}{bar}", "");
+        let _ = writeln!(out, "{}", line.trim_end());
     }
 
     fn bar(&self, span: Span, origin: u64, phase: Option<Phase>) -> String {
@@ -305,7 +302,12 @@ impl View<'_> {
             ];
             for (label, phase, tunnel) in tunnels {
                 if let Some(tls) = tunnel {
-                    line(out, label, &tls_detail(tls), phase);
+                    let detail = tls_detail(tls);
+                    line(out, label, &detail, phase);
+                    if detail.chars().count() > self.options.detail_width {
+                        // Cut above: the whole of it (version and cipher suite) here.
+                        let _ = writeln!(out, "            {detail}");
+                    }
                     self.tls_facts(out, tls);
                 }
             }
