@@ -216,7 +216,10 @@ fn long_details_are_cut_to_keep_columns() {
         .find(|l| l.trim_start().starts_with("tls"))
         .unwrap();
     assert!(tls.contains('…'), "{tls}");
-    assert!(text.contains(&format!("            {} TLSv1.3\n", "a".repeat(200))), "{text}");
+    assert!(
+        text.contains(&format!("            {} TLSv1.3\n", "a".repeat(200))),
+        "{text}"
+    );
     let connect = text
         .lines()
         .find(|l| l.trim_start().starts_with("connect"))
