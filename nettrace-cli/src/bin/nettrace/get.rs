@@ -204,23 +204,22 @@ async fn exchange(
 /// Writes the traces as they are serialized (a trace with a socket operation per read of a
 /// large download is never held whole as text).
 fn write_traces(output: &TraceOutput, args: &GetArgs, traces: &[HttpTrace]) -> Result<()> {
+    let color = match output {
+        TraceOutput::Stdout => output::use_color(&io::stdout()),
+        TraceOutput::Stderr => output::use_color(&io::stderr()),
+        TraceOutput::File(_) => false,
+    };
     let write = |out: &mut dyn Write| -> io::Result<()> {
-        for trace in traces {
-            match args.format {
-                Format::Json if args.clear_trace => {
+        match args.format {
+            Format::Json if args.clear_trace => {
+                for trace in traces {
                     serde_json::to_writer(&mut *out, trace)?;
                     out.write_all(b"\n")?;
                 }
-                Format::Json => {
-                    serde_json::to_writer_pretty(&mut *out, trace)?;
-                    out.write_all(b"\n")?;
-                }
-                Format::Waterfall => {
-                    out.write_all(nettrace::waterfall::render(trace).as_bytes())?;
-                }
+                Ok(())
             }
+            format => output::write_rendered(out, format, traces, color),
         }
-        Ok(())
     };
     match output {
         TraceOutput::Stdout => output::to_stdout(write),

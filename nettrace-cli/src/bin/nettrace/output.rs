@@ -1,9 +1,52 @@
 //! Standard output and input as a pipeline expects them: a reader that went away (`| head`)
 //! ends the output quietly, output is written as it is made (a trace of any size is never
 //! held whole as text), and input is read up to a stated size.
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
 
 use anyhow::{Context, Result, bail};
+use nettrace::model::{HttpTrace, har, html, waterfall};
+
+use crate::args::Format;
+
+/// Whether to colour what goes to `stream`: only a terminal, and never with `NO_COLOR` set
+/// (to anything but the empty string, as no-color.org asks).
+pub(crate) fn use_color(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Writes `traces` in a format other than JSON: a waterfall per trace, or one HAR archive or
+/// one HTML report for them all.
+pub(crate) fn write_rendered(
+    out: &mut dyn Write,
+    format: Format,
+    traces: &[HttpTrace],
+    color: bool,
+) -> io::Result<()> {
+    match format {
+        Format::Json => {
+            for trace in traces {
+                serde_json::to_writer_pretty(&mut *out, trace)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Format::Waterfall => {
+            let options = waterfall::Options {
+                color,
+                ..waterfall::Options::default()
+            };
+            for trace in traces {
+                out.write_all(waterfall::render_with(trace, &options).as_bytes())?;
+            }
+        }
+        Format::Har => {
+            serde_json::to_writer_pretty(&mut *out, &har::to_har(traces))?;
+            out.write_all(b"\n")?;
+        }
+        // The diagnosis (`nettrace explain`) goes on top once it is wired in.
+        Format::Html => out.write_all(html::render(traces, None).as_bytes())?,
+    }
+    Ok(())
+}
 
 /// Writes `text` to standard output. A closed pipe is not an error: whoever read the output
 /// has what they wanted.
