@@ -113,6 +113,7 @@ mod timestamp;
 mod tls;
 mod trace;
 mod trace_id;
+pub mod diagnosis;
 pub mod waterfall;
 
 pub use addr::AddrTuple;

@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use nettrace::{
     capture::{PacketCapture, PacketCaptureOptions},
     client::{HttpClient, HttpClientConfig, HttpReqTraceOptions, KernelMode, TraceOptions},
-    model::{HdrFieldsOpt, HttpTrace},
+    model::{HdrFieldsOpt, HttpTrace, diagnosis::CaptureSummary},
 };
 
 use crate::{
@@ -141,7 +141,7 @@ async fn get(args: GetArgs) -> Result<ExitCode> {
         captures = captured;
     }
     client.close()?;
-    write_traces(&trace_output, &args, &traces)?;
+    write_traces(&trace_output, &args, &traces, &capture_summaries(&captures))?;
     if !args.pcap.is_empty() {
         // With --clear-trace, the captures of the last trace.
         let dir = args.pcap_dir.clone().unwrap_or_else(|| ".".into());
@@ -203,9 +203,16 @@ async fn exchange(
 
 /// Writes the traces as they are serialized (a trace with a socket operation per read of a
 /// large download is never held whole as text).
-fn write_traces(output: &TraceOutput, args: &GetArgs, traces: &[HttpTrace]) -> Result<()> {
+/// A waterfall ends with the diagnosis (the captures are those of the last trace).
+fn write_traces(
+    output: &TraceOutput,
+    args: &GetArgs,
+    traces: &[HttpTrace],
+    captures: &[CaptureSummary],
+) -> Result<()> {
     let write = |out: &mut dyn Write| -> io::Result<()> {
-        for trace in traces {
+        for (i, trace) in traces.iter().enumerate() {
+            let last = i + 1 == traces.len();
             match args.format {
                 Format::Json if args.clear_trace => {
                     serde_json::to_writer(&mut *out, trace)?;
@@ -217,6 +224,11 @@ fn write_traces(output: &TraceOutput, args: &GetArgs, traces: &[HttpTrace]) -> R
                 }
                 Format::Waterfall => {
                     out.write_all(nettrace::waterfall::render(trace).as_bytes())?;
+                    crate::explain::write_after_waterfall(
+                        out,
+                        trace,
+                        if last { captures } else { &[] },
+                    )?;
                 }
             }
         }
@@ -328,6 +340,19 @@ fn options(args: &GetArgs) -> TraceOptions {
         }),
         conntrack: args.conntrack,
     }
+}
+
+/// What each capture missed, for the diagnosis.
+fn capture_summaries(captures: &[PacketCapture]) -> Vec<CaptureSummary> {
+    captures
+        .iter()
+        .map(|c| CaptureSummary {
+            interface: c.interface_name.clone(),
+            packets: c.packets.len(),
+            truncated: c.truncated,
+            lost_packets: c.lost_packets,
+        })
+        .collect()
 }
 
 /// Writes each capture as DIR/<iface>.pcap and DIR/<iface>.pcapng, and its TLS secrets as

@@ -1,0 +1,67 @@
+//! The findings as text: the verdict, then each finding with its evidence (each ID named with
+//! the kind of record it is), its details and what to check next.
+use std::fmt::Write as _;
+
+use crate::{HttpTrace, TraceId};
+
+use super::{Finding, verdict};
+
+/// The findings of `trace` as text, verdict first.
+///
+/// ```text
+/// verdict: FAILED: gone.test does not exist: nameserver 127.0.0.1:5353 answered NXDOMAIN
+///
+/// 1. error dns-nxdomain: gone.test does not exist: nameserver 127.0.0.1:5353 answered NXDOMAIN
+///    evidence: dial tid-1, dns query tid-4, request tid-2
+///    tid-4 gone.test A @127.0.0.1:5353 -> NXDOMAIN
+///    next: check the host name for typos ...
+/// ```
+pub fn render_text(trace: &HttpTrace, findings: &[Finding]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "verdict: {}", verdict(findings));
+    for (i, finding) in findings.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "\n{}. {} {}: {}",
+            i + 1,
+            finding.severity,
+            finding.code,
+            finding.summary
+        );
+        if !finding.evidence.is_empty() {
+            let named: Vec<String> = finding
+                .evidence
+                .iter()
+                .map(|id| format!("{} {id}", kind_of(trace, id)))
+                .collect();
+            let _ = writeln!(out, "   evidence: {}", named.join(", "));
+        }
+        for detail in &finding.details {
+            let _ = writeln!(out, "   {detail}");
+        }
+        if !finding.next_step.is_empty() {
+            let _ = writeln!(out, "   next: {}", finding.next_step);
+        }
+    }
+    out
+}
+
+/// What kind of record `id` is in `trace`.
+fn kind_of(trace: &HttpTrace, id: &TraceId) -> &'static str {
+    let net = &trace.net_trace;
+    if trace.http_requests.get(id).is_some() {
+        "request"
+    } else if net.dials.get(id).is_some() {
+        "dial"
+    } else if net.tcp_conns.get(id).is_some() {
+        "tcp"
+    } else if net.udp_conns.get(id).is_some() {
+        "udp"
+    } else if net.dns_queries.get(id).is_some() {
+        "dns query"
+    } else if net.tls_tunnels.get(id).is_some() {
+        "tls"
+    } else {
+        "record"
+    }
+}
