@@ -186,19 +186,20 @@ fn reset(ctx: &Ctx<'_>, conn: &TcpConnTrace, kernel: &KernelTcpFacts, out: &mut 
     if !kernel.rst_received && seen.is_none() {
         return;
     }
-    // The reset broke something: a read or write failed on it, or a request failed that no
-    // failed TLS handshake on this connection explains (a peer that does not speak TLS
-    // resets the connection after its own error).
+    // The reset broke something: a read or write failed on it, or a request failed. Not
+    // when a TLS handshake on the connection failed: the reset follows that failure (a peer
+    // that does not speak TLS resets the connection after its own error).
     let tls_failed = ctx
         .trace
         .net_trace
         .tls_tunnels
         .iter()
         .any(|t| t.tcp_conn == conn.trace_id && !t.handshake_err.is_empty());
-    let harmful = seen.is_some()
-        || kernel.calls.recv_errors > 0
-        || kernel.calls.send_errors > 0
-        || (!tls_failed && requests.iter().any(|r| !r.req_error.is_empty()));
+    let harmful = !tls_failed
+        && (seen.is_some()
+            || kernel.calls.recv_errors > 0
+            || kernel.calls.send_errors > 0
+            || requests.iter().any(|r| !r.req_error.is_empty()));
     let severity = if harmful {
         Severity::Error
     } else {
