@@ -25,6 +25,8 @@ use nettrace_tests::scenario::{
 /// The findings of `trace`, checked to be sorted (errors, then warnings, then information).
 fn diagnosed(trace: &HttpTrace) -> Vec<Finding> {
     let findings = diagnosis::diagnose(trace);
+    // Shown with --nocapture.
+    println!("{}", diagnosis::render_text(trace, &findings));
     assert!(
         findings.windows(2).all(|w| w[0].severity >= w[1].severity),
         "not sorted by severity:\n{}",
@@ -323,7 +325,7 @@ async fn tls_failure(kind: LeafKind, code: Code) -> (HttpTrace, Finding) {
     // The certificate's subject and validity are named.
     let cert = only(&tunnel.peer_certs, "peer certificate", &trace);
     assert!(finding.summary.contains(&cert.subject), "{}", finding.summary);
-    assert!(finding.summary.contains(" valid "), "{}", finding.summary);
+    assert!(finding.summary.contains(" valid 20"), "{}", finding.summary);
     (trace, finding)
 }
 

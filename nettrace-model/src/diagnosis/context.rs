@@ -49,9 +49,9 @@ impl<'a> Ctx<'a> {
     pub(super) fn absolute(&self, ts: &Timestamp) -> Option<OffsetDateTime> {
         match ts {
             Timestamp::Absolute(at) => Some(*at),
-            Timestamp::Relative(ms) => {
-                Some(self.begin? + time::Duration::milliseconds(i64::from(*ms)))
-            }
+            Timestamp::Relative(ms) => self
+                .begin?
+                .checked_add(time::Duration::milliseconds(i64::from(*ms))),
             Timestamp::Undefined => None,
         }
     }
@@ -145,6 +145,15 @@ pub(super) fn duration(ms: i64) -> String {
         format!("{ms} ms")
     } else {
         format!("{:.2} s", ms as f64 / 1000.0)
+    }
+}
+
+/// A time in microseconds, readably: `25 µs`, `1.3 ms`.
+pub(super) fn micros(us: u32) -> String {
+    if us < 1000 {
+        format!("{us} µs")
+    } else {
+        format!("{:.1} ms", f64::from(us) / 1000.0)
     }
 }
 

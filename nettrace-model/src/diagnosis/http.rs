@@ -4,7 +4,7 @@
 //! phases ([`super::timing`]).
 use crate::{HttpReqTrace, TraceId};
 
-use super::context::{Ctx, duration, rate};
+use super::context::{Ctx, duration, micros, rate};
 use super::timing::{self, Phase};
 use super::{Code, Finding, Severity, text};
 
@@ -56,15 +56,12 @@ fn request_timeout(ctx: &Ctx<'_>, req: &HttpReqTrace, out: &mut Vec<Finding>) {
         .map_or(("an unknown phase", TraceId::default()), |(p, id)| {
             (p.describe(), id.clone())
         });
-    let elapsed = timing::of(ctx, req)
-        .failed_after
-        .map_or_else(String::new, |ms| format!(" after {}", duration(ms)));
     out.push(
         Finding::new(
             Code::RequestTimeout,
             Severity::Error,
             format!(
-                "the request to {} hit its time limit{elapsed} while {phase} ({})",
+                "the request to {} hit its time limit while {phase} ({})",
                 req.req_url, req.req_error
             ),
         )
@@ -155,9 +152,9 @@ fn rtt_detail(ctx: &Ctx<'_>, req: &HttpReqTrace) -> String {
             || "RTT not measured (no kernel facts)".to_owned(),
             |k| {
                 format!(
-                    "RTT {:.1} ms (min {:.1} ms)",
-                    f64::from(k.srtt_us) / 1000.0,
-                    f64::from(k.min_rtt_us) / 1000.0
+                    "RTT {} (min {})",
+                    micros(k.srtt_us),
+                    micros(k.min_rtt_us)
                 )
             },
         )

@@ -3,7 +3,7 @@
 //! retransmits, resets, RTT) say it best; without them, the dial's and requests' error texts.
 use crate::{AddrTuple, ConntrackEntry, ConntrackStatus, KernelTcpFacts, TcpConnTrace, TraceId};
 
-use super::context::{Ctx, addr, duration, ids};
+use super::context::{Ctx, addr, duration, ids, micros};
 use super::{Code, Finding, Severity, text};
 
 /// A handshake left unanswered this long is worth a finding even without a timeout error
@@ -158,9 +158,9 @@ fn retransmits(ctx: &Ctx<'_>, conn: &TcpConnTrace, kernel: &KernelTcpFacts, out:
         );
     if kernel.srtt_us > 0 {
         finding = finding.detail(format!(
-            "smoothed RTT {:.1} ms, min RTT {:.1} ms",
-            f64::from(kernel.srtt_us) / 1000.0,
-            f64::from(kernel.min_rtt_us) / 1000.0
+            "smoothed RTT {}, min RTT {}",
+            micros(kernel.srtt_us),
+            micros(kernel.min_rtt_us)
         ));
     }
     finding = finding.detail(format!(

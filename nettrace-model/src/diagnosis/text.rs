@@ -78,6 +78,19 @@ pub(super) fn wrong_host(text: &str) -> bool {
     )
 }
 
+/// The names a certificate is valid for, as a wrong-host error gives them: rustls's
+/// `certificate is only valid for DnsName("a"), IpAddress(..)`, Go's `certificate is valid for
+/// a, b, not c`.
+pub(super) fn presented_names(error: &str) -> Option<String> {
+    let (_, rest) = error.rsplit_once("valid for ")?;
+    let names = rest.split(", not ").next().unwrap_or(rest).trim();
+    let cleaned = names
+        .replace("DnsName(", "")
+        .replace("IpAddress(", "")
+        .replace(['"', ')'], "");
+    (!cleaned.is_empty()).then_some(cleaned)
+}
+
 /// The peer does not speak TLS: rustls reads its bytes as a corrupt record
 /// (`InvalidContentType`, `corrupt message`), Go says `first record does not look like a TLS
 /// handshake`.
@@ -142,6 +155,19 @@ mod tests {
             "x509: certificate is valid for wrong.test, not example.test"
         ));
         assert!(wrong_host("invalid peer certificate: NotValidForName"));
+        assert_eq!(
+            presented_names(
+                "certificate not valid for name \"example.test\"; certificate is only valid \
+                 for DnsName(\"wrong.test\")"
+            )
+            .as_deref(),
+            Some("wrong.test")
+        );
+        assert_eq!(
+            presented_names("x509: certificate is valid for a.test, b.test, not c.test")
+                .as_deref(),
+            Some("a.test, b.test")
+        );
         assert!(not_tls(
             "tls: first record does not look like a TLS handshake"
         ));

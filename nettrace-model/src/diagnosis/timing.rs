@@ -41,8 +41,6 @@ pub(super) struct Times {
     pub(super) transfer: Option<i64>,
     /// From the request to its last byte.
     pub(super) total: Option<i64>,
-    /// From the request to its failure, for a failed one.
-    pub(super) failed_after: Option<i64>,
 }
 
 /// The times of `req`.
@@ -66,16 +64,10 @@ pub(super) fn of(ctx: &Ctx<'_>, req: &HttpReqTrace) -> Times {
     let headers = ctx.ms(&req.resp_recv_at);
     let last_byte = headers.and_then(|head| last_read(ctx, req, head));
     let end = last_byte.or(headers);
-    let failed_after = if req.req_error.is_empty() {
-        None
-    } else {
-        last_end(ctx, req).map(|end| end - sent)
-    };
     Times {
         wait: headers.map(|h| h - ready),
         transfer: last_byte.zip(headers).map(|(last, head)| last - head),
         total: end.map(|e| e - sent),
-        failed_after,
     }
 }
 
@@ -100,26 +92,6 @@ fn last_read(ctx: &Ctx<'_>, req: &HttpReqTrace, head: i64) -> Option<i64> {
         .filter_map(|op| ctx.ms(&op.return_at))
         .filter(|at| *at >= head && *at < next)
         .max()
-}
-
-/// The latest end among the records of a failed request (its dial, connection, tunnel).
-fn last_end(ctx: &Ctx<'_>, req: &HttpReqTrace) -> Option<i64> {
-    let net = &ctx.trace.net_trace;
-    let mut ends = Vec::new();
-    for dial in ctx.dials_of_failed_request(req) {
-        ends.push(ctx.ms(&dial.dial_end_at));
-    }
-    if let Some(conn) = net.tcp_conns.get(&req.tcp_conn) {
-        ends.push(ctx.ms(&conn.handshake_end_at));
-        ends.push(ctx.ms(&conn.conn_close_at));
-    }
-    for id in [&req.tls_tunnel, &req.proxy_tls_tunnel] {
-        if let Some(tunnel) = net.tls_tunnels.get(id) {
-            ends.push(ctx.ms(&tunnel.handshake_end_at));
-        }
-    }
-    ends.push(ctx.ms(&req.resp_recv_at));
-    ends.into_iter().flatten().max()
 }
 
 /// The phase `req` was in when it failed, and the record of that phase.

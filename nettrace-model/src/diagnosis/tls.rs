@@ -64,6 +64,13 @@ fn classify(
         .and_then(|c| c.not_before.as_absolute())
         .zip(at)
         .is_some_and(|(not_before, at)| at < not_before);
+    // Go says `expired or is not yet valid` for both: the dates tell.
+    let (expired_word, early_word) = (text::cert_expired(error), text::cert_not_yet_valid(error));
+    let not_yet_valid = if expired_word && early_word {
+        before_start
+    } else {
+        early_word || (expired_word && before_start)
+    };
     let host = if tunnel.server_name.is_empty() {
         ctx.trace
             .net_trace
@@ -85,9 +92,11 @@ fn classify(
     };
     let cert = leaf.map_or_else(|| "no certificate recorded".to_owned(), describe);
     let (code, summary, next) = if text::wrong_host(error) {
+        let names = text::presented_names(error)
+            .map_or_else(String::new, |names| format!(" (it names {names})"));
         (
             Code::TlsWrongHost,
-            format!("the certificate of {whose} is not valid for {host}: {cert}"),
+            format!("the certificate presented by {whose} does not cover that name{names}: {cert}"),
             "use a host name the certificate covers, or fix the server's certificate (its \
              subject alternative names) or its virtual host for this name"
                 .to_owned(),
@@ -101,7 +110,7 @@ fn classify(
              intermediate certificates; a TLS-intercepting proxy on the path also causes this"
                 .to_owned(),
         )
-    } else if text::cert_not_yet_valid(error) || (text::cert_expired(error) && before_start) {
+    } else if not_yet_valid {
         (
             Code::TlsCertNotYetValid,
             format!("the certificate of {whose} is not valid yet: {cert}"),
@@ -112,10 +121,11 @@ fn classify(
             .and_then(|c| c.not_after.as_absolute())
             .zip(at)
             .map_or_else(String::new, |(not_after, at)| {
-                format!(
-                    " ({} days before the handshake)",
-                    (at - not_after).whole_days()
-                )
+                match (at - not_after).whole_days() {
+                    0 => " (less than a day before the handshake)".to_owned(),
+                    1 => " (1 day before the handshake)".to_owned(),
+                    days => format!(" ({days} days before the handshake)"),
+                }
             });
         (
             Code::TlsCertExpired,
