@@ -66,7 +66,11 @@ async fn explain_of_a_get_trace_names_the_nxdomain_and_its_records() {
         "{}",
         text.stdout
     );
-    assert!(text.stdout.contains("1. error dns-nxdomain: "), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("1. error dns-nxdomain: "),
+        "{}",
+        text.stdout
+    );
     assert!(
         text.stdout.contains(&format!("dial {}", dial.trace_id))
             && text.stdout.contains(&format!("request {}", req.trace_id)),
@@ -82,7 +86,11 @@ async fn explain_of_a_get_trace_names_the_nxdomain_and_its_records() {
     let first = &findings[0];
     assert_eq!(first["code"], "dns-nxdomain", "{findings:#}");
     assert_eq!(first["severity"], "error");
-    assert!(first["summary"].as_str().is_some_and(|s| s.contains("gone.test")));
+    assert!(
+        first["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("gone.test"))
+    );
     let evidence: Vec<&str> = first["evidence"]
         .as_array()
         .unwrap_or_else(|| panic!("{first:#}"))
@@ -109,7 +117,11 @@ async fn the_waterfall_of_get_ends_with_the_findings() {
         .stdout
         .find("connect")
         .unwrap_or_else(|| panic!("no waterfall: {}", out.stdout));
-    assert!(connect < verdict, "the findings come after the waterfall: {}", out.stdout);
+    assert!(
+        connect < verdict,
+        "the findings come after the waterfall: {}",
+        out.stdout
+    );
     assert!(out.stdout.contains("error tcp-refused: "), "{}", out.stdout);
 
     // A healthy request: the verdict is OK and there is no finding.
@@ -122,7 +134,10 @@ async fn the_waterfall_of_get_ends_with_the_findings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_reads_go_traces_and_refuses_what_is_no_trace() {
-    let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/go_readme_example.json");
+    let golden = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/go_readme_example.json"
+    );
     let out = nettrace(["explain", golden]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stdout.starts_with("verdict: OK"), "{}", out.stdout);
@@ -131,7 +146,11 @@ async fn explain_reads_go_traces_and_refuses_what_is_no_trace() {
     let failed = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/failed_tls.json");
     let out = nettrace(["explain", "--format", "json", failed]).await;
     assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(out.stdout.contains("\"code\": \"tls-unknown-ca\""), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("\"code\": \"tls-unknown-ca\""),
+        "{}",
+        out.stdout
+    );
     let dir = TempDir::new("cli-explain-bad");
     let bad = dir.write("bad.json", "{\"dials\": 7}");
     let out = nettrace(["explain", &bad.display().to_string()]).await;

@@ -98,6 +98,7 @@
 mod addr;
 mod conn;
 mod conntrack;
+pub mod diagnosis;
 mod dial;
 mod dns;
 mod dns_codes;
@@ -113,7 +114,6 @@ mod timestamp;
 mod tls;
 mod trace;
 mod trace_id;
-pub mod diagnosis;
 pub mod waterfall;
 
 pub use addr::AddrTuple;

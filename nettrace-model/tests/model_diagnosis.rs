@@ -53,16 +53,21 @@ fn id() -> impl Strategy<Value = TraceId> {
 
 fn kernel() -> impl Strategy<Value = Option<KernelTcpFacts>> {
     prop::option::of(
-        (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(
-            |(syn, retx, segs, srtt, rst)| KernelTcpFacts {
+        (
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<bool>(),
+        )
+            .prop_map(|(syn, retx, segs, srtt, rst)| KernelTcpFacts {
                 syn_retransmits: syn,
                 retransmits: retx,
                 segs_out: segs,
                 srtt_us: srtt,
                 rst_received: rst,
                 ..Default::default()
-            },
-        ),
+            }),
     )
 }
 

@@ -71,10 +71,7 @@ fn assert_top_error(findings: &[Finding], code: Code, trace: &HttpTrace) {
             .is_some_and(|f| f.code == code && f.severity == Severity::Error),
         "{code} is not the top error:\n{text}"
     );
-    assert!(
-        diagnosis::verdict(findings).starts_with("FAILED"),
-        "{text}"
-    );
+    assert!(diagnosis::verdict(findings).starts_with("FAILED"), "{text}");
 }
 
 fn assert_no_error(findings: &[Finding], trace: &HttpTrace) {
@@ -167,7 +164,11 @@ async fn servfail_everywhere_is_an_error_and_once_a_warning() {
         .net_trace
         .dns_queries
         .iter()
-        .filter(|q| q.dns_reply_msgs.iter().any(|r| r.rcode == DnsRCode::SERV_FAIL))
+        .filter(|q| {
+            q.dns_reply_msgs
+                .iter()
+                .any(|r| r.rcode == DnsRCode::SERV_FAIL)
+        })
         .map(|q| &q.trace_id)
         .collect();
     assert!(!servfail_queries.is_empty(), "{}", dump(&trace));
@@ -200,7 +201,12 @@ async fn a_silent_nameserver_is_a_dns_timeout_and_the_request_timeout_says_dns()
         finding.summary
     );
     let dial = only(&trace.net_trace.dials, "dial", &trace);
-    let queries: Vec<&TraceId> = trace.net_trace.dns_queries.iter().map(|q| &q.trace_id).collect();
+    let queries: Vec<&TraceId> = trace
+        .net_trace
+        .dns_queries
+        .iter()
+        .map(|q| &q.trace_id)
+        .collect();
     assert!(!queries.is_empty(), "{}", dump(&trace));
     let mut ids = vec![&dial.trace_id];
     ids.extend(queries.iter().copied());
@@ -235,7 +241,12 @@ async fn a_truncated_answer_says_the_resolver_fell_back_to_tcp() {
         .filter(|f| f.code == Code::DnsTruncated)
         .collect();
     // One per record type (A and AAAA), each answered over TCP.
-    assert_eq!(truncated.len(), 2, "{}", diagnosis::render_text(&trace, &findings));
+    assert_eq!(
+        truncated.len(),
+        2,
+        "{}",
+        diagnosis::render_text(&trace, &findings)
+    );
     let net = &trace.net_trace;
     for finding in truncated {
         assert_eq!(finding.severity, Severity::Info);
@@ -243,7 +254,9 @@ async fn a_truncated_answer_says_the_resolver_fell_back_to_tcp() {
         let udp_query = net
             .dns_queries
             .iter()
-            .find(|q| finding.evidence.contains(&q.trace_id) && net.udp_conns.get(&q.connection).is_some())
+            .find(|q| {
+                finding.evidence.contains(&q.trace_id) && net.udp_conns.get(&q.connection).is_some()
+            })
             .unwrap_or_else(|| panic!("no UDP query in {:?}", finding.evidence));
         assert!(udp_query.dns_reply_msgs.iter().any(|r| r.truncated));
         let tcp_retry = net
@@ -267,7 +280,11 @@ async fn a_refused_port_is_tcp_refused_with_its_connection() {
     let conn = only(&trace.net_trace.tcp_conns, "TCP connection", &trace);
     let dial = only(&trace.net_trace.dials, "dial", &trace);
     let req = only(&trace.http_requests, "request", &trace);
-    assert_evidence(finding, &[&conn.trace_id, &dial.trace_id, &req.trace_id], &trace);
+    assert_evidence(
+        finding,
+        &[&conn.trace_id, &dial.trace_id, &req.trace_id],
+        &trace,
+    );
     assert!(
         finding.summary.contains(&refusing.addr().to_string()),
         "{}",
@@ -324,7 +341,11 @@ async fn tls_failure(kind: LeafKind, code: Code) -> (HttpTrace, Finding) {
     );
     // The certificate's subject and validity are named.
     let cert = only(&tunnel.peer_certs, "peer certificate", &trace);
-    assert!(finding.summary.contains(&cert.subject), "{}", finding.summary);
+    assert!(
+        finding.summary.contains(&cert.subject),
+        "{}",
+        finding.summary
+    );
     assert!(finding.summary.contains(" valid 20"), "{}", finding.summary);
     (trace, finding)
 }
@@ -339,7 +360,11 @@ async fn an_expired_certificate_is_tls_cert_expired() {
 async fn a_certificate_from_an_unknown_ca_is_tls_unknown_ca() {
     let (trace, finding) = tls_failure(LeafKind::UntrustedIssuer, Code::TlsUnknownCa).await;
     let issuer = &trace.net_trace.tls_tunnels[0].peer_certs[0].issuer;
-    assert!(finding.summary.contains(issuer.as_str()), "{}", finding.summary);
+    assert!(
+        finding.summary.contains(issuer.as_str()),
+        "{}",
+        finding.summary
+    );
 }
 
 #[tokio::test]
@@ -372,7 +397,11 @@ async fn a_stalled_handshake_is_tls_handshake_timeout() {
     let tunnel = only(&trace.net_trace.tls_tunnels, "TLS tunnel", &trace);
     let req = only(&trace.http_requests, "request", &trace);
     assert_evidence(finding, &[&tunnel.trace_id, &req.trace_id], &trace);
-    assert!(finding.summary.contains("sent no byte"), "{}", finding.summary);
+    assert!(
+        finding.summary.contains("sent no byte"),
+        "{}",
+        finding.summary
+    );
 }
 
 #[tokio::test]
@@ -401,7 +430,11 @@ async fn a_slow_answer_is_http_slow_server() {
     assert_eq!(finding.severity, Severity::Warning);
     let req = only(&trace.http_requests, "request", &trace);
     assert_evidence(finding, &[&req.trace_id, &req.tcp_conn], &trace);
-    assert!(finding.summary.contains("took 1."), "says how long: {}", finding.summary);
+    assert!(
+        finding.summary.contains("took 1."),
+        "says how long: {}",
+        finding.summary
+    );
     assert!(findings.iter().all(|f| f.code != Code::HttpSlowTransfer));
     assert!(diagnosis::verdict(&findings).starts_with("WARNING"));
 }
@@ -417,8 +450,16 @@ async fn a_slow_body_is_http_slow_transfer_with_its_rate() {
     let finding = the(&findings, Code::HttpSlowTransfer, &trace);
     let req = only(&trace.http_requests, "request", &trace);
     assert_evidence(finding, &[&req.trace_id, &req.tcp_conn], &trace);
-    assert!(finding.summary.contains("B/s"), "says the rate: {}", finding.summary);
-    assert!(finding.summary.contains("RTT"), "says the RTT: {}", finding.summary);
+    assert!(
+        finding.summary.contains("B/s"),
+        "says the rate: {}",
+        finding.summary
+    );
+    assert!(
+        finding.summary.contains("RTT"),
+        "says the RTT: {}",
+        finding.summary
+    );
     assert!(findings.iter().all(|f| f.code != Code::HttpSlowServer));
 }
 
@@ -434,7 +475,11 @@ async fn a_redirect_loop_names_every_hop() {
     let hops: Vec<&TraceId> = trace.http_requests.iter().map(|r| &r.trace_id).collect();
     assert_eq!(hops.len(), 10, "{}", dump(&trace));
     assert_evidence(finding, &hops, &trace);
-    assert!(finding.summary.contains("/redirect-loop"), "{}", finding.summary);
+    assert!(
+        finding.summary.contains("/redirect-loop"),
+        "{}",
+        finding.summary
+    );
 }
 
 #[tokio::test]
@@ -467,10 +512,19 @@ async fn a_proxy_wanting_credentials_is_proxy_auth_required() {
         .iter()
         .filter(|f| f.code == Code::ProxyAuthRequired)
         .collect();
-    assert_eq!(auth.len(), 2, "{}", diagnosis::render_text(&trace, &findings));
+    assert_eq!(
+        auth.len(),
+        2,
+        "{}",
+        diagnosis::render_text(&trace, &findings)
+    );
     for (finding, req) in auth.iter().zip(trace.http_requests.iter()) {
         assert_evidence(finding, &[&req.trace_id, &req.tcp_conn], &trace);
-        assert!(finding.summary.contains(&proxy.url()), "{}", finding.summary);
+        assert!(
+            finding.summary.contains(&proxy.url()),
+            "{}",
+            finding.summary
+        );
     }
 }
 

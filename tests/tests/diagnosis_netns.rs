@@ -98,7 +98,11 @@ fn a_dropped_syn_is_tcp_syn_unanswered_with_its_retransmits() {
     assert!(kernel.syn_retransmits >= 2, "{kernel:?}");
     let dial = only(&trace.net_trace.dials, "dial", &trace);
     let req = only(&trace.http_requests, "request", &trace);
-    assert_evidence(&finding, &[&conn.trace_id, &dial.trace_id, &req.trace_id], &trace);
+    assert_evidence(
+        &finding,
+        &[&conn.trace_id, &dial.trace_id, &req.trace_id],
+        &trace,
+    );
     assert!(
         finding
             .summary
@@ -136,11 +140,20 @@ fn lost_data_segments_are_tcp_retransmits_with_their_share() {
         let request = http::Request::post(server.url("/status/200"))
             .body(RequestBody::from(vec![b'u'; 200_000]))
             .unwrap_or_else(|e| panic!("{e}"));
-        let response = bounded_for(Duration::from_secs(20), "lossy POST", client.request(request))
-            .await
-            .unwrap_or_else(|e| panic!("the POST succeeds despite the losses: {e}"));
+        let response = bounded_for(
+            Duration::from_secs(20),
+            "lossy POST",
+            client.request(request),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the POST succeeds despite the losses: {e}"));
         assert_eq!(response.status(), 200);
-        let _ = bounded_for(Duration::from_secs(10), "body", response.into_body().bytes()).await;
+        let _ = bounded_for(
+            Duration::from_secs(10),
+            "body",
+            response.into_body().bytes(),
+        )
+        .await;
         scenario::trace_once_closed(&client).await.0
     });
     let findings = diagnosis::diagnose(&trace);
@@ -151,7 +164,10 @@ fn lost_data_segments_are_tcp_retransmits_with_their_share() {
     );
     let finding = the(&findings, Code::TcpRetransmits, &trace);
     let conn = only(&trace.net_trace.tcp_conns, "TCP connection", &trace);
-    let kernel = conn.kernel.as_ref().unwrap_or_else(|| panic!("{}", dump(&trace)));
+    let kernel = conn
+        .kernel
+        .as_ref()
+        .unwrap_or_else(|| panic!("{}", dump(&trace)));
     let data = kernel.retransmits - kernel.syn_retransmits;
     assert!(data >= 1, "{kernel:?}");
     let req = only(&trace.http_requests, "request", &trace);
@@ -213,7 +229,9 @@ fn a_dnat_rule_is_nat_with_both_addresses() {
     assert!(conn.conntrack.is_some(), "{}", dump(&trace));
     assert_evidence(&finding, &[&conn.trace_id], &trace);
     assert!(
-        finding.summary.contains(&format!("destination {VIRTUAL_IP}:"))
+        finding
+            .summary
+            .contains(&format!("destination {VIRTUAL_IP}:"))
             && finding.summary.contains("127.0.0.1:")
             && finding.summary.contains("DNAT"),
         "{}",

@@ -73,7 +73,10 @@ async fn overflowing_rings_and_a_full_capture_are_trust_warnings() {
         .kernel_data
         .clone()
         .unwrap_or_else(|| panic!("no kernelData"));
-    assert!(kernel.lost_events > 0, "the event ring must overflow: {kernel:?}");
+    assert!(
+        kernel.lost_events > 0,
+        "the event ring must overflow: {kernel:?}"
+    );
     let summaries: Vec<CaptureSummary> = captures.iter().map(summary).collect();
     assert!(summaries[0].truncated, "{:?}", summaries[0]);
 
@@ -89,7 +92,8 @@ async fn overflowing_rings_and_a_full_capture_are_trust_warnings() {
         .unwrap_or_else(|| panic!("no kernel-events-lost: {text}"));
     assert_eq!(lost.severity, Severity::Warning);
     assert!(
-        lost.summary.contains(&format!("lost {} events", kernel.lost_events)),
+        lost.summary
+            .contains(&format!("lost {} events", kernel.lost_events)),
         "{}",
         lost.summary
     );

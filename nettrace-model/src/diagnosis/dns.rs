@@ -101,7 +101,11 @@ impl DialDns<'_, '_> {
             .queries
             .iter()
             .copied()
-            .filter(|q| q.dns_reply_msgs.iter().any(|r| r.rcode == DnsRCode::NX_DOMAIN))
+            .filter(|q| {
+                q.dns_reply_msgs
+                    .iter()
+                    .any(|r| r.rcode == DnsRCode::NX_DOMAIN)
+            })
             .collect();
         if answered.is_empty() && !text::nxdomain(&self.dial.dial_err) {
             return;
@@ -214,7 +218,11 @@ impl DialDns<'_, '_> {
                 .udp_conns
                 .get(&query.connection)
                 .map(|c| c.conn_close_at)
-                .or_else(|| net.tcp_conns.get(&query.connection).map(|c| c.conn_close_at))
+                .or_else(|| {
+                    net.tcp_conns
+                        .get(&query.connection)
+                        .map(|c| c.conn_close_at)
+                })
                 .filter(|t| !t.is_undefined())
                 .unwrap_or(self.dial.dial_end_at);
             let Some(waited) = self
@@ -238,7 +246,11 @@ impl DialDns<'_, '_> {
         let queries: Vec<&DnsQueryTrace> = silent.iter().map(|(q, _)| *q).collect();
         let longest = silent.iter().map(|(_, w)| *w).max().unwrap_or(0);
         let summary = if go_style {
-            format!("no answer resolving {}: {}", self.host(), self.dial.dial_err)
+            format!(
+                "no answer resolving {}: {}",
+                self.host(),
+                self.dial.dial_err
+            )
         } else if self.failed {
             format!(
                 "no answer from nameserver {} for {} (waited {})",
@@ -274,7 +286,12 @@ impl DialDns<'_, '_> {
                 duration(*waited)
             ));
         }
-        for rd in self.dial.resolver_dials.iter().filter(|rd| text::timeout(&rd.dial_err)) {
+        for rd in self
+            .dial
+            .resolver_dials
+            .iter()
+            .filter(|rd| text::timeout(&rd.dial_err))
+        {
             finding = finding.detail(format!("nameserver {}: {}", rd.nameserver, rd.dial_err));
         }
         out.push(finding);

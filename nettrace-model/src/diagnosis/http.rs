@@ -21,7 +21,8 @@ pub(super) fn diagnose(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
 }
 
 fn proxy_auth(req: &HttpReqTrace, out: &mut Vec<Finding>) {
-    let refused_connect = text::proxy_auth(&req.req_error) && text::says(&req.req_error, &["proxy"]);
+    let refused_connect =
+        text::proxy_auth(&req.req_error) && text::says(&req.req_error, &["proxy"]);
     if req.resp_status_code != 407 && !refused_connect {
         return;
     }
@@ -116,7 +117,9 @@ fn slow(ctx: &Ctx<'_>, req: &HttpReqTrace, out: &mut Vec<Finding>) {
             .net_trace
             .tcp_conns
             .get(&req.tcp_conn)
-            .map_or(req.resp_content_len, |c| c.total_recv_bytes.max(req.resp_content_len));
+            .map_or(req.resp_content_len, |c| {
+                c.total_recv_bytes.max(req.resp_content_len)
+            });
         let body = req.resp_content_len;
         out.push(
             Finding::new(
@@ -150,13 +153,7 @@ fn rtt_detail(ctx: &Ctx<'_>, req: &HttpReqTrace) -> String {
         .filter(|k| k.srtt_us > 0)
         .map_or_else(
             || "RTT not measured (no kernel facts)".to_owned(),
-            |k| {
-                format!(
-                    "RTT {} (min {})",
-                    micros(k.srtt_us),
-                    micros(k.min_rtt_us)
-                )
-            },
+            |k| format!("RTT {} (min {})", micros(k.srtt_us), micros(k.min_rtt_us)),
         )
 }
 
@@ -216,7 +213,10 @@ fn loop_in(chain: &[&HttpReqTrace], out: &mut Vec<Finding>) {
         .with_evidence(chain.iter().map(|r| &r.trace_id))
         .next("the server (or a proxy) keeps redirecting: check its redirect rules, e.g. http<->https or with/without www, and cookies it expects");
     for req in chain.iter().take(4) {
-        finding = finding.detail(format!("{} {} -> {}", req.trace_id, req.req_url, req.resp_status_code));
+        finding = finding.detail(format!(
+            "{} {} -> {}",
+            req.trace_id, req.req_url, req.resp_status_code
+        ));
     }
     out.push(finding);
 }
@@ -236,7 +236,11 @@ pub(super) fn unexplained_failures(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             continue;
         }
         let mut evidence = vec![req.trace_id.clone(), req.tcp_conn.clone()];
-        evidence.extend(ctx.dials_of_failed_request(req).iter().map(|d| d.trace_id.clone()));
+        evidence.extend(
+            ctx.dials_of_failed_request(req)
+                .iter()
+                .map(|d| d.trace_id.clone()),
+        );
         extra.push(
             Finding::new(
                 Code::RequestFailed,

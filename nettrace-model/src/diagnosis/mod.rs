@@ -55,9 +55,7 @@ mod trust;
 pub use render::render_text;
 
 /// How bad a finding is.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth knowing; nothing failed (e.g. a NAT on the path).
@@ -89,9 +87,7 @@ impl fmt::Display for Severity {
 /// What a finding is about. The order is the path of a request (name, TCP, TLS, proxy, HTTP,
 /// limits, then the trust in the data): findings of one severity are listed in this order, so
 /// that a cause comes before its consequence.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Code {

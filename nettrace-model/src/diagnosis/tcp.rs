@@ -32,7 +32,11 @@ fn name(conn: &TcpConnTrace) -> String {
     } else {
         "connection"
     };
-    format!("{what} {} to {}", conn.trace_id, addr(conn.addr_tuple.dst()))
+    format!(
+        "{what} {} to {}",
+        conn.trace_id,
+        addr(conn.addr_tuple.dst())
+    )
 }
 
 fn evidence(ctx: &Ctx<'_>, conn: &TcpConnTrace) -> Vec<TraceId> {
@@ -41,7 +45,12 @@ fn evidence(ctx: &Ctx<'_>, conn: &TcpConnTrace) -> Vec<TraceId> {
     evidence
 }
 
-fn not_connected(ctx: &Ctx<'_>, conn: &TcpConnTrace, kernel: &KernelTcpFacts, out: &mut Vec<Finding>) {
+fn not_connected(
+    ctx: &Ctx<'_>,
+    conn: &TcpConnTrace,
+    kernel: &KernelTcpFacts,
+    out: &mut Vec<Finding>,
+) {
     let dial = ctx.dial(&conn.from_dial);
     let dial_err = dial.map_or("", |d| d.dial_err.as_str());
     // A failed attempt matters most when its dial connected nothing else.
@@ -82,10 +91,7 @@ fn not_connected(ctx: &Ctx<'_>, conn: &TcpConnTrace, kernel: &KernelTcpFacts, ou
     }
     let mut summary = format!("no answer to the SYN of the {}", name(conn));
     if kernel.syn_retransmits > 0 {
-        summary.push_str(&format!(
-            ": {} SYN retransmits",
-            kernel.syn_retransmits
-        ));
+        summary.push_str(&format!(": {} SYN retransmits", kernel.syn_retransmits));
         if let Some(waited) = waited {
             summary.push_str(&format!(" over {}", duration(waited)));
         }
@@ -109,13 +115,20 @@ fn not_connected(ctx: &Ctx<'_>, conn: &TcpConnTrace, kernel: &KernelTcpFacts, ou
 }
 
 /// A connection that got through only after its SYN was retransmitted.
-fn syn_retried(ctx: &Ctx<'_>, conn: &TcpConnTrace, kernel: &KernelTcpFacts, out: &mut Vec<Finding>) {
+fn syn_retried(
+    ctx: &Ctx<'_>,
+    conn: &TcpConnTrace,
+    kernel: &KernelTcpFacts,
+    out: &mut Vec<Finding>,
+) {
     if kernel.syn_retransmits == 0 {
         return;
     }
     let took = ctx
         .span(&conn.handshake_begin_at, &conn.handshake_end_at)
-        .map_or_else(String::new, |ms| format!("; the handshake took {}", duration(ms)));
+        .map_or_else(String::new, |ms| {
+            format!("; the handshake took {}", duration(ms))
+        });
     out.push(
         Finding::new(
             Code::TcpSynUnanswered,
@@ -131,7 +144,12 @@ fn syn_retried(ctx: &Ctx<'_>, conn: &TcpConnTrace, kernel: &KernelTcpFacts, out:
     );
 }
 
-fn retransmits(ctx: &Ctx<'_>, conn: &TcpConnTrace, kernel: &KernelTcpFacts, out: &mut Vec<Finding>) {
+fn retransmits(
+    ctx: &Ctx<'_>,
+    conn: &TcpConnTrace,
+    kernel: &KernelTcpFacts,
+    out: &mut Vec<Finding>,
+) {
     let data = kernel.retransmits.saturating_sub(kernel.syn_retransmits);
     if data == 0 {
         return;

@@ -107,8 +107,14 @@ fn a_healthy_trace_has_no_finding() {
 #[test]
 fn go_wording_without_dns_messages() {
     for (error, code) in [
-        ("lookup example.test on 10.0.0.1:53: server misbehaving", Code::DnsServfail),
-        ("lookup example.test on 10.0.0.1:53: read udp: i/o timeout", Code::DnsTimeout),
+        (
+            "lookup example.test on 10.0.0.1:53: server misbehaving",
+            Code::DnsServfail,
+        ),
+        (
+            "lookup example.test on 10.0.0.1:53: read udp: i/o timeout",
+            Code::DnsTimeout,
+        ),
     ] {
         let t = trace(
             NetTrace {
@@ -162,8 +168,11 @@ fn a_silent_nameserver_that_another_one_covered_is_a_warning() {
     let t = trace(
         NetTrace {
             dials: vec![dial("d", "c", "")].into(),
-            udp_conns: vec![udp("u1", "10.0.0.1:53", 5001), udp("u2", "10.0.0.9:53", 5003)]
-                .into(),
+            udp_conns: vec![
+                udp("u1", "10.0.0.1:53", 5001),
+                udp("u2", "10.0.0.9:53", 5003),
+            ]
+            .into(),
             dns_queries: vec![query("q1", "u1", None), query("q2", "u2", Some(5002))].into(),
             tcp_conns: vec![tcp("c", true)].into(),
             ..Default::default()
@@ -187,11 +196,20 @@ fn tcp_failures_from_kernel_facts_or_error_texts() {
     // Refused, from Go's text alone.
     let t = trace(
         NetTrace {
-            dials: vec![dial("d", "", "dial tcp 192.0.2.1:443: connect: connection refused")].into(),
+            dials: vec![dial(
+                "d",
+                "",
+                "dial tcp 192.0.2.1:443: connect: connection refused",
+            )]
+            .into(),
             tcp_conns: vec![tcp("c", false)].into(),
             ..Default::default()
         },
-        vec![request("r", "", "dial tcp 192.0.2.1:443: connect: connection refused")],
+        vec![request(
+            "r",
+            "",
+            "dial tcp 192.0.2.1:443: connect: connection refused",
+        )],
     );
     let findings = diagnose(&t);
     assert_eq!(codes(&findings), [(Code::TcpRefused, Severity::Error)]);
@@ -215,9 +233,14 @@ fn tcp_failures_from_kernel_facts_or_error_texts() {
         vec![],
     );
     let findings = diagnose(&t);
-    assert_eq!(codes(&findings), [(Code::TcpSynUnanswered, Severity::Error)]);
+    assert_eq!(
+        codes(&findings),
+        [(Code::TcpSynUnanswered, Severity::Error)]
+    );
     assert!(
-        findings[0].summary.contains("2 SYN retransmits over 3.00 s"),
+        findings[0]
+            .summary
+            .contains("2 SYN retransmits over 3.00 s"),
         "{}",
         findings[0].summary
     );
@@ -255,7 +278,12 @@ fn tcp_failures_from_kernel_facts_or_error_texts() {
         "{}",
         findings[1].summary
     );
-    assert!(findings[1].details.iter().any(|d| d.contains("25.0 ms") && d.contains("800 µs")));
+    assert!(
+        findings[1]
+            .details
+            .iter()
+            .any(|d| d.contains("25.0 ms") && d.contains("800 µs"))
+    );
 }
 
 #[test]
@@ -326,8 +354,16 @@ fn gos_expired_or_not_yet_valid_is_told_apart_by_the_dates() {
     let future = Timestamp::Absolute(datetime!(2026-07-01 0:00 UTC));
     let expired = diagnose(&tls_trace(tunnel(go, past, later)));
     assert_eq!(codes(&expired), [(Code::TlsCertExpired, Severity::Error)]);
-    assert!(expired[0].summary.contains("31 days before"), "{}", expired[0].summary);
-    assert!(expired[0].summary.contains("valid 2026-01-01 to 2026-05-01"));
+    assert!(
+        expired[0].summary.contains("31 days before"),
+        "{}",
+        expired[0].summary
+    );
+    assert!(
+        expired[0]
+            .summary
+            .contains("valid 2026-01-01 to 2026-05-01")
+    );
     assert_eq!(expired[0].evidence, [id("t"), id("c"), id("r")]);
     let early = diagnose(&tls_trace(tunnel(go, future, future)));
     assert_eq!(codes(&early), [(Code::TlsCertNotYetValid, Severity::Error)]);
@@ -373,9 +409,19 @@ fn repeated_requests_are_no_loop_but_a_chain_back_to_a_url_is() {
         ],
     );
     let findings = diagnose(&looped);
-    assert_eq!(codes(&findings), [(Code::HttpRedirectLoop, Severity::Warning)]);
-    assert_eq!(findings[0].evidence, [id("r1"), id("r2"), id("r3"), id("r4")]);
-    assert!(findings[0].summary.contains("after 2 hop(s)"), "{}", findings[0].summary);
+    assert_eq!(
+        codes(&findings),
+        [(Code::HttpRedirectLoop, Severity::Warning)]
+    );
+    assert_eq!(
+        findings[0].evidence,
+        [id("r1"), id("r2"), id("r3"), id("r4")]
+    );
+    assert!(
+        findings[0].summary.contains("after 2 hop(s)"),
+        "{}",
+        findings[0].summary
+    );
 }
 
 #[test]
@@ -396,7 +442,11 @@ fn request_timeouts_name_the_running_phase() {
         .iter()
         .find(|f| f.code == Code::RequestTimeout)
         .unwrap_or_else(|| panic!("{}", render_text(&t, &findings)));
-    assert!(timeout.summary.contains("(TCP handshake)"), "{}", timeout.summary);
+    assert!(
+        timeout.summary.contains("(TCP handshake)"),
+        "{}",
+        timeout.summary
+    );
     assert_eq!(timeout.evidence, [id("r"), id("c")]);
 
     // Receiving the body: the head came, then Go's client timeout.
@@ -418,7 +468,11 @@ fn request_timeouts_name_the_running_phase() {
     );
     let findings = diagnose(&t);
     assert_eq!(codes(&findings), [(Code::RequestTimeout, Severity::Error)]);
-    assert!(findings[0].summary.contains("(transfer)"), "{}", findings[0].summary);
+    assert!(
+        findings[0].summary.contains("(transfer)"),
+        "{}",
+        findings[0].summary
+    );
 }
 
 #[test]
@@ -505,10 +559,14 @@ fn order_json_and_trust_warnings() {
     assert_eq!(json["evidence"], json!([]));
     assert!(json.get("details").is_none());
     assert!(json["nextStep"].is_string());
-    let back: Vec<Finding> = serde_json::from_value(serde_json::to_value(&findings).unwrap()).unwrap();
+    let back: Vec<Finding> =
+        serde_json::from_value(serde_json::to_value(&findings).unwrap()).unwrap();
     assert_eq!(back, findings);
     let text = render_text(&t, &findings);
-    assert!(text.starts_with("verdict: FAILED: example.test does not exist"), "{text}");
+    assert!(
+        text.starts_with("verdict: FAILED: example.test does not exist"),
+        "{text}"
+    );
     assert!(text.contains("evidence: dial d, request r"), "{text}");
 }
 

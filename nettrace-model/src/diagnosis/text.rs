@@ -65,7 +65,12 @@ pub(super) fn cert_not_yet_valid(text: &str) -> bool {
 pub(super) fn unknown_ca(text: &str) -> bool {
     says(
         text,
-        &["unknownissuer", "unknownauthority", "unknownca", "untrusted"],
+        &[
+            "unknownissuer",
+            "unknownauthority",
+            "unknownca",
+            "untrusted",
+        ],
     )
 }
 
@@ -74,7 +79,11 @@ pub(super) fn unknown_ca(text: &str) -> bool {
 pub(super) fn wrong_host(text: &str) -> bool {
     says(
         text,
-        &["notvalidforname", "certificateisvalidfor", "doesn'tcontainanyipsans"],
+        &[
+            "notvalidforname",
+            "certificateisvalidfor",
+            "doesn'tcontainanyipsans",
+        ],
     )
 }
 
@@ -143,7 +152,9 @@ mod tests {
         assert!(nxdomain("lookup gone.test on 8.8.8.8:53: no such host"));
         assert!(servfail("nameserver 127.0.0.1:53 answered SERVFAIL"));
         assert!(servfail("lookup x on 8.8.8.8:53: server misbehaving"));
-        assert!(dns_timeout("nameserver 127.0.0.1:53 did not answer within 5s"));
+        assert!(dns_timeout(
+            "nameserver 127.0.0.1:53 did not answer within 5s"
+        ));
         assert!(dns_timeout("lookup x on 8.8.8.8:53: read udp: i/o timeout"));
         assert!(!dns_timeout("dial tcp 10.0.0.1:443: i/o timeout"));
         assert!(refused("dial tcp 127.0.0.1:1: connect: connection refused"));
@@ -164,8 +175,7 @@ mod tests {
             Some("wrong.test")
         );
         assert_eq!(
-            presented_names("x509: certificate is valid for a.test, b.test, not c.test")
-                .as_deref(),
+            presented_names("x509: certificate is valid for a.test, b.test, not c.test").as_deref(),
             Some("a.test, b.test")
         );
         assert!(not_tls(

@@ -105,7 +105,9 @@ fn classify(
         let issuer = leaf.map_or("its issuer", |c| c.issuer.as_str());
         (
             Code::TlsUnknownCa,
-            format!("the certificate of {whose} is issued by {issuer}, which is not trusted: {cert}"),
+            format!(
+                "the certificate of {whose} is issued by {issuer}, which is not trusted: {cert}"
+            ),
             "install the issuing CA as trusted (--cacert), or have the server send its \
              intermediate certificates; a TLS-intercepting proxy on the path also causes this"
                 .to_owned(),
@@ -130,8 +132,7 @@ fn classify(
         (
             Code::TlsCertExpired,
             format!("the certificate of {whose} has expired{expired}: {cert}"),
-            "renew the server's certificate; if it is current, check this host's clock"
-                .to_owned(),
+            "renew the server's certificate; if it is current, check this host's clock".to_owned(),
         )
     } else if text::timeout(error) {
         let conn = ctx.trace.net_trace.tcp_conns.get(&tunnel.tcp_conn);
@@ -158,8 +159,7 @@ fn classify(
                 "{whose} does not speak TLS on this port: its answer to the ClientHello is not \
                  TLS ({error})"
             ),
-            "the port serves something else (plain HTTP?): use http:// or the TLS port"
-                .to_owned(),
+            "the port serves something else (plain HTTP?): use http:// or the TLS port".to_owned(),
         )
     } else {
         return None;

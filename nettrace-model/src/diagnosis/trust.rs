@@ -47,7 +47,9 @@ pub(super) fn diagnose(ctx: &Ctx<'_>, captures: &[CaptureSummary], out: &mut Vec
                     capture.packets
                 ),
             )
-            .next("raise the capture's size limit (--pcap-limit) or capture less (--tcp-no-payload)"),
+            .next(
+                "raise the capture's size limit (--pcap-limit) or capture less (--tcp-no-payload)",
+            ),
         );
     }
 }
