@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use super::serde_util::is_false;
 use super::{
-    AddrTuple, ConntrackEntry, KernelTcpFacts, KernelUdpFacts, SocketTrace, Timestamp, TraceId,
-    TraceList, Traced,
+    AddrTuple, ConntrackEntry, KernelTcpFacts, KernelUdpFacts, PreciseTimes, SocketTrace,
+    Timestamp, TraceId, TraceList, Traced,
 };
 
 /// An established, or just attempted, TCP connection.
@@ -72,6 +72,10 @@ pub struct TcpConnTrace {
     /// unknown; only kernel tracing, e.g. `nettrace-loader trace`, knows it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process: Option<ConnProcess>,
+    /// The timestamps above in µs since the trace began, where the tracer knew them
+    /// (extension; JSON `preciseUs`, omitted when empty). See [`crate::PreciseTimes`].
+    #[serde(skip_serializing_if = "PreciseTimes::is_empty")]
+    pub precise_us: PreciseTimes,
 }
 
 /// A UDP "connection": a connected UDP socket and the datagrams exchanged over it.
@@ -221,6 +225,7 @@ mod tests {
             }),
             kernel: None,
             process: None,
+            ..Default::default()
         }
     }
 

@@ -26,7 +26,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::serde_util::{null_when_empty, opt_ip};
-use super::{Timestamp, TraceId, TraceList, Traced};
+use super::{PreciseTimes, Timestamp, TraceId, TraceList, Traced};
 
 /// An attempt to connect to a remote endpoint given by IP address or name.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +68,10 @@ pub struct DialTrace {
     /// The TCP connection established. Omitted when empty.
     #[serde(skip_serializing_if = "TraceId::is_empty")]
     pub established_conn: TraceId,
+    /// The timestamps above in µs since the trace began, where the tracer knew them
+    /// (extension; JSON `preciseUs`, omitted when empty). See [`crate::PreciseTimes`].
+    #[serde(skip_serializing_if = "PreciseTimes::is_empty")]
+    pub precise_us: PreciseTimes,
 }
 
 /// The dials of a trace (Go's `DialTraces`).
@@ -130,6 +134,7 @@ mod tests {
             skipped_nameservers: vec!["10.1.1.1:53".into()],
             source_ip: "192.168.99.1".parse().ok(),
             established_conn: TraceId::new("tid-8"),
+            ..Default::default()
         }
     }
 

@@ -30,7 +30,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::serde_util::{is_zero_u16, null_when_empty};
-use super::{DnsRCode, DnsResType, Timestamp, TraceId, TraceList, Traced};
+use super::{DnsRCode, DnsResType, PreciseTimes, Timestamp, TraceId, TraceList, Traced};
 
 /// The DNS messages exchanged over one resolver connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +80,10 @@ pub struct DnsQueryMsg {
     /// EDNS (RFC 6891) UDP payload size the client accepts; 0 (omitted) without EDNS.
     #[serde(rename = "optUDPPayloadSize", skip_serializing_if = "is_zero_u16")]
     pub opt_udp_payload_size: u16,
+    /// The timestamps above in µs since the trace began, where the tracer knew them
+    /// (extension; JSON `preciseUs`, omitted when empty). See [`crate::PreciseTimes`].
+    #[serde(skip_serializing_if = "PreciseTimes::is_empty")]
+    pub precise_us: PreciseTimes,
 }
 
 /// A question of a DNS query.
@@ -117,6 +121,10 @@ pub struct DnsReplyMsg {
     /// The answers. JSON `null` when empty.
     #[serde(with = "null_when_empty")]
     pub answers: Vec<DnsAnswer>,
+    /// The timestamps above in µs since the trace began, where the tracer knew them
+    /// (extension; JSON `preciseUs`, omitted when empty). See [`crate::PreciseTimes`].
+    #[serde(skip_serializing_if = "PreciseTimes::is_empty")]
+    pub precise_us: PreciseTimes,
 }
 
 /// An answer record of a DNS reply.
@@ -161,6 +169,7 @@ mod tests {
                     class: 1,
                 }],
                 opt_udp_payload_size: 1232,
+                ..Default::default()
             }],
             dns_reply_msgs: vec![DnsReplyMsg {
                 recv_at: Timestamp::Relative(115),
@@ -186,6 +195,7 @@ mod tests {
                         resolved_val: String::new(),
                     },
                 ],
+                ..Default::default()
             }],
         }
     }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::go_names;
 use super::serde_util::{is_zero_u32, null_when_empty};
-use super::{ModelError, Timestamp, TraceId, TraceList, Traced};
+use super::{ModelError, PreciseTimes, Timestamp, TraceId, TraceList, Traced};
 
 /// An HTTP request and its response.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +68,18 @@ pub struct HttpReqTrace {
     /// Response body bytes read by the caller (after decoding). JSON `RespContentLen`.
     #[serde(rename = "RespContentLen", alias = "respContentLen")]
     pub resp_content_len: u64,
+    /// When the caller read the first byte of the response body (extension; JSON
+    /// `respBodyFirstByteAt`, omitted when undefined: Go does not record it).
+    #[serde(skip_serializing_if = "Timestamp::is_undefined")]
+    pub resp_body_first_byte_at: Timestamp,
+    /// When the caller read the last byte of the response body, i.e. saw its end (extension;
+    /// JSON `respBodyLastByteAt`, omitted when undefined).
+    #[serde(skip_serializing_if = "Timestamp::is_undefined")]
+    pub resp_body_last_byte_at: Timestamp,
+    /// The timestamps above in µs since the trace began, where the tracer knew them
+    /// (extension; JSON `preciseUs`, omitted when empty). See [`crate::PreciseTimes`].
+    #[serde(skip_serializing_if = "PreciseTimes::is_empty")]
+    pub precise_us: PreciseTimes,
 }
 
 /// The HTTP requests of a trace (Go's `HTTPReqTraces`).
@@ -236,6 +248,7 @@ mod tests {
             }]
             .into(),
             resp_content_len: 15381,
+            ..Default::default()
         }
     }
 

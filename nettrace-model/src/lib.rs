@@ -103,10 +103,15 @@ mod dial;
 mod dns;
 mod dns_codes;
 mod error;
+mod facts;
 mod go_names;
+pub mod har;
+pub mod html;
 mod http;
 mod kernel;
 mod list;
+pub mod phases;
+mod precise;
 mod serde_util;
 mod socket;
 mod tcp_state;
@@ -114,6 +119,7 @@ mod timestamp;
 mod tls;
 mod trace;
 mod trace_id;
+pub mod units;
 pub mod waterfall;
 
 pub use addr::AddrTuple;
@@ -128,6 +134,7 @@ pub use kernel::{
     KernelDataStatus, KernelSocketCalls, KernelStateChange, KernelTcpFacts, KernelUdpFacts,
 };
 pub use list::{TraceList, Traced};
+pub use precise::PreciseTimes;
 pub use socket::{SocketOp, SocketOpType, SocketTrace};
 pub use tcp_state::TcpState;
 pub use timestamp::Timestamp;

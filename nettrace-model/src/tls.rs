@@ -23,7 +23,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::serde_util::null_when_empty;
-use super::{Timestamp, TraceId, TraceList, Traced};
+use super::{PreciseTimes, Timestamp, TraceId, TraceList, Traced};
 
 /// A TLS handshake over a TCP connection, successful or failed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +67,10 @@ pub struct TlsTunnelTrace {
     /// empty.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub cert_verify_err: String,
+    /// The timestamps above in µs since the trace began, where the tracer knew them
+    /// (extension; JSON `preciseUs`, omitted when empty). See [`crate::PreciseTimes`].
+    #[serde(skip_serializing_if = "PreciseTimes::is_empty")]
+    pub precise_us: PreciseTimes,
 }
 
 impl TlsTunnelTrace {

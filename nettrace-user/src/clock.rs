@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use crate::model::Timestamp;
+use crate::model::{PreciseTimes, Timestamp};
 
 /// An instant on `CLOCK_MONOTONIC`, in nanoseconds since boot (the clock of kernel events).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -83,6 +83,23 @@ impl TraceClock {
         self.begin_wall
             .checked_add(offset)
             .unwrap_or(self.begin_wall)
+    }
+
+    /// `at` in µs since the trace began (`preciseUs`), when it happened during the trace.
+    pub(crate) fn micros(&self, at: Option<Instant>) -> Option<u64> {
+        let since = at?.checked_duration_since(self.begin)?;
+        u64::try_from(since.as_micros()).ok()
+    }
+
+    /// The precise times of a record: each named instant that happened during the trace.
+    pub(crate) fn precise(&self, times: &[(&str, Option<Instant>)]) -> PreciseTimes {
+        let mut precise = PreciseTimes::default();
+        for (key, at) in times {
+            if let Some(us) = self.micros(*at) {
+                precise.set(key, us);
+            }
+        }
+        precise
     }
 
     /// `at` as a timestamp of this trace: relative when it happened during the trace, absolute

@@ -318,10 +318,18 @@ impl ResponseBody {
         Poll::Ready(Some(Err(error)))
     }
 
-    /// Counts `bytes` read by the caller.
+    /// Counts `bytes` read by the caller, now.
     fn count(&self, bytes: usize) {
         if let Some(counters) = &self.counters {
             counters.add_response(bytes as u64);
+            counters.response_read(Instant::now(), true);
+        }
+    }
+
+    /// Notes that the caller reached the end of the body, now.
+    fn mark_end(&self) {
+        if let Some(counters) = &self.counters {
+            counters.response_read(Instant::now(), false);
         }
     }
 }
@@ -364,6 +372,7 @@ impl Body for ResponseBody {
                 Some(Ok(frame)) => frame,
                 Some(Err(error)) => return this.fail(BodyError::Read(error)),
                 None => {
+                    this.mark_end();
                     if let Some(on_end) = this.on_end.take() {
                         on_end.report();
                     }

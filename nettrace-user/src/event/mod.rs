@@ -259,6 +259,9 @@ pub(crate) struct TlsOutcome {
 pub(crate) struct BodyCounters {
     request: AtomicU64,
     response: AtomicU64,
+    /// When the caller read the first and the last response body bytes (the end of the body
+    /// counts as the last), for the transfer phase.
+    response_times: std::sync::Mutex<(Option<Instant>, Option<Instant>)>,
 }
 
 impl BodyCounters {
@@ -270,6 +273,20 @@ impl BodyCounters {
     /// Counts response body bytes read by the caller (after decoding).
     pub(crate) fn add_response(&self, bytes: u64) {
         self.response.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Notes that the caller read response body bytes (or its end, `data == false`) at `at`.
+    pub(crate) fn response_read(&self, at: Instant, data: bool) {
+        let mut times = crate::sync::lock(&self.response_times);
+        if data && times.0.is_none() {
+            times.0 = Some(at);
+        }
+        times.1 = Some(at);
+    }
+
+    /// When the caller read the first and the last response body bytes, if it did.
+    pub(crate) fn response_times(&self) -> (Option<Instant>, Option<Instant>) {
+        *crate::sync::lock(&self.response_times)
     }
 
     /// Request body bytes so far.

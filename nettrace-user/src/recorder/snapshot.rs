@@ -42,6 +42,7 @@ impl Recorder {
                     .iter()
                     .map(|(at, m)| DnsQueryMsg {
                         sent_at: clock.stamp(Some(*at)),
+                        precise_us: clock.precise(&[("sentAt", Some(*at))]),
                         ..m.clone()
                     })
                     .collect(),
@@ -50,6 +51,7 @@ impl Recorder {
                     .iter()
                     .map(|(at, m)| DnsReplyMsg {
                         recv_at: clock.stamp(Some(*at)),
+                        precise_us: clock.precise(&[("recvAt", Some(*at))]),
                         ..m.clone()
                     })
                     .collect(),
@@ -73,6 +75,7 @@ impl Recorder {
     fn http_trace(&self, id: &TraceId, req: &HttpRec) -> HttpReqTrace {
         let clock = &self.clock;
         let (proto_major, proto_minor) = req.proto.unwrap_or((1, 1));
+        let (body_first, body_last) = req.body.response_times();
         HttpReqTrace {
             trace_id: id.clone(),
             tcp_conn: req
@@ -117,6 +120,14 @@ impl Recorder {
                 .map(|(header, options)| header.fields(&self.header_bytes, options))
                 .unwrap_or_default(),
             resp_content_len: req.body.response(),
+            resp_body_first_byte_at: clock.stamp(body_first),
+            resp_body_last_byte_at: clock.stamp(body_last),
+            precise_us: clock.precise(&[
+                ("reqSentAt", Some(req.sent)),
+                ("respRecvAt", req.response),
+                ("respBodyFirstByteAt", body_first),
+                ("respBodyLastByteAt", body_last),
+            ]),
         }
     }
 
@@ -165,6 +176,7 @@ fn dial_trace(clock: &TraceClock, id: &TraceId, dial: &DialRec) -> DialTrace {
         skipped_nameservers: dial.skipped_nameservers.clone(),
         source_ip: dial.source_ip,
         established_conn: dial.established.clone().unwrap_or_default(),
+        precise_us: clock.precise(&[("dialBeginAt", Some(dial.begin)), ("dialEndAt", dial.end)]),
     }
 }
 
@@ -215,6 +227,10 @@ fn tcp_trace(clock: &TraceClock, id: &TraceId, conn: &ConnRec) -> TcpConnTrace {
         socket_trace: socket_trace(clock, conn),
         kernel: conn.kernel.facts(clock),
         process: conn_process(conn),
+        precise_us: clock.precise(&[
+            ("handshakeBeginAt", Some(conn.opened)),
+            ("handshakeEndAt", conn.handshake_end),
+        ]),
     }
 }
 
@@ -267,5 +283,9 @@ fn tls_trace(clock: &TraceClock, id: &TraceId, tls: &TlsRec) -> TlsTunnelTrace {
         tls_version: outcome.tls_version,
         insecure: outcome.insecure,
         cert_verify_err: outcome.cert_verify_error,
+        precise_us: clock.precise(&[
+            ("handshakeBeginAt", Some(tls.begin)),
+            ("handshakeEndAt", tls.end),
+        ]),
     }
 }

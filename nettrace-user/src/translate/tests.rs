@@ -270,7 +270,7 @@ impl Run {
     }
 
     fn snapshot(&self, end_ms: u64) -> HttpTrace {
-        self.recorder.snapshot("program", at(end_ms))
+        self.recorder.snapshot_ms("program", at(end_ms))
     }
 }
 
@@ -428,6 +428,7 @@ fn a_tcp_connection_from_socket_creation_to_close() {
                 ..KernelTcpFacts::default()
             }),
             process: Some(conn_process(4242, "curl")),
+            ..Default::default()
         }]
     );
     assert!(trace.net_trace.udp_conns.is_empty());
@@ -635,6 +636,7 @@ fn a_udp_dns_exchange_becomes_a_resolver_connection_with_its_messages() {
             ttl: 300,
             resolved_val: "93.184.215.14".to_owned(),
         }],
+        ..Default::default()
     };
     assert_eq!(
         trace.net_trace.dns_queries.as_slice(),
@@ -654,6 +656,7 @@ fn a_udp_dns_exchange_becomes_a_resolver_connection_with_its_messages() {
                     class: 1,
                 }],
                 opt_udp_payload_size: 0,
+                ..Default::default()
             }],
             dns_reply_msgs: vec![reply(7), reply(10)],
         }]

@@ -4,7 +4,7 @@ use super::*;
 #[test]
 fn an_empty_trace_begins_at_the_injected_clock() {
     let recorder = recorder(false);
-    let trace = recorder.snapshot("nothing", at(1500));
+    let trace = recorder.snapshot_ms("nothing", at(1500));
     assert_eq!(trace, empty_trace("nothing", 1500));
     assert_eq!(
         serde_json::to_value(&trace).expect("json"),
@@ -26,7 +26,7 @@ fn an_empty_trace_begins_at_the_injected_clock() {
 fn a_dial_links_its_resolver_dials_and_connections() {
     let mut recorder = recorder(false);
     resolved_dial(&mut recorder);
-    let trace = recorder.snapshot("dial", at(50));
+    let trace = recorder.snapshot_ms("dial", at(50));
     let expected = HttpTrace {
         net_trace: NetTrace {
             dials: vec![resolved_dial_trace()].into(),
@@ -46,6 +46,7 @@ fn a_dial_links_its_resolver_dials_and_connections() {
                 socket_trace: None,
                 kernel: None,
                 process: None,
+                ..Default::default()
             }]
             .into(),
             udp_conns: vec![UdpConnTrace {
@@ -142,7 +143,7 @@ fn a_failed_dial_keeps_its_error_and_its_attempt_but_the_request_names_no_conn()
         Err("all nameservers skipped: skipping any configured nameserver"),
     ));
 
-    let trace = recorder.snapshot("failed", at(30));
+    let trace = recorder.snapshot_ms("failed", at(30));
     let expected = HttpTrace {
         net_trace: NetTrace {
             dials: vec![
@@ -250,7 +251,7 @@ fn a_tcp_connection_logs_its_socket_operations_in_call_order() {
     // A close reported twice keeps the first.
     recorder.handle(closed("tcp-1", 55));
 
-    let trace = recorder.snapshot("ops", at(60));
+    let trace = recorder.snapshot_ms("ops", at(60));
     let conn = &trace.net_trace.tcp_conns[0];
     assert_eq!(
         *conn,
@@ -362,7 +363,7 @@ fn a_connection_names_its_process_only_when_told() {
         conn: id("tcp-9"),
         process: kernel_process(1, "init"),
     });
-    let trace = recorder.snapshot("dial", at(50));
+    let trace = recorder.snapshot_ms("dial", at(50));
     let tcp = &trace.net_trace.tcp_conns;
     assert_eq!(tcp.len(), 1);
     assert_eq!(tcp[0].process, Some(conn_process(4242, "curl")));

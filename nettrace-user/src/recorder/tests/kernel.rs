@@ -15,7 +15,7 @@ fn kernel_events_join_connections_by_socket_cookie() {
         &quiet,
         11,
     ));
-    let before = recorder.snapshot("kernel", at(60));
+    let before = recorder.snapshot_ms("kernel", at(60));
 
     // An unknown socket's events change nothing.
     let ends = (addr(LOCAL_TCP), addr(SERVER));
@@ -33,7 +33,7 @@ fn kernel_events_join_connections_by_socket_cookie() {
         KernelTcpState::SynSent,
         ends,
     )));
-    assert_eq!(recorder.snapshot("kernel", at(60)), before);
+    assert_eq!(recorder.snapshot_ms("kernel", at(60)), before);
 
     // The cgroup programs' events are not facts of a connection.
     recorder.handle(kernel(KernelEvent::SocketCreated(SocketCreated {
@@ -58,7 +58,7 @@ fn kernel_events_join_connections_by_socket_cookie() {
             comm: "curl".to_owned(),
         },
     })));
-    assert_eq!(recorder.snapshot("kernel", at(60)), before);
+    assert_eq!(recorder.snapshot_ms("kernel", at(60)), before);
 
     // tcp-1 (cookie 12): its handshake, a retransmitted SYN, an RTO, the counters of the
     // latest callback, calls that moved bytes, would block and failed, and a reset.
@@ -130,7 +130,7 @@ fn kernel_events_join_connections_by_socket_cookie() {
     for event in events {
         recorder.handle(event);
     }
-    let trace = recorder.snapshot("kernel", at(60));
+    let trace = recorder.snapshot_ms("kernel", at(60));
     let state = |ms, from: &str, to: &str| KernelStateChange {
         at: rel(ms),
         from: from.to_owned(),
@@ -208,7 +208,7 @@ fn conntrack_samples_keep_the_destroyed_entry() {
     let mut recorder = recorder(false);
     resolved_dial(&mut recorder);
     let conntrack = |recorder: &Recorder| {
-        recorder.snapshot("ct", at(60)).net_trace.tcp_conns[0]
+        recorder.snapshot_ms("ct", at(60)).net_trace.tcp_conns[0]
             .conntrack
             .clone()
     };
@@ -239,7 +239,7 @@ fn conntrack_samples_keep_the_destroyed_entry() {
         conn: id("tcp-404"),
         sample: ct_sample(44, TcpState::Established, 1, false),
     });
-    let trace = recorder.snapshot("ct", at(60));
+    let trace = recorder.snapshot_ms("ct", at(60));
     assert_eq!(
         trace.net_trace.tcp_conns[0].conntrack,
         Some(ConntrackEntry {
@@ -412,7 +412,7 @@ fn a_reset_alone_is_a_kernel_fact() {
         time: kt(40),
         direction: Direction::Sent,
     })));
-    let trace = recorder.snapshot("reset", at(50));
+    let trace = recorder.snapshot_ms("reset", at(50));
     assert_eq!(
         trace.net_trace.tcp_conns[0].kernel,
         Some(KernelTcpFacts {

@@ -89,21 +89,21 @@ fn busy_recorder() -> (Recorder, Arc<SocketRecord>, Arc<BodyCounters>) {
 #[test]
 fn a_snapshot_takes_nothing_away() {
     let (mut recorder, _, _) = busy_recorder();
-    let first = recorder.snapshot("busy", at(50));
+    let first = recorder.snapshot_ms("busy", at(50));
     assert_eq!(first.net_trace.dials.len(), 1);
     assert_eq!(first.net_trace.dns_queries.len(), 1);
     assert_eq!(first.net_trace.tls_tunnels.len(), 1);
     assert_eq!(first.net_trace.tcp_conns.len(), 2);
     assert_eq!(first.http_requests.len(), 1);
     // Go's GetTrace loses dials, DNS queries and TLS tunnels on a second call.
-    let second = recorder.snapshot("busy", at(50));
+    let second = recorder.snapshot_ms("busy", at(50));
     assert_eq!(second, first);
     assert_eq!(
         serde_json::to_string(&second).expect("json"),
         serde_json::to_string(&first).expect("json")
     );
     // A later snapshot differs in its end only, and the records still take events.
-    let later = recorder.snapshot("busy", at(70));
+    let later = recorder.snapshot_ms("busy", at(70));
     let mut expected = first.clone();
     expected.net_trace.trace_end_at = rel(70);
     assert_eq!(later, expected);
@@ -112,7 +112,7 @@ fn a_snapshot_takes_nothing_away() {
         at: at(60),
     });
     recorder.handle(closed("tcp-1", 65));
-    let after = recorder.snapshot("busy", at(70));
+    let after = recorder.snapshot_ms("busy", at(70));
     assert_eq!(after.net_trace.dials[0].ctx_close_at, rel(30));
     assert_eq!(after.net_trace.tcp_conns[0].conn_close_at, rel(65));
 }
@@ -122,7 +122,7 @@ fn clear_carries_open_connections_over_as_reused_with_absolute_times() {
     let (mut recorder, ops, body) = busy_recorder();
     recorder.clear_at(clock_at(1000));
 
-    let trace = recorder.snapshot("second", at(1000));
+    let trace = recorder.snapshot_ms("second", at(1000));
     let reused = TcpConnTrace {
         trace_id: id("tcp-1"),
         // Of a dial of the earlier trace, as in Go.
@@ -162,6 +162,7 @@ fn clear_carries_open_connections_over_as_reused_with_absolute_times() {
             ..KernelTcpFacts::default()
         }),
         process: None,
+        ..Default::default()
     };
     let expected = HttpTrace {
         net_trace: NetTrace {
@@ -230,7 +231,7 @@ fn clear_carries_open_connections_over_as_reused_with_absolute_times() {
     ));
     recorder.handle(closed("tcp-1", 1500));
 
-    let trace = recorder.snapshot("second", at(1600));
+    let trace = recorder.snapshot_ms("second", at(1600));
     let mut facts = reused.kernel.clone().expect("kernel facts");
     facts.states.push(KernelStateChange {
         at: rel(500),
@@ -276,7 +277,7 @@ fn clear_carries_open_connections_over_as_reused_with_absolute_times() {
     recorder.clear_at(clock_at(2000));
     let mut empty = empty_trace("third", 0);
     empty.net_trace.trace_begin_at = wall(2000);
-    assert_eq!(recorder.snapshot("third", at(2000)), empty);
+    assert_eq!(recorder.snapshot_ms("third", at(2000)), empty);
     // Its socket is no longer joined.
     recorder.handle(kernel(tcp_state(
         12,
@@ -284,7 +285,7 @@ fn clear_carries_open_connections_over_as_reused_with_absolute_times() {
         KernelTcpState::FinWait1,
         KernelTcpState::Close,
     )));
-    assert_eq!(recorder.snapshot("third", at(2000)), empty);
+    assert_eq!(recorder.snapshot_ms("third", at(2000)), empty);
 }
 
 #[test]
@@ -344,7 +345,7 @@ fn events_of_unknown_records_are_ignored() {
     for event in events {
         recorder.handle(event);
     }
-    assert_eq!(recorder.snapshot("none", at(2)), empty_trace("none", 2));
+    assert_eq!(recorder.snapshot_ms("none", at(2)), empty_trace("none", 2));
 
     // A known dial with an unknown resolver dial.
     recorder.handle(dial_started("dial-1", 3, "example.test:443", None));
@@ -355,7 +356,7 @@ fn events_of_unknown_records_are_ignored() {
         result: Err("x".to_owned()),
     });
     recorder.handle(request_started("req-1", 5, "http://example.test/", &body));
-    let trace = recorder.snapshot("none", at(6));
+    let trace = recorder.snapshot_ms("none", at(6));
     assert!(trace.net_trace.dials[0].resolver_dials.is_empty());
     assert_eq!(trace.http_requests[0].tcp_conn, TraceId::default());
 }
@@ -389,7 +390,7 @@ fn a_late_dns_message_of_a_connection_dropped_by_clear_is_ignored() {
         at: at(1002),
         msg: query_msg(8, "example.test."),
     });
-    let trace = recorder.snapshot("late", at(1010));
+    let trace = recorder.snapshot_ms("late", at(1010));
     assert_eq!(
         trace.net_trace.dns_queries.as_slice(),
         [DnsQueryTrace {

@@ -34,7 +34,7 @@ fn dns_messages_are_recorded_per_resolver_connection_when_asked() {
         msg: reply_msg(0x1234, "example.test.", "93.184.215.14"),
     });
 
-    let trace = recorder.snapshot("dns", at(50));
+    let trace = recorder.snapshot_ms("dns", at(50));
     let sent = |ms, msg: DnsQueryMsg| DnsQueryMsg {
         sent_at: rel(ms),
         ..msg
@@ -90,12 +90,12 @@ fn dns_messages_are_not_recorded_when_off() {
         at: at(7),
         msg: reply_msg(0x1234, "example.test.", "93.184.215.14"),
     });
-    let trace = off.snapshot("dns off", at(50));
+    let trace = off.snapshot_ms("dns off", at(50));
     assert!(trace.net_trace.dns_queries.is_empty());
     // The rest is recorded as without the messages.
     let mut without = recorder(false);
     resolved_dial(&mut without);
-    assert_eq!(trace, without.snapshot("dns off", at(50)));
+    assert_eq!(trace, without.snapshot_ms("dns off", at(50)));
 }
 
 fn cert(subject: &str, issuer: &str, is_ca: bool) -> PeerCert {
@@ -192,7 +192,7 @@ fn tls_tunnels_keep_their_outcome_and_requests_name_them() {
         header: None,
     });
 
-    let trace = recorder.snapshot("tls", at(50));
+    let trace = recorder.snapshot_ms("tls", at(50));
     assert_eq!(
         trace.net_trace.tls_tunnels.as_slice(),
         [
@@ -210,6 +210,7 @@ fn tls_tunnels_keep_their_outcome_and_requests_name_them() {
                 tls_version: "TLSv1.3".to_owned(),
                 insecure: true,
                 cert_verify_err: "invalid peer certificate: UnknownIssuer".to_owned(),
+                ..Default::default()
             },
             TlsTunnelTrace {
                 trace_id: id("tls-1"),
@@ -350,7 +351,7 @@ fn an_http_request_keeps_headers_and_live_body_counters() {
     });
     body.add_response(1000);
 
-    let first = recorder.snapshot("http", at(30));
+    let first = recorder.snapshot_ms("http", at(30));
     let expected = HttpReqTrace {
         trace_id: id("req-1"),
         tcp_conn: id("tcp-1"),
@@ -379,6 +380,7 @@ fn an_http_request_keeps_headers_and_live_body_counters() {
             kv("Content-Language", "grüße"),
         ]),
         resp_content_len: 1000,
+        ..Default::default()
     };
     assert_eq!(
         first.http_requests.as_slice(),
@@ -386,7 +388,7 @@ fn an_http_request_keeps_headers_and_live_body_counters() {
     );
     // The counters are read when a snapshot is taken.
     body.add_response(24);
-    let second = recorder.snapshot("http", at(30));
+    let second = recorder.snapshot_ms("http", at(30));
     assert_eq!(
         second.http_requests.as_slice(),
         [HttpReqTrace {
@@ -427,6 +429,6 @@ fn without_header_options_no_header_is_recorded() {
         network_proxy: String::new(),
         body,
     });
-    let trace = recorder.snapshot("headers", at(1));
+    let trace = recorder.snapshot_ms("headers", at(1));
     assert_eq!(trace.http_requests[0].req_header, HttpHeader::default());
 }

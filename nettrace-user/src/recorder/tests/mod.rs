@@ -11,6 +11,7 @@ mod connections;
 mod kernel;
 mod lifecycle;
 mod messages;
+mod precise;
 
 use std::{io, sync::Arc};
 
@@ -307,6 +308,7 @@ fn resolved_dial_trace() -> DialTrace {
         skipped_nameservers: vec!["10.0.0.1:53".to_owned(), "10.0.0.2:53".to_owned()],
         source_ip: CLIENT_IP.parse().ok(),
         established_conn: id("tcp-1"),
+        ..Default::default()
     }
 }
 
