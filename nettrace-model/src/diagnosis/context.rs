@@ -4,13 +4,16 @@ use std::net::SocketAddr;
 
 use time::OffsetDateTime;
 
-use crate::{DialTrace, HttpReqTrace, HttpTrace, TcpConnTrace, Timestamp, TraceId};
+use crate::phases::{Precision, RequestPhases, request_phases};
+use crate::{DialTrace, HttpReqTrace, HttpTrace, TcpConnTrace, Timestamp, TraceId, units};
 
 /// A trace and the facts derived once from it.
 pub(super) struct Ctx<'a> {
     /// The trace diagnosed.
     pub(super) trace: &'a HttpTrace,
     begin: Option<OffsetDateTime>,
+    /// The phases of every request, in the trace's order.
+    phases: Vec<RequestPhases>,
 }
 
 impl<'a> Ctx<'a> {
@@ -18,7 +21,13 @@ impl<'a> Ctx<'a> {
         Self {
             trace,
             begin: trace.net_trace.trace_begin_at.as_absolute(),
+            phases: request_phases(trace),
         }
+    }
+
+    /// The phases of `req`.
+    pub(super) fn phases(&self, req: &HttpReqTrace) -> Option<&RequestPhases> {
+        self.phases.iter().find(|p| p.http_req == req.trace_id)
     }
 
     /// Milliseconds since the trace began (negative for absolute times before it, as a
@@ -139,13 +148,10 @@ pub(super) fn ids<'r>(requests: &[&'r HttpReqTrace]) -> impl Iterator<Item = &'r
         .into_iter()
 }
 
-/// A duration in milliseconds, readably: `850 ms`, `2.73 s`.
+/// A duration in (whole) milliseconds, readably: `850ms`, `2.73s`.
 pub(super) fn duration(ms: i64) -> String {
-    if ms.abs() < 1000 {
-        format!("{ms} ms")
-    } else {
-        format!("{:.2} s", ms as f64 / 1000.0)
-    }
+    let text = units::duration(ms.unsigned_abs().saturating_mul(1000), Precision::Millis);
+    if ms < 0 { format!("-{text}") } else { text }
 }
 
 /// A time in microseconds, readably: `25 µs`, `1.3 ms`.
@@ -158,11 +164,11 @@ pub(super) fn micros(us: u32) -> String {
 }
 
 /// A rate in bytes per second, readably: `512 B/s`, `3.4 KiB/s`, `12.0 MiB/s`.
-pub(super) fn rate(bytes: u64, ms: i64) -> String {
-    if ms <= 0 {
+pub(super) fn rate(bytes: u64, us: u64) -> String {
+    if us == 0 {
         return "unmeasured".to_owned();
     }
-    let per_s = bytes as f64 * 1000.0 / ms as f64;
+    let per_s = bytes as f64 * 1_000_000.0 / us as f64;
     if per_s < 1024.0 {
         format!("{per_s:.0} B/s")
     } else if per_s < 1024.0 * 1024.0 {

@@ -4,12 +4,15 @@
 //! phases ([`super::timing`]).
 use crate::{HttpReqTrace, TraceId};
 
-use super::context::{Ctx, duration, micros, rate};
-use super::timing::{self, Phase};
+use crate::phases::Phase;
+use crate::units;
+
+use super::context::{Ctx, micros, rate};
+use super::timing;
 use super::{Code, Finding, Severity, text};
 
-/// A wait or a transfer this long, and at least half of the request's time, is slow.
-const SLOW_MS: i64 = 1000;
+/// A wait or a transfer this long (µs), and at least half of the request's time, is slow.
+const SLOW_US: u64 = 1_000_000;
 
 pub(super) fn diagnose(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     for req in ctx.trace.http_requests.iter() {
@@ -54,8 +57,8 @@ fn request_timeout(ctx: &Ctx<'_>, req: &HttpReqTrace, out: &mut Vec<Finding>) {
     let running = timing::running_phase(ctx, req);
     let (phase, record) = running
         .as_ref()
-        .map_or(("an unknown phase", TraceId::default()), |(p, id)| {
-            (p.describe(), id.clone())
+        .map_or(("in an unknown phase", TraceId::default()), |(p, id)| {
+            (timing::describe(*p), id.clone())
         });
     out.push(
         Finding::new(
@@ -68,9 +71,11 @@ fn request_timeout(ctx: &Ctx<'_>, req: &HttpReqTrace, out: &mut Vec<Finding>) {
         )
         .with_evidence([&req.trace_id, &record])
         .next(match running.map(|(p, _)| p) {
+            Some(Phase::Blocked) => "every connection to the host was busy: allow more connections per host, or send fewer requests at once",
             Some(Phase::Dns) => "the nameservers are slow or silent: see the DNS findings",
             Some(Phase::Connect) => "the server does not accept the connection in time: see the TCP findings",
-            Some(Phase::Tls) => "the TLS handshake is stuck: check the server's TLS port",
+            Some(Phase::Tls | Phase::ProxyTls) => "the TLS handshake is stuck: check the server's TLS port",
+            Some(Phase::Send) => "the request could not be sent in time: check the upload's throughput",
             Some(Phase::Wait) => "the server takes too long to answer: check its load and logs, or raise the limit",
             Some(Phase::Transfer) => "the body arrives too slowly for the limit: check the throughput, or raise the limit",
             None => "raise the limit, or look at where the time went in the waterfall",
@@ -83,13 +88,14 @@ fn slow(ctx: &Ctx<'_>, req: &HttpReqTrace, out: &mut Vec<Finding>) {
         return;
     }
     let times = timing::of(ctx, req);
-    let Some(total) = times.total.filter(|t| *t > 0) else {
+    let Some(total) = times.total_us.filter(|t| *t > 0) else {
         return;
     };
+    let show = |us: u64| units::duration(us, times.precision);
     let evidence = [&req.trace_id, &req.tcp_conn];
-    if let Some(wait) = times.wait
-        && wait >= SLOW_MS
-        && wait * 2 >= total
+    if let Some(wait) = times.wait_us
+        && wait >= SLOW_US
+        && wait.saturating_mul(2) >= total
     {
         out.push(
             Finding::new(
@@ -97,10 +103,10 @@ fn slow(ctx: &Ctx<'_>, req: &HttpReqTrace, out: &mut Vec<Finding>) {
                 Severity::Warning,
                 format!(
                     "the server took {} to start answering {} ({}% of the request's {})",
-                    duration(wait),
+                    show(wait),
                     req.req_url,
-                    wait * 100 / total,
-                    duration(total)
+                    percent(wait, total),
+                    show(total)
                 ),
             )
             .with_evidence(evidence)
@@ -108,18 +114,16 @@ fn slow(ctx: &Ctx<'_>, req: &HttpReqTrace, out: &mut Vec<Finding>) {
             .next("the time is spent in the server (or its backends) before it answers: check its load, logs and slow queries"),
         );
     }
-    if let Some(transfer) = times.transfer
-        && transfer >= SLOW_MS
-        && transfer * 2 >= total
+    if let Some(transfer) = times.transfer_us
+        && transfer >= SLOW_US
+        && transfer.saturating_mul(2) >= total
     {
-        let bytes = ctx
+        let received = ctx
             .trace
             .net_trace
             .tcp_conns
             .get(&req.tcp_conn)
-            .map_or(req.resp_content_len, |c| {
-                c.total_recv_bytes.max(req.resp_content_len)
-            });
+            .map_or(0, |c| c.total_recv_bytes);
         let body = req.resp_content_len;
         out.push(
             Finding::new(
@@ -129,18 +133,23 @@ fn slow(ctx: &Ctx<'_>, req: &HttpReqTrace, out: &mut Vec<Finding>) {
                     "the body of {} ({body} bytes) took {} to arrive after the headers ({}% of \
                      the request's {}), {}; {}",
                     req.req_url,
-                    duration(transfer),
-                    transfer * 100 / total,
-                    duration(total),
-                    rate(body.max(1), transfer),
+                    show(transfer),
+                    percent(transfer, total),
+                    show(total),
+                    rate(body, transfer),
                     rtt_detail(ctx, req)
                 ),
             )
             .with_evidence(evidence)
-            .detail(format!("{bytes} bytes received on the connection"))
+            .detail(format!("{received} bytes received on the connection"))
             .next("with a short RTT the sender is the bottleneck (a slow server or upstream); with a long RTT or retransmits, the path: compare with the TCP findings"),
         );
     }
+}
+
+/// `part` as a whole percentage of `total` (not zero).
+fn percent(part: u64, total: u64) -> u128 {
+    u128::from(part) * 100 / u128::from(total)
 }
 
 /// `RTT 0.1 ms` from the kernel's facts about the request's connection.

@@ -52,7 +52,7 @@ mod timing;
 mod tls;
 mod trust;
 
-pub use render::render_text;
+pub use render::{for_html, render_text};
 
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -65,3 +65,16 @@ fn kind_of(trace: &HttpTrace, id: &TraceId) -> &'static str {
         "record"
     }
 }
+
+/// The findings as the HTML report shows them ([`crate::html::render`]'s diagnosis section).
+pub fn for_html(findings: &[Finding]) -> Vec<crate::html::Finding> {
+    findings
+        .iter()
+        .map(|f| crate::html::Finding {
+            severity: f.severity.as_str().to_owned(),
+            code: f.code.as_str().to_owned(),
+            summary: f.summary.clone(),
+            evidence: f.evidence.iter().map(|id| id.as_str().to_owned()).collect(),
+        })
+        .collect()
+}

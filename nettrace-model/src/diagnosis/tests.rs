@@ -183,7 +183,7 @@ fn a_silent_nameserver_that_another_one_covered_is_a_warning() {
     assert_eq!(codes(&findings), [(Code::DnsTimeout, Severity::Warning)]);
     let finding = &findings[0];
     assert!(
-        finding.summary.contains("10.0.0.1:53") && finding.summary.contains("5.00 s"),
+        finding.summary.contains("10.0.0.1:53") && finding.summary.contains("within 5s"),
         "{}",
         finding.summary
     );
@@ -240,7 +240,7 @@ fn tcp_failures_from_kernel_facts_or_error_texts() {
     assert!(
         findings[0]
             .summary
-            .contains("2 SYN retransmits over 3.00 s"),
+            .contains("2 SYN retransmits over 3s"),
         "{}",
         findings[0].summary
     );
@@ -272,7 +272,7 @@ fn tcp_failures_from_kernel_facts_or_error_texts() {
             (Code::TcpRetransmits, Severity::Warning)
         ]
     );
-    assert!(findings[0].summary.contains("1001 ms") || findings[0].summary.contains("1.00 s"));
+    assert!(findings[0].summary.contains("took 1s"), "{}", findings[0].summary);
     assert!(
         findings[1].summary.contains("10 of 200 segments") && findings[1].summary.contains("5.0%"),
         "{}",
