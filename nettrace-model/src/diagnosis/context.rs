@@ -154,13 +154,9 @@ pub(super) fn duration(ms: i64) -> String {
     if ms < 0 { format!("-{text}") } else { text }
 }
 
-/// A time in microseconds, readably: `25 µs`, `1.3 ms`.
+/// A time in microseconds, readably: `25µs`, `1.3ms`.
 pub(super) fn micros(us: u32) -> String {
-    if us < 1000 {
-        format!("{us} µs")
-    } else {
-        format!("{:.1} ms", f64::from(us) / 1000.0)
-    }
+    units::duration(u64::from(us), Precision::Micros)
 }
 
 /// A rate in bytes per second, readably: `512 B/s`, `3.4 KiB/s`, `12.0 MiB/s`.
