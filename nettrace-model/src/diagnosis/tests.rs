@@ -238,9 +238,7 @@ fn tcp_failures_from_kernel_facts_or_error_texts() {
         [(Code::TcpSynUnanswered, Severity::Error)]
     );
     assert!(
-        findings[0]
-            .summary
-            .contains("2 SYN retransmits over 3s"),
+        findings[0].summary.contains("2 SYN retransmits over 3s"),
         "{}",
         findings[0].summary
     );
@@ -272,7 +270,11 @@ fn tcp_failures_from_kernel_facts_or_error_texts() {
             (Code::TcpRetransmits, Severity::Warning)
         ]
     );
-    assert!(findings[0].summary.contains("took 1s"), "{}", findings[0].summary);
+    assert!(
+        findings[0].summary.contains("took 1s"),
+        "{}",
+        findings[0].summary
+    );
     assert!(
         findings[1].summary.contains("10 of 200 segments") && findings[1].summary.contains("5.0%"),
         "{}",
