@@ -151,6 +151,22 @@ async fn explain_reads_go_traces_and_refuses_what_is_no_trace() {
         "{}",
         out.stdout
     );
+    // `show` puts the same diagnosis after its waterfall and on top of its HTML report.
+    let out = nettrace(["show", failed]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("verdict: FAILED") && out.stdout.contains("error tls-unknown-ca: "),
+        "{}",
+        out.stdout
+    );
+    let out = nettrace(["show", "--format", "html", failed]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("tls-unknown-ca"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("No diagnosis was made"),
+        "{}",
+        out.stdout
+    );
     let dir = TempDir::new("cli-explain-bad");
     let bad = dir.write("bad.json", "{\"dials\": 7}");
     let out = nettrace(["explain", &bad.display().to_string()]).await;

@@ -175,9 +175,19 @@ async fn waterfall_format_shows_dns_connect_and_tls_steps() {
         "JSON, not a waterfall"
     );
     let step = |label: &str| text.lines().any(|l| l.trim_start().starts_with(label));
-    for label in ["dns", "connect", "tls", "request", "response"] {
+    for label in ["dns", "connect", "tls", "wait", "transfer", "summary"] {
         assert!(step(label), "no {label} line in\n{text}");
     }
+    // The client's own trace holds microseconds: no phase of a loopback request is "0ms".
+    assert!(!text.contains("whole milliseconds"), "{text}");
+    let summary = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("summary"))
+        .unwrap_or_default();
+    assert!(
+        summary.contains("µs") && summary.contains("total "),
+        "{summary}"
+    );
     assert!(text.contains(EXAMPLE_HOST), "{text}");
     assert!(text.contains("-> 200"), "{text}");
 }

@@ -40,7 +40,7 @@ fn show_waterfall_of_the_go_readme_example() {
     assert!(text.contains(&trace.net_trace.description), "{text}");
     assert!(text.contains("www.google.com"), "{text}");
     let step = |label: &str| text.lines().any(|l| l.trim_start().starts_with(label));
-    for label in ["dns", "connect", "request", "response"] {
+    for label in ["dns", "connect", "tls", "wait", "transfer", "summary"] {
         assert!(step(label), "no {label} line in\n{text}");
     }
     assert!(text.contains("142.251.36.132"), "the DNS answer: {text}");

@@ -53,8 +53,13 @@ pub(crate) enum Command {
 pub(crate) enum Format {
     /// The trace as JSON (Go nettrace's format).
     Json,
-    /// A readable timeline.
+    /// A readable timeline: phases as bars, a summary line per request (colour on a terminal,
+    /// unless NO_COLOR is set).
     Waterfall,
+    /// HAR 1.2 (HTTP Archive), for browser devtools and HAR viewers.
+    Har,
+    /// A self-contained HTML report (inline CSS and SVG, nothing fetched).
+    Html,
 }
 
 /// How much of the header fields is recorded.

@@ -202,37 +202,30 @@ async fn exchange(
 }
 
 /// Writes the traces as they are serialized (a trace with a socket operation per read of a
-/// large download is never held whole as text).
-/// A waterfall ends with the diagnosis (the captures are those of the last trace).
+/// large download is never held whole as text); a waterfall or HTML report with the diagnosis
+/// (`captures`: those of the last trace).
 fn write_traces(
     output: &TraceOutput,
     args: &GetArgs,
     traces: &[HttpTrace],
     captures: &[CaptureSummary],
 ) -> Result<()> {
+    let color = match output {
+        TraceOutput::Stdout => output::use_color(&io::stdout()),
+        TraceOutput::Stderr => output::use_color(&io::stderr()),
+        TraceOutput::File(_) => false,
+    };
     let write = |out: &mut dyn Write| -> io::Result<()> {
-        for (i, trace) in traces.iter().enumerate() {
-            let last = i + 1 == traces.len();
-            match args.format {
-                Format::Json if args.clear_trace => {
+        match args.format {
+            Format::Json if args.clear_trace => {
+                for trace in traces {
                     serde_json::to_writer(&mut *out, trace)?;
                     out.write_all(b"\n")?;
                 }
-                Format::Json => {
-                    serde_json::to_writer_pretty(&mut *out, trace)?;
-                    out.write_all(b"\n")?;
-                }
-                Format::Waterfall => {
-                    out.write_all(nettrace::waterfall::render(trace).as_bytes())?;
-                    crate::explain::write_after_waterfall(
-                        out,
-                        trace,
-                        if last { captures } else { &[] },
-                    )?;
-                }
+                Ok(())
             }
+            format => output::write_rendered(out, format, traces, color, captures),
         }
-        Ok(())
     };
     match output {
         TraceOutput::Stdout => output::to_stdout(write),

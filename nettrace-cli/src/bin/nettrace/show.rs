@@ -6,7 +6,7 @@ use nettrace::model::HttpTrace;
 
 use crate::{
     args::{Format, ShowArgs},
-    output::{read_bounded, write_stdout},
+    output::{read_bounded, to_stdout, use_color, write_rendered, write_stdout},
 };
 
 /// The largest trace `show` reads: far above any real trace (a 20,000-request trace with
@@ -26,7 +26,10 @@ pub(crate) fn run(args: &ShowArgs) -> Result<ExitCode> {
         serde_json::from_str(&text).with_context(|| format!("{name} is not a nettrace trace"))?;
     match args.format {
         Format::Json => write_stdout(&text)?,
-        Format::Waterfall => write_stdout(&nettrace::waterfall::render(&trace))?,
+        format => {
+            let color = use_color(&io::stdout());
+            to_stdout(|out| write_rendered(out, format, std::slice::from_ref(&trace), color, &[]))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
