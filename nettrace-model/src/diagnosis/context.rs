@@ -1,11 +1,15 @@
 //! What every detector needs of a trace: times in milliseconds since the trace began (from
 //! relative or absolute timestamps), the requests a record served, and readable durations.
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use time::OffsetDateTime;
 
 use crate::phases::{Precision, RequestPhases, request_phases};
-use crate::{DialTrace, HttpReqTrace, HttpTrace, TcpConnTrace, Timestamp, TraceId, units};
+use crate::{
+    DialTrace, DnsQueryTrace, HttpReqTrace, HttpTrace, TcpConnTrace, Timestamp, TraceId,
+    UdpConnTrace, units,
+};
 
 /// A trace and the facts derived once from it.
 pub(super) struct Ctx<'a> {
@@ -14,20 +18,105 @@ pub(super) struct Ctx<'a> {
     begin: Option<OffsetDateTime>,
     /// The phases of every request, in the trace's order.
     phases: Vec<RequestPhases>,
+    /// Each request's index, by ID.
+    request_index: HashMap<&'a TraceId, usize>,
+    /// The indexes of the requests over each TCP connection, in the trace's order.
+    requests_by_conn: HashMap<&'a TraceId, Vec<usize>>,
+    /// The indexes of the requests through each TLS tunnel (theirs or their proxy's).
+    requests_by_tunnel: HashMap<&'a TraceId, Vec<usize>>,
+    /// For each dial that connected nothing, the failed request it was for.
+    orphan_of_dial: HashMap<&'a TraceId, usize>,
+    /// The records by ID (the first of each ID), so that large traces cost linear time.
+    dials: HashMap<&'a TraceId, &'a DialTrace>,
+    tcp_conns: HashMap<&'a TraceId, &'a TcpConnTrace>,
+    udp_conns: HashMap<&'a TraceId, &'a UdpConnTrace>,
+    queries_by_dial: HashMap<&'a TraceId, Vec<&'a DnsQueryTrace>>,
 }
 
 impl<'a> Ctx<'a> {
     pub(super) fn new(trace: &'a HttpTrace) -> Self {
-        Self {
-            trace,
-            begin: trace.net_trace.trace_begin_at.as_absolute(),
-            phases: request_phases(trace),
+        let net = &trace.net_trace;
+        let mut request_index = HashMap::new();
+        let mut requests_by_conn: HashMap<&TraceId, Vec<usize>> = HashMap::new();
+        let mut requests_by_tunnel: HashMap<&TraceId, Vec<usize>> = HashMap::new();
+        for (i, req) in trace.http_requests.iter().enumerate() {
+            request_index.entry(&req.trace_id).or_insert(i);
+            if !req.tcp_conn.is_empty() {
+                requests_by_conn.entry(&req.tcp_conn).or_default().push(i);
+            }
+            for tunnel in [&req.tls_tunnel, &req.proxy_tls_tunnel] {
+                if !tunnel.is_empty() {
+                    requests_by_tunnel.entry(tunnel).or_default().push(i);
+                }
+            }
         }
+        let mut queries_by_dial: HashMap<&TraceId, Vec<&DnsQueryTrace>> = HashMap::new();
+        for query in net.dns_queries.iter() {
+            queries_by_dial
+                .entry(&query.from_dial)
+                .or_default()
+                .push(query);
+        }
+        let mut ctx = Self {
+            trace,
+            begin: net.trace_begin_at.as_absolute(),
+            phases: request_phases(trace),
+            request_index,
+            requests_by_conn,
+            requests_by_tunnel,
+            orphan_of_dial: HashMap::new(),
+            dials: by_id(net.dials.iter(), |d| &d.trace_id),
+            tcp_conns: by_id(net.tcp_conns.iter(), |c| &c.trace_id),
+            udp_conns: by_id(net.udp_conns.iter(), |c| &c.trace_id),
+            queries_by_dial,
+        };
+        ctx.orphan_of_dial = ctx.orphans_of_dials();
+        ctx
+    }
+
+    /// For each dial that connected nothing, the failed request without a connection sent
+    /// last before it began, or the only such request (Go's traces name no connection for a
+    /// request whose dial failed).
+    fn orphans_of_dials(&self) -> HashMap<&'a TraceId, usize> {
+        let trace = self.trace;
+        let mut orphans: Vec<(Option<i64>, usize)> = trace
+            .http_requests
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.tcp_conn.is_empty() && !r.req_error.is_empty())
+            .map(|(i, r)| (self.ms(&r.req_sent_at), i))
+            .collect();
+        let only = match orphans.as_slice() {
+            [(_, i)] => Some(*i),
+            _ => None,
+        };
+        // Sorted by time sent (unknown times first, never picked), then trace order.
+        orphans.sort_unstable();
+        let mut out = HashMap::new();
+        for dial in trace.net_trace.dials.iter() {
+            if !dial.established_conn.is_empty() {
+                continue;
+            }
+            let before = self.ms(&dial.dial_begin_at).and_then(|begin| {
+                let end = orphans.partition_point(|(sent, _)| sent.is_none_or(|s| s <= begin));
+                orphans[..end]
+                    .last()
+                    .filter(|(sent, _)| sent.is_some())
+                    .map(|(_, i)| *i)
+            });
+            if let Some(index) = before.or(only) {
+                out.entry(&dial.trace_id).or_insert(index);
+            }
+        }
+        out
     }
 
     /// The phases of `req`.
     pub(super) fn phases(&self, req: &HttpReqTrace) -> Option<&RequestPhases> {
-        self.phases.iter().find(|p| p.http_req == req.trace_id)
+        let index = *self.request_index.get(&req.trace_id)?;
+        self.phases
+            .get(index)
+            .filter(|p| p.http_req == req.trace_id)
     }
 
     /// Milliseconds since the trace began (negative for absolute times before it, as a
@@ -67,55 +156,62 @@ impl<'a> Ctx<'a> {
 
     /// The requests sent over connection `conn` (or through a tunnel on it).
     pub(super) fn requests_on_conn(&self, conn: &TraceId) -> Vec<&'a HttpReqTrace> {
-        if conn.is_empty() {
-            return Vec::new();
-        }
-        self.trace
-            .http_requests
-            .iter()
-            .filter(|r| &r.tcp_conn == conn)
-            .collect()
+        let requests = self.trace.http_requests.as_slice();
+        self.requests_by_conn
+            .get(conn)
+            .map(|indexes| indexes.iter().filter_map(|i| requests.get(*i)).collect())
+            .unwrap_or_default()
     }
 
     /// The requests a dial served: those over the connection it established, or, for a
-    /// dial that connected nothing, the failed request without a connection sent last before
-    /// it began (Go's traces name no connection for such a request).
+    /// dial that connected nothing, the failed request it was for.
     pub(super) fn requests_of_dial(&self, dial: &DialTrace) -> Vec<&'a HttpReqTrace> {
         if !dial.established_conn.is_empty() {
             return self.requests_on_conn(&dial.established_conn);
         }
-        let orphans: Vec<&HttpReqTrace> = self
-            .trace
-            .http_requests
-            .iter()
-            .filter(|r| r.tcp_conn.is_empty() && !r.req_error.is_empty())
-            .collect();
-        let begin = self.ms(&dial.dial_begin_at);
-        let before = orphans
-            .iter()
-            .filter(|r| matches!((self.ms(&r.req_sent_at), begin), (Some(s), Some(b)) if s <= b))
-            .max_by_key(|r| self.ms(&r.req_sent_at));
-        match (before, orphans.as_slice()) {
-            (Some(req), _) => vec![*req],
-            (None, [only]) => vec![*only],
-            _ => Vec::new(),
-        }
+        self.orphan_of_dial
+            .get(&dial.trace_id)
+            .and_then(|i| self.trace.http_requests.as_slice().get(*i))
+            .into_iter()
+            .collect()
     }
 
-    /// The dial that a failed request without a connection went through (the inverse of
+    /// The dials that a failed request without a connection went through (the inverse of
     /// [`Ctx::requests_of_dial`]).
     pub(super) fn dials_of_failed_request(&self, req: &HttpReqTrace) -> Vec<&'a DialTrace> {
+        let Some(index) = self.request_index.get(&req.trace_id) else {
+            return Vec::new();
+        };
         self.trace
             .net_trace
             .dials
             .iter()
-            .filter(|d| d.established_conn.is_empty())
-            .filter(|d| {
-                self.requests_of_dial(d)
-                    .iter()
-                    .any(|r| r.trace_id == req.trace_id)
-            })
+            .filter(|d| self.orphan_of_dial.get(&d.trace_id) == Some(index))
             .collect()
+    }
+
+    /// The requests through a TLS tunnel (as theirs or their proxy's).
+    pub(super) fn requests_through_tunnel(&self, tunnel: &TraceId) -> Vec<&'a HttpReqTrace> {
+        let requests = self.trace.http_requests.as_slice();
+        self.requests_by_tunnel
+            .get(tunnel)
+            .map(|indexes| indexes.iter().filter_map(|i| requests.get(*i)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The DNS queries of a dial.
+    pub(super) fn queries_of_dial(&self, dial: &TraceId) -> Vec<&'a DnsQueryTrace> {
+        self.queries_by_dial.get(dial).cloned().unwrap_or_default()
+    }
+
+    /// The TCP connection `id`.
+    pub(super) fn tcp(&self, id: &TraceId) -> Option<&'a TcpConnTrace> {
+        self.tcp_conns.get(id).copied()
+    }
+
+    /// The UDP connection `id`.
+    pub(super) fn udp(&self, id: &TraceId) -> Option<&'a UdpConnTrace> {
+        self.udp_conns.get(id).copied()
     }
 
     /// The requests a TCP connection served, or would have: over it, or, when it failed, those
@@ -125,18 +221,31 @@ impl<'a> Ctx<'a> {
         if !on.is_empty() {
             return on;
         }
-        self.trace
-            .net_trace
-            .dials
-            .get(&conn.from_dial)
+        self.dial(&conn.from_dial)
             .map(|d| self.requests_of_dial(d))
             .unwrap_or_default()
     }
 
     /// The dial of a connection, when known.
     pub(super) fn dial(&self, id: &TraceId) -> Option<&'a DialTrace> {
-        self.trace.net_trace.dials.get(id)
+        self.dials.get(id).copied()
     }
+}
+
+/// Records by their ID, the first of each ID (as `TraceList::get` finds it); empty IDs left
+/// out.
+fn by_id<'a, T>(
+    records: impl Iterator<Item = &'a T>,
+    id: impl Fn(&'a T) -> &'a TraceId,
+) -> HashMap<&'a TraceId, &'a T> {
+    let mut map = HashMap::new();
+    for record in records {
+        let key = id(record);
+        if !key.is_empty() {
+            map.entry(key).or_insert(record);
+        }
+    }
+    map
 }
 
 /// The IDs of `requests`.

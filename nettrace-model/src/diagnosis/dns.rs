@@ -13,13 +13,7 @@ const SLOW_QUERY_MS: i64 = 500;
 
 pub(super) fn diagnose(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     for dial in ctx.trace.net_trace.dials.iter() {
-        let queries: Vec<&DnsQueryTrace> = ctx
-            .trace
-            .net_trace
-            .dns_queries
-            .iter()
-            .filter(|q| q.from_dial == dial.trace_id)
-            .collect();
+        let queries = ctx.queries_of_dial(&dial.trace_id);
         let dial_ctx = DialDns {
             ctx,
             dial,
@@ -56,13 +50,12 @@ impl DialDns<'_, '_> {
 
     /// The nameserver a query went to, `ip:port` (` over TCP` for TCP).
     fn nameserver(&self, query: &DnsQueryTrace) -> String {
-        let net = &self.ctx.trace.net_trace;
-        if let Some(udp) = net.udp_conns.get(&query.connection)
+        if let Some(udp) = self.ctx.udp(&query.connection)
             && let Some(dst) = udp.addr_tuple.dst()
         {
             return dst.to_string();
         }
-        if let Some(tcp) = net.tcp_conns.get(&query.connection)
+        if let Some(tcp) = self.ctx.tcp(&query.connection)
             && let Some(dst) = tcp.addr_tuple.dst()
         {
             return format!("{dst} over TCP");
@@ -202,7 +195,6 @@ impl DialDns<'_, '_> {
     }
 
     fn timeout(&self, out: &mut Vec<Finding>) {
-        let net = &self.ctx.trace.net_trace;
         let canceled = self.dial.dial_err.to_lowercase().contains("cancel");
         let said_timeout = text::dns_timeout(&self.dial.dial_err);
         let mut silent: Vec<(&DnsQueryTrace, i64)> = Vec::new();
@@ -214,15 +206,11 @@ impl DialDns<'_, '_> {
             else {
                 continue;
             };
-            let closed = net
-                .udp_conns
-                .get(&query.connection)
+            let closed = self
+                .ctx
+                .udp(&query.connection)
                 .map(|c| c.conn_close_at)
-                .or_else(|| {
-                    net.tcp_conns
-                        .get(&query.connection)
-                        .map(|c| c.conn_close_at)
-                })
+                .or_else(|| self.ctx.tcp(&query.connection).map(|c| c.conn_close_at))
                 .filter(|t| !t.is_undefined())
                 .unwrap_or(self.dial.dial_end_at);
             let Some(waited) = self
@@ -298,9 +286,8 @@ impl DialDns<'_, '_> {
     }
 
     fn truncated(&self, out: &mut Vec<Finding>) {
-        let net = &self.ctx.trace.net_trace;
         for query in &self.queries {
-            if net.udp_conns.get(&query.connection).is_none() {
+            if self.ctx.udp(&query.connection).is_none() {
                 continue;
             }
             let Some(reply) = query.dns_reply_msgs.iter().find(|r| r.truncated) else {
@@ -310,7 +297,7 @@ impl DialDns<'_, '_> {
             // The retry: the same question on a resolver TCP connection of this dial.
             let retry = self.queries.iter().find(|q| {
                 q.trace_id != query.trace_id
-                    && net.tcp_conns.get(&q.connection).is_some()
+                    && self.ctx.tcp(&q.connection).is_some()
                     && Self::question(q) == question
             });
             let answered = retry.is_some_and(|q| {

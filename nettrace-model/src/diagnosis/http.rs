@@ -118,12 +118,7 @@ fn slow(ctx: &Ctx<'_>, req: &HttpReqTrace, out: &mut Vec<Finding>) {
         && transfer >= SLOW_US
         && transfer.saturating_mul(2) >= total
     {
-        let received = ctx
-            .trace
-            .net_trace
-            .tcp_conns
-            .get(&req.tcp_conn)
-            .map_or(0, |c| c.total_recv_bytes);
+        let received = ctx.tcp(&req.tcp_conn).map_or(0, |c| c.total_recv_bytes);
         let body = req.resp_content_len;
         out.push(
             Finding::new(
@@ -154,10 +149,7 @@ fn percent(part: u64, total: u64) -> u128 {
 
 /// `RTT 0.1 ms` from the kernel's facts about the request's connection.
 fn rtt_detail(ctx: &Ctx<'_>, req: &HttpReqTrace) -> String {
-    ctx.trace
-        .net_trace
-        .tcp_conns
-        .get(&req.tcp_conn)
+    ctx.tcp(&req.tcp_conn)
         .and_then(|c| c.kernel.as_ref())
         .filter(|k| k.srtt_us > 0)
         .map_or_else(

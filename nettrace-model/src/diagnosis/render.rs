@@ -1,8 +1,9 @@
 //! The findings as text: the verdict, then each finding with its evidence (each ID named with
 //! the kind of record it is), its details and what to check next.
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use crate::{HttpTrace, TraceId};
+use crate::HttpTrace;
 
 use super::{Finding, verdict};
 
@@ -17,6 +18,7 @@ use super::{Finding, verdict};
 ///    next: check the host name for typos ...
 /// ```
 pub fn render_text(trace: &HttpTrace, findings: &[Finding]) -> String {
+    let kinds = kinds(trace);
     let mut out = String::new();
     let _ = writeln!(out, "verdict: {}", verdict(findings));
     for (i, finding) in findings.iter().enumerate() {
@@ -32,7 +34,10 @@ pub fn render_text(trace: &HttpTrace, findings: &[Finding]) -> String {
             let named: Vec<String> = finding
                 .evidence
                 .iter()
-                .map(|id| format!("{} {id}", kind_of(trace, id)))
+                .map(|id| {
+                    let kind = kinds.get(id.as_str()).copied().unwrap_or("record");
+                    format!("{kind} {id}")
+                })
                 .collect();
             let _ = writeln!(out, "   evidence: {}", named.join(", "));
         }
@@ -46,24 +51,52 @@ pub fn render_text(trace: &HttpTrace, findings: &[Finding]) -> String {
     out
 }
 
-/// What kind of record `id` is in `trace`.
-fn kind_of(trace: &HttpTrace, id: &TraceId) -> &'static str {
+/// What kind of record each ID of `trace` is (the first kind wins for an ID used twice).
+fn kinds(trace: &HttpTrace) -> HashMap<&str, &'static str> {
     let net = &trace.net_trace;
-    if trace.http_requests.get(id).is_some() {
-        "request"
-    } else if net.dials.get(id).is_some() {
-        "dial"
-    } else if net.tcp_conns.get(id).is_some() {
-        "tcp"
-    } else if net.udp_conns.get(id).is_some() {
-        "udp"
-    } else if net.dns_queries.get(id).is_some() {
-        "dns query"
-    } else if net.tls_tunnels.get(id).is_some() {
-        "tls"
-    } else {
-        "record"
+    let mut kinds = HashMap::new();
+    let all = [
+        (
+            trace
+                .http_requests
+                .iter()
+                .map(|r| r.trace_id.as_str())
+                .collect::<Vec<_>>(),
+            "request",
+        ),
+        (
+            net.dials.iter().map(|r| r.trace_id.as_str()).collect(),
+            "dial",
+        ),
+        (
+            net.tcp_conns.iter().map(|r| r.trace_id.as_str()).collect(),
+            "tcp",
+        ),
+        (
+            net.udp_conns.iter().map(|r| r.trace_id.as_str()).collect(),
+            "udp",
+        ),
+        (
+            net.dns_queries
+                .iter()
+                .map(|r| r.trace_id.as_str())
+                .collect(),
+            "dns query",
+        ),
+        (
+            net.tls_tunnels
+                .iter()
+                .map(|r| r.trace_id.as_str())
+                .collect(),
+            "tls",
+        ),
+    ];
+    for (ids, kind) in all {
+        for id in ids {
+            kinds.entry(id).or_insert(kind);
+        }
     }
+    kinds
 }
 
 /// The findings as the HTML report shows them ([`crate::html::render`]'s diagnosis section).

@@ -24,12 +24,7 @@ pub(super) fn diagnose(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
 
 /// The requests that went, or were to go, through `tunnel`.
 fn requests<'a>(ctx: &Ctx<'a>, tunnel: &TlsTunnelTrace) -> Vec<&'a HttpReqTrace> {
-    let named: Vec<&HttpReqTrace> = ctx
-        .trace
-        .http_requests
-        .iter()
-        .filter(|r| r.tls_tunnel == tunnel.trace_id || r.proxy_tls_tunnel == tunnel.trace_id)
-        .collect();
+    let named = ctx.requests_through_tunnel(&tunnel.trace_id);
     if named.is_empty() {
         ctx.requests_on_conn(&tunnel.tcp_conn)
     } else {
@@ -72,17 +67,13 @@ fn classify(
         early_word || (expired_word && before_start)
     };
     let host = if tunnel.server_name.is_empty() {
-        ctx.trace
-            .net_trace
-            .tcp_conns
-            .get(&tunnel.tcp_conn)
+        ctx.tcp(&tunnel.tcp_conn)
             .map_or_else(|| "?".to_owned(), |c| addr(c.addr_tuple.dst()))
     } else {
         tunnel.server_name.clone()
     };
     let proxy = ctx
-        .trace
-        .http_requests
+        .requests_through_tunnel(&tunnel.trace_id)
         .iter()
         .any(|r| r.proxy_tls_tunnel == tunnel.trace_id);
     let whose = if proxy {
@@ -135,7 +126,7 @@ fn classify(
             "renew the server's certificate; if it is current, check this host's clock".to_owned(),
         )
     } else if text::timeout(error) {
-        let conn = ctx.trace.net_trace.tcp_conns.get(&tunnel.tcp_conn);
+        let conn = ctx.tcp(&tunnel.tcp_conn);
         let received = conn.map_or(0, |c| c.total_recv_bytes);
         let waited = ctx
             .span(&tunnel.handshake_begin_at, &tunnel.handshake_end_at)
