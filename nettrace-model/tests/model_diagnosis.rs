@@ -180,3 +180,68 @@ proptest! {
         let _ = diagnosis::verdict(&findings);
     }
 }
+
+/// A trace of `n` requests, each to a refused port through its own dial (as `nettrace get
+/// --repeat` writes one): every request yields its own `tcp-refused`.
+fn refused_requests(n: u32) -> HttpTrace {
+    let mut trace = HttpTrace {
+        net_trace: NetTrace {
+            trace_begin_at: Timestamp::Absolute(OffsetDateTime::UNIX_EPOCH),
+            trace_end_at: Timestamp::Relative(n * 2),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    for i in 0..n {
+        let (req, dial, conn) = (
+            TraceId::new(format!("r{i}")),
+            TraceId::new(format!("d{i}")),
+            TraceId::new(format!("c{i}")),
+        );
+        trace.net_trace.dials.push(DialTrace {
+            trace_id: dial.clone(),
+            dial_begin_at: Timestamp::Relative(i * 2),
+            dial_end_at: Timestamp::Relative(i * 2 + 1),
+            dial_err: "connection refused".into(),
+            dst_address: "127.0.0.1:1".into(),
+            ..Default::default()
+        });
+        trace.net_trace.tcp_conns.push(TcpConnTrace {
+            trace_id: conn,
+            from_dial: dial,
+            handshake_begin_at: Timestamp::Relative(i * 2),
+            handshake_end_at: Timestamp::Relative(i * 2 + 1),
+            ..Default::default()
+        });
+        trace.http_requests.push(HttpReqTrace {
+            trace_id: req,
+            req_sent_at: Timestamp::Relative(i * 2),
+            req_error: "connection refused".into(),
+            ..Default::default()
+        });
+    }
+    trace
+}
+
+/// Every request of a large trace keeps its own finding and evidence (the time is printed:
+/// see BENCHMARKS.md).
+#[test]
+fn many_failed_requests_each_get_their_finding() {
+    for n in [500u32, 2_000] {
+        let trace = refused_requests(n);
+        let started = std::time::Instant::now();
+        let findings = diagnosis::diagnose(&trace);
+        let elapsed = started.elapsed();
+        println!("{n} refused requests: {elapsed:?}");
+        assert_eq!(findings.len(), n as usize);
+        let last = n - 1;
+        assert_eq!(
+            findings[last as usize].evidence,
+            [
+                TraceId::new(format!("c{last}")),
+                TraceId::new(format!("d{last}")),
+                TraceId::new(format!("r{last}"))
+            ]
+        );
+    }
+}

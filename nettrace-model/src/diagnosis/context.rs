@@ -26,6 +26,8 @@ pub(super) struct Ctx<'a> {
     requests_by_tunnel: HashMap<&'a TraceId, Vec<usize>>,
     /// For each dial that connected nothing, the failed request it was for.
     orphan_of_dial: HashMap<&'a TraceId, usize>,
+    /// The inverse: the dials of each failed request without a connection.
+    dials_of_orphan: HashMap<usize, Vec<&'a DialTrace>>,
     /// The records by ID (the first of each ID), so that large traces cost linear time.
     dials: HashMap<&'a TraceId, &'a DialTrace>,
     tcp_conns: HashMap<&'a TraceId, &'a TcpConnTrace>,
@@ -65,12 +67,18 @@ impl<'a> Ctx<'a> {
             requests_by_conn,
             requests_by_tunnel,
             orphan_of_dial: HashMap::new(),
+            dials_of_orphan: HashMap::new(),
             dials: by_id(net.dials.iter(), |d| &d.trace_id),
             tcp_conns: by_id(net.tcp_conns.iter(), |c| &c.trace_id),
             udp_conns: by_id(net.udp_conns.iter(), |c| &c.trace_id),
             queries_by_dial,
         };
         ctx.orphan_of_dial = ctx.orphans_of_dials();
+        for dial in net.dials.iter() {
+            if let Some(index) = ctx.orphan_of_dial.get(&dial.trace_id) {
+                ctx.dials_of_orphan.entry(*index).or_default().push(dial);
+            }
+        }
         ctx
     }
 
@@ -179,15 +187,11 @@ impl<'a> Ctx<'a> {
     /// The dials that a failed request without a connection went through (the inverse of
     /// [`Ctx::requests_of_dial`]).
     pub(super) fn dials_of_failed_request(&self, req: &HttpReqTrace) -> Vec<&'a DialTrace> {
-        let Some(index) = self.request_index.get(&req.trace_id) else {
-            return Vec::new();
-        };
-        self.trace
-            .net_trace
-            .dials
-            .iter()
-            .filter(|d| self.orphan_of_dial.get(&d.trace_id) == Some(index))
-            .collect()
+        self.request_index
+            .get(&req.trace_id)
+            .and_then(|index| self.dials_of_orphan.get(index))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The requests through a TLS tunnel (as theirs or their proxy's).

@@ -4,6 +4,8 @@
 //! phases ([`super::timing`]).
 use crate::{HttpReqTrace, TraceId};
 
+use std::collections::HashSet;
+
 use crate::phases::Phase;
 use crate::units;
 
@@ -225,15 +227,14 @@ fn loop_in(chain: &[&HttpReqTrace], out: &mut Vec<Finding>) {
 /// A failed request that no error finding names gets one of its own, so that a failure is
 /// never reported as "no problem found".
 pub(super) fn unexplained_failures(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    let explained: HashSet<&TraceId> = out
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .flat_map(|f| f.evidence.iter())
+        .collect();
     let mut extra = Vec::new();
     for req in ctx.trace.http_requests.iter() {
-        if req.req_error.is_empty() {
-            continue;
-        }
-        let explained = out
-            .iter()
-            .any(|f| f.severity == Severity::Error && f.evidence.contains(&req.trace_id));
-        if explained {
+        if req.req_error.is_empty() || explained.contains(&req.trace_id) {
             continue;
         }
         let mut evidence = vec![req.trace_id.clone(), req.tcp_conn.clone()];
