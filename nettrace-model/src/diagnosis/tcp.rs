@@ -84,7 +84,10 @@ fn not_connected(
         );
         return;
     }
-    let timed_out = text::timeout(dial_err) && !text::dns_timeout(dial_err);
+    // The connect's own timeout; a request limit that cut the connect short says less (the
+    // request-timeout finding covers it unless the SYN was retransmitted or waited long).
+    let timed_out =
+        text::timeout(dial_err) && !text::dns_timeout(dial_err) && !text::request_timeout(dial_err);
     let slow = waited.is_some_and(|w| w >= SLOW_HANDSHAKE_MS);
     if kernel.syn_retransmits == 0 && !timed_out && !slow {
         return;
