@@ -98,6 +98,7 @@
 mod addr;
 mod conn;
 mod conntrack;
+pub mod diagnosis;
 mod dial;
 mod dns;
 mod dns_codes;

@@ -42,6 +42,10 @@ pub(crate) enum Command {
     Get(Box<GetArgs>),
     /// Show a trace JSON file written by this tool or by Go nettrace.
     Show(ShowArgs),
+    /// Explain a trace JSON file: why requests failed or were slow, with the evidence (trace
+    /// IDs) and what to check next. Exit code 0 without an error finding, 1 with one, 2 when
+    /// the file cannot be read.
+    Explain(ExplainArgs),
 }
 
 /// Output formats.
@@ -325,6 +329,25 @@ pub(crate) struct ShowArgs {
     /// Output format (json re-emits the file unchanged after checking it).
     #[arg(long, value_enum, default_value_t = Format::Waterfall)]
     pub(crate) format: Format,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ExplainArgs {
+    /// The trace JSON file (`-`: standard input); at most 256 MiB.
+    pub(crate) file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
+    pub(crate) format: ExplainFormat,
+}
+
+/// Output formats of `explain`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ExplainFormat {
+    /// A verdict line, then each finding with its evidence and what to check next.
+    Text,
+    /// A JSON array of findings: {"code", "severity", "summary", "evidence": [traceIDs],
+    /// "details", "nextStep"}.
+    Json,
 }
 
 #[cfg(test)]

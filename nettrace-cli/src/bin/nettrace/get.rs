@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use nettrace::{
     capture::{PacketCapture, PacketCaptureOptions},
     client::{HttpClient, HttpClientConfig, HttpReqTraceOptions, KernelMode, TraceOptions},
-    model::{HdrFieldsOpt, HttpTrace},
+    model::{HdrFieldsOpt, HttpTrace, diagnosis::CaptureSummary},
 };
 
 use crate::{
@@ -141,7 +141,7 @@ async fn get(args: GetArgs) -> Result<ExitCode> {
         captures = captured;
     }
     client.close()?;
-    write_traces(&trace_output, &args, &traces)?;
+    write_traces(&trace_output, &args, &traces, &capture_summaries(&captures))?;
     if !args.pcap.is_empty() {
         // With --clear-trace, the captures of the last trace.
         let dir = args.pcap_dir.clone().unwrap_or_else(|| ".".into());
@@ -202,8 +202,14 @@ async fn exchange(
 }
 
 /// Writes the traces as they are serialized (a trace with a socket operation per read of a
-/// large download is never held whole as text).
-fn write_traces(output: &TraceOutput, args: &GetArgs, traces: &[HttpTrace]) -> Result<()> {
+/// large download is never held whole as text); a waterfall or HTML report with the diagnosis
+/// (`captures`: those of the last trace).
+fn write_traces(
+    output: &TraceOutput,
+    args: &GetArgs,
+    traces: &[HttpTrace],
+    captures: &[CaptureSummary],
+) -> Result<()> {
     let color = match output {
         TraceOutput::Stdout => output::use_color(&io::stdout()),
         TraceOutput::Stderr => output::use_color(&io::stderr()),
@@ -218,7 +224,7 @@ fn write_traces(output: &TraceOutput, args: &GetArgs, traces: &[HttpTrace]) -> R
                 }
                 Ok(())
             }
-            format => output::write_rendered(out, format, traces, color),
+            format => output::write_rendered(out, format, traces, color, captures),
         }
     };
     match output {
@@ -328,6 +334,19 @@ fn options(args: &GetArgs) -> TraceOptions {
         }),
         conntrack: args.conntrack,
     }
+}
+
+/// What each capture missed, for the diagnosis.
+fn capture_summaries(captures: &[PacketCapture]) -> Vec<CaptureSummary> {
+    captures
+        .iter()
+        .map(|c| CaptureSummary {
+            interface: c.interface_name.clone(),
+            packets: c.packets.len(),
+            truncated: c.truncated,
+            lost_packets: c.lost_packets,
+        })
+        .collect()
 }
 
 /// Writes each capture as DIR/<iface>.pcap and DIR/<iface>.pcapng, and its TLS secrets as

@@ -6,6 +6,7 @@
 //! nettrace get https://example.com/ --format waterfall
 //! nettrace get localhost:8100/upload -d @form.txt --save-body reply.html -o trace.json
 //! nettrace show nettrace.json
+//! nettrace explain nettrace.json
 //! ```
 //!
 //! This binary and `nettrace-loader` make up the package `nettrace-cli`: what belongs there is
@@ -13,6 +14,7 @@
 //! signals, logs); everything they trace or render comes from the library `nettrace` and
 //! the model crate `nettrace-model`.
 mod args;
+mod explain;
 mod get;
 mod interrupt;
 #[path = "../../logging.rs"]
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Get(get) => get::run(*get),
         args::Command::Show(show) => show::run(&show),
+        args::Command::Explain(explain) => explain::run(&explain),
     };
     match result {
         Ok(code) => code,

@@ -4,7 +4,11 @@
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 
 use anyhow::{Context, Result, bail};
-use nettrace::model::{HttpTrace, har, html, waterfall};
+use nettrace::model::{
+    HttpTrace,
+    diagnosis::{self, CaptureSummary},
+    har, html, waterfall,
+};
 
 use crate::args::Format;
 
@@ -14,14 +18,17 @@ pub(crate) fn use_color(stream: &impl IsTerminal) -> bool {
     stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-/// Writes `traces` in a format other than JSON: a waterfall per trace, or one HAR archive or
-/// one HTML report for them all.
+/// Writes `traces` in a format other than JSON: a waterfall per trace, each followed by its
+/// diagnosis, or one HAR archive, or one HTML report for them all with the diagnosis on top.
+/// `captures`: what the packet captures of the last trace missed (for the diagnosis).
 pub(crate) fn write_rendered(
     out: &mut dyn Write,
     format: Format,
     traces: &[HttpTrace],
     color: bool,
+    captures: &[CaptureSummary],
 ) -> io::Result<()> {
+    let captures_of = |i: usize| if i + 1 == traces.len() { captures } else { &[] };
     match format {
         Format::Json => {
             for trace in traces {
@@ -34,16 +41,24 @@ pub(crate) fn write_rendered(
                 color,
                 ..waterfall::Options::default()
             };
-            for trace in traces {
+            for (i, trace) in traces.iter().enumerate() {
                 out.write_all(waterfall::render_with(trace, &options).as_bytes())?;
+                crate::explain::write_after_waterfall(out, trace, captures_of(i))?;
             }
         }
         Format::Har => {
             serde_json::to_writer_pretty(&mut *out, &har::to_har(traces))?;
             out.write_all(b"\n")?;
         }
-        // The diagnosis (`nettrace explain`) goes on top once it is wired in.
-        Format::Html => out.write_all(html::render(traces, None).as_bytes())?,
+        Format::Html => {
+            let findings: Vec<diagnosis::Finding> = traces
+                .iter()
+                .enumerate()
+                .flat_map(|(i, trace)| diagnosis::diagnose_with_captures(trace, captures_of(i)))
+                .collect();
+            let shown = diagnosis::for_html(&findings);
+            out.write_all(html::render(traces, Some(&shown)).as_bytes())?;
+        }
     }
     Ok(())
 }

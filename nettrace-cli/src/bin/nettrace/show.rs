@@ -28,7 +28,7 @@ pub(crate) fn run(args: &ShowArgs) -> Result<ExitCode> {
         Format::Json => write_stdout(&text)?,
         format => {
             let color = use_color(&io::stdout());
-            to_stdout(|out| write_rendered(out, format, std::slice::from_ref(&trace), color))?;
+            to_stdout(|out| write_rendered(out, format, std::slice::from_ref(&trace), color, &[]))?;
         }
     }
     Ok(ExitCode::SUCCESS)
