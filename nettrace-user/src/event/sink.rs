@@ -20,6 +20,11 @@ pub(crate) struct TraceSettings {
     pub(crate) sock_ops: bool,
     /// Record DNS messages (`WithDNSQueryTrace`).
     pub(crate) dns_messages: bool,
+    /// The most records of each kind a trace keeps.
+    pub(crate) limits: crate::limits::TraceLimits,
+    /// Whether completed requests are streamed ([`Event::RequestDone`] is emitted, and the
+    /// recorder forgets what only that request used).
+    pub(crate) stream: bool,
 }
 
 /// Where hooks report events. Every method is cheap for an untraced aspect (no kernel link,

@@ -91,6 +91,7 @@ impl ProgramTracer {
         let tracer = Tracer::new(TraceSettings {
             sock_ops: options.sock_trace,
             dns_messages: true,
+            ..TraceSettings::default()
         });
         tracer
             .translate_kernel_events()
