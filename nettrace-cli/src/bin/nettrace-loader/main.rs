@@ -22,6 +22,8 @@ mod cgroup;
 mod check;
 #[path = "../../logging.rs"]
 mod logging;
+#[path = "../../otlp.rs"]
+mod otlp;
 mod pid_cgroup;
 mod probe;
 mod serve;
@@ -91,6 +93,9 @@ pub(crate) struct TraceArgs {
     /// The command to run and trace.
     #[arg(last = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,
+    /// OpenTelemetry export.
+    #[command(flatten)]
+    pub(crate) otlp: otlp::OtlpArgs,
 }
 
 fn main() -> ExitCode {

@@ -37,6 +37,7 @@ pub(crate) async fn run(args: TraceArgs) -> Result<ExitCode> {
         ..ProgramTraceOptions::default()
     };
     let tracer = ProgramTracer::new(&options).context("starting the trace")?;
+    let exporter = args.otlp.exporter()?;
     let mut moved_process = None;
     let (code, target) = if let Some(path) = &args.cgroup {
         tracer
@@ -77,7 +78,12 @@ pub(crate) async fn run(args: TraceArgs) -> Result<ExitCode> {
         write_captures(&dir, &captures)?;
     }
     drop(moved_process);
-    Ok(code)
+    crate::otlp::export(exporter.as_ref(), &trace);
+    let exported =
+        tokio::task::spawn_blocking(move || crate::otlp::finish(exporter, "nettrace-loader"))
+            .await
+            .unwrap_or(false);
+    Ok(if exported { code } else { ExitCode::FAILURE })
 }
 
 /// Runs the command in a fresh cgroup (joined before `exec`, so that every socket it makes

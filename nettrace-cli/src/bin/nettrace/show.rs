@@ -24,9 +24,15 @@ pub(crate) fn run(args: &ShowArgs) -> Result<ExitCode> {
     };
     let trace: HttpTrace =
         serde_json::from_str(&text).with_context(|| format!("{name} is not a nettrace trace"))?;
+    let exporter = args.otlp.exporter()?;
     match args.format {
         Format::Json => write_stdout(&text)?,
         Format::Waterfall => write_stdout(&nettrace::waterfall::render(&trace))?,
     }
-    Ok(ExitCode::SUCCESS)
+    crate::otlp::export(exporter.as_ref(), &trace);
+    Ok(if crate::otlp::finish(exporter, "nettrace") {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
