@@ -121,8 +121,78 @@ impl Times {
     }
 }
 
-/// The span trees of `trace`, one per HTTP request (redirect chains grouped).
+/// The span trees of `trace`: one per HTTP request (redirect chains grouped), then one per
+/// TCP connection that no request used and one per name resolution that served no request
+/// (what a program traced from the kernel, `nettrace-loader trace`, is made of).
 pub fn request_trees(trace: &HttpTrace) -> Vec<SpanNode> {
+    let mut trees = http_trees(trace);
+    trees.extend(connection_trees(trace));
+    trees
+}
+
+/// Connections and name resolutions no HTTP request used, as trees of their own.
+fn connection_trees(trace: &HttpTrace) -> Vec<SpanNode> {
+    let times = Times {
+        begin: trace.net_trace.trace_begin_at.as_absolute(),
+    };
+    let net = &trace.net_trace;
+    let used =
+        |conn: &nettrace_model::TraceId| trace.http_requests.iter().any(|r| &r.tcp_conn == conn);
+    let http_dials: Vec<_> = net
+        .tcp_conns
+        .iter()
+        .filter(|c| used(&c.trace_id))
+        .map(|c| c.from_dial.clone())
+        .collect();
+    let mut trees = Vec::new();
+    for conn in net.tcp_conns.iter().filter(|c| !used(&c.trace_id)) {
+        let Some(dial) = net.dials.get(&conn.from_dial) else {
+            continue;
+        };
+        let Some(mut connect) = connect_span(&times, dial, conn) else {
+            continue;
+        };
+        let mut root = connect.clone();
+        root.name = format!("TCP {}", dial.dst_address);
+        root.client = true;
+        root.end = times
+            .at(&conn.conn_close_at)
+            .or_else(|| times.at(&net.trace_end_at))
+            .unwrap_or(root.end)
+            .max(root.end);
+        root.events = Vec::new();
+        connect.attrs.clear();
+        let tls = net
+            .tls_tunnels
+            .iter()
+            .filter(|t| t.tcp_conn == conn.trace_id)
+            .filter_map(|t| tls_span(&times, t));
+        root.children = std::iter::once(connect).chain(tls).collect();
+        if let Some(process) = &conn.process {
+            root.attrs.push(("process.pid", int(process.pid)));
+            root.attrs
+                .push(("process.executable.name", s(&process.comm)));
+        }
+        root.attrs
+            .push(("nettrace.conn.trace_id", s(conn.trace_id.as_str())));
+        trees.push(root);
+    }
+    for dial in net
+        .dials
+        .iter()
+        .filter(|d| !http_dials.contains(&d.trace_id))
+    {
+        let resolves = net.dns_queries.iter().any(|q| q.from_dial == dial.trace_id);
+        if let Some(mut dns) = resolves.then(|| dns_span(trace, &times, dial)).flatten() {
+            dns.client = true;
+            trees.push(dns);
+        }
+    }
+    trees
+}
+
+/// One tree per HTTP request.
+fn http_trees(trace: &HttpTrace) -> Vec<SpanNode> {
     let times = Times {
         begin: trace.net_trace.trace_begin_at.as_absolute(),
     };
@@ -635,6 +705,19 @@ mod tests {
             ["send"],
             "no connect: the connection was not its own"
         );
+    }
+
+    #[test]
+    fn a_connection_without_requests_is_a_tree_of_its_own() {
+        let mut trace: HttpTrace = serde_json::from_str(ONE_REQUEST).expect("trace");
+        trace.http_requests = Vec::new().into();
+        let trees = request_trees(&trace);
+        let names: Vec<_> = trees.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["TCP example.test:443", "dns"]);
+        let tcp = &trees[0];
+        assert!(tcp.client);
+        assert_eq!(self::names(tcp), ["connect", "tls"]);
+        assert_eq!(ms(tcp, tcp.end), 200, "open until the trace's end");
     }
 
     #[test]

@@ -231,32 +231,15 @@ impl EventSink for Inner {
             self.complete_request(&hops, at);
             return;
         }
-        let Some(conntrack) = self.conntrack.get() else {
-            lock(&self.recorder).handle(event);
-            return;
-        };
-        // The conntrack side follows each connection from its events; its lookups report
-        // back through the recorder, so they run after the recorder's lock is released.
-        let follow = match &event {
-            Event::ConnOpened {
-                conn,
-                transport,
-                remote,
-                cookie,
-                ..
-            } => {
-                conntrack.opened(conn, *transport, *remote, *cookie);
-                None
+        let closed = match &event {
+            Event::ConnClosed { conn, at } if self.settings.stream_connections => {
+                Some((conn.clone(), *at))
             }
-            Event::ConnEstablished { conn, local, .. } => Some((conn.clone(), Some(*local))),
-            Event::ConnClosed { conn, .. } => Some((conn.clone(), None)),
             _ => None,
         };
-        lock(&self.recorder).handle(event);
-        match follow {
-            Some((conn, Some(local))) => conntrack.established(&conn, local),
-            Some((conn, None)) => conntrack.closed(&conn),
-            None => {}
+        self.record(event);
+        if let Some((conn, at)) = closed {
+            self.complete_connection(&conn, at);
         }
     }
 
@@ -331,6 +314,64 @@ impl EventSink for Inner {
 }
 
 impl Inner {
+    /// Folds an event into the recorder, and lets the conntrack side follow connections.
+    fn record(&self, event: Event) {
+        let Some(conntrack) = self.conntrack.get() else {
+            lock(&self.recorder).handle(event);
+            return;
+        };
+        // The conntrack side follows each connection from its events; its lookups report
+        // back through the recorder, so they run after the recorder's lock is released.
+        let follow = match &event {
+            Event::ConnOpened {
+                conn,
+                transport,
+                remote,
+                cookie,
+                ..
+            } => {
+                conntrack.opened(conn, *transport, *remote, *cookie);
+                None
+            }
+            Event::ConnEstablished { conn, local, .. } => Some((conn.clone(), Some(*local))),
+            Event::ConnClosed { conn, .. } => Some((conn.clone(), None)),
+            _ => None,
+        };
+        lock(&self.recorder).handle(event);
+        match follow {
+            Some((conn, Some(local))) => conntrack.established(&conn, local),
+            Some((conn, None)) => conntrack.closed(&conn),
+            None => {}
+        }
+    }
+
+    /// Streams a closed connection's trace (a program traced from the kernel). No kernel
+    /// drain here: the closing event itself comes from one.
+    fn complete_connection(&self, conn: &TraceId, at: Instant) {
+        let Some(stream) = self.stream.get() else {
+            return;
+        };
+        let Some(trace) = lock(&self.recorder).take_connection(conn, at) else {
+            return;
+        };
+        self.deliver(stream, trace);
+    }
+
+    /// Hands a trace to the stream, counting it lost when the receiver is full or gone.
+    fn deliver(&self, stream: &CompletedStream, mut trace: HttpTrace) {
+        let lost = stream.lost.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            trace
+                .net_trace
+                .dropped
+                .get_or_insert_default()
+                .streamed_traces += lost;
+        }
+        if stream.sender.try_send(trace).is_err() {
+            stream.lost.fetch_add(lost + 1, Ordering::Relaxed);
+        }
+    }
+
     /// Takes a completed request's trace out of the recorder, with every kernel event that
     /// happened before, and hands it to the stream (or counts it lost when the receiver is
     /// full or gone).
@@ -343,17 +384,7 @@ impl Inner {
             return;
         };
         trace.net_trace.kernel_data = kernel_data;
-        let lost = stream.lost.swap(0, Ordering::Relaxed);
-        if lost > 0 {
-            trace
-                .net_trace
-                .dropped
-                .get_or_insert_default()
-                .streamed_traces += lost;
-        }
-        if stream.sender.try_send(trace).is_err() {
-            stream.lost.fetch_add(lost + 1, Ordering::Relaxed);
-        }
+        self.deliver(stream, trace);
     }
 
     /// Takes every pending kernel event and packet; returns the kernel data status and the
@@ -460,7 +491,7 @@ impl Tracer {
             receiver: Mutex::new(Some(receiver)),
             lost: AtomicU64::new(0),
         };
-        if self.inner.stream.set(stream).is_ok() {
+        if self.inner.stream.set(stream).is_ok() && self.inner.settings.stream {
             self.recorder().set_streaming();
         }
     }

@@ -128,6 +128,7 @@ impl HttpClient {
             dns_messages: options.dns_query_trace,
             limits: options.limits,
             stream: options.completed_traces.is_some(),
+            stream_connections: false,
         });
         tracer.stream_to(options.completed_traces);
         attach_kernel(&tracer, &options)?;

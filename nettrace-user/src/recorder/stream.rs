@@ -64,6 +64,45 @@ impl Recorder {
         Some(trace)
     }
 
+    /// The trace of connection `conn` (closed: a program's connection seen from the kernel,
+    /// which has no HTTP requests), with its dial, DNS messages and TLS tunnels, taken out of
+    /// the recorder; `None` when the recorder does not hold it.
+    pub(crate) fn take_connection(&mut self, conn: &TraceId, now: Instant) -> Option<HttpTrace> {
+        let rec = self.conns.get(conn)?;
+        let mut sel = Selection::default();
+        sel.conns.insert(conn.clone());
+        let dial = self.dials.get(&rec.dial);
+        let shared = self
+            .conns
+            .iter()
+            .any(|(id, other)| id != conn && other.dial == rec.dial);
+        if dial.is_some() && !shared {
+            sel.dials.insert(rec.dial.clone());
+        }
+        if self.dns.get(conn).is_some() {
+            sel.dns.insert(conn.clone());
+        }
+        for (id, tls) in self.tls.iter() {
+            if &tls.conn == conn {
+                sel.tls.insert(id.clone());
+            }
+        }
+        let begin = dial.map_or(rec.opened, |d| d.begin.min(rec.opened));
+        let clock = TraceClock::starting_at(begin, self.clock.wall_time(begin));
+        let description = format!(
+            "{} {}",
+            match rec.transport {
+                crate::event::Transport::Tcp => "TCP",
+                crate::event::Transport::Udp => "UDP",
+            },
+            rec.remote
+        );
+        let dropped = mem::take(&mut self.dropped);
+        let trace = self.trace_of(&description, now, &clock, Some(&sel), dropped);
+        self.forget(&sel);
+        Some(trace)
+    }
+
     /// A closed connection that no request in the recorder refers to any more (its request
     /// was streamed before it closed) is forgotten.
     pub(crate) fn forget_if_unused(&mut self, conn: &TraceId) {
