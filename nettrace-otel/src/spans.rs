@@ -256,11 +256,11 @@ fn hop_span(trace: &HttpTrace, times: &Times, hop: &HttpReqTrace) -> Option<Span
         children.extend(dns_span(trace, times, dial));
     }
     let mut ready = sent;
-    if let (Some(dial), Some(conn)) = (dial, conn) {
-        if let Some(span) = connect_span(times, dial, conn) {
-            ready = ready.max(span.end);
-            children.push(span);
-        }
+    if let (Some(dial), Some(conn)) = (dial, conn)
+        && let Some(span) = connect_span(times, dial, conn)
+    {
+        ready = ready.max(span.end);
+        children.push(span);
     }
     if let Some(tls) = tls.and_then(|t| tls_span(times, t)) {
         ready = ready.max(tls.end);
