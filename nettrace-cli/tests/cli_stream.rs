@@ -45,3 +45,21 @@ async fn stream_prints_one_trace_per_request() {
     let conn = |i: usize| traces[i].net_trace.tcp_conns[0].trace_id.clone();
     assert_eq!(conn(0), conn(2), "one keep-alive connection");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_to_a_file_keeps_every_line() {
+    let server = scenario::plain_server().await;
+    let dir = scenario::TempDir::new("cli-stream");
+    let file = dir.path("trace.jsonl");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nettrace"));
+    command.args(["get", &server.url("/"), "--repeat", "2", "--stream", "-o"]);
+    command.arg(&file);
+    let out = tokio::task::spawn_blocking(move || {
+        scenario::run_command(command, Duration::from_secs(20))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(text.lines().count(), 2, "{text}");
+}

@@ -163,7 +163,9 @@ async fn get(args: GetArgs) -> Result<ExitCode> {
         captures = captured;
     }
     client.close()?;
-    write_traces(&trace_output, &args, &traces)?;
+    if stream.is_none() {
+        write_traces(&trace_output, &args, &traces)?;
+    }
     for trace in &traces {
         crate::otlp::export(exporter.as_ref(), trace);
     }
