@@ -516,3 +516,54 @@ fn cgroup2_root() -> PathBuf {
         })
         .expect("a cgroup2 mount")
 }
+
+#[test]
+fn loader_streams_one_trace_per_closed_connection() {
+    const TEST: &str = "loader_streams_one_trace_per_closed_connection";
+    if !require_root(TEST) {
+        return;
+    }
+    if !have("curl") {
+        skip(TEST, "needs curl");
+        return;
+    }
+    let lab = Lab::new("lds");
+    let dir = TempDir::new("loader-stream");
+    let out = dir.path("trace.jsonl");
+    let url = format!("http://127.0.0.1:{}/", lab.http_port);
+    let script = format!("curl -sS -o /dev/null {url} && curl -sS -o /dev/null {url}");
+    let output = run_command(
+        lab.loader(
+            &["--stream", "-o", out.to_str().expect("utf-8 path")],
+            &["sh", "-c", &script],
+        ),
+        LIMIT,
+    );
+    assert_eq!(output.code, Some(0), "loader failed: {output:?}");
+    let text = std::fs::read_to_string(&out).expect("the stream was written");
+    let traces: Vec<HttpTrace> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let to_server: Vec<_> = traces
+        .iter()
+        .filter(|t| {
+            t.net_trace
+                .tcp_conns
+                .iter()
+                .any(|c| c.addr_tuple.dst_port == lab.http_port)
+        })
+        .collect();
+    assert_eq!(to_server.len(), 2, "one line per curl connection:\n{text}");
+    for trace in &to_server {
+        let net = &trace.net_trace;
+        assert_eq!(net.tcp_conns.len(), 1, "{text}");
+        assert_eq!(net.dials.len(), 1, "{text}");
+        assert_eq!(net.tcp_conns[0].from_dial, net.dials[0].trace_id);
+        assert!(net.tcp_conns[0].total_recv_bytes > 0, "{text}");
+    }
+    assert_ne!(
+        to_server[0].net_trace.tcp_conns[0].trace_id,
+        to_server[1].net_trace.tcp_conns[0].trace_id
+    );
+}

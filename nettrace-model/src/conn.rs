@@ -215,6 +215,7 @@ mod tests {
                 ..Default::default()
             }),
             socket_trace: Some(SocketTrace {
+                dropped_ops: 0,
                 socket_ops: vec![SocketOp {
                     op_type: SocketOpType::Write,
                     call_at: Timestamp::Relative(127),

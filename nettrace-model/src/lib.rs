@@ -102,6 +102,7 @@ pub mod diagnosis;
 mod dial;
 mod dns;
 mod dns_codes;
+mod dropped;
 mod error;
 mod facts;
 mod go_names;
@@ -128,6 +129,7 @@ pub use conntrack::{ConntrackEntry, ConntrackStatus, ConntractEntry};
 pub use dial::{DialTrace, DialTraces, ResolverDialTrace};
 pub use dns::{DnsAnswer, DnsQueryMsg, DnsQueryTrace, DnsQueryTraces, DnsQuestion, DnsReplyMsg};
 pub use dns_codes::{DnsRCode, DnsResType};
+pub use dropped::DroppedRecords;
 pub use error::ModelError;
 pub use http::{HdrFieldsOpt, HttpHeader, HttpHeaderKv, HttpReqTrace, HttpReqTraces};
 pub use kernel::{

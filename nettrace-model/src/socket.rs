@@ -35,6 +35,14 @@ pub struct SocketTrace {
     /// The operations in the order they were called. JSON `null` when empty.
     #[serde(with = "null_when_empty")]
     pub socket_ops: Vec<SocketOp>,
+    /// Operations not logged because the per-connection limit was reached (extension; JSON
+    /// `droppedSocketOps`, omitted when zero). The byte totals still count them.
+    #[serde(rename = "droppedSocketOps", skip_serializing_if = "is_zero_u64")]
+    pub dropped_ops: u64,
+}
+
+fn is_zero_u64(value: &u64) -> bool {
+    *value == 0
 }
 
 /// One I/O operation over a socket.
@@ -172,6 +180,7 @@ mod tests {
     #[test]
     fn socket_trace_round_trip() {
         let trace = SocketTrace {
+            dropped_ops: 0,
             socket_ops: vec![
                 SocketOp {
                     op_type: SocketOpType::WriteTo,

@@ -18,8 +18,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DialTraces, DnsQueryTraces, HttpReqTraces, KernelDataStatus, TcpConnTraces, Timestamp,
-    TlsTunnelTraces, UdpConnTraces,
+    DialTraces, DnsQueryTraces, DroppedRecords, HttpReqTraces, KernelDataStatus, TcpConnTraces,
+    Timestamp, TlsTunnelTraces, UdpConnTraces,
 };
 
 /// Access to the [`NetTrace`] part of any trace (Go's `AnyNetTrace`, implemented by `NetTrace`
@@ -59,6 +59,10 @@ pub struct NetTrace {
     /// omitted when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel_data: Option<KernelDataStatus>,
+    /// What was left out because a memory limit was reached (extension; JSON `dropped`,
+    /// omitted when nothing was).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<DroppedRecords>,
 }
 
 impl AnyNetTrace for NetTrace {

@@ -28,6 +28,7 @@ impl<S> BenchStream<S> {
         let tracer = Tracer::new(TraceSettings {
             sock_ops: sock_trace,
             dns_messages: false,
+            ..TraceSettings::default()
         });
         let record = tracer.sink().new_socket_record();
         let stream = TracedStream::new(

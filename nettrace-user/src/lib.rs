@@ -45,6 +45,7 @@ mod event;
 mod headers;
 mod ids;
 pub mod kernel;
+pub mod limits;
 pub mod program;
 mod recorder;
 mod sock;

@@ -47,6 +47,8 @@ use std::{
     time::Instant,
 };
 
+use tokio::sync::mpsc;
+
 use crate::{
     SocketCookie,
     capture::{CaptureStore, PacketCapture, PacketCaptureOptions},
@@ -81,6 +83,17 @@ struct Inner {
     /// For a program traced from the kernel alone: turns its cgroup's kernel events into
     /// the recorder's events.
     translator: OnceLock<Mutex<Translator>>,
+    /// The completed-request stream, when on (see [`Tracer::stream_to`]).
+    stream: OnceLock<CompletedStream>,
+}
+
+/// The sending end of the completed-request stream, and its receiver until taken.
+#[derive(Debug)]
+struct CompletedStream {
+    sender: mpsc::Sender<HttpTrace>,
+    receiver: Mutex<Option<mpsc::Receiver<HttpTrace>>>,
+    /// Traces dropped because the receiver was full, since the last one delivered.
+    lost: AtomicU64,
 }
 
 /// A TCP socket leaves the kernel map once the application has closed it *and* the kernel has
@@ -214,32 +227,19 @@ impl EventSink for Inner {
 
     fn emit(&self, event: Event) {
         tracing::trace!(?event, "nettrace event");
-        let Some(conntrack) = self.conntrack.get() else {
-            lock(&self.recorder).handle(event);
+        if let Event::RequestDone { hops, at } = event {
+            self.complete_request(&hops, at);
             return;
-        };
-        // The conntrack side follows each connection from its events; its lookups report
-        // back through the recorder, so they run after the recorder's lock is released.
-        let follow = match &event {
-            Event::ConnOpened {
-                conn,
-                transport,
-                remote,
-                cookie,
-                ..
-            } => {
-                conntrack.opened(conn, *transport, *remote, *cookie);
-                None
+        }
+        let closed = match &event {
+            Event::ConnClosed { conn, at } if self.settings.stream_connections => {
+                Some((conn.clone(), *at))
             }
-            Event::ConnEstablished { conn, local, .. } => Some((conn.clone(), Some(*local))),
-            Event::ConnClosed { conn, .. } => Some((conn.clone(), None)),
             _ => None,
         };
-        lock(&self.recorder).handle(event);
-        match follow {
-            Some((conn, Some(local))) => conntrack.established(&conn, local),
-            Some((conn, None)) => conntrack.closed(&conn),
-            None => {}
+        self.record(event);
+        if let Some((conn, at)) = closed {
+            self.complete_connection(&conn, at);
         }
     }
 
@@ -254,7 +254,10 @@ impl EventSink for Inner {
     }
 
     fn new_socket_record(&self) -> Arc<SocketRecord> {
-        Arc::new(SocketRecord::new(self.settings.sock_ops))
+        Arc::new(SocketRecord::with_limit(
+            self.settings.sock_ops,
+            self.settings.limits.socket_ops_per_conn,
+        ))
     }
 
     fn next_resolver_dial(&self) -> u64 {
@@ -311,6 +314,117 @@ impl EventSink for Inner {
 }
 
 impl Inner {
+    /// Folds an event into the recorder, and lets the conntrack side follow connections.
+    fn record(&self, event: Event) {
+        let Some(conntrack) = self.conntrack.get() else {
+            lock(&self.recorder).handle(event);
+            return;
+        };
+        // The conntrack side follows each connection from its events; its lookups report
+        // back through the recorder, so they run after the recorder's lock is released.
+        let follow = match &event {
+            Event::ConnOpened {
+                conn,
+                transport,
+                remote,
+                cookie,
+                ..
+            } => {
+                conntrack.opened(conn, *transport, *remote, *cookie);
+                None
+            }
+            Event::ConnEstablished { conn, local, .. } => Some((conn.clone(), Some(*local))),
+            Event::ConnClosed { conn, .. } => Some((conn.clone(), None)),
+            _ => None,
+        };
+        lock(&self.recorder).handle(event);
+        match follow {
+            Some((conn, Some(local))) => conntrack.established(&conn, local),
+            Some((conn, None)) => conntrack.closed(&conn),
+            None => {}
+        }
+    }
+
+    /// Streams a closed connection's trace (a program traced from the kernel). No kernel
+    /// drain here: the closing event itself comes from one.
+    fn complete_connection(&self, conn: &TraceId, at: Instant) {
+        let Some(stream) = self.stream.get() else {
+            return;
+        };
+        let Some(trace) = lock(&self.recorder).take_connection(conn, at) else {
+            return;
+        };
+        self.deliver(stream, trace);
+    }
+
+    /// Hands a trace to the stream, counting it lost when the receiver is full or gone.
+    fn deliver(&self, stream: &CompletedStream, mut trace: HttpTrace) {
+        let lost = stream.lost.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            trace
+                .net_trace
+                .dropped
+                .get_or_insert_default()
+                .streamed_traces += lost;
+        }
+        if stream.sender.try_send(trace).is_err() {
+            stream.lost.fetch_add(lost + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes a completed request's trace out of the recorder, with every kernel event that
+    /// happened before, and hands it to the stream (or counts it lost when the receiver is
+    /// full or gone).
+    fn complete_request(&self, hops: &[TraceId], at: Instant) {
+        let Some(stream) = self.stream.get() else {
+            return;
+        };
+        let (kernel_data, _) = self.drain_kernel();
+        let Some(mut trace) = lock(&self.recorder).take_request(hops, at) else {
+            return;
+        };
+        trace.net_trace.kernel_data = kernel_data;
+        self.deliver(stream, trace);
+    }
+
+    /// Takes every pending kernel event and packet; returns the kernel data status and the
+    /// packets the kernel lost.
+    fn drain_kernel(&self) -> (Option<KernelDataStatus>, u64) {
+        match self.kernel.get() {
+            None => (None, 0),
+            Some(KernelLink::Unavailable(reason)) => (
+                Some(KernelDataStatus {
+                    available: false,
+                    reason: reason.clone(),
+                    ..KernelDataStatus::default()
+                }),
+                0,
+            ),
+            Some(KernelLink::Daemon(link)) => {
+                let (status, lost_packets) = daemon_status(link);
+                (Some(status), lost_packets)
+            }
+            Some(KernelLink::Hub(client)) => {
+                client.drain();
+                let (lost_events, reason) = match client.lost_events() {
+                    Ok(lost) => (lost, String::new()),
+                    Err(error) => (0, format!("lost-event counter unreadable: {error}")),
+                };
+                let lost_packets = client.lost_packets().unwrap_or_else(|error| {
+                    tracing::warn!(%error, "lost-packet counter unreadable");
+                    0
+                });
+                let status = KernelDataStatus {
+                    available: true,
+                    complete: lost_events == 0 && reason.is_empty(),
+                    reason,
+                    lost_events,
+                };
+                (Some(status), lost_packets)
+            }
+        }
+    }
+
     fn unregister(&self, cookie: SocketCookie) {
         if let Some(link) = self.kernel.get()
             && let Err(error) = link.unregister(cookie)
@@ -349,7 +463,8 @@ impl Retiring {
 impl Tracer {
     /// A tracer whose trace begins now.
     pub(crate) fn new(settings: TraceSettings) -> Self {
-        let recorder = Recorder::new(settings.dns_messages);
+        let mut recorder = Recorder::new(settings.dns_messages);
+        recorder.set_limits(settings.limits);
         Self {
             inner: Arc::new(Inner {
                 settings,
@@ -359,8 +474,39 @@ impl Tracer {
                 conntrack: OnceLock::new(),
                 retiring: Mutex::default(),
                 translator: OnceLock::new(),
+                stream: OnceLock::new(),
             }),
         }
+    }
+
+    /// Streams completed requests through a channel holding up to `capacity` traces (at
+    /// least one); `None` leaves streaming off. Call once, before any request.
+    pub(crate) fn stream_to(&self, capacity: Option<usize>) {
+        let Some(capacity) = capacity else {
+            return;
+        };
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        let stream = CompletedStream {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+            lost: AtomicU64::new(0),
+        };
+        if self.inner.stream.set(stream).is_ok() && self.inner.settings.stream {
+            self.recorder().set_streaming();
+        }
+    }
+
+    /// Whether completed requests are streamed.
+    pub(crate) fn streams(&self) -> bool {
+        self.inner.settings.stream
+    }
+
+    /// The receiver of the completed-request stream, the first time.
+    pub(crate) fn take_completed(&self) -> Option<mpsc::Receiver<HttpTrace>> {
+        self.inner
+            .stream
+            .get()
+            .and_then(|s| lock(&s.receiver).take())
     }
 
     /// The hooks' view of this tracer.
@@ -478,7 +624,7 @@ impl Tracer {
         &self,
         description: &str,
     ) -> (HttpTrace, Vec<PacketCapture>) {
-        let (kernel_data, lost_packets) = self.drain_kernel();
+        let (kernel_data, lost_packets) = self.inner.drain_kernel();
         if let Some(conntrack) = self.inner.conntrack.get() {
             conntrack.refresh();
         }
@@ -488,44 +634,6 @@ impl Tracer {
         let mut trace = recorder.snapshot(description, Instant::now());
         trace.net_trace.kernel_data = kernel_data;
         (trace, recorder.captures(lost_packets))
-    }
-
-    /// Takes every pending kernel event and packet; returns the kernel data status and the
-    /// packets the kernel lost.
-    fn drain_kernel(&self) -> (Option<KernelDataStatus>, u64) {
-        match self.inner.kernel.get() {
-            None => (None, 0),
-            Some(KernelLink::Unavailable(reason)) => (
-                Some(KernelDataStatus {
-                    available: false,
-                    reason: reason.clone(),
-                    ..KernelDataStatus::default()
-                }),
-                0,
-            ),
-            Some(KernelLink::Daemon(link)) => {
-                let (status, lost_packets) = daemon_status(link);
-                (Some(status), lost_packets)
-            }
-            Some(KernelLink::Hub(client)) => {
-                client.drain();
-                let (lost_events, reason) = match client.lost_events() {
-                    Ok(lost) => (lost, String::new()),
-                    Err(error) => (0, format!("lost-event counter unreadable: {error}")),
-                };
-                let lost_packets = client.lost_packets().unwrap_or_else(|error| {
-                    tracing::warn!(%error, "lost-packet counter unreadable");
-                    0
-                });
-                let status = KernelDataStatus {
-                    available: true,
-                    complete: lost_events == 0 && reason.is_empty(),
-                    reason,
-                    lost_events,
-                };
-                (Some(status), lost_packets)
-            }
-        }
     }
 
     /// Starts a new trace (open connections carry over as reused).

@@ -299,6 +299,7 @@ fn a_reset_seen_by_a_read_fails_the_request() {
             return_err: "read: connection reset by peer".into(),
             ..Default::default()
         }],
+        dropped_ops: 0,
     });
     let t = trace(
         NetTrace {

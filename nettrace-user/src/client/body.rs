@@ -250,6 +250,8 @@ pub struct ResponseBody {
     sink: Sink,
     req: TraceId,
     finished: bool,
+    /// With streaming: reports the request complete when the body ends or is dropped.
+    done: Option<Box<super::stream::DoneGuard>>,
 }
 
 impl ResponseBody {
@@ -270,7 +272,13 @@ impl ResponseBody {
             sink,
             req,
             finished: false,
+            done: None,
         }
+    }
+
+    /// Reports the request complete through `done` once this body ends (or is dropped).
+    pub(crate) fn set_done(&mut self, done: Box<super::stream::DoneGuard>) {
+        self.done = Some(done);
     }
 
     /// Reports the connection idle to `on_end` once the body has been read to the end.
@@ -315,6 +323,7 @@ impl ResponseBody {
             req: self.req.clone(),
             error: error.to_string(),
         });
+        self.done.take();
         Poll::Ready(Some(Err(error)))
     }
 
@@ -362,6 +371,7 @@ impl Body for ResponseBody {
                     }
                     Ok(None) if done => {
                         this.finished = true;
+                        this.done.take();
                         return Poll::Ready(None);
                     }
                     Ok(None) => {}
@@ -384,6 +394,7 @@ impl Body for ResponseBody {
                         }
                         None => {
                             this.finished = true;
+                            this.done.take();
                             return Poll::Ready(None);
                         }
                     }

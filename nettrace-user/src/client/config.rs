@@ -9,6 +9,8 @@ use std::{
 
 use crate::{capture::PacketCaptureOptions, kernel::KernelConfig, tls::TlsSettings};
 
+pub use crate::limits::TraceLimits;
+
 pub use crate::{
     dns::NameserverSelector,
     headers::{HeaderFilter, HttpReqTraceOptions},
@@ -130,4 +132,12 @@ pub struct TraceOptions {
     /// Attach the netfilter conntrack entry to every TCP and UDP connection (Go's
     /// `WithConntrack`). Needs CAP_NET_ADMIN: without it, building the client fails.
     pub conntrack: bool,
+    /// The most records of each kind one trace keeps; what a limit leaves out is counted in
+    /// the trace (see [`TraceLimits`]).
+    pub limits: TraceLimits,
+    /// Streams each request's trace once it is complete, through a channel holding up to
+    /// this many traces (see [`HttpClient::completed_traces`](super::HttpClient::completed_traces));
+    /// `None`: no streaming. The tracer then forgets what only that request used, so that
+    /// a client that runs forever keeps a bounded trace.
+    pub completed_traces: Option<usize>,
 }

@@ -51,6 +51,7 @@ mod hop;
 mod idle;
 mod proxy;
 mod redirect;
+mod stream;
 mod target;
 mod tunnel;
 
@@ -70,7 +71,7 @@ pub use crate::event::ConnInfo;
 pub use body::{BodyError, BoxError, RequestBody, ResponseBody};
 pub use config::{
     HeaderFilter, HttpClientConfig, HttpReqTraceOptions, KernelMode, NameserverSelector,
-    ProxySelector, TraceOptions,
+    ProxySelector, TraceLimits, TraceOptions,
 };
 pub use error::{
     CertificateFailure, ClientError, DnsFailure, ProxyFailure, RequestError, RequestErrorKind,
@@ -78,6 +79,7 @@ pub use error::{
 };
 pub use gunzip::{MAX_RATIO as MAX_GZIP_RATIO, RATIO_FROM as GZIP_RATIO_FROM};
 pub use proxy::redact_userinfo;
+pub use stream::CompletedTraces;
 
 use self::connector::{ConnectorSettings, TracedConnector};
 use crate::{
@@ -86,7 +88,7 @@ use crate::{
     error_chain::error_chain,
     event::{Sink, TraceSettings},
     kernel::KernelHub,
-    model::HttpTrace,
+    model::{HttpTrace, TraceId},
     sock::TcpOptions,
     tls::KeyLogRecorder,
     tracer::Tracer,
@@ -124,7 +126,11 @@ impl HttpClient {
         let tracer = Tracer::new(TraceSettings {
             sock_ops: options.sock_trace,
             dns_messages: options.dns_query_trace,
+            limits: options.limits,
+            stream: options.completed_traces.is_some(),
+            stream_connections: false,
         });
+        tracer.stream_to(options.completed_traces);
         attach_kernel(&tracer, &options)?;
         if options.conntrack {
             tracer.attach_conntrack().map_err(ClientError::Conntrack)?;
@@ -241,30 +247,36 @@ impl HttpClient {
         let (parts, body) = request.into_parts();
         let body: RequestBody = body.into();
         async move {
-            let deadline = self
-                .inner
-                .config
-                .req_timeout
-                .map(|limit| Instant::now() + limit);
-            let replay = body.try_clone();
-            let (hop, exchange) = self
-                .start_hop(parts.clone(), body, deadline)
-                .map_err(|e| e.for_url(&parts.uri))?;
-            let response = self
-                .complete_hop(hop, exchange, deadline)
-                .await
-                .map_err(|e| e.for_url(&parts.uri))?;
-            if redirect::next_hop(
-                &parts.uri,
-                &parts.method,
-                response.status(),
-                response.headers(),
-            )
-            .is_none()
-            {
-                return Ok(response);
+            // The hops before the last, for the completed-request stream (`stream.rs`).
+            let mut hops = Vec::new();
+            let result = async {
+                let deadline = self
+                    .inner
+                    .config
+                    .req_timeout
+                    .map(|limit| Instant::now() + limit);
+                let replay = body.try_clone();
+                let (hop, exchange) = self
+                    .start_hop(parts.clone(), body, deadline)
+                    .map_err(|e| e.for_url(&parts.uri))?;
+                let response = self
+                    .complete_hop(hop, exchange, deadline)
+                    .await
+                    .map_err(|e| e.for_url(&parts.uri))?;
+                if redirect::next_hop(
+                    &parts.uri,
+                    &parts.method,
+                    response.status(),
+                    response.headers(),
+                )
+                .is_none()
+                {
+                    return Ok(response);
+                }
+                Box::pin(self.follow_redirects(parts, replay, response, deadline, &mut hops)).await
             }
-            Box::pin(self.follow_redirects(parts, replay, response, deadline)).await
+            .await;
+            self.request_done(hops, result)
         }
     }
 
@@ -277,6 +289,7 @@ impl HttpClient {
         mut replay: Option<RequestBody>,
         mut response: Response<ResponseBody>,
         deadline: Option<Instant>,
+        hops: &mut Vec<TraceId>,
     ) -> Result<Response<ResponseBody>, RequestError> {
         for sent in 1..=redirect::MAX_REQUESTS {
             let Some(next) = redirect::next_hop(
@@ -304,6 +317,9 @@ impl HttpClient {
                 (true, None) => return Ok(response),
             };
             // Read the redirect's body so its connection can be reused.
+            if self.inner.tracer.streams() {
+                hops.push(response.body().trace_id().clone());
+            }
             let _ = http_body_util::BodyExt::collect(response.into_body()).await;
             if !next.keep_body {
                 parts.headers.remove(header::CONTENT_TYPE);

@@ -30,6 +30,7 @@ fn tracer() -> Tracer {
     Tracer::new(TraceSettings {
         sock_ops: true,
         dns_messages: true,
+        ..TraceSettings::default()
     })
 }
 

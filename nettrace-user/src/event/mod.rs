@@ -202,6 +202,9 @@ pub(crate) enum Event {
     Kernel(KernelEvent),
     /// The conntrack entry of a connection.
     Conntrack { conn: TraceId, sample: CtSample },
+    /// A request is complete (its response body ended or was dropped, or it failed): its
+    /// hops, first to last. Emitted only when completed requests are streamed.
+    RequestDone { hops: Vec<TraceId>, at: Instant },
 }
 
 /// The URL of a request hop, as its record gives it (`reqURL`): parsed, or the text of a

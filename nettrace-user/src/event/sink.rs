@@ -20,6 +20,14 @@ pub(crate) struct TraceSettings {
     pub(crate) sock_ops: bool,
     /// Record DNS messages (`WithDNSQueryTrace`).
     pub(crate) dns_messages: bool,
+    /// The most records of each kind a trace keeps.
+    pub(crate) limits: crate::limits::TraceLimits,
+    /// Whether completed requests are streamed ([`Event::RequestDone`] is emitted, and the
+    /// recorder forgets what only that request used).
+    pub(crate) stream: bool,
+    /// Whether each connection's trace is streamed when it closes (a program traced from
+    /// the kernel, whose requests are not seen).
+    pub(crate) stream_connections: bool,
 }
 
 /// Where hooks report events. Every method is cheap for an untraced aspect (no kernel link,

@@ -15,6 +15,9 @@ use std::{
 
 use crate::model::SocketOpType;
 
+/// The room for operations a log keeps across [`SocketRecord::clear_ops`].
+const KEPT_OPS: usize = 64;
+
 /// One recorded socket operation, with instants (converted to timestamps at snapshot time).
 /// At most 48 bytes: the log holds one per read or write, so its size is memory per traced
 /// request. The sockets traced are connected, so an operation has no remote address of its own.
@@ -60,13 +63,24 @@ pub(crate) struct SocketRecord {
     sent: AtomicU64,
     received: AtomicU64,
     ops: Option<Mutex<Vec<RawSocketOp>>>,
+    /// The most operations logged (per trace; [`Self::clear_ops`] makes room again).
+    op_limit: usize,
+    /// Operations not logged because of `op_limit`, since the last [`Self::clear_ops`].
+    dropped: AtomicU64,
 }
 
 impl SocketRecord {
     /// A record that keeps every operation when `with_ops`, only byte totals otherwise.
     pub(crate) fn new(with_ops: bool) -> Self {
+        Self::with_limit(with_ops, usize::MAX)
+    }
+
+    /// A record that keeps up to `op_limit` operations when `with_ops` (and counts the
+    /// others), only byte totals otherwise.
+    pub(crate) fn with_limit(with_ops: bool, op_limit: usize) -> Self {
         Self {
             ops: with_ops.then(|| Mutex::new(Vec::new())),
+            op_limit,
             ..Self::default()
         }
     }
@@ -86,18 +100,33 @@ impl SocketRecord {
         self.received.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    /// Logs an operation (if operations are logged).
+    /// Logs an operation (if operations are logged), or counts it as dropped once the log
+    /// holds `op_limit` of them.
     pub(crate) fn push_op(&self, op: RawSocketOp) {
         if let Some(ops) = &self.ops {
-            ops.lock().unwrap_or_else(PoisonError::into_inner).push(op);
+            let mut ops = ops.lock().unwrap_or_else(PoisonError::into_inner);
+            if ops.len() < self.op_limit {
+                ops.push(op);
+            } else {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
-    /// Forgets the logged operations (a new trace starts; the byte totals go on).
+    /// Forgets the logged operations and the count of dropped ones (a new trace starts; the
+    /// byte totals go on). The log's room is given back past a few operations.
     pub(crate) fn clear_ops(&self) {
         if let Some(ops) = &self.ops {
-            ops.lock().unwrap_or_else(PoisonError::into_inner).clear();
+            let mut ops = ops.lock().unwrap_or_else(PoisonError::into_inner);
+            ops.clear();
+            ops.shrink_to(KEPT_OPS);
+            self.dropped.store(0, Ordering::Relaxed);
         }
+    }
+
+    /// Operations not logged since the last [`Self::clear_ops`] because of the limit.
+    pub(crate) fn dropped_ops(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Payload bytes sent so far.
@@ -149,5 +178,27 @@ mod tests {
         logged.clear_ops();
         assert_eq!(logged.ops(), Some(vec![]));
         assert_eq!(logged.received(), 10);
+    }
+
+    #[test]
+    fn operations_past_the_limit_are_counted_not_logged() {
+        let at = Instant::now();
+        let op = |n: usize| RawSocketOp::new(SocketOpType::Write, at, at, Ok(n));
+        let record = SocketRecord::with_limit(true, 2);
+        for n in 1..=5 {
+            record.add_sent(n);
+            record.push_op(op(n));
+        }
+        assert_eq!(record.ops(), Some(vec![op(1), op(2)]));
+        assert_eq!(record.dropped_ops(), 3);
+        assert_eq!(record.sent(), 15);
+        record.clear_ops();
+        assert_eq!(record.dropped_ops(), 0);
+        record.push_op(op(6));
+        assert_eq!(record.ops(), Some(vec![op(6)]));
+        // Without the operation log nothing is counted as dropped either.
+        let silent = SocketRecord::with_limit(false, 0);
+        silent.push_op(op(1));
+        assert_eq!(silent.dropped_ops(), 0);
     }
 }

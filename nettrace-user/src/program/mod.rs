@@ -52,6 +52,10 @@ pub struct ProgramTraceOptions {
     pub conntrack: bool,
     /// Ring buffer sizes.
     pub kernel_config: KernelConfig,
+    /// Streams each connection's trace when it closes, through a channel holding up to this
+    /// many traces (see [`ProgramTracer::completed_traces`]); the tracer then forgets it, so
+    /// that a long run keeps a bounded trace. `None`: no streaming.
+    pub completed_connections: Option<usize>,
 }
 
 impl Default for ProgramTraceOptions {
@@ -61,6 +65,7 @@ impl Default for ProgramTraceOptions {
             packet_capture: None,
             conntrack: false,
             kernel_config: KernelConfig::default(),
+            completed_connections: None,
         }
     }
 }
@@ -96,7 +101,10 @@ impl ProgramTracer {
         let tracer = Tracer::new(TraceSettings {
             sock_ops: options.sock_trace,
             dns_messages: true,
+            stream_connections: options.completed_connections.is_some(),
+            ..TraceSettings::default()
         });
+        tracer.stream_to(options.completed_connections);
         tracer
             .translate_kernel_events()
             .map_err(ProgramTraceError::Kernel)?;
@@ -121,6 +129,15 @@ impl ProgramTracer {
     /// its descendants). One cgroup per process.
     pub fn trace_cgroup(&self, path: &Path) -> Result<(), KernelError> {
         self.tracer.trace_cgroup(path)
+    }
+
+    /// The stream of closed connections' traces (one `HttpTrace` per connection, holding its
+    /// dial, DNS messages and TLS tunnel), when [`ProgramTraceOptions::completed_connections`]
+    /// turned it on; `None` otherwise and after the first call.
+    pub fn completed_traces(&self) -> Option<crate::client::CompletedTraces> {
+        self.tracer
+            .take_completed()
+            .map(crate::client::CompletedTraces::new)
     }
 
     /// The trace so far, with every kernel event that happened before the call, and the

@@ -15,6 +15,7 @@ pub(crate) mod fixture;
 mod kernel;
 mod records;
 mod snapshot;
+mod stream;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -31,7 +32,8 @@ use crate::{
     event::{Event, KernelEvent},
     headers::{HeaderCapture, HttpReqTraceOptions},
     ids::IdSource,
-    model::TraceId,
+    limits::TraceLimits,
+    model::{DroppedRecords, TraceId},
 };
 
 /// Where a connection runs (see [`Recorder::conn_endpoints`]).
@@ -71,6 +73,16 @@ pub(crate) struct Recorder {
     capture: Option<CaptureStore>,
     /// The response header fields of this trace's requests, packed one after the other.
     header_bytes: Vec<u8>,
+    /// The most records of each kind this trace keeps.
+    limits: TraceLimits,
+    /// Whether closed connections no request refers to are forgotten (completed requests
+    /// are streamed, and theirs went with them).
+    forget_closed: bool,
+    /// DNS messages kept in this trace (see `limits.dns_messages`).
+    dns_messages: usize,
+    /// What the limits left out of this trace (socket operations are counted by each
+    /// connection's [`SocketRecord`](crate::event::SocketRecord)).
+    dropped: DroppedRecords,
 }
 
 impl Recorder {
@@ -95,7 +107,22 @@ impl Recorder {
             http_headers: None,
             capture: None,
             header_bytes: Vec::new(),
+            limits: TraceLimits::UNLIMITED,
+            forget_closed: false,
+            dns_messages: 0,
+            dropped: DroppedRecords::default(),
         }
+    }
+
+    /// Keeps at most this many records of each kind per trace, counting the others.
+    pub(crate) fn set_limits(&mut self, limits: TraceLimits) {
+        self.limits = limits;
+    }
+
+    /// Completed requests are taken out as they complete ([`Self::take_request`]): a
+    /// connection that closes afterwards is forgotten with its close.
+    pub(crate) fn set_streaming(&mut self) {
+        self.forget_closed = true;
     }
 
     /// The socket and addresses of connection `conn`, once it is established.
@@ -129,6 +156,11 @@ impl Recorder {
     /// instance, a late event of a dial from before [`Recorder::clear`]) are ignored.
     pub(crate) fn handle(&mut self, event: Event) {
         match event {
+            Event::DialStarted { dial, .. }
+                if self.dials.is_full(&dial, self.limits.connections) =>
+            {
+                self.dropped.connections += 1;
+            }
             Event::DialStarted {
                 dial,
                 at,
@@ -205,6 +237,11 @@ impl Recorder {
                     }
                 }
             }
+            Event::ConnOpened { conn, .. }
+                if self.conns.is_full(&conn, self.limits.connections) =>
+            {
+                self.dropped.connections += 1;
+            }
             Event::ConnOpened {
                 conn,
                 transport,
@@ -253,7 +290,12 @@ impl Recorder {
                 if let Some(rec) = self.conns.get_mut(&conn) {
                     rec.closed.get_or_insert(at);
                 }
+                if self.forget_closed {
+                    self.forget_if_unused(&conn);
+                }
             }
+            // The tracer takes the request out (`take_request`); nothing to fold.
+            Event::RequestDone { .. } => {}
             Event::DnsQuery {
                 conn,
                 dial,
@@ -273,6 +315,9 @@ impl Recorder {
                 if let Some(dns) = self.dns_rec(conn, dial) {
                     dns.replies.push((at, msg));
                 }
+            }
+            Event::TlsStarted { tls, .. } if self.tls.is_full(&tls, self.limits.connections) => {
+                self.dropped.connections += 1;
             }
             Event::TlsStarted {
                 tls,
@@ -298,6 +343,11 @@ impl Recorder {
                     rec.end = Some(at);
                     rec.outcome = Some(outcome);
                 }
+            }
+            Event::HttpRequestStarted { req, .. }
+                if self.http.is_full(&req, self.limits.http_requests) =>
+            {
+                self.dropped.http_requests += 1;
             }
             Event::HttpRequestStarted {
                 req,
@@ -390,6 +440,11 @@ impl Recorder {
         if !self.record_dns || self.conns.get(&conn).is_none() {
             return None;
         }
+        if self.dns_messages >= self.limits.dns_messages {
+            self.dropped.dns_messages += 1;
+            return None;
+        }
+        self.dns_messages += 1;
         if self.dns.get(&conn).is_none() {
             self.dns.insert(
                 conn.clone(),
@@ -415,6 +470,8 @@ impl Recorder {
     /// operations cleared.
     pub(crate) fn clear_at(&mut self, clock: TraceClock) {
         self.clock = clock;
+        self.dns_messages = 0;
+        self.dropped = DroppedRecords::default();
         // Emptied in place: the next trace reuses the room instead of growing it again.
         self.dials.clear();
         self.dns.clear();

@@ -1,14 +1,14 @@
 //! [`Recorder::snapshot`]: the trace so far, in the model's types.
 use std::time::Instant;
 
-use super::{ConnRec, DialRec, HttpRec, Recorder, TlsRec};
+use super::{ConnRec, DialRec, HttpRec, Recorder, TlsRec, stream::Selection};
 use crate::{
     clock::TraceClock,
     event::{RawSocketOp, Transport},
     model::{
         AddrTuple, ConnProcess, ConntrackEntry, DialTrace, DnsQueryMsg, DnsQueryTrace, DnsReplyMsg,
-        HttpReqTrace, HttpTrace, NetTrace, ResolverDialTrace, SocketOp, SocketTrace, TcpConnTrace,
-        TlsTunnelTrace, TraceId, UdpConnTrace,
+        DroppedRecords, HttpReqTrace, HttpTrace, NetTrace, ResolverDialTrace, SocketOp,
+        SocketTrace, TcpConnTrace, TlsTunnelTrace, TraceId, UdpConnTrace,
     },
 };
 
@@ -16,7 +16,21 @@ impl Recorder {
     /// The trace so far, ending at `now`. Takes nothing away: a second snapshot holds at
     /// least what the first did, with the same IDs.
     pub(crate) fn snapshot(&self, description: &str, now: Instant) -> HttpTrace {
-        let clock = &self.clock;
+        let dropped = self.dropped;
+        self.trace_of(description, now, &self.clock, None, dropped)
+    }
+
+    /// The records `only` names (all of them when `None`), with timestamps of `clock`, and
+    /// `dropped` as the trace's counts of what the limits left out (plus the socket
+    /// operations its connections dropped).
+    pub(super) fn trace_of(
+        &self,
+        description: &str,
+        now: Instant,
+        clock: &TraceClock,
+        only: Option<&Selection>,
+        dropped: DroppedRecords,
+    ) -> HttpTrace {
         let mut net = NetTrace {
             description: description.to_owned(),
             trace_begin_at: clock.begin_at(),
@@ -24,15 +38,26 @@ impl Recorder {
             ..NetTrace::default()
         };
         for (id, dial) in self.dials.iter() {
-            net.dials.0.push(dial_trace(clock, id, dial));
+            if only.is_none_or(|sel| sel.dials.contains(id)) {
+                net.dials.0.push(dial_trace(clock, id, dial));
+            }
         }
-        for (id, conn) in self.conns.iter() {
+        let conns = self
+            .conns
+            .iter()
+            .filter(|(id, _)| only.is_none_or(|sel| sel.conns.contains(*id)));
+        let mut socket_ops = 0;
+        for (id, conn) in conns {
+            socket_ops += conn.record.dropped_ops();
             match conn.transport {
                 Transport::Tcp => net.tcp_conns.0.push(tcp_trace(clock, id, conn)),
                 Transport::Udp => net.udp_conns.0.push(udp_trace(clock, id, conn)),
             }
         }
         for (conn, dns) in self.dns.iter() {
+            if only.is_some_and(|sel| !sel.dns.contains(conn)) {
+                continue;
+            }
             net.dns_queries.0.push(DnsQueryTrace {
                 trace_id: dns.trace_id.clone(),
                 from_dial: dns.dial.clone(),
@@ -58,12 +83,20 @@ impl Recorder {
             });
         }
         for (id, tls) in self.tls.iter() {
-            net.tls_tunnels.0.push(tls_trace(clock, id, tls));
+            if only.is_none_or(|sel| sel.tls.contains(id)) {
+                net.tls_tunnels.0.push(tls_trace(clock, id, tls));
+            }
         }
+        let dropped = DroppedRecords {
+            socket_ops,
+            ..dropped
+        };
+        net.dropped = (!dropped.is_empty()).then_some(dropped);
         let http_requests = self
             .http
             .iter()
-            .map(|(id, req)| self.http_trace(id, req))
+            .filter(|(id, _)| only.is_none_or(|sel| sel.http.contains(*id)))
+            .map(|(id, req)| self.http_trace(clock, id, req))
             .collect::<Vec<_>>()
             .into();
         HttpTrace {
@@ -72,8 +105,7 @@ impl Recorder {
         }
     }
 
-    fn http_trace(&self, id: &TraceId, req: &HttpRec) -> HttpReqTrace {
-        let clock = &self.clock;
+    fn http_trace(&self, clock: &TraceClock, id: &TraceId, req: &HttpRec) -> HttpReqTrace {
         let (proto_major, proto_minor) = req.proto.unwrap_or((1, 1));
         let (body_first, body_last) = req.body.response_times();
         HttpReqTrace {
@@ -195,6 +227,7 @@ fn socket_trace(clock: &TraceClock, conn: &ConnRec) -> Option<SocketTrace> {
     let mut ops = conn.record.ops()?;
     ops.sort_by_key(|op| op.call_at);
     Some(SocketTrace {
+        dropped_ops: conn.record.dropped_ops(),
         socket_ops: ops.iter().map(|op| socket_op(clock, op)).collect(),
     })
 }

@@ -38,6 +38,16 @@ impl<T> Table<T> {
         }
     }
 
+    /// Whether a new record `id` would exceed `limit` records (replacing one never does).
+    pub(crate) fn is_full(&self, id: &TraceId, limit: usize) -> bool {
+        self.rows.len() >= limit && !self.index.contains_key(id)
+    }
+
+    /// Whether there is no record.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
     pub(crate) fn get(&self, id: &TraceId) -> Option<&T> {
         self.index.get(id).map(|&i| &self.rows[i].1)
     }
@@ -61,6 +71,19 @@ impl<T> Table<T> {
         self.index.clear();
         self.rows.shrink_to(KEPT_ROWS);
         self.index.shrink_to(KEPT_ROWS);
+    }
+
+    /// Removes the records for which `remove` is true (it may also change the others),
+    /// keeping the order; the index is rebuilt in place only when something went.
+    pub(crate) fn remove_where(&mut self, mut remove: impl FnMut(&TraceId, &mut T) -> bool) {
+        let before = self.rows.len();
+        self.rows.retain_mut(|(id, row)| !remove(id, row));
+        if self.rows.len() != before {
+            self.index.clear();
+            for (i, (id, _)) in self.rows.iter().enumerate() {
+                self.index.insert(id.clone(), i);
+            }
+        }
     }
 
     /// Keeps only the records for which `keep` is true, in order.

@@ -402,6 +402,7 @@ fn a_tcp_connection_from_socket_creation_to_close() {
             total_recv_bytes: 300,
             conntrack: None,
             socket_trace: Some(SocketTrace {
+                dropped_ops: 0,
                 socket_ops: vec![
                     op(SocketOpType::Write, 22, 100, ""),
                     op(SocketOpType::Read, 30, 300, ""),
@@ -674,6 +675,7 @@ fn a_udp_dns_exchange_becomes_a_resolver_connection_with_its_messages() {
             total_recv_bytes: 46,
             conntrack: None,
             socket_trace: Some(SocketTrace {
+                dropped_ops: 0,
                 socket_ops: vec![
                     SocketOp {
                         op_type: SocketOpType::Write,

@@ -22,6 +22,8 @@ mod cgroup;
 mod check;
 #[path = "../../logging.rs"]
 mod logging;
+#[path = "../../otlp.rs"]
+mod otlp;
 mod pid_cgroup;
 mod probe;
 mod serve;
@@ -91,6 +93,13 @@ pub(crate) struct TraceArgs {
     /// The command to run and trace.
     #[arg(last = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,
+    /// Write each connection's trace as one JSON line when it closes (what is still open at
+    /// the end comes last), and let the tracer forget it: memory stays bounded on long runs.
+    #[arg(long)]
+    pub(crate) stream: bool,
+    /// OpenTelemetry export.
+    #[command(flatten)]
+    pub(crate) otlp: otlp::OtlpArgs,
 }
 
 fn main() -> ExitCode {

@@ -2,14 +2,24 @@
 //! cgroup), a cgroup or a process and its descendants (moved into a cgroup of their own, see
 //! `pid_cgroup.rs`), from kernel events alone, written as NetTrace JSON with
 //! the packet captures beside it.
-use std::{fs, io::Write, path::Path, process::ExitCode, time::Duration};
+use std::{
+    fs,
+    io::{BufWriter, Write},
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::{Context, Result, bail};
 use nettrace::{
     capture::{PacketCapture, PacketCaptureOptions},
+    client::CompletedTraces,
     model::HttpTrace,
     program::{ProgramTraceOptions, ProgramTracer},
 };
+use nettrace_otel::OtlpExporter;
+use tokio::{sync::oneshot, task::JoinHandle};
 
 use crate::{
     TraceArgs, cgroup,
@@ -34,9 +44,19 @@ pub(crate) async fn run(args: TraceArgs) -> Result<ExitCode> {
             ..PacketCaptureOptions::default()
         }),
         conntrack: args.conntrack,
+        completed_connections: args.stream.then_some(STREAM_CAPACITY),
         ..ProgramTraceOptions::default()
     };
     let tracer = ProgramTracer::new(&options).context("starting the trace")?;
+    let exporter = args.otlp.exporter()?.map(Arc::new);
+    let streamer = match tracer.completed_traces() {
+        Some(completed) => Some(Streamer::start(
+            completed,
+            args.output.clone(),
+            exporter.clone(),
+        )?),
+        None => None,
+    };
     let mut moved_process = None;
     let (code, target) = if let Some(path) = &args.cgroup {
         tracer
@@ -71,13 +91,26 @@ pub(crate) async fn run(args: TraceArgs) -> Result<ExitCode> {
     tokio::time::sleep(SETTLE).await;
     let description = args.description.clone().unwrap_or(target);
     let (trace, captures) = tracer.trace(&description);
-    write_trace(args.output.as_deref(), &trace)?;
+    match streamer {
+        // The last line: what is still open (or was never closed) at the end.
+        Some(streamer) => streamer.finish(&trace).await?,
+        None => {
+            write_trace(args.output.as_deref(), &trace)?;
+            crate::otlp::export(exporter.as_deref(), &trace);
+        }
+    }
     if !args.pcap.is_empty() {
         let dir = args.pcap_dir.clone().unwrap_or_else(|| ".".into());
         write_captures(&dir, &captures)?;
     }
     drop(moved_process);
-    Ok(code)
+    // Every clone went with the streamer.
+    let exporter = exporter.and_then(|e| Arc::try_unwrap(e).ok());
+    let exported =
+        tokio::task::spawn_blocking(move || crate::otlp::finish(exporter, "nettrace-loader"))
+            .await
+            .unwrap_or(false);
+    Ok(if exported { code } else { ExitCode::FAILURE })
 }
 
 /// Runs the command in a fresh cgroup (joined before `exec`, so that every socket it makes
@@ -131,6 +164,81 @@ async fn wait_for_pid(pid: u32) {
             _ = tick.tick() => if !alive() { return },
         }
     }
+}
+
+/// How many closed connections' traces wait for the writer at most (`--stream`).
+const STREAM_CAPACITY: usize = 4096;
+
+/// `--stream`: writes each closed connection's trace as a JSON line as it comes (and exports
+/// it), in a task of its own until told to stop.
+struct Streamer {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<BufWriter<Box<dyn Write + Send>>>>,
+    exporter: Option<Arc<OtlpExporter>>,
+}
+
+impl Streamer {
+    fn start(
+        mut completed: CompletedTraces,
+        output: Option<PathBuf>,
+        exporter: Option<Arc<OtlpExporter>>,
+    ) -> Result<Self> {
+        let sink: Box<dyn Write + Send> = match &output {
+            Some(path) => Box::new(
+                fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+            ),
+            None => Box::new(std::io::stdout()),
+        };
+        let mut out = BufWriter::new(sink);
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let task_exporter = exporter.clone();
+        let task = tokio::spawn(async move {
+            let mut stopping = false;
+            loop {
+                let trace = if stopping {
+                    completed.try_recv()
+                } else {
+                    tokio::select! {
+                        trace = completed.recv() => trace,
+                        _ = &mut stopped => {
+                            stopping = true;
+                            completed.try_recv()
+                        }
+                    }
+                };
+                let Some(trace) = trace else {
+                    return Ok(out);
+                };
+                write_line(&mut out, &trace)?;
+                crate::otlp::export(task_exporter.as_deref(), &trace);
+            }
+        });
+        Ok(Self {
+            stop,
+            task,
+            exporter,
+        })
+    }
+
+    /// Writes what is still queued, then `last` (when it holds anything), and flushes.
+    async fn finish(self, last: &HttpTrace) -> Result<()> {
+        let _ = self.stop.send(());
+        let mut out = self.task.await.context("the stream writer failed")??;
+        let net = &last.net_trace;
+        if !net.dials.is_empty() || !net.tcp_conns.is_empty() || !net.udp_conns.is_empty() {
+            write_line(&mut out, last)?;
+            crate::otlp::export(self.exporter.as_deref(), last);
+        }
+        out.flush().context("writing the stream")
+    }
+}
+
+/// One trace as a JSON line, flushed so a reader sees it at once.
+fn write_line(out: &mut impl Write, trace: &HttpTrace) -> Result<()> {
+    serde_json::to_writer(&mut *out, trace).context("encoding a trace")?;
+    out.write_all(b"\n")
+        .and_then(|()| out.flush())
+        .context("writing the stream")
 }
 
 fn write_trace(output: Option<&Path>, trace: &HttpTrace) -> Result<()> {

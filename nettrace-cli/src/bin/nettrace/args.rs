@@ -320,6 +320,14 @@ pub(crate) struct GetArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub(crate) format: Format,
+    /// Print each request's trace as soon as the request is complete (one JSON document per
+    /// line, also with --repeat), and let the tracer forget it: memory stays bounded however
+    /// many requests are made.
+    #[arg(long, conflicts_with = "clear_trace")]
+    pub(crate) stream: bool,
+    /// OpenTelemetry export.
+    #[command(flatten)]
+    pub(crate) otlp: crate::otlp::OtlpArgs,
 }
 
 #[derive(Args, Debug)]
@@ -329,6 +337,9 @@ pub(crate) struct ShowArgs {
     /// Output format (json re-emits the file unchanged after checking it).
     #[arg(long, value_enum, default_value_t = Format::Waterfall)]
     pub(crate) format: Format,
+    /// OpenTelemetry export.
+    #[command(flatten)]
+    pub(crate) otlp: crate::otlp::OtlpArgs,
 }
 
 #[derive(Args, Debug)]

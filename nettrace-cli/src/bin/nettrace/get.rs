@@ -89,10 +89,22 @@ impl Run {
 }
 
 async fn get(args: GetArgs) -> Result<ExitCode> {
+    if args.stream && matches!(args.format, Format::Har | Format::Html) {
+        anyhow::bail!(
+            "--stream writes one JSON line or waterfall per request; HAR and HTML are one \
+             document for the whole run: drop --stream or use --format json"
+        );
+    }
     let trace_output = TraceOutput::of(&args)?;
     let plan = Plan::new(&args)?;
     let mut interrupt = Interrupt::install()?;
     let client = HttpClient::new(config(&args)?, options(&args))?;
+    let exporter = args.otlp.exporter()?;
+    // With --stream: each request's trace, written (and exported) as it completes.
+    let mut stream = match client.completed_traces() {
+        Some(completed) => Some((completed, StreamOutput::open(&trace_output)?)),
+        None => None,
+    };
     let description = args
         .description
         .clone()
@@ -103,6 +115,13 @@ async fn get(args: GetArgs) -> Result<ExitCode> {
     let mut run = Run::default();
     for _ in 0..args.repeat.max(1) {
         exchange(&client, &plan, &mut body_output, &mut interrupt, &mut run).await?;
+        if let Some((completed, out)) = &mut stream {
+            // A request is complete when its body is read or dropped: its trace is waiting.
+            while let Some(trace) = completed.try_recv() {
+                out.write(args.format, &trace)?;
+                crate::otlp::export(exporter.as_ref(), &trace);
+            }
+        }
         if args.clear_trace {
             let (trace, captured) = client.get_trace(&description)?;
             traces.push(trace);
@@ -135,13 +154,34 @@ async fn get(args: GetArgs) -> Result<ExitCode> {
         eprintln!("nettrace: {error:#}");
         run.failed = true;
     }
-    if !args.clear_trace {
+    if let Some((completed, out)) = &mut stream {
+        while let Some(trace) = completed.try_recv() {
+            out.write(args.format, &trace)?;
+            crate::otlp::export(exporter.as_ref(), &trace);
+        }
+        out.flush()?;
+        if !args.pcap.is_empty() {
+            captures = client.get_trace(&description)?.1;
+        }
+    } else if !args.clear_trace {
         let (trace, captured) = client.get_trace(&description)?;
         traces.push(trace);
         captures = captured;
     }
     client.close()?;
-    write_traces(&trace_output, &args, &traces, &capture_summaries(&captures))?;
+    if stream.is_none() {
+        write_traces(&trace_output, &args, &traces, &capture_summaries(&captures))?;
+    }
+    for trace in &traces {
+        crate::otlp::export(exporter.as_ref(), trace);
+    }
+    // The batch processor sends from its own thread; waiting for it blocks.
+    let exported = tokio::task::spawn_blocking(move || crate::otlp::finish(exporter, "nettrace"))
+        .await
+        .unwrap_or(false);
+    if !exported {
+        run.failed = true;
+    }
     if !args.pcap.is_empty() {
         // With --clear-trace, the captures of the last trace.
         let dir = args.pcap_dir.clone().unwrap_or_else(|| ".".into());
@@ -199,6 +239,76 @@ async fn exchange(
         }
     }
     Ok(())
+}
+
+/// How many completed traces wait for the writer at most (`--stream`); more would be
+/// dropped and counted in the next one (the writer drains them after every request).
+const STREAM_CAPACITY: usize = 1024;
+
+/// Where `--stream` writes, opened once for the whole run.
+enum StreamOutput {
+    Stdout(io::Stdout),
+    Stderr(io::Stderr),
+    File(PathBuf, BufWriter<File>),
+}
+
+impl StreamOutput {
+    fn open(output: &TraceOutput) -> Result<Self> {
+        Ok(match output {
+            TraceOutput::Stdout => Self::Stdout(io::stdout()),
+            TraceOutput::Stderr => Self::Stderr(io::stderr()),
+            TraceOutput::File(path) => {
+                let file =
+                    File::create(path).with_context(|| format!("creating {}", path.display()))?;
+                Self::File(path.clone(), BufWriter::with_capacity(64 << 10, file))
+            }
+        })
+    }
+
+    /// Writes one trace: a JSON line, or its waterfall; standard output and error are
+    /// flushed at once, so a reader sees each request as it completes.
+    fn write(&mut self, format: Format, trace: &HttpTrace) -> Result<()> {
+        let write = |out: &mut dyn Write| -> io::Result<()> {
+            match format {
+                Format::Waterfall => {
+                    out.write_all(nettrace::waterfall::render(trace).as_bytes())?;
+                }
+                // HAR and HTML are refused with --stream (see `get`).
+                Format::Json | Format::Har | Format::Html => {
+                    serde_json::to_writer(&mut *out, trace)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            out.flush()
+        };
+        match self {
+            Self::Stdout(out) => write(&mut out.lock()).context("writing standard output"),
+            Self::Stderr(out) => write(&mut out.lock()).context("writing standard error"),
+            Self::File(path, out) => {
+                // A file is flushed at the end (or when its buffer fills).
+                let result = match format {
+                    Format::Waterfall => {
+                        out.write_all(nettrace::waterfall::render(trace).as_bytes())
+                    }
+                    Format::Json | Format::Har | Format::Html => {
+                        serde_json::to_writer(&mut *out, trace)
+                            .map_err(io::Error::from)
+                            .and_then(|()| out.write_all(b"\n"))
+                    }
+                };
+                result.with_context(|| format!("writing {}", path.display()))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        match self {
+            Self::File(path, out) => out
+                .flush()
+                .with_context(|| format!("writing {}", path.display())),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Writes the traces as they are serialized (a trace with a socket operation per read of a
@@ -333,6 +443,8 @@ fn options(args: &GetArgs) -> TraceOptions {
             tls_keys: args.tls_keys,
         }),
         conntrack: args.conntrack,
+        limits: Default::default(),
+        completed_traces: args.stream.then_some(STREAM_CAPACITY),
     }
 }
 

@@ -19,6 +19,8 @@ mod get;
 mod interrupt;
 #[path = "../../logging.rs"]
 mod logging;
+#[path = "../../otlp.rs"]
+mod otlp;
 mod output;
 mod request;
 mod show;

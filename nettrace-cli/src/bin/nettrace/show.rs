@@ -24,6 +24,7 @@ pub(crate) fn run(args: &ShowArgs) -> Result<ExitCode> {
     };
     let trace: HttpTrace =
         serde_json::from_str(&text).with_context(|| format!("{name} is not a nettrace trace"))?;
+    let exporter = args.otlp.exporter()?;
     match args.format {
         Format::Json => write_stdout(&text)?,
         format => {
@@ -31,5 +32,10 @@ pub(crate) fn run(args: &ShowArgs) -> Result<ExitCode> {
             to_stdout(|out| write_rendered(out, format, std::slice::from_ref(&trace), color, &[]))?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    crate::otlp::export(exporter.as_ref(), &trace);
+    Ok(if crate::otlp::finish(exporter, "nettrace") {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -266,6 +266,7 @@ fn a_tcp_connection_logs_its_socket_operations_in_call_order() {
             total_sent_bytes: 120,
             total_recv_bytes: 2000,
             socket_trace: Some(SocketTrace {
+                dropped_ops: 0,
                 socket_ops: vec![
                     SocketOp {
                         op_type: SocketOpType::Read,

@@ -242,6 +242,7 @@ fn clear_carries_open_connections_over_as_reused_with_absolute_times() {
         conn_close_at: rel(500),
         total_sent_bytes: 150,
         socket_trace: Some(SocketTrace {
+            dropped_ops: 0,
             socket_ops: vec![SocketOp {
                 op_type: SocketOpType::Write,
                 call_at: rel(100),

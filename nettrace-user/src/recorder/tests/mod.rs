@@ -5,13 +5,15 @@
 //!
 //! This module holds the event builders and the scenarios the tests share; the tests are in
 //! `connections` (dials, connections, socket operations), `messages` (DNS, TLS, HTTP),
-//! `lifecycle` (snapshot, clear, unknown records) and `kernel` (kernel facts, conntrack,
-//! packet captures).
+//! `lifecycle` (snapshot, clear, unknown records), `kernel` (kernel facts, conntrack,
+//! packet captures), `limits` (bounded memory) and `stream` (completed requests taken out).
 mod connections;
 mod kernel;
 mod lifecycle;
+mod limits;
 mod messages;
 mod precise;
+mod stream;
 
 use std::{io, sync::Arc};
 

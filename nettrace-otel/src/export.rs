@@ -1,0 +1,408 @@
+//! [`OtlpExporter`]: sends the span trees of traces to an OpenTelemetry collector over OTLP
+//! (HTTP/protobuf), batched in a bounded queue by the SDK's batch processor on a thread of
+//! its own, each batch retried with backoff (3 retries, 100 ms to 1.6 s).
+//!
+//! Export never blocks the traced requests: [`OtlpExporter::export`] only queues the spans;
+//! a full queue drops spans, and [`OtlpExporter::finish`] says how many of those queued
+//! reached the collector, and fails with the collector's address and the last error when any
+//! did not (the caller has written its JSON by then).
+use std::{
+    fmt,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use nettrace_model::HttpTrace;
+use opentelemetry::{
+    Context, KeyValue,
+    trace::{
+        Event, Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _,
+    },
+};
+use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+use opentelemetry_sdk::{
+    Resource,
+    error::OTelSdkResult,
+    trace::{
+        BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData,
+        SpanExporter,
+    },
+};
+
+use crate::spans::{SpanNode, Value, request_trees};
+
+/// Where and as what traces are exported.
+#[derive(Clone, Debug)]
+pub struct OtlpConfig {
+    /// The collector's OTLP/HTTP endpoint, e.g. `http://127.0.0.1:4318`; `/v1/traces` is
+    /// added when the URL has no path.
+    pub endpoint: String,
+    /// `service.name` (default `nettrace`).
+    pub service_name: String,
+    /// `device.id`: the device or session the traces come from, when set.
+    pub device_id: Option<String>,
+    /// `host.name`; `None` reads the system's host name.
+    pub host_name: Option<String>,
+    /// The most spans waiting for export (default 65,536); more are dropped and counted.
+    pub max_queue: usize,
+    /// Time limit of one export request (default 5 s).
+    pub timeout: Duration,
+}
+
+impl OtlpConfig {
+    /// The defaults, sending to `endpoint`.
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            service_name: "nettrace".to_owned(),
+            device_id: None,
+            host_name: None,
+            max_queue: 65_536,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why export did not start or did not deliver everything.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The endpoint is no `http://` or `https://` URL, or the exporter could not be built.
+    #[error("OTLP exporter for {endpoint}: {reason}")]
+    Setup {
+        /// The endpoint given.
+        endpoint: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Spans did not reach the collector (unreachable, refused, or the queue was full).
+    #[error(
+        "OTLP export to {endpoint}: {report}{}",
+        last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+    )]
+    Incomplete {
+        /// The endpoint.
+        endpoint: String,
+        /// What was delivered.
+        report: ExportReport,
+        /// The last export error.
+        last_error: Option<String>,
+    },
+}
+
+/// What an exporter delivered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExportReport {
+    /// Spans queued (one tree per HTTP request).
+    pub spans: u64,
+    /// Spans the collector accepted.
+    pub exported: u64,
+    /// Export requests that failed after their retries.
+    pub failed_batches: u64,
+}
+
+impl fmt::Display for ExportReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} of {} spans exported", self.exported, self.spans)?;
+        if self.failed_batches > 0 {
+            write!(f, ", {} batches failed", self.failed_batches)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the exporter wrapper counts.
+#[derive(Debug, Default)]
+struct Stats {
+    exported: AtomicU64,
+    failed_batches: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// The OTLP exporter, counting what it delivers.
+#[derive(Debug)]
+struct Counted<E> {
+    inner: E,
+    stats: Arc<Stats>,
+}
+
+impl<E: SpanExporter> SpanExporter for Counted<E> {
+    fn export(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        let spans = batch.len() as u64;
+        let stats = self.stats.clone();
+        let export = self.inner.export(batch);
+        async move {
+            let result = export.await;
+            match &result {
+                Ok(()) => {
+                    stats.exported.fetch_add(spans, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                    *stats
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
+                }
+            }
+            result
+        }
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// Sends traces to a collector as span trees (see [`crate::spans`]).
+pub struct OtlpExporter {
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+    endpoint: String,
+    stats: Arc<Stats>,
+    spans: AtomicU64,
+}
+
+impl fmt::Debug for OtlpExporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpExporter")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OtlpExporter {
+    /// An exporter to `config.endpoint`. Connects nothing yet: an unreachable collector
+    /// shows in [`Self::finish`].
+    pub fn new(config: &OtlpConfig) -> Result<Self, ExportError> {
+        let endpoint = traces_url(&config.endpoint).map_err(|reason| ExportError::Setup {
+            endpoint: config.endpoint.clone(),
+            reason,
+        })?;
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(endpoint.clone())
+            .with_timeout(config.timeout)
+            .build()
+            .map_err(|e| ExportError::Setup {
+                endpoint: endpoint.clone(),
+                reason: e.to_string(),
+            })?;
+        let stats = Arc::new(Stats::default());
+        let counted = Counted {
+            inner: exporter,
+            stats: stats.clone(),
+        };
+        let batch = BatchConfigBuilder::default()
+            .with_max_queue_size(config.max_queue.max(1))
+            .with_max_export_batch_size(512.min(config.max_queue.max(1)))
+            .with_scheduled_delay(Duration::from_millis(200))
+            .build();
+        let processor = BatchSpanProcessor::builder(counted)
+            .with_batch_config(batch)
+            .build();
+        let mut attributes = vec![KeyValue::new(
+            "host.name",
+            config.host_name.clone().unwrap_or_else(host_name),
+        )];
+        if let Some(device) = &config.device_id {
+            attributes.push(KeyValue::new("device.id", device.clone()));
+        }
+        let resource = Resource::builder()
+            .with_service_name(config.service_name.clone())
+            .with_attributes(attributes)
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .with_resource(resource)
+            .build();
+        let tracer = provider.tracer("nettrace");
+        Ok(Self {
+            provider,
+            tracer,
+            endpoint,
+            stats,
+            spans: AtomicU64::new(0),
+        })
+    }
+
+    /// The URL spans are posted to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Queues the span trees of `trace` (one per HTTP request); returns how many spans.
+    pub fn export(&self, trace: &HttpTrace) -> u64 {
+        let mut spans = 0;
+        for tree in request_trees(trace) {
+            spans += self.emit(&tree, &Context::new());
+        }
+        self.spans.fetch_add(spans, Ordering::Relaxed);
+        spans
+    }
+
+    /// Sends what is queued and waits for it (blocking; call it outside async code or in
+    /// `spawn_blocking`).
+    pub fn flush(&self) -> ExportReport {
+        let _ = self.provider.force_flush();
+        self.report()
+    }
+
+    /// What was delivered so far.
+    pub fn report(&self) -> ExportReport {
+        ExportReport {
+            spans: self.spans.load(Ordering::Relaxed),
+            exported: self.stats.exported.load(Ordering::Relaxed),
+            failed_batches: self.stats.failed_batches.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sends what is queued, stops the exporter, and says whether every span was delivered
+    /// (blocking, as [`Self::flush`]).
+    pub fn finish(self) -> Result<ExportReport, ExportError> {
+        let _ = self.provider.force_flush();
+        let _ = self.provider.shutdown();
+        let report = self.report();
+        if report.exported == report.spans && report.failed_batches == 0 {
+            return Ok(report);
+        }
+        let last_error = self
+            .stats
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        Err(ExportError::Incomplete {
+            endpoint: self.endpoint,
+            report,
+            last_error,
+        })
+    }
+
+    /// Starts `node` under `parent`, its children under it, and ends it; returns the
+    /// number of spans.
+    fn emit(&self, node: &SpanNode, parent: &Context) -> u64 {
+        let events = node
+            .events
+            .iter()
+            .map(|e| Event::new(e.name.clone(), e.at, key_values(&e.attrs), 0))
+            .collect();
+        let mut span = self
+            .tracer
+            .span_builder(node.name.clone())
+            .with_kind(if node.client {
+                SpanKind::Client
+            } else {
+                SpanKind::Internal
+            })
+            .with_start_time(node.start)
+            .with_attributes(key_values(&node.attrs))
+            .with_events(events)
+            .start_with_context(&self.tracer, parent);
+        if let Some(error) = &node.error {
+            span.set_status(Status::error(error.clone()));
+        }
+        let cx = parent.with_span(span);
+        let mut count = 1;
+        for child in &node.children {
+            count += self.emit(child, &cx);
+        }
+        cx.span().end_with_timestamp(node.end);
+        count
+    }
+}
+
+fn key_values(attrs: &[(&'static str, Value)]) -> Vec<KeyValue> {
+    attrs
+        .iter()
+        .map(|(key, value)| match value {
+            Value::Str(v) => KeyValue::new(*key, v.clone()),
+            Value::Int(v) => KeyValue::new(*key, *v),
+            Value::Bool(v) => KeyValue::new(*key, *v),
+        })
+        .collect()
+}
+
+/// The traces URL of an endpoint: `/v1/traces` added when it has no path.
+fn traces_url(endpoint: &str) -> Result<String, String> {
+    let Some((scheme, rest)) = endpoint.split_once("://") else {
+        return Err("not a URL (expected http://HOST:PORT)".to_owned());
+    };
+    if !matches!(scheme, "http" | "https") {
+        return Err(format!("scheme {scheme}: expected http or https"));
+    }
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("no host".to_owned());
+    }
+    Ok(match rest.split_once('/') {
+        None => format!("{endpoint}/v1/traces"),
+        Some((_, "")) => format!("{endpoint}v1/traces"),
+        Some(_) => endpoint.to_owned(),
+    })
+}
+
+/// The system's host name (empty when unreadable).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_traces_path_is_added_only_when_there_is_no_path() {
+        assert_eq!(
+            traces_url("http://127.0.0.1:4318").as_deref(),
+            Ok("http://127.0.0.1:4318/v1/traces")
+        );
+        assert_eq!(
+            traces_url("http://c:4318/").as_deref(),
+            Ok("http://c:4318/v1/traces")
+        );
+        assert_eq!(
+            traces_url("https://c/otlp/v1/traces").as_deref(),
+            Ok("https://c/otlp/v1/traces")
+        );
+        assert!(traces_url("127.0.0.1:4318").is_err());
+        assert!(traces_url("ftp://c").is_err());
+    }
+
+    #[test]
+    fn an_unreachable_collector_is_a_clear_error() {
+        // A port nobody listens on: bound, then closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        let mut config = OtlpConfig::new(format!("http://127.0.0.1:{port}"));
+        config.timeout = Duration::from_secs(2);
+        let exporter = OtlpExporter::new(&config).expect("exporter");
+        let trace: HttpTrace =
+            serde_json::from_str(crate::tests_support::ONE_REQUEST).expect("trace");
+        assert!(exporter.export(&trace) >= 1);
+        let error = exporter.finish().expect_err("unreachable");
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!("127.0.0.1:{port}/v1/traces")),
+            "{text}"
+        );
+        assert!(text.contains("0 of"), "{text}");
+    }
+}
