@@ -19,7 +19,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 
-use super::{expect_continue::BodyWait, gunzip::Gunzip, idle::IdleOnEnd};
+use super::{expect_continue::BodyWait, gunzip::Gunzip, pool::ReturnOnEnd};
 use crate::{event::BodyCounters, event::Event, event::Sink, model::TraceId};
 
 /// A boxed error of a streaming request body.
@@ -240,8 +240,8 @@ pub enum BodyError {
 /// The body of a response, as the caller reads it.
 pub struct ResponseBody {
     inner: hyper::body::Incoming,
-    /// Told when the body is read to the end (the connection is then idle).
-    on_end: Option<IdleOnEnd>,
+    /// Hands the connection back to the pool when the body is read to the end.
+    on_end: Option<ReturnOnEnd>,
     /// Boxed: rare, and large (the body is moved with every response).
     gzip: Option<Box<Gunzip>>,
     /// Where the bytes read are counted, with HTTP records.
@@ -273,8 +273,9 @@ impl ResponseBody {
         }
     }
 
-    /// Reports the connection idle to `on_end` once the body has been read to the end.
-    pub(crate) fn on_end(mut self, on_end: Option<IdleOnEnd>) -> Self {
+    /// Hands the connection back through `on_end` once the body has been read to the end,
+    /// before the caller sees the end.
+    pub(crate) fn on_end(mut self, on_end: Option<ReturnOnEnd>) -> Self {
         self.on_end = on_end;
         self
     }
