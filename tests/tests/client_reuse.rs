@@ -190,3 +190,77 @@ async fn concurrent_http2_requests_share_the_connection() {
     one_connection(&trace, TASKS + 1);
     assert_eq!(server.connections().get(), 1);
 }
+
+/// With one connection per host allowed and keep-alive, concurrent requests take turns on the
+/// one connection: each waits for it to be handed back rather than for a second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_conns_per_host_with_keep_alive_hands_the_connection_on() {
+    const TASKS: usize = 4;
+    let server = scenario::plain_server().await;
+    let client = scenario::client(
+        HttpClientConfig {
+            max_conns_per_host: 1,
+            ..Default::default()
+        },
+        scenario::full_options(),
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..TASKS {
+        let (client, url) = (client.clone(), server.url("/slow-headers/20"));
+        tasks.spawn(async move { get_ok(&client, &url).await.0 });
+    }
+    let statuses = bounded_for(ROUND_LIMIT, "concurrent requests", tasks.join_all()).await;
+    assert!(statuses.iter().all(|s| *s == 200));
+    let trace = scenario::trace(&client, "one conn per host");
+    let conn = only(&trace.net_trace.tcp_conns, "TCP connection", &trace);
+    assert!(
+        trace
+            .http_requests
+            .iter()
+            .all(|r| r.tcp_conn == conn.trace_id),
+        "{}",
+        dump(&trace)
+    );
+    assert_eq!(server.connections().get(), 1);
+}
+
+/// A server that answers one request per connection and then closes it (without saying
+/// so): the idle connection it closed is not used again, and the next request succeeds on a
+/// new one.
+#[tokio::test]
+async fn an_idle_connection_the_server_closed_is_replaced() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        for _ in 0..2 {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                assert!(head.len() < 16 * 1024, "request head too long");
+                stream.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            // Closed here: the client still holds the connection as idle.
+        }
+    });
+    let client = scenario::client(HttpClientConfig::default(), scenario::full_options());
+    let url = format!("http://{addr}/");
+    for _ in 0..2 {
+        let (status, body) = get_ok(&client, &url).await;
+        assert_eq!((status, &body[..]), (200, &b"ok"[..]));
+    }
+    bounded_for(ROUND_LIMIT, "server", server).await.unwrap();
+    let trace = scenario::trace(&client, "closed while idle");
+    assert_eq!(trace.net_trace.dials.len(), 2, "{}", dump(&trace));
+    let [first, second] = &trace.http_requests[..] else {
+        panic!("two requests:\n{}", dump(&trace));
+    };
+    assert_ne!(first.tcp_conn, second.tcp_conn);
+    assert!(second.req_error.is_empty(), "{}", dump(&trace));
+}

@@ -93,8 +93,8 @@ fn certificate_failure(error: &CertificateError) -> CertificateFailure {
     }
 }
 
-/// The class of a failed exchange that hyper (or hyper-util's pool) reports: the request body
-/// failing, or else the exchange itself.
+/// The class of a failed exchange that hyper (or the pool) reports: the request body failing,
+/// or else the exchange itself.
 pub(super) fn exchange_failure(error: &super::exchange_error::ExchangeError) -> RequestErrorKind {
     if matches!(error, super::exchange_error::ExchangeError::Connect(_)) {
         return RequestErrorKind::Connect;
