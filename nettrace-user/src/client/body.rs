@@ -383,10 +383,11 @@ impl Body for ResponseBody {
             };
             // The last bytes of a body of known length: the connection is idle from here,
             // also for a caller that stops reading once it has them all.
-            if this.on_end.is_some() && this.inner.is_end_stream() {
-                if let Some(on_end) = this.on_end.take() {
-                    on_end.report();
-                }
+            if this.on_end.is_some()
+                && this.inner.is_end_stream()
+                && let Some(on_end) = this.on_end.take()
+            {
+                on_end.report();
             }
             match frame.into_data() {
                 Ok(data) => match &mut this.gzip {
