@@ -19,7 +19,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 
-use super::{expect_continue::BodyWait, gunzip::Gunzip, idle::IdleOnEnd};
+use super::{expect_continue::BodyWait, gunzip::Gunzip, pool::ReturnOnEnd};
 use crate::{event::BodyCounters, event::Event, event::Sink, model::TraceId};
 
 /// A boxed error of a streaming request body.
@@ -240,8 +240,8 @@ pub enum BodyError {
 /// The body of a response, as the caller reads it.
 pub struct ResponseBody {
     inner: hyper::body::Incoming,
-    /// Told when the body is read to the end (the connection is then idle).
-    on_end: Option<IdleOnEnd>,
+    /// Hands the connection back to the pool when the body is read to the end.
+    on_end: Option<ReturnOnEnd>,
     /// Boxed: rare, and large (the body is moved with every response).
     gzip: Option<Box<Gunzip>>,
     /// Where the bytes read are counted, with HTTP records.
@@ -281,8 +281,9 @@ impl ResponseBody {
         self.done = Some(done);
     }
 
-    /// Reports the connection idle to `on_end` once the body has been read to the end.
-    pub(crate) fn on_end(mut self, on_end: Option<IdleOnEnd>) -> Self {
+    /// Hands the connection back through `on_end` once the body has been read to the end,
+    /// before the caller sees the end.
+    pub(crate) fn on_end(mut self, on_end: Option<ReturnOnEnd>) -> Self {
         self.on_end = on_end;
         self
     }
@@ -400,6 +401,14 @@ impl Body for ResponseBody {
                     }
                 }
             };
+            // The last bytes of a body of known length: the connection is idle from here,
+            // also for a caller that stops reading once it has them all.
+            if this.on_end.is_some()
+                && this.inner.is_end_stream()
+                && let Some(on_end) = this.on_end.take()
+            {
+                on_end.report();
+            }
             match frame.into_data() {
                 Ok(data) => match &mut this.gzip {
                     Some(gzip) => gzip.push(data),

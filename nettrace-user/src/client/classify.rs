@@ -93,10 +93,10 @@ fn certificate_failure(error: &CertificateError) -> CertificateFailure {
     }
 }
 
-/// The class of a failed exchange that hyper (or hyper-util's pool) reports: the request body
-/// failing, or else the exchange itself.
-pub(super) fn exchange_failure(error: &hyper_util::client::legacy::Error) -> RequestErrorKind {
-    if error.is_connect() {
+/// The class of a failed exchange that hyper (or the pool) reports: the request body failing,
+/// or else the exchange itself.
+pub(super) fn exchange_failure(error: &super::exchange_error::ExchangeError) -> RequestErrorKind {
+    if matches!(error, super::exchange_error::ExchangeError::Connect(_)) {
         return RequestErrorKind::Connect;
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);

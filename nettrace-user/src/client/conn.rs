@@ -1,20 +1,17 @@
 //! [`TracedConn`]: what the connector hands to hyper: a traced TCP stream, possibly inside TLS
-//! (or TLS inside TLS through an `https://` proxy),
-//! with the trace IDs hyper copies into every response's extensions ([`ConnInfo`]).
+//! (or TLS inside TLS through an `https://` proxy), with the trace IDs the pool copies into
+//! every response's extensions ([`ConnInfo`]).
 use std::{
     io,
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll},
 };
 
-use hyper_util::client::legacy::connect::{Connected, Connection};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
 };
 
-use super::idle::{CloseSignal, IdleHandle};
 use crate::{event::ConnInfo, sock::TracedStream};
 
 /// Any stack of transport layers (TCP, TLS, TLS in TLS through an `https://` proxy).
@@ -102,26 +99,6 @@ pub(crate) struct TracedConn {
     pub(crate) negotiated_h2: bool,
     /// Held for the connection's lifetime when `max_conns_per_host` limits connections.
     pub(crate) _slot: Option<tokio::sync::OwnedSemaphorePermit>,
-    /// With `max_idle_conns`: set when the client closes this connection for being idle
-    /// longest among too many.
-    pub(crate) close: Option<Arc<CloseSignal>>,
-}
-
-impl Connection for TracedConn {
-    fn connected(&self) -> Connected {
-        let connected = Connected::new()
-            .proxy(self.proxied)
-            .extra(self.info.clone());
-        let connected = match &self.close {
-            Some(close) => connected.extra(IdleHandle(close.clone())),
-            None => connected,
-        };
-        if self.negotiated_h2 {
-            connected.negotiated_h2()
-        } else {
-            connected
-        }
-    }
 }
 
 impl AsyncRead for TracedConn {
@@ -130,19 +107,7 @@ impl AsyncRead for TracedConn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let Some(close) = &this.close else {
-            return Pin::new(&mut this.io).poll_read(cx, buf);
-        };
-        if close.close_requested() {
-            // EOF: hyper closes the connection.
-            return Poll::Ready(Ok(()));
-        }
-        let read = Pin::new(&mut this.io).poll_read(cx, buf);
-        if read.is_pending() {
-            close.wake_on_close(cx.waker());
-        }
-        read
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
     }
 }
 
@@ -152,11 +117,7 @@ impl AsyncWrite for TracedConn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if let Some(close) = &this.close {
-            close.mark_busy();
-        }
-        Pin::new(&mut this.io).poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -164,11 +125,7 @@ impl AsyncWrite for TracedConn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if let Some(close) = &this.close {
-            close.mark_busy();
-        }
-        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

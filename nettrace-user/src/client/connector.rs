@@ -1,5 +1,5 @@
-//! [`TracedConnector`]: hyper-util's connector (a `Service<Uri>`) that dials through the traced
-//! resolver and sockets, runs the proxy and TLS handshakes, and reports the dial.
+//! [`TracedConnector`]: the pool's connector, which dials through the traced resolver and
+//! sockets, runs the proxy and TLS handshakes, and reports the dial.
 //!
 //! One dial per connection the pool asks for: resolve the host (unless it is an IP literal),
 //! try its addresses in order (each attempt a TCP connection record, failed ones
@@ -11,12 +11,10 @@ use std::{
     net::SocketAddr,
     pin::Pin,
     sync::{Arc, Mutex, PoisonError},
-    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
 use http::Uri;
-use hyper_util::rt::TokioIo;
 use rustls::{ClientConfig, pki_types::ServerName};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -45,8 +43,6 @@ pub(crate) struct ConnectorSettings {
     /// Certificates are not verified ([`crate::tls::TlsSettings::insecure`]).
     pub(crate) tls_insecure: bool,
     pub(crate) max_conns_per_host: usize,
-    /// Give connections a close signal (`max_idle_conns` is set).
-    pub(crate) track_idle: bool,
 }
 
 /// The traced connector. Cheap to clone.
@@ -84,29 +80,25 @@ impl TracedConnector {
 }
 
 /// Why a connection could not be made: the request's error, classified where the cause was
-/// known. It reaches the request through hyper-util's error, which only lends it.
+/// known. It reaches the request through the exchange's error, which only lends it.
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
 pub(crate) struct ConnectFailed(pub(crate) RequestError);
 
-impl tower_service::Service<Uri> for TracedConnector {
-    type Response = TokioIo<TracedConn>;
-    type Error = ConnectFailed;
-    type Future = Pin<Box<dyn Future<Output = Result<TokioIo<TracedConn>, ConnectFailed>> + Send>>;
+/// A dial in progress.
+pub(crate) type Connecting =
+    Pin<Box<dyn Future<Output = Result<TracedConn, ConnectFailed>> + Send>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        // Read now: `call` runs while the requesting task is polled; the returned future may
-        // be finished by a background task of the pool.
+impl TracedConnector {
+    /// Starts a connection to `uri`'s scheme, host and port for the request being polled
+    /// (its context is read now: the returned future may be finished by another task).
+    pub(crate) fn connect(&self, uri: Uri) -> Connecting {
         let request = context::current();
         if let Some(dial) = &request.dial {
             dial.started();
         }
         let shared = self.shared.clone();
-        Box::pin(async move { shared.connect(uri, request).await.map(TokioIo::new) })
+        Box::pin(async move { shared.connect(uri, request).await })
     }
 }
 
@@ -248,7 +240,6 @@ impl Shared {
             proxied,
             negotiated_h2,
             _slot: slot,
-            close: self.settings.track_idle.then(Arc::default),
         })
     }
 

@@ -1,15 +1,15 @@
 //! The request a connection is dialed for, passed from the request to the connector.
 //!
-//! hyper-util's connector sees only a URI. The client polls each request's exchange inside
-//! [`scope`], which makes its [`RequestContext`] the current one while it is polled; the
-//! connector reads it ([`current`]) when hyper asks for a connection, which happens while the
-//! request's own future is polled.
+//! The connector sees only a URI. The client polls each request's exchange inside [`scope`],
+//! which makes its [`RequestContext`] the current one while it is polled; the connector reads
+//! it ([`current`]) when the pool starts a dial, which happens while the request's own future
+//! is polled.
 //!
 //! Like a tokio task-local, but the context stays in the scoped future: polling only points a
 //! thread-local at it (and back), where a task-local would move the context in and out.
 //!
 //! ```ignore
-//! let response = context::scope(context, pool.request(request)).await;
+//! let response = context::scope(context, exchange::send(pool, request, proxy)).await;
 //! // Inside, during a poll: the connector's `call` sees it.
 //! let context = context::current();
 //! ```

@@ -38,8 +38,8 @@ pub enum ClientError {
     Closed,
 }
 
-/// A cause kept as `source()`: shared, so that an error handed through hyper-util's pool (which
-/// only lends it) can be taken out as a copy.
+/// A cause kept as `source()`: shared, so that an error handed through the exchange's error
+/// (which only lends it) can be taken out as a copy.
 type Cause = Arc<dyn std::error::Error + Send + Sync>;
 
 /// Why a request failed.

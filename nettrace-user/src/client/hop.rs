@@ -21,7 +21,9 @@ use super::{
     ConnInfo, HttpClient, RequestBody, RequestError, ResponseBody, TimeoutLimit, classify,
     connector,
     context::{self, RequestContext},
-    expect_continue, idle,
+    exchange::{self, ExchangeFuture, Exchanged},
+    exchange_error::ExchangeError,
+    expect_continue,
     proxy::ProxyRoute,
     redirect, target,
 };
@@ -32,9 +34,6 @@ use crate::{
     model::TraceId,
 };
 
-/// hyper-util's error for a failed exchange.
-type LegacyError = hyper_util::client::legacy::Error;
-
 /// What a request hop keeps for its response while the exchange runs.
 pub(super) struct Hop {
     req: TraceId,
@@ -42,14 +41,12 @@ pub(super) struct Hop {
     gunzip: bool,
     /// With HTTP records: the counts of the request's bodies.
     counters: Option<Arc<BodyCounters>>,
-    /// With `max_idle_conns`: the connection the request goes over.
-    capture: Option<hyper_util::client::legacy::connect::CaptureConnection>,
     deadline: Option<Instant>,
 }
 
 /// The exchange of a hop, running in its request context.
 pub(super) struct Exchange {
-    pub(super) future: context::Scoped<hyper_util::client::legacy::ResponseFuture>,
+    pub(super) future: context::Scoped<ExchangeFuture>,
     /// Tells a response-header limit when a dial for the request ends.
     pub(super) dial: Option<Arc<context::DialProgress>>,
 }
@@ -134,10 +131,12 @@ impl HttpClient {
         }
         // Checked before the pool sees the URL: it would dial the scheme's default port.
         target::port_of(&parts.uri).map_err(|reason| fail(RequestError::invalid(reason)))?;
-        // The pool is used under the read lock (handing the request over is quick) rather
-        // than cloned out: two fewer atomic updates of a shared count per request.
-        let open = inner.pool.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(pool) = open.as_deref() else {
+        let Some(pool) = inner
+            .pool
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        else {
             return Err(fail(RequestError::closed()));
         };
         let has_body = body.has_body();
@@ -145,29 +144,25 @@ impl HttpClient {
         let wait =
             expect_continue::install(&mut request, has_body, inner.config.expect_continue_timeout);
         request.body_mut().wait_before_sending(wait);
-        let capture = inner
-            .idle
-            .as_ref()
-            .map(|_| hyper_util::client::legacy::connect::capture_connection(&mut request));
         // Only a response-header limit needs to know when the connection is ready.
         let dial = inner
             .config
             .response_header_timeout
             .map(|_| Arc::new(context::DialProgress::default()));
+        let future = exchange::send(pool, request, proxy.as_ref());
         let context = RequestContext {
             http_req: Some(req.clone()),
             proxy: proxy.map(Box::new),
             dial: dial.clone(),
         };
         let exchange = Exchange {
-            future: context::scope(context, pool.request(request)),
+            future: context::scope(context, future),
             dial,
         };
         let hop = Hop {
             req,
             gunzip,
             counters,
-            capture,
             deadline,
         };
         Ok((hop, exchange))
@@ -228,11 +223,11 @@ impl HttpClient {
     fn finish_hop(
         &self,
         hop: Hop,
-        result: Result<Result<Response<hyper::body::Incoming>, LegacyError>, RequestError>,
+        result: Result<Result<Exchanged, ExchangeError>, RequestError>,
     ) -> Result<Response<ResponseBody>, RequestError> {
         let inner = &*self.inner;
-        let response = match result {
-            Ok(Ok(response)) => response,
+        let Exchanged { response, on_end } = match result {
+            Ok(Ok(exchanged)) => exchanged,
             Ok(Err(error)) => return Err(self.fail(&hop.req, transport_error(error))),
             Err(timeout) => return Err(self.fail(&hop.req, timeout)),
         };
@@ -262,20 +257,6 @@ impl HttpClient {
                 },
             );
         }
-        let on_end = match (
-            &inner.idle,
-            hop.capture,
-            head.extensions.get::<idle::IdleHandle>(),
-        ) {
-            (Some(conns), Some(capture), Some(handle)) if head.version != http::Version::HTTP_2 => {
-                Some(idle::IdleOnEnd {
-                    conns: conns.clone(),
-                    signal: handle.0.clone(),
-                    capture,
-                })
-            }
-            _ => None,
-        };
         let body = ResponseBody::new(
             incoming,
             gunzip,
@@ -379,9 +360,9 @@ fn proto(version: http::Version) -> (u8, u8) {
     }
 }
 
-/// hyper-util's error as the request's: the connector's own when connecting failed, else the
-/// exchange's, classified from hyper's error and with hyper-util's as its cause.
-fn transport_error(error: LegacyError) -> RequestError {
+/// The exchange's error as the request's: the connector's own when connecting failed, else
+/// classified from hyper's error and with the exchange's as its cause.
+fn transport_error(error: ExchangeError) -> RequestError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
     while let Some(e) = source {
         if let Some(failed) = e.downcast_ref::<connector::ConnectFailed>() {

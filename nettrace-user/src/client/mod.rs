@@ -1,4 +1,4 @@
-//! [`HttpClient`]: an HTTP client (hyper-util, rustls) that records every network operation
+//! [`HttpClient`]: an HTTP client (hyper, rustls) that records every network operation
 //! behind its requests, the Rust counterpart of Go nettrace's `HTTPClient`.
 //!
 //! ```no_run
@@ -45,10 +45,12 @@ mod conn;
 mod connector;
 mod context;
 mod error;
+mod exchange;
+mod exchange_error;
 mod expect_continue;
 mod gunzip;
 mod hop;
-mod idle;
+mod pool;
 mod proxy;
 mod redirect;
 mod stream;
@@ -62,10 +64,6 @@ use std::{
 };
 
 use http::{Request, Response, header};
-use hyper_util::{
-    client::legacy::Client,
-    rt::{TokioExecutor, TokioTimer},
-};
 
 pub use crate::event::ConnInfo;
 pub use body::{BodyError, BoxError, RequestBody, ResponseBody};
@@ -81,7 +79,10 @@ pub use gunzip::{MAX_RATIO as MAX_GZIP_RATIO, RATIO_FROM as GZIP_RATIO_FROM};
 pub use proxy::redact_userinfo;
 pub use stream::CompletedTraces;
 
-use self::connector::{ConnectorSettings, TracedConnector};
+use self::{
+    connector::{ConnectorSettings, TracedConnector},
+    pool::{Pool, PoolSettings},
+};
 use crate::{
     capture::PacketCapture,
     dns::{Resolver, ResolverConfig},
@@ -105,13 +106,11 @@ struct Inner {
     tracer: Tracer,
     /// The hooks' view of `tracer`, through which requests report.
     sink: Sink,
-    /// `None` once closed: dropping the pool closes its idle connections.
-    pool: RwLock<Option<Arc<Client<TracedConnector, RequestBody>>>>,
+    /// `None` once closed (the pool's idle connections closed then).
+    pool: RwLock<Option<Arc<Pool>>>,
     config: HttpClientConfig,
     /// `TraceOptions::http_req_trace`, shared with every request's header capture.
     http_trace: Option<Arc<HttpReqTraceOptions>>,
-    /// The cap on idle connections across hosts (`max_idle_conns`), when there is one.
-    idle: Option<Arc<idle::IdleConns>>,
     /// The TLS secrets of the client's connections, when packet capture asked for them
     /// (`PacketCaptureOptions::tls_keys`): the `key_log` of its one rustls configuration.
     /// `get_trace` copies its `snapshot()` into each capture's `tls_key_log`. `clear_trace`
@@ -173,22 +172,20 @@ impl HttpClient {
                 tls_timeout: config.tls_handshake_timeout,
                 tls_insecure: config.tls.insecure,
                 max_conns_per_host: config.max_conns_per_host,
-                track_idle: config.max_idle_conns > 0,
             },
         );
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(config.idle_conn_timeout)
-            .pool_max_idle_per_host(if config.disable_keep_alive {
-                0
-            } else if config.max_idle_conns_per_host == 0 {
-                2
-            } else {
-                config.max_idle_conns_per_host
-            });
-        let pool = builder.build(connector);
+        let pool = Pool::new(
+            connector,
+            PoolSettings {
+                keep_alive: !config.disable_keep_alive,
+                max_idle_per_host: match config.max_idle_conns_per_host {
+                    0 => 2,
+                    limit => limit,
+                },
+                max_idle: config.max_idle_conns,
+                idle_timeout: config.idle_conn_timeout,
+            },
+        );
         if options.logging {
             tracing::debug!(?config, "nettrace: traced HTTP client created");
         }
@@ -204,8 +201,6 @@ impl HttpClient {
                 tracer,
                 pool: RwLock::new(Some(Arc::new(pool))),
                 http_trace,
-                idle: (config.max_idle_conns > 0)
-                    .then(|| Arc::new(idle::IdleConns::new(config.max_idle_conns))),
                 key_log,
                 config,
             }),
@@ -376,7 +371,10 @@ impl HttpClient {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         match pool {
-            Some(_) => Ok(()),
+            Some(pool) => {
+                pool.close();
+                Ok(())
+            }
             None => Err(ClientError::Closed),
         }
     }

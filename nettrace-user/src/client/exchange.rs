@@ -1,0 +1,232 @@
+//! One request over the pool: a connection checked out (or dialed), the request put in the
+//! form its connection needs (as hyper-util's client did: `Host`, origin- or absolute-form),
+//! sent, and the connection lent to the response body until its end
+//! ([`ReturnOnEnd`](super::pool::ReturnOnEnd)).
+//!
+//! A request that a reused connection gives back unsent (the server had closed it while it
+//! was idle) is sent again on another, as hyper-util and Go do.
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, header, uri::Parts};
+use hyper::body::Incoming;
+
+use super::{
+    RequestBody,
+    exchange_error::ExchangeError,
+    pool,
+    pool::{Pool, PoolKey, PooledConn, ReturnOnEnd},
+    proxy::ProxyRoute,
+};
+
+/// Sends that reused connections gave back unsent, at most, before the error is returned.
+const MAX_RETRIES: usize = 8;
+
+/// A response and, for an HTTP/1 connection to be reused, what hands it back at the end of
+/// the body.
+pub(crate) struct Exchanged {
+    pub(crate) response: Response<Incoming>,
+    pub(crate) on_end: Option<ReturnOnEnd>,
+}
+
+/// An exchange in progress.
+pub(crate) type ExchangeFuture =
+    Pin<Box<dyn Future<Output = Result<Exchanged, ExchangeError>> + Send>>;
+
+/// Sends `request` (absolute URI) through `proxy`, if any, over a connection of `pool`.
+pub(crate) fn send(
+    pool: Arc<Pool>,
+    request: Request<RequestBody>,
+    proxy: Option<&ProxyRoute>,
+) -> ExchangeFuture {
+    let key = PoolKey::new(request.uri(), proxy);
+    Box::pin(async move {
+        let key = key.ok_or(ExchangeError::Unsupported("UserAbsoluteUriRequired"))?;
+        check_version(&request)?;
+        exchange(pool, key, request).await
+    })
+}
+
+async fn exchange(
+    pool: Arc<Pool>,
+    key: PoolKey,
+    mut request: Request<RequestBody>,
+) -> Result<Exchanged, ExchangeError> {
+    let uri = request.uri().clone();
+    // The request's own `Connection: close` (`disable_keep_alive`): hyper closes after it.
+    let closing = wants_close(request.headers());
+    let mut retries = 0;
+    loop {
+        let (mut conn, reused) = pool.checkout(&key).await?;
+        prepare(&mut request, &conn)?;
+        let sent = match &mut conn.sender {
+            pool::Sender::Http1(sender) => sender.try_send_request(request).await,
+            pool::Sender::Http2(sender) => sender.try_send_request(request).await,
+        };
+        let mut failed = match sent {
+            Ok(response) => return Ok(lend(pool, key, conn, response, closing)),
+            Err(failed) => failed,
+        };
+        match failed.take_message() {
+            Some(unsent) if reused && retries < MAX_RETRIES => {
+                retries += 1;
+                request = unsent;
+                *request.uri_mut() = uri.clone();
+            }
+            Some(_) => return Err(ExchangeError::canceled(failed.into_error())),
+            None => return Err(ExchangeError::send(failed.into_error())),
+        }
+    }
+}
+
+/// The response, with the connection's trace IDs in its extensions, and the connection
+/// handed back to the pool now (no body), at the end of the body, or not at all (closing).
+fn lend(
+    pool: Arc<Pool>,
+    key: PoolKey,
+    conn: PooledConn,
+    mut response: Response<Incoming>,
+    closing: bool,
+) -> Exchanged {
+    response.extensions_mut().insert((*conn.info).clone());
+    if conn.is_http2() || closing || wants_close(response.headers()) {
+        return Exchanged {
+            response,
+            on_end: None,
+        };
+    }
+    if http_body::Body::is_end_stream(response.body()) {
+        pool.put(&key, conn);
+        return Exchanged {
+            response,
+            on_end: None,
+        };
+    }
+    Exchanged {
+        response,
+        on_end: Some(ReturnOnEnd::new(pool, key, conn)),
+    }
+}
+
+/// `Connection: close` in `headers` (hyper then closes the connection after the exchange).
+fn wants_close(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|value| {
+        value
+            .as_bytes()
+            .split(|&b| b == b',')
+            .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
+}
+
+/// The versions hyper-util's client accepted.
+fn check_version(request: &Request<RequestBody>) -> Result<(), ExchangeError> {
+    match request.version() {
+        Version::HTTP_11 | Version::HTTP_2 => Ok(()),
+        Version::HTTP_10 if request.method() == Method::CONNECT => {
+            Err(ExchangeError::Unsupported("UserUnsupportedRequestMethod"))
+        }
+        Version::HTTP_10 => Ok(()),
+        _ => Err(ExchangeError::Unsupported("UserUnsupportedVersion")),
+    }
+}
+
+/// Puts `request` in the form `conn` needs. HTTP/2 takes the absolute URI as it is; HTTP/1
+/// gets a `Host` field (unless the caller set one) and the origin form, or the absolute form
+/// through a plain HTTP proxy, or the authority form for `CONNECT`.
+fn prepare(request: &mut Request<RequestBody>, conn: &PooledConn) -> Result<(), ExchangeError> {
+    if conn.is_http2() {
+        return Ok(());
+    }
+    if request.version() == Version::HTTP_2 {
+        return Err(ExchangeError::Unsupported("UserUnsupportedVersion"));
+    }
+    if !request.headers().contains_key(header::HOST)
+        && let Some(host) = host_value(request.uri())
+    {
+        request.headers_mut().insert(header::HOST, host);
+    }
+    let connect = request.method() == Method::CONNECT;
+    let uri = request.uri_mut();
+    if connect {
+        authority_form(uri);
+    } else if !conn.proxied {
+        origin_form(uri);
+    }
+    Ok(())
+}
+
+/// `host[:port]`, the port only when it is not the scheme's default.
+fn host_value(uri: &Uri) -> Option<HeaderValue> {
+    let host = uri.host()?;
+    let default = match uri.scheme_str() {
+        Some("https" | "wss") => 443,
+        _ => 80,
+    };
+    match uri.port_u16() {
+        Some(port) if port != default => HeaderValue::from_str(&format!("{host}:{port}")).ok(),
+        _ => HeaderValue::from_str(host).ok(),
+    }
+}
+
+/// `/path?query` (`/` for none).
+fn origin_form(uri: &mut Uri) {
+    let origin = match uri.path_and_query() {
+        Some(path) if path.as_str() != "/" => {
+            let mut parts = Parts::default();
+            parts.path_and_query = Some(path.clone());
+            Uri::from_parts(parts).unwrap_or_default()
+        }
+        _ => Uri::default(),
+    };
+    *uri = origin;
+}
+
+/// `host:port`, for `CONNECT`.
+fn authority_form(uri: &mut Uri) {
+    if let Some(authority) = uri.authority() {
+        let mut parts = Parts::default();
+        parts.authority = Some(authority.clone());
+        if let Ok(form) = Uri::from_parts(parts) {
+            *uri = form;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_a_port_only_when_it_is_not_the_default() {
+        let host = |uri: &str| host_value(&uri.parse().expect("valid")).expect("a host");
+        assert_eq!(host("http://a.test/x"), "a.test");
+        assert_eq!(host("http://a.test:80/x"), "a.test");
+        assert_eq!(host("http://a.test:8080/x"), "a.test:8080");
+        assert_eq!(host("https://a.test:443/"), "a.test");
+        assert_eq!(host("https://a.test:80/"), "a.test:80");
+        assert_eq!(host("http://[::1]:8080/"), "[::1]:8080");
+    }
+
+    #[test]
+    fn forms_of_the_request_target() {
+        let mut uri: Uri = "http://a.test:8080/p?q=1".parse().expect("valid");
+        origin_form(&mut uri);
+        assert_eq!(uri, "/p?q=1");
+        let mut root: Uri = "http://a.test".parse().expect("valid");
+        origin_form(&mut root);
+        assert_eq!(root, "/");
+        let mut connect: Uri = "https://a.test:443/".parse().expect("valid");
+        authority_form(&mut connect);
+        assert_eq!(connect.to_string(), "a.test:443");
+    }
+
+    #[test]
+    fn connection_close_is_found_among_tokens() {
+        let mut headers = HeaderMap::new();
+        assert!(!wants_close(&headers));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Close"),
+        );
+        assert!(wants_close(&headers));
+    }
+}
