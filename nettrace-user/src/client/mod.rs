@@ -52,7 +52,7 @@ mod idle;
 mod proxy;
 mod redirect;
 mod target;
-mod tunnel;
+pub(crate) mod tunnel;
 
 use std::{
     future::Future,

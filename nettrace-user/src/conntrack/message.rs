@@ -283,7 +283,7 @@ fn be_u64(value: &[u8]) -> Result<u64, ConntrackError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use netlink_packet_core::{DefaultNla, NLA_F_NESTED, NetlinkHeader};
     use netlink_packet_netfilter::{
         NetfilterHeader, NetfilterProtoFamily,
@@ -311,7 +311,7 @@ mod tests {
         ConntrackAttribute::Other(DefaultNla::new(kind | NLA_F_NESTED, value))
     }
 
-    fn tuple(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, proto: Protocol) -> Vec<Tuple> {
+    pub(crate) fn tuple(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, proto: Protocol) -> Vec<Tuple> {
         vec![
             Tuple::Ip(vec![
                 IPTuple::SourceAddress(src.into()),
@@ -325,7 +325,8 @@ mod tests {
         ]
     }
 
-    fn datagram(seq: u32, message: ConntrackMessage) -> Vec<u8> {
+    /// One netlink message of a conntrack `message` (a fuzz seed too).
+    pub(crate) fn datagram(seq: u32, message: ConntrackMessage) -> Vec<u8> {
         let mut header = NetlinkHeader::default();
         header.sequence_number = seq;
         let mut msg = NetlinkMessage::new(
@@ -341,7 +342,8 @@ mod tests {
         buf
     }
 
-    fn nat_entry_attrs() -> Vec<ConntrackAttribute> {
+    /// The attributes of a NAT-ed TCP entry with counters and an ID.
+    pub(crate) fn nat_entry_attrs() -> Vec<ConntrackAttribute> {
         vec![
             ConntrackAttribute::CtaTupleOrig(tuple(
                 [10, 0, 0, 1],

@@ -1,0 +1,28 @@
+//! The `ctnetlink` target: datagrams of the conntrack netlink socket
+//! (`conntrack::message::decode_datagram`).
+use crate::{
+    conntrack::message::{Decoded, decode_datagram},
+    model::ConntrackEntry,
+};
+
+/// A netlink message header's size: the least a message takes.
+const NLMSG_HDRLEN: usize = 16;
+
+/// Decodes `data` as one ctnetlink datagram and checks that it yields at most one item per
+/// header's worth of bytes, that an error ends it, and that every entry becomes a model
+/// entry whose JSON reads back equal.
+pub fn ctnetlink(data: &[u8]) {
+    let items = decode_datagram(data);
+    assert!(items.len() <= data.len() / NLMSG_HDRLEN, "{} items", items.len());
+    if let Some(at) = items.iter().position(Result::is_err) {
+        assert_eq!(at + 1, items.len(), "an error ends the datagram");
+    }
+    for item in items {
+        if let Ok(Decoded::Entry { msg, .. }) = item {
+            let entry = msg.to_entry();
+            let json = serde_json::to_string(&entry).expect("an entry writes");
+            let back: ConntrackEntry = serde_json::from_str(&json).expect("an entry reads back");
+            assert_eq!(back, entry, "{json}");
+        }
+    }
+}
