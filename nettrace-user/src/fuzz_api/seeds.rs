@@ -397,3 +397,4 @@ fn every_corpus_input_passes_its_target() {
         }
     }
 }
+
