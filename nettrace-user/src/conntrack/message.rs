@@ -311,7 +311,13 @@ pub(crate) mod tests {
         ConntrackAttribute::Other(DefaultNla::new(kind | NLA_F_NESTED, value))
     }
 
-    pub(crate) fn tuple(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, proto: Protocol) -> Vec<Tuple> {
+    pub(crate) fn tuple(
+        src: [u8; 4],
+        sport: u16,
+        dst: [u8; 4],
+        dport: u16,
+        proto: Protocol,
+    ) -> Vec<Tuple> {
         vec![
             Tuple::Ip(vec![
                 IPTuple::SourceAddress(src.into()),

@@ -158,9 +158,8 @@ pub(crate) fn run(data: &[u8]) {
         },
         id,
     });
-    let sessions = [(&clients[0], Some(1000)), (&clients[1], Some(0))].map(|(client, uid)| {
-        Session::new(&client.slot, &client.sink, &shared, client.id, uid)
-    });
+    let sessions = [(&clients[0], Some(1000)), (&clients[1], Some(0))]
+        .map(|(client, uid)| Session::new(&client.slot, &client.sink, &shared, client.id, uid));
     let mut rest = data;
     while let Some((&control, after)) = rest.split_first() {
         let len = match after {
@@ -172,7 +171,9 @@ pub(crate) fn run(data: &[u8]) {
         rest = next;
         let count = usize::from(control & 3);
         let first = usize::from((control >> 2) & 3);
-        let passed = fds.get(first..(first + count).min(fds.len())).unwrap_or_default();
+        let passed = fds
+            .get(first..(first + count).min(fds.len()))
+            .unwrap_or_default();
         let cut = control & 0x10 != 0 || bytes.len() > MAX_REQUEST;
         let bytes = bytes.get(..MAX_REQUEST).unwrap_or(bytes);
         let who = usize::from(control & 0x20 != 0);
@@ -194,7 +195,6 @@ pub(crate) fn run(data: &[u8]) {
             other => panic!("the session ended: {other:?}"),
         }
     }
-    drop(sessions);
     shared.remove_client(clients[0].id, ());
     assert!(
         lock(&shared.owners)
@@ -212,7 +212,9 @@ fn check_answer(bytes: &[u8], fds: usize, cut: bool, answer: &Message) {
         Ok(Frame::Reply(answer.clone())),
         "the client reads the reply"
     );
-    let request = serde_json::from_slice::<Request>(bytes).ok().filter(|_| !cut);
+    let request = serde_json::from_slice::<Request>(bytes)
+        .ok()
+        .filter(|_| !cut);
     let fits = match (&request, answer) {
         (_, Message::Error { .. }) => true,
         (None, _) => false,
@@ -248,12 +250,19 @@ fn check_tables(shared: &Shared, clients: &[Client; 2]) {
             .filter(|(_, owner)| **owner == client.id)
             .map(|(cookie, _)| *cookie)
             .collect();
-        assert_eq!(*in_slot, in_table, "the table agrees with client {}", client.id);
+        assert_eq!(
+            *in_slot, in_table,
+            "the table agrees with client {}",
+            client.id
+        );
         assert!(in_table.len() <= shared.max_sockets_per_client);
     }
     let [a, b] = clients;
     assert!(
-        a.slot.registered.borrow().is_disjoint(&b.slot.registered.borrow()),
+        a.slot
+            .registered
+            .borrow()
+            .is_disjoint(&b.slot.registered.borrow()),
         "a socket in two clients' slots"
     );
 }

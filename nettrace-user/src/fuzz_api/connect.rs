@@ -84,7 +84,11 @@ pub fn connect_reply(data: &[u8]) {
     match head_end {
         Some(end) => assert_eq!(proxy.read, end, "read exactly the head"),
         None => {
-            assert!(proxy.read <= MAX_HEAD, "read {} bytes of a head", proxy.read);
+            assert!(
+                proxy.read <= MAX_HEAD,
+                "read {} bytes of a head",
+                proxy.read
+            );
             assert!(result.is_err(), "no head, no tunnel");
         }
     }

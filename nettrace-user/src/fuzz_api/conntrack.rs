@@ -13,7 +13,11 @@ const NLMSG_HDRLEN: usize = 16;
 /// entry whose JSON reads back equal.
 pub fn ctnetlink(data: &[u8]) {
     let items = decode_datagram(data);
-    assert!(items.len() <= data.len() / NLMSG_HDRLEN, "{} items", items.len());
+    assert!(
+        items.len() <= data.len() / NLMSG_HDRLEN,
+        "{} items",
+        items.len()
+    );
     if let Some(at) = items.iter().position(Result::is_err) {
         assert_eq!(at + 1, items.len(), "an error ends the datagram");
     }

@@ -24,13 +24,22 @@ pub fn dns_message(data: &[u8]) {
     assert_eq!(query.questions.len(), decoded.message.queries.len());
     assert_eq!(reply.answers.len(), decoded.message.answers.len());
     let json = serde_json::to_string(&query).expect("a query record writes");
-    assert_eq!(serde_json::from_str::<crate::model::DnsQueryMsg>(&json).ok(), Some(query));
+    assert_eq!(
+        serde_json::from_str::<crate::model::DnsQueryMsg>(&json).ok(),
+        Some(query)
+    );
     let json = serde_json::to_string(&reply).expect("a reply record writes");
-    assert_eq!(serde_json::from_str::<crate::model::DnsReplyMsg>(&json).ok(), Some(reply));
+    assert_eq!(
+        serde_json::from_str::<crate::model::DnsReplyMsg>(&json).ok(),
+        Some(reply)
+    );
     // As the resolver matches a reply to the query it sent.
-    let question = decoded.message.queries.first().cloned().unwrap_or_else(|| {
-        Query::query(Name::root(), RecordType::A)
-    });
+    let question = decoded
+        .message
+        .queries
+        .first()
+        .cloned()
+        .unwrap_or_else(|| Query::query(Name::root(), RecordType::A));
     let sent = OutgoingQuery {
         id: decoded.message.metadata.id,
         question,

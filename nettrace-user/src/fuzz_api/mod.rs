@@ -23,8 +23,8 @@
     reason = "assertions for the fuzzer: a panic here is a finding"
 )]
 
-mod conntrack;
 mod connect;
+mod conntrack;
 mod daemon;
 mod dns;
 mod packet;
@@ -33,16 +33,19 @@ mod ring;
 mod seeds;
 mod trace;
 
-pub use conntrack::ctnetlink;
 pub use connect::connect_reply;
+pub use conntrack::ctnetlink;
 pub use daemon::daemon_session;
 pub use dns::dns_message;
 pub use packet::copied_packet;
 pub use ring::ring_record;
 pub use trace::trace_json;
 
+/// A target's entry point.
+pub type Target = fn(&[u8]);
+
 /// Every target by its name (the name of its folder under `fuzz/corpus/`).
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("dns_message", dns_message),
     ("connect_reply", connect_reply),
     ("copied_packet", copied_packet),

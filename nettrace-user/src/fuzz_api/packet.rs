@@ -20,7 +20,10 @@ pub fn copied_packet(data: &[u8]) {
         }
     }
     if let Some(name) = client_hello_sni(data) {
-        assert!(contains(data, name.as_bytes()), "the name is bytes of the record");
+        assert!(
+            contains(data, name.as_bytes()),
+            "the name is bytes of the record"
+        );
     }
 }
 

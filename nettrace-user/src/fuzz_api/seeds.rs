@@ -19,11 +19,11 @@ use hickory_proto::{
         rdata::{A, AAAA, CNAME, MX, TXT},
     },
 };
+use netlink_packet_netfilter::conntrack::{ConntrackAttribute, ConntrackMessage, Protocol};
 use nettrace_common::{
     ConnectEvent, EventHeader, PacketEvent, SockCreateEvent, SockMsgEvent, SockOpsEvent,
     SockReleaseEvent, TcpResetEvent, TcpStateEvent, direction, event_kind, family,
 };
-use netlink_packet_netfilter::conntrack::{ConntrackAttribute, ConntrackMessage, Protocol};
 
 use super::TARGETS;
 use crate::{
@@ -118,7 +118,10 @@ fn connect_seeds() -> Vec<Seed> {
             "established",
             b"HTTP/1.1 200 Connection established\r\n\r\nTUNNEL",
         ),
-        ("forbidden", b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"),
+        (
+            "forbidden",
+            b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
+        ),
         (
             "auth-required",
             b"HTTP/1.0 407 Proxy Authentication Required\r\n\
@@ -147,9 +150,13 @@ fn packet_seeds() -> Vec<Seed> {
             .ack(2000),
     );
     let tcp6 = build(
-        PacketBuilder::ipv6(Ipv6Addr::LOCALHOST.octets(), Ipv6Addr::LOCALHOST.octets(), 64)
-            .tcp(40000, 443, 1, 65535)
-            .ack(1),
+        PacketBuilder::ipv6(
+            Ipv6Addr::LOCALHOST.octets(),
+            Ipv6Addr::LOCALHOST.octets(),
+            64,
+        )
+        .tcp(40000, 443, 1, 65535)
+        .ack(1),
     );
     let mut dns = Vec::new();
     PacketBuilder::ipv4([127, 0, 0, 1], [127, 0, 0, 53], 64)
@@ -197,9 +204,7 @@ fn ctnetlink_seeds() -> Vec<Seed> {
 /// The bytes of a `#[repr(C)]` record.
 fn bytes_of<T: aya::Pod>(value: &T) -> Vec<u8> {
     // SAFETY: T is Pod (no padding, any bit pattern valid), so its bytes may be read.
-    unsafe {
-        std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()).to_vec()
-    }
+    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()).to_vec() }
 }
 
 fn header(kind: u32) -> EventHeader {
@@ -314,7 +319,11 @@ fn daemon_seeds() -> Vec<Seed> {
     let session = [
         frame(1, false, REGISTER),
         frame(1, true, REGISTER),
-        frame(0, false, r#"{"op":"capture","interfaces":["lo"],"snaplen":128}"#),
+        frame(
+            0,
+            false,
+            r#"{"op":"capture","interfaces":["lo"],"snaplen":128}"#,
+        ),
         frame(1, false, r#"{"op":"capture-flow"}"#),
         frame(0, false, r#"{"op":"sync"}"#),
         frame(0, true, r#"{"op":"status"}"#),
@@ -325,7 +334,11 @@ fn daemon_seeds() -> Vec<Seed> {
         frame(0, false, "{"),
         frame(1, false, r#"{"op":"register","cookie":5}"#),
         frame(2, false, REGISTER),
-        frame(0, false, r#"{"op":"capture","interfaces":["lo"],"snaplen":1,"include_icmp":true}"#),
+        frame(
+            0,
+            false,
+            r#"{"op":"capture","interfaces":["lo"],"snaplen":1,"include_icmp":true}"#,
+        ),
         frame(0x10 | 1, false, REGISTER),
         frame(0, false, r#"{"op":"status"}"#),
     ]
@@ -397,4 +410,3 @@ fn every_corpus_input_passes_its_target() {
         }
     }
 }
-
