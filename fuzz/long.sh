@@ -14,6 +14,9 @@ work=${FUZZ_WORK_DIR:-$(mktemp -d)}
 targets=("$@")
 ((${#targets[@]})) || mapfile -t targets < <(cargo +nightly fuzz list)
 
+# A panic's backtrace, symbolized under AddressSanitizer, can pass the 256 MB bound by
+# itself and hide the finding behind an out-of-memory report.
+export RUST_BACKTRACE=0
 cargo +nightly fuzz build --target-dir "$target_dir"
 for target in "${targets[@]}"; do
   mkdir -p "$work/$target"

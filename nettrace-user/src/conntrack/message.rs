@@ -117,8 +117,9 @@ pub(crate) enum Decoded {
     Other,
 }
 
-/// Decodes every netlink message of a datagram; a malformed one ends the datagram (its length
-/// cannot be trusted) after an error item.
+/// Decodes every netlink message of a datagram. A message whose content is malformed is an
+/// error item and the next one is read (its length held); one whose length is broken ends the
+/// datagram (nothing after it can be located) after an error item.
 pub(crate) fn decode_datagram(datagram: &[u8]) -> Vec<Result<Decoded, ConntrackError>> {
     let mut out = Vec::new();
     let mut rest = datagram;
@@ -294,7 +295,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// One raw attribute: length and kind (native endian), value, padding to 4 bytes.
-    fn nla(kind: u16, value: &[u8]) -> Vec<u8> {
+    pub(crate) fn nla(kind: u16, value: &[u8]) -> Vec<u8> {
         let len = u16::try_from(4 + value.len()).unwrap();
         let mut out = [len.to_ne_bytes(), kind.to_ne_bytes()].concat();
         out.extend_from_slice(value);

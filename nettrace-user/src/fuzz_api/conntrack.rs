@@ -9,8 +9,10 @@ use crate::{
 const NLMSG_HDRLEN: usize = 16;
 
 /// Decodes `data` as one ctnetlink datagram and checks that it yields at most one item per
-/// header's worth of bytes, that an error ends it, and that every entry becomes a model
-/// entry whose JSON reads back equal.
+/// header's worth of bytes and that every entry becomes a model entry whose JSON reads back
+/// equal. (A message whose content is malformed is an error item and the next message is
+/// read: its length held. "An error ends the datagram" was a wrong invariant, the first
+/// finding of this target.)
 pub fn ctnetlink(data: &[u8]) {
     let items = decode_datagram(data);
     assert!(
@@ -18,9 +20,6 @@ pub fn ctnetlink(data: &[u8]) {
         "{} items",
         items.len()
     );
-    if let Some(at) = items.iter().position(Result::is_err) {
-        assert_eq!(at + 1, items.len(), "an error ends the datagram");
-    }
     for item in items {
         if let Ok(Decoded::Entry { msg, .. }) = item {
             let entry = msg.to_entry();

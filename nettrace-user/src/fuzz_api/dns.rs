@@ -23,16 +23,8 @@ pub fn dns_message(data: &[u8]) {
     assert_eq!(query.size as usize, data.len());
     assert_eq!(query.questions.len(), decoded.message.queries.len());
     assert_eq!(reply.answers.len(), decoded.message.answers.len());
-    let json = serde_json::to_string(&query).expect("a query record writes");
-    assert_eq!(
-        serde_json::from_str::<crate::model::DnsQueryMsg>(&json).ok(),
-        Some(query)
-    );
-    let json = serde_json::to_string(&reply).expect("a reply record writes");
-    assert_eq!(
-        serde_json::from_str::<crate::model::DnsReplyMsg>(&json).ok(),
-        Some(reply)
-    );
+    json_is_stable(&query);
+    json_is_stable(&reply);
     // As the resolver matches a reply to the query it sent.
     let question = decoded
         .message
@@ -46,6 +38,22 @@ pub fn dns_message(data: &[u8]) {
         bytes: Vec::new(),
     };
     let _ = check_reply(&sent, Some(decoded));
+}
+
+/// A record's JSON reads back to a record that writes the same JSON. Not equal records: Go's
+/// JSON names only the types and rcodes Go knows, so an unknown one reads back as
+/// unrecognized (the first finding of this target, a wrong invariant, kept in the corpus).
+fn json_is_stable<T>(record: &T)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let json = serde_json::to_string(record).expect("a DNS record writes");
+    let back: T = serde_json::from_str(&json).expect("a DNS record reads back");
+    assert_eq!(
+        serde_json::to_string(&back).expect("writes again"),
+        json,
+        "{record:?}"
+    );
 }
 
 /// The decoded questions, encoded again in a message of their own, decode to the same

@@ -19,6 +19,7 @@ use hickory_proto::{
         rdata::{A, AAAA, CNAME, MX, TXT},
     },
 };
+use netlink_packet_core::{DefaultNla, NLA_F_NESTED};
 use netlink_packet_netfilter::conntrack::{ConntrackAttribute, ConntrackMessage, Protocol};
 use nettrace_common::{
     ConnectEvent, EventHeader, PacketEvent, SockCreateEvent, SockMsgEvent, SockOpsEvent,
@@ -27,7 +28,7 @@ use nettrace_common::{
 
 use super::TARGETS;
 use crate::{
-    conntrack::message::tests::{datagram, nat_entry_attrs, tuple},
+    conntrack::message::tests::{datagram, nat_entry_attrs, nla, tuple},
     dns::message::build_query,
     translate::packet::tests::client_hello,
 };
@@ -185,7 +186,16 @@ fn ctnetlink_seeds() -> Vec<Seed> {
     let mut ack = vec![36, 0, 0, 0, 2, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0];
     ack.extend([0; 4]);
     ack.extend([16, 0, 0, 0, 0, 1, 5, 0, 5, 0, 0, 0, 0, 0, 0, 0]);
+    // A message with a short counter (an error item), then a valid one: both are read.
+    let mut short_counter = nat_entry_attrs();
+    short_counter.push(ConntrackAttribute::Other(DefaultNla::new(
+        9 | NLA_F_NESTED,
+        nla(2, &[1, 2, 3]),
+    )));
+    let mut malformed_then_valid = datagram(3, ConntrackMessage::New(short_counter));
+    malformed_then_valid.extend(datagram(4, ConntrackMessage::Delete(nat_entry_attrs())));
     vec![
+        ("ctnetlink", "malformed-then-valid", malformed_then_valid),
         (
             "ctnetlink",
             "destroy-nat-tcp",
