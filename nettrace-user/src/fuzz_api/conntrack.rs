@@ -10,7 +10,7 @@ const NLMSG_HDRLEN: usize = 16;
 
 /// Decodes `data` as one ctnetlink datagram and checks that it yields at most one item per
 /// header's worth of bytes and that every entry becomes a model entry whose JSON reads back
-/// equal. (A message whose content is malformed is an error item and the next message is
+/// equal in its JSON. (A message whose content is malformed is an error item and the next message is
 /// read: its length held. "An error ends the datagram" was a wrong invariant, the first
 /// finding of this target.)
 pub fn ctnetlink(data: &[u8]) {
@@ -25,7 +25,13 @@ pub fn ctnetlink(data: &[u8]) {
             let entry = msg.to_entry();
             let json = serde_json::to_string(&entry).expect("an entry writes");
             let back: ConntrackEntry = serde_json::from_str(&json).expect("an entry reads back");
-            assert_eq!(back, entry, "{json}");
+            // Not equal entries: the status is written as Go's flag names, so a bit Go does
+            // not name is not in the JSON (the second finding, a wrong invariant).
+            assert_eq!(
+                serde_json::to_string(&back).expect("writes again"),
+                json,
+                "the JSON is stable"
+            );
         }
     }
 }
