@@ -42,6 +42,9 @@ pub mod daemon;
 pub mod dns;
 mod error_chain;
 mod event;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz_api;
 mod headers;
 mod ids;
 pub mod kernel;

@@ -55,7 +55,7 @@ mod proxy;
 mod redirect;
 mod stream;
 mod target;
-mod tunnel;
+pub(crate) mod tunnel;
 
 use std::{
     future::Future,

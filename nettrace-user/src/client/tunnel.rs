@@ -1,5 +1,5 @@
 //! The HTTP `CONNECT` handshake that opens a tunnel through a proxy to `host:port`.
-use http::HeaderValue;
+use http::{HeaderValue, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{ProxyFailure, RequestError, RequestErrorKind};
@@ -45,13 +45,14 @@ where
     let text = String::from_utf8_lossy(&head);
     let status_line = text.lines().next().unwrap_or_default();
     let status = status_line.split_whitespace().nth(1).unwrap_or_default();
-    if status.starts_with('2') && status.len() == 3 {
-        return Ok(());
-    }
-    // A status that is no number is an answer the client cannot read, not a refusal.
-    let kind = match status.parse::<u16>() {
-        Ok(code) if status.len() == 3 => ProxyFailure::TunnelRefused { status: code },
-        _ => ProxyFailure::TunnelFailed,
+    // Three ASCII digits, 100 to 999 (`2ab` or `+99` are no status); a status that is no
+    // number is an answer the client cannot read, not a refusal.
+    let kind = match StatusCode::from_bytes(status.as_bytes()) {
+        Ok(code) if code.is_success() => return Ok(()),
+        Ok(code) => ProxyFailure::TunnelRefused {
+            status: code.as_u16(),
+        },
+        Err(_) => ProxyFailure::TunnelFailed,
     };
     Err(RequestError::new(
         RequestErrorKind::Proxy(kind),
@@ -171,5 +172,36 @@ mod tests {
             error.kind(),
             RequestErrorKind::Proxy(ProxyFailure::TunnelFailed)
         );
+    }
+
+    /// Found by the `connect_reply` fuzz target: a status that starts with `2` but is no
+    /// number opened the tunnel, and `+99` or `000` were refusals with a status.
+    #[test]
+    fn only_a_2xx_number_opens_the_tunnel() {
+        for (reply, expected) in [
+            (&b"HTTP/1.1 2ab x\r\n\r\n"[..], None),
+            (b"HTTP/1.1 2\xc3\xa9 x\r\n\r\n", None),
+            (b"HTTP/1.1 +99 x\r\n\r\n", None),
+            (b"HTTP/1.1 000 x\r\n\r\n", None),
+            (b"HTTP/1.1 099 x\r\n\r\n", None),
+            (b"HTTP/1.1 302 Found\r\n\r\n", Some(302)),
+        ] {
+            crate::fuzz_api::connect_reply(reply);
+            let (mut client, mut proxy) = tokio::io::duplex(1024);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let error = runtime.block_on(async {
+                proxy.write_all(reply).await.unwrap();
+                connect(&mut client, "example.test:443", None)
+                    .await
+                    .unwrap_err()
+            });
+            let kind = match expected {
+                Some(status) => ProxyFailure::TunnelRefused { status },
+                None => ProxyFailure::TunnelFailed,
+            };
+            assert_eq!(error.kind(), RequestErrorKind::Proxy(kind), "{reply:?}");
+        }
     }
 }

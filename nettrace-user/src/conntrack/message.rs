@@ -117,8 +117,9 @@ pub(crate) enum Decoded {
     Other,
 }
 
-/// Decodes every netlink message of a datagram; a malformed one ends the datagram (its length
-/// cannot be trusted) after an error item.
+/// Decodes every netlink message of a datagram. A message whose content is malformed is an
+/// error item and the next one is read (its length held); one whose length is broken ends the
+/// datagram (nothing after it can be located) after an error item.
 pub(crate) fn decode_datagram(datagram: &[u8]) -> Vec<Result<Decoded, ConntrackError>> {
     let mut out = Vec::new();
     let mut rest = datagram;
@@ -283,7 +284,7 @@ fn be_u64(value: &[u8]) -> Result<u64, ConntrackError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use netlink_packet_core::{DefaultNla, NLA_F_NESTED, NetlinkHeader};
     use netlink_packet_netfilter::{
         NetfilterHeader, NetfilterProtoFamily,
@@ -294,7 +295,7 @@ mod tests {
     use super::*;
 
     /// One raw attribute: length and kind (native endian), value, padding to 4 bytes.
-    fn nla(kind: u16, value: &[u8]) -> Vec<u8> {
+    pub(crate) fn nla(kind: u16, value: &[u8]) -> Vec<u8> {
         let len = u16::try_from(4 + value.len()).unwrap();
         let mut out = [len.to_ne_bytes(), kind.to_ne_bytes()].concat();
         out.extend_from_slice(value);
@@ -311,7 +312,13 @@ mod tests {
         ConntrackAttribute::Other(DefaultNla::new(kind | NLA_F_NESTED, value))
     }
 
-    fn tuple(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, proto: Protocol) -> Vec<Tuple> {
+    pub(crate) fn tuple(
+        src: [u8; 4],
+        sport: u16,
+        dst: [u8; 4],
+        dport: u16,
+        proto: Protocol,
+    ) -> Vec<Tuple> {
         vec![
             Tuple::Ip(vec![
                 IPTuple::SourceAddress(src.into()),
@@ -325,7 +332,8 @@ mod tests {
         ]
     }
 
-    fn datagram(seq: u32, message: ConntrackMessage) -> Vec<u8> {
+    /// One netlink message of a conntrack `message` (a fuzz seed too).
+    pub(crate) fn datagram(seq: u32, message: ConntrackMessage) -> Vec<u8> {
         let mut header = NetlinkHeader::default();
         header.sequence_number = seq;
         let mut msg = NetlinkMessage::new(
@@ -341,7 +349,8 @@ mod tests {
         buf
     }
 
-    fn nat_entry_attrs() -> Vec<ConntrackAttribute> {
+    /// The attributes of a NAT-ed TCP entry with counters and an ID.
+    pub(crate) fn nat_entry_attrs() -> Vec<ConntrackAttribute> {
         vec![
             ConntrackAttribute::CtaTupleOrig(tuple(
                 [10, 0, 0, 1],

@@ -36,7 +36,7 @@
 //! ```
 mod error;
 mod events;
-mod message;
+pub(crate) mod message;
 mod netlink;
 mod tracker;
 

@@ -256,29 +256,22 @@ fn read_frames(shared: &Shared, sink: &Weak<dyn KernelSink>) {
             Ok(n) => n,
             Err(error) => break format!("receiving from the daemon failed: {error}"),
         };
-        match Frame::decode(buf.get(..n).unwrap_or_default()) {
-            Ok(Frame::Record(record)) => match KernelEvent::decode(record) {
-                Ok(event) => {
-                    let Some(sink) = sink.upgrade() else {
-                        break "the tracer is gone".to_owned();
-                    };
-                    sink.kernel_event(event, record);
+        match Incoming::of(buf.get(..n).unwrap_or_default()) {
+            Incoming::Event(event, record) => {
+                let Some(sink) = sink.upgrade() else {
+                    break "the tracer is gone".to_owned();
+                };
+                sink.kernel_event(event, record);
+            }
+            Incoming::Reply(reply) => {
+                if let Err(error) = &reply {
+                    tracing::warn!(%error, "malformed reply from the daemon");
                 }
-                Err(error) => {
-                    shared.malformed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%error, "skipping a malformed record from the daemon");
-                }
-            },
-            Ok(Frame::Reply(message)) => answer(shared, Ok(message)),
-            Err(error) => {
-                // Replies come in request order: a broken one still answers its request;
-                // anything else is counted with the malformed records.
-                tracing::warn!(%error, "malformed frame from the daemon");
-                if Frame::is_reply(buf.get(..n).unwrap_or_default()) {
-                    answer(shared, Err(error));
-                } else {
-                    shared.malformed.fetch_add(1, Ordering::Relaxed);
-                }
+                answer(shared, reply);
+            }
+            Incoming::Malformed(error) => {
+                shared.malformed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "skipping a malformed frame from the daemon");
             }
         }
     };
@@ -287,6 +280,33 @@ fn read_frames(shared: &Shared, sink: &Weak<dyn KernelSink>) {
         let _ = waiter.try_send(Err(reason.clone()));
     }
     waiting.closed = Some(reason);
+}
+
+/// What one frame from the daemon is to the reader thread.
+#[derive(Debug)]
+pub(crate) enum Incoming<'a> {
+    /// A kernel event for the sink, with the record it was decoded from.
+    Event(KernelEvent, &'a [u8]),
+    /// The reply to the oldest waiting request; replies come in request order, so a broken
+    /// one still answers its request.
+    Reply(Result<Message, String>),
+    /// A record that does not decode or a frame with another tag: counted and skipped.
+    Malformed(String),
+}
+
+impl<'a> Incoming<'a> {
+    /// Classifies (and decodes) one frame.
+    pub(crate) fn of(frame: &'a [u8]) -> Self {
+        match Frame::decode(frame) {
+            Ok(Frame::Record(record)) => match KernelEvent::decode(record) {
+                Ok(event) => Self::Event(event, record),
+                Err(error) => Self::Malformed(error.to_string()),
+            },
+            Ok(Frame::Reply(message)) => Self::Reply(Ok(message)),
+            Err(error) if Frame::is_reply(frame) => Self::Reply(Err(error)),
+            Err(error) => Self::Malformed(error),
+        }
+    }
 }
 
 /// Hands a reply to the oldest waiting request (one that gave up waiting drops it).

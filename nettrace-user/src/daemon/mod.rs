@@ -52,6 +52,8 @@ mod slot;
 pub use client::DaemonClient;
 pub use error::DaemonError;
 pub use link::SyncReport;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use server::fuzz as server_fuzz;
 pub use server::{MAX_SESSIONS_PER_USER, MAX_SOCKETS_PER_CLIENT, ServeOptions, serve};
 
 /// Where the daemon listens unless told otherwise.

@@ -472,3 +472,7 @@ fn peer_uid(conn: &OwnedFd) -> Option<u32> {
 #[cfg(test)]
 #[path = "server_tests.rs"]
 mod tests;
+
+#[cfg(any(test, feature = "fuzzing"))]
+#[path = "server_fuzz.rs"]
+pub(crate) mod fuzz;

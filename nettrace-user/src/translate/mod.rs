@@ -5,7 +5,7 @@
 //! packets the cgroup programs copy. Sans-I/O: events in, events out.
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Instant};
 
-mod packet;
+pub(crate) mod packet;
 #[cfg(test)]
 mod tests;
 

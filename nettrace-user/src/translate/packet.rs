@@ -130,7 +130,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn udp_v4(payload: &[u8]) -> Vec<u8> {
@@ -160,7 +160,7 @@ pub(super) mod tests {
     }
 
     /// A TLS ClientHello naming `name` (SNI), in one TLS record.
-    pub(in crate::translate) fn client_hello(name: &str) -> Vec<u8> {
+    pub(crate) fn client_hello(name: &str) -> Vec<u8> {
         let mut sni = Vec::new();
         sni.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
         sni.push(0);
