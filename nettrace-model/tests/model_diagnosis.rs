@@ -260,7 +260,9 @@ fn timing_of_phases_and_diagnosis_for_large_traces() {
         let started = std::time::Instant::now();
         let findings = diagnosis::diagnose(&trace);
         let diagnose_time = started.elapsed();
-        println!("{n} refused requests: request_phases {phases_time:?}, diagnose {diagnose_time:?}");
+        println!(
+            "{n} refused requests: request_phases {phases_time:?}, diagnose {diagnose_time:?}"
+        );
         assert_eq!(phases.len(), n as usize);
         assert_eq!(findings.len(), n as usize);
         let last = (n - 1) as usize;
