@@ -579,19 +579,6 @@ fn host_is_name(dst: &str) -> bool {
 
 /// The TLS tunnel of `req`: the one it names, or (older Go traces name none) the last one on
 /// its connection.
-pub(crate) fn tls_of<'a>(trace: &'a HttpTrace, req: &HttpReqTrace) -> Option<&'a TlsTunnelTrace> {
-    let net = &trace.net_trace;
-    net.tls_tunnels.get(&req.tls_tunnel).or_else(|| {
-        if req.tls_tunnel.is_empty() && req.proxy_tls_tunnel.is_empty() && !req.tcp_conn.is_empty()
-        {
-            net.tls_tunnels.iter().rfind(|t| t.tcp_conn == req.tcp_conn)
-        } else {
-            None
-        }
-    })
-}
-
-/// [`tls_of`] with the trace's lookups.
 fn tls_of_indexed<'a>(ix: &TraceIndex<'a>, req: &HttpReqTrace) -> Option<&'a TlsTunnelTrace> {
     ix.tunnel(req.tls_tunnel.as_str()).or_else(|| {
         if req.tls_tunnel.is_empty() && req.proxy_tls_tunnel.is_empty() && !req.tcp_conn.is_empty()

@@ -260,9 +260,26 @@ fn timing_of_phases_and_diagnosis_for_large_traces() {
         let started = std::time::Instant::now();
         let findings = diagnosis::diagnose(&trace);
         let diagnose_time = started.elapsed();
+        let started = std::time::Instant::now();
+        let waterfall = nettrace_model::waterfall::render(&trace);
+        let waterfall_time = started.elapsed();
+        let traces = [trace];
+        let started = std::time::Instant::now();
+        let har = nettrace_model::har::to_har(&traces);
+        let har_time = started.elapsed();
+        let started = std::time::Instant::now();
+        let html = nettrace_model::html::render(&traces, None);
+        let html_time = started.elapsed();
         println!(
-            "{n} refused requests: request_phases {phases_time:?}, diagnose {diagnose_time:?}"
+            "{n} refused requests: request_phases {phases_time:?}, diagnose {diagnose_time:?}, \
+             waterfall {waterfall_time:?}, har {har_time:?}, html {html_time:?}"
         );
+        assert!(waterfall.matches("connection refused").count() >= n as usize);
+        assert_eq!(
+            har["log"]["entries"].as_array().map(Vec::len),
+            Some(n as usize)
+        );
+        assert!(html.contains(&format!("c{}", n - 1)), "no last connection");
         assert_eq!(phases.len(), n as usize);
         assert_eq!(findings.len(), n as usize);
         let last = (n - 1) as usize;
