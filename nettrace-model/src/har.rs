@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::phases::{Phase, Precision, RequestPhases, Span, request_phases};
-use crate::{HttpHeader, HttpReqTrace, HttpTrace};
+use crate::{HttpHeader, HttpReqTrace, HttpTrace, TcpConnTrace};
 
 /// The traces as one HAR 1.2 archive (a JSON value; write it with `serde_json`).
 pub fn to_har(traces: &[HttpTrace]) -> Value {
@@ -53,8 +53,10 @@ pub fn to_har(traces: &[HttpTrace]) -> Value {
             "title": trace.net_trace.description,
             "pageTimings": {"onContentLoad": -1, "onLoad": -1},
         }));
+        let conns = trace.net_trace.tcp_conns.by_id();
         for (req, phases) in trace.http_requests.iter().zip(request_phases(trace)) {
-            entries.push(entry(trace, req, &phases, begin, &page_id));
+            let conn = conns.get(phases.tcp_conn.as_str()).copied();
+            entries.push(entry(conn, req, &phases, begin, &page_id));
         }
     }
     json!({
@@ -84,14 +86,12 @@ fn ms(span: Option<Span>) -> f64 {
 }
 
 fn entry(
-    trace: &HttpTrace,
+    conn: Option<&TcpConnTrace>,
     req: &HttpReqTrace,
     phases: &RequestPhases,
     begin: OffsetDateTime,
     page_id: &str,
 ) -> Value {
-    let net = &trace.net_trace;
-    let conn = net.tcp_conns.get(&phases.tcp_conn);
     let tls = phases.get(Phase::Tls);
     // HAR counts the TLS handshake in `connect` too.
     let connect = match (phases.connect, tls) {

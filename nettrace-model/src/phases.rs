@@ -49,9 +49,11 @@ use std::net::IpAddr;
 
 use time::OffsetDateTime;
 
+use self::index::TraceIndex;
+
 use crate::{
-    DialTrace, HttpReqTrace, HttpTrace, PreciseTimes, SocketOpType, TcpConnTrace, Timestamp,
-    TlsTunnelTrace, TraceId,
+    DialTrace, HttpReqTrace, HttpTrace, PreciseTimes, TcpConnTrace, Timestamp, TlsTunnelTrace,
+    TraceId,
 };
 
 /// A stretch of time, in µs since the trace began.
@@ -204,25 +206,26 @@ impl RequestPhases {
 }
 
 /// The phases of every HTTP request of `trace`, in the trace's order.
+///
+/// O(n log n) in the size of the trace: its lookups are built once, not per request.
 pub fn request_phases(trace: &HttpTrace) -> Vec<RequestPhases> {
-    let clock = Clock::of(trace);
+    let index = TraceIndex::new(trace);
     trace
         .http_requests
         .iter()
         .enumerate()
-        .map(|(index, req)| phases_of(trace, &clock, index, req))
+        .map(|(i, req)| phases_of(&index, i, req))
         .collect()
 }
 
 /// The phases of the request `req_id` of `trace`, if it has such a request.
 pub fn phases_of_request(trace: &HttpTrace, req_id: &TraceId) -> Option<RequestPhases> {
-    let clock = Clock::of(trace);
-    trace
+    let (i, req) = trace
         .http_requests
         .iter()
         .enumerate()
-        .find(|(_, req)| &req.trace_id == req_id)
-        .map(|(index, req)| phases_of(trace, &clock, index, req))
+        .find(|(_, req)| &req.trace_id == req_id)?;
+    Some(phases_of(&TraceIndex::new(trace), i, req))
 }
 
 /// A point in time, µs since the trace began, and whether it is precise to the microsecond.
@@ -306,8 +309,8 @@ impl Points {
     }
 }
 
-fn phases_of(trace: &HttpTrace, clock: &Clock, index: usize, req: &HttpReqTrace) -> RequestPhases {
-    let net = &trace.net_trace;
+fn phases_of(ix: &TraceIndex<'_>, index: usize, req: &HttpReqTrace) -> RequestPhases {
+    let clock = &ix.clock;
     let mut points = Points::new();
     let mut out = RequestPhases {
         http_req: req.trace_id.clone(),
@@ -316,8 +319,9 @@ fn phases_of(trace: &HttpTrace, clock: &Clock, index: usize, req: &HttpReqTrace)
     };
     let start = points.note(clock.at(&req.req_sent_at, &req.precise_us, "reqSentAt"));
     let resp = points.note(clock.at(&req.resp_recv_at, &req.precise_us, "respRecvAt"));
-    let conn = net.tcp_conns.get(&req.tcp_conn);
-    let reused = conn.filter(|conn| is_reused(trace, clock, index, req, conn));
+    let conn_at = ix.conn(req.tcp_conn.as_str());
+    let conn = conn_at.map(|(_, c)| c);
+    let reused = conn.filter(|conn| is_reused(ix, index, req, conn));
     // The moment the request could be written: after its own connection setup.
     let mut ready = start;
     let mut unfinished = None;
@@ -326,8 +330,8 @@ fn phases_of(trace: &HttpTrace, clock: &Clock, index: usize, req: &HttpReqTrace)
         out.blocked = start.map(|s| Span::new(s, s));
     } else {
         let dial = conn
-            .and_then(|c| net.dials.get(&c.from_dial))
-            .or_else(|| dial_of_failed_request(trace, clock, index, req));
+            .and_then(|c| ix.dial(c.from_dial.as_str()))
+            .or_else(|| dial_of_failed_request(ix, index, req));
         if let Some(dial) = dial {
             out.dial = dial.trace_id.clone();
             let dial_begin =
@@ -337,17 +341,17 @@ fn phases_of(trace: &HttpTrace, clock: &Clock, index: usize, req: &HttpReqTrace)
                 out.blocked = Some(Span::new(s, b));
             }
             // The connection tried, when the dial made none that the request names.
-            let attempts: Vec<&TcpConnTrace> = net
-                .tcp_conns
-                .iter()
-                .filter(|c| c.from_dial == dial.trace_id && !c.from_resolver)
+            let attempts: Vec<&TcpConnTrace> = ix
+                .attempts(dial.trace_id.as_str())
+                .into_iter()
+                .map(|(_, c)| c)
                 .collect();
             let first_handshake = attempts
                 .iter()
                 .filter_map(|c| clock.at(&c.handshake_begin_at, &c.precise_us, "handshakeBeginAt"))
                 .map(|at| at.us)
                 .min();
-            out.dns = dns_span(trace, clock, dial, dial_begin, first_handshake, &mut points);
+            out.dns = dns_span(ix, dial, dial_begin, first_handshake, &mut points);
             if attempts.is_empty() && (dial_end.is_none() || !dial.dial_err.is_empty()) {
                 // Resolution never ended, or failed before any connection attempt.
                 unfinished = Some(Phase::Dns);
@@ -389,9 +393,9 @@ fn phases_of(trace: &HttpTrace, clock: &Clock, index: usize, req: &HttpReqTrace)
                 _ => {}
             }
         }
-        let tls = tls_of(trace, req);
+        let tls = tls_of_indexed(ix, req);
         for (phase, tunnel) in [
-            (Phase::ProxyTls, net.tls_tunnels.get(&req.proxy_tls_tunnel)),
+            (Phase::ProxyTls, ix.tunnel(req.proxy_tls_tunnel.as_str())),
             (Phase::Tls, tls),
         ] {
             let Some(tunnel) = tunnel else { continue };
@@ -426,8 +430,8 @@ fn phases_of(trace: &HttpTrace, clock: &Clock, index: usize, req: &HttpReqTrace)
         }
     }
     // Send: the socket's writes between the request being ready and the response.
-    if let (Some(conn), Some(r)) = (conn, ready) {
-        out.send = send_span(conn, clock, r, resp);
+    if let (Some((conn_pos, _)), Some(r)) = (conn_at, ready) {
+        out.send = send_span(ix, conn_pos, r, resp);
         if let Some(send) = out.send {
             ready = Some(send.end_us);
         }
@@ -448,7 +452,7 @@ fn phases_of(trace: &HttpTrace, clock: &Clock, index: usize, req: &HttpReqTrace)
                 &req.precise_us,
                 "respBodyLastByteAt",
             ))
-            .or_else(|| conn.and_then(|c| last_read(trace, clock, index, req, c, head)));
+            .or_else(|| conn_at.and_then(|(c, _)| last_read(ix, index, c, head)));
         if let Some(last) = last {
             out.transfer = Some(Span::new(head, last));
         }
@@ -483,19 +487,12 @@ fn phases_of(trace: &HttpTrace, clock: &Clock, index: usize, req: &HttpReqTrace)
 }
 
 /// Whether `conn` was opened for something before request `index`.
-fn is_reused(
-    trace: &HttpTrace,
-    clock: &Clock,
-    index: usize,
-    req: &HttpReqTrace,
-    conn: &TcpConnTrace,
-) -> bool {
+fn is_reused(ix: &TraceIndex<'_>, index: usize, req: &HttpReqTrace, conn: &TcpConnTrace) -> bool {
     if conn.reused {
         return true;
     }
-    let earlier_user = trace.http_requests.as_slice()[..index]
-        .iter()
-        .any(|other| other.tcp_conn == conn.trace_id);
+    let clock = &ix.clock;
+    let earlier_user = ix.used_before(conn.trace_id.as_str(), index);
     let opened_before = match (
         clock.at(&conn.handshake_end_at, &conn.precise_us, "handshakeEndAt"),
         clock.at(&req.req_sent_at, &req.precise_us, "reqSentAt"),
@@ -509,50 +506,27 @@ fn is_reused(
 /// The dial of a request that names no connection: the last dial that began between the
 /// request and the next one (Go and this project record no link from a failed request to it).
 fn dial_of_failed_request<'a>(
-    trace: &'a HttpTrace,
-    clock: &Clock,
+    ix: &TraceIndex<'a>,
     index: usize,
     req: &HttpReqTrace,
 ) -> Option<&'a DialTrace> {
-    let dials = &trace.net_trace.dials;
-    let start = clock.at(&req.req_sent_at, &req.precise_us, "reqSentAt")?.us;
-    let next = trace.http_requests.as_slice()[index + 1..]
-        .iter()
-        .filter_map(|r| clock.at(&r.req_sent_at, &r.precise_us, "reqSentAt"))
-        .map(|at| at.us)
-        .min()
-        .unwrap_or(u64::MAX);
-    let used_by_other = |dial: &DialTrace| {
-        !dial.established_conn.is_empty()
-            && trace
-                .http_requests
-                .iter()
-                .any(|r| r.tcp_conn == dial.established_conn)
-    };
-    dials
-        .iter()
-        .filter(|d| {
-            clock
-                .at(&d.dial_begin_at, &d.precise_us, "dialBeginAt")
-                .is_some_and(|at| at.us >= start && at.us < next)
-        })
-        .rfind(|d| !used_by_other(d))
+    let start = ix
+        .clock
+        .at(&req.req_sent_at, &req.precise_us, "reqSentAt")?
+        .us;
+    ix.last_free_dial(start, ix.next_start(index))
 }
 
 /// The DNS phase of `dial`.
 fn dns_span(
-    trace: &HttpTrace,
-    clock: &Clock,
+    ix: &TraceIndex<'_>,
     dial: &DialTrace,
     dial_begin: Option<u64>,
     first_handshake: Option<u64>,
     points: &mut Points,
 ) -> Option<Span> {
-    let net = &trace.net_trace;
-    let queries = net
-        .dns_queries
-        .iter()
-        .filter(|q| q.from_dial == dial.trace_id);
+    let clock = &ix.clock;
+    let queries = ix.dns_queries(dial.trace_id.as_str());
     let mut first = None::<u64>;
     let mut last = None::<u64>;
     for query in queries {
@@ -605,12 +579,11 @@ fn host_is_name(dst: &str) -> bool {
 
 /// The TLS tunnel of `req`: the one it names, or (older Go traces name none) the last one on
 /// its connection.
-pub(crate) fn tls_of<'a>(trace: &'a HttpTrace, req: &HttpReqTrace) -> Option<&'a TlsTunnelTrace> {
-    let net = &trace.net_trace;
-    net.tls_tunnels.get(&req.tls_tunnel).or_else(|| {
+fn tls_of_indexed<'a>(ix: &TraceIndex<'a>, req: &HttpReqTrace) -> Option<&'a TlsTunnelTrace> {
+    ix.tunnel(req.tls_tunnel.as_str()).or_else(|| {
         if req.tls_tunnel.is_empty() && req.proxy_tls_tunnel.is_empty() && !req.tcp_conn.is_empty()
         {
-            net.tls_tunnels.iter().rfind(|t| t.tcp_conn == req.tcp_conn)
+            ix.last_tunnel_on(req.tcp_conn.as_str())
         } else {
             None
         }
@@ -619,52 +592,20 @@ pub(crate) fn tls_of<'a>(trace: &'a HttpTrace, req: &HttpReqTrace) -> Option<&'a
 
 /// The socket's writes from `ready` until the response head (`resp`), if socket operations
 /// were traced.
-fn send_span(conn: &TcpConnTrace, clock: &Clock, ready: u64, resp: Option<u64>) -> Option<Span> {
-    let ops = conn.socket_trace.as_ref()?;
-    let none = PreciseTimes::default();
-    let mut end = None::<u64>;
-    for op in &ops.socket_ops {
-        if op.op_type != SocketOpType::Write || op.data_len == 0 {
-            continue;
-        }
-        let (Some(call), Some(ret)) = (
-            clock.at(&op.call_at, &none, ""),
-            clock.at(&op.return_at, &none, ""),
-        ) else {
-            continue;
-        };
-        if call.us < ready || resp.is_some_and(|r| call.us > r) {
-            continue;
-        }
-        end = Some(end.map_or(ret.us, |e| e.max(ret.us)));
-    }
-    end.map(|e| Span::new(ready, e))
+fn send_span(ix: &TraceIndex<'_>, conn: usize, ready: u64, resp: Option<u64>) -> Option<Span> {
+    let end = ix
+        .ops(conn)?
+        .writes
+        .max_within(ready, resp.unwrap_or(u64::MAX))?;
+    Some(Span::new(ready, end))
 }
 
-/// The last read with data on `conn` after the response head, before the next request on the
-/// same connection.
-fn last_read(
-    trace: &HttpTrace,
-    clock: &Clock,
-    index: usize,
-    req: &HttpReqTrace,
-    conn: &TcpConnTrace,
-    head: u64,
-) -> Option<u64> {
-    let ops = conn.socket_trace.as_ref()?;
-    let next = trace.http_requests.as_slice()[index + 1..]
-        .iter()
-        .filter(|r| r.tcp_conn == req.tcp_conn)
-        .filter_map(|r| clock.us(&r.req_sent_at))
-        .min()
-        .unwrap_or(u64::MAX);
-    ops.socket_ops
-        .iter()
-        .filter(|op| op.op_type == SocketOpType::Read && op.data_len > 0)
-        .filter_map(|op| clock.us(&op.return_at))
-        .filter(|&at| at >= head && at < next)
-        .max()
+/// The last read with data on the connection at position `conn` after the response head,
+/// before the next request on the same connection.
+fn last_read(ix: &TraceIndex<'_>, index: usize, conn: usize, head: u64) -> Option<u64> {
+    ix.ops(conn)?.last_read(head, ix.next_on_conn(index))
 }
 
+mod index;
 #[cfg(test)]
 mod tests;

@@ -245,3 +245,45 @@ fn many_failed_requests_each_get_their_finding() {
         );
     }
 }
+
+/// How long phases and diagnosis take for 2,000, 8,000 and 20,000 refused requests (printed;
+/// BENCHMARKS.md). Ignored by default: run it in release,
+/// `cargo test --release -p nettrace-model --test model_diagnosis timing -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing; run in release with --ignored --nocapture"]
+fn timing_of_phases_and_diagnosis_for_large_traces() {
+    for n in [2_000u32, 8_000, 20_000] {
+        let trace = refused_requests(n);
+        let started = std::time::Instant::now();
+        let phases = nettrace_model::phases::request_phases(&trace);
+        let phases_time = started.elapsed();
+        let started = std::time::Instant::now();
+        let findings = diagnosis::diagnose(&trace);
+        let diagnose_time = started.elapsed();
+        let started = std::time::Instant::now();
+        let waterfall = nettrace_model::waterfall::render(&trace);
+        let waterfall_time = started.elapsed();
+        let traces = [trace];
+        let started = std::time::Instant::now();
+        let har = nettrace_model::har::to_har(&traces);
+        let har_time = started.elapsed();
+        let started = std::time::Instant::now();
+        let html = nettrace_model::html::render(&traces, None);
+        let html_time = started.elapsed();
+        println!(
+            "{n} refused requests: request_phases {phases_time:?}, diagnose {diagnose_time:?}, \
+             waterfall {waterfall_time:?}, har {har_time:?}, html {html_time:?}"
+        );
+        assert!(waterfall.matches("connection refused").count() >= n as usize);
+        assert_eq!(
+            har["log"]["entries"].as_array().map(Vec::len),
+            Some(n as usize)
+        );
+        assert!(html.contains(&format!("c{}", n - 1)), "no last connection");
+        assert_eq!(phases.len(), n as usize);
+        assert_eq!(findings.len(), n as usize);
+        let last = (n - 1) as usize;
+        assert_eq!(phases[last].dial, TraceId::new(format!("d{last}")));
+        assert_eq!(phases[last].tcp_conn, TraceId::new(format!("c{last}")));
+    }
+}

@@ -18,12 +18,15 @@
 //! let plain = render_with(&HttpTrace::default(), &Options { color: false, ..Options::default() });
 //! assert!(!plain.contains('\x1b'));
 //! ```
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use crate::facts::{by, conntrack_summary, dns_lines, dst, kernel_summary, src, tls_detail};
 use crate::phases::{Phase, Precision, RequestPhases, Span, request_phases};
 use crate::units::duration;
-use crate::{DialTrace, HttpReqTrace, HttpTrace, TcpConnTrace, Timestamp, TlsTunnelTrace};
+use crate::{
+    DialTrace, DnsQueryTrace, HttpReqTrace, HttpTrace, TcpConnTrace, Timestamp, TlsTunnelTrace,
+};
 
 #[cfg(test)]
 mod tests;
@@ -99,15 +102,16 @@ pub fn render_with(trace: &HttpTrace, options: &Options) -> String {
         options,
         longest,
         trace,
+        ix: Lookups::of(trace, &phases),
     };
     if trace.http_requests.is_empty() {
         let _ = writeln!(out, "  (no HTTP requests recorded)");
     }
-    let mut shown_conns: Vec<String> = Vec::new();
+    let mut shown_conns: HashSet<String> = HashSet::new();
     for (req, phases) in trace.http_requests.iter().zip(&phases) {
         view.request(&mut out, req, phases, &mut shown_conns);
     }
-    view.other_connections(&mut out, &shown_conns, &phases);
+    view.other_connections(&mut out, &shown_conns);
     out
 }
 
@@ -117,6 +121,85 @@ struct View<'a> {
     /// The longest request, µs: the width of the bar column.
     longest: u64,
     trace: &'a HttpTrace,
+    /// The trace's records by ID, built once.
+    ix: Lookups<'a>,
+}
+
+/// The lookups the rendering makes per request, built once per trace so that a trace of
+/// many requests renders in O(n) lookups rather than a scan per request.
+struct Lookups<'a> {
+    conns: HashMap<&'a str, &'a TcpConnTrace>,
+    dials: HashMap<&'a str, &'a DialTrace>,
+    tunnels: HashMap<&'a str, &'a TlsTunnelTrace>,
+    /// The last TLS tunnel on each connection.
+    last_tunnel_on: HashMap<&'a str, &'a TlsTunnelTrace>,
+    /// The requests on each connection ID, in the trace's order.
+    users: HashMap<&'a str, Vec<&'a HttpReqTrace>>,
+    /// DNS queries of each dial, in the trace's order.
+    dns_of_dial: HashMap<&'a str, Vec<&'a DnsQueryTrace>>,
+    /// Connections of each dial (not for the resolver), in the trace's order.
+    attempts_of_dial: HashMap<&'a str, Vec<&'a TcpConnTrace>>,
+    /// The dials that made a request's connection.
+    phase_dials: HashSet<String>,
+}
+
+impl<'a> Lookups<'a> {
+    fn of(trace: &'a HttpTrace, phases: &[RequestPhases]) -> Self {
+        let net = &trace.net_trace;
+        let mut last_tunnel_on = HashMap::new();
+        for t in net.tls_tunnels.iter() {
+            last_tunnel_on.insert(t.tcp_conn.as_str(), t);
+        }
+        let mut users: HashMap<&str, Vec<&HttpReqTrace>> = HashMap::new();
+        for r in trace.http_requests.iter() {
+            users.entry(r.tcp_conn.as_str()).or_default().push(r);
+        }
+        let mut dns_of_dial: HashMap<&str, Vec<&DnsQueryTrace>> = HashMap::new();
+        for q in net.dns_queries.iter() {
+            dns_of_dial.entry(q.from_dial.as_str()).or_default().push(q);
+        }
+        let mut attempts_of_dial: HashMap<&str, Vec<&TcpConnTrace>> = HashMap::new();
+        for c in net.tcp_conns.iter().filter(|c| !c.from_resolver) {
+            attempts_of_dial
+                .entry(c.from_dial.as_str())
+                .or_default()
+                .push(c);
+        }
+        Self {
+            conns: net.tcp_conns.by_id(),
+            dials: net.dials.by_id(),
+            tunnels: net.tls_tunnels.by_id(),
+            last_tunnel_on,
+            users,
+            dns_of_dial,
+            attempts_of_dial,
+            phase_dials: phases.iter().map(|p| p.dial.as_str().to_owned()).collect(),
+        }
+    }
+
+    fn conn(&self, id: &str) -> Option<&'a TcpConnTrace> {
+        self.conns.get(id).copied()
+    }
+
+    fn dial(&self, id: &str) -> Option<&'a DialTrace> {
+        self.dials.get(id).copied()
+    }
+
+    fn tunnel(&self, id: &str) -> Option<&'a TlsTunnelTrace> {
+        self.tunnels.get(id).copied()
+    }
+
+    /// The TLS tunnel of `req`, as `phases::tls_of` finds it.
+    fn tls_of(&self, req: &HttpReqTrace) -> Option<&'a TlsTunnelTrace> {
+        self.tunnel(req.tls_tunnel.as_str()).or_else(|| {
+            let unnamed = req.tls_tunnel.is_empty() && req.proxy_tls_tunnel.is_empty();
+            if unnamed && !req.tcp_conn.is_empty() {
+                self.last_tunnel_on.get(req.tcp_conn.as_str()).copied()
+            } else {
+                None
+            }
+        })
+    }
 }
 
 /// Where a request's bars start (µs since the trace began) and how precise its times are.
@@ -222,9 +305,8 @@ impl View<'_> {
         out: &mut String,
         req: &HttpReqTrace,
         phases: &RequestPhases,
-        shown: &mut Vec<String>,
+        shown: &mut HashSet<String>,
     ) {
-        let net = &self.trace.net_trace;
         let precision = phases.precision;
         let origin = phases.total.map_or(0, |t| t.start_us);
         let outcome = if req.req_error.is_empty() {
@@ -267,12 +349,14 @@ impl View<'_> {
             line(out, "blocked", "waiting before the dial", Phase::Blocked);
         }
         if let Some(conn_id) = &phases.reused_conn {
-            let conn = net.tcp_conns.get(conn_id);
+            let conn = self.ix.conn(conn_id.as_str());
             let first_user = self
-                .trace
-                .http_requests
-                .iter()
-                .find(|r| &r.tcp_conn == conn_id && r.trace_id != req.trace_id)
+                .ix
+                .users
+                .get(conn_id.as_str())
+                .into_iter()
+                .flatten()
+                .find(|r| r.trace_id != req.trace_id)
                 .map(|r| format!(", opened for {}", r.trace_id))
                 .unwrap_or_default();
             let carried = if conn.is_some_and(|c| c.reused) {
@@ -287,16 +371,16 @@ impl View<'_> {
                 out,
                 "  reused    connection {conn_id}{ends}{first_user}{carried}"
             );
-        } else if let Some(dial) = net.dials.get(&phases.dial) {
+        } else if let Some(dial) = self.ix.dial(phases.dial.as_str()) {
             self.dial(out, dial, phases, origin);
         }
         if phases.reused_conn.is_none() {
-            let tls = crate::phases::tls_of(self.trace, req);
+            let tls = self.ix.tls_of(req);
             let tunnels = [
                 (
                     "proxy tls",
                     Phase::ProxyTls,
-                    net.tls_tunnels.get(&req.proxy_tls_tunnel),
+                    self.ix.tunnel(req.proxy_tls_tunnel.as_str()),
                 ),
                 ("tls", Phase::Tls, tls),
             ];
@@ -344,12 +428,11 @@ impl View<'_> {
                 self.paint(RED, &format!("ended during: {phase}"))
             );
         }
-        if let Some(conn) = net.tcp_conns.get(&phases.tcp_conn) {
+        if let Some(conn) = self.ix.conn(phases.tcp_conn.as_str()) {
             // A connection's facts are printed once, under its first request.
-            if shown.contains(&conn.trace_id.as_str().to_owned()) {
+            if !shown.insert(conn.trace_id.as_str().to_owned()) {
                 return;
             }
-            shown.push(conn.trace_id.as_str().to_owned());
             self.conn_facts(out, conn);
         }
     }
@@ -381,16 +464,17 @@ impl View<'_> {
 
     /// The DNS and connect lines of the dial that made a request's connection.
     fn dial(&self, out: &mut String, dial: &DialTrace, phases: &RequestPhases, origin: u64) {
-        let net = &self.trace.net_trace;
         let precision = phases.precision;
         for skipped in &dial.skipped_nameservers {
             let _ = writeln!(out, "  dns       skipped nameserver {skipped}");
         }
         let mut dns_shown = false;
-        for query in net
-            .dns_queries
-            .iter()
-            .filter(|q| q.from_dial == dial.trace_id)
+        for query in self
+            .ix
+            .dns_of_dial
+            .get(dial.trace_id.as_str())
+            .into_iter()
+            .flatten()
         {
             for text in dns_lines(self.trace, query) {
                 let span = if dns_shown { None } else { phases.dns };
@@ -422,11 +506,12 @@ impl View<'_> {
                 );
             }
         }
-        let attempts: Vec<&TcpConnTrace> = net
-            .tcp_conns
-            .iter()
-            .filter(|c| c.from_dial == dial.trace_id && !c.from_resolver)
-            .collect();
+        let attempts: Vec<&TcpConnTrace> = self
+            .ix
+            .attempts_of_dial
+            .get(dial.trace_id.as_str())
+            .cloned()
+            .unwrap_or_default();
         let clock = crate::phases::Clock::of(self.trace);
         for conn in &attempts {
             let state = if conn.connected { "" } else { " (failed)" };
@@ -484,16 +569,9 @@ impl View<'_> {
     }
 
     /// Every connection no request went over: TCP (not the resolver's) and UDP.
-    fn other_connections(&self, out: &mut String, shown: &[String], phases: &[RequestPhases]) {
+    fn other_connections(&self, out: &mut String, shown: &HashSet<String>) {
         let net = &self.trace.net_trace;
-        let used = |id: &str| {
-            shown.iter().any(|s| s == id)
-                || self
-                    .trace
-                    .http_requests
-                    .iter()
-                    .any(|r| r.tcp_conn.as_str() == id)
-        };
+        let used = |id: &str| shown.contains(id) || self.ix.users.contains_key(id);
         let tcp: Vec<&TcpConnTrace> = net
             .tcp_conns
             .iter()
@@ -502,10 +580,10 @@ impl View<'_> {
             .filter(|c| {
                 self.trace.http_requests.is_empty()
                     || c.connected
-                    || !net
-                        .dials
-                        .get(&c.from_dial)
-                        .is_some_and(|d| phases.iter().any(|p| p.dial == d.trace_id))
+                    || !self
+                        .ix
+                        .dial(c.from_dial.as_str())
+                        .is_some_and(|d| self.ix.phase_dials.contains(d.trace_id.as_str()))
             })
             .collect();
         let udp: Vec<_> = net.udp_conns.iter().filter(|c| !c.from_resolver).collect();
@@ -530,7 +608,7 @@ impl View<'_> {
                     duration(b, Precision::Millis)
                 ))
             );
-            if let Some(dial) = net.dials.get(&conn.from_dial) {
+            if let Some(dial) = self.ix.dial(conn.from_dial.as_str()) {
                 let _ = writeln!(out, "  dial      {}", dial.dst_address);
                 if !dial.dial_err.is_empty() {
                     let _ = writeln!(out, "  dial      error: {}", dial.dial_err);
