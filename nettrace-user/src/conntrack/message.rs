@@ -145,7 +145,22 @@ pub(crate) fn decode_datagram(datagram: &[u8]) -> Vec<Result<Decoded, ConntrackE
     out
 }
 
+/// The netfilter subsystem of ctnetlink messages (`NFNL_SUBSYS_CTNETLINK`, the high byte of
+/// the netlink message type).
+const NFNL_SUBSYS_CTNETLINK: u16 = 1;
+/// Netlink's own message types (NOOP, ERROR, DONE, OVERRUN) are below this.
+const NLMSG_MIN_TYPE: u16 = 0x10;
+
 fn decode_message(bytes: &[u8]) -> Result<Decoded, ConntrackError> {
+    let message_type = NetlinkBuffer::new_checked(bytes)
+        .map_err(|e| ConntrackError::Malformed(e.to_string()))?
+        .message_type();
+    // Only ctnetlink's messages are read: netlink-packet-netfilter 0.4.0 panics on some
+    // malformed messages of other subsystems (an nftables attribute whose length passes its
+    // buffer; found by the `ctnetlink` fuzz target), and nothing else is ours anyway.
+    if message_type >= NLMSG_MIN_TYPE && message_type >> 8 != NFNL_SUBSYS_CTNETLINK {
+        return Ok(Decoded::Other);
+    }
     let message = NetlinkMessage::<NetfilterMessage>::deserialize(bytes)
         .map_err(|e| ConntrackError::Malformed(e.to_string()))?;
     let seq = message.header.sequence_number;
@@ -448,6 +463,29 @@ pub(crate) mod tests {
             decode_datagram(&bytes).as_slice(),
             [Err(ConntrackError::Malformed(_))]
         ));
+    }
+
+    #[test]
+    fn messages_of_other_netfilter_subsystems_are_skipped_unread() {
+        // Found by the `ctnetlink` fuzz target: an nftables (subsystem 10) message with an
+        // attribute length past its buffer made netlink-packet-netfilter 0.4.0 panic.
+        let crash: [u8; 76] = [
+            0x48, 0x00, 0x00, 0x00, 0x0a, 0x0a, 0x0c, 0x04, 0x00, 0x65, 0x71, 0x2d, 0x61, 0x9c,
+            0x8e, 0x75, 0x73, 0x74, 0x01, 0x80, 0x05, 0x00, 0x81, 0x00, 0x07, 0x00, 0x00, 0x00,
+            0x1c, 0x00, 0x11, 0x00, 0x06, 0x22, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0d,
+            0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x2e, 0x5d, 0x00, 0x64,
+        ];
+        let decoded = decode_datagram(&crash);
+        assert_eq!(decoded.len(), 1);
+        assert!(matches!(decoded[0], Ok(Decoded::Other)));
+        // A ctnetlink entry after it in the same datagram is still read.
+        let mut datagram = crash[..72].to_vec();
+        datagram.extend(self::datagram(7, ConntrackMessage::New(nat_entry_attrs())));
+        let decoded = decode_datagram(&datagram);
+        assert_eq!(decoded.len(), 2);
+        assert!(matches!(decoded[1], Ok(Decoded::Entry { seq: 7, .. })));
     }
 
     #[test]
