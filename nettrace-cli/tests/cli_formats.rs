@@ -335,8 +335,13 @@ async fn slow_body_is_transfer_and_slow_head_is_wait() {
         } else {
             (wait, transfer)
         };
-        assert!(slow >= 300_000, "{path}: {phases:?}");
-        assert!(fast < 300_000, "{path}: {phases:?}");
+        // The server's 300 ms start when it writes the head; a loaded client may read the
+        // head tens of ms later, so the slow phase is only known to be well over half of it,
+        // and to dominate.
+        assert!(slow >= 150_000, "{path}: {phases:?}");
+        assert!(fast < slow / 2, "{path}: {phases:?}");
+        let total = phases.total.map_or(0, |s| s.duration_us());
+        assert!(total >= 300_000, "{path}: {phases:?}");
         let text = nettrace_async(strings(&[
             "get",
             &server.url(path),
