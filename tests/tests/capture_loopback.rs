@@ -126,7 +126,7 @@ async fn loopback_capture_holds_exactly_the_traced_flows() {
         .expect("the HTTP connection");
     let udp = &trace.net_trace.udp_conns.0;
     assert!(!udp.is_empty(), "no DNS exchange: {}", dump(&trace));
-    let request = &trace.http_requests.0[0];
+    let request = &trace.http_requests[0];
     let (mut syn, mut fin, mut data, mut dns_packets) = (0, 0, 0, 0);
     for packet in &capture.packets {
         let seen = decode(&packet.data);
