@@ -214,6 +214,15 @@ impl<T> std::ops::Index<usize> for TraceList<T> {
     }
 }
 
+/// `&list[..]`: the shared records, for slice patterns (`let [a, b] = &list[..]`).
+impl<T> std::ops::Index<std::ops::RangeFull> for TraceList<T> {
+    type Output = [Arc<T>];
+
+    fn index(&self, _: std::ops::RangeFull) -> &[Arc<T>] {
+        &self.0
+    }
+}
+
 /// Copies the record first if it is shared.
 impl<T: Clone> std::ops::IndexMut<usize> for TraceList<T> {
     fn index_mut(&mut self, i: usize) -> &mut T {
@@ -226,7 +235,6 @@ impl<T> From<Vec<T>> for TraceList<T> {
         records.into_iter().collect()
     }
 }
-
 
 impl<T> FromIterator<T> for TraceList<T> {
     fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
@@ -273,7 +281,8 @@ impl<T: Serialize> Serialize for TraceList<T> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for TraceList<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        null_when_empty::deserialize::<_, T>(deserializer).map(|records| records.into_iter().collect())
+        null_when_empty::deserialize::<_, T>(deserializer)
+            .map(|records| records.into_iter().collect())
     }
 }
 

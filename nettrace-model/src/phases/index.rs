@@ -307,10 +307,7 @@ impl<'a> TraceIndex<'a> {
     /// no request names.
     pub(super) fn last_free_dial(&self, from: u64, until: u64) -> Option<&'a DialTrace> {
         let i = self.free_dials.max_in(from, until)?;
-        self.trace
-            .net_trace
-            .dials
-            .at(usize::try_from(i).ok()?)
+        self.trace.net_trace.dials.at(usize::try_from(i).ok()?)
     }
 
     /// The socket operations of the connection at position `conn`, when traced.

@@ -162,9 +162,7 @@ fn two_requests(precise: bool) -> HttpTrace {
         net.dials[0].precise_us.set("dialEndAt", 3_000);
         net.tcp_conns[0].precise_us.set("handshakeBeginAt", 1_020);
         net.tcp_conns[0].precise_us.set("handshakeEndAt", 1_300);
-        net.tls_tunnels[0]
-            .precise_us
-            .set("handshakeBeginAt", 1_310);
+        net.tls_tunnels[0].precise_us.set("handshakeBeginAt", 1_310);
         net.tls_tunnels[0].precise_us.set("handshakeEndAt", 5_400);
     }
     trace.http_requests = vec![first, second].into();

@@ -10,8 +10,7 @@ use std::{
 use crate::{
     clock::TraceClock,
     event::{
-        BodyCounters, ConnInfo, Event, RawSocketOp, RequestUrl, SocketRecord, TlsOutcome,
-        Transport,
+        BodyCounters, ConnInfo, Event, RawSocketOp, RequestUrl, SocketRecord, TlsOutcome, Transport,
     },
     ids::IdSource,
     model::{HttpTrace, PeerCert, SocketOpType, Timestamp, TraceId},
@@ -64,7 +63,8 @@ impl TraceBench {
 
     /// A snapshot, sharing what did not change since the last one (`get_trace`).
     pub fn snapshot(&mut self) -> HttpTrace {
-        self.recorder.snapshot("bench", self.at(self.requests * 10 + 5))
+        self.recorder
+            .snapshot("bench", self.at(self.requests * 10 + 5))
     }
 
     /// A snapshot that converts every record, as the first one does.
@@ -136,12 +136,7 @@ impl TraceBench {
 
     /// Dials, connects and shakes hands for request `req`; the connection and tunnel IDs and
     /// the connection's socket record.
-    fn connect(
-        &mut self,
-        n: u64,
-        t: u64,
-        req: &TraceId,
-    ) -> (TraceId, TraceId, Arc<SocketRecord>) {
+    fn connect(&mut self, n: u64, t: u64, req: &TraceId) -> (TraceId, TraceId, Arc<SocketRecord>) {
         let record = Arc::new(SocketRecord::new(true));
         let dial = TraceId::new(format!("dial-{n}"));
         let conn = TraceId::new(format!("conn-{n}"));

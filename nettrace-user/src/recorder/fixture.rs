@@ -173,7 +173,11 @@ pub(crate) fn sock_msg(cookie: u64, ms: u64, direction: Direction, ret: i32) -> 
 impl super::Recorder {
     /// A snapshot without the µs times (`preciseUs`), for tests that compare whole records
     /// written in milliseconds; `precise_times_refine_every_timestamp` checks the µs times.
-    pub(crate) fn snapshot_ms(&mut self, description: &str, now: Instant) -> crate::model::HttpTrace {
+    pub(crate) fn snapshot_ms(
+        &mut self,
+        description: &str,
+        now: Instant,
+    ) -> crate::model::HttpTrace {
         let mut trace = self.snapshot(description, now);
         let net = &mut trace.net_trace;
         for dial in net.dials.iter_mut() {

@@ -150,6 +150,8 @@ impl Recorder {
     /// Reads captured HTTP header fields back as `options` say.
     pub(crate) fn set_http_headers(&mut self, options: Arc<HttpReqTraceOptions>) {
         self.http_headers = Some(options);
+        // The requests' header fields read differently now.
+        self.forget_snapshots();
     }
 
     /// Keeps the packets the kernel captures for this client from now on.

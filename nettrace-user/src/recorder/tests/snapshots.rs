@@ -134,7 +134,12 @@ fn an_unchanged_trace_is_shared_whole_and_only_the_end_moves() {
 #[test]
 fn a_new_request_is_converted_and_the_old_ones_are_shared() {
     let (mut recorder, _tcp, body, first) = started();
-    recorder.handle(request_started("req-3", 52, "https://example.test/3", &body));
+    recorder.handle(request_started(
+        "req-3",
+        52,
+        "https://example.test/3",
+        &body,
+    ));
     // The body counters are shared by the test's requests: none of them changed.
     let second = step(&mut recorder, 60, &first, &[(HTTP, 2)]);
     assert_eq!(second.http_requests.len(), 3);
@@ -248,6 +253,7 @@ fn a_tunnel_or_dial_that_comes_later_changes_the_requests_that_refer_to_it() {
         outcome: TlsOutcome::default(),
     });
     let fifth = step(&mut recorder, 50, &fourth, &[(TLS, 0)]);
+    assert_eq!(fifth.http_requests[0].proxy_tls_tunnel, id("tls-9"));
 }
 
 #[test]
@@ -258,12 +264,17 @@ fn clear_carries_the_open_connection_over_converted_again() {
     assert!(second.http_requests.is_empty());
     let conn = &second.net_trace.tcp_conns[0];
     assert!(conn.reused);
-    assert_eq!(conn.handshake_begin_at, wall(10), "absolute: before the trace");
+    assert_eq!(
+        conn.handshake_begin_at,
+        wall(10),
+        "absolute: before the trace"
+    );
     assert!(!Arc::ptr_eq(
         &first.net_trace.tcp_conns.as_slice()[0],
         &second.net_trace.tcp_conns.as_slice()[0]
     ));
     let third = step(&mut recorder, 130, &second, &[]);
+    assert_eq!(third.net_trace.trace_end_at, rel(30));
 }
 
 #[test]
