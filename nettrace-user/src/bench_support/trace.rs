@@ -83,7 +83,7 @@ impl TraceBench {
         let t = n * 10;
         let req = TraceId::new(format!("req-{n}"));
         let (conn, tls, record) = match self.open.clone() {
-            Some(open) if n % self.per_conn != 0 => open,
+            Some(open) if !n.is_multiple_of(self.per_conn) => open,
             _ => self.connect(n, t, &req),
         };
         let body = Arc::new(BodyCounters::default());
@@ -125,7 +125,7 @@ impl TraceBench {
         }
         record.add_sent(512);
         record.add_received(1536);
-        if (n + 1) % self.per_conn == 0 {
+        if (n + 1).is_multiple_of(self.per_conn) {
             self.recorder.handle(Event::ConnClosed {
                 conn,
                 at: self.at(t + 8),
