@@ -169,7 +169,7 @@ async fn a_2_gib_download_stays_under_64_mib_with_and_without_sock_trace() {
         let text =
             std::fs::read_to_string(dir.path("trace.json")).unwrap_or_else(|e| panic!("{e}"));
         let trace = parse(&text, "the 2 GiB trace");
-        let [req] = &trace.http_requests[..] else {
+        let [req] = trace.http_requests.as_slice() else {
             panic!("one request expected:\n{}", dump(&trace));
         };
         assert_eq!(req.resp_content_len, GIB2, "{}", dump(&trace));

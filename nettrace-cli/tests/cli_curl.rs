@@ -28,7 +28,7 @@ impl Run {
             .trace
             .as_ref()
             .unwrap_or_else(|| panic!("no trace; stderr: {}", self.stderr));
-        let [req] = &trace.http_requests[..] else {
+        let [req] = trace.http_requests.as_slice() else {
             panic!("one request expected:\n{}", dump(trace));
         };
         req

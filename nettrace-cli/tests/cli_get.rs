@@ -77,7 +77,7 @@ async fn get_prints_the_json_trace_and_exits_0() {
     let trace = parse(&out.stdout, &out);
     let url = https.server.url_with_host(EXAMPLE_HOST, "/");
     assert_eq!(trace.net_trace.description, format!("GET {url}"));
-    let [req] = &trace.http_requests[..] else {
+    let [req] = trace.http_requests.as_slice() else {
         panic!("one request expected:\n{}", dump(&trace));
     };
     assert_eq!((req.resp_status_code, req.proto_major), (200, 2));
@@ -89,7 +89,7 @@ async fn get_prints_the_json_trace_and_exits_0() {
         net.dials[0].resolver_dials[0].nameserver,
         https.dns.addr().to_string()
     );
-    let [tunnel] = &net.tls_tunnels[..] else {
+    let [tunnel] = net.tls_tunnels.as_slice() else {
         panic!("one TLS tunnel expected:\n{}", dump(&trace));
     };
     assert_eq!(tunnel.negotiated_proto, "h2");
@@ -106,7 +106,7 @@ async fn a_failed_request_exits_1_and_still_prints_the_trace() {
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains("request failed"), "{}", out.stderr);
     let trace = parse(&out.stdout, &out);
-    let [req] = &trace.http_requests[..] else {
+    let [req] = trace.http_requests.as_slice() else {
         panic!("one request expected:\n{}", dump(&trace));
     };
     assert!(
@@ -114,7 +114,7 @@ async fn a_failed_request_exits_1_and_still_prints_the_trace() {
         "{}",
         dump(&trace)
     );
-    let [conn] = &trace.net_trace.tcp_conns[..] else {
+    let [conn] = trace.net_trace.tcp_conns.as_slice() else {
         panic!("one TCP conn expected:\n{}", dump(&trace));
     };
     assert!(!conn.connected);
@@ -128,7 +128,7 @@ async fn a_port_out_of_range_fails_the_request_with_exit_1() {
     let out = nettrace(["get", "http://127.0.0.1:99999/"]).await;
     assert_eq!(out.code, Some(1), "{out:?}");
     let trace = parse(&out.stdout, &out);
-    let [req] = &trace.http_requests[..] else {
+    let [req] = trace.http_requests.as_slice() else {
         panic!("one request expected:\n{}", dump(&trace));
     };
     assert!(req.req_error.contains("invalid port"), "{}", dump(&trace));
@@ -205,7 +205,7 @@ async fn repeat_with_clear_trace_prints_one_trace_per_request() {
         .collect();
     assert_eq!(lines.len(), 3, "{}", out.stdout);
     let traces: Vec<HttpTrace> = lines.iter().map(|l| parse(l, &out)).collect();
-    let [req] = &traces[0].http_requests[..] else {
+    let [req] = traces[0].http_requests.as_slice() else {
         panic!("one request per trace:\n{}", dump(&traces[0]));
     };
     let conn: &TraceId = &req.tcp_conn;
@@ -214,7 +214,7 @@ async fn repeat_with_clear_trace_prints_one_trace_per_request() {
     // The connection is back in the pool before the body's end is read, so every later
     // request goes over it: carried over from the first trace (marked reused), no dial.
     for later in &traces[1..] {
-        let [req] = &later.http_requests[..] else {
+        let [req] = later.http_requests.as_slice() else {
             panic!("one request per trace:\n{}", dump(later));
         };
         assert_eq!(req.resp_status_code, 200);
@@ -261,7 +261,7 @@ async fn method_headers_and_body_reach_the_server_and_the_trace() {
     .await;
     assert_eq!(out.code, Some(0), "{out:?}");
     let trace = parse(&out.stdout, &out);
-    let [req] = &trace.http_requests[..] else {
+    let [req] = trace.http_requests.as_slice() else {
         panic!("one request expected:\n{}", dump(&trace));
     };
     assert_eq!(req.req_method, "PUT");

@@ -136,7 +136,7 @@ async fn interrupted_while_waiting_for_the_response(signal: libc::c_int, code: i
     assert_eq!(exit, Some(code), "stderr: {stderr}");
     assert!(stderr.contains("request canceled"), "{stderr}");
     let trace = read_trace(&file, &stderr);
-    let [req] = &trace.http_requests[..] else {
+    let [req] = trace.http_requests.as_slice() else {
         panic!("one request expected:\n{}", dump(&trace));
     };
     assert_eq!(req.req_url, url);
@@ -147,7 +147,7 @@ async fn interrupted_while_waiting_for_the_response(signal: libc::c_int, code: i
         dump(&trace)
     );
     assert!(req.resp_recv_at.is_undefined(), "{}", dump(&trace));
-    let [conn] = &trace.net_trace.tcp_conns[..] else {
+    let [conn] = trace.net_trace.tcp_conns.as_slice() else {
         panic!("one TCP connection expected:\n{}", dump(&trace));
     };
     assert!(conn.connected, "{}", dump(&trace));

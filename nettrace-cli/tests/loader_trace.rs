@@ -154,14 +154,12 @@ fn loader_traces_curl_with_dns_tcp_facts_and_capture() {
     let http_addr = format!("127.0.0.1:{}", lab.http_port);
     let dial = net
         .dials
-        .0
         .iter()
         .find(|d| d.dst_address == http_addr)
         .unwrap_or_else(|| panic!("no dial to {http_addr}:\n{dump}"));
     assert!(dial.dial_err.is_empty(), "{dump}");
     let conn = net
         .tcp_conns
-        .0
         .iter()
         .find(|c| c.trace_id == dial.established_conn)
         .unwrap_or_else(|| panic!("the dial's connection is missing:\n{dump}"));
@@ -196,7 +194,6 @@ fn loader_traces_curl_with_dns_tcp_facts_and_capture() {
     // The DNS exchange over UDP, parsed from the copied datagrams.
     let udp = net
         .udp_conns
-        .0
         .iter()
         .find(|u| u.addr_tuple.dst_port == 53)
         .unwrap_or_else(|| panic!("no UDP connection to the DNS server:\n{dump}"));
@@ -207,7 +204,6 @@ fn loader_traces_curl_with_dns_tcp_facts_and_capture() {
     );
     let dns = net
         .dns_queries
-        .0
         .iter()
         .find(|q| q.connection == udp.trace_id)
         .unwrap_or_else(|| panic!("no DNS query trace:\n{dump}"));
@@ -276,7 +272,6 @@ fn loader_writes_the_trace_of_a_failing_command() {
     let dial = trace
         .net_trace
         .dials
-        .0
         .iter()
         .find(|d| d.dst_address == "127.0.0.1:9")
         .unwrap_or_else(|| panic!("no dial:\n{dump}"));
@@ -410,7 +405,7 @@ fn loader_pid_traces_the_process_and_its_descendants_only() {
 
     let trace = read_trace(&out);
     let dump = serde_json::to_string_pretty(&trace).expect("json");
-    let conns = &trace.net_trace.tcp_conns.0;
+    let conns = &trace.net_trace.tcp_conns;
     assert!(
         conns.iter().all(|c| c.addr_tuple.src_port != other_port),
         "the test's own connection was traced:\n{dump}"

@@ -428,7 +428,7 @@ mod tests {
     #[test]
     fn findings_on_top_and_text_escaped() {
         let mut trace = go_readme_example();
-        trace.http_requests.0[0].req_url = "https://x/<script>".into();
+        trace.http_requests[0].req_url = "https://x/<script>".into();
         let findings = [Finding {
             severity: "error".into(),
             code: "tls-unknown-ca".into(),

@@ -135,7 +135,7 @@ pub use http::{HdrFieldsOpt, HttpHeader, HttpHeaderKv, HttpReqTrace, HttpReqTrac
 pub use kernel::{
     KernelDataStatus, KernelSocketCalls, KernelStateChange, KernelTcpFacts, KernelUdpFacts,
 };
-pub use list::{TraceList, Traced};
+pub use list::{Iter as TraceListIter, TraceList, Traced};
 pub use precise::PreciseTimes;
 pub use socket::{SocketOp, SocketOpType, SocketTrace};
 pub use tcp_state::TcpState;

@@ -3,9 +3,10 @@
 //! Go has one slice type per record kind (`DialTraces`, `TCPConnTraces`, ...) each with
 //! `Get(id)`. Here one generic newtype does it: `TraceList<T>` for any record that has an ID
 //! ([`Traced`]), with the Go names kept as aliases ([`DialTraces`](super::DialTraces) =
-//! `TraceList<DialTrace>`, ...). It dereferences to `Vec<T>` for everything else (push, iterate,
-//! index); note that its own [`TraceList::get`] takes an ID, so positional access is `list[i]`
-//! or `list.as_slice().get(i)`.
+//! `TraceList<DialTrace>`, ...). Its records are shared (`Arc`), so that a snapshot of a trace whose
+//! records did not change copies pointers, not records; it reads like a `Vec<T>` (iterate, index,
+//! push); note that its own [`TraceList::get`] takes an ID, so positional access is `list[i]`
+//! or `list.at(i)`.
 //!
 //! JSON: an array, written as `null` when empty (Go's nil slice); read from `null` or `[]`.
 //!
@@ -19,9 +20,9 @@
 //! assert!(dials.get(&TraceId::new("tid-4")).is_none());
 //! ```
 
-use std::ops::{Deref, DerefMut};
+use std::{ops::Deref, sync::Arc};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, ser::SerializeSeq};
 
 use super::TraceId;
 use super::serde_util::null_when_empty;
@@ -34,12 +35,16 @@ pub trait Traced {
 
 /// A list of trace records with lookup by ID (Go's `DialTraces`, `TCPConnTraces`, ...).
 ///
-/// Dereferences to `Vec<T>` for everything else (push, iterate, index). Its own
-/// [`TraceList::get`] takes an ID, so positional access is `list[i]` or
-/// `list.as_slice().get(i)`. JSON: an array, written as `null` when empty (Go's nil slice), read
-/// from `null` or `[]`.
+/// The records are shared ([`Arc`]): cloning a list, or taking a snapshot of a trace whose
+/// records did not change, copies pointers, not records. Reading looks like a `Vec<T>`:
+/// [`iter`](Self::iter) and `&list` iterate `&T`, `list[i]` is a `T`, and the list
+/// dereferences to the slice of shared records for the rest (`len`, `is_empty`, `first`,
+/// ...). Changing a record ([`get_mut`](Self::get_mut), [`iter_mut`](Self::iter_mut),
+/// [`at_mut`](Self::at_mut), `list[i].x = ..`) copies it first if it is shared. Its own [`TraceList::get`]
+/// takes an ID, so positional access is `list[i]` or [`list.at(i)`](Self::at). JSON: an array,
+/// written as `null` when empty (Go's nil slice), read from `null` or `[]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TraceList<T>(pub Vec<T>);
+pub struct TraceList<T>(Vec<Arc<T>>);
 
 impl<T> TraceList<T> {
     /// An empty list.
@@ -47,14 +52,77 @@ impl<T> TraceList<T> {
         Self(Vec::new())
     }
 
-    /// The records as a slice.
-    pub fn as_slice(&self) -> &[T] {
+    /// An empty list with room for `capacity` records.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self(Vec::with_capacity(capacity))
+    }
+
+    /// A list of shared records (no copy).
+    pub fn from_shared(records: Vec<Arc<T>>) -> Self {
+        Self(records)
+    }
+
+    /// The shared records, in order.
+    pub fn as_slice(&self) -> &[Arc<T>] {
         &self.0
     }
 
-    /// The records as a `Vec`.
+    /// The records in order.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter(self.0.iter())
+    }
+
+    /// The record at position `i`, if there is one.
+    pub fn at(&self, i: usize) -> Option<&T> {
+        self.0.get(i).map(|record| &**record)
+    }
+
+    /// Appends a record.
+    pub fn push(&mut self, record: T) {
+        self.0.push(Arc::new(record));
+    }
+
+    /// Appends a shared record (no copy).
+    pub fn push_shared(&mut self, record: Arc<T>) {
+        self.0.push(record);
+    }
+
+    /// Keeps only the records for which `keep` is true, in order.
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        self.0.retain(|record| keep(record));
+    }
+
+    /// Keeps the first `len` records.
+    pub fn truncate(&mut self, len: usize) {
+        self.0.truncate(len);
+    }
+}
+
+impl<T: Clone> TraceList<T> {
+    /// Mutable access to the record at position `i` (copied first if shared).
+    pub fn at_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.0.get_mut(i).map(Arc::make_mut)
+    }
+
+    /// Mutable access to every record in order (each copied first if shared).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.0.iter_mut().map(Arc::make_mut)
+    }
+
+    /// Removes and returns the record at position `i` (copied if shared); panics, as
+    /// `Vec::remove` does, when `i` is out of bounds.
+    pub fn remove(&mut self, i: usize) -> T {
+        Arc::unwrap_or_clone(self.0.remove(i))
+    }
+
+    /// A copy of the records.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.iter().cloned().collect()
+    }
+
+    /// The records as a `Vec` (each copied if shared).
     pub fn into_inner(self) -> Vec<T> {
-        self.0
+        self.0.into_iter().map(Arc::unwrap_or_clone).collect()
     }
 }
 
@@ -68,16 +136,14 @@ impl<T: Traced> TraceList<T> {
         if id.is_empty() {
             return None;
         }
-        self.0
-            .iter()
-            .find(|record| record.trace_id().as_str() == id)
+        self.iter().find(|record| record.trace_id().as_str() == id)
     }
 
     /// Every record by ID (the first one of each non-empty ID, as [`TraceList::get`] finds
     /// it): for looking up many IDs in O(1) each rather than a scan each.
     pub fn by_id(&self) -> std::collections::HashMap<&str, &T> {
         let mut map = std::collections::HashMap::with_capacity(self.0.len());
-        for record in &self.0 {
+        for record in self {
             let id = record.trace_id().as_str();
             if !id.is_empty() {
                 map.entry(id).or_insert(record);
@@ -85,8 +151,11 @@ impl<T: Traced> TraceList<T> {
         }
         map
     }
+}
 
-    /// Mutable access to the record with the given ID; see [`TraceList::get`].
+impl<T: Traced + Clone> TraceList<T> {
+    /// Mutable access to the record with the given ID (copied first if shared); see
+    /// [`TraceList::get`].
     pub fn get_mut(&mut self, id: impl AsRef<str>) -> Option<&mut T> {
         let id = id.as_ref();
         if id.is_empty() {
@@ -95,8 +164,33 @@ impl<T: Traced> TraceList<T> {
         self.0
             .iter_mut()
             .find(|record| record.trace_id().as_str() == id)
+            .map(Arc::make_mut)
     }
 }
+
+/// An iterator over the records of a [`TraceList`], by reference.
+#[derive(Clone, Debug)]
+pub struct Iter<'a, T>(std::slice::Iter<'a, Arc<T>>);
+
+impl<'a, T> Iterator for Iter<'a, T> {
+    type Item = &'a T;
+
+    fn next(&mut self) -> Option<&'a T> {
+        self.0.next().map(|record| &**record)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl<T> DoubleEndedIterator for Iter<'_, T> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back().map(|record| &**record)
+    }
+}
+
+impl<T> ExactSizeIterator for Iter<'_, T> {}
 
 impl<T> Default for TraceList<T> {
     fn default() -> Self {
@@ -105,73 +199,90 @@ impl<T> Default for TraceList<T> {
 }
 
 impl<T> Deref for TraceList<T> {
-    type Target = Vec<T>;
+    type Target = [Arc<T>];
 
-    fn deref(&self) -> &Vec<T> {
+    fn deref(&self) -> &[Arc<T>] {
         &self.0
     }
 }
 
-impl<T> DerefMut for TraceList<T> {
-    fn deref_mut(&mut self) -> &mut Vec<T> {
-        &mut self.0
+impl<T> std::ops::Index<usize> for TraceList<T> {
+    type Output = T;
+
+    fn index(&self, i: usize) -> &T {
+        &self.0[i]
+    }
+}
+
+/// `&list[..]`: the shared records, for slice patterns (`let [a, b] = &list[..]`).
+impl<T> std::ops::Index<std::ops::RangeFull> for TraceList<T> {
+    type Output = [Arc<T>];
+
+    fn index(&self, _: std::ops::RangeFull) -> &[Arc<T>] {
+        &self.0
+    }
+}
+
+/// Copies the record first if it is shared.
+impl<T: Clone> std::ops::IndexMut<usize> for TraceList<T> {
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        Arc::make_mut(&mut self.0[i])
     }
 }
 
 impl<T> From<Vec<T>> for TraceList<T> {
     fn from(records: Vec<T>) -> Self {
-        Self(records)
+        records.into_iter().collect()
     }
 }
 
 impl<T> FromIterator<T> for TraceList<T> {
     fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
-        Self(iter.into_iter().collect())
+        Self(iter.into_iter().map(Arc::new).collect())
     }
 }
 
 impl<T> Extend<T> for TraceList<T> {
     fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
-        self.0.extend(iter);
+        self.0.extend(iter.into_iter().map(Arc::new));
     }
 }
 
-impl<T> IntoIterator for TraceList<T> {
+impl<T: Clone> IntoIterator for TraceList<T> {
     type Item = T;
     type IntoIter = std::vec::IntoIter<T>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        self.into_inner().into_iter()
     }
 }
 
 impl<'a, T> IntoIterator for &'a TraceList<T> {
     type Item = &'a T;
-    type IntoIter = std::slice::Iter<'a, T>;
+    type IntoIter = Iter<'a, T>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
-    }
-}
-
-impl<'a, T> IntoIterator for &'a mut TraceList<T> {
-    type Item = &'a mut T;
-    type IntoIter = std::slice::IterMut<'a, T>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter_mut()
+        self.iter()
     }
 }
 
 impl<T: Serialize> Serialize for TraceList<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        null_when_empty::serialize(&self.0, serializer)
+        if self.0.is_empty() {
+            return serializer.serialize_none();
+        }
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for record in self {
+            seq.serialize_element(record)?;
+        }
+        seq.end()
     }
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for TraceList<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        null_when_empty::deserialize(deserializer).map(Self)
+        null_when_empty::deserialize::<_, T>(deserializer)
+            .map(|records| records.into_iter().collect())
     }
 }
 
@@ -179,7 +290,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for TraceList<T> {
 mod tests {
     use super::*;
 
-    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
     struct Rec {
         id: TraceId,
         n: u32,
@@ -207,11 +318,14 @@ mod tests {
         assert_eq!(list.get(TraceId::new("tid-1")).map(|r| r.n), Some(1));
         assert!(list.get("tid-9").is_none());
         assert!(list.get("").is_none(), "the empty ID refers to nothing");
+        let shared = list.clone();
         if let Some(r) = list.get_mut("tid-1") {
             r.n = 10;
         }
         assert_eq!(list[0].n, 10);
-        assert_eq!(list.as_slice().get(1).map(|r| r.n), Some(2));
+        assert_eq!(shared[0].n, 1, "a change copies a shared record");
+        assert!(Arc::ptr_eq(&list.as_slice()[1], &shared.as_slice()[1]));
+        assert_eq!(list.at(1).map(|r| r.n), Some(2));
     }
 
     #[test]

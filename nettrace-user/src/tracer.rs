@@ -630,7 +630,7 @@ impl Tracer {
         }
         // One lock for both, so that no packet arrives between the trace's end and the
         // captures.
-        let recorder = self.recorder();
+        let mut recorder = self.recorder();
         let mut trace = recorder.snapshot(description, Instant::now());
         trace.net_trace.kernel_data = kernel_data;
         (trace, recorder.captures(lost_packets))

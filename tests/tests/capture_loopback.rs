@@ -124,9 +124,9 @@ async fn loopback_capture_holds_exactly_the_traced_flows() {
         .iter()
         .find(|c| !c.from_resolver)
         .expect("the HTTP connection");
-    let udp = &trace.net_trace.udp_conns.0;
+    let udp = &trace.net_trace.udp_conns;
     assert!(!udp.is_empty(), "no DNS exchange: {}", dump(&trace));
-    let request = &trace.http_requests.0[0];
+    let request = &trace.http_requests[0];
     let (mut syn, mut fin, mut data, mut dns_packets) = (0, 0, 0, 0);
     for packet in &capture.packets {
         let seen = decode(&packet.data);
@@ -402,7 +402,7 @@ async fn icmp_port_unreachable_is_captured_with_include_icmp() {
         assert_eq!(packet.conn_id, None, "ICMP belongs to no connection");
     }
     // The queries themselves are there too, named with their UDP connection.
-    let udp = &trace.net_trace.udp_conns.0;
+    let udp = &trace.net_trace.udp_conns;
     assert!(capture.packets.iter().any(|p| {
         p.conn_id
             .as_ref()

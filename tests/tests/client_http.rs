@@ -73,7 +73,7 @@ async fn echo_with_capture(
     .await;
     assert_eq!(head.status, 200);
     let trace = scenario::trace(&client, &format!("{mode:?}"));
-    let req = only(&trace.http_requests, "HTTP request", &trace).clone();
+    let req = (**only(&trace.http_requests, "HTTP request", &trace)).clone();
     (req, trace)
 }
 
@@ -545,7 +545,7 @@ async fn a_redirect_that_cannot_be_followed_is_a_failed_hop_record() {
             "{location}: {failure}"
         );
         let trace = scenario::trace(&client, location);
-        let [redirect, next] = &trace.http_requests[..] else {
+        let [redirect, next] = trace.http_requests.as_slice() else {
             panic!(
                 "{location}: two request records expected:\n{}",
                 dump(&trace)
@@ -608,7 +608,7 @@ async fn disable_keep_alive_uses_a_connection_per_request() {
     let trace = scenario::trace(&client, "no keep-alive");
     assert_eq!(trace.net_trace.dials.len(), 2, "{}", dump(&trace));
     assert_eq!(trace.net_trace.tcp_conns.len(), 2, "{}", dump(&trace));
-    let [first, second] = &trace.http_requests[..] else {
+    let [first, second] = trace.http_requests.as_slice() else {
         panic!("two requests expected:\n{}", dump(&trace));
     };
     assert_ne!(first.tcp_conn, second.tcp_conn);

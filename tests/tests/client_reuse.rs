@@ -258,7 +258,7 @@ async fn an_idle_connection_the_server_closed_is_replaced() {
     bounded_for(ROUND_LIMIT, "server", server).await.unwrap();
     let trace = scenario::trace(&client, "closed while idle");
     assert_eq!(trace.net_trace.dials.len(), 2, "{}", dump(&trace));
-    let [first, second] = &trace.http_requests[..] else {
+    let [first, second] = trace.http_requests.as_slice() else {
         panic!("two requests:\n{}", dump(&trace));
     };
     assert_ne!(first.tcp_conn, second.tcp_conn);

@@ -67,7 +67,7 @@ async fn certificate_failure(
     let net = &trace.net_trace;
     assert_eq!(failed_request(&trace, &failure).req_url, url);
 
-    let tunnel = only(&net.tls_tunnels, "TLS tunnel", &trace).clone();
+    let tunnel = (**only(&net.tls_tunnels, "TLS tunnel", &trace)).clone();
     assert!(!tunnel.handshake_err.is_empty(), "{}", dump(&trace));
     assert!(!tunnel.did_resume);
     assert_eq!(tunnel.cipher_suite, 0);

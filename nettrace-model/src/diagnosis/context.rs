@@ -164,10 +164,10 @@ impl<'a> Ctx<'a> {
 
     /// The requests sent over connection `conn` (or through a tunnel on it).
     pub(super) fn requests_on_conn(&self, conn: &TraceId) -> Vec<&'a HttpReqTrace> {
-        let requests = self.trace.http_requests.as_slice();
+        let requests = &self.trace.http_requests;
         self.requests_by_conn
             .get(conn)
-            .map(|indexes| indexes.iter().filter_map(|i| requests.get(*i)).collect())
+            .map(|indexes| indexes.iter().filter_map(|i| requests.at(*i)).collect())
             .unwrap_or_default()
     }
 
@@ -179,7 +179,7 @@ impl<'a> Ctx<'a> {
         }
         self.orphan_of_dial
             .get(&dial.trace_id)
-            .and_then(|i| self.trace.http_requests.as_slice().get(*i))
+            .and_then(|i| self.trace.http_requests.at(*i))
             .into_iter()
             .collect()
     }
@@ -196,10 +196,10 @@ impl<'a> Ctx<'a> {
 
     /// The requests through a TLS tunnel (as theirs or their proxy's).
     pub(super) fn requests_through_tunnel(&self, tunnel: &TraceId) -> Vec<&'a HttpReqTrace> {
-        let requests = self.trace.http_requests.as_slice();
+        let requests = &self.trace.http_requests;
         self.requests_by_tunnel
             .get(tunnel)
-            .map(|indexes| indexes.iter().filter_map(|i| requests.get(*i)).collect())
+            .map(|indexes| indexes.iter().filter_map(|i| requests.at(*i)).collect())
             .unwrap_or_default()
     }
 

@@ -244,46 +244,46 @@ impl<'a> TraceIndex<'a> {
     /// The connection with ID `id` (the first, as `TraceList::get`), and its position.
     pub(super) fn conn(&self, id: &str) -> Option<(usize, &'a TcpConnTrace)> {
         let i = *self.conn_by_id.get(id)?;
-        Some((i, self.trace.net_trace.tcp_conns.as_slice().get(i)?))
+        Some((i, self.trace.net_trace.tcp_conns.at(i)?))
     }
 
     /// The dial with ID `id`.
     pub(super) fn dial(&self, id: &str) -> Option<&'a DialTrace> {
         let i = *self.dial_by_id.get(id)?;
-        self.trace.net_trace.dials.as_slice().get(i)
+        self.trace.net_trace.dials.at(i)
     }
 
     /// The TLS tunnel with ID `id`.
     pub(super) fn tunnel(&self, id: &str) -> Option<&'a TlsTunnelTrace> {
         let i = *self.tunnel_by_id.get(id)?;
-        self.trace.net_trace.tls_tunnels.as_slice().get(i)
+        self.trace.net_trace.tls_tunnels.at(i)
     }
 
     /// The last TLS tunnel on connection `conn`.
     pub(super) fn last_tunnel_on(&self, conn: &str) -> Option<&'a TlsTunnelTrace> {
         let i = *self.last_tunnel_of_conn.get(conn)?;
-        self.trace.net_trace.tls_tunnels.as_slice().get(i)
+        self.trace.net_trace.tls_tunnels.at(i)
     }
 
     /// The connections dial `dial` made (not for its resolver), in the trace's order.
     pub(super) fn attempts(&self, dial: &str) -> Vec<(usize, &'a TcpConnTrace)> {
-        let conns = self.trace.net_trace.tcp_conns.as_slice();
+        let conns = &self.trace.net_trace.tcp_conns;
         self.attempts_of_dial
             .get(dial)
             .into_iter()
             .flatten()
-            .filter_map(|&i| Some((i, conns.get(i)?)))
+            .filter_map(|&i| Some((i, conns.at(i)?)))
             .collect()
     }
 
     /// The DNS queries of dial `dial`, in the trace's order.
     pub(super) fn dns_queries(&self, dial: &str) -> impl Iterator<Item = &'a DnsQueryTrace> {
-        let queries = self.trace.net_trace.dns_queries.as_slice();
+        let queries = &self.trace.net_trace.dns_queries;
         self.dns_of_dial
             .get(dial)
             .into_iter()
             .flatten()
-            .filter_map(|&i| queries.get(i))
+            .filter_map(|&i| queries.at(i))
     }
 
     /// Whether a request before position `index` went over connection `conn`.
@@ -307,11 +307,7 @@ impl<'a> TraceIndex<'a> {
     /// no request names.
     pub(super) fn last_free_dial(&self, from: u64, until: u64) -> Option<&'a DialTrace> {
         let i = self.free_dials.max_in(from, until)?;
-        self.trace
-            .net_trace
-            .dials
-            .as_slice()
-            .get(usize::try_from(i).ok()?)
+        self.trace.net_trace.dials.at(usize::try_from(i).ok()?)
     }
 
     /// The socket operations of the connection at position `conn`, when traced.

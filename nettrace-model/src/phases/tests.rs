@@ -149,8 +149,8 @@ fn reused_connection_has_no_connect_or_tls_and_names_the_connection() {
 #[test]
 fn carried_over_connection_is_reused() {
     let mut trace = two_requests();
-    trace.http_requests.0.remove(0);
-    trace.net_trace.tcp_conns.0[0].reused = true;
+    trace.http_requests.remove(0);
+    trace.net_trace.tcp_conns[0].reused = true;
     let phases = request_phases(&trace);
     assert_eq!(phases[0].reused_conn, Some(id("tcp")));
     assert_eq!(phases[0].connect, None);
@@ -159,20 +159,20 @@ fn carried_over_connection_is_reused() {
 #[test]
 fn precise_times_give_microseconds() {
     let mut trace = two_requests();
-    let req = &mut trace.http_requests.0[0];
+    let req = &mut trace.http_requests[0];
     req.precise_us.set("reqSentAt", 2_100);
     req.precise_us.set("respRecvAt", 20_345);
     req.precise_us.set("respBodyLastByteAt", 50_001);
-    let dial = &mut trace.net_trace.dials.0[0];
+    let dial = &mut trace.net_trace.dials[0];
     dial.precise_us.set("dialBeginAt", 2_200);
     dial.precise_us.set("dialEndAt", 8_010);
-    let tcp = &mut trace.net_trace.tcp_conns.0[0];
+    let tcp = &mut trace.net_trace.tcp_conns[0];
     tcp.precise_us.set("handshakeBeginAt", 6_001);
     tcp.precise_us.set("handshakeEndAt", 8_010);
-    let tls = &mut trace.net_trace.tls_tunnels.0[0];
+    let tls = &mut trace.net_trace.tls_tunnels[0];
     tls.precise_us.set("handshakeBeginAt", 8_020);
     tls.precise_us.set("handshakeEndAt", 12_500);
-    let dns = &mut trace.net_trace.dns_queries.0[0];
+    let dns = &mut trace.net_trace.dns_queries[0];
     dns.dns_query_msgs[0].precise_us.set("sentAt", 3_003);
     dns.dns_reply_msgs[0].precise_us.set("recvAt", 5_123);
     let first = &request_phases(&trace)[0];
@@ -184,7 +184,7 @@ fn precise_times_give_microseconds() {
     assert_eq!(first.wait, Some(Span::new(12_500, 20_345)));
     assert_eq!(first.transfer.map(|s| s.duration_us()), Some(29_656));
     // One timestamp without its precise time makes the whole request millisecond-precise.
-    trace.net_trace.tls_tunnels.0[0].precise_us = PreciseTimes::default();
+    trace.net_trace.tls_tunnels[0].precise_us = PreciseTimes::default();
     assert_eq!(request_phases(&trace)[0].precision, Precision::Millis);
 }
 
@@ -231,12 +231,12 @@ fn refused_connection_ends_in_connect() {
 #[test]
 fn failed_tls_handshake_ends_in_tls() {
     let mut trace = two_requests();
-    trace.http_requests.0.truncate(1);
-    let req = &mut trace.http_requests.0[0];
+    trace.http_requests.truncate(1);
+    let req = &mut trace.http_requests[0];
     req.resp_recv_at = Timestamp::Undefined;
     req.resp_body_last_byte_at = Timestamp::Undefined;
     req.req_error = "invalid peer certificate: Expired".into();
-    trace.net_trace.tls_tunnels.0[0].handshake_err = "invalid peer certificate".into();
+    trace.net_trace.tls_tunnels[0].handshake_err = "invalid peer certificate".into();
     let phases = &request_phases(&trace)[0];
     assert_eq!(phases.unfinished, Some(Phase::Tls));
     assert_eq!(phases.wait, None);
@@ -246,8 +246,8 @@ fn failed_tls_handshake_ends_in_tls() {
 #[test]
 fn unanswered_request_is_waiting() {
     let mut trace = two_requests();
-    trace.http_requests.0.truncate(1);
-    let req = &mut trace.http_requests.0[0];
+    trace.http_requests.truncate(1);
+    let req = &mut trace.http_requests[0];
     req.resp_recv_at = Timestamp::Undefined;
     req.req_error = "request timed out".into();
     let phases = &request_phases(&trace)[0];
@@ -258,8 +258,8 @@ fn unanswered_request_is_waiting() {
 #[test]
 fn body_failure_ends_in_transfer() {
     let mut trace = two_requests();
-    trace.http_requests.0[0].req_error = "connection reset".into();
-    trace.http_requests.0[0].resp_body_last_byte_at = Timestamp::Undefined;
+    trace.http_requests[0].req_error = "connection reset".into();
+    trace.http_requests[0].resp_body_last_byte_at = Timestamp::Undefined;
     let phases = &request_phases(&trace)[0];
     assert_eq!(phases.unfinished, Some(Phase::Transfer));
     assert_eq!(phases.transfer, None);

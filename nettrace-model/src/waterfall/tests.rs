@@ -83,7 +83,7 @@ fn connections_without_requests_are_shown_with_their_facts() {
     );
     assert!(text.contains("kernel    srtt 40us, min rtt 12us"), "{text}");
     let mut trace = loader_trace();
-    trace.net_trace.tcp_conns.0[0].process = None;
+    trace.net_trace.tcp_conns[0].process = None;
     assert!(!render(&trace).contains("pid"));
 }
 
@@ -158,14 +158,12 @@ fn two_requests(precise: bool) -> HttpTrace {
         second.precise_us.set("respRecvAt", 2_710_420);
         second.precise_us.set("respBodyLastByteAt", 2_710_480);
         let net = &mut trace.net_trace;
-        net.dials.0[0].precise_us.set("dialBeginAt", 1_010);
-        net.dials.0[0].precise_us.set("dialEndAt", 3_000);
-        net.tcp_conns.0[0].precise_us.set("handshakeBeginAt", 1_020);
-        net.tcp_conns.0[0].precise_us.set("handshakeEndAt", 1_300);
-        net.tls_tunnels.0[0]
-            .precise_us
-            .set("handshakeBeginAt", 1_310);
-        net.tls_tunnels.0[0].precise_us.set("handshakeEndAt", 5_400);
+        net.dials[0].precise_us.set("dialBeginAt", 1_010);
+        net.dials[0].precise_us.set("dialEndAt", 3_000);
+        net.tcp_conns[0].precise_us.set("handshakeBeginAt", 1_020);
+        net.tcp_conns[0].precise_us.set("handshakeEndAt", 1_300);
+        net.tls_tunnels[0].precise_us.set("handshakeBeginAt", 1_310);
+        net.tls_tunnels[0].precise_us.set("handshakeEndAt", 5_400);
     }
     trace.http_requests = vec![first, second].into();
     trace
@@ -209,7 +207,7 @@ fn microseconds_when_the_trace_has_them_and_one_scale_for_all() {
 #[test]
 fn long_details_are_cut_to_keep_columns() {
     let mut trace = two_requests(false);
-    trace.net_trace.tls_tunnels.0[0].server_name = "a".repeat(200);
+    trace.net_trace.tls_tunnels[0].server_name = "a".repeat(200);
     let text = render(&trace);
     let tls = text
         .lines()
@@ -231,7 +229,7 @@ fn long_details_are_cut_to_keep_columns() {
 #[test]
 fn unanswered_syn_is_explained() {
     let mut trace = loader_trace();
-    let conn = &mut trace.net_trace.tcp_conns.0[0];
+    let conn = &mut trace.net_trace.tcp_conns[0];
     conn.connected = false;
     conn.kernel = Some(KernelTcpFacts {
         syn_retransmits: 2,

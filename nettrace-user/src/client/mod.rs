@@ -338,6 +338,12 @@ impl HttpClient {
     /// removed, IDs stay the same across calls. Every kernel event and packet that happened
     /// before the call is in it (no sleep needed). There is one capture per interface asked
     /// for, also one that saw no packet (Go leaves those out), in the order they were named.
+    ///
+    /// The trace's records are shared (`Arc`) with the client, which keeps each record's
+    /// model value until the record changes: a repeated call costs the records that changed
+    /// since the last one plus a pointer per record, not a copy of the whole trace (the
+    /// packet captures are still built in full). Changing a record of the returned trace
+    /// copies it first.
     pub fn get_trace(
         &self,
         description: &str,

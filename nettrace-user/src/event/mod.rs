@@ -34,7 +34,7 @@ pub use kernel_socket::{
     ConnectCall, KernelProcess, SocketCreated, SocketProtocol, SocketReleased,
 };
 pub(crate) use sink::{EventSink, Sink, TraceSettings};
-pub(crate) use socket_record::{RawSocketOp, SocketRecord};
+pub(crate) use socket_record::{RawSocketOp, SocketRecord, SocketState};
 
 /// The error of a record that a request left open when it was canceled (timed out, or its
 /// future dropped): a dial, a resolver dial, a TLS handshake.
@@ -265,6 +265,16 @@ pub(crate) struct BodyCounters {
     /// When the caller read the first and the last response body bytes (the end of the body
     /// counts as the last), for the transfer phase.
     response_times: std::sync::Mutex<(Option<Instant>, Option<Instant>)>,
+    /// Bumped (under `response_times`' lock) whenever they change.
+    times_generation: AtomicU64,
+}
+
+/// What a snapshot reads of [`BodyCounters`]: equal states mean equal snapshots of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BodyState {
+    request: u64,
+    response: u64,
+    times_generation: u64,
 }
 
 impl BodyCounters {
@@ -285,6 +295,17 @@ impl BodyCounters {
             times.0 = Some(at);
         }
         times.1 = Some(at);
+        self.times_generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts and how far the times went, read before them (a change in between shows
+    /// in the next state).
+    pub(crate) fn state(&self) -> BodyState {
+        BodyState {
+            request: self.request(),
+            response: self.response(),
+            times_generation: self.times_generation.load(Ordering::Relaxed),
+        }
     }
 
     /// When the caller read the first and the last response body bytes, if it did.

@@ -67,6 +67,19 @@ pub(crate) struct SocketRecord {
     op_limit: usize,
     /// Operations not logged because of `op_limit`, since the last [`Self::clear_ops`].
     dropped: AtomicU64,
+    /// Bumped (under the log's lock) by every logged, dropped or cleared operation: a
+    /// snapshot that saw the same value saw the same log.
+    ops_generation: AtomicU64,
+}
+
+/// What a snapshot reads of a [`SocketRecord`]: equal states mean equal snapshots of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SocketState {
+    /// Payload bytes sent.
+    pub(crate) sent: u64,
+    /// Payload bytes received.
+    pub(crate) received: u64,
+    ops_generation: u64,
 }
 
 impl SocketRecord {
@@ -110,6 +123,7 @@ impl SocketRecord {
             } else {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
+            self.ops_generation.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -121,6 +135,7 @@ impl SocketRecord {
             ops.clear();
             ops.shrink_to(KEPT_OPS);
             self.dropped.store(0, Ordering::Relaxed);
+            self.ops_generation.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -139,6 +154,16 @@ impl SocketRecord {
         self.received.load(Ordering::Relaxed)
     }
 
+    /// The byte totals and how far the log went. Read before the log: an operation logged
+    /// in between shows in the next state (its generation is bumped under the log's lock).
+    pub(crate) fn state(&self) -> SocketState {
+        SocketState {
+            sent: self.sent(),
+            received: self.received(),
+            ops_generation: self.ops_generation.load(Ordering::Relaxed),
+        }
+    }
+
     /// A copy of the operation log, `None` when operations are not logged.
     pub(crate) fn ops(&self) -> Option<Vec<RawSocketOp>> {
         self.ops
@@ -150,6 +175,28 @@ impl SocketRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_state_changes_with_every_byte_and_operation() {
+        let record = SocketRecord::with_limit(true, 1);
+        let mut seen = vec![record.state()];
+        record.add_sent(1);
+        seen.push(record.state());
+        record.add_received(1);
+        seen.push(record.state());
+        let at = Instant::now();
+        let op = RawSocketOp::new(SocketOpType::Read, at, at, Ok(1));
+        record.push_op(op.clone());
+        seen.push(record.state());
+        record.push_op(op.clone());
+        seen.push(record.state());
+        record.clear_ops();
+        seen.push(record.state());
+        for (i, a) in seen.iter().enumerate() {
+            assert!(seen[i + 1..].iter().all(|b| a != b), "{seen:?}");
+        }
+        assert_eq!(record.state(), record.state(), "reading changes nothing");
+    }
 
     #[test]
     fn an_operation_takes_48_bytes() {

@@ -173,19 +173,23 @@ pub(crate) fn sock_msg(cookie: u64, ms: u64, direction: Direction, ret: i32) -> 
 impl super::Recorder {
     /// A snapshot without the µs times (`preciseUs`), for tests that compare whole records
     /// written in milliseconds; `precise_times_refine_every_timestamp` checks the µs times.
-    pub(crate) fn snapshot_ms(&self, description: &str, now: Instant) -> crate::model::HttpTrace {
+    pub(crate) fn snapshot_ms(
+        &mut self,
+        description: &str,
+        now: Instant,
+    ) -> crate::model::HttpTrace {
         let mut trace = self.snapshot(description, now);
         let net = &mut trace.net_trace;
-        for dial in net.dials.0.iter_mut() {
+        for dial in net.dials.iter_mut() {
             dial.precise_us = Default::default();
         }
-        for conn in net.tcp_conns.0.iter_mut() {
+        for conn in net.tcp_conns.iter_mut() {
             conn.precise_us = Default::default();
         }
-        for tls in net.tls_tunnels.0.iter_mut() {
+        for tls in net.tls_tunnels.iter_mut() {
             tls.precise_us = Default::default();
         }
-        for dns in net.dns_queries.0.iter_mut() {
+        for dns in net.dns_queries.iter_mut() {
             for msg in dns.dns_query_msgs.iter_mut() {
                 msg.precise_us = Default::default();
             }
@@ -193,7 +197,7 @@ impl super::Recorder {
                 msg.precise_us = Default::default();
             }
         }
-        for req in trace.http_requests.0.iter_mut() {
+        for req in trace.http_requests.iter_mut() {
             req.precise_us = Default::default();
         }
         trace

@@ -23,6 +23,7 @@ mod tests;
 use std::{collections::HashMap, sync::Arc};
 
 pub(crate) use records::{ConnRec, DialRec, DnsRec, HttpRec, ResolverDialRec, TlsRec};
+use snapshot::{ConnSlot, DialSlot, DnsSlot, HttpSlot, TlsSlot};
 use table::Table;
 
 use crate::{
@@ -57,12 +58,15 @@ pub(crate) struct Recorder {
     clock: TraceClock,
     /// The IDs of the records the recorder creates itself (DNS query traces).
     ids: IdSource,
-    dials: Table<DialRec>,
-    conns: Table<ConnRec>,
+    dials: Table<DialRec, DialSlot>,
+    conns: Table<ConnRec, ConnSlot>,
     /// One DNS query trace per resolver connection, keyed by the connection's ID.
-    dns: Table<DnsRec>,
-    tls: Table<TlsRec>,
-    http: Table<HttpRec>,
+    dns: Table<DnsRec, DnsSlot>,
+    tls: Table<TlsRec, TlsSlot>,
+    http: Table<HttpRec, HttpSlot>,
+    /// The generations of `dials` and `tls` at the last snapshot (see
+    /// [`Recorder::snapshot`]).
+    snapshot_links: Option<(u64, u64)>,
     by_cookie: HashMap<SocketCookie, TraceId>,
     /// Whether DNS messages are recorded (`WithDNSQueryTrace`).
     record_dns: bool,
@@ -102,6 +106,7 @@ impl Recorder {
             dns: Table::default(),
             tls: Table::default(),
             http: Table::default(),
+            snapshot_links: None,
             by_cookie: HashMap::new(),
             record_dns,
             http_headers: None,
@@ -145,6 +150,8 @@ impl Recorder {
     /// Reads captured HTTP header fields back as `options` say.
     pub(crate) fn set_http_headers(&mut self, options: Arc<HttpReqTraceOptions>) {
         self.http_headers = Some(options);
+        // The requests' header fields read differently now.
+        self.forget_snapshots();
     }
 
     /// Keeps the packets the kernel captures for this client from now on.

@@ -59,7 +59,7 @@ impl Recorder {
             .map(|first| format!("{} {}", first.method, first.url))
             .unwrap_or_default();
         let dropped = mem::take(&mut self.dropped);
-        let trace = self.trace_of(&description, now, &clock, Some(&sel), dropped);
+        let trace = self.trace_of(&description, now, &clock, &sel, dropped);
         self.forget(&sel);
         Some(trace)
     }
@@ -98,7 +98,7 @@ impl Recorder {
             rec.remote
         );
         let dropped = mem::take(&mut self.dropped);
-        let trace = self.trace_of(&description, now, &clock, Some(&sel), dropped);
+        let trace = self.trace_of(&description, now, &clock, &sel, dropped);
         self.forget(&sel);
         Some(trace)
     }

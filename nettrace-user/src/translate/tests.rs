@@ -269,7 +269,7 @@ impl Run {
         assert_eq!(unregister, Vec::<u64>::new());
     }
 
-    fn snapshot(&self, end_ms: u64) -> HttpTrace {
+    fn snapshot(&mut self, end_ms: u64) -> HttpTrace {
         self.recorder.snapshot_ms("program", at(end_ms))
     }
 }
@@ -366,7 +366,7 @@ fn a_tcp_connection_from_socket_creation_to_close() {
 
     let trace = run.snapshot(50);
     assert_eq!(
-        trace.net_trace.dials.as_slice(),
+        trace.net_trace.dials.to_vec(),
         [DialTrace {
             trace_id: id("k-2"),
             dial_begin_at: rel(1),
@@ -387,7 +387,7 @@ fn a_tcp_connection_from_socket_creation_to_close() {
     };
     let reset = "Connection reset by peer (os error 104)";
     assert_eq!(
-        trace.net_trace.tcp_conns.as_slice(),
+        trace.net_trace.tcp_conns.to_vec(),
         [TcpConnTrace {
             trace_id: id("k-1"),
             from_dial: id("k-2"),
@@ -497,7 +497,7 @@ fn a_refused_or_unanswered_connection_ends_its_dial_with_an_error() {
     );
 
     let trace = run.snapshot(1100);
-    let dials = trace.net_trace.dials.as_slice();
+    let dials = trace.net_trace.dials.to_vec();
     assert_eq!(
         dials,
         [
@@ -640,7 +640,7 @@ fn a_udp_dns_exchange_becomes_a_resolver_connection_with_its_messages() {
         ..Default::default()
     };
     assert_eq!(
-        trace.net_trace.dns_queries.as_slice(),
+        trace.net_trace.dns_queries.to_vec(),
         [DnsQueryTrace {
             trace_id: id("dns-1"),
             from_dial: id("k-2"),
@@ -663,7 +663,7 @@ fn a_udp_dns_exchange_becomes_a_resolver_connection_with_its_messages() {
         }]
     );
     assert_eq!(
-        trace.net_trace.udp_conns.as_slice(),
+        trace.net_trace.udp_conns.to_vec(),
         [UdpConnTrace {
             trace_id: id("k-1"),
             from_dial: id("k-2"),
@@ -706,7 +706,7 @@ fn a_udp_dns_exchange_becomes_a_resolver_connection_with_its_messages() {
         }]
     );
     assert_eq!(
-        trace.net_trace.dials.as_slice(),
+        trace.net_trace.dials.to_vec(),
         [DialTrace {
             trace_id: id("k-2"),
             dial_begin_at: rel(1),
@@ -772,7 +772,7 @@ fn a_client_hello_names_one_tls_tunnel_per_connection() {
 
     let trace = run.snapshot(20);
     assert_eq!(
-        trace.net_trace.tls_tunnels.as_slice(),
+        trace.net_trace.tls_tunnels.to_vec(),
         [TlsTunnelTrace {
             trace_id: id("k-3"),
             tcp_conn: id("k-1"),

@@ -3,7 +3,7 @@ use super::*;
 
 #[test]
 fn an_empty_trace_begins_at_the_injected_clock() {
-    let recorder = recorder(false);
+    let mut recorder = recorder(false);
     let trace = recorder.snapshot_ms("nothing", at(1500));
     assert_eq!(trace, empty_trace("nothing", 1500));
     assert_eq!(

@@ -207,18 +207,18 @@ fn kernel_events_join_connections_by_socket_cookie() {
 fn conntrack_samples_keep_the_destroyed_entry() {
     let mut recorder = recorder(false);
     resolved_dial(&mut recorder);
-    let conntrack = |recorder: &Recorder| {
+    let conntrack = |recorder: &mut Recorder| {
         recorder.snapshot_ms("ct", at(60)).net_trace.tcp_conns[0]
             .conntrack
             .clone()
     };
-    assert_eq!(conntrack(&recorder), None);
+    assert_eq!(conntrack(&mut recorder), None);
     recorder.handle(Event::Conntrack {
         conn: id("tcp-1"),
         sample: ct_sample(26, TcpState::Established, 3, false),
     });
     assert_eq!(
-        conntrack(&recorder),
+        conntrack(&mut recorder),
         Some(ConntrackEntry {
             captured_at: rel(26),
             ..ct_sample(26, TcpState::Established, 3, false).entry

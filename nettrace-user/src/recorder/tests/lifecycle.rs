@@ -254,11 +254,11 @@ fn clear_carries_open_connections_over_as_reused_with_absolute_times() {
         kernel: Some(facts),
         ..reused
     };
-    assert_eq!(trace.net_trace.tcp_conns.as_slice(), [conn]);
+    assert_eq!(trace.net_trace.tcp_conns.to_vec(), [conn]);
     assert!(trace.net_trace.dials.is_empty());
     assert!(trace.net_trace.tls_tunnels.is_empty());
     assert_eq!(
-        trace.http_requests.as_slice(),
+        trace.http_requests.to_vec(),
         [HttpReqTrace {
             trace_id: id("req-2"),
             tcp_conn: id("tcp-1"),
@@ -393,7 +393,7 @@ fn a_late_dns_message_of_a_connection_dropped_by_clear_is_ignored() {
     });
     let trace = recorder.snapshot_ms("late", at(1010));
     assert_eq!(
-        trace.net_trace.dns_queries.as_slice(),
+        trace.net_trace.dns_queries.to_vec(),
         [DnsQueryTrace {
             // dns-1 was udp-1's, in the first trace.
             trace_id: id("dns-2"),

@@ -40,7 +40,7 @@ fn dns_messages_are_recorded_per_resolver_connection_when_asked() {
         ..msg
     };
     assert_eq!(
-        trace.net_trace.dns_queries.as_slice(),
+        trace.net_trace.dns_queries.to_vec(),
         [
             DnsQueryTrace {
                 // Named by the recorder, from its ID source.
@@ -194,7 +194,7 @@ fn tls_tunnels_keep_their_outcome_and_requests_name_them() {
 
     let trace = recorder.snapshot_ms("tls", at(50));
     assert_eq!(
-        trace.net_trace.tls_tunnels.as_slice(),
+        trace.net_trace.tls_tunnels.to_vec(),
         [
             TlsTunnelTrace {
                 trace_id: id("tls-p"),
@@ -383,14 +383,14 @@ fn an_http_request_keeps_headers_and_live_body_counters() {
         ..Default::default()
     };
     assert_eq!(
-        first.http_requests.as_slice(),
+        first.http_requests.to_vec(),
         std::slice::from_ref(&expected)
     );
     // The counters are read when a snapshot is taken.
     body.add_response(24);
     let second = recorder.snapshot_ms("http", at(30));
     assert_eq!(
-        second.http_requests.as_slice(),
+        second.http_requests.to_vec(),
         [HttpReqTrace {
             resp_content_len: 1024,
             ..expected

@@ -13,6 +13,7 @@ mod lifecycle;
 mod limits;
 mod messages;
 mod precise;
+mod snapshots;
 mod stream;
 
 use std::{io, sync::Arc};

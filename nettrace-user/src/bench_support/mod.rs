@@ -2,7 +2,12 @@
 //!
 //! [`BenchStream`] wraps any byte stream exactly as the connector wraps a TCP connection, so a
 //! benchmark can measure what recording one socket operation costs without a socket (whose
-//! syscall alone takes microseconds) and without a runtime.
+//! syscall alone takes microseconds) and without a runtime. [`TraceBench`] builds a large
+//! trace in a recorder from event sequences, to time its snapshots.
+mod trace;
+
+pub use trace::TraceBench;
+
 use std::{
     io,
     pin::Pin,
