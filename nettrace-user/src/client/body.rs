@@ -208,8 +208,9 @@ impl Body for RequestBody {
     }
 }
 
-/// Why reading a response body failed.
+/// Why reading a response body failed. New kinds of failure may be added.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BodyError {
     /// The connection failed while the body was read (reset, closed early, protocol error).
     #[error("reading the response body failed: {0}")]
