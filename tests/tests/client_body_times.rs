@@ -2,8 +2,9 @@
 //! their µs in `preciseUs`): the first bytes when they were read, the last when the caller
 //! saw the end, or stopped reading (dropped the body); none for a body left unread. A
 //! snapshot taken while the body is still being read has its first byte only.
+use bytes::Bytes;
 use http_body_util::BodyExt;
-use nettrace::client::{HttpClientConfig, ResponseBody};
+use nettrace::client::{HttpClient, HttpClientConfig, ResponseBody};
 use nettrace::model::{HttpReqTrace, HttpTrace};
 use nettrace_tests::fixtures::http::SLOW_BODY_LEN;
 use nettrace_tests::scenario::{self, bounded, dump, only};
@@ -26,18 +27,23 @@ async fn one_frame(body: &mut ResponseBody) -> usize {
     frame.data_ref().map_or(0, |d| d.len())
 }
 
+/// GETs `url` and reads the whole body.
+async fn get_whole(client: &HttpClient, url: &str) -> Bytes {
+    let response = bounded("GET", client.get(url))
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    bounded("the body", response.into_body().bytes())
+        .await
+        .unwrap_or_else(|e| panic!("reading the body: {e}"))
+}
+
 #[tokio::test]
 async fn a_body_read_to_its_end_spans_its_first_and_last_bytes() {
     let server = scenario::plain_server().await;
     let client = scenario::client(HttpClientConfig::default(), scenario::full_options());
     // Half the body at once, the other half 300 ms later.
     let url = server.url("/slow-body/300");
-    let response = bounded("GET", client.get(&url))
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let body = bounded("the body", response.into_body().bytes())
-        .await
-        .unwrap_or_else(|e| panic!("reading the body: {e}"));
+    let body = get_whole(&client, &url).await;
     assert_eq!(body.len(), SLOW_BODY_LEN);
     let trace = scenario::trace(&client, "body read to its end");
     let req = the_request(&trace);
@@ -58,12 +64,7 @@ async fn a_gzip_body_read_to_its_end_has_both_times() {
     let server = scenario::plain_server().await;
     let client = scenario::client(HttpClientConfig::default(), scenario::full_options());
     let url = server.url(&format!("/gzip/{LEN}"));
-    let response = bounded("GET", client.get(&url))
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let body = bounded("the body", response.into_body().bytes())
-        .await
-        .unwrap_or_else(|e| panic!("reading the body: {e}"));
+    let body = get_whole(&client, &url).await;
     assert_eq!(body.len(), LEN);
     let trace = scenario::trace(&client, "gzip body");
     let req = the_request(&trace);
