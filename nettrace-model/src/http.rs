@@ -72,8 +72,9 @@ pub struct HttpReqTrace {
     /// `respBodyFirstByteAt`, omitted when undefined: Go does not record it).
     #[serde(skip_serializing_if = "Timestamp::is_undefined")]
     pub resp_body_first_byte_at: Timestamp,
-    /// When the caller read the last byte of the response body, i.e. saw its end (extension;
-    /// JSON `respBodyLastByteAt`, omitted when undefined).
+    /// When the caller read the last byte of the response body, i.e. saw its end, or stopped
+    /// reading before it (dropped the body, or reading failed); undefined while the body is
+    /// still being read (extension; JSON `respBodyLastByteAt`, omitted when undefined).
     #[serde(skip_serializing_if = "Timestamp::is_undefined")]
     pub resp_body_last_byte_at: Timestamp,
     /// The timestamps above in µs since the trace began, where the tracer knew them

@@ -16,7 +16,9 @@
 //! For instructions per request (also load-independent), run one kind at a time under
 //! callgrind (the VM has no hardware counters for `perf stat`) with two request counts and
 //! divide the difference: `NETTRACE_ALLOCS_KIND` (`plain`, `traced` or
-//! `traced_no_sock_trace`) and `NETTRACE_ALLOCS_REQUESTS` select them (BENCHMARKS.md).
+//! `traced_no_sock_trace`) and `NETTRACE_ALLOCS_REQUESTS` select them (BENCHMARKS.md);
+//! `NETTRACE_ALLOCS_BYTES` sets the body size instead of 1024 (a large body is read in many
+//! frames).
 //!
 //! It is a libtest `#[test]` because bench targets without `harness = false` only run tests
 //! (and `cargo bench` ignores them): run it with `cargo test` as above.
@@ -133,16 +135,19 @@ fn measure(rt: &tokio::runtime::Runtime, kind: Kind, url: &http::Uri, requests: 
 fn allocations_per_keep_alive_request() {
     let rt = common::runtime();
     let server = rt.block_on(common::server());
-    let url = common::url(&server, &format!("/bytes/{}", common::SMALL));
+    let size = std::env::var("NETTRACE_ALLOCS_BYTES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(common::SMALL);
+    let url = common::url(&server, &format!("/bytes/{size}"));
     let requests = std::env::var("NETTRACE_ALLOCS_REQUESTS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(REQUESTS);
     let only = std::env::var("NETTRACE_ALLOCS_KIND").ok();
     println!(
-        "allocator calls per keep-alive GET /bytes/{} (process-wide, lowest of {REPEATS} x \
-         {requests} requests)",
-        common::SMALL
+        "allocator calls per keep-alive GET /bytes/{size} (process-wide, lowest of {REPEATS} x \
+         {requests} requests)"
     );
     println!(
         "{:<22} {:>8} {:>9} {:>9} | {:>15}",

@@ -25,14 +25,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use kernel_support::{Stats, stats};
 use nettrace::{
     SocketCookie,
     capture::DEFAULT_SNAPLEN,
-    kernel::{
-        CaptureInterfaceInfo, ClientId, KernelConfig, KernelEvent, KernelTracer, enable_run_stats,
-    },
+    kernel::{ClientId, KernelConfig, KernelEvent, KernelTracer, enable_run_stats},
 };
-use nettrace_common::{CaptureClient, capture_flags, socket_flags};
+use nettrace_common::socket_flags;
+
+mod kernel_support;
 
 const TRANSFER: usize = 1 << 30;
 const CHUNK: usize = 1 << 16;
@@ -40,21 +41,10 @@ const CHUNK: usize = 1 << 16;
 /// Sends `TRANSFER` bytes over a fresh loopback connection made from `socket`; returns the
 /// elapsed time.
 fn transfer(listener: &TcpListener, socket: socket2::Socket) -> Duration {
-    let addr = listener.local_addr().unwrap();
-    let listener = listener.try_clone().unwrap();
-    let receiver = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 1 << 18];
-        let mut total = 0usize;
-        while let Ok(n) = stream.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            total += n;
-        }
-        total
-    });
-    socket.connect(&addr.into()).unwrap();
+    let receiver = kernel_support::receiver(listener, 1 << 18);
+    socket
+        .connect(&listener.local_addr().unwrap().into())
+        .unwrap();
     let mut stream: TcpStream = socket.into();
     let chunk = vec![0x5au8; CHUNK];
     let started = Instant::now();
@@ -69,7 +59,7 @@ fn transfer(listener: &TcpListener, socket: socket2::Socket) -> Duration {
 }
 
 fn socket() -> socket2::Socket {
-    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap()
+    kernel_support::tcp_socket(false)
 }
 
 fn gbit_per_s(elapsed: Duration) -> f64 {
@@ -77,21 +67,8 @@ fn gbit_per_s(elapsed: Duration) -> f64 {
 }
 
 /// Runs and average ns per run of the TC programs between two readings.
-fn tc_runs(tracer: &KernelTracer) -> (u64, Duration) {
-    tracer
-        .program_stats()
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.name.starts_with("nettrace_tc_"))
-        .fold((0, Duration::ZERO), |(n, t), s| {
-            (n + s.run_count, t + s.run_time)
-        })
-}
-
-fn per_run(before: (u64, Duration), after: (u64, Duration)) -> (u64, f64) {
-    let runs = after.0 - before.0;
-    let ns = (after.1 - before.1).as_nanos() as f64 / runs.max(1) as f64;
-    (runs, ns)
+fn per_run(before: &Stats, after: &Stats) -> (u64, f64) {
+    kernel_support::cost(before, after, |name| name.starts_with("nettrace_tc_"))
 }
 
 /// tcpdump writing the flow of `port` on `lo` while a transfer runs: (elapsed, packets it
@@ -139,16 +116,10 @@ fn with_tcpdump(listener: &TcpListener, port: u16) -> Option<(Duration, u64, u64
 }
 
 fn main() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED capture benchmark: needs root to load eBPF programs");
+    if !kernel_support::is_root_or_skip("capture") {
         return;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = kernel_support::runtime();
     let _guard = runtime.enter();
     let (tracer, _events, mut packets) =
         KernelTracer::load_with_packets(&KernelConfig::default()).unwrap();
@@ -159,24 +130,14 @@ fn main() {
     // No capture programs attached.
     let baseline = transfer(&listener, socket());
 
-    let lo = CaptureInterfaceInfo::lookup("lo").unwrap();
-    let links = tracer.attach_capture(&lo).unwrap();
     let client = ClientId(1);
     tracer.reset_lost_events(client).unwrap();
-    tracer
-        .set_capture_client(
-            client,
-            CaptureClient {
-                snaplen: DEFAULT_SNAPLEN,
-                flags: capture_flags::TCP_PAYLOAD,
-            },
-        )
-        .unwrap();
+    let links = kernel_support::capture_lo(&tracer, client);
 
     // Attached, but the flow is not traced: each packet costs the program's lookup only.
-    let before = tc_runs(&tracer);
+    let before = stats(&tracer);
     let untraced = transfer(&listener, socket());
-    let (untraced_runs, untraced_ns) = per_run(before, tc_runs(&tracer));
+    let (untraced_runs, untraced_ns) = per_run(&before, &stats(&tracer));
 
     // Traced: the sender's socket is registered for capture; a thread drains the ring.
     let sender = socket();
@@ -204,9 +165,9 @@ fn main() {
             }
         })
     };
-    let before = tc_runs(&tracer);
+    let before = stats(&tracer);
     let traced = transfer(&listener, sender);
-    let (traced_runs, traced_ns) = per_run(before, tc_runs(&tracer));
+    let (traced_runs, traced_ns) = per_run(&before, &stats(&tracer));
     stop.store(true, Ordering::Relaxed);
     let (captured, captured_bytes, _packets) = drained.join().unwrap();
     let lost = tracer.lost_packets(client).unwrap();

@@ -11,87 +11,33 @@
 //! one (lookup plus an event in the ring buffer, drained by a reader meanwhile).
 use std::{
     collections::HashMap,
-    io::{Read, Write},
+    io::Write,
     net::{TcpListener, TcpStream},
     thread,
     time::{Duration, Instant},
 };
 
+use kernel_support::{costs, stats};
 use nettrace::{
     SocketCookie,
-    kernel::{ClientId, KernelConfig, KernelTracer, ProgramStats, enable_run_stats},
+    kernel::{ClientId, KernelConfig, KernelTracer, enable_run_stats},
 };
+
+mod kernel_support;
 
 /// `send()` calls per phase.
 const SENDS: usize = 200_000;
 
-fn stats(tracer: &KernelTracer) -> HashMap<String, (u64, Duration)> {
-    tracer
-        .program_stats()
-        .expect("program statistics")
-        .into_iter()
-        .map(
-            |ProgramStats {
-                 name,
-                 run_count,
-                 run_time,
-             }| (name, (run_count, run_time)),
-        )
-        .collect()
-}
-
-/// Average ns per run of each program between two readings.
-fn per_run(
-    before: &HashMap<String, (u64, Duration)>,
-    after: &HashMap<String, (u64, Duration)>,
-) -> Vec<(String, u64, f64)> {
-    let mut rows: Vec<_> = after
-        .iter()
-        .map(|(name, (count, time))| {
-            let (c0, t0) = before.get(name).copied().unwrap_or_default();
-            let runs = count - c0;
-            let ns = if runs == 0 {
-                0.0
-            } else {
-                (*time - t0).as_nanos() as f64 / runs as f64
-            };
-            (name.clone(), runs, ns)
-        })
-        .filter(|(_, runs, _)| *runs > 0)
-        .collect();
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
-    rows
-}
-
 /// A loopback connection whose server reads everything.
 fn connection(listener: &TcpListener) -> (socket2::Socket, thread::JoinHandle<usize>) {
-    let addr = listener.local_addr().unwrap();
-    let listener = listener.try_clone().unwrap();
-    let server = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 1 << 16];
-        let mut total = 0;
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) | Err(_) => return total,
-                Ok(n) => total += n,
-            }
-        }
-    });
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_tcp_nodelay(true).unwrap();
-    let _ = addr;
-    (socket, server)
+    let server = kernel_support::receiver(listener, 1 << 16);
+    (kernel_support::tcp_socket(true), server)
 }
 
 fn burst(socket: socket2::Socket, addr: std::net::SocketAddr) -> Duration {
     socket.connect(&addr.into()).unwrap();
     let mut stream: TcpStream = socket.into();
-    let started = Instant::now();
-    for _ in 0..SENDS {
-        stream.write_all(&[0u8; 64]).unwrap();
-    }
-    started.elapsed()
+    kernel_support::small_sends(&mut stream, SENDS)
 }
 
 /// Sends 64-byte writes at `rate` per second for one second, in batches every millisecond.
@@ -115,16 +61,10 @@ fn paced(socket: socket2::Socket, addr: std::net::SocketAddr, rate: usize) -> us
 }
 
 fn main() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED kernel benchmark: needs root to load eBPF programs");
+    if !kernel_support::is_root_or_skip("kernel") {
         return;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = kernel_support::runtime();
     runtime.block_on(async {
         let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
         let _stats = enable_run_stats().expect("BPF_ENABLE_STATS");
@@ -135,7 +75,7 @@ fn main() {
         let (socket, server) = connection(&listener);
         let before = stats(&tracer);
         let untraced_time = burst(socket, addr);
-        let untraced = per_run(&before, &stats(&tracer));
+        let untraced = costs(&before, &stats(&tracer));
         server.join().unwrap();
 
         // Traced: the same sends produce events; a reader drains the ring meanwhile.
@@ -159,7 +99,7 @@ fn main() {
         };
         let before = stats(&tracer);
         let traced_time = tokio::task::spawn_blocking(move || burst(socket, addr)).await.unwrap();
-        let traced = per_run(&before, &stats(&tracer));
+        let traced = costs(&before, &stats(&tracer));
         server.join().unwrap();
         let lost = tracer.lost_events(client).unwrap();
         tracer.unregister(cookie).unwrap();

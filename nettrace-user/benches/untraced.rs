@@ -14,51 +14,23 @@
 //! run) give ns per run of `sock_send_length` and of the TC program. When `bpftool` is
 //! installed, `bpftool prog show name nettrace_sock_send_length` (`run_time_ns`, `run_cnt`)
 //! is read around each state too, as a cross-check of the same counters.
-use std::{
-    collections::HashMap,
-    io::{Read, Write},
-    net::{TcpListener, TcpStream},
-    thread,
-    time::Duration,
-};
+use std::net::{TcpListener, TcpStream};
 
+use kernel_support::{Stats, cost, stats, tcp_socket};
 use nettrace::{
     SocketCookie,
-    capture::DEFAULT_SNAPLEN,
-    kernel::{
-        CaptureInterfaceInfo, ClientId, KernelConfig, KernelTracer, ProgramStats, enable_run_stats,
-    },
+    kernel::{ClientId, KernelConfig, KernelTracer, enable_run_stats},
 };
-use nettrace_common::{CaptureClient, capture_flags, program_name, socket_flags};
+use nettrace_common::{program_name, socket_flags};
+
+mod kernel_support;
 
 /// `send()` calls per state.
 const SENDS: usize = 200_000;
 
-fn stats(tracer: &KernelTracer) -> HashMap<String, (u64, Duration)> {
-    tracer
-        .program_stats()
-        .expect("program statistics")
-        .into_iter()
-        .map(
-            |ProgramStats {
-                 name,
-                 run_count,
-                 run_time,
-             }| (name, (run_count, run_time)),
-        )
-        .collect()
-}
-
 /// Runs and ns per run of `name` between two readings.
-fn per_run(
-    before: &HashMap<String, (u64, Duration)>,
-    after: &HashMap<String, (u64, Duration)>,
-    name: &str,
-) -> (u64, f64) {
-    let (c0, t0) = before.get(name).copied().unwrap_or_default();
-    let (c1, t1) = after.get(name).copied().unwrap_or_default();
-    let runs = c1 - c0;
-    (runs, (t1 - t0).as_nanos() as f64 / runs.max(1) as f64)
+fn per_run(before: &Stats, after: &Stats, name: &str) -> (u64, f64) {
+    cost(before, after, |n| n == name)
 }
 
 /// `(run_cnt, run_time_ns)` of program `name` as `bpftool prog show` prints them, if bpftool
@@ -84,62 +56,34 @@ fn bpftool_counts(name: &str) -> Option<(u64, u64)> {
 }
 
 fn socket() -> socket2::Socket {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_tcp_nodelay(true).unwrap();
-    socket
+    tcp_socket(true)
 }
 
 /// `SENDS` small writes from `socket` to a reader thread over loopback.
 fn burst(listener: &TcpListener, socket: socket2::Socket) {
-    let addr = listener.local_addr().unwrap();
-    let listener = listener.try_clone().unwrap();
-    let server = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 1 << 16];
-        while let Ok(n) = stream.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-        }
-    });
-    socket.connect(&addr.into()).unwrap();
+    let server = kernel_support::receiver(listener, 1 << 16);
+    socket
+        .connect(&listener.local_addr().unwrap().into())
+        .unwrap();
     let mut stream: TcpStream = socket.into();
-    for _ in 0..SENDS {
-        stream.write_all(&[0u8; 64]).unwrap();
-    }
+    kernel_support::small_sends(&mut stream, SENDS);
     drop(stream);
     server.join().unwrap();
 }
 
 fn main() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED untraced benchmark: needs root to load eBPF programs");
+    if !kernel_support::is_root_or_skip("untraced") {
         return;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = kernel_support::runtime();
     let _guard = runtime.enter();
     // The rings are not read: the traced state's events are dropped once they are full,
     // which the statistics count as runs like any other.
     let (tracer, _events, _packets) =
         KernelTracer::load_with_packets(&KernelConfig::default()).unwrap();
     let _stats = enable_run_stats().expect("BPF_ENABLE_STATS");
-    let lo = CaptureInterfaceInfo::lookup("lo").unwrap();
-    let links = tracer.attach_capture(&lo).unwrap();
     let client = ClientId(1);
-    tracer
-        .set_capture_client(
-            client,
-            CaptureClient {
-                snaplen: DEFAULT_SNAPLEN,
-                flags: capture_flags::TCP_PAYLOAD,
-            },
-        )
-        .unwrap();
+    let links = kernel_support::capture_lo(&tracer, client);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut rows = Vec::new();
     let mut measure = |state: &str, socket: socket2::Socket| {

@@ -6,9 +6,11 @@
 use std::io::Write;
 
 pub mod daemon;
+pub mod findings;
 pub mod fixtures;
 pub mod netns;
 pub mod scenario;
+pub mod tiny_rings;
 pub mod tshark;
 pub mod unprivileged;
 

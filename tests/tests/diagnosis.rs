@@ -13,6 +13,7 @@ use http::Uri;
 use nettrace::client::{HttpClientConfig, TraceOptions};
 use nettrace::model::diagnosis::{self, Code, Finding, Severity};
 use nettrace::model::{DnsRCode, HttpTrace, TraceId};
+use nettrace_tests::findings::{assert_evidence, expect_code};
 use nettrace_tests::fixtures::broken::{BrokenServer, Misbehaviour, RefusingPort};
 use nettrace_tests::fixtures::dns::{Behaviour, Zone};
 use nettrace_tests::fixtures::net::V4;
@@ -33,33 +34,6 @@ fn diagnosed(trace: &HttpTrace) -> Vec<Finding> {
         diagnosis::render_text(trace, &findings)
     );
     findings
-}
-
-/// The one finding with `code`, panicking with the trace and all findings otherwise.
-fn the<'a>(findings: &'a [Finding], code: Code, trace: &HttpTrace) -> &'a Finding {
-    let found: Vec<&Finding> = findings.iter().filter(|f| f.code == code).collect();
-    match found[..] {
-        [one] => one,
-        _ => panic!(
-            "expected one {code} finding, got {}:\n{}\n{}",
-            found.len(),
-            diagnosis::render_text(trace, findings),
-            dump(trace)
-        ),
-    }
-}
-
-/// Asserts that `finding` names every ID of `ids` as evidence.
-fn assert_evidence(finding: &Finding, ids: &[&TraceId], trace: &HttpTrace) {
-    for id in ids {
-        assert!(
-            !id.is_empty() && finding.evidence.contains(id),
-            "{} lacks evidence {id}: {:?}\n{}",
-            finding.code,
-            finding.evidence,
-            dump(trace)
-        );
-    }
 }
 
 /// The top finding is an error with `code` (the verdict names it).
@@ -108,7 +82,7 @@ async fn nxdomain_names_the_dial_the_queries_and_the_request() {
     let trace = scenario::trace(&client, "NXDOMAIN");
     let findings = diagnosed(&trace);
     assert_top_error(&findings, Code::DnsNxdomain, &trace);
-    let finding = the(&findings, Code::DnsNxdomain, &trace);
+    let finding = expect_code(&findings, Code::DnsNxdomain, &trace);
     let dial = only(&trace.net_trace.dials, "dial", &trace);
     let req = only(&trace.http_requests, "request", &trace);
     let mut ids = vec![&dial.trace_id, &req.trace_id];
@@ -132,7 +106,7 @@ async fn servfail_everywhere_is_an_error_and_once_a_warning() {
     let trace = scenario::trace(&client, "SERVFAIL");
     let findings = diagnosed(&trace);
     assert_top_error(&findings, Code::DnsServfail, &trace);
-    let finding = the(&findings, Code::DnsServfail, &trace);
+    let finding = expect_code(&findings, Code::DnsServfail, &trace);
     let dial = only(&trace.net_trace.dials, "dial", &trace);
     let req = only(&trace.http_requests, "request", &trace);
     assert_evidence(finding, &[&dial.trace_id, &req.trace_id], &trace);
@@ -152,7 +126,7 @@ async fn servfail_everywhere_is_an_error_and_once_a_warning() {
     let trace = scenario::trace(&client, "SERVFAIL then OK");
     let findings = diagnosed(&trace);
     assert_no_error(&findings, &trace);
-    let finding = the(&findings, Code::DnsServfail, &trace);
+    let finding = expect_code(&findings, Code::DnsServfail, &trace);
     assert_eq!(finding.severity, Severity::Warning);
     assert!(
         finding.summary.contains(&failing.addr().to_string())
@@ -189,7 +163,7 @@ async fn a_silent_nameserver_is_a_dns_timeout_and_the_request_timeout_says_dns()
     let trace = scenario::trace(&client, "silent DNS");
     let findings = diagnosed(&trace);
     assert_top_error(&findings, Code::DnsTimeout, &trace);
-    let finding = the(&findings, Code::DnsTimeout, &trace);
+    let finding = expect_code(&findings, Code::DnsTimeout, &trace);
     assert!(
         finding.summary.contains(&silent.addr().to_string()),
         "names the nameserver: {}",
@@ -214,7 +188,7 @@ async fn a_silent_nameserver_is_a_dns_timeout_and_the_request_timeout_says_dns()
     ids.extend(queries.iter().copied());
     assert_evidence(finding, &ids, &trace);
 
-    let timeout = the(&findings, Code::RequestTimeout, &trace);
+    let timeout = expect_code(&findings, Code::RequestTimeout, &trace);
     assert_eq!(timeout.severity, Severity::Error);
     assert!(timeout.summary.contains("(dns)"), "{}", timeout.summary);
     let req = only(&trace.http_requests, "request", &trace);
@@ -278,7 +252,7 @@ async fn a_refused_port_is_tcp_refused_with_its_connection() {
     let trace = scenario::trace(&client, "refused");
     let findings = diagnosed(&trace);
     assert_top_error(&findings, Code::TcpRefused, &trace);
-    let finding = the(&findings, Code::TcpRefused, &trace);
+    let finding = expect_code(&findings, Code::TcpRefused, &trace);
     let conn = only(&trace.net_trace.tcp_conns, "TCP connection", &trace);
     let dial = only(&trace.net_trace.dials, "dial", &trace);
     let req = only(&trace.http_requests, "request", &trace);
@@ -310,7 +284,7 @@ async fn a_reset_mid_body_is_tcp_reset() {
     assert!(body.is_err(), "the body is cut short");
     let trace = scenario::trace(&client, "reset");
     let findings = diagnosed(&trace);
-    let finding = the(&findings, Code::TcpReset, &trace);
+    let finding = expect_code(&findings, Code::TcpReset, &trace);
     assert_eq!(finding.severity, Severity::Error);
     let conn = only(&trace.net_trace.tcp_conns, "TCP connection", &trace);
     let req = only(&trace.http_requests, "request", &trace);
@@ -333,7 +307,7 @@ async fn tls_failure(kind: LeafKind, code: Code) -> (HttpTrace, Finding) {
     let trace = scenario::trace(&client, &format!("{kind:?}"));
     let findings = diagnosed(&trace);
     assert_top_error(&findings, code, &trace);
-    let finding = the(&findings, code, &trace).clone();
+    let finding = expect_code(&findings, code, &trace).clone();
     let tunnel = only(&trace.net_trace.tls_tunnels, "TLS tunnel", &trace);
     let req = only(&trace.http_requests, "request", &trace);
     assert_evidence(
@@ -395,7 +369,7 @@ async fn a_stalled_handshake_is_tls_handshake_timeout() {
     let trace = scenario::trace(&client, "TLS timeout");
     let findings = diagnosed(&trace);
     assert_top_error(&findings, Code::TlsHandshakeTimeout, &trace);
-    let finding = the(&findings, Code::TlsHandshakeTimeout, &trace);
+    let finding = expect_code(&findings, Code::TlsHandshakeTimeout, &trace);
     let tunnel = only(&trace.net_trace.tls_tunnels, "TLS tunnel", &trace);
     let req = only(&trace.http_requests, "request", &trace);
     assert_evidence(finding, &[&tunnel.trace_id, &req.trace_id], &trace);
@@ -414,7 +388,7 @@ async fn a_plain_http_server_on_https_is_tls_not_tls() {
     let trace = scenario::trace(&client, "not TLS");
     let findings = diagnosed(&trace);
     assert_top_error(&findings, Code::TlsNotTls, &trace);
-    let finding = the(&findings, Code::TlsNotTls, &trace);
+    let finding = expect_code(&findings, Code::TlsNotTls, &trace);
     let req = only(&trace.http_requests, "request", &trace);
     let tunnel = tls_tunnel(&trace, &req.tls_tunnel);
     assert_evidence(finding, &[&tunnel.trace_id, &req.trace_id], &trace);
@@ -428,7 +402,7 @@ async fn a_slow_answer_is_http_slow_server() {
     let trace = scenario::trace(&client, "slow server");
     let findings = diagnosed(&trace);
     assert_no_error(&findings, &trace);
-    let finding = the(&findings, Code::HttpSlowServer, &trace);
+    let finding = expect_code(&findings, Code::HttpSlowServer, &trace);
     assert_eq!(finding.severity, Severity::Warning);
     let req = only(&trace.http_requests, "request", &trace);
     assert_evidence(finding, &[&req.trace_id, &req.tcp_conn], &trace);
@@ -454,7 +428,7 @@ async fn a_slow_body_is_http_slow_transfer_with_its_rate() {
     let trace = scenario::trace(&client, "slow transfer");
     let findings = diagnosed(&trace);
     assert_no_error(&findings, &trace);
-    let finding = the(&findings, Code::HttpSlowTransfer, &trace);
+    let finding = expect_code(&findings, Code::HttpSlowTransfer, &trace);
     let req = only(&trace.http_requests, "request", &trace);
     assert_evidence(finding, &[&req.trace_id, &req.tcp_conn], &trace);
     assert!(
@@ -478,7 +452,7 @@ async fn a_redirect_loop_names_every_hop() {
     let trace = scenario::trace(&client, "loop");
     let findings = diagnosed(&trace);
     assert_top_error(&findings, Code::HttpRedirectLoop, &trace);
-    let finding = the(&findings, Code::HttpRedirectLoop, &trace);
+    let finding = expect_code(&findings, Code::HttpRedirectLoop, &trace);
     let hops: Vec<&TraceId> = trace.http_requests.iter().map(|r| &r.trace_id).collect();
     assert_eq!(hops.len(), 10, "{}", dump(&trace));
     assert_evidence(finding, &hops, &trace);
@@ -547,7 +521,7 @@ async fn a_request_timeout_while_waiting_says_wait() {
     let trace = scenario::trace(&client, "timeout");
     let findings = diagnosed(&trace);
     assert_top_error(&findings, Code::RequestTimeout, &trace);
-    let finding = the(&findings, Code::RequestTimeout, &trace);
+    let finding = expect_code(&findings, Code::RequestTimeout, &trace);
     let req = only(&trace.http_requests, "request", &trace);
     assert_evidence(finding, &[&req.trace_id], &trace);
     assert!(finding.summary.contains("(wait)"), "{}", finding.summary);

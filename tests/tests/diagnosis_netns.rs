@@ -5,8 +5,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use nettrace::client::{HttpClient, HttpClientConfig, KernelMode, RequestBody, TraceOptions};
-use nettrace::model::diagnosis::{self, Code, Finding, Severity};
-use nettrace::model::{HttpTrace, TraceId};
+use nettrace::model::diagnosis::{self, Code, Severity};
+use nettrace_tests::findings::{assert_evidence, expect_code};
 use nettrace_tests::fixtures::dns::Zone;
 use nettrace_tests::netns::NetNs;
 use nettrace_tests::scenario::{self, EXAMPLE_HOST, bounded_for, dump, get_ok, only};
@@ -22,31 +22,6 @@ fn kernel_client(config: HttpClientConfig, conntrack: bool) -> HttpClient {
         },
     )
     .unwrap_or_else(|e| panic!("kernel tracing must start as root: {e:#?}"))
-}
-
-/// The one finding with `code`.
-fn the(findings: &[Finding], code: Code, trace: &HttpTrace) -> Finding {
-    let found: Vec<&Finding> = findings.iter().filter(|f| f.code == code).collect();
-    match found[..] {
-        [one] => one.clone(),
-        _ => panic!(
-            "expected one {code} finding:\n{}\n{}",
-            diagnosis::render_text(trace, findings),
-            dump(trace)
-        ),
-    }
-}
-
-fn assert_evidence(finding: &Finding, ids: &[&TraceId], trace: &HttpTrace) {
-    for id in ids {
-        assert!(
-            !id.is_empty() && finding.evidence.contains(id),
-            "{} lacks {id}: {:?}\n{}",
-            finding.code,
-            finding.evidence,
-            dump(trace)
-        );
-    }
 }
 
 fn namespace(test: &str, tag: &str) -> Option<NetNs> {
@@ -87,7 +62,7 @@ fn a_dropped_syn_is_tcp_syn_unanswered_with_its_retransmits() {
         scenario::trace(&client, "dropped SYN")
     });
     let findings = diagnosis::diagnose(&trace);
-    let finding = the(&findings, Code::TcpSynUnanswered, &trace);
+    let finding = expect_code(&findings, Code::TcpSynUnanswered, &trace);
     assert_eq!(finding.severity, Severity::Error);
     assert_eq!(findings[0].code, Code::TcpSynUnanswered, "the top finding");
     let conn = only(&trace.net_trace.tcp_conns, "TCP connection", &trace);
@@ -99,7 +74,7 @@ fn a_dropped_syn_is_tcp_syn_unanswered_with_its_retransmits() {
     let dial = only(&trace.net_trace.dials, "dial", &trace);
     let req = only(&trace.http_requests, "request", &trace);
     assert_evidence(
-        &finding,
+        finding,
         &[&conn.trace_id, &dial.trace_id, &req.trace_id],
         &trace,
     );
@@ -162,7 +137,7 @@ fn lost_data_segments_are_tcp_retransmits_with_their_share() {
         "{}",
         diagnosis::render_text(&trace, &findings)
     );
-    let finding = the(&findings, Code::TcpRetransmits, &trace);
+    let finding = expect_code(&findings, Code::TcpRetransmits, &trace);
     let conn = only(&trace.net_trace.tcp_conns, "TCP connection", &trace);
     let kernel = conn
         .kernel
@@ -171,7 +146,7 @@ fn lost_data_segments_are_tcp_retransmits_with_their_share() {
     let data = kernel.retransmits - kernel.syn_retransmits;
     assert!(data >= 1, "{kernel:?}");
     let req = only(&trace.http_requests, "request", &trace);
-    assert_evidence(&finding, &[&conn.trace_id, &req.trace_id], &trace);
+    assert_evidence(finding, &[&conn.trace_id, &req.trace_id], &trace);
     assert!(
         finding
             .summary
@@ -218,7 +193,7 @@ fn a_dnat_rule_is_nat_with_both_addresses() {
         "{}",
         diagnosis::render_text(&trace, &findings)
     );
-    let finding = the(&findings, Code::Nat, &trace);
+    let finding = expect_code(&findings, Code::Nat, &trace);
     assert_eq!(finding.severity, Severity::Info);
     let conn = trace
         .net_trace
@@ -227,7 +202,7 @@ fn a_dnat_rule_is_nat_with_both_addresses() {
         .find(|c| !c.from_resolver)
         .unwrap_or_else(|| panic!("{}", dump(&trace)));
     assert!(conn.conntrack.is_some(), "{}", dump(&trace));
-    assert_evidence(&finding, &[&conn.trace_id], &trace);
+    assert_evidence(finding, &[&conn.trace_id], &trace);
     assert!(
         finding
             .summary

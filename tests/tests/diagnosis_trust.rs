@@ -2,15 +2,11 @@
 //! traffic lose events and packets (`kernel-events-lost`), and a capture size limit drops
 //! packets (`capture-truncated`). Alone in its test binary: the first client of a process
 //! sizes the kernel rings for all.
-use nettrace::capture::{PacketCapture, PacketCaptureOptions};
-use nettrace::client::{HttpClient, HttpClientConfig, KernelMode, TraceOptions};
-use nettrace::kernel::KernelConfig;
+use nettrace::capture::PacketCapture;
 use nettrace::model::diagnosis::{self, CaptureSummary, Code, Severity};
-use nettrace_tests::require_root;
 use nettrace_tests::scenario::{self, get_ok};
+use nettrace_tests::{require_root, tiny_rings};
 
-/// One page each: about 80 socket-call events, or one full-size packet.
-const TINY_RING: u32 = 4096;
 /// Bytes the capture keeps: a few packets.
 const CAPTURE_LIMIT: usize = 8 << 10;
 
@@ -29,42 +25,12 @@ async fn overflowing_rings_and_a_full_capture_are_trust_warnings() {
         return;
     }
     let server = scenario::plain_server().await;
-    let client = HttpClient::new(
-        HttpClientConfig {
-            disable_keep_alive: true,
-            ..HttpClientConfig::default()
-        },
-        TraceOptions {
-            kernel: KernelMode::Require,
-            kernel_config: KernelConfig {
-                ring_bytes: TINY_RING,
-                packet_ring_bytes: TINY_RING,
-            },
-            packet_capture: Some(PacketCaptureOptions {
-                interfaces: vec!["lo".to_owned()],
-                total_size_limit: CAPTURE_LIMIT,
-                ..PacketCaptureOptions::default()
-            }),
-            ..scenario::full_options()
-        },
-    )
-    .unwrap_or_else(|e| panic!("kernel tracing must start as root: {e:#?}"));
+    let client = tiny_rings::client(CAPTURE_LIMIT);
     // 16 MiB through loopback, then 200 connections at once: bursts of packets and socket
     // events far beyond the rings.
     let (status, _) = get_ok(&client, &server.url("/bytes/16777216")).await;
     assert_eq!(status, 200);
-    let url = server.url("/bytes/10");
-    let requests: Vec<_> = (0..200)
-        .map(|_| {
-            let (client, url) = (client.clone(), url.clone());
-            tokio::spawn(async move { get_ok(&client, &url).await })
-        })
-        .collect();
-    for request in requests {
-        request
-            .await
-            .unwrap_or_else(|e| panic!("request task: {e}"));
-    }
+    tiny_rings::burst(&client, &server.url("/bytes/10"), 200).await;
     let (trace, captures) = client
         .get_trace("overflow")
         .unwrap_or_else(|e| panic!("{e}"));

@@ -109,8 +109,8 @@ impl TraceBench {
             header: None,
         });
         body.add_response(1024);
-        body.response_read(self.at(t + 6), true);
-        body.response_read(self.at(t + 7), false);
+        body.response_first_read(self.at(t + 6));
+        body.response_last_read(self.at(t + 7));
         for (i, op_type) in [
             SocketOpType::Write,
             SocketOpType::Read,

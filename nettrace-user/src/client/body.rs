@@ -208,8 +208,9 @@ impl Body for RequestBody {
     }
 }
 
-/// Why reading a response body failed.
+/// Why reading a response body failed. New kinds of failure may be added.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BodyError {
     /// The connection failed while the body was read (reset, closed early, protocol error).
     #[error("reading the response body failed: {0}")]
@@ -250,6 +251,8 @@ pub struct ResponseBody {
     sink: Sink,
     req: TraceId,
     finished: bool,
+    /// The caller has read body bytes (their first instant is noted).
+    read_any: bool,
     /// With streaming: reports the request complete when the body ends or is dropped.
     done: Option<Box<super::stream::DoneGuard>>,
 }
@@ -272,6 +275,7 @@ impl ResponseBody {
             sink,
             req,
             finished: false,
+            read_any: false,
             done: None,
         }
     }
@@ -311,6 +315,7 @@ impl ResponseBody {
     pub fn cancel(mut self) {
         if !self.finished {
             self.finished = true;
+            self.mark_stop();
             self.sink.emit(Event::HttpFailed {
                 req: self.req.clone(),
                 error: "canceled while reading the response body".to_owned(),
@@ -320,6 +325,7 @@ impl ResponseBody {
 
     fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         self.finished = true;
+        self.mark_stop();
         self.sink.emit(Event::HttpFailed {
             req: self.req.clone(),
             error: error.to_string(),
@@ -328,18 +334,47 @@ impl ResponseBody {
         Poll::Ready(Some(Err(error)))
     }
 
-    /// Counts `bytes` read by the caller, now.
-    fn count(&self, bytes: usize) {
+    /// Counts `bytes` read by the caller; the first bytes are stamped with the time (the
+    /// last ones are when reading stops: [`Self::mark_end`], [`Self::mark_stop`]).
+    fn count(&mut self, bytes: usize) {
         if let Some(counters) = &self.counters {
             counters.add_response(bytes as u64);
-            counters.response_read(Instant::now(), true);
+            if !self.read_any {
+                self.read_any = true;
+                counters.response_first_read(Instant::now());
+            }
         }
     }
 
-    /// Notes that the caller reached the end of the body, now.
+    /// Notes that the caller reached the end of the body, now (the last byte's time).
     fn mark_end(&self) {
         if let Some(counters) = &self.counters {
-            counters.response_read(Instant::now(), false);
+            counters.response_last_read(Instant::now());
+        }
+    }
+
+    /// The end, after [`Self::mark_end`]: the request is reported complete.
+    fn finish(&mut self) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        self.finished = true;
+        self.done.take();
+        Poll::Ready(None)
+    }
+
+    /// Reading stopped before the end (a failure, a cancel, a drop): after bytes were read,
+    /// now is the last byte's time.
+    fn mark_stop(&self) {
+        if let (true, Some(counters)) = (self.read_any, &self.counters) {
+            counters.response_last_read(Instant::now());
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    /// A body dropped before its end: its last byte's time is now (before the request is
+    /// reported complete, when the `done` guard is dropped).
+    fn drop(&mut self) {
+        if !self.finished {
+            self.mark_stop();
         }
     }
 }
@@ -371,9 +406,8 @@ impl Body for ResponseBody {
                         return Poll::Ready(Some(Ok(Frame::data(decoded))));
                     }
                     Ok(None) if done => {
-                        this.finished = true;
-                        this.done.take();
-                        return Poll::Ready(None);
+                        this.mark_end();
+                        return this.finish();
                     }
                     Ok(None) => {}
                     Err(error) => return this.fail(error),
@@ -383,7 +417,9 @@ impl Body for ResponseBody {
                 Some(Ok(frame)) => frame,
                 Some(Err(error)) => return this.fail(BodyError::Read(error)),
                 None => {
-                    this.mark_end();
+                    if this.gzip.is_none() {
+                        this.mark_end();
+                    }
                     if let Some(on_end) = this.on_end.take() {
                         on_end.report();
                     }
@@ -393,11 +429,7 @@ impl Body for ResponseBody {
                             gzip.end_input();
                             continue;
                         }
-                        None => {
-                            this.finished = true;
-                            this.done.take();
-                            return Poll::Ready(None);
-                        }
+                        None => return this.finish(),
                     }
                 }
             };

@@ -13,8 +13,9 @@ use http::Uri;
 
 use crate::model::TraceId;
 
-/// Why the client could not be built or used.
+/// Why the client could not be built or used. New kinds of failure may be added.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The TLS configuration could not be built.
     #[error("TLS configuration")]

@@ -8,10 +8,7 @@
 //! no lock of the recorder.
 use std::{
     net::{IpAddr, SocketAddr},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::Instant,
 };
 
@@ -21,11 +18,13 @@ use crate::{
     model::{ConntrackEntry, DnsQueryMsg, DnsReplyMsg, PeerCert, TraceId},
 };
 
+mod body_counters;
 mod kernel;
 mod kernel_socket;
 mod sink;
 mod socket_record;
 
+pub(crate) use body_counters::{BodyCounters, BodyState};
 pub use kernel::{
     ClientId, Direction, KernelEvent, KernelTcpState, MalformedRecord, PacketRecord, SockMsgRecord,
     SockOp, SockOpsRecord, TcpResetRecord, TcpStateChange,
@@ -254,74 +253,6 @@ pub(crate) struct TlsOutcome {
     pub(crate) insecure: bool,
     /// With `insecure`: why verification would have failed; empty if it would have passed.
     pub(crate) cert_verify_error: String,
-}
-
-/// Body bytes of one HTTP request, counted by the body wrappers as the bytes flow and read by
-/// the recorder when it takes a snapshot.
-#[derive(Debug, Default)]
-pub(crate) struct BodyCounters {
-    request: AtomicU64,
-    response: AtomicU64,
-    /// When the caller read the first and the last response body bytes (the end of the body
-    /// counts as the last), for the transfer phase.
-    response_times: std::sync::Mutex<(Option<Instant>, Option<Instant>)>,
-    /// Bumped (under `response_times`' lock) whenever they change.
-    times_generation: AtomicU64,
-}
-
-/// What a snapshot reads of [`BodyCounters`]: equal states mean equal snapshots of them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct BodyState {
-    request: u64,
-    response: u64,
-    times_generation: u64,
-}
-
-impl BodyCounters {
-    /// Counts request body bytes handed to the connection.
-    pub(crate) fn add_request(&self, bytes: u64) {
-        self.request.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    /// Counts response body bytes read by the caller (after decoding).
-    pub(crate) fn add_response(&self, bytes: u64) {
-        self.response.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    /// Notes that the caller read response body bytes (or its end, `data == false`) at `at`.
-    pub(crate) fn response_read(&self, at: Instant, data: bool) {
-        let mut times = crate::sync::lock(&self.response_times);
-        if data && times.0.is_none() {
-            times.0 = Some(at);
-        }
-        times.1 = Some(at);
-        self.times_generation.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The counts and how far the times went, read before them (a change in between shows
-    /// in the next state).
-    pub(crate) fn state(&self) -> BodyState {
-        BodyState {
-            request: self.request(),
-            response: self.response(),
-            times_generation: self.times_generation.load(Ordering::Relaxed),
-        }
-    }
-
-    /// When the caller read the first and the last response body bytes, if it did.
-    pub(crate) fn response_times(&self) -> (Option<Instant>, Option<Instant>) {
-        *crate::sync::lock(&self.response_times)
-    }
-
-    /// Request body bytes so far.
-    pub(crate) fn request(&self) -> u64 {
-        self.request.load(Ordering::Relaxed)
-    }
-
-    /// Response body bytes so far.
-    pub(crate) fn response(&self) -> u64 {
-        self.response.load(Ordering::Relaxed)
-    }
 }
 
 /// The trace IDs of a connection, found in each response's extensions.

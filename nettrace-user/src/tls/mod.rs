@@ -2,7 +2,7 @@
 //! connections), and a handshake that reports its begin, end, outcome and peer certificates.
 //!
 //! The certificates reported are the whole chain on success, and the chain the server presented
-//! when verification failed (a recording wrapper around the real verifier). With packet
+//! when verification failed (a recording policy over the real verifier, `policy.rs`). With packet
 //! capture's `tls_keys`, the configuration logs the session secrets into a [`KeyLogRecorder`]
 //! (`keylog.rs`), and into [`TlsSettings::key_log`] too (e.g. `rustls::KeyLogFile` for
 //! `SSLKEYLOGFILE`).
@@ -28,6 +28,7 @@
 //! ```
 mod cert;
 mod keylog;
+mod policy;
 mod self_signed;
 mod verifier;
 
@@ -46,11 +47,11 @@ use crate::{
     model::TraceId,
 };
 pub use keylog::{DEFAULT_KEY_LOG_LIMIT, KeyLogRecorder};
+use policy::PolicyVerifier;
 /// What receives the TLS secrets (rustls's trait; see [`TlsSettings::key_log`]).
 pub use rustls::KeyLog;
 /// rustls's key log appending to the file named by `$SSLKEYLOGFILE` (for [`TlsSettings::key_log`]).
 pub use rustls::KeyLogFile;
-pub(crate) use verifier::RecordingVerifier;
 
 /// How the client verifies servers and what it offers in the handshake.
 #[derive(Clone, Debug, Default)]
@@ -164,16 +165,19 @@ pub(crate) fn client_config(
                 WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
                     .build()
                     .map_err(TlsConfigError::Verifier)?;
-            Arc::new(self_signed::ExplicitLeafVerifier::new(webpki, &roots))
+            Arc::new(PolicyVerifier::new(
+                webpki,
+                self_signed::ExplicitLeaf::new(&roots),
+            ))
         }
     };
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(TlsConfigError::Protocols)?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(RecordingVerifier::new(
+        .with_custom_certificate_verifier(Arc::new(PolicyVerifier::new(
             verifier,
-            settings.insecure,
+            verifier::RecordChain::new(settings.insecure),
         )));
     let mut config = match &settings.client_identity {
         Some(identity) => builder

@@ -1,40 +1,36 @@
-//! [`ExplicitLeafVerifier`]: the standard WebPKI verifier, plus what curl accepts and WebPKI
-//! does not: a server certificate that is itself one of the configured roots (a self-signed
-//! server certificate given with `--cacert`).
+//! [`ExplicitLeaf`]: a policy over the standard WebPKI verifier ([`super::policy`]) adding what
+//! curl accepts and WebPKI does not: a server certificate that is itself one of the configured
+//! roots (a self-signed server certificate given with `--cacert`).
 //!
 //! WebPKI rejects such a certificate (`CaUsedAsEndEntity`, or an unknown issuer for a
 //! self-signed leaf). When the standard verification fails and the presented end-entity
 //! certificate *is* a configured root (the same subject, public key and name constraints as a
-//! trust anchor: only the holder of that key could present it), this verifier still checks
+//! trust anchor: only the holder of that key could present it), this policy still checks
 //! that it names the server and is valid now, and accepts it.
 //!
 //! ```ignore
-//! let verifier = ExplicitLeafVerifier::new(webpki_verifier, &roots);
+//! let verifier = PolicyVerifier::new(webpki_verifier, ExplicitLeaf::new(&roots));
 //! ```
-use std::sync::Arc;
-
 use rustls::{
-    CertificateError, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
-    client::{
-        WebPkiServerVerifier,
-        danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    },
+    CertificateError, Error, RootCertStore,
+    client::danger::ServerCertVerified,
     pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime},
 };
 use x509_parser::{certificate::X509Certificate, prelude::FromDer};
 
-/// WebPKI, accepting an end-entity certificate that is one of the roots.
+use super::policy::{CertPolicy, Presented};
+
+/// Accepts an end-entity certificate that is one of the roots, when the WebPKI verifier
+/// (built from the same roots) rejected it.
 #[derive(Debug)]
-pub(crate) struct ExplicitLeafVerifier {
-    inner: Arc<WebPkiServerVerifier>,
+pub(crate) struct ExplicitLeaf {
     anchors: Vec<TrustAnchor<'static>>,
 }
 
-impl ExplicitLeafVerifier {
-    /// Wraps `inner`, built from `roots`.
-    pub(crate) fn new(inner: Arc<WebPkiServerVerifier>, roots: &RootCertStore) -> Self {
+impl ExplicitLeaf {
+    /// The policy for a verifier built from `roots`.
+    pub(crate) fn new(roots: &RootCertStore) -> Self {
         Self {
-            inner,
             anchors: roots.roots.clone(),
         }
     }
@@ -74,53 +70,17 @@ impl ExplicitLeafVerifier {
     }
 }
 
-impl ServerCertVerifier for ExplicitLeafVerifier {
-    fn verify_server_cert(
+impl CertPolicy for ExplicitLeaf {
+    fn decide(
         &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
+        presented: &Presented<'_>,
+        verdict: Result<ServerCertVerified, Error>,
     ) -> Result<ServerCertVerified, Error> {
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Ok(verified) => Ok(verified),
+        match verdict {
             Err(error @ Error::InvalidCertificate(_)) => self
-                .verify_as_root(end_entity, server_name, now)
+                .verify_as_root(presented.end_entity, presented.server_name, presented.now)
                 .unwrap_or(Err(error)),
-            Err(error) => Err(error),
+            verdict => verdict,
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-
-    fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
-        self.inner.root_hint_subjects()
     }
 }

@@ -4,7 +4,8 @@
 //!   kernel's events.
 //! - `trace [--pcap IFACE ...] [--conntrack] [-o FILE] -- COMMAND [ARGS]`: runs COMMAND in a
 //!   fresh cgroup and writes the trace of all its sockets, from kernel events alone;
-//!   `--cgroup PATH` / `--pid PID` trace what already runs, until Ctrl-C (or the process ends);
+//!   `--cgroup PATH` / `--pid PID` trace what already runs, until Ctrl-C or SIGTERM (or the
+//!   process ends); SIGINT and SIGTERM always end the trace, which is written before exit;
 //!   `--pid` moves the process into a cgroup of its own for that time (`pid_cgroup.rs`).
 //! - `serve [--socket PATH] [--group GROUP]`: the daemon through which unprivileged processes
 //!   get the kernel events of the sockets they hold (descriptors passed with `SCM_RIGHTS`).
@@ -27,6 +28,7 @@ mod otlp;
 mod pid_cgroup;
 mod probe;
 mod serve;
+mod stop;
 mod trace;
 
 #[derive(Parser)]

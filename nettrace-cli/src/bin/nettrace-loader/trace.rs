@@ -24,6 +24,7 @@ use tokio::{sync::oneshot, task::JoinHandle};
 use crate::{
     TraceArgs, cgroup,
     pid_cgroup::{self, MovedProcess},
+    stop::StopSignals,
 };
 
 /// Time given to the kernel after the traced command ends, for the last events of its
@@ -36,6 +37,8 @@ pub(crate) async fn run(args: TraceArgs) -> Result<ExitCode> {
     if args.command.is_empty() && args.cgroup.is_none() && args.pid.is_none() {
         bail!("nothing to trace: give -- COMMAND [ARGS], --cgroup PATH or --pid PID");
     }
+    // From here on, SIGINT and SIGTERM end the trace instead of the process.
+    let mut stop = StopSignals::install()?;
     let options = ProgramTraceOptions {
         sock_trace: !args.no_sock_trace,
         packet_capture: (!args.pcap.is_empty()).then(|| PacketCaptureOptions {
@@ -63,10 +66,10 @@ pub(crate) async fn run(args: TraceArgs) -> Result<ExitCode> {
             .trace_cgroup(path)
             .with_context(|| format!("tracing cgroup {}", path.display()))?;
         eprintln!(
-            "nettrace-loader: tracing cgroup {}; Ctrl-C ends",
+            "nettrace-loader: tracing cgroup {}; Ctrl-C (or SIGTERM) ends",
             path.display()
         );
-        let _ = tokio::signal::ctrl_c().await;
+        stopped(stop.recv().await);
         (ExitCode::SUCCESS, format!("cgroup {}", path.display()))
     } else if let Some(pid) = args.pid {
         // P and its descendants alone, in a child cgroup of P's; moved back when dropped,
@@ -77,15 +80,15 @@ pub(crate) async fn run(args: TraceArgs) -> Result<ExitCode> {
             .with_context(|| format!("tracing cgroup {}", moved.path().display()))?;
         eprintln!(
             "nettrace-loader: tracing process {pid} and its descendants (moved from cgroup {} \
-             to {}); Ctrl-C ends",
+             to {}); Ctrl-C (or SIGTERM) ends",
             moved.original().display(),
             moved.path().display()
         );
-        wait_for_pid(pid).await;
+        wait_for_pid(pid, &mut stop).await;
         moved_process = Some(moved);
         (ExitCode::SUCCESS, format!("process {pid}"))
     } else {
-        let code = run_command(&tracer, &args.command).await?;
+        let code = run_command(&tracer, &args.command, &mut stop).await?;
         (code, args.command.join(" "))
     };
     tokio::time::sleep(SETTLE).await;
@@ -114,8 +117,12 @@ pub(crate) async fn run(args: TraceArgs) -> Result<ExitCode> {
 }
 
 /// Runs the command in a fresh cgroup (joined before `exec`, so that every socket it makes
-/// is seen) and returns its exit code (128 + signal when killed). Ctrl-C stops it.
-async fn run_command(tracer: &ProgramTracer, argv: &[String]) -> Result<ExitCode> {
+/// is seen) and returns its exit code (128 + signal when killed). SIGINT or SIGTERM kills it.
+async fn run_command(
+    tracer: &ProgramTracer,
+    argv: &[String],
+    stop: &mut StopSignals,
+) -> Result<ExitCode> {
     let group = cgroup::FreshCgroup::create()?;
     tracer
         .trace_cgroup(group.path())
@@ -136,7 +143,8 @@ async fn run_command(tracer: &ProgramTracer, argv: &[String]) -> Result<ExitCode
     drop(procs);
     let status = tokio::select! {
         status = child.wait() => status,
-        _ = tokio::signal::ctrl_c() => {
+        signal = stop.recv() => {
+            stopped(signal);
             let _ = child.start_kill();
             child.wait().await
         }
@@ -154,16 +162,21 @@ async fn run_command(tracer: &ProgramTracer, argv: &[String]) -> Result<ExitCode
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
-/// Until the process ends (a zombie has ended) or Ctrl-C.
-async fn wait_for_pid(pid: u32) {
+/// Until the process ends (a zombie has ended), SIGINT or SIGTERM.
+async fn wait_for_pid(pid: u32, stop: &mut StopSignals) {
     let alive = || pid_cgroup::is_running(pid);
     let mut tick = tokio::time::interval(PID_POLL);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
+            signal = stop.recv() => return stopped(signal),
             _ = tick.tick() => if !alive() { return },
         }
     }
+}
+
+/// Says that `signal` ends the trace.
+fn stopped(signal: &str) {
+    eprintln!("nettrace-loader: {signal}: stopping, writing the trace");
 }
 
 /// How many closed connections' traces wait for the writer at most (`--stream`).

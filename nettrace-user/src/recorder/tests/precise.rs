@@ -32,9 +32,8 @@ fn precise_times_refine_every_timestamp() {
         status: 200,
         header: None,
     });
-    body.response_read(us(3_500), true);
-    body.response_read(us(2_703_001), true);
-    body.response_read(us(2_703_020), false);
+    body.response_first_read(us(3_500));
+    body.response_last_read(us(2_703_020));
 
     let trace = recorder.snapshot("precise", at(3000));
     let req = &trace.http_requests[0];

@@ -175,7 +175,7 @@ fn body_bytes_and_times_change_the_requests_that_count_them() {
     let (mut recorder, _tcp, body, first) = started();
     body.add_response(100);
     let second = step(&mut recorder, 60, &first, &[(HTTP, 0), (HTTP, 1)]);
-    body.response_read(at(55), true);
+    body.response_first_read(at(55));
     let third = step(&mut recorder, 60, &second, &[(HTTP, 0), (HTTP, 1)]);
     assert_eq!(third.http_requests[0].resp_body_first_byte_at, rel(55));
 }
