@@ -149,6 +149,9 @@ struct Span {
     name: String,
     kind: String,
     status: String,
+    /// Start and end, ns since the Unix epoch.
+    start_ns: u64,
+    end_ns: u64,
     attrs: HashMap<String, String>,
 }
 
@@ -173,6 +176,14 @@ fn parse_spans(text: &str) -> Vec<Span> {
         let Some(span) = current.as_mut() else {
             continue;
         };
+        if let Some(ns) = trimmed.strip_prefix("Start time:") {
+            span.start_ns = ns.trim().parse().unwrap_or_default();
+            continue;
+        }
+        if let Some(ns) = trimmed.strip_prefix("End time:") {
+            span.end_ns = ns.trim().parse().unwrap_or_default();
+            continue;
+        }
         if let Some((key, value)) = trimmed.split_once(" : ").or_else(|| {
             trimmed
                 .strip_suffix(':')
@@ -293,6 +304,29 @@ async fn the_spans_of_a_traced_request_reach_a_real_collector() {
             "{phase} under the root: {children:?}\n{log}"
         );
     }
+    // Span times keep the trace's precision: the recorder's microseconds (`preciseUs`).
+    assert_eq!(
+        root.attrs
+            .get("nettrace.time_precision")
+            .map(String::as_str),
+        Some("Str(us)"),
+        "{log}"
+    );
+    let durations: Vec<u64> = spans
+        .iter()
+        .filter(|s| s.parent == root.id && s.name != "GET")
+        .map(|s| s.end_ns.saturating_sub(s.start_ns))
+        .collect();
+    assert!(
+        durations.iter().any(|ns| ns % 1_000_000 != 0),
+        "phase durations in whole ms only: {durations:?}\n{log}"
+    );
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.start_ns > 0 && s.end_ns >= s.start_ns),
+        "{log}"
+    );
     assert!(
         spans.iter().all(|s| s.trace_id == root.trace_id),
         "one trace:\n{log}"
