@@ -17,8 +17,9 @@
 //! of the request span, kernel state changes and DNS messages events of `connect` and `dns`.
 //!
 //! Times keep the trace's precision: microseconds where the trace has them (this project's
-//! recorder, `preciseUs`), whole milliseconds otherwise (Go's JSON, socket operations),
-//! absolute times to the nanosecond.
+//! recorder, `preciseUs`), whole milliseconds otherwise (Go's JSON, socket operations);
+//! absolute timestamps to the microsecond in phases (the model's unit), to the nanosecond in
+//! events.
 use std::{collections::HashSet, time::SystemTime};
 
 use nettrace_model::HttpTrace;
