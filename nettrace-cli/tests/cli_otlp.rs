@@ -1,5 +1,6 @@
 //! `--otlp` against a real OpenTelemetry collector: `rotel-agent` (PyPI package `rotel`),
-//! started by the test on loopback ports with its debug log printing every span received.
+//! started by the test on loopback ports with its debug log printing every span received
+//! (OTLP/HTTP, and gRPC with `--otlp-protocol grpc` or `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`).
 //! The spans of a traced request must arrive with their parent/child structure, their
 //! attributes and the resource attributes; an unreachable collector is a clear error with
 //! the JSON still written.
@@ -24,8 +25,13 @@ const LIMIT: Duration = Duration::from_secs(30);
 const COLLECTOR_WAIT: Duration = Duration::from_secs(15);
 
 async fn nettrace(args: Vec<String>) -> CommandOutput {
+    nettrace_with_env(args, &[]).await
+}
+
+async fn nettrace_with_env(args: Vec<String>, env: &[(&str, &str)]) -> CommandOutput {
     let mut command = Command::new(env!("CARGO_BIN_EXE_nettrace"));
-    command.args(args);
+    command.args(args).env_remove("OTEL_EXPORTER_OTLP_PROTOCOL");
+    command.envs(env.iter().copied());
     tokio::task::spawn_blocking(move || scenario::run_command(command, LIMIT))
         .await
         .unwrap_or_else(|e| panic!("the runner panicked: {e}"))
@@ -70,6 +76,7 @@ struct Collector {
     child: Child,
     log: PathBuf,
     http_port: u16,
+    grpc_port: u16,
     _dir: TempDir,
 }
 
@@ -97,22 +104,29 @@ impl Collector {
             child,
             log,
             http_port,
+            grpc_port,
             _dir: dir,
         };
         let deadline = Instant::now() + COLLECTOR_WAIT;
-        while TcpStream::connect((Ipv4Addr::LOCALHOST, http_port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the collector does not listen on {http_port}: {}",
-                collector.output()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        for port in [http_port, grpc_port] {
+            while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "the collector does not listen on {port}: {}",
+                    collector.output()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         collector
     }
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    fn grpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
     }
 
     fn output(&self) -> String {
@@ -149,6 +163,9 @@ struct Span {
     name: String,
     kind: String,
     status: String,
+    /// Start and end, ns since the Unix epoch.
+    start_ns: u64,
+    end_ns: u64,
     attrs: HashMap<String, String>,
 }
 
@@ -173,6 +190,14 @@ fn parse_spans(text: &str) -> Vec<Span> {
         let Some(span) = current.as_mut() else {
             continue;
         };
+        if let Some(ns) = trimmed.strip_prefix("Start time:") {
+            span.start_ns = ns.trim().parse().unwrap_or_default();
+            continue;
+        }
+        if let Some(ns) = trimmed.strip_prefix("End time:") {
+            span.end_ns = ns.trim().parse().unwrap_or_default();
+            continue;
+        }
         if let Some((key, value)) = trimmed.split_once(" : ").or_else(|| {
             trimmed
                 .strip_suffix(':')
@@ -293,6 +318,29 @@ async fn the_spans_of_a_traced_request_reach_a_real_collector() {
             "{phase} under the root: {children:?}\n{log}"
         );
     }
+    // Span times keep the trace's precision: the recorder's microseconds (`preciseUs`).
+    assert_eq!(
+        root.attrs
+            .get("nettrace.time_precision")
+            .map(String::as_str),
+        Some("Str(us)"),
+        "{log}"
+    );
+    let durations: Vec<u64> = spans
+        .iter()
+        .filter(|s| s.parent == root.id && s.name != "GET")
+        .map(|s| s.end_ns.saturating_sub(s.start_ns))
+        .collect();
+    assert!(
+        durations.iter().any(|ns| ns % 1_000_000 != 0),
+        "phase durations in whole ms only: {durations:?}\n{log}"
+    );
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.start_ns > 0 && s.end_ns >= s.start_ns),
+        "{log}"
+    );
     assert!(
         spans.iter().all(|s| s.trace_id == root.trace_id),
         "one trace:\n{log}"
@@ -321,6 +369,57 @@ async fn the_spans_of_a_traced_request_reach_a_real_collector() {
     assert!(log.contains("service.name: Str(probe)"), "{log}");
     assert!(log.contains("device.id: Str(device-7)"), "{log}");
     assert!(log.contains("host.name: Str("), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_the_collector_over_grpc_by_flag_or_environment() {
+    let test = "spans_reach_the_collector_over_grpc_by_flag_or_environment";
+    let Some(agent) = rotel_agent() else {
+        nettrace_tests::skip(test, "needs rotel-agent (pip install rotel)");
+        return;
+    };
+    let collector = tokio::task::spawn_blocking(move || Collector::start(&agent))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let server = scenario::plain_server().await;
+    let args = |path: &str| {
+        vec![
+            "get".to_owned(),
+            server.url(path),
+            "--otlp".to_owned(),
+            collector.grpc_url(),
+        ]
+    };
+    let mut by_flag = args("/?by=flag");
+    by_flag.extend(["--otlp-protocol".to_owned(), "grpc".to_owned()]);
+    let out = nettrace(by_flag).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = nettrace_with_env(args("/?by=env"), &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let (by_flag, by_env) = (server.url("/?by=flag"), server.url("/?by=env"));
+    let (spans, log) = tokio::task::spawn_blocking(move || {
+        let found =
+            collector.spans_when(|spans| spans.iter().filter(|s| s.parent.is_empty()).count() >= 2);
+        drop(collector);
+        found
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    for url in [by_flag, by_env] {
+        let root = spans
+            .iter()
+            .find(|s| {
+                s.parent.is_empty() && s.attrs.get("url.full") == Some(&format!("Str({url})"))
+            })
+            .unwrap_or_else(|| panic!("no span of {url}:\n{log}"));
+        assert_eq!(root.name, "GET");
+        assert!(
+            spans
+                .iter()
+                .any(|s| s.parent == root.id && s.name == "wait"),
+            "{log}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -156,6 +156,10 @@ pub struct RequestPhases {
     pub tcp_conn: TraceId,
     /// The dial that made the connection, when this request made it (empty otherwise).
     pub dial: TraceId,
+    /// The TLS tunnel whose handshake is [`Self::tls`] (empty when none).
+    pub tls_tunnel: TraceId,
+    /// The TLS tunnel with the proxy whose handshake is [`Self::proxy_tls`] (empty when none).
+    pub proxy_tls_tunnel: TraceId,
     /// Waiting before the dial.
     pub blocked: Option<Span>,
     /// Name resolution.
@@ -423,9 +427,10 @@ fn phases_of(ix: &TraceIndex<'_>, index: usize, req: &HttpReqTrace) -> RequestPh
                 }
                 _ => None,
             };
+            let id = span.map(|_| tunnel.trace_id.clone()).unwrap_or_default();
             match phase {
-                Phase::ProxyTls => out.proxy_tls = span,
-                _ => out.tls = span,
+                Phase::ProxyTls => (out.proxy_tls, out.proxy_tls_tunnel) = (span, id),
+                _ => (out.tls, out.tls_tunnel) = (span, id),
             }
         }
     }

@@ -1,6 +1,8 @@
 //! [`OtlpExporter`]: sends the span trees of traces to an OpenTelemetry collector over OTLP
-//! (HTTP/protobuf), batched in a bounded queue by the SDK's batch processor on a thread of
-//! its own, each batch retried with backoff (3 retries, 100 ms to 1.6 s).
+//! (HTTP/protobuf or gRPC, [`Protocol`]), batched in a bounded queue by the SDK's batch
+//! processor on a thread of its own, each batch retried with backoff (3 retries, 100 ms to
+//! 1.6 s). gRPC (tonic) needs a Tokio runtime: the exporter then owns a one-thread runtime
+//! that its exports run on, whatever thread or runtime the caller is on.
 //!
 //! Export never blocks the traced requests: [`OtlpExporter::export`] only queues the spans;
 //! a full queue drops spans, and [`OtlpExporter::finish`] says how many of those queued
@@ -22,7 +24,7 @@ use opentelemetry::{
         Event, Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _,
     },
 };
-use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
@@ -32,14 +34,19 @@ use opentelemetry_sdk::{
     },
 };
 
-use crate::spans::{SpanNode, Value, request_trees};
+use crate::{
+    Protocol,
+    spans::{SpanNode, Value, request_trees},
+};
 
 /// Where and as what traces are exported.
 #[derive(Clone, Debug)]
 pub struct OtlpConfig {
-    /// The collector's OTLP/HTTP endpoint, e.g. `http://127.0.0.1:4318`; `/v1/traces` is
-    /// added when the URL has no path.
+    /// The collector's OTLP endpoint: for HTTP e.g. `http://127.0.0.1:4318` (`/v1/traces`
+    /// is added when the URL has no path), for gRPC e.g. `http://127.0.0.1:4317`.
     pub endpoint: String,
+    /// The transport (default HTTP/protobuf).
+    pub protocol: Protocol,
     /// `service.name` (default `nettrace`).
     pub service_name: String,
     /// `device.id`: the device or session the traces come from, when set.
@@ -57,6 +64,7 @@ impl OtlpConfig {
     pub fn new(endpoint: impl Into<String>) -> Self {
         Self {
             endpoint: endpoint.into(),
+            protocol: Protocol::default(),
             service_name: "nettrace".to_owned(),
             device_id: None,
             host_name: None,
@@ -69,7 +77,7 @@ impl OtlpConfig {
 /// Why export did not start or did not deliver everything.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    /// The endpoint is no `http://` or `https://` URL, or the exporter could not be built.
+    /// The endpoint is no URL the protocol can use, or the exporter could not be built.
     #[error("OTLP exporter for {endpoint}: {reason}")]
     Setup {
         /// The endpoint given.
@@ -121,23 +129,34 @@ struct Stats {
     last_error: Mutex<Option<String>>,
 }
 
-/// The OTLP exporter, counting what it delivers.
+/// The OTLP exporter, counting what it delivers; with `runtime`, each export runs on that
+/// Tokio runtime (gRPC's client needs one).
 #[derive(Debug)]
-struct Counted<E> {
-    inner: E,
+struct Counted {
+    inner: Arc<opentelemetry_otlp::SpanExporter>,
+    runtime: Option<tokio::runtime::Handle>,
     stats: Arc<Stats>,
 }
 
-impl<E: SpanExporter> SpanExporter for Counted<E> {
+impl SpanExporter for Counted {
     fn export(
         &self,
         batch: Vec<SpanData>,
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         let spans = batch.len() as u64;
         let stats = self.stats.clone();
-        let export = self.inner.export(batch);
+        let inner = self.inner.clone();
+        let export = async move { inner.export(batch).await };
+        let runtime = self.runtime.clone();
         async move {
-            let result = export.await;
+            let result = match runtime {
+                Some(runtime) => runtime.spawn(export).await.unwrap_or_else(|e| {
+                    Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
+                        e.to_string(),
+                    ))
+                }),
+                None => export.await,
+            };
             match &result {
                 Ok(()) => {
                     stats.exported.fetch_add(spans, Ordering::Relaxed);
@@ -155,6 +174,7 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let _entered = self.runtime.as_ref().map(|r| r.enter());
         self.inner.shutdown_with_timeout(timeout)
     }
 
@@ -163,7 +183,23 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
+        // Called once, when the provider is built: before any export holds a clone.
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.set_resource(resource);
+        }
+    }
+}
+
+/// The runtime gRPC exports run on, shut down without waiting when the exporter goes.
+#[derive(Debug)]
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            // Never blocks, so the exporter may be dropped on any thread, async or not.
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -174,6 +210,8 @@ pub struct OtlpExporter {
     endpoint: String,
     stats: Arc<Stats>,
     spans: AtomicU64,
+    /// Last: dropped after the provider has shut down.
+    _runtime: OwnedRuntime,
 }
 
 impl fmt::Debug for OtlpExporter {
@@ -188,23 +226,49 @@ impl OtlpExporter {
     /// An exporter to `config.endpoint`. Connects nothing yet: an unreachable collector
     /// shows in [`Self::finish`].
     pub fn new(config: &OtlpConfig) -> Result<Self, ExportError> {
-        let endpoint = traces_url(&config.endpoint).map_err(|reason| ExportError::Setup {
-            endpoint: config.endpoint.clone(),
+        let setup = |endpoint: &str, reason: String| ExportError::Setup {
+            endpoint: endpoint.to_owned(),
             reason,
-        })?;
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(endpoint.clone())
-            .with_timeout(config.timeout)
-            .build()
-            .map_err(|e| ExportError::Setup {
-                endpoint: endpoint.clone(),
-                reason: e.to_string(),
-            })?;
+        };
+        let endpoint = config
+            .protocol
+            .traces_url(&config.endpoint)
+            .map_err(|reason| setup(&config.endpoint, reason))?;
+        let (exporter, runtime) = match config.protocol {
+            Protocol::HttpProtobuf => {
+                let exporter = opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_endpoint(endpoint.clone())
+                    .with_timeout(config.timeout)
+                    .build();
+                (exporter, None)
+            }
+            Protocol::Grpc => {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("nettrace-otlp")
+                    .enable_all()
+                    .build()
+                    .map_err(|e| setup(&endpoint, format!("runtime: {e}")))?;
+                // The channel's worker is spawned on the runtime as the client is built.
+                let exporter = {
+                    let _entered = runtime.enter();
+                    opentelemetry_otlp::SpanExporter::builder()
+                        .with_tonic()
+                        .with_endpoint(endpoint.clone())
+                        .with_timeout(config.timeout)
+                        .with_protocol(opentelemetry_otlp::Protocol::Grpc)
+                        .build()
+                };
+                (exporter, Some(runtime))
+            }
+        };
+        let exporter = exporter.map_err(|e| setup(&endpoint, e.to_string()))?;
         let stats = Arc::new(Stats::default());
         let counted = Counted {
-            inner: exporter,
+            inner: Arc::new(exporter),
+            runtime: runtime.as_ref().map(|r| r.handle().clone()),
             stats: stats.clone(),
         };
         let batch = BatchConfigBuilder::default()
@@ -237,10 +301,11 @@ impl OtlpExporter {
             endpoint,
             stats,
             spans: AtomicU64::new(0),
+            _runtime: OwnedRuntime(runtime),
         })
     }
 
-    /// The URL spans are posted to.
+    /// The URL spans are sent to.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -337,24 +402,6 @@ fn key_values(attrs: &[(&'static str, Value)]) -> Vec<KeyValue> {
         .collect()
 }
 
-/// The traces URL of an endpoint: `/v1/traces` added when it has no path.
-fn traces_url(endpoint: &str) -> Result<String, String> {
-    let Some((scheme, rest)) = endpoint.split_once("://") else {
-        return Err("not a URL (expected http://HOST:PORT)".to_owned());
-    };
-    if !matches!(scheme, "http" | "https") {
-        return Err(format!("scheme {scheme}: expected http or https"));
-    }
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err("no host".to_owned());
-    }
-    Ok(match rest.split_once('/') {
-        None => format!("{endpoint}/v1/traces"),
-        Some((_, "")) => format!("{endpoint}v1/traces"),
-        Some(_) => endpoint.to_owned(),
-    })
-}
-
 /// The system's host name (empty when unreadable).
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -365,24 +412,6 @@ fn host_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_traces_path_is_added_only_when_there_is_no_path() {
-        assert_eq!(
-            traces_url("http://127.0.0.1:4318").as_deref(),
-            Ok("http://127.0.0.1:4318/v1/traces")
-        );
-        assert_eq!(
-            traces_url("http://c:4318/").as_deref(),
-            Ok("http://c:4318/v1/traces")
-        );
-        assert_eq!(
-            traces_url("https://c/otlp/v1/traces").as_deref(),
-            Ok("https://c/otlp/v1/traces")
-        );
-        assert!(traces_url("127.0.0.1:4318").is_err());
-        assert!(traces_url("ftp://c").is_err());
-    }
 
     #[test]
     fn an_unreachable_collector_is_a_clear_error() {
@@ -404,5 +433,46 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("0 of"), "{text}");
+    }
+
+    #[test]
+    fn an_unreachable_grpc_collector_is_a_clear_error_and_needs_no_runtime_of_the_caller() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        let mut config = OtlpConfig::new(format!("http://127.0.0.1:{port}"));
+        config.protocol = Protocol::Grpc;
+        config.timeout = Duration::from_secs(2);
+        let exporter = OtlpExporter::new(&config).expect("exporter");
+        assert_eq!(exporter.endpoint(), format!("http://127.0.0.1:{port}"));
+        let trace: HttpTrace =
+            serde_json::from_str(crate::tests_support::ONE_REQUEST).expect("trace");
+        assert!(exporter.export(&trace) >= 1);
+        let text = exporter.finish().expect_err("unreachable").to_string();
+        assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+        assert!(text.contains("0 of"), "{text}");
+    }
+
+    #[test]
+    fn a_grpc_exporter_may_be_made_and_dropped_inside_async_code() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let mut config = OtlpConfig::new("http://127.0.0.1:9");
+            config.protocol = Protocol::Grpc;
+            let exporter = OtlpExporter::new(&config).expect("exporter");
+            drop(exporter);
+        });
+    }
+
+    #[test]
+    fn grpc_over_tls_is_refused_at_setup() {
+        let mut config = OtlpConfig::new("https://collector.test:4317");
+        config.protocol = Protocol::Grpc;
+        let error = OtlpExporter::new(&config).expect_err("no TLS for gRPC");
+        assert!(error.to_string().contains("gRPC over TLS"), "{error}");
     }
 }

@@ -4,7 +4,7 @@
 //! resolution, TCP connect, TLS handshake, send, wait and transfer as children, redirects as
 //! child requests, socket operations and kernel state changes as events, and the kernel's and
 //! conntrack's facts as attributes. [`OtlpExporter`] sends the trees to a collector over OTLP
-//! (HTTP/protobuf), from where they go to Jaeger, Tempo or any other backend.
+//! (HTTP/protobuf or gRPC), from where they go to Jaeger, Tempo or any other backend.
 //!
 //! A crate of its own, so that programs that trace without exporting do not build the
 //! OpenTelemetry SDK; it depends on the trace model only, and exports any trace (this
@@ -23,8 +23,10 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod export;
+mod protocol;
 pub mod spans;
 #[cfg(test)]
 mod tests_support;
 
 pub use export::{ExportError, ExportReport, OtlpConfig, OtlpExporter};
+pub use protocol::Protocol;

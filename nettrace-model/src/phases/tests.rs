@@ -109,6 +109,8 @@ fn new_connection_has_every_phase() {
     assert_eq!(first.dns, span(3, 5));
     assert_eq!(first.connect, span(6, 8));
     assert_eq!(first.tls, span(8, 12));
+    assert_eq!(first.tls_tunnel, id("tls"), "the tunnel of the tls phase");
+    assert!(first.proxy_tls_tunnel.is_empty());
     assert_eq!(first.send, None);
     assert_eq!(first.wait, span(12, 20));
     assert_eq!(first.transfer, span(20, 50));
@@ -136,6 +138,10 @@ fn reused_connection_has_no_connect_or_tls_and_names_the_connection() {
     let second = &phases[1];
     assert_eq!(second.reused_conn, Some(id("tcp")));
     assert_eq!((second.dns, second.connect, second.tls), (None, None, None));
+    assert!(
+        second.tls_tunnel.is_empty(),
+        "the handshake was the first request's"
+    );
     assert_eq!(second.blocked, span(60, 60));
     assert_eq!(second.wait, span(60, 61));
     assert_eq!(second.total, span(60, 61));

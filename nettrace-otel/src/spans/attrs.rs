@@ -1,0 +1,96 @@
+//! The request span's attributes (semantic conventions where they have a name) and its
+//! error class.
+use nettrace_model::{HttpReqTrace, TcpConnTrace};
+
+use super::{Attr, Value, int, s};
+
+/// A short, low-cardinality class of an error text (semantic conventions' `error.type`).
+pub(super) fn error_type(error: &str) -> String {
+    let lower = error.to_ascii_lowercase();
+    let known = [
+        ("timed out", "timeout"),
+        ("timeout", "timeout"),
+        ("refused", "connection_refused"),
+        ("reset", "connection_reset"),
+        ("certificate", "tls_certificate"),
+        ("tls", "tls"),
+        ("dns", "dns"),
+        ("resolv", "dns"),
+        ("canceled", "canceled"),
+    ];
+    known
+        .iter()
+        .find(|(needle, _)| lower.contains(needle))
+        .map_or("_OTHER", |(_, kind)| kind)
+        .to_owned()
+}
+
+/// The attributes of a request span: the request, its response, and the connection it went
+/// over (`conn`; `reused` when it was opened for something earlier).
+pub(super) fn request_attrs(
+    hop: &HttpReqTrace,
+    conn: Option<&TcpConnTrace>,
+    reused: bool,
+) -> Vec<Attr> {
+    let mut attrs = vec![
+        ("http.request.method", s(&hop.req_method)),
+        ("url.full", s(&hop.req_url)),
+        ("nettrace.trace_id", s(hop.trace_id.as_str())),
+        ("network.protocol.name", s("http")),
+        (
+            "network.protocol.version",
+            s(match (hop.proto_major, hop.proto_minor) {
+                (2, _) => "2".to_owned(),
+                (major, minor) => format!("{major}.{minor}"),
+            }),
+        ),
+        ("http.request.body.size", int(hop.req_content_len)),
+        ("http.response.body.size", int(hop.resp_content_len)),
+    ];
+    if hop.resp_status_code != 0 {
+        attrs.push(("http.response.status_code", int(hop.resp_status_code)));
+    }
+    if let Some((host, port)) = server_of(&hop.req_url) {
+        attrs.push(("server.address", s(host)));
+        attrs.push(("server.port", int(port)));
+    }
+    if !hop.network_proxy.is_empty() {
+        attrs.push(("nettrace.network_proxy", s(&hop.network_proxy)));
+    }
+    if let Some(conn) = conn {
+        let tuple = &conn.addr_tuple;
+        if let Some(ip) = tuple.dst_ip {
+            attrs.push(("network.peer.address", s(ip.to_string())));
+            attrs.push(("network.peer.port", int(tuple.dst_port)));
+        }
+        if let Some(ip) = tuple.src_ip {
+            attrs.push(("network.local.address", s(ip.to_string())));
+            attrs.push(("network.local.port", int(tuple.src_port)));
+        }
+        attrs.push(("network.transport", s("tcp")));
+        attrs.push(("nettrace.conn.reused", Value::Bool(reused)));
+        attrs.push(("nettrace.conn.trace_id", s(conn.trace_id.as_str())));
+    }
+    attrs
+}
+
+/// Host and port of an `http(s)://` URL.
+pub(super) fn server_of(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    let default = if scheme.eq_ignore_ascii_case("https") {
+        443
+    } else {
+        80
+    };
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
+        return Some((host.to_owned(), port.unwrap_or(default)));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => Some((host.to_owned(), port.parse().ok()?)),
+        None => Some((authority.to_owned(), default)),
+    }
+}

@@ -1,0 +1,249 @@
+//! One span tree per HTTP request, its phase children built from the model's
+//! [`nettrace_model::phases`] (the same phases as the waterfall, HAR and diagnosis, at the
+//! trace's precision), redirect hops as child requests.
+use std::{collections::HashMap, time::SystemTime};
+
+use nettrace_model::{
+    HttpReqTrace, HttpTrace, SocketOp, TraceId,
+    phases::{Phase, Precision, RequestPhases, request_phases},
+};
+
+use super::{
+    SpanEvent, SpanNode, Value,
+    attrs::{error_type, request_attrs},
+    int,
+    lookup::Lookup,
+    records::{connect_details, dns_details, tls_details},
+    s,
+    times::Times,
+};
+
+/// What every request's tree is built from.
+struct Context<'a> {
+    trace: &'a HttpTrace,
+    times: Times,
+    lookup: Lookup<'a>,
+    ops: ConnOps<'a>,
+}
+
+/// The socket operations of each connection in call order, and where each request on it
+/// starts: a request's operations are those from its start to the next request's.
+struct ConnOps<'a> {
+    ops: HashMap<&'a str, Vec<(SystemTime, &'a SocketOp)>>,
+    starts: HashMap<&'a str, Vec<SystemTime>>,
+}
+
+impl<'a> ConnOps<'a> {
+    fn new(trace: &'a HttpTrace, times: &Times, phases: &'a [RequestPhases]) -> Self {
+        let mut starts: HashMap<&str, Vec<SystemTime>> = HashMap::new();
+        for p in phases.iter().filter(|p| !p.tcp_conn.is_empty()) {
+            if let Some(at) = p.total.and_then(|t| op_axis(times, t.start_us)) {
+                starts.entry(p.tcp_conn.as_str()).or_default().push(at);
+            }
+        }
+        for list in starts.values_mut() {
+            list.sort_unstable();
+        }
+        let mut ops = HashMap::new();
+        for conn in trace.net_trace.tcp_conns.iter() {
+            let (Some(socket), true) = (
+                &conn.socket_trace,
+                starts.contains_key(conn.trace_id.as_str()),
+            ) else {
+                continue;
+            };
+            let mut list: Vec<_> = socket
+                .socket_ops
+                .iter()
+                .filter_map(|op| Some((times.ms(&op.call_at)?, op)))
+                .collect();
+            list.sort_by_key(|(at, _)| *at);
+            ops.entry(conn.trace_id.as_str()).or_insert(list);
+        }
+        Self { ops, starts }
+    }
+
+    /// The operations on `conn` of the request that started `start_us` µs into the trace.
+    fn of(&self, times: &Times, conn: &TraceId, start_us: u64) -> &[(SystemTime, &'a SocketOp)] {
+        let (Some(ops), Some(start)) = (self.ops.get(conn.as_str()), op_axis(times, start_us))
+        else {
+            return &[];
+        };
+        let next = self
+            .starts
+            .get(conn.as_str())
+            .and_then(|starts| starts.iter().find(|at| **at > start));
+        let from = ops.partition_point(|(at, _)| *at < start);
+        let to = next.map_or(ops.len(), |next| ops.partition_point(|(at, _)| at < next));
+        ops.get(from..to.max(from)).unwrap_or_default()
+    }
+}
+
+/// `us` on the axis of socket operations, which are recorded in whole milliseconds: an
+/// operation of a request started 3.4 ms into the trace is called at `+3ms` or later.
+fn op_axis(times: &Times, us: u64) -> Option<SystemTime> {
+    times.since_begin(us / 1000 * 1000)
+}
+
+/// One tree per HTTP request, the hops of a redirect chain grouped (a hop following a 3xx
+/// response is the previous one's child).
+pub(super) fn http_trees(trace: &HttpTrace) -> Vec<SpanNode> {
+    let times = Times::of(trace);
+    let phases = request_phases(trace);
+    let cx = Context {
+        trace,
+        times,
+        lookup: Lookup::new(trace),
+        ops: ConnOps::new(trace, &times, &phases),
+    };
+    let mut chains: Vec<Vec<(&HttpReqTrace, &RequestPhases)>> = Vec::new();
+    for hop in trace.http_requests.iter().zip(&phases) {
+        let follows_redirect = chains
+            .last()
+            .and_then(|c| c.last())
+            .is_some_and(|(prev, _)| {
+                (300..400).contains(&prev.resp_status_code) && prev.req_error.is_empty()
+            });
+        match chains.last_mut() {
+            Some(chain) if follows_redirect => chain.push(hop),
+            _ => chains.push(vec![hop]),
+        }
+    }
+    let net = &trace.net_trace;
+    chains
+        .into_iter()
+        .filter_map(|chain| {
+            let ((first, first_phases), rest) = chain.split_first()?;
+            let mut root = hop_span(&cx, first, first_phases)?;
+            for (hop, phases) in rest {
+                if let Some(child) = hop_span(&cx, hop, phases) {
+                    root.end = root.end.max(child.end);
+                    root.children.push(child);
+                }
+            }
+            if !net.description.is_empty() {
+                root.attrs
+                    .push(("nettrace.description", s(&net.description)));
+            }
+            if !net.session_uuid.is_empty() {
+                root.attrs
+                    .push(("nettrace.session.uuid", s(&net.session_uuid)));
+            }
+            if let Some(dropped) = net.dropped.filter(|d| !d.is_empty()) {
+                root.attrs
+                    .push(("nettrace.dropped.total", int(dropped.total())));
+            }
+            Some(root)
+        })
+        .collect()
+}
+
+/// One hop: its span, with a child per phase and its socket operations as events.
+fn hop_span(cx: &Context<'_>, hop: &HttpReqTrace, phases: &RequestPhases) -> Option<SpanNode> {
+    let total = phases.total?;
+    let start = cx.times.since_begin(total.start_us)?;
+    let conn = cx.lookup.conn(&phases.tcp_conn);
+    let mut end = cx.times.since_begin(total.end_us).unwrap_or(start);
+    let mut children = Vec::new();
+    for (phase, span) in phases.iter() {
+        // A request that waited for nothing has no `blocked` child.
+        if phase == Phase::Blocked && span.duration_us() == 0 {
+            continue;
+        }
+        let (Some(from), Some(to)) = (
+            cx.times.since_begin(span.start_us),
+            cx.times.since_begin(span.end_us),
+        ) else {
+            continue;
+        };
+        let mut node = SpanNode::new(phase.as_str(), from, to);
+        phase_details(cx, phases, phase, &mut node);
+        if phases.unfinished == Some(phase) {
+            node.attrs.push(("nettrace.unfinished", Value::Bool(true)));
+            if node.error.is_none() && !hop.req_error.is_empty() {
+                node.error = Some(hop.req_error.clone());
+            }
+        }
+        end = end.max(node.end);
+        children.push(node);
+    }
+
+    let mut span = SpanNode::new(&hop.req_method, start, end);
+    span.client = true;
+    span.attrs = request_attrs(hop, conn, phases.reused_conn.is_some());
+    span.attrs.push((
+        "nettrace.time_precision",
+        s(match phases.precision {
+            Precision::Micros => "us",
+            Precision::Millis => "ms",
+        }),
+    ));
+    if let Some(phase) = phases.unfinished {
+        span.attrs
+            .push(("nettrace.unfinished_phase", s(phase.as_str())));
+    }
+    span.events = cx
+        .ops
+        .of(&cx.times, &phases.tcp_conn, total.start_us)
+        .iter()
+        .map(|(at, op)| SpanEvent {
+            name: op.op_type.to_string(),
+            at: *at,
+            attrs: {
+                let mut attrs = vec![("nettrace.socket.data_len", int(op.data_len))];
+                if !op.return_err.is_empty() {
+                    attrs.push(("error.message", s(&op.return_err)));
+                }
+                attrs
+            },
+        })
+        .collect();
+    span.error = if !hop.req_error.is_empty() {
+        Some(hop.req_error.clone())
+    } else if hop.resp_status_code >= 400 {
+        Some(format!("HTTP status {}", hop.resp_status_code))
+    } else {
+        None
+    };
+    if span.error.is_some() {
+        let kind = if hop.req_error.is_empty() {
+            hop.resp_status_code.to_string()
+        } else {
+            error_type(&hop.req_error)
+        };
+        span.attrs.push(("error.type", s(kind)));
+    }
+    span.children = children;
+    Some(span)
+}
+
+/// What the records behind `phase` add to its span.
+fn phase_details(cx: &Context<'_>, phases: &RequestPhases, phase: Phase, node: &mut SpanNode) {
+    let dial = cx.lookup.dial(&phases.dial);
+    match phase {
+        Phase::Dns => {
+            if let Some(dial) = dial {
+                dns_details(cx.trace, &cx.times, dial, node);
+                if node.error.is_none() && phases.unfinished == Some(Phase::Dns) {
+                    node.error = Some(dial.dial_err.clone()).filter(|e| !e.is_empty());
+                }
+            }
+        }
+        Phase::Connect => {
+            if let Some(conn) = cx.lookup.conn(&phases.tcp_conn) {
+                connect_details(&cx.times, dial, conn, node);
+            }
+        }
+        Phase::Tls => {
+            if let Some(tunnel) = cx.lookup.tunnel(&phases.tls_tunnel) {
+                tls_details(tunnel, node);
+            }
+        }
+        Phase::ProxyTls => {
+            if let Some(tunnel) = cx.lookup.tunnel(&phases.proxy_tls_tunnel) {
+                tls_details(tunnel, node);
+            }
+        }
+        Phase::Blocked | Phase::Send | Phase::Wait | Phase::Transfer => {}
+    }
+}
