@@ -1,6 +1,6 @@
 //! The two steps every program shares: "is this socket traced?" and "send this record".
 use aya_ebpf::{
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::bpf_ktime_get_ns,
     maps::{PerCpuArray, RingBuf},
 };
@@ -79,9 +79,9 @@ pub(crate) fn header(kind: u32, cookie: u64, socket: &TracedSocket) -> EventHead
 /// Unread bytes from which a new event wakes the reader. Waking it costs microseconds per
 /// event (measured: 2.4 us per traced send with a wakeup each time; in a VM each wakeup is a
 /// self-IPI, a VM exit), so the reader is woken once a batch has built up and otherwise
-/// drains on its own tick. 32 KiB is about 30 new connections' events (issue 16: 8 KiB woke
-/// the reader every 8 connections, 2 us of the client's CPU per connection under load); a
-/// ring smaller than four marks is woken at each quarter instead.
+/// drains on its own tick. 32 KiB is about 45 new connections' events (issue 16: 8 KiB woke
+/// the reader every 8 connections, 2 us of the client's CPU per connection under load). A ring
+/// smaller than the mark is drained by the reader's tick and by snapshots alone, as before.
 pub(crate) const WAKEUP_BYTES: u64 = 32 * 1024;
 
 /// The same for packets, whose records are up to 9 KiB each.
@@ -110,8 +110,6 @@ pub(crate) fn emit<T: 'static>(client_id: u32, event: T) {
 /// captured packet).
 #[inline(always)]
 pub(crate) fn wakeup_flags(ring: &RingBuf, size: u64, mark: u64) -> u64 {
-    let quarter = ring.query(BPF_RB_RING_SIZE as u64) / 4;
-    let mark = if quarter < mark { quarter.max(1) } else { mark };
     let unread = ring.query(BPF_RB_AVAIL_DATA as u64);
     let before = unread.saturating_sub(size);
     let flags = if unread / mark != before / mark {
