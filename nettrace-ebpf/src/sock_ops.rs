@@ -2,8 +2,10 @@
 //! retransmit, RTO, state-change and RTT callbacks the program turns on for traced sockets.
 //!
 //! RTT samples (one per ACK) are not sent: their minimum is kept in the socket's map entry and
-//! travels with every other event. State changes carry the kernel's counters at that moment,
-//! so the last one (to CLOSE) gives the connection's final figures.
+//! travels with every other event. Of the state-change callbacks only the last one (to CLOSE)
+//! is sent, for the kernel's final counters: the transitions themselves come from the
+//! `inet_sock_set_state` tracepoint, and a record per transition cost userspace a decode and
+//! a dispatch each (issue 16).
 use core::ffi::c_void;
 
 use aya_ebpf::{
@@ -32,6 +34,9 @@ const CALLBACK_FLAGS: u32 = BPF_SOCK_OPS_RETRANS_CB_FLAG
     | BPF_SOCK_OPS_STATE_CB_FLAG
     | BPF_SOCK_OPS_RTT_CB_FLAG;
 
+/// The kernel's `TCP_CLOSE` state (`args[1]` of the state callback is the new state).
+const TCP_CLOSE: u32 = 7;
+
 /// One volatile load of a `bpf_sock_ops` field, which the compiler can neither merge with
 /// another nor turn into a load through an offset context pointer.
 macro_rules! field {
@@ -57,7 +62,7 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
         fold_rtt_sample(entry, ctx.arg(0));
         return 1;
     }
-    if !reported(op) {
+    if !reported(op) || (op == BPF_SOCK_OPS_STATE_CB && ctx.arg(1) != TCP_CLOSE) {
         return 1;
     }
     // SAFETY: `entry` points into the map value found above, valid for this program run.

@@ -105,3 +105,45 @@ async fn armed_flag_follows_registrations_and_never_hides_a_traced_socket() {
     tracer.unregister(second).unwrap();
     assert!(!tracer.is_armed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disarm_delay_keeps_the_flag_and_batch_removal_releases_it() {
+    if !require_root("a_disarm_delay_keeps_the_flag_and_batch_removal_releases_it") {
+        return;
+    }
+    let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = listener.local_addr().unwrap();
+    // A delay of zero: the flag outlives its last hold until the next housekeeping call.
+    tracer.set_disarm_delay(Some(Duration::ZERO)).unwrap();
+    let (first, _first_stream) = traced_send(&tracer, server, b"one");
+    send_event(&mut events, first, 3).await;
+    tracer.unregister(first).unwrap();
+    assert!(!tracer.is_registered(first).unwrap());
+    assert!(tracer.is_armed(), "lingering after the last socket left");
+    // Registered again while lingering: traced as before, and housekeeping leaves the flag
+    // alone while something holds it.
+    let (second, _second_stream) = traced_send(&tracer, server, b"two!");
+    tracer.disarm_if_idle().unwrap();
+    assert!(tracer.is_armed());
+    send_event(&mut events, second, 4).await;
+    let (third, _third_stream) = traced_send(&tracer, server, b"three");
+    send_event(&mut events, third, 5).await;
+
+    // One batch removes both, skipping cookies the map does not hold (before, between and
+    // after them), and releases their holds.
+    let unknown = SocketCookie(u64::MAX);
+    tracer
+        .unregister_many(&[unknown, second, SocketCookie(u64::MAX - 1), third, unknown])
+        .unwrap();
+    assert!(!tracer.is_registered(second).unwrap());
+    assert!(!tracer.is_registered(third).unwrap());
+    assert!(tracer.is_armed(), "still lingering");
+    tracer.disarm_if_idle().unwrap();
+    assert!(!tracer.is_armed(), "nothing held for the delay");
+    // Without a delay, removal disarms at once.
+    tracer.set_disarm_delay(None).unwrap();
+    let (fourth, _fourth_stream) = traced_send(&tracer, server, b"four");
+    tracer.unregister_many(&[fourth]).unwrap();
+    assert!(!tracer.is_armed());
+}

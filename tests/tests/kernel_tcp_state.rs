@@ -121,14 +121,13 @@ async fn registered_connection_yields_its_tcp_states_and_addresses() {
         .collect();
     let ops: Vec<_> = sock_ops.iter().map(|r| (r.op, r.args)).collect();
     let state = |old: u32, new: u32| (SockOp::StateChange, [old, new]);
+    // Of the state callbacks only the last one (to CLOSE) is sent: the transitions come from
+    // the tracepoint above.
     assert_eq!(
         ops,
         [
             (SockOp::Connect, [0, 0]),
-            state(2, 1),
             (SockOp::ActiveEstablished, [0, 0]),
-            state(1, 4),
-            state(4, 5),
             state(5, 7),
         ],
         "{seen:#?}"

@@ -61,6 +61,8 @@ pub(crate) enum Kind {
     Traced = 1,
     /// As `Traced` but without `sock_trace` (for the socket-op recording cost).
     TracedNoSockOps = 2,
+    /// As `Traced` with kernel (eBPF) tracing required (root only).
+    TracedKernel = 3,
 }
 
 impl Kind {
@@ -70,6 +72,7 @@ impl Kind {
             Self::Plain => "plain",
             Self::Traced => "traced",
             Self::TracedNoSockOps => "traced_no_sock_trace",
+            Self::TracedKernel => "traced_kernel",
         }
     }
 }
@@ -123,8 +126,9 @@ impl AnyClient {
     pub(crate) fn new(kind: Kind, conns: Conns) -> Self {
         match kind {
             Kind::Plain => Self::plain(conns),
-            Kind::Traced => Self::traced(conns, true),
-            Kind::TracedNoSockOps => Self::traced(conns, false),
+            Kind::Traced => Self::traced(conns, true, KernelMode::Off),
+            Kind::TracedNoSockOps => Self::traced(conns, false, KernelMode::Off),
+            Kind::TracedKernel => Self::traced(conns, true, KernelMode::Require),
         }
     }
 
@@ -144,7 +148,7 @@ impl AnyClient {
         Self::Plain(Box::new(builder.build(connector)), conns)
     }
 
-    fn traced(conns: Conns, sock_trace: bool) -> Self {
+    fn traced(conns: Conns, sock_trace: bool, kernel: KernelMode) -> Self {
         let config = HttpClientConfig {
             disable_keep_alive: conns == Conns::NewPerRequest,
             // Never queried (the URL is an IP literal); set so /etc/resolv.conf is not needed.
@@ -163,8 +167,8 @@ impl AnyClient {
                 header_fields: HdrFieldsOpt::WithValues,
                 ..Default::default()
             }),
-            // Userspace tracing only: no eBPF programs, even when run as root.
-            kernel: KernelMode::Off,
+            // `Off` for userspace tracing only (no eBPF programs, even when run as root).
+            kernel,
             ..Default::default()
         };
         Self::Traced(HttpClient::new(config, options).expect("traced client"))

@@ -6,7 +6,15 @@
 //! Its value is a generation, new each time the programs are armed again: the port marks of
 //! `FLOW_PORTS` (the TC programs' pre-filter) count only in the generation that wrote them, so
 //! re-arming clears them all at once.
-use std::collections::HashSet;
+//!
+//! With a disarm delay ([`Armed::set_disarm_delay`], the hub's choice), the flag outlives the
+//! last hold by that long: a client that opens one connection after another then writes the
+//! flag once, not twice per connection (two syscalls each). The hub's ring thread calls
+//! [`Armed::disarm_if_idle`] on its tick.
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
 
 use aya::maps::{Array, MapData};
 use nettrace_common::{FlowKey, map_name};
@@ -33,6 +41,12 @@ pub(super) struct Armed {
     holds: HashSet<Hold>,
     /// Traced cgroups: their programs register sockets in the kernel, unseen here.
     cgroups: usize,
+    /// The value in the map now.
+    written: u32,
+    /// How long the flag stays set once nothing holds it (`None`: cleared at once).
+    disarm_delay: Option<Duration>,
+    /// Since when nothing holds the flag while it is still set (lingering).
+    idle_since: Option<Instant>,
 }
 
 impl Armed {
@@ -43,7 +57,30 @@ impl Armed {
             generation: 0,
             holds: HashSet::new(),
             cgroups: 0,
+            written: 0,
+            disarm_delay: None,
+            idle_since: None,
         }
+    }
+
+    /// Keeps the flag set for `delay` after its last hold is released (`None`: clear it at
+    /// once, the default).
+    pub(super) fn set_disarm_delay(&mut self, delay: Option<Duration>) -> Result<(), KernelError> {
+        self.disarm_delay = delay;
+        self.clear_if_idle()
+    }
+
+    /// Clears a lingering flag once nothing has held it for the disarm delay.
+    pub(super) fn disarm_if_idle(&mut self, now: Instant) -> Result<(), KernelError> {
+        let expired = match (self.idle_since, self.disarm_delay) {
+            (Some(since), Some(delay)) => now.saturating_duration_since(since) >= delay,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if expired && !self.is_held() && self.written != 0 {
+            self.write(0)?;
+        }
+        Ok(())
     }
 
     /// Takes `hold`; call it before the registration it stands for reaches a map.
@@ -86,13 +123,23 @@ impl Armed {
         self.clear_if_idle()
     }
 
-    /// Whether the flag is set.
+    /// Whether the flag is set (held, or lingering after its last hold).
     pub(super) fn is_set(&self) -> bool {
+        self.written != 0
+    }
+
+    /// Whether anything holds the flag.
+    fn is_held(&self) -> bool {
         !self.holds.is_empty() || self.cgroups > 0
     }
 
     fn set_if_idle(&mut self) -> Result<(), KernelError> {
-        if self.is_set() {
+        if self.is_held() {
+            return Ok(());
+        }
+        self.idle_since = None;
+        if self.written != 0 {
+            // Still set (lingering): the generation and its port marks carry on.
             return Ok(());
         }
         self.generation = self.generation.wrapping_add(1).max(1);
@@ -100,7 +147,11 @@ impl Armed {
     }
 
     fn clear_if_idle(&mut self) -> Result<(), KernelError> {
-        if self.is_set() {
+        if self.is_held() || self.written == 0 {
+            return Ok(());
+        }
+        if self.disarm_delay.is_some() {
+            self.idle_since.get_or_insert_with(Instant::now);
             return Ok(());
         }
         self.write(0)
@@ -109,6 +160,11 @@ impl Armed {
     fn write(&mut self, value: u32) -> Result<(), KernelError> {
         self.flag
             .set(0, value, 0)
-            .map_err(map_error(map_name::ARMED, "set"))
+            .map_err(map_error(map_name::ARMED, "set"))?;
+        self.written = value;
+        if value == 0 {
+            self.idle_since = None;
+        }
+        Ok(())
     }
 }

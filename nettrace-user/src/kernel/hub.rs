@@ -49,6 +49,27 @@ pub(crate) struct KernelHub {
     interfaces: Mutex<HashMap<InterfaceKey, AttachedInterface>>,
     /// Tells the ring-watching thread to end.
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    /// Sockets done with, still in the traced-socket map: removed together, with one
+    /// syscall per [`RETIRE_BATCH`] sockets or per tick of the ring thread.
+    retired: Mutex<Vec<SocketCookie>>,
+}
+
+/// Sockets removed from the traced-socket map together (at most; the ring thread's tick
+/// removes fewer).
+const RETIRE_BATCH: usize = 64;
+
+/// How long the programs stay armed after the last socket left (see [`super::armed`]): a
+/// client that opens one connection after another does not write the flag twice per
+/// connection, and a client with nothing in flight stops costing the rest of the machine
+/// soon after.
+const DISARM_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Where one event goes.
+enum Recipients {
+    None,
+    One(Arc<dyn KernelSink>),
+    /// A packet of no flow, for every client capturing its kind on its interface.
+    Many(Vec<Arc<dyn KernelSink>>),
 }
 
 struct ClientEntry {
@@ -113,7 +134,9 @@ impl KernelHub {
             clients: Mutex::new(HashMap::new()),
             interfaces: Mutex::new(HashMap::new()),
             stop: Mutex::new(Some(stop_tx)),
+            retired: Mutex::new(Vec::new()),
         });
+        hub.tracer.set_disarm_delay(Some(DISARM_DELAY))?;
         // If the thread is gone, events are still drained by every snapshot.
         let _ = hub_tx.send(Arc::downgrade(&hub));
         *slot = Arc::downgrade(&hub);
@@ -167,41 +190,67 @@ impl KernelHub {
                 }
             })
             .collect();
+        if batch.is_empty() {
+            return;
+        }
         // The two rings interleaved in time, so that a packet is handled after the events
         // that came before it (a connect before its first datagram).
         batch.sort_by_key(|(event, _)| event.time());
-        for (event, record) in batch {
-            self.dispatch(event, &record);
-        }
-    }
-
-    fn dispatch(&self, event: KernelEvent, record: &[u8]) {
-        let sinks = self.recipients(&event);
-        // Outside the lock: the sink takes its own (the recorder's).
-        for sink in sinks {
-            sink.kernel_event(event.clone(), record);
+        // Routed under one lock of the clients, handed on outside it: a sink takes its own
+        // locks (the recorder's) and may unregister a socket, which takes the clients' lock.
+        let routed: Vec<_> = {
+            let mut clients = lock(&self.clients);
+            batch
+                .into_iter()
+                .map(|(event, record)| {
+                    let sinks = self.recipients(&mut clients, &event);
+                    (event, record, sinks)
+                })
+                .collect()
+        };
+        for (event, record, sinks) in routed {
+            match sinks {
+                Recipients::None => {}
+                Recipients::One(sink) => sink.kernel_event(event, &record),
+                Recipients::Many(sinks) => {
+                    for sink in sinks {
+                        sink.kernel_event(event.clone(), &record);
+                    }
+                }
+            }
         }
     }
 
     /// The clients an event goes to: its socket's client, or for a packet of no flow (ICMP,
     /// ARP), every client that asked for such packets on its interface.
-    fn recipients(&self, event: &KernelEvent) -> Vec<Arc<dyn KernelSink>> {
-        let mut clients = lock(&self.clients);
+    fn recipients(
+        &self,
+        clients: &mut HashMap<ClientId, ClientEntry>,
+        event: &KernelEvent,
+    ) -> Recipients {
         let captures_on = |capture: &ClientCapture, index: u32| {
             capture.interfaces.iter().any(|key| key.index == index)
+        };
+        let owner = |clients: &HashMap<ClientId, ClientEntry>, id: &ClientId| {
+            clients
+                .get(id)
+                .and_then(|entry| entry.sink.upgrade())
+                .map_or(Recipients::None, Recipients::One)
         };
         match event {
             KernelEvent::Packet(packet) if packet.client == ClientId::ANY => {
                 let arp = self.is_arp(packet.ifindex, &packet.data);
-                clients
-                    .values()
-                    .filter(|entry| {
-                        entry.capture.as_ref().is_some_and(|c| {
-                            captures_on(c, packet.ifindex) && if arp { c.arp } else { c.icmp }
+                Recipients::Many(
+                    clients
+                        .values()
+                        .filter(|entry| {
+                            entry.capture.as_ref().is_some_and(|c| {
+                                captures_on(c, packet.ifindex) && if arp { c.arp } else { c.icmp }
+                            })
                         })
-                    })
-                    .filter_map(|entry| entry.sink.upgrade())
-                    .collect()
+                        .filter_map(|entry| entry.sink.upgrade())
+                        .collect(),
+                )
             }
             KernelEvent::Packet(packet) => clients
                 .get(&packet.client)
@@ -215,8 +264,7 @@ impl KernelHub {
                             .is_some_and(|c| captures_on(c, packet.ifindex))
                 })
                 .and_then(|entry| entry.sink.upgrade())
-                .into_iter()
-                .collect(),
+                .map_or(Recipients::None, Recipients::One),
             KernelEvent::SockOps(ops) => {
                 let entry = clients.get_mut(&ops.client);
                 if ops.op == SockOp::Connect
@@ -232,28 +280,16 @@ impl KernelHub {
                         }
                     }
                 }
-                clients
-                    .get(&ops.client)
-                    .and_then(|entry| entry.sink.upgrade())
-                    .into_iter()
-                    .collect()
+                owner(clients, &ops.client)
             }
             KernelEvent::SocketCreated(created) => {
                 // Registered by the kernel: remembered so that it is removed with the client.
                 if let Some(entry) = clients.get_mut(&created.client) {
                     entry.sockets.entry(created.cookie).or_default();
                 }
-                clients
-                    .get(&created.client)
-                    .and_then(|entry| entry.sink.upgrade())
-                    .into_iter()
-                    .collect()
+                owner(clients, &created.client)
             }
-            other => clients
-                .get(&other.client())
-                .and_then(|entry| entry.sink.upgrade())
-                .into_iter()
-                .collect(),
+            other => owner(clients, &other.client()),
         }
     }
 
@@ -288,6 +324,37 @@ impl KernelHub {
             }
         }
         self.tracer.set_capture_interface(index, settings)
+    }
+}
+
+impl KernelHub {
+    /// Queues a socket's removal from the traced-socket map; removes the queue once it is
+    /// [`RETIRE_BATCH`] long. A retired socket is closed and past its final state, so it
+    /// produces no more events while it waits (and its cookie is never reused).
+    fn retire(&self, cookie: SocketCookie) -> Result<(), KernelError> {
+        let full = {
+            let mut retired = lock(&self.retired);
+            retired.push(cookie);
+            retired.len() >= RETIRE_BATCH
+        };
+        if full { self.flush_retired() } else { Ok(()) }
+    }
+
+    /// Removes every queued socket from the traced-socket map.
+    fn flush_retired(&self) -> Result<(), KernelError> {
+        let cookies = std::mem::take(&mut *lock(&self.retired));
+        self.tracer.unregister_many(&cookies)
+    }
+
+    /// The ring thread's periodic chores: removes retired sockets and disarms the programs
+    /// once nothing has been registered for [`DISARM_DELAY`].
+    fn housekeeping(&self) {
+        if let Err(error) = self.flush_retired() {
+            tracing::warn!(%error, "removing closed sockets from the kernel map failed");
+        }
+        if let Err(error) = self.tracer.disarm_if_idle() {
+            tracing::warn!(%error, "disarming the kernel programs failed");
+        }
     }
 }
 
@@ -363,6 +430,7 @@ fn watch_ring(
                 _ = tick.tick() => {
                     let Some(hub) = hub.upgrade() else { return };
                     hub.drain();
+                    hub.housekeeping();
                 }
             }
         }
@@ -473,7 +541,7 @@ impl KernelClient {
             .and_then(|entry| entry.sockets.remove(&cookie))
             .unwrap_or_default();
         self.hub.forget_flows(cookie, &keys);
-        self.hub.tracer.unregister(cookie)
+        self.hub.retire(cookie)
     }
 
     /// Attaches the capture programs to the interfaces of `options` (looked up in the calling
@@ -615,10 +683,16 @@ impl Drop for KernelClient {
         if let Some(links) = entry.as_mut().and_then(|e| e.cgroup.take()) {
             self.hub.tracer.detach_cgroup(links);
         }
-        for (cookie, keys) in entry.map(|e| e.sockets).unwrap_or_default() {
+        let sockets = entry.map(|e| e.sockets).unwrap_or_default();
+        let mut cookies = std::mem::take(&mut *lock(&self.hub.retired));
+        for (cookie, keys) in sockets {
             self.hub.forget_flows(cookie, &keys);
-            // The programs may have forgotten it at CLOSE already.
-            let _ = self.hub.tracer.unregister(cookie);
+            cookies.push(cookie);
+        }
+        // Other clients' retired sockets go too; unknown ones (cgroup sockets the programs
+        // forgot at release) are skipped.
+        if let Err(error) = self.hub.tracer.unregister_many(&cookies) {
+            tracing::debug!(%error, "removing a client's sockets from the kernel map failed");
         }
     }
 }

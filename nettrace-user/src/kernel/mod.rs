@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 mod armed;
+mod batch;
 mod cgroup;
 mod cgroup_programs;
 mod error;

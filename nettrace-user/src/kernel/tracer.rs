@@ -75,6 +75,8 @@ pub struct KernelTracer {
     pub(super) cgroup_trace: Mutex<Array<MapData, TracedSocket>>,
     attachments: Vec<String>,
     traced: Mutex<HashMap<MapData, u64, TracedSocket>>,
+    /// A duplicate of the traced-socket map's descriptor, for batch deletes.
+    traced_fd: std::os::fd::OwnedFd,
     lost: Mutex<PerCpuArray<MapData, u64>>,
     capture: Mutex<CaptureMaps>,
     /// Taken before any other lock of a registration, so that the flag changes in order.
@@ -147,8 +149,24 @@ impl KernelTracer {
         };
         let packets =
             KernelEvents::new(take_map(&mut ebpf, map_name::PACKETS)?, map_name::PACKETS)?;
-        let traced = HashMap::try_from(take_map(&mut ebpf, map_name::TRACED_SOCKETS)?)
-            .map_err(map_error(map_name::TRACED_SOCKETS, "open"))?;
+        let traced_map = take_map(&mut ebpf, map_name::TRACED_SOCKETS)?;
+        let traced_fd = match &traced_map {
+            aya::maps::Map::HashMap(data) => {
+                use std::os::fd::AsFd;
+                data.fd()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_err(KernelError::Poll)?
+            }
+            _ => {
+                return Err(KernelError::Missing {
+                    kind: "hash map",
+                    name: map_name::TRACED_SOCKETS,
+                });
+            }
+        };
+        let traced =
+            HashMap::try_from(traced_map).map_err(map_error(map_name::TRACED_SOCKETS, "open"))?;
         let lost = PerCpuArray::try_from(take_map(&mut ebpf, map_name::LOST_EVENTS)?)
             .map_err(map_error(map_name::LOST_EVENTS, "open"))?;
         let events = KernelEvents::new(take_map(&mut ebpf, map_name::EVENTS)?, map_name::EVENTS)?;
@@ -166,6 +184,7 @@ impl KernelTracer {
             cgroup_trace: Mutex::new(cgroup_trace),
             attachments,
             traced: Mutex::new(traced),
+            traced_fd,
             lost: Mutex::new(lost),
             capture: Mutex::new(capture),
             armed: Mutex::new(armed),
@@ -216,8 +235,50 @@ impl KernelTracer {
         armed.release(&Hold::Socket(cookie.0))
     }
 
+    /// Stops tracing many sockets with one syscall (`BPF_MAP_DELETE_BATCH`); sockets that
+    /// are not registered are skipped.
+    pub fn unregister_many(&self, cookies: &[SocketCookie]) -> Result<(), KernelError> {
+        if cookies.is_empty() {
+            return Ok(());
+        }
+        let mut armed = lock(&self.armed);
+        let keys: Vec<u64> = cookies.iter().map(|cookie| cookie.0).collect();
+        {
+            // The map's own lock, so that no single insert or remove runs in between.
+            let _map = self.traced_map();
+            use std::os::fd::AsFd;
+            super::batch::delete_batch(self.traced_fd.as_fd(), &keys).map_err(|io_error| {
+                KernelError::Map {
+                    name: map_name::TRACED_SOCKETS,
+                    step: "delete batch",
+                    source: Box::new(aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+                        call: "bpf_map_delete_batch",
+                        io_error,
+                    })),
+                }
+            })?;
+        }
+        for key in keys {
+            armed.release(&Hold::Socket(key))?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the programs armed for `delay` after the last registration left (`None`, the
+    /// default: disarmed at once). Saves two flag writes per connection for a client that
+    /// opens one connection after another; [`Self::disarm_if_idle`] ends the delay.
+    pub fn set_disarm_delay(&self, delay: Option<std::time::Duration>) -> Result<(), KernelError> {
+        lock(&self.armed).set_disarm_delay(delay)
+    }
+
+    /// Disarms the programs when nothing has been registered for the disarm delay.
+    pub fn disarm_if_idle(&self) -> Result<(), KernelError> {
+        lock(&self.armed).disarm_if_idle(std::time::Instant::now())
+    }
+
     /// Whether the programs are armed: true while anything (a socket, a flow, a cgroup, an
-    /// ICMP or ARP capture) is registered. While false, they return after one array load.
+    /// ICMP or ARP capture) is registered, and for the disarm delay after (see
+    /// [`Self::set_disarm_delay`]). While false, they return after one array load.
     pub fn is_armed(&self) -> bool {
         lock(&self.armed).is_set()
     }

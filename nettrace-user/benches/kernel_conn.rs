@@ -1,0 +1,184 @@
+//! What kernel tracing adds per new connection (issue 16): plain client, traced client with
+//! the kernel off, and traced with the kernel on, each making sequential GETs of 1 KiB with a
+//! new TCP connection per request. Needs root for the kernel kind (prints SKIPPED otherwise).
+//!
+//! ```text
+//! CARGO_TARGET_DIR=target/bench cargo bench -p nettrace-user --bench kernel_conn
+//! # one kind alone, for counting tools (strace -c, perf trace -s) run around the binary:
+//! NETTRACE_KCONN_KIND=traced_kernel NETTRACE_KCONN_REQUESTS=2000 target/bench/release/deps/kernel_conn-<hash>
+//! ```
+//!
+//! Paired rounds as in `summary`: each round times every kind once on a fresh client (warmed
+//! by one untimed GET), in an order that alternates between rounds; the figures are medians
+//! over rounds of process CPU time per request (`CLOCK_PROCESS_CPUTIME_ID`: client, server and
+//! the kernel thread together, which the machine's other load disturbs less than wall time),
+//! and of the per-round differences and ratios. Then one kernel client's trace is read to
+//! count what the kernel reported per connection (state changes, send/receive calls).
+mod common;
+
+use std::time::Duration;
+
+use common::{AnyClient, Conns, Kind, Timing};
+
+/// Requests per kind per round.
+const REQUESTS: u64 = 600;
+
+fn main() {
+    let rt = common::runtime();
+    let server = rt.block_on(common::server());
+    let url = common::url(&server, &format!("/bytes/{}", common::SMALL));
+    let root = nix_is_root();
+    if let Ok(name) = std::env::var("NETTRACE_KCONN_KIND") {
+        let kind = [Kind::Plain, Kind::Traced, Kind::TracedKernel]
+            .into_iter()
+            .find(|k| k.name() == name)
+            .expect("NETTRACE_KCONN_KIND: plain, traced or traced_kernel");
+        let requests = std::env::var("NETTRACE_KCONN_REQUESTS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(2000);
+        let t = rt.block_on(common::sample(kind, Conns::NewPerRequest, url, requests));
+        println!(
+            "{name}: {requests} new-connection GETs, {:.2} us CPU/req, {:.2} us wall/req",
+            per_request(t.cpu, requests),
+            per_request(t.wall, requests)
+        );
+        return;
+    }
+    if !root {
+        eprintln!("SKIPPED kernel_conn benchmark: needs root to load eBPF programs");
+        return;
+    }
+    let rounds: usize = std::env::var("NETTRACE_KCONN_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(15);
+    let kinds = [Kind::Plain, Kind::Traced, Kind::TracedKernel];
+    let mut cpu: [Vec<f64>; 3] = Default::default();
+    let mut wall: [Vec<f64>; 3] = Default::default();
+    let (mut added, mut ratio_off, mut ratio_on) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let mut order = kinds.to_vec();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        let mut t = [Timing::default(); 3];
+        for kind in order {
+            let slot = slot(kind);
+            t[slot] = rt.block_on(common::sample(
+                kind,
+                Conns::NewPerRequest,
+                url.clone(),
+                REQUESTS,
+            ));
+            cpu[slot].push(per_request(t[slot].cpu, REQUESTS));
+            wall[slot].push(per_request(t[slot].wall, REQUESTS));
+        }
+        let us = |i: usize| per_request(t[i].cpu, REQUESTS);
+        added.push(us(2) - us(1));
+        ratio_off.push(us(0) / us(1));
+        ratio_on.push(us(0) / us(2));
+    }
+    println!(
+        "new connection per GET 1 KiB, {rounds} paired rounds of {REQUESTS} requests; \
+         medians [IQR] of process CPU per request"
+    );
+    for kind in kinds {
+        let slot = slot(kind);
+        println!(
+            "  {:<14} CPU {}  wall {}",
+            kind.name(),
+            show(&cpu[slot], "us"),
+            show(&wall[slot], "us")
+        );
+    }
+    println!(
+        "  CPU ratio plain/traced: kernel off {}, kernel on {}",
+        show(&ratio_off, ""),
+        show(&ratio_on, "")
+    );
+    println!(
+        "  kernel on minus kernel off: {} CPU per connection (target <= 3 us)",
+        show(&added, "us")
+    );
+    rt.block_on(kernel_facts(&url));
+    drop(server);
+}
+
+/// Counts what the kernel reported per connection in one kernel client's trace.
+async fn kernel_facts(url: &http::Uri) {
+    let url = url.clone();
+    common::on_worker(async move {
+        let client = AnyClient::new(Kind::TracedKernel, Conns::NewPerRequest);
+        client.get(&url).await;
+        client.clear();
+        let n = 200;
+        for _ in 0..n {
+            client.get(&url).await;
+        }
+        let traced = client.traced_client().expect("traced");
+        // Let the last connections reach CLOSE (bounded: 100 tries of 10 ms).
+        let mut trace = None;
+        for _ in 0..100 {
+            let (t, _) = traced.get_trace("facts").expect("trace");
+            let closed = t
+                .net_trace
+                .tcp_conns
+                .iter()
+                .filter(|c| {
+                    c.kernel
+                        .as_ref()
+                        .is_some_and(|k| k.states.last().is_some_and(|s| s.to == "close"))
+                })
+                .count();
+            let done = closed >= n;
+            trace = Some(t);
+            if done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let Some(trace) = trace else { return };
+        let conns = &trace.net_trace.tcp_conns;
+        let facts: Vec<_> = conns.iter().filter_map(|c| c.kernel.as_ref()).collect();
+        let per = |f: &dyn Fn(&nettrace::model::KernelTcpFacts) -> u64| {
+            facts.iter().map(|k| f(k)).sum::<u64>() as f64 / facts.len().max(1) as f64
+        };
+        println!(
+            "kernel facts of {} connections ({} with facts): per connection {:.2} state changes, \
+             {:.2} send calls, {:.2} receive calls ({:.2} would block), {:.2} retransmits",
+            conns.len(),
+            facts.len(),
+            per(&|k| k.states.len() as u64),
+            per(&|k| u64::from(k.calls.send_calls)),
+            per(&|k| u64::from(k.calls.recv_calls)),
+            per(&|k| u64::from(k.calls.would_block)),
+            per(&|k| u64::from(k.retransmits)),
+        );
+    })
+    .await;
+}
+
+fn slot(kind: Kind) -> usize {
+    match kind {
+        Kind::Plain => 0,
+        Kind::TracedKernel => 2,
+        _ => 1,
+    }
+}
+
+fn per_request(d: Duration, n: u64) -> f64 {
+    d.as_secs_f64() * 1e6 / n as f64
+}
+
+fn show(values: &[f64], unit: &str) -> String {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    format!("{:.3}{unit} [{:.3}..{:.3}]", at(0.5), at(0.25), at(0.75))
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
