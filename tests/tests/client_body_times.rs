@@ -15,7 +15,7 @@ fn us(req: &HttpReqTrace, key: &str) -> Option<u64> {
 }
 
 fn the_request(trace: &HttpTrace) -> &HttpReqTrace {
-    only(&trace.http_requests, "HTTP request", trace)
+    only::<std::sync::Arc<HttpReqTrace>>(&trace.http_requests, "HTTP request", trace)
 }
 
 /// Reads one data frame of `body`; returns its length.

@@ -157,19 +157,19 @@ fn a_failed_request_has_an_error_status_type_and_unfinished_phase() {
 fn precise_trace() -> HttpTrace {
     let mut trace = one_request();
     let net = &mut trace.net_trace;
-    let req = &mut trace.http_requests.0[0];
+    let req = &mut trace.http_requests[0];
     req.precise_us.set("reqSentAt", 250);
     req.precise_us.set("respRecvAt", 40_123);
-    let dial = &mut net.dials.0[0];
+    let dial = &mut net.dials[0];
     dial.precise_us.set("dialBeginAt", 1_100);
     dial.precise_us.set("dialEndAt", 30_210);
-    let query = &mut net.dns_queries.0[0];
+    let query = &mut net.dns_queries[0];
     query.dns_query_msgs[0].precise_us.set("sentAt", 4_400);
     query.dns_reply_msgs[0].precise_us.set("recvAt", 8_301);
-    let conn = &mut net.tcp_conns.0[0];
+    let conn = &mut net.tcp_conns[0];
     conn.precise_us.set("handshakeBeginAt", 10_050);
     conn.precise_us.set("handshakeEndAt", 20_007);
-    let tls = &mut net.tls_tunnels.0[0];
+    let tls = &mut net.tls_tunnels[0];
     tls.precise_us.set("handshakeBeginAt", 20_010);
     tls.precise_us.set("handshakeEndAt", 30_200);
     trace
@@ -243,14 +243,14 @@ fn a_go_trace_in_milliseconds_keeps_its_phases() {
 #[test]
 fn a_proxy_tls_handshake_is_a_phase_of_its_own() {
     let mut trace = one_request();
-    let mut proxy = trace.net_trace.tls_tunnels.0[0].clone();
+    let mut proxy = trace.net_trace.tls_tunnels[0].clone();
     proxy.trace_id = TraceId::new("tls-proxy");
     proxy.server_name = "proxy.test".to_owned();
     proxy.handshake_begin_at = nettrace_model::Timestamp::Relative(20);
     proxy.handshake_end_at = nettrace_model::Timestamp::Relative(24);
-    trace.net_trace.tls_tunnels.0[0].handshake_begin_at = nettrace_model::Timestamp::Relative(24);
-    trace.net_trace.tls_tunnels.0.push(proxy);
-    trace.http_requests.0[0].proxy_tls_tunnel = TraceId::new("tls-proxy");
+    trace.net_trace.tls_tunnels[0].handshake_begin_at = nettrace_model::Timestamp::Relative(24);
+    trace.net_trace.tls_tunnels.push(proxy);
+    trace.http_requests[0].proxy_tls_tunnel = TraceId::new("tls-proxy");
     let trees = request_trees(&trace);
     let root = &trees[0];
     assert_eq!(
