@@ -4,8 +4,11 @@
 //! 1.6 s). gRPC (tonic) needs a Tokio runtime: the exporter then owns a one-thread runtime
 //! that its exports run on, whatever thread or runtime the caller is on.
 //!
-//! Export never blocks the traced requests: [`OtlpExporter::export`] only queues the spans;
-//! a full queue drops spans, and [`OtlpExporter::finish`] says how many of those queued
+//! Export never blocks the traced requests: [`OtlpExporter::export`] only queues the trace
+//! for the exporter's own thread, which builds its span trees and hands them to the batch
+//! processor (building the spans on the caller's thread cost the traced requests about a
+//! quarter of their rate, see BENCHMARKS.md); a full queue drops traces or spans, counted,
+//! and [`OtlpExporter::finish`] says how many of those queued
 //! reached the collector, and fails with the collector's address and the last error when any
 //! did not (the caller has written its JSON by then).
 use std::{
@@ -13,7 +16,9 @@ use std::{
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
+        mpsc::{self, SyncSender, TrySendError},
     },
+    thread::JoinHandle,
     time::Duration,
 };
 
@@ -55,6 +60,9 @@ pub struct OtlpConfig {
     pub host_name: Option<String>,
     /// The most spans waiting for export (default 65,536); more are dropped and counted.
     pub max_queue: usize,
+    /// The most traces waiting for their spans to be built (default 1,024); more are
+    /// dropped and counted.
+    pub max_pending_traces: usize,
     /// Time limit of one export request (default 5 s).
     pub timeout: Duration,
 }
@@ -69,6 +77,7 @@ impl OtlpConfig {
             device_id: None,
             host_name: None,
             max_queue: 65_536,
+            max_pending_traces: 1_024,
             timeout: Duration::from_secs(5),
         }
     }
@@ -109,6 +118,8 @@ pub struct ExportReport {
     pub exported: u64,
     /// Export requests that failed after their retries.
     pub failed_batches: u64,
+    /// Traces dropped because the queue for building their spans was full.
+    pub dropped_traces: u64,
 }
 
 impl fmt::Display for ExportReport {
@@ -117,13 +128,19 @@ impl fmt::Display for ExportReport {
         if self.failed_batches > 0 {
             write!(f, ", {} batches failed", self.failed_batches)?;
         }
+        if self.dropped_traces > 0 {
+            write!(f, ", {} traces dropped (queue full)", self.dropped_traces)?;
+        }
         Ok(())
     }
 }
 
-/// What the exporter wrapper counts.
+/// What the exporter wrapper and the span thread count.
 #[derive(Debug, Default)]
 struct Stats {
+    /// Spans handed to the batch processor.
+    spans: AtomicU64,
+    dropped_traces: AtomicU64,
     exported: AtomicU64,
     failed_batches: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -203,13 +220,22 @@ impl Drop for OwnedRuntime {
     }
 }
 
+/// What the span thread is asked to do.
+enum Job {
+    /// Build and queue the spans of a trace.
+    Trace(Box<HttpTrace>),
+    /// Say when every trace queued before is in the batch processor.
+    Flush(SyncSender<()>),
+}
+
 /// Sends traces to a collector as span trees (see [`crate::spans`]).
 pub struct OtlpExporter {
+    /// To the span thread; `None` once finished.
+    jobs: Option<SyncSender<Job>>,
+    span_thread: Option<JoinHandle<()>>,
     provider: SdkTracerProvider,
-    tracer: SdkTracer,
     endpoint: String,
     stats: Arc<Stats>,
-    spans: AtomicU64,
     /// Last: dropped after the provider has shut down.
     _runtime: OwnedRuntime,
 }
@@ -295,12 +321,33 @@ impl OtlpExporter {
             .with_resource(resource)
             .build();
         let tracer = provider.tracer("nettrace");
+        let (jobs, queue) = mpsc::sync_channel::<Job>(config.max_pending_traces.max(1));
+        let thread_stats = stats.clone();
+        let span_thread = std::thread::Builder::new()
+            .name("nettrace-otlp-spans".to_owned())
+            .spawn(move || {
+                for job in queue {
+                    match job {
+                        Job::Trace(trace) => {
+                            let spans = request_trees(&trace)
+                                .iter()
+                                .map(|tree| emit(&tracer, tree, &Context::new()))
+                                .sum();
+                            thread_stats.spans.fetch_add(spans, Ordering::Relaxed);
+                        }
+                        Job::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .map_err(|e| setup(&endpoint, format!("span thread: {e}")))?;
         Ok(Self {
+            jobs: Some(jobs),
+            span_thread: Some(span_thread),
             provider,
-            tracer,
             endpoint,
             stats,
-            spans: AtomicU64::new(0),
             _runtime: OwnedRuntime(runtime),
         })
     }
@@ -310,19 +357,31 @@ impl OtlpExporter {
         &self.endpoint
     }
 
-    /// Queues the span trees of `trace` (one per HTTP request); returns how many spans.
-    pub fn export(&self, trace: &HttpTrace) -> u64 {
-        let mut spans = 0;
-        for tree in request_trees(trace) {
-            spans += self.emit(&tree, &Context::new());
+    /// Queues `trace` for export (its span trees, one per HTTP request, are built on the
+    /// exporter's thread); `false` when the queue was full and the trace was dropped
+    /// (counted in [`ExportReport::dropped_traces`]). Never blocks.
+    pub fn export(&self, trace: &HttpTrace) -> bool {
+        let Some(jobs) = &self.jobs else {
+            return false;
+        };
+        match jobs.try_send(Job::Trace(Box::new(trace.clone()))) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.stats.dropped_traces.fetch_add(1, Ordering::Relaxed);
+                false
+            }
         }
-        self.spans.fetch_add(spans, Ordering::Relaxed);
-        spans
     }
 
     /// Sends what is queued and waits for it (blocking; call it outside async code or in
     /// `spawn_blocking`).
     pub fn flush(&self) -> ExportReport {
+        if let Some(jobs) = &self.jobs {
+            let (done, finished) = mpsc::sync_channel(1);
+            if jobs.send(Job::Flush(done)).is_ok() {
+                let _ = finished.recv();
+            }
+        }
         let _ = self.provider.force_flush();
         self.report()
     }
@@ -330,19 +389,24 @@ impl OtlpExporter {
     /// What was delivered so far.
     pub fn report(&self) -> ExportReport {
         ExportReport {
-            spans: self.spans.load(Ordering::Relaxed),
+            spans: self.stats.spans.load(Ordering::Relaxed),
             exported: self.stats.exported.load(Ordering::Relaxed),
             failed_batches: self.stats.failed_batches.load(Ordering::Relaxed),
+            dropped_traces: self.stats.dropped_traces.load(Ordering::Relaxed),
         }
     }
 
     /// Sends what is queued, stops the exporter, and says whether every span was delivered
     /// (blocking, as [`Self::flush`]).
-    pub fn finish(self) -> Result<ExportReport, ExportError> {
+    pub fn finish(mut self) -> Result<ExportReport, ExportError> {
+        self.stop_span_thread();
         let _ = self.provider.force_flush();
         let _ = self.provider.shutdown();
         let report = self.report();
-        if report.exported == report.spans && report.failed_batches == 0 {
+        if report.exported == report.spans
+            && report.failed_batches == 0
+            && report.dropped_traces == 0
+        {
             return Ok(report);
         }
         let last_error = self
@@ -352,43 +416,56 @@ impl OtlpExporter {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         Err(ExportError::Incomplete {
-            endpoint: self.endpoint,
+            endpoint: std::mem::take(&mut self.endpoint),
             report,
             last_error,
         })
     }
 
-    /// Starts `node` under `parent`, its children under it, and ends it; returns the
-    /// number of spans.
-    fn emit(&self, node: &SpanNode, parent: &Context) -> u64 {
-        let events = node
-            .events
-            .iter()
-            .map(|e| Event::new(e.name.clone(), e.at, key_values(&e.attrs), 0))
-            .collect();
-        let mut span = self
-            .tracer
-            .span_builder(node.name.clone())
-            .with_kind(if node.client {
-                SpanKind::Client
-            } else {
-                SpanKind::Internal
-            })
-            .with_start_time(node.start)
-            .with_attributes(key_values(&node.attrs))
-            .with_events(events)
-            .start_with_context(&self.tracer, parent);
-        if let Some(error) = &node.error {
-            span.set_status(Status::error(error.clone()));
+    /// Lets the span thread build what is queued, and waits for it to end.
+    fn stop_span_thread(&mut self) {
+        drop(self.jobs.take());
+        if let Some(thread) = self.span_thread.take() {
+            let _ = thread.join();
         }
-        let cx = parent.with_span(span);
-        let mut count = 1;
-        for child in &node.children {
-            count += self.emit(child, &cx);
-        }
-        cx.span().end_with_timestamp(node.end);
-        count
     }
+}
+
+impl Drop for OtlpExporter {
+    fn drop(&mut self) {
+        self.stop_span_thread();
+    }
+}
+
+/// Starts `node` under `parent`, its children under it, and ends it; returns the number of
+/// spans.
+fn emit(tracer: &SdkTracer, node: &SpanNode, parent: &Context) -> u64 {
+    let events = node
+        .events
+        .iter()
+        .map(|e| Event::new(e.name.clone(), e.at, key_values(&e.attrs), 0))
+        .collect();
+    let mut span = tracer
+        .span_builder(node.name.clone())
+        .with_kind(if node.client {
+            SpanKind::Client
+        } else {
+            SpanKind::Internal
+        })
+        .with_start_time(node.start)
+        .with_attributes(key_values(&node.attrs))
+        .with_events(events)
+        .start_with_context(tracer, parent);
+    if let Some(error) = &node.error {
+        span.set_status(Status::error(error.clone()));
+    }
+    let cx = parent.with_span(span);
+    let mut count = 1;
+    for child in &node.children {
+        count += emit(tracer, child, &cx);
+    }
+    cx.span().end_with_timestamp(node.end);
+    count
 }
 
 fn key_values(attrs: &[(&'static str, Value)]) -> Vec<KeyValue> {
@@ -425,7 +502,7 @@ mod tests {
         let exporter = OtlpExporter::new(&config).expect("exporter");
         let trace: HttpTrace =
             serde_json::from_str(crate::tests_support::ONE_REQUEST).expect("trace");
-        assert!(exporter.export(&trace) >= 1);
+        assert!(exporter.export(&trace), "queued");
         let error = exporter.finish().expect_err("unreachable");
         let text = error.to_string();
         assert!(
@@ -448,7 +525,7 @@ mod tests {
         assert_eq!(exporter.endpoint(), format!("http://127.0.0.1:{port}"));
         let trace: HttpTrace =
             serde_json::from_str(crate::tests_support::ONE_REQUEST).expect("trace");
-        assert!(exporter.export(&trace) >= 1);
+        assert!(exporter.export(&trace), "queued");
         let text = exporter.finish().expect_err("unreachable").to_string();
         assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
         assert!(text.contains("0 of"), "{text}");
