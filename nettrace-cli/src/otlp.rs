@@ -63,8 +63,8 @@ pub(crate) fn export(exporter: Option<&OtlpExporter>, trace: &HttpTrace) {
 }
 
 /// Sends what is queued and says how it went: `true` when every span reached the collector
-/// (or nothing was exported); otherwise the error is printed. Blocks (the batch processor
-/// sends from its own thread).
+/// (or nothing was exported); otherwise the error is printed. Blocks (the exporter sends
+/// from its own thread).
 pub(crate) fn finish(exporter: Option<OtlpExporter>, program: &str) -> bool {
     let Some(exporter) = exporter else {
         return true;

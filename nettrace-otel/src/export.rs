@@ -1,48 +1,42 @@
 //! [`OtlpExporter`]: sends the span trees of traces to an OpenTelemetry collector over OTLP
-//! (HTTP/protobuf or gRPC, [`Protocol`]), batched in a bounded queue by the SDK's batch
-//! processor on a thread of its own, each batch retried with backoff (3 retries, 100 ms to
-//! 1.6 s). gRPC (tonic) needs a Tokio runtime: the exporter then owns a one-thread runtime
-//! that its exports run on, whatever thread or runtime the caller is on.
+//! (HTTP/protobuf or gRPC, [`Protocol`]).
 //!
-//! Export never blocks the traced requests: [`OtlpExporter::export`] only queues the trace
-//! for the exporter's own thread, which builds its span trees and hands them to the batch
-//! processor (building the spans on the caller's thread cost the traced requests about a
-//! quarter of their rate, see BENCHMARKS.md); a full queue drops traces or spans, counted,
-//! and [`OtlpExporter::finish`] says how many of those queued
-//! reached the collector, and fails with the collector's address and the last error when any
-//! did not (the caller has written its JSON by then).
+//! Export never blocks the traced requests: [`OtlpExporter::export`] only queues a copy of
+//! the trace (a bounded queue: when it is full the trace is dropped and counted). Everything
+//! else happens on the exporter's own thread, `nettrace-otlp`: it builds the span trees,
+//! encodes them as OTLP messages directly ([`crate::encode`], no SDK span objects), and sends
+//! them in batches of up to [`OtlpConfig::max_batch_spans`] spans, or whatever is pending
+//! 200 ms after the oldest, each batch retried with backoff (3 retries, 100 to 400 ms).
+//! Between bursts the thread naps for 5 ms instead of waiting on the queue, so that a busy
+//! client wakes it a few hundred times a second rather than once per trace.
+//! [`OtlpExporter::finish`] says how many spans reached the collector, and fails with the
+//! collector's address and the last error when any did not (the caller has written its JSON
+//! by then).
 use std::{
     fmt,
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
-        mpsc::{self, SyncSender, TrySendError},
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError},
     },
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use nettrace_model::HttpTrace;
-use opentelemetry::{
-    Context, KeyValue,
-    trace::{
-        Event, Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _,
-    },
-};
-use opentelemetry_otlp::WithExportConfig as _;
-use opentelemetry_sdk::{
-    Resource,
-    error::OTelSdkResult,
-    trace::{
-        BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData,
-        SpanExporter,
-    },
-};
+use opentelemetry_proto::tonic::{resource::v1::Resource, trace::v1::Span};
 
 use crate::{
     Protocol,
-    spans::{SpanNode, Value, request_trees},
+    encode::{self, Ids},
+    spans::request_trees,
+    transport::Transport,
 };
+
+/// How long spans wait for more to fill their batch.
+const BATCH_DELAY: Duration = Duration::from_millis(200);
+/// How long the thread naps after a burst of work before it looks at the queue again.
+const NAP: Duration = Duration::from_millis(5);
 
 /// Where and as what traces are exported.
 #[derive(Clone, Debug)]
@@ -58,10 +52,10 @@ pub struct OtlpConfig {
     pub device_id: Option<String>,
     /// `host.name`; `None` reads the system's host name.
     pub host_name: Option<String>,
-    /// The most spans waiting for export (default 65,536); more are dropped and counted.
-    pub max_queue: usize,
-    /// The most traces waiting for their spans to be built (default 1,024); more are
-    /// dropped and counted.
+    /// The most spans in one export request (default 512).
+    pub max_batch_spans: usize,
+    /// The most traces waiting for the exporter's thread (default 1,024); more are dropped
+    /// and counted.
     pub max_pending_traces: usize,
     /// Time limit of one export request (default 5 s).
     pub timeout: Duration,
@@ -76,7 +70,7 @@ impl OtlpConfig {
             service_name: "nettrace".to_owned(),
             device_id: None,
             host_name: None,
-            max_queue: 65_536,
+            max_batch_spans: 512,
             max_pending_traces: 1_024,
             timeout: Duration::from_secs(5),
         }
@@ -112,13 +106,13 @@ pub enum ExportError {
 /// What an exporter delivered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExportReport {
-    /// Spans queued (one tree per HTTP request).
+    /// Spans built (one tree per HTTP request).
     pub spans: u64,
     /// Spans the collector accepted.
     pub exported: u64,
     /// Export requests that failed after their retries.
     pub failed_batches: u64,
-    /// Traces dropped because the queue for building their spans was full.
+    /// Traces dropped because the queue for the exporter's thread was full.
     pub dropped_traces: u64,
 }
 
@@ -135,109 +129,33 @@ impl fmt::Display for ExportReport {
     }
 }
 
-/// What the exporter wrapper and the span thread count.
+/// What the exporter and its thread count.
 #[derive(Debug, Default)]
 struct Stats {
-    /// Spans handed to the batch processor.
     spans: AtomicU64,
-    dropped_traces: AtomicU64,
     exported: AtomicU64,
     failed_batches: AtomicU64,
+    dropped_traces: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Set when the exporter is dropped unfinished: the thread then stops without sending.
+    discard: AtomicBool,
 }
 
-/// The OTLP exporter, counting what it delivers; with `runtime`, each export runs on that
-/// Tokio runtime (gRPC's client needs one).
-#[derive(Debug)]
-struct Counted {
-    inner: Arc<opentelemetry_otlp::SpanExporter>,
-    runtime: Option<tokio::runtime::Handle>,
-    stats: Arc<Stats>,
-}
-
-impl SpanExporter for Counted {
-    fn export(
-        &self,
-        batch: Vec<SpanData>,
-    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
-        let spans = batch.len() as u64;
-        let stats = self.stats.clone();
-        let inner = self.inner.clone();
-        let export = async move { inner.export(batch).await };
-        let runtime = self.runtime.clone();
-        async move {
-            let result = match runtime {
-                Some(runtime) => runtime.spawn(export).await.unwrap_or_else(|e| {
-                    Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
-                        e.to_string(),
-                    ))
-                }),
-                None => export.await,
-            };
-            match &result {
-                Ok(()) => {
-                    stats.exported.fetch_add(spans, Ordering::Relaxed);
-                }
-                Err(error) => {
-                    stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-                    *stats
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
-                }
-            }
-            result
-        }
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let _entered = self.runtime.as_ref().map(|r| r.enter());
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        // Called once, when the provider is built: before any export holds a clone.
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.set_resource(resource);
-        }
-    }
-}
-
-/// The runtime gRPC exports run on, shut down without waiting when the exporter goes.
-#[derive(Debug)]
-struct OwnedRuntime(Option<tokio::runtime::Runtime>);
-
-impl Drop for OwnedRuntime {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            // Never blocks, so the exporter may be dropped on any thread, async or not.
-            runtime.shutdown_background();
-        }
-    }
-}
-
-/// What the span thread is asked to do.
+/// What the exporter's thread is asked to do.
 enum Job {
-    /// Build and queue the spans of a trace.
+    /// Build, encode and queue the spans of a trace.
     Trace(Box<HttpTrace>),
-    /// Say when every trace queued before is in the batch processor.
+    /// Send every span queued before, and say when done.
     Flush(SyncSender<()>),
 }
 
 /// Sends traces to a collector as span trees (see [`crate::spans`]).
 pub struct OtlpExporter {
-    /// To the span thread; `None` once finished.
+    /// To the exporter's thread; `None` once finished.
     jobs: Option<SyncSender<Job>>,
-    span_thread: Option<JoinHandle<()>>,
-    provider: SdkTracerProvider,
+    thread: Option<JoinHandle<()>>,
     endpoint: String,
     stats: Arc<Stats>,
-    /// Last: dropped after the provider has shut down.
-    _runtime: OwnedRuntime,
 }
 
 impl fmt::Debug for OtlpExporter {
@@ -260,95 +178,47 @@ impl OtlpExporter {
             .protocol
             .traces_url(&config.endpoint)
             .map_err(|reason| setup(&config.endpoint, reason))?;
-        let (exporter, runtime) = match config.protocol {
-            Protocol::HttpProtobuf => {
-                let exporter = opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                    .with_endpoint(endpoint.clone())
-                    .with_timeout(config.timeout)
-                    .build();
-                (exporter, None)
-            }
-            Protocol::Grpc => {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .thread_name("nettrace-otlp")
-                    .enable_all()
-                    .build()
-                    .map_err(|e| setup(&endpoint, format!("runtime: {e}")))?;
-                // The channel's worker is spawned on the runtime as the client is built.
-                let exporter = {
-                    let _entered = runtime.enter();
-                    opentelemetry_otlp::SpanExporter::builder()
-                        .with_tonic()
-                        .with_endpoint(endpoint.clone())
-                        .with_timeout(config.timeout)
-                        .with_protocol(opentelemetry_otlp::Protocol::Grpc)
-                        .build()
-                };
-                (exporter, Some(runtime))
-            }
-        };
-        let exporter = exporter.map_err(|e| setup(&endpoint, e.to_string()))?;
+        let resource = encode::resource(
+            &config.service_name,
+            &config.host_name.clone().unwrap_or_else(host_name),
+            config.device_id.as_deref(),
+        );
         let stats = Arc::new(Stats::default());
-        let counted = Counted {
-            inner: Arc::new(exporter),
-            runtime: runtime.as_ref().map(|r| r.handle().clone()),
-            stats: stats.clone(),
-        };
-        let batch = BatchConfigBuilder::default()
-            .with_max_queue_size(config.max_queue.max(1))
-            .with_max_export_batch_size(512.min(config.max_queue.max(1)))
-            .with_scheduled_delay(Duration::from_millis(200))
-            .build();
-        let processor = BatchSpanProcessor::builder(counted)
-            .with_batch_config(batch)
-            .build();
-        let mut attributes = vec![KeyValue::new(
-            "host.name",
-            config.host_name.clone().unwrap_or_else(host_name),
-        )];
-        if let Some(device) = &config.device_id {
-            attributes.push(KeyValue::new("device.id", device.clone()));
-        }
-        let resource = Resource::builder()
-            .with_service_name(config.service_name.clone())
-            .with_attributes(attributes)
-            .build();
-        let provider = SdkTracerProvider::builder()
-            .with_span_processor(processor)
-            .with_resource(resource)
-            .build();
-        let tracer = provider.tracer("nettrace");
         let (jobs, queue) = mpsc::sync_channel::<Job>(config.max_pending_traces.max(1));
-        let thread_stats = stats.clone();
-        let span_thread = std::thread::Builder::new()
-            .name("nettrace-otlp-spans".to_owned())
+        let (ready, built) = mpsc::sync_channel(1);
+        let worker = Worker {
+            queue,
+            resource,
+            stats: stats.clone(),
+            batch_spans: config.max_batch_spans.max(1),
+        };
+        let (protocol, url, timeout) = (config.protocol, endpoint.clone(), config.timeout);
+        let thread = std::thread::Builder::new()
+            .name("nettrace-otlp".to_owned())
             .spawn(move || {
-                for job in queue {
-                    match job {
-                        Job::Trace(trace) => {
-                            let spans = request_trees(&trace)
-                                .iter()
-                                .map(|tree| emit(&tracer, tree, &Context::new()))
-                                .sum();
-                            thread_stats.spans.fetch_add(spans, Ordering::Relaxed);
-                        }
-                        Job::Flush(done) => {
-                            let _ = done.send(());
-                        }
+                // The clients are made (and later dropped) here, never on the caller's
+                // thread, which may be inside an async runtime.
+                match Transport::new(protocol, &url, timeout) {
+                    Ok(transport) => {
+                        let _ = ready.send(Ok(()));
+                        worker.run(transport);
+                    }
+                    Err(reason) => {
+                        let _ = ready.send(Err(reason));
                     }
                 }
             })
-            .map_err(|e| setup(&endpoint, format!("span thread: {e}")))?;
+            .map_err(|e| setup(&endpoint, format!("exporter thread: {e}")))?;
+        match built.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => return Err(setup(&endpoint, reason)),
+            Err(_) => return Err(setup(&endpoint, "exporter thread ended".to_owned())),
+        }
         Ok(Self {
             jobs: Some(jobs),
-            span_thread: Some(span_thread),
-            provider,
+            thread: Some(thread),
             endpoint,
             stats,
-            _runtime: OwnedRuntime(runtime),
         })
     }
 
@@ -382,7 +252,6 @@ impl OtlpExporter {
                 let _ = finished.recv();
             }
         }
-        let _ = self.provider.force_flush();
         self.report()
     }
 
@@ -399,9 +268,10 @@ impl OtlpExporter {
     /// Sends what is queued, stops the exporter, and says whether every span was delivered
     /// (blocking, as [`Self::flush`]).
     pub fn finish(mut self) -> Result<ExportReport, ExportError> {
-        self.stop_span_thread();
-        let _ = self.provider.force_flush();
-        let _ = self.provider.shutdown();
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
         let report = self.report();
         if report.exported == report.spans
             && report.failed_batches == 0
@@ -421,62 +291,121 @@ impl OtlpExporter {
             last_error,
         })
     }
-
-    /// Lets the span thread build what is queued, and waits for it to end.
-    fn stop_span_thread(&mut self) {
-        drop(self.jobs.take());
-        if let Some(thread) = self.span_thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 impl Drop for OtlpExporter {
+    /// Dropped unfinished: what is queued is discarded, and the thread ends on its own (it is
+    /// not waited for, so dropping never blocks on a slow collector).
     fn drop(&mut self) {
-        self.stop_span_thread();
+        self.stats.discard.store(true, Ordering::Relaxed);
     }
 }
 
-/// Starts `node` under `parent`, its children under it, and ends it; returns the number of
-/// spans.
-fn emit(tracer: &SdkTracer, node: &SpanNode, parent: &Context) -> u64 {
-    let events = node
-        .events
-        .iter()
-        .map(|e| Event::new(e.name.clone(), e.at, key_values(&e.attrs), 0))
-        .collect();
-    let mut span = tracer
-        .span_builder(node.name.clone())
-        .with_kind(if node.client {
-            SpanKind::Client
-        } else {
-            SpanKind::Internal
-        })
-        .with_start_time(node.start)
-        .with_attributes(key_values(&node.attrs))
-        .with_events(events)
-        .start_with_context(tracer, parent);
-    if let Some(error) = &node.error {
-        span.set_status(Status::error(error.clone()));
-    }
-    let cx = parent.with_span(span);
-    let mut count = 1;
-    for child in &node.children {
-        count += emit(tracer, child, &cx);
-    }
-    cx.span().end_with_timestamp(node.end);
-    count
+/// The exporter's thread: builds and encodes the spans of queued traces, and sends them.
+struct Worker {
+    queue: Receiver<Job>,
+    resource: Resource,
+    stats: Arc<Stats>,
+    batch_spans: usize,
 }
 
-fn key_values(attrs: &[(&'static str, Value)]) -> Vec<KeyValue> {
-    attrs
-        .iter()
-        .map(|(key, value)| match value {
-            Value::Str(v) => KeyValue::new(*key, v.clone()),
-            Value::Int(v) => KeyValue::new(*key, *v),
-            Value::Bool(v) => KeyValue::new(*key, *v),
-        })
-        .collect()
+impl Worker {
+    fn run(self, mut transport: Transport) {
+        let mut ids = Ids::new();
+        let mut batch: Vec<Span> = Vec::new();
+        // When the oldest span of the batch was queued.
+        let mut oldest: Option<Instant> = None;
+        let mut busy = false;
+        loop {
+            if self.stats.discard.load(Ordering::Relaxed) {
+                return;
+            }
+            let job = match self.queue.try_recv() {
+                Ok(job) => Some(job),
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) if busy => {
+                    // Senders do not wake a napping thread: jobs arriving now are taken
+                    // together after the nap.
+                    busy = false;
+                    std::thread::sleep(NAP);
+                    continue;
+                }
+                Err(TryRecvError::Empty) => match oldest {
+                    Some(since) => {
+                        match self
+                            .queue
+                            .recv_timeout(BATCH_DELAY.saturating_sub(since.elapsed()))
+                        {
+                            Ok(job) => Some(job),
+                            Err(RecvTimeoutError::Timeout) => None,
+                            Err(RecvTimeoutError::Disconnected) => break,
+                        }
+                    }
+                    None => match self.queue.recv() {
+                        Ok(job) => Some(job),
+                        Err(_) => break,
+                    },
+                },
+            };
+            match job {
+                Some(Job::Trace(trace)) => {
+                    busy = true;
+                    let mut spans = 0;
+                    for tree in request_trees(&trace) {
+                        spans += encode::append_tree(&mut ids, tree, &mut batch);
+                    }
+                    self.stats.spans.fetch_add(spans, Ordering::Relaxed);
+                    oldest.get_or_insert_with(Instant::now);
+                    if batch.len() >= self.batch_spans {
+                        self.send(&mut transport, &mut batch);
+                        oldest = None;
+                    }
+                }
+                Some(Job::Flush(done)) => {
+                    self.send(&mut transport, &mut batch);
+                    oldest = None;
+                    let _ = done.send(());
+                }
+                None => {
+                    self.send(&mut transport, &mut batch);
+                    oldest = None;
+                }
+            }
+        }
+        // Every sender is gone: what is batched goes out, unless the exporter was dropped.
+        if !self.stats.discard.load(Ordering::Relaxed) {
+            self.send(&mut transport, &mut batch);
+        }
+    }
+
+    /// Sends the batch (emptied), counting what the collector accepted.
+    fn send(&self, transport: &mut Transport, batch: &mut Vec<Span>) {
+        if batch.is_empty() {
+            return;
+        }
+        let spans = std::mem::take(batch);
+        let count = spans.len() as u64;
+        match transport.send(encode::request(&self.resource, spans)) {
+            Ok(rejected) => {
+                self.stats
+                    .exported
+                    .fetch_add(count.saturating_sub(rejected), Ordering::Relaxed);
+                if rejected > 0 {
+                    self.fail(format!("the collector rejected {rejected} spans"));
+                }
+            }
+            Err(reason) => self.fail(reason),
+        }
+    }
+
+    fn fail(&self, reason: String) {
+        self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+        *self
+            .stats
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(reason);
+    }
 }
 
 /// The system's host name (empty when unreadable).
@@ -510,6 +439,57 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("0 of"), "{text}");
+    }
+
+    #[test]
+    fn a_full_queue_drops_traces_counts_them_and_fails_the_finish() {
+        let collector = crate::tests_support::held_collector();
+        let mut config = OtlpConfig::new(&collector.url);
+        config.max_pending_traces = 1;
+        config.max_batch_spans = 1;
+        let exporter = OtlpExporter::new(&config).expect("exporter");
+        let trace: HttpTrace =
+            serde_json::from_str(crate::tests_support::ONE_REQUEST).expect("trace");
+        assert!(exporter.export(&trace), "the first is taken by the thread");
+        // The thread now waits for the collector's answer to the first batch.
+        collector
+            .accepted
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the exporter connected");
+        assert!(exporter.export(&trace), "the second waits in the queue");
+        assert!(!exporter.export(&trace), "the third finds the queue full");
+        collector.release.send(()).expect("release");
+        let Err(ExportError::Incomplete { report, .. }) = exporter.finish() else {
+            panic!("a dropped trace fails the finish");
+        };
+        assert_eq!(report.dropped_traces, 1, "{report}");
+        assert_eq!(report.exported, report.spans, "{report}");
+        assert_eq!(report.failed_batches, 0, "{report}");
+        assert!(report.to_string().contains("1 traces dropped"), "{report}");
+    }
+
+    #[test]
+    fn dropping_an_unfinished_exporter_does_not_wait_for_the_collector() {
+        let collector = crate::tests_support::held_collector();
+        let mut config = OtlpConfig::new(&collector.url);
+        config.max_batch_spans = 1;
+        let exporter = OtlpExporter::new(&config).expect("exporter");
+        let trace: HttpTrace =
+            serde_json::from_str(crate::tests_support::ONE_REQUEST).expect("trace");
+        assert!(exporter.export(&trace));
+        collector
+            .accepted
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the exporter connected");
+        // The collector never answers: a drop that waited for the send would take the 5 s
+        // timeout and its retries; the bound is far from both.
+        let started = std::time::Instant::now();
+        drop(exporter);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

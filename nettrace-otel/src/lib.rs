@@ -7,7 +7,7 @@
 //! (HTTP/protobuf or gRPC), from where they go to Jaeger, Tempo or any other backend.
 //!
 //! A crate of its own, so that programs that trace without exporting do not build the
-//! OpenTelemetry SDK; it depends on the trace model only, and exports any trace (this
+//! OTLP clients; it depends on the trace model only, and exports any trace (this
 //! tool's, the loader's, a JSON file written by Go's nettrace).
 //!
 //! ```no_run
@@ -22,11 +22,13 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod encode;
 mod export;
 mod protocol;
 pub mod spans;
 #[cfg(test)]
 mod tests_support;
+mod transport;
 
 pub use export::{ExportError, ExportReport, OtlpConfig, OtlpExporter};
 pub use protocol::Protocol;

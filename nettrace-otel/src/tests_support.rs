@@ -53,3 +53,70 @@ pub(crate) const ONE_REQUEST: &str = r#"{
       "respStatusCode": 0, "RespContentLen": 0}
   ]
 }"#;
+
+/// An OTLP/HTTP collector for the tests that holds its first connection until released:
+/// `accepted` says when the exporter is waiting on it; after `release`, it reads every
+/// request whole and answers 200 with an empty body (a full success).
+pub(crate) struct HeldCollector {
+    /// Its endpoint, `http://127.0.0.1:PORT`.
+    pub(crate) url: String,
+    /// Receives once the first connection is accepted.
+    pub(crate) accepted: std::sync::mpsc::Receiver<()>,
+    /// Send to let it answer.
+    pub(crate) release: std::sync::mpsc::SyncSender<()>,
+}
+
+pub(crate) fn held_collector() -> HeldCollector {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let (accepted_tx, accepted) = std::sync::mpsc::sync_channel(1);
+    let (release, released) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        let mut first = true;
+        for stream in listener.incoming().flatten() {
+            if std::mem::take(&mut first) {
+                let _ = accepted_tx.send(());
+                let _ = released.recv();
+            }
+            let Ok(mut writer) = stream.try_clone() else {
+                continue;
+            };
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream);
+                // Bounded: a test exports a few batches at most.
+                for _ in 0..1_000 {
+                    let mut length = 0;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some((name, value)) = line.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err()
+                        || writer
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    HeldCollector {
+        url,
+        accepted,
+        release,
+    }
+}

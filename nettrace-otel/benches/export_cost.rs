@@ -1,0 +1,167 @@
+//! What exporting costs per trace, thread by thread.
+//!
+//! Exports `NETTRACE_OTLP_TRACES` (default 20,000) copies of one streamed keep-alive trace
+//! (`streamed-trace.json`: one request with socket operations and kernel facts, as
+//! `nettrace get --stream --sock-trace` writes it) to a sink that answers every OTLP/HTTP
+//! request with 200, waits for the flush, and reads the on-CPU time of every thread of the
+//! process from `/proc/self/task/*/schedstat` (nanoseconds, unlike `stat`'s ticks). The
+//! exporter's threads are told apart by name; the caller's own cost (queueing a copy of the
+//! trace) is the `main` row. Then the same number of span trees are built on the bench's
+//! thread alone, the part of the span thread's cost that is ours rather than the SDK's.
+//!
+//! ```sh
+//! cargo bench -p nettrace-otel --bench export_cost
+//! ```
+use std::{
+    collections::BTreeMap,
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::TcpListener,
+    time::Instant,
+};
+
+use nettrace_model::HttpTrace;
+use nettrace_otel::{OtlpConfig, OtlpExporter, spans::request_trees};
+
+const ROUNDS: usize = 3;
+
+fn main() {
+    let traces: usize = std::env::var("NETTRACE_OTLP_TRACES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    let trace: HttpTrace =
+        serde_json::from_str(include_str!("streamed-trace.json")).expect("fixture trace");
+    let endpoint = sink();
+    println!("{traces} traces per round, {ROUNDS} rounds; µs of CPU per trace by thread");
+    for round in 1..=ROUNDS {
+        let before = thread_cpu();
+        let started = Instant::now();
+        let mut config = OtlpConfig::new(endpoint.clone());
+        config.max_pending_traces = traces;
+        let exporter = OtlpExporter::new(&config).expect("exporter");
+        for _ in 0..traces {
+            assert!(exporter.export(&trace), "queued");
+        }
+        // Read before `finish`: it ends the exporter's threads, and their times with them.
+        let report = exporter.flush();
+        let wall = started.elapsed();
+        let after = thread_cpu();
+        assert_eq!(
+            report.exported, report.spans,
+            "every span delivered: {report}"
+        );
+        exporter.finish().expect("finished");
+        let mut rows: BTreeMap<String, u64> = BTreeMap::new();
+        for (tid, (name, ns)) in &after {
+            let spent = ns - before.get(tid).map_or(0, |(_, ns)| *ns);
+            *rows.entry(name.clone()).or_default() += spent;
+        }
+        let per = |ns: u64| ns as f64 / 1_000.0 / traces as f64;
+        let total: u64 = rows
+            .iter()
+            .filter(|(name, _)| name.as_str() != "otlp-sink")
+            .map(|(_, ns)| ns)
+            .sum();
+        println!(
+            "round {round}: {report}, wall {:.2} s, all threads but the sink {:.2} µs/trace",
+            wall.as_secs_f64(),
+            per(total)
+        );
+        for (name, ns) in rows.iter().filter(|(_, ns)| **ns > 0) {
+            println!("  {name:<40} {:>8.2}", per(*ns));
+        }
+    }
+    for _ in 0..ROUNDS {
+        let started = cpu_now();
+        let mut spans = 0;
+        for _ in 0..traces {
+            spans += request_trees(&trace).len();
+        }
+        let ns = cpu_now() - started;
+        println!(
+            "span trees alone ({spans} trees): {:.2} µs/trace",
+            ns as f64 / 1_000.0 / traces as f64
+        );
+    }
+}
+
+/// An OTLP/HTTP endpoint that reads each request whole and answers 200 with an empty body
+/// (an empty `ExportTraceServiceResponse`), on a thread named `otlp-sink`.
+fn sink() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    std::thread::Builder::new()
+        .name("otlp-sink".to_owned())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let _ = std::thread::Builder::new()
+                    .name("otlp-sink".to_owned())
+                    .spawn(move || serve(stream));
+            }
+        })
+        .expect("sink thread");
+    format!("http://{address}")
+}
+
+fn serve(stream: std::net::TcpStream) {
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut length = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err()
+            || writer
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
+                .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Every thread of this process: its name and on-CPU nanoseconds, by thread ID.
+fn thread_cpu() -> BTreeMap<u32, (String, u64)> {
+    let mut threads = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return threads;
+    };
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let ns = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        threads.insert(tid, (name.trim().to_owned(), ns));
+    }
+    threads
+}
+
+/// The calling thread's on-CPU nanoseconds.
+fn cpu_now() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,180 @@
+//! How an export request reaches the collector: OTLP/HTTP (a protobuf body posted with a
+//! blocking client) or OTLP/gRPC (tonic, on a one-thread Tokio runtime the transport owns),
+//! each request retried with backoff when the failure is one a retry can mend.
+//!
+//! Built and used on the exporter's own thread only: neither blocking client may be made or
+//! dropped inside an async runtime, which the caller's thread may be.
+use std::time::Duration;
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse, trace_service_client::TraceServiceClient,
+};
+use prost::Message as _;
+use tonic::{Code, transport::Channel};
+
+use crate::Protocol;
+
+/// Retries after the first attempt, and the delay before the first retry (doubled for each
+/// next one: 100, 200, 400 ms).
+const RETRIES: u32 = 3;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The client of one collector.
+pub(crate) enum Transport {
+    /// OTLP/HTTP to `url` (`.../v1/traces`).
+    Http {
+        client: reqwest::blocking::Client,
+        url: String,
+    },
+    /// OTLP/gRPC; the runtime runs the channel's worker and each call.
+    Grpc {
+        runtime: tokio::runtime::Runtime,
+        client: TraceServiceClient<Channel>,
+    },
+}
+
+/// Why one attempt failed, and whether another may succeed.
+struct Failure {
+    retry: bool,
+    reason: String,
+}
+
+impl Transport {
+    /// A client for `url` (already checked by [`Protocol::traces_url`]); connects nothing yet.
+    pub(crate) fn new(protocol: Protocol, url: &str, timeout: Duration) -> Result<Self, String> {
+        match protocol {
+            Protocol::HttpProtobuf => {
+                let client = reqwest::blocking::Client::builder()
+                    .timeout(timeout)
+                    .build()
+                    .map_err(|e| format!("HTTP client: {e}"))?;
+                Ok(Self::Http {
+                    client,
+                    url: url.to_owned(),
+                })
+            }
+            Protocol::Grpc => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("runtime: {e}"))?;
+                let endpoint = Channel::from_shared(url.to_owned())
+                    .map_err(|e| format!("gRPC endpoint: {e}"))?
+                    .timeout(timeout)
+                    .connect_timeout(timeout);
+                let channel = {
+                    let _entered = runtime.enter();
+                    endpoint.connect_lazy()
+                };
+                Ok(Self::Grpc {
+                    runtime,
+                    client: TraceServiceClient::new(channel),
+                })
+            }
+        }
+    }
+
+    /// Sends `request`, retrying what a retry can mend; the number of spans the collector
+    /// rejected (its partial success), or the last attempt's error.
+    pub(crate) fn send(&mut self, request: ExportTraceServiceRequest) -> Result<u64, String> {
+        let body = match self {
+            Self::Http { .. } => Some(Bytes::from(request.encode_to_vec())),
+            Self::Grpc { .. } => None,
+        };
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            let result = match (&mut *self, &body) {
+                (Self::Http { client, url }, Some(body)) => post(client, url, body.clone()),
+                (Self::Grpc { runtime, client }, _) => {
+                    runtime.block_on(call(client, request.clone()))
+                }
+                (Self::Http { .. }, None) => Err(Failure {
+                    retry: false,
+                    reason: "no body".to_owned(),
+                }),
+            };
+            match result {
+                Ok(rejected) => return Ok(rejected),
+                Err(failure) if failure.retry && attempt < RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(backoff);
+                    backoff *= 2;
+                }
+                Err(failure) => {
+                    return Err(if attempt > 0 {
+                        format!("{} (after {attempt} retries)", failure.reason)
+                    } else {
+                        failure.reason
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// One OTLP/HTTP attempt. Retried: connection failures, timeouts, and the statuses OTLP
+/// names retryable (429, 502, 503, 504).
+fn post(client: &reqwest::blocking::Client, url: &str, body: Bytes) -> Result<u64, Failure> {
+    let response = client
+        .post(url)
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .map_err(|e| Failure {
+            retry: e.is_connect() || e.is_timeout(),
+            reason: error_chain(&e),
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(Failure {
+            retry: matches!(status.as_u16(), 429 | 502 | 503 | 504),
+            reason: format!("the collector answered {status}"),
+        });
+    }
+    // An empty or unreadable body is a full success.
+    let body = response.bytes().unwrap_or_default();
+    Ok(rejected(ExportTraceServiceResponse::decode(body).ok()))
+}
+
+/// One OTLP/gRPC attempt. Retried: the codes OTLP names retryable.
+async fn call(
+    client: &mut TraceServiceClient<Channel>,
+    request: ExportTraceServiceRequest,
+) -> Result<u64, Failure> {
+    match client.export(request).await {
+        Ok(response) => Ok(rejected(Some(response.into_inner()))),
+        Err(status) => Err(Failure {
+            retry: matches!(
+                status.code(),
+                Code::Cancelled
+                    | Code::DeadlineExceeded
+                    | Code::ResourceExhausted
+                    | Code::Aborted
+                    | Code::OutOfRange
+                    | Code::Unavailable
+                    | Code::DataLoss
+            ),
+            reason: format!("gRPC {:?}: {}", status.code(), status.message()),
+        }),
+    }
+}
+
+fn rejected(response: Option<ExportTraceServiceResponse>) -> u64 {
+    response
+        .and_then(|r| r.partial_success)
+        .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0))
+}
+
+/// An error with its causes (reqwest's own message omits why a connection failed).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
