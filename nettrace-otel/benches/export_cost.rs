@@ -12,12 +12,10 @@
 //! ```sh
 //! cargo bench -p nettrace-otel --bench export_cost
 //! ```
-use std::{
-    collections::BTreeMap,
-    io::{BufRead as _, BufReader, Read as _, Write as _},
-    net::TcpListener,
-    time::Instant,
-};
+#[path = "../src/otlp_sink.rs"]
+mod otlp_sink;
+
+use std::{collections::BTreeMap, time::Instant};
 
 use nettrace_model::HttpTrace;
 use nettrace_otel::{OtlpConfig, OtlpExporter, spans::request_trees};
@@ -31,7 +29,7 @@ fn main() {
         .unwrap_or(20_000);
     let trace: HttpTrace =
         serde_json::from_str(include_str!("streamed-trace.json")).expect("fixture trace");
-    let endpoint = sink();
+    let endpoint = otlp_sink::start();
     println!("{traces} traces per round, {ROUNDS} rounds; µs of CPU per trace by thread");
     for round in 1..=ROUNDS {
         let before = thread_cpu();
@@ -82,58 +80,6 @@ fn main() {
             "span trees alone ({spans} trees): {:.2} µs/trace",
             ns as f64 / 1_000.0 / traces as f64
         );
-    }
-}
-
-/// An OTLP/HTTP endpoint that reads each request whole and answers 200 with an empty body
-/// (an empty `ExportTraceServiceResponse`), on a thread named `otlp-sink`.
-fn sink() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("address");
-    std::thread::Builder::new()
-        .name("otlp-sink".to_owned())
-        .spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let _ = std::thread::Builder::new()
-                    .name("otlp-sink".to_owned())
-                    .spawn(move || serve(stream));
-            }
-        })
-        .expect("sink thread");
-    format!("http://{address}")
-}
-
-fn serve(stream: std::net::TcpStream) {
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut length = 0usize;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err()
-            || writer
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
-                .is_err()
-        {
-            return;
-        }
     }
 }
 

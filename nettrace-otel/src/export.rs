@@ -443,7 +443,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_traces_counts_them_and_fails_the_finish() {
-        let collector = crate::tests_support::held_collector();
+        let collector = crate::otlp_sink::held();
         let mut config = OtlpConfig::new(&collector.url);
         config.max_pending_traces = 1;
         config.max_batch_spans = 1;
@@ -470,7 +470,7 @@ mod tests {
 
     #[test]
     fn dropping_an_unfinished_exporter_does_not_wait_for_the_collector() {
-        let collector = crate::tests_support::held_collector();
+        let collector = crate::otlp_sink::held();
         let mut config = OtlpConfig::new(&collector.url);
         config.max_batch_spans = 1;
         let exporter = OtlpExporter::new(&config).expect("exporter");

@@ -24,6 +24,8 @@
 
 mod encode;
 mod export;
+#[cfg(test)]
+mod otlp_sink;
 mod protocol;
 pub mod spans;
 #[cfg(test)]

@@ -1,0 +1,91 @@
+//! A minimal OTLP/HTTP collector for the tests and the `export_cost` bench (which includes
+//! this file by path): it reads every request whole and answers 200 with an empty body (an
+//! empty `ExportTraceServiceResponse`, a full success), on threads named `otlp-sink`.
+#![allow(dead_code)]
+use std::{
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::{TcpListener, TcpStream},
+    sync::mpsc::{Receiver, SyncSender, sync_channel},
+};
+
+/// A collector that holds its first connection until released: `accepted` says when the
+/// exporter is waiting on it, and nothing is answered before `release` gets a message.
+pub(crate) struct HeldCollector {
+    /// Its endpoint, `http://127.0.0.1:PORT`.
+    pub(crate) url: String,
+    /// Receives once the first connection is accepted.
+    pub(crate) accepted: Receiver<()>,
+    /// Send to let it answer.
+    pub(crate) release: SyncSender<()>,
+}
+
+/// A collector that answers at once; its endpoint.
+pub(crate) fn start() -> String {
+    listen(None)
+}
+
+/// A collector that holds its first connection (see [`HeldCollector`]).
+pub(crate) fn held() -> HeldCollector {
+    let (accepted_tx, accepted) = sync_channel(1);
+    let (release, released) = sync_channel(1);
+    let url = listen(Some((accepted_tx, released)));
+    HeldCollector {
+        url,
+        accepted,
+        release,
+    }
+}
+
+fn listen(mut hold: Option<(SyncSender<()>, Receiver<()>)>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    std::thread::Builder::new()
+        .name("otlp-sink".to_owned())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                if let Some((accepted, released)) = hold.take() {
+                    let _ = accepted.send(());
+                    let _ = released.recv();
+                }
+                let _ = std::thread::Builder::new()
+                    .name("otlp-sink".to_owned())
+                    .spawn(move || serve(stream));
+            }
+        })
+        .expect("sink thread");
+    url
+}
+
+/// Answers the requests of one connection until it closes.
+fn serve(stream: TcpStream) {
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut length = 0;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err()
+            || writer
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
+                .is_err()
+        {
+            return;
+        }
+    }
+}
