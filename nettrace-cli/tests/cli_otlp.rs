@@ -234,16 +234,25 @@ fn parse_spans(text: &str) -> Vec<Span> {
     spans
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_spans_of_a_traced_request_reach_a_real_collector() {
-    let test = "the_spans_of_a_traced_request_reach_a_real_collector";
+/// A running collector, or `None` after saying loudly that `test` is skipped without one.
+async fn start_collector(test: &str) -> Option<Collector> {
     let Some(agent) = rotel_agent() else {
         nettrace_tests::skip(test, "needs rotel-agent (pip install rotel)");
-        return;
+        return None;
     };
     let collector = tokio::task::spawn_blocking(move || Collector::start(&agent))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    Some(collector)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spans_of_a_traced_request_reach_a_real_collector() {
+    let Some(collector) =
+        start_collector("the_spans_of_a_traced_request_reach_a_real_collector").await
+    else {
+        return;
+    };
     let pki = scenario::pki();
     let server = scenario::https_server(&pki, LeafKind::Valid, &ServerTlsOptions::h1()).await;
     let dns = scenario::example_dns().await;
@@ -373,14 +382,11 @@ async fn the_spans_of_a_traced_request_reach_a_real_collector() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_reach_the_collector_over_grpc_by_flag_or_environment() {
-    let test = "spans_reach_the_collector_over_grpc_by_flag_or_environment";
-    let Some(agent) = rotel_agent() else {
-        nettrace_tests::skip(test, "needs rotel-agent (pip install rotel)");
+    let Some(collector) =
+        start_collector("spans_reach_the_collector_over_grpc_by_flag_or_environment").await
+    else {
         return;
     };
-    let collector = tokio::task::spawn_blocking(move || Collector::start(&agent))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
     let server = scenario::plain_server().await;
     let args = |path: &str| {
         vec![
