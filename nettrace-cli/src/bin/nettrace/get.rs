@@ -175,7 +175,7 @@ async fn get(args: GetArgs) -> Result<ExitCode> {
     for trace in &traces {
         crate::otlp::export(exporter.as_ref(), trace);
     }
-    // The batch processor sends from its own thread; waiting for it blocks.
+    // The exporter sends from its own thread; waiting for it blocks.
     let exported = tokio::task::spawn_blocking(move || crate::otlp::finish(exporter, "nettrace"))
         .await
         .unwrap_or(false);
