@@ -209,6 +209,30 @@ fn resolved_dial(recorder: &mut Recorder) {
     resolved_dial_with(recorder, &Arc::new(SocketRecord::new(false)));
 }
 
+/// [`resolved_dial_with`], its resolver's query for `example.test` (at 2 ms), and the TLS
+/// tunnel `tls-1` over `tcp-1` (started at 26 ms for `req-1`).
+fn resolved_tls_dial(recorder: &mut Recorder, tcp: &Arc<SocketRecord>) {
+    resolved_dial_with(recorder, tcp);
+    recorder.handle(Event::DnsQuery {
+        conn: id("udp-1"),
+        dial: id("dial-1"),
+        at: at(2),
+        msg: query_msg(1, "example.test"),
+    });
+    recorder.handle(tls_started("tls-1", "tcp-1", 26, false, Some("req-1")));
+}
+
+/// Request `req` at `ms` over `tcp-1` and `tls-1`, answered with 200 5 ms later.
+fn exchange(recorder: &mut Recorder, req: &str, ms: u64, body: &Arc<BodyCounters>) {
+    recorder.handle(request_started(req, ms, "https://example.test/", body));
+    recorder.handle(response(
+        req,
+        ms + 5,
+        Some(conn_info("tcp-1", Some("tls-1"), None)),
+        200,
+    ));
+}
+
 /// [`resolved_dial`], with the TCP connection's I/O in `tcp`.
 fn resolved_dial_with(recorder: &mut Recorder, tcp: &Arc<SocketRecord>) {
     let udp = Arc::new(SocketRecord::new(false));

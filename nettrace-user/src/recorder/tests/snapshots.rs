@@ -64,28 +64,14 @@ fn check_fresh(recorder: &mut Recorder, ms: u64, repeated: HttpTrace) -> HttpTra
 /// Two requests over `tcp-1` (with its dial's resolver on `udp-1` and DNS messages), a TLS
 /// tunnel; `tcp-1` stays open, with an operation log.
 fn two_requests(recorder: &mut Recorder, tcp: &Arc<SocketRecord>, body: &Arc<BodyCounters>) {
-    resolved_dial_with(recorder, tcp);
-    recorder.handle(Event::DnsQuery {
-        conn: id("udp-1"),
-        dial: id("dial-1"),
-        at: at(2),
-        msg: query_msg(1, "example.test"),
-    });
-    recorder.handle(tls_started("tls-1", "tcp-1", 26, false, Some("req-1")));
+    resolved_tls_dial(recorder, tcp);
     recorder.handle(Event::TlsEnded {
         tls: id("tls-1"),
         at: at(28),
         outcome: TlsOutcome::default(),
     });
-    for (req, ms) in [("req-1", 30), ("req-2", 40)] {
-        recorder.handle(request_started(req, ms, "https://example.test/", body));
-        recorder.handle(response(
-            req,
-            ms + 5,
-            Some(conn_info("tcp-1", Some("tls-1"), None)),
-            200,
-        ));
-    }
+    exchange(recorder, "req-1", 30, body);
+    exchange(recorder, "req-2", 40, body);
     tcp.push_op(RawSocketOp::new(
         SocketOpType::Write,
         at(30),

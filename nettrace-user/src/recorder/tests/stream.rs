@@ -2,29 +2,11 @@
 //! and forgets them, keeping the open connections (reused) for the next request.
 use super::*;
 
-/// Request `req` at `ms` over `tcp-1`, answered 5 ms later.
-fn exchange(recorder: &mut Recorder, req: &str, ms: u64, body: &Arc<BodyCounters>) {
-    recorder.handle(request_started(req, ms, "https://example.test/", body));
-    recorder.handle(response(
-        req,
-        ms + 5,
-        Some(conn_info("tcp-1", Some("tls-1"), None)),
-        200,
-    ));
-}
-
 #[test]
 fn a_completed_request_is_taken_out_with_its_dial_dns_and_tunnel() {
     let mut recorder = recorder(true);
     let tcp = Arc::new(SocketRecord::new(true));
-    resolved_dial_with(&mut recorder, &tcp);
-    recorder.handle(Event::DnsQuery {
-        conn: id("udp-1"),
-        dial: id("dial-1"),
-        at: at(2),
-        msg: query_msg(1, "example.test"),
-    });
-    recorder.handle(tls_started("tls-1", "tcp-1", 26, false, Some("req-1")));
+    resolved_tls_dial(&mut recorder, &tcp);
     let body = Arc::new(BodyCounters::default());
     exchange(&mut recorder, "req-1", 0, &body);
     tcp.push_op(RawSocketOp::new(
