@@ -27,9 +27,15 @@ const SPAN_FLAGS: u32 = 0x01 | 0x100;
 pub(crate) struct Ids(SmallRng);
 
 impl Ids {
-    /// A generator seeded from the operating system.
+    /// A generator seeded from the operating system, or from the clock and the process ID
+    /// when it has no randomness to give (IDs must be unique, not secret).
     pub(crate) fn new() -> Self {
-        Self(SmallRng::from_os_rng())
+        Self(SmallRng::try_from_os_rng().unwrap_or_else(|_| {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            SmallRng::seed_from_u64(nanos ^ (u64::from(std::process::id()) << 32))
+        }))
     }
 
     fn trace_id(&mut self) -> Vec<u8> {
