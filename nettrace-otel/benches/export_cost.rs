@@ -5,9 +5,10 @@
 //! `nettrace get --stream --sock-trace` writes it) to a sink that answers every OTLP/HTTP
 //! request with 200, waits for the flush, and reads the on-CPU time of every thread of the
 //! process from `/proc/self/task/*/schedstat` (nanoseconds, unlike `stat`'s ticks). The
-//! exporter's threads are told apart by name; the caller's own cost (queueing a copy of the
-//! trace) is the `main` row. Then the same number of span trees are built on the bench's
-//! thread alone, the part of the span thread's cost that is ours rather than the SDK's.
+//! exporter's threads are told apart by name (`nettrace-otlp`, reqwest's runtime); the
+//! caller's own cost (queueing a copy of the trace) is the bench binary's row. Then the same
+//! number of span trees are built on the bench's thread alone: the part of the exporter
+//! thread's cost that is not OTLP encoding and sending.
 //!
 //! ```sh
 //! cargo bench -p nettrace-otel --bench export_cost
@@ -51,7 +52,7 @@ fn main() {
         exporter.finish().expect("finished");
         let mut rows: BTreeMap<String, u64> = BTreeMap::new();
         for (tid, (name, ns)) in &after {
-            let spent = ns - before.get(tid).map_or(0, |(_, ns)| *ns);
+            let spent = ns.saturating_sub(before.get(tid).map_or(0, |(_, ns)| *ns));
             *rows.entry(name.clone()).or_default() += spent;
         }
         let per = |ns: u64| ns as f64 / 1_000.0 / traces as f64;

@@ -351,14 +351,23 @@ impl Worker {
                 Some(Job::Trace(trace)) => {
                     busy = true;
                     let mut spans = 0;
+                    oldest.get_or_insert_with(Instant::now);
                     for tree in request_trees(&trace) {
                         spans += encode::append_tree(&mut ids, tree, &mut batch);
+                        // A trace of many requests (not streamed) fills several batches.
+                        if batch.len() >= self.batch_spans {
+                            self.send(&mut transport, &mut batch);
+                            oldest = None;
+                        }
                     }
                     self.stats.spans.fetch_add(spans, Ordering::Relaxed);
-                    oldest.get_or_insert_with(Instant::now);
-                    if batch.len() >= self.batch_spans {
+                    // Traces arriving steadily never leave the queue empty for the timed
+                    // wait below: the batch's age is checked here too.
+                    if oldest.is_some_and(|since| since.elapsed() >= BATCH_DELAY) {
                         self.send(&mut transport, &mut batch);
                         oldest = None;
+                    } else if oldest.is_none() && !batch.is_empty() {
+                        oldest = Some(Instant::now());
                     }
                 }
                 Some(Job::Flush(done)) => {
@@ -378,12 +387,18 @@ impl Worker {
         }
     }
 
-    /// Sends the batch (emptied), counting what the collector accepted.
+    /// Sends the batch (emptied) in requests of at most `batch_spans` spans (a tree may be
+    /// split: its spans carry their trace and parent IDs), counting what the collector
+    /// accepted.
     fn send(&self, transport: &mut Transport, batch: &mut Vec<Span>) {
-        if batch.is_empty() {
-            return;
+        while !batch.is_empty() {
+            let rest = batch.split_off(batch.len().min(self.batch_spans));
+            let spans = std::mem::replace(batch, rest);
+            self.send_request(transport, spans);
         }
-        let spans = std::mem::take(batch);
+    }
+
+    fn send_request(&self, transport: &mut Transport, spans: Vec<Span>) {
         let count = spans.len() as u64;
         match transport.send(encode::request(&self.resource, spans)) {
             Ok(rejected) => {
@@ -466,6 +481,27 @@ mod tests {
         assert_eq!(report.exported, report.spans, "{report}");
         assert_eq!(report.failed_batches, 0, "{report}");
         assert!(report.to_string().contains("1 traces dropped"), "{report}");
+    }
+
+    #[test]
+    fn a_batch_never_passes_its_bound_even_within_one_trace() {
+        let collector = crate::otlp_sink::held();
+        collector.release.send(()).expect("release");
+        let mut config = OtlpConfig::new(&collector.url);
+        config.max_batch_spans = 2;
+        let exporter = OtlpExporter::new(&config).expect("exporter");
+        let trace: HttpTrace =
+            serde_json::from_str(crate::tests_support::ONE_REQUEST).expect("trace");
+        assert!(exporter.export(&trace));
+        let report = exporter.finish().expect("delivered");
+        assert!(report.spans > 2, "{report}");
+        assert_eq!(
+            collector
+                .requests
+                .load(std::sync::atomic::Ordering::Relaxed) as u64,
+            report.spans.div_ceil(2),
+            "{report}"
+        );
     }
 
     #[test]

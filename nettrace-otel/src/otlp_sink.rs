@@ -5,7 +5,11 @@
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{TcpListener, TcpStream},
-    sync::mpsc::{Receiver, SyncSender, sync_channel},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+        mpsc::{Receiver, SyncSender, sync_channel},
+    },
 };
 
 /// A collector that holds its first connection until released: `accepted` says when the
@@ -17,26 +21,30 @@ pub(crate) struct HeldCollector {
     pub(crate) accepted: Receiver<()>,
     /// Send to let it answer.
     pub(crate) release: SyncSender<()>,
+    /// Requests answered so far.
+    pub(crate) requests: Arc<AtomicUsize>,
 }
 
 /// A collector that answers at once; its endpoint.
 pub(crate) fn start() -> String {
-    listen(None)
+    listen(None, Arc::default())
 }
 
 /// A collector that holds its first connection (see [`HeldCollector`]).
 pub(crate) fn held() -> HeldCollector {
     let (accepted_tx, accepted) = sync_channel(1);
     let (release, released) = sync_channel(1);
-    let url = listen(Some((accepted_tx, released)));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let url = listen(Some((accepted_tx, released)), requests.clone());
     HeldCollector {
         url,
         accepted,
         release,
+        requests,
     }
 }
 
-fn listen(mut hold: Option<(SyncSender<()>, Receiver<()>)>) -> String {
+fn listen(mut hold: Option<(SyncSender<()>, Receiver<()>)>, requests: Arc<AtomicUsize>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("address"));
     std::thread::Builder::new()
@@ -47,9 +55,10 @@ fn listen(mut hold: Option<(SyncSender<()>, Receiver<()>)>) -> String {
                     let _ = accepted.send(());
                     let _ = released.recv();
                 }
+                let requests = requests.clone();
                 let _ = std::thread::Builder::new()
                     .name("otlp-sink".to_owned())
-                    .spawn(move || serve(stream));
+                    .spawn(move || serve(stream, &requests));
             }
         })
         .expect("sink thread");
@@ -57,7 +66,7 @@ fn listen(mut hold: Option<(SyncSender<()>, Receiver<()>)>) -> String {
 }
 
 /// Answers the requests of one connection until it closes.
-fn serve(stream: TcpStream) {
+fn serve(stream: TcpStream, requests: &AtomicUsize) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
@@ -87,5 +96,6 @@ fn serve(stream: TcpStream) {
         {
             return;
         }
+        requests.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -107,8 +107,16 @@ pub(crate) async fn run(args: TraceArgs) -> Result<ExitCode> {
         write_captures(&dir, &captures)?;
     }
     drop(moved_process);
-    // Every clone went with the streamer.
-    let exporter = exporter.and_then(|e| Arc::try_unwrap(e).ok());
+    // Every clone went with the streamer; were one left, dropping it would discard its spans.
+    let exporter = match exporter.map(Arc::try_unwrap) {
+        Some(Err(_)) => {
+            eprintln!(
+                "nettrace-loader: the OTLP exporter is still in use; its spans were not sent"
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        other => other.and_then(Result::ok),
+    };
     let exported =
         tokio::task::spawn_blocking(move || crate::otlp::finish(exporter, "nettrace-loader"))
             .await
