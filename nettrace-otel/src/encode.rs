@@ -1,27 +1,34 @@
-//! Span trees ([`SpanNode`]) as OTLP protobuf messages: one `Span` per node with fresh random
-//! IDs (a trace ID per tree, a span ID per node, the parent's ID on each child), the
-//! attributes as typed values, the events, and the error as status. Built straight from the
-//! trees, without the OpenTelemetry SDK's span objects, which cost three quarters of the
-//! export's CPU (BENCHMARKS.md, issue 15).
+//! Span trees ([`SpanNode`]) written as OTLP protobuf bytes: one `Span` per node with fresh
+//! random IDs (a trace ID per tree, a span ID per node, the parent's ID on each child), the
+//! attributes as typed values, the events, and the error as status.
+//!
+//! The bytes are written straight from the trees into one buffer per batch ([`SpanBuffer`]),
+//! then wrapped in an export request ([`Envelope`]): no message objects are built, which cost
+//! half of the exporter's CPU in allocations and frees (BENCHMARKS.md, issue 15). The wire
+//! format is opentelemetry-proto's (`opentelemetry/proto/trace/v1/trace.proto`); the tests
+//! decode what is written with that crate's generated types.
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::{
-    collector::trace::v1::ExportTraceServiceRequest,
     common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value},
     resource::v1::Resource,
-    trace::v1::{
-        ResourceSpans, ScopeSpans, Span, Status,
-        span::{Event, SpanKind},
-        status::StatusCode,
-    },
+};
+use prost::{
+    Message as _,
+    encoding::{WireType, encode_key, encode_varint, encoded_len_varint},
 };
 use rand::{Rng as _, SeedableRng as _, rngs::SmallRng};
 
-use crate::spans::{SpanNode, Value};
+use crate::spans::{Attr, SpanEvent, SpanNode, Value};
 
 /// W3C trace flag "sampled", and OTLP's "the parent is known to be local" bit: the flags
 /// an SDK sets on the spans it records.
 const SPAN_FLAGS: u32 = 0x01 | 0x100;
+/// `Span.kind`: internal (a phase) and client (a request).
+const KIND_INTERNAL: u64 = 1;
+const KIND_CLIENT: u64 = 3;
+/// `Status.code`: error.
+const STATUS_ERROR: u64 = 2;
 
 /// Random trace and span IDs (never all zero, which OTLP reads as invalid).
 pub(crate) struct Ids(SmallRng);
@@ -38,126 +45,247 @@ impl Ids {
         }))
     }
 
-    fn trace_id(&mut self) -> Vec<u8> {
-        self.0.random::<u128>().max(1).to_be_bytes().to_vec()
+    fn trace_id(&mut self) -> [u8; 16] {
+        self.0.random::<u128>().max(1).to_be_bytes()
     }
 
-    fn span_id(&mut self) -> Vec<u8> {
-        self.0.random::<u64>().max(1).to_be_bytes().to_vec()
-    }
-}
-
-/// Appends the spans of `tree` to `out` (parents before their children); returns how many.
-/// Takes the tree to move its strings into the messages rather than copy them.
-pub(crate) fn append_tree(ids: &mut Ids, tree: SpanNode, out: &mut Vec<Span>) -> u64 {
-    let trace_id = ids.trace_id();
-    append(ids, tree, &trace_id, Vec::new(), out)
-}
-
-fn append(
-    ids: &mut Ids,
-    node: SpanNode,
-    trace_id: &[u8],
-    parent_span_id: Vec<u8>,
-    out: &mut Vec<Span>,
-) -> u64 {
-    let span_id = ids.span_id();
-    let kind = if node.client {
-        SpanKind::Client
-    } else {
-        SpanKind::Internal
-    };
-    out.push(Span {
-        trace_id: trace_id.to_vec(),
-        span_id: span_id.clone(),
-        parent_span_id,
-        flags: SPAN_FLAGS,
-        name: node.name,
-        kind: kind as i32,
-        start_time_unix_nano: unix_nanos(node.start),
-        end_time_unix_nano: unix_nanos(node.end),
-        attributes: key_values(node.attrs),
-        events: node
-            .events
-            .into_iter()
-            .map(|event| Event {
-                time_unix_nano: unix_nanos(event.at),
-                name: event.name,
-                attributes: key_values(event.attrs),
-                dropped_attributes_count: 0,
-            })
-            .collect(),
-        status: node.error.map(|message| Status {
-            message,
-            code: StatusCode::Error as i32,
-        }),
-        ..Span::default()
-    });
-    let mut count = 1;
-    for child in node.children {
-        count += append(ids, child, trace_id, span_id.clone(), out);
-    }
-    count
-}
-
-/// The attributes of the exporter's resource: `service.name`, `host.name`, `device.id` when
-/// set, and what wrote the spans (`telemetry.sdk.*`: nettrace itself, not an SDK).
-pub(crate) fn resource(service_name: &str, host_name: &str, device_id: Option<&str>) -> Resource {
-    let mut attrs = vec![
-        ("service.name", Value::Str(service_name.to_owned())),
-        ("host.name", Value::Str(host_name.to_owned())),
-    ];
-    if let Some(device) = device_id {
-        attrs.push(("device.id", Value::Str(device.to_owned())));
-    }
-    attrs.extend([
-        ("telemetry.sdk.name", Value::Str("nettrace".to_owned())),
-        ("telemetry.sdk.language", Value::Str("rust".to_owned())),
-        (
-            "telemetry.sdk.version",
-            Value::Str(env!("CARGO_PKG_VERSION").to_owned()),
-        ),
-    ]);
-    Resource {
-        attributes: key_values(attrs),
-        ..Resource::default()
+    fn span_id(&mut self) -> [u8; 8] {
+        self.0.random::<u64>().max(1).to_be_bytes()
     }
 }
 
-/// One export request: `spans` under `resource` and the `nettrace` instrumentation scope.
-pub(crate) fn request(resource: &Resource, spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(resource.clone()),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "nettrace".to_owned(),
-                    version: env!("CARGO_PKG_VERSION").to_owned(),
-                    ..InstrumentationScope::default()
-                }),
-                spans,
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        }],
+/// Encoded spans waiting to be sent, each a `ScopeSpans.spans` field, in the order written
+/// (parents before their children).
+#[derive(Debug, Default)]
+pub(crate) struct SpanBuffer {
+    bytes: Vec<u8>,
+    /// Where each span's field ends in `bytes`.
+    ends: Vec<usize>,
+    /// One span's body while it is written (its length precedes it).
+    scratch: Vec<u8>,
+}
+
+impl SpanBuffer {
+    /// How many spans are waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether no span is waiting.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Writes the spans of `tree`, a fresh trace ID for all of them; returns how many.
+    pub(crate) fn append_tree(&mut self, ids: &mut Ids, tree: &SpanNode) -> u64 {
+        let trace_id = ids.trace_id();
+        self.append(ids, tree, &trace_id, None)
+    }
+
+    fn append(
+        &mut self,
+        ids: &mut Ids,
+        node: &SpanNode,
+        trace_id: &[u8; 16],
+        parent: Option<&[u8; 8]>,
+    ) -> u64 {
+        let span_id = ids.span_id();
+        self.scratch.clear();
+        write_span(&mut self.scratch, node, trace_id, &span_id, parent);
+        length_delimited(&mut self.bytes, 2, &self.scratch);
+        self.ends.push(self.bytes.len());
+        let mut count = 1;
+        for child in &node.children {
+            count += self.append(ids, child, trace_id, Some(&span_id));
+        }
+        count
+    }
+
+    /// Removes the first `max` spans (or all, when fewer wait) and returns them as one
+    /// export request, with how many it holds.
+    pub(crate) fn take_request(&mut self, envelope: &Envelope, max: usize) -> (Vec<u8>, u64) {
+        let count = self.ends.len().min(max);
+        let Some(end) = count.checked_sub(1).map(|last| self.ends[last]) else {
+            return (envelope.request(&[]), 0);
+        };
+        let request = envelope.request(&self.bytes[..end]);
+        self.bytes.drain(..end);
+        self.ends.drain(..count);
+        for at in &mut self.ends {
+            *at -= end;
+        }
+        (request, count as u64)
     }
 }
 
-fn key_values(attrs: Vec<(&'static str, Value)>) -> Vec<KeyValue> {
-    attrs
-        .into_iter()
-        .map(|(key, value)| KeyValue {
-            key: key.to_owned(),
-            value: Some(AnyValue {
-                value: Some(match value {
-                    Value::Str(v) => any_value::Value::StringValue(v),
-                    Value::Int(v) => any_value::Value::IntValue(v),
-                    Value::Bool(v) => any_value::Value::BoolValue(v),
-                }),
-            }),
-            ..KeyValue::default()
-        })
-        .collect()
+/// What every export request repeats: the exporter's resource and instrumentation scope,
+/// encoded once.
+#[derive(Debug)]
+pub(crate) struct Envelope {
+    resource: Vec<u8>,
+    scope: Vec<u8>,
+}
+
+impl Envelope {
+    /// The resource `service.name`, `host.name`, `device.id` when set, and what wrote the
+    /// spans (`telemetry.sdk.*`: nettrace itself, not an SDK); the scope `nettrace`.
+    pub(crate) fn new(service_name: &str, host_name: &str, device_id: Option<&str>) -> Self {
+        let mut attrs = vec![("service.name", service_name), ("host.name", host_name)];
+        if let Some(device) = device_id {
+            attrs.push(("device.id", device));
+        }
+        attrs.extend([
+            ("telemetry.sdk.name", "nettrace"),
+            ("telemetry.sdk.language", "rust"),
+            ("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
+        ]);
+        let resource = Resource {
+            attributes: attrs
+                .into_iter()
+                .map(|(key, value)| KeyValue {
+                    key: key.to_owned(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(value.to_owned())),
+                    }),
+                    ..KeyValue::default()
+                })
+                .collect(),
+            ..Resource::default()
+        };
+        let scope = InstrumentationScope {
+            name: "nettrace".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            ..InstrumentationScope::default()
+        };
+        Self {
+            resource: resource.encode_to_vec(),
+            scope: scope.encode_to_vec(),
+        }
+    }
+
+    /// An `ExportTraceServiceRequest` of one `ResourceSpans` with one `ScopeSpans` holding
+    /// `spans` (encoded `spans` fields, as [`SpanBuffer`] keeps them).
+    fn request(&self, spans: &[u8]) -> Vec<u8> {
+        let scope_spans = field_len(self.scope.len()) + spans.len();
+        let resource_spans = field_len(self.resource.len()) + field_len(scope_spans);
+        let mut out = Vec::with_capacity(field_len(resource_spans));
+        length_prefix(&mut out, 1, resource_spans);
+        length_delimited(&mut out, 1, &self.resource);
+        length_prefix(&mut out, 2, scope_spans);
+        length_delimited(&mut out, 1, &self.scope);
+        out.extend_from_slice(spans);
+        out
+    }
+}
+
+/// A `Span` message's body.
+fn write_span(
+    out: &mut Vec<u8>,
+    node: &SpanNode,
+    trace_id: &[u8; 16],
+    span_id: &[u8; 8],
+    parent: Option<&[u8; 8]>,
+) {
+    length_delimited(out, 1, trace_id);
+    length_delimited(out, 2, span_id);
+    if let Some(parent) = parent {
+        length_delimited(out, 4, parent);
+    }
+    length_delimited(out, 5, node.name.as_bytes());
+    encode_key(6, WireType::Varint, out);
+    encode_varint(
+        if node.client {
+            KIND_CLIENT
+        } else {
+            KIND_INTERNAL
+        },
+        out,
+    );
+    fixed64(out, 7, unix_nanos(node.start));
+    fixed64(out, 8, unix_nanos(node.end));
+    for attr in &node.attrs {
+        key_value(out, 9, attr);
+    }
+    for event in &node.events {
+        write_event(out, event);
+    }
+    if let Some(message) = &node.error {
+        let status = field_len(message.len()) + 2;
+        length_prefix(out, 15, status);
+        length_delimited(out, 2, message.as_bytes());
+        encode_key(3, WireType::Varint, out);
+        encode_varint(STATUS_ERROR, out);
+    }
+    encode_key(16, WireType::ThirtyTwoBit, out);
+    out.extend_from_slice(&SPAN_FLAGS.to_le_bytes());
+}
+
+/// A `Span.events` field.
+fn write_event(out: &mut Vec<u8>, event: &SpanEvent) {
+    let attrs: usize = event
+        .attrs
+        .iter()
+        .map(|(key, value)| field_len(key_value_len(key, value)))
+        .sum();
+    length_prefix(out, 11, 9 + field_len(event.name.len()) + attrs);
+    fixed64(out, 1, unix_nanos(event.at));
+    length_delimited(out, 2, event.name.as_bytes());
+    for attr in &event.attrs {
+        key_value(out, 3, attr);
+    }
+}
+
+/// A `KeyValue` message as field `tag`.
+fn key_value(out: &mut Vec<u8>, tag: u32, (key, value): &Attr) {
+    length_prefix(out, tag, key_value_len(key, value));
+    length_delimited(out, 1, key.as_bytes());
+    length_prefix(out, 2, any_value_len(value));
+    match value {
+        Value::Str(text) => length_delimited(out, 1, text.as_bytes()),
+        Value::Bool(flag) => {
+            encode_key(2, WireType::Varint, out);
+            encode_varint(u64::from(*flag), out);
+        }
+        Value::Int(number) => {
+            encode_key(3, WireType::Varint, out);
+            // int64 is written as its two's complement, as prost does.
+            encode_varint(*number as u64, out);
+        }
+    }
+}
+
+/// The length of a `KeyValue` body.
+fn key_value_len(key: &str, value: &Value) -> usize {
+    field_len(key.len()) + field_len(any_value_len(value))
+}
+
+/// The length of an `AnyValue` body (its one `value` field, always written).
+fn any_value_len(value: &Value) -> usize {
+    match value {
+        Value::Str(text) => field_len(text.len()),
+        Value::Bool(_) => 2,
+        Value::Int(number) => 1 + encoded_len_varint(*number as u64),
+    }
+}
+
+/// The length of a length-delimited field of `len` bytes (tags below 16 take one byte).
+fn field_len(len: usize) -> usize {
+    1 + encoded_len_varint(len as u64) + len
+}
+
+fn length_prefix(out: &mut Vec<u8>, tag: u32, len: usize) {
+    encode_key(tag, WireType::LengthDelimited, out);
+    encode_varint(len as u64, out);
+}
+
+fn length_delimited(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
+    length_prefix(out, tag, bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+fn fixed64(out: &mut Vec<u8>, tag: u32, value: u64) {
+    encode_key(tag, WireType::SixtyFourBit, out);
+    out.extend_from_slice(&value.to_le_bytes());
 }
 
 /// Nanoseconds since the Unix epoch (0 before it, saturated after 2554).
@@ -167,70 +295,4 @@ fn unix_nanos(at: SystemTime) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::HashSet;
-
-    use prost::Message as _;
-
-    use super::*;
-    use crate::spans::request_trees;
-
-    fn encoded_spans() -> Vec<Span> {
-        let trace: nettrace_model::HttpTrace =
-            serde_json::from_str(crate::tests_support::ONE_REQUEST).expect("trace");
-        let mut ids = Ids::new();
-        let mut spans = Vec::new();
-        let mut count = 0;
-        for tree in request_trees(&trace) {
-            count += append_tree(&mut ids, tree, &mut spans);
-        }
-        assert_eq!(count as usize, spans.len());
-        spans
-    }
-
-    #[test]
-    fn every_span_has_its_trees_trace_id_and_a_known_parent() {
-        let spans = encoded_spans();
-        assert!(spans.len() > 3, "{}", spans.len());
-        let ids: HashSet<&[u8]> = spans.iter().map(|s| s.span_id.as_slice()).collect();
-        assert_eq!(ids.len(), spans.len(), "span IDs are unique");
-        for span in &spans {
-            assert_eq!(span.trace_id.len(), 16);
-            assert_eq!(span.span_id.len(), 8);
-            assert!(span.end_time_unix_nano >= span.start_time_unix_nano);
-            if span.parent_span_id.is_empty() {
-                assert_eq!(span.kind, SpanKind::Client as i32, "{}", span.name);
-                continue;
-            }
-            let parent = spans
-                .iter()
-                .find(|p| p.span_id == span.parent_span_id)
-                .expect("the parent is exported too");
-            assert_eq!(parent.trace_id, span.trace_id, "{}", span.name);
-            // Parents come first, so a collector that reads in order knows them.
-            let at = |s: &Span| spans.iter().position(|x| x.span_id == s.span_id);
-            assert!(at(parent) < at(span));
-        }
-    }
-
-    #[test]
-    fn a_request_reads_back_as_the_same_spans() {
-        let spans = encoded_spans();
-        let request = request(
-            &resource("probe", "host-1", Some("device-7")),
-            spans.clone(),
-        );
-        let bytes = request.encode_to_vec();
-        let back = ExportTraceServiceRequest::decode(bytes.as_slice()).expect("decodes");
-        assert_eq!(back, request);
-        let resource_attrs: Vec<&str> = back.resource_spans[0]
-            .resource
-            .as_ref()
-            .map(|r| r.attributes.iter().map(|a| a.key.as_str()).collect())
-            .unwrap_or_default();
-        for key in ["service.name", "host.name", "device.id"] {
-            assert!(resource_attrs.contains(&key), "{resource_attrs:?}");
-        }
-        assert_eq!(back.resource_spans[0].scope_spans[0].spans, spans);
-    }
-}
+mod tests;

@@ -4,7 +4,7 @@
 //! Export never blocks the traced requests: [`OtlpExporter::export`] only queues a copy of
 //! the trace (a bounded queue: when it is full the trace is dropped and counted). Everything
 //! else happens on the exporter's own thread, `nettrace-otlp`: it builds the span trees,
-//! encodes them as OTLP messages directly ([`crate::encode`], no SDK span objects), and sends
+//! writes them as OTLP protobuf directly ([`crate::encode`], no message objects), and sends
 //! them in batches of up to [`OtlpConfig::max_batch_spans`] spans, or whatever is pending
 //! 200 ms after the oldest, each batch retried with backoff (3 retries, 100 to 400 ms).
 //! Between bursts the thread naps for 5 ms instead of waiting on the queue, so that a busy
@@ -23,15 +23,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use nettrace_model::HttpTrace;
-use opentelemetry_proto::tonic::{resource::v1::Resource, trace::v1::Span};
-
 use crate::{
     Protocol,
-    encode::{self, Ids},
+    encode::{Envelope, Ids, SpanBuffer},
     spans::request_trees,
     transport::Transport,
 };
+use nettrace_model::HttpTrace;
 
 /// How long spans wait for more to fill their batch.
 const BATCH_DELAY: Duration = Duration::from_millis(200);
@@ -178,7 +176,7 @@ impl OtlpExporter {
             .protocol
             .traces_url(&config.endpoint)
             .map_err(|reason| setup(&config.endpoint, reason))?;
-        let resource = encode::resource(
+        let envelope = Envelope::new(
             &config.service_name,
             &config.host_name.clone().unwrap_or_else(host_name),
             config.device_id.as_deref(),
@@ -188,7 +186,7 @@ impl OtlpExporter {
         let (ready, built) = mpsc::sync_channel(1);
         let worker = Worker {
             queue,
-            resource,
+            envelope,
             stats: stats.clone(),
             batch_spans: config.max_batch_spans.max(1),
         };
@@ -304,7 +302,7 @@ impl Drop for OtlpExporter {
 /// The exporter's thread: builds and encodes the spans of queued traces, and sends them.
 struct Worker {
     queue: Receiver<Job>,
-    resource: Resource,
+    envelope: Envelope,
     stats: Arc<Stats>,
     batch_spans: usize,
 }
@@ -312,7 +310,7 @@ struct Worker {
 impl Worker {
     fn run(self, mut transport: Transport) {
         let mut ids = Ids::new();
-        let mut batch: Vec<Span> = Vec::new();
+        let mut batch = SpanBuffer::default();
         // When the oldest span of the batch was queued.
         let mut oldest: Option<Instant> = None;
         let mut busy = false;
@@ -353,7 +351,7 @@ impl Worker {
                     let mut spans = 0;
                     oldest.get_or_insert_with(Instant::now);
                     for tree in request_trees(&trace) {
-                        spans += encode::append_tree(&mut ids, tree, &mut batch);
+                        spans += batch.append_tree(&mut ids, &tree);
                         // A trace of many requests (not streamed) fills several batches.
                         if batch.len() >= self.batch_spans {
                             self.send(&mut transport, &mut batch);
@@ -390,17 +388,15 @@ impl Worker {
     /// Sends the batch (emptied) in requests of at most `batch_spans` spans (a tree may be
     /// split: its spans carry their trace and parent IDs), counting what the collector
     /// accepted.
-    fn send(&self, transport: &mut Transport, batch: &mut Vec<Span>) {
+    fn send(&self, transport: &mut Transport, batch: &mut SpanBuffer) {
         while !batch.is_empty() {
-            let rest = batch.split_off(batch.len().min(self.batch_spans));
-            let spans = std::mem::replace(batch, rest);
-            self.send_request(transport, spans);
+            let (request, count) = batch.take_request(&self.envelope, self.batch_spans);
+            self.send_request(transport, request, count);
         }
     }
 
-    fn send_request(&self, transport: &mut Transport, spans: Vec<Span>) {
-        let count = spans.len() as u64;
-        match transport.send(encode::request(&self.resource, spans)) {
+    fn send_request(&self, transport: &mut Transport, request: Vec<u8>, count: u64) {
+        match transport.send(request.into()) {
             Ok(rejected) => {
                 self.stats
                     .exported

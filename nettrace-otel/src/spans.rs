@@ -77,7 +77,7 @@ pub struct SpanNode {
 }
 
 impl SpanNode {
-    fn new(name: &str, start: SystemTime, end: SystemTime) -> Self {
+    pub(crate) fn new(name: &str, start: SystemTime, end: SystemTime) -> Self {
         Self {
             name: name.to_owned(),
             client: false,

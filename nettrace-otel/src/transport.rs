@@ -6,12 +6,16 @@
 //! dropped inside an async runtime, which the caller's thread may be.
 use std::time::Duration;
 
-use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse, trace_service_client::TraceServiceClient,
-};
+use bytes::{BufMut as _, Bytes};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message as _;
-use tonic::{Code, transport::Channel};
+use tonic::{
+    Code, Status,
+    client::Grpc,
+    codec::{Codec, EncodeBuf, Encoder},
+    transport::Channel,
+};
+use tonic_prost::ProstDecoder;
 
 use crate::Protocol;
 
@@ -30,7 +34,7 @@ pub(crate) enum Transport {
     /// OTLP/gRPC; the runtime runs the channel's worker and each call.
     Grpc {
         runtime: tokio::runtime::Runtime,
-        client: TraceServiceClient<Channel>,
+        client: Grpc<Channel>,
     },
 }
 
@@ -69,31 +73,23 @@ impl Transport {
                 };
                 Ok(Self::Grpc {
                     runtime,
-                    client: TraceServiceClient::new(channel),
+                    client: Grpc::new(channel),
                 })
             }
         }
     }
 
-    /// Sends `request`, retrying what a retry can mend; the number of spans the collector
-    /// rejected (its partial success), or the last attempt's error.
-    pub(crate) fn send(&mut self, request: ExportTraceServiceRequest) -> Result<u64, String> {
-        let body = match self {
-            Self::Http { .. } => Some(Bytes::from(request.encode_to_vec())),
-            Self::Grpc { .. } => None,
-        };
+    /// Sends `request` (an encoded `ExportTraceServiceRequest`), retrying what a retry can
+    /// mend; the number of spans the collector rejected (its partial success), or the last
+    /// attempt's error.
+    pub(crate) fn send(&mut self, request: Bytes) -> Result<u64, String> {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 0;
         loop {
-            let result = match (&mut *self, &body) {
-                (Self::Http { client, url }, Some(body)) => post(client, url, body.clone()),
-                (Self::Grpc { runtime, client }, _) => {
-                    runtime.block_on(call(client, request.clone()))
-                }
-                (Self::Http { .. }, None) => Err(Failure {
-                    retry: false,
-                    reason: "no body".to_owned(),
-                }),
+            // Each attempt shares the bytes (a reference count, no copy).
+            let result = match self {
+                Self::Http { client, url } => post(client, url, request.clone()),
+                Self::Grpc { runtime, client } => runtime.block_on(call(client, request.clone())),
             };
             match result {
                 Ok(rejected) => return Ok(rejected),
@@ -138,12 +134,25 @@ fn post(client: &reqwest::blocking::Client, url: &str, body: Bytes) -> Result<u6
     Ok(rejected(ExportTraceServiceResponse::decode(body).ok()))
 }
 
+/// The gRPC method of OTLP trace export.
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
 /// One OTLP/gRPC attempt. Retried: the codes OTLP names retryable.
-async fn call(
-    client: &mut TraceServiceClient<Channel>,
-    request: ExportTraceServiceRequest,
-) -> Result<u64, Failure> {
-    match client.export(request).await {
+async fn call(client: &mut Grpc<Channel>, request: Bytes) -> Result<u64, Failure> {
+    let exported = async {
+        client
+            .ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
+        client
+            .unary(
+                tonic::Request::new(request),
+                http::uri::PathAndQuery::from_static(EXPORT_PATH),
+                PreEncoded,
+            )
+            .await
+    };
+    match exported.await {
         Ok(response) => Ok(rejected(Some(response.into_inner()))),
         Err(status) => Err(Failure {
             retry: matches!(
@@ -158,6 +167,36 @@ async fn call(
             ),
             reason: format!("gRPC {:?}: {}", status.code(), status.message()),
         }),
+    }
+}
+
+/// A gRPC codec whose requests are already encoded (by [`crate::encode`]); the replies
+/// are decoded with prost.
+#[derive(Clone, Copy, Debug, Default)]
+struct PreEncoded;
+
+impl Codec for PreEncoded {
+    type Encode = Bytes;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = Self;
+    type Decoder = ProstDecoder<ExportTraceServiceResponse>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        Self
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstDecoder::default()
+    }
+}
+
+impl Encoder for PreEncoded {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
     }
 }
 

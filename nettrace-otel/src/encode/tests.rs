@@ -1,0 +1,251 @@
+//! The written bytes decode, with opentelemetry-proto's generated types, to the messages a
+//! plain message-object encoder (kept here as the reference) builds from the same trees.
+use std::{
+    collections::HashSet,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::ExportTraceServiceRequest,
+    common::v1::{AnyValue, KeyValue, any_value},
+    trace::v1::{
+        Span, Status,
+        span::{Event, SpanKind},
+        status::StatusCode,
+    },
+};
+use prost::Message as _;
+use rand::{SeedableRng as _, rngs::SmallRng};
+
+use super::*;
+use crate::spans::{SpanEvent, request_trees};
+
+fn ids(seed: u64) -> Ids {
+    Ids(SmallRng::seed_from_u64(seed))
+}
+
+fn one_request_trees() -> Vec<SpanNode> {
+    let trace: nettrace_model::HttpTrace =
+        serde_json::from_str(crate::tests_support::ONE_REQUEST).expect("trace");
+    request_trees(&trace)
+}
+
+/// A tree with what the fixture lacks: an error, negative and large integers, booleans,
+/// empty and non-ASCII strings, a string long enough for a two-byte length, an event
+/// without attributes, a time before the epoch.
+fn odd_tree() -> SpanNode {
+    let at = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
+    let mut child = SpanNode::new("", UNIX_EPOCH - Duration::from_secs(1), at);
+    child.error = Some("connect: Verbindung abgelehnt (é)".to_owned());
+    child.attrs = vec![
+        ("n.neg", Value::Int(-1)),
+        ("n.max", Value::Int(i64::MAX)),
+        ("n.zero", Value::Int(0)),
+        ("b.true", Value::Bool(true)),
+        ("b.false", Value::Bool(false)),
+        ("s.empty", Value::Str(String::new())),
+    ];
+    let mut root = SpanNode::new(&"x".repeat(300), at, at + Duration::from_millis(5));
+    root.client = true;
+    root.attrs = vec![("url.full", Value::Str("https://é.test/".repeat(20)))];
+    root.events = vec![
+        SpanEvent {
+            name: "read".to_owned(),
+            at,
+            attrs: vec![("bytes", Value::Int(4096))],
+        },
+        SpanEvent {
+            name: String::new(),
+            at,
+            attrs: Vec::new(),
+        },
+    ];
+    root.error = Some(String::new());
+    root.children = vec![child];
+    root
+}
+
+/// The reference: message objects, as a general protobuf encoder would be given them.
+fn reference_spans(ids: &mut Ids, trees: &[SpanNode]) -> Vec<Span> {
+    let mut out = Vec::new();
+    for tree in trees {
+        let trace_id = ids.trace_id();
+        reference_append(ids, tree, &trace_id, Vec::new(), &mut out);
+    }
+    out
+}
+
+fn reference_append(
+    ids: &mut Ids,
+    node: &SpanNode,
+    trace_id: &[u8; 16],
+    parent_span_id: Vec<u8>,
+    out: &mut Vec<Span>,
+) {
+    let span_id = ids.span_id().to_vec();
+    let kind = if node.client {
+        SpanKind::Client
+    } else {
+        SpanKind::Internal
+    };
+    out.push(Span {
+        trace_id: trace_id.to_vec(),
+        span_id: span_id.clone(),
+        parent_span_id,
+        flags: SPAN_FLAGS,
+        name: node.name.clone(),
+        kind: kind as i32,
+        start_time_unix_nano: unix_nanos(node.start),
+        end_time_unix_nano: unix_nanos(node.end),
+        attributes: reference_key_values(&node.attrs),
+        events: node
+            .events
+            .iter()
+            .map(|event| Event {
+                time_unix_nano: unix_nanos(event.at),
+                name: event.name.clone(),
+                attributes: reference_key_values(&event.attrs),
+                dropped_attributes_count: 0,
+            })
+            .collect(),
+        status: node.error.as_ref().map(|message| Status {
+            message: message.clone(),
+            code: StatusCode::Error as i32,
+        }),
+        ..Span::default()
+    });
+    for child in &node.children {
+        reference_append(ids, child, trace_id, span_id.clone(), out);
+    }
+}
+
+fn reference_key_values(attrs: &[Attr]) -> Vec<KeyValue> {
+    attrs
+        .iter()
+        .map(|(key, value)| KeyValue {
+            key: (*key).to_owned(),
+            value: Some(AnyValue {
+                value: Some(match value {
+                    Value::Str(v) => any_value::Value::StringValue(v.clone()),
+                    Value::Int(v) => any_value::Value::IntValue(*v),
+                    Value::Bool(v) => any_value::Value::BoolValue(*v),
+                }),
+            }),
+            ..KeyValue::default()
+        })
+        .collect()
+}
+
+fn written(seed: u64, trees: &[SpanNode]) -> (SpanBuffer, u64) {
+    let mut ids = ids(seed);
+    let mut buffer = SpanBuffer::default();
+    let count = trees
+        .iter()
+        .map(|tree| buffer.append_tree(&mut ids, tree))
+        .sum();
+    (buffer, count)
+}
+
+fn decode(bytes: &[u8]) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest::decode(bytes).expect("the request decodes")
+}
+
+fn spans_of(request: &ExportTraceServiceRequest) -> &[Span] {
+    &request.resource_spans[0].scope_spans[0].spans
+}
+
+fn envelope() -> Envelope {
+    Envelope::new("probe", "host-1", Some("device-7"))
+}
+
+#[test]
+fn written_spans_decode_as_the_reference_messages() {
+    let mut trees = one_request_trees();
+    trees.push(odd_tree());
+    let (mut buffer, count) = written(7, &trees);
+    let expected = reference_spans(&mut ids(7), &trees);
+    assert_eq!(count as usize, expected.len());
+    assert_eq!(buffer.len(), expected.len());
+    let (bytes, taken) = buffer.take_request(&envelope(), usize::MAX);
+    assert_eq!(taken, count);
+    assert!(buffer.is_empty());
+    let request = decode(&bytes);
+    assert_eq!(spans_of(&request), expected.as_slice());
+}
+
+#[test]
+fn every_span_has_its_trees_trace_id_and_a_known_parent() {
+    let (mut buffer, _) = written(1, &one_request_trees());
+    let request = decode(&buffer.take_request(&envelope(), usize::MAX).0);
+    let spans = spans_of(&request);
+    assert!(spans.len() > 3, "{}", spans.len());
+    let ids: HashSet<&[u8]> = spans.iter().map(|s| s.span_id.as_slice()).collect();
+    assert_eq!(ids.len(), spans.len(), "span IDs are unique");
+    for span in spans {
+        assert_eq!(span.trace_id.len(), 16);
+        assert_eq!(span.span_id.len(), 8);
+        assert!(span.end_time_unix_nano >= span.start_time_unix_nano);
+        if span.parent_span_id.is_empty() {
+            assert_eq!(span.kind, SpanKind::Client as i32, "{}", span.name);
+            continue;
+        }
+        let parent = spans
+            .iter()
+            .find(|p| p.span_id == span.parent_span_id)
+            .expect("the parent is exported too");
+        assert_eq!(parent.trace_id, span.trace_id, "{}", span.name);
+        // Parents come first, so a collector that reads in order knows them.
+        let at = |s: &Span| spans.iter().position(|x| x.span_id == s.span_id);
+        assert!(at(parent) < at(span));
+    }
+}
+
+#[test]
+fn requests_take_at_most_their_bound_in_order_and_carry_the_resource() {
+    let trees = one_request_trees();
+    let (mut buffer, count) = written(3, &trees);
+    let expected = reference_spans(&mut ids(3), &trees);
+    let mut received = Vec::new();
+    let mut requests = 0;
+    while !buffer.is_empty() && requests < 100 {
+        let (bytes, taken) = buffer.take_request(&envelope(), 2);
+        requests += 1;
+        let request = decode(&bytes);
+        assert_eq!(spans_of(&request).len() as u64, taken);
+        assert!(taken <= 2 && taken > 0);
+        let keys: Vec<&str> = request.resource_spans[0]
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.iter().map(|a| a.key.as_str()).collect())
+            .unwrap_or_default();
+        for key in [
+            "service.name",
+            "host.name",
+            "device.id",
+            "telemetry.sdk.name",
+        ] {
+            assert!(keys.contains(&key), "{keys:?}");
+        }
+        let scope = request.resource_spans[0].scope_spans[0].scope.as_ref();
+        assert_eq!(scope.map(|s| s.name.as_str()), Some("nettrace"));
+        received.extend_from_slice(spans_of(&request));
+    }
+    assert_eq!(requests as u64, count.div_ceil(2));
+    assert_eq!(received, expected);
+}
+
+#[test]
+fn an_empty_buffer_gives_an_empty_request() {
+    let (bytes, taken) = SpanBuffer::default().take_request(&envelope(), 10);
+    assert_eq!(taken, 0);
+    assert!(spans_of(&decode(&bytes)).is_empty());
+}
+
+#[test]
+fn times_before_the_epoch_are_zero() {
+    assert_eq!(unix_nanos(UNIX_EPOCH - Duration::from_secs(1)), 0);
+    assert_eq!(
+        unix_nanos(SystemTime::UNIX_EPOCH + Duration::from_nanos(5)),
+        5
+    );
+}
