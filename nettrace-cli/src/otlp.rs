@@ -4,10 +4,19 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use nettrace::model::HttpTrace;
-use nettrace_otel::{OtlpConfig, OtlpExporter, Protocol};
+use nettrace_otel::{OtlpConfig, OtlpExporter, Protocol, parse_key_values};
 
-/// The environment variable OpenTelemetry's SDKs read the protocol from.
+/// The environment variables of OpenTelemetry's SDKs that `--otlp` reads (the general ones;
+/// the traces-only headers variable wins over the general one).
 const PROTOCOL_ENV: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+const SERVICE_NAME_ENV: &str = "OTEL_SERVICE_NAME";
+const RESOURCE_ENV: &str = "OTEL_RESOURCE_ATTRIBUTES";
+const HEADERS_ENVS: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+];
+/// The `service.name` when neither the flag nor the environment names one.
+const DEFAULT_SERVICE_NAME: &str = "nettrace";
 
 /// Where spans go.
 #[derive(Args, Clone, Debug, Default)]
@@ -22,14 +31,12 @@ pub(crate) struct OtlpArgs {
     /// http/protobuf].
     #[arg(long, value_name = "PROTOCOL", requires = "otlp")]
     pub(crate) otlp_protocol: Option<Protocol>,
-    /// The `service.name` of the exported spans.
-    #[arg(
-        long,
-        value_name = "NAME",
-        default_value = "nettrace",
-        requires = "otlp"
-    )]
-    pub(crate) otlp_service_name: String,
+    /// The `service.name` of the exported spans [default: $OTEL_SERVICE_NAME, else
+    /// service.name in $OTEL_RESOURCE_ATTRIBUTES, else nettrace]. More resource attributes
+    /// come from $OTEL_RESOURCE_ATTRIBUTES, headers (e.g. an API key) from
+    /// $OTEL_EXPORTER_OTLP_TRACES_HEADERS or $OTEL_EXPORTER_OTLP_HEADERS (key=value,...).
+    #[arg(long, value_name = "NAME", requires = "otlp")]
+    pub(crate) otlp_service_name: Option<String>,
     /// A device or session identifier, exported as the `device.id` resource attribute.
     #[arg(long, value_name = "ID", requires = "otlp")]
     pub(crate) otlp_device_id: Option<String>,
@@ -38,20 +45,53 @@ pub(crate) struct OtlpArgs {
 impl OtlpArgs {
     /// The exporter, with `--otlp`.
     pub(crate) fn exporter(&self) -> Result<Option<OtlpExporter>> {
+        let Some(config) = self.config(|name| std::env::var(name).ok())? else {
+            return Ok(None);
+        };
+        OtlpExporter::new(&config).map(Some).context("--otlp")
+    }
+
+    /// The exporter's configuration, with `--otlp`: the flags, then what `env` (the
+    /// process environment) gives.
+    fn config(&self, env: impl Fn(&str) -> Option<String>) -> Result<Option<OtlpConfig>> {
         let Some(endpoint) = &self.otlp else {
             return Ok(None);
         };
+        // Set but blank counts as unset, as the SDKs do.
+        let env = |name: &str| env(name).filter(|value| !value.trim().is_empty());
         let mut config = OtlpConfig::new(endpoint.clone());
-        config.protocol = match (self.otlp_protocol, std::env::var(PROTOCOL_ENV)) {
+        config.protocol = match (self.otlp_protocol, env(PROTOCOL_ENV)) {
             (Some(protocol), _) => protocol,
-            (None, Ok(name)) if !name.trim().is_empty() => name
+            (None, Some(name)) => name
                 .parse()
                 .map_err(|e| anyhow::anyhow!("{PROTOCOL_ENV}: {e}"))?,
-            (None, _) => Protocol::default(),
+            (None, None) => Protocol::default(),
         };
-        config.service_name.clone_from(&self.otlp_service_name);
+        if let Some(list) = env(RESOURCE_ENV) {
+            config.resource_attributes =
+                parse_key_values(&list).map_err(|e| anyhow::anyhow!("{RESOURCE_ENV}: {e}"))?;
+        }
+        if let Some((name, list)) = HEADERS_ENVS
+            .iter()
+            .find_map(|name| env(name).map(|list| (name, list)))
+        {
+            // The error names the entry, never a value (it may be a credential).
+            config.headers = parse_key_values(&list).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        }
+        config.service_name = self
+            .otlp_service_name
+            .clone()
+            .or_else(|| env(SERVICE_NAME_ENV))
+            .or_else(|| {
+                config
+                    .resource_attributes
+                    .iter()
+                    .find(|(key, _)| key == "service.name")
+                    .map(|(_, value)| value.clone())
+            })
+            .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_owned());
         config.device_id.clone_from(&self.otlp_device_id);
-        OtlpExporter::new(&config).map(Some).context("--otlp")
+        Ok(Some(config))
     }
 }
 
@@ -78,5 +118,79 @@ pub(crate) fn finish(exporter: Option<OtlpExporter>, program: &str) -> bool {
             eprintln!("{program}: {error}");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(service_name: Option<&str>) -> OtlpArgs {
+        OtlpArgs {
+            otlp: Some("http://127.0.0.1:4318".to_owned()),
+            otlp_service_name: service_name.map(str::to_owned),
+            ..OtlpArgs::default()
+        }
+    }
+
+    fn config(args: &OtlpArgs, vars: &[(&str, &str)]) -> Result<OtlpConfig> {
+        let env = |name: &str| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        };
+        args.config(env)?.context("--otlp was given")
+    }
+
+    #[test]
+    fn the_service_name_comes_from_the_flag_then_the_environment() {
+        let resource = ("OTEL_RESOURCE_ATTRIBUTES", "service.name=res,team=net");
+        let named = ("OTEL_SERVICE_NAME", "svc");
+        let name = |args: &OtlpArgs, vars: &[(&str, &str)]| {
+            config(args, vars)
+                .map(|c| c.service_name)
+                .unwrap_or_default()
+        };
+        assert_eq!(name(&args(Some("flag")), &[named, resource]), "flag");
+        assert_eq!(name(&args(None), &[named, resource]), "svc");
+        assert_eq!(name(&args(None), &[resource]), "res");
+        assert_eq!(name(&args(None), &[("OTEL_SERVICE_NAME", " ")]), "nettrace");
+        let attrs = config(&args(None), &[resource])
+            .map(|c| c.resource_attributes)
+            .unwrap_or_default();
+        assert!(
+            attrs.contains(&("team".to_owned(), "net".to_owned())),
+            "{attrs:?}"
+        );
+    }
+
+    #[test]
+    fn traces_headers_win_over_general_ones_and_errors_hide_values() {
+        let general = ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=general");
+        let traces = ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "api-key=traces%3D1");
+        let headers = |vars: &[(&str, &str)]| {
+            config(&args(None), vars)
+                .map(|c| c.headers)
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            headers(&[general, traces]),
+            [("api-key".to_owned(), "traces=1".to_owned())]
+        );
+        assert_eq!(
+            headers(&[general]),
+            [("api-key".to_owned(), "general".to_owned())]
+        );
+        let error = config(
+            &args(None),
+            &[("OTEL_EXPORTER_OTLP_HEADERS", "ok=1,s3cr3t")],
+        )
+        .map(|_| ())
+        .unwrap_err();
+        let text = format!("{error:#}");
+        assert!(
+            text.contains("OTEL_EXPORTER_OTLP_HEADERS") && !text.contains("s3cr3t"),
+            "{text}"
+        );
     }
 }

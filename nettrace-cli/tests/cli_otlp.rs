@@ -400,7 +400,18 @@ async fn spans_reach_the_collector_over_grpc_by_flag_or_environment() {
     by_flag.extend(["--otlp-protocol".to_owned(), "grpc".to_owned()]);
     let out = nettrace(by_flag).await;
     assert_eq!(out.code, Some(0), "{out:?}");
-    let out = nettrace_with_env(args("/?by=env"), &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).await;
+    // The SDKs' environment: protocol, service name, more resource attributes, and a
+    // header sent as gRPC metadata.
+    let env = [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_SERVICE_NAME", "from-env"),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment=ci%20run",
+        ),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=t1"),
+    ];
+    let out = nettrace_with_env(args("/?by=env"), &env).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     let (by_flag, by_env) = (server.url("/?by=flag"), server.url("/?by=env"));
     let (spans, log) = tokio::task::spawn_blocking(move || {
@@ -426,6 +437,8 @@ async fn spans_reach_the_collector_over_grpc_by_flag_or_environment() {
             "{log}"
         );
     }
+    assert!(log.contains("service.name: Str(from-env)"), "{log}");
+    assert!(log.contains("deployment.environment: Str(ci run)"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

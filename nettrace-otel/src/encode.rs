@@ -13,10 +13,7 @@ use opentelemetry_proto::tonic::{
     common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value},
     resource::v1::Resource,
 };
-use prost::{
-    Message as _,
-    encoding::{WireType, encode_key, encode_varint, encoded_len_varint},
-};
+use prost::{Message as _, encoding::encoded_len_varint};
 use rand::{Rng as _, SeedableRng as _, rngs::SmallRng};
 
 use crate::spans::{Attr, SpanEvent, SpanNode, Value};
@@ -25,8 +22,8 @@ use crate::spans::{Attr, SpanEvent, SpanNode, Value};
 /// an SDK sets on the spans it records.
 const SPAN_FLAGS: u32 = 0x01 | 0x100;
 /// `Span.kind`: internal (a phase) and client (a request).
-const KIND_INTERNAL: u64 = 1;
-const KIND_CLIENT: u64 = 3;
+const KIND_INTERNAL: u8 = 1;
+const KIND_CLIENT: u8 = 3;
 /// `Status.code`: error.
 const STATUS_ERROR: u64 = 2;
 
@@ -127,12 +124,23 @@ pub(crate) struct Envelope {
 }
 
 impl Envelope {
-    /// The resource `service.name`, `host.name`, `device.id` when set, and what wrote the
-    /// spans (`telemetry.sdk.*`: nettrace itself, not an SDK); the scope `nettrace`.
-    pub(crate) fn new(service_name: &str, host_name: &str, device_id: Option<&str>) -> Self {
+    /// The resource `service.name`, `host.name`, `device.id` when set, the `extra`
+    /// attributes whose keys those do not take, and what wrote the spans
+    /// (`telemetry.sdk.*`: nettrace itself, not an SDK); the scope `nettrace`.
+    pub(crate) fn new(
+        service_name: &str,
+        host_name: &str,
+        device_id: Option<&str>,
+        extra: &[(String, String)],
+    ) -> Self {
         let mut attrs = vec![("service.name", service_name), ("host.name", host_name)];
         if let Some(device) = device_id {
             attrs.push(("device.id", device));
+        }
+        for (key, value) in extra {
+            if !attrs.iter().any(|(taken, _)| taken == key) {
+                attrs.push((key.as_str(), value.as_str()));
+            }
         }
         attrs.extend([
             ("telemetry.sdk.name", "nettrace"),
@@ -192,15 +200,12 @@ fn write_span(
         length_delimited(out, 4, parent);
     }
     length_delimited(out, 5, node.name.as_bytes());
-    encode_key(6, WireType::Varint, out);
-    encode_varint(
-        if node.client {
-            KIND_CLIENT
-        } else {
-            KIND_INTERNAL
-        },
-        out,
-    );
+    key(out, 6, VARINT);
+    out.push(if node.client {
+        KIND_CLIENT
+    } else {
+        KIND_INTERNAL
+    });
     fixed64(out, 7, unix_nanos(node.start));
     fixed64(out, 8, unix_nanos(node.end));
     for attr in &node.attrs {
@@ -213,10 +218,11 @@ fn write_span(
         let status = field_len(message.len()) + 2;
         length_prefix(out, 15, status);
         length_delimited(out, 2, message.as_bytes());
-        encode_key(3, WireType::Varint, out);
-        encode_varint(STATUS_ERROR, out);
+        key(out, 3, VARINT);
+        varint(out, STATUS_ERROR);
     }
-    encode_key(16, WireType::ThirtyTwoBit, out);
+    // Field 16 takes a two-byte key.
+    varint(out, u64::from(16 << 3 | FIXED32));
     out.extend_from_slice(&SPAN_FLAGS.to_le_bytes());
 }
 
@@ -236,20 +242,20 @@ fn write_event(out: &mut Vec<u8>, event: &SpanEvent) {
 }
 
 /// A `KeyValue` message as field `tag`.
-fn key_value(out: &mut Vec<u8>, tag: u32, (key, value): &Attr) {
-    length_prefix(out, tag, key_value_len(key, value));
-    length_delimited(out, 1, key.as_bytes());
+fn key_value(out: &mut Vec<u8>, tag: u8, (name, value): &Attr) {
+    length_prefix(out, tag, key_value_len(name, value));
+    length_delimited(out, 1, name.as_bytes());
     length_prefix(out, 2, any_value_len(value));
     match value {
         Value::Str(text) => length_delimited(out, 1, text.as_bytes()),
         Value::Bool(flag) => {
-            encode_key(2, WireType::Varint, out);
-            encode_varint(u64::from(*flag), out);
+            key(out, 2, VARINT);
+            out.push(u8::from(*flag));
         }
         Value::Int(number) => {
-            encode_key(3, WireType::Varint, out);
+            key(out, 3, VARINT);
             // int64 is written as its two's complement, as prost does.
-            encode_varint(*number as u64, out);
+            varint(out, *number as u64);
         }
     }
 }
@@ -273,18 +279,39 @@ fn field_len(len: usize) -> usize {
     1 + encoded_len_varint(len as u64) + len
 }
 
-fn length_prefix(out: &mut Vec<u8>, tag: u32, len: usize) {
-    encode_key(tag, WireType::LengthDelimited, out);
-    encode_varint(len as u64, out);
+/// Wire types of protobuf field keys.
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LENGTH_DELIMITED: u8 = 2;
+const FIXED32: u8 = 5;
+
+/// The key of field `tag` (below 16, so one byte).
+fn key(out: &mut Vec<u8>, tag: u8, wire_type: u8) {
+    debug_assert!(tag < 16);
+    out.push(tag << 3 | wire_type);
 }
 
-fn length_delimited(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
+/// A base-128 varint (what prost's generic writer does, without its per-byte buffer checks).
+fn varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn length_prefix(out: &mut Vec<u8>, tag: u8, len: usize) {
+    key(out, tag, LENGTH_DELIMITED);
+    varint(out, len as u64);
+}
+
+fn length_delimited(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     length_prefix(out, tag, bytes.len());
     out.extend_from_slice(bytes);
 }
 
-fn fixed64(out: &mut Vec<u8>, tag: u32, value: u64) {
-    encode_key(tag, WireType::SixtyFourBit, out);
+fn fixed64(out: &mut Vec<u8>, tag: u8, value: u64) {
+    key(out, tag, FIXED64);
     out.extend_from_slice(&value.to_le_bytes());
 }
 

@@ -37,7 +37,7 @@ const BATCH_DELAY: Duration = Duration::from_millis(200);
 const NAP: Duration = Duration::from_millis(5);
 
 /// Where and as what traces are exported.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct OtlpConfig {
     /// The collector's OTLP endpoint: for HTTP e.g. `http://127.0.0.1:4318` (`/v1/traces`
     /// is added when the URL has no path), for gRPC e.g. `http://127.0.0.1:4317`.
@@ -50,6 +50,14 @@ pub struct OtlpConfig {
     pub device_id: Option<String>,
     /// `host.name`; `None` reads the system's host name.
     pub host_name: Option<String>,
+    /// More resource attributes (string values), e.g. from `OTEL_RESOURCE_ATTRIBUTES`
+    /// ([`crate::parse_key_values`]); `service_name`, `host_name` and `device_id` win over
+    /// entries of the same key.
+    pub resource_attributes: Vec<(String, String)>,
+    /// Headers (gRPC: metadata) sent with every export request, e.g. a collector's API key
+    /// from `OTEL_EXPORTER_OTLP_HEADERS`. Their values are never printed: `Debug` and errors
+    /// show the names only.
+    pub headers: Vec<(String, String)>,
     /// The most spans in one export request (default 512).
     pub max_batch_spans: usize,
     /// The most traces waiting for the exporter's thread (default 1,024); more are dropped
@@ -68,10 +76,31 @@ impl OtlpConfig {
             service_name: "nettrace".to_owned(),
             device_id: None,
             host_name: None,
+            resource_attributes: Vec::new(),
+            headers: Vec::new(),
             max_batch_spans: 512,
             max_pending_traces: 1_024,
             timeout: Duration::from_secs(5),
         }
+    }
+}
+
+impl fmt::Debug for OtlpConfig {
+    /// Everything but the headers' values, which may be credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header_names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("OtlpConfig")
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("service_name", &self.service_name)
+            .field("device_id", &self.device_id)
+            .field("host_name", &self.host_name)
+            .field("resource_attributes", &self.resource_attributes)
+            .field("header_names", &header_names)
+            .field("max_batch_spans", &self.max_batch_spans)
+            .field("max_pending_traces", &self.max_pending_traces)
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
@@ -180,6 +209,7 @@ impl OtlpExporter {
             &config.service_name,
             &config.host_name.clone().unwrap_or_else(host_name),
             config.device_id.as_deref(),
+            &config.resource_attributes,
         );
         let stats = Arc::new(Stats::default());
         let (jobs, queue) = mpsc::sync_channel::<Job>(config.max_pending_traces.max(1));
@@ -191,12 +221,13 @@ impl OtlpExporter {
             batch_spans: config.max_batch_spans.max(1),
         };
         let (protocol, url, timeout) = (config.protocol, endpoint.clone(), config.timeout);
+        let headers = config.headers.clone();
         let thread = std::thread::Builder::new()
             .name("nettrace-otlp".to_owned())
             .spawn(move || {
                 // The clients are made (and later dropped) here, never on the caller's
                 // thread, which may be inside an async runtime.
-                match Transport::new(protocol, &url, timeout) {
+                match Transport::new(protocol, &url, timeout, &headers) {
                     Ok(transport) => {
                         let _ = ready.send(Ok(()));
                         worker.run(transport);
@@ -429,6 +460,43 @@ fn host_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{otlp_sink, tests_support::one_request};
+
+    #[test]
+    fn headers_reach_the_collector_and_are_never_printed() {
+        let (url, seen) = otlp_sink::recording();
+        let mut config = OtlpConfig::new(url);
+        config.headers = vec![
+            ("Authorization".to_owned(), "Bearer s3cr3t-token".to_owned()),
+            ("x-tenant".to_owned(), "t1".to_owned()),
+        ];
+        assert!(!format!("{config:?}").contains("s3cr3t"), "{config:?}");
+        let exporter = OtlpExporter::new(&config).expect("exporter");
+        assert!(!format!("{exporter:?}").contains("s3cr3t"));
+        exporter.export(&one_request());
+        let report = exporter.finish().expect("delivered");
+        assert!(report.exported > 0, "{report}");
+        let seen = seen.lock().map(|lines| lines.clone()).unwrap_or_default();
+        assert!(
+            seen.contains(&"authorization: bearer s3cr3t-token".to_owned()),
+            "{seen:?}"
+        );
+        assert!(seen.contains(&"x-tenant: t1".to_owned()), "{seen:?}");
+    }
+
+    #[test]
+    fn an_invalid_header_fails_the_setup_without_showing_its_value() {
+        for protocol in [Protocol::HttpProtobuf, Protocol::Grpc] {
+            let mut config = OtlpConfig::new("http://127.0.0.1:9");
+            config.protocol = protocol;
+            config.headers = vec![("api-key".to_owned(), "s3cr3t\nInjected: 1".to_owned())];
+            let error = OtlpExporter::new(&config).expect_err("refused").to_string();
+            assert!(
+                error.contains("api-key") && !error.contains("s3cr3t"),
+                "{error}"
+            );
+        }
+    }
 
     #[test]
     fn an_unreachable_collector_is_a_clear_error() {
@@ -440,8 +508,7 @@ mod tests {
         let mut config = OtlpConfig::new(format!("http://127.0.0.1:{port}"));
         config.timeout = Duration::from_secs(2);
         let exporter = OtlpExporter::new(&config).expect("exporter");
-        let trace: HttpTrace =
-            serde_json::from_str(crate::tests_support::ONE_REQUEST).expect("trace");
+        let trace: HttpTrace = one_request();
         assert!(exporter.export(&trace), "queued");
         let error = exporter.finish().expect_err("unreachable");
         let text = error.to_string();
@@ -454,13 +521,12 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_traces_counts_them_and_fails_the_finish() {
-        let collector = crate::otlp_sink::held();
+        let collector = otlp_sink::held();
         let mut config = OtlpConfig::new(&collector.url);
         config.max_pending_traces = 1;
         config.max_batch_spans = 1;
         let exporter = OtlpExporter::new(&config).expect("exporter");
-        let trace: HttpTrace =
-            serde_json::from_str(crate::tests_support::ONE_REQUEST).expect("trace");
+        let trace: HttpTrace = one_request();
         assert!(exporter.export(&trace), "the first is taken by the thread");
         // The thread now waits for the collector's answer to the first batch.
         collector
@@ -481,13 +547,12 @@ mod tests {
 
     #[test]
     fn a_batch_never_passes_its_bound_even_within_one_trace() {
-        let collector = crate::otlp_sink::held();
+        let collector = otlp_sink::held();
         collector.release.send(()).expect("release");
         let mut config = OtlpConfig::new(&collector.url);
         config.max_batch_spans = 2;
         let exporter = OtlpExporter::new(&config).expect("exporter");
-        let trace: HttpTrace =
-            serde_json::from_str(crate::tests_support::ONE_REQUEST).expect("trace");
+        let trace: HttpTrace = one_request();
         assert!(exporter.export(&trace));
         let report = exporter.finish().expect("delivered");
         assert!(report.spans > 2, "{report}");
@@ -502,12 +567,11 @@ mod tests {
 
     #[test]
     fn dropping_an_unfinished_exporter_does_not_wait_for_the_collector() {
-        let collector = crate::otlp_sink::held();
+        let collector = otlp_sink::held();
         let mut config = OtlpConfig::new(&collector.url);
         config.max_batch_spans = 1;
         let exporter = OtlpExporter::new(&config).expect("exporter");
-        let trace: HttpTrace =
-            serde_json::from_str(crate::tests_support::ONE_REQUEST).expect("trace");
+        let trace: HttpTrace = one_request();
         assert!(exporter.export(&trace));
         collector
             .accepted
@@ -535,8 +599,7 @@ mod tests {
         config.timeout = Duration::from_secs(2);
         let exporter = OtlpExporter::new(&config).expect("exporter");
         assert_eq!(exporter.endpoint(), format!("http://127.0.0.1:{port}"));
-        let trace: HttpTrace =
-            serde_json::from_str(crate::tests_support::ONE_REQUEST).expect("trace");
+        let trace: HttpTrace = one_request();
         assert!(exporter.export(&trace), "queued");
         let text = exporter.finish().expect_err("unreachable").to_string();
         assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");

@@ -24,6 +24,7 @@
 
 mod encode;
 mod export;
+mod key_values;
 #[cfg(test)]
 mod otlp_sink;
 mod protocol;
@@ -33,4 +34,5 @@ mod tests_support;
 mod transport;
 
 pub use export::{ExportError, ExportReport, OtlpConfig, OtlpExporter};
+pub use key_values::parse_key_values;
 pub use protocol::Protocol;

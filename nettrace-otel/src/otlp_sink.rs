@@ -6,7 +6,7 @@ use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{TcpListener, TcpStream},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
         mpsc::{Receiver, SyncSender, sync_channel},
     },
@@ -27,7 +27,14 @@ pub(crate) struct HeldCollector {
 
 /// A collector that answers at once; its endpoint.
 pub(crate) fn start() -> String {
-    listen(None, Arc::default())
+    listen(None, Arc::default(), Arc::default())
+}
+
+/// A collector that answers at once and keeps the header lines of every request (lower
+/// case, as `name: value`); its endpoint and those lines.
+pub(crate) fn recording() -> (String, Arc<Mutex<Vec<String>>>) {
+    let headers = Arc::new(Mutex::new(Vec::new()));
+    (listen(None, Arc::default(), headers.clone()), headers)
 }
 
 /// A collector that holds its first connection (see [`HeldCollector`]).
@@ -35,7 +42,11 @@ pub(crate) fn held() -> HeldCollector {
     let (accepted_tx, accepted) = sync_channel(1);
     let (release, released) = sync_channel(1);
     let requests = Arc::new(AtomicUsize::new(0));
-    let url = listen(Some((accepted_tx, released)), requests.clone());
+    let url = listen(
+        Some((accepted_tx, released)),
+        requests.clone(),
+        Arc::default(),
+    );
     HeldCollector {
         url,
         accepted,
@@ -44,7 +55,11 @@ pub(crate) fn held() -> HeldCollector {
     }
 }
 
-fn listen(mut hold: Option<(SyncSender<()>, Receiver<()>)>, requests: Arc<AtomicUsize>) -> String {
+fn listen(
+    mut hold: Option<(SyncSender<()>, Receiver<()>)>,
+    requests: Arc<AtomicUsize>,
+    headers: Arc<Mutex<Vec<String>>>,
+) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("address"));
     std::thread::Builder::new()
@@ -55,10 +70,10 @@ fn listen(mut hold: Option<(SyncSender<()>, Receiver<()>)>, requests: Arc<Atomic
                     let _ = accepted.send(());
                     let _ = released.recv();
                 }
-                let requests = requests.clone();
+                let (requests, headers) = (requests.clone(), headers.clone());
                 let _ = std::thread::Builder::new()
                     .name("otlp-sink".to_owned())
-                    .spawn(move || serve(stream, &requests));
+                    .spawn(move || serve(stream, &requests, &headers));
             }
         })
         .expect("sink thread");
@@ -66,7 +81,7 @@ fn listen(mut hold: Option<(SyncSender<()>, Receiver<()>)>, requests: Arc<Atomic
 }
 
 /// Answers the requests of one connection until it closes.
-fn serve(stream: TcpStream, requests: &AtomicUsize) {
+fn serve(stream: TcpStream, requests: &AtomicUsize, headers: &Mutex<Vec<String>>) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
@@ -81,6 +96,9 @@ fn serve(stream: TcpStream, requests: &AtomicUsize) {
             }
             if line == "\r\n" {
                 break;
+            }
+            if let Ok(mut seen) = headers.lock() {
+                seen.push(line.trim_end().to_ascii_lowercase());
             }
             if let Some((name, value)) = line.split_once(':')
                 && name.eq_ignore_ascii_case("content-length")

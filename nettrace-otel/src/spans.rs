@@ -20,8 +20,9 @@
 //! recorder, `preciseUs`), whole milliseconds otherwise (Go's JSON, socket operations);
 //! absolute timestamps to the microsecond in phases (the model's unit), to the nanosecond in
 //! events.
-use std::{collections::HashSet, time::SystemTime};
+use std::time::SystemTime;
 
+use foldhash::HashSet;
 use nettrace_model::HttpTrace;
 
 use self::{

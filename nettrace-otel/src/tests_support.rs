@@ -53,3 +53,8 @@ pub(crate) const ONE_REQUEST: &str = r#"{
       "respStatusCode": 0, "RespContentLen": 0}
   ]
 }"#;
+
+/// [`ONE_REQUEST`], read.
+pub(crate) fn one_request() -> nettrace_model::HttpTrace {
+    serde_json::from_str(ONE_REQUEST).expect("the fixture reads")
+}

@@ -7,12 +7,14 @@
 use std::time::Duration;
 
 use bytes::{BufMut as _, Bytes};
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message as _;
 use tonic::{
     Code, Status,
     client::Grpc,
     codec::{Codec, EncodeBuf, Encoder},
+    metadata::MetadataMap,
     transport::Channel,
 };
 use tonic_prost::ProstDecoder;
@@ -34,7 +36,8 @@ pub(crate) enum Transport {
     /// OTLP/gRPC; the runtime runs the channel's worker and each call.
     Grpc {
         runtime: tokio::runtime::Runtime,
-        client: Grpc<Channel>,
+        client: Box<Grpc<Channel>>,
+        metadata: MetadataMap,
     },
 }
 
@@ -45,12 +48,20 @@ struct Failure {
 }
 
 impl Transport {
-    /// A client for `url` (already checked by [`Protocol::traces_url`]); connects nothing yet.
-    pub(crate) fn new(protocol: Protocol, url: &str, timeout: Duration) -> Result<Self, String> {
+    /// A client for `url` (already checked by [`Protocol::traces_url`]) that sends `headers`
+    /// with every request; connects nothing yet.
+    pub(crate) fn new(
+        protocol: Protocol,
+        url: &str,
+        timeout: Duration,
+        headers: &[(String, String)],
+    ) -> Result<Self, String> {
+        let headers = header_map(headers)?;
         match protocol {
             Protocol::HttpProtobuf => {
                 let client = reqwest::blocking::Client::builder()
                     .timeout(timeout)
+                    .default_headers(headers)
                     .build()
                     .map_err(|e| format!("HTTP client: {e}"))?;
                 Ok(Self::Http {
@@ -73,7 +84,8 @@ impl Transport {
                 };
                 Ok(Self::Grpc {
                     runtime,
-                    client: Grpc::new(channel),
+                    client: Box::new(Grpc::new(channel)),
+                    metadata: MetadataMap::from_headers(headers),
                 })
             }
         }
@@ -89,7 +101,11 @@ impl Transport {
             // Each attempt shares the bytes (a reference count, no copy).
             let result = match self {
                 Self::Http { client, url } => post(client, url, request.clone()),
-                Self::Grpc { runtime, client } => runtime.block_on(call(client, request.clone())),
+                Self::Grpc {
+                    runtime,
+                    client,
+                    metadata,
+                } => runtime.block_on(call(client, metadata, request.clone())),
             };
             match result {
                 Ok(rejected) => return Ok(rejected),
@@ -138,7 +154,12 @@ fn post(client: &reqwest::blocking::Client, url: &str, body: Bytes) -> Result<u6
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// One OTLP/gRPC attempt. Retried: the codes OTLP names retryable.
-async fn call(client: &mut Grpc<Channel>, request: Bytes) -> Result<u64, Failure> {
+async fn call(
+    client: &mut Grpc<Channel>,
+    metadata: &MetadataMap,
+    request: Bytes,
+) -> Result<u64, Failure> {
+    let request = tonic::Request::from_parts(metadata.clone(), Extensions::default(), request);
     let exported = async {
         client
             .ready()
@@ -146,7 +167,7 @@ async fn call(client: &mut Grpc<Channel>, request: Bytes) -> Result<u64, Failure
             .map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
         client
             .unary(
-                tonic::Request::new(request),
+                request,
                 http::uri::PathAndQuery::from_static(EXPORT_PATH),
                 PreEncoded,
             )
@@ -168,6 +189,21 @@ async fn call(client: &mut Grpc<Channel>, request: Bytes) -> Result<u64, Failure
             reason: format!("gRPC {:?}: {}", status.code(), status.message()),
         }),
     }
+}
+
+/// `headers` as HTTP headers, marked sensitive (their values may be credentials); an
+/// invalid one is an error that names it, not its value.
+fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let header = HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| format!("header {name:?}: not a valid header name"))?;
+        let mut value = HeaderValue::from_str(value)
+            .map_err(|_| format!("header {name:?}: its value is not a valid header value"))?;
+        value.set_sensitive(true);
+        map.append(header, value);
+    }
+    Ok(map)
 }
 
 /// A gRPC codec whose requests are already encoded (by [`crate::encode`]); the replies

@@ -4,7 +4,7 @@
 //! Each lookup answers exactly what the scan it replaces answered: by-ID maps keep the first
 //! record with an ID (as [`crate::TraceList::get`] does), "the last one" maps keep the last,
 //! and time ranges are found by binary search over sorted times.
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt as _};
 
 use crate::{
     DialTrace, DnsQueryTrace, HttpTrace, PreciseTimes, SocketOpType, TcpConnTrace, TlsTunnelTrace,

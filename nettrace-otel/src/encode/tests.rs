@@ -25,9 +25,7 @@ fn ids(seed: u64) -> Ids {
 }
 
 fn one_request_trees() -> Vec<SpanNode> {
-    let trace: nettrace_model::HttpTrace =
-        serde_json::from_str(crate::tests_support::ONE_REQUEST).expect("trace");
-    request_trees(&trace)
+    request_trees(&crate::tests_support::one_request())
 }
 
 /// A tree with what the fixture lacks: an error, negative and large integers, booleans,
@@ -155,7 +153,7 @@ fn spans_of(request: &ExportTraceServiceRequest) -> &[Span] {
 }
 
 fn envelope() -> Envelope {
-    Envelope::new("probe", "host-1", Some("device-7"))
+    Envelope::new("probe", "host-1", Some("device-7"), &[])
 }
 
 #[test]
@@ -248,4 +246,35 @@ fn times_before_the_epoch_are_zero() {
         unix_nanos(SystemTime::UNIX_EPOCH + Duration::from_nanos(5)),
         5
     );
+}
+
+#[test]
+fn extra_resource_attributes_are_kept_unless_their_key_is_taken() {
+    let extra = [
+        ("deployment.environment".to_owned(), "ci".to_owned()),
+        ("service.name".to_owned(), "from-env".to_owned()),
+    ];
+    let envelope = Envelope::new("probe", "host-1", None, &extra);
+    let request = decode(&envelope.request(&[]));
+    let attrs: Vec<(String, String)> = request.resource_spans[0]
+        .resource
+        .iter()
+        .flat_map(|r| &r.attributes)
+        .map(|a| {
+            let value = match a.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(any_value::Value::StringValue(text)) => text.clone(),
+                other => format!("{other:?}"),
+            };
+            (a.key.clone(), value)
+        })
+        .collect();
+    let get = |key: &str| {
+        attrs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("service.name"), Some("probe"));
+    assert_eq!(get("deployment.environment"), Some("ci"));
+    assert_eq!(attrs.iter().filter(|(k, _)| k == "service.name").count(), 1);
 }

@@ -1,6 +1,6 @@
 //! The records of a trace by ID, built once per trace so that each request's span tree
 //! costs lookups, not scans.
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt as _};
 
 use nettrace_model::{DialTrace, HttpTrace, TcpConnTrace, TlsTunnelTrace, TraceId};
 

@@ -3,11 +3,7 @@ use std::time::SystemTime;
 use nettrace_model::{HttpTrace, TraceId};
 
 use super::{SpanNode, Value, attrs::server_of, request_trees, s};
-use crate::tests_support::ONE_REQUEST;
-
-fn one_request() -> HttpTrace {
-    serde_json::from_str(ONE_REQUEST).expect("trace")
-}
+use crate::tests_support::one_request;
 
 fn names(node: &SpanNode) -> Vec<&str> {
     node.children.iter().map(|c| c.name.as_str()).collect()
