@@ -15,6 +15,10 @@ const HEADERS_ENVS: [&str; 2] = [
     "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
     "OTEL_EXPORTER_OTLP_HEADERS",
 ];
+const CERTIFICATE_ENVS: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+];
 /// The `service.name` when neither the flag nor the environment names one.
 const DEFAULT_SERVICE_NAME: &str = "nettrace";
 
@@ -22,7 +26,8 @@ const DEFAULT_SERVICE_NAME: &str = "nettrace";
 #[derive(Args, Clone, Debug, Default)]
 pub(crate) struct OtlpArgs {
     /// Send each request's span tree to this OpenTelemetry collector (OTLP over
-    /// HTTP/protobuf, e.g. http://127.0.0.1:4318, /v1/traces added when the URL has no path;
+    /// HTTP/protobuf, e.g. http://127.0.0.1:4318 or https://..., /v1/traces added when the URL
+    /// has no path;
     /// or gRPC with --otlp-protocol grpc, e.g. http://127.0.0.1:4317). The JSON is written
     /// as usual; an unreachable collector is reported at the end (exit code 1).
     #[arg(long, value_name = "URL")]
@@ -34,7 +39,8 @@ pub(crate) struct OtlpArgs {
     /// The `service.name` of the exported spans [default: $OTEL_SERVICE_NAME, else
     /// service.name in $OTEL_RESOURCE_ATTRIBUTES, else nettrace]. More resource attributes
     /// come from $OTEL_RESOURCE_ATTRIBUTES, headers (e.g. an API key) from
-    /// $OTEL_EXPORTER_OTLP_TRACES_HEADERS or $OTEL_EXPORTER_OTLP_HEADERS (key=value,...).
+    /// $OTEL_EXPORTER_OTLP_TRACES_HEADERS or $OTEL_EXPORTER_OTLP_HEADERS (key=value,...), the
+    /// CA of an https collector from $OTEL_EXPORTER_OTLP_(TRACES_)CERTIFICATE (a PEM file).
     #[arg(long, value_name = "NAME", requires = "otlp")]
     pub(crate) otlp_service_name: Option<String>,
     /// A device or session identifier, exported as the `device.id` resource attribute.
@@ -77,6 +83,15 @@ impl OtlpArgs {
         {
             // The error names the entry, never a value (it may be a credential).
             config.headers = parse_key_values(&list).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        }
+        if let Some((name, path)) = CERTIFICATE_ENVS
+            .iter()
+            .find_map(|name| env(name).map(|path| (name, path)))
+        {
+            config.ca_pem = Some(
+                std::fs::read(path.trim())
+                    .with_context(|| format!("{name}: reading {}", path.trim()))?,
+            );
         }
         config.service_name = self
             .otlp_service_name
@@ -162,6 +177,24 @@ mod tests {
             attrs.contains(&("team".to_owned(), "net".to_owned())),
             "{attrs:?}"
         );
+    }
+
+    #[test]
+    fn the_certificate_file_is_read_and_a_missing_one_is_an_error() {
+        let path =
+            std::env::temp_dir().join(format!("nettrace-otlp-ca-{}.pem", std::process::id()));
+        std::fs::write(&path, "PEM").unwrap_or_else(|e| panic!("{e}"));
+        let file = path.to_string_lossy().into_owned();
+        let read = config(&args(None), &[("OTEL_EXPORTER_OTLP_CERTIFICATE", &file)])
+            .map(|c| c.ca_pem)
+            .unwrap_or_default();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(read.as_deref(), Some(&b"PEM"[..]));
+        let missing = config(
+            &args(None),
+            &[("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", &file)],
+        );
+        assert!(format!("{:#}", missing.map(|_| ()).unwrap_err()).contains("TRACES_CERTIFICATE"));
     }
 
     #[test]

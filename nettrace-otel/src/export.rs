@@ -58,6 +58,9 @@ pub struct OtlpConfig {
     /// from `OTEL_EXPORTER_OTLP_HEADERS`. Their values are never printed: `Debug` and errors
     /// show the names only.
     pub headers: Vec<(String, String)>,
+    /// PEM certificates that an `https` collector's certificate must chain to, instead of
+    /// the system's roots (the file `OTEL_EXPORTER_OTLP_CERTIFICATE` names).
+    pub ca_pem: Option<Vec<u8>>,
     /// The most spans in one export request (default 512).
     pub max_batch_spans: usize,
     /// The most traces waiting for the exporter's thread (default 1,024); more are dropped
@@ -78,6 +81,7 @@ impl OtlpConfig {
             host_name: None,
             resource_attributes: Vec::new(),
             headers: Vec::new(),
+            ca_pem: None,
             max_batch_spans: 512,
             max_pending_traces: 1_024,
             timeout: Duration::from_secs(5),
@@ -97,6 +101,7 @@ impl fmt::Debug for OtlpConfig {
             .field("host_name", &self.host_name)
             .field("resource_attributes", &self.resource_attributes)
             .field("header_names", &header_names)
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
             .field("max_batch_spans", &self.max_batch_spans)
             .field("max_pending_traces", &self.max_pending_traces)
             .field("timeout", &self.timeout)
@@ -220,14 +225,13 @@ impl OtlpExporter {
             stats: stats.clone(),
             batch_spans: config.max_batch_spans.max(1),
         };
-        let (protocol, url, timeout) = (config.protocol, endpoint.clone(), config.timeout);
-        let headers = config.headers.clone();
+        let (url, transport_config) = (endpoint.clone(), config.clone());
         let thread = std::thread::Builder::new()
             .name("nettrace-otlp".to_owned())
             .spawn(move || {
                 // The clients are made (and later dropped) here, never on the caller's
                 // thread, which may be inside an async runtime.
-                match Transport::new(protocol, &url, timeout, &headers) {
+                match Transport::new(&transport_config, &url) {
                     Ok(transport) => {
                         let _ = ready.send(Ok(()));
                         worker.run(transport);
@@ -482,6 +486,24 @@ mod tests {
             "{seen:?}"
         );
         assert!(seen.contains(&"x-tenant: t1".to_owned()), "{seen:?}");
+    }
+
+    #[test]
+    fn an_https_collector_is_reached_with_its_ca_and_refused_without() {
+        let (url, ca_pem) = otlp_sink::start_tls();
+        let mut config = OtlpConfig::new(url);
+        config.ca_pem = Some(ca_pem.into_bytes());
+        let exporter = OtlpExporter::new(&config).expect("exporter");
+        exporter.export(&one_request());
+        let report = exporter.finish().expect("delivered over TLS");
+        assert!(report.exported > 0, "{report}");
+        // The system's roots do not know the self-signed certificate.
+        config.ca_pem = None;
+        config.timeout = Duration::from_secs(2);
+        let exporter = OtlpExporter::new(&config).expect("exporter");
+        exporter.export(&one_request());
+        let error = exporter.finish().expect_err("untrusted").to_string();
+        assert!(error.contains("certificate"), "{error}");
     }
 
     #[test]

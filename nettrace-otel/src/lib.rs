@@ -31,6 +31,7 @@ mod protocol;
 pub mod spans;
 #[cfg(test)]
 mod tests_support;
+mod tls;
 mod transport;
 
 pub use export::{ExportError, ExportReport, OtlpConfig, OtlpExporter};

@@ -1,10 +1,11 @@
 //! A minimal OTLP/HTTP collector for the tests and the `export_cost` bench (which includes
 //! this file by path): it reads every request whole and answers 200 with an empty body (an
-//! empty `ExportTraceServiceResponse`, a full success), on threads named `otlp-sink`.
+//! empty `ExportTraceServiceResponse`, a full success), on threads named `otlp-sink`; over
+//! HTTPS too, with a self-signed certificate for 127.0.0.1.
 #![allow(dead_code)]
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
-    net::{TcpListener, TcpStream},
+    io::{BufRead as _, BufReader, Read, Write},
+    net::TcpListener,
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -27,14 +28,36 @@ pub(crate) struct HeldCollector {
 
 /// A collector that answers at once; its endpoint.
 pub(crate) fn start() -> String {
-    listen(None, Arc::default(), Arc::default())
+    listen(None, Arc::default(), Arc::default(), None)
+}
+
+/// A collector over HTTPS (`https://127.0.0.1:PORT`) that answers at once; its endpoint and
+/// its self-signed certificate as PEM (the root a client must trust).
+pub(crate) fn start_tls() -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .and_then(|params| params.self_signed(&key))
+        .expect("certificate");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .and_then(|builder| {
+        builder.with_no_client_auth().with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+    })
+    .expect("server TLS");
+    let url = listen(None, Arc::default(), Arc::default(), Some(Arc::new(config)));
+    (url.replacen("http:", "https:", 1), cert.pem())
 }
 
 /// A collector that answers at once and keeps the header lines of every request (lower
 /// case, as `name: value`); its endpoint and those lines.
 pub(crate) fn recording() -> (String, Arc<Mutex<Vec<String>>>) {
     let headers = Arc::new(Mutex::new(Vec::new()));
-    (listen(None, Arc::default(), headers.clone()), headers)
+    (listen(None, Arc::default(), headers.clone(), None), headers)
 }
 
 /// A collector that holds its first connection (see [`HeldCollector`]).
@@ -46,6 +69,7 @@ pub(crate) fn held() -> HeldCollector {
         Some((accepted_tx, released)),
         requests.clone(),
         Arc::default(),
+        None,
     );
     HeldCollector {
         url,
@@ -59,6 +83,7 @@ fn listen(
     mut hold: Option<(SyncSender<()>, Receiver<()>)>,
     requests: Arc<AtomicUsize>,
     headers: Arc<Mutex<Vec<String>>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("address"));
@@ -70,10 +95,21 @@ fn listen(
                     let _ = accepted.send(());
                     let _ = released.recv();
                 }
-                let (requests, headers) = (requests.clone(), headers.clone());
+                let (requests, headers, tls) = (requests.clone(), headers.clone(), tls.clone());
                 let _ = std::thread::Builder::new()
                     .name("otlp-sink".to_owned())
-                    .spawn(move || serve(stream, &requests, &headers));
+                    .spawn(move || match tls {
+                        Some(config) => {
+                            if let Ok(connection) = rustls::ServerConnection::new(config) {
+                                serve(
+                                    rustls::StreamOwned::new(connection, stream),
+                                    &requests,
+                                    &headers,
+                                );
+                            }
+                        }
+                        None => serve(stream, &requests, &headers),
+                    });
             }
         })
         .expect("sink thread");
@@ -81,10 +117,7 @@ fn listen(
 }
 
 /// Answers the requests of one connection until it closes.
-fn serve(stream: TcpStream, requests: &AtomicUsize, headers: &Mutex<Vec<String>>) {
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
-    };
+fn serve(stream: impl Read + Write, requests: &AtomicUsize, headers: &Mutex<Vec<String>>) {
     let mut reader = BufReader::new(stream);
     loop {
         let mut length = 0;
@@ -108,7 +141,8 @@ fn serve(stream: TcpStream, requests: &AtomicUsize, headers: &Mutex<Vec<String>>
         }
         let mut body = vec![0; length];
         if reader.read_exact(&mut body).is_err()
-            || writer
+            || reader
+                .get_mut()
                 .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
                 .is_err()
         {

@@ -19,7 +19,7 @@ use tonic::{
 };
 use tonic_prost::ProstDecoder;
 
-use crate::Protocol;
+use crate::{OtlpConfig, Protocol, tls};
 
 /// Retries after the first attempt, and the delay before the first retry (doubled for each
 /// next one: 100, 200, 400 ms).
@@ -48,22 +48,25 @@ struct Failure {
 }
 
 impl Transport {
-    /// A client for `url` (already checked by [`Protocol::traces_url`]) that sends `headers`
-    /// with every request; connects nothing yet.
-    pub(crate) fn new(
-        protocol: Protocol,
-        url: &str,
-        timeout: Duration,
-        headers: &[(String, String)],
-    ) -> Result<Self, String> {
-        let headers = header_map(headers)?;
-        match protocol {
+    /// A client for `url` (`config.endpoint` checked by [`Protocol::traces_url`]) with
+    /// `config`'s protocol, time limit, headers and TLS roots; connects nothing yet.
+    pub(crate) fn new(config: &OtlpConfig, url: &str) -> Result<Self, String> {
+        let headers = header_map(&config.headers)?;
+        let timeout = config.timeout;
+        match config.protocol {
             Protocol::HttpProtobuf => {
-                let client = reqwest::blocking::Client::builder()
+                // reqwest is built without a crypto provider of its own: it takes this
+                // configuration, which plain HTTP never uses (so no roots are read for it).
+                let tls = if url.starts_with("https:") {
+                    tls::client_config(config.ca_pem.as_deref())?
+                } else {
+                    tls::unused_config()?
+                };
+                let builder = reqwest::blocking::Client::builder()
                     .timeout(timeout)
                     .default_headers(headers)
-                    .build()
-                    .map_err(|e| format!("HTTP client: {e}"))?;
+                    .tls_backend_preconfigured(tls);
+                let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
                 Ok(Self::Http {
                     client,
                     url: url.to_owned(),
