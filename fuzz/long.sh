@@ -5,11 +5,16 @@
 #
 #   fuzz/long.sh                          # every target
 #   FUZZ_MAX_SECONDS=600 fuzz/long.sh dns_message trace_json
+#   FUZZ_SANITIZER=none fuzz/long.sh dns_message   # no AddressSanitizer (code without unsafe)
 set -euo pipefail
 cd "$(dirname "$0")"
 runs=${FUZZ_RUNS:-10000000}
 max_seconds=${FUZZ_MAX_SECONDS:-0}
-target_dir=${FUZZ_TARGET_DIR:-$PWD/../target/fuzz}
+sanitizer=${FUZZ_SANITIZER:-address}
+# One build per sanitizer: switching would rebuild everything in one directory.
+default_dir=$PWD/../target/fuzz
+[ "$sanitizer" = address ] || default_dir+="-$sanitizer"
+target_dir=${FUZZ_TARGET_DIR:-$default_dir}
 work=${FUZZ_WORK_DIR:-$(mktemp -d)}
 targets=("$@")
 ((${#targets[@]})) || mapfile -t targets < <(cargo +nightly fuzz list)
@@ -17,13 +22,13 @@ targets=("$@")
 # A panic's backtrace, symbolized under AddressSanitizer, can pass the 256 MB bound by
 # itself and hide the finding behind an out-of-memory report.
 export RUST_BACKTRACE=0
-cargo +nightly fuzz build --target-dir "$target_dir"
+cargo +nightly fuzz build -s "$sanitizer" --target-dir "$target_dir"
 for target in "${targets[@]}"; do
   mkdir -p "$work/$target"
   log="$work/$target.log"
   started=$(date +%s)
   status=0
-  nice -n 10 cargo +nightly fuzz run --target-dir "$target_dir" "$target" "$work/$target" "corpus/$target" -- \
+  nice -n 10 cargo +nightly fuzz run -s "$sanitizer" --target-dir "$target_dir" "$target" "$work/$target" "corpus/$target" -- \
     -runs="$runs" -max_total_time="$max_seconds" -rss_limit_mb=256 -malloc_limit_mb=256 \
     -timeout=10 -print_final_stats=1 >"$log" 2>&1 || status=$?
   seconds=$(( $(date +%s) - started ))

@@ -27,9 +27,8 @@ const DEFAULT_SERVICE_NAME: &str = "nettrace";
 pub(crate) struct OtlpArgs {
     /// Send each request's span tree to this OpenTelemetry collector (OTLP over
     /// HTTP/protobuf, e.g. http://127.0.0.1:4318 or https://..., /v1/traces added when the URL
-    /// has no path;
-    /// or gRPC with --otlp-protocol grpc, e.g. http://127.0.0.1:4317). The JSON is written
-    /// as usual; an unreachable collector is reported at the end (exit code 1).
+    /// has no path; or gRPC with --otlp-protocol grpc, e.g. http://127.0.0.1:4317). The JSON
+    /// is written as usual; an unreachable collector is reported at the end (exit code 1).
     #[arg(long, value_name = "URL")]
     pub(crate) otlp: Option<String>,
     /// The OTLP protocol: http/protobuf or grpc [default: $OTEL_EXPORTER_OTLP_PROTOCOL, else
