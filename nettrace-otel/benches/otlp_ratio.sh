@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The keep-alive rate with and without --otlp (BENCHMARKS.md, issue 15): alternated pairs of
+# `nettrace get --repeat N --stream` against the fixture server, rotel-agent (blackhole exporter)
+# and the server on CPU 0; then rotel-agent's own CPU per exported trace. As root or not.
+#
+#   cargo build --release -p nettrace-cli --bin nettrace && cargo build --release --example bench_server
+#   PIN=1 PAIRS=8 nettrace-otel/benches/otlp_ratio.sh      # client pinned to CPU 1
+#
+# Prints per pair: wall, user and system seconds without | with --otlp.
+set -euo pipefail
+N=${N:-20000}
+PAIRS=${PAIRS:-6}
+PIN=${PIN:-}
+TARGET=${CARGO_TARGET_DIR:-target}/release
+BIN=${BIN:-$TARGET/nettrace}
+SERVER=${SERVER:-$TARGET/examples/bench_server}
+AGENT=${AGENT:-$(command -v rotel-agent || python3 -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')}
+HTTP_PORT=${HTTP_PORT:-24318}
+work=$(mktemp -d)
+cleanup() { kill "$server" "$agent" 2>/dev/null || true; rm -rf "$work"; }
+taskset -c 0 "$SERVER" >"$work/server.out" 2>&1 &
+server=$!
+taskset -c 0 "$AGENT" start --otlp-http-endpoint "127.0.0.1:$HTTP_PORT" \
+  --otlp-grpc-endpoint "127.0.0.1:$((HTTP_PORT - 1))" --exporter blackhole >"$work/rotel.out" 2>&1 &
+agent=$!
+trap cleanup EXIT
+for _ in $(seq 100); do
+  [ -s "$work/server.out" ] && curl -s -o /dev/null -X POST "http://127.0.0.1:$HTTP_PORT/v1/traces" \
+    -H 'content-type: application/x-protobuf' --data-binary '' && break
+  sleep 0.1
+done
+url=$(head -1 "$work/server.out")
+run() {
+  /usr/bin/time -f "%e %U %S" ${PIN:+taskset -c "$PIN"} "$BIN" get "$url" --repeat "$N" --stream \
+    --sock-trace --dns-trace --headers values -o /dev/null "$@" 2>&1 | tail -1
+}
+for pair in $(seq "$PAIRS"); do
+  echo "pair $pair: without $(run) | with $(run --otlp "http://127.0.0.1:$HTTP_PORT")"
+done
+# The collector's own CPU (utime + stime, clock ticks) around one more exported run.
+ticks() { awk '{print $14 + $15}' "/proc/$agent/stat"; }
+before=$(ticks)
+run --otlp "http://127.0.0.1:$HTTP_PORT" >/dev/null
+echo "rotel-agent: $(( ($(ticks) - before) * 1000000000 / $(getconf CLK_TCK) / N )) ns of CPU per trace"
