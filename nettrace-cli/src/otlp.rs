@@ -8,7 +8,10 @@ use nettrace_otel::{OtlpConfig, OtlpExporter, Protocol, parse_key_values};
 
 /// The environment variables of OpenTelemetry's SDKs that `--otlp` reads (the general ones;
 /// the traces-only headers variable wins over the general one).
-const PROTOCOL_ENV: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+const PROTOCOL_ENVS: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+];
 const SERVICE_NAME_ENV: &str = "OTEL_SERVICE_NAME";
 const RESOURCE_ENV: &str = "OTEL_RESOURCE_ATTRIBUTES";
 const HEADERS_ENVS: [&str; 2] = [
@@ -65,11 +68,14 @@ impl OtlpArgs {
         // Set but blank counts as unset, as the SDKs do.
         let env = |name: &str| env(name).filter(|value| !value.trim().is_empty());
         let mut config = OtlpConfig::new(endpoint.clone());
-        config.protocol = match (self.otlp_protocol, env(PROTOCOL_ENV)) {
+        let from_env = PROTOCOL_ENVS
+            .iter()
+            .find_map(|name| env(name).map(|value| (name, value)));
+        config.protocol = match (self.otlp_protocol, from_env) {
             (Some(protocol), _) => protocol,
-            (None, Some(name)) => name
-                .parse()
-                .map_err(|e| anyhow::anyhow!("{PROTOCOL_ENV}: {e}"))?,
+            (None, Some((name, value))) => {
+                value.parse().map_err(|e| anyhow::anyhow!("{name}: {e}"))?
+            }
             (None, None) => Protocol::default(),
         };
         if let Some(list) = env(RESOURCE_ENV) {
@@ -83,8 +89,11 @@ impl OtlpArgs {
             // The error names the entry, never a value (it may be a credential).
             config.headers = parse_key_values(&list).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         }
+        // Only an https collector uses it: a stale variable does not stop a plain run.
+        let https = endpoint.trim_start().starts_with("https:");
         if let Some((name, path)) = CERTIFICATE_ENVS
             .iter()
+            .filter(|_| https)
             .find_map(|name| env(name).map(|path| (name, path)))
         {
             config.ca_pem = Some(
@@ -141,7 +150,7 @@ mod tests {
 
     fn args(service_name: Option<&str>) -> OtlpArgs {
         OtlpArgs {
-            otlp: Some("http://127.0.0.1:4318".to_owned()),
+            otlp: Some("https://127.0.0.1:4318".to_owned()),
             otlp_service_name: service_name.map(str::to_owned),
             ..OtlpArgs::default()
         }
@@ -194,6 +203,22 @@ mod tests {
             &[("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", &file)],
         );
         assert!(format!("{:#}", missing.map(|_| ()).unwrap_err()).contains("TRACES_CERTIFICATE"));
+    }
+
+    #[test]
+    fn the_traces_protocol_wins_over_the_general_one() {
+        let protocol = |vars: &[(&str, &str)]| config(&args(None), vars).map(|c| c.protocol);
+        let general = ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
+        let traces = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc");
+        assert!(matches!(protocol(&[general, traces]), Ok(Protocol::Grpc)));
+        assert!(matches!(protocol(&[general]), Ok(Protocol::HttpProtobuf)));
+        let plain = OtlpArgs {
+            otlp: Some("http://127.0.0.1:4318".to_owned()),
+            ..OtlpArgs::default()
+        };
+        // A plain-HTTP collector does not read the certificate file, gone or not.
+        let gone = ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem");
+        assert!(config(&plain, &[gone]).is_ok_and(|c| c.ca_pem.is_none()));
     }
 
     #[test]

@@ -137,16 +137,22 @@ impl Envelope {
         if let Some(device) = device_id {
             attrs.push(("device.id", device));
         }
-        for (key, value) in extra {
-            if !attrs.iter().any(|(taken, _)| taken == key) {
-                attrs.push((key.as_str(), value.as_str()));
-            }
-        }
-        attrs.extend([
+        let written_by = [
             ("telemetry.sdk.name", "nettrace"),
             ("telemetry.sdk.language", "rust"),
             ("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
-        ]);
+        ];
+        // Keys are unique in OTLP: the extras come after, and only under keys not taken.
+        for (key, value) in extra {
+            let taken = attrs
+                .iter()
+                .chain(&written_by)
+                .any(|(taken, _)| taken == key);
+            if !taken {
+                attrs.push((key.as_str(), value.as_str()));
+            }
+        }
+        attrs.extend(written_by);
         let resource = Resource {
             attributes: attrs
                 .into_iter()

@@ -52,7 +52,8 @@ pub struct OtlpConfig {
     pub host_name: Option<String>,
     /// More resource attributes (string values), e.g. from `OTEL_RESOURCE_ATTRIBUTES`
     /// ([`crate::parse_key_values`]); `service_name`, `host_name` and `device_id` win over
-    /// entries of the same key.
+    /// entries of the same key (a `host.name` entry wins over the system's name when
+    /// `host_name` is `None`), and `telemetry.sdk.*` is always nettrace's.
     pub resource_attributes: Vec<(String, String)>,
     /// Headers (gRPC: metadata) sent with every export request, e.g. a collector's API key
     /// from `OTEL_EXPORTER_OTLP_HEADERS`. Their values are never printed: `Debug` and errors
@@ -212,7 +213,7 @@ impl OtlpExporter {
             .map_err(|reason| setup(&config.endpoint, reason))?;
         let envelope = Envelope::new(
             &config.service_name,
-            &config.host_name.clone().unwrap_or_else(host_name),
+            &host_name_of(config),
             config.device_id.as_deref(),
             &config.resource_attributes,
         );
@@ -454,6 +455,22 @@ impl Worker {
     }
 }
 
+/// The `host.name` of `config`'s resource: set, else a `host.name` resource attribute, else
+/// the system's.
+fn host_name_of(config: &OtlpConfig) -> String {
+    config
+        .host_name
+        .clone()
+        .or_else(|| {
+            config
+                .resource_attributes
+                .iter()
+                .find(|(key, _)| key == "host.name")
+                .map(|(_, value)| value.clone())
+        })
+        .unwrap_or_else(host_name)
+}
+
 /// The system's host name (empty when unreadable).
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -504,6 +521,32 @@ mod tests {
         exporter.export(&one_request());
         let error = exporter.finish().expect_err("untrusted").to_string();
         assert!(error.contains("certificate"), "{error}");
+    }
+
+    #[test]
+    fn the_host_name_is_set_then_a_resource_attribute_then_the_systems() {
+        let mut config = OtlpConfig::new("http://127.0.0.1:9");
+        assert_eq!(host_name_of(&config), host_name());
+        config.resource_attributes = vec![("host.name".to_owned(), "from-env".to_owned())];
+        assert_eq!(host_name_of(&config), "from-env");
+        config.host_name = Some("set".to_owned());
+        assert_eq!(host_name_of(&config), "set");
+    }
+
+    #[test]
+    fn a_redirecting_collector_is_a_failed_export_and_gets_no_second_request() {
+        let (elsewhere, seen) = otlp_sink::recording();
+        let mut config = OtlpConfig::new(otlp_sink::redirecting(&elsewhere));
+        config.headers = vec![("x-api-key".to_owned(), "s3cr3t".to_owned())];
+        let exporter = OtlpExporter::new(&config).expect("exporter");
+        exporter.export(&one_request());
+        let error = exporter
+            .finish()
+            .expect_err("a redirect is no delivery")
+            .to_string();
+        assert!(error.contains("307"), "{error}");
+        let seen = seen.lock().map(|lines| lines.len()).unwrap_or_default();
+        assert_eq!(seen, 0, "the redirect was followed");
     }
 
     #[test]

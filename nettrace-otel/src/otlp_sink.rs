@@ -31,6 +31,27 @@ pub(crate) fn start() -> String {
     listen(None, Arc::default(), Arc::default(), None)
 }
 
+/// A "collector" that answers every request with a 307 redirect to `to`; its endpoint.
+pub(crate) fn redirecting(to: &str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let reply = format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nlocation: {to}/v1/traces\r\ncontent-length: 0\r\n\r\n"
+    );
+    std::thread::Builder::new()
+        .name("otlp-sink".to_owned())
+        .spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                // Read the request head, then answer; the body is left unread.
+                let mut head = [0; 4096];
+                let _ = stream.read(&mut head);
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        })
+        .expect("sink thread");
+    url
+}
+
 /// A collector over HTTPS (`https://127.0.0.1:PORT`) that answers at once; its endpoint and
 /// its self-signed certificate as PEM (the root a client must trust).
 pub(crate) fn start_tls() -> (String, String) {

@@ -62,9 +62,14 @@ impl Transport {
                 } else {
                     tls::unused_config()?
                 };
+                // No redirects: reqwest would carry the headers (API keys) to wherever a
+                // redirect points, and turn the POST into a bodiless GET whose 2xx would count
+                // the batch as delivered. A 3xx is a failed export, with its status.
                 let builder = reqwest::blocking::Client::builder()
                     .timeout(timeout)
                     .default_headers(headers)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .https_only(url.starts_with("https:"))
                     .tls_backend_preconfigured(tls);
                 let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
                 Ok(Self::Http {
@@ -195,14 +200,16 @@ async fn call(
 }
 
 /// `headers` as HTTP headers, marked sensitive (their values may be credentials); an
-/// invalid one is an error that names it, not its value.
+/// invalid one is an error that names it by position or valid name, never by its value.
 fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, String> {
     let mut map = HeaderMap::new();
-    for (name, value) in headers {
+    for (index, (name, value)) in headers.iter().enumerate() {
+        // An invalid name is not shown either: `Authorization: Bearer ...` written with a
+        // colon would put the token in it.
         let header = HeaderName::from_bytes(name.trim().as_bytes())
-            .map_err(|_| format!("header {name:?}: not a valid header name"))?;
+            .map_err(|_| format!("header {}: not a valid header name", index + 1))?;
         let mut value = HeaderValue::from_str(value)
-            .map_err(|_| format!("header {name:?}: its value is not a valid header value"))?;
+            .map_err(|_| format!("header {header}: its value is not a valid header value"))?;
         value.set_sensitive(true);
         map.append(header, value);
     }

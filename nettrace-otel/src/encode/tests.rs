@@ -253,6 +253,7 @@ fn extra_resource_attributes_are_kept_unless_their_key_is_taken() {
     let extra = [
         ("deployment.environment".to_owned(), "ci".to_owned()),
         ("service.name".to_owned(), "from-env".to_owned()),
+        ("telemetry.sdk.name".to_owned(), "other".to_owned()),
     ];
     let envelope = Envelope::new("probe", "host-1", None, &extra);
     let request = decode(&envelope.request(&[]));
@@ -276,5 +277,8 @@ fn extra_resource_attributes_are_kept_unless_their_key_is_taken() {
     };
     assert_eq!(get("service.name"), Some("probe"));
     assert_eq!(get("deployment.environment"), Some("ci"));
-    assert_eq!(attrs.iter().filter(|(k, _)| k == "service.name").count(), 1);
+    assert_eq!(get("telemetry.sdk.name"), Some("nettrace"));
+    for key in ["service.name", "telemetry.sdk.name"] {
+        assert_eq!(attrs.iter().filter(|(k, _)| k == key).count(), 1, "{key}");
+    }
 }
