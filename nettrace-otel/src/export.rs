@@ -69,6 +69,11 @@ pub struct OtlpConfig {
     pub max_pending_traces: usize,
     /// Time limit of one export request (default 5 s).
     pub timeout: Duration,
+    /// How long [`OtlpExporter::finish`] and [`OtlpExporter::flush`] may take in all
+    /// (default 10 s), plus what is left of a request already under way (at most `timeout`):
+    /// what is not sent by then is counted as failed, so that a program never hangs at its
+    /// end on a collector that does not answer.
+    pub finish_timeout: Duration,
 }
 
 impl OtlpConfig {
@@ -86,6 +91,7 @@ impl OtlpConfig {
             max_batch_spans: 512,
             max_pending_traces: 1_024,
             timeout: Duration::from_secs(5),
+            finish_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -106,6 +112,7 @@ impl fmt::Debug for OtlpConfig {
             .field("max_batch_spans", &self.max_batch_spans)
             .field("max_pending_traces", &self.max_pending_traces)
             .field("timeout", &self.timeout)
+            .field("finish_timeout", &self.finish_timeout)
             .finish()
     }
 }
@@ -172,6 +179,24 @@ struct Stats {
     last_error: Mutex<Option<String>>,
     /// Set when the exporter is dropped unfinished: the thread then stops without sending.
     discard: AtomicBool,
+    /// While a flush or the finish runs: when the thread stops trying to send.
+    give_up_at: Mutex<Option<Instant>>,
+}
+
+impl Stats {
+    fn give_up_at(&self) -> Option<Instant> {
+        *self
+            .give_up_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_give_up_at(&self, at: Option<Instant>) {
+        *self
+            .give_up_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = at;
+    }
 }
 
 /// What the exporter's thread is asked to do.
@@ -189,6 +214,7 @@ pub struct OtlpExporter {
     thread: Option<JoinHandle<()>>,
     endpoint: String,
     stats: Arc<Stats>,
+    finish_timeout: Duration,
 }
 
 impl fmt::Debug for OtlpExporter {
@@ -225,6 +251,7 @@ impl OtlpExporter {
             envelope,
             stats: stats.clone(),
             batch_spans: config.max_batch_spans.max(1),
+            timeout: config.timeout,
         };
         let (url, transport_config) = (endpoint.clone(), config.clone());
         let thread = std::thread::Builder::new()
@@ -253,6 +280,7 @@ impl OtlpExporter {
             thread: Some(thread),
             endpoint,
             stats,
+            finish_timeout: config.finish_timeout,
         })
     }
 
@@ -281,10 +309,13 @@ impl OtlpExporter {
     /// `spawn_blocking`).
     pub fn flush(&self) -> ExportReport {
         if let Some(jobs) = &self.jobs {
+            self.stats
+                .set_give_up_at(Instant::now().checked_add(self.finish_timeout));
             let (done, finished) = mpsc::sync_channel(1);
             if jobs.send(Job::Flush(done)).is_ok() {
                 let _ = finished.recv();
             }
+            self.stats.set_give_up_at(None);
         }
         self.report()
     }
@@ -302,6 +333,8 @@ impl OtlpExporter {
     /// Sends what is queued, stops the exporter, and says whether every span was delivered
     /// (blocking, as [`Self::flush`]).
     pub fn finish(mut self) -> Result<ExportReport, ExportError> {
+        self.stats
+            .set_give_up_at(Instant::now().checked_add(self.finish_timeout));
         drop(self.jobs.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -341,6 +374,8 @@ struct Worker {
     envelope: Envelope,
     stats: Arc<Stats>,
     batch_spans: usize,
+    /// Time limit of one request.
+    timeout: Duration,
 }
 
 impl Worker {
@@ -432,7 +467,7 @@ impl Worker {
     }
 
     fn send_request(&self, transport: &mut Transport, request: Vec<u8>, count: u64) {
-        match transport.send(request.into()) {
+        match transport.send(request.into(), self.timeout, || self.stats.give_up_at()) {
             Ok(rejected) => {
                 self.stats
                     .exported
@@ -651,6 +686,43 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[test]
+    fn finishing_gives_up_at_its_time_limit_on_a_collector_that_never_answers() {
+        for protocol in [Protocol::HttpProtobuf, Protocol::Grpc] {
+            let collector = otlp_sink::held();
+            let mut config = OtlpConfig::new(&collector.url);
+            config.protocol = protocol;
+            config.max_batch_spans = 1;
+            config.timeout = Duration::from_secs(1);
+            config.finish_timeout = Duration::from_millis(300);
+            let exporter = OtlpExporter::new(&config).expect("exporter");
+            assert!(exporter.export(&one_request()));
+            collector
+                .accepted
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the exporter connected");
+            // Without the limit: a 1 s attempt and 3 retries per one-span batch, about 19 s in
+            // all. With it: the attempt under way, then nothing; the bound is far from both.
+            let started = std::time::Instant::now();
+            let error = exporter.finish().expect_err("nothing was answered");
+            let took = started.elapsed();
+            assert!(took < Duration::from_secs(3), "{protocol:?}: {took:?}");
+            let ExportError::Incomplete {
+                report, last_error, ..
+            } = &error
+            else {
+                panic!("{error}");
+            };
+            assert_eq!(report.exported, 0, "{error}");
+            assert!(report.failed_batches > 1, "{error}");
+            assert!(
+                last_error.as_deref().is_some_and(|e| e.contains("ran out")),
+                "{error}"
+            );
+            let _ = collector.release.send(());
+        }
     }
 
     #[test]

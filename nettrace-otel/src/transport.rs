@@ -4,7 +4,7 @@
 //!
 //! Built and used on the exporter's own thread only: neither blocking client may be made or
 //! dropped inside an async runtime, which the caller's thread may be.
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut as _, Bytes};
 use http::{Extensions, HeaderMap, HeaderName, HeaderValue};
@@ -102,22 +102,53 @@ impl Transport {
     /// Sends `request` (an encoded `ExportTraceServiceRequest`), retrying what a retry can
     /// mend; the number of spans the collector rejected (its partial success), or the last
     /// attempt's error.
-    pub(crate) fn send(&mut self, request: Bytes) -> Result<u64, String> {
+    ///
+    ///
+    /// Each attempt has `timeout`; once `deadline` gives a time (it is asked before every
+    /// attempt), no attempt starts after it and none outlasts it.
+    pub(crate) fn send(
+        &mut self,
+        request: Bytes,
+        timeout: Duration,
+        deadline: impl Fn() -> Option<Instant>,
+    ) -> Result<u64, String> {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 0;
         loop {
+            let limit = match deadline().map(|at| at.saturating_duration_since(Instant::now())) {
+                Some(left) if left.is_zero() => {
+                    return Err(format!(
+                        "the time to finish ran out after {attempt} retries"
+                    ));
+                }
+                Some(left) => left.min(timeout),
+                None => timeout,
+            };
             // Each attempt shares the bytes (a reference count, no copy).
             let result = match self {
-                Self::Http { client, url } => post(client, url, request.clone()),
+                Self::Http { client, url } => post(client, url, request.clone(), limit),
                 Self::Grpc {
                     runtime,
                     client,
                     metadata,
-                } => runtime.block_on(call(client, metadata, request.clone())),
+                } => runtime.block_on(async {
+                    tokio::time::timeout(limit, call(client, metadata, request.clone()))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(Failure {
+                                retry: true,
+                                reason: format!("no answer within {limit:?}"),
+                            })
+                        })
+                }),
             };
             match result {
                 Ok(rejected) => return Ok(rejected),
-                Err(failure) if failure.retry && attempt < RETRIES => {
+                Err(failure)
+                    if failure.retry
+                        && attempt < RETRIES
+                        && deadline().is_none_or(|at| Instant::now() + backoff < at) =>
+                {
                     attempt += 1;
                     std::thread::sleep(backoff);
                     backoff *= 2;
@@ -136,9 +167,15 @@ impl Transport {
 
 /// One OTLP/HTTP attempt. Retried: connection failures, timeouts, and the statuses OTLP
 /// names retryable (429, 502, 503, 504).
-fn post(client: &reqwest::blocking::Client, url: &str, body: Bytes) -> Result<u64, Failure> {
+fn post(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    body: Bytes,
+    timeout: Duration,
+) -> Result<u64, Failure> {
     let response = client
         .post(url)
+        .timeout(timeout)
         .header("content-type", "application/x-protobuf")
         .body(body)
         .send()
