@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! CARGO_TARGET_DIR=target/bench cargo bench -p nettrace-user --bench kernel_conn
+//! # rounds and requests per kind per round (defaults 15 and 600):
+//! NETTRACE_KCONN_ROUNDS=7 NETTRACE_KCONN_ROUND_REQUESTS=3000 target/bench/release/deps/kernel_conn-<hash> --bench
 //! # one kind alone, for counting tools (strace -c, perf trace -s) run around the binary:
 //! NETTRACE_KCONN_KIND=traced_kernel NETTRACE_KCONN_REQUESTS=2000 target/bench/release/deps/kernel_conn-<hash>
 //! ```
@@ -20,8 +22,16 @@ use std::time::Duration;
 
 use common::{AnyClient, Conns, Kind, Timing};
 
-/// Requests per kind per round.
+/// Requests per kind per round, unless `NETTRACE_KCONN_ROUND_REQUESTS` says otherwise.
 const REQUESTS: u64 = 600;
+
+/// Requests per kind per round (more show whether a cost is per round or per connection).
+fn requests() -> u64 {
+    std::env::var("NETTRACE_KCONN_ROUND_REQUESTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(REQUESTS)
+}
 
 fn main() {
     let rt = common::runtime();
@@ -49,6 +59,7 @@ fn main() {
         eprintln!("SKIPPED kernel_conn benchmark: needs root to load eBPF programs");
         return;
     }
+    let per_round = requests();
     let rounds: usize = std::env::var("NETTRACE_KCONN_ROUNDS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -69,18 +80,18 @@ fn main() {
                 kind,
                 Conns::NewPerRequest,
                 url.clone(),
-                REQUESTS,
+                per_round,
             ));
-            cpu[slot].push(per_request(t[slot].cpu, REQUESTS));
-            wall[slot].push(per_request(t[slot].wall, REQUESTS));
+            cpu[slot].push(per_request(t[slot].cpu, per_round));
+            wall[slot].push(per_request(t[slot].wall, per_round));
         }
-        let us = |i: usize| per_request(t[i].cpu, REQUESTS);
+        let us = |i: usize| per_request(t[i].cpu, per_round);
         added.push(us(2) - us(1));
         ratio_off.push(us(0) / us(1));
         ratio_on.push(us(0) / us(2));
     }
     println!(
-        "new connection per GET 1 KiB, {rounds} paired rounds of {REQUESTS} requests; \
+        "new connection per GET 1 KiB, {rounds} paired rounds of {per_round} requests; \
          medians [IQR] of process CPU per request"
     );
     for kind in kinds {
