@@ -68,6 +68,7 @@ fn main() {
     let mut cpu: [Vec<f64>; 3] = Default::default();
     let mut wall: [Vec<f64>; 3] = Default::default();
     let (mut added, mut ratio_off, mut ratio_on) = (Vec::new(), Vec::new(), Vec::new());
+    let mut hub = Vec::new();
     for round in 0..rounds {
         let mut order = kinds.to_vec();
         if round % 2 == 1 {
@@ -87,6 +88,7 @@ fn main() {
         }
         let us = |i: usize| per_request(t[i].cpu, per_round);
         added.push(us(2) - us(1));
+        hub.push(per_request(t[2].hub_cpu, per_round));
         ratio_off.push(us(0) / us(1));
         ratio_on.push(us(0) / us(2));
     }
@@ -111,6 +113,10 @@ fn main() {
     println!(
         "  kernel on minus kernel off: {} CPU per connection (target <= 3 us)",
         show(&added, "us")
+    );
+    println!(
+        "  of kernel on, the hub thread (nettrace-kernel): {} CPU per connection",
+        show(&hub, "us")
     );
     rt.block_on(kernel_facts(&url));
     drop(server);

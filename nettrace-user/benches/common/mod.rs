@@ -245,13 +245,36 @@ pub(crate) struct Timing {
     pub(crate) wall: Duration,
     /// CPU time of the whole process.
     pub(crate) cpu: Duration,
+    /// Of it, the kernel hub's ring-reading thread (`nettrace-kernel`), when there is one.
+    pub(crate) hub_cpu: Duration,
 }
 
 impl std::ops::AddAssign for Timing {
     fn add_assign(&mut self, other: Self) {
         self.wall += other.wall;
         self.cpu += other.cpu;
+        self.hub_cpu += other.hub_cpu;
     }
+}
+
+/// On-CPU time of this process's threads named `name` (from `/proc/self/task/*/schedstat`;
+/// zero when there are none or `/proc` is unreadable).
+pub(crate) fn threads_cpu(name: &str) -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|comm| comm.trim_end() == name)
+        })
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            stat.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum();
+    Duration::from_nanos(nanos)
 }
 
 /// The process's CPU time so far (`CLOCK_PROCESS_CPUTIME_ID`).
@@ -266,6 +289,9 @@ pub(crate) fn process_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// The name of the kernel hub's thread.
+const HUB_THREAD: &str = "nettrace-kernel";
+
 /// `iters` sequential GETs of `url`; returns the time spent in them. Every [`CLEAR_EVERY`]
 /// requests the trace is cleared outside the timed sections.
 pub(crate) async fn timed(client: &AnyClient, url: &Uri, iters: u64) -> Timing {
@@ -274,6 +300,7 @@ pub(crate) async fn timed(client: &AnyClient, url: &Uri, iters: u64) -> Timing {
     while left > 0 {
         let chunk = left.min(CLEAR_EVERY);
         client.clear();
+        let hub_cpu = threads_cpu(HUB_THREAD);
         let cpu = process_cpu();
         let start = Instant::now();
         for _ in 0..chunk {
@@ -282,6 +309,7 @@ pub(crate) async fn timed(client: &AnyClient, url: &Uri, iters: u64) -> Timing {
         total += Timing {
             wall: start.elapsed(),
             cpu: process_cpu() - cpu,
+            hub_cpu: threads_cpu(HUB_THREAD).saturating_sub(hub_cpu),
         };
         left -= chunk;
     }
