@@ -33,7 +33,7 @@ pub enum KernelEvent {
     /// A TCP state transition.
     TcpState(TcpStateChange),
     /// A sock_ops callback (connect, established, retransmit, RTO, state change).
-    SockOps(SockOpsRecord),
+    SockOps(Box<SockOpsRecord>),
     /// A send or receive call.
     SockMsg(SockMsgRecord),
     /// A TCP reset sent or received.
@@ -190,7 +190,7 @@ impl KernelEvent {
             }
             event_kind::SOCK_OPS => {
                 let e: SockOpsEvent = read_record(record)?;
-                Ok(Self::SockOps(SockOpsRecord::from_raw(&e)?))
+                Ok(Self::SockOps(Box::new(SockOpsRecord::from_raw(&e)?)))
             }
             event_kind::SOCK_MSG => {
                 let e: SockMsgEvent = read_record(record)?;

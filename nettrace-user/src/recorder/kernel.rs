@@ -43,7 +43,7 @@ impl KernelRec {
                     SockOp::Rto => self.rto_events += 1,
                     _ => {}
                 }
-                self.last = Some(record);
+                self.last = Some(*record);
             }
             KernelEvent::SockMsg(call) => self.count_call(&call),
             KernelEvent::TcpReset(reset) => match reset.direction {

@@ -74,13 +74,13 @@ fn reset_received(cookie: u64, ms: u64) -> KernelEvent {
 }
 
 fn established_ops(cookie: u64, ms: u64) -> KernelEvent {
-    KernelEvent::SockOps(sock_ops(
+    KernelEvent::SockOps(Box::new(sock_ops(
         cookie,
         ms,
         SockOp::ActiveEstablished,
         KernelTcpState::Established,
         (addr(LOCAL_TCP), addr(SERVER)),
-    ))
+    )))
 }
 
 /// A packet of socket `cookie` as the cgroup programs copy it (from the IP header on).
@@ -307,13 +307,13 @@ fn a_tcp_connection_from_socket_creation_to_close() {
         )
     );
     let ends = (addr(LOCAL_TCP), addr(SERVER));
-    run.kernel_only(KernelEvent::SockOps(sock_ops(
+    run.kernel_only(KernelEvent::SockOps(Box::new(sock_ops(
         TCP,
         1,
         SockOp::Connect,
         KernelTcpState::SynSent,
         ends,
-    )));
+    ))));
     run.kernel_only(tcp_state(
         TCP,
         1,

@@ -166,7 +166,7 @@ fn kernel(event: KernelEvent) -> Event {
 }
 
 fn kernel_ops(record: SockOpsRecord) -> Event {
-    Event::Kernel(KernelEvent::SockOps(record))
+    Event::Kernel(KernelEvent::SockOps(Box::new(record)))
 }
 
 fn query_msg(id: u16, name: &str) -> DnsQueryMsg {
