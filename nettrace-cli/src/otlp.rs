@@ -6,8 +6,8 @@ use clap::Args;
 use nettrace::model::HttpTrace;
 use nettrace_otel::{OtlpConfig, OtlpExporter, Protocol, parse_key_values};
 
-/// The environment variables of OpenTelemetry's SDKs that `--otlp` reads (the general ones;
-/// the traces-only headers variable wins over the general one).
+/// The environment variables of OpenTelemetry's SDKs that `--otlp` reads; in each pair the
+/// traces-only variable wins over the general one.
 const PROTOCOL_ENVS: [&str; 2] = [
     "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
     "OTEL_EXPORTER_OTLP_PROTOCOL",
@@ -34,8 +34,8 @@ pub(crate) struct OtlpArgs {
     /// is written as usual; an unreachable collector is reported at the end (exit code 1).
     #[arg(long, value_name = "URL")]
     pub(crate) otlp: Option<String>,
-    /// The OTLP protocol: http/protobuf or grpc [default: $OTEL_EXPORTER_OTLP_PROTOCOL, else
-    /// http/protobuf].
+    /// The OTLP protocol: http/protobuf or grpc [default: $OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
+    /// or $OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf].
     #[arg(long, value_name = "PROTOCOL", requires = "otlp")]
     pub(crate) otlp_protocol: Option<Protocol>,
     /// The `service.name` of the exported spans [default: $OTEL_SERVICE_NAME, else
@@ -67,11 +67,14 @@ impl OtlpArgs {
         };
         // Set but blank counts as unset, as the SDKs do.
         let env = |name: &str| env(name).filter(|value| !value.trim().is_empty());
+        // The first of `names` that is set, with its value.
+        let first_set = |names: &[&'static str]| {
+            names
+                .iter()
+                .find_map(|&name| env(name).map(|value| (name, value)))
+        };
         let mut config = OtlpConfig::new(endpoint.clone());
-        let from_env = PROTOCOL_ENVS
-            .iter()
-            .find_map(|name| env(name).map(|value| (name, value)));
-        config.protocol = match (self.otlp_protocol, from_env) {
+        config.protocol = match (self.otlp_protocol, first_set(&PROTOCOL_ENVS)) {
             (Some(protocol), _) => protocol,
             (None, Some((name, value))) => {
                 value.parse().map_err(|e| anyhow::anyhow!("{name}: {e}"))?
@@ -82,20 +85,13 @@ impl OtlpArgs {
             config.resource_attributes =
                 parse_key_values(&list).map_err(|e| anyhow::anyhow!("{RESOURCE_ENV}: {e}"))?;
         }
-        if let Some((name, list)) = HEADERS_ENVS
-            .iter()
-            .find_map(|name| env(name).map(|list| (name, list)))
-        {
+        if let Some((name, list)) = first_set(&HEADERS_ENVS) {
             // The error names the entry, never a value (it may be a credential).
             config.headers = parse_key_values(&list).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         }
         // Only an https collector uses it: a stale variable does not stop a plain run.
         let https = endpoint.trim_start().starts_with("https:");
-        if let Some((name, path)) = CERTIFICATE_ENVS
-            .iter()
-            .filter(|_| https)
-            .find_map(|name| env(name).map(|path| (name, path)))
-        {
+        if let Some((name, path)) = first_set(&CERTIFICATE_ENVS).filter(|_| https) {
             config.ca_pem = Some(
                 std::fs::read(path.trim())
                     .with_context(|| format!("{name}: reading {}", path.trim()))?,
@@ -105,13 +101,7 @@ impl OtlpArgs {
             .otlp_service_name
             .clone()
             .or_else(|| env(SERVICE_NAME_ENV))
-            .or_else(|| {
-                config
-                    .resource_attributes
-                    .iter()
-                    .find(|(key, _)| key == "service.name")
-                    .map(|(_, value)| value.clone())
-            })
+            .or_else(|| config.resource_attribute("service.name").map(str::to_owned))
             .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_owned());
         config.device_id.clone_from(&self.otlp_device_id);
         Ok(Some(config))

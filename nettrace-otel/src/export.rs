@@ -96,6 +96,17 @@ impl OtlpConfig {
     }
 }
 
+impl OtlpConfig {
+    /// The value of the resource attribute `key` among [`Self::resource_attributes`] (the
+    /// first, when several have it).
+    pub fn resource_attribute(&self, key: &str) -> Option<&str> {
+        self.resource_attributes
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
 impl fmt::Debug for OtlpConfig {
     /// Everything but the headers' values, which may be credentials.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -496,13 +507,7 @@ fn host_name_of(config: &OtlpConfig) -> String {
     config
         .host_name
         .clone()
-        .or_else(|| {
-            config
-                .resource_attributes
-                .iter()
-                .find(|(key, _)| key == "host.name")
-                .map(|(_, value)| value.clone())
-        })
+        .or_else(|| config.resource_attribute("host.name").map(str::to_owned))
         .unwrap_or_else(host_name)
 }
 

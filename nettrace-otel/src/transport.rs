@@ -57,7 +57,8 @@ impl Transport {
             Protocol::HttpProtobuf => {
                 // reqwest is built without a crypto provider of its own: it takes this
                 // configuration, which plain HTTP never uses (so no roots are read for it).
-                let tls = if url.starts_with("https:") {
+                let https = url.starts_with("https:");
+                let tls = if https {
                     tls::client_config(config.ca_pem.as_deref())?
                 } else {
                     tls::unused_config()?
@@ -69,7 +70,7 @@ impl Transport {
                     .timeout(timeout)
                     .default_headers(headers)
                     .redirect(reqwest::redirect::Policy::none())
-                    .https_only(url.starts_with("https:"))
+                    .https_only(https)
                     .tls_backend_preconfigured(tls);
                 let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
                 Ok(Self::Http {
@@ -102,7 +103,6 @@ impl Transport {
     /// Sends `request` (an encoded `ExportTraceServiceRequest`), retrying what a retry can
     /// mend; the number of spans the collector rejected (its partial success), or the last
     /// attempt's error.
-    ///
     ///
     /// Each attempt has `timeout`; once `deadline` gives a time (it is asked before every
     /// attempt), no attempt starts after it and none outlasts it.
