@@ -35,6 +35,7 @@ use nettrace::{
     client::{
         HttpClient, HttpClientConfig, HttpReqTraceOptions, KernelMode, RequestBody, TraceOptions,
     },
+    limits::TraceLimits,
     model::HdrFieldsOpt,
     tls::TlsSettings,
 };
@@ -169,6 +170,10 @@ impl AnyClient {
             }),
             // `Off` for userspace tracing only (no eBPF programs, even when run as root).
             kernel,
+            // Record every socket op and request, however many: the default limits (1,000 ops
+            // per connection, 10,000 requests) would stop recording part-way through a round
+            // and measure the cheaper path of dropping instead.
+            limits: TraceLimits::UNLIMITED,
             ..Default::default()
         };
         Self::Traced(HttpClient::new(config, options).expect("traced client"))
