@@ -37,7 +37,7 @@
 //! (`ConntrackError::AlreadyAttached`).
 use crate::sync::lock;
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     net::SocketAddr,
     os::fd::BorrowedFd,
     sync::{
@@ -102,9 +102,9 @@ struct CompletedStream {
 #[derive(Debug, Default)]
 struct Retiring {
     /// Closed by the application, CLOSE not seen yet.
-    dropped: HashSet<SocketCookie>,
+    dropped: rustc_hash::FxHashSet<SocketCookie>,
     /// CLOSE seen, still open in the application.
-    closed: HashSet<SocketCookie>,
+    closed: rustc_hash::FxHashSet<SocketCookie>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -161,25 +161,57 @@ impl KernelLink {
 
 impl KernelSink for Inner {
     fn kernel_event(&self, event: KernelEvent, _record: &[u8]) {
+        self.record_kernel_events(std::iter::once(event));
+    }
+
+    fn kernel_events(&self, events: Vec<(KernelEvent, bytes::Bytes)>) {
+        self.record_kernel_events(events.into_iter().map(|(event, _)| event));
+    }
+}
+
+impl Inner {
+    /// Kernel events in order: through the translator when there is one (a program's
+    /// trace), straight into the recorder otherwise.
+    fn record_kernel_events(&self, events: impl Iterator<Item = KernelEvent>) {
         if let Some(translator) = self.translator.get() {
-            let out = lock(translator).translate(event);
-            for cookie in out.unregister {
-                self.unregister(cookie);
-            }
-            for event in out.events {
-                self.emit(event);
+            for event in events {
+                let out = lock(translator).translate(event);
+                for cookie in out.unregister {
+                    self.unregister(cookie);
+                }
+                for event in out.events {
+                    self.emit(event);
+                }
             }
             return;
         }
-        if let KernelEvent::TcpState(change) = &event
-            && change.new == KernelTcpState::Close
-            && lock(&self.retiring).both_done(change.cookie, Side::Kernel)
-        {
-            self.unregister(change.cookie);
+        let mut closed = Vec::new();
+        let mut events = events.into_iter().peekable();
+        while events.peek().is_some() {
+            // The recorder's lock once per chunk: the application's threads wait for it
+            // behind at most this many events.
+            let mut recorder = lock(&self.recorder);
+            for event in events.by_ref().take(KERNEL_EVENTS_PER_LOCK) {
+                if let KernelEvent::TcpState(change) = &event
+                    && change.new == KernelTcpState::Close
+                {
+                    closed.push(change.cookie);
+                }
+                recorder.handle(Event::Kernel(event));
+            }
         }
-        lock(&self.recorder).handle(Event::Kernel(event));
+        // Each socket leaves the kernel map once the application is done with it too.
+        for cookie in closed {
+            if lock(&self.retiring).both_done(cookie, Side::Kernel) {
+                self.unregister(cookie);
+            }
+        }
     }
 }
+
+/// Kernel events recorded under one hold of the recorder's lock (see
+/// [`KernelSink::kernel_events`]).
+const KERNEL_EVENTS_PER_LOCK: usize = 64;
 
 impl ConntrackSink for Inner {
     fn conntrack_sample(&self, conn: &TraceId, sample: CtSample) {

@@ -7,10 +7,16 @@
 //! taken right after a request holds every kernel event that happened before it.
 use crate::sync::lock;
 use std::{
-    collections::HashMap,
     net::SocketAddr,
-    sync::{Arc, Mutex, Weak},
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
+
+use bytes::Bytes;
+// Keys are client slots, kernel socket cookies and interface indexes, none chosen by a peer.
+use rustc_hash::FxHashMap as HashMap;
 
 use nettrace_common::{
     CaptureClient, CaptureInterface, FlowKey, TracedFlow, capture_flags, limits, socket_flags,
@@ -31,6 +37,14 @@ pub(crate) trait KernelSink: Send + Sync {
     /// One event about one of the client's sockets, with the ring-buffer record it was
     /// decoded from.
     fn kernel_event(&self, event: KernelEvent, record: &[u8]);
+
+    /// Consecutive events of one drain, in order (by default, one [`Self::kernel_event`]
+    /// call each; a sink with a lock per event takes it once here instead).
+    fn kernel_events(&self, events: Vec<(KernelEvent, Bytes)>) {
+        for (event, record) in events {
+            self.kernel_event(event, &record);
+        }
+    }
 }
 
 /// The process-wide hub, alive while some client holds it.
@@ -52,6 +66,9 @@ pub(crate) struct KernelHub {
     /// Sockets done with, still in the traced-socket map: removed together, with one
     /// syscall per [`RETIRE_BATCH`] sockets or per tick of the ring thread.
     retired: Mutex<Vec<SocketCookie>>,
+    /// Bytes the last drain took: the next one's first guess, so that its buffer is not
+    /// grown step by step.
+    last_drain: AtomicUsize,
 }
 
 /// Sockets removed from the traced-socket map together (at most; the ring thread's tick
@@ -63,6 +80,14 @@ const RETIRE_BATCH: usize = 64;
 /// connection, and a client with nothing in flight stops costing the rest of the machine
 /// soon after.
 const DISARM_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Events of one drain on their way out, in order.
+enum Run {
+    /// Consecutive events of one client.
+    One(Arc<dyn KernelSink>, Vec<(KernelEvent, Bytes)>),
+    /// A packet of no flow, for every client capturing its kind on its interface.
+    Many(Vec<Arc<dyn KernelSink>>, KernelEvent, Bytes),
+}
 
 /// Where one event goes.
 enum Recipients {
@@ -131,10 +156,11 @@ impl KernelHub {
             events: Mutex::new(events),
             packets: Mutex::new(packets),
             draining: Mutex::new(()),
-            clients: Mutex::new(HashMap::new()),
-            interfaces: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::default()),
+            interfaces: Mutex::new(HashMap::default()),
             stop: Mutex::new(Some(stop_tx)),
             retired: Mutex::new(Vec::new()),
+            last_drain: AtomicUsize::new(0),
         });
         hub.tracer.set_disarm_delay(Some(DISARM_DELAY))?;
         // If the thread is gone, events are still drained by every snapshot.
@@ -159,7 +185,7 @@ impl KernelHub {
             ClientEntry {
                 sink,
                 cgroup: None,
-                sockets: HashMap::new(),
+                sockets: HashMap::default(),
                 capture: None,
             },
         );
@@ -173,23 +199,19 @@ impl KernelHub {
     /// returns once every event taken before the call (by any drain) has been handed on.
     pub(crate) fn drain(&self) {
         let _draining = lock(&self.draining);
-        let mut records = RecordBatch::default();
+        let mut records = RecordBatch::with_capacity(self.last_drain.load(Ordering::Relaxed));
         lock(&self.events).drain_records(&mut records);
         lock(&self.packets).drain_records(&mut records);
+        self.last_drain.store(records.len(), Ordering::Relaxed);
         let (bytes, spans) = records.into_shared();
-        let mut batch: Vec<_> = spans
-            .into_iter()
-            .filter_map(|span| {
-                let record = bytes.slice(span);
-                match KernelEvent::decode_shared(&record) {
-                    Ok(event) => Some((event, record)),
-                    Err(error) => {
-                        tracing::warn!(%error, "skipping a kernel event");
-                        None
-                    }
-                }
-            })
-            .collect();
+        let mut batch = Vec::with_capacity(spans.len());
+        for span in spans {
+            let record = bytes.slice(span);
+            match KernelEvent::decode_shared(&record) {
+                Ok(event) => batch.push((event, record)),
+                Err(error) => tracing::warn!(%error, "skipping a kernel event"),
+            }
+        }
         if batch.is_empty() {
             return;
         }
@@ -198,21 +220,28 @@ impl KernelHub {
         batch.sort_by_key(|(event, _)| event.time());
         // Routed under one lock of the clients, handed on outside it: a sink takes its own
         // locks (the recorder's) and may unregister a socket, which takes the clients' lock.
-        let routed: Vec<_> = {
+        // Consecutive events of one client travel together: one call, one lock of its
+        // recorder per run instead of per event.
+        let mut runs: Vec<Run> = Vec::new();
+        {
             let mut clients = lock(&self.clients);
-            batch
-                .into_iter()
-                .map(|(event, record)| {
-                    let sinks = self.recipients(&mut clients, &event);
-                    (event, record, sinks)
-                })
-                .collect()
-        };
-        for (event, record, sinks) in routed {
-            match sinks {
-                Recipients::None => {}
-                Recipients::One(sink) => sink.kernel_event(event, &record),
-                Recipients::Many(sinks) => {
+            for (event, record) in batch {
+                match self.recipients(&mut clients, &event) {
+                    Recipients::None => {}
+                    Recipients::One(sink) => match runs.last_mut() {
+                        Some(Run::One(last, events)) if Arc::ptr_eq(last, &sink) => {
+                            events.push((event, record));
+                        }
+                        _ => runs.push(Run::One(sink, vec![(event, record)])),
+                    },
+                    Recipients::Many(sinks) => runs.push(Run::Many(sinks, event, record)),
+                }
+            }
+        }
+        for run in runs {
+            match run {
+                Run::One(sink, events) => sink.kernel_events(events),
+                Run::Many(sinks, event, record) => {
                     for sink in sinks {
                         sink.kernel_event(event.clone(), &record);
                     }

@@ -16,6 +16,19 @@ pub(crate) struct RecordBatch {
 }
 
 impl RecordBatch {
+    /// An empty batch with room for `bytes` of records (and about that many 64-byte records).
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes),
+            spans: Vec::with_capacity(bytes / 64),
+        }
+    }
+
+    /// Bytes of records in the batch.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Appends a copy of one record.
     pub(crate) fn push(&mut self, record: &[u8]) {
         let start = self.bytes.len();

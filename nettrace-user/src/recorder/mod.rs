@@ -20,7 +20,10 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
+
+// Socket cookies are the kernel's, not chosen by a peer: a fast hash will do.
+use rustc_hash::FxHashMap as HashMap;
 
 pub(crate) use records::{ConnRec, DialRec, DnsRec, HttpRec, ResolverDialRec, TlsRec};
 use snapshot::{ConnSlot, DialSlot, DnsSlot, HttpSlot, TlsSlot};
@@ -107,7 +110,7 @@ impl Recorder {
             tls: Table::default(),
             http: Table::default(),
             snapshot_links: None,
-            by_cookie: HashMap::new(),
+            by_cookie: HashMap::default(),
             record_dns,
             http_headers: None,
             capture: None,
