@@ -2,9 +2,10 @@
 //! (and, when asked, ICMP and ARP) are copied into the [`PACKETS`] ring buffer.
 //!
 //! While userspace has nothing registered a packet costs one array load
-//! ([`crate::emit::armed`]); otherwise an untraced TCP or UDP packet costs its header loads and
-//! two array loads (its ports, [`crate::emit::flow_ports_marked`]), and the hash lookup only
-//! when both ports belong to registered flows. The copy is made with `bpf_skb_load_bytes`, so
+//! ([`crate::emit::armed_generation`]); otherwise an untraced TCP or UDP packet costs the header
+//! fields that lead to its ports and one or two array loads (the ports,
+//! [`crate::emit::flow_port_marked`]). Its addresses and length are read, and the flow hashed,
+//! only when both ports belong to registered flows. The copy is made with `bpf_skb_load_bytes`, so
 //! non-linear packets (GSO on loopback) are copied too.
 //! Every program returns "no verdict" (`TC_ACT_UNSPEC`, tcx "next"): packets flow on untouched.
 use core::ffi::c_void;
@@ -20,7 +21,7 @@ use nettrace_common::{
 };
 
 use crate::{
-    emit::{PACKET_WAKEUP_BYTES, armed, count_lost, flow_ports_marked, wakeup_flags},
+    emit::{PACKET_WAKEUP_BYTES, armed_generation, count_lost, flow_port_marked, wakeup_flags},
     maps::{CAPTURE_CLIENTS, CAPTURE_INTERFACES, LOST_PACKETS, PACKETS, TRACED_FLOWS},
 };
 
@@ -65,7 +66,8 @@ enum Unbound {
 /// `l2_len`: bytes before the network header; `way`: the hook's direction.
 #[inline(always)]
 fn capture(ctx: &TcContext, l2_len: usize, way: u32) {
-    if !armed() {
+    let generation = armed_generation();
+    if generation == 0 {
         return;
     }
     let ethertype = if l2_len == 0 {
@@ -78,8 +80,8 @@ fn capture(ctx: &TcContext, l2_len: usize, way: u32) {
         }
     };
     let _ = match ethertype {
-        ETH_P_IP => ipv4(ctx, l2_len, way),
-        ETH_P_IPV6 => ipv6(ctx, l2_len, way),
+        ETH_P_IP => ipv4(ctx, l2_len, way, generation),
+        ETH_P_IPV6 => ipv6(ctx, l2_len, way, generation),
         ETH_P_ARP => {
             unbound(ctx, Unbound::Arp, way);
             Ok(())
@@ -88,8 +90,9 @@ fn capture(ctx: &TcContext, l2_len: usize, way: u32) {
     };
 }
 
+/// `generation`: the programs' current one (see [`flow_port_marked`]).
 #[inline(always)]
-fn ipv4(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
+fn ipv4(ctx: &TcContext, l3: usize, way: u32, generation: u32) -> Result<(), i64> {
     let version_ihl: u8 = read(ctx, l3)?;
     let header_len = ((version_ihl & 0x0f) as usize) * 4;
     if header_len < 20 {
@@ -108,25 +111,28 @@ fn ipv4(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
     if u16::from_be(fragment) & 0x1fff != 0 {
         return Ok(());
     }
+    let l4 = l3 + header_len;
+    let Some(ports) = marked_ports(ctx, l4, generation)? else {
+        return Ok(());
+    };
     let total_len: u16 = read(ctx, l3 + 2)?;
     let src: u32 = read(ctx, l3 + 12)?;
     let dst: u32 = read(ctx, l3 + 16)?;
-    flow(
-        ctx,
-        [src, 0, 0, 0],
-        [dst, 0, 0, 0],
-        family::INET,
-        protocol,
-        Transport {
-            offset: l3 + header_len,
-            ip_len: ip_len(u16::from_be(total_len), header_len as u32),
-        },
-    )
+    let transport = Transport {
+        offset: l4,
+        ip_len: ip_len(u16::from_be(total_len), header_len as u32),
+    };
+    let ends = Ends {
+        src_addr: [src, 0, 0, 0],
+        dst_addr: [dst, 0, 0, 0],
+        ports,
+    };
+    flow(ctx, ends, family::INET, protocol, transport)
 }
 
 /// IPv6 without extension headers (a packet with them is not matched).
 #[inline(always)]
-fn ipv6(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
+fn ipv6(ctx: &TcContext, l3: usize, way: u32, generation: u32) -> Result<(), i64> {
     let next_header: u8 = read(ctx, l3 + 6)?;
     if next_header == ip_protocol::ICMPV6 {
         unbound(ctx, Unbound::Icmp, way);
@@ -135,14 +141,48 @@ fn ipv6(ctx: &TcContext, l3: usize, way: u32) -> Result<(), i64> {
     if next_header != ip_protocol::TCP && next_header != ip_protocol::UDP {
         return Ok(());
     }
+    let l4 = l3 + 40;
+    let Some(ports) = marked_ports(ctx, l4, generation)? else {
+        return Ok(());
+    };
     let payload_len: u16 = read(ctx, l3 + 4)?;
-    let src: [u32; 4] = read(ctx, l3 + 8)?;
-    let dst: [u32; 4] = read(ctx, l3 + 24)?;
+    let src_addr: [u32; 4] = read(ctx, l3 + 8)?;
+    let dst_addr: [u32; 4] = read(ctx, l3 + 24)?;
     let transport = Transport {
-        offset: l3 + 40,
+        offset: l4,
         ip_len: ip_len(u16::from_be(payload_len), 0),
     };
-    flow(ctx, src, dst, family::INET6, next_header, transport)
+    let ends = Ends {
+        src_addr,
+        dst_addr,
+        ports,
+    };
+    flow(ctx, ends, family::INET6, next_header, transport)
+}
+
+/// The ports of the TCP or UDP header at `l4` (host order) when both were marked in
+/// `generation`; `None` for most untraced packets, which then cost no more loads.
+#[inline(always)]
+fn marked_ports(ctx: &TcContext, l4: usize, generation: u32) -> Result<Option<(u16, u16)>, i64> {
+    let src_port = u16::from_be(read(ctx, l4)?);
+    // Two array loads instead of a hash of the 40-byte key for most untraced packets; the
+    // second port is read only when the first is marked.
+    if !flow_port_marked(generation, src_port) {
+        return Ok(None);
+    }
+    let dst_port = u16::from_be(read(ctx, l4 + 2)?);
+    if !flow_port_marked(generation, dst_port) {
+        return Ok(None);
+    }
+    Ok(Some((src_port, dst_port)))
+}
+
+/// Both ends of a packet: addresses (IPv4 in the first word) and ports, host order.
+#[derive(Clone, Copy)]
+struct Ends {
+    src_addr: [u32; 4],
+    dst_addr: [u32; 4],
+    ports: (u16, u16),
 }
 
 /// Where a packet's transport header starts, and how long the IP header says the transport
@@ -176,23 +216,22 @@ impl Transport {
     }
 }
 
-/// A TCP or UDP packet whose transport header is `transport`: copied if its flow is traced.
+/// A TCP or UDP packet whose ports are both marked and whose transport header is
+/// `transport`: copied if its flow is traced.
 #[inline(always)]
 fn flow(
     ctx: &TcContext,
-    src_addr: [u32; 4],
-    dst_addr: [u32; 4],
+    ends: Ends,
     family: u32,
     protocol: u8,
     transport: Transport,
 ) -> Result<(), i64> {
     let l4 = transport.offset;
-    let src_port = u16::from_be(read(ctx, l4)?);
-    let dst_port = u16::from_be(read(ctx, l4 + 2)?);
-    // Two array loads instead of a hash of the 40-byte key for most untraced packets.
-    if !flow_ports_marked(src_port, dst_port) {
-        return Ok(());
-    }
+    let Ends {
+        src_addr,
+        dst_addr,
+        ports: (src_port, dst_port),
+    } = ends;
     let key = FlowKey {
         src_addr,
         dst_addr,

@@ -14,12 +14,13 @@ use crate::maps::{ARMED, EVENTS, FLOW_PORTS, LOST_EVENTS, TRACED_SOCKETS};
 /// registers its first socket or flow, and clears it after it removed its last one).
 #[inline(always)]
 pub(crate) fn armed() -> bool {
-    generation() != 0
+    armed_generation() != 0
 }
 
-/// The current generation of the flag, zero when disarmed.
+/// The current generation of the flag, zero when disarmed: [`armed`] for a program that
+/// needs the generation too ([`flow_port_marked`]).
 #[inline(always)]
-fn generation() -> u32 {
+pub(crate) fn armed_generation() -> u32 {
     ARMED.get(0).copied().unwrap_or(0)
 }
 
@@ -27,7 +28,7 @@ fn generation() -> u32 {
 /// Each mark is a plain 4-byte store of the whole entry: no read-modify-write to race with.
 #[inline(always)]
 pub(crate) fn mark_flow_ports(key: &FlowKey) {
-    let generation = generation();
+    let generation = armed_generation();
     for port in [key.src_port, key.dst_port] {
         if let Some(mark) = FLOW_PORTS.get_ptr_mut(u32::from(port)) {
             // SAFETY: the pointer comes from a successful array lookup and stays valid for
@@ -37,17 +38,14 @@ pub(crate) fn mark_flow_ports(key: &FlowKey) {
     }
 }
 
-/// Whether both ports were marked in the current generation: if not, no registered flow has
-/// this pair of ports and the flow lookup can be skipped.
+/// Whether `port` was marked in `generation`, the current non-zero one ([`armed_generation`]):
+/// if either port of a packet is not, no registered flow has its pair of ports and the flow
+/// lookup can be skipped.
 #[inline(always)]
-pub(crate) fn flow_ports_marked(src_port: u16, dst_port: u16) -> bool {
-    let generation = generation();
-    let marked = |port: u16| {
-        FLOW_PORTS
-            .get(u32::from(port))
-            .is_some_and(|mark| *mark == generation)
-    };
-    generation != 0 && marked(src_port) && marked(dst_port)
+pub(crate) fn flow_port_marked(generation: u32, port: u16) -> bool {
+    FLOW_PORTS
+        .get(u32::from(port))
+        .is_some_and(|mark| *mark == generation)
 }
 
 /// The traced-socket entry of `cookie`, if userspace registered it.
