@@ -8,19 +8,36 @@
 //! NETTRACE_KCONN_ROUNDS=7 NETTRACE_KCONN_ROUND_REQUESTS=3000 target/bench/release/deps/kernel_conn-<hash> --bench
 //! # one kind alone, for counting tools (strace -c, perf trace -s) run around the binary:
 //! NETTRACE_KCONN_KIND=traced_kernel NETTRACE_KCONN_REQUESTS=2000 target/bench/release/deps/kernel_conn-<hash>
+//! # the fixture server in a process of its own (this binary again), so that the process CPU
+//! # is the client's alone; the server's is read from /proc and shown beside it:
+//! NETTRACE_KCONN_SERVER=process target/bench/release/deps/kernel_conn-<hash> --bench
 //! ```
 //!
 //! Paired rounds as in `summary`: each round times every kind once on a fresh client (warmed
 //! by one untimed GET), in an order that alternates between rounds; the figures are medians
 //! over rounds of process CPU time per request (`CLOCK_PROCESS_CPUTIME_ID`: client, server and
 //! the kernel thread together, which the machine's other load disturbs less than wall time),
-//! and of the per-round differences and ratios. Then one kernel client's trace is read to
+//! and of the per-round differences and ratios.
+//!
+//! With the server in-process, its sockets' runs of the programs (each program checks every
+//! socket) count as the client's. With `NETTRACE_KCONN_SERVER=process` they do not, but on
+//! loopback the receiving side's softirq work runs in the sender's context, so part of the
+//! client socket's receive path (and the programs it runs) is then charged to the server: the
+//! two modes bracket the client's own cost. Then one kernel client's trace is read to
 //! count what the kernel reported per connection (state changes, send/receive calls).
 mod common;
 
-use std::time::Duration;
+use std::{
+    io::{BufRead, Read, Write},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
 
 use common::{AnyClient, Conns, Kind, Timing};
+use nettrace_tests::fixtures::http::HttpServer;
+
+/// Set in the child process that serves the fixture (`NETTRACE_KCONN_SERVER=process`).
+const SERVE_ENV: &str = "NETTRACE_KCONN_SERVE";
 
 /// Requests per kind per round, unless `NETTRACE_KCONN_ROUND_REQUESTS` says otherwise.
 const REQUESTS: u64 = 600;
@@ -33,10 +50,86 @@ fn requests() -> u64 {
         .unwrap_or(REQUESTS)
 }
 
-fn main() {
-    let rt = common::runtime();
+/// Where the fixture server runs.
+enum Server {
+    InProcess(HttpServer),
+    /// This binary again, serving until its stdin closes.
+    Child(Child),
+}
+
+impl Server {
+    fn start(rt: &tokio::runtime::Runtime) -> (Self, http::Uri) {
+        if std::env::var("NETTRACE_KCONN_SERVER").as_deref() != Ok("process") {
+            let server = rt.block_on(common::server());
+            let url = common::url(&server, &format!("/bytes/{}", common::SMALL));
+            return (Self::InProcess(server), url);
+        }
+        let mut child = Command::new(std::env::current_exe().expect("this binary"))
+            .env(SERVE_ENV, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("server process");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("server stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("server URL");
+        let url = line.trim().parse().expect("server URL");
+        (Self::Child(child), url)
+    }
+
+    /// The server process's CPU time so far (zero in-process: it is in the client's).
+    fn cpu(&self) -> Duration {
+        match self {
+            Self::InProcess(_) => Duration::ZERO,
+            Self::Child(child) => process_tree_cpu(child.id()),
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Self::InProcess(server) => drop(server),
+            Self::Child(mut child) => {
+                drop(child.stdin.take());
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// The child's part: serve, print the URL, wait for the parent to close stdin.
+fn serve(rt: &tokio::runtime::Runtime) {
     let server = rt.block_on(common::server());
     let url = common::url(&server, &format!("/bytes/{}", common::SMALL));
+    println!("{url}");
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    drop(server);
+}
+
+/// On-CPU time of every thread of process `pid` (`/proc/PID/task/*/schedstat`).
+fn process_tree_cpu(pid: u32) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            stat.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
+fn main() {
+    let rt = common::runtime();
+    if std::env::var_os(SERVE_ENV).is_some() {
+        serve(&rt);
+        return;
+    }
+    let (server, url) = Server::start(&rt);
     let root = nix_is_root();
     if let Ok(name) = std::env::var("NETTRACE_KCONN_KIND") {
         let kind = [Kind::Plain, Kind::Traced, Kind::TracedKernel]
@@ -53,10 +146,12 @@ fn main() {
             per_request(t.cpu, requests),
             per_request(t.wall, requests)
         );
+        server.stop();
         return;
     }
     if !root {
         eprintln!("SKIPPED kernel_conn benchmark: needs root to load eBPF programs");
+        server.stop();
         return;
     }
     let per_round = requests();
@@ -69,32 +164,45 @@ fn main() {
     let mut wall: [Vec<f64>; 3] = Default::default();
     let (mut added, mut ratio_off, mut ratio_on) = (Vec::new(), Vec::new(), Vec::new());
     let mut hub = Vec::new();
+    let mut server_cpu: [Vec<f64>; 3] = Default::default();
+    let mut server_added = Vec::new();
     for round in 0..rounds {
         let mut order = kinds.to_vec();
         if round % 2 == 1 {
             order.reverse();
         }
         let mut t = [Timing::default(); 3];
+        let mut served = [0.0; 3];
         for kind in order {
             let slot = slot(kind);
+            let before = server.cpu();
             t[slot] = rt.block_on(common::sample(
                 kind,
                 Conns::NewPerRequest,
                 url.clone(),
                 per_round,
             ));
+            served[slot] = per_request(server.cpu().saturating_sub(before), per_round);
+            server_cpu[slot].push(served[slot]);
             cpu[slot].push(per_request(t[slot].cpu, per_round));
             wall[slot].push(per_request(t[slot].wall, per_round));
         }
         let us = |i: usize| per_request(t[i].cpu, per_round);
         added.push(us(2) - us(1));
+        server_added.push(served[2] - served[1]);
         hub.push(per_request(t[2].hub_cpu, per_round));
         ratio_off.push(us(0) / us(1));
         ratio_on.push(us(0) / us(2));
     }
+    let external = matches!(server, Server::Child(_));
     println!(
         "new connection per GET 1 KiB, {rounds} paired rounds of {per_round} requests; \
-         medians [IQR] of process CPU per request"
+         medians [IQR] of process CPU per request (server {})",
+        if external {
+            "in a process of its own: the client's CPU alone"
+        } else {
+            "in-process: counted with the client"
+        }
     );
     for kind in kinds {
         let slot = slot(kind);
@@ -118,8 +226,19 @@ fn main() {
         "  of kernel on, the hub thread (nettrace-kernel): {} CPU per connection",
         show(&hub, "us")
     );
+    if external {
+        let [plain, off, on] = &server_cpu;
+        println!(
+            "  server process CPU per request: plain {}, kernel off {}, kernel on {}; \
+             kernel on minus off {}",
+            show(plain, "us"),
+            show(off, "us"),
+            show(on, "us"),
+            show(&server_added, "us")
+        );
+    }
     rt.block_on(kernel_facts(&url));
-    drop(server);
+    server.stop();
 }
 
 /// Counts what the kernel reported per connection in one kernel client's trace.
