@@ -18,6 +18,8 @@ mod otlp_sink;
 
 use std::{collections::BTreeMap, time::Instant};
 
+use nettrace_tests::cpu::{self, Process};
+
 use nettrace_model::HttpTrace;
 use nettrace_otel::{OtlpConfig, OtlpExporter, spans::request_trees};
 
@@ -33,7 +35,7 @@ fn main() {
     let endpoint = otlp_sink::start();
     println!("{traces} traces per round, {ROUNDS} rounds; µs of CPU per trace by thread");
     for round in 1..=ROUNDS {
-        let before = thread_cpu();
+        let before = cpu::threads(Process::This);
         let started = Instant::now();
         let mut config = OtlpConfig::new(endpoint.clone());
         config.max_pending_traces = traces;
@@ -44,16 +46,17 @@ fn main() {
         // Read before `finish`: it ends the exporter's threads, and their times with them.
         let report = exporter.flush();
         let wall = started.elapsed();
-        let after = thread_cpu();
+        let after = cpu::threads(Process::This);
         assert_eq!(
             report.exported, report.spans,
             "every span delivered: {report}"
         );
         exporter.finish().expect("finished");
         let mut rows: BTreeMap<String, u64> = BTreeMap::new();
-        for (tid, (name, ns)) in &after {
-            let spent = ns.saturating_sub(before.get(tid).map_or(0, |(_, ns)| *ns));
-            *rows.entry(name.clone()).or_default() += spent;
+        for (tid, (name, time)) in &after {
+            let spent =
+                time.saturating_sub(before.get(tid).map_or(Default::default(), |(_, t)| *t));
+            *rows.entry(name.clone()).or_default() += spent.as_nanos() as u64;
         }
         let per = |ns: u64| ns as f64 / 1_000.0 / traces as f64;
         let total: u64 = rows
@@ -71,44 +74,15 @@ fn main() {
         }
     }
     for _ in 0..ROUNDS {
-        let started = cpu_now();
+        let started = cpu::this_thread();
         let mut spans = 0;
         for _ in 0..traces {
             spans += request_trees(&trace).len();
         }
-        let ns = cpu_now() - started;
+        let ns = (cpu::this_thread() - started).as_nanos() as u64;
         println!(
             "span trees alone ({spans} trees): {:.2} µs/trace",
             ns as f64 / 1_000.0 / traces as f64
         );
     }
-}
-
-/// Every thread of this process: its name and on-CPU nanoseconds, by thread ID.
-fn thread_cpu() -> BTreeMap<u32, (String, u64)> {
-    let mut threads = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return threads;
-    };
-    for task in tasks.flatten() {
-        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
-            continue;
-        };
-        let path = task.path();
-        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        let ns = std::fs::read_to_string(path.join("schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0);
-        threads.insert(tid, (name.trim().to_owned(), ns));
-    }
-    threads
-}
-
-/// The calling thread's on-CPU nanoseconds.
-fn cpu_now() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }

@@ -34,7 +34,10 @@ use std::{
 };
 
 use common::{AnyClient, Conns, Kind, Timing};
-use nettrace_tests::fixtures::http::HttpServer;
+use nettrace_tests::{
+    cpu::{self, Process},
+    fixtures::http::HttpServer,
+};
 
 /// Set in the child process that serves the fixture (`NETTRACE_KCONN_SERVER=process`).
 const SERVE_ENV: &str = "NETTRACE_KCONN_SERVE";
@@ -83,7 +86,7 @@ impl Server {
     fn cpu(&self) -> Duration {
         match self {
             Self::InProcess(_) => Duration::ZERO,
-            Self::Child(child) => process_tree_cpu(child.id()),
+            Self::Child(child) => cpu::process(Process::Id(child.id())),
         }
     }
 
@@ -106,21 +109,6 @@ fn serve(rt: &tokio::runtime::Runtime) {
     let _ = std::io::stdout().flush();
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     drop(server);
-}
-
-/// On-CPU time of every thread of process `pid` (`/proc/PID/task/*/schedstat`).
-fn process_tree_cpu(pid: u32) -> Duration {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Duration::ZERO;
-    };
-    let nanos: u64 = tasks
-        .flatten()
-        .filter_map(|task| {
-            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-            stat.split_whitespace().next()?.parse::<u64>().ok()
-        })
-        .sum();
-    Duration::from_nanos(nanos)
 }
 
 fn main() {

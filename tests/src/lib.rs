@@ -5,6 +5,7 @@
 //! capture direct writes), so `cargo test` shows it next to the test's `ok`.
 use std::io::Write;
 
+pub mod cpu;
 pub mod daemon;
 pub mod findings;
 pub mod fixtures;

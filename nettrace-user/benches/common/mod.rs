@@ -39,6 +39,7 @@ use nettrace::{
     model::HdrFieldsOpt,
     tls::TlsSettings,
 };
+use nettrace_tests::cpu::{self, Process};
 use nettrace_tests::fixtures::{
     http::{HttpOptions, HttpServer, HttpVersions},
     net,
@@ -262,26 +263,6 @@ impl std::ops::AddAssign for Timing {
     }
 }
 
-/// On-CPU time of this process's threads named `name` (from `/proc/self/task/*/schedstat`;
-/// zero when there are none or `/proc` is unreadable).
-pub(crate) fn threads_cpu(name: &str) -> Duration {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Duration::ZERO;
-    };
-    let nanos: u64 = tasks
-        .flatten()
-        .filter(|task| {
-            std::fs::read_to_string(task.path().join("comm"))
-                .is_ok_and(|comm| comm.trim_end() == name)
-        })
-        .filter_map(|task| {
-            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-            stat.split_whitespace().next()?.parse::<u64>().ok()
-        })
-        .sum();
-    Duration::from_nanos(nanos)
-}
-
 /// The process's CPU time so far (`CLOCK_PROCESS_CPUTIME_ID`).
 pub(crate) fn process_cpu() -> Duration {
     let mut ts = libc::timespec {
@@ -305,7 +286,7 @@ pub(crate) async fn timed(client: &AnyClient, url: &Uri, iters: u64) -> Timing {
     while left > 0 {
         let chunk = left.min(CLEAR_EVERY);
         client.clear();
-        let hub_cpu = threads_cpu(HUB_THREAD);
+        let hub_cpu = cpu::named_threads(Process::This, HUB_THREAD);
         let cpu = process_cpu();
         let start = Instant::now();
         for _ in 0..chunk {
@@ -314,7 +295,7 @@ pub(crate) async fn timed(client: &AnyClient, url: &Uri, iters: u64) -> Timing {
         total += Timing {
             wall: start.elapsed(),
             cpu: process_cpu() - cpu,
-            hub_cpu: threads_cpu(HUB_THREAD).saturating_sub(hub_cpu),
+            hub_cpu: cpu::named_threads(Process::This, HUB_THREAD).saturating_sub(hub_cpu),
         };
         left -= chunk;
     }

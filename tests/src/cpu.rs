@@ -1,0 +1,90 @@
+//! On-CPU time of threads and processes for the benchmarks, read from
+//! `/proc/PID/task/*/schedstat` (nanoseconds, where `stat` counts ticks of 10 ms). Missing or
+//! unreadable entries count as zero: a thread may end between listing and reading.
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+/// Whose threads: this process or another one.
+#[derive(Clone, Copy, Debug)]
+pub enum Process {
+    /// The calling process.
+    This,
+    /// Another process, by ID.
+    Id(u32),
+}
+
+impl Process {
+    fn tasks(self) -> String {
+        match self {
+            Self::This => "/proc/self/task".to_owned(),
+            Self::Id(pid) => format!("/proc/{pid}/task"),
+        }
+    }
+}
+
+/// Every thread of `process`: its name and on-CPU time so far, by thread ID.
+pub fn threads(process: Process) -> BTreeMap<u32, (String, Duration)> {
+    let mut threads = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(process.tasks()) else {
+        return threads;
+    };
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        threads.insert(tid, (name.trim_end().to_owned(), schedstat(&path)));
+    }
+    threads
+}
+
+/// On-CPU time of the threads of `process` named `name`, together.
+pub fn named_threads(process: Process, name: &str) -> Duration {
+    threads(process)
+        .into_values()
+        .filter(|(thread, _)| thread == name)
+        .map(|(_, time)| time)
+        .sum()
+}
+
+/// On-CPU time of every thread of `process` that is still running, together.
+pub fn process(process: Process) -> Duration {
+    threads(process).into_values().map(|(_, time)| time).sum()
+}
+
+/// The calling thread's on-CPU time so far.
+pub fn this_thread() -> Duration {
+    schedstat(Path::new("/proc/thread-self"))
+}
+
+/// The first field of `dir/schedstat`: time spent on the CPU, in nanoseconds.
+fn schedstat(dir: &Path) -> Duration {
+    let nanos = std::fs::read_to_string(dir.join("schedstat"))
+        .ok()
+        .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_thread_is_among_the_process_threads_and_counts_up() {
+        let before = this_thread();
+        let mut x = 0u64;
+        // Some work, bounded, so that the thread's on-CPU time moves.
+        for i in 0..5_000_000u64 {
+            x = std::hint::black_box(x.wrapping_add(i));
+        }
+        let after = this_thread();
+        assert!(after > before, "{after:?} after {before:?}");
+        let all = threads(Process::This);
+        assert!(!all.is_empty());
+        assert!(process(Process::This) >= after);
+        let id = std::process::id();
+        assert!(process(Process::Id(id)) >= after);
+        assert_eq!(process(Process::Id(u32::MAX)), Duration::ZERO);
+    }
+}
