@@ -262,7 +262,6 @@ impl OtlpExporter {
             envelope,
             stats: stats.clone(),
             batch_spans: config.max_batch_spans.max(1),
-            timeout: config.timeout,
         };
         let (url, transport_config) = (endpoint.clone(), config.clone());
         let thread = std::thread::Builder::new()
@@ -385,8 +384,6 @@ struct Worker {
     envelope: Envelope,
     stats: Arc<Stats>,
     batch_spans: usize,
-    /// Time limit of one request.
-    timeout: Duration,
 }
 
 impl Worker {
@@ -478,7 +475,7 @@ impl Worker {
     }
 
     fn send_request(&self, transport: &mut Transport, request: Vec<u8>, count: u64) {
-        match transport.send(request.into(), self.timeout, || self.stats.give_up_at()) {
+        match transport.send(request.into(), || self.stats.give_up_at()) {
             Ok(rejected) => {
                 self.stats
                     .exported

@@ -26,8 +26,14 @@ use crate::{OtlpConfig, Protocol, tls};
 const RETRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
-/// The client of one collector.
-pub(crate) enum Transport {
+/// The client of one collector, and the time limit of each request to it.
+pub(crate) struct Transport {
+    client: Client,
+    timeout: Duration,
+}
+
+/// How requests travel.
+enum Client {
     /// OTLP/HTTP to `url` (`.../v1/traces`).
     Http {
         client: reqwest::blocking::Client,
@@ -73,9 +79,12 @@ impl Transport {
                     .https_only(https)
                     .tls_backend_preconfigured(tls);
                 let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
-                Ok(Self::Http {
-                    client,
-                    url: url.to_owned(),
+                Ok(Self {
+                    client: Client::Http {
+                        client,
+                        url: url.to_owned(),
+                    },
+                    timeout,
                 })
             }
             Protocol::Grpc => {
@@ -91,10 +100,13 @@ impl Transport {
                     let _entered = runtime.enter();
                     endpoint.connect_lazy()
                 };
-                Ok(Self::Grpc {
-                    runtime,
-                    client: Box::new(Grpc::new(channel)),
-                    metadata: MetadataMap::from_headers(headers),
+                Ok(Self {
+                    client: Client::Grpc {
+                        runtime,
+                        client: Box::new(Grpc::new(channel)),
+                        metadata: MetadataMap::from_headers(headers),
+                    },
+                    timeout,
                 })
             }
         }
@@ -104,14 +116,14 @@ impl Transport {
     /// mend; the number of spans the collector rejected (its partial success), or the last
     /// attempt's error.
     ///
-    /// Each attempt has `timeout`; once `deadline` gives a time (it is asked before every
-    /// attempt), no attempt starts after it and none outlasts it.
+    /// Each attempt has the configured time limit; once `deadline` gives a time (it is asked
+    /// before every attempt), no attempt starts after it and none outlasts it.
     pub(crate) fn send(
         &mut self,
         request: Bytes,
-        timeout: Duration,
         deadline: impl Fn() -> Option<Instant>,
     ) -> Result<u64, String> {
+        let timeout = self.timeout;
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 0;
         loop {
@@ -125,9 +137,9 @@ impl Transport {
                 None => timeout,
             };
             // Each attempt shares the bytes (a reference count, no copy).
-            let result = match self {
-                Self::Http { client, url } => post(client, url, request.clone(), limit),
-                Self::Grpc {
+            let result = match &mut self.client {
+                Client::Http { client, url } => post(client, url, request.clone(), limit),
+                Client::Grpc {
                     runtime,
                     client,
                     metadata,
