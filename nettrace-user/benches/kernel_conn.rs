@@ -55,7 +55,8 @@ fn requests() -> u64 {
 
 /// Where the fixture server runs.
 enum Server {
-    InProcess(HttpServer),
+    /// Held only to keep it serving.
+    InProcess { _running: HttpServer },
     /// This binary again, serving until its stdin closes.
     Child(Child),
 }
@@ -65,7 +66,7 @@ impl Server {
         if std::env::var("NETTRACE_KCONN_SERVER").as_deref() != Ok("process") {
             let server = rt.block_on(common::server());
             let url = common::url(&server, &format!("/bytes/{}", common::SMALL));
-            return (Self::InProcess(server), url);
+            return (Self::InProcess { _running: server }, url);
         }
         let mut child = Command::new(std::env::current_exe().expect("this binary"))
             .env(SERVE_ENV, "1")
@@ -82,21 +83,27 @@ impl Server {
         (Self::Child(child), url)
     }
 
-    /// The server process's CPU time so far (zero in-process: it is in the client's).
+    /// The server process's CPU time so far (zero in-process: it is in the client's). Read
+    /// around a whole sample, so it includes the client's one untimed warm-up GET.
     fn cpu(&self) -> Duration {
         match self {
-            Self::InProcess(_) => Duration::ZERO,
+            Self::InProcess { .. } => Duration::ZERO,
             Self::Child(child) => cpu::process(Process::Id(child.id())),
         }
     }
 
+    /// Stops the server (see the `Drop` impl).
     fn stop(self) {
-        match self {
-            Self::InProcess(server) => drop(server),
-            Self::Child(mut child) => {
-                drop(child.stdin.take());
-                let _ = child.wait();
-            }
+        drop(self);
+    }
+}
+
+impl Drop for Server {
+    /// Closes the child's stdin (it then stops serving) and waits for it, on any way out.
+    fn drop(&mut self) {
+        if let Self::Child(child) = self {
+            drop(child.stdin.take());
+            let _ = child.wait();
         }
     }
 }

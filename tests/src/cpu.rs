@@ -1,6 +1,7 @@
-//! On-CPU time of threads and processes for the benchmarks, read from
-//! `/proc/PID/task/*/schedstat` (nanoseconds, where `stat` counts ticks of 10 ms). Missing or
-//! unreadable entries count as zero: a thread may end between listing and reading.
+//! On-CPU time of threads and processes for the benchmarks: threads from
+//! `/proc/PID/task/*/schedstat` (nanoseconds, where `stat` counts ticks of 10 ms; missing or
+//! unreadable entries count as zero, as a thread may end between listing and reading), whole
+//! processes from their CPU-time clock (which keeps the time of ended threads).
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
 /// Whose threads: this process or another one.
@@ -47,9 +48,35 @@ pub fn named_threads(process: Process, name: &str) -> Duration {
         .sum()
 }
 
-/// On-CPU time of every thread of `process` that is still running, together.
+/// On-CPU time of `process` so far, ended threads included (its CPU-time clock); zero when
+/// the clock cannot be read (the process is gone, or belongs to another user).
 pub fn process(process: Process) -> Duration {
-    threads(process).into_values().map(|(_, time)| time).sum()
+    let clock = match process {
+        Process::This => libc::CLOCK_PROCESS_CPUTIME_ID,
+        Process::Id(pid) => {
+            let Ok(pid) = libc::pid_t::try_from(pid) else {
+                return Duration::ZERO;
+            };
+            let mut clock: libc::clockid_t = 0;
+            // SAFETY: `clock` is a valid, writable clockid_t; the call only fills it in.
+            if unsafe { libc::clock_getcpuclockid(pid, &mut clock) } != 0 {
+                return Duration::ZERO;
+            }
+            clock
+        }
+    };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 /// The calling thread's on-CPU time so far.
