@@ -20,8 +20,10 @@
 
 /// Names of the BPF maps, as they appear in the compiled object.
 pub mod map_name {
-    /// Hash map: socket cookie (`u64`) -> [`crate::TracedSocket`]. Only sockets in this map
-    /// produce events.
+    /// Socket storage (`BPF_MAP_TYPE_SK_STORAGE`): a [`crate::TracedSocket`] kept in each
+    /// traced socket, written by userspace through the socket's descriptor (or by the cgroup
+    /// program at creation) and freed by the kernel with the socket. Only sockets holding
+    /// one produce events; for any other socket the lookup costs one pointer load.
     pub const TRACED_SOCKETS: &str = "TRACED_SOCKETS";
     /// Ring buffer carrying every event to userspace.
     pub const EVENTS: &str = "EVENTS";
@@ -95,8 +97,6 @@ pub mod program_name {
 
 /// Limits shared by both sides.
 pub mod limits {
-    /// Capacity of the traced-socket map.
-    pub const MAX_TRACED_SOCKETS: u32 = 65_536;
     /// Number of client slots (size of the lost-event counters).
     pub const MAX_CLIENTS: u32 = 1_024;
     /// Default size of the event ring buffer in bytes (a power of two, multiple of the page size).
@@ -189,7 +189,7 @@ pub mod family {
 
 /// Value stored for each traced socket in [`map_name::TRACED_SOCKETS`]. Userspace writes the
 /// first two fields; the programs keep the RTT minimum in the others (RTT samples are folded
-/// here instead of being sent one by one). Userspace removes the entry when the socket is done.
+/// here instead of being sent one by one). The kernel frees the entry with the socket.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TracedSocket {

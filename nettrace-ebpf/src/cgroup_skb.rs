@@ -44,11 +44,16 @@ pub fn nettrace_cgroup_skb_ingress(ctx: SkBuffContext) -> i32 {
 
 #[inline(always)]
 fn inspect(ctx: &SkBuffContext, way: u32) {
-    // SAFETY: the skb context is a valid argument of the cookie helper (it reads skb->sk).
-    let cookie = unsafe { bpf_get_socket_cookie(ctx.skb.skb as *mut c_void) };
-    let Some(socket) = traced_socket(cookie) else {
+    // SAFETY: `sk` of the skb context: the packet's socket, or NULL.
+    let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
+    if sk.is_null() {
+        return;
+    }
+    let Some(socket) = traced_socket(sk.cast()) else {
         return;
     };
+    // SAFETY: the skb context is a valid argument of the cookie helper (it reads skb->sk).
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.skb.skb as *mut c_void) };
     let _ = packet(ctx, cookie, &socket, way);
 }
 

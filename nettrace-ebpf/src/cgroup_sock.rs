@@ -14,8 +14,8 @@ use nettrace_common::{
 };
 
 use crate::{
-    emit::{emit, header, traced_socket},
-    maps::{CGROUP_TRACE, TRACED_SOCKETS},
+    emit::{emit, header, traced_socket, traced_socket_ptr},
+    maps::CGROUP_TRACE,
 };
 
 const SOCK_STREAM: u32 = 1;
@@ -48,18 +48,18 @@ pub fn nettrace_sock_create(ctx: SockContext) -> i32 {
     let Some(config) = CGROUP_TRACE.get(0).copied() else {
         return ALLOW;
     };
-    // SAFETY: the sock context is a valid argument of the cookie helper.
-    let cookie = unsafe { bpf_get_socket_cookie(sock as *mut c_void) };
-    let socket = TracedSocket {
+    let mut socket = TracedSocket {
         client_id: config.client_id,
         flags: config.flags,
         min_rtt_us: 0,
         rtt_samples: 0,
     };
-    // A full map only costs this socket its kernel facts; the socket is created anyway.
-    if TRACED_SOCKETS.insert(&cookie, &socket, 0).is_err() {
+    // Out of memory only costs this socket its kernel facts; the socket is created anyway.
+    if traced_socket_ptr(sock as *mut c_void, Some(&mut socket)).is_none() {
         return ALLOW;
     }
+    // SAFETY: the sock context is a valid argument of the cookie helper.
+    let cookie = unsafe { bpf_get_socket_cookie(sock as *mut c_void) };
     emit(
         socket.client_id,
         SockCreateEvent {
@@ -76,9 +76,9 @@ pub fn nettrace_sock_create(ctx: SockContext) -> i32 {
 
 #[cgroup_sock(sock_release)]
 pub fn nettrace_sock_release(ctx: SockContext) -> i32 {
-    // SAFETY: the sock context is a valid argument of the cookie helper.
-    let cookie = unsafe { bpf_get_socket_cookie(ctx.sock as *mut c_void) };
-    if let Some(socket) = traced_socket(cookie) {
+    if let Some(socket) = traced_socket(ctx.sock as *mut c_void) {
+        // SAFETY: the sock context is a valid argument of the cookie helper.
+        let cookie = unsafe { bpf_get_socket_cookie(ctx.sock as *mut c_void) };
         emit(
             socket.client_id,
             SockReleaseEvent {

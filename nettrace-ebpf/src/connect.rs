@@ -49,11 +49,13 @@ pub fn nettrace_connect6(ctx: SockAddrContext) -> i32 {
 #[inline(always)]
 fn report(ctx: &SockAddrContext, sock_family: u32, remote_addr: [u32; 4]) {
     let addr: *mut bpf_sock_addr = ctx.sock_addr;
-    // SAFETY: the sock_addr context is a valid argument of the cookie helper.
-    let cookie = unsafe { bpf_get_socket_cookie(addr as *mut c_void) };
-    let Some(socket) = traced_socket(cookie) else {
+    // SAFETY: `sk` of the sock_addr context is the connecting socket, never NULL here.
+    let sk = unsafe { (*addr).__bindgen_anon_1.sk };
+    let Some(socket) = traced_socket(sk.cast()) else {
         return;
     };
+    // SAFETY: the sock_addr context is a valid argument of the cookie helper.
+    let cookie = unsafe { bpf_get_socket_cookie(addr as *mut c_void) };
     // `user_port` holds the port in network byte order in its lower 16 bits.
     let remote_port = u16::from_be(field!(addr, user_port) as u16) as u32;
     emit(

@@ -1,7 +1,11 @@
 //! The two steps every program shares: "is this socket traced?" and "send this record".
+use core::ffi::c_void;
+
 use aya_ebpf::{
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::bpf_ktime_get_ns,
+    bindings::{
+        BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_SK_STORAGE_GET_F_CREATE,
+    },
+    helpers::{bpf_ktime_get_ns, generated::bpf_sk_storage_get},
     maps::{PerCpuArray, RingBuf},
 };
 use nettrace_common::{EventHeader, FlowKey, TracedSocket};
@@ -48,18 +52,35 @@ pub(crate) fn flow_port_marked(generation: u32, port: u16) -> bool {
         .is_some_and(|mark| *mark == generation)
 }
 
-/// The traced-socket entry of `cookie`, if userspace registered it.
+/// The traced-socket entry stored in socket `sk`, for in-place updates by the program; with
+/// `create`, stores it first (only the cgroup programs register sockets themselves). A socket
+/// with no storage at all costs one pointer load in the helper: no cookie, no hash.
 #[inline(always)]
-pub(crate) fn traced_socket(cookie: u64) -> Option<TracedSocket> {
-    // SAFETY: the value is copied out at once; a concurrent delete cannot free it under us
-    // because BPF hash map values stay valid for the duration of the program (RCU).
-    unsafe { TRACED_SOCKETS.get(&cookie) }.copied()
+pub(crate) fn traced_socket_ptr(
+    sk: *mut c_void,
+    create: Option<&mut TracedSocket>,
+) -> Option<*mut TracedSocket> {
+    let map = core::ptr::from_ref(&TRACED_SOCKETS).cast_mut().cast();
+    let (value, flags) = match create {
+        Some(value) => (
+            core::ptr::from_mut(value).cast(),
+            u64::from(BPF_SK_STORAGE_GET_F_CREATE),
+        ),
+        None => (core::ptr::null_mut(), 0),
+    };
+    // SAFETY: `map` is the socket-storage map's definition; `sk` is a socket pointer of the
+    // program's context, which the verifier checks against the helper's argument type (and
+    // the helper returns NULL for a socket that is not a full one).
+    let entry = unsafe { bpf_sk_storage_get(map, sk, value, flags) }.cast::<TracedSocket>();
+    (!entry.is_null()).then_some(entry)
 }
 
-/// The traced-socket entry of `cookie` for in-place updates by the program.
+/// The traced-socket entry stored in socket `sk`, if the socket is traced.
 #[inline(always)]
-pub(crate) fn traced_socket_mut(cookie: u64) -> Option<*mut TracedSocket> {
-    TRACED_SOCKETS.get_ptr_mut(&cookie)
+pub(crate) fn traced_socket(sk: *mut c_void) -> Option<TracedSocket> {
+    // SAFETY: the storage stays valid for the run (it is freed with the socket, after an RCU
+    // grace period); the value is copied out at once.
+    traced_socket_ptr(sk, None).map(|entry| unsafe { *entry })
 }
 
 /// A header for an event of `kind` on `cookie`, stamped now.

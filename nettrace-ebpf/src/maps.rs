@@ -1,15 +1,17 @@
 //! The maps shared by all programs. Names and sizes come from `nettrace-common`; userspace may
 //! resize the ring buffer at load time.
 use aya_ebpf::{
-    macros::map,
+    btf_maps::SkStorage,
+    macros::{btf_map, map},
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use nettrace_common::{CaptureClient, CaptureInterface, FlowKey, TracedFlow, TracedSocket, limits};
 
-/// Socket cookie -> owner of a traced socket. Filled by userspace before `connect()`.
-#[map(name = "TRACED_SOCKETS")]
-pub(crate) static TRACED_SOCKETS: HashMap<u64, TracedSocket> =
-    HashMap::with_max_entries(limits::MAX_TRACED_SOCKETS, 0);
+/// The owner of a traced socket, stored in the socket itself (socket storage): set by
+/// userspace through the socket's descriptor before `connect()`, or by the cgroup program at
+/// creation, and freed by the kernel with the socket.
+#[btf_map]
+pub(crate) static TRACED_SOCKETS: SkStorage<TracedSocket> = SkStorage::new();
 
 /// All events, in the order they were reserved.
 #[map(name = "EVENTS")]

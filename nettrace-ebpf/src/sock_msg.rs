@@ -16,11 +16,11 @@ fn report(ctx: &BtfTracePointContext, direction: u32) -> i32 {
         return 0;
     }
     let sk: *mut c_void = ctx.arg(0);
-    // SAFETY: `sk` is the BTF-typed socket pointer of the tracepoint; the helper accepts it.
-    let cookie = unsafe { bpf_get_socket_cookie(sk) };
-    let Some(socket) = traced_socket(cookie) else {
+    let Some(socket) = traced_socket(sk) else {
         return 0;
     };
+    // SAFETY: `sk` is the BTF-typed socket pointer of the tracepoint; the helper accepts it.
+    let cookie = unsafe { bpf_get_socket_cookie(sk) };
     let ret: i32 = ctx.arg(1);
     let flags: i32 = ctx.arg(2);
     emit(

@@ -24,7 +24,7 @@ use nettrace_common::{
 };
 
 use crate::{
-    emit::{armed, emit, header, mark_flow_ports, traced_socket_mut},
+    emit::{armed, emit, header, mark_flow_ports, traced_socket_ptr},
     maps::TRACED_FLOWS,
 };
 
@@ -52,11 +52,17 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
     if !armed() {
         return 1;
     }
-    // SAFETY: the sock_ops context is a valid argument of the cookie helper.
-    let cookie = unsafe { bpf_get_socket_cookie(ctx.ops as *mut c_void) };
-    let Some(entry) = traced_socket_mut(cookie) else {
+    // SAFETY: `sk` of the sock_ops context: the callback's socket (a full one for every
+    // callback this program acts on), or NULL.
+    let sk = unsafe { (*ctx.ops).__bindgen_anon_2.sk };
+    if sk.is_null() {
+        return 1;
+    }
+    let Some(entry) = traced_socket_ptr(sk.cast(), None) else {
         return 1;
     };
+    // SAFETY: the sock_ops context is a valid argument of the cookie helper.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.ops as *mut c_void) };
     let op = ctx.op();
     if op == BPF_SOCK_OPS_RTT_CB {
         fold_rtt_sample(entry, ctx.arg(0));

@@ -20,11 +20,11 @@ fn report(ctx: &BtfTracePointContext, direction: u32) -> i32 {
     if sk.is_null() {
         return 0;
     }
-    // SAFETY: `sk` is a non-NULL, BTF-typed socket pointer of the tracepoint.
-    let cookie = unsafe { bpf_get_socket_cookie(sk) };
-    let Some(socket) = traced_socket(cookie) else {
+    let Some(socket) = traced_socket(sk) else {
         return 0;
     };
+    // SAFETY: `sk` is a non-NULL, BTF-typed socket pointer of the tracepoint.
+    let cookie = unsafe { bpf_get_socket_cookie(sk) };
     emit(
         socket.client_id,
         TcpResetEvent {

@@ -1,7 +1,7 @@
 //! `tp_btf/inet_sock_set_state`: every TCP state transition of a traced socket, including the
 //! first one (CLOSE -> SYN_SENT), which happens before any sock_ops callback can run.
-//! Userspace removes the socket from the traced map once it has both closed it and seen its
-//! final CLOSE: after a reset the application may still read from a socket in CLOSE.
+//! The socket's entry lives in the socket (socket storage) and goes with it: after a reset the
+//! application may still read from a socket in CLOSE, and its calls are still seen.
 use core::ffi::c_void;
 
 use aya_ebpf::{
@@ -18,12 +18,12 @@ pub fn nettrace_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     let sk: *mut c_void = ctx.arg(0);
+    let Some(socket) = traced_socket(sk) else {
+        return 0;
+    };
     // SAFETY: `sk` is the BTF-typed socket pointer the tracepoint was called with; the helper
     // accepts it in tracing programs (bpf_get_socket_ptr_cookie).
     let cookie = unsafe { bpf_get_socket_cookie(sk) };
-    let Some(socket) = traced_socket(cookie) else {
-        return 0;
-    };
     let old_state: i32 = ctx.arg(1);
     let new_state: i32 = ctx.arg(2);
     emit(

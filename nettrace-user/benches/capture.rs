@@ -13,6 +13,7 @@
 //! (`BPF_ENABLE_STATS`). The nettrace run registers the sender's socket for capture (the
 //! sock_ops program registers its flow at connect) with the default snap length, and drains
 //! the packet ring on a separate thread while the transfer runs, as the library does.
+use std::os::fd::AsFd;
 use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
@@ -143,7 +144,7 @@ fn main() {
     let sender = socket();
     let cookie = SocketCookie::of(&sender).unwrap();
     tracer
-        .register_with_flags(cookie, client, socket_flags::CAPTURE)
+        .register_with_flags(sender.as_fd(), cookie, client, socket_flags::CAPTURE)
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let drained = {

@@ -9,6 +9,7 @@
 //! per program) around a burst of `send()` calls on a loopback TCP connection: first a
 //! connection that is not registered (each run is the cookie lookup only), then a registered
 //! one (lookup plus an event in the ring buffer, drained by a reader meanwhile).
+use std::os::fd::AsFd;
 use std::{
     collections::HashMap,
     io::Write,
@@ -82,7 +83,7 @@ fn main() {
         let (socket, server) = connection(&listener);
         let cookie = SocketCookie::of(&socket).unwrap();
         let client = ClientId(1);
-        tracer.register(cookie, client).unwrap();
+        tracer.register(socket.as_fd(), cookie, client).unwrap();
         // One reader for all phases, counting send events per client slot, until idle.
         let received: std::sync::Arc<std::sync::Mutex<HashMap<u32, usize>>> = Default::default();
         let reader = {
@@ -111,7 +112,7 @@ fn main() {
             let cookie = SocketCookie::of(&socket).unwrap();
             let client = ClientId(slot);
             tracer.reset_lost_events(client).unwrap();
-            tracer.register(cookie, client).unwrap();
+            tracer.register(socket.as_fd(), cookie, client).unwrap();
             let sent = tokio::task::spawn_blocking(move || paced(socket, addr, rate)).await.unwrap();
             server.join().unwrap();
             paced_rows.push((slot, rate, sent, tracer.lost_events(client).unwrap()));

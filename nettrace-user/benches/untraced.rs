@@ -15,6 +15,7 @@
 //! installed, `bpftool prog show name nettrace_sock_send_length` (`run_time_ns`, `run_cnt`)
 //! is read around each state too, as a cross-check of the same counters.
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsFd;
 
 use kernel_support::{Stats, cost, stats, tcp_socket};
 use nettrace::{
@@ -110,7 +111,7 @@ fn main() {
     let other = socket();
     let other_cookie = SocketCookie::of(&other).unwrap();
     tracer
-        .register_with_flags(other_cookie, client, socket_flags::CAPTURE)
+        .register_with_flags(other.as_fd(), other_cookie, client, socket_flags::CAPTURE)
         .unwrap();
     other
         .connect(&other_listener.local_addr().unwrap().into())
@@ -122,7 +123,7 @@ fn main() {
     let traced = socket();
     let cookie = SocketCookie::of(&traced).unwrap();
     tracer
-        .register_with_flags(cookie, client, socket_flags::CAPTURE)
+        .register_with_flags(traced.as_fd(), cookie, client, socket_flags::CAPTURE)
         .unwrap();
     measure("traced (event + packet copy)", traced);
     tracer.unregister(cookie).unwrap();

@@ -139,7 +139,7 @@ impl KernelLink {
     /// Traces a socket (before `connect()`).
     fn register(&self, socket: BorrowedFd<'_>, cookie: SocketCookie) -> Result<(), String> {
         match self {
-            Self::Hub(client) => client.register(cookie).map_err(|e| e.to_string()),
+            Self::Hub(client) => client.register(socket, cookie).map_err(|e| e.to_string()),
             Self::Daemon(link) => match link.register(&socket) {
                 Ok(registered) if registered == cookie => Ok(()),
                 Ok(other) => Err(format!("the daemon registered cookie {other}")),

@@ -4,6 +4,7 @@
 use std::{
     io::Write,
     net::{SocketAddr, TcpListener, TcpStream},
+    os::fd::AsFd,
     time::Duration,
 };
 
@@ -29,7 +30,9 @@ fn traced_send(
 ) -> (SocketCookie, TcpStream) {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     let cookie = SocketCookie::of(&socket).unwrap();
-    tracer.register(cookie, ClientId(3)).unwrap();
+    tracer
+        .register(socket.as_fd(), cookie, ClientId(3))
+        .unwrap();
     socket.connect(&server.into()).unwrap();
     let mut stream: TcpStream = socket.into();
     stream.write_all(payload).unwrap();
@@ -107,8 +110,8 @@ async fn armed_flag_follows_registrations_and_never_hides_a_traced_socket() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_disarm_delay_keeps_the_flag_and_batch_removal_releases_it() {
-    if !require_root("a_disarm_delay_keeps_the_flag_and_batch_removal_releases_it") {
+async fn a_disarm_delay_keeps_the_flag_and_batch_release_clears_it() {
+    if !require_root("a_disarm_delay_keeps_the_flag_and_batch_release_clears_it") {
         return;
     }
     let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
@@ -116,28 +119,31 @@ async fn a_disarm_delay_keeps_the_flag_and_batch_removal_releases_it() {
     let server = listener.local_addr().unwrap();
     // A delay of zero: the flag outlives its last hold until the next housekeeping call.
     tracer.set_disarm_delay(Some(Duration::ZERO)).unwrap();
-    let (first, _first_stream) = traced_send(&tracer, server, b"one");
+    let (first, first_stream) = traced_send(&tracer, server, b"one");
     send_event(&mut events, first, 3).await;
-    tracer.unregister(first).unwrap();
-    assert!(!tracer.is_registered(first).unwrap());
+    // An open socket leaves only when asked with its descriptor.
+    assert!(tracer.is_registered(first_stream.as_fd()).unwrap());
+    tracer.unregister_open(first_stream.as_fd(), first).unwrap();
+    assert!(!tracer.is_registered(first_stream.as_fd()).unwrap());
     assert!(tracer.is_armed(), "lingering after the last socket left");
     // Registered again while lingering: traced as before, and housekeeping leaves the flag
     // alone while something holds it.
-    let (second, _second_stream) = traced_send(&tracer, server, b"two!");
+    let (second, second_stream) = traced_send(&tracer, server, b"two!");
     tracer.disarm_if_idle().unwrap();
     assert!(tracer.is_armed());
     send_event(&mut events, second, 4).await;
-    let (third, _third_stream) = traced_send(&tracer, server, b"three");
+    let (third, third_stream) = traced_send(&tracer, server, b"three");
     send_event(&mut events, third, 5).await;
 
-    // One batch removes both, skipping cookies the map does not hold (before, between and
-    // after them), and releases their holds.
+    // One call releases both (for closed sockets: an entry goes with its socket), skipping
+    // cookies that hold nothing (before, between and after them).
     let unknown = SocketCookie(u64::MAX);
     tracer
         .unregister_many(&[unknown, second, SocketCookie(u64::MAX - 1), third, unknown])
         .unwrap();
-    assert!(!tracer.is_registered(second).unwrap());
-    assert!(!tracer.is_registered(third).unwrap());
+    // Still open here, so their entries are still there, until the sockets are destroyed.
+    assert!(tracer.is_registered(second_stream.as_fd()).unwrap());
+    assert!(tracer.is_registered(third_stream.as_fd()).unwrap());
     assert!(tracer.is_armed(), "still lingering");
     tracer.disarm_if_idle().unwrap();
     assert!(!tracer.is_armed(), "nothing held for the delay");

@@ -3,6 +3,7 @@
 use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
+    os::fd::AsFd,
     thread,
 };
 
@@ -39,7 +40,7 @@ async fn every_event_is_delivered_or_counted_as_lost() {
     });
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     let cookie = SocketCookie::of(&socket).unwrap();
-    tracer.register(cookie, client).unwrap();
+    tracer.register(socket.as_fd(), cookie, client).unwrap();
     socket.connect(&server_addr.into()).unwrap();
     let mut stream: TcpStream = socket.into();
     stream.set_nodelay(true).unwrap();

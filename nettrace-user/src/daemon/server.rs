@@ -384,7 +384,7 @@ impl<'a, S: KernelSlot> Session<'a, S> {
                 "a client registers at most {max} sockets at a time"
             ));
         }
-        if let Err(e) = self.client.register(cookie) {
+        if let Err(e) = self.client.register(fd.as_fd(), cookie) {
             return error(format!("registering failed: {e}"));
         }
         owners.insert(cookie, self.id);

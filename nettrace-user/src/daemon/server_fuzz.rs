@@ -36,7 +36,11 @@ struct RecordingSlot {
 impl KernelSlot for RecordingSlot {
     type Error = Never;
 
-    fn register(&self, cookie: SocketCookie) -> Result<(), Never> {
+    fn register(
+        &self,
+        _socket: std::os::fd::BorrowedFd<'_>,
+        cookie: SocketCookie,
+    ) -> Result<(), Never> {
         assert!(
             self.registered.borrow_mut().insert(cookie),
             "a socket registered twice in one slot"

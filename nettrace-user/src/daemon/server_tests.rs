@@ -63,7 +63,11 @@ impl FakeSlot {
 impl KernelSlot for FakeSlot {
     type Error = FakeFailure;
 
-    fn register(&self, cookie: SocketCookie) -> Result<(), FakeFailure> {
+    fn register(
+        &self,
+        _socket: std::os::fd::BorrowedFd<'_>,
+        cookie: SocketCookie,
+    ) -> Result<(), FakeFailure> {
         self.record(Call::Register(cookie));
         if self.fail_register {
             return Err(FakeFailure);

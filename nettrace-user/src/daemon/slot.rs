@@ -7,11 +7,11 @@
 //! without root (`server_tests`), while [`KernelClient`] does the kernel work.
 //!
 //! ```ignore
-//! fn trace<S: KernelSlot>(slot: &S, cookie: SocketCookie) -> Result<(), S::Error> {
-//!     slot.register(cookie)
+//! fn trace<S: KernelSlot>(slot: &S, socket: BorrowedFd<'_>, cookie: SocketCookie) -> Result<(), S::Error> {
+//!     slot.register(socket, cookie)
 //! }
 //! ```
-use std::net::SocketAddr;
+use std::{net::SocketAddr, os::fd::BorrowedFd};
 
 use crate::{
     SocketCookie,
@@ -24,8 +24,8 @@ pub(super) trait KernelSlot {
     /// Why a call failed ([`KernelError`] for the real slot).
     type Error: std::error::Error + 'static;
 
-    /// Traces a socket in this slot.
-    fn register(&self, cookie: SocketCookie) -> Result<(), Self::Error>;
+    /// Traces `socket` (whose cookie is `cookie`) in this slot.
+    fn register(&self, socket: BorrowedFd<'_>, cookie: SocketCookie) -> Result<(), Self::Error>;
 
     /// Stops tracing a socket of this slot and capturing its flows.
     fn unregister(&self, cookie: SocketCookie) -> Result<(), Self::Error>;
@@ -58,8 +58,8 @@ pub(super) trait KernelSlot {
 impl KernelSlot for KernelClient {
     type Error = KernelError;
 
-    fn register(&self, cookie: SocketCookie) -> Result<(), KernelError> {
-        KernelClient::register(self, cookie)
+    fn register(&self, socket: BorrowedFd<'_>, cookie: SocketCookie) -> Result<(), KernelError> {
+        KernelClient::register(self, socket, cookie)
     }
 
     fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {

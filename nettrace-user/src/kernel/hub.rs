@@ -8,9 +8,10 @@
 use crate::sync::lock;
 use std::{
     net::SocketAddr,
+    os::fd::BorrowedFd,
     sync::{
         Arc, Mutex, Weak,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU32, AtomicUsize, Ordering},
     },
 };
 
@@ -63,17 +64,12 @@ pub(crate) struct KernelHub {
     interfaces: Mutex<HashMap<InterfaceKey, AttachedInterface>>,
     /// Tells the ring-watching thread to end.
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
-    /// Sockets done with, still in the traced-socket map: removed together, with one
-    /// syscall per [`RETIRE_BATCH`] sockets or per tick of the ring thread.
-    retired: Mutex<Vec<SocketCookie>>,
     /// Bytes the last drain took: the next one's first guess, so that its buffer is not
     /// grown step by step.
     last_drain: AtomicUsize,
+    /// Where the search for a free client slot starts (see [`Self::attach`]).
+    next_slot: AtomicU32,
 }
-
-/// Sockets removed from the traced-socket map together (at most; the ring thread's tick
-/// removes fewer).
-const RETIRE_BATCH: usize = 64;
 
 /// How long the programs stay armed after the last socket left (see [`super::armed`]): a
 /// client that opens one connection after another does not write the flag twice per
@@ -159,8 +155,8 @@ impl KernelHub {
             clients: Mutex::new(HashMap::default()),
             interfaces: Mutex::new(HashMap::default()),
             stop: Mutex::new(Some(stop_tx)),
-            retired: Mutex::new(Vec::new()),
             last_drain: AtomicUsize::new(0),
+            next_slot: AtomicU32::new(0),
         });
         hub.tracer.set_disarm_delay(Some(DISARM_DELAY))?;
         // If the thread is gone, events are still drained by every snapshot.
@@ -175,10 +171,16 @@ impl KernelHub {
         sink: Weak<dyn KernelSink>,
     ) -> Result<KernelClient, KernelError> {
         let mut clients = lock(&self.clients);
+        // Slots are handed out in turn, not lowest first: a socket a client dropped while
+        // open keeps its entry (and the client's slot in it) until the socket closes, and
+        // its last events must not reach a new client of the same slot.
+        let first = self.next_slot.load(Ordering::Relaxed);
         let id = (0..limits::MAX_CLIENTS)
-            .map(ClientId)
+            .map(|step| ClientId((first + step) % limits::MAX_CLIENTS))
             .find(|id| !clients.contains_key(id))
             .ok_or(KernelError::NoClientSlot)?;
+        self.next_slot
+            .store((id.0 + 1) % limits::MAX_CLIENTS, Ordering::Relaxed);
         self.tracer.reset_lost_events(id)?;
         clients.insert(
             id,
@@ -357,30 +359,9 @@ impl KernelHub {
 }
 
 impl KernelHub {
-    /// Queues a socket's removal from the traced-socket map; removes the queue once it is
-    /// [`RETIRE_BATCH`] long. A retired socket is closed and past its final state, so it
-    /// produces no more events while it waits (and its cookie is never reused).
-    fn retire(&self, cookie: SocketCookie) -> Result<(), KernelError> {
-        let full = {
-            let mut retired = lock(&self.retired);
-            retired.push(cookie);
-            retired.len() >= RETIRE_BATCH
-        };
-        if full { self.flush_retired() } else { Ok(()) }
-    }
-
-    /// Removes every queued socket from the traced-socket map.
-    fn flush_retired(&self) -> Result<(), KernelError> {
-        let cookies = std::mem::take(&mut *lock(&self.retired));
-        self.tracer.unregister_many(&cookies)
-    }
-
-    /// The ring thread's periodic chores: removes retired sockets and disarms the programs
-    /// once nothing has been registered for [`DISARM_DELAY`].
+    /// The ring thread's periodic chore: disarms the programs once nothing has been
+    /// registered for [`DISARM_DELAY`].
     fn housekeeping(&self) {
-        if let Err(error) = self.flush_retired() {
-            tracing::warn!(%error, "removing closed sockets from the kernel map failed");
-        }
         if let Err(error) = self.tracer.disarm_if_idle() {
             tracing::warn!(%error, "disarming the kernel programs failed");
         }
@@ -473,9 +454,13 @@ pub(crate) struct KernelClient {
 }
 
 impl KernelClient {
-    /// Traces a socket (call before `connect()`); when this client captures, the programs
-    /// register its TCP flow at connect.
-    pub(crate) fn register(&self, cookie: SocketCookie) -> Result<(), KernelError> {
+    /// Traces `socket`, whose cookie is `cookie` (call before `connect()`); when this client
+    /// captures, the programs register its TCP flow at connect.
+    pub(crate) fn register(
+        &self,
+        socket: BorrowedFd<'_>,
+        cookie: SocketCookie,
+    ) -> Result<(), KernelError> {
         let mut clients = lock(&self.hub.clients);
         let capturing = clients
             .get(&self.id)
@@ -483,7 +468,7 @@ impl KernelClient {
         let flags = if capturing { socket_flags::CAPTURE } else { 0 };
         self.hub
             .tracer
-            .register_with_flags(cookie, self.id, flags)?;
+            .register_with_flags(socket, cookie, self.id, flags)?;
         if let Some(entry) = clients.get_mut(&self.id) {
             entry.sockets.insert(cookie, Vec::new());
         }
@@ -570,7 +555,7 @@ impl KernelClient {
             .and_then(|entry| entry.sockets.remove(&cookie))
             .unwrap_or_default();
         self.hub.forget_flows(cookie, &keys);
-        self.hub.retire(cookie)
+        self.hub.tracer.unregister(cookie)
     }
 
     /// Attaches the capture programs to the interfaces of `options` (looked up in the calling
@@ -713,15 +698,15 @@ impl Drop for KernelClient {
             self.hub.tracer.detach_cgroup(links);
         }
         let sockets = entry.map(|e| e.sockets).unwrap_or_default();
-        let mut cookies = std::mem::take(&mut *lock(&self.hub.retired));
+        let mut cookies = Vec::with_capacity(sockets.len());
         for (cookie, keys) in sockets {
             self.hub.forget_flows(cookie, &keys);
             cookies.push(cookie);
         }
-        // Other clients' retired sockets go too; unknown ones (cgroup sockets the programs
-        // forgot at release) are skipped.
+        // Sockets still open keep their entries until they close; their last events find no
+        // client (the slot is not handed out again until every other one has been).
         if let Err(error) = self.hub.tracer.unregister_many(&cookies) {
-            tracing::debug!(%error, "removing a client's sockets from the kernel map failed");
+            tracing::debug!(%error, "releasing a client's sockets failed");
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Kernel-side tracing: loads the embedded eBPF object, attaches its programs, registers the
-//! sockets to trace by cookie, and streams the decoded kernel events.
+//! sockets to trace (an entry stored in each socket, which the kernel frees with it; events
+//! name their socket by cookie), and streams the decoded kernel events.
 //!
 //! Needs root or CAP_BPF + CAP_NET_ADMIN (loading programs and attaching to the cgroup v2 root)
 //! and a kernel with BTF (`/sys/kernel/btf/vmlinux`). Programs and links belong to the
@@ -12,7 +13,8 @@
 //!
 //! let (tracer, mut events) = KernelTracer::load(&KernelConfig::default())?;
 //! let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-//! tracer.register(SocketCookie::of(&socket)?, ClientId(0))?;
+//! let cookie = SocketCookie::of(&socket)?;
+//! tracer.register(std::os::fd::AsFd::as_fd(&socket), cookie, ClientId(0))?;
 //! socket.connect(&"127.0.0.1:80".parse::<std::net::SocketAddr>()?.into())?;
 //! loop {
 //!     let event = events.next().await?;
@@ -21,7 +23,6 @@
 //! # Ok(()) }
 //! ```
 mod armed;
-mod batch;
 mod cgroup;
 mod cgroup_programs;
 mod error;

@@ -1,11 +1,17 @@
 //! [`KernelTracer`]: loads the embedded object, attaches its programs and owns the maps through
 //! which userspace says which sockets to trace.
 use crate::sync::lock;
-use std::{error::Error as _, fs::File, io, sync::Mutex};
+use std::{
+    error::Error as _,
+    fs::File,
+    io,
+    os::fd::{AsRawFd, BorrowedFd},
+    sync::Mutex,
+};
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray},
+    maps::{Array, HashMap, MapData, PerCpuArray, SkStorage},
     programs::{
         BtfTracePoint, CgroupAttachMode, SchedClassifier, SockOps, TcAttachType,
         tc::SchedClassifierLinkId,
@@ -74,9 +80,8 @@ pub struct KernelTracer {
     /// The one entry telling the cgroup programs how to register new sockets.
     pub(super) cgroup_trace: Mutex<Array<MapData, TracedSocket>>,
     attachments: Vec<String>,
-    traced: Mutex<HashMap<MapData, u64, TracedSocket>>,
-    /// A duplicate of the traced-socket map's descriptor, for batch deletes.
-    traced_fd: std::os::fd::OwnedFd,
+    /// Each traced socket's entry, stored in the socket (freed by the kernel with it).
+    traced: Mutex<SkStorage<MapData, TracedSocket>>,
     lost: Mutex<PerCpuArray<MapData, u64>>,
     capture: Mutex<CaptureMaps>,
     /// Taken before any other lock of a registration, so that the flag changes in order.
@@ -149,24 +154,8 @@ impl KernelTracer {
         };
         let packets =
             KernelEvents::new(take_map(&mut ebpf, map_name::PACKETS)?, map_name::PACKETS)?;
-        let traced_map = take_map(&mut ebpf, map_name::TRACED_SOCKETS)?;
-        let traced_fd = match &traced_map {
-            aya::maps::Map::HashMap(data) => {
-                use std::os::fd::AsFd;
-                data.fd()
-                    .as_fd()
-                    .try_clone_to_owned()
-                    .map_err(KernelError::Poll)?
-            }
-            _ => {
-                return Err(KernelError::Missing {
-                    kind: "hash map",
-                    name: map_name::TRACED_SOCKETS,
-                });
-            }
-        };
-        let traced =
-            HashMap::try_from(traced_map).map_err(map_error(map_name::TRACED_SOCKETS, "open"))?;
+        let traced = SkStorage::try_from(take_map(&mut ebpf, map_name::TRACED_SOCKETS)?)
+            .map_err(map_error(map_name::TRACED_SOCKETS, "open"))?;
         let lost = PerCpuArray::try_from(take_map(&mut ebpf, map_name::LOST_EVENTS)?)
             .map_err(map_error(map_name::LOST_EVENTS, "open"))?;
         let events = KernelEvents::new(take_map(&mut ebpf, map_name::EVENTS)?, map_name::EVENTS)?;
@@ -184,7 +173,6 @@ impl KernelTracer {
             cgroup_trace: Mutex::new(cgroup_trace),
             attachments,
             traced: Mutex::new(traced),
-            traced_fd,
             lost: Mutex::new(lost),
             capture: Mutex::new(capture),
             armed: Mutex::new(armed),
@@ -192,16 +180,22 @@ impl KernelTracer {
         Ok((tracer, events, packets))
     }
 
-    /// Starts tracing the socket with `cookie` on behalf of `client`. Call it before
-    /// `connect()` so that the whole handshake is seen.
-    pub fn register(&self, cookie: SocketCookie, client: ClientId) -> Result<(), KernelError> {
-        self.register_with_flags(cookie, client, 0)
+    /// Starts tracing `socket` (whose cookie is `cookie`, see [`SocketCookie::of`]) on
+    /// behalf of `client`. Call it before `connect()` so that the whole handshake is seen.
+    pub fn register(
+        &self,
+        socket: BorrowedFd<'_>,
+        cookie: SocketCookie,
+        client: ClientId,
+    ) -> Result<(), KernelError> {
+        self.register_with_flags(socket, cookie, client, 0)
     }
 
     /// [`Self::register`] with [`nettrace_common::socket_flags`] bits (e.g. capture the
     /// socket's packets).
     pub fn register_with_flags(
         &self,
+        socket: BorrowedFd<'_>,
         cookie: SocketCookie,
         client: ClientId,
         flags: u32,
@@ -214,9 +208,8 @@ impl KernelTracer {
         let mut armed = lock(&self.armed);
         let hold = Hold::Socket(cookie.0);
         armed.hold(hold)?;
-        let inserted = self
-            .traced_map()
-            .insert(cookie.0, value, 0)
+        let inserted = lock(&self.traced)
+            .insert(&socket.as_raw_fd(), value, 0)
             .map_err(map_error(map_name::TRACED_SOCKETS, "insert"));
         if inserted.is_err() {
             armed.release(&hold)?;
@@ -224,10 +217,21 @@ impl KernelTracer {
         inserted
     }
 
-    /// Stops tracing a socket. Unregistering a socket that is not registered is not an error.
+    /// Stops tracing a socket the application has closed (or is about to close): its entry
+    /// goes with the socket, so only what keeps the programs armed is released here.
+    /// Unregistering a socket that is not registered is not an error.
     pub fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {
+        lock(&self.armed).release(&Hold::Socket(cookie.0))
+    }
+
+    /// Stops tracing a socket that stays open: its entry is removed from the socket.
+    pub fn unregister_open(
+        &self,
+        socket: BorrowedFd<'_>,
+        cookie: SocketCookie,
+    ) -> Result<(), KernelError> {
         let mut armed = lock(&self.armed);
-        match self.traced_map().remove(&cookie.0) {
+        match lock(&self.traced).remove(&socket.as_raw_fd()) {
             Ok(()) => {}
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(map_error(map_name::TRACED_SOCKETS, "remove")(e)),
@@ -235,31 +239,11 @@ impl KernelTracer {
         armed.release(&Hold::Socket(cookie.0))
     }
 
-    /// Stops tracing many sockets with one syscall (`BPF_MAP_DELETE_BATCH`); sockets that
-    /// are not registered are skipped.
+    /// [`Self::unregister`] for many closed sockets at once.
     pub fn unregister_many(&self, cookies: &[SocketCookie]) -> Result<(), KernelError> {
-        if cookies.is_empty() {
-            return Ok(());
-        }
         let mut armed = lock(&self.armed);
-        let keys: Vec<u64> = cookies.iter().map(|cookie| cookie.0).collect();
-        {
-            // The map's own lock, so that no single insert or remove runs in between.
-            let _map = self.traced_map();
-            use std::os::fd::AsFd;
-            super::batch::delete_batch(self.traced_fd.as_fd(), &keys).map_err(|io_error| {
-                KernelError::Map {
-                    name: map_name::TRACED_SOCKETS,
-                    step: "delete batch",
-                    source: Box::new(aya::maps::MapError::SyscallError(aya::sys::SyscallError {
-                        call: "bpf_map_delete_batch",
-                        io_error,
-                    })),
-                }
-            })?;
-        }
-        for key in keys {
-            armed.release(&Hold::Socket(key))?;
+        for cookie in cookies {
+            armed.release(&Hold::Socket(cookie.0))?;
         }
         Ok(())
     }
@@ -283,10 +267,10 @@ impl KernelTracer {
         lock(&self.armed).is_set()
     }
 
-    /// Whether the socket is still traced. The programs forget a TCP socket by themselves when
-    /// it reaches CLOSE.
-    pub fn is_registered(&self, cookie: SocketCookie) -> Result<bool, KernelError> {
-        match self.traced_map().get(&cookie.0, 0) {
+    /// Whether `socket` is traced: it holds an entry (it keeps it until it is destroyed, or
+    /// until [`Self::unregister_open`]).
+    pub fn is_registered(&self, socket: BorrowedFd<'_>) -> Result<bool, KernelError> {
+        match lock(&self.traced).get(&socket.as_raw_fd(), 0) {
             Ok(_) => Ok(true),
             Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(map_error(map_name::TRACED_SOCKETS, "lookup")(e)),
@@ -469,10 +453,6 @@ impl KernelTracer {
             .get(&client.0, 0)
             .map_err(map_error(map_name::LOST_PACKETS, "read"))?;
         Ok(per_cpu.iter().sum())
-    }
-
-    fn traced_map(&self) -> std::sync::MutexGuard<'_, HashMap<MapData, u64, TracedSocket>> {
-        lock(&self.traced)
     }
 }
 

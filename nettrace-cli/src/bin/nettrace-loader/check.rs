@@ -24,7 +24,7 @@ pub(crate) async fn check(config: KernelConfig) -> Result<()> {
     let server = listener.local_addr()?;
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     let cookie = SocketCookie::of(&socket)?;
-    tracer.register(cookie, ClientId(0))?;
+    tracer.register(std::os::fd::AsFd::as_fd(&socket), cookie, ClientId(0))?;
     let started = KernelTime::now();
     socket.connect(&server.into())?;
     let mut client: TcpStream = socket.into();
