@@ -56,6 +56,12 @@ pub mod map_name {
     /// both marked with the current generation belongs to no registered flow, and the TC
     /// programs skip it without the flow lookup. A new generation clears every mark at once.
     pub const FLOW_PORTS: &str = "FLOW_PORTS";
+    /// Array of one `u32` per client slot: the slot's generation, moved on by userspace
+    /// whenever a client takes or leaves the slot. A socket's entry in [`TRACED_SOCKETS`]
+    /// lives as long as the socket, which may outlive its client; an entry whose generation
+    /// is not the slot's current one produces nothing (so a socket a client left open never
+    /// reaches the next client of its slot).
+    pub const CLIENT_GENERATIONS: &str = "CLIENT_GENERATIONS";
 }
 
 /// Names of the eBPF programs in the compiled object.
@@ -201,6 +207,10 @@ pub struct TracedSocket {
     pub min_rtt_us: u32,
     /// Number of RTT samples seen.
     pub rtt_samples: u32,
+    /// The client slot's generation when the entry was stored (see
+    /// [`map_name::CLIENT_GENERATIONS`]): an entry of an earlier generation belongs to a
+    /// client that has left, and the programs ignore it.
+    pub generation: u32,
 }
 
 /// A TCP or UDP socket created in a traced cgroup (`cgroup/sock_create`).
@@ -465,7 +475,7 @@ mod tests {
     /// uninitialised bytes, and both sides must agree on every offset.
     #[test]
     fn layouts_have_no_padding() {
-        assert_eq!(size_of::<TracedSocket>(), 16);
+        assert_eq!(size_of::<TracedSocket>(), 20);
         assert_eq!(size_of::<EventHeader>(), 24);
         assert_eq!(size_of::<TcpStateEvent>(), 24 + 8);
         assert_eq!(

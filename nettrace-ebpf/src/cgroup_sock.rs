@@ -53,6 +53,7 @@ pub fn nettrace_sock_create(ctx: SockContext) -> i32 {
         flags: config.flags,
         min_rtt_us: 0,
         rtt_samples: 0,
+        generation: config.generation,
     };
     // Out of memory only costs this socket its kernel facts; the socket is created anyway.
     if traced_socket_ptr(sock as *mut c_void, Some(&mut socket)).is_none() {

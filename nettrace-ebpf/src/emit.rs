@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use nettrace_common::{EventHeader, FlowKey, TracedSocket};
 
-use crate::maps::{ARMED, EVENTS, FLOW_PORTS, LOST_EVENTS, TRACED_SOCKETS};
+use crate::maps::{ARMED, CLIENT_GENERATIONS, EVENTS, FLOW_PORTS, LOST_EVENTS, TRACED_SOCKETS};
 
 /// Whether userspace has anything registered at all. The first check of the programs that
 /// run for every socket or packet: the verifier turns this array lookup into a direct load,
@@ -72,7 +72,14 @@ pub(crate) fn traced_socket_ptr(
     // program's context, which the verifier checks against the helper's argument type (and
     // the helper returns NULL for a socket that is not a full one).
     let entry = unsafe { bpf_sk_storage_get(map, sk, value, flags) }.cast::<TracedSocket>();
-    (!entry.is_null()).then_some(entry)
+    if entry.is_null() {
+        return None;
+    }
+    // SAFETY: a non-NULL storage pointer stays valid for the run.
+    let (client_id, generation) = unsafe { ((*entry).client_id, (*entry).generation) };
+    // Only an entry of the slot's current client counts (see `CLIENT_GENERATIONS`).
+    let current = CLIENT_GENERATIONS.get(client_id).copied();
+    (current == Some(generation)).then_some(entry)
 }
 
 /// The traced-socket entry stored in socket `sk`, if the socket is traced.

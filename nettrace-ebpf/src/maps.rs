@@ -56,6 +56,10 @@ pub(crate) static CGROUP_TRACE: Array<TracedSocket> = Array::with_max_entries(1,
 #[map(name = "ARMED")]
 pub(crate) static ARMED: Array<u32> = Array::with_max_entries(1, 0);
 
+/// Per client slot, its generation (see [`nettrace_common::map_name::CLIENT_GENERATIONS`]).
+#[map(name = "CLIENT_GENERATIONS")]
+pub(crate) static CLIENT_GENERATIONS: Array<u32> = Array::with_max_entries(limits::MAX_CLIENTS, 0);
+
 /// Per port, the generation in which a flow with that port was registered (see
 /// [`nettrace_common::map_name::FLOW_PORTS`]).
 #[map(name = "FLOW_PORTS")]

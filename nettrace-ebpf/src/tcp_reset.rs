@@ -1,6 +1,7 @@
 //! `tp_btf/tcp_send_reset` and `tp_btf/tcp_receive_reset`: resets sent or received on a traced
-//! socket. A reset sent without a socket (for a packet matching none) has a NULL `sk`, whose
-//! cookie is 0 and matches no traced socket.
+//! socket. A reset sent without a socket (for a packet matching none) has a NULL `sk`; one
+//! sent from a TIME_WAIT socket has a socket without the traced entry (it is not a full
+//! socket): neither is reported.
 use core::ffi::c_void;
 
 use aya_ebpf::{

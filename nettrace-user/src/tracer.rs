@@ -7,7 +7,7 @@
 //!   neither), set once;
 //! - the conntrack [`Tracker`] (`WithConntrack`), set once;
 //! - for a program traced from the kernel alone, the [`Translator`], set once;
-//! - the TCP sockets on their way out of the kernel map ([`Retiring`]).
+//! - the TCP sockets on their way out of kernel tracing ([`Retiring`]).
 //!
 //! Hooks see it only as an [`EventSink`] ([`Tracer::sink`]); the kernel hub, the daemon link
 //! and the conntrack tracker see it as their sink traits ([`KernelSink`], [`ConntrackSink`])
@@ -17,7 +17,7 @@
 //! Three paths lead from a producer back into another producer, each taken with no lock of
 //! the tracer held:
 //! - the kernel's final CLOSE of a TCP socket (or the translator's verdict for a program's
-//!   socket) unregisters the socket from the kernel map;
+//!   socket) unregisters the socket from kernel tracing;
 //! - a conntrack sample whose reply tuple differs from the socket's ends (NAT) registers the
 //!   far-side flow for capture;
 //! - a connection's events drive the conntrack tracker (opened, established, closed), whose
@@ -78,7 +78,7 @@ struct Inner {
     kernel: OnceLock<KernelLink>,
     /// The conntrack side, with `WithConntrack`.
     conntrack: OnceLock<Tracker>,
-    /// TCP sockets on their way out of the kernel map (see [`Retiring`]).
+    /// TCP sockets on their way out of kernel tracing (see [`Retiring`]).
     retiring: Mutex<Retiring>,
     /// For a program traced from the kernel alone: turns its cgroup's kernel events into
     /// the recorder's events.
@@ -96,7 +96,8 @@ struct CompletedStream {
     lost: AtomicU64,
 }
 
-/// A TCP socket leaves the kernel map once the application has closed it *and* the kernel has
+/// A TCP socket leaves kernel tracing (its hold on the programs is released; its entry goes
+/// with the socket) once the application has closed it *and* the kernel has
 /// reported its final CLOSE, in either order: the state machine goes on after `close()` (FIN,
 /// TIME_WAIT), and after a reset the application may still read from a socket in CLOSE.
 #[derive(Debug, Default)]
@@ -200,7 +201,7 @@ impl Inner {
                 recorder.handle(Event::Kernel(event));
             }
         }
-        // Each socket leaves the kernel map once the application is done with it too.
+        // Each socket leaves kernel tracing once the application is done with it too.
         for cookie in closed {
             if lock(&self.retiring).both_done(cookie, Side::Kernel) {
                 self.unregister(cookie);

@@ -153,3 +153,39 @@ async fn a_disarm_delay_keeps_the_flag_and_batch_release_clears_it() {
     tracer.unregister_many(&[fourth]).unwrap();
     assert!(!tracer.is_armed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_slot_silences_the_sockets_its_last_client_left_open() {
+    if !require_root("a_renewed_slot_silences_the_sockets_its_last_client_left_open") {
+        return;
+    }
+    let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = listener.local_addr().unwrap();
+    let (left, mut left_stream) = traced_send(&tracer, server, b"before");
+    send_event(&mut events, left, 6).await;
+    // The slot changes hands: the open socket keeps its entry, which now counts for nothing.
+    tracer.renew_client(ClientId(3)).unwrap();
+    left_stream.write_all(b"after!!").unwrap();
+    // A socket registered after that is traced, and its send follows the other's in the ring.
+    let (marker, _marker_stream) = traced_send(&tracer, server, b"marker!!!");
+    let mut seen = Vec::new();
+    tokio::time::timeout(EVENT_DEADLINE, async {
+        loop {
+            let event = events.next().await.unwrap();
+            let done =
+                matches!(&event, KernelEvent::SockMsg(m) if m.cookie == marker && m.ret == 9);
+            seen.push(event);
+            if done {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no send of the marker within {EVENT_DEADLINE:?}; saw {seen:#?}"));
+    let stale: Vec<_> = seen.iter().filter(|e| e.cookie() == left).collect();
+    assert!(
+        stale.is_empty(),
+        "the left socket still reported: {stale:#?}"
+    );
+}

@@ -77,7 +77,8 @@ impl DaemonClient {
         self.link.capture_flow(socket)
     }
 
-    /// Stops tracing the socket with `cookie` (one this client registered).
+    /// Stops tracing the socket with `cookie` (one this client registered) once it is closed:
+    /// a socket still open goes on reporting to this client until it closes.
     pub fn unregister(&mut self, cookie: u64) -> Result<(), DaemonError> {
         self.link.unregister(crate::SocketCookie(cookie))
     }

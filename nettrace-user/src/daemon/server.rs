@@ -43,7 +43,7 @@ pub struct ServeOptions {
     pub kernel_config: KernelConfig,
 }
 
-/// Most sockets one client may have registered at a time (the kernel map is shared).
+/// Most sockets one client may have registered at a time (what the daemon keeps per socket).
 pub const MAX_SOCKETS_PER_CLIENT: usize = 4096;
 
 /// Most sessions one user (other than root) may hold at a time: each costs a thread and one
@@ -158,11 +158,11 @@ impl Shared {
         }
     }
 
-    /// Client `id` is gone: removes its slot (which unregisters its sockets in the kernel and
-    /// removes their flows), then forgets the sockets it registered. In this order: a socket
-    /// forgotten first could be registered by another client (a process it shares the
-    /// socket with) in between, and the slot's removal would then unregister it under that
-    /// client.
+    /// Client `id` is gone: removes its slot (which silences its sockets in the kernel, by a
+    /// new generation of the slot, and removes their flows), then forgets the sockets it
+    /// registered. In this order: a socket forgotten first could be registered by another
+    /// client (a process it shares the socket with) in between, and the slot's removal would
+    /// then release it under that client.
     fn remove_client<S>(&self, id: u64, slot: S) {
         drop(slot);
         lock(&self.owners).retain(|_, owner| *owner != id);

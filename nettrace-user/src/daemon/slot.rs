@@ -27,7 +27,7 @@ pub(super) trait KernelSlot {
     /// Traces `socket` (whose cookie is `cookie`) in this slot.
     fn register(&self, socket: BorrowedFd<'_>, cookie: SocketCookie) -> Result<(), Self::Error>;
 
-    /// Stops tracing a socket of this slot and capturing its flows.
+    /// Stops tracing a closed socket of this slot and capturing its flows.
     fn unregister(&self, cookie: SocketCookie) -> Result<(), Self::Error>;
 
     /// Hands every pending kernel event to its client.

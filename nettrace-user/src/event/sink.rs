@@ -57,7 +57,7 @@ pub(crate) trait EventSink: std::fmt::Debug + Send + Sync + 'static {
     /// Stops tracing a UDP socket in the kernel (it has no state machine to wait for).
     fn unregister_socket(&self, cookie: SocketCookie);
 
-    /// The application closed a TCP socket: it leaves the kernel map once the kernel has
+    /// The application closed a TCP socket: it leaves kernel tracing once the kernel has
     /// reported its final CLOSE too.
     fn tcp_socket_closed(&self, cookie: SocketCookie);
 

@@ -2,7 +2,9 @@
 //! every socket and packet of the machine stop after one array load while nothing is traced.
 //!
 //! The flag is a superset: it is set before the first registration reaches a map and cleared
-//! only after the last one left it, so a program never skips a registered socket or flow.
+//! only after the last one was released, so a program never skips a socket or flow while it
+//! is registered. (A socket's entry lives as long as the socket: a socket released while
+//! still open may go unseen once nothing else keeps the programs armed, as intended.)
 //! Its value is a generation, new each time the programs are armed again: the port marks of
 //! `FLOW_PORTS` (the TC programs' pre-filter) count only in the generation that wrote them, so
 //! re-arming clears them all at once.
@@ -24,7 +26,7 @@ use super::{KernelError, tracer::map_error};
 /// One reason to keep the flag set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum Hold {
-    /// A socket registered by cookie.
+    /// A socket, by cookie.
     Socket(u64),
     /// A flow direction registered for capture.
     Flow(FlowKey),
@@ -90,7 +92,7 @@ impl Armed {
         Ok(())
     }
 
-    /// Releases `hold`; call it after the registration it stands for left its map (or failed
+    /// Releases `hold`; call it after the registration it stands for was undone (or failed
     /// to reach it). Releasing what is not held does nothing.
     pub(super) fn release(&mut self, hold: &Hold) -> Result<(), KernelError> {
         if self.holds.remove(hold) {

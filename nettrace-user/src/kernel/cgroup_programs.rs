@@ -96,6 +96,7 @@ impl KernelTracer {
         let setting = TracedSocket {
             client_id: client.0,
             flags,
+            generation: self.generation(client),
             ..TracedSocket::default()
         };
         lock(&self.cgroup_trace)

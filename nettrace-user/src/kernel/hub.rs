@@ -11,7 +11,7 @@ use std::{
     os::fd::BorrowedFd,
     sync::{
         Arc, Mutex, Weak,
-        atomic::{AtomicU32, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
     },
 };
 
@@ -67,8 +67,6 @@ pub(crate) struct KernelHub {
     /// Bytes the last drain took: the next one's first guess, so that its buffer is not
     /// grown step by step.
     last_drain: AtomicUsize,
-    /// Where the search for a free client slot starts (see [`Self::attach`]).
-    next_slot: AtomicU32,
 }
 
 /// How long the programs stay armed after the last socket left (see [`super::armed`]): a
@@ -156,7 +154,6 @@ impl KernelHub {
             interfaces: Mutex::new(HashMap::default()),
             stop: Mutex::new(Some(stop_tx)),
             last_drain: AtomicUsize::new(0),
-            next_slot: AtomicU32::new(0),
         });
         hub.tracer.set_disarm_delay(Some(DISARM_DELAY))?;
         // If the thread is gone, events are still drained by every snapshot.
@@ -171,16 +168,13 @@ impl KernelHub {
         sink: Weak<dyn KernelSink>,
     ) -> Result<KernelClient, KernelError> {
         let mut clients = lock(&self.clients);
-        // Slots are handed out in turn, not lowest first: a socket a client dropped while
-        // open keeps its entry (and the client's slot in it) until the socket closes, and
-        // its last events must not reach a new client of the same slot.
-        let first = self.next_slot.load(Ordering::Relaxed);
         let id = (0..limits::MAX_CLIENTS)
-            .map(|step| ClientId((first + step) % limits::MAX_CLIENTS))
+            .map(ClientId)
             .find(|id| !clients.contains_key(id))
             .ok_or(KernelError::NoClientSlot)?;
-        self.next_slot
-            .store((id.0 + 1) % limits::MAX_CLIENTS, Ordering::Relaxed);
+        // A new generation: entries the slot's earlier client left in open sockets produce
+        // nothing for this one.
+        self.tracer.renew_client(id)?;
         self.tracer.reset_lost_events(id)?;
         clients.insert(
             id,
@@ -548,7 +542,7 @@ impl KernelClient {
         Ok(())
     }
 
-    /// Stops tracing a socket and capturing its flows.
+    /// Stops tracing a socket that is closed (or about to be) and capturing its flows; a socket still open goes on reporting to this client until it closes.
     pub(crate) fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {
         let keys = lock(&self.hub.clients)
             .get_mut(&self.id)
@@ -703,8 +697,11 @@ impl Drop for KernelClient {
             self.hub.forget_flows(cookie, &keys);
             cookies.push(cookie);
         }
-        // Sockets still open keep their entries until they close; their last events find no
-        // client (the slot is not handed out again until every other one has been).
+        // Sockets still open keep their entries until they close: a new generation of the
+        // slot silences them (and keeps them from any later client of the slot).
+        if let Err(error) = self.hub.tracer.renew_client(self.id) {
+            tracing::warn!(%error, "silencing a departed client's open sockets failed");
+        }
         if let Err(error) = self.hub.tracer.unregister_many(&cookies) {
             tracing::debug!(%error, "releasing a client's sockets failed");
         }

@@ -82,6 +82,8 @@ pub struct KernelTracer {
     attachments: Vec<String>,
     /// Each traced socket's entry, stored in the socket (freed by the kernel with it).
     traced: Mutex<SkStorage<MapData, TracedSocket>>,
+    /// Each client slot's generation, in the kernel and as last written.
+    generations: Mutex<(Array<MapData, u32>, Vec<u32>)>,
     lost: Mutex<PerCpuArray<MapData, u64>>,
     capture: Mutex<CaptureMaps>,
     /// Taken before any other lock of a registration, so that the flag changes in order.
@@ -156,6 +158,8 @@ impl KernelTracer {
             KernelEvents::new(take_map(&mut ebpf, map_name::PACKETS)?, map_name::PACKETS)?;
         let traced = SkStorage::try_from(take_map(&mut ebpf, map_name::TRACED_SOCKETS)?)
             .map_err(map_error(map_name::TRACED_SOCKETS, "open"))?;
+        let generations = Array::try_from(take_map(&mut ebpf, map_name::CLIENT_GENERATIONS)?)
+            .map_err(map_error(map_name::CLIENT_GENERATIONS, "open"))?;
         let lost = PerCpuArray::try_from(take_map(&mut ebpf, map_name::LOST_EVENTS)?)
             .map_err(map_error(map_name::LOST_EVENTS, "open"))?;
         let events = KernelEvents::new(take_map(&mut ebpf, map_name::EVENTS)?, map_name::EVENTS)?;
@@ -173,6 +177,7 @@ impl KernelTracer {
             cgroup_trace: Mutex::new(cgroup_trace),
             attachments,
             traced: Mutex::new(traced),
+            generations: Mutex::new((generations, vec![0; limits::MAX_CLIENTS as usize])),
             lost: Mutex::new(lost),
             capture: Mutex::new(capture),
             armed: Mutex::new(armed),
@@ -203,6 +208,7 @@ impl KernelTracer {
         let value = TracedSocket {
             client_id: client.0,
             flags,
+            generation: self.generation(client),
             ..TracedSocket::default()
         };
         let mut armed = lock(&self.armed);
@@ -218,8 +224,10 @@ impl KernelTracer {
     }
 
     /// Stops tracing a socket the application has closed (or is about to close): its entry
-    /// goes with the socket, so only what keeps the programs armed is released here.
-    /// Unregistering a socket that is not registered is not an error.
+    /// goes with the socket, so only what keeps the programs armed is released here (an open
+    /// socket keeps producing events while anything keeps them armed: see
+    /// [`Self::unregister_open`]). Unregistering a socket that is not registered is not an
+    /// error.
     pub fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {
         lock(&self.armed).release(&Hold::Socket(cookie.0))
     }
@@ -237,6 +245,30 @@ impl KernelTracer {
             Err(e) => return Err(map_error(map_name::TRACED_SOCKETS, "remove")(e)),
         }
         armed.release(&Hold::Socket(cookie.0))
+    }
+
+    /// Hands `client`'s slot to a new owner (or marks its owner gone): every socket entry
+    /// stored for the slot so far stops producing events, also in sockets still open.
+    pub fn renew_client(&self, client: ClientId) -> Result<(), KernelError> {
+        let mut generations = lock(&self.generations);
+        let (map, current) = &mut *generations;
+        let Some(slot) = current.get_mut(client.0 as usize) else {
+            return Err(KernelError::NoClientSlot);
+        };
+        let next = slot.wrapping_add(1);
+        map.set(client.0, next, 0)
+            .map_err(map_error(map_name::CLIENT_GENERATIONS, "set"))?;
+        *slot = next;
+        Ok(())
+    }
+
+    /// The generation entries of `client` are stored with.
+    pub(super) fn generation(&self, client: ClientId) -> u32 {
+        lock(&self.generations)
+            .1
+            .get(client.0 as usize)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// [`Self::unregister`] for many closed sockets at once.
@@ -556,7 +588,7 @@ pub(super) fn map_error(
     }
 }
 
-/// A lookup or delete of a key the map does not hold (the programs may have removed it).
+/// A lookup or delete of a key the map does not hold.
 fn is_not_found(error: &aya::maps::MapError) -> bool {
     match error {
         aya::maps::MapError::KeyNotFound => true,

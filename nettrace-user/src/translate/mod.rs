@@ -30,7 +30,7 @@ const DNS_PORT: u16 = 53;
 pub(crate) struct Output {
     /// Events for the recorder, in order.
     pub(crate) events: Vec<Event>,
-    /// Sockets done with: remove them from the kernel map.
+    /// Sockets done with: unregister them from kernel tracing.
     pub(crate) unregister: Vec<SocketCookie>,
 }
 
@@ -43,7 +43,7 @@ struct SocketState {
     conn: Option<Connection>,
     released: bool,
     tcp_closed: bool,
-    /// Unregistered from the kernel map. The state stays (as the recorder's records do): a
+    /// Unregistered from kernel tracing. The state stays (as the recorder's records do): a
     /// copied packet may come from the packet ring after the release from the event ring.
     retired: bool,
 }
