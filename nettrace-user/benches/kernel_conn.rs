@@ -112,11 +112,6 @@ impl Server {
             Self::Child(child) => cpu::process(Process::Id(child.id())),
         }
     }
-
-    /// Stops the server (see the `Drop` impl).
-    fn stop(self) {
-        drop(self);
-    }
 }
 
 impl Drop for Server {
@@ -164,12 +159,12 @@ fn main() {
             per_request(t.cpu, requests),
             per_request(t.wall, requests)
         );
-        server.stop();
+        drop(server);
         return;
     }
     if !root {
         eprintln!("SKIPPED kernel_conn benchmark: needs root to load eBPF programs");
-        server.stop();
+        drop(server);
         return;
     }
     let per_round = requests();
@@ -255,7 +250,7 @@ fn main() {
         );
     }
     rt.block_on(kernel_facts(&url));
-    server.stop();
+    drop(server);
 }
 
 /// Counts what the kernel reported per connection in one kernel client's trace.

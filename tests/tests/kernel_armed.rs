@@ -39,8 +39,16 @@ fn traced_send(
     (cookie, stream)
 }
 
-/// Waits for the send event of `cookie` carrying `len` bytes.
-async fn send_event(events: &mut KernelEvents, cookie: SocketCookie, len: i32) {
+/// Loads the programs; a listener for the traced connections, and its address.
+fn loaded() -> (KernelTracer, KernelEvents, TcpListener, SocketAddr) {
+    let (tracer, events) = KernelTracer::load(&KernelConfig::default()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = listener.local_addr().unwrap();
+    (tracer, events, listener, server)
+}
+
+/// Waits for the send event of `cookie` carrying `len` bytes; returns the events before it.
+async fn send_event(events: &mut KernelEvents, cookie: SocketCookie, len: i32) -> Vec<KernelEvent> {
     let mut seen = Vec::new();
     tokio::time::timeout(EVENT_DEADLINE, async {
         loop {
@@ -56,6 +64,7 @@ async fn send_event(events: &mut KernelEvents, cookie: SocketCookie, len: i32) {
     })
     .await
     .unwrap_or_else(|_| panic!("no send of {len} B within {EVENT_DEADLINE:?}; saw {seen:#?}"));
+    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,10 +72,8 @@ async fn armed_flag_follows_registrations_and_never_hides_a_traced_socket() {
     if !require_root("armed_flag_follows_registrations_and_never_hides_a_traced_socket") {
         return;
     }
-    let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
+    let (tracer, mut events, _listener, server) = loaded();
     assert!(!tracer.is_armed(), "nothing registered yet");
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let server = listener.local_addr().unwrap();
 
     // A registered socket arms the programs, and its sends are reported.
     let (first, _first_stream) = traced_send(&tracer, server, b"first");
@@ -114,9 +121,7 @@ async fn a_disarm_delay_keeps_the_flag_and_batch_release_clears_it() {
     if !require_root("a_disarm_delay_keeps_the_flag_and_batch_release_clears_it") {
         return;
     }
-    let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let server = listener.local_addr().unwrap();
+    let (tracer, mut events, _listener, server) = loaded();
     // A delay of zero: the flag outlives its last hold until the next housekeeping call.
     tracer.set_disarm_delay(Some(Duration::ZERO)).unwrap();
     let (first, first_stream) = traced_send(&tracer, server, b"one");
@@ -159,9 +164,7 @@ async fn a_renewed_slot_silences_the_sockets_its_last_client_left_open() {
     if !require_root("a_renewed_slot_silences_the_sockets_its_last_client_left_open") {
         return;
     }
-    let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let server = listener.local_addr().unwrap();
+    let (tracer, mut events, _listener, server) = loaded();
     let (left, mut left_stream) = traced_send(&tracer, server, b"before");
     send_event(&mut events, left, 6).await;
     // The slot changes hands: the open socket keeps its entry, which now counts for nothing.
@@ -169,20 +172,7 @@ async fn a_renewed_slot_silences_the_sockets_its_last_client_left_open() {
     left_stream.write_all(b"after!!").unwrap();
     // A socket registered after that is traced, and its send follows the other's in the ring.
     let (marker, _marker_stream) = traced_send(&tracer, server, b"marker!!!");
-    let mut seen = Vec::new();
-    tokio::time::timeout(EVENT_DEADLINE, async {
-        loop {
-            let event = events.next().await.unwrap();
-            let done =
-                matches!(&event, KernelEvent::SockMsg(m) if m.cookie == marker && m.ret == 9);
-            seen.push(event);
-            if done {
-                return;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no send of the marker within {EVENT_DEADLINE:?}; saw {seen:#?}"));
+    let seen = send_event(&mut events, marker, 9).await;
     let stale: Vec<_> = seen.iter().filter(|e| e.cookie() == left).collect();
     assert!(
         stale.is_empty(),
