@@ -46,9 +46,6 @@ pub fn nettrace_cgroup_skb_ingress(ctx: SkBuffContext) -> i32 {
 fn inspect(ctx: &SkBuffContext, way: u32) {
     // SAFETY: `sk` of the skb context: the packet's socket, or NULL.
     let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
-    if sk.is_null() {
-        return;
-    }
     let Some(socket) = traced_socket(sk.cast()) else {
         return;
     };

@@ -52,14 +52,18 @@ pub(crate) fn flow_port_marked(generation: u32, port: u16) -> bool {
         .is_some_and(|mark| *mark == generation)
 }
 
-/// The traced-socket entry stored in socket `sk`, for in-place updates by the program; with
-/// `create`, stores it first (only the cgroup programs register sockets themselves). A socket
-/// with no storage at all costs one pointer load in the helper: no cookie, no hash.
+/// The traced-socket entry stored in socket `sk` (NULL: none), for in-place updates by the
+/// program; with `create`, stores it first (only the cgroup programs register sockets
+/// themselves). A socket with no storage at all costs one pointer load in the helper: no
+/// cookie, no hash.
 #[inline(always)]
 pub(crate) fn traced_socket_ptr(
     sk: *mut c_void,
     create: Option<&mut TracedSocket>,
 ) -> Option<*mut TracedSocket> {
+    if sk.is_null() {
+        return None;
+    }
     let map = core::ptr::from_ref(&TRACED_SOCKETS).cast_mut().cast();
     let (value, flags) = match create {
         Some(value) => (

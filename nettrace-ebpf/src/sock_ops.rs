@@ -55,9 +55,6 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
     // SAFETY: `sk` of the sock_ops context: the callback's socket (a full one for every
     // callback this program acts on), or NULL.
     let sk = unsafe { (*ctx.ops).__bindgen_anon_2.sk };
-    if sk.is_null() {
-        return 1;
-    }
     let Some(entry) = traced_socket_ptr(sk.cast(), None) else {
         return 1;
     };

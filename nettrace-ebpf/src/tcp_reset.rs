@@ -18,13 +18,10 @@ fn report(ctx: &BtfTracePointContext, direction: u32) -> i32 {
         return 0;
     }
     let sk: *mut c_void = ctx.arg(0);
-    if sk.is_null() {
-        return 0;
-    }
     let Some(socket) = traced_socket(sk) else {
         return 0;
     };
-    // SAFETY: `sk` is a non-NULL, BTF-typed socket pointer of the tracepoint.
+    // SAFETY: `sk` is a non-NULL (it holds an entry), BTF-typed socket pointer of the tracepoint.
     let cookie = unsafe { bpf_get_socket_cookie(sk) };
     emit(
         socket.client_id,
