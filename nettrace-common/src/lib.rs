@@ -137,6 +137,8 @@ pub mod event_kind {
     pub const SOCK_RELEASE: u32 = 7;
     /// A [`crate::ConnectEvent`].
     pub const CONNECT: u32 = 8;
+    /// [`SockCallsEvent`].
+    pub const SOCK_CALLS: u32 = 9;
 }
 
 /// [`PacketEvent::ifindex`] of a packet copied by the cgroup skb programs: it starts at the
@@ -148,6 +150,16 @@ pub mod socket_flags {
     /// Capture the socket's packets: the sock_ops program registers its TCP flow in
     /// [`crate::map_name::TRACED_FLOWS`] when it connects, before the SYN leaves.
     pub const CAPTURE: u32 = 1;
+    /// Count the socket's send and receive calls in its entry ([`TracedSocket::calls`])
+    /// instead of sending a record per call: the totals travel with the socket's `sock_ops`
+    /// records (its application closing it among them) and with a [`crate::SockCallsEvent`]
+    /// for a failed call or a call after CLOSE; userspace reads the entry for the rest. For
+    /// TCP sockets whose owner keeps their descriptors (the in-process library), not for a
+    /// trace that wants each call (socket-operation logs of a traced program).
+    pub const FOLD_CALLS: u32 = 2;
+    /// Set by the `sock_ops` program when the socket reached CLOSE: a call after it is
+    /// reported at once (the last record with totals is gone by then).
+    pub const CLOSED: u32 = 4;
 }
 
 /// Bits of [`CaptureClient::flags`].
@@ -194,8 +206,9 @@ pub mod family {
 }
 
 /// Value stored for each traced socket in [`map_name::TRACED_SOCKETS`]. Userspace writes the
-/// first two fields; the programs keep the RTT minimum in the others (RTT samples are folded
-/// here instead of being sent one by one). The kernel frees the entry with the socket.
+/// client, flags, generation and cookie; the programs keep the RTT minimum and, with
+/// [`socket_flags::FOLD_CALLS`], the call totals in the others (folded here instead of being
+/// sent one by one). The kernel frees the entry with the socket.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TracedSocket {
@@ -211,6 +224,49 @@ pub struct TracedSocket {
     /// [`map_name::CLIENT_GENERATIONS`]): an entry of an earlier generation belongs to a
     /// client that has left, and the programs ignore it.
     pub generation: u32,
+    /// Padding, zero.
+    pub _pad: u32,
+    /// The socket's cookie: tells a reader of the entry through a descriptor that the
+    /// descriptor still is the registered socket.
+    pub cookie: u64,
+    /// Call totals of a socket with [`socket_flags::FOLD_CALLS`]; zero otherwise.
+    pub calls: SocketCalls,
+}
+
+/// Send and receive calls of a socket, counted by the programs (`sock_send_length`,
+/// `sock_recv_length`). 64-bit fields: the programs add to them atomically (calls of one
+/// socket may run on several CPUs at once, without the socket lock), and 64-bit atomic adds
+/// are what every BPF instruction set has.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketCalls {
+    /// Send calls.
+    pub send_calls: u64,
+    /// Receive calls.
+    pub recv_calls: u64,
+    /// Calls that returned `EAGAIN`.
+    pub would_block: u64,
+    /// Send calls that failed otherwise.
+    pub send_errors: u64,
+    /// Receive calls that failed otherwise.
+    pub recv_errors: u64,
+    /// The errno of the last failure other than `EAGAIN` (positive), zero if none.
+    pub last_errno: u64,
+    /// Bytes the send calls moved.
+    pub bytes_sent: u64,
+    /// Bytes the receive calls moved.
+    pub bytes_received: u64,
+}
+
+/// The call totals of a socket with [`socket_flags::FOLD_CALLS`], sent when one of its calls
+/// failed (other than `EAGAIN`) or came after the socket reached CLOSE.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockCallsEvent {
+    /// Common header; `kind` is [`event_kind::SOCK_CALLS`].
+    pub header: EventHeader,
+    /// The totals, this call included.
+    pub calls: SocketCalls,
 }
 
 /// A TCP or UDP socket created in a traced cgroup (`cgroup/sock_create`).
@@ -328,6 +384,8 @@ pub struct SockOpsEvent {
     pub bytes_received: u64,
     /// Bytes acknowledged by the peer (`tcp_sock.bytes_acked`).
     pub bytes_acked: u64,
+    /// Call totals of a socket with [`socket_flags::FOLD_CALLS`]; zero otherwise.
+    pub calls: SocketCalls,
 }
 
 /// One send or receive call on a traced socket, as the kernel returned it
@@ -447,6 +505,10 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SockMsgEvent {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for super::SocketCalls {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SockCallsEvent {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::TcpResetEvent {}
     // SAFETY: as above (FlowKey's explicit `_pad` fills its last two bytes).
     unsafe impl aya::Pod for super::FlowKey {}
@@ -475,12 +537,14 @@ mod tests {
     /// uninitialised bytes, and both sides must agree on every offset.
     #[test]
     fn layouts_have_no_padding() {
-        assert_eq!(size_of::<TracedSocket>(), 20);
+        assert_eq!(size_of::<SocketCalls>(), 8 * 8);
+        assert_eq!(size_of::<TracedSocket>(), 4 * 6 + 8 + 64);
+        assert_eq!(size_of::<SockCallsEvent>(), 24 + 64);
         assert_eq!(size_of::<EventHeader>(), 24);
         assert_eq!(size_of::<TcpStateEvent>(), 24 + 8);
         assert_eq!(
             size_of::<SockOpsEvent>(),
-            24 + 4 * 2 + 16 * 2 + 4 * 2 + 8 + 4 * 8 + 8 * 2
+            24 + 4 * 2 + 16 * 2 + 4 * 2 + 8 + 4 * 8 + 8 * 2 + 64
         );
         assert_eq!(size_of::<SockMsgEvent>(), 24 + 16);
         assert_eq!(size_of::<TcpResetEvent>(), 24 + 8);

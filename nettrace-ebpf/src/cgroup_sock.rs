@@ -48,23 +48,23 @@ pub fn nettrace_sock_create(ctx: SockContext) -> i32 {
     let Some(config) = CGROUP_TRACE.get(0).copied() else {
         return ALLOW;
     };
+    // SAFETY: the sock context is a valid argument of the cookie helper.
+    let cookie = unsafe { bpf_get_socket_cookie(sock as *mut c_void) };
     let mut socket = TracedSocket {
         client_id: config.client_id,
         flags: config.flags,
-        min_rtt_us: 0,
-        rtt_samples: 0,
         generation: config.generation,
+        cookie,
+        ..TracedSocket::default()
     };
     // Out of memory only costs this socket its kernel facts; the socket is created anyway.
     if traced_socket_ptr(sock as *mut c_void, Some(&mut socket)).is_none() {
         return ALLOW;
     }
-    // SAFETY: the sock context is a valid argument of the cookie helper.
-    let cookie = unsafe { bpf_get_socket_cookie(sock as *mut c_void) };
     emit(
         socket.client_id,
         SockCreateEvent {
-            header: header(event_kind::SOCK_CREATE, cookie, &socket),
+            header: header(event_kind::SOCK_CREATE, cookie, socket.client_id),
             family: sock_family,
             sock_type,
             protocol,
@@ -83,7 +83,7 @@ pub fn nettrace_sock_release(ctx: SockContext) -> i32 {
         emit(
             socket.client_id,
             SockReleaseEvent {
-                header: header(event_kind::SOCK_RELEASE, cookie, &socket),
+                header: header(event_kind::SOCK_RELEASE, cookie, socket.client_id),
             },
         );
     }

@@ -61,7 +61,7 @@ fn report(ctx: &SockAddrContext, sock_family: u32, remote_addr: [u32; 4]) {
     emit(
         socket.client_id,
         ConnectEvent {
-            header: header(event_kind::CONNECT, cookie, &socket),
+            header: header(event_kind::CONNECT, cookie, socket.client_id),
             family: sock_family,
             protocol: field!(addr, protocol),
             remote_addr,

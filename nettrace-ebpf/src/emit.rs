@@ -94,12 +94,12 @@ pub(crate) fn traced_socket(sk: *mut c_void) -> Option<TracedSocket> {
     traced_socket_ptr(sk, None).map(|entry| unsafe { *entry })
 }
 
-/// A header for an event of `kind` on `cookie`, stamped now.
+/// A header for an event of `kind` on `cookie` for client `client_id`, stamped now.
 #[inline(always)]
-pub(crate) fn header(kind: u32, cookie: u64, socket: &TracedSocket) -> EventHeader {
+pub(crate) fn header(kind: u32, cookie: u64, client_id: u32) -> EventHeader {
     EventHeader {
         kind,
-        client_id: socket.client_id,
+        client_id,
         // SAFETY: a plain helper call without arguments.
         timestamp_ns: unsafe { bpf_ktime_get_ns() },
         cookie,

@@ -16,6 +16,9 @@
 //! [`connect`] (`connect()` attempts) and [`cgroup_skb`] (DNS and TLS handshake packets).
 #![no_std]
 #![no_main]
+// `atomic_xadd`: the BPF target has no atomic read-modify-write types (see `sock_msg`).
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 mod capture;
 mod cgroup_skb;

@@ -5,7 +5,10 @@
 //! travels with every other event. Of the state-change callbacks only the last one (to CLOSE)
 //! is sent, for the kernel's final counters: the transitions themselves come from the
 //! `inet_sock_set_state` tracepoint, and a record per transition cost userspace a decode and
-//! a dispatch each (issue 16).
+//! a dispatch each (issue 16). A socket whose calls are folded into its entry
+//! ([`socket_flags::FOLD_CALLS`]) also reports the transitions its application's `close()`
+//! makes (to FIN-WAIT-1 or LAST-ACK): its call totals are final there, and the application no
+//! longer has a descriptor through which userspace could read them.
 use core::ffi::c_void;
 
 use aya_ebpf::{
@@ -36,6 +39,10 @@ const CALLBACK_FLAGS: u32 = BPF_SOCK_OPS_RETRANS_CB_FLAG
 
 /// The kernel's `TCP_CLOSE` state (`args[1]` of the state callback is the new state).
 const TCP_CLOSE: u32 = 7;
+/// `TCP_FIN_WAIT1`: the application closed first.
+const TCP_FIN_WAIT1: u32 = 4;
+/// `TCP_LAST_ACK`: the application closed after the peer.
+const TCP_LAST_ACK: u32 = 9;
 
 /// One volatile load of a `bpf_sock_ops` field, which the compiler can neither merge with
 /// another nor turn into a load through an offset context pointer.
@@ -65,11 +72,23 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
         fold_rtt_sample(entry, ctx.arg(0));
         return 1;
     }
-    if !reported(op) || (op == BPF_SOCK_OPS_STATE_CB && ctx.arg(1) != TCP_CLOSE) {
+    if !reported(op) {
         return 1;
     }
     // SAFETY: `entry` points into the map value found above, valid for this program run.
     let socket = unsafe { *entry };
+    if op == BPF_SOCK_OPS_STATE_CB {
+        let new_state = ctx.arg(1);
+        if new_state == TCP_CLOSE {
+            // SAFETY: as above; the callback runs under the socket lock, and the call
+            // programs only read the flags.
+            unsafe { (*entry).flags = socket.flags | socket_flags::CLOSED };
+        } else if socket.flags & socket_flags::FOLD_CALLS == 0
+            || !(new_state == TCP_FIN_WAIT1 || new_state == TCP_LAST_ACK)
+        {
+            return 1;
+        }
+    }
     if op == BPF_SOCK_OPS_TCP_CONNECT_CB {
         // Failure only means an older kernel without some callback: the events still flow.
         let _ = ctx.set_cb_flags((ctx.cb_flags() | CALLBACK_FLAGS) as i32);
@@ -109,7 +128,7 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
     emit(
         socket.client_id,
         SockOpsEvent {
-            header: header(event_kind::SOCK_OPS, cookie, &socket),
+            header: header(event_kind::SOCK_OPS, cookie, socket.client_id),
             op,
             family: sock_family,
             local_addr,
@@ -127,6 +146,7 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
             rtt_samples: socket.rtt_samples,
             bytes_received: field!(ops, bytes_received),
             bytes_acked: field!(ops, bytes_acked),
+            calls: socket.calls,
         },
     );
     1

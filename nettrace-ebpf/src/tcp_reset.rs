@@ -26,7 +26,7 @@ fn report(ctx: &BtfTracePointContext, direction: u32) -> i32 {
     emit(
         socket.client_id,
         TcpResetEvent {
-            header: header(event_kind::TCP_RESET, cookie, &socket),
+            header: header(event_kind::TCP_RESET, cookie, socket.client_id),
             direction,
             _pad: 0,
         },

@@ -29,7 +29,7 @@ pub fn nettrace_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     emit(
         socket.client_id,
         TcpStateEvent {
-            header: header(event_kind::TCP_STATE, cookie, &socket),
+            header: header(event_kind::TCP_STATE, cookie, socket.client_id),
             old_state: old_state as u32,
             new_state: new_state as u32,
         },

@@ -58,7 +58,8 @@ use crate::{
     event::{CtSample, Event, EventSink, Sink, SocketRecord, TraceSettings, Transport},
     headers::HttpReqTraceOptions,
     kernel::{
-        FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub, KernelSink, KernelTcpState,
+        CallReports, FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub, KernelSink,
+        KernelTcpState,
     },
     model::{HttpTrace, KernelDataStatus, TraceId},
     recorder::{ConnEndpoints, Recorder},
@@ -138,9 +139,25 @@ impl KernelLink {
     }
 
     /// Traces a socket (before `connect()`).
-    fn register(&self, socket: BorrowedFd<'_>, cookie: SocketCookie) -> Result<(), String> {
+    fn register(
+        &self,
+        socket: BorrowedFd<'_>,
+        cookie: SocketCookie,
+        transport: Transport,
+    ) -> Result<(), String> {
         match self {
-            Self::Hub(client) => client.register(socket, cookie).map_err(|e| e.to_string()),
+            Self::Hub(client) => {
+                // A TCP socket's calls are counted in the kernel: its descriptor stays here
+                // until the application closes it, and its close is reported (see
+                // `CallReports`). Through the daemon, each call is sent.
+                let calls = match transport {
+                    Transport::Tcp => CallReports::Totals,
+                    Transport::Udp => CallReports::EachCall,
+                };
+                client
+                    .register(socket, cookie, calls)
+                    .map_err(|e| e.to_string())
+            }
             Self::Daemon(link) => match link.register(&socket) {
                 Ok(registered) if registered == cookie => Ok(()),
                 Ok(other) => Err(format!("the daemon registered cookie {other}")),
@@ -297,9 +314,9 @@ impl EventSink for Inner {
         self.next_resolver_dial.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn register_socket(&self, socket: BorrowedFd<'_>, cookie: SocketCookie) {
+    fn register_socket(&self, socket: BorrowedFd<'_>, cookie: SocketCookie, transport: Transport) {
         if let Some(link) = self.kernel.get()
-            && let Err(error) = link.register(socket, cookie)
+            && let Err(error) = link.register(socket, cookie, transport)
         {
             tracing::warn!(%error, %cookie, "socket not traced in the kernel");
         }

@@ -103,6 +103,57 @@ async fn kernel_byte_counts_match_userspace_for_tcp_and_udp() {
     }
 }
 
+/// A kept-alive connection counts its calls in the kernel and sends no record per call: a
+/// trace taken while it stays open must still hold every call so far (read from the socket's
+/// entry), and so must one taken after further requests on it.
+#[tokio::test]
+async fn an_open_keep_alive_connection_shows_every_call_so_far() {
+    if !require_root("an_open_keep_alive_connection_shows_every_call_so_far") {
+        return;
+    }
+    let server = scenario::plain_server().await;
+    let client = kernel_client(HttpClientConfig::default());
+    let url = server.url("/bytes/3000");
+    let mut requests = 0_u32;
+    for more in [1, 2] {
+        for _ in 0..more {
+            get_ok(&client, &url).await;
+            requests += 1;
+        }
+        let trace = scenario::trace(&client, "keep-alive");
+        assert_complete(&trace);
+        let conns = &trace.net_trace.tcp_conns;
+        assert_eq!(
+            conns.len(),
+            1,
+            "one kept-alive connection: {}",
+            dump(&trace)
+        );
+        let tcp = &conns[0];
+        assert!(
+            tcp.conn_close_at.is_undefined(),
+            "still open: {}",
+            dump(&trace)
+        );
+        let kernel = tcp
+            .kernel
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}", dump(&trace)));
+        let calls = &kernel.calls;
+        assert_eq!(calls.call_bytes_sent, tcp.total_sent_bytes, "{calls:?}");
+        assert_eq!(calls.call_bytes_received, tcp.total_recv_bytes, "{calls:?}");
+        assert!(
+            calls.send_calls >= requests,
+            "{requests} requests: {calls:?}"
+        );
+        assert!(
+            calls.recv_calls >= requests,
+            "{requests} requests: {calls:?}"
+        );
+        assert_eq!(calls.send_errors + calls.recv_errors, 0, "{calls:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_refused_connection_shows_the_reset_and_its_states() {
     if !require_root("a_refused_connection_shows_the_reset_and_its_states") {

@@ -16,7 +16,7 @@ use std::{net::SocketAddr, os::fd::BorrowedFd};
 use crate::{
     SocketCookie,
     capture::PacketCaptureOptions,
-    kernel::{CaptureInterfaceInfo, FlowProtocol, KernelClient, KernelError},
+    kernel::{CallReports, CaptureInterfaceInfo, FlowProtocol, KernelClient, KernelError},
 };
 
 /// One client's slot, as its session uses it (statically dispatched).
@@ -59,7 +59,8 @@ impl KernelSlot for KernelClient {
     type Error = KernelError;
 
     fn register(&self, socket: BorrowedFd<'_>, cookie: SocketCookie) -> Result<(), KernelError> {
-        KernelClient::register(self, socket, cookie)
+        // The daemon does not keep its clients' descriptors: each call is sent.
+        KernelClient::register(self, socket, cookie, CallReports::EachCall)
     }
 
     fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {

@@ -4,8 +4,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use bytes::Bytes;
 
 use nettrace_common::{
-    ConnectEvent, EventHeader, PacketEvent, SockCreateEvent, SockMsgEvent, SockOpsEvent,
-    SockReleaseEvent, TcpResetEvent, TcpStateEvent, direction, event_kind, family,
+    ConnectEvent, EventHeader, PacketEvent, SockCallsEvent, SockCreateEvent, SockMsgEvent,
+    SockOpsEvent, SockReleaseEvent, SocketCalls, TcpResetEvent, TcpStateEvent, direction,
+    event_kind, family,
 };
 
 use super::kernel_socket::{ConnectCall, SocketCreated, SocketReleased};
@@ -36,6 +37,9 @@ pub enum KernelEvent {
     SockOps(Box<SockOpsRecord>),
     /// A send or receive call.
     SockMsg(SockMsgRecord),
+    /// The call totals of a socket that counts its calls in the kernel
+    /// ([`nettrace_common::socket_flags::FOLD_CALLS`]).
+    SockCalls(SockCallsRecord),
     /// A TCP reset sent or received.
     TcpReset(TcpResetRecord),
     /// A packet captured by a TC program (or copied by a cgroup skb program).
@@ -84,6 +88,45 @@ pub struct SockMsgRecord {
     pub flags: u32,
 }
 
+/// The send and receive calls of a socket so far, counted in the kernel: sent for a failed
+/// call or a call after CLOSE, or read from the socket's entry by userspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockCallsRecord {
+    /// The socket.
+    pub cookie: SocketCookie,
+    /// The client that registered it.
+    pub client: ClientId,
+    /// When the totals were taken.
+    pub time: KernelTime,
+    /// The totals.
+    pub calls: SocketCalls,
+}
+
+impl SockCallsRecord {
+    /// The ring-buffer record of these totals (what the programs write), for totals read
+    /// from a socket's entry that travel the same way as the kernel's.
+    pub(crate) fn to_record(self) -> Bytes {
+        let event = SockCallsEvent {
+            header: EventHeader {
+                kind: event_kind::SOCK_CALLS,
+                client_id: self.client.0,
+                timestamp_ns: self.time.0,
+                cookie: self.cookie.0,
+            },
+            calls: self.calls,
+        };
+        // SAFETY: `SockCallsEvent` is Pod (no padding, any bit pattern valid), so its bytes may
+        // be read.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&raw const event).cast::<u8>(),
+                std::mem::size_of::<SockCallsEvent>(),
+            )
+        };
+        Bytes::copy_from_slice(bytes)
+    }
+}
+
 /// A TCP reset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpResetRecord {
@@ -123,6 +166,7 @@ impl KernelEvent {
             Self::TcpState(e) => e.cookie,
             Self::SockOps(e) => e.cookie,
             Self::SockMsg(e) => e.cookie,
+            Self::SockCalls(e) => e.cookie,
             Self::TcpReset(e) => e.cookie,
             Self::Packet(e) => e.cookie,
             Self::SocketCreated(e) => e.cookie,
@@ -137,6 +181,7 @@ impl KernelEvent {
             Self::TcpState(e) => e.client,
             Self::SockOps(e) => e.client,
             Self::SockMsg(e) => e.client,
+            Self::SockCalls(e) => e.client,
             Self::TcpReset(e) => e.client,
             Self::Packet(e) => e.client,
             Self::SocketCreated(e) => e.client,
@@ -151,6 +196,7 @@ impl KernelEvent {
             Self::TcpState(e) => e.time,
             Self::SockOps(e) => e.time,
             Self::SockMsg(e) => e.time,
+            Self::SockCalls(e) => e.time,
             Self::TcpReset(e) => e.time,
             Self::Packet(e) => e.time,
             Self::SocketCreated(e) => e.time,
@@ -201,6 +247,15 @@ impl KernelEvent {
                     direction: Direction::from_raw(e.direction),
                     ret: e.ret,
                     flags: e.flags,
+                }))
+            }
+            event_kind::SOCK_CALLS => {
+                let e: SockCallsEvent = read_record(record)?;
+                Ok(Self::SockCalls(SockCallsRecord {
+                    cookie: SocketCookie(header.cookie),
+                    client: ClientId(header.client_id),
+                    time: KernelTime(header.timestamp_ns),
+                    calls: e.calls,
                 }))
             }
             event_kind::TCP_RESET => {
@@ -407,6 +462,8 @@ pub struct SockOpsRecord {
     pub bytes_received: u64,
     /// Payload bytes acknowledged by the peer.
     pub bytes_acked: u64,
+    /// Call totals of a socket that counts its calls in the kernel; zero otherwise.
+    pub calls: SocketCalls,
 }
 
 impl SockOpsRecord {
@@ -444,6 +501,7 @@ impl SockOpsRecord {
             min_rtt_us: (e.rtt_samples > 0).then_some(e.min_rtt_us),
             bytes_received: e.bytes_received,
             bytes_acked: e.bytes_acked,
+            calls: e.calls,
         })
     }
 }

@@ -26,8 +26,8 @@ mod socket_record;
 
 pub(crate) use body_counters::{BodyCounters, BodyState};
 pub use kernel::{
-    ClientId, Direction, KernelEvent, KernelTcpState, MalformedRecord, PacketRecord, SockMsgRecord,
-    SockOp, SockOpsRecord, TcpResetRecord, TcpStateChange,
+    ClientId, Direction, KernelEvent, KernelTcpState, MalformedRecord, PacketRecord,
+    SockCallsRecord, SockMsgRecord, SockOp, SockOpsRecord, TcpResetRecord, TcpStateChange,
 };
 pub use kernel_socket::{
     ConnectCall, KernelProcess, SocketCreated, SocketProtocol, SocketReleased,

@@ -10,7 +10,7 @@
 //! ```
 use std::{net::SocketAddr, os::fd::BorrowedFd, sync::Arc};
 
-use super::{Event, SocketRecord};
+use super::{Event, SocketRecord, Transport};
 use crate::SocketCookie;
 
 /// What the tracer records beyond the always-on records.
@@ -52,7 +52,7 @@ pub(crate) trait EventSink: std::fmt::Debug + Send + Sync + 'static {
     fn next_resolver_dial(&self) -> u64;
 
     /// Traces a new socket in the kernel too (call it before `connect()`).
-    fn register_socket(&self, socket: BorrowedFd<'_>, cookie: SocketCookie);
+    fn register_socket(&self, socket: BorrowedFd<'_>, cookie: SocketCookie, transport: Transport);
 
     /// Stops tracing a UDP socket in the kernel (it has no state machine to wait for).
     fn unregister_socket(&self, cookie: SocketCookie);

@@ -5,8 +5,8 @@ use std::mem::size_of;
 
 use bytes::Bytes;
 use nettrace_common::{
-    ConnectEvent, EventHeader, PacketEvent, SockCreateEvent, SockMsgEvent, SockOpsEvent,
-    SockReleaseEvent, TcpResetEvent, TcpStateEvent, event_kind,
+    ConnectEvent, EventHeader, PacketEvent, SockCallsEvent, SockCreateEvent, SockMsgEvent,
+    SockOpsEvent, SockReleaseEvent, TcpResetEvent, TcpStateEvent, event_kind,
 };
 
 use crate::{
@@ -72,6 +72,7 @@ fn layout_size(kind: u32) -> Option<usize> {
         event_kind::TCP_STATE => size_of::<TcpStateEvent>(),
         event_kind::SOCK_OPS => size_of::<SockOpsEvent>(),
         event_kind::SOCK_MSG => size_of::<SockMsgEvent>(),
+        event_kind::SOCK_CALLS => size_of::<SockCallsEvent>(),
         event_kind::TCP_RESET => size_of::<TcpResetEvent>(),
         event_kind::PACKET => size_of::<PacketEvent>(),
         event_kind::SOCK_CREATE => size_of::<SockCreateEvent>(),

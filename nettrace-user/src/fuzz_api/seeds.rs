@@ -22,8 +22,9 @@ use hickory_proto::{
 use netlink_packet_core::{DefaultNla, NLA_F_NESTED};
 use netlink_packet_netfilter::conntrack::{ConntrackAttribute, ConntrackMessage, Protocol};
 use nettrace_common::{
-    ConnectEvent, EventHeader, PacketEvent, SockCreateEvent, SockMsgEvent, SockOpsEvent,
-    SockReleaseEvent, TcpResetEvent, TcpStateEvent, direction, event_kind, family,
+    ConnectEvent, EventHeader, PacketEvent, SockCallsEvent, SockCreateEvent, SockMsgEvent,
+    SockOpsEvent, SockReleaseEvent, SocketCalls, TcpResetEvent, TcpStateEvent, direction,
+    event_kind, family,
 };
 
 use super::TARGETS;
@@ -268,6 +269,23 @@ fn ring_seeds() -> Vec<Seed> {
                 direction: direction::RECEIVED,
                 ret: 512,
                 ..Default::default()
+            }),
+        ),
+        (
+            "ring_record",
+            "sock-calls",
+            bytes_of(&SockCallsEvent {
+                header: header(event_kind::SOCK_CALLS),
+                calls: SocketCalls {
+                    send_calls: 2,
+                    recv_calls: 3,
+                    would_block: 1,
+                    recv_errors: 1,
+                    last_errno: 104,
+                    bytes_sent: 300,
+                    bytes_received: 5000,
+                    ..Default::default()
+                },
             }),
         ),
         (

@@ -8,7 +8,7 @@
 use crate::sync::lock;
 use std::{
     net::SocketAddr,
-    os::fd::BorrowedFd,
+    os::fd::{AsRawFd, BorrowedFd, RawFd},
     sync::{
         Arc, Mutex, Weak,
         atomic::{AtomicUsize, Ordering},
@@ -25,11 +25,11 @@ use nettrace_common::{
 
 use super::{
     CaptureInterfaceInfo, CaptureLinks, CgroupLinks, ClientId, FlowProtocol, KernelConfig,
-    KernelError, KernelEvent, KernelEvents, KernelTracer, SockOp, flow_directions,
+    KernelError, KernelEvent, KernelEvents, KernelTracer, SockCallsRecord, SockOp, flow_directions,
     record::RecordBatch,
 };
 use crate::{
-    SocketCookie,
+    KernelTime, SocketCookie,
     capture::{LinkKind, PacketCaptureOptions},
 };
 
@@ -95,9 +95,34 @@ struct ClientEntry {
     sink: Weak<dyn KernelSink>,
     /// The cgroup this client traces, if any.
     cgroup: Option<CgroupLinks>,
-    /// The client's traced sockets, with the flow keys registered for their packets.
-    sockets: HashMap<SocketCookie, Vec<FlowKey>>,
+    /// The client's traced sockets.
+    sockets: HashMap<SocketCookie, RegisteredSocket>,
     capture: Option<ClientCapture>,
+}
+
+/// One of a client's traced sockets.
+#[derive(Default)]
+struct RegisteredSocket {
+    /// The flow keys registered for its packets.
+    flows: Vec<FlowKey>,
+    /// The descriptor of a socket whose calls the kernel counts ([`CallReports::Totals`]):
+    /// read for its totals when the client drains. The application may have closed it since
+    /// and the number gone to another file; the cookie stored with the totals tells.
+    descriptor: Option<RawFd>,
+}
+
+/// How a registered socket reports its send and receive calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CallReports {
+    /// A record per call, with its time and result (a daemon client, whose descriptors the
+    /// hub does not keep; UDP sockets, which report no close).
+    EachCall,
+    /// Totals counted in the kernel, sent with the socket's `sock_ops` records (its
+    /// application's `close()` among them) and read through its descriptor at each
+    /// [`KernelClient::drain`] while it is open: a record per call cost a keep-alive
+    /// request about 3 us of the client's CPU (issue 16). For TCP sockets whose descriptors
+    /// stay with the registering process until it closes them.
+    Totals,
 }
 
 /// What one client captures.
@@ -295,8 +320,9 @@ impl KernelHub {
                 if ops.op == SockOp::Connect
                     && let Some(entry) = entry
                     && entry.capture.is_some()
-                    && let Some(keys) = entry.sockets.get_mut(&ops.cookie)
+                    && let Some(socket) = entry.sockets.get_mut(&ops.cookie)
                 {
+                    let keys = &mut socket.flows;
                     // The program registered the flow before the SYN; remember its keys so
                     // that they are removed with the socket.
                     for (key, _) in flow_directions(FlowProtocol::Tcp, ops.local, ops.remote) {
@@ -448,23 +474,35 @@ pub(crate) struct KernelClient {
 }
 
 impl KernelClient {
-    /// Traces `socket`, whose cookie is `cookie` (call before `connect()`); when this client
-    /// captures, the programs register its TCP flow at connect.
+    /// Traces `socket`, whose cookie is `cookie` (call before `connect()`), its calls
+    /// reported as `calls` says; when this client captures, the programs register its TCP
+    /// flow at connect.
     pub(crate) fn register(
         &self,
         socket: BorrowedFd<'_>,
         cookie: SocketCookie,
+        calls: CallReports,
     ) -> Result<(), KernelError> {
         let mut clients = lock(&self.hub.clients);
         let capturing = clients
             .get(&self.id)
             .is_some_and(|entry| entry.capture.is_some());
-        let flags = if capturing { socket_flags::CAPTURE } else { 0 };
+        let mut flags = if capturing { socket_flags::CAPTURE } else { 0 };
+        if calls == CallReports::Totals {
+            flags |= socket_flags::FOLD_CALLS;
+        }
         self.hub
             .tracer
             .register_with_flags(socket, cookie, self.id, flags)?;
         if let Some(entry) = clients.get_mut(&self.id) {
-            entry.sockets.insert(cookie, Vec::new());
+            let descriptor = (calls == CallReports::Totals).then(|| socket.as_raw_fd());
+            entry.sockets.insert(
+                cookie,
+                RegisteredSocket {
+                    flows: Vec::new(),
+                    descriptor,
+                },
+            );
         }
         Ok(())
     }
@@ -492,6 +530,7 @@ impl KernelClient {
             .sockets
             .get_mut(&cookie)
             .filter(|_| entry.capture.is_some())
+            .map(|socket| &mut socket.flows)
         else {
             return Ok(());
         };
@@ -544,11 +583,11 @@ impl KernelClient {
 
     /// Stops tracing a socket that is closed (or about to be) and capturing its flows; a socket still open goes on reporting to this client until it closes.
     pub(crate) fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {
-        let keys = lock(&self.hub.clients)
+        let socket = lock(&self.hub.clients)
             .get_mut(&self.id)
             .and_then(|entry| entry.sockets.remove(&cookie))
             .unwrap_or_default();
-        self.hub.forget_flows(cookie, &keys);
+        self.hub.forget_flows(cookie, &socket.flows);
         self.hub.tracer.unregister(cookie)
     }
 
@@ -673,9 +712,54 @@ impl KernelClient {
         self.hub.tracer.lost_packets(self.id)
     }
 
-    /// Hands every pending kernel event to its client (this one included).
+    /// Hands every pending kernel event to its client (this one included), then this
+    /// client the call totals of its open sockets that count them in the kernel.
     pub(crate) fn drain(&self) {
         self.hub.drain();
+        self.send_call_totals();
+    }
+
+    /// The call totals of this client's open [`CallReports::Totals`] sockets, read from their
+    /// entries: the kernel sends them only when something else happens to the socket.
+    fn send_call_totals(&self) {
+        let (sink, sockets) = {
+            let clients = lock(&self.hub.clients);
+            let Some(entry) = clients.get(&self.id) else {
+                return;
+            };
+            let sockets: Vec<(SocketCookie, RawFd)> = entry
+                .sockets
+                .iter()
+                .filter_map(|(cookie, socket)| Some((*cookie, socket.descriptor?)))
+                .collect();
+            (entry.sink.upgrade(), sockets)
+        };
+        let Some(sink) = sink.filter(|_| !sockets.is_empty()) else {
+            return;
+        };
+        let time = KernelTime::now();
+        let events: Vec<(KernelEvent, Bytes)> = sockets
+            .into_iter()
+            .filter_map(|(cookie, descriptor)| {
+                match self.hub.tracer.socket_calls(descriptor, cookie) {
+                    Ok(calls) => calls,
+                    Err(error) => {
+                        tracing::debug!(%error, %cookie, "reading a socket's call totals failed");
+                        None
+                    }
+                }
+                .map(|calls| SockCallsRecord {
+                    cookie,
+                    client: self.id,
+                    time,
+                    calls,
+                })
+            })
+            .map(|totals| (KernelEvent::SockCalls(totals), totals.to_record()))
+            .collect();
+        if !events.is_empty() {
+            sink.kernel_events(events);
+        }
     }
 
     /// Events of this client lost because the ring buffer was full.
@@ -693,8 +777,8 @@ impl Drop for KernelClient {
         }
         let sockets = entry.map(|e| e.sockets).unwrap_or_default();
         let mut cookies = Vec::with_capacity(sockets.len());
-        for (cookie, keys) in sockets {
-            self.hub.forget_flows(cookie, &keys);
+        for (cookie, socket) in sockets {
+            self.hub.forget_flows(cookie, &socket.flows);
             cookies.push(cookie);
         }
         // Sockets still open keep their entries until they close: a new generation of the

@@ -36,12 +36,12 @@ mod tracer;
 pub use crate::capture::CaptureInterfaceInfo;
 pub use crate::event::{
     ClientId, ConnectCall, Direction, KernelEvent, KernelProcess, KernelTcpState, MalformedRecord,
-    PacketRecord, SockMsgRecord, SockOp, SockOpsRecord, SocketCreated, SocketProtocol,
-    SocketReleased, TcpResetRecord, TcpStateChange,
+    PacketRecord, SockCallsRecord, SockMsgRecord, SockOp, SockOpsRecord, SocketCreated,
+    SocketProtocol, SocketReleased, TcpResetRecord, TcpStateChange,
 };
 pub use cgroup_programs::CgroupLinks;
 pub use error::KernelError;
 pub use events::{KernelEvents, READ_TICK};
 pub use flow::{FlowProtocol, flow_directions, flow_key};
-pub(crate) use hub::{KernelClient, KernelHub, KernelSink};
+pub(crate) use hub::{CallReports, KernelClient, KernelHub, KernelSink};
 pub use tracer::{CaptureLinks, KernelConfig, KernelTracer, ProgramStats, enable_run_stats};

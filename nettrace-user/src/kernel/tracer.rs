@@ -5,7 +5,7 @@ use std::{
     error::Error as _,
     fs::File,
     io,
-    os::fd::{AsRawFd, BorrowedFd},
+    os::fd::{AsRawFd, BorrowedFd, RawFd},
     sync::Mutex,
 };
 
@@ -18,8 +18,8 @@ use aya::{
     },
 };
 use nettrace_common::{
-    CaptureClient, CaptureInterface, FlowKey, TracedFlow, TracedSocket, limits, map_name,
-    program_name,
+    CaptureClient, CaptureInterface, FlowKey, SocketCalls, TracedFlow, TracedSocket, limits,
+    map_name, program_name,
 };
 
 use super::{
@@ -209,6 +209,7 @@ impl KernelTracer {
             client_id: client.0,
             flags,
             generation: self.generation(client),
+            cookie: cookie.0,
             ..TracedSocket::default()
         };
         let mut armed = lock(&self.armed);
@@ -305,6 +306,21 @@ impl KernelTracer {
         match lock(&self.traced).get(&socket.as_raw_fd(), 0) {
             Ok(_) => Ok(true),
             Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(map_error(map_name::TRACED_SOCKETS, "lookup")(e)),
+        }
+    }
+
+    /// The call totals the kernel keeps for the socket behind `descriptor` if it is still the
+    /// registered socket `cookie` (see [`nettrace_common::socket_flags::FOLD_CALLS`]);
+    /// `None` when the descriptor is closed, or now names another socket or none.
+    pub fn socket_calls(
+        &self,
+        descriptor: RawFd,
+        cookie: SocketCookie,
+    ) -> Result<Option<SocketCalls>, KernelError> {
+        match lock(&self.traced).get(&descriptor, 0) {
+            Ok(entry) => Ok((entry.cookie == cookie.0).then_some(entry.calls)),
+            Err(e) if is_not_found(&e) || is_stale_descriptor(&e) => Ok(None),
             Err(e) => Err(map_error(map_name::TRACED_SOCKETS, "lookup")(e)),
         }
     }
@@ -595,6 +611,12 @@ fn is_not_found(error: &aya::maps::MapError) -> bool {
         aya::maps::MapError::SyscallError(e) => e.io_error.raw_os_error() == Some(libc::ENOENT),
         _ => false,
     }
+}
+
+/// A lookup through a descriptor that is closed or no longer a socket.
+fn is_stale_descriptor(error: &aya::maps::MapError) -> bool {
+    matches!(error, aya::maps::MapError::SyscallError(e)
+        if matches!(e.io_error.raw_os_error(), Some(libc::EBADF | libc::ENOTSOCK)))
 }
 
 /// True when some cause in the chain is EPERM/EACCES.

@@ -155,6 +155,7 @@ pub(crate) fn sock_ops(
         min_rtt_us: None,
         bytes_received: 0,
         bytes_acked: 0,
+        calls: nettrace_common::SocketCalls::default(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Kernel events folded into a connection's kernel facts, and their snapshot form.
 use std::time::Instant;
 
+use nettrace_common::SocketCalls;
+
 use crate::{
     clock::TraceClock,
     event::{Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, SockOpsRecord},
@@ -21,7 +23,10 @@ pub(crate) struct KernelRec {
     last: Option<SockOpsRecord>,
     rst_sent: bool,
     rst_received: bool,
+    /// Calls counted here, one record each.
     calls: KernelSocketCalls,
+    /// The newest totals of calls counted in the kernel (a socket does one or the other).
+    totals: SocketCalls,
 }
 
 impl KernelRec {
@@ -43,9 +48,11 @@ impl KernelRec {
                     SockOp::Rto => self.rto_events += 1,
                     _ => {}
                 }
+                self.take_totals(&record.calls);
                 self.last = Some(*record);
             }
             KernelEvent::SockMsg(call) => self.count_call(&call),
+            KernelEvent::SockCalls(totals) => self.take_totals(&totals.calls),
             KernelEvent::TcpReset(reset) => match reset.direction {
                 Direction::Sent => self.rst_sent = true,
                 Direction::Received => self.rst_received = true,
@@ -56,6 +63,39 @@ impl KernelRec {
             | KernelEvent::SocketCreated(_)
             | KernelEvent::SocketReleased(_)
             | KernelEvent::Connect(_) => {}
+        }
+    }
+
+    /// Keeps `totals` if they are newer than the ones so far: they only grow, and records
+    /// taken on different CPUs (or read from the socket's entry) may arrive in any order.
+    fn take_totals(&mut self, totals: &SocketCalls) {
+        if call_count(totals) > call_count(&self.totals) {
+            self.totals = *totals;
+        }
+    }
+
+    /// The calls so far: counted here, or in the kernel, whichever saw more (a socket that
+    /// counts in the kernel sends sock_ops records with totals only).
+    fn calls(&self) -> KernelSocketCalls {
+        let counted = &self.calls;
+        let kernel = &self.totals;
+        let counted_calls = u64::from(counted.send_calls) + u64::from(counted.recv_calls);
+        if call_count(kernel) <= counted_calls {
+            return counted.clone();
+        }
+        let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        KernelSocketCalls {
+            send_calls: narrow(kernel.send_calls),
+            recv_calls: narrow(kernel.recv_calls),
+            would_block: narrow(kernel.would_block),
+            send_errors: narrow(kernel.send_errors),
+            recv_errors: narrow(kernel.recv_errors),
+            call_bytes_sent: kernel.bytes_sent,
+            call_bytes_received: kernel.bytes_received,
+            last_error: match i32::try_from(kernel.last_errno) {
+                Ok(errno) if errno > 0 => std::io::Error::from_raw_os_error(errno).to_string(),
+                _ => String::new(),
+            },
         }
     }
 
@@ -86,10 +126,8 @@ impl KernelRec {
 
     /// The facts of a UDP socket, `None` when the kernel reported nothing.
     pub(crate) fn udp_facts(&self) -> Option<KernelUdpFacts> {
-        let calls = &self.calls;
-        (calls.send_calls + calls.recv_calls > 0).then(|| KernelUdpFacts {
-            calls: calls.clone(),
-        })
+        let calls = self.calls();
+        (calls.send_calls + calls.recv_calls > 0).then_some(KernelUdpFacts { calls })
     }
 
     /// The facts for a snapshot, `None` when the kernel reported nothing.
@@ -99,6 +137,7 @@ impl KernelRec {
             && !self.rst_sent
             && !self.rst_received
             && self.calls == KernelSocketCalls::default()
+            && self.totals == SocketCalls::default()
         {
             return None;
         }
@@ -125,9 +164,14 @@ impl KernelRec {
             segs_in: last.map_or(0, |l| l.segs_in),
             rst_sent: self.rst_sent,
             rst_received: self.rst_received,
-            calls: self.calls.clone(),
+            calls: self.calls(),
         })
     }
+}
+
+/// Calls in `totals`, the measure of how new they are.
+fn call_count(totals: &SocketCalls) -> u64 {
+    totals.send_calls + totals.recv_calls
 }
 
 /// The kernel's state name in lower case with dashes (`TCP_SYN_SENT` -> `syn-sent`).

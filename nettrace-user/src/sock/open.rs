@@ -67,7 +67,7 @@ fn open(
     }
     let cookie = SocketCookie::of(&socket).ok();
     if let Some(cookie) = cookie {
-        sink.register_socket(std::os::fd::AsFd::as_fd(&socket), cookie);
+        sink.register_socket(std::os::fd::AsFd::as_fd(&socket), cookie, transport);
     }
     let conn = TraceId::generate();
     let record = sink.new_socket_record();

@@ -166,6 +166,9 @@ impl Translator {
                 self.socket_op(&call);
                 out.events.push(Event::Kernel(KernelEvent::SockMsg(call)));
             }
+            // The cgroup's sockets report each call; totals (of a socket that counts them in
+            // the kernel) only go to its connection's kernel facts.
+            totals @ KernelEvent::SockCalls(_) => out.events.push(Event::Kernel(totals)),
             KernelEvent::SocketReleased(released) => {
                 let cookie = released.cookie;
                 if let Some(state) = self.sockets.get_mut(&cookie) {

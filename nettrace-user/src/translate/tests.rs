@@ -222,6 +222,7 @@ fn summary(event: &Event) -> String {
                 KernelEvent::TcpState(_) => "tcp-state",
                 KernelEvent::SockOps(_) => "sock-ops",
                 KernelEvent::SockMsg(_) => "sock-msg",
+                KernelEvent::SockCalls(_) => "sock-calls",
                 KernelEvent::TcpReset(_) => "tcp-reset",
                 KernelEvent::Packet(_) => "packet",
                 KernelEvent::SocketCreated(_) => "socket-created",

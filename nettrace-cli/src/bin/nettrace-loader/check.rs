@@ -73,6 +73,13 @@ fn print_event(started: KernelTime, event: &KernelEvent) {
                 call.direction, call.ret
             );
         }
+        KernelEvent::SockCalls(totals) => {
+            let calls = &totals.calls;
+            println!(
+                "  +{at:.3}ms calls so far: {} sent, {} received",
+                calls.send_calls, calls.recv_calls
+            );
+        }
         KernelEvent::TcpReset(reset) => println!("  +{at:.3}ms reset {:?}", reset.direction),
         KernelEvent::SocketCreated(_)
         | KernelEvent::SocketReleased(_)

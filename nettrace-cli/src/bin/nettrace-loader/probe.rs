@@ -83,6 +83,7 @@ fn kind(event: &KernelEvent) -> &'static str {
         KernelEvent::TcpState(_) => "tcp-state",
         KernelEvent::SockOps(_) => "sock-ops",
         KernelEvent::SockMsg(_) => "sock-msg",
+        KernelEvent::SockCalls(_) => "sock-calls",
         KernelEvent::TcpReset(_) => "tcp-reset",
         KernelEvent::Packet(_) => "packet",
         KernelEvent::SocketCreated(_) => "socket-created",

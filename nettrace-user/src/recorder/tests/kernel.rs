@@ -203,6 +203,77 @@ fn kernel_events_join_connections_by_socket_cookie() {
     assert_eq!(trace.net_trace.kernel_data, None);
 }
 
+/// A socket that counts its calls in the kernel sends totals (with its sock_ops records, in
+/// a record of their own after a failure, or read from its entry), in any order: the newest
+/// are kept, and its errno becomes the error's text.
+#[test]
+fn call_totals_counted_in_the_kernel_keep_the_newest() {
+    let mut recorder = recorder(false);
+    resolved_dial(&mut recorder);
+    let record = Arc::new(SocketRecord::new(false));
+    recorder.handle(opened(
+        "tcp-1",
+        Transport::Tcp,
+        "dial-1",
+        SERVER,
+        Some(12),
+        &record,
+        11,
+    ));
+    let ends = (addr(LOCAL_TCP), addr(SERVER));
+    let totals = |send_calls, recv_calls, bytes_received, last_errno| SocketCalls {
+        send_calls,
+        recv_calls,
+        recv_errors: u64::from(last_errno != 0),
+        last_errno,
+        bytes_sent: 100 * send_calls,
+        bytes_received,
+        ..SocketCalls::default()
+    };
+    let calls_record = |ms, calls| {
+        kernel(KernelEvent::SockCalls(SockCallsRecord {
+            cookie: SocketCookie(12),
+            client: CLIENT,
+            time: kt(ms),
+            calls,
+        }))
+    };
+    let events = [
+        kernel_ops(sock_ops(
+            12,
+            20,
+            SockOp::ActiveEstablished,
+            KernelTcpState::Established,
+            ends,
+        )),
+        // Read from the entry after a failed read (newest), then the failure's own record
+        // and an older sock_ops record arriving late.
+        calls_record(40, totals(2, 4, 5000, libc::ECONNRESET as u64)),
+        calls_record(35, totals(2, 3, 5000, libc::ECONNRESET as u64)),
+        kernel_ops(SockOpsRecord {
+            calls: totals(2, 2, 5000, 0),
+            ..sock_ops(12, 30, SockOp::StateChange, KernelTcpState::FinWait1, ends)
+        }),
+    ];
+    for event in events {
+        recorder.handle(event);
+    }
+    let trace = recorder.snapshot_ms("kernel", at(60));
+    let facts = trace.net_trace.tcp_conns[0].kernel.as_ref().expect("facts");
+    assert_eq!(
+        facts.calls,
+        KernelSocketCalls {
+            send_calls: 2,
+            recv_calls: 4,
+            recv_errors: 1,
+            call_bytes_sent: 200,
+            call_bytes_received: 5000,
+            last_error: "Connection reset by peer (os error 104)".to_owned(),
+            ..KernelSocketCalls::default()
+        }
+    );
+}
+
 #[test]
 fn conntrack_samples_keep_the_destroyed_entry() {
     let mut recorder = recorder(false);

@@ -18,6 +18,7 @@ mod stream;
 
 use std::{io, sync::Arc};
 
+use nettrace_common::SocketCalls;
 use serde_json::json;
 use time::macros::datetime;
 
@@ -31,8 +32,9 @@ use crate::{
     },
     event::{
         BodyCounters, ConnInfo, ConnectCall, CtSample, Direction, Event, KernelEvent,
-        KernelProcess, KernelTcpState, PacketRecord, RawSocketOp, SockOp, SockOpsRecord,
-        SocketCreated, SocketProtocol, SocketRecord, TcpResetRecord, TlsOutcome, Transport,
+        KernelProcess, KernelTcpState, PacketRecord, RawSocketOp, SockCallsRecord, SockOp,
+        SockOpsRecord, SocketCreated, SocketProtocol, SocketRecord, TcpResetRecord, TlsOutcome,
+        Transport,
     },
     headers::{HeaderCapture, HttpReqTraceOptions},
     model::{
