@@ -70,9 +70,10 @@ pub mod program_name {
     pub const SOCK_OPS: &str = "nettrace_sock_ops";
     /// `tp_btf/inet_sock_set_state`: every TCP state transition of a traced socket.
     pub const INET_SOCK_SET_STATE: &str = "nettrace_inet_sock_set_state";
-    /// `tp_btf/sock_send_length`: each send call on a traced socket (TCP and UDP).
+    /// `tp_btf/sock_send_length`: each send call on a traced socket (TCP and UDP), sent as a
+    /// record or counted in the socket's entry ([`crate::socket_flags::FOLD_CALLS`]).
     pub const SOCK_SEND_LENGTH: &str = "nettrace_sock_send_length";
-    /// `tp_btf/sock_recv_length`: each receive call on a traced socket (TCP and UDP).
+    /// `tp_btf/sock_recv_length`: each receive call, as above.
     pub const SOCK_RECV_LENGTH: &str = "nettrace_sock_recv_length";
     /// `tp_btf/tcp_send_reset`: a RST sent on a traced socket.
     pub const TCP_SEND_RESET: &str = "nettrace_tcp_send_reset";
@@ -152,10 +153,11 @@ pub mod socket_flags {
     pub const CAPTURE: u32 = 1;
     /// Count the socket's send and receive calls in its entry ([`TracedSocket::calls`])
     /// instead of sending a record per call: the totals travel with the socket's `sock_ops`
-    /// records (its application closing it among them) and with a [`crate::SockCallsEvent`]
-    /// for a failed call or a call after CLOSE; userspace reads the entry for the rest. For
-    /// TCP sockets whose owner keeps their descriptors (the in-process library), not for a
-    /// trace that wants each call (socket-operation logs of a traced program).
+    /// records (those of `close()` and `shutdown()` among them) and with a
+    /// [`crate::SockCallsEvent`] for a failed call or a call after CLOSE; while the socket is
+    /// open, userspace reads them from the entry. For TCP sockets whose owner keeps their
+    /// descriptors (the in-process library), not for a trace that wants each call
+    /// (socket-operation logs of a traced program).
     pub const FOLD_CALLS: u32 = 2;
     /// Set by the `sock_ops` program when the socket reached CLOSE: a call after it is
     /// reported at once (the last record with totals is gone by then).

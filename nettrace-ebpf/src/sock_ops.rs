@@ -5,10 +5,11 @@
 //! travels with every other event. Of the state-change callbacks only the last one (to CLOSE)
 //! is sent, for the kernel's final counters: the transitions themselves come from the
 //! `inet_sock_set_state` tracepoint, and a record per transition cost userspace a decode and
-//! a dispatch each (issue 16). A socket whose calls are folded into its entry
-//! ([`socket_flags::FOLD_CALLS`]) also reports the transitions its application's `close()`
-//! makes (to FIN-WAIT-1 or LAST-ACK): its call totals are final there, and the application no
-//! longer has a descriptor through which userspace could read them.
+//! a dispatch each (issue 16). A socket whose calls are counted in its entry
+//! ([`socket_flags::FOLD_CALLS`]) also reports the transitions that `close()` and `shutdown()`
+//! make: to FIN-WAIT-1 or LAST-ACK, or to the same state (a `close()` after `shutdown()`).
+//! The record carries the totals, and after `close()` the application has no descriptor left
+//! through which userspace could read them.
 use core::ffi::c_void;
 
 use aya_ebpf::{
@@ -43,6 +44,14 @@ const TCP_CLOSE: u32 = 7;
 const TCP_FIN_WAIT1: u32 = 4;
 /// `TCP_LAST_ACK`: the application closed after the peer.
 const TCP_LAST_ACK: u32 = 9;
+
+/// Whether a state change from `old` to `new` is the application's `close()` or
+/// `shutdown()`: the kernel moves to FIN-WAIT-1 or LAST-ACK, or, closing a socket already
+/// shut down (FIN-WAIT-1/2, CLOSING), sets the state it is in.
+#[inline(always)]
+fn closed_by_application(old: u32, new: u32) -> bool {
+    new == TCP_FIN_WAIT1 || new == TCP_LAST_ACK || old == new
+}
 
 /// One volatile load of a `bpf_sock_ops` field, which the compiler can neither merge with
 /// another nor turn into a load through an offset context pointer.
@@ -84,7 +93,7 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
             // programs only read the flags.
             unsafe { (*entry).flags = socket.flags | socket_flags::CLOSED };
         } else if socket.flags & socket_flags::FOLD_CALLS == 0
-            || !(new_state == TCP_FIN_WAIT1 || new_state == TCP_LAST_ACK)
+            || !closed_by_application(ctx.arg(0), new_state)
         {
             return 1;
         }

@@ -429,7 +429,9 @@ impl Inner {
         let Some(stream) = self.stream.get() else {
             return;
         };
-        let (kernel_data, _) = self.drain_kernel();
+        // Only this request's sockets are read for their call totals.
+        let cookies = lock(&self.recorder).request_cookies(hops);
+        let (kernel_data, _) = self.drain_kernel(Some(&cookies));
         let Some(mut trace) = lock(&self.recorder).take_request(hops, at) else {
             return;
         };
@@ -437,9 +439,10 @@ impl Inner {
         self.deliver(stream, trace);
     }
 
-    /// Takes every pending kernel event and packet; returns the kernel data status and the
-    /// packets the kernel lost.
-    fn drain_kernel(&self) -> (Option<KernelDataStatus>, u64) {
+    /// Takes every pending kernel event and packet, and the call totals of the open sockets
+    /// `sockets` (all when `None`); returns the kernel data status and the packets the
+    /// kernel lost.
+    fn drain_kernel(&self, sockets: Option<&[SocketCookie]>) -> (Option<KernelDataStatus>, u64) {
         match self.kernel.get() {
             None => (None, 0),
             Some(KernelLink::Unavailable(reason)) => (
@@ -455,7 +458,10 @@ impl Inner {
                 (Some(status), lost_packets)
             }
             Some(KernelLink::Hub(client)) => {
-                client.drain();
+                match sockets {
+                    Some(cookies) => client.drain_sockets(cookies),
+                    None => client.drain(),
+                }
                 let (lost_events, reason) = match client.lost_events() {
                     Ok(lost) => (lost, String::new()),
                     Err(error) => (0, format!("lost-event counter unreadable: {error}")),
@@ -674,7 +680,7 @@ impl Tracer {
         &self,
         description: &str,
     ) -> (HttpTrace, Vec<PacketCapture>) {
-        let (kernel_data, lost_packets) = self.inner.drain_kernel();
+        let (kernel_data, lost_packets) = self.inner.drain_kernel(None);
         if let Some(conntrack) = self.inner.conntrack.get() {
             conntrack.refresh();
         }

@@ -4,7 +4,7 @@
 use std::{
     io::{Read, Write},
     net::{Shutdown, SocketAddr, TcpListener, TcpStream},
-    os::fd::AsFd,
+    os::fd::{AsFd, AsRawFd},
     thread,
     time::Duration,
 };
@@ -154,4 +154,71 @@ async fn registered_connection_yields_its_tcp_states_and_addresses() {
         assert_eq!(record.client, ClientId(7));
     }
     assert_eq!(tracer.lost_events(ClientId(7)).unwrap(), 0);
+}
+
+/// A socket registered with `FOLD_CALLS` sends no record per call: its entry counts them,
+/// userspace reads them through the descriptor (only while it still names that socket), and
+/// the record of its `shutdown()` carries them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folded_calls_are_counted_in_the_socket_and_sent_with_its_shutdown() {
+    if !require_root("folded_calls_are_counted_in_the_socket_and_sent_with_its_shutdown") {
+        return;
+    }
+    let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
+    let (server, server_done) = echo_to_eof_server(1);
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let cookie = SocketCookie::of(&socket).unwrap();
+    tracer
+        .register_with_flags(
+            socket.as_fd(),
+            cookie,
+            ClientId(9),
+            nettrace_common::socket_flags::FOLD_CALLS,
+        )
+        .unwrap();
+    socket.connect(&server.into()).unwrap();
+    let mut traced: TcpStream = socket.into();
+    let descriptor = traced.as_raw_fd();
+    traced.write_all(b"abc").unwrap();
+    traced.write_all(b"defg").unwrap();
+    let calls = tracer.socket_calls(descriptor, cookie).unwrap().unwrap();
+    assert_eq!((calls.send_calls, calls.bytes_sent), (2, 7), "{calls:?}");
+    assert_eq!(
+        tracer
+            .socket_calls(descriptor, SocketCookie(cookie.0 + 1))
+            .unwrap(),
+        None,
+        "another cookie: the descriptor names another socket"
+    );
+    traced.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(server_done.join().unwrap(), vec![7]);
+    drop(traced);
+    assert_eq!(tracer.socket_calls(descriptor, cookie).unwrap(), None);
+
+    let mut shutdown_totals = None;
+    let mut per_call = 0;
+    tokio::time::timeout(EVENT_DEADLINE, async {
+        loop {
+            let event = events.next().await.unwrap();
+            if event.cookie() != cookie {
+                continue;
+            }
+            match &event {
+                KernelEvent::SockMsg(_) | KernelEvent::SockCalls(_) => per_call += 1,
+                KernelEvent::SockOps(ops)
+                    if ops.op == SockOp::StateChange && shutdown_totals.is_none() =>
+                {
+                    shutdown_totals = Some(ops.calls);
+                }
+                KernelEvent::TcpState(change) if change.new == KernelTcpState::Close => break,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the connection's events within the deadline");
+    assert_eq!(per_call, 0, "no record per call");
+    let totals = shutdown_totals.expect("the shutdown's sock_ops record");
+    assert_eq!((totals.send_calls, totals.bytes_sent), (2, 7), "{totals:?}");
+    tracer.unregister(cookie).unwrap();
 }

@@ -712,30 +712,45 @@ impl KernelClient {
         self.hub.tracer.lost_packets(self.id)
     }
 
-    /// Hands every pending kernel event to its client (this one included), then this
-    /// client the call totals of its open sockets that count them in the kernel.
+    /// Hands every pending kernel event to its client (this one included), and this client
+    /// the call totals of its open sockets that count them in the kernel.
     pub(crate) fn drain(&self) {
-        self.hub.drain();
-        self.send_call_totals();
+        self.drain_with_totals(|_| true);
     }
 
-    /// The call totals of this client's open [`CallReports::Totals`] sockets, read from their
-    /// entries: the kernel sends them only when something else happens to the socket.
-    fn send_call_totals(&self) {
+    /// [`Self::drain`] with the totals of the sockets `cookies` only (those of one request).
+    pub(crate) fn drain_sockets(&self, cookies: &[SocketCookie]) {
+        self.drain_with_totals(|cookie| cookies.contains(cookie));
+    }
+
+    fn drain_with_totals(&self, wanted: impl Fn(&SocketCookie) -> bool) {
+        // Read before the rings are drained: a socket its application closes in between has
+        // its final totals in the ring by then (the record of its close), and the drain takes
+        // them; read after, they could miss both.
+        let totals = self.read_call_totals(wanted);
+        self.hub.drain();
+        if let Some((sink, events)) = totals {
+            sink.kernel_events(events);
+        }
+    }
+
+    /// The call totals of this client's open [`CallReports::Totals`] sockets that `wanted`,
+    /// read from their entries (the kernel sends them only when something else happens to
+    /// the socket), with the sink they go to.
+    fn read_call_totals(
+        &self,
+        wanted: impl Fn(&SocketCookie) -> bool,
+    ) -> Option<(Arc<dyn KernelSink>, Vec<(KernelEvent, Bytes)>)> {
         let (sink, sockets) = {
             let clients = lock(&self.hub.clients);
-            let Some(entry) = clients.get(&self.id) else {
-                return;
-            };
+            let entry = clients.get(&self.id)?;
             let sockets: Vec<(SocketCookie, RawFd)> = entry
                 .sockets
                 .iter()
+                .filter(|(cookie, _)| wanted(cookie))
                 .filter_map(|(cookie, socket)| Some((*cookie, socket.descriptor?)))
                 .collect();
-            (entry.sink.upgrade(), sockets)
-        };
-        let Some(sink) = sink.filter(|_| !sockets.is_empty()) else {
-            return;
+            (entry.sink.upgrade()?, sockets)
         };
         let time = KernelTime::now();
         let events: Vec<(KernelEvent, Bytes)> = sockets
@@ -757,9 +772,7 @@ impl KernelClient {
             })
             .map(|totals| (KernelEvent::SockCalls(totals), totals.to_record()))
             .collect();
-        if !events.is_empty() {
-            sink.kernel_events(events);
-        }
+        (!events.is_empty()).then_some((sink, events))
     }
 
     /// Events of this client lost because the ring buffer was full.

@@ -66,12 +66,23 @@ impl KernelRec {
         }
     }
 
-    /// Keeps `totals` if they are newer than the ones so far: they only grow, and records
-    /// taken on different CPUs (or read from the socket's entry) may arrive in any order.
+    /// Merges `totals` into the ones so far, field by field: every count only grows, but
+    /// records taken on different CPUs (or read from the socket's entry) arrive in any order,
+    /// and each was copied field by field while calls went on (a call's count may be in one
+    /// copy before its bytes are). The last error is that of the totals with more errors.
     fn take_totals(&mut self, totals: &SocketCalls) {
-        if call_count(totals) > call_count(&self.totals) {
-            self.totals = *totals;
+        let kept = &mut self.totals;
+        let errors = |t: &SocketCalls| t.send_errors + t.recv_errors;
+        if errors(totals) > errors(kept) {
+            kept.last_errno = totals.last_errno;
         }
+        kept.send_calls = kept.send_calls.max(totals.send_calls);
+        kept.recv_calls = kept.recv_calls.max(totals.recv_calls);
+        kept.would_block = kept.would_block.max(totals.would_block);
+        kept.send_errors = kept.send_errors.max(totals.send_errors);
+        kept.recv_errors = kept.recv_errors.max(totals.recv_errors);
+        kept.bytes_sent = kept.bytes_sent.max(totals.bytes_sent);
+        kept.bytes_received = kept.bytes_received.max(totals.bytes_received);
     }
 
     /// The calls so far: counted here, or in the kernel, whichever saw more (a socket that

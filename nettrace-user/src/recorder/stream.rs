@@ -13,6 +13,7 @@ use rustc_hash::FxHashSet;
 
 use super::{KEPT_HEADER_BYTES, Recorder};
 use crate::{
+    SocketCookie,
     clock::TraceClock,
     model::{HttpTrace, TraceId},
 };
@@ -29,6 +30,16 @@ pub(crate) struct Selection {
 }
 
 impl Recorder {
+    /// The kernel cookies of the connections the request made of `hops` used: the sockets
+    /// whose call totals its trace needs.
+    pub(crate) fn request_cookies(&self, hops: &[TraceId]) -> Vec<SocketCookie> {
+        self.select(hops)
+            .conns
+            .iter()
+            .filter_map(|conn| self.conns.get(conn)?.cookie)
+            .collect()
+    }
+
     /// The trace of the request made of `hops` (the redirect chain, first to last), ending at
     /// `now` and beginning when its first record did; its records are taken out of the
     /// recorder (see the [module](self) documentation). `None` when the recorder holds

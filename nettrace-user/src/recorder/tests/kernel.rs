@@ -204,8 +204,9 @@ fn kernel_events_join_connections_by_socket_cookie() {
 }
 
 /// A socket that counts its calls in the kernel sends totals (with its sock_ops records, in
-/// a record of their own after a failure, or read from its entry), in any order: the newest
-/// are kept, and its errno becomes the error's text.
+/// a record of their own after a failure, or read from its entry), in any order and each
+/// copied while calls went on: every count is the largest seen, and its errno becomes the
+/// error's text.
 #[test]
 fn call_totals_counted_in_the_kernel_keep_the_newest() {
     let mut recorder = recorder(false);
@@ -246,13 +247,21 @@ fn call_totals_counted_in_the_kernel_keep_the_newest() {
             KernelTcpState::Established,
             ends,
         )),
-        // Read from the entry after a failed read (newest), then the failure's own record
-        // and an older sock_ops record arriving late.
-        calls_record(40, totals(2, 4, 5000, libc::ECONNRESET as u64)),
+        // Read from the entry after a failed read while a call went on (its count copied,
+        // not yet its bytes), read again, then the failure's own record and an older
+        // sock_ops record arriving late.
+        calls_record(40, totals(2, 4, 4000, libc::ECONNRESET as u64)),
+        calls_record(45, totals(2, 4, 5000, libc::ECONNRESET as u64)),
         calls_record(35, totals(2, 3, 5000, libc::ECONNRESET as u64)),
         kernel_ops(SockOpsRecord {
             calls: totals(2, 2, 5000, 0),
-            ..sock_ops(12, 30, SockOp::StateChange, KernelTcpState::FinWait1, ends)
+            ..sock_ops(
+                12,
+                30,
+                SockOp::StateChange,
+                KernelTcpState::Established,
+                ends,
+            )
         }),
     ];
     for event in events {
