@@ -75,6 +75,9 @@ pub(crate) struct KernelHub {
 /// soon after.
 const DISARM_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// Events with the ring-buffer records they were decoded from, as a sink takes them.
+type EventBatch = Vec<(KernelEvent, Bytes)>;
+
 /// Events of one drain on their way out, in order.
 enum Run {
     /// Consecutive events of one client.
@@ -740,7 +743,7 @@ impl KernelClient {
     fn read_call_totals(
         &self,
         wanted: impl Fn(&SocketCookie) -> bool,
-    ) -> Option<(Arc<dyn KernelSink>, Vec<(KernelEvent, Bytes)>)> {
+    ) -> Option<(Arc<dyn KernelSink>, EventBatch)> {
         let (sink, sockets) = {
             let clients = lock(&self.hub.clients);
             let entry = clients.get(&self.id)?;
@@ -753,7 +756,7 @@ impl KernelClient {
             (entry.sink.upgrade()?, sockets)
         };
         let time = KernelTime::now();
-        let events: Vec<(KernelEvent, Bytes)> = sockets
+        let events: EventBatch = sockets
             .into_iter()
             .filter_map(|(cookie, descriptor)| {
                 match self.hub.tracer.socket_calls(descriptor, cookie) {
