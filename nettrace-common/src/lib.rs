@@ -138,7 +138,7 @@ pub mod event_kind {
     pub const SOCK_RELEASE: u32 = 7;
     /// A [`crate::ConnectEvent`].
     pub const CONNECT: u32 = 8;
-    /// [`SockCallsEvent`].
+    /// A [`crate::SockCallsEvent`].
     pub const SOCK_CALLS: u32 = 9;
 }
 
@@ -151,7 +151,7 @@ pub mod socket_flags {
     /// Capture the socket's packets: the sock_ops program registers its TCP flow in
     /// [`crate::map_name::TRACED_FLOWS`] when it connects, before the SYN leaves.
     pub const CAPTURE: u32 = 1;
-    /// Count the socket's send and receive calls in its entry ([`TracedSocket::calls`])
+    /// Count the socket's send and receive calls in its entry ([`crate::TracedSocket::calls`])
     /// instead of sending a record per call: the totals travel with the socket's `sock_ops`
     /// records (those of `close()` and `shutdown()` among them) and with a
     /// [`crate::SockCallsEvent`] for a failed call or a call after CLOSE; while the socket is

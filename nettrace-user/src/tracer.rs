@@ -25,7 +25,9 @@
 //!
 //! # Lock order
 //! Outer to inner; a lock is only taken while holding locks above it in this list:
-//! 1. the kernel hub's `draining` lock (held while a drain hands events to this tracer);
+//! 1. the kernel hub's `draining` lock (held while a drain hands events to this tracer; the
+//!    call totals a client reads from its sockets' entries are handed on outside it, which
+//!    is safe since totals are merged by maximum, in any order);
 //! 2. the translator's lock, then `retiring`: each released before the next is taken;
 //! 3. the kernel hub's and the daemon link's own locks (clients, interfaces, the socket),
 //!    taken by register/unregister/capture calls and never held while calling back here;
