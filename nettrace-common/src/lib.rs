@@ -208,9 +208,9 @@ pub mod family {
 }
 
 /// Value stored for each traced socket in [`map_name::TRACED_SOCKETS`]. Userspace writes the
-/// client, flags, generation and cookie; the programs keep the RTT minimum and, with
-/// [`socket_flags::FOLD_CALLS`], the call totals in the others (folded here instead of being
-/// sent one by one). The kernel frees the entry with the socket.
+/// client, flags, generation and cookie; with [`socket_flags::FOLD_CALLS`], the programs keep
+/// the call totals in the rest (counted here instead of being sent one by one). The kernel
+/// frees the entry with the socket.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TracedSocket {
@@ -218,10 +218,6 @@ pub struct TracedSocket {
     pub client_id: u32,
     /// [`socket_flags`] bits.
     pub flags: u32,
-    /// Smallest RTT sample seen, in microseconds (valid when `rtt_samples` > 0).
-    pub min_rtt_us: u32,
-    /// Number of RTT samples seen.
-    pub rtt_samples: u32,
     /// The client slot's generation when the entry was stored (see
     /// [`map_name::CLIENT_GENERATIONS`]): an entry of an earlier generation belongs to a
     /// client that has left, and the programs ignore it.
@@ -378,10 +374,11 @@ pub struct SockOpsEvent {
     pub segs_in: u32,
     /// Segments sent.
     pub segs_out: u32,
-    /// Smallest RTT sample so far in microseconds (see [`TracedSocket::min_rtt_us`]).
+    /// The kernel's smallest RTT sample of the socket (`tcp_sock.rtt_min`: over its last 5
+    /// minutes), in microseconds.
     pub min_rtt_us: u32,
-    /// RTT samples so far.
-    pub rtt_samples: u32,
+    /// 1 when the kernel has an RTT sample (`min_rtt_us` is valid), 0 otherwise.
+    pub has_min_rtt: u32,
     /// Bytes received (`tcp_sock.bytes_received`).
     pub bytes_received: u64,
     /// Bytes acknowledged by the peer (`tcp_sock.bytes_acked`).
@@ -540,7 +537,7 @@ mod tests {
     #[test]
     fn layouts_have_no_padding() {
         assert_eq!(size_of::<SocketCalls>(), 8 * 8);
-        assert_eq!(size_of::<TracedSocket>(), 4 * 6 + 8 + 64);
+        assert_eq!(size_of::<TracedSocket>(), 4 * 4 + 8 + 64);
         assert_eq!(size_of::<SockCallsEvent>(), 24 + 64);
         assert_eq!(size_of::<EventHeader>(), 24);
         assert_eq!(size_of::<TcpStateEvent>(), 24 + 8);

@@ -1,8 +1,9 @@
 //! cgroup `sock_ops`: connect and established callbacks with the socket's addresses, and the
-//! retransmit, RTO, state-change and RTT callbacks the program turns on for traced sockets.
+//! retransmit, RTO and state-change callbacks the program turns on for traced sockets.
 //!
-//! RTT samples (one per ACK) are not sent: their minimum is kept in the socket's map entry and
-//! travels with every other event. Of the state-change callbacks only the last one (to CLOSE)
+//! The RTT minimum comes from the kernel's own (`tcp_sock.rtt_min`, through `bpf_tcp_sock`)
+//! with each record: a callback per RTT sample (per ACK) ran the program once per request of a
+//! keep-alive connection for one number. Of the state-change callbacks only the last one (to CLOSE)
 //! is sent, for the kernel's final counters: the transitions themselves come from the
 //! `inet_sock_set_state` tracepoint, and a record per transition cost userspace a decode and
 //! a dispatch each (issue 16). A socket whose calls are counted in its entry
@@ -16,10 +17,10 @@ use aya_ebpf::{
     bindings::{
         BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB,
         BPF_SOCK_OPS_RETRANS_CB, BPF_SOCK_OPS_RETRANS_CB_FLAG, BPF_SOCK_OPS_RTO_CB,
-        BPF_SOCK_OPS_RTO_CB_FLAG, BPF_SOCK_OPS_RTT_CB, BPF_SOCK_OPS_RTT_CB_FLAG,
-        BPF_SOCK_OPS_STATE_CB, BPF_SOCK_OPS_STATE_CB_FLAG, BPF_SOCK_OPS_TCP_CONNECT_CB,
+        BPF_SOCK_OPS_RTO_CB_FLAG, BPF_SOCK_OPS_STATE_CB, BPF_SOCK_OPS_STATE_CB_FLAG,
+        BPF_SOCK_OPS_TCP_CONNECT_CB,
     },
-    helpers::bpf_get_socket_cookie,
+    helpers::{bpf_get_socket_cookie, generated::bpf_tcp_sock},
     macros::sock_ops,
     programs::SockOpsContext,
 };
@@ -33,10 +34,8 @@ use crate::{
 };
 
 /// Callbacks asked for on every traced socket at connect time.
-const CALLBACK_FLAGS: u32 = BPF_SOCK_OPS_RETRANS_CB_FLAG
-    | BPF_SOCK_OPS_RTO_CB_FLAG
-    | BPF_SOCK_OPS_STATE_CB_FLAG
-    | BPF_SOCK_OPS_RTT_CB_FLAG;
+const CALLBACK_FLAGS: u32 =
+    BPF_SOCK_OPS_RETRANS_CB_FLAG | BPF_SOCK_OPS_RTO_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG;
 
 /// The kernel's `TCP_CLOSE` state (`args[1]` of the state callback is the new state).
 const TCP_CLOSE: u32 = 7;
@@ -77,10 +76,6 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
     // SAFETY: the sock_ops context is a valid argument of the cookie helper.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.ops as *mut c_void) };
     let op = ctx.op();
-    if op == BPF_SOCK_OPS_RTT_CB {
-        fold_rtt_sample(entry, ctx.arg(0));
-        return 1;
-    }
     if !reported(op) {
         return 1;
     }
@@ -127,6 +122,7 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
             [field!(ops, remote_ip4), 0, 0, 0],
         )
     };
+    let min_rtt_us = kernel_min_rtt_us(sk);
     let local_port = field!(ops, local_port);
     let remote_port = remote_port(field!(ops, remote_port));
     if op == BPF_SOCK_OPS_TCP_CONNECT_CB && socket.flags & socket_flags::CAPTURE != 0 {
@@ -151,8 +147,8 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
             total_retrans: field!(ops, total_retrans),
             segs_in: field!(ops, segs_in),
             segs_out: field!(ops, segs_out),
-            min_rtt_us: socket.min_rtt_us,
-            rtt_samples: socket.rtt_samples,
+            min_rtt_us,
+            has_min_rtt: u32::from(min_rtt_us != NO_RTT),
             bytes_received: field!(ops, bytes_received),
             bytes_acked: field!(ops, bytes_acked),
             calls: socket.calls,
@@ -210,16 +206,24 @@ fn reported(op: u32) -> bool {
     )
 }
 
-/// Keeps the smallest RTT sample (`args[0]` of the RTT callback, in microseconds).
+/// `tcp_sock.rtt_min` before the first RTT sample.
+const NO_RTT: u32 = u32::MAX;
+
+/// The kernel's smallest RTT sample of the socket `sk` (over its last 5 minutes, as the
+/// kernel keeps it), in microseconds; [`NO_RTT`] when there is none yet.
 #[inline(always)]
-fn fold_rtt_sample(entry: *mut nettrace_common::TracedSocket, sample_us: u32) {
-    // SAFETY: `entry` points into a map value, valid while the program runs. Concurrent
-    // updates of one socket are serialised by the socket lock the callback runs under.
-    let socket = unsafe { &mut *entry };
-    if socket.rtt_samples == 0 || sample_us < socket.min_rtt_us {
-        socket.min_rtt_us = sample_us;
+fn kernel_min_rtt_us(sk: *mut aya_ebpf::bindings::bpf_sock) -> u32 {
+    if sk.is_null() {
+        return NO_RTT;
     }
-    socket.rtt_samples = socket.rtt_samples.wrapping_add(1);
+    // SAFETY: `sk` is the context's non-NULL socket pointer, which the helper accepts; it
+    // returns NULL for a socket that is not a TCP one.
+    let tcp = unsafe { bpf_tcp_sock(sk) };
+    if tcp.is_null() {
+        return NO_RTT;
+    }
+    // SAFETY: a non-NULL `bpf_tcp_sock` pointer is readable for the run.
+    unsafe { (*tcp).rtt_min }
 }
 
 /// `bpf_sock_ops.remote_port` holds the port in network byte order, in the upper 16 bits on

@@ -498,7 +498,7 @@ impl SockOpsRecord {
             total_retrans: e.total_retrans,
             segs_in: e.segs_in,
             segs_out: e.segs_out,
-            min_rtt_us: (e.rtt_samples > 0).then_some(e.min_rtt_us),
+            min_rtt_us: (e.has_min_rtt > 0).then_some(e.min_rtt_us),
             bytes_received: e.bytes_received,
             bytes_acked: e.bytes_acked,
             calls: e.calls,

@@ -238,7 +238,7 @@ fn ring_seeds() -> Vec<Seed> {
         local_port: 40000,
         remote_port: 443,
         srtt_us: 80,
-        rtt_samples: 1,
+        has_min_rtt: 1,
         ..Default::default()
     };
     let mut packet = bytes_of(&PacketEvent {
