@@ -97,13 +97,14 @@ fn count_call(calls: *mut SocketCalls, direction: u32, ret: i32) -> bool {
             add(&raw mut (*calls).would_block, 1);
             return false;
         }
+        // The errno first: a copy that sees the new error count sees its errno too.
+        core::ptr::write_volatile(&raw mut (*calls).last_errno, (-ret) as u64);
         let errors = if sent {
             &raw mut (*calls).send_errors
         } else {
             &raw mut (*calls).recv_errors
         };
         add(errors, 1);
-        core::ptr::write_volatile(&raw mut (*calls).last_errno, (-ret) as u64);
     }
     true
 }

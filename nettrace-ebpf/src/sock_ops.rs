@@ -1,10 +1,10 @@
 //! cgroup `sock_ops`: connect and established callbacks with the socket's addresses, and the
 //! retransmit, RTO and state-change callbacks the program turns on for traced sockets.
 //!
-//! The RTT minimum comes from the kernel's own (`tcp_sock.rtt_min`, through `bpf_tcp_sock`)
-//! with each record: a callback per RTT sample (per ACK) ran the program once per request of a
-//! keep-alive connection for one number. Of the state-change callbacks only the last one (to CLOSE)
-//! is sent, for the kernel's final counters: the transitions themselves come from the
+//! The RTT minimum is the kernel's own (`tcp_sock.rtt_min`, a context field), read with each
+//! record: a callback per RTT sample (per ACK) ran the program once per request of a
+//! keep-alive connection for that one number. Of the state-change callbacks only the last one
+//! (to CLOSE) is sent, for the kernel's final counters: the transitions themselves come from the
 //! `inet_sock_set_state` tracepoint, and a record per transition cost userspace a decode and
 //! a dispatch each (issue 16). A socket whose calls are counted in its entry
 //! ([`socket_flags::FOLD_CALLS`]) also reports the transitions that `close()` and `shutdown()`
@@ -20,7 +20,7 @@ use aya_ebpf::{
         BPF_SOCK_OPS_RTO_CB_FLAG, BPF_SOCK_OPS_STATE_CB, BPF_SOCK_OPS_STATE_CB_FLAG,
         BPF_SOCK_OPS_TCP_CONNECT_CB,
     },
-    helpers::{bpf_get_socket_cookie, generated::bpf_tcp_sock},
+    helpers::bpf_get_socket_cookie,
     macros::sock_ops,
     programs::SockOpsContext,
 };
@@ -122,7 +122,9 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
             [field!(ops, remote_ip4), 0, 0, 0],
         )
     };
-    let min_rtt_us = kernel_min_rtt_us(sk);
+    // The kernel's smallest RTT sample (over `net.ipv4.tcp_min_rtt_wlen`, 5 minutes by
+    // default), `NO_RTT` before the first.
+    let min_rtt_us = field!(ops, rtt_min);
     let local_port = field!(ops, local_port);
     let remote_port = remote_port(field!(ops, remote_port));
     if op == BPF_SOCK_OPS_TCP_CONNECT_CB && socket.flags & socket_flags::CAPTURE != 0 {
@@ -208,23 +210,6 @@ fn reported(op: u32) -> bool {
 
 /// `tcp_sock.rtt_min` before the first RTT sample.
 const NO_RTT: u32 = u32::MAX;
-
-/// The kernel's smallest RTT sample of the socket `sk` (over its last 5 minutes, as the
-/// kernel keeps it), in microseconds; [`NO_RTT`] when there is none yet.
-#[inline(always)]
-fn kernel_min_rtt_us(sk: *mut aya_ebpf::bindings::bpf_sock) -> u32 {
-    if sk.is_null() {
-        return NO_RTT;
-    }
-    // SAFETY: `sk` is the context's non-NULL socket pointer, which the helper accepts; it
-    // returns NULL for a socket that is not a TCP one.
-    let tcp = unsafe { bpf_tcp_sock(sk) };
-    if tcp.is_null() {
-        return NO_RTT;
-    }
-    // SAFETY: a non-NULL `bpf_tcp_sock` pointer is readable for the run.
-    unsafe { (*tcp).rtt_min }
-}
 
 /// `bpf_sock_ops.remote_port` holds the port in network byte order, in the upper 16 bits on
 /// current kernels and in the lower 16 bits on old ones; returns it in host order.

@@ -17,6 +17,14 @@ pub fn nettrace_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     if !armed() {
         return 0;
     }
+    let old_state: i32 = ctx.arg(1);
+    let new_state: i32 = ctx.arg(2);
+    // A state set again is no transition: `close()` after `shutdown()` (FIN-WAIT-2 stays
+    // FIN-WAIT-2), or on a socket already in CLOSE (after a reset), which would otherwise
+    // report a second CLOSE after userspace had retired the socket.
+    if old_state == new_state {
+        return 0;
+    }
     let sk: *mut c_void = ctx.arg(0);
     let Some(socket) = traced_socket(sk) else {
         return 0;
@@ -24,8 +32,6 @@ pub fn nettrace_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     // SAFETY: `sk` is the BTF-typed socket pointer the tracepoint was called with; the helper
     // accepts it in tracing programs (bpf_get_socket_ptr_cookie).
     let cookie = unsafe { bpf_get_socket_cookie(sk) };
-    let old_state: i32 = ctx.arg(1);
-    let new_state: i32 = ctx.arg(2);
     emit(
         socket.client_id,
         TcpStateEvent {

@@ -20,8 +20,8 @@ pub struct KernelTcpFacts {
     pub rto_events: u32,
     /// Smoothed RTT in microseconds at the last observation (0 if never measured).
     pub srtt_us: u32,
-    /// Smallest RTT sample in microseconds, as the kernel keeps it (over the last 5 minutes of
-    /// the connection; 0 if none).
+    /// Smallest RTT sample in microseconds, as the kernel keeps it (over
+    /// `net.ipv4.tcp_min_rtt_wlen`, 5 minutes by default; 0 if none).
     pub min_rtt_us: u32,
     /// Sequence space acknowledged by the peer (payload, plus one each for SYN and FIN).
     pub bytes_acked: u64,

@@ -123,6 +123,9 @@ async fn registered_connection_yields_its_tcp_states_and_addresses() {
         })
         .collect();
     let ops: Vec<_> = sock_ops.iter().map(|r| (r.op, r.args)).collect();
+    // The kernel's RTT minimum: none before the SYN, the handshake's sample from then on.
+    let min_rtt: Vec<_> = sock_ops.iter().map(|r| r.min_rtt_us.is_some()).collect();
+    assert_eq!(min_rtt, [false, true, true], "{seen:#?}");
     let state = |old: u32, new: u32| (SockOp::StateChange, [old, new]);
     // Of the state callbacks only the last one (to CLOSE) is sent: the transitions come from
     // the tracepoint above.
@@ -220,5 +223,73 @@ async fn folded_calls_are_counted_in_the_socket_and_sent_with_its_shutdown() {
     assert_eq!(per_call, 0, "no record per call");
     let totals = shutdown_totals.expect("the shutdown's sock_ops record");
     assert_eq!((totals.send_calls, totals.bytes_sent), (2, 7), "{totals:?}");
+    tracer.unregister(cookie).unwrap();
+}
+
+/// `close()` after `shutdown()` sets the state the socket is in (FIN-WAIT-2 stays FIN-WAIT-2):
+/// for a socket that counts its calls, that record carries the reads made after the shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_after_shutdown_sends_the_reads_made_in_between() {
+    if !require_root("a_close_after_shutdown_sends_the_reads_made_in_between") {
+        return;
+    }
+    let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = listener.local_addr().unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    // Reads to EOF, answers, and keeps its side open until released.
+    let server_done = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut received = Vec::new();
+        stream.read_to_end(&mut received).unwrap();
+        stream.write_all(b"reply").unwrap();
+        let _ = released.recv_timeout(EVENT_DEADLINE);
+        received.len()
+    });
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let cookie = SocketCookie::of(&socket).unwrap();
+    tracer
+        .register_with_flags(
+            socket.as_fd(),
+            cookie,
+            ClientId(10),
+            nettrace_common::socket_flags::FOLD_CALLS,
+        )
+        .unwrap();
+    socket.connect(&server.into()).unwrap();
+    let mut traced: TcpStream = socket.into();
+    traced.write_all(b"abc").unwrap();
+    traced.shutdown(Shutdown::Write).unwrap();
+    let mut reply = [0_u8; 5];
+    traced.read_exact(&mut reply).unwrap();
+    drop(traced);
+    let mut again = None;
+    tokio::time::timeout(EVENT_DEADLINE, async {
+        loop {
+            let event = events.next().await.unwrap();
+            if event.cookie() != cookie {
+                continue;
+            }
+            if let KernelEvent::SockOps(ops) = &event
+                && ops.op == SockOp::StateChange
+                && ops.args[0] == ops.args[1]
+            {
+                again = Some(**ops);
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the close's record within the deadline");
+    release.send(()).unwrap();
+    assert_eq!(server_done.join().unwrap(), 3);
+    let record = again.expect("a state set again by close()");
+    let calls = record.calls;
+    assert_eq!(
+        (calls.send_calls, calls.bytes_sent, calls.bytes_received),
+        (1, 3, 5),
+        "{record:?}"
+    );
+    assert!(calls.recv_calls >= 1, "{record:?}");
     tracer.unregister(cookie).unwrap();
 }

@@ -456,7 +456,8 @@ pub struct SockOpsRecord {
     pub segs_in: u32,
     /// Segments sent.
     pub segs_out: u32,
-    /// Smallest RTT sample so far, in microseconds (`None` before the first sample).
+    /// The kernel's smallest RTT sample, in microseconds, over `net.ipv4.tcp_min_rtt_wlen`
+    /// (5 minutes by default); `None` before the first sample.
     pub min_rtt_us: Option<u32>,
     /// Payload bytes received.
     pub bytes_received: u64,
@@ -566,6 +567,18 @@ mod tests {
         assert_eq!(record.local, "127.0.0.1:40000".parse().unwrap());
         assert_eq!(record.remote, "127.0.0.2:8080".parse().unwrap());
         assert_eq!(record.srtt_us, 10);
+        // The kernel's RTT minimum counts only with its flag (`u32::MAX` before a sample).
+        for (min_rtt_us, has_min_rtt, decoded) in [(u32::MAX, 0, None), (900, 1, Some(900))] {
+            let raw = SockOpsEvent {
+                min_rtt_us,
+                has_min_rtt,
+                ..raw
+            };
+            let KernelEvent::SockOps(record) = KernelEvent::decode(&bytes_of(&raw)).unwrap() else {
+                panic!("not a sock_ops record");
+            };
+            assert_eq!(record.min_rtt_us, decoded);
+        }
     }
 
     #[test]

@@ -108,7 +108,13 @@ fn kernel_events_join_connections_by_socket_cookie() {
             bytes_received: 2001,
             segs_out: 5,
             segs_in: 6,
-            ..sock_ops(12, 35, SockOp::Rtt, KernelTcpState::Established, ends)
+            ..sock_ops(
+                12,
+                35,
+                SockOp::StateChange,
+                KernelTcpState::Established,
+                ends,
+            )
         }),
         kernel(KernelEvent::TcpReset(TcpResetRecord {
             cookie: SocketCookie(12),
@@ -252,6 +258,8 @@ fn call_totals_counted_in_the_kernel_keep_the_newest() {
         // sock_ops record arriving late.
         calls_record(40, totals(2, 4, 4000, libc::ECONNRESET as u64)),
         calls_record(45, totals(2, 4, 5000, libc::ECONNRESET as u64)),
+        // As many errors, another errno: the first one's stays (no newer error came).
+        calls_record(46, totals(2, 4, 5000, libc::EPIPE as u64)),
         calls_record(35, totals(2, 3, 5000, libc::ECONNRESET as u64)),
         kernel_ops(SockOpsRecord {
             calls: totals(2, 2, 5000, 0),
