@@ -115,15 +115,7 @@ impl SockCallsRecord {
             },
             calls: self.calls,
         };
-        // SAFETY: `SockCallsEvent` is Pod (no padding, any bit pattern valid), so its bytes may
-        // be read.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(
-                (&raw const event).cast::<u8>(),
-                std::mem::size_of::<SockCallsEvent>(),
-            )
-        };
-        Bytes::copy_from_slice(bytes)
+        Bytes::copy_from_slice(record_bytes(&event))
     }
 }
 
@@ -322,6 +314,19 @@ fn read_record<T: aya::Pod>(bytes: &[u8]) -> Result<T, MalformedRecord> {
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
+/// The bytes of a `#[repr(C)]` record, as the programs write it (the inverse of
+/// [`read_record`]).
+pub(crate) fn record_bytes<T: aya::Pod>(record: &T) -> &[u8] {
+    // SAFETY: `T` is Pod (no padding, any bit pattern valid), so all its bytes are
+    // initialised and may be read for as long as `record` is borrowed.
+    unsafe {
+        std::slice::from_raw_parts(
+            std::ptr::from_ref(record).cast::<u8>(),
+            std::mem::size_of::<T>(),
+        )
+    }
+}
+
 /// A TCP state transition seen by `inet_sock_set_state`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpStateChange {
@@ -512,11 +517,7 @@ mod tests {
     use super::*;
 
     fn bytes_of<T: aya::Pod>(value: &T) -> Vec<u8> {
-        // SAFETY: T is Pod (no padding, any bit pattern valid), so viewing it as bytes is sound.
-        unsafe {
-            std::slice::from_raw_parts((value as *const T).cast::<u8>(), std::mem::size_of::<T>())
-        }
-        .to_vec()
+        record_bytes(value).to_vec()
     }
 
     #[test]

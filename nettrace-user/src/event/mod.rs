@@ -25,6 +25,9 @@ mod sink;
 mod socket_record;
 
 pub(crate) use body_counters::{BodyCounters, BodyState};
+// The fuzz seeds (a test) write records as the programs do.
+#[cfg(test)]
+pub(crate) use kernel::record_bytes;
 pub use kernel::{
     ClientId, Direction, KernelEvent, KernelTcpState, MalformedRecord, PacketRecord,
     SockCallsRecord, SockMsgRecord, SockOp, SockOpsRecord, TcpResetRecord, TcpStateChange,

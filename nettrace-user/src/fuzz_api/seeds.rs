@@ -214,8 +214,7 @@ fn ctnetlink_seeds() -> Vec<Seed> {
 
 /// The bytes of a `#[repr(C)]` record.
 fn bytes_of<T: aya::Pod>(value: &T) -> Vec<u8> {
-    // SAFETY: T is Pod (no padding, any bit pattern valid), so its bytes may be read.
-    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()).to_vec() }
+    crate::event::record_bytes(value).to_vec()
 }
 
 fn header(kind: u32) -> EventHeader {
