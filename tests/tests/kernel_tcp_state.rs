@@ -159,6 +159,27 @@ async fn registered_connection_yields_its_tcp_states_and_addresses() {
     assert_eq!(tracer.lost_events(ClientId(7)).unwrap(), 0);
 }
 
+/// A TCP socket registered for `client` with `FOLD_CALLS` (before it connects), connected to
+/// `server`.
+fn connect_counting_calls(
+    tracer: &KernelTracer,
+    server: SocketAddr,
+    client: ClientId,
+) -> (TcpStream, SocketCookie) {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let cookie = SocketCookie::of(&socket).unwrap();
+    tracer
+        .register_with_flags(
+            socket.as_fd(),
+            cookie,
+            client,
+            nettrace_common::socket_flags::FOLD_CALLS,
+        )
+        .unwrap();
+    socket.connect(&server.into()).unwrap();
+    (socket.into(), cookie)
+}
+
 /// A socket registered with `FOLD_CALLS` sends no record per call: its entry counts them,
 /// userspace reads them through the descriptor (only while it still names that socket), and
 /// the record of its `shutdown()` carries them.
@@ -169,18 +190,7 @@ async fn folded_calls_are_counted_in_the_socket_and_sent_with_its_shutdown() {
     }
     let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
     let (server, server_done) = echo_to_eof_server(1);
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let cookie = SocketCookie::of(&socket).unwrap();
-    tracer
-        .register_with_flags(
-            socket.as_fd(),
-            cookie,
-            ClientId(9),
-            nettrace_common::socket_flags::FOLD_CALLS,
-        )
-        .unwrap();
-    socket.connect(&server.into()).unwrap();
-    let mut traced: TcpStream = socket.into();
+    let (mut traced, cookie) = connect_counting_calls(&tracer, server, ClientId(9));
     let descriptor = traced.as_raw_fd();
     traced.write_all(b"abc").unwrap();
     traced.write_all(b"defg").unwrap();
@@ -246,18 +256,7 @@ async fn a_close_after_shutdown_sends_the_reads_made_in_between() {
         let _ = released.recv_timeout(EVENT_DEADLINE);
         received.len()
     });
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let cookie = SocketCookie::of(&socket).unwrap();
-    tracer
-        .register_with_flags(
-            socket.as_fd(),
-            cookie,
-            ClientId(10),
-            nettrace_common::socket_flags::FOLD_CALLS,
-        )
-        .unwrap();
-    socket.connect(&server.into()).unwrap();
-    let mut traced: TcpStream = socket.into();
+    let (mut traced, cookie) = connect_counting_calls(&tracer, server, ClientId(10));
     traced.write_all(b"abc").unwrap();
     traced.shutdown(Shutdown::Write).unwrap();
     let mut reply = [0_u8; 5];
