@@ -109,7 +109,8 @@ impl DaemonLink {
     }
 
     /// Stops tracing a socket this client registered, without waiting for the reply (this
-    /// runs on the reader thread too, when the kernel reports a socket's final CLOSE); a socket still open goes on reporting to this client until it closes.
+    /// runs on the reader thread too, when the kernel reports a socket's final CLOSE); a
+    /// socket still open goes on reporting to this client until it closes.
     pub(crate) fn unregister(&self, cookie: SocketCookie) -> Result<(), DaemonError> {
         let bytes = serde_json::to_vec(&Request::Unregister { cookie: cookie.0 })
             .map_err(|e| DaemonError::Protocol(e.to_string()))?;

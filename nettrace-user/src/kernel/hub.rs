@@ -584,7 +584,8 @@ impl KernelClient {
         Ok(())
     }
 
-    /// Stops tracing a socket that is closed (or about to be) and capturing its flows; a socket still open goes on reporting to this client until it closes.
+    /// Stops tracing a socket that is closed (or about to be) and capturing its flows; a
+    /// socket still open goes on reporting to this client until it closes.
     pub(crate) fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {
         let socket = lock(&self.hub.clients)
             .get_mut(&self.id)
