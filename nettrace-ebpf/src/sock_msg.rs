@@ -46,18 +46,16 @@ fn report(ctx: &BtfTracePointContext, direction: u32) -> i32 {
         }
         return 0;
     }
-    // SAFETY: as above.
-    let socket = unsafe { *entry };
     // SAFETY: `sk` is the BTF-typed socket pointer of the tracepoint; the helper accepts it.
     let cookie = unsafe { bpf_get_socket_cookie(sk) };
-    let flags: i32 = ctx.arg(2);
+    let msg_flags: i32 = ctx.arg(2);
     emit(
-        socket.client_id,
+        client_id,
         SockMsgEvent {
-            header: header(event_kind::SOCK_MSG, cookie, socket.client_id),
+            header: header(event_kind::SOCK_MSG, cookie, client_id),
             direction,
             ret,
-            flags: flags as u32,
+            flags: msg_flags as u32,
             _pad: 0,
         },
     );
