@@ -8,7 +8,7 @@
 //! only when both ports belong to registered flows. The copy is made with `bpf_skb_load_bytes`, so
 //! non-linear packets (GSO on loopback) are copied too.
 //! Every program returns "no verdict" (`TC_ACT_UNSPEC`, tcx "next"): packets flow on untouched.
-use core::ffi::c_void;
+use core::{ffi::c_void, marker::PhantomData, mem::MaybeUninit};
 
 use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_skb_load_bytes},
@@ -93,12 +93,14 @@ fn capture(ctx: &TcContext, l2_len: usize, way: u32) {
 /// `generation`: the programs' current one (see [`flow_port_marked`]).
 #[inline(always)]
 fn ipv4(ctx: &TcContext, l3: usize, way: u32, generation: u32) -> Result<(), i64> {
-    let version_ihl: u8 = read(ctx, l3)?;
-    let header_len = ((version_ihl & 0x0f) as usize) * 4;
+    // The fixed 20 bytes under one bounds check; each field is loaded only when needed.
+    let mut copy = MaybeUninit::uninit();
+    let ip = Header::<20>::at(ctx, l3, &mut copy)?;
+    let header_len = ((ip.field::<u8>(0) & 0x0f) as usize) * 4;
     if header_len < 20 {
         return Ok(());
     }
-    let protocol: u8 = read(ctx, l3 + 9)?;
+    let protocol: u8 = ip.field(9);
     if protocol == ip_protocol::ICMP {
         unbound(ctx, Unbound::Icmp, way);
         return Ok(());
@@ -107,24 +109,20 @@ fn ipv4(ctx: &TcContext, l3: usize, way: u32, generation: u32) -> Result<(), i64
         return Ok(());
     }
     // Only a first fragment (offset 0) carries the ports.
-    let fragment: u16 = read(ctx, l3 + 6)?;
-    if u16::from_be(fragment) & 0x1fff != 0 {
+    if u16::from_be(ip.field(6)) & 0x1fff != 0 {
         return Ok(());
     }
     let l4 = l3 + header_len;
     let Some(ports) = marked_ports(ctx, l4, generation)? else {
         return Ok(());
     };
-    let total_len: u16 = read(ctx, l3 + 2)?;
-    let src: u32 = read(ctx, l3 + 12)?;
-    let dst: u32 = read(ctx, l3 + 16)?;
     let transport = Transport {
         offset: l4,
-        ip_len: ip_len(u16::from_be(total_len), header_len as u32),
+        ip_len: ip_len(u16::from_be(ip.field(2)), header_len as u32),
     };
     let ends = Ends {
-        src_addr: [src, 0, 0, 0],
-        dst_addr: [dst, 0, 0, 0],
+        src_addr: [ip.field(12), 0, 0, 0],
+        dst_addr: [ip.field(16), 0, 0, 0],
         ports,
     };
     flow(ctx, ends, family::INET, protocol, transport)
@@ -133,7 +131,9 @@ fn ipv4(ctx: &TcContext, l3: usize, way: u32, generation: u32) -> Result<(), i64
 /// IPv6 without extension headers (a packet with them is not matched).
 #[inline(always)]
 fn ipv6(ctx: &TcContext, l3: usize, way: u32, generation: u32) -> Result<(), i64> {
-    let next_header: u8 = read(ctx, l3 + 6)?;
+    let mut copy = MaybeUninit::uninit();
+    let ip = Header::<40>::at(ctx, l3, &mut copy)?;
+    let next_header: u8 = ip.field(6);
     if next_header == ip_protocol::ICMPV6 {
         unbound(ctx, Unbound::Icmp, way);
         return Ok(());
@@ -145,16 +145,13 @@ fn ipv6(ctx: &TcContext, l3: usize, way: u32, generation: u32) -> Result<(), i64
     let Some(ports) = marked_ports(ctx, l4, generation)? else {
         return Ok(());
     };
-    let payload_len: u16 = read(ctx, l3 + 4)?;
-    let src_addr: [u32; 4] = read(ctx, l3 + 8)?;
-    let dst_addr: [u32; 4] = read(ctx, l3 + 24)?;
     let transport = Transport {
         offset: l4,
-        ip_len: ip_len(u16::from_be(payload_len), 0),
+        ip_len: ip_len(u16::from_be(ip.field(4)), 0),
     };
     let ends = Ends {
-        src_addr,
-        dst_addr,
+        src_addr: ip.field(8),
+        dst_addr: ip.field(24),
         ports,
     };
     flow(ctx, ends, family::INET6, next_header, transport)
@@ -164,13 +161,15 @@ fn ipv6(ctx: &TcContext, l3: usize, way: u32, generation: u32) -> Result<(), i64
 /// `generation`; `None` for most untraced packets, which then cost no more loads.
 #[inline(always)]
 fn marked_ports(ctx: &TcContext, l4: usize, generation: u32) -> Result<Option<(u16, u16)>, i64> {
-    let src_port = u16::from_be(read(ctx, l4)?);
+    let mut copy = MaybeUninit::uninit();
+    let header = Header::<4>::at(ctx, l4, &mut copy)?;
+    let src_port = u16::from_be(header.field(0));
     // Two array loads instead of a hash of the 40-byte key for most untraced packets; the
     // second port is read only when the first is marked.
     if !flow_port_marked(generation, src_port) {
         return Ok(None);
     }
-    let dst_port = u16::from_be(read(ctx, l4 + 2)?);
+    let dst_port = u16::from_be(header.field(2));
     if !flow_port_marked(generation, dst_port) {
         return Ok(None);
     }
@@ -310,6 +309,42 @@ fn read<T: Copy>(ctx: &TcContext, offset: usize) -> Result<T, i64> {
         return Ok(unsafe { core::ptr::read_unaligned((start + offset) as *const T) });
     }
     ctx.load(offset)
+}
+
+/// `N` bytes of the packet's headers, checked against the packet's end once: in the linear
+/// data when they are there (the usual case), else copied onto the stack by the helper.
+/// Fields are then loaded one by one where they are used, with no further check.
+#[derive(Clone, Copy)]
+struct Header<'a, const N: usize> {
+    start: *const u8,
+    /// The copy, when the bytes are there, must outlive the header.
+    _copy: PhantomData<&'a [u8; N]>,
+}
+
+impl<'a, const N: usize> Header<'a, N> {
+    /// The `N` bytes at `offset`; `copy` holds them when they are not all in the linear data.
+    #[inline(always)]
+    fn at(ctx: &TcContext, offset: usize, copy: &'a mut MaybeUninit<[u8; N]>) -> Result<Self, i64> {
+        let (start, end) = (ctx.data(), ctx.data_end());
+        let start = if start + offset + N <= end {
+            (start + offset) as *const u8
+        } else {
+            copy.write(ctx.load::<[u8; N]>(offset)?).as_ptr()
+        };
+        Ok(Self {
+            start,
+            _copy: PhantomData,
+        })
+    }
+
+    /// The `T` at byte `at` of the header; `at + size_of::<T>()` is at most `N`.
+    #[inline(always)]
+    fn field<T: Copy>(self, at: usize) -> T {
+        debug_assert!(at + core::mem::size_of::<T>() <= N);
+        // SAFETY: `start` points to `N` readable bytes (the checked packet data, or the copy
+        // that outlives `self`), and the field lies within them; no alignment is assumed.
+        unsafe { core::ptr::read_unaligned(self.start.add(at) as *const T) }
+    }
 }
 
 /// The index of the interface the packet is on.

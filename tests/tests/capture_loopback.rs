@@ -1,7 +1,7 @@
 //! Root scenarios: packet capture on loopback through the traced client. The TC programs must
 //! hand over exactly the packets of the traced connections and DNS exchanges, each named with
 //! its connection, and nothing of an untraced connection running at the same time.
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use nettrace::{
@@ -10,6 +10,11 @@ use nettrace::{
     model::HttpTrace,
 };
 use nettrace_tests::{
+    fixtures::{
+        dns::Zone,
+        http::{HttpOptions, HttpServer},
+        net::V6,
+    },
     require_root,
     scenario::{self, dump, get_ok},
 };
@@ -186,6 +191,68 @@ async fn loopback_capture_holds_exactly_the_traced_flows() {
     // The trace's end is written in whole milliseconds.
     let end = scenario::end_of(&trace) + time::Duration::milliseconds(1);
     assert!(last.timestamp <= end, "{} > {end}", last.timestamp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_connection_is_captured_whole() {
+    if !require_root("ipv6_connection_is_captured_whole") {
+        return;
+    }
+    let server = HttpServer::start(HttpOptions {
+        bind: V6,
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("HTTP fixture on ::1: {e:?}"));
+    let dns = scenario::dns_with(Zone::new().aaaa("six.test", [Ipv6Addr::LOCALHOST])).await;
+    let client = capturing_client(
+        HttpClientConfig {
+            disable_keep_alive: true,
+            ..scenario::config_with_dns(&dns)
+        },
+        PacketCaptureOptions {
+            snaplen: 9216,
+            ..on_loopback()
+        },
+    );
+    get_ok(&client, &server.url_with_host("six.test", "/bytes/3000")).await;
+    let (trace, captures) = scenario::trace_once_closed(&client).await;
+    let capture = lo_capture(&captures, &trace);
+    let tcp = trace
+        .net_trace
+        .tcp_conns
+        .iter()
+        .find(|c| !c.from_resolver)
+        .expect("the HTTP connection");
+    let tuple = (tcp.addr_tuple.src().unwrap(), tcp.addr_tuple.dst().unwrap());
+    assert_eq!(
+        tuple.1.ip(),
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+        "{}",
+        dump(&trace)
+    );
+    let (mut syn, mut fin, mut data) = (0, 0, 0);
+    for packet in &capture.packets {
+        if packet.conn_id.as_ref() != Some(&tcp.trace_id) {
+            continue;
+        }
+        let seen = decode(&packet.data);
+        assert!(
+            (seen.src, seen.dst) == tuple || (seen.dst, seen.src) == tuple,
+            "{seen:?} is not of {tuple:?}"
+        );
+        let (is_syn, _, is_fin, _) = seen.tcp_flags.expect("a TCP segment");
+        syn += usize::from(is_syn);
+        fin += usize::from(is_fin);
+        data += seen.payload_len;
+    }
+    // The IPv6 header parse finds every segment of the connection, as for IPv4.
+    assert_eq!((syn, fin), (2, 2), "{} packets", capture.packets.len());
+    assert_eq!(
+        data as u64,
+        tcp.total_sent_bytes + tcp.total_recv_bytes,
+        "payload captured vs bytes the connection moved"
+    );
 }
 
 /// One traced GET of a 3000-byte body on loopback with `capture`, and its closed trace.
