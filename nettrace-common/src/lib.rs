@@ -162,6 +162,22 @@ pub mod socket_flags {
     /// Set by the `sock_ops` program when the socket reached CLOSE: a call after it is
     /// reported at once (the last record with totals is gone by then).
     pub const CLOSED: u32 = 4;
+    /// Set by the `sock_ops` program at connect when the kernel took its state callbacks.
+    /// From then on the transitions that `sock_ops` records anyway (to ESTABLISHED, to CLOSE,
+    /// and the `close()` / `shutdown()` of a [`FOLD_CALLS`] socket) come only as its records,
+    /// marked [`crate::sock_ops_record::TRANSITION`]: the state tracepoint leaves them out.
+    pub const STATE_CALLBACKS: u32 = 8;
+}
+
+/// Bits of [`SockOpsEvent::record_flags`].
+pub mod sock_ops_record {
+    /// The kernel had an RTT sample: [`crate::SockOpsEvent::min_rtt_us`] is valid.
+    pub const HAS_MIN_RTT: u32 = 1;
+    /// The record also stands for the TCP state transition `args[0]` -> `args[1]`, which the
+    /// state tracepoint did not send (see [`crate::socket_flags::STATE_CALLBACKS`]). For the
+    /// active-established callback, which has no arguments, the program fills in SYN-SENT and
+    /// ESTABLISHED.
+    pub const TRANSITION: u32 = 2;
 }
 
 /// Bits of [`CaptureClient::flags`].
@@ -360,7 +376,8 @@ pub struct SockOpsEvent {
     pub local_port: u32,
     /// Remote port, host byte order.
     pub remote_port: u32,
-    /// First two callback arguments (`args[0]`, `args[1]`), meaning depends on `op`.
+    /// First two callback arguments (`args[0]`, `args[1]`), meaning depends on `op`; the old
+    /// and new state with [`sock_ops_record::TRANSITION`].
     pub args: [u32; 2],
     /// Kernel TCP state at the callback.
     pub state: u32,
@@ -377,8 +394,8 @@ pub struct SockOpsEvent {
     /// The kernel's smallest RTT sample of the socket (`tcp_sock.rtt_min`: over its last 5
     /// minutes), in microseconds.
     pub min_rtt_us: u32,
-    /// 1 when the kernel has an RTT sample (`min_rtt_us` is valid), 0 otherwise.
-    pub has_min_rtt: u32,
+    /// [`sock_ops_record`] bits.
+    pub record_flags: u32,
     /// Bytes received (`tcp_sock.bytes_received`).
     pub bytes_received: u64,
     /// Bytes acknowledged by the peer (`tcp_sock.bytes_acked`).

@@ -1,16 +1,21 @@
-//! cgroup `sock_ops`: connect and established callbacks with the socket's addresses, and the
-//! retransmit, RTO and state-change callbacks the program turns on for traced sockets.
+//! cgroup `sock_ops`: established callbacks with the socket's addresses and counters, and the
+//! retransmit, RTO and state-change callbacks the program turns on for traced sockets at
+//! connect (the connect callback itself is sent only for a socket whose flow is captured: it
+//! tells userspace the flow's keys).
 //!
 //! The RTT minimum is the kernel's own (`tcp_sock.rtt_min`, a context field), read with each
 //! record: a callback per RTT sample (per ACK) ran the program once per request of a
-//! keep-alive connection for that one number. Of the state-change callbacks only the last one
-//! (to CLOSE) is sent, for the kernel's final counters: the transitions themselves come from the
-//! `inet_sock_set_state` tracepoint, and a record per transition cost userspace a decode and
-//! a dispatch each (issue 16). A socket whose calls are counted in its entry
-//! ([`socket_flags::FOLD_CALLS`]) also reports the transitions that `close()` and `shutdown()`
-//! make: to FIN-WAIT-1 or LAST-ACK, or to the same state (a `close()` after `shutdown()`).
-//! The record carries the totals, and after `close()` the application has no descriptor left
-//! through which userspace could read them.
+//! keep-alive connection for that one number. Of the state-change callbacks only the one to
+//! CLOSE is sent, for the kernel's final counters; a socket whose calls are counted in its
+//! entry ([`socket_flags::FOLD_CALLS`]) also reports the transitions that `close()` and
+//! `shutdown()` make (to FIN-WAIT-1 or LAST-ACK, or to the same state: a `close()` after
+//! `shutdown()`), whose record carries the totals: after `close()` the application has no
+//! descriptor left through which userspace could read them.
+//!
+//! A record sent at a transition stands for it ([`sock_ops_record::TRANSITION`]), and so does
+//! the active-established one for SYN-SENT to ESTABLISHED: the `inet_sock_set_state`
+//! tracepoint leaves these out (issue 16: each record cost the kernel a ring reservation and
+//! userspace a decode and a dispatch).
 use core::ffi::c_void;
 
 use aya_ebpf::{
@@ -25,7 +30,8 @@ use aya_ebpf::{
     programs::SockOpsContext,
 };
 use nettrace_common::{
-    FlowKey, SockOpsEvent, TracedFlow, direction, event_kind, family, ip_protocol, socket_flags,
+    FlowKey, SockOpsEvent, TracedFlow, direction, event_kind, family, ip_protocol, sock_ops_record,
+    socket_flags,
 };
 
 use crate::{
@@ -37,12 +43,36 @@ use crate::{
 const CALLBACK_FLAGS: u32 =
     BPF_SOCK_OPS_RETRANS_CB_FLAG | BPF_SOCK_OPS_RTO_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG;
 
-/// The kernel's `TCP_CLOSE` state (`args[1]` of the state callback is the new state).
-const TCP_CLOSE: u32 = 7;
+/// The kernel's `TCP_ESTABLISHED` state.
+pub(crate) const TCP_ESTABLISHED: u32 = 1;
+/// `TCP_SYN_SENT`.
+pub(crate) const TCP_SYN_SENT: u32 = 2;
+/// `TCP_CLOSE` (`args[1]` of the state callback is the new state).
+pub(crate) const TCP_CLOSE: u32 = 7;
 /// `TCP_FIN_WAIT1`: the application closed first.
 const TCP_FIN_WAIT1: u32 = 4;
 /// `TCP_LAST_ACK`: the application closed after the peer.
 const TCP_LAST_ACK: u32 = 9;
+
+/// Whether the state callback from `old` to `new` of a socket with `flags` becomes a record:
+/// the one to CLOSE (the kernel's final counters), and for a socket that counts its calls in
+/// its entry the application's `close()` / `shutdown()` (the totals, which userspace cannot
+/// read once the descriptor is gone).
+#[inline(always)]
+fn state_callback_sent(flags: u32, old: u32, new: u32) -> bool {
+    new == TCP_CLOSE || (flags & socket_flags::FOLD_CALLS != 0 && closed_by_application(old, new))
+}
+
+/// Whether the transition from `old` to `new` of a socket with `flags` reaches userspace as a
+/// record of this program ([`sock_ops_record::TRANSITION`]), so that the state tracepoint
+/// leaves it out: those of the state callback that are sent, and SYN-SENT to ESTABLISHED,
+/// which the active-established callback right after it stands for. Only for a socket whose
+/// state callbacks are on ([`socket_flags::STATE_CALLBACKS`]).
+#[inline(always)]
+pub(crate) fn transition_sent_by_sock_ops(flags: u32, old: u32, new: u32) -> bool {
+    flags & socket_flags::STATE_CALLBACKS != 0
+        && (state_callback_sent(flags, old, new) || (old == TCP_SYN_SENT && new == TCP_ESTABLISHED))
+}
 
 /// Whether a state change from `old` to `new` is the application's `close()` or
 /// `shutdown()`: the kernel moves to FIN-WAIT-1 or LAST-ACK, or, closing a socket already
@@ -64,7 +94,10 @@ macro_rules! field {
 
 #[sock_ops]
 pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
-    if !armed() {
+    // The questions the kernel asks of every socket (about half the runs per connection,
+    // both ends) return before the socket's storage is looked up.
+    let op = ctx.op();
+    if !armed() || !reported(op) {
         return 1;
     }
     // SAFETY: `sk` of the sock_ops context: the callback's socket (a full one for every
@@ -73,30 +106,53 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
     let Some(entry) = traced_socket_ptr(sk.cast(), None) else {
         return 1;
     };
-    // SAFETY: the sock_ops context is a valid argument of the cookie helper.
-    let cookie = unsafe { bpf_get_socket_cookie(ctx.ops as *mut c_void) };
-    let op = ctx.op();
-    if !reported(op) {
-        return 1;
-    }
     // SAFETY: `entry` points into the map value found above, valid for this program run.
     let socket = unsafe { *entry };
-    if op == BPF_SOCK_OPS_STATE_CB {
-        let new_state = ctx.arg(1);
-        if new_state == TCP_CLOSE {
-            // SAFETY: as above; the callback runs under the socket lock, and the call
-            // programs only read the flags.
-            unsafe { (*entry).flags = socket.flags | socket_flags::CLOSED };
-        } else if socket.flags & socket_flags::FOLD_CALLS == 0
-            || !closed_by_application(ctx.arg(0), new_state)
-        {
-            return 1;
+    // The callback's arguments; with `transition`, the old and new state of the transition
+    // the record stands for (see `socket_flags::STATE_CALLBACKS`). Plain values rather than
+    // an `Option` of an array: the verifier rejects the uninitialised payload of a `None`
+    // that the compiler spills.
+    let mut args = [ctx.arg(0), ctx.arg(1)];
+    let mut transition = false;
+    match op {
+        BPF_SOCK_OPS_STATE_CB => {
+            let [old_state, new_state] = args;
+            if new_state == TCP_CLOSE {
+                // SAFETY: as above; the callback runs under the socket lock, and the call
+                // programs only read the flags.
+                unsafe { (*entry).flags = socket.flags | socket_flags::CLOSED };
+            }
+            if !state_callback_sent(socket.flags, old_state, new_state) {
+                return 1;
+            }
+            transition = old_state != new_state;
         }
+        BPF_SOCK_OPS_TCP_CONNECT_CB => {
+            // The kernel returns the flags it does not know; those it knows are set. Without
+            // state callbacks (an old kernel) the tracepoint sends every transition.
+            let unknown = match ctx.set_cb_flags((ctx.cb_flags() | CALLBACK_FLAGS) as i32) {
+                Ok(()) => 0,
+                Err(bits) => bits,
+            };
+            if unknown >= 0 && unknown as u32 & BPF_SOCK_OPS_STATE_CB_FLAG == 0 {
+                // SAFETY: as for CLOSED above.
+                unsafe { (*entry).flags = socket.flags | socket_flags::STATE_CALLBACKS };
+            }
+            // The record only tells userspace the flow it registers for capture: the
+            // transition to SYN-SENT comes from the tracepoint, the counters are all zero.
+            if socket.flags & socket_flags::CAPTURE == 0 {
+                return 1;
+            }
+        }
+        BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB if socket.flags & socket_flags::STATE_CALLBACKS != 0 => {
+            args = [TCP_SYN_SENT, TCP_ESTABLISHED];
+            transition = true;
+        }
+        _ => {}
     }
-    if op == BPF_SOCK_OPS_TCP_CONNECT_CB {
-        // Failure only means an older kernel without some callback: the events still flow.
-        let _ = ctx.set_cb_flags((ctx.cb_flags() | CALLBACK_FLAGS) as i32);
-    }
+    // Only now, for a record that is sent: a helper call per run otherwise.
+    // SAFETY: the sock_ops context is a valid argument of the cookie helper.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.ops as *mut c_void) };
     let ops = ctx.ops;
     let sock_family = field!(ops, family);
     // Each context field is its own load: the verifier forbids loads through a context pointer
@@ -142,7 +198,7 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
             remote_addr,
             local_port,
             remote_port,
-            args: [ctx.arg(0), ctx.arg(1)],
+            args,
             state: field!(ops, state),
             srtt_us: field!(ops, srtt_us),
             snd_cwnd: field!(ops, snd_cwnd),
@@ -150,7 +206,15 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
             segs_in: field!(ops, segs_in),
             segs_out: field!(ops, segs_out),
             min_rtt_us,
-            has_min_rtt: u32::from(min_rtt_us != NO_RTT),
+            record_flags: if min_rtt_us != NO_RTT {
+                sock_ops_record::HAS_MIN_RTT
+            } else {
+                0
+            } | if transition {
+                sock_ops_record::TRANSITION
+            } else {
+                0
+            },
             bytes_received: field!(ops, bytes_received),
             bytes_acked: field!(ops, bytes_acked),
             calls: socket.calls,

@@ -193,6 +193,8 @@ impl Inner {
     /// Kernel events in order: through the translator when there is one (a program's
     /// trace), straight into the recorder otherwise.
     fn record_kernel_events(&self, events: impl Iterator<Item = KernelEvent>) {
+        // A sock_ops record may stand for a state transition the kernel sent no record for.
+        let events = events.flat_map(KernelEvent::with_implied);
         if let Some(translator) = self.translator.get() {
             for event in events {
                 let out = lock(translator).translate(event);

@@ -123,19 +123,24 @@ async fn registered_connection_yields_its_tcp_states_and_addresses() {
         })
         .collect();
     let ops: Vec<_> = sock_ops.iter().map(|r| (r.op, r.args)).collect();
-    // The kernel's RTT minimum: none before the SYN, the handshake's sample from then on.
+    // The kernel's RTT minimum: the handshake's sample in both records.
     let min_rtt: Vec<_> = sock_ops.iter().map(|r| r.min_rtt_us.is_some()).collect();
-    assert_eq!(min_rtt, [false, true, true], "{seen:#?}");
-    let state = |old: u32, new: u32| (SockOp::StateChange, [old, new]);
-    // Of the state callbacks only the last one (to CLOSE) is sent: the transitions come from
-    // the tracepoint above.
+    assert_eq!(min_rtt, [true, true], "{seen:#?}");
+    // No connect record (the socket's flow is not captured). Of the state callbacks only the
+    // last one (to CLOSE) is sent; it and the established record stand for their transitions
+    // (SYN-SENT to ESTABLISHED, FIN-WAIT-2 to CLOSE), which the stream above gives after them.
     assert_eq!(
         ops,
         [
-            (SockOp::Connect, [0, 0]),
-            (SockOp::ActiveEstablished, [0, 0]),
-            state(5, 7),
+            (SockOp::ActiveEstablished, [2, 1]),
+            (SockOp::StateChange, [5, 7]),
         ],
+        "{seen:#?}"
+    );
+    let transitions: Vec<_> = sock_ops.iter().map(|r| r.transition).collect();
+    assert_eq!(
+        transitions,
+        [Some((SynSent, Established)), Some((FinWait2, Close))],
         "{seen:#?}"
     );
     // The final state change carries the kernel's figures for the whole connection.

@@ -33,11 +33,11 @@ struct Queue(Mutex<mpsc::Sender<KernelEvent>>);
 
 impl KernelSink for Queue {
     fn kernel_event(&self, event: KernelEvent, _record: &[u8]) {
-        let _ = self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .send(event);
+        let queue = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // With the state changes that sock_ops records stand for, as the tracer sees them.
+        for event in event.with_implied() {
+            let _ = queue.send(event);
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use nettrace_common::{
     ConnectEvent, EventHeader, PacketEvent, SockCallsEvent, SockCreateEvent, SockMsgEvent,
     SockOpsEvent, SockReleaseEvent, SocketCalls, TcpResetEvent, TcpStateEvent, direction,
-    event_kind, family,
+    event_kind, family, sock_ops_record,
 };
 
 use super::kernel_socket::{ConnectCall, SocketCreated, SocketReleased};
@@ -195,6 +195,30 @@ impl KernelEvent {
             Self::SocketReleased(e) => e.time,
             Self::Connect(e) => e.time,
         }
+    }
+
+    /// The state transition a sock_ops record stands for, as the state record the kernel did
+    /// not send for it (the record's own time). Whoever records transitions takes each event
+    /// followed by this one ([`Self::with_implied`]).
+    pub fn implied_state_change(&self) -> Option<TcpStateChange> {
+        let Self::SockOps(record) = self else {
+            return None;
+        };
+        let (old, new) = record.transition?;
+        Some(TcpStateChange {
+            cookie: record.cookie,
+            client: record.client,
+            time: record.time,
+            old,
+            new,
+        })
+    }
+
+    /// The event, followed by the state change it stands for, if any
+    /// ([`Self::implied_state_change`]).
+    pub fn with_implied(self) -> impl Iterator<Item = KernelEvent> {
+        let implied = self.implied_state_change().map(KernelEvent::TcpState);
+        std::iter::once(self).chain(implied)
     }
 
     /// Decodes one ring-buffer record.
@@ -470,6 +494,10 @@ pub struct SockOpsRecord {
     pub bytes_acked: u64,
     /// Call totals of a socket that counts its calls in the kernel; zero otherwise.
     pub calls: SocketCalls,
+    /// The state transition (old, new) this record also stands for: the kernel sent no
+    /// state record of its own for it
+    /// ([`nettrace_common::socket_flags::STATE_CALLBACKS`]).
+    pub transition: Option<(KernelTcpState, KernelTcpState)>,
 }
 
 impl SockOpsRecord {
@@ -504,10 +532,17 @@ impl SockOpsRecord {
             total_retrans: e.total_retrans,
             segs_in: e.segs_in,
             segs_out: e.segs_out,
-            min_rtt_us: (e.has_min_rtt > 0).then_some(e.min_rtt_us),
+            min_rtt_us: (e.record_flags & sock_ops_record::HAS_MIN_RTT != 0)
+                .then_some(e.min_rtt_us),
             bytes_received: e.bytes_received,
             bytes_acked: e.bytes_acked,
             calls: e.calls,
+            transition: (e.record_flags & sock_ops_record::TRANSITION != 0).then(|| {
+                (
+                    KernelTcpState::from(e.args[0]),
+                    KernelTcpState::from(e.args[1]),
+                )
+            }),
         })
     }
 }
@@ -569,10 +604,15 @@ mod tests {
         assert_eq!(record.remote, "127.0.0.2:8080".parse().unwrap());
         assert_eq!(record.srtt_us, 10);
         // The kernel's RTT minimum counts only with its flag (`u32::MAX` before a sample).
-        for (min_rtt_us, has_min_rtt, decoded) in [(u32::MAX, 0, None), (900, 1, Some(900))] {
+        let has_min_rtt = sock_ops_record::HAS_MIN_RTT;
+        for (min_rtt_us, record_flags, decoded) in [
+            (u32::MAX, 0, None),
+            (900, has_min_rtt, Some(900)),
+            (900, has_min_rtt | sock_ops_record::TRANSITION, Some(900)),
+        ] {
             let raw = SockOpsEvent {
                 min_rtt_us,
-                has_min_rtt,
+                record_flags,
                 ..raw
             };
             let KernelEvent::SockOps(record) = KernelEvent::decode(&bytes_of(&raw)).unwrap() else {
@@ -580,6 +620,42 @@ mod tests {
             };
             assert_eq!(record.min_rtt_us, decoded);
         }
+        // Without its flag a record stands for no transition; it and its arguments stay
+        // what the callback gave.
+        assert_eq!(record.transition, None);
+        assert_eq!(
+            KernelEvent::SockOps(record).with_implied().count(),
+            1,
+            "no implied state change"
+        );
+    }
+
+    #[test]
+    fn a_sock_ops_record_flagged_as_a_transition_is_followed_by_it() {
+        let raw = SockOpsEvent {
+            header: EventHeader {
+                kind: event_kind::SOCK_OPS,
+                client_id: 2,
+                timestamp_ns: 77,
+                cookie: 9,
+            },
+            op: 10,
+            family: family::INET,
+            // FIN-WAIT-2 to CLOSE.
+            args: [5, 7],
+            record_flags: sock_ops_record::TRANSITION,
+            ..Default::default()
+        };
+        let event = KernelEvent::decode(&bytes_of(&raw)).unwrap();
+        let events: Vec<_> = event.clone().with_implied().collect();
+        let expected = TcpStateChange {
+            cookie: SocketCookie(9),
+            client: ClientId(2),
+            time: KernelTime(77),
+            old: KernelTcpState::FinWait2,
+            new: KernelTcpState::Close,
+        };
+        assert_eq!(events, [event, KernelEvent::TcpState(expected)]);
     }
 
     #[test]

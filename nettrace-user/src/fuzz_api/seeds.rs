@@ -237,7 +237,7 @@ fn ring_seeds() -> Vec<Seed> {
         local_port: 40000,
         remote_port: 443,
         srtt_us: 80,
-        has_min_rtt: 1,
+        record_flags: nettrace_common::sock_ops_record::HAS_MIN_RTT,
         ..Default::default()
     };
     let mut packet = bytes_of(&PacketEvent {

@@ -13,18 +13,26 @@ use super::{KernelError, KernelEvent};
 /// How often a waiting reader looks for events the programs did not wake it for.
 pub const READ_TICK: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// The stream of kernel events, in the order the kernel reserved them.
+/// The stream of kernel events, in the order the kernel reserved them. A sock_ops record that
+/// stands for a state transition is followed by that transition
+/// ([`KernelEvent::implied_state_change`]).
 pub struct KernelEvents {
     ring: RingBuf<MapData>,
     /// A duplicate of the ring's descriptor, polled for readiness only.
     ready: AsyncFd<OwnedFd>,
+    /// The transition the last record stood for, handed out next.
+    implied: Option<KernelEvent>,
 }
 
 impl KernelEvents {
     pub(super) fn new(map: Map, name: &'static str) -> Result<Self, KernelError> {
         let ring = RingBuf::try_from(map).map_err(super::tracer::map_error(name, "open"))?;
         let ready = readiness(&ring)?;
-        Ok(Self { ring, ready })
+        Ok(Self {
+            ring,
+            ready,
+            implied: None,
+        })
     }
 
     /// Waits for the next event. A malformed record yields an error and is skipped: the next
@@ -33,16 +41,20 @@ impl KernelEvents {
     /// The programs wake readers only once a batch of events has built up (a wakeup per event
     /// would cost microseconds each), so this also looks every [`READ_TICK`].
     pub async fn next(&mut self) -> Result<KernelEvent, KernelError> {
-        let Self { ring, ready } = self;
+        let Self {
+            ring,
+            ready,
+            implied,
+        } = self;
         loop {
-            if let Some(item) = ring.next() {
-                return KernelEvent::decode(&item).map_err(KernelError::from);
+            if let Some(event) = take(ring, implied) {
+                return event;
             }
             tokio::select! {
                 guard = ready.readable() => {
                     let mut guard = guard.map_err(KernelError::Poll)?;
-                    if let Some(item) = ring.next() {
-                        return KernelEvent::decode(&item).map_err(KernelError::from);
+                    if let Some(event) = take(ring, implied) {
+                        return event;
                     }
                     guard.clear_ready();
                 }
@@ -53,8 +65,7 @@ impl KernelEvents {
 
     /// The next event if one is already in the ring buffer, without waiting.
     pub fn try_next(&mut self) -> Option<Result<KernelEvent, KernelError>> {
-        let item = self.ring.next()?;
-        Some(KernelEvent::decode(&item).map_err(KernelError::from))
+        take(&mut self.ring, &mut self.implied)
     }
 
     /// Takes every event the ring buffer holds now: all that happened before the call.
@@ -85,4 +96,20 @@ fn readiness(ring: &RingBuf<MapData>) -> Result<AsyncFd<OwnedFd>, KernelError> {
     // only when it is dropped.
     unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
         .map_err(|e| KernelError::Poll(e.into()))
+}
+
+/// The transition the previous record stood for, else the next record decoded (its own
+/// transition kept in `implied` for the following call).
+fn take(
+    ring: &mut RingBuf<MapData>,
+    implied: &mut Option<KernelEvent>,
+) -> Option<Result<KernelEvent, KernelError>> {
+    if let Some(event) = implied.take() {
+        return Some(Ok(event));
+    }
+    let event = KernelEvent::decode(&ring.next()?);
+    if let Ok(event) = &event {
+        *implied = event.implied_state_change().map(KernelEvent::TcpState);
+    }
+    Some(event.map_err(KernelError::from))
 }

@@ -156,6 +156,7 @@ pub(crate) fn sock_ops(
         bytes_received: 0,
         bytes_acked: 0,
         calls: nettrace_common::SocketCalls::default(),
+        transition: None,
     }
 }
 
