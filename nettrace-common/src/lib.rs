@@ -160,7 +160,8 @@ pub mod socket_flags {
     /// (socket-operation logs of a traced program).
     pub const FOLD_CALLS: u32 = 2;
     /// Set by the `sock_ops` program when the socket reached CLOSE: a call after it is
-    /// reported at once (the last record with totals is gone by then).
+    /// reported at once (the last record with totals is gone by then). Cleared when the socket
+    /// connects again.
     pub const CLOSED: u32 = 4;
     /// Set by the `sock_ops` program at connect when the kernel took its state callbacks.
     /// From then on the transitions that `sock_ops` records anyway (to ESTABLISHED, to CLOSE,

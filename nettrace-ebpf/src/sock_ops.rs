@@ -134,10 +134,13 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
                 Ok(()) => 0,
                 Err(bits) => bits,
             };
+            // A socket connecting again after CLOSE (a failed attempt) is no longer closed.
+            let mut flags = socket.flags & !(socket_flags::CLOSED | socket_flags::STATE_CALLBACKS);
             if unknown >= 0 && unknown as u32 & BPF_SOCK_OPS_STATE_CB_FLAG == 0 {
-                // SAFETY: as for CLOSED above.
-                unsafe { (*entry).flags = socket.flags | socket_flags::STATE_CALLBACKS };
+                flags |= socket_flags::STATE_CALLBACKS;
             }
+            // SAFETY: as for CLOSED above.
+            unsafe { (*entry).flags = flags };
             // The record only tells userspace the flow it registers for capture: the
             // transition to SYN-SENT comes from the tracepoint, the counters are all zero.
             if socket.flags & socket_flags::CAPTURE == 0 {

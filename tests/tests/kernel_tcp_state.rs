@@ -297,3 +297,66 @@ async fn a_close_after_shutdown_sends_the_reads_made_in_between() {
     assert!(calls.recv_calls >= 1, "{record:?}");
     tracer.unregister(cookie).unwrap();
 }
+
+/// A socket that reached CLOSE (its connection refused) and connects again counts its calls in
+/// its entry again: the second connection's calls send no record each, and its shutdown's
+/// record carries them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_connecting_again_after_close_counts_its_calls_again() {
+    if !require_root("a_socket_connecting_again_after_close_counts_its_calls_again") {
+        return;
+    }
+    let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
+    let refusing = TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused = refusing.local_addr().unwrap();
+    drop(refusing);
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let cookie = SocketCookie::of(&socket).unwrap();
+    tracer
+        .register_with_flags(
+            socket.as_fd(),
+            cookie,
+            ClientId(11),
+            nettrace_common::socket_flags::FOLD_CALLS,
+        )
+        .unwrap();
+    let error = socket.connect(&refused.into()).unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused);
+    let (server, server_done) = echo_to_eof_server(1);
+    socket.connect(&server.into()).unwrap();
+    let mut traced: TcpStream = socket.into();
+    traced.write_all(b"again").unwrap();
+    traced.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(server_done.join().unwrap(), vec![5]);
+    drop(traced);
+
+    let (mut closes, mut per_call, mut shutdown_totals) = (0, 0, None);
+    tokio::time::timeout(EVENT_DEADLINE, async {
+        while closes < 2 {
+            let event = events.next().await.unwrap();
+            if event.cookie() != cookie {
+                continue;
+            }
+            match &event {
+                KernelEvent::SockMsg(_) | KernelEvent::SockCalls(_) => per_call += 1,
+                KernelEvent::SockOps(ops)
+                    if closes == 1
+                        && ops.op == SockOp::StateChange
+                        && ops
+                            .transition
+                            .is_some_and(|(_, new)| new == KernelTcpState::FinWait1) =>
+                {
+                    shutdown_totals = Some(ops.calls);
+                }
+                KernelEvent::TcpState(change) if change.new == KernelTcpState::Close => closes += 1,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("both connections' CLOSE within the deadline");
+    assert_eq!(per_call, 0, "no record per call after connecting again");
+    let totals = shutdown_totals.expect("the second connection's shutdown record");
+    assert_eq!((totals.send_calls, totals.bytes_sent), (1, 5), "{totals:?}");
+    tracer.unregister(cookie).unwrap();
+}

@@ -109,8 +109,9 @@ struct RegisteredSocket {
     /// The flow keys registered for its packets.
     flows: Vec<FlowKey>,
     /// The descriptor of a socket whose calls the kernel counts ([`CallReports::Totals`]):
-    /// read for its totals when the client drains. The application may have closed it since
-    /// and the number gone to another file; the cookie stored with the totals tells.
+    /// read for its totals when the client drains, until the application closes it
+    /// ([`KernelClient::closing`]). A number read after all (a drain racing the close) may
+    /// have gone to another file; the cookie stored with the totals tells.
     descriptor: Option<RawFd>,
 }
 
@@ -582,6 +583,18 @@ impl KernelClient {
             None => self.hub.tracer.detach_cgroup(links),
         }
         Ok(())
+    }
+
+    /// The application is closing `cookie`'s socket: its descriptor is no longer read for
+    /// totals (the record of the close carries them), although the kernel may report the
+    /// socket until its CLOSE.
+    pub(crate) fn closing(&self, cookie: SocketCookie) {
+        if let Some(socket) = lock(&self.hub.clients)
+            .get_mut(&self.id)
+            .and_then(|entry| entry.sockets.get_mut(&cookie))
+        {
+            socket.descriptor = None;
+        }
     }
 
     /// Stops tracing a socket that is closed (or about to be) and capturing its flows; a
