@@ -66,9 +66,10 @@ pub mod map_name {
 
 /// Names of the eBPF programs in the compiled object.
 pub mod program_name {
-    /// cgroup `sock_ops` program: connect, established and (later) RTT/retransmit callbacks.
+    /// cgroup `sock_ops` program: connect, established, retransmit, RTO and state callbacks.
     pub const SOCK_OPS: &str = "nettrace_sock_ops";
-    /// `tp_btf/inet_sock_set_state`: every TCP state transition of a traced socket.
+    /// `tp_btf/inet_sock_set_state`: the TCP state transitions of a traced socket that no
+    /// `sock_ops` record stands for ([`crate::socket_flags::STATE_CALLBACKS`]).
     pub const INET_SOCK_SET_STATE: &str = "nettrace_inet_sock_set_state";
     /// `tp_btf/sock_send_length`: each send call on a traced socket (TCP and UDP), sent as a
     /// record or counted in the socket's entry ([`crate::socket_flags::FOLD_CALLS`]).

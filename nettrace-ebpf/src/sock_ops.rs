@@ -108,6 +108,19 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
     };
     // SAFETY: `entry` points into the map value found above, valid for this program run.
     let socket = unsafe { *entry };
+    let mut flags = socket.flags;
+    // Another sock_ops program may have replaced the socket's callback flags since connect
+    // (the helper sets them all): without the state callback, the tracepoint must send every
+    // transition again, CLOSE included.
+    if op != BPF_SOCK_OPS_TCP_CONNECT_CB
+        && flags & socket_flags::STATE_CALLBACKS != 0
+        && ctx.cb_flags() & BPF_SOCK_OPS_STATE_CB_FLAG == 0
+    {
+        flags &= !socket_flags::STATE_CALLBACKS;
+        // SAFETY: as above; the callbacks run under the socket lock, and the other programs
+        // only read the flags.
+        unsafe { (*entry).flags = flags };
+    }
     // The callback's arguments; with `transition`, the old and new state of the transition
     // the record stands for (see `socket_flags::STATE_CALLBACKS`). Plain values rather than
     // an `Option` of an array: the verifier rejects the uninitialised payload of a `None`
@@ -118,14 +131,16 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
         BPF_SOCK_OPS_STATE_CB => {
             let [old_state, new_state] = args;
             if new_state == TCP_CLOSE {
-                // SAFETY: as above; the callback runs under the socket lock, and the call
-                // programs only read the flags.
-                unsafe { (*entry).flags = socket.flags | socket_flags::CLOSED };
+                // SAFETY: as above.
+                unsafe { (*entry).flags = flags | socket_flags::CLOSED };
             }
-            if !state_callback_sent(socket.flags, old_state, new_state) {
+            if !state_callback_sent(flags, old_state, new_state) {
                 return 1;
             }
-            transition = old_state != new_state;
+            // Only when the tracepoint left the transition out: the entry may lack the flag
+            // while the kernel's callback is on (a socket registered again after connect).
+            transition =
+                old_state != new_state && transition_sent_by_sock_ops(flags, old_state, new_state);
         }
         BPF_SOCK_OPS_TCP_CONNECT_CB => {
             // The kernel returns the flags it does not know; those it knows are set. Without
@@ -135,19 +150,19 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
                 Err(bits) => bits,
             };
             // A socket connecting again after CLOSE (a failed attempt) is no longer closed.
-            let mut flags = socket.flags & !(socket_flags::CLOSED | socket_flags::STATE_CALLBACKS);
+            flags &= !(socket_flags::CLOSED | socket_flags::STATE_CALLBACKS);
             if unknown >= 0 && unknown as u32 & BPF_SOCK_OPS_STATE_CB_FLAG == 0 {
                 flags |= socket_flags::STATE_CALLBACKS;
             }
-            // SAFETY: as for CLOSED above.
+            // SAFETY: as above.
             unsafe { (*entry).flags = flags };
             // The record only tells userspace the flow it registers for capture: the
             // transition to SYN-SENT comes from the tracepoint, the counters are all zero.
-            if socket.flags & socket_flags::CAPTURE == 0 {
+            if flags & socket_flags::CAPTURE == 0 {
                 return 1;
             }
         }
-        BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB if socket.flags & socket_flags::STATE_CALLBACKS != 0 => {
+        BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB if flags & socket_flags::STATE_CALLBACKS != 0 => {
             args = [TCP_SYN_SENT, TCP_ESTABLISHED];
             transition = true;
         }

@@ -5,6 +5,7 @@
 #
 #   cargo build --release -p nettrace-cli --bin nettrace && cargo build --release --example bench_server
 #   PIN=1 PAIRS=8 nettrace-otel/benches/otlp_ratio.sh      # client pinned to CPU 1
+#   AGENT_IDLE=1 PIN=1 PAIRS=8 nettrace-otel/benches/otlp_ratio.sh   # the collector idle-class
 #
 # Prints per pair: wall, user and system seconds without | with --otlp.
 set -euo pipefail
@@ -20,7 +21,9 @@ work=$(mktemp -d)
 cleanup() { kill "$server" "$agent" 2>/dev/null || true; rm -rf "$work"; }
 taskset -c 0 "$SERVER" >"$work/server.out" 2>&1 &
 server=$!
-taskset -c 0 "$AGENT" start --otlp-http-endpoint "127.0.0.1:$HTTP_PORT" \
+# AGENT_IDLE=1 runs the collector in the idle scheduling class (chrt --idle), as the exporter's
+# own thread runs: both then use only CPU time the traced requests leave.
+${AGENT_IDLE:+chrt --idle 0} taskset -c 0 "$AGENT" start --otlp-http-endpoint "127.0.0.1:$HTTP_PORT" \
   --otlp-grpc-endpoint "127.0.0.1:$((HTTP_PORT - 1))" --exporter blackhole >"$work/rotel.out" 2>&1 &
 agent=$!
 trap cleanup EXIT

@@ -332,10 +332,11 @@ impl EventSink for Inner {
 
     /// See [`Retiring`].
     fn tcp_socket_closed(&self, cookie: SocketCookie) {
-        match self.kernel.get() {
-            Some(KernelLink::Hub(client)) => client.closing(cookie),
-            Some(KernelLink::Daemon(_)) => {}
-            Some(KernelLink::Unavailable(_)) | None => return,
+        if !matches!(
+            self.kernel.get(),
+            Some(KernelLink::Hub(_) | KernelLink::Daemon(_))
+        ) {
+            return;
         }
         if lock(&self.retiring).both_done(cookie, Side::Application) {
             self.unregister(cookie);

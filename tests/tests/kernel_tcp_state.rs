@@ -360,3 +360,64 @@ async fn a_socket_connecting_again_after_close_counts_its_calls_again() {
     assert_eq!((totals.send_calls, totals.bytes_sent), (1, 5), "{totals:?}");
     tracer.unregister(cookie).unwrap();
 }
+
+/// A socket registered again after it connected (the entry rewritten without the flag that
+/// the state callbacks are on, while the kernel still runs them) reports each transition once:
+/// the tracepoint sends them, and the state callback's record no longer stands for one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_registered_again_after_connect_reports_each_transition_once() {
+    if !require_root("a_socket_registered_again_after_connect_reports_each_transition_once") {
+        return;
+    }
+    let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
+    let (server, server_done) = echo_to_eof_server(1);
+    let (mut traced, cookie) = connect_counting_calls(&tracer, server, ClientId(12));
+    tracer
+        .register_with_flags(
+            traced.as_fd(),
+            cookie,
+            ClientId(12),
+            nettrace_common::socket_flags::FOLD_CALLS,
+        )
+        .unwrap();
+    traced.write_all(b"twice").unwrap();
+    traced.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(server_done.join().unwrap(), vec![5]);
+    drop(traced);
+
+    let mut states = Vec::new();
+    tokio::time::timeout(EVENT_DEADLINE, async {
+        loop {
+            let event = events.next().await.unwrap();
+            if event.cookie() != cookie {
+                continue;
+            }
+            if let KernelEvent::TcpState(change) = event {
+                states.push((change.old, change.new));
+                if change.new == KernelTcpState::Close {
+                    break;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the connection's CLOSE within the deadline");
+    use KernelTcpState::*;
+    assert_eq!(
+        states,
+        [
+            (Close, SynSent),
+            (SynSent, Established),
+            (Established, FinWait1),
+            (FinWait1, FinWait2),
+            (FinWait2, Close),
+        ]
+    );
+    // No second CLOSE follows the first (it would come right after it, in the same drain).
+    while let Some(event) = events.try_next() {
+        if let Ok(KernelEvent::TcpState(change)) = event {
+            assert!(change.cookie != cookie, "a transition twice: {change:?}");
+        }
+    }
+    tracer.unregister(cookie).unwrap();
+}

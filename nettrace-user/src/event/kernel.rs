@@ -351,7 +351,8 @@ pub(crate) fn record_bytes<T: aya::Pod>(record: &T) -> &[u8] {
     }
 }
 
-/// A TCP state transition seen by `inet_sock_set_state`.
+/// A TCP state transition: sent by the `inet_sock_set_state` tracepoint, or one a sock_ops
+/// record stands for ([`KernelEvent::implied_state_change`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpStateChange {
     /// The socket.
@@ -471,7 +472,8 @@ pub struct SockOpsRecord {
     pub local: SocketAddr,
     /// Remote address and port.
     pub remote: SocketAddr,
-    /// The callback's first two arguments.
+    /// The callback's first two arguments; with [`Self::transition`], the old and new state
+    /// (for the active-established callback, which has none, SYN-SENT and ESTABLISHED).
     pub args: [u32; 2],
     /// Kernel TCP state.
     pub state: KernelTcpState,

@@ -109,9 +109,10 @@ struct RegisteredSocket {
     /// The flow keys registered for its packets.
     flows: Vec<FlowKey>,
     /// The descriptor of a socket whose calls the kernel counts ([`CallReports::Totals`]):
-    /// read for its totals when the client drains, until the application closes it
-    /// ([`KernelClient::closing`]). A number read after all (a drain racing the close) may
-    /// have gone to another file; the cookie stored with the totals tells.
+    /// read for its totals when the client drains, until a read finds that it no longer names
+    /// the socket (the application closed it, and the number may have gone to another file;
+    /// the cookie stored with the totals tells). The kernel may report the socket until its
+    /// CLOSE all the same.
     descriptor: Option<RawFd>,
 }
 
@@ -585,18 +586,6 @@ impl KernelClient {
         Ok(())
     }
 
-    /// The application is closing `cookie`'s socket: its descriptor is no longer read for
-    /// totals (the record of the close carries them), although the kernel may report the
-    /// socket until its CLOSE.
-    pub(crate) fn closing(&self, cookie: SocketCookie) {
-        if let Some(socket) = lock(&self.hub.clients)
-            .get_mut(&self.id)
-            .and_then(|entry| entry.sockets.get_mut(&cookie))
-        {
-            socket.descriptor = None;
-        }
-    }
-
     /// Stops tracing a socket that is closed (or about to be) and capturing its flows; a
     /// socket still open goes on reporting to this client until it closes.
     pub(crate) fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {
@@ -770,17 +759,22 @@ impl KernelClient {
             (entry.sink.upgrade()?, sockets)
         };
         let time = KernelTime::now();
+        let mut closed = Vec::new();
         let events: EventBatch = sockets
             .into_iter()
             .filter_map(|(cookie, descriptor)| {
-                match self.hub.tracer.socket_calls(descriptor, cookie) {
+                let calls = match self.hub.tracer.socket_calls(descriptor, cookie) {
                     Ok(calls) => calls,
                     Err(error) => {
                         tracing::debug!(%error, %cookie, "reading a socket's call totals failed");
                         None
                     }
+                };
+                if calls.is_none() {
+                    // The application closed it: the record of its close has the totals.
+                    closed.push(cookie);
                 }
-                .map(|calls| SockCallsRecord {
+                calls.map(|calls| SockCallsRecord {
                     cookie,
                     client: self.id,
                     time,
@@ -789,6 +783,15 @@ impl KernelClient {
             })
             .map(|totals| (KernelEvent::SockCalls(totals), totals.to_record()))
             .collect();
+        if !closed.is_empty()
+            && let Some(entry) = lock(&self.hub.clients).get_mut(&self.id)
+        {
+            for cookie in closed {
+                if let Some(socket) = entry.sockets.get_mut(&cookie) {
+                    socket.descriptor = None;
+                }
+            }
+        }
         (!events.is_empty()).then_some((sink, events))
     }
 
