@@ -111,7 +111,9 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
     let mut flags = socket.flags;
     // Another sock_ops program may have replaced the socket's callback flags since connect
     // (the helper sets them all): without the state callback, the tracepoint must send every
-    // transition again, CLOSE included.
+    // transition again, CLOSE included. Seen only from a callback of ours that still runs (an
+    // established one, or retransmit/RTO if kept); a CLOSE lost otherwise ends the tracer's
+    // wait for it (`RETIRE_WAIT` in the library).
     if op != BPF_SOCK_OPS_TCP_CONNECT_CB
         && flags & socket_flags::STATE_CALLBACKS != 0
         && ctx.cb_flags() & BPF_SOCK_OPS_STATE_CB_FLAG == 0
@@ -162,7 +164,9 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
                 return 1;
             }
         }
-        BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB if flags & socket_flags::STATE_CALLBACKS != 0 => {
+        // The flags as the tracepoint saw them when it left SYN-SENT to ESTABLISHED out, just
+        // before this callback (even if they were cleared above since).
+        BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB if socket.flags & socket_flags::STATE_CALLBACKS != 0 => {
             args = [TCP_SYN_SENT, TCP_ESTABLISHED];
             transition = true;
         }

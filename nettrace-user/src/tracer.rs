@@ -68,6 +68,9 @@ use crate::{
     translate::Translator,
 };
 
+mod retiring;
+use retiring::{Retiring, Side};
+
 /// The shared tracing state of one client.
 #[derive(Clone, Debug)]
 pub(crate) struct Tracer {
@@ -97,18 +100,6 @@ struct CompletedStream {
     receiver: Mutex<Option<mpsc::Receiver<HttpTrace>>>,
     /// Traces dropped because the receiver was full, since the last one delivered.
     lost: AtomicU64,
-}
-
-/// A TCP socket leaves kernel tracing (its hold on the programs is released; its entry goes
-/// with the socket) once the application has closed it *and* the kernel has
-/// reported its final CLOSE, in either order: the state machine goes on after `close()` (FIN,
-/// TIME_WAIT), and after a reset the application may still read from a socket in CLOSE.
-#[derive(Debug, Default)]
-struct Retiring {
-    /// Closed by the application, CLOSE not seen yet.
-    dropped: rustc_hash::FxHashSet<SocketCookie>,
-    /// CLOSE seen, still open in the application.
-    closed: rustc_hash::FxHashSet<SocketCookie>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -223,8 +214,10 @@ impl Inner {
             }
         }
         // Each socket leaves kernel tracing once the application is done with it too.
+        let now = Instant::now();
         for cookie in closed {
-            if lock(&self.retiring).both_done(cookie, Side::Kernel) {
+            let leaving = lock(&self.retiring).done(cookie, Side::Kernel, now);
+            for cookie in leaving {
                 self.unregister(cookie);
             }
         }
@@ -338,7 +331,8 @@ impl EventSink for Inner {
         ) {
             return;
         }
-        if lock(&self.retiring).both_done(cookie, Side::Application) {
+        let leaving = lock(&self.retiring).done(cookie, Side::Application, Instant::now());
+        for cookie in leaving {
             self.unregister(cookie);
         }
     }
@@ -490,32 +484,6 @@ impl Inner {
             && let Err(error) = link.unregister(cookie)
         {
             tracing::debug!(%error, %cookie, "unregistering a socket failed");
-        }
-    }
-}
-
-/// Which side is done with a TCP socket.
-#[derive(Clone, Copy)]
-enum Side {
-    /// The application closed it.
-    Application,
-    /// The kernel reported its final CLOSE.
-    Kernel,
-}
-
-impl Retiring {
-    /// Records that `side` is done with `cookie`; true once both are (in one step, so the two
-    /// sides cannot both miss each other).
-    fn both_done(&mut self, cookie: SocketCookie, side: Side) -> bool {
-        let (mine, other) = match side {
-            Side::Application => (&mut self.dropped, &mut self.closed),
-            Side::Kernel => (&mut self.closed, &mut self.dropped),
-        };
-        if other.remove(&cookie) {
-            true
-        } else {
-            mine.insert(cookie);
-            false
         }
     }
 }

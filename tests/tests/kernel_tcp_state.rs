@@ -413,11 +413,30 @@ async fn a_socket_registered_again_after_connect_reports_each_transition_once() 
             (FinWait2, Close),
         ]
     );
-    // No second CLOSE follows the first (it would come right after it, in the same drain).
-    while let Some(event) = events.try_next() {
-        if let Ok(KernelEvent::TcpState(change)) = event {
-            assert!(change.cookie != cookie, "a transition twice: {change:?}");
+    // No transition comes again: a second record of any would have been written before the
+    // records of a connection opened after the first one's CLOSE, read here up to its own.
+    let (marker_server, marker_done) = echo_to_eof_server(1);
+    let (marker, marker_cookie) = connect_counting_calls(&tracer, marker_server, ClientId(12));
+    marker.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(marker_done.join().unwrap(), vec![0]);
+    drop(marker);
+    tokio::time::timeout(EVENT_DEADLINE, async {
+        loop {
+            match events.next().await.unwrap() {
+                KernelEvent::TcpState(change) if change.cookie == cookie => {
+                    panic!("a transition twice: {change:?}")
+                }
+                KernelEvent::TcpState(change)
+                    if change.cookie == marker_cookie && change.new == KernelTcpState::Close =>
+                {
+                    break;
+                }
+                _ => {}
+            }
         }
-    }
+    })
+    .await
+    .expect("the marker connection's CLOSE within the deadline");
     tracer.unregister(cookie).unwrap();
+    tracer.unregister(marker_cookie).unwrap();
 }

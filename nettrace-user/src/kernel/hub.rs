@@ -764,16 +764,18 @@ impl KernelClient {
             .into_iter()
             .filter_map(|(cookie, descriptor)| {
                 let calls = match self.hub.tracer.socket_calls(descriptor, cookie) {
+                    Ok(None) => {
+                        // The number names no longer that socket (the application closed
+                        // it): the record of its close has the totals.
+                        closed.push((cookie, descriptor));
+                        None
+                    }
                     Ok(calls) => calls,
                     Err(error) => {
                         tracing::debug!(%error, %cookie, "reading a socket's call totals failed");
                         None
                     }
                 };
-                if calls.is_none() {
-                    // The application closed it: the record of its close has the totals.
-                    closed.push(cookie);
-                }
                 calls.map(|calls| SockCallsRecord {
                     cookie,
                     client: self.id,
@@ -786,8 +788,10 @@ impl KernelClient {
         if !closed.is_empty()
             && let Some(entry) = lock(&self.hub.clients).get_mut(&self.id)
         {
-            for cookie in closed {
-                if let Some(socket) = entry.sockets.get_mut(&cookie) {
+            for (cookie, descriptor) in closed {
+                if let Some(socket) = entry.sockets.get_mut(&cookie)
+                    && socket.descriptor == Some(descriptor)
+                {
                     socket.descriptor = None;
                 }
             }
