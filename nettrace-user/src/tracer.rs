@@ -441,6 +441,11 @@ impl Inner {
     /// `sockets` (all when `None`); returns the kernel data status and the packets the
     /// kernel lost.
     fn drain_kernel(&self, sockets: Option<&[SocketCookie]>) -> (Option<KernelDataStatus>, u64) {
+        // A client that closes no more sockets still lets those that lost their CLOSE go.
+        let leaving = lock(&self.retiring).expired_at(Instant::now());
+        for cookie in leaving {
+            self.unregister(cookie);
+        }
         match self.kernel.get() {
             None => (None, 0),
             Some(KernelLink::Unavailable(reason)) => (

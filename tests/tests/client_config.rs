@@ -21,7 +21,10 @@ fn tcp_timer(port: u16) -> Option<(u32, f64)> {
         for line in table.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let local_port = fields.get(1)?.rsplit(':').next()?;
-            if u16::from_str_radix(local_port, 16).ok()? != port {
+            // The established connection only: the port may also be that of an earlier
+            // connection (another test's) still in TIME_WAIT, with its own timer.
+            const ESTABLISHED: &str = "01";
+            if u16::from_str_radix(local_port, 16).ok()? != port || fields.get(3)? != &ESTABLISHED {
                 continue;
             }
             // "tr tm->when": timer kind and jiffies, e.g. "02:000003E6".

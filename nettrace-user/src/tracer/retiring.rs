@@ -29,7 +29,8 @@ pub(super) enum Side {
 /// final CLOSE, in either order: the state machine goes on after `close()` (FIN,
 /// TIME_WAIT), and after a reset the application may still read from a socket in CLOSE.
 /// A socket the application closed more than [`RETIRE_WAIT`] ago leaves without its CLOSE;
-/// that is checked when a socket closes (on either side), at most every [`SWEEP_EVERY`].
+/// that is checked when a socket closes (on either side) and when a trace is taken, at most
+/// every [`SWEEP_EVERY`].
 #[derive(Debug, Default)]
 pub(super) struct Retiring {
     /// Closed by the application (since then), CLOSE not seen yet.
@@ -69,14 +70,21 @@ impl Retiring {
                 }
             }
         }
+        leaving.extend(self.expired_at(now));
+        leaving
+    }
+
+    /// The sockets the application closed more than [`RETIRE_WAIT`] before `now`, which
+    /// leave; looked for at most every [`SWEEP_EVERY`] (empty otherwise).
+    pub(super) fn expired_at(&mut self, now: Instant) -> Vec<SocketCookie> {
         if self
             .last_sweep
-            .is_none_or(|last| now.saturating_duration_since(last) >= SWEEP_EVERY)
+            .is_some_and(|last| now.saturating_duration_since(last) < SWEEP_EVERY)
         {
-            self.last_sweep = Some(now);
-            leaving.extend(self.sweep(now));
+            return Vec::new();
         }
-        leaving
+        self.last_sweep = Some(now);
+        self.sweep(now)
     }
 
     /// The sockets the application closed more than [`RETIRE_WAIT`] before `now`, which
@@ -165,6 +173,20 @@ mod tests {
         let much_later = t + 3 * RETIRE_WAIT;
         assert!(retiring.done(B, Side::Kernel, much_later).is_empty());
         assert_eq!(retiring.done(A, Side::Application, much_later), [A]);
+    }
+
+    #[test]
+    fn a_client_that_only_takes_traces_lets_an_expired_socket_go() {
+        let t = Instant::now();
+        let mut retiring = Retiring::default();
+        retiring.done(A, Side::Application, t);
+        assert!(retiring.expired_at(t + SWEEP_EVERY).is_empty());
+        assert_eq!(retiring.expired_at(t + RETIRE_WAIT + SWEEP_EVERY), [A]);
+        assert!(
+            retiring
+                .expired_at(t + RETIRE_WAIT + SWEEP_EVERY)
+                .is_empty()
+        );
     }
 
     #[test]
