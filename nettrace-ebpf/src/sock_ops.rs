@@ -44,11 +44,11 @@ const CALLBACK_FLAGS: u32 =
     BPF_SOCK_OPS_RETRANS_CB_FLAG | BPF_SOCK_OPS_RTO_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG;
 
 /// The kernel's `TCP_ESTABLISHED` state.
-pub(crate) const TCP_ESTABLISHED: u32 = 1;
+const TCP_ESTABLISHED: u32 = 1;
 /// `TCP_SYN_SENT`.
-pub(crate) const TCP_SYN_SENT: u32 = 2;
+const TCP_SYN_SENT: u32 = 2;
 /// `TCP_CLOSE` (`args[1]` of the state callback is the new state).
-pub(crate) const TCP_CLOSE: u32 = 7;
+const TCP_CLOSE: u32 = 7;
 /// `TCP_FIN_WAIT1`: the application closed first.
 const TCP_FIN_WAIT1: u32 = 4;
 /// `TCP_LAST_ACK`: the application closed after the peer.
