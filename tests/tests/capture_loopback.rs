@@ -11,7 +11,7 @@ use nettrace::{
 };
 use nettrace_tests::{
     fixtures::{
-        dns::Zone,
+        dns::{DnsServer, Zone},
         http::{HttpOptions, HttpServer},
         net::V6,
     },
@@ -205,18 +205,12 @@ async fn ipv6_connection_is_captured_whole() {
     .await
     .unwrap_or_else(|e| panic!("HTTP fixture on ::1: {e:?}"));
     let dns = scenario::dns_with(Zone::new().aaaa("six.test", [Ipv6Addr::LOCALHOST])).await;
-    let client = capturing_client(
-        HttpClientConfig {
-            disable_keep_alive: true,
-            ..scenario::config_with_dns(&dns)
-        },
-        PacketCaptureOptions {
-            snaplen: 9216,
-            ..on_loopback()
-        },
-    );
-    get_ok(&client, &server.url_with_host("six.test", "/bytes/3000")).await;
-    let (trace, captures) = scenario::trace_once_closed(&client).await;
+    let url = server.url_with_host("six.test", "/bytes/3000");
+    let capture = PacketCaptureOptions {
+        snaplen: 9216,
+        ..on_loopback()
+    };
+    let (trace, captures) = capture_get(&dns, &url, capture).await;
     let capture = lo_capture(&captures, &trace);
     let tcp = trace
         .net_trace
@@ -259,15 +253,25 @@ async fn ipv6_connection_is_captured_whole() {
 async fn capture_one_request(capture: PacketCaptureOptions) -> (HttpTrace, Vec<PacketCapture>) {
     let dns = scenario::example_dns().await;
     let server = scenario::plain_server().await;
+    let url = server.url_with_host(scenario::EXAMPLE_HOST, "/bytes/3000");
+    capture_get(&dns, &url, capture).await
+}
+
+/// One traced GET of `url` (its name resolved by `dns`, no keep-alive) with `capture`, and
+/// its closed trace.
+async fn capture_get(
+    dns: &DnsServer,
+    url: &str,
+    capture: PacketCaptureOptions,
+) -> (HttpTrace, Vec<PacketCapture>) {
     let client = capturing_client(
         HttpClientConfig {
             disable_keep_alive: true,
-            ..scenario::config_with_dns(&dns)
+            ..scenario::config_with_dns(dns)
         },
         capture,
     );
-    let url = server.url_with_host(scenario::EXAMPLE_HOST, "/bytes/3000");
-    get_ok(&client, &url).await;
+    get_ok(&client, url).await;
     scenario::trace_once_closed(&client).await
 }
 

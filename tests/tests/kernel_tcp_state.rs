@@ -11,13 +11,42 @@ use std::{
 
 use nettrace::{
     KernelTime, SocketCookie,
-    kernel::{ClientId, KernelConfig, KernelEvent, KernelTcpState, KernelTracer, SockOp},
+    kernel::{
+        ClientId, KernelConfig, KernelEvent, KernelEvents, KernelTcpState, KernelTracer, SockOp,
+    },
 };
 use nettrace_tests::require_root;
 use socket2::{Domain, Socket, Type};
 
 /// Upper bound for the whole exchange to show up in the ring buffer.
 const EVENT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Every event read (of any socket, in ring order) up to the `closes`-th CLOSE of socket
+/// `cookie`, that one included; panics when it does not come within [`EVENT_DEADLINE`].
+async fn events_until_close(
+    events: &mut KernelEvents,
+    cookie: SocketCookie,
+    closes: usize,
+) -> Vec<KernelEvent> {
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(EVENT_DEADLINE, async {
+        let mut closed = 0;
+        while closed < closes {
+            let event = events.next().await.unwrap();
+            if matches!(&event, KernelEvent::TcpState(c)
+                if c.cookie == cookie && c.new == KernelTcpState::Close)
+            {
+                closed += 1;
+            }
+            seen.push(event);
+        }
+    })
+    .await;
+    if read.is_err() {
+        panic!("no CLOSE {closes} of {cookie} within {EVENT_DEADLINE:?}; saw {seen:#?}");
+    }
+    seen
+}
 
 /// A server that accepts `count` connections, reads each to EOF and closes it.
 fn echo_to_eof_server(count: usize) -> (SocketAddr, thread::JoinHandle<Vec<usize>>) {
@@ -67,19 +96,7 @@ async fn registered_connection_yields_its_tcp_states_and_addresses() {
     drop(untraced);
     drop(traced);
 
-    let mut seen = Vec::new();
-    tokio::time::timeout(EVENT_DEADLINE, async {
-        loop {
-            let event = events.next().await.unwrap();
-            let done = matches!(&event, KernelEvent::TcpState(c) if c.new == KernelTcpState::Close);
-            seen.push(event);
-            if done {
-                break;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no CLOSE within {EVENT_DEADLINE:?}; saw {seen:#?}"));
+    let seen = events_until_close(&mut events, cookie, 1).await;
     let finished = KernelTime::now();
 
     assert!(
@@ -213,28 +230,21 @@ async fn folded_calls_are_counted_in_the_socket_and_sent_with_its_shutdown() {
     drop(traced);
     assert_eq!(tracer.socket_calls(descriptor, cookie).unwrap(), None);
 
-    let mut shutdown_totals = None;
-    let mut per_call = 0;
-    tokio::time::timeout(EVENT_DEADLINE, async {
-        loop {
-            let event = events.next().await.unwrap();
-            if event.cookie() != cookie {
-                continue;
-            }
-            match &event {
-                KernelEvent::SockMsg(_) | KernelEvent::SockCalls(_) => per_call += 1,
-                KernelEvent::SockOps(ops)
-                    if ops.op == SockOp::StateChange && shutdown_totals.is_none() =>
-                {
-                    shutdown_totals = Some(ops.calls);
-                }
-                KernelEvent::TcpState(change) if change.new == KernelTcpState::Close => break,
-                _ => {}
-            }
+    let (mut shutdown_totals, mut per_call) = (None, 0);
+    for event in events_until_close(&mut events, cookie, 1).await {
+        if event.cookie() != cookie {
+            continue;
         }
-    })
-    .await
-    .expect("the connection's events within the deadline");
+        match &event {
+            KernelEvent::SockMsg(_) | KernelEvent::SockCalls(_) => per_call += 1,
+            KernelEvent::SockOps(ops)
+                if ops.op == SockOp::StateChange && shutdown_totals.is_none() =>
+            {
+                shutdown_totals = Some(ops.calls);
+            }
+            _ => {}
+        }
+    }
     assert_eq!(per_call, 0, "no record per call");
     let totals = shutdown_totals.expect("the shutdown's sock_ops record");
     assert_eq!((totals.send_calls, totals.bytes_sent), (2, 7), "{totals:?}");
@@ -331,30 +341,25 @@ async fn a_socket_connecting_again_after_close_counts_its_calls_again() {
     drop(traced);
 
     let (mut closes, mut per_call, mut shutdown_totals) = (0, 0, None);
-    tokio::time::timeout(EVENT_DEADLINE, async {
-        while closes < 2 {
-            let event = events.next().await.unwrap();
-            if event.cookie() != cookie {
-                continue;
-            }
-            match &event {
-                KernelEvent::SockMsg(_) | KernelEvent::SockCalls(_) => per_call += 1,
-                KernelEvent::SockOps(ops)
-                    if closes == 1
-                        && ops.op == SockOp::StateChange
-                        && ops
-                            .transition
-                            .is_some_and(|(_, new)| new == KernelTcpState::FinWait1) =>
-                {
-                    shutdown_totals = Some(ops.calls);
-                }
-                KernelEvent::TcpState(change) if change.new == KernelTcpState::Close => closes += 1,
-                _ => {}
-            }
+    for event in events_until_close(&mut events, cookie, 2).await {
+        if event.cookie() != cookie {
+            continue;
         }
-    })
-    .await
-    .expect("both connections' CLOSE within the deadline");
+        match &event {
+            KernelEvent::SockMsg(_) | KernelEvent::SockCalls(_) => per_call += 1,
+            KernelEvent::SockOps(ops)
+                if closes == 1
+                    && ops.op == SockOp::StateChange
+                    && ops
+                        .transition
+                        .is_some_and(|(_, new)| new == KernelTcpState::FinWait1) =>
+            {
+                shutdown_totals = Some(ops.calls);
+            }
+            KernelEvent::TcpState(change) if change.new == KernelTcpState::Close => closes += 1,
+            _ => {}
+        }
+    }
     assert_eq!(per_call, 0, "no record per call after connecting again");
     let totals = shutdown_totals.expect("the second connection's shutdown record");
     assert_eq!((totals.send_calls, totals.bytes_sent), (1, 5), "{totals:?}");
@@ -385,23 +390,16 @@ async fn a_socket_registered_again_after_connect_reports_each_transition_once() 
     assert_eq!(server_done.join().unwrap(), vec![5]);
     drop(traced);
 
-    let mut states = Vec::new();
-    tokio::time::timeout(EVENT_DEADLINE, async {
-        loop {
-            let event = events.next().await.unwrap();
-            if event.cookie() != cookie {
-                continue;
+    let states: Vec<_> = events_until_close(&mut events, cookie, 1)
+        .await
+        .into_iter()
+        .filter_map(|event| match event {
+            KernelEvent::TcpState(change) if change.cookie == cookie => {
+                Some((change.old, change.new))
             }
-            if let KernelEvent::TcpState(change) = event {
-                states.push((change.old, change.new));
-                if change.new == KernelTcpState::Close {
-                    break;
-                }
-            }
-        }
-    })
-    .await
-    .expect("the connection's CLOSE within the deadline");
+            _ => None,
+        })
+        .collect();
     use KernelTcpState::*;
     assert_eq!(
         states,
@@ -420,23 +418,11 @@ async fn a_socket_registered_again_after_connect_reports_each_transition_once() 
     marker.shutdown(Shutdown::Write).unwrap();
     assert_eq!(marker_done.join().unwrap(), vec![0]);
     drop(marker);
-    tokio::time::timeout(EVENT_DEADLINE, async {
-        loop {
-            match events.next().await.unwrap() {
-                KernelEvent::TcpState(change) if change.cookie == cookie => {
-                    panic!("a transition twice: {change:?}")
-                }
-                KernelEvent::TcpState(change)
-                    if change.cookie == marker_cookie && change.new == KernelTcpState::Close =>
-                {
-                    break;
-                }
-                _ => {}
-            }
+    for event in events_until_close(&mut events, marker_cookie, 1).await {
+        if let KernelEvent::TcpState(change) = event {
+            assert!(change.cookie != cookie, "a transition twice: {change:?}");
         }
-    })
-    .await
-    .expect("the marker connection's CLOSE within the deadline");
+    }
     tracer.unregister(cookie).unwrap();
     tracer.unregister(marker_cookie).unwrap();
 }
