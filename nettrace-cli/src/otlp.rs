@@ -115,6 +115,13 @@ pub(crate) fn export(exporter: Option<&OtlpExporter>, trace: &HttpTrace) {
     }
 }
 
+/// Queues `trace`'s spans when exporting, handing the trace over (no copy).
+pub(crate) fn export_owned(exporter: Option<&OtlpExporter>, trace: HttpTrace) {
+    if let Some(exporter) = exporter {
+        exporter.export_owned(trace);
+    }
+}
+
 /// Sends what is queued and says how it went: `true` when every span reached the collector
 /// (or nothing was exported); otherwise the error is printed. Blocks (the exporter sends
 /// from its own thread).

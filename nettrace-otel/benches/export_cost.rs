@@ -20,7 +20,7 @@ use std::{collections::BTreeMap, time::Instant};
 
 use nettrace_tests::cpu::{self, Process};
 
-use nettrace_model::HttpTrace;
+use nettrace_model::{HttpTrace, phases::request_phases};
 use nettrace_otel::{OtlpConfig, OtlpExporter, spans::request_trees};
 
 const ROUNDS: usize = 3;
@@ -74,6 +74,16 @@ fn main() {
         }
     }
     for _ in 0..ROUNDS {
+        let started = cpu::this_thread();
+        let mut requests = 0;
+        for _ in 0..traces {
+            requests += request_phases(&trace).len();
+        }
+        let ns = (cpu::this_thread() - started).as_nanos() as u64;
+        println!(
+            "of which the model's phases ({requests} requests): {:.2} µs/trace",
+            ns as f64 / 1_000.0 / traces as f64
+        );
         let started = cpu::this_thread();
         let mut spans = 0;
         for _ in 0..traces {

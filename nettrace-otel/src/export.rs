@@ -303,10 +303,16 @@ impl OtlpExporter {
     /// exporter's thread); `false` when the queue was full and the trace was dropped
     /// (counted in [`ExportReport::dropped_traces`]). Never blocks.
     pub fn export(&self, trace: &HttpTrace) -> bool {
+        self.jobs.is_some() && self.export_owned(trace.clone())
+    }
+
+    /// [`Self::export`] for a trace the caller has no further use for: it is handed over,
+    /// not copied (a streamed trace, once written).
+    pub fn export_owned(&self, trace: HttpTrace) -> bool {
         let Some(jobs) = &self.jobs else {
             return false;
         };
-        match jobs.try_send(Job::Trace(Box::new(trace.clone()))) {
+        match jobs.try_send(Job::Trace(Box::new(trace))) {
             Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.stats.dropped_traces.fetch_add(1, Ordering::Relaxed);

@@ -31,11 +31,13 @@ use self::{
     times::Times,
 };
 
+pub use self::text::Text;
+
 /// An attribute value.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Value {
+pub enum Value<'a> {
     /// A string.
-    Str(String),
+    Str(Text<'a>),
     /// An integer.
     Int(i64),
     /// A boolean.
@@ -43,24 +45,24 @@ pub enum Value {
 }
 
 /// A named attribute.
-pub type Attr = (&'static str, Value);
+pub type Attr<'a> = (&'static str, Value<'a>);
 
 /// A span event.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SpanEvent {
+pub struct SpanEvent<'a> {
     /// Its name (`read`, `write`, `state`, `dns.query`, ...).
-    pub name: String,
+    pub name: Text<'a>,
     /// When it happened.
     pub at: SystemTime,
     /// Its attributes.
-    pub attrs: Vec<Attr>,
+    pub attrs: Vec<Attr<'a>>,
 }
 
-/// One span and its children.
+/// One span and its children; its texts borrow from the trace it was built from.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SpanNode {
+pub struct SpanNode<'a> {
     /// The span name.
-    pub name: String,
+    pub name: Text<'a>,
     /// A client span (a request) or an internal one (a phase).
     pub client: bool,
     /// Start time.
@@ -68,19 +70,19 @@ pub struct SpanNode {
     /// End time (never before the start).
     pub end: SystemTime,
     /// Attributes.
-    pub attrs: Vec<Attr>,
+    pub attrs: Vec<Attr<'a>>,
     /// Events, in time order.
-    pub events: Vec<SpanEvent>,
+    pub events: Vec<SpanEvent<'a>>,
     /// The error, if the span failed (its status is then Error with this description).
-    pub error: Option<String>,
+    pub error: Option<Text<'a>>,
     /// Child spans.
-    pub children: Vec<SpanNode>,
+    pub children: Vec<SpanNode<'a>>,
 }
 
-impl SpanNode {
-    pub(crate) fn new(name: &str, start: SystemTime, end: SystemTime) -> Self {
+impl<'a> SpanNode<'a> {
+    pub(crate) fn new(name: impl Into<Text<'a>>, start: SystemTime, end: SystemTime) -> Self {
         Self {
-            name: name.to_owned(),
+            name: name.into(),
             client: false,
             start,
             end: end.max(start),
@@ -92,12 +94,12 @@ impl SpanNode {
     }
 
     /// The value of attribute `key`, if set.
-    pub fn attr(&self, key: &str) -> Option<&Value> {
+    pub fn attr(&self, key: &str) -> Option<&Value<'a>> {
         self.attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// Every span of the tree, depth first (this one first).
-    pub fn walk(&self) -> Vec<&SpanNode> {
+    pub fn walk(&self) -> Vec<&SpanNode<'a>> {
         let mut all = vec![self];
         for child in &self.children {
             all.extend(child.walk());
@@ -106,18 +108,18 @@ impl SpanNode {
     }
 }
 
-fn s(v: impl Into<String>) -> Value {
+fn s<'a>(v: impl Into<Text<'a>>) -> Value<'a> {
     Value::Str(v.into())
 }
 
-fn int(v: impl TryInto<i64>) -> Value {
+fn int(v: impl TryInto<i64>) -> Value<'static> {
     Value::Int(v.try_into().unwrap_or(i64::MAX))
 }
 
 /// The span trees of `trace`: one per HTTP request (redirect chains grouped), then one per
 /// TCP connection that no request used and one per name resolution that served no request
 /// (what a program traced from the kernel, `nettrace-loader trace`, is made of).
-pub fn request_trees(trace: &HttpTrace) -> Vec<SpanNode> {
+pub fn request_trees(trace: &HttpTrace) -> Vec<SpanNode<'_>> {
     let mut trees = request::http_trees(trace);
     trees.extend(connection_trees(trace));
     trees
@@ -125,7 +127,7 @@ pub fn request_trees(trace: &HttpTrace) -> Vec<SpanNode> {
 
 /// Connections and name resolutions no HTTP request used, as trees of their own, timed by
 /// their records (the model's phases are those of requests).
-fn connection_trees(trace: &HttpTrace) -> Vec<SpanNode> {
+fn connection_trees(trace: &HttpTrace) -> Vec<SpanNode<'_>> {
     let times = Times::of(trace);
     let lookup = Lookup::new(trace);
     let net = &trace.net_trace;
@@ -153,7 +155,7 @@ fn connection_trees(trace: &HttpTrace) -> Vec<SpanNode> {
             continue;
         };
         let mut root = connect.clone();
-        root.name = format!("TCP {}", dial.dst_address);
+        root.name = format!("TCP {}", dial.dst_address).into();
         root.client = true;
         root.end = times
             .at(&conn.conn_close_at, &conn.precise_us, "connCloseAt")
@@ -171,7 +173,7 @@ fn connection_trees(trace: &HttpTrace) -> Vec<SpanNode> {
         if let Some(process) = &conn.process {
             root.attrs.push(("process.pid", int(process.pid)));
             root.attrs
-                .push(("process.executable.name", s(&process.comm)));
+                .push(("process.executable.name", s(process.comm.as_str())));
         }
         root.attrs
             .push(("nettrace.conn.trace_id", s(conn.trace_id.as_str())));
@@ -201,4 +203,5 @@ mod records;
 mod request;
 #[cfg(test)]
 mod tests;
+mod text;
 mod times;

@@ -2,6 +2,7 @@
 //! plain message-object encoder (kept here as the reference) builds from the same trees.
 use std::{
     collections::HashSet,
+    sync::LazyLock,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -19,46 +20,48 @@ use rand::{SeedableRng as _, rngs::SmallRng};
 
 use super::*;
 use crate::spans::{SpanEvent, request_trees};
+use nettrace_model::HttpTrace;
 
 fn ids(seed: u64) -> Ids {
     Ids(SmallRng::seed_from_u64(seed))
 }
 
-fn one_request_trees() -> Vec<SpanNode> {
-    request_trees(&crate::tests_support::one_request())
+fn one_request_trees() -> Vec<SpanNode<'static>> {
+    static TRACE: LazyLock<HttpTrace> = LazyLock::new(crate::tests_support::one_request);
+    request_trees(&TRACE)
 }
 
 /// A tree with what the fixture lacks: an error, negative and large integers, booleans,
 /// empty and non-ASCII strings, a string long enough for a two-byte length, an event
 /// without attributes, a time before the epoch.
-fn odd_tree() -> SpanNode {
+fn odd_tree() -> SpanNode<'static> {
     let at = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
     let mut child = SpanNode::new("", UNIX_EPOCH - Duration::from_secs(1), at);
-    child.error = Some("connect: Verbindung abgelehnt (é)".to_owned());
+    child.error = Some("connect: Verbindung abgelehnt (é)".into());
     child.attrs = vec![
         ("n.neg", Value::Int(-1)),
         ("n.max", Value::Int(i64::MAX)),
         ("n.zero", Value::Int(0)),
         ("b.true", Value::Bool(true)),
         ("b.false", Value::Bool(false)),
-        ("s.empty", Value::Str(String::new())),
+        ("s.empty", Value::Str("".into())),
     ];
-    let mut root = SpanNode::new(&"x".repeat(300), at, at + Duration::from_millis(5));
+    let mut root = SpanNode::new("x".repeat(300), at, at + Duration::from_millis(5));
     root.client = true;
-    root.attrs = vec![("url.full", Value::Str("https://é.test/".repeat(20)))];
+    root.attrs = vec![("url.full", Value::Str("https://é.test/".repeat(20).into()))];
     root.events = vec![
         SpanEvent {
-            name: "read".to_owned(),
+            name: "read".into(),
             at,
             attrs: vec![("bytes", Value::Int(4096))],
         },
         SpanEvent {
-            name: String::new(),
+            name: "".into(),
             at,
             attrs: Vec::new(),
         },
     ];
-    root.error = Some(String::new());
+    root.error = Some("".into());
     root.children = vec![child];
     root
 }
@@ -91,7 +94,7 @@ fn reference_append(
         span_id: span_id.clone(),
         parent_span_id,
         flags: SPAN_FLAGS,
-        name: node.name.clone(),
+        name: node.name.to_string(),
         kind: kind as i32,
         start_time_unix_nano: unix_nanos(node.start),
         end_time_unix_nano: unix_nanos(node.end),
@@ -101,13 +104,13 @@ fn reference_append(
             .iter()
             .map(|event| Event {
                 time_unix_nano: unix_nanos(event.at),
-                name: event.name.clone(),
+                name: event.name.to_string(),
                 attributes: reference_key_values(&event.attrs),
                 dropped_attributes_count: 0,
             })
             .collect(),
         status: node.error.as_ref().map(|message| Status {
-            message: message.clone(),
+            message: message.to_string(),
             code: StatusCode::Error as i32,
         }),
         ..Span::default()
@@ -124,7 +127,7 @@ fn reference_key_values(attrs: &[Attr]) -> Vec<KeyValue> {
             key: (*key).to_owned(),
             value: Some(AnyValue {
                 value: Some(match value {
-                    Value::Str(v) => any_value::Value::StringValue(v.clone()),
+                    Value::Str(v) => any_value::Value::StringValue(v.to_string()),
                     Value::Int(v) => any_value::Value::IntValue(*v),
                     Value::Bool(v) => any_value::Value::BoolValue(*v),
                 }),

@@ -2,10 +2,10 @@
 //! error class.
 use nettrace_model::{HttpReqTrace, TcpConnTrace};
 
-use super::{Attr, Value, int, s};
+use super::{Attr, Text, Value, int, s};
 
 /// A short, low-cardinality class of an error text (semantic conventions' `error.type`).
-pub(super) fn error_type(error: &str) -> String {
+pub(super) fn error_type(error: &str) -> &'static str {
     let lower = error.to_ascii_lowercase();
     let known = [
         ("timed out", "timeout"),
@@ -22,17 +22,19 @@ pub(super) fn error_type(error: &str) -> String {
         .iter()
         .find(|(needle, _)| lower.contains(needle))
         .map_or("_OTHER", |(_, kind)| kind)
-        .to_owned()
 }
 
 /// The attributes of a request span: the request, its response, and the connection it went
 /// over (`conn`; `reused` when it was opened for something earlier).
-pub(super) fn request_attrs(
-    hop: &HttpReqTrace,
-    conn: Option<&TcpConnTrace>,
+pub(super) fn request_attrs<'a>(
+    hop: &'a HttpReqTrace,
+    conn: Option<&'a TcpConnTrace>,
     reused: bool,
-) -> Vec<Attr> {
-    let mut attrs = vec![
+) -> Vec<Attr<'a>> {
+    // The request's attributes, those of its address and connection, and the few its span
+    // adds (precision, error): one allocation.
+    let mut attrs = Vec::with_capacity(24);
+    attrs.extend([
         ("http.request.method", s(&hop.req_method)),
         ("url.full", s(&hop.req_url)),
         ("nettrace.trace_id", s(hop.trace_id.as_str())),
@@ -40,13 +42,15 @@ pub(super) fn request_attrs(
         (
             "network.protocol.version",
             s(match (hop.proto_major, hop.proto_minor) {
-                (2, _) => "2".to_owned(),
-                (major, minor) => format!("{major}.{minor}"),
+                (1, 1) => Text::from("1.1"),
+                (1, 0) => Text::from("1.0"),
+                (2, _) => Text::from("2"),
+                (major, minor) => Text::format(format_args!("{major}.{minor}")),
             }),
         ),
         ("http.request.body.size", int(hop.req_content_len)),
         ("http.response.body.size", int(hop.resp_content_len)),
-    ];
+    ]);
     if hop.resp_status_code != 0 {
         attrs.push(("http.response.status_code", int(hop.resp_status_code)));
     }
@@ -60,11 +64,11 @@ pub(super) fn request_attrs(
     if let Some(conn) = conn {
         let tuple = &conn.addr_tuple;
         if let Some(ip) = tuple.dst_ip {
-            attrs.push(("network.peer.address", s(ip.to_string())));
+            attrs.push(("network.peer.address", s(Text::ip(ip))));
             attrs.push(("network.peer.port", int(tuple.dst_port)));
         }
         if let Some(ip) = tuple.src_ip {
-            attrs.push(("network.local.address", s(ip.to_string())));
+            attrs.push(("network.local.address", s(Text::ip(ip))));
             attrs.push(("network.local.port", int(tuple.src_port)));
         }
         attrs.push(("network.transport", s("tcp")));
@@ -75,7 +79,7 @@ pub(super) fn request_attrs(
 }
 
 /// Host and port of an `http(s)://` URL.
-pub(super) fn server_of(url: &str) -> Option<(String, u16)> {
+pub(super) fn server_of(url: &str) -> Option<(&str, u16)> {
     let (scheme, rest) = url.split_once("://")?;
     let authority = rest.split(['/', '?', '#']).next()?;
     let authority = authority.rsplit('@').next()?;
@@ -87,10 +91,10 @@ pub(super) fn server_of(url: &str) -> Option<(String, u16)> {
     if let Some(v6) = authority.strip_prefix('[') {
         let (host, after) = v6.split_once(']')?;
         let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
-        return Some((host.to_owned(), port.unwrap_or(default)));
+        return Some((host, port.unwrap_or(default)));
     }
     match authority.rsplit_once(':') {
-        Some((host, port)) => Some((host.to_owned(), port.parse().ok()?)),
-        None => Some((authority.to_owned(), default)),
+        Some((host, port)) => Some((host, port.parse().ok()?)),
+        None => Some((authority, default)),
     }
 }

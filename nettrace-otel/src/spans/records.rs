@@ -6,10 +6,10 @@ use std::time::SystemTime;
 
 use nettrace_model::{DialTrace, HttpTrace, TcpConnTrace, TlsTunnelTrace};
 
-use super::{SpanEvent, SpanNode, Value, int, s, times::Times};
+use super::{SpanEvent, SpanNode, Text, Value, int, s, times::Times};
 
 /// The DNS messages of `dial` as events, in time order, at the messages' precision.
-fn dns_events(trace: &HttpTrace, times: &Times, dial: &DialTrace) -> Vec<SpanEvent> {
+fn dns_events<'a>(trace: &'a HttpTrace, times: &Times, dial: &DialTrace) -> Vec<SpanEvent<'a>> {
     let mut events = Vec::new();
     let queries = trace
         .net_trace
@@ -27,7 +27,7 @@ fn dns_events(trace: &HttpTrace, times: &Times, dial: &DialTrace) -> Vec<SpanEve
                 attrs.push(("dns.question.type", s(q.res_type.to_string())));
             }
             events.push(SpanEvent {
-                name: "dns.query".to_owned(),
+                name: "dns.query".into(),
                 at,
                 attrs,
             });
@@ -38,7 +38,7 @@ fn dns_events(trace: &HttpTrace, times: &Times, dial: &DialTrace) -> Vec<SpanEve
             };
             let answers: Vec<_> = msg.answers.iter().map(|a| a.resolved_val.clone()).collect();
             events.push(SpanEvent {
-                name: "dns.reply".to_owned(),
+                name: "dns.reply".into(),
                 at,
                 attrs: vec![
                     ("dns.id", int(msg.id)),
@@ -54,7 +54,12 @@ fn dns_events(trace: &HttpTrace, times: &Times, dial: &DialTrace) -> Vec<SpanEve
 
 /// Adds the name resolution of `dial` to the `dns` span: its messages, the name, skipped
 /// name servers, and an error when every resolver dial failed.
-pub(super) fn dns_details(trace: &HttpTrace, times: &Times, dial: &DialTrace, span: &mut SpanNode) {
+pub(super) fn dns_details<'a>(
+    trace: &'a HttpTrace,
+    times: &Times,
+    dial: &'a DialTrace,
+    span: &mut SpanNode<'a>,
+) {
     span.events = dns_events(trace, times, dial);
     let name = dial
         .dst_address
@@ -75,17 +80,17 @@ pub(super) fn dns_details(trace: &HttpTrace, times: &Times, dial: &DialTrace, sp
             .iter()
             .map(|r| format!("{}: {}", r.nameserver, r.dial_err))
             .collect();
-        span.error = Some(failed.join("; "));
+        span.error = Some(failed.join("; ").into());
     }
 }
 
 /// A `dns` span of its own for a name resolution no request used: from its first to its
 /// last known moment (resolver dials and messages).
-pub(super) fn lone_dns_span(
-    trace: &HttpTrace,
+pub(super) fn lone_dns_span<'a>(
+    trace: &'a HttpTrace,
     times: &Times,
-    dial: &DialTrace,
-) -> Option<SpanNode> {
+    dial: &'a DialTrace,
+) -> Option<SpanNode<'a>> {
     let events = dns_events(trace, times, dial);
     let resolver_times = dial.resolver_dials.iter().flat_map(|r| {
         [times.ms(&r.dial_begin_at), times.ms(&r.dial_end_at)]
@@ -101,15 +106,15 @@ pub(super) fn lone_dns_span(
 
 /// Adds the TCP connection to the `connect` span: peer, byte counts, the kernel's facts and
 /// state changes (events), the conntrack entry; an error when the dial failed to connect.
-pub(super) fn connect_details(
+pub(super) fn connect_details<'a>(
     times: &Times,
-    dial: Option<&DialTrace>,
-    conn: &TcpConnTrace,
-    span: &mut SpanNode,
+    dial: Option<&'a DialTrace>,
+    conn: &'a TcpConnTrace,
+    span: &mut SpanNode<'a>,
 ) {
     span.attrs.push(("network.transport", s("tcp")));
     if let Some(ip) = conn.addr_tuple.dst_ip {
-        span.attrs.push(("network.peer.address", s(ip.to_string())));
+        span.attrs.push(("network.peer.address", s(Text::ip(ip))));
         span.attrs
             .push(("network.peer.port", int(conn.addr_tuple.dst_port)));
     }
@@ -120,7 +125,7 @@ pub(super) fn connect_details(
     span.attrs
         .push(("nettrace.tcp.total_recv_bytes", int(conn.total_recv_bytes)));
     if let Some(dial) = dial.filter(|d| !conn.connected && !d.dial_err.is_empty()) {
-        span.error = Some(dial.dial_err.clone());
+        span.error = Some((&dial.dial_err).into());
     }
     if let Some(kernel) = &conn.kernel {
         span.attrs.extend([
@@ -143,7 +148,7 @@ pub(super) fn connect_details(
         for change in &kernel.states {
             if let Some(at) = times.ms(&change.at) {
                 span.events.push(SpanEvent {
-                    name: "tcp.state".to_owned(),
+                    name: "tcp.state".into(),
                     at,
                     attrs: vec![
                         ("nettrace.tcp.state.from", s(&change.from)),
@@ -163,21 +168,21 @@ pub(super) fn connect_details(
         if let (Some(src), Some(dst)) = (ct.addr_reply.src_ip, ct.addr_reply.dst_ip) {
             span.attrs.push((
                 "nettrace.conntrack.reply",
-                s(format!(
+                s(Text::format(format_args!(
                     "{src}:{} -> {dst}:{}",
                     ct.addr_reply.src_port, ct.addr_reply.dst_port
-                )),
+                ))),
             ));
         }
     }
 }
 
 /// A `connect` span of its own for a connection no request used: its handshake.
-pub(super) fn lone_connect_span(
+pub(super) fn lone_connect_span<'a>(
     times: &Times,
-    dial: Option<&DialTrace>,
-    conn: &TcpConnTrace,
-) -> Option<SpanNode> {
+    dial: Option<&'a DialTrace>,
+    conn: &'a TcpConnTrace,
+) -> Option<SpanNode<'a>> {
     let start = times.at(
         &conn.handshake_begin_at,
         &conn.precise_us,
@@ -193,7 +198,7 @@ pub(super) fn lone_connect_span(
 
 /// Adds the TLS tunnel to a `tls` (or `proxy-tls`) span: server name, version, cipher,
 /// ALPN, the leaf certificate; the handshake error as the span's error.
-pub(super) fn tls_details(tls: &TlsTunnelTrace, span: &mut SpanNode) {
+pub(super) fn tls_details<'a>(tls: &'a TlsTunnelTrace, span: &mut SpanNode<'a>) {
     span.attrs.push(("tls.server.name", s(&tls.server_name)));
     span.attrs
         .push(("tls.resumed", Value::Bool(tls.did_resume)));
@@ -215,12 +220,12 @@ pub(super) fn tls_details(tls: &TlsTunnelTrace, span: &mut SpanNode) {
         span.attrs.push(("tls.server.issuer", s(&leaf.issuer)));
     }
     if !tls.handshake_err.is_empty() {
-        span.error = Some(tls.handshake_err.clone());
+        span.error = Some((&tls.handshake_err).into());
     }
 }
 
 /// A `tls` span of its own for a tunnel on a connection no request used: its handshake.
-pub(super) fn lone_tls_span(times: &Times, tls: &TlsTunnelTrace) -> Option<SpanNode> {
+pub(super) fn lone_tls_span<'a>(times: &Times, tls: &'a TlsTunnelTrace) -> Option<SpanNode<'a>> {
     let start = times.at(&tls.handshake_begin_at, &tls.precise_us, "handshakeBeginAt")?;
     let end = times
         .at(&tls.handshake_end_at, &tls.precise_us, "handshakeEndAt")

@@ -9,7 +9,7 @@ use nettrace_model::{
 };
 
 use super::{
-    SpanEvent, SpanNode, Value,
+    SpanEvent, SpanNode, Text, Value,
     attrs::{error_type, request_attrs},
     int,
     lookup::Lookup,
@@ -19,22 +19,22 @@ use super::{
 };
 
 /// What every request's tree is built from.
-struct Context<'a> {
+struct Context<'a, 'p> {
     trace: &'a HttpTrace,
     times: Times,
     lookup: Lookup<'a>,
-    ops: ConnOps<'a>,
+    ops: ConnOps<'a, 'p>,
 }
 
 /// The socket operations of each connection in call order, and where each request on it
 /// starts: a request's operations are those from its start to the next request's.
-struct ConnOps<'a> {
+struct ConnOps<'a, 'p> {
     ops: HashMap<&'a str, Vec<(SystemTime, &'a SocketOp)>>,
-    starts: HashMap<&'a str, Vec<SystemTime>>,
+    starts: HashMap<&'p str, Vec<SystemTime>>,
 }
 
-impl<'a> ConnOps<'a> {
-    fn new(trace: &'a HttpTrace, times: &Times, phases: &'a [RequestPhases]) -> Self {
+impl<'a, 'p> ConnOps<'a, 'p> {
+    fn new(trace: &'a HttpTrace, times: &Times, phases: &'p [RequestPhases]) -> Self {
         let mut starts: HashMap<&str, Vec<SystemTime>> = HashMap::new();
         for p in phases.iter().filter(|p| !p.tcp_conn.is_empty()) {
             if let Some(at) = p.total.and_then(|t| op_axis(times, t.start_us)) {
@@ -87,7 +87,7 @@ fn op_axis(times: &Times, us: u64) -> Option<SystemTime> {
 
 /// One tree per HTTP request, the hops of a redirect chain grouped (a hop following a 3xx
 /// response is the previous one's child).
-pub(super) fn http_trees(trace: &HttpTrace) -> Vec<SpanNode> {
+pub(super) fn http_trees(trace: &HttpTrace) -> Vec<SpanNode<'_>> {
     let times = Times::of(trace);
     let phases = request_phases(trace);
     let cx = Context {
@@ -139,7 +139,11 @@ pub(super) fn http_trees(trace: &HttpTrace) -> Vec<SpanNode> {
 }
 
 /// One hop: its span, with a child per phase and its socket operations as events.
-fn hop_span(cx: &Context<'_>, hop: &HttpReqTrace, phases: &RequestPhases) -> Option<SpanNode> {
+fn hop_span<'a>(
+    cx: &Context<'a, '_>,
+    hop: &'a HttpReqTrace,
+    phases: &RequestPhases,
+) -> Option<SpanNode<'a>> {
     let total = phases.total?;
     let start = cx.times.since_begin(total.start_us)?;
     let conn = cx.lookup.conn(&phases.tcp_conn);
@@ -161,7 +165,7 @@ fn hop_span(cx: &Context<'_>, hop: &HttpReqTrace, phases: &RequestPhases) -> Opt
         if phases.unfinished == Some(phase) {
             node.attrs.push(("nettrace.unfinished", Value::Bool(true)));
             if node.error.is_none() && !hop.req_error.is_empty() {
-                node.error = Some(hop.req_error.clone());
+                node.error = Some((&hop.req_error).into());
             }
         }
         end = end.max(node.end);
@@ -187,7 +191,7 @@ fn hop_span(cx: &Context<'_>, hop: &HttpReqTrace, phases: &RequestPhases) -> Opt
         .of(&cx.times, &phases.tcp_conn, total.start_us)
         .iter()
         .map(|(at, op)| SpanEvent {
-            name: op.op_type.to_string(),
+            name: op.op_type.as_str().into(),
             at: *at,
             attrs: {
                 let mut attrs = vec![("nettrace.socket.data_len", int(op.data_len))];
@@ -199,17 +203,20 @@ fn hop_span(cx: &Context<'_>, hop: &HttpReqTrace, phases: &RequestPhases) -> Opt
         })
         .collect();
     span.error = if !hop.req_error.is_empty() {
-        Some(hop.req_error.clone())
+        Some((&hop.req_error).into())
     } else if hop.resp_status_code >= 400 {
-        Some(format!("HTTP status {}", hop.resp_status_code))
+        Some(Text::format(format_args!(
+            "HTTP status {}",
+            hop.resp_status_code
+        )))
     } else {
         None
     };
     if span.error.is_some() {
         let kind = if hop.req_error.is_empty() {
-            hop.resp_status_code.to_string()
+            Text::format(format_args!("{}", hop.resp_status_code))
         } else {
-            error_type(&hop.req_error)
+            error_type(&hop.req_error).into()
         };
         span.attrs.push(("error.type", s(kind)));
     }
@@ -218,14 +225,19 @@ fn hop_span(cx: &Context<'_>, hop: &HttpReqTrace, phases: &RequestPhases) -> Opt
 }
 
 /// What the records behind `phase` add to its span.
-fn phase_details(cx: &Context<'_>, phases: &RequestPhases, phase: Phase, node: &mut SpanNode) {
+fn phase_details<'a>(
+    cx: &Context<'a, '_>,
+    phases: &RequestPhases,
+    phase: Phase,
+    node: &mut SpanNode<'a>,
+) {
     let dial = cx.lookup.dial(&phases.dial);
     match phase {
         Phase::Dns => {
             if let Some(dial) = dial {
                 dns_details(cx.trace, &cx.times, dial, node);
                 if node.error.is_none() && phases.unfinished == Some(Phase::Dns) {
-                    node.error = Some(dial.dial_err.clone()).filter(|e| !e.is_empty());
+                    node.error = Some((&dial.dial_err).into()).filter(|e: &Text| !e.is_empty());
                 }
             }
         }

@@ -5,11 +5,11 @@ use nettrace_model::{HttpTrace, TraceId};
 use super::{SpanNode, Value, attrs::server_of, request_trees, s};
 use crate::tests_support::one_request;
 
-fn names(node: &SpanNode) -> Vec<&str> {
+fn names<'a>(node: &'a SpanNode<'_>) -> Vec<&'a str> {
     node.children.iter().map(|c| c.name.as_str()).collect()
 }
 
-fn child<'a>(node: &'a SpanNode, name: &str) -> &'a SpanNode {
+fn child<'a, 't>(node: &'a SpanNode<'t>, name: &str) -> &'a SpanNode<'t> {
     node.children
         .iter()
         .find(|c| c.name == name)
@@ -41,7 +41,8 @@ fn ms(node: &SpanNode) -> (u128, u128) {
 
 #[test]
 fn a_redirected_request_is_one_tree_with_the_models_phases_and_the_next_hop_as_child() {
-    let trees = request_trees(&one_request());
+    let trace = one_request();
+    let trees = request_trees(&trace);
     assert_eq!(
         trees.len(),
         2,
@@ -126,7 +127,8 @@ fn a_redirected_request_is_one_tree_with_the_models_phases_and_the_next_hop_as_c
 
 #[test]
 fn a_failed_request_has_an_error_status_type_and_unfinished_phase() {
-    let trees = request_trees(&one_request());
+    let trace = one_request();
+    let trees = request_trees(&trace);
     let failed = &trees[1];
     assert_eq!(failed.name, "POST");
     assert_eq!(failed.error.as_deref(), Some("connection reset by peer"));
@@ -297,12 +299,12 @@ fn a_connection_without_requests_keeps_precise_times() {
 
 #[test]
 fn server_of_reads_hosts_ports_and_ipv6() {
-    assert_eq!(server_of("http://a.test/x"), Some(("a.test".into(), 80)));
+    assert_eq!(server_of("http://a.test/x"), Some(("a.test", 80)));
     assert_eq!(
         server_of("https://u:p@a.test:8443?q"),
-        Some(("a.test".into(), 8443))
+        Some(("a.test", 8443))
     );
-    assert_eq!(server_of("http://[::1]:8080/"), Some(("::1".into(), 8080)));
-    assert_eq!(server_of("https://[::1]/"), Some(("::1".into(), 443)));
+    assert_eq!(server_of("http://[::1]:8080/"), Some(("::1", 8080)));
+    assert_eq!(server_of("https://[::1]/"), Some(("::1", 443)));
     assert_eq!(server_of("nonsense"), None);
 }

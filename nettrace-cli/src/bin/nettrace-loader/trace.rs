@@ -231,7 +231,7 @@ impl Streamer {
                     return Ok(out);
                 };
                 write_line(&mut out, &trace)?;
-                crate::otlp::export(task_exporter.as_deref(), &trace);
+                crate::otlp::export_owned(task_exporter.as_deref(), trace);
             }
         });
         Ok(Self {

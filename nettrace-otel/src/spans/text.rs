@@ -1,0 +1,226 @@
+//! The strings of span trees: borrowed from the trace where the trace has them, made only
+//! where the span needs a text the trace does not hold (an address, a joined list). Short
+//! made texts (addresses, protocol versions) are kept inline: building a span tree was mostly
+//! allocations and frees (BENCHMARKS.md, issue 15).
+use std::{
+    fmt::{self, Write as _},
+    net::IpAddr,
+    ops::Deref,
+};
+
+/// The longest text kept inline: an IPv6 address with an embedded IPv4 one
+/// (`ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255`) is 45 bytes.
+const INLINE: usize = 46;
+
+/// A string of a span tree.
+#[derive(Clone)]
+pub struct Text<'a>(Repr<'a>);
+
+#[derive(Clone)]
+enum Repr<'a> {
+    Borrowed(&'a str),
+    Owned(String),
+    Inline { len: u8, bytes: [u8; INLINE] },
+}
+
+impl<'a> Text<'a> {
+    /// The text as a string slice.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Borrowed(text) => text,
+            Repr::Owned(text) => text,
+            // Only whole UTF-8 strings are copied in (`Inline::write_str`).
+            Repr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+        }
+    }
+
+    /// What `args` writes: inline when it fits, else allocated.
+    pub fn format(args: fmt::Arguments<'_>) -> Self {
+        let mut inline = Inline::default();
+        if inline.write_fmt(args).is_ok() {
+            return inline.into_text();
+        }
+        Self(Repr::Owned(fmt::format(args)))
+    }
+
+    /// An IP address in its usual text form (RFC 5952 for IPv6), without an allocation.
+    pub fn ip(ip: IpAddr) -> Self {
+        let mut inline = Inline::default();
+        let written = match ip {
+            // Four decimal octets, without the formatting machinery (this is on every
+            // exported request).
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        inline.push(b'.');
+                    }
+                    inline.push_decimal(octet);
+                }
+                Ok(())
+            }
+            IpAddr::V6(v6) => write!(inline, "{v6}"),
+        };
+        match written {
+            Ok(()) => inline.into_text(),
+            Err(_) => Self(Repr::Owned(ip.to_string())),
+        }
+    }
+}
+
+impl Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq for Text<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialEq<str> for Text<'_> {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Text<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(text: &'a str) -> Self {
+        Self(Repr::Borrowed(text))
+    }
+}
+
+impl<'a> From<&'a String> for Text<'a> {
+    fn from(text: &'a String) -> Self {
+        Self(Repr::Borrowed(text))
+    }
+}
+
+impl From<String> for Text<'_> {
+    fn from(text: String) -> Self {
+        Self(Repr::Owned(text))
+    }
+}
+
+/// An inline text being written; writing past its room fails.
+struct Inline {
+    len: usize,
+    bytes: [u8; INLINE],
+}
+
+impl Default for Inline {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            bytes: [0; INLINE],
+        }
+    }
+}
+
+impl Inline {
+    /// One ASCII byte (the IPv4 writer stays within 15 bytes).
+    fn push(&mut self, byte: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    fn push_decimal(&mut self, value: u8) {
+        if value >= 100 {
+            self.push(b'0' + value / 100);
+        }
+        if value >= 10 {
+            self.push(b'0' + value / 10 % 10);
+        }
+        self.push(b'0' + value % 10);
+    }
+
+    fn into_text<'a>(self) -> Text<'a> {
+        Text(Repr::Inline {
+            // At most INLINE (46) bytes.
+            len: self.len as u8,
+            bytes: self.bytes,
+        })
+    }
+}
+
+impl fmt::Write for Inline {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let end = self.len + text.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        slot.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+
+    #[test]
+    fn addresses_read_as_their_display_form() {
+        let samples: [IpAddr; 7] = [
+            Ipv4Addr::new(0, 0, 0, 0).into(),
+            Ipv4Addr::new(127, 0, 0, 1).into(),
+            Ipv4Addr::new(10, 99, 100, 255).into(),
+            Ipv4Addr::new(255, 255, 255, 255).into(),
+            Ipv6Addr::LOCALHOST.into(),
+            "2001:db8::8a2e:370:7334".parse().expect("v6"),
+            "::ffff:255.255.255.255".parse().expect("mapped"),
+        ];
+        for ip in samples {
+            assert_eq!(Text::ip(ip).as_str(), ip.to_string());
+        }
+        let longest = Ipv6Addr::from([0xffff; 8]);
+        assert_eq!(Text::ip(longest.into()).as_str(), longest.to_string());
+    }
+
+    #[test]
+    fn formatted_text_is_inline_when_short_and_whole_when_long() {
+        assert_eq!(Text::format(format_args!("{}.{}", 1, 1)), "1.1");
+        let long = "é".repeat(40);
+        assert_eq!(
+            Text::format(format_args!("{long}!")).as_str(),
+            format!("{long}!")
+        );
+        assert!(matches!(
+            Text::format(format_args!("{long}")).0,
+            Repr::Owned(_)
+        ));
+    }
+
+    #[test]
+    fn texts_compare_by_content_whatever_holds_them() {
+        let owned = String::from("GET");
+        assert_eq!(Text::from(&owned), Text::from("GET".to_owned()));
+        assert_eq!(Text::from("GET"), "GET");
+        assert_eq!(format!("{:?}", Text::from("a\"b")), "\"a\\\"b\"");
+    }
+}
