@@ -109,6 +109,7 @@ mod go_names;
 pub mod har;
 pub mod html;
 mod http;
+mod id_map;
 mod kernel;
 mod list;
 pub mod phases;
@@ -132,6 +133,7 @@ pub use dns_codes::{DnsRCode, DnsResType};
 pub use dropped::DroppedRecords;
 pub use error::ModelError;
 pub use http::{HdrFieldsOpt, HttpHeader, HttpHeaderKv, HttpReqTrace, HttpReqTraces};
+pub use id_map::IdMap;
 pub use kernel::{
     KernelDataStatus, KernelSocketCalls, KernelStateChange, KernelTcpFacts, KernelUdpFacts,
 };

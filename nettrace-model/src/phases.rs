@@ -613,7 +613,6 @@ fn last_read(ix: &TraceIndex<'_>, index: usize, conn: usize, head: u64) -> Optio
     ix.ops(conn)?.last_read(head, ix.next_on_conn(index))
 }
 
-mod id_map;
 mod index;
 #[cfg(test)]
 mod tests;

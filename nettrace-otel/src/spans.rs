@@ -22,8 +22,7 @@
 //! events.
 use std::time::SystemTime;
 
-use foldhash::HashSet;
-use nettrace_model::HttpTrace;
+use nettrace_model::{HttpTrace, IdMap};
 
 use self::{
     lookup::Lookup,
@@ -120,28 +119,33 @@ fn int(v: impl TryInto<i64>) -> Value<'static> {
 /// TCP connection that no request used and one per name resolution that served no request
 /// (what a program traced from the kernel, `nettrace-loader trace`, is made of).
 pub fn request_trees(trace: &HttpTrace) -> Vec<SpanNode<'_>> {
-    let mut trees = request::http_trees(trace);
-    trees.extend(connection_trees(trace));
+    let times = Times::of(trace);
+    let lookup = Lookup::new(trace);
+    let mut trees = request::http_trees(trace, times, &lookup);
+    trees.extend(connection_trees(trace, times, &lookup));
     trees
 }
 
 /// Connections and name resolutions no HTTP request used, as trees of their own, timed by
 /// their records (the model's phases are those of requests).
-fn connection_trees(trace: &HttpTrace) -> Vec<SpanNode<'_>> {
-    let times = Times::of(trace);
-    let lookup = Lookup::new(trace);
+fn connection_trees<'a>(
+    trace: &'a HttpTrace,
+    times: Times,
+    lookup: &Lookup<'a>,
+) -> Vec<SpanNode<'a>> {
     let net = &trace.net_trace;
-    let used: HashSet<&str> = trace
-        .http_requests
-        .iter()
-        .map(|r| r.tcp_conn.as_str())
-        .collect();
-    let http_dials: HashSet<&str> = net
+    let mut used = IdMap::default();
+    for request in &trace.http_requests {
+        used.insert_first(request.tcp_conn.as_str(), ());
+    }
+    let mut http_dials = IdMap::default();
+    for conn in net
         .tcp_conns
         .iter()
         .filter(|c| used.contains(c.trace_id.as_str()))
-        .map(|c| c.from_dial.as_str())
-        .collect();
+    {
+        http_dials.insert_first(conn.from_dial.as_str(), ());
+    }
     let mut trees = Vec::new();
     for conn in net
         .tcp_conns
@@ -183,11 +187,10 @@ fn connection_trees(trace: &HttpTrace) -> Vec<SpanNode<'_>> {
         .dials
         .iter()
         .filter(|d| !http_dials.contains(d.trace_id.as_str()));
-    let resolving: HashSet<&str> = net
-        .dns_queries
-        .iter()
-        .map(|q| q.from_dial.as_str())
-        .collect();
+    let mut resolving = IdMap::default();
+    for query in &net.dns_queries {
+        resolving.insert_first(query.from_dial.as_str(), ());
+    }
     for dial in dialled_names.filter(|d| resolving.contains(d.trace_id.as_str())) {
         if let Some(mut dns) = lone_dns_span(trace, &times, dial) {
             dns.client = true;

@@ -11,10 +11,11 @@
 //! allocated for what a trace does not hold.
 
 use crate::{
-    DialTrace, DnsQueryTrace, HttpTrace, SocketOp, SocketOpType, TcpConnTrace, TlsTunnelTrace,
+    DialTrace, DnsQueryTrace, HttpTrace, IdMap, SocketOp, SocketOpType, TcpConnTrace,
+    TlsTunnelTrace,
 };
 
-use super::{Clock, id_map::IdMap};
+use super::Clock;
 
 /// The maximum of values over a range of sorted keys, in O(1) per query after an
 /// O(n log n) build (a sparse table).

@@ -1,24 +1,22 @@
 //! The records of a trace by ID, built once per trace so that each request's span tree
 //! costs lookups, not scans.
-use foldhash::{HashMap, HashMapExt as _};
-
-use nettrace_model::{DialTrace, HttpTrace, TcpConnTrace, TlsTunnelTrace, TraceId};
+use nettrace_model::{DialTrace, HttpTrace, IdMap, TcpConnTrace, TlsTunnelTrace, TraceId};
 
 /// Dials, TCP connections and TLS tunnels by `traceID` (the first record of an ID, as
 /// [`nettrace_model::TraceList::get`] finds it; an empty ID names none).
 pub(super) struct Lookup<'a> {
-    dials: HashMap<&'a str, &'a DialTrace>,
-    conns: HashMap<&'a str, &'a TcpConnTrace>,
-    tunnels: HashMap<&'a str, &'a TlsTunnelTrace>,
+    dials: IdMap<'a, &'a DialTrace>,
+    conns: IdMap<'a, &'a TcpConnTrace>,
+    tunnels: IdMap<'a, &'a TlsTunnelTrace>,
 }
 
 fn first_by_id<'a, T>(
     records: impl Iterator<Item = &'a T>,
     id: impl Fn(&'a T) -> &'a TraceId,
-) -> HashMap<&'a str, &'a T> {
-    let mut map = HashMap::new();
+) -> IdMap<'a, &'a T> {
+    let mut map = IdMap::default();
     for record in records {
-        map.entry(id(record).as_str()).or_insert(record);
+        map.insert_first(id(record).as_str(), record);
     }
     map
 }

@@ -1,10 +1,10 @@
 //! One span tree per HTTP request, its phase children built from the model's
 //! [`nettrace_model::phases`] (the same phases as the waterfall, HAR and diagnosis, at the
 //! trace's precision), redirect hops as child requests.
-use std::{collections::HashMap, time::SystemTime};
+use std::time::SystemTime;
 
 use nettrace_model::{
-    HttpReqTrace, HttpTrace, SocketOp, TraceId,
+    HttpReqTrace, HttpTrace, IdMap, SocketOp, TraceId,
     phases::{Phase, Precision, RequestPhases, request_phases},
 };
 
@@ -22,34 +22,33 @@ use super::{
 struct Context<'a, 'p> {
     trace: &'a HttpTrace,
     times: Times,
-    lookup: Lookup<'a>,
+    lookup: &'p Lookup<'a>,
     ops: ConnOps<'a, 'p>,
 }
 
 /// The socket operations of each connection in call order, and where each request on it
 /// starts: a request's operations are those from its start to the next request's.
 struct ConnOps<'a, 'p> {
-    ops: HashMap<&'a str, Vec<(SystemTime, &'a SocketOp)>>,
-    starts: HashMap<&'p str, Vec<SystemTime>>,
+    ops: IdMap<'a, Vec<(SystemTime, &'a SocketOp)>>,
+    starts: IdMap<'p, Vec<SystemTime>>,
 }
 
 impl<'a, 'p> ConnOps<'a, 'p> {
     fn new(trace: &'a HttpTrace, times: &Times, phases: &'p [RequestPhases]) -> Self {
-        let mut starts: HashMap<&str, Vec<SystemTime>> = HashMap::new();
+        let mut starts: IdMap<Vec<SystemTime>> = IdMap::default();
         for p in phases.iter().filter(|p| !p.tcp_conn.is_empty()) {
             if let Some(at) = p.total.and_then(|t| op_axis(times, t.start_us)) {
-                starts.entry(p.tcp_conn.as_str()).or_default().push(at);
+                starts
+                    .get_or_insert_with(p.tcp_conn.as_str(), Vec::new)
+                    .push(at);
             }
         }
-        for list in starts.values_mut() {
-            list.sort_unstable();
-        }
-        let mut ops = HashMap::new();
+        starts.for_each_value_mut(|list| list.sort_unstable());
+        let mut ops = IdMap::default();
         for conn in trace.net_trace.tcp_conns.iter() {
-            let (Some(socket), true) = (
-                &conn.socket_trace,
-                starts.contains_key(conn.trace_id.as_str()),
-            ) else {
+            let (Some(socket), true) =
+                (&conn.socket_trace, starts.contains(conn.trace_id.as_str()))
+            else {
                 continue;
             };
             let mut list: Vec<_> = socket
@@ -58,7 +57,7 @@ impl<'a, 'p> ConnOps<'a, 'p> {
                 .filter_map(|op| Some((times.ms(&op.call_at)?, op)))
                 .collect();
             list.sort_by_key(|(at, _)| *at);
-            ops.entry(conn.trace_id.as_str()).or_insert(list);
+            ops.insert_first(conn.trace_id.as_str(), list);
         }
         Self { ops, starts }
     }
@@ -87,13 +86,16 @@ fn op_axis(times: &Times, us: u64) -> Option<SystemTime> {
 
 /// One tree per HTTP request, the hops of a redirect chain grouped (a hop following a 3xx
 /// response is the previous one's child).
-pub(super) fn http_trees(trace: &HttpTrace) -> Vec<SpanNode<'_>> {
-    let times = Times::of(trace);
+pub(super) fn http_trees<'a>(
+    trace: &'a HttpTrace,
+    times: Times,
+    lookup: &Lookup<'a>,
+) -> Vec<SpanNode<'a>> {
     let phases = request_phases(trace);
     let cx = Context {
         trace,
         times,
-        lookup: Lookup::new(trace),
+        lookup,
         ops: ConnOps::new(trace, &times, &phases),
     };
     let mut chains: Vec<Vec<(&HttpReqTrace, &RequestPhases)>> = Vec::new();

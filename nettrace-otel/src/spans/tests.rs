@@ -308,3 +308,34 @@ fn server_of_reads_hosts_ports_and_ipv6() {
     assert_eq!(server_of("https://[::1]/"), Some(("::1", 443)));
     assert_eq!(server_of("nonsense"), None);
 }
+
+#[test]
+fn a_connection_and_a_resolution_no_request_used_are_trees_of_their_own() {
+    let mut trace = one_request();
+    // Every record of the fixture serves a request: no tree of its own.
+    assert_eq!(request_trees(&trace).len(), 2);
+    trace.http_requests = Default::default();
+    let trees = request_trees(&trace);
+    let roots: Vec<&str> = trees.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(roots, ["TCP example.test:443", "dns"]);
+    let conn = &trees[0];
+    assert!(conn.client);
+    assert_eq!(names(conn), ["connect", "tls"]);
+    assert_eq!(conn.attr("nettrace.conn.trace_id"), Some(&s("tcp-1")));
+    assert_eq!(ms(conn), (10, 200), "handshake to the trace's end");
+    let connect = child(conn, "connect");
+    assert_eq!(ms(connect), (10, 20));
+    assert!(
+        connect.attrs.is_empty(),
+        "the connection's attributes are the root's"
+    );
+    assert_eq!(conn.attr("network.peer.address"), Some(&s("192.0.2.1")));
+    assert_eq!(
+        child(conn, "tls").attr("tls.protocol.version"),
+        Some(&s("1.3"))
+    );
+    let dns = &trees[1];
+    assert!(dns.client);
+    assert_eq!(ms(dns), (2, 8), "resolver dial to the reply");
+    assert_eq!(dns.attr("dns.question.name"), Some(&s("example.test")));
+}

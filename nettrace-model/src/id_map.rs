@@ -3,10 +3,12 @@
 //! A streamed trace holds one request, one connection and perhaps one dial, and its phases are
 //! computed once per trace: there a hash map costs more (a hasher seed and a table
 //! allocation each) than the lookups it saves. An `IdMap` is a list searched in order while it
-//! holds at most [`LINEAR_MAX`] entries, and a hash map past that, so large traces keep O(1)
+//! holds at most 16 entries, and a hash map past that, so large traces keep O(1)
 //! lookups. An empty map allocates nothing.
 //!
-//! ```ignore
+//! ```
+//! use nettrace_model::IdMap;
+//!
 //! let mut map = IdMap::default();
 //! map.insert_first("conn-1", 0);
 //! map.insert_first("conn-1", 5); // the first value of an ID stays
@@ -15,11 +17,14 @@
 use foldhash::{HashMap, HashMapExt as _};
 
 /// The most entries kept in a list searched in order; one more turns the map into a hash map.
-pub(super) const LINEAR_MAX: usize = 16;
+pub(crate) const LINEAR_MAX: usize = 16;
 
 /// Values by ID (`&str`), any ID accepted, the empty one included.
 #[derive(Debug)]
-pub(super) enum IdMap<'a, V> {
+pub struct IdMap<'a, V>(Repr<'a, V>);
+
+#[derive(Debug)]
+enum Repr<'a, V> {
     /// At most [`LINEAR_MAX`] entries, one per ID, in the order of insertion.
     Linear(Vec<(&'a str, V)>),
     /// More than [`LINEAR_MAX`] entries.
@@ -28,14 +33,14 @@ pub(super) enum IdMap<'a, V> {
 
 impl<V> Default for IdMap<'_, V> {
     fn default() -> Self {
-        Self::Linear(Vec::new())
+        Self(Repr::Linear(Vec::new()))
     }
 }
 
 impl<'a> IdMap<'a, usize> {
     /// The first position of each non-empty ID among `ids` (as [`crate::TraceList::get`]
     /// finds a record: the empty ID means "no record").
-    pub(super) fn first_positions(ids: impl Iterator<Item = &'a str>) -> Self {
+    pub fn first_positions(ids: impl Iterator<Item = &'a str>) -> Self {
         let mut map = Self::default();
         for (i, id) in ids.enumerate() {
             if !id.is_empty() {
@@ -48,25 +53,25 @@ impl<'a> IdMap<'a, usize> {
 
 impl<'a, V> IdMap<'a, V> {
     /// The value of `id`, if any.
-    pub(super) fn get(&self, id: &str) -> Option<&V> {
-        match self {
-            Self::Linear(entries) => entries.iter().find(|(k, _)| *k == id).map(|(_, v)| v),
-            Self::Hashed(map) => map.get(id),
+    pub fn get(&self, id: &str) -> Option<&V> {
+        match &self.0 {
+            Repr::Linear(entries) => entries.iter().find(|(k, _)| *k == id).map(|(_, v)| v),
+            Repr::Hashed(map) => map.get(id),
         }
     }
 
     /// The value of `id`, inserted as `make()` if it had none.
-    pub(super) fn get_or_insert_with(&mut self, id: &'a str, make: impl FnOnce() -> V) -> &mut V {
-        if let Self::Linear(entries) = self
+    pub fn get_or_insert_with(&mut self, id: &'a str, make: impl FnOnce() -> V) -> &mut V {
+        if let Repr::Linear(entries) = &mut self.0
             && entries.len() >= LINEAR_MAX
             && !entries.iter().any(|(k, _)| *k == id)
         {
             let mut map = HashMap::with_capacity(LINEAR_MAX * 2);
             map.extend(entries.drain(..));
-            *self = Self::Hashed(map);
+            self.0 = Repr::Hashed(map);
         }
-        match self {
-            Self::Linear(entries) => {
+        match &mut self.0 {
+            Repr::Linear(entries) => {
                 let at = match entries.iter().position(|(k, _)| *k == id) {
                     Some(at) => at,
                     None => {
@@ -76,28 +81,45 @@ impl<'a, V> IdMap<'a, V> {
                 };
                 &mut entries[at].1
             }
-            Self::Hashed(map) => map.entry(id).or_insert_with(make),
+            Repr::Hashed(map) => map.entry(id).or_insert_with(make),
         }
     }
 
     /// Sets the value of `id` unless it has one: the first value of each ID wins.
-    pub(super) fn insert_first(&mut self, id: &'a str, value: V) {
+    pub fn insert_first(&mut self, id: &'a str, value: V) {
         self.get_or_insert_with(id, || value);
     }
 
+    /// Whether `id` has a value.
+    pub fn contains(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Calls `change` with each value, in no particular order.
+    pub fn for_each_value_mut(&mut self, mut change: impl FnMut(&mut V)) {
+        match &mut self.0 {
+            Repr::Linear(entries) => entries.iter_mut().for_each(|(_, v)| change(v)),
+            Repr::Hashed(map) => map.values_mut().for_each(change),
+        }
+    }
+
+    /// Whether no ID has a value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// How many IDs have a value.
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        match self {
-            Self::Linear(entries) => entries.len(),
-            Self::Hashed(map) => map.len(),
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Linear(entries) => entries.len(),
+            Repr::Hashed(map) => map.len(),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{IdMap, LINEAR_MAX};
+    use super::{IdMap, LINEAR_MAX, Repr};
 
     /// IDs `id0`, `id1`, ... for `n` records.
     fn ids(n: usize) -> Vec<String> {
@@ -129,7 +151,11 @@ mod tests {
                     *last.get_or_insert_with(id.as_str(), || (round, i)) = (round, i);
                 }
             }
-            assert_eq!(matches!(first, IdMap::Hashed(_)), n > LINEAR_MAX, "{n} IDs");
+            assert_eq!(
+                matches!(first.0, Repr::Hashed(_)),
+                n > LINEAR_MAX,
+                "{n} IDs"
+            );
             assert_eq!(first.len(), n);
             assert_eq!(last.len(), n);
             for (i, id) in ids.iter().enumerate() {
@@ -175,9 +201,26 @@ mod tests {
     }
 
     #[test]
+    fn every_value_can_be_changed_in_place() {
+        for n in [3, LINEAR_MAX * 2] {
+            let ids = ids(n);
+            let mut map = IdMap::default();
+            for (i, id) in ids.iter().enumerate() {
+                map.insert_first(id.as_str(), i);
+            }
+            map.for_each_value_mut(|v| *v += 100);
+            for (i, id) in ids.iter().enumerate() {
+                assert!(map.contains(id));
+                assert_eq!(map.get(id), Some(&(i + 100)), "{n} IDs");
+            }
+            assert!(!map.contains("other") && !map.is_empty());
+        }
+    }
+
+    #[test]
     fn an_empty_map_allocates_nothing() {
         let map: IdMap<'_, usize> = IdMap::default();
-        assert!(matches!(&map, IdMap::Linear(entries) if entries.capacity() == 0));
+        assert!(matches!(&map.0, Repr::Linear(entries) if entries.capacity() == 0));
         assert_eq!(map.get("a"), None);
     }
 }
