@@ -36,6 +36,26 @@ impl<'a> Text<'a> {
         }
     }
 
+    /// The text's bytes (UTF-8), without the check `as_str` makes of an inline text: what
+    /// the encoder writes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Borrowed(text) => text.as_bytes(),
+            Repr::Owned(text) => text.as_bytes(),
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+        }
+    }
+
+    /// The text's length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the text is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// What `args` writes: inline when it fits, else allocated.
     pub fn format(args: fmt::Arguments<'_>) -> Self {
         let mut inline = Inline::default();
@@ -221,6 +241,10 @@ mod tests {
         let owned = String::from("GET");
         assert_eq!(Text::from(&owned), Text::from("GET".to_owned()));
         assert_eq!(Text::from("GET"), "GET");
+        let inline = Text::ip("10.0.0.1".parse().expect("v4"));
+        assert_eq!(inline.as_bytes(), b"10.0.0.1");
+        assert_eq!((inline.len(), inline.is_empty()), (8, false));
+        assert!(Text::from("").is_empty());
         assert_eq!(format!("{:?}", Text::from("a\"b")), "\"a\\\"b\"");
     }
 }
