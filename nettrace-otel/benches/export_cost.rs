@@ -7,8 +7,9 @@
 //! process from `/proc/self/task/*/schedstat` (nanoseconds, unlike `stat`'s ticks). The
 //! exporter's threads are told apart by name (`nettrace-otlp`, reqwest's runtime); the
 //! caller's own cost (queueing a copy of the trace) is the bench binary's row. Then the same
-//! number of span trees are built on the bench's thread alone: the part of the exporter
-//! thread's cost that is not OTLP encoding and sending.
+//! number of span trees are built on the bench's thread alone (the part of the exporter
+//! thread's cost that is not OTLP encoding and sending), and before them the model's phases
+//! alone (`nettrace_model::phases::request_phases`, part of each tree).
 //!
 //! ```sh
 //! cargo bench -p nettrace-otel --bench export_cost
