@@ -108,15 +108,8 @@ impl OtlpArgs {
     }
 }
 
-/// Queues `trace`'s spans when exporting.
-pub(crate) fn export(exporter: Option<&OtlpExporter>, trace: &HttpTrace) {
-    if let Some(exporter) = exporter {
-        exporter.export(trace);
-    }
-}
-
 /// Queues `trace`'s spans when exporting, handing the trace over (no copy).
-pub(crate) fn export_owned(exporter: Option<&OtlpExporter>, trace: HttpTrace) {
+pub(crate) fn export(exporter: Option<&OtlpExporter>, trace: HttpTrace) {
     if let Some(exporter) = exporter {
         exporter.export_owned(trace);
     }

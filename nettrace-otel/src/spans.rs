@@ -168,10 +168,9 @@ fn connection_trees<'a>(
             .max(root.end);
         root.events = Vec::new();
         connect.attrs.clear();
-        let tls = net
-            .tls_tunnels
+        let tls = lookup
+            .tunnels_on(&conn.trace_id)
             .iter()
-            .filter(|t| t.tcp_conn == conn.trace_id)
             .filter_map(|t| lone_tls_span(&times, t));
         root.children = std::iter::once(connect).chain(tls).collect();
         if let Some(process) = &conn.process {
@@ -192,7 +191,7 @@ fn connection_trees<'a>(
         resolving.insert_first(query.from_dial.as_str(), ());
     }
     for dial in dialled_names.filter(|d| resolving.contains(d.trace_id.as_str())) {
-        if let Some(mut dns) = lone_dns_span(trace, &times, dial) {
+        if let Some(mut dns) = lone_dns_span(lookup, &times, dial) {
             dns.client = true;
             trees.push(dns);
         }

@@ -4,19 +4,14 @@
 //! spans of connections no request used take theirs from the records themselves.
 use std::time::SystemTime;
 
-use nettrace_model::{DialTrace, HttpTrace, TcpConnTrace, TlsTunnelTrace};
+use nettrace_model::{DialTrace, TcpConnTrace, TlsTunnelTrace};
 
-use super::{SpanEvent, SpanNode, Text, Value, int, s, times::Times};
+use super::{SpanEvent, SpanNode, Text, Value, int, lookup::Lookup, s, times::Times};
 
 /// The DNS messages of `dial` as events, in time order, at the messages' precision.
-fn dns_events<'a>(trace: &'a HttpTrace, times: &Times, dial: &DialTrace) -> Vec<SpanEvent<'a>> {
+fn dns_events<'a>(lookup: &Lookup<'a>, times: &Times, dial: &DialTrace) -> Vec<SpanEvent<'a>> {
     let mut events = Vec::new();
-    let queries = trace
-        .net_trace
-        .dns_queries
-        .iter()
-        .filter(|q| q.from_dial == dial.trace_id);
-    for query in queries {
+    for query in lookup.queries_of(&dial.trace_id) {
         for msg in &query.dns_query_msgs {
             let Some(at) = times.at(&msg.sent_at, &msg.precise_us, "sentAt") else {
                 continue;
@@ -55,12 +50,12 @@ fn dns_events<'a>(trace: &'a HttpTrace, times: &Times, dial: &DialTrace) -> Vec<
 /// Adds the name resolution of `dial` to the `dns` span: its messages, the name, skipped
 /// name servers, and an error when every resolver dial failed.
 pub(super) fn dns_details<'a>(
-    trace: &'a HttpTrace,
+    lookup: &Lookup<'a>,
     times: &Times,
     dial: &'a DialTrace,
     span: &mut SpanNode<'a>,
 ) {
-    span.events = dns_events(trace, times, dial);
+    span.events = dns_events(lookup, times, dial);
     let name = dial
         .dst_address
         .rsplit_once(':')
@@ -87,11 +82,11 @@ pub(super) fn dns_details<'a>(
 /// A `dns` span of its own for a name resolution no request used: from its first to its
 /// last known moment (resolver dials and messages).
 pub(super) fn lone_dns_span<'a>(
-    trace: &'a HttpTrace,
+    lookup: &Lookup<'a>,
     times: &Times,
     dial: &'a DialTrace,
 ) -> Option<SpanNode<'a>> {
-    let events = dns_events(trace, times, dial);
+    let events = dns_events(lookup, times, dial);
     let resolver_times = dial.resolver_dials.iter().flat_map(|r| {
         [times.ms(&r.dial_begin_at), times.ms(&r.dial_end_at)]
             .into_iter()
@@ -100,7 +95,7 @@ pub(super) fn lone_dns_span<'a>(
     let all: Vec<SystemTime> = resolver_times.chain(events.iter().map(|e| e.at)).collect();
     let (start, end) = (all.iter().min()?, all.iter().max()?);
     let mut span = SpanNode::new("dns", *start, *end);
-    dns_details(trace, times, dial, &mut span);
+    dns_details(lookup, times, dial, &mut span);
     Some(span)
 }
 

@@ -20,7 +20,6 @@ use super::{
 
 /// What every request's tree is built from.
 struct Context<'a, 'p> {
-    trace: &'a HttpTrace,
     times: Times,
     lookup: &'p Lookup<'a>,
     ops: ConnOps<'a, 'p>,
@@ -71,7 +70,7 @@ impl<'a, 'p> ConnOps<'a, 'p> {
         let next = self
             .starts
             .get(conn.as_str())
-            .and_then(|starts| starts.iter().find(|at| **at > start));
+            .and_then(|starts| starts.get(starts.partition_point(|at| *at <= start)));
         let from = ops.partition_point(|(at, _)| *at < start);
         let to = next.map_or(ops.len(), |next| ops.partition_point(|(at, _)| at < next));
         ops.get(from..to.max(from)).unwrap_or_default()
@@ -93,7 +92,6 @@ pub(super) fn http_trees<'a>(
 ) -> Vec<SpanNode<'a>> {
     let phases = request_phases(trace);
     let cx = Context {
-        trace,
         times,
         lookup,
         ops: ConnOps::new(trace, &times, &phases),
@@ -237,7 +235,7 @@ fn phase_details<'a>(
     match phase {
         Phase::Dns => {
             if let Some(dial) = dial {
-                dns_details(cx.trace, &cx.times, dial, node);
+                dns_details(cx.lookup, &cx.times, dial, node);
                 if node.error.is_none() && phases.unfinished == Some(Phase::Dns) {
                     node.error = Some((&dial.dial_err).into()).filter(|e: &Text| !e.is_empty());
                 }

@@ -8,9 +8,10 @@ use std::{
     ops::Deref,
 };
 
-/// The longest text kept inline: an IPv6 address with an embedded IPv4 one
-/// (`ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255`) is 45 bytes.
-const INLINE: usize = 46;
+/// The longest text kept inline: any IPv4 address (at most 15 bytes), a version, a status
+/// code, short IPv6 forms (`::1`, `::ffff:10.0.0.1`). 22 bytes keep a `Text` as small as
+/// the enum of a `String` allows; longer texts (IPv6 up to 39 bytes) are allocated.
+const INLINE: usize = 22;
 
 /// A string of a span tree.
 #[derive(Clone)]
@@ -56,7 +57,8 @@ impl<'a> Text<'a> {
         self.len() == 0
     }
 
-    /// What `args` writes: inline when it fits, else allocated.
+    /// What `args` writes: inline when it fits, else allocated (formatted a second time
+    /// then: only long texts, which are rare here).
     pub fn format(args: fmt::Arguments<'_>) -> Self {
         let mut inline = Inline::default();
         if inline.write_fmt(args).is_ok() {
@@ -220,6 +222,16 @@ mod tests {
         }
         let longest = Ipv6Addr::from([0xffff; 8]);
         assert_eq!(Text::ip(longest.into()).as_str(), longest.to_string());
+        assert!(
+            matches!(Text::ip(longest.into()).0, Repr::Owned(_)),
+            "39 bytes: allocated"
+        );
+        assert!(matches!(Text::ip([255; 4].into()).0, Repr::Inline { .. }));
+    }
+
+    #[test]
+    fn a_text_is_no_larger_than_a_string_and_its_tag() {
+        assert!(std::mem::size_of::<Text<'_>>() <= std::mem::size_of::<String>() + 8);
     }
 
     #[test]

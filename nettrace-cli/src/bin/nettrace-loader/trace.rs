@@ -96,10 +96,10 @@ pub(crate) async fn run(args: TraceArgs) -> Result<ExitCode> {
     let (trace, captures) = tracer.trace(&description);
     match streamer {
         // The last line: what is still open (or was never closed) at the end.
-        Some(streamer) => streamer.finish(&trace).await?,
+        Some(streamer) => streamer.finish(trace).await?,
         None => {
             write_trace(args.output.as_deref(), &trace)?;
-            crate::otlp::export(exporter.as_deref(), &trace);
+            crate::otlp::export(exporter.as_deref(), trace);
         }
     }
     if !args.pcap.is_empty() {
@@ -231,7 +231,7 @@ impl Streamer {
                     return Ok(out);
                 };
                 write_line(&mut out, &trace)?;
-                crate::otlp::export_owned(task_exporter.as_deref(), trace);
+                crate::otlp::export(task_exporter.as_deref(), trace);
             }
         });
         Ok(Self {
@@ -242,12 +242,12 @@ impl Streamer {
     }
 
     /// Writes what is still queued, then `last` (when it holds anything), and flushes.
-    async fn finish(self, last: &HttpTrace) -> Result<()> {
+    async fn finish(self, last: HttpTrace) -> Result<()> {
         let _ = self.stop.send(());
         let mut out = self.task.await.context("the stream writer failed")??;
         let net = &last.net_trace;
         if !net.dials.is_empty() || !net.tcp_conns.is_empty() || !net.udp_conns.is_empty() {
-            write_line(&mut out, last)?;
+            write_line(&mut out, &last)?;
             crate::otlp::export(self.exporter.as_deref(), last);
         }
         out.flush().context("writing the stream")

@@ -119,7 +119,7 @@ async fn get(args: GetArgs) -> Result<ExitCode> {
             // A request is complete when its body is read or dropped: its trace is waiting.
             while let Some(trace) = completed.try_recv() {
                 out.write(args.format, &trace)?;
-                crate::otlp::export_owned(exporter.as_ref(), trace);
+                crate::otlp::export(exporter.as_ref(), trace);
             }
         }
         if args.clear_trace {
@@ -157,7 +157,7 @@ async fn get(args: GetArgs) -> Result<ExitCode> {
     if let Some((completed, out)) = &mut stream {
         while let Some(trace) = completed.try_recv() {
             out.write(args.format, &trace)?;
-            crate::otlp::export_owned(exporter.as_ref(), trace);
+            crate::otlp::export(exporter.as_ref(), trace);
         }
         out.flush()?;
         if !args.pcap.is_empty() {
@@ -172,7 +172,7 @@ async fn get(args: GetArgs) -> Result<ExitCode> {
     if stream.is_none() {
         write_traces(&trace_output, &args, &traces, &capture_summaries(&captures))?;
     }
-    for trace in &traces {
+    for trace in traces {
         crate::otlp::export(exporter.as_ref(), trace);
     }
     // The exporter sends from its own thread; waiting for it blocks.

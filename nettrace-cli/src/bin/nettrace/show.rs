@@ -32,7 +32,7 @@ pub(crate) fn run(args: &ShowArgs) -> Result<ExitCode> {
             to_stdout(|out| write_rendered(out, format, std::slice::from_ref(&trace), color, &[]))?;
         }
     }
-    crate::otlp::export(exporter.as_ref(), &trace);
+    crate::otlp::export(exporter.as_ref(), trace);
     Ok(if crate::otlp::finish(exporter, "nettrace") {
         ExitCode::SUCCESS
     } else {
