@@ -4,7 +4,7 @@
 //! computed once per trace: there a hash map costs more (a hasher seed and a table
 //! allocation each) than the lookups it saves. An `IdMap` is a list searched in order while it
 //! holds at most 16 entries, and a hash map past that, so large traces keep O(1)
-//! lookups. An empty map allocates nothing.
+//! lookups. A map of at most two entries (most maps of a streamed trace) allocates nothing.
 //!
 //! ```
 //! use nettrace_model::IdMap;
@@ -15,9 +15,13 @@
 //! assert_eq!(map.get("conn-1"), Some(&0));
 //! ```
 use foldhash::{HashMap, HashMapExt as _};
+use smallvec::SmallVec;
 
 /// The most entries kept in a list searched in order; one more turns the map into a hash map.
 pub(crate) const LINEAR_MAX: usize = 16;
+
+/// Entries kept in the map itself before its list is allocated.
+const INLINE: usize = 2;
 
 /// Values by ID (`&str`), any ID accepted, the empty one included.
 #[derive(Debug)]
@@ -26,14 +30,14 @@ pub struct IdMap<'a, V>(Repr<'a, V>);
 #[derive(Debug)]
 enum Repr<'a, V> {
     /// At most [`LINEAR_MAX`] entries, one per ID, in the order of insertion.
-    Linear(Vec<(&'a str, V)>),
+    Linear(SmallVec<[(&'a str, V); INLINE]>),
     /// More than [`LINEAR_MAX`] entries.
     Hashed(HashMap<&'a str, V>),
 }
 
 impl<V> Default for IdMap<'_, V> {
     fn default() -> Self {
-        Self(Repr::Linear(Vec::new()))
+        Self(Repr::Linear(SmallVec::new()))
     }
 }
 
@@ -218,9 +222,15 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_map_allocates_nothing() {
-        let map: IdMap<'_, usize> = IdMap::default();
-        assert!(matches!(&map.0, Repr::Linear(entries) if entries.capacity() == 0));
+    fn a_map_of_two_entries_allocates_nothing() {
+        let mut map: IdMap<'_, usize> = IdMap::default();
         assert_eq!(map.get("a"), None);
+        for (i, id) in ["a", "b"].into_iter().enumerate() {
+            map.insert_first(id, i);
+            assert!(matches!(&map.0, Repr::Linear(entries) if !entries.spilled()));
+        }
+        map.insert_first("c", 2);
+        assert!(matches!(&map.0, Repr::Linear(entries) if entries.spilled()));
+        assert_eq!((map.get("a"), map.get("c")), (Some(&0), Some(&2)));
     }
 }

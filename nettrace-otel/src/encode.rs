@@ -9,6 +9,7 @@
 //! decode what is written with that crate's generated types.
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use opentelemetry_proto::tonic::{
     common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value},
     resource::v1::Resource,
@@ -52,17 +53,35 @@ impl Ids {
 }
 
 /// Encoded spans waiting to be sent, each a `ScopeSpans.spans` field, in the order written
-/// (parents before their children).
-#[derive(Debug, Default)]
+/// (parents before their children), behind room for the header of the export request that
+/// will carry them: a request is the buffer itself, not a copy of it.
+#[derive(Debug)]
 pub(crate) struct SpanBuffer {
+    envelope: Envelope,
+    /// [`Envelope::headroom`] bytes for the request's header, then the spans (empty while no
+    /// span waits).
     bytes: Vec<u8>,
     /// Where each span's field ends in `bytes`.
     ends: Vec<usize>,
     /// One span's body while it is written (its length precedes it).
     scratch: Vec<u8>,
+    /// The length of the last request taken: `bytes` starts at that capacity, so that a
+    /// batch is not copied each time it outgrows its allocation.
+    last_request: usize,
 }
 
 impl SpanBuffer {
+    /// An empty buffer whose requests carry `envelope`.
+    pub(crate) fn new(envelope: Envelope) -> Self {
+        Self {
+            envelope,
+            bytes: Vec::new(),
+            ends: Vec::new(),
+            scratch: Vec::new(),
+            last_request: 0,
+        }
+    }
+
     /// How many spans are waiting.
     pub(crate) fn len(&self) -> usize {
         self.ends.len()
@@ -75,6 +94,10 @@ impl SpanBuffer {
 
     /// Writes the spans of `tree`, a fresh trace ID for all of them; returns how many.
     pub(crate) fn append_tree(&mut self, ids: &mut Ids, tree: &SpanNode) -> u64 {
+        if self.bytes.is_empty() {
+            self.bytes.reserve(self.last_request);
+            self.bytes.resize(self.envelope.headroom(), 0);
+        }
         let trace_id = ids.trace_id();
         self.append(ids, tree, &trace_id, None)
     }
@@ -99,19 +122,39 @@ impl SpanBuffer {
     }
 
     /// Removes the first `max` spans (or all, when fewer wait) and returns them as one
-    /// export request, with how many it holds.
-    pub(crate) fn take_request(&mut self, envelope: &Envelope, max: usize) -> (Vec<u8>, u64) {
+    /// export request, with how many it holds. The spans are not copied, except those left
+    /// behind when more than `max` wait.
+    pub(crate) fn take_request(&mut self, max: usize) -> (Bytes, u64) {
         let count = self.ends.len().min(max);
         let Some(end) = count.checked_sub(1).map(|last| self.ends[last]) else {
-            return (envelope.request(&[]), 0);
+            return (self.envelope.request(&[]).into(), 0);
         };
-        let request = envelope.request(&self.bytes[..end]);
-        self.bytes.drain(..end);
+        let headroom = self.envelope.headroom();
+        let rest = if count < self.ends.len() {
+            let mut rest = Vec::with_capacity(headroom + self.bytes.len() - end);
+            rest.resize(headroom, 0);
+            rest.extend_from_slice(&self.bytes[end..]);
+            self.bytes.truncate(end);
+            rest
+        } else {
+            Vec::new()
+        };
+        let mut request = std::mem::replace(&mut self.bytes, rest);
+        self.last_request = request.len();
         self.ends.drain(..count);
         for at in &mut self.ends {
-            *at -= end;
+            *at = *at - end + headroom;
         }
-        (request, count as u64)
+        let spans = request.get(headroom..).unwrap_or_default();
+        let header = self.envelope.header(spans.len());
+        let Some(start) = headroom.checked_sub(header.len()) else {
+            // Not reached: the headroom is the longest header there can be.
+            let mut whole = header;
+            whole.extend_from_slice(spans);
+            return (whole.into(), count as u64);
+        };
+        request[start..headroom].copy_from_slice(&header);
+        (Bytes::from(request).slice(start..), count as u64)
     }
 }
 
@@ -177,16 +220,28 @@ impl Envelope {
         }
     }
 
-    /// An `ExportTraceServiceRequest` of one `ResourceSpans` with one `ScopeSpans` holding
-    /// `spans` (encoded `spans` fields, as [`SpanBuffer`] keeps them).
-    fn request(&self, spans: &[u8]) -> Vec<u8> {
-        let scope_spans = field_len(self.scope.len()) + spans.len();
+    /// The longest [`Self::header`] there can be: the resource, the scope, and two keys
+    /// and lengths of the longest varint each.
+    fn headroom(&self) -> usize {
+        self.resource.len() + self.scope.len() + 4 * (1 + 10)
+    }
+
+    /// What precedes `spans_len` bytes of encoded `spans` fields in an
+    /// `ExportTraceServiceRequest` of one `ResourceSpans` with one `ScopeSpans`.
+    fn header(&self, spans_len: usize) -> Vec<u8> {
+        let scope_spans = field_len(self.scope.len()) + spans_len;
         let resource_spans = field_len(self.resource.len()) + field_len(scope_spans);
-        let mut out = Vec::with_capacity(field_len(resource_spans));
+        let mut out = Vec::with_capacity(field_len(resource_spans) - spans_len);
         length_prefix(&mut out, 1, resource_spans);
         length_delimited(&mut out, 1, &self.resource);
         length_prefix(&mut out, 2, scope_spans);
         length_delimited(&mut out, 1, &self.scope);
+        out
+    }
+
+    /// The whole request holding `spans` (encoded `spans` fields).
+    fn request(&self, spans: &[u8]) -> Vec<u8> {
+        let mut out = self.header(spans.len());
         out.extend_from_slice(spans);
         out
     }
@@ -237,7 +292,7 @@ fn write_event(out: &mut Vec<u8>, event: &SpanEvent) {
     let attrs: usize = event
         .attrs
         .iter()
-        .map(|(key, value)| field_len(key_value_len(key, value)))
+        .map(|(key, value)| field_len(key_value_len(key.as_bytes(), value)))
         .sum();
     length_prefix(out, 11, 9 + field_len(event.name.len()) + attrs);
     fixed64(out, 1, unix_nanos(event.at));
@@ -249,9 +304,37 @@ fn write_event(out: &mut Vec<u8>, event: &SpanEvent) {
 
 /// A `KeyValue` message as field `tag`.
 fn key_value(out: &mut Vec<u8>, tag: u8, (name, value): &Attr) {
-    length_prefix(out, tag, key_value_len(name, value));
-    length_delimited(out, 1, name.as_bytes());
-    length_prefix(out, 2, any_value_len(value));
+    let name = name.as_bytes();
+    let any_value = any_value_len(value);
+    let body = field_len(name.len()) + field_len(any_value);
+    if body < 0x80 {
+        // Nearly every attribute: every length takes one byte, and the bytes between the
+        // name and the value go in one write.
+        out.reserve(2 + body);
+        out.extend_from_slice(&[
+            tag << 3 | LENGTH_DELIMITED,
+            body as u8,
+            1 << 3 | LENGTH_DELIMITED,
+            name.len() as u8,
+        ]);
+        out.extend_from_slice(name);
+        if let Value::Str(text) = value {
+            let text = text.as_bytes();
+            out.extend_from_slice(&[
+                2 << 3 | LENGTH_DELIMITED,
+                any_value as u8,
+                1 << 3 | LENGTH_DELIMITED,
+                text.len() as u8,
+            ]);
+            out.extend_from_slice(text);
+            return;
+        }
+        out.extend_from_slice(&[2 << 3 | LENGTH_DELIMITED, any_value as u8]);
+    } else {
+        length_prefix(out, tag, body);
+        length_delimited(out, 1, name);
+        length_prefix(out, 2, any_value);
+    }
     match value {
         Value::Str(text) => length_delimited(out, 1, text.as_bytes()),
         Value::Bool(flag) => {
@@ -267,7 +350,7 @@ fn key_value(out: &mut Vec<u8>, tag: u8, (name, value): &Attr) {
 }
 
 /// The length of a `KeyValue` body.
-fn key_value_len(key: &str, value: &Value) -> usize {
+fn key_value_len(key: &[u8], value: &Value) -> usize {
     field_len(key.len()) + field_len(any_value_len(value))
 }
 

@@ -23,6 +23,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
+
 use crate::{
     Protocol,
     encode::{Envelope, Ids, SpanBuffer},
@@ -257,9 +259,9 @@ impl OtlpExporter {
         let stats = Arc::new(Stats::default());
         let (jobs, queue) = mpsc::sync_channel::<Job>(config.max_pending_traces.max(1));
         let (ready, built) = mpsc::sync_channel(1);
+        let batch = SpanBuffer::new(envelope);
         let worker = Worker {
             queue,
-            envelope,
             stats: stats.clone(),
             batch_spans: config.max_batch_spans.max(1),
         };
@@ -272,7 +274,7 @@ impl OtlpExporter {
                 match Transport::new(&transport_config, &url) {
                     Ok(transport) => {
                         let _ = ready.send(Ok(()));
-                        worker.run(transport);
+                        worker.run(transport, batch);
                     }
                     Err(reason) => {
                         let _ = ready.send(Err(reason));
@@ -387,15 +389,14 @@ impl Drop for OtlpExporter {
 /// The exporter's thread: builds and encodes the spans of queued traces, and sends them.
 struct Worker {
     queue: Receiver<Job>,
-    envelope: Envelope,
     stats: Arc<Stats>,
     batch_spans: usize,
 }
 
 impl Worker {
-    fn run(self, mut transport: Transport) {
+    /// Takes jobs until every sender is gone, encoding into `batch`.
+    fn run(self, mut transport: Transport, mut batch: SpanBuffer) {
         let mut ids = Ids::new();
-        let mut batch = SpanBuffer::default();
         // When the oldest span of the batch was queued.
         let mut oldest: Option<Instant> = None;
         let mut busy = false;
@@ -475,13 +476,13 @@ impl Worker {
     /// accepted.
     fn send(&self, transport: &mut Transport, batch: &mut SpanBuffer) {
         while !batch.is_empty() {
-            let (request, count) = batch.take_request(&self.envelope, self.batch_spans);
+            let (request, count) = batch.take_request(self.batch_spans);
             self.send_request(transport, request, count);
         }
     }
 
-    fn send_request(&self, transport: &mut Transport, request: Vec<u8>, count: u64) {
-        match transport.send(request.into(), || self.stats.give_up_at()) {
+    fn send_request(&self, transport: &mut Transport, request: Bytes, count: u64) {
+        match transport.send(request, || self.stats.give_up_at()) {
             Ok(rejected) => {
                 self.stats
                     .exported

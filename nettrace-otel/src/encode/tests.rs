@@ -139,7 +139,7 @@ fn reference_key_values(attrs: &[Attr]) -> Vec<KeyValue> {
 
 fn written(seed: u64, trees: &[SpanNode]) -> (SpanBuffer, u64) {
     let mut ids = ids(seed);
-    let mut buffer = SpanBuffer::default();
+    let mut buffer = SpanBuffer::new(envelope());
     let count = trees
         .iter()
         .map(|tree| buffer.append_tree(&mut ids, tree))
@@ -167,7 +167,7 @@ fn written_spans_decode_as_the_reference_messages() {
     let expected = reference_spans(&mut ids(7), &trees);
     assert_eq!(count as usize, expected.len());
     assert_eq!(buffer.len(), expected.len());
-    let (bytes, taken) = buffer.take_request(&envelope(), usize::MAX);
+    let (bytes, taken) = buffer.take_request(usize::MAX);
     assert_eq!(taken, count);
     assert!(buffer.is_empty());
     let request = decode(&bytes);
@@ -177,7 +177,7 @@ fn written_spans_decode_as_the_reference_messages() {
 #[test]
 fn every_span_has_its_trees_trace_id_and_a_known_parent() {
     let (mut buffer, _) = written(1, &one_request_trees());
-    let request = decode(&buffer.take_request(&envelope(), usize::MAX).0);
+    let request = decode(&buffer.take_request(usize::MAX).0);
     let spans = spans_of(&request);
     assert!(spans.len() > 3, "{}", spans.len());
     let ids: HashSet<&[u8]> = spans.iter().map(|s| s.span_id.as_slice()).collect();
@@ -209,7 +209,7 @@ fn requests_take_at_most_their_bound_in_order_and_carry_the_resource() {
     let mut received = Vec::new();
     let mut requests = 0;
     while !buffer.is_empty() && requests < 100 {
-        let (bytes, taken) = buffer.take_request(&envelope(), 2);
+        let (bytes, taken) = buffer.take_request(2);
         requests += 1;
         let request = decode(&bytes);
         assert_eq!(spans_of(&request).len() as u64, taken);
@@ -235,9 +235,32 @@ fn requests_take_at_most_their_bound_in_order_and_carry_the_resource() {
     assert_eq!(received, expected);
 }
 
+/// Spans left behind by a bounded request go out in the next one, before spans written
+/// after them, and every request decodes.
+#[test]
+fn spans_written_after_a_bounded_request_follow_those_left_behind() {
+    let trees = one_request_trees();
+    let mut ids = ids(5);
+    let mut buffer = SpanBuffer::new(envelope());
+    let first = buffer.append_tree(&mut ids, &trees[0]);
+    let (bytes, taken) = buffer.take_request(2);
+    assert_eq!((taken, buffer.len() as u64), (2, first - 2));
+    let mut received = spans_of(&decode(&bytes)).to_vec();
+    let second = buffer.append_tree(&mut ids, &trees[0]);
+    let (bytes, taken) = buffer.take_request(usize::MAX);
+    assert_eq!(taken, first + second - 2);
+    assert!(buffer.is_empty());
+    received.extend_from_slice(spans_of(&decode(&bytes)));
+    // The same IDs, drawn in the same order.
+    let reference_ids = &mut self::ids(5);
+    let mut expected = reference_spans(reference_ids, &trees[..1]);
+    expected.extend(reference_spans(reference_ids, &trees[..1]));
+    assert_eq!(received, expected);
+}
+
 #[test]
 fn an_empty_buffer_gives_an_empty_request() {
-    let (bytes, taken) = SpanBuffer::default().take_request(&envelope(), 10);
+    let (bytes, taken) = SpanBuffer::new(envelope()).take_request(10);
     assert_eq!(taken, 0);
     assert!(spans_of(&decode(&bytes)).is_empty());
 }

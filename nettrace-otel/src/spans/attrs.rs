@@ -80,9 +80,18 @@ pub(super) fn request_attrs<'a>(
 
 /// Host and port of an `http(s)://` URL.
 pub(super) fn server_of(url: &str) -> Option<(&str, u16)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit('@').next()?;
+    // A scheme holds no ':', so the first one starts "://" (a byte search: this runs for
+    // every exported request).
+    let colon = url.find(':')?;
+    let (scheme, rest) = (&url[..colon], url[colon + 1..].strip_prefix("//")?);
+    let end = rest
+        .bytes()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     let default = if scheme.eq_ignore_ascii_case("https") {
         443
     } else {
