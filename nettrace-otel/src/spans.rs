@@ -23,6 +23,7 @@
 use std::time::SystemTime;
 
 use nettrace_model::{HttpTrace, IdMap};
+use smallvec::SmallVec;
 
 use self::{
     lookup::Lookup,
@@ -46,6 +47,10 @@ pub enum Value<'a> {
 /// A named attribute.
 pub type Attr<'a> = (&'static str, Value<'a>);
 
+/// The attributes of a span event: three or fewer (every event nettrace writes) are kept in
+/// the event itself, not allocated.
+pub type EventAttrs<'a> = SmallVec<[Attr<'a>; 3]>;
+
 /// A span event.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpanEvent<'a> {
@@ -54,7 +59,7 @@ pub struct SpanEvent<'a> {
     /// When it happened.
     pub at: SystemTime,
     /// Its attributes.
-    pub attrs: Vec<Attr<'a>>,
+    pub attrs: EventAttrs<'a>,
 }
 
 /// One span and its children; its texts borrow from the trace it was built from.

@@ -53,12 +53,12 @@ fn odd_tree() -> SpanNode<'static> {
         SpanEvent {
             name: "read".into(),
             at,
-            attrs: vec![("bytes", Value::Int(4096))],
+            attrs: smallvec::smallvec![("bytes", Value::Int(4096))],
         },
         SpanEvent {
             name: "".into(),
             at,
-            attrs: Vec::new(),
+            attrs: Default::default(),
         },
     ];
     root.error = Some("".into());

@@ -4,6 +4,8 @@
 //! spans of connections no request used take theirs from the records themselves.
 use std::time::SystemTime;
 
+use smallvec::smallvec;
+
 use nettrace_model::{DialTrace, TcpConnTrace, TlsTunnelTrace};
 
 use super::{SpanEvent, SpanNode, Text, Value, int, lookup::Lookup, s, times::Times};
@@ -16,7 +18,7 @@ fn dns_events<'a>(lookup: &Lookup<'a>, times: &Times, dial: &DialTrace) -> Vec<S
             let Some(at) = times.at(&msg.sent_at, &msg.precise_us, "sentAt") else {
                 continue;
             };
-            let mut attrs = vec![("dns.id", int(msg.id))];
+            let mut attrs = smallvec![("dns.id", int(msg.id))];
             if let Some(q) = msg.questions.first() {
                 attrs.push(("dns.question.name", s(&q.name)));
                 attrs.push(("dns.question.type", s(q.res_type.to_string())));
@@ -35,7 +37,7 @@ fn dns_events<'a>(lookup: &Lookup<'a>, times: &Times, dial: &DialTrace) -> Vec<S
             events.push(SpanEvent {
                 name: "dns.reply".into(),
                 at,
-                attrs: vec![
+                attrs: smallvec![
                     ("dns.id", int(msg.id)),
                     ("dns.response_code", s(msg.rcode.to_string())),
                     ("dns.answers", s(answers.join(","))),
@@ -145,7 +147,7 @@ pub(super) fn connect_details<'a>(
                 span.events.push(SpanEvent {
                     name: "tcp.state".into(),
                     at,
-                    attrs: vec![
+                    attrs: smallvec![
                         ("nettrace.tcp.state.from", s(&change.from)),
                         ("nettrace.tcp.state.to", s(&change.to)),
                     ],

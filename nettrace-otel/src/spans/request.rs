@@ -8,8 +8,10 @@ use nettrace_model::{
     phases::{Phase, Precision, RequestPhases, request_phases},
 };
 
+use smallvec::smallvec;
+
 use super::{
-    SpanEvent, SpanNode, Text, Value,
+    EventAttrs, SpanEvent, SpanNode, Text, Value,
     attrs::{error_type, request_attrs},
     int,
     lookup::Lookup,
@@ -96,46 +98,50 @@ pub(super) fn http_trees<'a>(
         lookup,
         ops: ConnOps::new(trace, &times, &phases),
     };
-    let mut chains: Vec<Vec<(&HttpReqTrace, &RequestPhases)>> = Vec::new();
-    for hop in trace.http_requests.iter().zip(&phases) {
-        let follows_redirect = chains
-            .last()
-            .and_then(|c| c.last())
-            .is_some_and(|(prev, _)| {
-                (300..400).contains(&prev.resp_status_code) && prev.req_error.is_empty()
-            });
-        match chains.last_mut() {
-            Some(chain) if follows_redirect => chain.push(hop),
-            _ => chains.push(vec![hop]),
-        }
-    }
     let net = &trace.net_trace;
-    chains
-        .into_iter()
-        .filter_map(|chain| {
-            let ((first, first_phases), rest) = chain.split_first()?;
-            let mut root = hop_span(&cx, first, first_phases)?;
-            for (hop, phases) in rest {
-                if let Some(child) = hop_span(&cx, hop, phases) {
+    // The trace's attributes, on each tree's root.
+    let finish = |mut root: SpanNode<'a>| {
+        if !net.description.is_empty() {
+            root.attrs
+                .push(("nettrace.description", s(&net.description)));
+        }
+        if !net.session_uuid.is_empty() {
+            root.attrs
+                .push(("nettrace.session.uuid", s(&net.session_uuid)));
+        }
+        if let Some(dropped) = net.dropped.filter(|d| !d.is_empty()) {
+            root.attrs
+                .push(("nettrace.dropped.total", int(dropped.total())));
+        }
+        root
+    };
+    let mut trees = Vec::new();
+    // The root of the chain being built, `None` inside when its first hop has no span (the
+    // whole chain then has none).
+    let mut chain: Option<Option<SpanNode<'a>>> = None;
+    let mut previous: Option<&HttpReqTrace> = None;
+    for (hop, phases) in trace.http_requests.iter().zip(&phases) {
+        let follows_redirect = previous.is_some_and(|prev| {
+            (300..400).contains(&prev.resp_status_code) && prev.req_error.is_empty()
+        });
+        previous = Some(hop);
+        match &mut chain {
+            Some(root) if follows_redirect => {
+                if let Some(root) = root
+                    && let Some(child) = hop_span(&cx, hop, phases)
+                {
                     root.end = root.end.max(child.end);
                     root.children.push(child);
                 }
             }
-            if !net.description.is_empty() {
-                root.attrs
-                    .push(("nettrace.description", s(&net.description)));
+            _ => {
+                let root = hop_span(&cx, hop, phases);
+                trees.extend(chain.replace(root).flatten().map(finish));
             }
-            if !net.session_uuid.is_empty() {
-                root.attrs
-                    .push(("nettrace.session.uuid", s(&net.session_uuid)));
-            }
-            if let Some(dropped) = net.dropped.filter(|d| !d.is_empty()) {
-                root.attrs
-                    .push(("nettrace.dropped.total", int(dropped.total())));
-            }
-            Some(root)
-        })
-        .collect()
+        }
+    }
+    trees.extend(chain.flatten().map(finish));
+    trees
 }
 
 /// One hop: its span, with a child per phase and its socket operations as events.
@@ -194,7 +200,8 @@ fn hop_span<'a>(
             name: op.op_type.as_str().into(),
             at: *at,
             attrs: {
-                let mut attrs = vec![("nettrace.socket.data_len", int(op.data_len))];
+                let mut attrs: EventAttrs =
+                    smallvec![("nettrace.socket.data_len", int(op.data_len))];
                 if !op.return_err.is_empty() {
                     attrs.push(("error.message", s(&op.return_err)));
                 }
