@@ -7,7 +7,7 @@
 //! half of the exporter's CPU in allocations and frees (BENCHMARKS.md, issue 15). The wire
 //! format is opentelemetry-proto's (`opentelemetry/proto/trace/v1/trace.proto`); the tests
 //! decode what is written with that crate's generated types.
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::{
@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::{
 use prost::{Message as _, encoding::encoded_len_varint};
 use rand::{Rng as _, SeedableRng as _, rngs::SmallRng};
 
-use crate::spans::{Attr, SpanEvent, SpanNode, Value};
+use crate::spans::{Attr, SpanEvent, SpanNode, UnixNanos, Value};
 
 /// W3C trace flag "sampled", and OTLP's "the parent is known to be local" bit: the flags
 /// an SDK sets on the spans it records.
@@ -36,9 +36,7 @@ impl Ids {
     /// when it has no randomness to give (IDs must be unique, not secret).
     pub(crate) fn new() -> Self {
         Self(SmallRng::try_from_os_rng().unwrap_or_else(|_| {
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
+            let nanos = UnixNanos::of(SystemTime::now()).0;
             SmallRng::seed_from_u64(nanos ^ (u64::from(std::process::id()) << 32))
         }))
     }
@@ -267,8 +265,8 @@ fn write_span(
     } else {
         KIND_INTERNAL
     });
-    fixed64(out, 7, unix_nanos(node.start));
-    fixed64(out, 8, unix_nanos(node.end));
+    fixed64(out, 7, node.start.0);
+    fixed64(out, 8, node.end.0);
     for attr in &node.attrs {
         key_value(out, 9, attr);
     }
@@ -295,7 +293,7 @@ fn write_event(out: &mut Vec<u8>, event: &SpanEvent) {
         .map(|(key, value)| field_len(key_value_len(key.as_bytes(), value)))
         .sum();
     length_prefix(out, 11, 9 + field_len(event.name.len()) + attrs);
-    fixed64(out, 1, unix_nanos(event.at));
+    fixed64(out, 1, event.at.0);
     length_delimited(out, 2, event.name.as_bytes());
     for attr in &event.attrs {
         key_value(out, 3, attr);
@@ -402,12 +400,6 @@ fn length_delimited(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
 fn fixed64(out: &mut Vec<u8>, tag: u8, value: u64) {
     key(out, tag, FIXED64);
     out.extend_from_slice(&value.to_le_bytes());
-}
-
-/// Nanoseconds since the Unix epoch (0 before it, saturated after 2554).
-fn unix_nanos(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -20,8 +20,6 @@
 //! recorder, `preciseUs`), whole milliseconds otherwise (Go's JSON, socket operations);
 //! absolute timestamps to the microsecond in phases (the model's unit), to the nanosecond in
 //! events.
-use std::time::SystemTime;
-
 use nettrace_model::{HttpTrace, IdMap};
 use smallvec::SmallVec;
 
@@ -31,7 +29,7 @@ use self::{
     times::Times,
 };
 
-pub use self::text::Text;
+pub use self::{text::Text, times::UnixNanos};
 
 /// An attribute value.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,7 +55,7 @@ pub struct SpanEvent<'a> {
     /// Its name (`read`, `write`, `state`, `dns.query`, ...).
     pub name: Text<'a>,
     /// When it happened.
-    pub at: SystemTime,
+    pub at: UnixNanos,
     /// Its attributes.
     pub attrs: EventAttrs<'a>,
 }
@@ -70,9 +68,9 @@ pub struct SpanNode<'a> {
     /// A client span (a request) or an internal one (a phase).
     pub client: bool,
     /// Start time.
-    pub start: SystemTime,
+    pub start: UnixNanos,
     /// End time (never before the start).
-    pub end: SystemTime,
+    pub end: UnixNanos,
     /// Attributes.
     pub attrs: Vec<Attr<'a>>,
     /// Events, in time order.
@@ -84,7 +82,7 @@ pub struct SpanNode<'a> {
 }
 
 impl<'a> SpanNode<'a> {
-    pub(crate) fn new(name: impl Into<Text<'a>>, start: SystemTime, end: SystemTime) -> Self {
+    pub(crate) fn new(name: impl Into<Text<'a>>, start: UnixNanos, end: UnixNanos) -> Self {
         Self {
             name: name.into(),
             client: false,

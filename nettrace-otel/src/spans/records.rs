@@ -2,13 +2,11 @@
 //! resolver outcome, the connection's kernel facts, state changes and conntrack entry, the
 //! TLS tunnel's parameters. The phase spans' times come from [`nettrace_model::phases`]; the
 //! spans of connections no request used take theirs from the records themselves.
-use std::time::SystemTime;
-
 use smallvec::smallvec;
 
 use nettrace_model::{DialTrace, TcpConnTrace, TlsTunnelTrace};
 
-use super::{SpanEvent, SpanNode, Text, Value, int, lookup::Lookup, s, times::Times};
+use super::{SpanEvent, SpanNode, Text, UnixNanos, Value, int, lookup::Lookup, s, times::Times};
 
 /// The DNS messages of `dial` as events, in time order, at the messages' precision.
 fn dns_events<'a>(lookup: &Lookup<'a>, times: &Times, dial: &DialTrace) -> Vec<SpanEvent<'a>> {
@@ -94,7 +92,7 @@ pub(super) fn lone_dns_span<'a>(
             .into_iter()
             .flatten()
     });
-    let all: Vec<SystemTime> = resolver_times.chain(events.iter().map(|e| e.at)).collect();
+    let all: Vec<UnixNanos> = resolver_times.chain(events.iter().map(|e| e.at)).collect();
     let (start, end) = (all.iter().min()?, all.iter().max()?);
     let mut span = SpanNode::new("dns", *start, *end);
     dns_details(lookup, times, dial, &mut span);

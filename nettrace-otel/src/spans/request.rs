@@ -1,8 +1,6 @@
 //! One span tree per HTTP request, its phase children built from the model's
 //! [`nettrace_model::phases`] (the same phases as the waterfall, HAR and diagnosis, at the
 //! trace's precision), redirect hops as child requests.
-use std::time::SystemTime;
-
 use nettrace_model::{
     HttpReqTrace, HttpTrace, IdMap, SocketOp, TraceId,
     phases::{Phase, Precision, RequestPhases, request_phases},
@@ -11,7 +9,7 @@ use nettrace_model::{
 use smallvec::smallvec;
 
 use super::{
-    EventAttrs, SpanEvent, SpanNode, Text, Value,
+    EventAttrs, SpanEvent, SpanNode, Text, UnixNanos, Value,
     attrs::{error_type, request_attrs},
     int,
     lookup::Lookup,
@@ -30,13 +28,13 @@ struct Context<'a, 'p> {
 /// The socket operations of each connection in call order, and where each request on it
 /// starts: a request's operations are those from its start to the next request's.
 struct ConnOps<'a, 'p> {
-    ops: IdMap<'a, Vec<(SystemTime, &'a SocketOp)>>,
-    starts: IdMap<'p, Vec<SystemTime>>,
+    ops: IdMap<'a, Vec<(UnixNanos, &'a SocketOp)>>,
+    starts: IdMap<'p, Vec<UnixNanos>>,
 }
 
 impl<'a, 'p> ConnOps<'a, 'p> {
     fn new(trace: &'a HttpTrace, times: &Times, phases: &'p [RequestPhases]) -> Self {
-        let mut starts: IdMap<Vec<SystemTime>> = IdMap::default();
+        let mut starts: IdMap<Vec<UnixNanos>> = IdMap::default();
         for p in phases.iter().filter(|p| !p.tcp_conn.is_empty()) {
             if let Some(at) = p.total.and_then(|t| op_axis(times, t.start_us)) {
                 starts
@@ -64,7 +62,7 @@ impl<'a, 'p> ConnOps<'a, 'p> {
     }
 
     /// The operations on `conn` of the request that started `start_us` µs into the trace.
-    fn of(&self, times: &Times, conn: &TraceId, start_us: u64) -> &[(SystemTime, &'a SocketOp)] {
+    fn of(&self, times: &Times, conn: &TraceId, start_us: u64) -> &[(UnixNanos, &'a SocketOp)] {
         let (Some(ops), Some(start)) = (self.ops.get(conn.as_str()), op_axis(times, start_us))
         else {
             return &[];
@@ -81,7 +79,7 @@ impl<'a, 'p> ConnOps<'a, 'p> {
 
 /// `us` on the axis of socket operations, which are recorded in whole milliseconds: an
 /// operation of a request started 3.4 ms into the trace is called at `+3ms` or later.
-fn op_axis(times: &Times, us: u64) -> Option<SystemTime> {
+fn op_axis(times: &Times, us: u64) -> Option<UnixNanos> {
     times.since_begin(us / 1000 * 1000)
 }
 

@@ -23,7 +23,7 @@ fn us_since(begin: SystemTime, node: &SpanNode) -> (u128, u128) {
             .expect("after the beginning")
             .as_micros()
     };
-    (us(node.start), us(node.end))
+    (us(node.start.system_time()), us(node.end.system_time()))
 }
 
 /// ms since the fixture's beginning of a span's start and end (exact: no µs left over).
@@ -197,7 +197,12 @@ fn span_times_keep_the_microseconds_of_a_precise_trace() {
     let events: Vec<u128> = dns
         .events
         .iter()
-        .map(|e| e.at.duration_since(begin).expect("after").as_micros())
+        .map(|e| {
+            e.at.system_time()
+                .duration_since(begin)
+                .expect("after")
+                .as_micros()
+        })
         .collect();
     assert_eq!(events, [4_400, 8_301]);
     // Every phase is the model's, to the microsecond.
