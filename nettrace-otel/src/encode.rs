@@ -3,8 +3,10 @@
 //! attributes as typed values, the events, and the error as status.
 //!
 //! The bytes are written straight from the trees into one buffer per batch ([`SpanBuffer`]),
-//! then wrapped in an export request ([`Envelope`]): no message objects are built, which cost
-//! half of the exporter's CPU in allocations and frees (BENCHMARKS.md, issue 15). The wire
+//! behind room for the export request's header ([`Envelope`]), which is written there when
+//! the batch is sent: no message objects are built (they cost half of the exporter's CPU in
+//! allocations and frees), and a batch is never copied into its request (BENCHMARKS.md,
+//! issue 15). The wire
 //! format is opentelemetry-proto's (`opentelemetry/proto/trace/v1/trace.proto`); the tests
 //! decode what is written with that crate's generated types.
 use std::time::SystemTime;
