@@ -138,7 +138,7 @@ pub use kernel::{
     KernelDataStatus, KernelSocketCalls, KernelStateChange, KernelTcpFacts, KernelUdpFacts,
 };
 pub use list::{Iter as TraceListIter, TraceList, Traced};
-pub use precise::PreciseTimes;
+pub use precise::{Iter as PreciseTimesIter, PreciseTimes};
 pub use socket::{SocketOp, SocketOpType, SocketTrace};
 pub use tcp_state::TcpState;
 pub use timestamp::Timestamp;

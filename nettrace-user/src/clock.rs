@@ -92,6 +92,7 @@ impl TraceClock {
     }
 
     /// The precise times of a record: each named instant that happened during the trace.
+    /// Allocates nothing for the names the recorder uses (the model keeps them inline).
     pub(crate) fn precise(&self, times: &[(&str, Option<Instant>)]) -> PreciseTimes {
         let mut precise = PreciseTimes::default();
         for (key, at) in times {
