@@ -115,6 +115,7 @@ mod list;
 pub mod phases;
 mod precise;
 mod serde_util;
+mod short_text;
 mod socket;
 mod tcp_state;
 mod timestamp;
@@ -139,6 +140,7 @@ pub use kernel::{
 };
 pub use list::{Iter as TraceListIter, TraceList, Traced};
 pub use precise::{Iter as PreciseTimesIter, PreciseTimes};
+pub use short_text::{ShortText, write_ip};
 pub use socket::{SocketOp, SocketOpType, SocketTrace};
 pub use tcp_state::TcpState;
 pub use timestamp::Timestamp;

@@ -118,7 +118,10 @@ pub(crate) mod opt_ip {
 
     use serde::{Deserializer, Serializer};
 
-    use crate::ModelError;
+    use crate::{
+        ModelError,
+        short_text::{ShortText, write_ip},
+    };
 
     /// Parses the Go string form of an optional IP address.
     pub(crate) fn parse(input: &str) -> Result<Option<IpAddr>, ModelError> {
@@ -140,7 +143,15 @@ pub(crate) mod opt_ip {
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         match ip {
-            Some(ip) => serializer.collect_str(&ip.to_canonical()),
+            Some(ip) => {
+                let ip = ip.to_canonical();
+                // The longest IPv6 form takes 39 bytes (45 with an embedded IPv4 address).
+                let mut text = ShortText::<45>::new();
+                match write_ip(&mut text, ip) {
+                    Ok(()) => serializer.serialize_str(text.as_str()),
+                    Err(_) => serializer.collect_str(&ip),
+                }
+            }
             None => serializer.serialize_str(""),
         }
     }

@@ -29,7 +29,7 @@
 //! assert_eq!(later.sub(&begin), Some(time::Duration::nanoseconds(1_239_381_656)));
 //! ```
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::str::FromStr;
 use std::time::Instant;
 
@@ -39,6 +39,7 @@ use time::{Duration, OffsetDateTime, UtcOffset};
 
 use super::ModelError;
 use super::serde_util::nullable_str;
+use crate::short_text::{ShortText, write_decimal};
 
 /// When a traced event happened.
 ///
@@ -150,10 +151,21 @@ impl fmt::Display for Timestamp {
     /// The JSON string form (without quotes). Always succeeds; an absolute time before year 0
     /// is written in ISO 8601 expanded form, which serialization rejects.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_json_form(f)
+    }
+}
+
+impl Timestamp {
+    /// What [`fmt::Display`] writes, to any writer.
+    fn write_json_form(&self, out: &mut impl fmt::Write) -> fmt::Result {
         match self {
-            Self::Undefined => f.write_str("undefined"),
-            Self::Relative(ms) => write!(f, "+{ms}ms"),
-            Self::Absolute(at) => write_rfc3339_nano(f, *at),
+            Self::Undefined => out.write_str("undefined"),
+            Self::Relative(ms) => {
+                out.write_str("+")?;
+                write_decimal(out, u64::from(*ms), 1)?;
+                out.write_str("ms")
+            }
+            Self::Absolute(at) => write_rfc3339_nano(out, *at),
         }
     }
 }
@@ -168,23 +180,25 @@ fn rfc3339_view(at: OffsetDateTime) -> OffsetDateTime {
 }
 
 /// Writes `at` as Go's `time.RFC3339Nano`.
-fn write_rfc3339_nano(f: &mut fmt::Formatter<'_>, at: OffsetDateTime) -> fmt::Result {
+fn write_rfc3339_nano(out: &mut impl fmt::Write, at: OffsetDateTime) -> fmt::Result {
     let at = rfc3339_view(at);
     let year = at.year();
     if year < 0 {
-        write!(f, "-{:06}", -year)?;
+        out.write_str("-")?;
+        write_decimal(out, u64::from(year.unsigned_abs()), 6)?;
     } else {
-        write!(f, "{year:04}")?;
+        write_decimal(out, u64::from(year.unsigned_abs()), 4)?;
     }
-    write!(
-        f,
-        "-{:02}-{:02}T{:02}:{:02}:{:02}",
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )?;
+    for (separator, value) in [
+        ('-', u8::from(at.month())),
+        ('-', at.day()),
+        ('T', at.hour()),
+        (':', at.minute()),
+        (':', at.second()),
+    ] {
+        out.write_char(separator)?;
+        write_decimal(out, u64::from(value), 2)?;
+    }
     let nanos = at.nanosecond();
     if nanos != 0 {
         let mut digits = nanos;
@@ -193,15 +207,18 @@ fn write_rfc3339_nano(f: &mut fmt::Formatter<'_>, at: OffsetDateTime) -> fmt::Re
             digits /= 10;
             width -= 1;
         }
-        write!(f, ".{digits:0width$}")?;
+        out.write_char('.')?;
+        write_decimal(out, u64::from(digits), width)?;
     }
     let offset_minutes = at.offset().whole_minutes();
     if offset_minutes == 0 {
-        f.write_char('Z')
+        out.write_char('Z')
     } else {
-        let sign = if offset_minutes < 0 { '-' } else { '+' };
+        out.write_char(if offset_minutes < 0 { '-' } else { '+' })?;
         let abs = offset_minutes.unsigned_abs();
-        write!(f, "{sign}{:02}:{:02}", abs / 60, abs % 60)
+        write_decimal(out, u64::from(abs / 60), 2)?;
+        out.write_char(':')?;
+        write_decimal(out, u64::from(abs % 60), 2)
     }
 }
 
@@ -256,7 +273,13 @@ impl Serialize for Timestamp {
                 ));
             }
         }
-        serializer.collect_str(self)
+        // The longest form written here (a year of up to 9999, nanoseconds, an offset) takes
+        // 35 bytes.
+        let mut text = ShortText::<40>::new();
+        match self.write_json_form(&mut text) {
+            Ok(()) => serializer.serialize_str(text.as_str()),
+            Err(_) => serializer.collect_str(self),
+        }
     }
 }
 
@@ -459,5 +482,40 @@ mod tests {
         assert!(Timestamp::default().is_undefined());
         assert_eq!(Timestamp::Relative(3).as_relative_ms(), Some(3));
         assert!(Timestamp::now_utc().as_absolute().is_some());
+    }
+
+    proptest::proptest! {
+        /// Any time of years 0 to 9999, at any nanosecond and any whole-minute offset, is
+        /// written as Go's RFC 3339 form (the JSON string is `Display`'s, no digit of the
+        /// fraction ends in zero) and reads back as the same moment and offset.
+        #[test]
+        fn absolute_times_round_trip(
+            nanos in -62_167_219_200_000_000_000_i128..253_402_214_400_000_000_000_i128,
+            offset_minutes in -1_439_i32..=1_439,
+        ) {
+            let utc = OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap();
+            let offset = UtcOffset::from_whole_seconds(offset_minutes * 60).unwrap();
+            let Some(at) = utc.checked_to_offset(offset).filter(|at| at.year() >= 0) else {
+                return Ok(());
+            };
+            let ts = Timestamp::Absolute(at);
+            let written = json(ts);
+            proptest::prop_assert_eq!(&written, &format!("\"{ts}\""));
+            if let Some((_, fraction)) = written.split_once('.') {
+                let digits = fraction.split(|c: char| !c.is_ascii_digit()).next().unwrap_or("");
+                proptest::prop_assert!(!digits.ends_with('0'), "{}", written);
+            }
+            let back = read(&written).unwrap();
+            proptest::prop_assert_eq!(back, ts);
+            proptest::prop_assert_eq!(back.as_absolute().map(|a| a.offset()), Some(offset));
+        }
+
+        /// Relative times are `+<ms>ms`.
+        #[test]
+        fn relative_times_round_trip(ms in proptest::prelude::any::<u32>()) {
+            let written = json(Timestamp::Relative(ms));
+            proptest::prop_assert_eq!(&written, &format!("\"+{ms}ms\""));
+            proptest::prop_assert_eq!(read(&written).unwrap(), Timestamp::Relative(ms));
+        }
     }
 }

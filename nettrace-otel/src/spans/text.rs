@@ -70,20 +70,7 @@ impl<'a> Text<'a> {
     /// An IP address in its usual text form (RFC 5952 for IPv6), without an allocation.
     pub fn ip(ip: IpAddr) -> Self {
         let mut inline = Inline::default();
-        let written = match ip {
-            // Four decimal octets, without the formatting machinery (this is on every
-            // exported request).
-            IpAddr::V4(v4) => {
-                for (i, octet) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        inline.push(b'.');
-                    }
-                    inline.push_decimal(octet);
-                }
-                Ok(())
-            }
-            IpAddr::V6(v6) => write!(inline, "{v6}"),
-        };
+        let written = nettrace_model::write_ip(&mut inline, ip);
         match written {
             Ok(()) => inline.into_text(),
             Err(_) => Self(Repr::Owned(ip.to_string())),
@@ -163,24 +150,6 @@ impl Default for Inline {
 }
 
 impl Inline {
-    /// One ASCII byte (the IPv4 writer stays within 15 bytes).
-    fn push(&mut self, byte: u8) {
-        if let Some(slot) = self.bytes.get_mut(self.len) {
-            *slot = byte;
-            self.len += 1;
-        }
-    }
-
-    fn push_decimal(&mut self, value: u8) {
-        if value >= 100 {
-            self.push(b'0' + value / 100);
-        }
-        if value >= 10 {
-            self.push(b'0' + value / 10 % 10);
-        }
-        self.push(b'0' + value % 10);
-    }
-
     fn into_text<'a>(self) -> Text<'a> {
         Text(Repr::Inline {
             // At most INLINE (46) bytes.
