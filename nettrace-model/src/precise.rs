@@ -11,7 +11,8 @@
 //! them, stored inline as indexes into the table beside their values. Other names (read from
 //! JSON written by someone else), or more names than fit, move the whole set to a sorted vector
 //! on the heap, so that any object of string -> u64 still round-trips. Lookups are a short
-//! linear scan, and the JSON is the one a `BTreeMap<String, u64>` writes: keys in byte order.
+//! linear scan inline (a binary search on the heap), and the JSON is the one a
+//! `BTreeMap<String, u64>` writes: keys in byte order.
 //!
 //! ```
 //! use nettrace_model::{HttpReqTrace, PreciseTimes, Timestamp};

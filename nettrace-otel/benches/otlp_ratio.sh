@@ -33,22 +33,30 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 url=$(head -1 "$work/server.out")
-# Wall seconds, then the client's CPU seconds: `perf stat`'s task-clock (all threads, to the
-# microsecond) where perf runs, else user + system from /usr/bin/time (10 ms ticks: too coarse
-# for a difference of a few µs per request).
-run() {
-  local begin end cpu
-  begin=$(date +%s%N)
-  if cpu=$(perf stat -x, -e task-clock -o "$work/stat" -- ${PIN:+taskset -c "$PIN"} "$BIN" get \
-    "$url" --repeat "$N" --stream --sock-trace --dns-trace --headers values -o /dev/null "$@" \
-    2>/dev/null && awk -F, '/task-clock/ {printf "%.3f", $1 / 1000}' "$work/stat") && [ -n "$cpu" ]; then
+# Wall time, then the client's CPU time: `perf stat`'s task-clock (all threads, to the
+# microsecond) where perf can count it, else user + system from /usr/bin/time (10 ms ticks:
+# too coarse for a difference of a few µs per request). Chosen once, before the pairs.
+client=(get "$url" --repeat "$N" --stream --sock-trace --dns-trace --headers values -o /dev/null)
+if perf stat -x, -e task-clock -o /dev/null -- true 2>/dev/null; then
+  run() {
+    local begin end cpu
+    begin=$(date +%s%N)
+    if ! perf stat -x, -e task-clock -o "$work/stat" -- ${PIN:+taskset -c "$PIN"} "$BIN" \
+      "${client[@]}" "$@" >/dev/null 2>"$work/client.err"; then
+      echo "client failed: $(tail -1 "$work/client.err")"
+      return
+    fi
     end=$(date +%s%N)
-    echo "$(( (end - begin) / 1000000 )) ms, cpu ${cpu} s"
-  else
-    /usr/bin/time -f "%e s, user %U sys %S" ${PIN:+taskset -c "$PIN"} "$BIN" get "$url" --repeat "$N" \
-      --stream --sock-trace --dns-trace --headers values -o /dev/null "$@" 2>&1 | tail -1
-  fi
-}
+    cpu=$(awk -F, '/task-clock/ && $1 ~ /^[0-9.]+$/ {printf "%.3f", $1 / 1000}' "$work/stat")
+    echo "$(( (end - begin) / 1000000 )) ms, cpu ${cpu:-unknown} s"
+  }
+else
+  echo "perf stat cannot count task-clock here: CPU from /usr/bin/time (10 ms ticks)"
+  run() {
+    /usr/bin/time -f "%e s, user %U s, sys %S s" ${PIN:+taskset -c "$PIN"} "$BIN" \
+      "${client[@]}" "$@" 2>&1 | tail -1
+  }
+fi
 for pair in $(seq "$PAIRS"); do
   echo "pair $pair: without $(run) | with $(run --otlp "http://127.0.0.1:$HTTP_PORT")"
 done

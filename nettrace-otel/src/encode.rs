@@ -65,9 +65,10 @@ pub(crate) struct SpanBuffer {
     ends: Vec<usize>,
     /// One span's body while it is written (its length precedes it).
     scratch: Vec<u8>,
-    /// The length of the last request taken: `bytes` starts at that capacity, so that a
-    /// batch is not copied each time it outgrows its allocation.
-    last_request: usize,
+    /// The longest request taken so far: `bytes` starts at that capacity, so that a batch
+    /// is not copied each time it outgrows its allocation. (The last request is often the
+    /// small rest of a split batch, so it is the longest that counts.)
+    longest_request: usize,
 }
 
 impl SpanBuffer {
@@ -78,7 +79,7 @@ impl SpanBuffer {
             bytes: Vec::new(),
             ends: Vec::new(),
             scratch: Vec::new(),
-            last_request: 0,
+            longest_request: 0,
         }
     }
 
@@ -95,7 +96,7 @@ impl SpanBuffer {
     /// Writes the spans of `tree`, a fresh trace ID for all of them; returns how many.
     pub(crate) fn append_tree(&mut self, ids: &mut Ids, tree: &SpanNode) -> u64 {
         if self.bytes.is_empty() {
-            self.bytes.reserve(self.last_request);
+            self.bytes.reserve(self.longest_request);
             self.bytes.resize(self.envelope.headroom(), 0);
         }
         let trace_id = ids.trace_id();
@@ -140,7 +141,7 @@ impl SpanBuffer {
             Vec::new()
         };
         let mut request = std::mem::replace(&mut self.bytes, rest);
-        self.last_request = request.len();
+        self.longest_request = self.longest_request.max(request.len());
         self.ends.drain(..count);
         for at in &mut self.ends {
             *at = *at - end + headroom;
@@ -220,8 +221,8 @@ impl Envelope {
         }
     }
 
-    /// The longest [`Self::header`] there can be: the resource, the scope, and two keys
-    /// and lengths of the longest varint each.
+    /// The longest [`Self::header`] there can be: the resource, the scope, and four keys
+    /// (one byte each) with lengths of the longest varint (10 bytes each).
     fn headroom(&self) -> usize {
         self.resource.len() + self.scope.len() + 4 * (1 + 10)
     }

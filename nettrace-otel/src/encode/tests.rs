@@ -254,6 +254,26 @@ fn spans_written_after_a_bounded_request_follow_those_left_behind() {
     assert_eq!(received, expected);
 }
 
+/// A batch starts as large as the longest request so far, not as the small rest of a split
+/// batch that went last.
+#[test]
+fn a_new_batch_starts_at_the_longest_requests_size() {
+    let trees = one_request_trees();
+    let mut ids = ids(9);
+    let mut buffer = SpanBuffer::new(envelope());
+    let count = buffer.append_tree(&mut ids, &trees[0]);
+    let (full, _) = buffer.take_request(count as usize - 1);
+    let (rest, taken) = buffer.take_request(usize::MAX);
+    assert_eq!(taken, 1);
+    assert!(rest.len() < full.len());
+    buffer.append_tree(&mut ids, &trees[0]);
+    assert!(
+        buffer.bytes.capacity() >= full.len(),
+        "{}",
+        buffer.bytes.capacity()
+    );
+}
+
 #[test]
 fn an_empty_buffer_gives_an_empty_request() {
     let (bytes, taken) = SpanBuffer::new(envelope()).take_request(10);

@@ -2,9 +2,8 @@
 //! resolver outcome, the connection's kernel facts, state changes and conntrack entry, the
 //! TLS tunnel's parameters. The phase spans' times come from [`nettrace_model::phases`]; the
 //! spans of connections no request used take theirs from the records themselves.
-use smallvec::smallvec;
-
 use nettrace_model::{DialTrace, TcpConnTrace, TlsTunnelTrace};
+use smallvec::smallvec;
 
 use super::{SpanEvent, SpanNode, Text, UnixNanos, Value, int, lookup::Lookup, s, times::Times};
 

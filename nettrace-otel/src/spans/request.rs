@@ -5,7 +5,6 @@ use nettrace_model::{
     HttpReqTrace, HttpTrace, IdMap, SocketOp, TraceId,
     phases::{Phase, Precision, RequestPhases, request_phases},
 };
-
 use smallvec::smallvec;
 
 use super::{

@@ -345,8 +345,8 @@ fn a_connection_and_a_resolution_no_request_used_are_trees_of_their_own() {
     assert_eq!(dns.attr("dns.question.name"), Some(&s("example.test")));
 }
 
-/// A request span's attributes fit the one allocation `request_attrs` makes for them
-/// (glibc's per-thread cache serves up to 1,032 bytes).
+/// The fixture's request spans (the usual attributes) fit the one allocation
+/// `request_attrs` makes for them (glibc's per-thread cache serves up to 1,032 bytes).
 #[test]
 fn the_request_attributes_fit_a_small_allocation() {
     assert_eq!(size_of::<super::Attr>(), 48);

@@ -7,7 +7,9 @@ use nettrace_model::{HttpTrace, PreciseTimes, Timestamp};
 use time::OffsetDateTime;
 
 /// A moment as nanoseconds since the Unix epoch: 0 for moments before it, the greatest value
-/// for those after the year 2554 (what OTLP's `fixed64` times can hold).
+/// for those after the year 2554 (what OTLP's `fixed64` times can hold). A trace that began
+/// before 1970 has its beginning clamped first, so its later times are counted from the
+/// epoch: such traces do not occur, and OTLP cannot write their times anyway.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct UnixNanos(pub u64);
 
