@@ -438,10 +438,11 @@ impl Worker {
                     oldest.get_or_insert_with(Instant::now);
                     for tree in request_trees(&trace) {
                         spans += batch.append_tree(&mut ids, &tree);
-                        // A trace of many requests (not streamed) fills several batches.
+                        // A trace of many requests (not streamed) fills several batches: the
+                        // full ones go now, the rest (spans of this trace) waits for more.
                         if batch.len() >= self.batch_spans {
-                            self.send(&mut transport, &mut batch);
-                            oldest = None;
+                            self.send_full(&mut transport, &mut batch);
+                            oldest = (!batch.is_empty()).then(Instant::now);
                         }
                     }
                     self.stats.spans.fetch_add(spans, Ordering::Relaxed);
@@ -476,6 +477,14 @@ impl Worker {
     /// accepted.
     fn send(&self, transport: &mut Transport, batch: &mut SpanBuffer) {
         while !batch.is_empty() {
+            let (request, count) = batch.take_request(self.batch_spans);
+            self.send_request(transport, request, count);
+        }
+    }
+
+    /// Sends requests of `batch_spans` spans while the batch holds that many; fewer wait.
+    fn send_full(&self, transport: &mut Transport, batch: &mut SpanBuffer) {
+        while batch.len() >= self.batch_spans {
             let (request, count) = batch.take_request(self.batch_spans);
             self.send_request(transport, request, count);
         }
@@ -526,6 +535,34 @@ fn host_name() -> String {
 mod tests {
     use super::*;
     use crate::{otlp_sink, tests_support::one_request};
+
+    /// The trees of a trace that overflow a batch go out in full requests at once; the rest
+    /// waits for more spans instead of going out short (only the last request is short).
+    #[test]
+    fn only_full_requests_go_before_the_end() {
+        let trace = one_request();
+        let sizes: Vec<usize> = crate::spans::request_trees(&trace)
+            .iter()
+            .map(|tree| tree.walk().len())
+            .collect();
+        let total: usize = sizes.iter().sum();
+        // A batch size at which sending each tree's rest at once would take more requests.
+        let batch = (2..total)
+            .find(|b| sizes.iter().map(|s| s.div_ceil(*b)).sum::<usize>() > total.div_ceil(*b))
+            .expect("the fixture has trees of several sizes");
+        let (url, seen) = otlp_sink::recording();
+        let mut config = OtlpConfig::new(url);
+        config.max_batch_spans = batch;
+        let exporter = OtlpExporter::new(&config).expect("exporter");
+        exporter.export(&trace);
+        let report = exporter.finish().expect("delivered");
+        assert_eq!(report.spans, total as u64);
+        let posts = seen
+            .lock()
+            .map(|lines| lines.iter().filter(|l| l.starts_with("post ")).count())
+            .unwrap_or_default();
+        assert_eq!(posts, total.div_ceil(batch), "{batch} spans per request");
+    }
 
     #[test]
     fn headers_reach_the_collector_and_are_never_printed() {
