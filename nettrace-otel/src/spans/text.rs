@@ -8,6 +8,8 @@ use std::{
     ops::Deref,
 };
 
+use nettrace_model::ShortText;
+
 /// The longest text kept inline: any IPv4 address (at most 15 bytes), a version, a status
 /// code, short IPv6 forms (`::1`, `::ffff:10.0.0.1`). 22 bytes keep a `Text` as small as
 /// the enum of a `String` allows; longer texts (IPv6 up to 39 bytes) are allocated.
@@ -30,7 +32,7 @@ impl<'a> Text<'a> {
         match &self.0 {
             Repr::Borrowed(text) => text,
             Repr::Owned(text) => text,
-            // Only whole UTF-8 strings are copied in (`Inline::write_str`).
+            // Only a whole `ShortText` is copied in (`inline`), which holds UTF-8.
             Repr::Inline { len, bytes } => {
                 std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
             }
@@ -60,19 +62,18 @@ impl<'a> Text<'a> {
     /// What `args` writes: inline when it fits, else allocated (formatted a second time
     /// then: only long texts, which are rare here).
     pub fn format(args: fmt::Arguments<'_>) -> Self {
-        let mut inline = Inline::default();
-        if inline.write_fmt(args).is_ok() {
-            return inline.into_text();
+        let mut written = ShortText::<INLINE>::new();
+        if written.write_fmt(args).is_ok() {
+            return inline(&written);
         }
         Self(Repr::Owned(fmt::format(args)))
     }
 
     /// An IP address in its usual text form (RFC 5952 for IPv6), without an allocation.
     pub fn ip(ip: IpAddr) -> Self {
-        let mut inline = Inline::default();
-        let written = nettrace_model::write_ip(&mut inline, ip);
-        match written {
-            Ok(()) => inline.into_text(),
+        let mut written = ShortText::<INLINE>::new();
+        match nettrace_model::write_ip(&mut written, ip) {
+            Ok(()) => inline(&written),
             Err(_) => Self(Repr::Owned(ip.to_string())),
         }
     }
@@ -134,39 +135,15 @@ impl From<String> for Text<'_> {
     }
 }
 
-/// An inline text being written; writing past its room fails.
-struct Inline {
-    len: usize,
-    bytes: [u8; INLINE],
-}
-
-impl Default for Inline {
-    fn default() -> Self {
-        Self {
-            len: 0,
-            bytes: [0; INLINE],
-        }
-    }
-}
-
-impl Inline {
-    fn into_text<'a>(self) -> Text<'a> {
-        Text(Repr::Inline {
-            // At most INLINE (46) bytes.
-            len: self.len as u8,
-            bytes: self.bytes,
-        })
-    }
-}
-
-impl fmt::Write for Inline {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        let end = self.len + text.len();
-        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
-        slot.copy_from_slice(text.as_bytes());
-        self.len = end;
-        Ok(())
-    }
+/// The text `written` holds, kept inline (it holds at most [`INLINE`] bytes).
+fn inline<'a>(written: &ShortText<INLINE>) -> Text<'a> {
+    let text = written.as_str().as_bytes();
+    let mut bytes = [0; INLINE];
+    bytes[..text.len()].copy_from_slice(text);
+    Text(Repr::Inline {
+        len: text.len() as u8,
+        bytes,
+    })
 }
 
 #[cfg(test)]
