@@ -293,7 +293,7 @@ fn write_event(out: &mut Vec<u8>, event: &SpanEvent) {
     let attrs: usize = event
         .attrs
         .iter()
-        .map(|(key, value)| field_len(key_value_len(key.as_bytes(), value)))
+        .map(|(key, value)| field_len(key_value_len(key.as_bytes(), any_value_len(value))))
         .sum();
     length_prefix(out, 11, 9 + field_len(event.name.len()) + attrs);
     fixed64(out, 1, event.at.0);
@@ -307,7 +307,7 @@ fn write_event(out: &mut Vec<u8>, event: &SpanEvent) {
 fn key_value(out: &mut Vec<u8>, tag: u8, (name, value): &Attr) {
     let name = name.as_bytes();
     let any_value = any_value_len(value);
-    let body = field_len(name.len()) + field_len(any_value);
+    let body = key_value_len(name, any_value);
     if body < 0x80 {
         // Nearly every attribute: every length takes one byte, and the bytes between the
         // name and the value go in one write.
@@ -350,9 +350,9 @@ fn key_value(out: &mut Vec<u8>, tag: u8, (name, value): &Attr) {
     }
 }
 
-/// The length of a `KeyValue` body.
-fn key_value_len(key: &[u8], value: &Value) -> usize {
-    field_len(key.len()) + field_len(any_value_len(value))
+/// The length of a `KeyValue` body: its key, and an `AnyValue` of `any_value` bytes.
+fn key_value_len(key: &[u8], any_value: usize) -> usize {
+    field_len(key.len()) + field_len(any_value)
 }
 
 /// The length of an `AnyValue` body (its one `value` field, always written).
