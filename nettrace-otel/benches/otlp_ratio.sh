@@ -6,6 +6,7 @@
 #   cargo build --release -p nettrace-cli --bin nettrace && cargo build --release --example bench_server
 #   PIN=1 PAIRS=8 nettrace-otel/benches/otlp_ratio.sh      # client pinned to CPU 1
 #   AGENT_IDLE=1 PIN=1 PAIRS=8 nettrace-otel/benches/otlp_ratio.sh   # the collector idle-class
+#   EXPORT_CPU=0 PIN=1 PAIRS=20 nettrace-otel/benches/otlp_ratio.sh  # the exporter's threads on CPU 0
 #
 # Prints per pair, without | with --otlp: the wall time and the client's CPU time.
 set -euo pipefail
@@ -37,10 +38,34 @@ url=$(head -1 "$work/server.out")
 # microsecond) where perf can count it, else user + system from /usr/bin/time (10 ms ticks:
 # too coarse for a difference of a few µs per request). Chosen once, before the pairs.
 client=(get "$url" --repeat "$N" --stream --sock-trace --dns-trace --headers values -o /dev/null)
+# EXPORT_CPU=K moves the exporter's two threads (`nettrace-otlp` and the HTTP client's
+# `reqwest-internal-sync-runtime`, named by their first 15 bytes in comm) of the running
+# client onto CPU K, beside the server and the collector, so that they do not take the
+# request threads' CPU: what export costs the traced requests themselves. Polls /proc for
+# at most 2 s; the threads start before the first request.
+move_exporter() {
+  local moved=0 comm name tid
+  for _ in $(seq 200); do
+    for comm in /proc/[0-9]*/task/*/comm; do
+      read -r name <"$comm" 2>/dev/null || continue
+      case $name in
+        nettrace-otlp | reqwest-interna)
+          tid=${comm%/comm}
+          tid=${tid##*/}
+          taskset -p -c "$EXPORT_CPU" "$tid" >/dev/null 2>&1 && moved=$((moved + 1))
+          ;;
+      esac
+    done
+    [ "$moved" -ge 2 ] && return
+    sleep 0.01
+  done
+  echo "EXPORT_CPU: moved $moved of the exporter's 2 threads" >&2
+}
 if perf stat -x, -e task-clock -o /dev/null -- true 2>/dev/null; then
   run() {
     local begin end cpu
     begin=$(date +%s%N)
+    [ -n "${EXPORT_CPU:-}" ] && [ "$#" -gt 0 ] && { move_exporter & }
     if ! perf stat -x, -e task-clock -o "$work/stat" -- ${PIN:+taskset -c "$PIN"} "$BIN" \
       "${client[@]}" "$@" >/dev/null 2>"$work/client.err"; then
       echo "client failed: $(tail -1 "$work/client.err")"
@@ -53,6 +78,7 @@ if perf stat -x, -e task-clock -o /dev/null -- true 2>/dev/null; then
 else
   echo "perf stat cannot count task-clock here: CPU from /usr/bin/time (10 ms ticks)"
   run() {
+    [ -n "${EXPORT_CPU:-}" ] && [ "$#" -gt 0 ] && { move_exporter & }
     /usr/bin/time -f "%e s, user %U s, sys %S s" ${PIN:+taskset -c "$PIN"} "$BIN" \
       "${client[@]}" "$@" 2>&1 | tail -1
   }
