@@ -175,8 +175,8 @@ impl KernelSink for Inner {
         self.record_kernel_events(std::iter::once(event));
     }
 
-    fn kernel_events(&self, events: Vec<(KernelEvent, bytes::Bytes)>) {
-        self.record_kernel_events(events.into_iter().map(|(event, _)| event));
+    fn kernel_events(&self, events: &mut dyn Iterator<Item = (KernelEvent, bytes::Bytes)>) {
+        self.record_kernel_events(events.map(|(event, _)| event));
     }
 }
 
@@ -184,10 +184,9 @@ impl Inner {
     /// Kernel events in order: through the translator when there is one (a program's
     /// trace), straight into the recorder otherwise.
     fn record_kernel_events(&self, events: impl Iterator<Item = KernelEvent>) {
-        // A sock_ops record may stand for a state transition the kernel sent no record for.
-        let events = events.flat_map(KernelEvent::with_implied);
         if let Some(translator) = self.translator.get() {
-            for event in events {
+            // A sock_ops record may stand for a state transition the kernel sent no record for.
+            for event in events.flat_map(KernelEvent::with_implied) {
                 let out = lock(translator).translate(event);
                 for cookie in out.unregister {
                     self.unregister(cookie);
@@ -199,18 +198,27 @@ impl Inner {
             return;
         }
         let mut closed = Vec::new();
-        let mut events = events.into_iter().peekable();
+        let mut record = |recorder: &mut Recorder, event: KernelEvent| {
+            if let KernelEvent::TcpState(change) = &event
+                && change.new == KernelTcpState::Close
+            {
+                closed.push(change.cookie);
+            }
+            recorder.kernel(event);
+        };
+        let mut events = events.peekable();
         while events.peek().is_some() {
             // The recorder's lock once per chunk: the application's threads wait for it
-            // behind at most this many events.
+            // behind at most this many records (each with the transition it stands for).
             let mut recorder = lock(&self.recorder);
             for event in events.by_ref().take(KERNEL_EVENTS_PER_LOCK) {
-                if let KernelEvent::TcpState(change) = &event
-                    && change.new == KernelTcpState::Close
-                {
-                    closed.push(change.cookie);
+                // Taken before the record moves; a loop rather than `with_implied`'s chained
+                // iterators, which cost more than the recording on this path (the hub's).
+                let implied = event.implied_state_change();
+                record(&mut recorder, event);
+                if let Some(change) = implied {
+                    record(&mut recorder, KernelEvent::TcpState(change));
                 }
-                recorder.handle(Event::Kernel(event));
             }
         }
         // Each socket leaves kernel tracing once the application is done with it too.

@@ -23,6 +23,10 @@ use nettrace_common::{
     CaptureClient, CaptureInterface, FlowKey, TracedFlow, capture_flags, limits, socket_flags,
 };
 
+mod route;
+
+use route::Recipients;
+
 use super::{
     CaptureInterfaceInfo, CaptureLinks, CgroupLinks, ClientId, FlowProtocol, KernelConfig,
     KernelError, KernelEvent, KernelEvents, KernelTracer, SockCallsRecord, SockOp, flow_directions,
@@ -40,8 +44,9 @@ pub(crate) trait KernelSink: Send + Sync {
     fn kernel_event(&self, event: KernelEvent, record: &[u8]);
 
     /// Consecutive events of one drain, in order (by default, one [`Self::kernel_event`]
-    /// call each; a sink with a lock per event takes it once here instead).
-    fn kernel_events(&self, events: Vec<(KernelEvent, Bytes)>) {
+    /// call each; a sink with a lock per event takes it once here instead). Events the sink
+    /// leaves in `events` are dropped.
+    fn kernel_events(&self, events: &mut dyn Iterator<Item = (KernelEvent, Bytes)>) {
         for (event, record) in events {
             self.kernel_event(event, &record);
         }
@@ -77,22 +82,6 @@ const DISARM_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Events with the ring-buffer records they were decoded from, as a sink takes them.
 type EventBatch = Vec<(KernelEvent, Bytes)>;
-
-/// Events of one drain on their way out, in order.
-enum Run {
-    /// Consecutive events of one client.
-    One(Arc<dyn KernelSink>, Vec<(KernelEvent, Bytes)>),
-    /// A packet of no flow, for every client capturing its kind on its interface.
-    Many(Vec<Arc<dyn KernelSink>>, KernelEvent, Bytes),
-}
-
-/// Where one event goes.
-enum Recipients {
-    None,
-    One(Arc<dyn KernelSink>),
-    /// A packet of no flow, for every client capturing its kind on its interface.
-    Many(Vec<Arc<dyn KernelSink>>),
-}
 
 struct ClientEntry {
     sink: Weak<dyn KernelSink>,
@@ -248,32 +237,15 @@ impl KernelHub {
         // locks (the recorder's) and may unregister a socket, which takes the clients' lock.
         // Consecutive events of one client travel together: one call, one lock of its
         // recorder per run instead of per event.
-        let mut runs: Vec<Run> = Vec::new();
-        {
+        let runs = {
             let mut clients = lock(&self.clients);
-            for (event, record) in batch {
-                match self.recipients(&mut clients, &event) {
-                    Recipients::None => {}
-                    Recipients::One(sink) => match runs.last_mut() {
-                        Some(Run::One(last, events)) if Arc::ptr_eq(last, &sink) => {
-                            events.push((event, record));
-                        }
-                        _ => runs.push(Run::One(sink, vec![(event, record)])),
-                    },
-                    Recipients::Many(sinks) => runs.push(Run::Many(sinks, event, record)),
-                }
-            }
-        }
-        for run in runs {
-            match run {
-                Run::One(sink, events) => sink.kernel_events(events),
-                Run::Many(sinks, event, record) => {
-                    for sink in sinks {
-                        sink.kernel_event(event.clone(), &record);
-                    }
-                }
-            }
-        }
+            route::runs(
+                batch
+                    .iter()
+                    .map(|(event, _)| self.recipients(&mut clients, event)),
+            )
+        };
+        route::hand_on(batch, runs);
     }
 
     /// The clients an event goes to: its socket's client, or for a packet of no flow (ICMP,
@@ -736,7 +708,7 @@ impl KernelClient {
         let totals = self.read_call_totals(wanted);
         self.hub.drain();
         if let Some((sink, events)) = totals {
-            sink.kernel_events(events);
+            sink.kernel_events(&mut events.into_iter());
         }
     }
 

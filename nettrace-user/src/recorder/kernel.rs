@@ -12,6 +12,11 @@ use crate::{
 /// `EAGAIN`: the call found nothing to do yet.
 const EAGAIN: i32 = 11;
 
+/// State changes of a TCP connection that opens and closes the usual way: SYN-SENT,
+/// ESTABLISHED, then FIN-WAIT-1, FIN-WAIT-2, TIME-WAIT and CLOSE, or CLOSE-WAIT, LAST-ACK and
+/// CLOSE.
+const USUAL_STATE_CHANGES: usize = 6;
+
 /// What the kernel reported about one connection so far.
 #[derive(Debug, Default)]
 pub(crate) struct KernelRec {
@@ -34,6 +39,11 @@ impl KernelRec {
     pub(crate) fn fold(&mut self, event: KernelEvent) {
         match event {
             KernelEvent::TcpState(change) => {
+                if self.states.is_empty() {
+                    // One allocation for the usual connection, not a first of four entries
+                    // regrown to eight.
+                    self.states.reserve_exact(USUAL_STATE_CHANGES);
+                }
                 self.states
                     .push((change.time.to_instant(), change.old, change.new));
             }

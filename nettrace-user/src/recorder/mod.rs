@@ -408,17 +408,7 @@ impl Recorder {
                     rec.resp_header = header;
                 }
             }
-            Event::Kernel(KernelEvent::Packet(packet)) => {
-                if let Some(store) = &mut self.capture {
-                    store.add(packet);
-                }
-            }
-            Event::Kernel(event) => {
-                let conn = self.by_cookie.get(&event.cookie());
-                if let Some(rec) = conn.and_then(|c| self.conns.get_mut(c)) {
-                    rec.kernel.fold(event);
-                }
-            }
+            Event::Kernel(event) => self.kernel(event),
             Event::Conntrack { conn, sample } => {
                 if let Some(rec) = self.conns.get_mut(&conn) {
                     // The destroy event's final entry is never replaced by an earlier lookup
@@ -439,6 +429,22 @@ impl Recorder {
                     rec.error = error;
                 }
             }
+        }
+    }
+
+    /// Records a kernel event: a packet into the capture store, anything else into its
+    /// connection's kernel facts. The hub's path calls this directly, without wrapping the
+    /// event in an [`Event`] for [`Self::handle`]'s large match.
+    pub(crate) fn kernel(&mut self, event: KernelEvent) {
+        if let KernelEvent::Packet(packet) = event {
+            if let Some(store) = &mut self.capture {
+                store.add(packet);
+            }
+            return;
+        }
+        let conn = self.by_cookie.get(&event.cookie());
+        if let Some(rec) = conn.and_then(|c| self.conns.get_mut(c)) {
+            rec.kernel.fold(event);
         }
     }
 

@@ -1,0 +1,161 @@
+//! How a drained batch of kernel events reaches the clients: runs of consecutive events with
+//! the same recipients, each handed on in one call.
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{EventBatch, KernelSink};
+
+/// Where one event goes.
+pub(super) enum Recipients {
+    None,
+    One(Arc<dyn KernelSink>),
+    /// A packet of no flow, for every client capturing its kind on its interface.
+    Many(Vec<Arc<dyn KernelSink>>),
+}
+
+/// The next `count` events of a batch go to `recipients`.
+pub(super) struct Run {
+    recipients: Recipients,
+    count: usize,
+}
+
+/// Groups the recipients of a batch's events, in order, into runs: consecutive events of
+/// one client (or of none) form one run; a packet for many clients is a run of its own.
+pub(super) fn runs(recipients: impl IntoIterator<Item = Recipients>) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    for recipients in recipients {
+        if let Some(last) = runs.last_mut() {
+            let same = match (&last.recipients, &recipients) {
+                (Recipients::One(last), Recipients::One(sink)) => Arc::ptr_eq(last, sink),
+                (Recipients::None, Recipients::None) => true,
+                _ => false,
+            };
+            if same {
+                last.count += 1;
+                continue;
+            }
+        }
+        runs.push(Run {
+            recipients,
+            count: 1,
+        });
+    }
+    runs
+}
+
+/// Hands the events of `batch` on as `runs` (made from the same batch) say: a client's run
+/// in one [`KernelSink::kernel_events`] call. The events move from the batch to the sink
+/// once, with no list per run.
+pub(super) fn hand_on(batch: EventBatch, runs: Vec<Run>) {
+    let mut events = batch.into_iter();
+    for Run { recipients, count } in runs {
+        let mut run = events.by_ref().take(count);
+        match recipients {
+            Recipients::None => {}
+            Recipients::One(sink) => sink.kernel_events(&mut run),
+            Recipients::Many(sinks) => {
+                for (event, record) in run.by_ref() {
+                    for sink in &sinks {
+                        sink.kernel_event(event.clone(), &record);
+                    }
+                }
+            }
+        }
+        // What a sink left (and a run of no recipient) must not go to the next run's.
+        run.for_each(drop::<(_, Bytes)>);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::{
+        KernelTime, SocketCookie,
+        event::{KernelEvent, KernelTcpState, TcpStateChange},
+        kernel::ClientId,
+    };
+
+    /// Keeps the cookies of the events it is handed, taking at most `take` per call.
+    struct Sink {
+        take: usize,
+        seen: Mutex<Vec<u64>>,
+    }
+
+    impl Sink {
+        fn new(take: usize) -> Arc<Self> {
+            Arc::new(Self {
+                take,
+                seen: Mutex::new(Vec::new()),
+            })
+        }
+
+        fn seen(&self) -> Vec<u64> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+
+    impl KernelSink for Sink {
+        fn kernel_event(&self, event: KernelEvent, _record: &[u8]) {
+            self.seen.lock().unwrap().push(event.cookie().0);
+        }
+
+        fn kernel_events(&self, events: &mut dyn Iterator<Item = (KernelEvent, Bytes)>) {
+            for (event, _) in events.take(self.take) {
+                self.seen.lock().unwrap().push(event.cookie().0);
+            }
+        }
+    }
+
+    fn event(cookie: u64) -> (KernelEvent, Bytes) {
+        let change = TcpStateChange {
+            cookie: SocketCookie(cookie),
+            client: ClientId(1),
+            time: KernelTime(cookie),
+            old: KernelTcpState::Established,
+            new: KernelTcpState::Close,
+        };
+        (KernelEvent::TcpState(change), Bytes::new())
+    }
+
+    /// The events 1..=8 to a, a, nobody, b, b, a, a and b, a and b (a packet for both).
+    fn route(a: &Arc<Sink>, b: &Arc<Sink>) {
+        let (one_a, one_b) = (
+            || Recipients::One(a.clone() as Arc<dyn KernelSink>),
+            || Recipients::One(b.clone() as Arc<dyn KernelSink>),
+        );
+        let many = || Recipients::Many(vec![a.clone(), b.clone() as Arc<dyn KernelSink>]);
+        let recipients = vec![
+            one_a(),
+            one_a(),
+            Recipients::None,
+            one_b(),
+            one_b(),
+            one_a(),
+            many(),
+            many(),
+        ];
+        let runs = runs(recipients);
+        let counts: Vec<usize> = runs.iter().map(|run| run.count).collect();
+        assert_eq!(counts, [2, 1, 2, 1, 1, 1]);
+        hand_on((1..=8).map(event).collect(), runs);
+    }
+
+    #[test]
+    fn each_client_gets_its_runs_in_order() {
+        let (a, b) = (Sink::new(usize::MAX), Sink::new(usize::MAX));
+        route(&a, &b);
+        assert_eq!(a.seen(), [1, 2, 6, 7, 8]);
+        assert_eq!(b.seen(), [4, 5, 7, 8]);
+    }
+
+    #[test]
+    fn events_a_sink_leaves_do_not_go_to_the_next_run() {
+        let (a, b) = (Sink::new(1), Sink::new(1));
+        route(&a, &b);
+        assert_eq!(a.seen(), [1, 6, 7, 8]);
+        assert_eq!(b.seen(), [4, 7, 8]);
+    }
+}
