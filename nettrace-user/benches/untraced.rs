@@ -1,7 +1,8 @@
 //! Cost of the kernel programs for traffic that is not traced, in the three states a machine
 //! is in: nothing registered at all, something else registered (another socket and its flow),
-//! and for comparison the measured socket itself traced. Needs root (prints SKIPPED
-//! otherwise).
+//! and for comparison the measured socket itself traced, with its calls counted in its entry
+//! (the library's TCP sockets) and with a record per call (a daemon client's). Needs root
+//! (prints SKIPPED otherwise).
 //!
 //! ```text
 //! CARGO_TARGET_DIR=target/bench cargo bench -p nettrace-user --bench untraced
@@ -13,14 +14,24 @@
 //! (`BPF_ENABLE_STATS`: run count and run time per program, which include two clock reads per
 //! run) give ns per run of `sock_send_length` and of the TC program. When `bpftool` is
 //! installed, `bpftool prog show name nettrace_sock_send_length` (`run_time_ns`, `run_cnt`)
-//! is read around each state too, as a cross-check of the same counters.
+//! is read around each state too, as a cross-check of the same counters. A thread reads both
+//! rings throughout, as a tracer does, so that a traced run copies its record out: with the
+//! rings left unread they fill after a few percent of the sends, and the later runs would
+//! measure the cheaper path of a full ring. The records read and the kernel's lost counts are
+//! printed, so a run where the reader fell behind shows.
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsFd;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use kernel_support::{Stats, cost, stats, tcp_socket};
 use nettrace::{
     SocketCookie,
-    kernel::{ClientId, KernelConfig, KernelTracer, enable_run_stats},
+    kernel::{ClientId, KernelConfig, KernelEvents, KernelTracer, enable_run_stats},
 };
 use nettrace_common::{program_name, socket_flags};
 
@@ -56,6 +67,27 @@ fn bpftool_counts(name: &str) -> Option<(u64, u64)> {
         .then(|| (value("run_cnt"), value("run_time_ns")))
 }
 
+/// Reads `rings` until `stop`; how many records each gave.
+fn read_rings(mut rings: [KernelEvents; 2], stop: Arc<AtomicBool>) -> JoinHandle<[usize; 2]> {
+    std::thread::spawn(move || {
+        let mut read = [0; 2];
+        while !stop.load(Ordering::Relaxed) {
+            let mut found = 0;
+            for (ring, count) in rings.iter_mut().zip(&mut read) {
+                let records = ring.drain().len();
+                *count += records;
+                found += records;
+            }
+            if found == 0 {
+                // A poll, not a synchronisation: the rings hold megabytes, far more than
+                // arrives in this pause.
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        read
+    })
+}
+
 fn socket() -> socket2::Socket {
     tcp_socket(true)
 }
@@ -78,10 +110,10 @@ fn main() {
     }
     let runtime = kernel_support::runtime();
     let _guard = runtime.enter();
-    // The rings are not read: the traced state's events are dropped once they are full,
-    // which the statistics count as runs like any other.
-    let (tracer, _events, _packets) =
+    let (tracer, events, packets) =
         KernelTracer::load_with_packets(&KernelConfig::default()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = read_rings([events, packets], stop.clone());
     let _stats = enable_run_stats().expect("BPF_ENABLE_STATS");
     let client = ClientId(1);
     let links = kernel_support::capture_lo(&tracer, client);
@@ -120,16 +152,34 @@ fn main() {
     tracer.unregister(other_cookie).unwrap();
     drop(other);
 
-    let traced = socket();
-    let cookie = SocketCookie::of(&traced).unwrap();
-    tracer
-        .register_with_flags(traced.as_fd(), cookie, client, socket_flags::CAPTURE)
-        .unwrap();
-    measure("traced (event + packet copy)", traced);
-    tracer.unregister(cookie).unwrap();
+    // Traced, the library's way for its TCP sockets (calls counted in the socket's entry),
+    // then with a record per call (a daemon client's sockets, UDP sockets).
+    for (state, flags) in [
+        (
+            "traced, calls counted (+ packet)",
+            socket_flags::CAPTURE | socket_flags::FOLD_CALLS,
+        ),
+        ("traced, record per call (+ packet)", socket_flags::CAPTURE),
+    ] {
+        let traced = socket();
+        let cookie = SocketCookie::of(&traced).unwrap();
+        tracer
+            .register_with_flags(traced.as_fd(), cookie, client, flags)
+            .unwrap();
+        measure(state, traced);
+        tracer.unregister(cookie).unwrap();
+    }
     tracer.detach_capture(links);
+    stop.store(true, Ordering::Relaxed);
+    let [events_read, packets_read] = reader.join().unwrap();
 
     println!("kernel run statistics, {SENDS} send() calls of 64 B per state");
+    println!(
+        "records read: {events_read} events, {packets_read} packets; lost by the kernel: \
+         {} events, {} packets",
+        tracer.lost_events(client).unwrap(),
+        tracer.lost_packets(client).unwrap()
+    );
     println!(
         "{:<34} {:>9} {:>9}   {:>9} {:>9}   {:>14}",
         "state", "send runs", "ns/run", "tc runs", "ns/run", "bpftool send"
