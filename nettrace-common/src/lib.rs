@@ -36,7 +36,9 @@
 ///
 /// Types and constants that stay between userspace and the kernel of one process (map names,
 /// map keys and values such as [`TracedSocket`], [`FlowKey`], [`CaptureClient`], program
-/// names, the other limits) do not take a bump.
+/// names, the other limits) do not take a bump. The daemon's JSON requests and replies are
+/// versioned by this number too: they only gain optional fields, and a change to them that a
+/// peer of the previous version would misread takes a bump as well.
 pub const RECORD_LAYOUT_VERSION: u32 = 1;
 
 /// Names of the BPF maps, as they appear in the compiled object.
