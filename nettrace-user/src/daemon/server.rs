@@ -319,9 +319,12 @@ impl<'a, S: KernelSlot> Session<'a, S> {
         match (request, fds) {
             (Request::Hello { version }, []) => self.hello(version),
             (Request::Hello { .. }, _) => error("hello carries no descriptor".to_owned()),
+            // What an old client (one that predates the handshake) reads: it says why.
             _ if !self.greeted.get() => error(format!(
                 "the first request must be hello with the client's version (this daemon \
-                 speaks version {VERSION})"
+                 speaks version {VERSION}); a client older than the version handshake cannot \
+                 use this daemon: the daemon and the library must come from the same \
+                 nettrace release"
             )),
             (Request::Register {}, [fd]) => self.register(fd),
             (Request::Register {}, _) => error(format!(

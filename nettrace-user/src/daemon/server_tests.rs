@@ -802,7 +802,8 @@ fn every_request_before_hello_is_refused_and_reaches_no_slot() {
         let error = refused(ask(&sa, &request, &fds));
         assert!(
             error.contains("first request must be hello")
-                && error.contains(&format!("version {VERSION}")),
+                && error.contains(&format!("version {VERSION}"))
+                && error.contains("same nettrace release"),
             "{request}: {error}"
         );
     }
