@@ -108,6 +108,71 @@ async fn without_kernel_data_the_default_log_says_why_in_one_line() {
     assert!(line.contains("/nonexistent/nettrace.sock"), "{line}");
 }
 
+/// `--kernel auto` without the privilege, and a daemon that predates the version handshake
+/// (a fake one answering hello as such a daemon does): the daemon is not used, and the log
+/// line (the trace's reason) says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_older_than_the_handshake_is_not_used_and_the_log_says_why() {
+    use std::{io::Read, os::unix::fs::PermissionsExt};
+    if !require_root(
+        "a_daemon_older_than_the_handshake_is_not_used_and_the_log_says_why (switches to nobody)",
+    ) {
+        return;
+    }
+    let server = scenario::plain_server().await;
+    let dir = TempDir::new("old-daemon");
+    let mode = |path: &Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    mode(&dir.path(""), 0o755);
+    let socket = dir.path("loader.sock");
+    let listener =
+        socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None).unwrap();
+    listener
+        .bind(&socket2::SockAddr::unix(&socket).unwrap())
+        .unwrap();
+    listener.listen(1).unwrap();
+    mode(&socket, 0o666);
+    let old_daemon = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("the client connects");
+        let mut buf = [0u8; 4096];
+        let n = conn.read(&mut buf).expect("the client's first request");
+        let first = String::from_utf8_lossy(&buf[..n]).into_owned();
+        // What a daemon built before the handshake answers.
+        let answer = r#"R{"type":"error","error":"malformed request: unknown variant `hello`, expected one of `register`, `unregister`, `sync`, `status`, `capture`, `capture-flow`"}"#;
+        conn.send(answer.as_bytes()).expect("answering");
+        // Nothing more: the client closes the connection.
+        let n = conn.read(&mut buf).expect("the end of the connection");
+        (first, n)
+    });
+    let binary = RunnableCopy::of(Path::new(env!("CARGO_BIN_EXE_nettrace")));
+    let mut command = as_user(NOBODY, binary.path());
+    command
+        .args(["get", &server.url("/"), "-o", "/dev/null"])
+        .arg("--daemon-socket")
+        .arg(&socket)
+        .env_remove("RUST_LOG");
+    let out = run(command).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("no kernel data"))
+        .collect();
+    let [line] = &lines[..] else {
+        panic!("one line about the kernel expected: {}", out.stderr);
+    };
+    assert!(
+        line.contains("predates the version handshake")
+            && line.contains("same nettrace release")
+            && line.contains(&socket.display().to_string()),
+        "{line}"
+    );
+    let (first, after) = old_daemon.join().expect("the fake daemon");
+    assert!(first.starts_with(r#"{"op":"hello","version":"#), "{first}");
+    assert_eq!(after, 0, "a request after the refused hello");
+}
+
 /// Starts `nettrace-loader serve` on a socket in `dir`, waits for its "listening" log line,
 /// sends `signal`, and checks that it exits 0 and removes the socket.
 async fn serve_then_signal(signal: libc::c_int) {

@@ -4,7 +4,8 @@
 //! when one tries to register the other's socket by cookie or by descriptor number; hostile
 //! messages get error replies and the daemon goes on serving. Through the library (`nettrace
 //! get` as users nobody and 65533): each trace holds the kernel facts of its own connection,
-//! by the daemon, and a client killed mid-request leaves nothing registered behind.
+//! by the daemon, and a client killed mid-request leaves nothing registered behind. Raw: the
+//! daemon serves nothing before the version handshake and refuses another version.
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::TcpListener,
@@ -13,7 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use nettrace::daemon::{DaemonClient, MAX_SESSIONS_PER_USER};
+use nettrace::daemon::{
+    DaemonClient, MAX_SESSIONS_PER_USER,
+    protocol::{Frame, MAX_FRAME, Message, VERSION},
+};
 use nettrace_tests::{
     daemon::{Daemon, trace_through_daemon},
     require_root,
@@ -305,4 +309,69 @@ fn one_user_cannot_take_more_than_its_share_of_sessions() {
     // Root is not limited, and the daemon still serves.
     let mut root = DaemonClient::connect(&socket).expect("root connects");
     root.status().expect("root is served");
+}
+
+/// A connection to the daemon that sends what it is told (one request per packet).
+struct RawClient(socket2::Socket);
+
+impl RawClient {
+    fn connect(path: &Path) -> Self {
+        let socket =
+            socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None).unwrap();
+        socket
+            .connect(&socket2::SockAddr::unix(path).unwrap())
+            .expect("connecting to the daemon");
+        Self(socket)
+    }
+
+    /// Sends `request` and reads the daemon's reply.
+    fn ask(&mut self, request: &str) -> Message {
+        self.0.send(request.as_bytes()).expect("sending a request");
+        let mut buf = vec![0u8; MAX_FRAME + 1];
+        let n = self.0.read(&mut buf).expect("reading the reply");
+        match Frame::decode(&buf[..n]) {
+            Ok(Frame::Reply(reply)) => reply,
+            other => panic!("not a reply: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn serve_serves_nothing_before_hello_and_refuses_another_version() {
+    if !require_root("serve_serves_nothing_before_hello_and_refuses_another_version") {
+        return;
+    }
+    let dir = TempDir::new("loader-serve-hello");
+    let (_daemon, socket) = start_daemon(&dir);
+    let mut raw = RawClient::connect(&socket);
+    let status = r#"{"op":"status"}"#;
+    let refused = |reply: Message| match reply {
+        Message::Error { error, .. } => error,
+        other => panic!("not refused: {other:?}"),
+    };
+    let error = refused(raw.ask(status));
+    assert!(error.contains("first request must be hello"), "{error}");
+    let other = VERSION + 1;
+    match raw.ask(&format!(r#"{{"op":"hello","version":{other}}}"#)) {
+        Message::Error { error, version } => {
+            assert_eq!(version, Some(VERSION), "{error}");
+            assert!(
+                error.contains(&format!("version {other}"))
+                    && error.contains(&format!("daemon {VERSION}"))
+                    && error.contains("same nettrace release"),
+                "{error}"
+            );
+        }
+        reply => panic!("another version was not refused: {reply:?}"),
+    }
+    let error = refused(raw.ask(status));
+    assert!(error.contains("first request must be hello"), "{error}");
+    assert_eq!(
+        raw.ask(&format!(r#"{{"op":"hello","version":{VERSION}}}"#)),
+        Message::Hello { version: VERSION }
+    );
+    assert!(matches!(raw.ask(status), Message::Status { .. }));
+    // The library's client says hello by itself.
+    let mut client = DaemonClient::connect(&socket).expect("the library's client connects");
+    assert_eq!(client.status().expect("status"), (2, 0));
 }

@@ -187,7 +187,7 @@ fn refusal(result: Result<(), DaemonError>) -> String {
 /// The error reply to a raw `capture-flow` carrying `fd`.
 fn raw_capture_flow(client: &mut DaemonClient, fd: Option<std::os::fd::BorrowedFd<'_>>) -> String {
     match client.send_raw(br#"{"op":"capture-flow"}"#, fd) {
-        Ok(Message::Error { error }) => error,
+        Ok(Message::Error { error, .. }) => error,
         other => panic!("not refused: {other:?}"),
     }
 }

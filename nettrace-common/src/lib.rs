@@ -18,6 +18,29 @@
 #![no_std]
 #![deny(missing_docs)]
 
+/// Version of the records as a reader outside the programs' own build sees them: the loader
+/// daemon (`nettrace-loader serve`) forwards the ring-buffer records as they are, and its
+/// clients decode them with their own copy of this crate, so the two exchange this number
+/// when they connect and refuse each other when it differs.
+///
+/// Bump it whenever the bytes of a forwarded record would be read differently by a reader
+/// of the previous version:
+/// - a field of [`EventHeader`], of an event record (the `*Event` structs) or of a type one
+///   embeds ([`SocketCalls`]) added, removed, moved, resized or retyped;
+/// - a field or flag bit given another meaning (as when `SockOpsEvent::has_min_rtt` became
+///   [`SockOpsEvent::record_flags`], whose [`sock_ops_record::TRANSITION`] bit makes the
+///   reader put back a state transition);
+/// - an [`event_kind`] value added, removed or renumbered, or a constant a record's field
+///   takes ([`direction`], [`family`], [`ANY_CLIENT`], [`CGROUP_PACKET_IFINDEX`]) changed;
+/// - [`limits::MAX_PACKET_BYTES`] raised (a packet record would outgrow the reader's frame).
+///
+/// Types and constants that stay between userspace and the kernel of one process (map names,
+/// map keys and values such as [`TracedSocket`], [`FlowKey`], [`CaptureClient`], program
+/// names, the other limits) do not take a bump. The daemon's JSON requests and replies are
+/// versioned by this number too: they only gain optional fields, and a change to them that a
+/// peer of the previous version would misread takes a bump as well.
+pub const RECORD_LAYOUT_VERSION: u32 = 1;
+
 /// Names of the BPF maps, as they appear in the compiled object.
 pub mod map_name {
     /// Socket storage (`BPF_MAP_TYPE_SK_STORAGE`): a [`crate::TracedSocket`] kept in each

@@ -752,6 +752,31 @@ mod tests {
     }
 
     #[test]
+    fn a_daemon_of_another_release_leaves_the_link_free_for_the_reason() {
+        use crate::daemon::link::tests::{FakeDaemon, OLD_DAEMONS_ANSWER, until_closed};
+        let fake = FakeDaemon::listen("tracer");
+        let served = fake.serve(OLD_DAEMONS_ANSWER.to_vec(), until_closed);
+        let tracer = tracer();
+        let error = tracer.attach_daemon(&fake.path()).err();
+        assert!(
+            matches!(error, Some(DaemonError::PredatesHandshake { .. })),
+            "{error:?}"
+        );
+        served.join().unwrap();
+        // The client's fallback: no kernel link, and the reason in the trace.
+        let reason = error_chain(&error.unwrap());
+        assert!(tracer.kernel_unavailable(reason).is_ok());
+        let (trace, _) = tracer.snapshot_with_captures("t");
+        let kernel = trace.net_trace.kernel_data.unwrap_or_default();
+        assert!(!kernel.available, "{kernel:?}");
+        assert!(
+            kernel.reason.contains("predates the version handshake")
+                && kernel.reason.contains("same nettrace release"),
+            "{kernel:?}"
+        );
+    }
+
+    #[test]
     fn a_second_translator_is_refused() {
         let tracer = tracer();
         assert!(tracer.translate_kernel_events().is_ok());

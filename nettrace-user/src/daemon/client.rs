@@ -42,7 +42,9 @@ impl KernelSink for Queue {
 }
 
 impl DaemonClient {
-    /// Connects to the daemon's socket.
+    /// Connects to the daemon's socket and makes the version handshake: a daemon of another
+    /// version ([`DaemonError::VersionMismatch`]) or one older than the handshake
+    /// ([`DaemonError::PredatesHandshake`]) is refused, since its records would be misread.
     pub fn connect(path: &Path) -> Result<Self, DaemonError> {
         let (tx, events) = mpsc::channel();
         let sink = Arc::new(Queue(Mutex::new(tx)));

@@ -2,6 +2,8 @@
 //! ("nettrace-daemon") takes every frame as it arrives: kernel records are decoded with
 //! [`KernelEvent::decode`] and handed to the sink (as the in-process hub does), replies go to
 //! the oldest waiting request. Requests are sent from any thread and wait for their reply.
+//! Connecting includes the version handshake ([`Request::Hello`]): a daemon of another
+//! version, or one older than the handshake, is an error and no link.
 //!
 //! ```ignore
 //! let link = DaemonLink::connect(path, Arc::downgrade(&sink) as Weak<dyn KernelSink>)?;
@@ -25,7 +27,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::{
     DaemonError,
-    protocol::{CaptureRequest, Frame, MAX_FRAME, Message, Request},
+    protocol::{CaptureRequest, Frame, MAX_FRAME, Message, Request, VERSION, predates_handshake},
     seqpacket::{recv, send_with_fd},
 };
 use crate::{
@@ -72,7 +74,8 @@ struct Waiting {
 }
 
 impl DaemonLink {
-    /// Connects to the daemon at `path` and starts the reader thread.
+    /// Connects to the daemon at `path`, starts the reader thread and says hello: fails
+    /// unless the daemon speaks this build's [`VERSION`].
     pub(crate) fn connect(path: &Path, sink: Weak<dyn KernelSink>) -> Result<Self, DaemonError> {
         let socket =
             Socket::new(Domain::UNIX, Type::SEQPACKET.cloexec(), None).map_err(DaemonError::Io)?;
@@ -88,11 +91,39 @@ impl DaemonLink {
             .name("nettrace-daemon".to_owned())
             .spawn(move || read_frames(&reader, &sink))
             .map_err(DaemonError::Io)?;
-        Ok(Self {
+        let link = Self {
             shared,
             path: path.to_owned(),
             capturing: AtomicBool::new(false),
-        })
+        };
+        // Dropped on failure, which ends the reader thread.
+        link.hello()?;
+        Ok(link)
+    }
+
+    /// The version handshake, before any other request.
+    fn hello(&self) -> Result<(), DaemonError> {
+        let bytes = serde_json::to_vec(&Request::Hello { version: VERSION })
+            .map_err(|e| DaemonError::Protocol(e.to_string()))?;
+        let mismatch = |daemon| DaemonError::VersionMismatch {
+            daemon,
+            library: VERSION,
+        };
+        match self.request_raw(&bytes, None)? {
+            Message::Hello { version } if version == VERSION => Ok(()),
+            Message::Hello { version } => Err(mismatch(version)),
+            Message::Error {
+                version: Some(version),
+                ..
+            } if version != VERSION => Err(mismatch(version)),
+            Message::Error { error, .. } if predates_handshake(&error) => {
+                tracing::debug!(%error, "the daemon's answer to hello");
+                Err(DaemonError::PredatesHandshake { library: VERSION })
+            }
+            // Refused for another reason (too many sessions, no kernel slot).
+            Message::Error { error, .. } => Err(DaemonError::Refused(error)),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// The daemon's socket path.
@@ -193,7 +224,7 @@ impl DaemonLink {
         let bytes =
             serde_json::to_vec(request).map_err(|e| DaemonError::Protocol(e.to_string()))?;
         match self.request_raw(&bytes, fd)? {
-            Message::Error { error } => Err(DaemonError::Refused(error)),
+            Message::Error { error, .. } => Err(DaemonError::Refused(error)),
             answer => Ok(answer),
         }
     }
@@ -320,7 +351,7 @@ fn answer(shared: &Shared, reply: Result<Message, String>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Records what the link hands on.
@@ -332,20 +363,77 @@ mod tests {
         }
     }
 
+    /// A fake daemon's socket in a folder of its own, removed on drop.
+    pub(crate) struct FakeDaemon {
+        dir: PathBuf,
+        listener: Socket,
+    }
+
+    impl FakeDaemon {
+        pub(crate) fn listen(name: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("nettrace-link-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("fake.sock");
+            let _ = std::fs::remove_file(&path);
+            let listener = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
+            listener.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+            listener.listen(1).unwrap();
+            Self { dir, listener }
+        }
+
+        pub(crate) fn path(&self) -> PathBuf {
+            self.dir.join("fake.sock")
+        }
+
+        /// Accepts the client (on another thread: the link waits for the hello's answer),
+        /// checks that its first message is the hello of this build, answers it with
+        /// `answer` (a whole frame) and hands the connection to `then`.
+        pub(crate) fn serve<T: Send + 'static>(
+            &self,
+            answer: Vec<u8>,
+            then: impl FnOnce(Socket) -> T + Send + 'static,
+        ) -> std::thread::JoinHandle<T> {
+            let listener = self.listener.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let (daemon, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 256];
+                let n = recv(&daemon, &mut buf).unwrap();
+                assert_eq!(
+                    &buf[..n],
+                    format!(r#"{{"op":"hello","version":{VERSION}}}"#).as_bytes()
+                );
+                send_with_fd(&daemon, &answer, None).unwrap();
+                then(daemon)
+            })
+        }
+    }
+
+    impl Drop for FakeDaemon {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn no_sink() -> Weak<dyn KernelSink> {
+        Weak::<Count>::new()
+    }
+
+    /// Waits for the end of the connection: the client closed it.
+    pub(crate) fn until_closed(daemon: Socket) {
+        let mut buf = [0u8; 256];
+        assert_eq!(
+            recv(&daemon, &mut buf).unwrap(),
+            0,
+            "a message after the hello"
+        );
+    }
+
     #[test]
     fn hostile_frames_are_counted_and_the_sync_still_answers() {
-        let dir = std::env::temp_dir().join(format!("nettrace-link-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("fake.sock");
-        let _ = std::fs::remove_file(&path);
-        let listener = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
-        listener.bind(&SockAddr::unix(&path).unwrap()).unwrap();
-        listener.listen(1).unwrap();
-        let sink = Arc::new(Count(AtomicU64::new(0)));
-        let weak: Weak<dyn KernelSink> = Arc::downgrade(&(sink.clone() as Arc<dyn KernelSink>));
-        let link = DaemonLink::connect(&path, weak).unwrap();
-        let (daemon, _) = listener.accept().unwrap();
-        let fake = std::thread::spawn(move || {
+        let fake = FakeDaemon::listen("hostile");
+        let hello = Frame::encode_reply(&Message::Hello { version: VERSION });
+        let served = fake.serve(hello, |daemon| {
             let mut buf = [0u8; 256];
             let n = recv(&daemon, &mut buf).unwrap();
             assert_eq!(&buf[..n], br#"{"op":"sync"}"#);
@@ -360,15 +448,84 @@ mod tests {
             send_with_fd(&daemon, &Frame::encode_reply(&synced), None).unwrap();
             daemon
         });
+        let sink = Arc::new(Count(AtomicU64::new(0)));
+        let weak: Weak<dyn KernelSink> = Arc::downgrade(&(sink.clone() as Arc<dyn KernelSink>));
+        let link = DaemonLink::connect(&fake.path(), weak).unwrap();
         let report = link.sync().unwrap();
         assert_eq!(report.dropped, 2);
         assert_eq!(report.lost_events, 3);
         // Three bad records and an unknown tag: counted, and the sync got its own reply.
         assert_eq!(report.malformed, 4);
         assert_eq!(sink.0.load(Ordering::Relaxed), 0);
-        drop(fake.join().unwrap());
+        drop(served.join().unwrap());
         // The daemon is gone: requests fail, nothing hangs.
         assert!(link.sync().is_err());
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_daemon_of_another_version_is_no_link_and_the_error_names_both() {
+        let other = VERSION + 1;
+        // The refusal of a daemon with the handshake, and a hello answered with another
+        // version (a daemon that would serve it anyway).
+        let refusal = Message::Error {
+            error: "version mismatch".to_owned(),
+            version: Some(other),
+        };
+        for answer in [refusal, Message::Hello { version: other }] {
+            let fake = FakeDaemon::listen("version");
+            let served = fake.serve(Frame::encode_reply(&answer), until_closed);
+            let error = DaemonLink::connect(&fake.path(), no_sink()).err().unwrap();
+            assert!(
+                matches!(
+                    error,
+                    DaemonError::VersionMismatch { daemon, library }
+                        if daemon == other && library == VERSION
+                ),
+                "{error:?}"
+            );
+            let text = error.to_string();
+            assert!(
+                text.contains(&format!("version {other}"))
+                    && text.contains(&format!("version {VERSION}"))
+                    && text.contains("same nettrace release"),
+                "{text}"
+            );
+            // The failed link closed its connection.
+            served.join().unwrap();
+        }
+    }
+
+    /// What a daemon built before the handshake answers to hello, byte for byte.
+    pub(crate) const OLD_DAEMONS_ANSWER: &[u8] = br#"R{"type":"error","error":"malformed request: unknown variant `hello`, expected one of `register`, `unregister`, `sync`, `status`, `capture`, `capture-flow`"}"#;
+
+    #[test]
+    fn a_daemon_that_does_not_know_hello_predates_the_handshake() {
+        let fake = FakeDaemon::listen("old");
+        let served = fake.serve(OLD_DAEMONS_ANSWER.to_vec(), until_closed);
+        let error = DaemonLink::connect(&fake.path(), no_sink()).err().unwrap();
+        assert!(
+            matches!(error, DaemonError::PredatesHandshake { library } if library == VERSION),
+            "{error:?}"
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains("predates the version handshake")
+                && text.contains("same nettrace release"),
+            "{text}"
+        );
+        served.join().unwrap();
+    }
+
+    #[test]
+    fn a_daemon_refusing_the_client_for_another_reason_says_why() {
+        let full = Message::error("too many sessions for this user (at most 64)");
+        let fake = FakeDaemon::listen("full");
+        let served = fake.serve(Frame::encode_reply(&full), until_closed);
+        let error = DaemonLink::connect(&fake.path(), no_sink()).err().unwrap();
+        assert!(
+            matches!(&error, DaemonError::Refused(why) if why.contains("too many sessions")),
+            "{error:?}"
+        );
+        served.join().unwrap();
     }
 }

@@ -1,9 +1,16 @@
 //! The loader daemon (`nettrace-loader serve`): kernel facts for unprivileged processes.
 //!
 //! The daemon (root) loads the programs once and listens on a Unix `SOCK_SEQPACKET` socket
-//! (one message per packet). A client proves that it owns a socket by passing its descriptor
-//! (`SCM_RIGHTS`) in a `register` request: the daemon reads the socket's cookie from the
-//! descriptor, closes its copy, and traces the cookie in the client's own slot. A request can
+//! (one message per packet). A client first says `hello` with its version of the records the
+//! daemon forwards ([`protocol::VERSION`]); the daemon serves nothing else until it has
+//! accepted one, and a client refuses a daemon of another version or one older than the
+//! handshake ([`DaemonError::VersionMismatch`], [`DaemonError::PredatesHandshake`]): the
+//! daemon and the library must come from the same nettrace release, since a record read
+//! with another layout would be silent garbage.
+//!
+//! A client proves that it owns a socket by passing its descriptor (`SCM_RIGHTS`) in a
+//! `register` request: the daemon reads the socket's cookie from the descriptor, closes its
+//! copy, and traces the cookie in the client's own slot. A request can
 //! name no cookie or descriptor number to register, so a client can only ever trace sockets it
 //! holds, and the kernel's events of a slot go to that client alone. When the client
 //! disconnects, its slot and every socket it registered are removed.
@@ -24,13 +31,14 @@
 //!
 //! The library's [`HttpClient`](crate::client::HttpClient) uses the daemon by itself when it may not
 //! load the programs and the daemon's socket exists ([`socket_path`]), packet capture
-//! included; otherwise it traces from userspace only and the trace says why (and packet
-//! capture fails, naming the privilege). [`DaemonClient`] is the same connection for a
-//! program that wants the events itself:
+//! included; otherwise (a daemon of another version among the reasons) it traces from
+//! userspace only and the trace says why (and packet capture fails, naming the privilege).
+//! [`DaemonClient`] is the same connection for a program that wants the events itself:
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use nettrace::daemon::{DaemonClient, socket_path};
+//! // Fails unless the daemon speaks this build's version (the handshake is part of connect).
 //! let mut daemon = DaemonClient::connect(&socket_path(None))?;
 //! let socket = std::net::TcpListener::bind("127.0.0.1:0")?;
 //! let cookie = daemon.register(&socket)?;

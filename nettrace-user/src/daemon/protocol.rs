@@ -6,12 +6,26 @@
 //! the programs wrote (a `#[repr(C)]` record of `nettrace-common`), at most [`MAX_RECORD`]
 //! bytes, which the client decodes as the daemon does.
 //!
+//! Because the records go over as they are, the client and the daemon must agree on their
+//! layout: the first request of a connection is [`Request::Hello`] with the client's
+//! [`VERSION`], and the daemon answers [`Message::Hello`] with the same version, or refuses
+//! (an error reply naming both, with its own version in [`Message::Error::version`]) and then
+//! refuses every other request until a hello it accepts. A daemon older than the handshake
+//! answers the hello as an unknown request ([`predates_handshake`]). The JSON requests and
+//! replies only ever gain optional fields that an older peer may leave out; a change that an
+//! older peer would misread needs a new [`VERSION`] too.
+//!
 //! ```
 //! use nettrace::daemon::protocol::{Frame, Message};
 //! let bytes = Frame::encode_reply(&Message::Ok { cookie: 7 });
 //! assert_eq!(Frame::decode(&bytes), Ok(Frame::Reply(Message::Ok { cookie: 7 })));
 //! ```
 use serde::{Deserialize, Serialize};
+
+/// The version of the records and messages this build exchanges with the daemon, sent in
+/// [`Request::Hello`]: the record layout version of `nettrace-common` (see its documentation
+/// for what takes a new one). Client and daemon must have the same.
+pub const VERSION: u32 = nettrace_common::RECORD_LAYOUT_VERSION;
 
 /// Largest request the daemon reads; longer ones are cut and rejected.
 pub const MAX_REQUEST: usize = 4096;
@@ -33,6 +47,13 @@ pub(crate) const RECORD_TAG: u8 = b'E';
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
+    /// The version handshake, the first request of every connection: the client's
+    /// [`VERSION`]. Reply [`Message::Hello`] when it is the daemon's, else an error reply
+    /// naming both (no other request is served before a hello the daemon accepts).
+    Hello {
+        /// The client's [`VERSION`].
+        version: u32,
+    },
     /// Trace the socket whose descriptor comes with the message (exactly one).
     Register {},
     /// Stop tracing a socket this client registered (no descriptor: the socket may be
@@ -106,6 +127,15 @@ pub enum Message {
     Error {
         /// Why.
         error: String,
+        /// The daemon's [`VERSION`], when it refused a [`Request::Hello`] for another
+        /// version (absent otherwise, and from daemons older than the handshake).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<u32>,
+    },
+    /// The daemon accepted the client's [`Request::Hello`]: its own [`VERSION`].
+    Hello {
+        /// The daemon's version.
+        version: u32,
     },
     /// Every event before the sync request has been sent ahead of this reply.
     Synced {
@@ -130,6 +160,23 @@ pub enum Message {
         /// The interfaces.
         interfaces: Vec<CaptureInterface>,
     },
+}
+
+impl Message {
+    /// An error reply (one that names no version).
+    pub fn error(error: impl Into<String>) -> Self {
+        Self::Error {
+            error: error.into(),
+            version: None,
+        }
+    }
+}
+
+/// Whether `error`, the error reply to a [`Request::Hello`], comes from a daemon that predates
+/// the handshake: such a daemon reads `hello` as an unknown operation and says so in the
+/// words of its JSON reader (serde's "unknown variant").
+pub fn predates_handshake(error: &str) -> bool {
+    error.contains("unknown variant `hello`")
 }
 
 /// One message from the daemon.
@@ -247,5 +294,79 @@ mod tests {
             Frame::decode(&Frame::encode_reply(&capturing)),
             Ok(Frame::Reply(capturing))
         );
+    }
+
+    #[test]
+    fn hello_round_trips_and_names_only_a_version() {
+        let parse = |s: &str| serde_json::from_str::<Request>(s);
+        let hello = Request::Hello { version: VERSION };
+        let bytes = serde_json::to_vec(&hello).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&bytes),
+            format!(r#"{{"op":"hello","version":{VERSION}}}"#)
+        );
+        assert_eq!(serde_json::from_slice::<Request>(&bytes).ok(), Some(hello));
+        assert!(parse(r#"{"op":"hello"}"#).is_err());
+        assert!(parse(r#"{"op":"hello","version":"1"}"#).is_err());
+        assert!(parse(r#"{"op":"hello","version":-1}"#).is_err());
+        assert!(parse(r#"{"op":"hello","version":1,"cookie":5}"#).is_err());
+        assert_eq!(VERSION, nettrace_common::RECORD_LAYOUT_VERSION);
+
+        let accepted = Message::Hello { version: VERSION };
+        assert_eq!(
+            Frame::decode(&Frame::encode_reply(&accepted)),
+            Ok(Frame::Reply(accepted))
+        );
+    }
+
+    #[test]
+    fn an_error_reply_names_a_version_only_when_it_refuses_one() {
+        let plain = Frame::encode_reply(&Message::error("no"));
+        assert_eq!(&plain[..], br#"R{"type":"error","error":"no"}"#);
+        let refusal = Message::Error {
+            error: "version mismatch".to_owned(),
+            version: Some(7),
+        };
+        let bytes = Frame::encode_reply(&refusal);
+        assert_eq!(
+            &bytes[..],
+            br#"R{"type":"error","error":"version mismatch","version":7}"#
+        );
+        assert_eq!(Frame::decode(&bytes), Ok(Frame::Reply(refusal)));
+        // An error reply as daemons before the handshake wrote it still reads.
+        assert_eq!(
+            Frame::decode(br#"R{"type":"error","error":"no"}"#),
+            Ok(Frame::Reply(Message::error("no")))
+        );
+    }
+
+    /// The requests of a daemon built before the handshake, as it reads them.
+    #[derive(Debug, Deserialize)]
+    #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+    #[allow(dead_code)] // Only parsed.
+    enum RequestBeforeHello {
+        Register {},
+        Unregister { cookie: u64 },
+        Sync {},
+        Status {},
+        Capture(CaptureRequest),
+        CaptureFlow {},
+    }
+
+    #[test]
+    fn an_old_daemons_answer_to_hello_is_recognised() {
+        let hello = serde_json::to_vec(&Request::Hello { version: VERSION }).unwrap();
+        // The old daemon's reply: "malformed request: " and its JSON reader's error.
+        let error = serde_json::from_slice::<RequestBeforeHello>(&hello).unwrap_err();
+        let answer = format!("malformed request: {error}");
+        assert!(predates_handshake(&answer), "{answer}");
+        // Other refusals are not taken for it.
+        assert!(!predates_handshake(
+            "malformed request: unknown variant `nope`"
+        ));
+        assert!(!predates_handshake(
+            "too many sessions for this user (at most 64)"
+        ));
+        assert!(!predates_handshake("hello was said already"));
     }
 }

@@ -1,4 +1,5 @@
-//! The daemon side: accepts clients, registers the sockets whose descriptors they pass, and
+//! The daemon side: accepts clients, serves each once it has said hello with this build's
+//! version ([`Request::Hello`]), registers the sockets whose descriptors they pass, and
 //! forwards each client's kernel events and captured packets to it alone (the capture
 //! requests are handled in [`capture`]). A session reaches the kernel only through its
 //! client's [`KernelSlot`] (the hub's `KernelClient` here, a fake in `server_tests`), so its
@@ -22,7 +23,9 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::{
     DaemonError, capture,
-    protocol::{CaptureRequest, Frame, MAX_RECORD, MAX_REQUEST, Message, RECORD_TAG, Request},
+    protocol::{
+        CaptureRequest, Frame, MAX_RECORD, MAX_REQUEST, Message, RECORD_TAG, Request, VERSION,
+    },
     seqpacket::{grow_send_buffer, recv_with_fds, send_now, send_with_fd},
     slot::KernelSlot,
 };
@@ -76,7 +79,7 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce()) -> Result<(), DaemonE
             Ok(seat) => seat,
             Err(error) => {
                 tracing::warn!("client {next_id} refused: {error}");
-                reply(&conn, &Message::Error { error });
+                reply(&conn, &Message::error(error));
                 continue;
             }
         };
@@ -225,6 +228,9 @@ struct Session<'a, S> {
     uid: Option<u32>,
     /// Whether the client's capture has started (once per connection).
     capturing: std::cell::Cell<bool>,
+    /// Whether the client said hello with this daemon's [`VERSION`]: until then it is served
+    /// nothing, since it could misread every record.
+    greeted: std::cell::Cell<bool>,
 }
 
 /// One client's session: its own slot, the sockets it proved it holds, removed when it goes.
@@ -245,12 +251,7 @@ fn serve_client(hub: &Arc<KernelHub>, conn: OwnedFd, id: u64, shared: &Shared) {
     let client = match hub.attach(weak) {
         Ok(client) => client,
         Err(error) => {
-            reply(
-                &conn,
-                &Message::Error {
-                    error: format!("no kernel slot: {error}"),
-                },
-            );
+            reply(&conn, &Message::error(format!("no kernel slot: {error}")));
             return log(&format!("refused: {error}"));
         }
     };
@@ -271,7 +272,7 @@ fn serve_client(hub: &Arc<KernelHub>, conn: OwnedFd, id: u64, shared: &Shared) {
         let answer = session.handle(buf.get(..n).unwrap_or_default(), &fds, cut);
         // The descriptors are closed here: only the cookies are kept.
         drop(fds);
-        if let Message::Error { error } = &answer {
+        if let Message::Error { error, .. } = &answer {
             log(&format!("request refused: {error}"));
         }
         reply(&conn, &answer);
@@ -300,11 +301,12 @@ impl<'a, S: KernelSlot> Session<'a, S> {
             id,
             uid,
             capturing: std::cell::Cell::new(false),
+            greeted: std::cell::Cell::new(false),
         }
     }
 
     fn handle(&self, bytes: &[u8], fds: &[OwnedFd], cut: bool) -> Message {
-        let error = |error: String| Message::Error { error };
+        let error = |error: String| Message::error(error);
         if cut {
             return error(format!(
                 "message longer than {MAX_REQUEST} bytes or too many descriptors"
@@ -315,6 +317,15 @@ impl<'a, S: KernelSlot> Session<'a, S> {
             Err(e) => return error(format!("malformed request: {e}")),
         };
         match (request, fds) {
+            (Request::Hello { version }, []) => self.hello(version),
+            (Request::Hello { .. }, _) => error("hello carries no descriptor".to_owned()),
+            // What an old client (one that predates the handshake) reads: it says why.
+            _ if !self.greeted.get() => error(format!(
+                "the first request must be hello with the client's version (this daemon \
+                 speaks version {VERSION}); a client older than the version handshake cannot \
+                 use this daemon: the daemon and the library must come from the same \
+                 nettrace release"
+            )),
             (Request::Register {}, [fd]) => self.register(fd),
             (Request::Register {}, _) => error(format!(
                 "register carries exactly one socket descriptor (SCM_RIGHTS), got {}",
@@ -333,38 +344,54 @@ impl<'a, S: KernelSlot> Session<'a, S> {
         }
     }
 
+    /// The version handshake: the client reads the records as this daemon writes them only
+    /// when its version is this daemon's. Said once (a hello it refused may be said again).
+    fn hello(&self, version: u32) -> Message {
+        if self.greeted.get() {
+            return Message::error("hello was said already");
+        }
+        if version != VERSION {
+            return Message::Error {
+                error: format!(
+                    "version mismatch: the client speaks version {version}, this daemon \
+                     {VERSION}; the daemon and the library must come from the same nettrace \
+                     release"
+                ),
+                version: Some(VERSION),
+            };
+        }
+        self.greeted.set(true);
+        Message::Hello { version: VERSION }
+    }
+
     /// Starts this client's capture (once).
     fn capture(&self, request: &CaptureRequest) -> Message {
         if self.capturing.get() {
-            return Message::Error {
-                error: "this client captures already".to_owned(),
-            };
+            return Message::error("this client captures already");
         }
         match capture::start(self.client, request) {
             Ok(interfaces) => {
                 self.capturing.set(true);
                 Message::Capturing { interfaces }
             }
-            Err(error) => Message::Error { error },
+            Err(error) => Message::error(error),
         }
     }
 
     /// Captures the flow of a connected UDP socket this client registered.
     fn capture_flow(&self, fd: &OwnedFd) -> Message {
         if !self.capturing.get() {
-            return Message::Error {
-                error: "this client does not capture".to_owned(),
-            };
+            return Message::error("this client does not capture");
         }
         let registered = |cookie| lock(&self.shared.owners).get(&cookie) == Some(&self.id);
         match capture::udp_flow(self.client, fd, registered) {
             Ok(cookie) => Message::Ok { cookie: cookie.0 },
-            Err(error) => Message::Error { error },
+            Err(error) => Message::error(error),
         }
     }
 
     fn register(&self, fd: &OwnedFd) -> Message {
-        let error = |error: String| Message::Error { error };
+        let error = |error: String| Message::error(error);
         let cookie = match SocketCookie::of(&fd.as_fd()) {
             Ok(cookie) => cookie,
             Err(e) => return error(format!("the descriptor is not a socket: {e}")),
@@ -394,14 +421,10 @@ impl<'a, S: KernelSlot> Session<'a, S> {
     fn unregister(&self, cookie: SocketCookie) -> Message {
         let mut owners = lock(&self.shared.owners);
         if owners.get(&cookie) != Some(&self.id) {
-            return Message::Error {
-                error: "the socket is not registered by this client".to_owned(),
-            };
+            return Message::error("the socket is not registered by this client");
         }
         if let Err(e) = self.client.unregister(cookie) {
-            return Message::Error {
-                error: format!("unregistering failed: {e}"),
-            };
+            return Message::error(format!("unregistering failed: {e}"));
         }
         owners.remove(&cookie);
         Message::Ok { cookie: cookie.0 }
@@ -420,9 +443,7 @@ impl<'a, S: KernelSlot> Session<'a, S> {
                 lost_events,
                 lost_packets,
             },
-            Err(e) => Message::Error {
-                error: format!("reading the lost-event counters failed: {e}"),
-            },
+            Err(e) => Message::error(format!("reading the lost-event counters failed: {e}")),
         }
     }
 

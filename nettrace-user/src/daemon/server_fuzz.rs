@@ -5,7 +5,8 @@
 //! Input: frames, each a control byte, a 16-bit big-endian length and that many bytes (fewer
 //! at the end). The control byte's bits 0-1 are the number of descriptors passed, 2-3 the
 //! first of them in [`Descriptors`], bit 4 cuts the message (as `recv` reports one longer
-//! than [`MAX_REQUEST`]), bit 5 sends it from the second client.
+//! than [`MAX_REQUEST`]), bit 5 sends it from the second client. Both clients have said hello
+//! (the version handshake) before the first frame.
 use std::{
     cell::RefCell,
     collections::HashSet,
@@ -164,6 +165,15 @@ pub(crate) fn run(data: &[u8]) {
     });
     let sessions = [(&clients[0], Some(1000)), (&clients[1], Some(0))]
         .map(|(client, uid)| Session::new(&client.slot, &client.sink, &shared, client.id, uid));
+    // Both clients say hello first, as the library does, so that the frames reach the
+    // requests behind the handshake.
+    let hello = serde_json::to_vec(&Request::Hello { version: VERSION }).unwrap_or_default();
+    for session in &sessions {
+        assert_eq!(
+            session.handle(&hello, &[], false),
+            Message::Hello { version: VERSION }
+        );
+    }
     let mut rest = data;
     while let Some((&control, after)) = rest.split_first() {
         let len = match after {
@@ -222,6 +232,8 @@ fn check_answer(bytes: &[u8], fds: usize, cut: bool, answer: &Message) {
     let fits = match (&request, answer) {
         (_, Message::Error { .. }) => true,
         (None, _) => false,
+        // Said once, before the frames: a hello again is refused.
+        (Some(Request::Hello { .. }), _) => false,
         (Some(Request::Register {}), Message::Ok { .. }) => fds == 1,
         (Some(Request::CaptureFlow {}), Message::Ok { .. }) => fds == 1,
         (Some(Request::Unregister { cookie }), Message::Ok { cookie: removed }) => {

@@ -11,7 +11,7 @@ use std::{
 use super::*;
 use crate::{
     capture::{LinkKind, MAX_SNAPLEN, PacketCaptureOptions},
-    daemon::protocol::CaptureInterface,
+    daemon::protocol::{CaptureInterface, VERSION},
     kernel::{CaptureInterfaceInfo, FlowProtocol},
 };
 
@@ -160,9 +160,23 @@ impl Peer {
         }
     }
 
+    /// A session that said hello, as every client does first.
     fn session<'a>(&'a self, shared: &'a Shared) -> Session<'a, FakeSlot> {
+        let session = self.session_before_hello(shared);
+        assert_eq!(
+            ask(&session, &hello(VERSION), &[]),
+            Message::Hello { version: VERSION }
+        );
+        session
+    }
+
+    fn session_before_hello<'a>(&'a self, shared: &'a Shared) -> Session<'a, FakeSlot> {
         Session::new(&self.slot, &self.sink, shared, self.id, self.uid)
     }
+}
+
+fn hello(version: u32) -> String {
+    format!(r#"{{"op":"hello","version":{version}}}"#)
 }
 
 /// The reply to `request` carrying `fds`.
@@ -193,7 +207,7 @@ fn ok(socket: &impl AsFd) -> Message {
 #[track_caller]
 fn refused(message: Message) -> String {
     match message {
-        Message::Error { error } => error,
+        Message::Error { error, .. } => error,
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
@@ -751,4 +765,85 @@ fn a_peer_whose_uid_cannot_be_read_gets_no_seat() {
         assert!(error.contains("user id cannot be read"), "{error}");
     }
     assert!(lock(&shared.sessions_by_user).is_empty());
+}
+
+#[test]
+fn hello_then_register_is_served() {
+    let shared = Shared::new(MAX_SOCKETS_PER_CLIENT);
+    let a = Peer::new(1, Some(1000));
+    let sa = a.session_before_hello(&shared);
+    assert_eq!(
+        ask(&sa, &hello(VERSION), &[]),
+        Message::Hello { version: VERSION }
+    );
+    let socket = udp();
+    assert_eq!(ask(&sa, REGISTER, &[fd(&socket)]), ok(&socket));
+    assert_eq!(ask(&sa, STATUS, &[]), status(1, 1));
+    // Hello is said once.
+    let error = refused(ask(&sa, &hello(VERSION), &[]));
+    assert!(error.contains("already"), "{error}");
+    assert_eq!(a.slot.calls(), [Call::Register(cookie(&socket))]);
+}
+
+#[test]
+fn every_request_before_hello_is_refused_and_reaches_no_slot() {
+    let shared = Shared::new(MAX_SOCKETS_PER_CLIENT);
+    let a = Peer::new(1, Some(1000));
+    let sa = a.session_before_hello(&shared);
+    let socket = udp();
+    for (request, fds) in [
+        (REGISTER.to_owned(), vec![fd(&socket)]),
+        (CAPTURE_FLOW.to_owned(), vec![fd(&socket)]),
+        (unregister(cookie(&socket)), vec![]),
+        (SYNC.to_owned(), vec![]),
+        (STATUS.to_owned(), vec![]),
+        (CAPTURE_LO.to_owned(), vec![]),
+    ] {
+        let error = refused(ask(&sa, &request, &fds));
+        assert!(
+            error.contains("first request must be hello")
+                && error.contains(&format!("version {VERSION}"))
+                && error.contains("same nettrace release"),
+            "{request}: {error}"
+        );
+    }
+    // A hello with a descriptor is no hello.
+    let error = refused(ask(&sa, &hello(VERSION), &[fd(&socket)]));
+    assert!(error.contains("no descriptor"), "{error}");
+    refused(ask(&sa, STATUS, &[]));
+    assert_eq!(a.slot.calls(), []);
+    // Malformed requests stay malformed ones.
+    let error = refused(ask(&sa, r#"{"op":"hello"}"#, &[]));
+    assert!(error.contains("malformed request"), "{error}");
+    assert_eq!(
+        ask(&sa, &hello(VERSION), &[]),
+        Message::Hello { version: VERSION }
+    );
+    assert_eq!(ask(&sa, STATUS, &[]), status(1, 0));
+}
+
+#[test]
+fn a_hello_of_another_version_is_refused_naming_both() {
+    let shared = Shared::new(MAX_SOCKETS_PER_CLIENT);
+    let a = Peer::new(1, Some(1000));
+    let sa = a.session_before_hello(&shared);
+    let socket = udp();
+    for other in [0, VERSION + 1, u32::MAX] {
+        match ask(&sa, &hello(other), &[]) {
+            Message::Error { error, version } => {
+                assert_eq!(version, Some(VERSION), "{error}");
+                assert!(
+                    error.contains(&format!("client speaks version {other}"))
+                        && error.contains(&format!("daemon {VERSION}"))
+                        && error.contains("same nettrace release"),
+                    "{error}"
+                );
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        // Still not greeted.
+        let error = refused(ask(&sa, REGISTER, &[fd(&socket)]));
+        assert!(error.contains("first request must be hello"), "{error}");
+    }
+    assert_eq!(a.slot.calls(), []);
 }

@@ -370,9 +370,19 @@ fn daemon_seeds() -> Vec<Seed> {
         frame(0, false, r#"{"op":"status"}"#),
     ]
     .concat();
+    // The sessions have said hello already: another hello is refused, of any version (none
+    // of this build's here, so that a new version leaves the seed as it is).
+    let handshake = [
+        frame(0, false, r#"{"op":"hello","version":0}"#),
+        frame(0, true, r#"{"op":"hello","version":4294967295}"#),
+        frame(1, false, r#"{"op":"hello","version":0}"#),
+        frame(1, false, REGISTER),
+    ]
+    .concat();
     vec![
         ("daemon_session", "register-capture-sync", session),
         ("daemon_session", "hostile", hostile),
+        ("daemon_session", "handshake", handshake),
     ]
 }
 

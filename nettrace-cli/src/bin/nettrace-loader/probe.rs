@@ -94,7 +94,7 @@ fn kind(event: &KernelEvent) -> &'static str {
 
 fn report_steal(answer: Message) {
     match answer {
-        Message::Error { error } => println!("steal refused: {error}"),
+        Message::Error { error, .. } => println!("steal refused: {error}"),
         other => println!("steal ACCEPTED: {other:?}"),
     }
 }
