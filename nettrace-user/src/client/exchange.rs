@@ -161,10 +161,19 @@ fn host_value(uri: &Uri) -> Option<HeaderValue> {
         Some("https" | "wss") => 443,
         _ => 80,
     };
-    match uri.port_u16() {
+    match port_u16(uri) {
         Some(port) if port != default => HeaderValue::from_str(&format!("{host}:{port}")).ok(),
         _ => HeaderValue::from_str(host).ok(),
     }
+}
+
+/// What `Uri::port_u16` answers (the text after the authority's last `:`, if it is a `u16`),
+/// in one byte scan instead of its `rfind(char)`: this runs for every HTTP/1 request.
+fn port_u16(uri: &Uri) -> Option<u16> {
+    let authority = uri.authority()?.as_str();
+    let colon = authority.bytes().rposition(|b| b == b':')?;
+    // `:` is ASCII, so `colon + 1` is a character boundary.
+    authority[colon + 1..].parse().ok()
 }
 
 /// `/path?query` (`/` for none).
@@ -204,6 +213,23 @@ mod tests {
         assert_eq!(host("https://a.test:443/"), "a.test");
         assert_eq!(host("https://a.test:80/"), "a.test:80");
         assert_eq!(host("http://[::1]:8080/"), "[::1]:8080");
+    }
+
+    #[test]
+    fn the_port_is_read_as_http_reads_it() {
+        for uri in [
+            "http://a.test/",
+            "http://a.test:/",
+            "http://a.test:8080/",
+            "http://a.test:99999/",
+            "http://u:p@a.test/",
+            "http://u:p@a.test:81/",
+            "http://[::1]/",
+            "http://[::1]:443/",
+        ] {
+            let uri: Uri = uri.parse().expect("valid");
+            assert_eq!(port_u16(&uri), uri.port_u16(), "{uri}");
+        }
     }
 
     #[test]
