@@ -164,9 +164,23 @@ fn host_value(uri: &Uri) -> Option<HeaderValue> {
         _ => 80,
     };
     match port_u16(uri) {
-        Some(port) if port != default => HeaderValue::from_str(&format!("{host}:{port}")).ok(),
+        Some(port) if port != default => host_port_value(host, port),
         _ => HeaderValue::from_str(host).ok(),
     }
+}
+
+/// `host:port` as a header value, the bytes `format!("{host}:{port}")` would give, written
+/// into one allocation of the exact size that the value then keeps: `format!` and
+/// `HeaderValue::from_str` (a copy) cost more than the rest of the request's preparation.
+fn host_port_value(host: &str, port: u16) -> Option<HeaderValue> {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(port).as_bytes();
+    let mut value = Vec::with_capacity(host.len() + 1 + digits.len());
+    value.extend_from_slice(host.as_bytes());
+    value.push(b':');
+    value.extend_from_slice(digits);
+    // Validated as `from_str` does; a vector as long as its capacity is not copied again.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).ok()
 }
 
 /// What `Uri::port_u16` answers (the text after the authority's last `:`, if it is a `u16`),
@@ -210,6 +224,9 @@ mod tests {
         assert_eq!(host("https://a.test:443/"), "a.test");
         assert_eq!(host("https://a.test:80/"), "a.test:80");
         assert_eq!(host("http://[::1]:8080/"), "[::1]:8080");
+        assert_eq!(host("http://a.test:0/"), "a.test:0");
+        assert_eq!(host("http://a.test:65535/"), "a.test:65535");
+        assert!(host_port_value("a\u{7f}b", 8080).is_none());
     }
 
     #[test]
