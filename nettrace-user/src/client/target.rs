@@ -65,20 +65,39 @@ pub(crate) fn port_of(uri: &Uri) -> Result<Option<u16>, String> {
     let Some(authority) = uri.authority() else {
         return Ok(None);
     };
-    let host_port = authority.as_str();
-    let host_port = host_port
-        .rfind('@')
-        .map_or(host_port, |at| &host_port[at + 1..]);
-    // After an IPv6 literal's `]`, or after the last `:` of any other host.
-    let text = match host_port.rfind(']') {
-        Some(end) => host_port[end + 1..].strip_prefix(':'),
-        None => host_port.rfind(':').map(|colon| &host_port[colon + 1..]),
-    };
+    let text = port_text(authority.as_str());
     match text {
         None | Some("") => Ok(None),
         Some(text) => text.parse::<u16>().map(Some).map_err(|_| {
             format!("URL {uri} has an invalid port {text:?} (a port is a number from 0 to 65535)")
         }),
+    }
+}
+
+/// The port's text in `authority`: after the `:` that follows an IPv6 literal's `]`, or
+/// after the last `:` of any other host; the user info (up to the last `@`) is not looked
+/// at. One backward pass over the bytes (this runs for every request).
+fn port_text(authority: &str) -> Option<&str> {
+    let bytes = authority.as_bytes();
+    // The last `:` and the last `]` after the last `@`.
+    let mut colon = None;
+    let mut bracket = None;
+    for (i, &b) in bytes.iter().enumerate().rev() {
+        match b {
+            b'@' => break,
+            b':' if colon.is_none() => colon = Some(i),
+            b']' => {
+                bracket = Some(i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    match bracket {
+        // `]` is ASCII, so `end + 1` is a character boundary.
+        Some(end) => authority[end + 1..].strip_prefix(':'),
+        // `:` is ASCII, so `colon + 1` is a character boundary.
+        None => colon.map(|colon| &authority[colon + 1..]),
     }
 }
 
@@ -113,5 +132,24 @@ mod tests {
         assert_eq!(e.port, 65535);
         let e = Endpoint::from_uri(&"http://example.test:/".parse().unwrap()).unwrap();
         assert_eq!(e.port, 80);
+    }
+
+    #[test]
+    fn the_port_text_is_after_the_host() {
+        for (authority, port) in [
+            ("example.test", None),
+            ("example.test:", Some("")),
+            ("example.test:8080", Some("8080")),
+            ("u:p@example.test", None),
+            ("u:p@example.test:81", Some("81")),
+            ("[::1]", None),
+            ("[::1]:", Some("")),
+            ("[::1]:443", Some("443")),
+            ("u:p@[::1]:443", Some("443")),
+            ("[::1]x:80", None),
+            ("a@b@c:1", Some("1")),
+        ] {
+            assert_eq!(port_text(authority), port, "{authority}");
+        }
     }
 }

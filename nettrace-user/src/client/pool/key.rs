@@ -1,8 +1,10 @@
 //! [`PoolKey`]: which requests may share a connection: the same scheme, host and port, through
 //! the same proxy (with the same credentials).
 //!
-//! Looked up once per request, so it is cheap to build (reference-counted parts of the
-//! request's URI, no allocation) and cheap to hash (FxHash, not SipHash).
+//! Looked up a few times per request (the idle list, then the host's entry when the connection
+//! comes back), so it is cheap to build (reference-counted parts of the request's URI, no
+//! allocation) and hashed once, when built (FxHash, not SipHash): the map hashes the stored
+//! value.
 use std::hash::{Hash, Hasher};
 
 use http::{
@@ -19,16 +21,43 @@ pub(crate) struct PoolKey {
     authority: Authority,
     /// The proxy's URL and `Proxy-Authorization`, when the request goes through one.
     proxy: Option<(Uri, Option<HeaderValue>)>,
+    /// The hash of the fields above ([`PoolKey::hash_fields`]), consistent with `eq`.
+    hash: u64,
 }
 
 impl PoolKey {
     /// The key of a request for `uri` through `proxy`; `None` when `uri` is not absolute.
     pub(crate) fn new(uri: &Uri, proxy: Option<&ProxyRoute>) -> Option<Self> {
+        let scheme = uri.scheme()?.clone();
+        let authority = uri.authority()?.clone();
+        let proxy = proxy.map(|p| (p.uri.clone(), p.authorization.clone()));
+        let hash = Self::hash_fields(&scheme, &authority, proxy.as_ref().map(|(uri, _)| uri));
         Some(Self {
-            scheme: uri.scheme()?.clone(),
-            authority: uri.authority()?.clone(),
-            proxy: proxy.map(|p| (p.uri.clone(), p.authorization.clone())),
+            scheme,
+            authority,
+            proxy,
+            hash,
         })
+    }
+
+    /// The hash of a key's fields. Consistent with `eq`: the authority's case is ignored.
+    /// Hashed in 8-byte words, not byte by byte (one FxHash round per word).
+    fn hash_fields(scheme: &Scheme, authority: &Authority, proxy: Option<&Uri>) -> u64 {
+        let mut state = rustc_hash::FxHasher::default();
+        scheme.as_str().len().hash(&mut state);
+        let authority = authority.as_str().as_bytes();
+        for chunk in authority.chunks(8) {
+            let mut word = [0u8; 8];
+            for (to, from) in word.iter_mut().zip(chunk) {
+                *to = from.to_ascii_lowercase();
+            }
+            state.write_u64(u64::from_le_bytes(word));
+        }
+        state.write_usize(authority.len());
+        if let Some(uri) = proxy {
+            uri.authority().map(Authority::as_str).hash(&mut state);
+        }
+        state.finish()
     }
 
     /// `scheme://authority/`: what the connector dials.
@@ -44,8 +73,10 @@ impl PoolKey {
 
 impl PartialEq for PoolKey {
     fn eq(&self, other: &Self) -> bool {
-        // `Authority` compares host names ignoring ASCII case, as DNS does.
-        self.scheme == other.scheme
+        // `Authority` compares host names ignoring ASCII case, as DNS does. Equal keys have
+        // equal hashes: a different hash answers at once.
+        self.hash == other.hash
+            && self.scheme == other.scheme
             && self.authority == other.authority
             && self.proxy == other.proxy
     }
@@ -55,21 +86,7 @@ impl Eq for PoolKey {}
 
 impl Hash for PoolKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // Consistent with `eq`: the authority's case is ignored. Hashed in 8-byte words, not
-        // byte by byte (one FxHash round per word).
-        self.scheme.as_str().len().hash(state);
-        let authority = self.authority.as_str().as_bytes();
-        for chunk in authority.chunks(8) {
-            let mut word = [0u8; 8];
-            for (to, from) in word.iter_mut().zip(chunk) {
-                *to = from.to_ascii_lowercase();
-            }
-            state.write_u64(u64::from_le_bytes(word));
-        }
-        state.write_usize(authority.len());
-        if let Some((uri, _)) = &self.proxy {
-            uri.authority().map(Authority::as_str).hash(state);
-        }
+        state.write_u64(self.hash);
     }
 }
 

@@ -164,9 +164,7 @@ impl Pool {
             return Found::Dial(None);
         }
         let (tx, rx) = oneshot::channel();
-        let Some(host) = host_entry(&mut state.hosts, key) else {
-            return Found::Dial(None);
-        };
+        let host = host_entry(&mut state.hosts, key);
         host.waiters.retain(|w| !w.is_closed());
         host.waiters.push_back(tx);
         drop(state);
@@ -190,9 +188,7 @@ impl Pool {
         let since = self.now();
         let seq = state.next_seq;
         state.next_seq += 1;
-        let Some(host) = host_entry(&mut state.hosts, key) else {
-            return;
-        };
+        let host = host_entry(&mut state.hosts, key);
         while let Some(waiter) = host.waiters.pop_front() {
             match waiter.send(conn) {
                 Ok(()) => return,
@@ -221,9 +217,7 @@ impl Pool {
             return;
         }
         let used = self.now();
-        let Some(host) = host_entry(&mut state.hosts, key) else {
-            return;
-        };
+        let host = host_entry(&mut state.hosts, key);
         for waiter in host.waiters.drain(..) {
             if let Some(copy) = conn.share() {
                 let _ = waiter.send(copy);
@@ -256,11 +250,10 @@ impl Drop for Pool {
 }
 
 /// The entry of `key`, made on first use (the key is cloned only then). Always `Some`.
-fn host_entry<'a>(hosts: &'a mut FxHashMap<PoolKey, Host>, key: &PoolKey) -> Option<&'a mut Host> {
-    if !hosts.contains_key(key) {
-        hosts.insert(key.clone(), Host::default());
-    }
-    hosts.get_mut(key)
+fn host_entry<'a>(hosts: &'a mut FxHashMap<PoolKey, Host>, key: &PoolKey) -> &'a mut Host {
+    // One lookup: the key's clone is a few reference counts, a second lookup would compare
+    // the authorities again.
+    hosts.entry(key.clone()).or_default()
 }
 
 /// Removes the connection idle longest across all hosts (Go's `MaxIdleConns`); returns it so
