@@ -15,7 +15,8 @@
 //! run) give ns per run of `sock_send_length` and of the TC program. When `bpftool` is
 //! installed, `bpftool prog show name nettrace_sock_send_length` (`run_time_ns`, `run_cnt`)
 //! is read around each state too, as a cross-check of the same counters. A thread reads both
-//! rings throughout, as a tracer does, so that a traced run copies its record out: left unread,
+//! rings while the traced states run, as a tracer does, so that a traced run copies its record
+//! out: left unread,
 //! the event ring (256 KiB) is full after about 5,000 records of a state's 200,000 sends and
 //! the packet ring (4 MiB) after about 13,000 packets, and the later runs would measure the
 //! cheaper path of a full ring. The records read and the kernel's lost counts are
@@ -113,8 +114,6 @@ fn main() {
     let _guard = runtime.enter();
     let (tracer, events, packets) =
         KernelTracer::load_with_packets(&KernelConfig::default()).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let reader = read_rings([events, packets], stop.clone());
     let _stats = enable_run_stats().expect("BPF_ENABLE_STATS");
     let client = ClientId(1);
     let links = kernel_support::capture_lo(&tracer, client);
@@ -153,6 +152,10 @@ fn main() {
     tracer.unregister(other_cookie).unwrap();
     drop(other);
 
+    // The reader runs for the traced states only: in the others the programs write nothing,
+    // and its polls would only disturb the measured runs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = read_rings([events, packets], stop.clone());
     // Traced, the library's way for its TCP sockets (calls counted in the socket's entry),
     // then with a record per call (a daemon client's sockets, UDP sockets).
     for (state, flags) in [
