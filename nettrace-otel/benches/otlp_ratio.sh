@@ -7,6 +7,7 @@
 #   PIN=1 PAIRS=8 nettrace-otel/benches/otlp_ratio.sh      # client pinned to CPU 1
 #   AGENT_IDLE=1 PIN=1 PAIRS=8 nettrace-otel/benches/otlp_ratio.sh   # the collector idle-class
 #   EXPORT_CPU=0 PIN=1 PAIRS=20 nettrace-otel/benches/otlp_ratio.sh  # the exporter's threads on CPU 0
+#   CONTROL=1 PIN=1 PAIRS=20 nettrace-otel/benches/otlp_ratio.sh  # A/A: no --otlp in either run
 #
 # Prints per pair, without | with --otlp: the wall time and the client's CPU time.
 set -euo pipefail
@@ -83,8 +84,12 @@ else
       "${client[@]}" "$@" 2>&1 | tail -1
   }
 fi
+# CONTROL=1: an A/A control, both runs of each pair without --otlp (the spread this host
+# gives two identical runs, against which a with/without ratio can be judged).
+with=(--otlp "http://127.0.0.1:$HTTP_PORT")
+[ -n "${CONTROL:-}" ] && with=()
 for pair in $(seq "$PAIRS"); do
-  echo "pair $pair: without $(run) | with $(run --otlp "http://127.0.0.1:$HTTP_PORT")"
+  echo "pair $pair: without $(run) | with $(run "${with[@]}")"
 done
 # The collector's own CPU (utime + stime, clock ticks) around one more exported run.
 ticks() { awk '{print $14 + $15}' "/proc/$agent/stat"; }
