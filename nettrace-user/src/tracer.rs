@@ -178,6 +178,12 @@ impl KernelSink for Inner {
     fn kernel_events(&self, events: &mut dyn Iterator<Item = (KernelEvent, bytes::Bytes)>) {
         self.record_kernel_events(events.map(|(event, _)| event));
     }
+
+    fn tick(&self) {
+        // An idle client (no socket closing, no trace taken) still lets the sockets go whose
+        // CLOSE was lost; otherwise they would keep the programs armed machine-wide.
+        self.retire_expired(Instant::now());
+    }
 }
 
 impl Inner {
@@ -445,15 +451,21 @@ impl Inner {
         self.deliver(stream, trace);
     }
 
+    /// Unregisters the sockets that waited too long for their CLOSE (looked for at most once
+    /// a minute, see [`Retiring::expired_at`]).
+    fn retire_expired(&self, now: Instant) {
+        let leaving = lock(&self.retiring).expired_at(now);
+        for cookie in leaving {
+            self.unregister(cookie);
+        }
+    }
+
     /// Takes every pending kernel event and packet, and the call totals of the open sockets
     /// `sockets` (all when `None`); returns the kernel data status and the packets the
     /// kernel lost.
     fn drain_kernel(&self, sockets: Option<&[SocketCookie]>) -> (Option<KernelDataStatus>, u64) {
         // A client that closes no more sockets still lets those that lost their CLOSE go.
-        let leaving = lock(&self.retiring).expired_at(Instant::now());
-        for cookie in leaving {
-            self.unregister(cookie);
-        }
+        self.retire_expired(Instant::now());
         match self.kernel.get() {
             None => (None, 0),
             Some(KernelLink::Unavailable(reason)) => (

@@ -51,6 +51,11 @@ pub(crate) trait KernelSink: Send + Sync {
             self.kernel_event(event, &record);
         }
     }
+
+    /// Called on the hub's tick (every [`super::events::READ_TICK`]), outside its locks:
+    /// the time for a sink's own periodic work, such as letting go of sockets whose CLOSE
+    /// never came. Nothing by default.
+    fn tick(&self) {}
 }
 
 /// The process-wide hub, alive while some client holds it.
@@ -359,6 +364,14 @@ impl KernelHub {
     /// The ring thread's periodic chore: disarms the programs once nothing has been
     /// registered for [`DISARM_DELAY`].
     fn housekeeping(&self) {
+        // The sinks are called outside the clients' lock: they may unregister sockets.
+        let sinks: Vec<Arc<dyn KernelSink>> = lock(&self.clients)
+            .values()
+            .filter_map(|entry| entry.sink.upgrade())
+            .collect();
+        for sink in sinks {
+            sink.tick();
+        }
         if let Err(error) = self.tracer.disarm_if_idle() {
             tracing::warn!(%error, "disarming the kernel programs failed");
         }
@@ -818,4 +831,48 @@ impl KernelHub {
 fn current_netns() -> std::io::Result<u64> {
     use std::os::unix::fs::MetadataExt;
     Ok(std::fs::metadata("/proc/thread-self/ns/net")?.ino())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::{SyncSender, sync_channel};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Says when it is ticked.
+    struct Ticked(Mutex<SyncSender<()>>);
+
+    impl KernelSink for Ticked {
+        fn kernel_event(&self, _event: KernelEvent, _record: &[u8]) {}
+
+        fn tick(&self) {
+            let _ = lock(&self.0).try_send(());
+        }
+    }
+
+    #[test]
+    fn the_hubs_tick_reaches_its_clients() {
+        let hub = match KernelHub::shared(&KernelConfig::default()) {
+            Ok(hub) => hub,
+            Err(error @ KernelError::NotPermitted(_)) => {
+                // CI runs as root. Written to the process's stderr, which libtest does not
+                // capture.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED the_hubs_tick_reaches_its_clients: {error}"
+                );
+                return;
+            }
+            Err(error) => panic!("loading the programs: {error}"),
+        };
+        let (ticked, ticks) = sync_channel(1);
+        let sink: Arc<dyn KernelSink> = Arc::new(Ticked(Mutex::new(ticked)));
+        let _client = hub.attach(Arc::downgrade(&sink)).expect("a client slot");
+        // The tick comes every 20 ms; a generous bound for a loaded machine.
+        ticks
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the hub's tick reached the client");
+    }
 }
