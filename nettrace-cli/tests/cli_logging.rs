@@ -139,7 +139,7 @@ async fn a_daemon_older_than_the_handshake_is_not_used_and_the_log_says_why() {
         let n = conn.read(&mut buf).expect("the client's first request");
         let first = String::from_utf8_lossy(&buf[..n]).into_owned();
         // What a daemon built before the handshake answers.
-        let answer = r#"R{"type":"error","error":"malformed request: unknown variant `hello`, expected one of `register`, `unregister`, `sync`, `status`, `capture`, `capture-flow`"}"#;
+        let answer = r#"R{"type":"error","error":"malformed request: unknown variant `hello`, expected one of `register`, `unregister`, `sync`, `status`, `capture`, `capture-flow` at line 1 column 13"}"#;
         conn.send(answer.as_bytes()).expect("answering");
         // Nothing more: the client closes the connection.
         let n = conn.read(&mut buf).expect("the end of the connection");

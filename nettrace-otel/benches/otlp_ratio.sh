@@ -42,46 +42,67 @@ client=(get "$url" --repeat "$N" --stream --sock-trace --dns-trace --headers val
 # EXPORT_CPU=K moves the exporter's two threads (`nettrace-otlp` and the HTTP client's
 # `reqwest-internal-sync-runtime`, named by their first 15 bytes in comm) of the running
 # client onto CPU K, beside the server and the collector, so that they do not take the
-# request threads' CPU: what export costs the traced requests themselves. Polls /proc for
-# at most 2 s; the threads start before the first request.
+# request threads' CPU: what export costs the traced requests themselves. The mover runs on
+# CPU K itself, looks only at the newest `nettrace` process, and gives up after 3 s (the
+# threads start before the first request).
 move_exporter() {
-  local moved=0 comm name tid
-  for _ in $(seq 200); do
-    for comm in /proc/[0-9]*/task/*/comm; do
+  taskset -p -c "$EXPORT_CPU" "$BASHPID" >/dev/null
+  local deadline=$((SECONDS + 3)) pid="" comm name tid moved=" " count=0
+  while ((SECONDS < deadline)); do
+    [ -n "$pid" ] || pid=$(pgrep -n -x nettrace || true)
+    for comm in ${pid:+/proc/$pid/task/*/comm}; do
       read -r name <"$comm" 2>/dev/null || continue
+      tid=${comm%/comm}
+      tid=${tid##*/}
       case $name in
         nettrace-otlp | reqwest-interna)
-          tid=${comm%/comm}
-          tid=${tid##*/}
-          taskset -p -c "$EXPORT_CPU" "$tid" >/dev/null 2>&1 && moved=$((moved + 1))
+          [[ $moved == *" $tid "* ]] && continue
+          taskset -p -c "$EXPORT_CPU" "$tid" >/dev/null 2>&1 && moved+="$tid " && count=$((count + 1))
           ;;
       esac
     done
-    [ "$moved" -ge 2 ] && return
+    ((count >= 2)) && return
     sleep 0.01
   done
-  echo "EXPORT_CPU: moved $moved of the exporter's 2 threads" >&2
+  echo "EXPORT_CPU: moved $count of the exporter's 2 threads" >&2
+}
+# Starts the mover for a run with --otlp (its pid in $mover), and ends it after the run.
+start_mover() {
+  mover=""
+  if [ -n "${EXPORT_CPU:-}" ] && [ "$#" -gt 0 ]; then
+    move_exporter >/dev/null &
+    mover=$!
+  fi
+}
+stop_mover() {
+  if [ -n "$mover" ]; then
+    kill "$mover" 2>/dev/null || true
+    wait "$mover" 2>/dev/null || true
+  fi
 }
 if perf stat -x, -e task-clock -o /dev/null -- true 2>/dev/null; then
   run() {
     local begin end cpu
     begin=$(date +%s%N)
-    [ -n "${EXPORT_CPU:-}" ] && [ "$#" -gt 0 ] && { move_exporter & }
+    start_mover "$@"
     if ! perf stat -x, -e task-clock -o "$work/stat" -- ${PIN:+taskset -c "$PIN"} "$BIN" \
       "${client[@]}" "$@" >/dev/null 2>"$work/client.err"; then
+      stop_mover
       echo "client failed: $(tail -1 "$work/client.err")"
       return
     fi
     end=$(date +%s%N)
+    stop_mover
     cpu=$(awk -F, '/task-clock/ && $1 ~ /^[0-9.]+$/ {printf "%.3f", $1 / 1000}' "$work/stat")
     echo "$(( (end - begin) / 1000000 )) ms, cpu ${cpu:-unknown} s"
   }
 else
   echo "perf stat cannot count task-clock here: CPU from /usr/bin/time (10 ms ticks)"
   run() {
-    [ -n "${EXPORT_CPU:-}" ] && [ "$#" -gt 0 ] && { move_exporter & }
+    start_mover "$@"
     /usr/bin/time -f "%e s, user %U s, sys %S s" ${PIN:+taskset -c "$PIN"} "$BIN" \
       "${client[@]}" "$@" 2>&1 | tail -1
+    stop_mover
   }
 fi
 # CONTROL=1: an A/A control, both runs of each pair without --otlp (the spread this host

@@ -495,8 +495,9 @@ pub(crate) mod tests {
         }
     }
 
-    /// What a daemon built before the handshake answers to hello, byte for byte.
-    pub(crate) const OLD_DAEMONS_ANSWER: &[u8] = br#"R{"type":"error","error":"malformed request: unknown variant `hello`, expected one of `register`, `unregister`, `sync`, `status`, `capture`, `capture-flow`"}"#;
+    /// What a daemon built before the handshake answers to hello, byte for byte (with its
+    /// serde_json 1.0.154, whose message ends with the position).
+    pub(crate) const OLD_DAEMONS_ANSWER: &[u8] = br#"R{"type":"error","error":"malformed request: unknown variant `hello`, expected one of `register`, `unregister`, `sync`, `status`, `capture`, `capture-flow` at line 1 column 13"}"#;
 
     #[test]
     fn a_daemon_that_does_not_know_hello_predates_the_handshake() {

@@ -306,7 +306,12 @@ impl<'a, S: KernelSlot> Session<'a, S> {
     }
 
     fn handle(&self, bytes: &[u8], fds: &[OwnedFd], cut: bool) -> Message {
-        let error = |error: String| Message::error(error);
+        // Until a hello is accepted, every refusal names this daemon's version: a later
+        // client whose hello this build cannot read (a field added) still learns it.
+        let error = |error: String| Message::Error {
+            error,
+            version: (!self.greeted.get()).then_some(VERSION),
+        };
         if cut {
             return error(format!(
                 "message longer than {MAX_REQUEST} bytes or too many descriptors"

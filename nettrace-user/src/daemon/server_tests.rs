@@ -823,6 +823,27 @@ fn every_request_before_hello_is_refused_and_reaches_no_slot() {
 }
 
 #[test]
+fn refusals_before_hello_name_the_daemons_version_and_later_ones_do_not() {
+    let shared = Shared::new(MAX_SOCKETS_PER_CLIENT);
+    let a = Peer::new(1, Some(1000));
+    let sa = a.session_before_hello(&shared);
+    let version = |answer: Message| match answer {
+        Message::Error { version, .. } => version,
+        other => panic!("not refused: {other:?}"),
+    };
+    // A later client's hello with a field this build does not know, and a request before
+    // hello: the client learns which version it talks to.
+    let later = format!(r#"{{"op":"hello","version":{},"feature":1}}"#, VERSION + 1);
+    assert_eq!(version(ask(&sa, &later, &[])), Some(VERSION));
+    assert_eq!(version(ask(&sa, STATUS, &[fd(&udp())])), Some(VERSION));
+    assert_eq!(
+        ask(&sa, &hello(VERSION), &[]),
+        Message::Hello { version: VERSION }
+    );
+    assert_eq!(version(ask(&sa, STATUS, &[fd(&udp())])), None);
+}
+
+#[test]
 fn a_hello_of_another_version_is_refused_naming_both() {
     let shared = Shared::new(MAX_SOCKETS_PER_CLIENT);
     let a = Peer::new(1, Some(1000));

@@ -29,8 +29,9 @@ pub(super) enum Side {
 /// final CLOSE, in either order: the state machine goes on after `close()` (FIN,
 /// TIME_WAIT), and after a reset the application may still read from a socket in CLOSE.
 /// A socket the application closed more than [`RETIRE_WAIT`] ago leaves without its CLOSE;
-/// that is checked when a socket closes (on either side), when a trace is taken and on the
-/// kernel hub's tick (so an idle client lets go too), at most every [`SWEEP_EVERY`].
+/// that is checked when a socket closes (on either side), when a trace is taken and, for a
+/// client of the in-process kernel hub, on the hub's tick (so an idle client lets go too; a
+/// daemon client has no tick), at most every [`SWEEP_EVERY`].
 #[derive(Debug, Default)]
 pub(super) struct Retiring {
     /// Closed by the application (since then), CLOSE not seen yet.
