@@ -84,22 +84,7 @@ async fn without_kernel_data_the_default_log_says_why_in_one_line() {
         return;
     }
     let server = scenario::plain_server().await;
-    let binary = RunnableCopy::of(Path::new(env!("CARGO_BIN_EXE_nettrace")));
-    let mut command = as_user(NOBODY, binary.path());
-    command
-        .args(["get", &server.url("/"), "-o", "/dev/null"])
-        .args(["--daemon-socket", "/nonexistent/nettrace.sock"])
-        .env_remove("RUST_LOG");
-    let out = run(command).await;
-    assert_eq!(out.code, Some(0), "{out:?}");
-    let lines: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.contains("no kernel data"))
-        .collect();
-    let [line] = &lines[..] else {
-        panic!("one line about the kernel expected: {}", out.stderr);
-    };
+    let line = kernel_log_line(&server, Path::new("/nonexistent/nettrace.sock")).await;
     assert!(
         line.starts_with(" INFO") || line.starts_with("INFO"),
         "{line}"
@@ -145,12 +130,30 @@ async fn a_daemon_older_than_the_handshake_is_not_used_and_the_log_says_why() {
         let n = conn.read(&mut buf).expect("the end of the connection");
         (first, n)
     });
+    let line = kernel_log_line(&server, &socket).await;
+    assert!(
+        line.contains("predates the version handshake")
+            && line.contains("same nettrace release")
+            && line.contains(&socket.display().to_string()),
+        "{line}"
+    );
+    let (first, after) = old_daemon.join().expect("the fake daemon");
+    assert!(first.starts_with(r#"{"op":"hello","version":"#), "{first}");
+    assert_eq!(after, 0, "a request after the refused hello");
+}
+
+/// `nettrace get` of `server` as user nobody with `--daemon-socket daemon`: it succeeds, and
+/// its default log has exactly one line about the kernel data, returned.
+async fn kernel_log_line(
+    server: &nettrace_tests::fixtures::http::HttpServer,
+    daemon: &Path,
+) -> String {
     let binary = RunnableCopy::of(Path::new(env!("CARGO_BIN_EXE_nettrace")));
     let mut command = as_user(NOBODY, binary.path());
     command
         .args(["get", &server.url("/"), "-o", "/dev/null"])
         .arg("--daemon-socket")
-        .arg(&socket)
+        .arg(daemon)
         .env_remove("RUST_LOG");
     let out = run(command).await;
     assert_eq!(out.code, Some(0), "{out:?}");
@@ -162,15 +165,7 @@ async fn a_daemon_older_than_the_handshake_is_not_used_and_the_log_says_why() {
     let [line] = &lines[..] else {
         panic!("one line about the kernel expected: {}", out.stderr);
     };
-    assert!(
-        line.contains("predates the version handshake")
-            && line.contains("same nettrace release")
-            && line.contains(&socket.display().to_string()),
-        "{line}"
-    );
-    let (first, after) = old_daemon.join().expect("the fake daemon");
-    assert!(first.starts_with(r#"{"op":"hello","version":"#), "{first}");
-    assert_eq!(after, 0, "a request after the refused hello");
+    (*line).to_owned()
 }
 
 /// Starts `nettrace-loader serve` on a socket in `dir`, waits for its "listening" log line,
