@@ -85,6 +85,12 @@ pub mod map_name {
     /// is not the slot's current one produces nothing (so a socket a client left open never
     /// reaches the next client of its slot).
     pub const CLIENT_GENERATIONS: &str = "CLIENT_GENERATIONS";
+    /// Array of [`crate::limits::ANNOUNCEMENT_SLOTS`] [`crate::SocketAnnouncement`]s,
+    /// mappable (`BPF_F_MMAPABLE`): a thread about to create a socket it wants traced writes
+    /// its entry into the slot of its thread id, and the `sock_create` program on the cgroup
+    /// root stores the entry in the socket as the kernel creates it. Registration without a
+    /// system call of its own, and the cookie comes back in the slot.
+    pub const ANNOUNCED_SOCKETS: &str = "ANNOUNCED_SOCKETS";
 }
 
 /// Names of the eBPF programs in the compiled object.
@@ -113,6 +119,9 @@ pub mod program_name {
     pub const TC_RAW_IP_EGRESS: &str = "nettrace_tc_raw_ip_egress";
     /// `cgroup/sock_create` on a traced cgroup: registers every TCP/UDP socket created there.
     pub const SOCK_CREATE: &str = "nettrace_sock_create";
+    /// cgroup `sock_create` program on the cgroup root: registers the socket a thread
+    /// announced in [`crate::map_name::ANNOUNCED_SOCKETS`].
+    pub const SOCK_CREATE_ANNOUNCED: &str = "nettrace_sock_create_announced";
     /// `cgroup/sock_release` on a traced cgroup: reports a traced socket's release (close).
     pub const SOCK_RELEASE: &str = "nettrace_sock_release";
     /// `cgroup/connect4` on a traced cgroup: each `connect()` attempt of a traced socket.
@@ -142,6 +151,9 @@ pub mod limits {
     pub const MAX_PACKET_BYTES: u32 = 9216;
     /// Entries of the flow-port marks: one per port.
     pub const FLOW_PORTS: u32 = 65_536;
+    /// Slots of [`crate::map_name::ANNOUNCED_SOCKETS`] (a power of two: a thread's slot is its
+    /// id modulo this).
+    pub const ANNOUNCEMENT_SLOTS: u32 = 1_024;
 }
 
 /// Values of [`EventHeader::kind`].
@@ -270,6 +282,38 @@ pub struct TracedSocket {
     pub cookie: u64,
     /// Call totals of a socket with [`socket_flags::FOLD_CALLS`]; zero otherwise.
     pub calls: SocketCalls,
+}
+
+/// A slot of [`map_name::ANNOUNCED_SOCKETS`]: the socket that thread [`Self::thread`] is
+/// creating, to be registered by the kernel as it is created.
+///
+/// The thread takes the slot (its kernel thread id in [`Self::thread`]), writes
+/// [`Self::socket`], sets [`Self::state`] to [`announcement_state::PENDING`] and creates the
+/// socket. The program, run inside that `socket()` call by the same thread, stores the entry
+/// (with the socket's cookie) in the socket and sets [`announcement_state::DONE`], or
+/// [`announcement_state::FAILED`]; the thread then reads the cookie and frees the slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketAnnouncement {
+    /// The kernel thread id (in the initial PID namespace) that holds the slot; zero: free.
+    pub thread: u32,
+    /// An [`announcement_state`] value.
+    pub state: u32,
+    /// The entry to store; the program fills in [`TracedSocket::cookie`].
+    pub socket: TracedSocket,
+}
+
+/// Values of [`SocketAnnouncement::state`].
+pub mod announcement_state {
+    /// Nothing announced.
+    pub const IDLE: u32 = 0;
+    /// The next TCP or UDP socket the thread creates is to be registered.
+    pub const PENDING: u32 = 1;
+    /// Registered; the slot's entry holds the socket's cookie.
+    pub const DONE: u32 = 2;
+    /// Not registered (the socket had an entry already, or the kernel had no memory for it):
+    /// the thread registers the socket itself.
+    pub const FAILED: u32 = 3;
 }
 
 /// Send and receive calls of a socket, counted by the programs (`sock_send_length`,
@@ -538,6 +582,8 @@ mod pod {
     // no padding (fields are laid out in 8-byte aligned groups), so any bit pattern is valid.
     unsafe impl aya::Pod for super::TracedSocket {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for super::SocketAnnouncement {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::EventHeader {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TcpStateEvent {}
@@ -580,6 +626,11 @@ mod tests {
     fn layouts_have_no_padding() {
         assert_eq!(size_of::<SocketCalls>(), 8 * 8);
         assert_eq!(size_of::<TracedSocket>(), 4 * 4 + 8 + 64);
+        assert_eq!(
+            size_of::<SocketAnnouncement>(),
+            8 + size_of::<TracedSocket>()
+        );
+        assert!(limits::ANNOUNCEMENT_SLOTS.is_power_of_two());
         assert_eq!(size_of::<SockCallsEvent>(), 24 + 64);
         assert_eq!(size_of::<EventHeader>(), 24);
         assert_eq!(size_of::<TcpStateEvent>(), 24 + 8);

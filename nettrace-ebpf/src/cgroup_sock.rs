@@ -1,7 +1,11 @@
 //! `cgroup/sock_create` and `cgroup/sock_release` on a traced cgroup: every TCP or UDP socket
 //! created there is registered in [`TRACED_SOCKETS`] at once (so its whole life is seen, as
 //! for a socket registered by userspace before `connect()`), and its creation and release
-//! are reported.
+//! are reported. On the cgroup root, `sock_create` also registers the socket that a thread
+//! announced in [`ANNOUNCED_SOCKETS`] just before creating it (the library's own sockets:
+//! no registration call, and the cookie comes back in the announcement).
+//!
+//! [`TRACED_SOCKETS`]: crate::maps::TRACED_SOCKETS
 use core::ffi::c_void;
 
 use aya_ebpf::{
@@ -10,12 +14,13 @@ use aya_ebpf::{
     programs::SockContext,
 };
 use nettrace_common::{
-    SockCreateEvent, SockReleaseEvent, TracedSocket, event_kind, family, ip_protocol,
+    SockCreateEvent, SockReleaseEvent, TracedSocket, announcement_state, event_kind, family,
+    ip_protocol, limits,
 };
 
 use crate::{
     emit::{emit, header, traced_socket, traced_socket_ptr},
-    maps::CGROUP_TRACE,
+    maps::{ANNOUNCED_SOCKETS, CGROUP_TRACE},
 };
 
 const SOCK_STREAM: u32 = 1;
@@ -33,18 +38,70 @@ macro_rules! field {
 /// The verdict that lets the operation go on.
 const ALLOW: i32 = 1;
 
-#[cgroup_sock(sock_create)]
-pub fn nettrace_sock_create(ctx: SockContext) -> i32 {
-    let sock = ctx.sock;
+/// Whether the socket being created is an IPv4/IPv6 TCP or UDP socket: the kinds traced.
+#[inline(always)]
+fn inet_tcp_or_udp(sock: *mut aya_ebpf::bindings::bpf_sock) -> bool {
     let sock_family = field!(sock, family);
     let sock_type = field!(sock, type_);
     let protocol = field!(sock, protocol);
     let inet = sock_family == family::INET || sock_family == family::INET6;
     let tcp_or_udp = (sock_type == SOCK_STREAM && protocol == u32::from(ip_protocol::TCP))
         || (sock_type == SOCK_DGRAM && protocol == u32::from(ip_protocol::UDP));
-    if !inet || !tcp_or_udp {
+    inet && tcp_or_udp
+}
+
+/// On the cgroup root: registers the socket the calling thread announced, if it did. Every
+/// other socket creation of the machine costs a thread id and one array load.
+#[cgroup_sock(sock_create)]
+pub fn nettrace_sock_create_announced(ctx: SockContext) -> i32 {
+    let thread = bpf_get_current_pid_tgid() as u32;
+    let Some(slot) = ANNOUNCED_SOCKETS.get_ptr_mut(thread & (limits::ANNOUNCEMENT_SLOTS - 1))
+    else {
+        return ALLOW;
+    };
+    // SAFETY: `slot` comes from a successful array lookup and stays valid for the run. Only
+    // the thread named in the slot writes it while it is pending, and that thread is the one
+    // running this program (inside its `socket()` call), so the reads and writes below race
+    // with nothing; volatile, since userspace maps the same memory.
+    unsafe {
+        let announced = &raw mut (*slot).thread;
+        let state = &raw mut (*slot).state;
+        if announced.read_volatile() != thread
+            || state.read_volatile() != announcement_state::PENDING
+        {
+            return ALLOW;
+        }
+        let sock = ctx.sock;
+        let registered = inet_tcp_or_udp(sock)
+            // A socket registered already (by a traced cgroup's program, which runs first)
+            // is left to its owner: the thread then registers it the ordinary way.
+            && traced_socket_ptr(sock as *mut c_void, None).is_none()
+            && {
+                let cookie = bpf_get_socket_cookie(sock as *mut c_void);
+                let mut socket = (*slot).socket;
+                socket.cookie = cookie;
+                (&raw mut (*slot).socket.cookie).write_volatile(cookie);
+                // Out of memory only costs the socket this way of registering.
+                traced_socket_ptr(sock as *mut c_void, Some(&mut socket)).is_some()
+            };
+        state.write_volatile(if registered {
+            announcement_state::DONE
+        } else {
+            announcement_state::FAILED
+        });
+    }
+    ALLOW
+}
+
+#[cgroup_sock(sock_create)]
+pub fn nettrace_sock_create(ctx: SockContext) -> i32 {
+    let sock = ctx.sock;
+    if !inet_tcp_or_udp(sock) {
         return ALLOW;
     }
+    let sock_family = field!(sock, family);
+    let sock_type = field!(sock, type_);
+    let protocol = field!(sock, protocol);
     let Some(config) = CGROUP_TRACE.get(0).copied() else {
         return ALLOW;
     };

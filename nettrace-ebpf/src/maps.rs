@@ -1,11 +1,14 @@
 //! The maps shared by all programs. Names and sizes come from `nettrace-common`; userspace may
 //! resize the ring buffer at load time.
+use aya_ebpf::bindings::BPF_F_MMAPABLE;
 use aya_ebpf::{
     btf_maps::SkStorage,
     macros::{btf_map, map},
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
-use nettrace_common::{CaptureClient, CaptureInterface, FlowKey, TracedFlow, TracedSocket, limits};
+use nettrace_common::{
+    CaptureClient, CaptureInterface, FlowKey, SocketAnnouncement, TracedFlow, TracedSocket, limits,
+};
 
 /// The owner of a traced socket, stored in the socket itself (socket storage): set by
 /// userspace through the socket's descriptor before `connect()`, or by the cgroup program at
@@ -64,3 +67,9 @@ pub(crate) static CLIENT_GENERATIONS: Array<u32> = Array::with_max_entries(limit
 /// [`nettrace_common::map_name::FLOW_PORTS`]).
 #[map(name = "FLOW_PORTS")]
 pub(crate) static FLOW_PORTS: Array<u32> = Array::with_max_entries(limits::FLOW_PORTS, 0);
+
+/// Sockets announced by the threads that are creating them, by thread id modulo the slot
+/// count (see [`nettrace_common::map_name::ANNOUNCED_SOCKETS`]); userspace maps it.
+#[map(name = "ANNOUNCED_SOCKETS")]
+pub(crate) static ANNOUNCED_SOCKETS: Array<SocketAnnouncement> =
+    Array::with_max_entries(limits::ANNOUNCEMENT_SLOTS, BPF_F_MMAPABLE);

@@ -54,6 +54,8 @@ mod recorder;
 mod sock;
 mod socket_cookie;
 mod sync;
+#[cfg(test)]
+mod test_support;
 pub mod tls;
 mod tracer;
 mod translate;

@@ -40,6 +40,7 @@
 use crate::sync::lock;
 use std::{
     collections::HashMap,
+    io,
     net::SocketAddr,
     os::fd::BorrowedFd,
     sync::{
@@ -49,6 +50,7 @@ use std::{
     time::Instant,
 };
 
+use socket2::Socket;
 use tokio::sync::mpsc;
 
 use crate::{
@@ -60,8 +62,8 @@ use crate::{
     event::{CtSample, Event, EventSink, Sink, SocketRecord, TraceSettings, Transport},
     headers::HttpReqTraceOptions,
     kernel::{
-        CallReports, FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub, KernelSink,
-        KernelTcpState,
+        Announcement, CallReports, FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub,
+        KernelSink, KernelTcpState,
     },
     model::{HttpTrace, KernelDataStatus, TraceId},
     recorder::{ConnEndpoints, Recorder},
@@ -139,24 +141,37 @@ impl KernelLink {
         transport: Transport,
     ) -> Result<(), String> {
         match self {
-            Self::Hub(client) => {
-                // A TCP socket's calls are counted in the kernel: its descriptor stays here
-                // until the application closes it, and its close is reported (see
-                // `CallReports`). Through the daemon, each call is sent.
-                let calls = match transport {
-                    Transport::Tcp => CallReports::Totals,
-                    Transport::Udp => CallReports::EachCall,
-                };
-                client
-                    .register(socket, cookie, calls)
-                    .map_err(|e| e.to_string())
-            }
+            Self::Hub(client) => client
+                .register(socket, cookie, call_reports(transport))
+                .map_err(|e| e.to_string()),
             Self::Daemon(link) => match link.register(&socket) {
                 Ok(registered) if registered == cookie => Ok(()),
                 Ok(other) => Err(format!("the daemon registered cookie {other}")),
                 Err(e) => Err(e.to_string()),
             },
             Self::Unavailable(_) => Ok(()),
+        }
+    }
+
+    /// Announces the socket the calling thread creates next, for the kernel to register it
+    /// as it is created (the hub only: see [`KernelClient::announce`]).
+    fn announce(&self, transport: Transport) -> Option<Announcement<'_>> {
+        self.hub()?.announce(call_reports(transport))
+    }
+
+    /// Takes on a socket the kernel registered from an announcement.
+    fn adopt(
+        &self,
+        socket: BorrowedFd<'_>,
+        cookie: SocketCookie,
+        transport: Transport,
+    ) -> Result<(), String> {
+        match self {
+            Self::Hub(client) => client
+                .adopt(socket, cookie, call_reports(transport))
+                .map_err(|e| e.to_string()),
+            // Only the hub announces.
+            Self::Daemon(_) | Self::Unavailable(_) => Ok(()),
         }
     }
 
@@ -167,6 +182,16 @@ impl KernelLink {
             Self::Daemon(link) => link.unregister(cookie).map_err(|e| e.to_string()),
             Self::Unavailable(_) => Ok(()),
         }
+    }
+}
+
+/// How a socket's calls reach the trace: a TCP socket's are counted in the kernel (its
+/// descriptor stays here until the application closes it, and its close is reported: see
+/// [`CallReports`]); a UDP socket's one by one. Through the daemon, each call is sent.
+fn call_reports(transport: Transport) -> CallReports {
+    match transport {
+        Transport::Tcp => CallReports::Totals,
+        Transport::Udp => CallReports::EachCall,
     }
 }
 
@@ -325,12 +350,32 @@ impl EventSink for Inner {
         self.next_resolver_dial.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn register_socket(&self, socket: BorrowedFd<'_>, cookie: SocketCookie, transport: Transport) {
-        if let Some(link) = self.kernel.get()
-            && let Err(error) = link.register(socket, cookie, transport)
+    fn open_socket(
+        &self,
+        transport: Transport,
+        create: &mut dyn FnMut() -> io::Result<Socket>,
+    ) -> io::Result<(Socket, Option<SocketCookie>)> {
+        let link = self.kernel.get();
+        let announced = link.and_then(|link| link.announce(transport));
+        let socket = create()?;
+        let fd = std::os::fd::AsFd::as_fd(&socket);
+        if let Some(cookie) = announced.and_then(Announcement::registered) {
+            let cookie = SocketCookie(cookie);
+            if let Some(link) = link
+                && let Err(error) = link.adopt(fd, cookie, transport)
+            {
+                tracing::warn!(%error, %cookie, "socket not traced in the kernel");
+            }
+            return Ok((socket, Some(cookie)));
+        }
+        let cookie = SocketCookie::of(&socket).ok();
+        if let Some(cookie) = cookie
+            && let Some(link) = link
+            && let Err(error) = link.register(fd, cookie, transport)
         {
             tracing::warn!(%error, %cookie, "socket not traced in the kernel");
         }
+        Ok((socket, cookie))
     }
 
     fn unregister_socket(&self, cookie: SocketCookie) {
@@ -802,13 +847,8 @@ mod tests {
     fn a_second_conntrack_tracker_is_refused() {
         let tracer = tracer();
         if let Err(error) = tracer.attach_conntrack() {
-            // Without CAP_NET_ADMIN the first one cannot start; CI runs as root. Written to
-            // the process's stderr, which libtest does not capture.
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED a_second_conntrack_tracker_is_refused: {error}"
-            );
+            // Without CAP_NET_ADMIN the first one cannot start.
+            crate::test_support::skipped("a_second_conntrack_tracker_is_refused", error);
             return;
         }
         assert!(matches!(

@@ -8,7 +8,9 @@
 //!     sink.emit(Event::ConnEstablished { conn, at: Instant::now(), local });
 //! }
 //! ```
-use std::{net::SocketAddr, os::fd::BorrowedFd, sync::Arc};
+use std::{io, net::SocketAddr, os::fd::BorrowedFd, sync::Arc};
+
+use socket2::Socket;
 
 use super::{Event, SocketRecord, Transport};
 use crate::SocketCookie;
@@ -51,8 +53,14 @@ pub(crate) trait EventSink: std::fmt::Debug + Send + Sync + 'static {
     /// A process-unique number for a resolver dial.
     fn next_resolver_dial(&self) -> u64;
 
-    /// Traces a new socket in the kernel too (call it before `connect()`).
-    fn register_socket(&self, socket: BorrowedFd<'_>, cookie: SocketCookie, transport: Transport);
+    /// Creates a socket for `transport` with `create` and traces it in the kernel too, before
+    /// it can connect. Returns the socket with its cookie (`None` when it could not be read:
+    /// the socket is then not traced in the kernel). Fails only as `create` does.
+    fn open_socket(
+        &self,
+        transport: Transport,
+        create: &mut dyn FnMut() -> io::Result<Socket>,
+    ) -> io::Result<(Socket, Option<SocketCookie>)>;
 
     /// Stops tracing a UDP socket in the kernel (it has no state machine to wait for).
     fn unregister_socket(&self, cookie: SocketCookie);

@@ -29,8 +29,8 @@ use route::Recipients;
 
 use super::{
     CaptureInterfaceInfo, CaptureLinks, CgroupLinks, ClientId, FlowProtocol, KernelConfig,
-    KernelError, KernelEvent, KernelEvents, KernelTracer, SockCallsRecord, SockOp, flow_directions,
-    record::RecordBatch,
+    KernelError, KernelEvent, KernelEvents, KernelTracer, SockCallsRecord, SockOp,
+    announce::Announcement, flow_directions, record::RecordBatch,
 };
 use crate::{
     KernelTime, SocketCookie,
@@ -392,6 +392,43 @@ type Loaded = (KernelTracer, KernelEvents, KernelEvents);
 
 /// The body of the "nettrace-kernel" thread: loads the programs, reports the result, then
 /// drains the ring into the hub whenever it becomes readable, until told to stop.
+/// The [`socket_flags`] of a socket `client` registers: capture when it captures, call
+/// totals when its calls are reported so.
+fn socket_flags_for(
+    clients: &HashMap<ClientId, ClientEntry>,
+    client: ClientId,
+    calls: CallReports,
+) -> u32 {
+    let capturing = clients
+        .get(&client)
+        .is_some_and(|entry| entry.capture.is_some());
+    let mut flags = if capturing { socket_flags::CAPTURE } else { 0 };
+    if calls == CallReports::Totals {
+        flags |= socket_flags::FOLD_CALLS;
+    }
+    flags
+}
+
+/// Notes a socket `client` registered, with its descriptor when its calls are counted.
+fn remember_socket(
+    clients: &mut HashMap<ClientId, ClientEntry>,
+    client: ClientId,
+    socket: BorrowedFd<'_>,
+    cookie: SocketCookie,
+    calls: CallReports,
+) {
+    if let Some(entry) = clients.get_mut(&client) {
+        let descriptor = (calls == CallReports::Totals).then(|| socket.as_raw_fd());
+        entry.sockets.insert(
+            cookie,
+            RegisteredSocket {
+                flows: Vec::new(),
+                descriptor,
+            },
+        );
+    }
+}
+
 fn watch_ring(
     config: KernelConfig,
     loaded: std::sync::mpsc::Sender<Result<Loaded, KernelError>>,
@@ -474,26 +511,33 @@ impl KernelClient {
         calls: CallReports,
     ) -> Result<(), KernelError> {
         let mut clients = lock(&self.hub.clients);
-        let capturing = clients
-            .get(&self.id)
-            .is_some_and(|entry| entry.capture.is_some());
-        let mut flags = if capturing { socket_flags::CAPTURE } else { 0 };
-        if calls == CallReports::Totals {
-            flags |= socket_flags::FOLD_CALLS;
-        }
+        let flags = socket_flags_for(&clients, self.id, calls);
         self.hub
             .tracer
             .register_with_flags(socket, cookie, self.id, flags)?;
-        if let Some(entry) = clients.get_mut(&self.id) {
-            let descriptor = (calls == CallReports::Totals).then(|| socket.as_raw_fd());
-            entry.sockets.insert(
-                cookie,
-                RegisteredSocket {
-                    flows: Vec::new(),
-                    descriptor,
-                },
-            );
-        }
+        remember_socket(&mut clients, self.id, socket, cookie, calls);
+        Ok(())
+    }
+
+    /// Announces the socket the calling thread creates next, for the kernel to register as
+    /// it creates it (see [`KernelTracer::announce`]); after creating it, pass the cookie
+    /// [`Announcement::registered`] gives to [`Self::adopt`]. `None`: call [`Self::register`].
+    pub(crate) fn announce(&self, calls: CallReports) -> Option<Announcement<'_>> {
+        let flags = socket_flags_for(&lock(&self.hub.clients), self.id, calls);
+        self.hub.tracer.announce(self.id, flags)
+    }
+
+    /// Takes on `socket`, which the kernel registered from an announcement: what
+    /// [`Self::register`] does besides storing the entry.
+    pub(crate) fn adopt(
+        &self,
+        socket: BorrowedFd<'_>,
+        cookie: SocketCookie,
+        calls: CallReports,
+    ) -> Result<(), KernelError> {
+        let mut clients = lock(&self.hub.clients);
+        self.hub.tracer.adopt(cookie)?;
+        remember_socket(&mut clients, self.id, socket, cookie, calls);
         Ok(())
     }
 
@@ -835,6 +879,7 @@ fn current_netns() -> std::io::Result<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsFd as _;
     use std::sync::mpsc::{SyncSender, sync_channel};
     use std::time::Duration;
 
@@ -851,21 +896,86 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_hubs_tick_reaches_its_clients() {
-        let hub = match KernelHub::shared(&KernelConfig::default()) {
-            Ok(hub) => hub,
+    /// The process's hub, or `None` (said loudly) without the privileges to load it.
+    fn hub_or_skip(test: &str) -> Option<Arc<KernelHub>> {
+        match KernelHub::shared(&KernelConfig::default()) {
+            Ok(hub) => Some(hub),
             Err(error @ KernelError::NotPermitted(_)) => {
-                // CI runs as root. Written to the process's stderr, which libtest does not
-                // capture.
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED the_hubs_tick_reaches_its_clients: {error}"
-                );
-                return;
+                crate::test_support::skipped(test, error);
+                None
             }
             Err(error) => panic!("loading the programs: {error}"),
+        }
+    }
+
+    /// Takes no events.
+    struct Deaf;
+
+    impl KernelSink for Deaf {
+        fn kernel_event(&self, _event: KernelEvent, _record: &[u8]) {}
+    }
+
+    fn tcp_socket() -> socket2::Socket {
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a TCP socket")
+    }
+
+    #[test]
+    fn an_announced_socket_is_registered_as_the_kernel_creates_it() {
+        let Some(hub) = hub_or_skip("an_announced_socket_is_registered_as_the_kernel_creates_it")
+        else {
+            return;
+        };
+        let sink: Arc<dyn KernelSink> = Arc::new(Deaf);
+        let client = hub.attach(Arc::downgrade(&sink)).expect("a client slot");
+        let announcement = client
+            .announce(CallReports::Totals)
+            .expect("this test runs in the initial PID namespace, with its slot free");
+        // The same thread cannot announce twice at once: its slot is taken.
+        assert!(client.announce(CallReports::Totals).is_none());
+        // Another thread's socket, created meanwhile, is not the announced one.
+        let other = std::thread::spawn(tcp_socket)
+            .join()
+            .expect("the other thread");
+        let socket = tcp_socket();
+        let cookie = announcement.registered().expect("the kernel registered it");
+        let fd = std::os::fd::AsFd::as_fd(&socket);
+        assert_eq!(
+            SocketCookie(cookie),
+            SocketCookie::of(&socket).expect("cookie")
+        );
+        assert!(hub.tracer.is_registered(fd).expect("lookup"));
+        assert!(!hub.tracer.is_registered(other.as_fd()).expect("lookup"));
+        client
+            .adopt(fd, SocketCookie(cookie), CallReports::Totals)
+            .expect("adopted");
+        assert!(hub.tracer.is_armed());
+        // The entry the program stored carries the socket's cookie (read through the
+        // descriptor, as the hub reads call totals).
+        assert!(
+            hub.tracer
+                .socket_calls(fd.as_raw_fd(), SocketCookie(cookie))
+                .expect("lookup")
+                .is_some()
+        );
+        // Once the announcement is gone, the thread's next socket is not registered, and its
+        // slot is free again.
+        let unannounced = tcp_socket();
+        assert!(
+            !hub.tracer
+                .is_registered(unannounced.as_fd())
+                .expect("lookup")
+        );
+        assert!(client.announce(CallReports::EachCall).is_some());
+        client
+            .unregister(SocketCookie(cookie))
+            .expect("unregistered");
+    }
+
+    #[test]
+    fn the_hubs_tick_reaches_its_clients() {
+        let Some(hub) = hub_or_skip("the_hubs_tick_reaches_its_clients") else {
+            return;
         };
         let (ticked, ticks) = sync_channel(1);
         let sink: Arc<dyn KernelSink> = Arc::new(Ticked(Mutex::new(ticked)));

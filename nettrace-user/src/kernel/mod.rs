@@ -22,6 +22,7 @@
 //! }
 //! # Ok(()) }
 //! ```
+mod announce;
 mod armed;
 mod cgroup;
 mod cgroup_programs;
@@ -39,6 +40,7 @@ pub use crate::event::{
     PacketRecord, SockCallsRecord, SockMsgRecord, SockOp, SockOpsRecord, SocketCreated,
     SocketProtocol, SocketReleased, TcpResetRecord, TcpStateChange,
 };
+pub(crate) use announce::Announcement;
 pub use cgroup_programs::CgroupLinks;
 pub use error::KernelError;
 pub use events::{KernelEvents, READ_TICK};

@@ -13,7 +13,7 @@ use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, SkStorage},
     programs::{
-        BtfTracePoint, CgroupAttachMode, SchedClassifier, SockOps, TcAttachType,
+        BtfTracePoint, CgroupAttachMode, CgroupSock, SchedClassifier, SockOps, TcAttachType,
         tc::SchedClassifierLinkId,
     },
 };
@@ -24,6 +24,7 @@ use nettrace_common::{
 
 use super::{
     CaptureInterfaceInfo, KernelError, KernelEvents,
+    announce::{Announcement, Announcements},
     armed::{Armed, Hold},
     cgroup,
     object::EBPF_OBJECT,
@@ -88,6 +89,9 @@ pub struct KernelTracer {
     capture: Mutex<CaptureMaps>,
     /// Taken before any other lock of a registration, so that the flag changes in order.
     pub(super) armed: Mutex<Armed>,
+    /// Where threads announce the sockets they create, for the kernel to register them
+    /// (`None` outside the initial PID namespace).
+    announcements: Option<Announcements>,
 }
 
 /// The maps that steer packet capture, and the classifier programs.
@@ -138,6 +142,7 @@ impl KernelTracer {
             attachments.push(attach_btf_tracepoint(&mut ebpf, &btf, name, tracepoint)?);
         }
         attachments.push(attach_sock_ops(&mut ebpf)?);
+        attachments.push(attach_sock_create_announced(&mut ebpf)?);
         for name in CLASSIFIERS {
             let program: &mut SchedClassifier = program(&mut ebpf, name)?
                 .try_into()
@@ -171,6 +176,7 @@ impl KernelTracer {
             Array::try_from(take_map(&mut ebpf, map_name::FLOW_PORTS)?)
                 .map_err(map_error(map_name::FLOW_PORTS, "open"))?,
         );
+        let announcements = Announcements::map(take_map(&mut ebpf, map_name::ANNOUNCED_SOCKETS)?)?;
         super::cgroup_programs::load(&mut ebpf)?;
         let tracer = Self {
             ebpf: Mutex::new(ebpf),
@@ -181,6 +187,7 @@ impl KernelTracer {
             lost: Mutex::new(lost),
             capture: Mutex::new(capture),
             armed: Mutex::new(armed),
+            announcements,
         };
         Ok((tracer, events, packets))
     }
@@ -222,6 +229,26 @@ impl KernelTracer {
             armed.release(&hold)?;
         }
         inserted
+    }
+
+    /// Announces the socket the calling thread creates next, for the kernel to register as
+    /// it creates it, on behalf of `client` with `flags` (see [`Self::register_with_flags`]).
+    /// After creating the socket, [`Announcement::registered`] gives its cookie when the kernel
+    /// did register it; then call [`Self::adopt`]. `None`: register it the ordinary way.
+    pub(crate) fn announce(&self, client: ClientId, flags: u32) -> Option<Announcement<'_>> {
+        let announcements = self.announcements.as_ref()?;
+        announcements.announce(TracedSocket {
+            client_id: client.0,
+            flags,
+            generation: self.generation(client),
+            ..TracedSocket::default()
+        })
+    }
+
+    /// Keeps the programs armed for a socket the kernel registered from an announcement, as
+    /// [`Self::register_with_flags`] does for the sockets it registers.
+    pub(crate) fn adopt(&self, cookie: SocketCookie) -> Result<(), KernelError> {
+        lock(&self.armed).hold(Hold::Socket(cookie.0))
     }
 
     /// Stops tracing a socket the application has closed (or is about to close): its entry
@@ -565,6 +592,22 @@ fn attach_sock_ops(ebpf: &mut Ebpf) -> Result<String, KernelError> {
         .attach(&cgroup, CgroupAttachMode::Single)
         .map_err(program_error(NAME, "attach"))?;
     Ok(format!("{NAME}: cgroup sock_ops on {}", root.display()))
+}
+
+/// On the cgroup root, like the sock_ops program: the sockets threads announce are created
+/// in whatever cgroup their process is in.
+fn attach_sock_create_announced(ebpf: &mut Ebpf) -> Result<String, KernelError> {
+    const NAME: &str = program_name::SOCK_CREATE_ANNOUNCED;
+    let root = cgroup::cgroup2_root().map_err(KernelError::Cgroup)?;
+    let cgroup = File::open(&root).map_err(KernelError::Cgroup)?;
+    let program: &mut CgroupSock = program(ebpf, NAME)?
+        .try_into()
+        .map_err(program_error(NAME, "load"))?;
+    program.load().map_err(program_error(NAME, "load"))?;
+    program
+        .attach(&cgroup, CgroupAttachMode::Single)
+        .map_err(program_error(NAME, "attach"))?;
+    Ok(format!("{NAME}: cgroup sock_create on {}", root.display()))
 }
 
 pub(super) fn program<'a>(

@@ -1,9 +1,11 @@
 //! Opening traced sockets: one path for every TCP connection and UDP socket the client opens
 //! (HTTP connections and resolver connections alike).
 //!
-//! The socket is created, optionally bound to the configured source IP, its kernel cookie read
-//! and the connection reported, all before `connect()`, so that the record (and the kernel
-//! programs, which know the socket by its cookie) cover the whole handshake.
+//! The socket is created through the sink, which traces it in the kernel and knows its cookie
+//! (the kernel registers it as it creates it when it can, see `kernel::announce`), optionally
+//! bound to the configured source IP, and the connection reported, all before `connect()`,
+//! so that the record (and the kernel programs, which know the socket by its cookie) cover the
+//! whole handshake.
 use std::{
     io,
     net::{IpAddr, SocketAddr},
@@ -61,14 +63,13 @@ fn open(
         Transport::Tcp => (Type::STREAM, Protocol::TCP),
         Transport::Udp => (Type::DGRAM, Protocol::UDP),
     };
-    let socket = Socket::new(domain, kind.nonblocking().cloexec(), Some(protocol))?;
-    if let Some(ip) = origin.source_ip {
-        socket.bind(&SocketAddr::new(ip, 0).into())?;
-    }
-    let cookie = SocketCookie::of(&socket).ok();
-    if let Some(cookie) = cookie {
-        sink.register_socket(std::os::fd::AsFd::as_fd(&socket), cookie, transport);
-    }
+    let (socket, cookie) = sink.open_socket(transport, &mut || {
+        let socket = Socket::new(domain, kind.nonblocking().cloexec(), Some(protocol))?;
+        if let Some(ip) = origin.source_ip {
+            socket.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+        Ok(socket)
+    })?;
     let conn = TraceId::generate();
     let record = sink.new_socket_record();
     sink.emit(Event::ConnOpened {

@@ -1,0 +1,191 @@
+//! Sockets the kernel registers as they are created (issue 16): a thread about to create a
+//! socket it wants traced writes the socket's entry into its slot of the mapped
+//! `ANNOUNCED_SOCKETS` array, and the `sock_create` program on the cgroup root, run by that
+//! same thread inside its `socket()` call, stores the entry in the new socket and writes the
+//! socket's cookie back into the slot. The registration call (`bpf()` on the socket's
+//! descriptor) and the cookie read (`getsockopt(SO_COOKIE)`) are then not needed: two system
+//! calls fewer per connection.
+//!
+//! The program knows a thread by its kernel thread id, which this process sees as its own
+//! only in the initial PID namespace; elsewhere nothing is announced. A thread whose slot
+//! another thread holds (same id modulo the slot count), or whose socket the program could
+//! not register, registers it the ordinary way.
+use std::{
+    cell::Cell,
+    io,
+    marker::PhantomData,
+    os::{
+        fd::{AsFd, AsRawFd},
+        unix::fs::MetadataExt,
+    },
+    ptr::NonNull,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use aya::maps::{Map, MapData};
+use nettrace_common::{SocketAnnouncement, TracedSocket, announcement_state, limits, map_name};
+
+use super::KernelError;
+
+/// The inode number of the initial PID namespace (`PROC_PID_INIT_INO`), fixed by the kernel.
+const INITIAL_PID_NAMESPACE: u64 = 0xEFFF_FFFC;
+
+/// The mapped slots, shared with the program.
+pub(crate) struct Announcements {
+    slots: NonNull<SocketAnnouncement>,
+    bytes: usize,
+    /// The map, so that its memory stays the program's while mapped here.
+    _map: MapData,
+}
+
+// SAFETY: the mapping is process-wide memory; a slot is only written by the thread that took
+// it with a compare-and-swap, and every shared field is accessed atomically or volatile.
+unsafe impl Send for Announcements {}
+// SAFETY: as above.
+unsafe impl Sync for Announcements {}
+
+impl std::fmt::Debug for Announcements {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Announcements")
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Announcements {
+    /// Maps the `ANNOUNCED_SOCKETS` array. `None` when this process's thread ids are not the
+    /// kernel's (not in the initial PID namespace): the program could not tell its threads.
+    pub(crate) fn map(map: Map) -> Result<Option<Self>, KernelError> {
+        let map_error = |source: io::Error| KernelError::Map {
+            name: map_name::ANNOUNCED_SOCKETS,
+            step: "mmap",
+            source: Box::new(source),
+        };
+        let in_initial_namespace = std::fs::metadata("/proc/self/ns/pid")
+            .is_ok_and(|namespace| namespace.ino() == INITIAL_PID_NAMESPACE);
+        if !in_initial_namespace {
+            return Ok(None);
+        }
+        let Map::Array(map) = map else {
+            return Err(KernelError::Missing {
+                kind: "array map",
+                name: map_name::ANNOUNCED_SOCKETS,
+            });
+        };
+        // SAFETY: `sysconf` has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+            .map_err(|_| map_error(io::Error::last_os_error()))?;
+        // The kernel lays the values out 8-byte aligned (the size is a multiple of 8) and maps
+        // them from offset zero, whole pages.
+        let bytes = (size_of::<SocketAnnouncement>() * limits::ANNOUNCEMENT_SLOTS as usize)
+            .next_multiple_of(page);
+        // SAFETY: a fresh shared mapping of the map's descriptor, whose value area is `bytes`
+        // long (the array was created mappable with that many slots); nothing else is touched.
+        let address = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                map.fd().as_fd().as_raw_fd(),
+                0,
+            )
+        };
+        if address == libc::MAP_FAILED {
+            return Err(map_error(io::Error::last_os_error()));
+        }
+        let slots = NonNull::new(address.cast::<SocketAnnouncement>())
+            .ok_or_else(|| map_error(io::Error::other("mmap returned NULL")))?;
+        Ok(Some(Self {
+            slots,
+            bytes,
+            _map: map,
+        }))
+    }
+
+    /// Announces the socket the calling thread creates next, to be registered with `entry`.
+    /// `None` when the thread's slot is taken (the caller registers the socket itself).
+    pub(crate) fn announce(&self, entry: TracedSocket) -> Option<Announcement<'_>> {
+        let thread = current_thread();
+        let index = (thread & (limits::ANNOUNCEMENT_SLOTS - 1)) as usize;
+        // SAFETY: `index` is below the slot count, so the slot lies inside the mapping.
+        let slot = unsafe { self.slots.as_ptr().add(index) };
+        // SAFETY: `thread` is a 4-byte aligned field of a live slot in shared memory, only
+        // ever accessed atomically by userspace.
+        let owner = unsafe { AtomicU32::from_ptr(&raw mut (*slot).thread) };
+        owner
+            .compare_exchange(0, thread, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        // SAFETY: the slot is this thread's until the announcement is dropped: the program
+        // reads it only inside this thread's system calls.
+        unsafe {
+            (&raw mut (*slot).socket).write_volatile(entry);
+            state(slot).store(announcement_state::PENDING, Ordering::Release);
+        }
+        Some(Announcement {
+            slot,
+            _mapping: PhantomData,
+        })
+    }
+}
+
+impl Drop for Announcements {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once; announcements borrow `self`, so
+        // none is left.
+        unsafe { libc::munmap(self.slots.as_ptr().cast(), self.bytes) };
+    }
+}
+
+/// A slot held by the calling thread, with its socket announced; freed when dropped.
+pub(crate) struct Announcement<'a> {
+    slot: *mut SocketAnnouncement,
+    _mapping: PhantomData<&'a Announcements>,
+}
+
+impl Announcement<'_> {
+    /// Call after the socket was created: its cookie when the kernel registered it.
+    pub(crate) fn registered(self) -> Option<u64> {
+        // SAFETY: the slot is held by this thread (see `Announcements::announce`), and the
+        // program that wrote it ran inside this thread's `socket()` call, before this.
+        unsafe {
+            (state(self.slot).load(Ordering::Acquire) == announcement_state::DONE)
+                .then(|| (&raw const (*self.slot).socket.cookie).read_volatile())
+        }
+    }
+}
+
+impl Drop for Announcement<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the slot is held by this thread; it is released last.
+        unsafe {
+            state(self.slot).store(announcement_state::IDLE, Ordering::Relaxed);
+            AtomicU32::from_ptr(&raw mut (*self.slot).thread).store(0, Ordering::Release);
+        }
+    }
+}
+
+/// The slot's state field, atomically.
+///
+/// # Safety
+/// `slot` points to a live slot of the mapping.
+unsafe fn state<'a>(slot: *mut SocketAnnouncement) -> &'a AtomicU32 {
+    // SAFETY: the caller's promise; the field is 4-byte aligned.
+    unsafe { AtomicU32::from_ptr(&raw mut (*slot).state) }
+}
+
+thread_local! {
+    /// The calling thread's kernel id, read once (`gettid` is a system call).
+    static THREAD_ID: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The calling thread's id, as the kernel (and the program) knows it.
+fn current_thread() -> u32 {
+    THREAD_ID.with(|id| {
+        if id.get() == 0 {
+            // SAFETY: `gettid` has no preconditions.
+            id.set(unsafe { libc::gettid() } as u32);
+        }
+        id.get()
+    })
+}
