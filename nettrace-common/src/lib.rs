@@ -39,7 +39,7 @@
 /// names, the other limits) do not take a bump. The daemon's JSON requests and replies are
 /// versioned by this number too: they only gain optional fields, and a change to them that a
 /// peer of the previous version would misread takes a bump as well.
-pub const RECORD_LAYOUT_VERSION: u32 = 1;
+pub const RECORD_LAYOUT_VERSION: u32 = 2;
 
 /// Names of the BPF maps, as they appear in the compiled object.
 pub mod map_name {
@@ -154,6 +154,10 @@ pub mod limits {
     /// Slots of [`crate::map_name::ANNOUNCED_SOCKETS`] (a power of two: a thread's slot is its
     /// id modulo this).
     pub const ANNOUNCEMENT_SLOTS: u32 = 1_024;
+    /// State transitions a socket's entry holds for its next `sock_ops` record (see
+    /// [`crate::TracedSocket::held`]): a library connection holds one at a time (SYN-SENT
+    /// until ESTABLISHED, FIN-WAIT-2 or CLOSE-WAIT until its close).
+    pub const HELD_TRANSITIONS: usize = 2;
 }
 
 /// Values of [`EventHeader::kind`].
@@ -203,6 +207,12 @@ pub mod socket_flags {
     /// From then on the transitions that `sock_ops` records anyway (to ESTABLISHED, to CLOSE,
     /// and the `close()` / `shutdown()` of a [`FOLD_CALLS`] socket) come only as its records,
     /// marked [`crate::sock_ops_record::TRANSITION`]: the state tracepoint leaves them out.
+    /// The other transitions it holds back in the socket's entry
+    /// ([`crate::TracedSocket::held`]) for the next `sock_ops` record to carry
+    /// ([`crate::SockOpsEvent::held`]), and so does it with a socket's CLOSE to SYN-SENT, which
+    /// comes just before the connect callback (that sends them as state records itself when
+    /// the kernel refuses the state callbacks). A transition that finds the entry full is sent
+    /// as a state record after those held, as is one of a socket without the flag.
     pub const STATE_CALLBACKS: u32 = 8;
 }
 
@@ -275,13 +285,30 @@ pub struct TracedSocket {
     /// [`map_name::CLIENT_GENERATIONS`]): an entry of an earlier generation belongs to a
     /// client that has left, and the programs ignore it.
     pub generation: u32,
-    /// Padding, zero.
-    pub _pad: u32,
+    /// How many of [`Self::held`] hold a transition.
+    pub held_count: u32,
     /// The socket's cookie: tells a reader of the entry through a descriptor that the
     /// descriptor still is the registered socket.
     pub cookie: u64,
     /// Call totals of a socket with [`socket_flags::FOLD_CALLS`]; zero otherwise.
     pub calls: SocketCalls,
+    /// TCP state transitions held back for the socket's next `sock_ops` record, oldest first
+    /// (see [`socket_flags::STATE_CALLBACKS`]).
+    pub held: [HeldTransition; limits::HELD_TRANSITIONS],
+}
+
+/// A TCP state transition with its time, held in a socket's entry and carried by a later
+/// record ([`SockOpsEvent::held`]) instead of a record of its own: one ring record less per
+/// transition (issue 16).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeldTransition {
+    /// When the transition happened (`bpf_ktime_get_ns`).
+    pub timestamp_ns: u64,
+    /// State before the transition.
+    pub old_state: u32,
+    /// State after the transition.
+    pub new_state: u32,
 }
 
 /// A slot of [`map_name::ANNOUNCED_SOCKETS`]: the socket that thread [`Self::thread`] is
@@ -471,6 +498,15 @@ pub struct SockOpsEvent {
     pub bytes_acked: u64,
     /// Call totals of a socket with [`socket_flags::FOLD_CALLS`]; zero otherwise.
     pub calls: SocketCalls,
+    /// Transitions of the socket before this record that the state tracepoint held back for
+    /// it, oldest first: the first [`Self::held_count`] (see
+    /// [`socket_flags::STATE_CALLBACKS`]). They come before the record, and before the
+    /// transition [`sock_ops_record::TRANSITION`] stands for.
+    pub held: [HeldTransition; limits::HELD_TRANSITIONS],
+    /// How many of [`Self::held`] are filled.
+    pub held_count: u32,
+    /// Padding, zero.
+    pub _pad: u32,
 }
 
 /// One send or receive call on a traced socket, as the kernel returned it
@@ -584,6 +620,8 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SocketAnnouncement {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for super::HeldTransition {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::EventHeader {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TcpStateEvent {}
@@ -625,7 +663,8 @@ mod tests {
     #[test]
     fn layouts_have_no_padding() {
         assert_eq!(size_of::<SocketCalls>(), 8 * 8);
-        assert_eq!(size_of::<TracedSocket>(), 4 * 4 + 8 + 64);
+        assert_eq!(size_of::<HeldTransition>(), 16);
+        assert_eq!(size_of::<TracedSocket>(), 4 * 4 + 8 + 64 + 2 * 16);
         assert_eq!(
             size_of::<SocketAnnouncement>(),
             8 + size_of::<TracedSocket>()
@@ -636,7 +675,7 @@ mod tests {
         assert_eq!(size_of::<TcpStateEvent>(), 24 + 8);
         assert_eq!(
             size_of::<SockOpsEvent>(),
-            24 + 4 * 2 + 16 * 2 + 4 * 2 + 8 + 4 * 8 + 8 * 2 + 64
+            24 + 4 * 2 + 16 * 2 + 4 * 2 + 8 + 4 * 8 + 8 * 2 + 64 + 2 * 16 + 4 * 2
         );
         assert_eq!(size_of::<SockMsgEvent>(), 24 + 16);
         assert_eq!(size_of::<TcpResetEvent>(), 24 + 8);

@@ -8,7 +8,9 @@ use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, generated::bpf_sk_storage_get},
     maps::{PerCpuArray, RingBuf},
 };
-use nettrace_common::{EventHeader, FlowKey, TracedSocket};
+use nettrace_common::{
+    EventHeader, FlowKey, HeldTransition, TcpStateEvent, TracedSocket, event_kind, limits,
+};
 
 use crate::maps::{ARMED, CLIENT_GENERATIONS, EVENTS, FLOW_PORTS, LOST_EVENTS, TRACED_SOCKETS};
 
@@ -97,22 +99,95 @@ pub(crate) fn traced_socket(sk: *mut c_void) -> Option<TracedSocket> {
 /// A header for an event of `kind` on `cookie` for client `client_id`, stamped now.
 #[inline(always)]
 pub(crate) fn header(kind: u32, cookie: u64, client_id: u32) -> EventHeader {
+    header_at(kind, cookie, client_id, now())
+}
+
+/// [`header`] stamped `timestamp_ns`.
+#[inline(always)]
+pub(crate) fn header_at(kind: u32, cookie: u64, client_id: u32, timestamp_ns: u64) -> EventHeader {
     EventHeader {
         kind,
         client_id,
-        // SAFETY: a plain helper call without arguments.
-        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        timestamp_ns,
         cookie,
+    }
+}
+
+/// The kernel's monotonic clock, as event headers carry it.
+#[inline(always)]
+pub(crate) fn now() -> u64 {
+    // SAFETY: a plain helper call without arguments.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+/// Holds the transition `old` -> `new` at `timestamp_ns` in the socket's entry, for its next
+/// `sock_ops` record to carry; false when the entry holds as many as it can.
+///
+/// # Safety
+/// `entry` points to a socket's entry found in this run, and the socket is locked (the state
+/// tracepoint and the `sock_ops` callbacks run under the socket lock), so nothing else writes
+/// the held transitions meanwhile.
+#[inline(always)]
+pub(crate) unsafe fn hold_transition(
+    entry: *mut TracedSocket,
+    timestamp_ns: u64,
+    old_state: u32,
+    new_state: u32,
+) -> bool {
+    // SAFETY: the caller's promise.
+    unsafe {
+        let count = (*entry).held_count as usize;
+        let Some(slot) = (*entry).held.get_mut(count) else {
+            return false;
+        };
+        *slot = HeldTransition {
+            timestamp_ns,
+            old_state,
+            new_state,
+        };
+        (*entry).held_count = count as u32 + 1;
+    }
+    true
+}
+
+/// Sends the transitions held in the socket's entry as state records of their own, oldest
+/// first, and empties the list: before a transition that is sent as a record, or when no
+/// `sock_ops` record will come to carry them.
+///
+/// # Safety
+/// As for [`hold_transition`].
+#[inline(always)]
+pub(crate) unsafe fn send_held_transitions(entry: *mut TracedSocket, cookie: u64) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        let count = (*entry).held_count as usize;
+        let client_id = (*entry).client_id;
+        for index in 0..limits::HELD_TRANSITIONS {
+            if index >= count {
+                break;
+            }
+            let held = (*entry).held[index];
+            emit(
+                client_id,
+                TcpStateEvent {
+                    header: header_at(event_kind::TCP_STATE, cookie, client_id, held.timestamp_ns),
+                    old_state: held.old_state,
+                    new_state: held.new_state,
+                },
+            );
+        }
+        (*entry).held_count = 0;
     }
 }
 
 /// Unread bytes from which a new event wakes the reader. Waking it costs microseconds per
 /// event (measured: 2.4 us per traced send with a wakeup each time; in a VM each wakeup is a
 /// self-IPI, a VM exit), so the reader is woken once a batch has built up and otherwise
-/// drains on its own tick. 32 KiB is about 45 new connections' events (issue 16: 8 KiB woke
-/// the reader every 8 connections, 2 us of the client's CPU per connection under load). A ring
-/// smaller than the mark is drained by the reader's tick and by snapshots alone, as before.
-pub(crate) const WAKEUP_BYTES: u64 = 32 * 1024;
+/// drains on its own 20 ms tick. 64 KiB is about 150 new connections' events, a quarter of
+/// the default ring (issue 16: at 32 KiB the wakeups still took 0.3 us of the client's CPU
+/// per connection on this VM, about 14 us each). A ring smaller than the mark is drained by
+/// the reader's tick and by snapshots alone, as before.
+pub(crate) const WAKEUP_BYTES: u64 = 64 * 1024;
 
 /// The same for packets, whose records are up to 9 KiB each.
 pub(crate) const PACKET_WAKEUP_BYTES: u64 = 64 * 1024;

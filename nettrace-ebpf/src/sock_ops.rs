@@ -35,7 +35,7 @@ use nettrace_common::{
 };
 
 use crate::{
-    emit::{armed, emit, header, mark_flow_ports, traced_socket_ptr},
+    emit::{armed, emit, header, mark_flow_ports, send_held_transitions, traced_socket_ptr},
     maps::TRACED_FLOWS,
 };
 
@@ -46,9 +46,9 @@ const CALLBACK_FLAGS: u32 =
 /// The kernel's `TCP_ESTABLISHED` state.
 const TCP_ESTABLISHED: u32 = 1;
 /// `TCP_SYN_SENT`.
-const TCP_SYN_SENT: u32 = 2;
+pub(crate) const TCP_SYN_SENT: u32 = 2;
 /// `TCP_CLOSE` (`args[1]` of the state callback is the new state).
-const TCP_CLOSE: u32 = 7;
+pub(crate) const TCP_CLOSE: u32 = 7;
 /// `TCP_FIN_WAIT1`: the application closed first.
 const TCP_FIN_WAIT1: u32 = 4;
 /// `TCP_LAST_ACK`: the application closed after the peer.
@@ -107,8 +107,9 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
         return 1;
     };
     // SAFETY: `entry` points into the map value found above, valid for this program run.
-    let socket = unsafe { *entry };
-    let mut flags = socket.flags;
+    // Field by field: a copy of the whole entry would take a third of the program's stack.
+    let (client_id, registered_flags) = unsafe { ((*entry).client_id, (*entry).flags) };
+    let mut flags = registered_flags;
     // Another sock_ops program may have replaced the socket's callback flags since connect
     // (the helper sets them all): without the state callback, the tracepoint must send every
     // transition again, CLOSE included. Seen only from a callback of ours that still runs (an
@@ -158,15 +159,25 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
             }
             // SAFETY: as above.
             unsafe { (*entry).flags = flags };
-            // The record only tells userspace the flow it registers for capture: the
-            // transition to SYN-SENT comes from the tracepoint, the counters are all zero.
+            if flags & socket_flags::STATE_CALLBACKS == 0 {
+                // No later record is sure to come for the transition to SYN-SENT that the
+                // tracepoint held for this one: it goes as a state record now.
+                // SAFETY: as above; the callbacks run under the socket lock.
+                unsafe {
+                    send_held_transitions(entry, bpf_get_socket_cookie(ctx.ops as *mut c_void))
+                };
+            }
+            // The record only tells userspace the flow it registers for capture (carrying the
+            // transition to SYN-SENT); the counters are all zero.
             if flags & socket_flags::CAPTURE == 0 {
                 return 1;
             }
         }
         // The flags as the tracepoint saw them when it left SYN-SENT to ESTABLISHED out, just
         // before this callback (even if they were cleared above since).
-        BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB if socket.flags & socket_flags::STATE_CALLBACKS != 0 => {
+        BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB
+            if registered_flags & socket_flags::STATE_CALLBACKS != 0 =>
+        {
             args = [TCP_SYN_SENT, TCP_ESTABLISHED];
             transition = true;
         }
@@ -205,15 +216,22 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
     let min_rtt_us = field!(ops, rtt_min);
     let local_port = field!(ops, local_port);
     let remote_port = remote_port(field!(ops, remote_port));
-    if op == BPF_SOCK_OPS_TCP_CONNECT_CB && socket.flags & socket_flags::CAPTURE != 0 {
+    if op == BPF_SOCK_OPS_TCP_CONNECT_CB && registered_flags & socket_flags::CAPTURE != 0 {
         let local = (local_addr, local_port as u16);
         let remote = (remote_addr, remote_port as u16);
-        register_flow(cookie, socket.client_id, sock_family, local, remote);
+        register_flow(cookie, client_id, sock_family, local, remote);
     }
+    // The transitions the tracepoint held for this record, which carries them from here on.
+    // SAFETY: as above; the callbacks run under the socket lock, as the tracepoint does.
+    let (held, held_count, calls) = unsafe {
+        let held = ((*entry).held, (*entry).held_count);
+        (*entry).held_count = 0;
+        (held.0, held.1, (*entry).calls)
+    };
     emit(
-        socket.client_id,
+        client_id,
         SockOpsEvent {
-            header: header(event_kind::SOCK_OPS, cookie, socket.client_id),
+            header: header(event_kind::SOCK_OPS, cookie, client_id),
             op,
             family: sock_family,
             local_addr,
@@ -239,7 +257,10 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
             },
             bytes_received: field!(ops, bytes_received),
             bytes_acked: field!(ops, bytes_acked),
-            calls: socket.calls,
+            calls,
+            held,
+            held_count,
+            _pad: 0,
         },
     );
     1

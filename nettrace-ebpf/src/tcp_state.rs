@@ -1,6 +1,7 @@
 //! `tp_btf/inet_sock_set_state`: the TCP state transitions of a traced socket, including the
 //! first one (CLOSE -> SYN_SENT), which happens before any sock_ops callback can run; those
-//! that a `sock_ops` record stands for are left to it
+//! that a `sock_ops` record stands for are left to it, and the others wait in the socket's
+//! entry for the next `sock_ops` record to carry them
 //! ([`nettrace_common::socket_flags::STATE_CALLBACKS`]).
 //! The socket's entry lives in the socket (socket storage) and goes with it: after a reset the
 //! application may still read from a socket in CLOSE, and its calls are still seen.
@@ -9,11 +10,13 @@ use core::ffi::c_void;
 use aya_ebpf::{
     helpers::bpf_get_socket_cookie, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
-use nettrace_common::{TcpStateEvent, event_kind};
+use nettrace_common::{TcpStateEvent, event_kind, socket_flags};
 
 use crate::{
-    emit::{armed, emit, header, traced_socket},
-    sock_ops::transition_sent_by_sock_ops,
+    emit::{
+        armed, emit, header_at, hold_transition, now, send_held_transitions, traced_socket_ptr,
+    },
+    sock_ops::{TCP_CLOSE, TCP_SYN_SENT, transition_sent_by_sock_ops},
 };
 
 /// Arguments: `(const struct sock *sk, int oldstate, int newstate)`.
@@ -30,24 +33,48 @@ pub fn nettrace_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     if old_state == new_state {
         return 0;
     }
+    let (old_state, new_state) = (old_state as u32, new_state as u32);
     let sk: *mut c_void = ctx.arg(0);
-    let Some(socket) = traced_socket(sk) else {
+    let Some(entry) = traced_socket_ptr(sk, None) else {
         return 0;
     };
+    // SAFETY: `entry` points into the socket's storage, valid for this run; the tracepoint
+    // runs under the socket lock, as the `sock_ops` callbacks that also write the entry.
+    let (flags, client_id) = unsafe { ((*entry).flags, (*entry).client_id) };
     // Sent by the sock_ops program instead, in a record that carries the counters too.
-    if transition_sent_by_sock_ops(socket.flags, old_state as u32, new_state as u32) {
+    if transition_sent_by_sock_ops(flags, old_state, new_state) {
+        return 0;
+    }
+    let timestamp_ns = now();
+    // Held for the socket's next sock_ops record: one ring record less.
+    // SAFETY: as above.
+    if held_for_sock_ops(flags, old_state, new_state)
+        && unsafe { hold_transition(entry, timestamp_ns, old_state, new_state) }
+    {
         return 0;
     }
     // SAFETY: `sk` is the BTF-typed socket pointer the tracepoint was called with; the helper
     // accepts it in tracing programs (bpf_get_socket_ptr_cookie).
     let cookie = unsafe { bpf_get_socket_cookie(sk) };
+    // Those held go first, to keep the order.
+    // SAFETY: as above.
+    unsafe { send_held_transitions(entry, cookie) };
     emit(
-        socket.client_id,
+        client_id,
         TcpStateEvent {
-            header: header(event_kind::TCP_STATE, cookie, socket.client_id),
-            old_state: old_state as u32,
-            new_state: new_state as u32,
+            header: header_at(event_kind::TCP_STATE, cookie, client_id, timestamp_ns),
+            old_state,
+            new_state,
         },
     );
     0
+}
+
+/// Whether the transition `old` -> `new` of a socket with `flags` waits in its entry for a
+/// `sock_ops` record to carry it ([`nettrace_common::socket_flags::STATE_CALLBACKS`]): every
+/// one of a socket with the state callbacks on (each ends in a record: CLOSE at the latest),
+/// and the first of a connecting socket, whose connect callback comes right after it.
+#[inline(always)]
+fn held_for_sock_ops(flags: u32, old: u32, new: u32) -> bool {
+    flags & socket_flags::STATE_CALLBACKS != 0 || (old == TCP_CLOSE && new == TCP_SYN_SENT)
 }

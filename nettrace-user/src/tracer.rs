@@ -243,11 +243,14 @@ impl Inner {
             // behind at most this many records (each with the transition it stands for).
             let mut recorder = lock(&self.recorder);
             for event in events.by_ref().take(KERNEL_EVENTS_PER_LOCK) {
-                // Taken before the record moves; a loop rather than `with_implied`'s chained
+                // Taken before the record moves; loops rather than `with_implied`'s chained
                 // iterators, which cost more than the recording on this path (the hub's).
-                let implied = event.implied_state_change();
+                let implied = event.implied_state_changes();
+                for change in implied.before.into_iter().flatten() {
+                    record(&mut recorder, KernelEvent::TcpState(change));
+                }
                 record(&mut recorder, event);
-                if let Some(change) = implied {
+                if let Some(change) = implied.after {
                     record(&mut recorder, KernelEvent::TcpState(change));
                 }
             }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use nettrace_common::{
     ConnectEvent, EventHeader, PacketEvent, SockCallsEvent, SockCreateEvent, SockMsgEvent,
     SockOpsEvent, SockReleaseEvent, SocketCalls, TcpResetEvent, TcpStateEvent, direction,
-    event_kind, family, sock_ops_record,
+    event_kind, family, limits::HELD_TRANSITIONS, sock_ops_record,
 };
 
 use super::kernel_socket::{ConnectCall, SocketCreated, SocketReleased};
@@ -197,28 +197,41 @@ impl KernelEvent {
         }
     }
 
-    /// The state transition a sock_ops record stands for, as the state record the kernel did
-    /// not send for it (the record's own time). Whoever records transitions takes each event
-    /// followed by this one ([`Self::with_implied`]).
-    pub fn implied_state_change(&self) -> Option<TcpStateChange> {
+    /// The state transitions a sock_ops record stands for besides itself, as the state
+    /// records the kernel did not send for them: those it carries that happened before it
+    /// ([`SockOpsRecord::held`], oldest first, each at its own time), which come before the
+    /// record, and the one it stands for itself ([`SockOpsRecord::transition`], at the
+    /// record's time), which comes after it. Whoever records transitions takes each event in
+    /// that order ([`Self::with_implied`]).
+    pub fn implied_state_changes(&self) -> ImpliedStateChanges {
         let Self::SockOps(record) = self else {
-            return None;
+            return ImpliedStateChanges::default();
         };
-        let (old, new) = record.transition?;
-        Some(TcpStateChange {
+        let change = |time, (old, new)| TcpStateChange {
             cookie: record.cookie,
             client: record.client,
-            time: record.time,
+            time,
             old,
             new,
-        })
+        };
+        ImpliedStateChanges {
+            before: record
+                .held
+                .map(|held| held.map(|held| change(held.time, (held.old, held.new)))),
+            after: record
+                .transition
+                .map(|transition| change(record.time, transition)),
+        }
     }
 
-    /// The event, followed by the state change it stands for, if any
-    /// ([`Self::implied_state_change`]).
+    /// The event with the state changes it stands for, in order
+    /// ([`Self::implied_state_changes`]).
     pub fn with_implied(self) -> impl Iterator<Item = KernelEvent> {
-        let implied = self.implied_state_change().map(KernelEvent::TcpState);
-        std::iter::once(self).chain(implied)
+        let ImpliedStateChanges { before, after } = self.implied_state_changes();
+        let before = before.into_iter().flatten().map(KernelEvent::TcpState);
+        before
+            .chain(std::iter::once(self))
+            .chain(after.map(KernelEvent::TcpState))
     }
 
     /// Decodes one ring-buffer record.
@@ -352,13 +365,35 @@ pub(crate) fn record_bytes<T: aya::Pod>(record: &T) -> &[u8] {
 }
 
 /// A TCP state transition: sent by the `inet_sock_set_state` tracepoint, or one a sock_ops
-/// record stands for ([`KernelEvent::implied_state_change`]).
+/// record stands for ([`KernelEvent::implied_state_changes`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpStateChange {
     /// The socket.
     pub cookie: SocketCookie,
     /// The client that registered it.
     pub client: ClientId,
+    /// When it happened.
+    pub time: KernelTime,
+    /// State before.
+    pub old: KernelTcpState,
+    /// State after.
+    pub new: KernelTcpState,
+}
+
+/// The state transitions a record stands for besides itself
+/// ([`KernelEvent::implied_state_changes`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImpliedStateChanges {
+    /// Those that happened before the record, oldest first: they come before it.
+    pub before: [Option<TcpStateChange>; HELD_TRANSITIONS],
+    /// The one the record stands for itself: it comes after it.
+    pub after: Option<TcpStateChange>,
+}
+
+/// A TCP state transition the kernel held back for a later sock_ops record, which carries
+/// it ([`SockOpsRecord::held`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldStateChange {
     /// When it happened.
     pub time: KernelTime,
     /// State before.
@@ -500,6 +535,9 @@ pub struct SockOpsRecord {
     /// state record of its own for it
     /// ([`nettrace_common::socket_flags::STATE_CALLBACKS`]).
     pub transition: Option<(KernelTcpState, KernelTcpState)>,
+    /// Transitions of the socket before this record, oldest first, which the kernel sent no
+    /// state record for: this record carries them (the first ones filled).
+    pub held: [Option<HeldStateChange>; HELD_TRANSITIONS],
 }
 
 impl SockOpsRecord {
@@ -545,8 +583,30 @@ impl SockOpsRecord {
                     KernelTcpState::from(e.args[1]),
                 )
             }),
+            held: held_state_changes(e)?,
         })
     }
+}
+
+/// The transitions a sock_ops record carries ([`SockOpsEvent::held`]).
+fn held_state_changes(
+    e: &SockOpsEvent,
+) -> Result<[Option<HeldStateChange>; HELD_TRANSITIONS], MalformedRecord> {
+    let count = e.held_count as usize;
+    if count > HELD_TRANSITIONS {
+        return Err(MalformedRecord(format!(
+            "sock_ops event carrying {count} held transitions (at most {HELD_TRANSITIONS})"
+        )));
+    }
+    let mut held = [None; HELD_TRANSITIONS];
+    for (slot, raw) in held.iter_mut().zip(&e.held[..count]) {
+        *slot = Some(HeldStateChange {
+            time: KernelTime(raw.timestamp_ns),
+            old: KernelTcpState::from(raw.old_state),
+            new: KernelTcpState::from(raw.new_state),
+        });
+    }
+    Ok(held)
 }
 
 #[cfg(test)]
@@ -658,6 +718,80 @@ mod tests {
             new: KernelTcpState::Close,
         };
         assert_eq!(events, [event, KernelEvent::TcpState(expected)]);
+    }
+
+    #[test]
+    fn transitions_a_sock_ops_record_carries_come_before_it_at_their_own_times() {
+        let mut held = [nettrace_common::HeldTransition::default(); HELD_TRANSITIONS];
+        // ESTABLISHED to FIN-WAIT-1 (application's close, held), FIN-WAIT-1 to FIN-WAIT-2.
+        held[0] = nettrace_common::HeldTransition {
+            timestamp_ns: 50,
+            old_state: 1,
+            new_state: 4,
+        };
+        held[1] = nettrace_common::HeldTransition {
+            timestamp_ns: 60,
+            old_state: 4,
+            new_state: 5,
+        };
+        let raw = SockOpsEvent {
+            header: EventHeader {
+                kind: event_kind::SOCK_OPS,
+                client_id: 2,
+                timestamp_ns: 77,
+                cookie: 9,
+            },
+            op: 10,
+            family: family::INET,
+            // FIN-WAIT-2 to CLOSE.
+            args: [5, 7],
+            record_flags: sock_ops_record::TRANSITION,
+            held,
+            held_count: 2,
+            ..Default::default()
+        };
+        let event = KernelEvent::decode(&bytes_of(&raw)).unwrap();
+        let change = |ms, old, new| {
+            KernelEvent::TcpState(TcpStateChange {
+                cookie: SocketCookie(9),
+                client: ClientId(2),
+                time: KernelTime(ms),
+                old,
+                new,
+            })
+        };
+        let events: Vec<_> = event.clone().with_implied().collect();
+        assert_eq!(
+            events,
+            [
+                change(50, KernelTcpState::Established, KernelTcpState::FinWait1),
+                change(60, KernelTcpState::FinWait1, KernelTcpState::FinWait2),
+                event,
+                change(77, KernelTcpState::FinWait2, KernelTcpState::Close),
+            ]
+        );
+        // Only the count says which are filled.
+        let one = SockOpsEvent {
+            held_count: 1,
+            ..raw
+        };
+        let event = KernelEvent::decode(&bytes_of(&one)).unwrap();
+        assert_eq!(event.with_implied().count(), 3);
+    }
+
+    #[test]
+    fn a_sock_ops_record_carrying_more_held_transitions_than_exist_is_malformed() {
+        let raw = SockOpsEvent {
+            header: EventHeader {
+                kind: event_kind::SOCK_OPS,
+                ..Default::default()
+            },
+            family: family::INET,
+            held_count: HELD_TRANSITIONS as u32 + 1,
+            ..Default::default()
+        };
+        let error = KernelEvent::decode(&bytes_of(&raw)).unwrap_err();
+        assert!(error.to_string().contains("held transitions"), "{error}");
     }
 
     #[test]

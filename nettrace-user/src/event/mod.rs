@@ -29,8 +29,9 @@ pub(crate) use body_counters::{BodyCounters, BodyState};
 #[cfg(test)]
 pub(crate) use kernel::record_bytes;
 pub use kernel::{
-    ClientId, Direction, KernelEvent, KernelTcpState, MalformedRecord, PacketRecord,
-    SockCallsRecord, SockMsgRecord, SockOp, SockOpsRecord, TcpResetRecord, TcpStateChange,
+    ClientId, Direction, HeldStateChange, ImpliedStateChanges, KernelEvent, KernelTcpState,
+    MalformedRecord, PacketRecord, SockCallsRecord, SockMsgRecord, SockOp, SockOpsRecord,
+    TcpResetRecord, TcpStateChange,
 };
 pub use kernel_socket::{
     ConnectCall, KernelProcess, SocketCreated, SocketProtocol, SocketReleased,

@@ -238,6 +238,16 @@ fn ring_seeds() -> Vec<Seed> {
         remote_port: 443,
         srtt_us: 80,
         record_flags: nettrace_common::sock_ops_record::HAS_MIN_RTT,
+        // The transition to SYN-SENT, held for this record (the active-established one).
+        held: [
+            nettrace_common::HeldTransition {
+                timestamp_ns: 1,
+                old_state: 7,
+                new_state: 2,
+            },
+            nettrace_common::HeldTransition::default(),
+        ],
+        held_count: 1,
         ..Default::default()
     };
     let mut packet = bytes_of(&PacketEvent {

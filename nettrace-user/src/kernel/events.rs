@@ -3,7 +3,10 @@
 //! Records wait in the ring until they are taken ([`KernelEvents::next`] waits for one,
 //! [`KernelEvents::drain`] takes all there are, without waiting); a full ring makes the kernel
 //! count lost events (see [`super::KernelTracer::lost_events`]) instead of blocking anything.
-use std::os::fd::{AsFd, OwnedFd};
+use std::{
+    collections::VecDeque,
+    os::fd::{AsFd, OwnedFd},
+};
 
 use aya::maps::{Map, MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
@@ -14,14 +17,14 @@ use super::{KernelError, KernelEvent};
 pub const READ_TICK: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The stream of kernel events, in the order the kernel reserved them. A sock_ops record that
-/// stands for a state transition is followed by that transition
-/// ([`KernelEvent::implied_state_change`]).
+/// stands for state transitions comes with them, in order
+/// ([`KernelEvent::implied_state_changes`]).
 pub struct KernelEvents {
     ring: RingBuf<MapData>,
     /// A duplicate of the ring's descriptor, polled for readiness only.
     ready: AsyncFd<OwnedFd>,
-    /// The transition the last record stood for, handed out next.
-    implied: Option<KernelEvent>,
+    /// The last record and the transitions it stands for, not handed out yet.
+    implied: VecDeque<KernelEvent>,
 }
 
 impl KernelEvents {
@@ -31,7 +34,7 @@ impl KernelEvents {
         Ok(Self {
             ring,
             ready,
-            implied: None,
+            implied: VecDeque::new(),
         })
     }
 
@@ -98,18 +101,20 @@ fn readiness(ring: &RingBuf<MapData>) -> Result<AsyncFd<OwnedFd>, KernelError> {
         .map_err(|e| KernelError::Poll(e.into()))
 }
 
-/// The transition the previous record stood for, else the next record decoded (its own
-/// transition kept in `implied` for the following call).
+/// The next of the previous record's events (the record and the transitions it stands for),
+/// else the next record decoded (its events queued in `implied`).
 fn take(
     ring: &mut RingBuf<MapData>,
-    implied: &mut Option<KernelEvent>,
+    implied: &mut VecDeque<KernelEvent>,
 ) -> Option<Result<KernelEvent, KernelError>> {
-    if let Some(event) = implied.take() {
+    if let Some(event) = implied.pop_front() {
         return Some(Ok(event));
     }
-    let event = KernelEvent::decode(&ring.next()?);
-    if let Ok(event) = &event {
-        *implied = event.implied_state_change().map(KernelEvent::TcpState);
+    match KernelEvent::decode(&ring.next()?) {
+        Ok(event) => {
+            implied.extend(event.with_implied());
+            implied.pop_front().map(Ok)
+        }
+        Err(error) => Some(Err(KernelError::from(error))),
     }
-    Some(event.map_err(KernelError::from))
 }

@@ -36,9 +36,10 @@ mod tracer;
 
 pub use crate::capture::CaptureInterfaceInfo;
 pub use crate::event::{
-    ClientId, ConnectCall, Direction, KernelEvent, KernelProcess, KernelTcpState, MalformedRecord,
-    PacketRecord, SockCallsRecord, SockMsgRecord, SockOp, SockOpsRecord, SocketCreated,
-    SocketProtocol, SocketReleased, TcpResetRecord, TcpStateChange,
+    ClientId, ConnectCall, Direction, HeldStateChange, ImpliedStateChanges, KernelEvent,
+    KernelProcess, KernelTcpState, MalformedRecord, PacketRecord, SockCallsRecord, SockMsgRecord,
+    SockOp, SockOpsRecord, SocketCreated, SocketProtocol, SocketReleased, TcpResetRecord,
+    TcpStateChange,
 };
 pub(crate) use announce::Announcement;
 pub use cgroup_programs::CgroupLinks;

@@ -157,6 +157,7 @@ pub(crate) fn sock_ops(
         bytes_acked: 0,
         calls: nettrace_common::SocketCalls::default(),
         transition: None,
+        held: [None; nettrace_common::limits::HELD_TRANSITIONS],
     }
 }
 
