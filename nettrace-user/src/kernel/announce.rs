@@ -7,7 +7,8 @@
 //! calls fewer per connection.
 //!
 //! The program knows a thread by its kernel thread id, which this process sees as its own
-//! only in the initial PID namespace; elsewhere nothing is announced. A thread whose slot
+//! only in the initial PID namespace; elsewhere nothing is announced. A forked child shares
+//! the mapping (and the kernel link) with its parent, and reads its own thread id again. A thread whose slot
 //! another thread holds (same id modulo the slot count), or whose socket the program could
 //! not register, registers it the ordinary way.
 use std::{
@@ -63,7 +64,8 @@ impl Announcements {
         };
         let in_initial_namespace = std::fs::metadata("/proc/self/ns/pid")
             .is_ok_and(|namespace| namespace.ino() == INITIAL_PID_NAMESPACE);
-        if !in_initial_namespace {
+        forget_thread_id_in_forked_children();
+        if !in_initial_namespace || !FORK_SAFE.load(Ordering::Relaxed) {
             return Ok(None);
         }
         let Map::Array(map) = map else {
@@ -175,7 +177,8 @@ unsafe fn state<'a>(slot: *mut SocketAnnouncement) -> &'a AtomicU32 {
 }
 
 thread_local! {
-    /// The calling thread's kernel id, read once (`gettid` is a system call).
+    /// The calling thread's kernel id, read once (`gettid` is a system call); zero: not read
+    /// yet, or forgotten in a forked child.
     static THREAD_ID: Cell<u32> = const { Cell::new(0) };
 }
 
@@ -188,4 +191,59 @@ fn current_thread() -> u32 {
         }
         id.get()
     })
+}
+
+/// Makes the child of a `fork()` read its thread id again: its one thread inherits the
+/// forking thread's cached id, which is not its own (with it, the child could take the slot
+/// of a parent's thread and be handed that thread's registration).
+fn forget_thread_id_in_forked_children() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    /// Runs in the child right after `fork()`: a write to a thread-local, async-signal-safe.
+    extern "C" fn forget() {
+        THREAD_ID.with(|id| id.set(0));
+    }
+    ONCE.call_once(|| {
+        // SAFETY: registers a handler that only writes the calling thread's thread-local. A
+        // failure (out of memory) leaves forked children to misuse slots, so announcements
+        // are then not made at all (see `Announcements::map`).
+        let registered = unsafe { libc::pthread_atfork(None, None, Some(forget)) } == 0;
+        FORK_SAFE.store(registered, Ordering::Relaxed);
+    });
+}
+
+/// Whether [`forget_thread_id_in_forked_children`] registered its handler.
+static FORK_SAFE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forked_child_reads_its_own_thread_id() {
+        forget_thread_id_in_forked_children();
+        assert!(FORK_SAFE.load(Ordering::Relaxed));
+        let parent = current_thread();
+        // SAFETY: the child only reads its thread id (a thread-local and `gettid`) and leaves
+        // with `_exit`, all async-signal-safe, as a child of a threaded process must.
+        match unsafe { libc::fork() } {
+            0 => {
+                let own = current_thread();
+                // SAFETY: as above.
+                let ok = own != parent && own == unsafe { libc::gettid() } as u32;
+                // SAFETY: as above.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            -1 => panic!("fork: {}", io::Error::last_os_error()),
+            child => {
+                let mut status = 0;
+                // SAFETY: waits for the child forked above; `status` is valid for writes.
+                let waited = unsafe { libc::waitpid(child, &mut status, 0) };
+                assert_eq!(waited, child);
+                assert!(
+                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                    "the child kept its parent's thread id (status {status})"
+                );
+            }
+        }
+    }
 }
