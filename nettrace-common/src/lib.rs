@@ -338,8 +338,9 @@ pub mod announcement_state {
     pub const PENDING: u32 = 1;
     /// Registered; the slot's entry holds the socket's cookie.
     pub const DONE: u32 = 2;
-    /// Not registered (the socket had an entry already, or the kernel had no memory for it):
-    /// the thread registers the socket itself.
+    /// Not registered: the first socket the thread created meanwhile was no TCP or UDP one,
+    /// or had an entry already, or the kernel had no memory for one. The thread registers its
+    /// socket itself.
     pub const FAILED: u32 = 3;
 }
 

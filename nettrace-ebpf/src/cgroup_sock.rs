@@ -59,10 +59,12 @@ pub fn nettrace_sock_create_announced(ctx: SockContext) -> i32 {
     else {
         return ALLOW;
     };
-    // SAFETY: `slot` comes from a successful array lookup and stays valid for the run. Only
-    // the thread named in the slot writes it while it is pending, and that thread is the one
-    // running this program (inside its `socket()` call), so the reads and writes below race
-    // with nothing; volatile, since userspace maps the same memory.
+    // SAFETY: `slot` comes from a successful array lookup and stays valid for the run. The
+    // first two reads run for every thread of the machine and may meet another thread's
+    // compare-and-swap on the slot: a stale value only fails the match. Past the match, the
+    // slot is held by the thread running this program (inside its `socket()` call), which
+    // alone writes it until then, so the rest races with nothing; volatile, since userspace
+    // maps the same memory.
     unsafe {
         let announced = &raw mut (*slot).thread;
         let state = &raw mut (*slot).state;
@@ -73,8 +75,8 @@ pub fn nettrace_sock_create_announced(ctx: SockContext) -> i32 {
         }
         let sock = ctx.sock;
         let registered = inet_tcp_or_udp(sock)
-            // A socket registered already (by a traced cgroup's program, which runs first)
-            // is left to its owner: the thread then registers it the ordinary way.
+            // A socket registered already (by a traced descendant cgroup's program, which runs
+            // first) is left to its owner: the thread then registers it the ordinary way.
             && traced_socket_ptr(sock as *mut c_void, None).is_none()
             && {
                 let cookie = bpf_get_socket_cookie(sock as *mut c_void);
@@ -115,7 +117,13 @@ pub fn nettrace_sock_create(ctx: SockContext) -> i32 {
         ..TracedSocket::default()
     };
     // Out of memory only costs this socket its kernel facts; the socket is created anyway.
-    if traced_socket_ptr(sock as *mut c_void, Some(&mut socket)).is_none() {
+    let Some(entry) = traced_socket_ptr(sock as *mut c_void, Some(&mut socket)) else {
+        return ALLOW;
+    };
+    // An entry stored before this program ran (a socket the library announced, when the
+    // traced cgroup is the root) belongs to its client: no creation to report here.
+    // SAFETY: `entry` points into the socket's storage, valid for this run.
+    if unsafe { (*entry).client_id } != socket.client_id {
         return ALLOW;
     }
     emit(

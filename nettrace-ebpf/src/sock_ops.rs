@@ -59,7 +59,7 @@ const TCP_LAST_ACK: u32 = 9;
 /// its entry the application's `close()` / `shutdown()` (the totals, which userspace cannot
 /// read once the descriptor is gone).
 #[inline(always)]
-fn state_callback_sent(flags: u32, old: u32, new: u32) -> bool {
+pub(crate) fn state_callback_sent(flags: u32, old: u32, new: u32) -> bool {
     new == TCP_CLOSE || (flags & socket_flags::FOLD_CALLS != 0 && closed_by_application(old, new))
 }
 

@@ -16,7 +16,7 @@ use crate::{
     emit::{
         armed, emit, header_at, hold_transition, now, send_held_transitions, traced_socket_ptr,
     },
-    sock_ops::{TCP_CLOSE, TCP_SYN_SENT, transition_sent_by_sock_ops},
+    sock_ops::{TCP_CLOSE, TCP_SYN_SENT, state_callback_sent, transition_sent_by_sock_ops},
 };
 
 /// Arguments: `(const struct sock *sk, int oldstate, int newstate)`.
@@ -40,24 +40,50 @@ pub fn nettrace_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     };
     // SAFETY: `entry` points into the socket's storage, valid for this run; the tracepoint
     // runs under the socket lock, as the `sock_ops` callbacks that also write the entry.
-    let (flags, client_id) = unsafe { ((*entry).flags, (*entry).client_id) };
+    let (flags, client_id, held) =
+        unsafe { ((*entry).flags, (*entry).client_id, (*entry).held_count) };
+    let timestamp_ns;
     // Sent by the sock_ops program instead, in a record that carries the counters too.
     if transition_sent_by_sock_ops(flags, old_state, new_state) {
-        return 0;
+        // The kernel calls the state callback before this tracepoint, and its record takes
+        // the held transitions along. Some still held: our callback did not run (another
+        // program replaced the socket's callback flags), so they and this transition go as
+        // state records, and so will the socket's later ones.
+        if held == 0 || !state_callback_sent(flags, old_state, new_state) {
+            return 0;
+        }
+        // SAFETY: as above.
+        unsafe { (*entry).flags = flags & !socket_flags::STATE_CALLBACKS };
+        timestamp_ns = now();
+    } else {
+        timestamp_ns = now();
+        // Held for the socket's next sock_ops record: one ring record less.
+        // SAFETY: as above.
+        if held_for_sock_ops(flags, old_state, new_state)
+            && unsafe { hold_transition(entry, timestamp_ns, old_state, new_state) }
+        {
+            return 0;
+        }
     }
-    let timestamp_ns = now();
-    // Held for the socket's next sock_ops record: one ring record less.
-    // SAFETY: as above.
-    if held_for_sock_ops(flags, old_state, new_state)
-        && unsafe { hold_transition(entry, timestamp_ns, old_state, new_state) }
-    {
-        return 0;
-    }
+    send_with_held(sk, entry, client_id, timestamp_ns, old_state, new_state);
+    0
+}
+
+/// Sends the transition `old_state` -> `new_state` of socket `sk` (entry `entry`) at
+/// `timestamp_ns` as a state record, after those its entry holds (to keep the order).
+#[inline(always)]
+fn send_with_held(
+    sk: *mut c_void,
+    entry: *mut nettrace_common::TracedSocket,
+    client_id: u32,
+    timestamp_ns: u64,
+    old_state: u32,
+    new_state: u32,
+) {
     // SAFETY: `sk` is the BTF-typed socket pointer the tracepoint was called with; the helper
     // accepts it in tracing programs (bpf_get_socket_ptr_cookie).
     let cookie = unsafe { bpf_get_socket_cookie(sk) };
-    // Those held go first, to keep the order.
-    // SAFETY: as above.
+    // SAFETY: `entry` is the socket's entry found in this run, under the socket lock.
     unsafe { send_held_transitions(entry, cookie) };
     emit(
         client_id,
@@ -67,7 +93,6 @@ pub fn nettrace_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
             new_state,
         },
     );
-    0
 }
 
 /// Whether the transition `old` -> `new` of a socket with `flags` waits in its entry for a

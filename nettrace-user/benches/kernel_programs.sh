@@ -8,7 +8,10 @@
 #
 # Runs `kernel_conn`'s kernel kind alone for N connections (default 8000, the fixture server
 # in a process of its own) and reads the programs' counters until it ends. Connections are
-# counted as runs of `nettrace_sock_create_announced`, once per socket the library creates.
+# counted as runs of `nettrace_sock_create_announced`: once per IPv4/IPv6 socket created on
+# the machine, so run it on an otherwise quiet machine, with no loader daemon (whose programs
+# have the same names). bpftool names programs from their BTF (full names; the kernel keeps
+# only 15 characters).
 set -euo pipefail
 bench=${1:?usage: kernel_programs.sh KERNEL_CONN_BINARY [CONNECTIONS]}
 connections=${2:-8000}

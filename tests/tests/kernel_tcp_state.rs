@@ -160,6 +160,30 @@ async fn registered_connection_yields_its_tcp_states_and_addresses() {
         [Some((SynSent, Established)), Some((FinWait2, Close))],
         "{seen:#?}"
     );
+    // The other transitions came in those records too, held in the socket by the state
+    // tracepoint: SYN-SENT with the established record, the application's close and
+    // FIN-WAIT-2 with the last one; each at its own time, before its record's.
+    let held: Vec<Vec<_>> = sock_ops
+        .iter()
+        .map(|r| {
+            r.held
+                .iter()
+                .flatten()
+                .map(|h| {
+                    assert!(h.time <= r.time, "{r:?}");
+                    (h.old, h.new)
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        held,
+        [
+            vec![(Close, SynSent)],
+            vec![(Established, FinWait1), (FinWait1, FinWait2)]
+        ],
+        "{seen:#?}"
+    );
     // The final state change carries the kernel's figures for the whole connection.
     let last = sock_ops.last().unwrap();
     // Sequence space acknowledged: the payload, plus one each for the SYN and the FIN.

@@ -56,6 +56,9 @@ pub(crate) trait EventSink: std::fmt::Debug + Send + Sync + 'static {
     /// Creates a socket for `transport` with `create` and traces it in the kernel too, before
     /// it can connect. Returns the socket with its cookie (`None` when it could not be read:
     /// the socket is then not traced in the kernel). Fails only as `create` does.
+    ///
+    /// `create` runs on the calling thread, and the first socket it creates must be the one it
+    /// returns: the kernel may register that one as it is created (see `kernel::announce`).
     fn open_socket(
         &self,
         transport: Transport,

@@ -54,20 +54,22 @@ impl std::fmt::Debug for Announcements {
 }
 
 impl Announcements {
-    /// Maps the `ANNOUNCED_SOCKETS` array. `None` when this process's thread ids are not the
-    /// kernel's (not in the initial PID namespace): the program could not tell its threads.
-    pub(crate) fn map(map: Map) -> Result<Option<Self>, KernelError> {
+    /// Whether announcing can work here: this process's thread ids are the kernel's (it runs
+    /// in the initial PID namespace), and forked children will read theirs again.
+    pub(crate) fn possible() -> bool {
+        forget_thread_id_in_forked_children();
+        FORK_SAFE.load(Ordering::Relaxed)
+            && std::fs::metadata("/proc/self/ns/pid")
+                .is_ok_and(|namespace| namespace.ino() == INITIAL_PID_NAMESPACE)
+    }
+
+    /// Maps the `ANNOUNCED_SOCKETS` array (check [`Self::possible`] first).
+    pub(crate) fn map(map: Map) -> Result<Self, KernelError> {
         let map_error = |source: io::Error| KernelError::Map {
             name: map_name::ANNOUNCED_SOCKETS,
             step: "mmap",
             source: Box::new(source),
         };
-        let in_initial_namespace = std::fs::metadata("/proc/self/ns/pid")
-            .is_ok_and(|namespace| namespace.ino() == INITIAL_PID_NAMESPACE);
-        forget_thread_id_in_forked_children();
-        if !in_initial_namespace || !FORK_SAFE.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
         let Map::Array(map) = map else {
             return Err(KernelError::Missing {
                 kind: "array map",
@@ -98,11 +100,11 @@ impl Announcements {
         }
         let slots = NonNull::new(address.cast::<SocketAnnouncement>())
             .ok_or_else(|| map_error(io::Error::other("mmap returned NULL")))?;
-        Ok(Some(Self {
+        Ok(Self {
             slots,
             bytes,
             _map: map,
-        }))
+        })
     }
 
     /// Announces the socket the calling thread creates next, to be registered with `entry`.
@@ -139,7 +141,9 @@ impl Drop for Announcements {
     }
 }
 
-/// A slot held by the calling thread, with its socket announced; freed when dropped.
+/// A slot held by the calling thread, with its socket announced; freed when dropped. Not
+/// `Send` (the raw pointer sees to it): the slot is the creating thread's, and only a socket
+/// that thread creates can fill it.
 pub(crate) struct Announcement<'a> {
     slot: *mut SocketAnnouncement,
     _mapping: PhantomData<&'a Announcements>,
@@ -205,7 +209,7 @@ fn forget_thread_id_in_forked_children() {
     ONCE.call_once(|| {
         // SAFETY: registers a handler that only writes the calling thread's thread-local. A
         // failure (out of memory) leaves forked children to misuse slots, so announcements
-        // are then not made at all (see `Announcements::map`).
+        // are then not made at all (see `Announcements::possible`).
         let registered = unsafe { libc::pthread_atfork(None, None, Some(forget)) } == 0;
         FORK_SAFE.store(registered, Ordering::Relaxed);
     });

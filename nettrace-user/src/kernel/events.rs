@@ -16,9 +16,10 @@ use super::{KernelError, KernelEvent};
 /// How often a waiting reader looks for events the programs did not wake it for.
 pub const READ_TICK: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// The stream of kernel events, in the order the kernel reserved them. A sock_ops record that
-/// stands for state transitions comes with them, in order
-/// ([`KernelEvent::implied_state_changes`]).
+/// The stream of kernel events: records in the order the kernel reserved them, each
+/// sock_ops record with the state transitions it stands for
+/// ([`KernelEvent::implied_state_changes`]): those held for it come right before it, at their
+/// own (earlier) times, so after any event of the socket that was reserved in between.
 pub struct KernelEvents {
     ring: RingBuf<MapData>,
     /// A duplicate of the ring's descriptor, polled for readiness only.
@@ -111,10 +112,12 @@ fn take(
         return Some(Ok(event));
     }
     match KernelEvent::decode(&ring.next()?) {
-        Ok(event) => {
+        // Only sock_ops records stand for more than themselves.
+        Ok(event @ KernelEvent::SockOps(_)) => {
             implied.extend(event.with_implied());
             implied.pop_front().map(Ok)
         }
+        Ok(event) => Some(Ok(event)),
         Err(error) => Some(Err(KernelError::from(error))),
     }
 }

@@ -6,7 +6,7 @@ use std::{
     fs::File,
     io,
     os::fd::{AsRawFd, BorrowedFd, RawFd},
-    sync::Mutex,
+    sync::{Mutex, OnceLock},
 };
 
 use aya::{
@@ -89,9 +89,10 @@ pub struct KernelTracer {
     capture: Mutex<CaptureMaps>,
     /// Taken before any other lock of a registration, so that the flag changes in order.
     pub(super) armed: Mutex<Armed>,
-    /// Where threads announce the sockets they create, for the kernel to register them
-    /// (`None` outside the initial PID namespace).
-    announcements: Option<Announcements>,
+    /// Where threads announce the sockets they create, for the kernel to register them: set
+    /// up at the first announcement (only a library's hub makes any), `None` where it cannot
+    /// be (see [`Announcements::possible`]).
+    announcements: OnceLock<Option<Announcements>>,
 }
 
 /// The maps that steer packet capture, and the classifier programs.
@@ -142,7 +143,7 @@ impl KernelTracer {
             attachments.push(attach_btf_tracepoint(&mut ebpf, &btf, name, tracepoint)?);
         }
         attachments.push(attach_sock_ops(&mut ebpf)?);
-        attachments.push(attach_sock_create_announced(&mut ebpf)?);
+        load_sock_create_announced(&mut ebpf)?;
         for name in CLASSIFIERS {
             let program: &mut SchedClassifier = program(&mut ebpf, name)?
                 .try_into()
@@ -176,7 +177,6 @@ impl KernelTracer {
             Array::try_from(take_map(&mut ebpf, map_name::FLOW_PORTS)?)
                 .map_err(map_error(map_name::FLOW_PORTS, "open"))?,
         );
-        let announcements = Announcements::map(take_map(&mut ebpf, map_name::ANNOUNCED_SOCKETS)?)?;
         super::cgroup_programs::load(&mut ebpf)?;
         let tracer = Self {
             ebpf: Mutex::new(ebpf),
@@ -187,7 +187,7 @@ impl KernelTracer {
             lost: Mutex::new(lost),
             capture: Mutex::new(capture),
             armed: Mutex::new(armed),
-            announcements,
+            announcements: OnceLock::new(),
         };
         Ok((tracer, events, packets))
     }
@@ -236,13 +236,34 @@ impl KernelTracer {
     /// After creating the socket, [`Announcement::registered`] gives its cookie when the kernel
     /// did register it; then call [`Self::adopt`]. `None`: register it the ordinary way.
     pub(crate) fn announce(&self, client: ClientId, flags: u32) -> Option<Announcement<'_>> {
-        let announcements = self.announcements.as_ref()?;
+        let announcements = self
+            .announcements
+            .get_or_init(|| match self.start_announcements() {
+                Ok(announcements) => announcements,
+                Err(error) => {
+                    tracing::warn!(%error, "sockets are registered one call each");
+                    None
+                }
+            })
+            .as_ref()?;
         announcements.announce(TracedSocket {
             client_id: client.0,
             flags,
             generation: self.generation(client),
             ..TracedSocket::default()
         })
+    }
+
+    /// Maps the announcement slots and attaches the program that reads them, where
+    /// announcing can work.
+    fn start_announcements(&self) -> Result<Option<Announcements>, KernelError> {
+        if !Announcements::possible() {
+            return Ok(None);
+        }
+        let mut ebpf = lock(&self.ebpf);
+        let announcements = Announcements::map(take_map(&mut ebpf, map_name::ANNOUNCED_SOCKETS)?)?;
+        attach_sock_create_announced(&mut ebpf)?;
+        Ok(Some(announcements))
     }
 
     /// Keeps the programs armed for a socket the kernel registered from an announcement, as
@@ -594,20 +615,29 @@ fn attach_sock_ops(ebpf: &mut Ebpf) -> Result<String, KernelError> {
     Ok(format!("{NAME}: cgroup sock_ops on {}", root.display()))
 }
 
+/// Loads the program that registers announced sockets (attached at the first announcement,
+/// [`attach_sock_create_announced`]), so that a verifier problem shows at once.
+fn load_sock_create_announced(ebpf: &mut Ebpf) -> Result<(), KernelError> {
+    const NAME: &str = program_name::SOCK_CREATE_ANNOUNCED;
+    let program: &mut CgroupSock = program(ebpf, NAME)?
+        .try_into()
+        .map_err(program_error(NAME, "load"))?;
+    program.load().map_err(program_error(NAME, "load"))
+}
+
 /// On the cgroup root, like the sock_ops program: the sockets threads announce are created
-/// in whatever cgroup their process is in.
-fn attach_sock_create_announced(ebpf: &mut Ebpf) -> Result<String, KernelError> {
+/// in whatever cgroup their process is in. (A link: it runs beside any other program there.)
+fn attach_sock_create_announced(ebpf: &mut Ebpf) -> Result<(), KernelError> {
     const NAME: &str = program_name::SOCK_CREATE_ANNOUNCED;
     let root = cgroup::cgroup2_root().map_err(KernelError::Cgroup)?;
     let cgroup = File::open(&root).map_err(KernelError::Cgroup)?;
     let program: &mut CgroupSock = program(ebpf, NAME)?
         .try_into()
-        .map_err(program_error(NAME, "load"))?;
-    program.load().map_err(program_error(NAME, "load"))?;
+        .map_err(program_error(NAME, "open"))?;
     program
         .attach(&cgroup, CgroupAttachMode::Single)
         .map_err(program_error(NAME, "attach"))?;
-    Ok(format!("{NAME}: cgroup sock_create on {}", root.display()))
+    Ok(())
 }
 
 pub(super) fn program<'a>(
