@@ -13,13 +13,13 @@
 //! last hold by that long: a client that opens one connection after another then writes the
 //! flag once, not twice per connection (two syscalls each). The hub's ring thread calls
 //! [`Armed::disarm_if_idle`] on its tick.
-use std::{
-    collections::HashSet,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use aya::maps::{Array, MapData};
 use nettrace_common::{FlowKey, map_name};
+// Holds are our own sockets' cookies and flows, and interface indexes: a fast hash will do
+// (a socket's release, on the hub's thread, costs one lookup).
+use rustc_hash::FxHashSet as HashSet;
 
 use super::{KernelError, tracer::map_error};
 
@@ -57,7 +57,7 @@ impl Armed {
             flag,
             ports,
             generation: 0,
-            holds: HashSet::new(),
+            holds: HashSet::default(),
             cgroups: 0,
             written: 0,
             disarm_delay: None,

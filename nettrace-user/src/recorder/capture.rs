@@ -19,7 +19,7 @@ struct Owners<'a> {
 
 impl PacketOwners for Owners<'_> {
     fn owners(&self, cookie: SocketCookie, at: Instant) -> (Option<TraceId>, Option<TraceId>) {
-        let Some(conn) = self.recorder.by_cookie.get(&cookie) else {
+        let Some(conn) = self.recorder.by_cookie.get(&cookie).map(|at| &at.id) else {
             return (None, None);
         };
         // The request being sent or answered then: the last one sent before the packet; for

@@ -27,7 +27,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 pub(crate) use records::{ConnRec, DialRec, DnsRec, HttpRec, ResolverDialRec, TlsRec};
 use snapshot::{ConnSlot, DialSlot, DnsSlot, HttpSlot, TlsSlot};
-use table::Table;
+use table::{RowHint, Table};
 
 use crate::{
     SocketCookie,
@@ -52,6 +52,23 @@ pub(crate) struct ConnEndpoints {
     /// The address it connected to.
     pub(crate) remote: std::net::SocketAddr,
 }
+
+/// The connection of a socket, and where its record was found last.
+#[derive(Debug)]
+struct ConnAt {
+    id: TraceId,
+    row: RowHint,
+}
+
+impl ConnAt {
+    fn new(id: TraceId) -> Self {
+        Self {
+            id,
+            row: RowHint::default(),
+        }
+    }
+}
+
 /// The most bytes of the shared header buffer kept for reuse across [`Recorder::clear`].
 const KEPT_HEADER_BYTES: usize = 1 << 20;
 
@@ -70,7 +87,7 @@ pub(crate) struct Recorder {
     /// The generations of `dials` and `tls` at the last snapshot (see
     /// [`Recorder::snapshot`]).
     snapshot_links: Option<(u64, u64)>,
-    by_cookie: HashMap<SocketCookie, TraceId>,
+    by_cookie: HashMap<SocketCookie, ConnAt>,
     /// Whether DNS messages are recorded (`WithDNSQueryTrace`).
     record_dns: bool,
     /// How captured HTTP header fields are recorded (`WithHTTPReqTrace`): every request's
@@ -263,7 +280,7 @@ impl Recorder {
                 at,
             } => {
                 if let Some(cookie) = cookie {
-                    self.by_cookie.insert(cookie, conn.clone());
+                    self.by_cookie.insert(cookie, ConnAt::new(conn.clone()));
                 }
                 self.conns.insert(
                     conn,
@@ -442,8 +459,10 @@ impl Recorder {
             }
             return;
         }
-        let conn = self.by_cookie.get(&event.cookie());
-        if let Some(rec) = conn.and_then(|c| self.conns.get_mut(c)) {
+        let Some(conn) = self.by_cookie.get_mut(&event.cookie()) else {
+            return;
+        };
+        if let Some(rec) = self.conns.get_mut_hinted(&conn.id, &mut conn.row) {
             rec.kernel.fold(event);
         }
     }
@@ -503,10 +522,10 @@ impl Recorder {
             // on a long-lived connection); the byte totals carry over, as in Go.
             rec.record.clear_ops();
         }
-        let live: HashMap<SocketCookie, TraceId> = self
+        let live: HashMap<SocketCookie, ConnAt> = self
             .conns
             .iter()
-            .filter_map(|(id, rec)| rec.cookie.map(|c| (c, id.clone())))
+            .filter_map(|(id, rec)| rec.cookie.map(|c| (c, ConnAt::new(id.clone()))))
             .collect();
         self.by_cookie = live;
         if let Some(store) = &mut self.capture {

@@ -34,6 +34,18 @@ pub(crate) struct Table<T, S = ()> {
     index: FxHashMap<TraceId, usize>,
     /// Bumped on every change of any row or of the set of rows.
     generation: u64,
+    /// Bumped whenever rows may have moved (removed, cleared): a [`RowHint`] taken since
+    /// still points at its record.
+    moves: u64,
+}
+
+/// Where a record was found last ([`Table::get_mut_hinted`]): finds it again without
+/// hashing its ID while no row has moved. The default hint points nowhere.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RowHint {
+    row: usize,
+    /// The table's `moves` when taken (tables start at 1).
+    moves: u64,
 }
 
 impl<T, S> Default for Table<T, S> {
@@ -42,6 +54,7 @@ impl<T, S> Default for Table<T, S> {
             rows: Vec::new(),
             index: FxHashMap::default(),
             generation: 0,
+            moves: 1,
         }
     }
 }
@@ -103,6 +116,22 @@ impl<T, S> Table<T, S> {
         Some(&mut row.rec)
     }
 
+    /// [`Self::get_mut`] of record `id`, found through `hint` while no row has moved since
+    /// it was taken, by its ID otherwise (the hint then points at it). The ID's hash is the
+    /// costly part of a lookup on the kernel events' path, several per connection.
+    pub(crate) fn get_mut_hinted(&mut self, id: &TraceId, hint: &mut RowHint) -> Option<&mut T> {
+        if hint.moves != self.moves {
+            *hint = RowHint {
+                row: *self.index.get(id)?,
+                moves: self.moves,
+            };
+        }
+        let row = self.rows.get_mut(hint.row)?;
+        row.version += 1;
+        self.generation += 1;
+        Some(&mut row.rec)
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&TraceId, &T)> {
         self.rows.iter().map(|row| (&row.id, &row.rec))
     }
@@ -129,6 +158,7 @@ impl<T, S> Table<T, S> {
     /// trace (growing the table again after every clear costs copies and allocations).
     pub(crate) fn clear(&mut self) {
         self.generation += 1;
+        self.moves += 1;
         self.rows.clear();
         self.index.clear();
         self.rows.shrink_to(KEPT_ROWS);
@@ -145,6 +175,7 @@ impl<T, S> Table<T, S> {
             !remove(&row.id, &mut row.rec)
         });
         if self.rows.len() != before {
+            self.moves += 1;
             self.index.clear();
             for (i, row) in self.rows.iter().enumerate() {
                 self.index.insert(row.id.clone(), i);
@@ -155,6 +186,7 @@ impl<T, S> Table<T, S> {
     /// Keeps only the records for which `keep` is true (it may also change them), in order.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&TraceId, &mut T) -> bool) {
         self.generation += 1;
+        self.moves += 1;
         self.rows.retain_mut(|row| {
             row.version += 1;
             keep(&row.id, &mut row.rec)
@@ -231,6 +263,29 @@ mod tests {
         let generation = table.generation();
         table.clear();
         assert!(table.generation() > generation);
+    }
+
+    #[test]
+    fn a_hint_finds_its_record_until_rows_move() {
+        let mut table: Table<i32> = Table::default();
+        let (a, b, c) = (TraceId::new("a"), TraceId::new("b"), TraceId::new("c"));
+        table.insert(a.clone(), 1);
+        table.insert(b.clone(), 2);
+        let mut hint = RowHint::default();
+        assert_eq!(table.get_mut_hinted(&b, &mut hint).copied(), Some(2));
+        table.insert(c.clone(), 3);
+        table.insert(b.clone(), 20);
+        assert_eq!(table.get_mut_hinted(&b, &mut hint).copied(), Some(20));
+        // `a` goes: `b` moves down a row, and the hint follows it.
+        table.remove_where(|id, _| *id == a);
+        assert_eq!(table.get_mut_hinted(&b, &mut hint).copied(), Some(20));
+        table.retain(|id, _| *id != b);
+        assert_eq!(table.get_mut_hinted(&b, &mut hint), None);
+        assert_eq!(table.get_mut_hinted(&c, &mut hint).copied(), Some(3));
+        table.clear();
+        assert_eq!(table.get_mut_hinted(&c, &mut hint), None);
+        let mut nowhere = RowHint::default();
+        assert_eq!(table.get_mut_hinted(&a, &mut nowhere), None);
     }
 
     #[test]

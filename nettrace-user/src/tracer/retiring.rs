@@ -47,32 +47,34 @@ pub(super) struct Retiring {
 impl Retiring {
     /// Records that `side` is done with `cookie` at `now`; returns the sockets that leave:
     /// `cookie` once both sides are done (in one step, so the two sides cannot both miss
-    /// each other), and those that waited too long for their CLOSE.
+    /// each other), and those that waited too long for their CLOSE. No list is allocated
+    /// unless some did: this runs for every TCP socket, on both sides.
     pub(super) fn done(
         &mut self,
         cookie: SocketCookie,
         side: Side,
         now: Instant,
-    ) -> Vec<SocketCookie> {
-        let mut leaving = Vec::new();
-        match side {
+    ) -> impl Iterator<Item = SocketCookie> + use<> {
+        let leaves = match side {
             Side::Application => {
-                if self.closed.remove(&cookie) {
-                    leaving.push(cookie);
-                } else {
+                let leaves = self.closed.remove(&cookie);
+                if !leaves {
                     self.dropped.entry(cookie).or_insert(now);
                 }
+                leaves
             }
             Side::Kernel => {
-                if self.dropped.remove(&cookie).is_some() {
-                    leaving.push(cookie);
-                } else if self.expired.remove(&cookie).is_none() {
+                let leaves = self.dropped.remove(&cookie).is_some();
+                if !leaves && self.expired.remove(&cookie).is_none() {
                     self.closed.insert(cookie);
                 }
+                leaves
             }
-        }
-        leaving.extend(self.expired_at(now));
-        leaving
+        };
+        leaves
+            .then_some(cookie)
+            .into_iter()
+            .chain(self.expired_at(now))
     }
 
     /// The sockets the application closed more than [`RETIRE_WAIT`] before `now`, which
@@ -121,14 +123,24 @@ mod tests {
     const B: SocketCookie = SocketCookie(2);
     const C: SocketCookie = SocketCookie(3);
 
+    /// [`Retiring::done`], collected.
+    fn done(
+        retiring: &mut Retiring,
+        cookie: SocketCookie,
+        side: Side,
+        now: Instant,
+    ) -> Vec<SocketCookie> {
+        retiring.done(cookie, side, now).collect()
+    }
+
     #[test]
     fn a_socket_leaves_once_both_sides_are_done_in_either_order() {
         let t = Instant::now();
         let mut retiring = Retiring::default();
-        assert!(retiring.done(A, Side::Application, t).is_empty());
-        assert_eq!(retiring.done(A, Side::Kernel, t), [A]);
-        assert!(retiring.done(B, Side::Kernel, t).is_empty());
-        assert_eq!(retiring.done(B, Side::Application, t), [B]);
+        assert!(done(&mut retiring, A, Side::Application, t).is_empty());
+        assert_eq!(done(&mut retiring, A, Side::Kernel, t), [A]);
+        assert!(done(&mut retiring, B, Side::Kernel, t).is_empty());
+        assert_eq!(done(&mut retiring, B, Side::Application, t), [B]);
         assert_eq!(retiring.remembered(), 0);
     }
 
@@ -138,8 +150,8 @@ mod tests {
         let mut retiring = Retiring::default();
         for n in 0..100_000 {
             let (cookie, at) = (SocketCookie(n), t + Duration::from_millis(n));
-            assert!(retiring.done(cookie, Side::Application, at).is_empty());
-            assert_eq!(retiring.done(cookie, Side::Kernel, at), [cookie]);
+            assert!(done(&mut retiring, cookie, Side::Application, at).is_empty());
+            assert_eq!(done(&mut retiring, cookie, Side::Kernel, at), [cookie]);
         }
         assert_eq!(retiring.remembered(), 0);
     }
@@ -148,16 +160,16 @@ mod tests {
     fn a_closed_socket_whose_close_never_comes_leaves_after_the_wait() {
         let t = Instant::now();
         let mut retiring = Retiring::default();
-        assert!(retiring.done(A, Side::Application, t).is_empty());
+        assert!(done(&mut retiring, A, Side::Application, t).is_empty());
         let almost = t + RETIRE_WAIT - Duration::from_secs(1);
-        assert!(retiring.done(B, Side::Application, almost).is_empty());
+        assert!(done(&mut retiring, B, Side::Application, almost).is_empty());
         // The first sweep after A's wait (sweeps are a minute apart) lets A go; B still waits.
-        assert!(retiring.done(C, Side::Kernel, t + RETIRE_WAIT).is_empty());
+        assert!(done(&mut retiring, C, Side::Kernel, t + RETIRE_WAIT).is_empty());
         let later = almost + SWEEP_EVERY;
-        assert_eq!(retiring.done(C, Side::Kernel, later), [A]);
-        assert_eq!(retiring.done(B, Side::Kernel, later), [B]);
+        assert_eq!(done(&mut retiring, C, Side::Kernel, later), [A]);
+        assert_eq!(done(&mut retiring, B, Side::Kernel, later), [B]);
         // A's CLOSE, late: not waited for (A left), and A is forgotten then.
-        assert!(retiring.done(A, Side::Kernel, later).is_empty());
+        assert!(done(&mut retiring, A, Side::Kernel, later).is_empty());
         assert_eq!(
             retiring.remembered(),
             1,
@@ -170,17 +182,17 @@ mod tests {
         let t = Instant::now();
         let mut retiring = Retiring::default();
         // A reset connection left open in a pool for longer than the wait.
-        assert!(retiring.done(A, Side::Kernel, t).is_empty());
+        assert!(done(&mut retiring, A, Side::Kernel, t).is_empty());
         let much_later = t + 3 * RETIRE_WAIT;
-        assert!(retiring.done(B, Side::Kernel, much_later).is_empty());
-        assert_eq!(retiring.done(A, Side::Application, much_later), [A]);
+        assert!(done(&mut retiring, B, Side::Kernel, much_later).is_empty());
+        assert_eq!(done(&mut retiring, A, Side::Application, much_later), [A]);
     }
 
     #[test]
     fn a_client_that_only_takes_traces_lets_an_expired_socket_go() {
         let t = Instant::now();
         let mut retiring = Retiring::default();
-        retiring.done(A, Side::Application, t);
+        done(&mut retiring, A, Side::Application, t);
         assert!(retiring.expired_at(t + SWEEP_EVERY).is_empty());
         assert_eq!(retiring.expired_at(t + RETIRE_WAIT + SWEEP_EVERY), [A]);
         assert!(
@@ -194,10 +206,10 @@ mod tests {
     fn an_expired_socket_is_forgotten_after_another_wait() {
         let t = Instant::now();
         let mut retiring = Retiring::default();
-        retiring.done(A, Side::Application, t);
-        assert_eq!(retiring.done(B, Side::Kernel, t + RETIRE_WAIT), [A]);
+        done(&mut retiring, A, Side::Application, t);
+        assert_eq!(done(&mut retiring, B, Side::Kernel, t + RETIRE_WAIT), [A]);
         assert_eq!(retiring.expired.len(), 1);
-        retiring.done(C, Side::Kernel, t + 2 * RETIRE_WAIT);
+        done(&mut retiring, C, Side::Kernel, t + 2 * RETIRE_WAIT);
         assert!(retiring.expired.is_empty());
     }
 }
