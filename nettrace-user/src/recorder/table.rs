@@ -119,8 +119,12 @@ impl<T, S> Table<T, S> {
     /// [`Self::get_mut`] of record `id`, found through `hint` while no row has moved since
     /// it was taken, by its ID otherwise (the hint then points at it). The ID's hash is the
     /// costly part of a lookup on the kernel events' path, several per connection.
+    /// The row's ID is compared too (cheaper than its hash), so a hint can never hand out
+    /// another record, whatever a later method forgets to count as a move.
     pub(crate) fn get_mut_hinted(&mut self, id: &TraceId, hint: &mut RowHint) -> Option<&mut T> {
-        if hint.moves != self.moves {
+        let still_there =
+            hint.moves == self.moves && self.rows.get(hint.row).is_some_and(|row| row.id == *id);
+        if !still_there {
             *hint = RowHint {
                 row: *self.index.get(id)?,
                 moves: self.moves,
