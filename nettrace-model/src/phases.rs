@@ -599,12 +599,15 @@ fn tls_of_indexed<'a>(ix: &TraceIndex<'a>, req: &HttpReqTrace) -> Option<&'a Tls
 }
 
 /// The socket's writes from `ready` until the response head (`resp`), if socket operations
-/// were traced.
+/// were traced. Their times are whole milliseconds (as Go writes them) while `ready` may be
+/// precise: a write called in the millisecond `ready` falls in counts (the request is written
+/// right after the handshake, often within it), and the span ends no earlier than it begins.
 fn send_span(ix: &TraceIndex<'_>, conn: usize, ready: u64, resp: Option<u64>) -> Option<Span> {
+    let ready_ms = ready - ready % 1000;
     let end = ix
         .ops(conn)?
-        .last_write_return(ready, resp.unwrap_or(u64::MAX))?;
-    Some(Span::new(ready, end))
+        .last_write_return(ready_ms, resp.unwrap_or(u64::MAX))?;
+    Some(Span::new(ready, end.max(ready)))
 }
 
 /// The last read with data on the connection at position `conn` after the response head,

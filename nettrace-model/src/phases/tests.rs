@@ -195,6 +195,40 @@ fn precise_times_give_microseconds() {
 }
 
 #[test]
+fn a_request_written_in_the_millisecond_its_handshake_ended_has_a_send_phase() {
+    // Socket operations carry whole milliseconds; the handshake's end is precise and falls in
+    // the same millisecond as the request's write (seen in CI: the send phase went missing).
+    let mut trace = two_requests();
+    let tls = &mut trace.net_trace.tls_tunnels[0];
+    tls.precise_us.set("handshakeBeginAt", 8_020);
+    tls.precise_us.set("handshakeEndAt", 12_500);
+    let write = |at: u32| crate::SocketOp {
+        op_type: crate::SocketOpType::Write,
+        call_at: ms(at),
+        return_at: ms(at),
+        data_len: 99,
+        ..Default::default()
+    };
+    trace.net_trace.tcp_conns[0].socket_trace = Some(crate::SocketTrace {
+        // The handshake's own write, then the request's, both "at 12 ms".
+        socket_ops: vec![write(11), write(12)],
+        ..Default::default()
+    });
+    let first = &request_phases(&trace)[0];
+    assert_eq!(first.send, Some(Span::new(12_500, 12_500)));
+    assert_eq!(first.wait.map(|s| s.start_us), Some(12_500));
+    // A write of a later millisecond still ends the phase.
+    trace.net_trace.tcp_conns[0].socket_trace = Some(crate::SocketTrace {
+        socket_ops: vec![write(11), write(13)],
+        ..Default::default()
+    });
+    assert_eq!(
+        request_phases(&trace)[0].send,
+        Some(Span::new(12_500, 13_000))
+    );
+}
+
+#[test]
 fn refused_connection_ends_in_connect() {
     let trace = HttpTrace {
         net_trace: NetTrace {
