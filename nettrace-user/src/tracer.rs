@@ -63,7 +63,7 @@ use crate::{
     headers::HttpReqTraceOptions,
     kernel::{
         Announcement, CallReports, FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub,
-        KernelSink, KernelTcpState,
+        KernelSink, KernelTcpState, SocketEntry,
     },
     model::{HttpTrace, KernelDataStatus, TraceId},
     recorder::{ConnEndpoints, Recorder},
@@ -133,16 +133,18 @@ impl KernelLink {
         }
     }
 
-    /// Traces a socket (before `connect()`).
+    /// Traces a socket (before `connect()`); `entry` says whether the kernel stored its
+    /// entry already, from an announcement ([`Self::announce`]: the hub only).
     fn register(
         &self,
         socket: BorrowedFd<'_>,
         cookie: SocketCookie,
         transport: Transport,
+        entry: SocketEntry,
     ) -> Result<(), String> {
         match self {
             Self::Hub(client) => client
-                .register(socket, cookie, call_reports(transport))
+                .register(socket, cookie, call_reports(transport), entry)
                 .map_err(|e| e.to_string()),
             Self::Daemon(link) => match link.register(&socket) {
                 Ok(registered) if registered == cookie => Ok(()),
@@ -157,22 +159,6 @@ impl KernelLink {
     /// as it is created (the hub only: see [`KernelClient::announce`]).
     fn announce(&self, transport: Transport) -> Option<Announcement<'_>> {
         self.hub()?.announce(call_reports(transport))
-    }
-
-    /// Takes on a socket the kernel registered from an announcement.
-    fn adopt(
-        &self,
-        socket: BorrowedFd<'_>,
-        cookie: SocketCookie,
-        transport: Transport,
-    ) -> Result<(), String> {
-        match self {
-            Self::Hub(client) => client
-                .adopt(socket, cookie, call_reports(transport))
-                .map_err(|e| e.to_string()),
-            // Only the hub announces.
-            Self::Daemon(_) | Self::Unavailable(_) => Ok(()),
-        }
     }
 
     /// Stops tracing a socket.
@@ -361,20 +347,14 @@ impl EventSink for Inner {
         let link = self.kernel.get();
         let announced = link.and_then(|link| link.announce(transport));
         let socket = create()?;
-        let fd = std::os::fd::AsFd::as_fd(&socket);
-        if let Some(cookie) = announced.and_then(Announcement::registered) {
-            let cookie = SocketCookie(cookie);
-            if let Some(link) = link
-                && let Err(error) = link.adopt(fd, cookie, transport)
-            {
-                tracing::warn!(%error, %cookie, "socket not traced in the kernel");
-            }
-            return Ok((socket, Some(cookie)));
-        }
-        let cookie = SocketCookie::of(&socket).ok();
+        let (cookie, entry) = match announced.and_then(Announcement::registered) {
+            Some(cookie) => (Some(SocketCookie(cookie)), SocketEntry::StoredByKernel),
+            None => (SocketCookie::of(&socket).ok(), SocketEntry::ToStore),
+        };
         if let Some(cookie) = cookie
             && let Some(link) = link
-            && let Err(error) = link.register(fd, cookie, transport)
+            && let Err(error) =
+                link.register(std::os::fd::AsFd::as_fd(&socket), cookie, transport, entry)
         {
             tracing::warn!(%error, %cookie, "socket not traced in the kernel");
         }

@@ -16,7 +16,9 @@ use std::{net::SocketAddr, os::fd::BorrowedFd};
 use crate::{
     SocketCookie,
     capture::PacketCaptureOptions,
-    kernel::{CallReports, CaptureInterfaceInfo, FlowProtocol, KernelClient, KernelError},
+    kernel::{
+        CallReports, CaptureInterfaceInfo, FlowProtocol, KernelClient, KernelError, SocketEntry,
+    },
 };
 
 /// One client's slot, as its session uses it (statically dispatched).
@@ -60,7 +62,13 @@ impl KernelSlot for KernelClient {
 
     fn register(&self, socket: BorrowedFd<'_>, cookie: SocketCookie) -> Result<(), KernelError> {
         // The daemon does not keep its clients' descriptors: each call is sent.
-        KernelClient::register(self, socket, cookie, CallReports::EachCall)
+        KernelClient::register(
+            self,
+            socket,
+            cookie,
+            CallReports::EachCall,
+            SocketEntry::ToStore,
+        )
     }
 
     fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {

@@ -692,9 +692,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_sock_ops_record_flagged_as_a_transition_is_followed_by_it() {
-        let raw = SockOpsEvent {
+    /// The state callback of socket 9 (client 2) to CLOSE from FIN-WAIT-2 at 77 ns, standing
+    /// for that transition.
+    fn closing_record() -> SockOpsEvent {
+        SockOpsEvent {
             header: EventHeader {
                 kind: event_kind::SOCK_OPS,
                 client_id: 2,
@@ -703,11 +704,15 @@ mod tests {
             },
             op: 10,
             family: family::INET,
-            // FIN-WAIT-2 to CLOSE.
             args: [5, 7],
             record_flags: sock_ops_record::TRANSITION,
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn a_sock_ops_record_flagged_as_a_transition_is_followed_by_it() {
+        let raw = closing_record();
         let event = KernelEvent::decode(&bytes_of(&raw)).unwrap();
         let events: Vec<_> = event.clone().with_implied().collect();
         let expected = TcpStateChange {
@@ -735,20 +740,9 @@ mod tests {
             new_state: 5,
         };
         let raw = SockOpsEvent {
-            header: EventHeader {
-                kind: event_kind::SOCK_OPS,
-                client_id: 2,
-                timestamp_ns: 77,
-                cookie: 9,
-            },
-            op: 10,
-            family: family::INET,
-            // FIN-WAIT-2 to CLOSE.
-            args: [5, 7],
-            record_flags: sock_ops_record::TRANSITION,
             held,
             held_count: 2,
-            ..Default::default()
+            ..closing_record()
         };
         let event = KernelEvent::decode(&bytes_of(&raw)).unwrap();
         let change = |ms, old, new| {

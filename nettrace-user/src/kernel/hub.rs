@@ -494,6 +494,15 @@ fn watch_ring(
     });
 }
 
+/// Where a registered socket's entry comes from ([`KernelClient::register`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SocketEntry {
+    /// Stored now, through the socket's descriptor.
+    ToStore,
+    /// Stored by the kernel as it created the socket, from an announcement.
+    StoredByKernel,
+}
+
 /// One client's slot in the hub. Dropping it forgets the client's sockets.
 pub(crate) struct KernelClient {
     hub: Arc<KernelHub>,
@@ -503,42 +512,36 @@ pub(crate) struct KernelClient {
 impl KernelClient {
     /// Traces `socket`, whose cookie is `cookie` (call before `connect()`), its calls
     /// reported as `calls` says; when this client captures, the programs register its TCP
-    /// flow at connect.
+    /// flow at connect. `entry` says whether its entry is to be stored now or the kernel
+    /// stored it already, from an announcement ([`Self::announce`]).
     pub(crate) fn register(
         &self,
         socket: BorrowedFd<'_>,
         cookie: SocketCookie,
         calls: CallReports,
+        entry: SocketEntry,
     ) -> Result<(), KernelError> {
         let mut clients = lock(&self.hub.clients);
-        let flags = socket_flags_for(&clients, self.id, calls);
-        self.hub
-            .tracer
-            .register_with_flags(socket, cookie, self.id, flags)?;
+        match entry {
+            SocketEntry::ToStore => {
+                let flags = socket_flags_for(&clients, self.id, calls);
+                self.hub
+                    .tracer
+                    .register_with_flags(socket, cookie, self.id, flags)?;
+            }
+            SocketEntry::StoredByKernel => self.hub.tracer.adopt(cookie)?,
+        }
         remember_socket(&mut clients, self.id, socket, cookie, calls);
         Ok(())
     }
 
     /// Announces the socket the calling thread creates next, for the kernel to register as
     /// it creates it (see [`KernelTracer::announce`]); after creating it, pass the cookie
-    /// [`Announcement::registered`] gives to [`Self::adopt`]. `None`: call [`Self::register`].
+    /// [`Announcement::registered`] gives to [`Self::register`] with
+    /// [`SocketEntry::StoredByKernel`]. `None`: register it with [`SocketEntry::ToStore`].
     pub(crate) fn announce(&self, calls: CallReports) -> Option<Announcement<'_>> {
         let flags = socket_flags_for(&lock(&self.hub.clients), self.id, calls);
         self.hub.tracer.announce(self.id, flags)
-    }
-
-    /// Takes on `socket`, which the kernel registered from an announcement: what
-    /// [`Self::register`] does besides storing the entry.
-    pub(crate) fn adopt(
-        &self,
-        socket: BorrowedFd<'_>,
-        cookie: SocketCookie,
-        calls: CallReports,
-    ) -> Result<(), KernelError> {
-        let mut clients = lock(&self.hub.clients);
-        self.hub.tracer.adopt(cookie)?;
-        remember_socket(&mut clients, self.id, socket, cookie, calls);
-        Ok(())
     }
 
     /// Captures the packets between `local` and `remote` as the socket's, when this client
@@ -957,7 +960,12 @@ mod tests {
         assert!(hub.tracer.is_registered(fd).expect("lookup"));
         assert!(!hub.tracer.is_registered(other.as_fd()).expect("lookup"));
         client
-            .adopt(fd, SocketCookie(cookie), CallReports::Totals)
+            .register(
+                fd,
+                SocketCookie(cookie),
+                CallReports::Totals,
+                SocketEntry::StoredByKernel,
+            )
             .expect("adopted");
         assert!(hub.tracer.is_armed());
         // The entry the program stored carries the socket's cookie (read through the

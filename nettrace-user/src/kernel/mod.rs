@@ -46,5 +46,5 @@ pub use cgroup_programs::CgroupLinks;
 pub use error::KernelError;
 pub use events::{KernelEvents, READ_TICK};
 pub use flow::{FlowProtocol, flow_directions, flow_key};
-pub(crate) use hub::{CallReports, KernelClient, KernelHub, KernelSink};
+pub(crate) use hub::{CallReports, KernelClient, KernelHub, KernelSink, SocketEntry};
 pub use tracer::{CaptureLinks, KernelConfig, KernelTracer, ProgramStats, enable_run_stats};
