@@ -38,16 +38,17 @@ macro_rules! field {
 /// The verdict that lets the operation go on.
 const ALLOW: i32 = 1;
 
-/// Whether the socket being created is an IPv4/IPv6 TCP or UDP socket: the kinds traced.
+/// The family, type and protocol of the socket being created, if it is an IPv4/IPv6 TCP or
+/// UDP socket: the kinds traced.
 #[inline(always)]
-fn inet_tcp_or_udp(sock: *mut aya_ebpf::bindings::bpf_sock) -> bool {
+fn traced_kind(sock: *mut aya_ebpf::bindings::bpf_sock) -> Option<(u32, u32, u32)> {
     let sock_family = field!(sock, family);
     let sock_type = field!(sock, type_);
     let protocol = field!(sock, protocol);
     let inet = sock_family == family::INET || sock_family == family::INET6;
     let tcp_or_udp = (sock_type == SOCK_STREAM && protocol == u32::from(ip_protocol::TCP))
         || (sock_type == SOCK_DGRAM && protocol == u32::from(ip_protocol::UDP));
-    inet && tcp_or_udp
+    (inet && tcp_or_udp).then_some((sock_family, sock_type, protocol))
 }
 
 /// On the cgroup root: registers the socket the calling thread announced, if it did. Every
@@ -74,7 +75,7 @@ pub fn nettrace_sock_create_announced(ctx: SockContext) -> i32 {
             return ALLOW;
         }
         let sock = ctx.sock;
-        let registered = inet_tcp_or_udp(sock)
+        let registered = traced_kind(sock).is_some()
             // A socket registered already (by a traced descendant cgroup's program, which runs
             // first) is left to its owner: the thread then registers it the ordinary way.
             && traced_socket_ptr(sock as *mut c_void, None).is_none()
@@ -98,12 +99,9 @@ pub fn nettrace_sock_create_announced(ctx: SockContext) -> i32 {
 #[cgroup_sock(sock_create)]
 pub fn nettrace_sock_create(ctx: SockContext) -> i32 {
     let sock = ctx.sock;
-    if !inet_tcp_or_udp(sock) {
+    let Some((sock_family, sock_type, protocol)) = traced_kind(sock) else {
         return ALLOW;
-    }
-    let sock_family = field!(sock, family);
-    let sock_type = field!(sock, type_);
-    let protocol = field!(sock, protocol);
+    };
     let Some(config) = CGROUP_TRACE.get(0).copied() else {
         return ALLOW;
     };

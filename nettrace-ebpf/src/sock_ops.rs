@@ -223,11 +223,9 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
     }
     // The transitions the tracepoint held for this record, which carries them from here on.
     // SAFETY: as above; the callbacks run under the socket lock, as the tracepoint does.
-    let (held, held_count, calls) = unsafe {
-        let held = ((*entry).held, (*entry).held_count);
-        (*entry).held_count = 0;
-        (held.0, held.1, (*entry).calls)
-    };
+    let (held, held_count, calls) = unsafe { ((*entry).held, (*entry).held_count, (*entry).calls) };
+    // SAFETY: as above.
+    unsafe { (*entry).held_count = 0 };
     emit(
         client_id,
         SockOpsEvent {
