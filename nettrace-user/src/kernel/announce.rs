@@ -8,9 +8,9 @@
 //!
 //! The program knows a thread by its kernel thread id, which this process sees as its own
 //! only in the initial PID namespace; elsewhere nothing is announced. A forked child shares
-//! the mapping (and the kernel link) with its parent, and reads its own thread id again. A thread whose slot
-//! another thread holds (same id modulo the slot count), or whose socket the program could
-//! not register, registers it the ordinary way.
+//! the mapping (and the kernel link) with its parent, and reads its own thread id again. A
+//! thread whose slot another thread holds (same id modulo the slot count), or whose socket the
+//! program could not register, registers it the ordinary way.
 use std::{
     cell::Cell,
     io,

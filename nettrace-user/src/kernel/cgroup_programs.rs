@@ -42,9 +42,13 @@ pub struct CgroupLinks {
     skb: Vec<(&'static str, CgroupSkbLinkId)>,
 }
 
-/// Loads the cgroup programs (with the others, so that a verifier problem shows at once).
+/// Loads the cgroup programs (with the others, so that a verifier problem shows at once),
+/// the one on the cgroup root that registers announced sockets among them.
 pub(super) fn load(ebpf: &mut Ebpf) -> Result<(), KernelError> {
-    for name in SOCK {
+    for name in SOCK
+        .into_iter()
+        .chain([program_name::SOCK_CREATE_ANNOUNCED])
+    {
         sock(ebpf, name)?
             .load()
             .map_err(program_error(name, "load"))?;
@@ -66,6 +70,19 @@ fn sock<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut CgroupSock
     program(ebpf, name)?
         .try_into()
         .map_err(program_error(name, "open"))
+}
+
+/// Attaches the program that registers announced sockets to the cgroup root, like the
+/// sock_ops program: the sockets threads announce are created in whatever cgroup their
+/// process is in. (A link: it runs beside any other program there.)
+pub(super) fn attach_announced(ebpf: &mut Ebpf) -> Result<(), KernelError> {
+    const NAME: &str = program_name::SOCK_CREATE_ANNOUNCED;
+    let root = super::cgroup::cgroup2_root().map_err(KernelError::Cgroup)?;
+    let cgroup = File::open(&root).map_err(KernelError::Cgroup)?;
+    sock(ebpf, NAME)?
+        .attach(&cgroup, CgroupAttachMode::Single)
+        .map_err(program_error(NAME, "attach"))?;
+    Ok(())
 }
 
 fn addr<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut CgroupSockAddr, KernelError> {

@@ -407,26 +407,6 @@ fn socket_flags_for(
     flags
 }
 
-/// Notes a socket `client` registered, with its descriptor when its calls are counted.
-fn remember_socket(
-    clients: &mut HashMap<ClientId, ClientEntry>,
-    client: ClientId,
-    socket: BorrowedFd<'_>,
-    cookie: SocketCookie,
-    calls: CallReports,
-) {
-    if let Some(entry) = clients.get_mut(&client) {
-        let descriptor = (calls == CallReports::Totals).then(|| socket.as_raw_fd());
-        entry.sockets.insert(
-            cookie,
-            RegisteredSocket {
-                flows: Vec::new(),
-                descriptor,
-            },
-        );
-    }
-}
-
 /// The body of the "nettrace-kernel" thread: loads the programs, reports the result, then
 /// drains the ring into the hub whenever it becomes readable, until told to stop.
 fn watch_ring(
@@ -531,7 +511,16 @@ impl KernelClient {
             }
             SocketEntry::StoredByKernel => self.hub.tracer.adopt(cookie)?,
         }
-        remember_socket(&mut clients, self.id, socket, cookie, calls);
+        if let Some(entry) = clients.get_mut(&self.id) {
+            let descriptor = (calls == CallReports::Totals).then(|| socket.as_raw_fd());
+            entry.sockets.insert(
+                cookie,
+                RegisteredSocket {
+                    flows: Vec::new(),
+                    descriptor,
+                },
+            );
+        }
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, SkStorage},
     programs::{
-        BtfTracePoint, CgroupAttachMode, CgroupSock, SchedClassifier, SockOps, TcAttachType,
+        BtfTracePoint, CgroupAttachMode, SchedClassifier, SockOps, TcAttachType,
         tc::SchedClassifierLinkId,
     },
 };
@@ -143,7 +143,6 @@ impl KernelTracer {
             attachments.push(attach_btf_tracepoint(&mut ebpf, &btf, name, tracepoint)?);
         }
         attachments.push(attach_sock_ops(&mut ebpf)?);
-        load_sock_create_announced(&mut ebpf)?;
         for name in CLASSIFIERS {
             let program: &mut SchedClassifier = program(&mut ebpf, name)?
                 .try_into()
@@ -262,7 +261,7 @@ impl KernelTracer {
         }
         let mut ebpf = lock(&self.ebpf);
         let announcements = Announcements::map(take_map(&mut ebpf, map_name::ANNOUNCED_SOCKETS)?)?;
-        attach_sock_create_announced(&mut ebpf)?;
+        super::cgroup_programs::attach_announced(&mut ebpf)?;
         Ok(Some(announcements))
     }
 
@@ -613,31 +612,6 @@ fn attach_sock_ops(ebpf: &mut Ebpf) -> Result<String, KernelError> {
         .attach(&cgroup, CgroupAttachMode::Single)
         .map_err(program_error(NAME, "attach"))?;
     Ok(format!("{NAME}: cgroup sock_ops on {}", root.display()))
-}
-
-/// Loads the program that registers announced sockets (attached at the first announcement,
-/// [`attach_sock_create_announced`]), so that a verifier problem shows at once.
-fn load_sock_create_announced(ebpf: &mut Ebpf) -> Result<(), KernelError> {
-    const NAME: &str = program_name::SOCK_CREATE_ANNOUNCED;
-    let program: &mut CgroupSock = program(ebpf, NAME)?
-        .try_into()
-        .map_err(program_error(NAME, "load"))?;
-    program.load().map_err(program_error(NAME, "load"))
-}
-
-/// On the cgroup root, like the sock_ops program: the sockets threads announce are created
-/// in whatever cgroup their process is in. (A link: it runs beside any other program there.)
-fn attach_sock_create_announced(ebpf: &mut Ebpf) -> Result<(), KernelError> {
-    const NAME: &str = program_name::SOCK_CREATE_ANNOUNCED;
-    let root = cgroup::cgroup2_root().map_err(KernelError::Cgroup)?;
-    let cgroup = File::open(&root).map_err(KernelError::Cgroup)?;
-    let program: &mut CgroupSock = program(ebpf, NAME)?
-        .try_into()
-        .map_err(program_error(NAME, "open"))?;
-    program
-        .attach(&cgroup, CgroupAttachMode::Single)
-        .map_err(program_error(NAME, "attach"))?;
-    Ok(())
 }
 
 pub(super) fn program<'a>(
