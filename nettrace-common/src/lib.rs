@@ -39,7 +39,7 @@
 /// names, the other limits) do not take a bump. The daemon's JSON requests and replies are
 /// versioned by this number too: they only gain optional fields, and a change to them that a
 /// peer of the previous version would misread takes a bump as well.
-pub const RECORD_LAYOUT_VERSION: u32 = 2;
+pub const RECORD_LAYOUT_VERSION: u32 = 3;
 
 /// Names of the BPF maps, as they appear in the compiled object.
 pub mod map_name {
@@ -155,9 +155,10 @@ pub mod limits {
     /// id modulo this).
     pub const ANNOUNCEMENT_SLOTS: u32 = 1_024;
     /// State transitions a socket's entry holds for its next `sock_ops` record (see
-    /// [`crate::TracedSocket::held`]): a library connection holds one at a time (SYN-SENT
-    /// until ESTABLISHED, FIN-WAIT-2 or CLOSE-WAIT until its close).
-    pub const HELD_TRANSITIONS: usize = 2;
+    /// [`crate::TracedSocket::held`]): a library connection holds all of its own until CLOSE
+    /// (SYN-SENT, ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2 and TIME-WAIT, or CLOSE-WAIT and
+    /// LAST-ACK), with one to spare (CLOSING).
+    pub const HELD_TRANSITIONS: usize = 6;
 }
 
 /// Values of [`EventHeader::kind`].
@@ -193,20 +194,23 @@ pub mod socket_flags {
     pub const CAPTURE: u32 = 1;
     /// Count the socket's send and receive calls in its entry ([`crate::TracedSocket::calls`])
     /// instead of sending a record per call: the totals travel with the socket's `sock_ops`
-    /// records (those of `close()` and `shutdown()` among them) and with a
-    /// [`crate::SockCallsEvent`] for a failed call or a call after CLOSE; while the socket is
-    /// open, userspace reads them from the entry. For TCP sockets whose owner keeps their
-    /// descriptors (the in-process library), not for a trace that wants each call
-    /// (socket-operation logs of a traced program).
+    /// records (the one of CLOSE among them) and with a [`crate::SockCallsEvent`] for a failed
+    /// call or a call after CLOSE; while the socket is open, userspace reads them from the
+    /// entry. With [`STATE_CALLBACKS`], such a socket's established callback sends no record
+    /// either: it keeps its counters in the entry ([`crate::TracedSocket::established`]), and
+    /// its transitions wait in the entry for the record of CLOSE (or of a retransmit or an
+    /// RTO), so a connection that closes the usual way takes one record. For TCP sockets whose
+    /// owner keeps their descriptors (the in-process library), not for a trace that wants each
+    /// call (socket-operation logs of a traced program).
     pub const FOLD_CALLS: u32 = 2;
     /// Set by the `sock_ops` program when the socket reached CLOSE: a call after it is
     /// reported at once (the last record with totals is gone by then). Cleared when the socket
     /// connects again.
     pub const CLOSED: u32 = 4;
     /// Set by the `sock_ops` program at connect when the kernel took its state callbacks.
-    /// From then on the transitions that `sock_ops` records anyway (to ESTABLISHED, to CLOSE,
-    /// and the `close()` / `shutdown()` of a [`FOLD_CALLS`] socket) come only as its records,
-    /// marked [`crate::sock_ops_record::TRANSITION`]: the state tracepoint leaves them out.
+    /// From then on the transitions that `sock_ops` records anyway (to CLOSE, and to
+    /// ESTABLISHED of a socket without [`FOLD_CALLS`]) come only as its records, marked
+    /// [`crate::sock_ops_record::TRANSITION`]: the state tracepoint leaves them out.
     /// The other transitions it holds back in the socket's entry
     /// ([`crate::TracedSocket::held`]) for the next `sock_ops` record to carry
     /// ([`crate::SockOpsEvent::held`]), and so does it with a socket's CLOSE to SYN-SENT, which
@@ -295,6 +299,37 @@ pub struct TracedSocket {
     /// TCP state transitions held back for the socket's next `sock_ops` record, oldest first
     /// (see [`socket_flags::STATE_CALLBACKS`]).
     pub held: [HeldTransition; limits::HELD_TRANSITIONS],
+    /// The connection's counters when its handshake completed, for a socket whose
+    /// established callback sends no record ([`socket_flags::FOLD_CALLS`]); zero before (and
+    /// for other sockets).
+    pub established: EstablishedCounters,
+}
+
+/// The TCP counters of a connection when its handshake completed, kept in its entry
+/// ([`TracedSocket::established`]) instead of a record: what a snapshot of the open
+/// connection shows until a record brings newer ones. The fields are those of
+/// [`SockOpsEvent`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EstablishedCounters {
+    /// When the callback ran (`bpf_ktime_get_ns`); zero: not established yet.
+    pub timestamp_ns: u64,
+    /// Smoothed RTT in microseconds, shifted left by 3 as the kernel keeps it.
+    pub srtt_us: u32,
+    /// The kernel's smallest RTT sample in microseconds (`u32::MAX`: none yet).
+    pub min_rtt_us: u32,
+    /// Congestion window in segments.
+    pub snd_cwnd: u32,
+    /// Total retransmitted segments.
+    pub total_retrans: u32,
+    /// Segments received.
+    pub segs_in: u32,
+    /// Segments sent.
+    pub segs_out: u32,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Bytes acknowledged by the peer.
+    pub bytes_acked: u64,
 }
 
 /// A TCP state transition with its time, held in a socket's entry and carried by a later
@@ -623,6 +658,8 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::HeldTransition {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for super::EstablishedCounters {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::EventHeader {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TcpStateEvent {}
@@ -665,7 +702,11 @@ mod tests {
     fn layouts_have_no_padding() {
         assert_eq!(size_of::<SocketCalls>(), 8 * 8);
         assert_eq!(size_of::<HeldTransition>(), 16);
-        assert_eq!(size_of::<TracedSocket>(), 4 * 4 + 8 + 64 + 2 * 16);
+        assert_eq!(size_of::<EstablishedCounters>(), 8 + 4 * 6 + 8 * 2);
+        assert_eq!(
+            size_of::<TracedSocket>(),
+            4 * 4 + 8 + 64 + 6 * 16 + size_of::<EstablishedCounters>()
+        );
         assert_eq!(
             size_of::<SocketAnnouncement>(),
             8 + size_of::<TracedSocket>()
@@ -676,7 +717,7 @@ mod tests {
         assert_eq!(size_of::<TcpStateEvent>(), 24 + 8);
         assert_eq!(
             size_of::<SockOpsEvent>(),
-            24 + 4 * 2 + 16 * 2 + 4 * 2 + 8 + 4 * 8 + 8 * 2 + 64 + 2 * 16 + 4 * 2
+            24 + 4 * 2 + 16 * 2 + 4 * 2 + 8 + 4 * 8 + 8 * 2 + 64 + 6 * 16 + 4 * 2
         );
         assert_eq!(size_of::<SockMsgEvent>(), 24 + 16);
         assert_eq!(size_of::<TcpResetEvent>(), 24 + 8);

@@ -6,16 +6,16 @@
 //! The RTT minimum is the kernel's own (`tcp_sock.rtt_min`, a context field), read with each
 //! record: a callback per RTT sample (per ACK) ran the program once per request of a
 //! keep-alive connection for that one number. Of the state-change callbacks only the one to
-//! CLOSE is sent, for the kernel's final counters; a socket whose calls are counted in its
-//! entry ([`socket_flags::FOLD_CALLS`]) also reports the transitions that `close()` and
-//! `shutdown()` make (to FIN-WAIT-1 or LAST-ACK, or to the same state: a `close()` after
-//! `shutdown()`), whose record carries the totals: after `close()` the application has no
-//! descriptor left through which userspace could read them.
+//! CLOSE is sent, for the kernel's final counters (and a socket's call totals, when it counts
+//! them in its entry: [`socket_flags::FOLD_CALLS`]).
 //!
 //! A record sent at a transition stands for it ([`sock_ops_record::TRANSITION`]), and so does
 //! the active-established one for SYN-SENT to ESTABLISHED: the `inet_sock_set_state`
 //! tracepoint leaves these out (issue 16: each record cost the kernel a ring reservation and
-//! userspace a decode and a dispatch).
+//! userspace a decode and a dispatch). A socket that counts its calls in its entry sends no
+//! established record at all: its counters stay in the entry
+//! ([`nettrace_common::TracedSocket::established`]), where userspace reads them with the call
+//! totals while the socket is open, and its transitions wait there for the record of CLOSE.
 use core::ffi::c_void;
 
 use aya_ebpf::{
@@ -30,12 +30,12 @@ use aya_ebpf::{
     programs::SockOpsContext,
 };
 use nettrace_common::{
-    FlowKey, SockOpsEvent, TracedFlow, direction, event_kind, family, ip_protocol, sock_ops_record,
-    socket_flags,
+    EstablishedCounters, FlowKey, SockOpsEvent, TracedFlow, TracedSocket, direction, event_kind,
+    family, ip_protocol, sock_ops_record, socket_flags,
 };
 
 use crate::{
-    emit::{armed, emit, header, mark_flow_ports, send_held_transitions, traced_socket_ptr},
+    emit::{armed, emit, header, mark_flow_ports, now, send_held_transitions, traced_socket_ptr},
     maps::TRACED_FLOWS,
 };
 
@@ -49,37 +49,27 @@ const TCP_ESTABLISHED: u32 = 1;
 pub(crate) const TCP_SYN_SENT: u32 = 2;
 /// `TCP_CLOSE` (`args[1]` of the state callback is the new state).
 pub(crate) const TCP_CLOSE: u32 = 7;
-/// `TCP_FIN_WAIT1`: the application closed first.
-const TCP_FIN_WAIT1: u32 = 4;
-/// `TCP_LAST_ACK`: the application closed after the peer.
-const TCP_LAST_ACK: u32 = 9;
 
-/// Whether the state callback from `old` to `new` of a socket with `flags` becomes a record:
-/// the one to CLOSE (the kernel's final counters), and for a socket that counts its calls in
-/// its entry the application's `close()` / `shutdown()` (the totals, which userspace cannot
-/// read once the descriptor is gone).
+/// Whether the state callback to `new` becomes a record: the one to CLOSE (the kernel's final
+/// counters, and the call totals of a socket that counts them in its entry).
 #[inline(always)]
-pub(crate) fn state_callback_sent(flags: u32, old: u32, new: u32) -> bool {
-    new == TCP_CLOSE || (flags & socket_flags::FOLD_CALLS != 0 && closed_by_application(old, new))
+pub(crate) fn state_callback_sent(new: u32) -> bool {
+    new == TCP_CLOSE
 }
 
 /// Whether the transition from `old` to `new` of a socket with `flags` reaches userspace as a
 /// record of this program ([`sock_ops_record::TRANSITION`]), so that the state tracepoint
-/// leaves it out: those of the state callback that are sent, and SYN-SENT to ESTABLISHED,
-/// which the active-established callback right after it stands for. Only for a socket whose
-/// state callbacks are on ([`socket_flags::STATE_CALLBACKS`]).
+/// leaves it out: the one to CLOSE, and SYN-SENT to ESTABLISHED of a socket that sends an
+/// established record (one without [`socket_flags::FOLD_CALLS`]), which the active-established
+/// callback right after it stands for. Only for a socket whose state callbacks are on
+/// ([`socket_flags::STATE_CALLBACKS`]).
 #[inline(always)]
 pub(crate) fn transition_sent_by_sock_ops(flags: u32, old: u32, new: u32) -> bool {
     flags & socket_flags::STATE_CALLBACKS != 0
-        && (state_callback_sent(flags, old, new) || (old == TCP_SYN_SENT && new == TCP_ESTABLISHED))
-}
-
-/// Whether a state change from `old` to `new` is the application's `close()` or
-/// `shutdown()`: the kernel moves to FIN-WAIT-1 or LAST-ACK, or, closing a socket already
-/// shut down (FIN-WAIT-1/2, CLOSING), sets the state it is in.
-#[inline(always)]
-fn closed_by_application(old: u32, new: u32) -> bool {
-    new == TCP_FIN_WAIT1 || new == TCP_LAST_ACK || old == new
+        && (state_callback_sent(new)
+            || (flags & socket_flags::FOLD_CALLS == 0
+                && old == TCP_SYN_SENT
+                && new == TCP_ESTABLISHED))
 }
 
 /// One volatile load of a `bpf_sock_ops` field, which the compiler can neither merge with
@@ -137,7 +127,7 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
                 // SAFETY: as above.
                 unsafe { (*entry).flags = flags | socket_flags::CLOSED };
             }
-            if !state_callback_sent(flags, old_state, new_state) {
+            if !state_callback_sent(new_state) {
                 return 1;
             }
             // Only when the tracepoint left the transition out: the entry may lack the flag
@@ -173,13 +163,23 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
                 return 1;
             }
         }
-        // The flags as the tracepoint saw them when it left SYN-SENT to ESTABLISHED out, just
-        // before this callback (even if they were cleared above since).
+        // The flags as the tracepoint saw them when it left SYN-SENT to ESTABLISHED out (or
+        // held it), just before this callback (even if they were cleared above since).
         BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB
             if registered_flags & socket_flags::STATE_CALLBACKS != 0 =>
         {
-            args = [TCP_SYN_SENT, TCP_ESTABLISHED];
-            transition = true;
+            if registered_flags & socket_flags::FOLD_CALLS == 0 {
+                args = [TCP_SYN_SENT, TCP_ESTABLISHED];
+                transition = true;
+            } else if flags & socket_flags::STATE_CALLBACKS != 0 {
+                // The record of CLOSE will carry the held transitions; the counters wait in
+                // the entry for a snapshot of the open connection.
+                // SAFETY: as above.
+                unsafe { keep_established_counters(ctx.ops, entry) };
+                return 1;
+            }
+            // Without the state callback no record of CLOSE is sure to come: this one carries
+            // the held transitions.
         }
         _ => {}
     }
@@ -262,6 +262,32 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
         },
     );
     1
+}
+
+/// Stores the counters of the socket of `ops`, just established, in its entry `entry`
+/// ([`TracedSocket::established`]).
+///
+/// # Safety
+/// `ops` is the program's context and `entry` the socket's entry found in this run; the
+/// callback runs under the socket lock.
+#[inline(always)]
+unsafe fn keep_established_counters(
+    ops: *mut aya_ebpf::bindings::bpf_sock_ops,
+    entry: *mut TracedSocket,
+) {
+    let counters = EstablishedCounters {
+        timestamp_ns: now(),
+        srtt_us: field!(ops, srtt_us),
+        min_rtt_us: field!(ops, rtt_min),
+        snd_cwnd: field!(ops, snd_cwnd),
+        total_retrans: field!(ops, total_retrans),
+        segs_in: field!(ops, segs_in),
+        segs_out: field!(ops, segs_out),
+        bytes_received: field!(ops, bytes_received),
+        bytes_acked: field!(ops, bytes_acked),
+    };
+    // SAFETY: the caller's promise.
+    unsafe { (*entry).established = counters };
 }
 
 /// Makes both directions of a connecting TCP socket's flow known to the capture programs,

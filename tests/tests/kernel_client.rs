@@ -151,6 +151,24 @@ async fn an_open_keep_alive_connection_shows_every_call_so_far() {
             "{requests} requests: {calls:?}"
         );
         assert_eq!(calls.send_errors + calls.recv_errors, 0, "{calls:?}");
+        // The transitions and the handshake's counters wait in the socket's entry for the
+        // record of its CLOSE; the trace reads them there, once each however often it is
+        // taken.
+        let states: Vec<_> = kernel
+            .states
+            .iter()
+            .map(|s| (s.from.as_str(), s.to.as_str()))
+            .collect();
+        assert_eq!(
+            states,
+            [("close", "syn-sent"), ("syn-sent", "established")],
+            "{}",
+            dump(&trace)
+        );
+        assert!(
+            kernel.srtt_us > 0 && kernel.segs_in >= 1 && kernel.segs_out >= 1,
+            "{kernel:?}"
+        );
     }
 }
 

@@ -226,12 +226,13 @@ fn connect_counting_calls(
     (socket.into(), cookie)
 }
 
-/// A socket registered with `FOLD_CALLS` sends no record per call: its entry counts them,
-/// userspace reads them through the descriptor (only while it still names that socket), and
-/// the record of its `shutdown()` carries them.
+/// A socket registered with `FOLD_CALLS` sends no record per call and none when it is
+/// established or shut down: its entry counts the calls and holds its transitions and the
+/// handshake's counters, userspace reads them through the descriptor (only while it still
+/// names that socket), and the one record of its CLOSE carries them all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn folded_calls_are_counted_in_the_socket_and_sent_with_its_shutdown() {
-    if !require_root("folded_calls_are_counted_in_the_socket_and_sent_with_its_shutdown") {
+async fn folded_calls_are_counted_in_the_socket_and_sent_with_its_close() {
+    if !require_root("folded_calls_are_counted_in_the_socket_and_sent_with_its_close") {
         return;
     }
     let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
@@ -240,11 +241,41 @@ async fn folded_calls_are_counted_in_the_socket_and_sent_with_its_shutdown() {
     let descriptor = traced.as_raw_fd();
     traced.write_all(b"abc").unwrap();
     traced.write_all(b"defg").unwrap();
-    let calls = tracer.socket_calls(descriptor, cookie).unwrap().unwrap();
+    let entry = tracer.socket_entry(descriptor, cookie).unwrap().unwrap();
+    let calls = entry.calls;
     assert_eq!((calls.send_calls, calls.bytes_sent), (2, 7), "{calls:?}");
+    use KernelTcpState::*;
+    let held: Vec<_> = entry.held[..entry.held_count as usize]
+        .iter()
+        .map(|h| {
+            (
+                KernelTcpState::from(h.old_state),
+                KernelTcpState::from(h.new_state),
+            )
+        })
+        .collect();
+    assert_eq!(
+        held,
+        [(Close, SynSent), (SynSent, Established)],
+        "{entry:?}"
+    );
+    let established = entry.established;
+    assert!(
+        established.timestamp_ns >= entry.held[1].timestamp_ns,
+        "kept at the handshake: {entry:?}"
+    );
+    // The handshake's RTT sample; the SYN out and the SYN-ACK in (the ACK leaves after).
+    assert!(
+        established.srtt_us > 0 && established.min_rtt_us != u32::MAX,
+        "{entry:?}"
+    );
+    assert!(
+        established.segs_out >= 1 && established.segs_in >= 1,
+        "{entry:?}"
+    );
     assert_eq!(
         tracer
-            .socket_calls(descriptor, SocketCookie(cookie.0 + 1))
+            .socket_entry(descriptor, SocketCookie(cookie.0 + 1))
             .unwrap(),
         None,
         "another cookie: the descriptor names another socket"
@@ -252,31 +283,49 @@ async fn folded_calls_are_counted_in_the_socket_and_sent_with_its_shutdown() {
     traced.shutdown(Shutdown::Write).unwrap();
     assert_eq!(server_done.join().unwrap(), vec![7]);
     drop(traced);
-    assert_eq!(tracer.socket_calls(descriptor, cookie).unwrap(), None);
+    assert_eq!(tracer.socket_entry(descriptor, cookie).unwrap(), None);
 
-    let (mut shutdown_totals, mut per_call) = (None, 0);
+    let mut per_call = 0;
+    let mut records = Vec::new();
     for event in events_until_close(&mut events, cookie, 1).await {
         if event.cookie() != cookie {
             continue;
         }
-        match &event {
+        match event {
             KernelEvent::SockMsg(_) | KernelEvent::SockCalls(_) => per_call += 1,
-            KernelEvent::SockOps(ops)
-                if ops.op == SockOp::StateChange && shutdown_totals.is_none() =>
-            {
-                shutdown_totals = Some(ops.calls);
-            }
+            KernelEvent::SockOps(ops) => records.push(ops),
             _ => {}
         }
     }
     assert_eq!(per_call, 0, "no record per call");
-    let totals = shutdown_totals.expect("the shutdown's sock_ops record");
+    let [close] = &records[..] else {
+        panic!("one sock_ops record, of CLOSE: {records:#?}");
+    };
+    assert_eq!(close.transition, Some((FinWait2, Close)), "{close:?}");
+    let held: Vec<_> = close
+        .held
+        .iter()
+        .flatten()
+        .map(|h| (h.old, h.new))
+        .collect();
+    assert_eq!(
+        held,
+        [
+            (Close, SynSent),
+            (SynSent, Established),
+            (Established, FinWait1),
+            (FinWait1, FinWait2)
+        ],
+        "{close:?}"
+    );
+    let totals = close.calls;
     assert_eq!((totals.send_calls, totals.bytes_sent), (2, 7), "{totals:?}");
     tracer.unregister(cookie).unwrap();
 }
 
-/// `close()` after `shutdown()` sets the state the socket is in (FIN-WAIT-2 stays FIN-WAIT-2):
-/// for a socket that counts its calls, that record carries the reads made after the shutdown.
+/// `close()` after `shutdown()` in FIN-WAIT-2 ends the connection at once (the kernel's
+/// orphaned socket goes to TIME-WAIT): for a socket that counts its calls, the record of its
+/// CLOSE carries the reads made after the shutdown, although the peer has not closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_close_after_shutdown_sends_the_reads_made_in_between() {
     if !require_root("a_close_after_shutdown_sends_the_reads_made_in_between") {
@@ -301,7 +350,7 @@ async fn a_close_after_shutdown_sends_the_reads_made_in_between() {
     let mut reply = [0_u8; 5];
     traced.read_exact(&mut reply).unwrap();
     drop(traced);
-    let mut again = None;
+    let mut close = None;
     tokio::time::timeout(EVENT_DEADLINE, async {
         loop {
             let event = events.next().await.unwrap();
@@ -310,9 +359,8 @@ async fn a_close_after_shutdown_sends_the_reads_made_in_between() {
             }
             if let KernelEvent::SockOps(ops) = &event
                 && ops.op == SockOp::StateChange
-                && ops.args[0] == ops.args[1]
             {
-                again = Some(**ops);
+                close = Some(**ops);
                 break;
             }
         }
@@ -321,7 +369,12 @@ async fn a_close_after_shutdown_sends_the_reads_made_in_between() {
     .expect("the close's record within the deadline");
     release.send(()).unwrap();
     assert_eq!(server_done.join().unwrap(), 3);
-    let record = again.expect("a state set again by close()");
+    let record = close.expect("the record of CLOSE");
+    assert_eq!(
+        record.transition,
+        Some((KernelTcpState::FinWait2, KernelTcpState::Close)),
+        "{record:?}"
+    );
     let calls = record.calls;
     assert_eq!(
         (calls.send_calls, calls.bytes_sent, calls.bytes_received),
@@ -333,8 +386,8 @@ async fn a_close_after_shutdown_sends_the_reads_made_in_between() {
 }
 
 /// A socket that reached CLOSE (its connection refused) and connects again counts its calls in
-/// its entry again: the second connection's calls send no record each, and its shutdown's
-/// record carries them.
+/// its entry again: the second connection's calls send no record each, and its CLOSE's record
+/// carries them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_connecting_again_after_close_counts_its_calls_again() {
     if !require_root("a_socket_connecting_again_after_close_counts_its_calls_again") {
@@ -371,12 +424,13 @@ async fn a_socket_connecting_again_after_close_counts_its_calls_again() {
         }
         match &event {
             KernelEvent::SockMsg(_) | KernelEvent::SockCalls(_) => per_call += 1,
+            // The record comes before the CLOSE it stands for.
             KernelEvent::SockOps(ops)
                 if closes == 1
                     && ops.op == SockOp::StateChange
                     && ops
                         .transition
-                        .is_some_and(|(_, new)| new == KernelTcpState::FinWait1) =>
+                        .is_some_and(|(_, new)| new == KernelTcpState::Close) =>
             {
                 shutdown_totals = Some(ops.calls);
             }
@@ -385,7 +439,7 @@ async fn a_socket_connecting_again_after_close_counts_its_calls_again() {
         }
     }
     assert_eq!(per_call, 0, "no record per call after connecting again");
-    let totals = shutdown_totals.expect("the second connection's shutdown record");
+    let totals = shutdown_totals.expect("the second connection's record of CLOSE");
     assert_eq!((totals.send_calls, totals.bytes_sent), (1, 5), "{totals:?}");
     tracer.unregister(cookie).unwrap();
 }

@@ -4,9 +4,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use bytes::Bytes;
 
 use nettrace_common::{
-    ConnectEvent, EventHeader, PacketEvent, SockCallsEvent, SockCreateEvent, SockMsgEvent,
-    SockOpsEvent, SockReleaseEvent, SocketCalls, TcpResetEvent, TcpStateEvent, direction,
-    event_kind, family, limits::HELD_TRANSITIONS, sock_ops_record,
+    ConnectEvent, EstablishedCounters, EventHeader, HeldTransition, PacketEvent, SockCallsEvent,
+    SockCreateEvent, SockMsgEvent, SockOpsEvent, SockReleaseEvent, SocketCalls, TcpResetEvent,
+    TcpStateEvent, TracedSocket, direction, event_kind, family, limits::HELD_TRANSITIONS,
+    sock_ops_record,
 };
 
 use super::kernel_socket::{ConnectCall, SocketCreated, SocketReleased};
@@ -39,7 +40,7 @@ pub enum KernelEvent {
     SockMsg(SockMsgRecord),
     /// The call totals of a socket that counts its calls in the kernel
     /// ([`nettrace_common::socket_flags::FOLD_CALLS`]).
-    SockCalls(SockCallsRecord),
+    SockCalls(Box<SockCallsRecord>),
     /// A TCP reset sent or received.
     TcpReset(TcpResetRecord),
     /// A packet captured by a TC program (or copied by a cgroup skb program).
@@ -89,7 +90,8 @@ pub struct SockMsgRecord {
 }
 
 /// The send and receive calls of a socket so far, counted in the kernel: sent for a failed
-/// call or a call after CLOSE, or read from the socket's entry by userspace.
+/// call or a call after CLOSE, or read from the socket's entry by userspace, with what else
+/// the entry keeps of the open connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SockCallsRecord {
     /// The socket.
@@ -100,11 +102,52 @@ pub struct SockCallsRecord {
     pub time: KernelTime,
     /// The totals.
     pub calls: SocketCalls,
+    /// Read from the entry: the transitions it holds for the socket's next sock_ops record,
+    /// oldest first (the first ones filled). That record carries them again.
+    pub held: [Option<HeldStateChange>; HELD_TRANSITIONS],
+    /// Read from the entry: the counters of the connection when it was established, kept
+    /// there instead of a record ([`nettrace_common::TracedSocket::established`]).
+    pub established: Option<TcpCounters>,
 }
 
 impl SockCallsRecord {
+    /// The totals of `calls`, taken at `time`, with nothing else.
+    pub(crate) fn totals(
+        cookie: SocketCookie,
+        client: ClientId,
+        time: KernelTime,
+        calls: SocketCalls,
+    ) -> Self {
+        Self {
+            cookie,
+            client,
+            time,
+            calls,
+            held: [None; HELD_TRANSITIONS],
+            established: None,
+        }
+    }
+
+    /// What the entry `entry` of socket `cookie` keeps, read at `time`: the call totals, the
+    /// transitions it holds (none if their count is out of range) and the counters of the
+    /// handshake.
+    pub(crate) fn from_entry(
+        cookie: SocketCookie,
+        client: ClientId,
+        time: KernelTime,
+        entry: &TracedSocket,
+    ) -> Self {
+        Self {
+            held: held_state_changes(&entry.held, entry.held_count)
+                .unwrap_or([None; HELD_TRANSITIONS]),
+            established: TcpCounters::from_entry(&entry.established),
+            ..Self::totals(cookie, client, time, entry.calls)
+        }
+    }
+
     /// The ring-buffer record of these totals (what the programs write), for totals read
-    /// from a socket's entry that travel the same way as the kernel's.
+    /// from a socket's entry that travel the same way as the kernel's. The entry's held
+    /// transitions and counters are not in it: they reach only the in-process recorder.
     pub(crate) fn to_record(self) -> Bytes {
         let event = SockCallsEvent {
             header: EventHeader {
@@ -204,23 +247,28 @@ impl KernelEvent {
     /// record's time), which comes after it. Whoever records transitions takes each event in
     /// that order ([`Self::with_implied`]).
     pub fn implied_state_changes(&self) -> ImpliedStateChanges {
-        let Self::SockOps(record) = self else {
-            return ImpliedStateChanges::default();
+        let (cookie, client, held, transition) = match self {
+            Self::SockOps(record) => (
+                record.cookie,
+                record.client,
+                &record.held,
+                record
+                    .transition
+                    .map(|transition| (record.time, transition)),
+            ),
+            Self::SockCalls(totals) => (totals.cookie, totals.client, &totals.held, None),
+            _ => return ImpliedStateChanges::default(),
         };
         let change = |time, (old, new)| TcpStateChange {
-            cookie: record.cookie,
-            client: record.client,
+            cookie,
+            client,
             time,
             old,
             new,
         };
         ImpliedStateChanges {
-            before: record
-                .held
-                .map(|held| held.map(|held| change(held.time, (held.old, held.new)))),
-            after: record
-                .transition
-                .map(|transition| change(record.time, transition)),
+            before: held.map(|held| held.map(|held| change(held.time, (held.old, held.new)))),
+            after: transition.map(|(time, transition)| change(time, transition)),
         }
     }
 
@@ -280,12 +328,12 @@ impl KernelEvent {
             }
             event_kind::SOCK_CALLS => {
                 let e: SockCallsEvent = read_record(record)?;
-                Ok(Self::SockCalls(SockCallsRecord {
-                    cookie: SocketCookie(header.cookie),
-                    client: ClientId(header.client_id),
-                    time: KernelTime(header.timestamp_ns),
-                    calls: e.calls,
-                }))
+                Ok(Self::SockCalls(Box::new(SockCallsRecord::totals(
+                    SocketCookie(header.cookie),
+                    ClientId(header.client_id),
+                    KernelTime(header.timestamp_ns),
+                    e.calls,
+                ))))
             }
             event_kind::TCP_RESET => {
                 let e: TcpResetEvent = read_record(record)?;
@@ -540,7 +588,68 @@ pub struct SockOpsRecord {
     pub held: [Option<HeldStateChange>; HELD_TRANSITIONS],
 }
 
+/// A connection's TCP counters at one moment: those of a sock_ops record
+/// ([`SockOpsRecord::counters`]), or those kept in a socket's entry when it was established
+/// ([`SockCallsRecord::established`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpCounters {
+    /// When the kernel took them.
+    pub time: KernelTime,
+    /// Smoothed RTT in microseconds.
+    pub srtt_us: u32,
+    /// Congestion window (segments).
+    pub snd_cwnd: u32,
+    /// Retransmitted segments so far.
+    pub total_retrans: u32,
+    /// Segments received.
+    pub segs_in: u32,
+    /// Segments sent.
+    pub segs_out: u32,
+    /// The kernel's smallest RTT sample in microseconds; `None` before the first.
+    pub min_rtt_us: Option<u32>,
+    /// Payload bytes received.
+    pub bytes_received: u64,
+    /// Payload bytes acknowledged by the peer.
+    pub bytes_acked: u64,
+}
+
+impl TcpCounters {
+    /// The counters a socket's entry keeps from its handshake; `None` before it completed.
+    pub(crate) fn from_entry(raw: &EstablishedCounters) -> Option<Self> {
+        (raw.timestamp_ns != 0).then(|| Self {
+            time: KernelTime(raw.timestamp_ns),
+            // The kernel keeps srtt in 1/8 microseconds.
+            srtt_us: raw.srtt_us >> 3,
+            snd_cwnd: raw.snd_cwnd,
+            total_retrans: raw.total_retrans,
+            segs_in: raw.segs_in,
+            segs_out: raw.segs_out,
+            min_rtt_us: (raw.min_rtt_us != NO_RTT).then_some(raw.min_rtt_us),
+            bytes_received: raw.bytes_received,
+            bytes_acked: raw.bytes_acked,
+        })
+    }
+}
+
+/// `tcp_sock.rtt_min` before the first RTT sample.
+const NO_RTT: u32 = u32::MAX;
+
 impl SockOpsRecord {
+    /// The record's counters.
+    pub fn counters(&self) -> TcpCounters {
+        TcpCounters {
+            time: self.time,
+            srtt_us: self.srtt_us,
+            snd_cwnd: self.snd_cwnd,
+            total_retrans: self.total_retrans,
+            segs_in: self.segs_in,
+            segs_out: self.segs_out,
+            min_rtt_us: self.min_rtt_us,
+            bytes_received: self.bytes_received,
+            bytes_acked: self.bytes_acked,
+        }
+    }
+
     fn from_raw(e: &SockOpsEvent) -> Result<Self, MalformedRecord> {
         let ip = |words: &[u32; 4]| -> Result<IpAddr, MalformedRecord> {
             match e.family {
@@ -583,30 +692,32 @@ impl SockOpsRecord {
                     KernelTcpState::from(e.args[1]),
                 )
             }),
-            held: held_state_changes(e)?,
+            held: held_state_changes(&e.held, e.held_count).ok_or_else(|| {
+                MalformedRecord(format!(
+                    "sock_ops event carrying {} held transitions (at most {HELD_TRANSITIONS})",
+                    e.held_count
+                ))
+            })?,
         })
     }
 }
 
-/// The transitions a sock_ops record carries ([`SockOpsEvent::held`]).
-fn held_state_changes(
-    e: &SockOpsEvent,
-) -> Result<[Option<HeldStateChange>; HELD_TRANSITIONS], MalformedRecord> {
-    let count = e.held_count as usize;
-    if count > HELD_TRANSITIONS {
-        return Err(MalformedRecord(format!(
-            "sock_ops event carrying {count} held transitions (at most {HELD_TRANSITIONS})"
-        )));
-    }
+/// The first `count` of the transitions `raw` (of a sock_ops record, [`SockOpsEvent::held`],
+/// or of a socket's entry); `None` when `count` is more than there are.
+pub(crate) fn held_state_changes(
+    raw: &[HeldTransition; HELD_TRANSITIONS],
+    count: u32,
+) -> Option<[Option<HeldStateChange>; HELD_TRANSITIONS]> {
+    let filled = raw.get(..usize::try_from(count).ok()?)?;
     let mut held = [None; HELD_TRANSITIONS];
-    for (slot, raw) in held.iter_mut().zip(&e.held[..count]) {
+    for (slot, raw) in held.iter_mut().zip(filled) {
         *slot = Some(HeldStateChange {
             time: KernelTime(raw.timestamp_ns),
             old: KernelTcpState::from(raw.old_state),
             new: KernelTcpState::from(raw.new_state),
         });
     }
-    Ok(held)
+    Some(held)
 }
 
 #[cfg(test)]

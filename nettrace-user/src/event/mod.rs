@@ -31,7 +31,7 @@ pub(crate) use kernel::record_bytes;
 pub use kernel::{
     ClientId, Direction, HeldStateChange, ImpliedStateChanges, KernelEvent, KernelTcpState,
     MalformedRecord, PacketRecord, SockCallsRecord, SockMsgRecord, SockOp, SockOpsRecord,
-    TcpResetRecord, TcpStateChange,
+    TcpCounters, TcpResetRecord, TcpStateChange,
 };
 pub use kernel_socket::{
     ConnectCall, KernelProcess, SocketCreated, SocketProtocol, SocketReleased,

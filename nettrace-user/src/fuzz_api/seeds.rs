@@ -239,14 +239,16 @@ fn ring_seeds() -> Vec<Seed> {
         srtt_us: 80,
         record_flags: nettrace_common::sock_ops_record::HAS_MIN_RTT,
         // The transition to SYN-SENT, held for this record (the active-established one).
-        held: [
-            nettrace_common::HeldTransition {
+        held: {
+            let mut held = [nettrace_common::HeldTransition::default();
+                nettrace_common::limits::HELD_TRANSITIONS];
+            held[0] = nettrace_common::HeldTransition {
                 timestamp_ns: 1,
                 old_state: 7,
                 new_state: 2,
-            },
-            nettrace_common::HeldTransition::default(),
-        ],
+            };
+            held
+        },
         held_count: 1,
         ..Default::default()
     };

@@ -784,27 +784,22 @@ impl KernelClient {
         let events: EventBatch = sockets
             .into_iter()
             .filter_map(|(cookie, descriptor)| {
-                let calls = match self.hub.tracer.socket_calls(descriptor, cookie) {
+                let entry = match self.hub.tracer.socket_entry(descriptor, cookie) {
                     Ok(None) => {
                         // The number names no longer that socket (the application closed
                         // it): the record of its close has the totals.
                         closed.push((cookie, descriptor));
                         None
                     }
-                    Ok(calls) => calls,
+                    Ok(entry) => entry,
                     Err(error) => {
-                        tracing::debug!(%error, %cookie, "reading a socket's call totals failed");
+                        tracing::debug!(%error, %cookie, "reading a socket's entry failed");
                         None
                     }
                 };
-                calls.map(|calls| SockCallsRecord {
-                    cookie,
-                    client: self.id,
-                    time,
-                    calls,
-                })
+                entry.map(|entry| SockCallsRecord::from_entry(cookie, self.id, time, &entry))
             })
-            .map(|totals| (KernelEvent::SockCalls(totals), totals.to_record()))
+            .map(|totals| (KernelEvent::SockCalls(Box::new(totals)), totals.to_record()))
             .collect();
         if !closed.is_empty()
             && let Some(entry) = lock(&self.hub.clients).get_mut(&self.id)
@@ -961,7 +956,7 @@ mod tests {
         // descriptor, as the hub reads call totals).
         assert!(
             hub.tracer
-                .socket_calls(fd.as_raw_fd(), SocketCookie(cookie))
+                .socket_entry(fd.as_raw_fd(), SocketCookie(cookie))
                 .expect("lookup")
                 .is_some()
         );

@@ -38,8 +38,8 @@ pub use crate::capture::CaptureInterfaceInfo;
 pub use crate::event::{
     ClientId, ConnectCall, Direction, HeldStateChange, ImpliedStateChanges, KernelEvent,
     KernelProcess, KernelTcpState, MalformedRecord, PacketRecord, SockCallsRecord, SockMsgRecord,
-    SockOp, SockOpsRecord, SocketCreated, SocketProtocol, SocketReleased, TcpResetRecord,
-    TcpStateChange,
+    SockOp, SockOpsRecord, SocketCreated, SocketProtocol, SocketReleased, TcpCounters,
+    TcpResetRecord, TcpStateChange,
 };
 pub(crate) use announce::Announcement;
 pub use cgroup_programs::CgroupLinks;

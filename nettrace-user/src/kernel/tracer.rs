@@ -18,8 +18,8 @@ use aya::{
     },
 };
 use nettrace_common::{
-    CaptureClient, CaptureInterface, FlowKey, SocketCalls, TracedFlow, TracedSocket, limits,
-    map_name, program_name,
+    CaptureClient, CaptureInterface, FlowKey, TracedFlow, TracedSocket, limits, map_name,
+    program_name,
 };
 
 use super::{
@@ -221,8 +221,7 @@ impl KernelTracer {
         let mut armed = lock(&self.armed);
         let hold = Hold::Socket(cookie.0);
         armed.hold(hold)?;
-        let inserted = lock(&self.traced)
-            .insert(&socket.as_raw_fd(), value, 0)
+        let inserted = store_entry(&mut lock(&self.traced), socket.as_raw_fd(), value)
             .map_err(map_error(map_name::TRACED_SOCKETS, "insert"));
         if inserted.is_err() {
             armed.release(&hold)?;
@@ -357,16 +356,18 @@ impl KernelTracer {
         }
     }
 
-    /// The call totals the kernel keeps for the socket behind `descriptor` if it is still the
-    /// registered socket `cookie` (see [`nettrace_common::socket_flags::FOLD_CALLS`]);
-    /// `None` when the descriptor is closed, or now names another socket or none.
-    pub fn socket_calls(
+    /// The entry the kernel keeps for the socket behind `descriptor` if it is still the
+    /// registered socket `cookie`: its call totals (see
+    /// [`nettrace_common::socket_flags::FOLD_CALLS`]), the transitions it holds and the
+    /// counters of its handshake; `None` when the descriptor is closed, or now names another
+    /// socket or none.
+    pub fn socket_entry(
         &self,
         descriptor: RawFd,
         cookie: SocketCookie,
-    ) -> Result<Option<SocketCalls>, KernelError> {
+    ) -> Result<Option<TracedSocket>, KernelError> {
         match lock(&self.traced).get(&descriptor, 0) {
-            Ok(entry) => Ok((entry.cookie == cookie.0).then_some(entry.calls)),
+            Ok(entry) => Ok((entry.cookie == cookie.0).then_some(entry)),
             Err(e) if is_not_found(&e) || is_stale_descriptor(&e) => Ok(None),
             Err(e) => Err(map_error(map_name::TRACED_SOCKETS, "lookup")(e)),
         }
@@ -652,6 +653,36 @@ pub(super) fn map_error(
 }
 
 /// A lookup or delete of a key the map does not hold.
+/// `BPF_NOEXIST` (`include/uapi/linux/bpf.h`): store only where no value is.
+const BPF_NOEXIST: u64 = 1;
+
+/// Stores `value` as the entry of the socket behind `descriptor`. A socket registered again
+/// keeps what the kernel wrote into its entry for the same registration (client slot and
+/// generation): its call totals, the transitions held for its next record, the counters of
+/// its handshake. (What the programs add between the read and the write here is lost.)
+fn store_entry(
+    traced: &mut SkStorage<MapData, TracedSocket>,
+    descriptor: RawFd,
+    mut value: TracedSocket,
+) -> Result<(), aya::maps::MapError> {
+    // The usual case, a socket not registered yet, takes one system call.
+    match traced.insert(&descriptor, value, BPF_NOEXIST) {
+        Err(aya::maps::MapError::SyscallError(e))
+            if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
+        stored => return stored,
+    }
+    if let Ok(kept) = traced.get(&descriptor, 0)
+        && (kept.cookie, kept.client_id, kept.generation)
+            == (value.cookie, value.client_id, value.generation)
+    {
+        value.calls = kept.calls;
+        value.held = kept.held;
+        value.held_count = kept.held_count;
+        value.established = kept.established;
+    }
+    traced.insert(&descriptor, value, 0)
+}
+
 fn is_not_found(error: &aya::maps::MapError) -> bool {
     match error {
         aya::maps::MapError::KeyNotFound => true,

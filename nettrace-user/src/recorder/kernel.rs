@@ -5,7 +5,7 @@ use nettrace_common::SocketCalls;
 
 use crate::{
     clock::TraceClock,
-    event::{Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, SockOpsRecord},
+    event::{Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, TcpCounters},
     model::{KernelSocketCalls, KernelStateChange, KernelTcpFacts, KernelUdpFacts},
 };
 
@@ -24,8 +24,9 @@ pub(crate) struct KernelRec {
     syn_retransmits: u32,
     retransmits: u32,
     rto_events: u32,
-    /// The latest sock_ops record: its counters are the newest the kernel gave.
-    last: Option<SockOpsRecord>,
+    /// The newest counters the kernel gave: of a sock_ops record, or kept in the socket's
+    /// entry since the handshake.
+    counters: Option<TcpCounters>,
     rst_sent: bool,
     rst_received: bool,
     /// Calls counted here, one record each.
@@ -44,8 +45,12 @@ impl KernelRec {
                     // regrown to eight.
                     self.states.reserve_exact(USUAL_STATE_CHANGES);
                 }
-                self.states
-                    .push((change.time.to_instant(), change.old, change.new));
+                let state = (change.time.to_instant(), change.old, change.new);
+                // A transition held in the socket's entry comes twice when a snapshot read it
+                // there before the record that carries it.
+                if !self.states.contains(&state) {
+                    self.states.push(state);
+                }
             }
             KernelEvent::SockOps(record) => {
                 match record.op {
@@ -59,10 +64,15 @@ impl KernelRec {
                     _ => {}
                 }
                 self.take_totals(&record.calls);
-                self.last = Some(*record);
+                self.take_counters(record.counters());
             }
             KernelEvent::SockMsg(call) => self.count_call(&call),
-            KernelEvent::SockCalls(totals) => self.take_totals(&totals.calls),
+            KernelEvent::SockCalls(totals) => {
+                self.take_totals(&totals.calls);
+                if let Some(counters) = totals.established {
+                    self.take_counters(counters);
+                }
+            }
             KernelEvent::TcpReset(reset) => match reset.direction {
                 Direction::Sent => self.rst_sent = true,
                 Direction::Received => self.rst_received = true,
@@ -73,6 +83,14 @@ impl KernelRec {
             | KernelEvent::SocketCreated(_)
             | KernelEvent::SocketReleased(_)
             | KernelEvent::Connect(_) => {}
+        }
+    }
+
+    /// Keeps `counters` if they are the newest so far: records and reads of the socket's
+    /// entry arrive in any order.
+    fn take_counters(&mut self, counters: TcpCounters) {
+        if self.counters.is_none_or(|kept| kept.time <= counters.time) {
+            self.counters = Some(counters);
         }
     }
 
@@ -154,7 +172,7 @@ impl KernelRec {
     /// The facts for a snapshot, `None` when the kernel reported nothing.
     pub(crate) fn facts(&self, clock: &TraceClock) -> Option<KernelTcpFacts> {
         if self.states.is_empty()
-            && self.last.is_none()
+            && self.counters.is_none()
             && !self.rst_sent
             && !self.rst_received
             && self.calls == KernelSocketCalls::default()
@@ -162,7 +180,7 @@ impl KernelRec {
         {
             return None;
         }
-        let last = self.last.as_ref();
+        let last = self.counters.as_ref();
         Some(KernelTcpFacts {
             states: self
                 .states

@@ -238,12 +238,12 @@ fn call_totals_counted_in_the_kernel_keep_the_newest() {
         ..SocketCalls::default()
     };
     let calls_record = |ms, calls| {
-        kernel(KernelEvent::SockCalls(SockCallsRecord {
-            cookie: SocketCookie(12),
-            client: CLIENT,
-            time: kt(ms),
+        kernel(KernelEvent::SockCalls(Box::new(SockCallsRecord::totals(
+            SocketCookie(12),
+            CLIENT,
+            kt(ms),
             calls,
-        }))
+        ))))
     };
     let events = [
         kernel_ops(sock_ops(
@@ -288,6 +288,113 @@ fn call_totals_counted_in_the_kernel_keep_the_newest() {
             last_error: "Connection reset by peer (os error 104)".to_owned(),
             ..KernelSocketCalls::default()
         }
+    );
+}
+
+/// A library socket's transitions and handshake counters wait in its entry until the record
+/// of its CLOSE: each snapshot reads them there, the record carries them again, and a read
+/// may come after it. Every transition is recorded once, in order, and the newest counters
+/// are shown.
+#[test]
+fn transitions_read_from_the_entry_and_carried_again_are_recorded_once() {
+    use KernelTcpState::*;
+    let mut recorder = recorder(false);
+    resolved_dial(&mut recorder);
+    let record = Arc::new(SocketRecord::new(false));
+    recorder.handle(opened(
+        "tcp-1",
+        Transport::Tcp,
+        "dial-1",
+        SERVER,
+        Some(12),
+        &record,
+        11,
+    ));
+    let held = |ms, old, new| {
+        Some(HeldStateChange {
+            time: kt(ms),
+            old,
+            new,
+        })
+    };
+    let handshake = TcpCounters {
+        time: kt(13),
+        srtt_us: 150,
+        snd_cwnd: 10,
+        total_retrans: 0,
+        segs_in: 1,
+        segs_out: 1,
+        min_rtt_us: Some(120),
+        bytes_received: 0,
+        bytes_acked: 1,
+    };
+    let read = |ms| {
+        let mut read =
+            SockCallsRecord::totals(SocketCookie(12), CLIENT, kt(ms), SocketCalls::default());
+        read.held[0] = held(11, Close, SynSent);
+        read.held[1] = held(12, SynSent, Established);
+        read.established = Some(handshake);
+        KernelEvent::SockCalls(Box::new(read))
+    };
+    let mut close = SockOpsRecord {
+        srtt_us: 90,
+        segs_out: 6,
+        transition: Some((FinWait2, Close)),
+        ..sock_ops(
+            12,
+            50,
+            SockOp::StateChange,
+            Close,
+            (addr(LOCAL_TCP), addr(SERVER)),
+        )
+    };
+    close.held[..4].copy_from_slice(&[
+        held(11, Close, SynSent),
+        held(12, SynSent, Established),
+        held(40, Established, FinWait1),
+        held(45, FinWait1, FinWait2),
+    ]);
+    let mut record_all = |recorder: &mut Recorder, event: KernelEvent| {
+        for event in event.with_implied() {
+            recorder.handle(kernel(event));
+        }
+    };
+    let states = |recorder: &mut Recorder| {
+        let trace = recorder.snapshot_ms("kernel", at(60));
+        let facts = trace.net_trace.tcp_conns[0].kernel.clone().expect("facts");
+        let states: Vec<_> = facts
+            .states
+            .iter()
+            .map(|s| format!("{}>{}", s.from, s.to))
+            .collect();
+        (states, facts.srtt_us, facts.segs_out)
+    };
+    record_all(&mut recorder, read(20));
+    record_all(&mut recorder, read(30));
+    assert_eq!(
+        states(&mut recorder),
+        (
+            vec![
+                "close>syn-sent".to_owned(),
+                "syn-sent>established".to_owned()
+            ],
+            150,
+            1
+        )
+    );
+    record_all(&mut recorder, KernelEvent::SockOps(Box::new(close)));
+    // A read taken before the record, delivered after it (the hub reads, then drains).
+    record_all(&mut recorder, read(48));
+    let expected = [
+        "close>syn-sent",
+        "syn-sent>established",
+        "established>fin-wait1",
+        "fin-wait1>fin-wait2",
+        "fin-wait2>close",
+    ];
+    assert_eq!(
+        states(&mut recorder),
+        (expected.map(str::to_owned).to_vec(), 90, 6)
     );
 }
 

@@ -31,10 +31,10 @@ use crate::{
         PacketDirection::{Egress, Ingress},
     },
     event::{
-        BodyCounters, ConnInfo, ConnectCall, CtSample, Direction, Event, KernelEvent,
-        KernelProcess, KernelTcpState, PacketRecord, RawSocketOp, SockCallsRecord, SockOp,
-        SockOpsRecord, SocketCreated, SocketProtocol, SocketRecord, TcpResetRecord, TlsOutcome,
-        Transport,
+        BodyCounters, ConnInfo, ConnectCall, CtSample, Direction, Event, HeldStateChange,
+        KernelEvent, KernelProcess, KernelTcpState, PacketRecord, RawSocketOp, SockCallsRecord,
+        SockOp, SockOpsRecord, SocketCreated, SocketProtocol, SocketRecord, TcpCounters,
+        TcpResetRecord, TlsOutcome, Transport,
     },
     headers::{HeaderCapture, HttpReqTraceOptions},
     model::{
