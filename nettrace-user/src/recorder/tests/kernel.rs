@@ -354,7 +354,7 @@ fn transitions_read_from_the_entry_and_carried_again_are_recorded_once() {
         held(40, Established, FinWait1),
         held(45, FinWait1, FinWait2),
     ]);
-    let mut record_all = |recorder: &mut Recorder, event: KernelEvent| {
+    let record_all = |recorder: &mut Recorder, event: KernelEvent| {
         for event in event.with_implied() {
             recorder.handle(kernel(event));
         }
