@@ -283,8 +283,6 @@ unsafe fn keep_established_counters(
         total_retrans: field!(ops, total_retrans),
         segs_in: field!(ops, segs_in),
         segs_out: field!(ops, segs_out),
-        bytes_received: field!(ops, bytes_received),
-        bytes_acked: field!(ops, bytes_acked),
     };
     // SAFETY: the caller's promise.
     unsafe { (*entry).established = counters };

@@ -625,8 +625,9 @@ impl TcpCounters {
             segs_in: raw.segs_in,
             segs_out: raw.segs_out,
             min_rtt_us: (raw.min_rtt_us != NO_RTT).then_some(raw.min_rtt_us),
-            bytes_received: raw.bytes_received,
-            bytes_acked: raw.bytes_acked,
+            // Not kept: the handshake's are the SYN's alone.
+            bytes_received: 0,
+            bytes_acked: 0,
         })
     }
 }
