@@ -28,7 +28,8 @@
 //! 1. the kernel hub's `draining` lock (held while a drain hands events to this tracer; the
 //!    call totals a client reads from its sockets' entries are handed on outside it, which
 //!    is safe since totals are merged by maximum, in any order);
-//! 2. the translator's lock, then `retiring`: each released before the next is taken;
+//! 2. the translator's lock, then `waiting` (which may take `retiring` inside it), then
+//!    `retiring`: each released before the next is taken;
 //! 3. the kernel hub's and the daemon link's own locks (clients, interfaces, the socket),
 //!    taken by register/unregister/capture calls and never held while calling back here;
 //!    the conntrack tracker releases its locks before it reports a sample;
@@ -71,7 +72,9 @@ use crate::{
 };
 
 mod retiring;
+mod waiting;
 use retiring::{Retiring, Side};
+use waiting::{WaitingRequest, WaitingRequests};
 
 /// The shared tracing state of one client.
 #[derive(Clone, Debug)]
@@ -93,6 +96,8 @@ struct Inner {
     translator: OnceLock<Mutex<Translator>>,
     /// The completed-request stream, when on (see [`Tracer::stream_to`]).
     stream: OnceLock<CompletedStream>,
+    /// Completed requests not streamed yet: they wait for the kernel's CLOSE of a socket.
+    waiting: Mutex<WaitingRequests>,
 }
 
 /// The sending end of the completed-request stream, and its receiver until taken.
@@ -181,6 +186,13 @@ fn call_reports(transport: Transport) -> CallReports {
     }
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The stream ends with the tracer: the requests still waiting for a CLOSE go now.
+        self.stream_waiting(Instant::now(), true);
+    }
+}
+
 impl KernelSink for Inner {
     fn kernel_event(&self, event: KernelEvent, _record: &[u8]) {
         self.record_kernel_events(std::iter::once(event));
@@ -193,7 +205,9 @@ impl KernelSink for Inner {
     fn tick(&self) {
         // An idle client (no socket closing, no trace taken) still lets the sockets go whose
         // CLOSE was lost; otherwise they would keep the programs armed machine-wide.
-        self.retire_expired(Instant::now());
+        let now = Instant::now();
+        self.retire_expired(now);
+        self.stream_waiting(now, false);
     }
 }
 
@@ -243,11 +257,40 @@ impl Inner {
         }
         // Each socket leaves kernel tracing once the application is done with it too.
         let now = Instant::now();
+        let any_closed = !closed.is_empty();
         for cookie in closed {
             let leaving = lock(&self.retiring).done(cookie, Side::Kernel, now);
             for cookie in leaving {
                 self.unregister(cookie);
             }
+        }
+        if any_closed {
+            self.stream_waiting(now, false);
+        }
+    }
+
+    /// Streams the completed requests that no longer wait for a socket's CLOSE (all with
+    /// `all`: the tracer is going).
+    fn stream_waiting(&self, now: Instant, all: bool) {
+        let Some(stream) = self.stream.get() else {
+            return;
+        };
+        let ready = {
+            let mut waiting = lock(&self.waiting);
+            if waiting.is_empty() {
+                return;
+            }
+            let retiring = lock(&self.retiring);
+            waiting.ready(now, all, |cookie| retiring.awaits_close(cookie))
+        };
+        for request in ready {
+            let WaitingRequest {
+                hops,
+                at,
+                kernel_data,
+                ..
+            } = request;
+            self.stream_request(stream, &hops, at, kernel_data);
         }
     }
 }
@@ -472,6 +515,37 @@ impl Inner {
         // Only this request's sockets are read for their call totals.
         let cookies = lock(&self.recorder).request_cookies(hops);
         let (kernel_data, _) = self.drain_kernel(Some(&cookies));
+        // A socket the application closed already, whose CLOSE has not come: its kernel facts
+        // come with that record (the hub's sockets; the daemon sends each fact as it happens).
+        let unclosed: Vec<SocketCookie> = match self.kernel.get() {
+            Some(KernelLink::Hub(_)) => {
+                let retiring = lock(&self.retiring);
+                cookies
+                    .into_iter()
+                    .filter(|cookie| retiring.awaits_close(cookie))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        let must_wait = !unclosed.is_empty() || !lock(&self.waiting).is_empty();
+        if !must_wait {
+            self.stream_request(stream, hops, at, kernel_data);
+            return;
+        }
+        // Behind the requests that wait, in order. Looked over at once: the CLOSE may have
+        // come since the check above.
+        lock(&self.waiting).wait(hops.to_vec(), at, kernel_data, unclosed);
+        self.stream_waiting(Instant::now(), false);
+    }
+
+    /// Takes the completed request `hops` out of the recorder and hands it to the stream.
+    fn stream_request(
+        &self,
+        stream: &CompletedStream,
+        hops: &[TraceId],
+        at: Instant,
+        kernel_data: Option<KernelDataStatus>,
+    ) {
         let Some(mut trace) = lock(&self.recorder).take_request(hops, at) else {
             return;
         };
@@ -556,6 +630,7 @@ impl Tracer {
                 retiring: Mutex::default(),
                 translator: OnceLock::new(),
                 stream: OnceLock::new(),
+                waiting: Mutex::default(),
             }),
         }
     }

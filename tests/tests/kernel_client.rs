@@ -238,3 +238,55 @@ async fn a_reset_mid_body_is_seen_by_the_kernel() {
         "the application's read saw the reset: {kernel:?}"
     );
 }
+
+/// A streamed request's trace holds what the kernel said of its connection up to the
+/// request's end: a connection the application closed by then comes with its CLOSE and final
+/// totals (the kernel sends them only in the record of its CLOSE: the trace waits for it),
+/// one still open with what its socket held (the handshake, the calls so far).
+#[tokio::test]
+async fn a_streamed_request_holds_the_kernel_facts_of_its_connection() {
+    if !require_root("a_streamed_request_holds_the_kernel_facts_of_its_connection") {
+        return;
+    }
+    let server = scenario::plain_server().await;
+    let client = HttpClient::new(
+        HttpClientConfig {
+            disable_keep_alive: true,
+            ..HttpClientConfig::default()
+        },
+        TraceOptions {
+            kernel: KernelMode::Require,
+            completed_traces: Some(64),
+            ..scenario::full_options()
+        },
+    )
+    .unwrap_or_else(|e| panic!("kernel tracing must start as root: {e:#?}"));
+    let mut completed = client.completed_traces().expect("streaming is on");
+    let url = server.url("/bytes/3000");
+    let mut closed = 0;
+    for _ in 0..10 {
+        get_ok(&client, &url).await;
+        let trace = bounded("the streamed trace", completed.recv())
+            .await
+            .expect("a trace per request");
+        assert_complete(&trace);
+        let tcp = &trace.net_trace.tcp_conns[0];
+        let kernel = tcp
+            .kernel
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}", dump(&trace)));
+        let states: Vec<_> = kernel.states.iter().map(|s| s.to.as_str()).collect();
+        assert_eq!(states[..2], ["syn-sent", "established"], "{}", dump(&trace));
+        assert!(kernel.srtt_us > 0, "{kernel:?}");
+        if states.last() == Some(&"close") {
+            closed += 1;
+            // The final totals: every byte of the exchange, the request's and the response's.
+            let calls = &kernel.calls;
+            assert_eq!(calls.call_bytes_sent, tcp.total_sent_bytes, "{calls:?}");
+            assert_eq!(calls.call_bytes_received, tcp.total_recv_bytes, "{calls:?}");
+        } else {
+            assert_eq!(states.len(), 2, "open: {}", dump(&trace));
+        }
+    }
+    eprintln!("{closed} of 10 connections closed before their request's end");
+}
