@@ -90,6 +90,11 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
     if !armed() || !reported(op) {
         return 1;
     }
+    // Of the state callbacks only the one to CLOSE is sent, and only it marks the entry: the
+    // others (three per connection) return before the lookup too.
+    if op == BPF_SOCK_OPS_STATE_CB && !state_callback_sent(ctx.arg(1)) {
+        return 1;
+    }
     // SAFETY: `sk` of the sock_ops context: the callback's socket (a full one for every
     // callback this program acts on), or NULL.
     let sk = unsafe { (*ctx.ops).__bindgen_anon_2.sk };
@@ -122,14 +127,10 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
     let mut transition = false;
     match op {
         BPF_SOCK_OPS_STATE_CB => {
+            // To CLOSE: the others returned above.
             let [old_state, new_state] = args;
-            if new_state == TCP_CLOSE {
-                // SAFETY: as above.
-                unsafe { (*entry).flags = flags | socket_flags::CLOSED };
-            }
-            if !state_callback_sent(new_state) {
-                return 1;
-            }
+            // SAFETY: as above.
+            unsafe { (*entry).flags = flags | socket_flags::CLOSED };
             // Only when the tracepoint left the transition out: the entry may lack the flag
             // while the kernel's callback is on (a socket registered again after connect).
             transition =
