@@ -155,10 +155,9 @@ pub mod limits {
     /// id modulo this).
     pub const ANNOUNCEMENT_SLOTS: u32 = 1_024;
     /// State transitions a socket's entry holds for its next `sock_ops` record (see
-    /// [`crate::TracedSocket::held`]): a library connection holds all of its own until CLOSE
-    /// (SYN-SENT, ESTABLISHED, then FIN-WAIT-1 and FIN-WAIT-2, or CLOSE-WAIT and LAST-ACK,
-    /// or FIN-WAIT-1 and CLOSING; the kernel's TIME-WAIT socket is another one). One more
-    /// would grow the entry past what the socket's storage allocates cheaply (see
+    /// [`crate::TracedSocket::held`]): a library connection holds up to three (SYN-SENT,
+    /// ESTABLISHED and CLOSE-WAIT until the application's `close()`), with one to spare. One
+    /// more would grow the entry past what the socket's storage allocates cheaply (see
     /// [`crate::TracedSocket`]).
     pub const HELD_TRANSITIONS: usize = 4;
 }
@@ -196,22 +195,26 @@ pub mod socket_flags {
     pub const CAPTURE: u32 = 1;
     /// Count the socket's send and receive calls in its entry ([`crate::TracedSocket::calls`])
     /// instead of sending a record per call: the totals travel with the socket's `sock_ops`
-    /// records (the one of CLOSE among them) and with a [`crate::SockCallsEvent`] for a failed
-    /// call or a call after CLOSE; while the socket is open, userspace reads them from the
-    /// entry. With [`STATE_CALLBACKS`], such a socket's established callback sends no record
-    /// either: it keeps its counters in the entry ([`crate::TracedSocket::established`]), and
-    /// its transitions wait in the entry for the record of CLOSE (or of a retransmit or an
-    /// RTO), so a connection that closes the usual way takes one record. For TCP sockets whose
-    /// owner keeps their descriptors (the in-process library), not for a trace that wants each
-    /// call (socket-operation logs of a traced program).
+    /// records and with a [`crate::SockCallsEvent`] for a failed call or a call after CLOSE;
+    /// while the socket is open, userspace reads them from the entry. Such a socket's
+    /// application `close()` and `shutdown()` (the transition to FIN-WAIT-1 or LAST-ACK, or a
+    /// state set again by a `close()` after `shutdown()`) send a record too: once the
+    /// descriptor is gone the entry cannot be read, and the record of CLOSE may be a round
+    /// trip away. With [`STATE_CALLBACKS`], its established callback sends no record: it
+    /// keeps its counters in the entry ([`crate::TracedSocket::established`]), and its
+    /// transitions wait in the entry for the next record, so a connection that closes the
+    /// usual way takes two records. For TCP sockets whose owner keeps their descriptors (the
+    /// in-process library), not for a trace that wants each call (socket-operation logs of a
+    /// traced program).
     pub const FOLD_CALLS: u32 = 2;
     /// Set by the `sock_ops` program when the socket reached CLOSE: a call after it is
     /// reported at once (the last record with totals is gone by then). Cleared when the socket
     /// connects again.
     pub const CLOSED: u32 = 4;
     /// Set by the `sock_ops` program at connect when the kernel took its state callbacks.
-    /// From then on the transitions that `sock_ops` records anyway (to CLOSE, and to
-    /// ESTABLISHED of a socket without [`FOLD_CALLS`]) come only as its records, marked
+    /// From then on the transitions that `sock_ops` records anyway (to CLOSE, the
+    /// `close()` / `shutdown()` of a [`FOLD_CALLS`] socket, and to ESTABLISHED of a socket
+    /// without it) come only as its records, marked
     /// [`crate::sock_ops_record::TRANSITION`]: the state tracepoint leaves them out.
     /// The other transitions it holds back in the socket's entry
     /// ([`crate::TracedSocket::held`]) for the next `sock_ops` record to carry

@@ -183,8 +183,8 @@ pub(crate) unsafe fn send_held_transitions(entry: *mut TracedSocket, cookie: u64
 /// Unread bytes from which a new event wakes the reader. Waking it costs microseconds per
 /// event (measured: 2.4 us per traced send with a wakeup each time; in a VM each wakeup is a
 /// self-IPI, a VM exit), so the reader is woken once a batch has built up and otherwise
-/// drains on its own 20 ms tick. 64 KiB is about 90 new library connections' events (three
-/// `sock_ops` records of 240 bytes each), a quarter of the default ring (issue 16: at 32 KiB
+/// drains on its own 20 ms tick. 64 KiB is about 120 new library connections' events (two
+/// `sock_ops` records of 264 bytes each), a quarter of the default ring (issue 16: at 32 KiB
 /// the wakeups still took 0.3 us of the client's CPU per connection on this VM, about 14 us
 /// each). A ring smaller than the mark is drained by the reader's tick and by snapshots
 /// alone, as before.

@@ -6,8 +6,11 @@
 //! The RTT minimum is the kernel's own (`tcp_sock.rtt_min`, a context field), read with each
 //! record: a callback per RTT sample (per ACK) ran the program once per request of a
 //! keep-alive connection for that one number. Of the state-change callbacks only the one to
-//! CLOSE is sent, for the kernel's final counters (and a socket's call totals, when it counts
-//! them in its entry: [`socket_flags::FOLD_CALLS`]).
+//! CLOSE is sent, for the kernel's final counters; a socket whose calls are counted in its
+//! entry ([`socket_flags::FOLD_CALLS`]) also reports the transitions that `close()` and
+//! `shutdown()` make (to FIN-WAIT-1 or LAST-ACK, or to the same state: a `close()` after
+//! `shutdown()`), whose record carries the totals: after `close()` the application has no
+//! descriptor left through which userspace could read them.
 //!
 //! A record sent at a transition stands for it ([`sock_ops_record::TRANSITION`]), and so does
 //! the active-established one for SYN-SENT to ESTABLISHED: the `inet_sock_set_state`
@@ -15,7 +18,7 @@
 //! userspace a decode and a dispatch). A socket that counts its calls in its entry sends no
 //! established record at all: its counters stay in the entry
 //! ([`nettrace_common::TracedSocket::established`]), where userspace reads them with the call
-//! totals while the socket is open, and its transitions wait there for the record of CLOSE.
+//! totals while the socket is open, and its transitions wait there for its next record.
 use core::ffi::c_void;
 
 use aya_ebpf::{
@@ -49,24 +52,38 @@ const TCP_ESTABLISHED: u32 = 1;
 pub(crate) const TCP_SYN_SENT: u32 = 2;
 /// `TCP_CLOSE` (`args[1]` of the state callback is the new state).
 pub(crate) const TCP_CLOSE: u32 = 7;
+/// `TCP_FIN_WAIT1`: the application closed first.
+const TCP_FIN_WAIT1: u32 = 4;
+/// `TCP_LAST_ACK`: the application closed after the peer.
+const TCP_LAST_ACK: u32 = 9;
 
-/// Whether the state callback to `new` becomes a record: the one to CLOSE (the kernel's final
-/// counters, and the call totals of a socket that counts them in its entry).
+/// Whether the state callback from `old` to `new` of a socket with `flags` becomes a record:
+/// the one to CLOSE (the kernel's final counters), and for a socket that counts its calls in
+/// its entry the application's `close()` / `shutdown()` (the totals, which userspace cannot
+/// read once the descriptor is gone).
 #[inline(always)]
-pub(crate) fn state_callback_sent(new: u32) -> bool {
-    new == TCP_CLOSE
+pub(crate) fn state_callback_sent(flags: u32, old: u32, new: u32) -> bool {
+    new == TCP_CLOSE || (flags & socket_flags::FOLD_CALLS != 0 && closed_by_application(old, new))
+}
+
+/// Whether a state change from `old` to `new` is the application's `close()` or
+/// `shutdown()`: the kernel moves to FIN-WAIT-1 or LAST-ACK, or, closing a socket already
+/// shut down (FIN-WAIT-1/2, CLOSING), sets the state it is in.
+#[inline(always)]
+fn closed_by_application(old: u32, new: u32) -> bool {
+    new == TCP_FIN_WAIT1 || new == TCP_LAST_ACK || old == new
 }
 
 /// Whether the transition from `old` to `new` of a socket with `flags` reaches userspace as a
 /// record of this program ([`sock_ops_record::TRANSITION`]), so that the state tracepoint
-/// leaves it out: the one to CLOSE, and SYN-SENT to ESTABLISHED of a socket that sends an
-/// established record (one without [`socket_flags::FOLD_CALLS`]), which the active-established
-/// callback right after it stands for. Only for a socket whose state callbacks are on
-/// ([`socket_flags::STATE_CALLBACKS`]).
+/// leaves it out: those of the state callback that are sent, and SYN-SENT to ESTABLISHED of a
+/// socket that sends an established record (one without [`socket_flags::FOLD_CALLS`]), which
+/// the active-established callback right after it stands for. Only for a socket whose state
+/// callbacks are on ([`socket_flags::STATE_CALLBACKS`]).
 #[inline(always)]
 pub(crate) fn transition_sent_by_sock_ops(flags: u32, old: u32, new: u32) -> bool {
     flags & socket_flags::STATE_CALLBACKS != 0
-        && (state_callback_sent(new)
+        && (state_callback_sent(flags, old, new)
             || (flags & socket_flags::FOLD_CALLS == 0
                 && old == TCP_SYN_SENT
                 && new == TCP_ESTABLISHED))
@@ -90,9 +107,11 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
     if !armed() || !reported(op) {
         return 1;
     }
-    // Of the state callbacks only the one to CLOSE is sent, and only it marks the entry: the
-    // others (three per connection) return before the lookup too.
-    if op == BPF_SOCK_OPS_STATE_CB && !state_callback_sent(ctx.arg(1)) {
+    // Of the state callbacks only those that may be sent (whatever the socket's flags) go on
+    // to the lookup: to CLOSE, which marks the entry too, and the application's close.
+    if op == BPF_SOCK_OPS_STATE_CB
+        && !state_callback_sent(socket_flags::FOLD_CALLS, ctx.arg(0), ctx.arg(1))
+    {
         return 1;
     }
     // SAFETY: `sk` of the sock_ops context: the callback's socket (a full one for every
@@ -127,10 +146,14 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
     let mut transition = false;
     match op {
         BPF_SOCK_OPS_STATE_CB => {
-            // To CLOSE: the others returned above.
             let [old_state, new_state] = args;
-            // SAFETY: as above.
-            unsafe { (*entry).flags = flags | socket_flags::CLOSED };
+            if new_state == TCP_CLOSE {
+                // SAFETY: as above.
+                unsafe { (*entry).flags = flags | socket_flags::CLOSED };
+            }
+            if !state_callback_sent(flags, old_state, new_state) {
+                return 1;
+            }
             // Only when the tracepoint left the transition out: the entry may lack the flag
             // while the kernel's callback is on (a socket registered again after connect).
             transition =
@@ -173,8 +196,9 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
                 args = [TCP_SYN_SENT, TCP_ESTABLISHED];
                 transition = true;
             } else if flags & socket_flags::STATE_CALLBACKS != 0 {
-                // The record of CLOSE will carry the held transitions; the counters wait in
-                // the entry for a snapshot of the open connection.
+                // The next record (of the application's close, or of CLOSE) will carry the
+                // held transitions; the counters wait in the entry for a snapshot of the open
+                // connection.
                 // SAFETY: as above.
                 unsafe { keep_established_counters(ctx.ops, entry) };
                 return 1;

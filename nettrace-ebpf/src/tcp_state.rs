@@ -49,7 +49,7 @@ pub fn nettrace_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
         // the held transitions along. Some still held: our callback did not run (another
         // program replaced the socket's callback flags), so they and this transition go as
         // state records, and so will the socket's later ones.
-        if held == 0 || !state_callback_sent(new_state) {
+        if held == 0 || !state_callback_sent(flags, old_state, new_state) {
             return 0;
         }
         // SAFETY: as above.

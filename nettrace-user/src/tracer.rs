@@ -28,8 +28,7 @@
 //! 1. the kernel hub's `draining` lock (held while a drain hands events to this tracer; the
 //!    call totals a client reads from its sockets' entries are handed on outside it, which
 //!    is safe since totals are merged by maximum, in any order);
-//! 2. the translator's lock, then `waiting` (which may take `retiring` inside it), then
-//!    `retiring`: each released before the next is taken;
+//! 2. the translator's lock, then `retiring`: each released before the next is taken;
 //! 3. the kernel hub's and the daemon link's own locks (clients, interfaces, the socket),
 //!    taken by register/unregister/capture calls and never held while calling back here;
 //!    the conntrack tracker releases its locks before it reports a sample;
@@ -72,9 +71,7 @@ use crate::{
 };
 
 mod retiring;
-mod waiting;
 use retiring::{Retiring, Side};
-use waiting::{WaitingRequest, WaitingRequests};
 
 /// The shared tracing state of one client.
 #[derive(Clone, Debug)]
@@ -96,8 +93,6 @@ struct Inner {
     translator: OnceLock<Mutex<Translator>>,
     /// The completed-request stream, when on (see [`Tracer::stream_to`]).
     stream: OnceLock<CompletedStream>,
-    /// Completed requests not streamed yet: they wait for the kernel's CLOSE of a socket.
-    waiting: Mutex<WaitingRequests>,
 }
 
 /// The sending end of the completed-request stream, and its receiver until taken.
@@ -144,12 +139,12 @@ impl KernelLink {
         &self,
         socket: BorrowedFd<'_>,
         cookie: SocketCookie,
-        transport: Transport,
+        calls: CallReports,
         entry: SocketEntry,
     ) -> Result<(), String> {
         match self {
             Self::Hub(client) => client
-                .register(socket, cookie, call_reports(transport), entry)
+                .register(socket, cookie, calls, entry)
                 .map_err(|e| e.to_string()),
             Self::Daemon(link) => match link.register(&socket) {
                 Ok(registered) if registered == cookie => Ok(()),
@@ -162,8 +157,8 @@ impl KernelLink {
 
     /// Announces the socket the calling thread creates next, for the kernel to register it
     /// as it is created (the hub only: see [`KernelClient::announce`]).
-    fn announce(&self, transport: Transport) -> Option<Announcement<'_>> {
-        self.hub()?.announce(call_reports(transport))
+    fn announce(&self, calls: CallReports) -> Option<Announcement<'_>> {
+        self.hub()?.announce(calls)
     }
 
     /// Stops tracing a socket.
@@ -186,13 +181,6 @@ fn call_reports(transport: Transport) -> CallReports {
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // The stream ends with the tracer: the requests still waiting for a CLOSE go now.
-        self.stream_waiting(Instant::now(), true);
-    }
-}
-
 impl KernelSink for Inner {
     fn kernel_event(&self, event: KernelEvent, _record: &[u8]) {
         self.record_kernel_events(std::iter::once(event));
@@ -205,9 +193,7 @@ impl KernelSink for Inner {
     fn tick(&self) {
         // An idle client (no socket closing, no trace taken) still lets the sockets go whose
         // CLOSE was lost; otherwise they would keep the programs armed machine-wide.
-        let now = Instant::now();
-        self.retire_expired(now);
-        self.stream_waiting(now, false);
+        self.retire_expired(Instant::now());
     }
 }
 
@@ -257,40 +243,11 @@ impl Inner {
         }
         // Each socket leaves kernel tracing once the application is done with it too.
         let now = Instant::now();
-        let any_closed = !closed.is_empty();
         for cookie in closed {
             let leaving = lock(&self.retiring).done(cookie, Side::Kernel, now);
             for cookie in leaving {
                 self.unregister(cookie);
             }
-        }
-        if any_closed {
-            self.stream_waiting(now, false);
-        }
-    }
-
-    /// Streams the completed requests that no longer wait for a socket's CLOSE (all with
-    /// `all`: the tracer is going).
-    fn stream_waiting(&self, now: Instant, all: bool) {
-        let Some(stream) = self.stream.get() else {
-            return;
-        };
-        let ready = {
-            let mut waiting = lock(&self.waiting);
-            if waiting.is_empty() {
-                return;
-            }
-            let retiring = lock(&self.retiring);
-            waiting.ready(now, all, |cookie| retiring.awaits_close(cookie))
-        };
-        for request in ready {
-            let WaitingRequest {
-                hops,
-                at,
-                kernel_data,
-                ..
-            } = request;
-            self.stream_request(stream, &hops, at, kernel_data);
         }
     }
 }
@@ -388,7 +345,8 @@ impl EventSink for Inner {
         create: &mut dyn FnMut() -> io::Result<Socket>,
     ) -> io::Result<(Socket, Option<SocketCookie>)> {
         let link = self.kernel.get();
-        let announced = link.and_then(|link| link.announce(transport));
+        let calls = call_reports(transport);
+        let announced = link.and_then(|link| link.announce(calls));
         let socket = create()?;
         let (cookie, entry) = match announced.and_then(Announcement::registered) {
             Some(cookie) => (Some(SocketCookie(cookie)), SocketEntry::StoredByKernel),
@@ -397,7 +355,7 @@ impl EventSink for Inner {
         if let Some(cookie) = cookie
             && let Some(link) = link
             && let Err(error) =
-                link.register(std::os::fd::AsFd::as_fd(&socket), cookie, transport, entry)
+                link.register(std::os::fd::AsFd::as_fd(&socket), cookie, calls, entry)
         {
             tracing::warn!(%error, %cookie, "socket not traced in the kernel");
         }
@@ -515,37 +473,6 @@ impl Inner {
         // Only this request's sockets are read for their call totals.
         let cookies = lock(&self.recorder).request_cookies(hops);
         let (kernel_data, _) = self.drain_kernel(Some(&cookies));
-        // A socket the application closed already, whose CLOSE has not come: its kernel facts
-        // come with that record (the hub's sockets; the daemon sends each fact as it happens).
-        let unclosed: Vec<SocketCookie> = match self.kernel.get() {
-            Some(KernelLink::Hub(_)) => {
-                let retiring = lock(&self.retiring);
-                cookies
-                    .into_iter()
-                    .filter(|cookie| retiring.awaits_close(cookie))
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
-        let must_wait = !unclosed.is_empty() || !lock(&self.waiting).is_empty();
-        if !must_wait {
-            self.stream_request(stream, hops, at, kernel_data);
-            return;
-        }
-        // Behind the requests that wait, in order. Looked over at once: the CLOSE may have
-        // come since the check above.
-        lock(&self.waiting).wait(hops.to_vec(), at, kernel_data, unclosed);
-        self.stream_waiting(Instant::now(), false);
-    }
-
-    /// Takes the completed request `hops` out of the recorder and hands it to the stream.
-    fn stream_request(
-        &self,
-        stream: &CompletedStream,
-        hops: &[TraceId],
-        at: Instant,
-        kernel_data: Option<KernelDataStatus>,
-    ) {
         let Some(mut trace) = lock(&self.recorder).take_request(hops, at) else {
             return;
         };
@@ -630,7 +557,6 @@ impl Tracer {
                 retiring: Mutex::default(),
                 translator: OnceLock::new(),
                 stream: OnceLock::new(),
-                waiting: Mutex::default(),
             }),
         }
     }

@@ -239,10 +239,10 @@ async fn a_reset_mid_body_is_seen_by_the_kernel() {
     );
 }
 
-/// A streamed request's trace holds what the kernel said of its connection up to the
-/// request's end: a connection the application closed by then comes with its CLOSE and final
-/// totals (the kernel sends them only in the record of its CLOSE: the trace waits for it),
-/// one still open with what its socket held (the handshake, the calls so far).
+/// A streamed request's trace holds what the kernel said of its connection by the request's
+/// end: its handshake and, for a connection the application closed by then, the final call
+/// totals (a streaming client's sockets report their `close()`: the record of CLOSE may be a
+/// round trip away, and the trace does not wait for it).
 #[tokio::test]
 async fn a_streamed_request_holds_the_kernel_facts_of_its_connection() {
     if !require_root("a_streamed_request_holds_the_kernel_facts_of_its_connection") {
@@ -278,14 +278,12 @@ async fn a_streamed_request_holds_the_kernel_facts_of_its_connection() {
         let states: Vec<_> = kernel.states.iter().map(|s| s.to.as_str()).collect();
         assert_eq!(states[..2], ["syn-sent", "established"], "{}", dump(&trace));
         assert!(kernel.srtt_us > 0, "{kernel:?}");
-        if states.last() == Some(&"close") {
+        if !tcp.conn_close_at.is_undefined() {
             closed += 1;
-            // The final totals: every byte of the exchange, the request's and the response's.
+            // Every byte of the exchange, the request's and the response's.
             let calls = &kernel.calls;
             assert_eq!(calls.call_bytes_sent, tcp.total_sent_bytes, "{calls:?}");
             assert_eq!(calls.call_bytes_received, tcp.total_recv_bytes, "{calls:?}");
-        } else {
-            assert_eq!(states.len(), 2, "open: {}", dump(&trace));
         }
     }
     eprintln!("{closed} of 10 connections closed before their request's end");

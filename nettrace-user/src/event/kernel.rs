@@ -245,7 +245,9 @@ impl KernelEvent {
     /// ([`SockOpsRecord::held`], oldest first, each at its own time), which come before the
     /// record, and the one it stands for itself ([`SockOpsRecord::transition`], at the
     /// record's time), which comes after it. Whoever records transitions takes each event in
-    /// that order ([`Self::with_implied`]).
+    /// that order ([`Self::with_implied`]). The totals read from a socket's entry
+    /// ([`SockCallsRecord::held`]) imply the transitions held there so far, which the socket's
+    /// next sock_ops record carries again: a transition may come twice, with the same time.
     pub fn implied_state_changes(&self) -> ImpliedStateChanges {
         let (cookie, client, held, transition) = match self {
             Self::SockOps(record) => (

@@ -761,7 +761,9 @@ impl KernelClient {
         }
     }
 
-    /// The call totals of this client's open [`CallReports::Totals`] sockets that `wanted`,
+    /// The entries of this client's open sockets that count their calls in the kernel
+    /// ([`CallReports::Totals`]) and that `wanted`: their call totals, held transitions and
+    /// handshake counters,
     /// read from their entries (the kernel sends them only when something else happens to
     /// the socket), with the sink they go to.
     fn read_call_totals(

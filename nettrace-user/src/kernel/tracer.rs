@@ -652,14 +652,15 @@ pub(super) fn map_error(
     }
 }
 
-/// A lookup or delete of a key the map does not hold.
 /// `BPF_NOEXIST` (`include/uapi/linux/bpf.h`): store only where no value is.
 const BPF_NOEXIST: u64 = 1;
 
 /// Stores `value` as the entry of the socket behind `descriptor`. A socket registered again
 /// keeps what the kernel wrote into its entry for the same registration (client slot and
 /// generation): its call totals, the transitions held for its next record, the counters of
-/// its handshake. (What the programs add between the read and the write here is lost.)
+/// its handshake. What the programs do between the read and the write here is lost (calls
+/// counted meanwhile), or comes twice (transitions a record took along meanwhile, which a
+/// reader of both keeps once).
 fn store_entry(
     traced: &mut SkStorage<MapData, TracedSocket>,
     descriptor: RawFd,
@@ -683,6 +684,7 @@ fn store_entry(
     traced.insert(&descriptor, value, 0)
 }
 
+/// A lookup or delete of a key the map does not hold.
 fn is_not_found(error: &aya::maps::MapError) -> bool {
     match error {
         aya::maps::MapError::KeyNotFound => true,

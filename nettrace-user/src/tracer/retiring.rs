@@ -77,12 +77,6 @@ impl Retiring {
             .chain(self.expired_at(now))
     }
 
-    /// Whether the application closed `cookie` and its CLOSE has not come (nor been given up
-    /// on).
-    pub(super) fn awaits_close(&self, cookie: &SocketCookie) -> bool {
-        self.dropped.contains_key(cookie)
-    }
-
     /// The sockets the application closed more than [`RETIRE_WAIT`] before `now`, which
     /// leave; looked for at most every [`SWEEP_EVERY`] (empty otherwise).
     pub(super) fn expired_at(&mut self, now: Instant) -> Vec<SocketCookie> {
