@@ -142,7 +142,10 @@ async fn registered_connection_yields_its_tcp_states_and_addresses() {
         .collect();
     let ops: Vec<_> = sock_ops.iter().map(|r| (r.op, r.args)).collect();
     // The kernel's RTT minimum: the handshake's sample in both records.
-    let min_rtt: Vec<_> = sock_ops.iter().map(|r| r.min_rtt_us.is_some()).collect();
+    let min_rtt: Vec<_> = sock_ops
+        .iter()
+        .map(|r| r.counters.min_rtt_us.is_some())
+        .collect();
     assert_eq!(min_rtt, [true, true], "{seen:#?}");
     // No connect record (the socket's flow is not captured). Of the state callbacks only the
     // last one (to CLOSE) is sent; it and the established record stand for their transitions
@@ -186,7 +189,7 @@ async fn registered_connection_yields_its_tcp_states_and_addresses() {
         "{seen:#?}"
     );
     // The final state change carries the kernel's figures for the whole connection.
-    let last = sock_ops.last().unwrap();
+    let last = &sock_ops.last().unwrap().counters;
     // Sequence space acknowledged: the payload, plus one each for the SYN and the FIN.
     assert_eq!(last.bytes_acked, 12 + 2, "{last:?}");
     assert_eq!(last.bytes_received, 1, "the server's FIN: {last:?}");

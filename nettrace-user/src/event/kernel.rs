@@ -105,9 +105,9 @@ pub struct SockCallsRecord {
     /// Read from the entry: the transitions it holds for the socket's next sock_ops record,
     /// oldest first (the first ones filled). That record carries them again.
     pub held: [Option<HeldStateChange>; HELD_TRANSITIONS],
-    /// Read from the entry: the counters of the connection when it was established, kept
+    /// Read from the entry: when the connection was established and its counters then, kept
     /// there instead of a record ([`nettrace_common::TracedSocket::established`]).
-    pub established: Option<TcpCounters>,
+    pub established: Option<(KernelTime, TcpCounters)>,
 }
 
 impl SockCallsRecord {
@@ -562,23 +562,8 @@ pub struct SockOpsRecord {
     pub args: [u32; 2],
     /// Kernel TCP state.
     pub state: KernelTcpState,
-    /// Smoothed RTT in microseconds.
-    pub srtt_us: u32,
-    /// Congestion window (segments).
-    pub snd_cwnd: u32,
-    /// Retransmitted segments so far.
-    pub total_retrans: u32,
-    /// Segments received.
-    pub segs_in: u32,
-    /// Segments sent.
-    pub segs_out: u32,
-    /// The kernel's smallest RTT sample, in microseconds, over `net.ipv4.tcp_min_rtt_wlen`
-    /// (5 minutes by default); `None` before the first sample.
-    pub min_rtt_us: Option<u32>,
-    /// Payload bytes received.
-    pub bytes_received: u64,
-    /// Payload bytes acknowledged by the peer.
-    pub bytes_acked: u64,
+    /// The connection's TCP counters at the callback.
+    pub counters: TcpCounters,
     /// Call totals of a socket that counts its calls in the kernel; zero otherwise.
     pub calls: SocketCalls,
     /// The state transition (old, new) this record also stands for: the kernel sent no
@@ -593,10 +578,8 @@ pub struct SockOpsRecord {
 /// A connection's TCP counters at one moment: those of a sock_ops record
 /// ([`SockOpsRecord::counters`]), or those kept in a socket's entry when it was established
 /// ([`SockCallsRecord::established`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpCounters {
-    /// When the kernel took them.
-    pub time: KernelTime,
     /// Smoothed RTT in microseconds.
     pub srtt_us: u32,
     /// Congestion window (segments).
@@ -616,20 +599,25 @@ pub struct TcpCounters {
 }
 
 impl TcpCounters {
-    /// The counters a socket's entry keeps from its handshake; `None` before it completed.
-    pub(crate) fn from_entry(raw: &EstablishedCounters) -> Option<Self> {
-        (raw.timestamp_ns != 0).then(|| Self {
-            time: KernelTime(raw.timestamp_ns),
-            // The kernel keeps srtt in 1/8 microseconds.
-            srtt_us: raw.srtt_us >> 3,
-            snd_cwnd: raw.snd_cwnd,
-            total_retrans: raw.total_retrans,
-            segs_in: raw.segs_in,
-            segs_out: raw.segs_out,
-            min_rtt_us: (raw.min_rtt_us != NO_RTT).then_some(raw.min_rtt_us),
-            // Not kept: the handshake's are the SYN's alone.
-            bytes_received: 0,
-            bytes_acked: 0,
+    /// The counters a socket's entry keeps from its handshake, with when they were taken;
+    /// `None` before it completed.
+    pub(crate) fn from_entry(raw: &EstablishedCounters) -> Option<(KernelTime, Self)> {
+        (raw.timestamp_ns != 0).then(|| {
+            (
+                KernelTime(raw.timestamp_ns),
+                Self {
+                    // The kernel keeps srtt in 1/8 microseconds.
+                    srtt_us: raw.srtt_us >> 3,
+                    snd_cwnd: raw.snd_cwnd,
+                    total_retrans: raw.total_retrans,
+                    segs_in: raw.segs_in,
+                    segs_out: raw.segs_out,
+                    min_rtt_us: (raw.min_rtt_us != NO_RTT).then_some(raw.min_rtt_us),
+                    // Not kept: the handshake's are the SYN's alone.
+                    bytes_received: 0,
+                    bytes_acked: 0,
+                },
+            )
         })
     }
 }
@@ -638,21 +626,6 @@ impl TcpCounters {
 const NO_RTT: u32 = u32::MAX;
 
 impl SockOpsRecord {
-    /// The record's counters.
-    pub fn counters(&self) -> TcpCounters {
-        TcpCounters {
-            time: self.time,
-            srtt_us: self.srtt_us,
-            snd_cwnd: self.snd_cwnd,
-            total_retrans: self.total_retrans,
-            segs_in: self.segs_in,
-            segs_out: self.segs_out,
-            min_rtt_us: self.min_rtt_us,
-            bytes_received: self.bytes_received,
-            bytes_acked: self.bytes_acked,
-        }
-    }
-
     fn from_raw(e: &SockOpsEvent) -> Result<Self, MalformedRecord> {
         let ip = |words: &[u32; 4]| -> Result<IpAddr, MalformedRecord> {
             match e.family {
@@ -678,16 +651,18 @@ impl SockOpsRecord {
             remote: SocketAddr::new(ip(&e.remote_addr)?, e.remote_port as u16),
             args: e.args,
             state: KernelTcpState::from(e.state),
-            // The kernel keeps srtt in 1/8 microseconds.
-            srtt_us: e.srtt_us >> 3,
-            snd_cwnd: e.snd_cwnd,
-            total_retrans: e.total_retrans,
-            segs_in: e.segs_in,
-            segs_out: e.segs_out,
-            min_rtt_us: (e.record_flags & sock_ops_record::HAS_MIN_RTT != 0)
-                .then_some(e.min_rtt_us),
-            bytes_received: e.bytes_received,
-            bytes_acked: e.bytes_acked,
+            counters: TcpCounters {
+                // The kernel keeps srtt in 1/8 microseconds.
+                srtt_us: e.srtt_us >> 3,
+                snd_cwnd: e.snd_cwnd,
+                total_retrans: e.total_retrans,
+                segs_in: e.segs_in,
+                segs_out: e.segs_out,
+                min_rtt_us: (e.record_flags & sock_ops_record::HAS_MIN_RTT != 0)
+                    .then_some(e.min_rtt_us),
+                bytes_received: e.bytes_received,
+                bytes_acked: e.bytes_acked,
+            },
             calls: e.calls,
             transition: (e.record_flags & sock_ops_record::TRANSITION != 0).then(|| {
                 (
@@ -778,7 +753,7 @@ mod tests {
         assert_eq!(record.op, SockOp::ActiveEstablished);
         assert_eq!(record.local, "127.0.0.1:40000".parse().unwrap());
         assert_eq!(record.remote, "127.0.0.2:8080".parse().unwrap());
-        assert_eq!(record.srtt_us, 10);
+        assert_eq!(record.counters.srtt_us, 10);
         // The kernel's RTT minimum counts only with its flag (`u32::MAX` before a sample).
         let has_min_rtt = sock_ops_record::HAS_MIN_RTT;
         for (min_rtt_us, record_flags, decoded) in [
@@ -794,7 +769,7 @@ mod tests {
             let KernelEvent::SockOps(record) = KernelEvent::decode(&bytes_of(&raw)).unwrap() else {
                 panic!("not a sock_ops record");
             };
-            assert_eq!(record.min_rtt_us, decoded);
+            assert_eq!(record.counters.min_rtt_us, decoded);
         }
         // Without its flag a record stands for no transition; it and its arguments stay
         // what the callback gave.

@@ -26,7 +26,7 @@ use crate::{
     clock::TraceClock,
     event::{
         ClientId, Direction, KernelEvent, KernelProcess, KernelTcpState, SockMsgRecord, SockOp,
-        SockOpsRecord, TcpStateChange,
+        SockOpsRecord, TcpCounters, TcpStateChange,
     },
     ids::IdSource,
     model::{ConnProcess, Timestamp, TraceId},
@@ -147,14 +147,10 @@ pub(crate) fn sock_ops(
         remote,
         args: [0; 2],
         state,
-        srtt_us: 0,
-        snd_cwnd: 10,
-        total_retrans: 0,
-        segs_in: 0,
-        segs_out: 0,
-        min_rtt_us: None,
-        bytes_received: 0,
-        bytes_acked: 0,
+        counters: TcpCounters {
+            snd_cwnd: 10,
+            ..TcpCounters::default()
+        },
         calls: nettrace_common::SocketCalls::default(),
         transition: None,
         held: [None; nettrace_common::limits::HELD_TRANSITIONS],

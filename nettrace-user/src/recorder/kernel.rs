@@ -4,6 +4,7 @@ use std::time::Instant;
 use nettrace_common::SocketCalls;
 
 use crate::{
+    KernelTime,
     clock::TraceClock,
     event::{Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, TcpCounters},
     model::{KernelSocketCalls, KernelStateChange, KernelTcpFacts, KernelUdpFacts},
@@ -26,7 +27,7 @@ pub(crate) struct KernelRec {
     rto_events: u32,
     /// The newest counters the kernel gave: of a sock_ops record, or kept in the socket's
     /// entry since the handshake.
-    counters: Option<TcpCounters>,
+    counters: Option<(KernelTime, TcpCounters)>,
     rst_sent: bool,
     rst_received: bool,
     /// Calls counted here, one record each.
@@ -64,13 +65,13 @@ impl KernelRec {
                     _ => {}
                 }
                 self.take_totals(&record.calls);
-                self.take_counters(record.counters());
+                self.take_counters(record.time, record.counters);
             }
             KernelEvent::SockMsg(call) => self.count_call(&call),
             KernelEvent::SockCalls(totals) => {
                 self.take_totals(&totals.calls);
-                if let Some(counters) = totals.established {
-                    self.take_counters(counters);
+                if let Some((time, counters)) = totals.established {
+                    self.take_counters(time, counters);
                 }
             }
             KernelEvent::TcpReset(reset) => match reset.direction {
@@ -88,9 +89,9 @@ impl KernelRec {
 
     /// Keeps `counters` if they are the newest so far: records and reads of the socket's
     /// entry arrive in any order.
-    fn take_counters(&mut self, counters: TcpCounters) {
-        if self.counters.is_none_or(|kept| kept.time <= counters.time) {
-            self.counters = Some(counters);
+    fn take_counters(&mut self, time: KernelTime, counters: TcpCounters) {
+        if self.counters.is_none_or(|(kept, _)| kept <= time) {
+            self.counters = Some((time, counters));
         }
     }
 
@@ -180,7 +181,7 @@ impl KernelRec {
         {
             return None;
         }
-        let last = self.counters.as_ref();
+        let last = self.counters.as_ref().map(|(_, counters)| counters);
         Some(KernelTcpFacts {
             states: self
                 .states

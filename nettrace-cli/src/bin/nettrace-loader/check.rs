@@ -65,7 +65,12 @@ fn print_event(started: KernelTime, event: &KernelEvent) {
         }
         KernelEvent::SockOps(record) => println!(
             "  +{at:.3}ms sock_ops {:?} {} -> {} srtt {}us segs out/in {}/{}",
-            record.op, record.local, record.remote, record.srtt_us, record.segs_out, record.segs_in
+            record.op,
+            record.local,
+            record.remote,
+            record.counters.srtt_us,
+            record.counters.segs_out,
+            record.counters.segs_in
         ),
         KernelEvent::SockMsg(call) => {
             println!(

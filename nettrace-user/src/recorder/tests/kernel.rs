@@ -100,14 +100,17 @@ fn kernel_events_join_connections_by_socket_cookie() {
             ends,
         )),
         kernel_ops(SockOpsRecord {
-            srtt_us: 1500,
-            min_rtt_us: Some(900),
-            // Counts retransmissions from before the callbacks were seen too.
-            total_retrans: 3,
-            bytes_acked: 121,
-            bytes_received: 2001,
-            segs_out: 5,
-            segs_in: 6,
+            counters: TcpCounters {
+                srtt_us: 1500,
+                min_rtt_us: Some(900),
+                // Counts retransmissions from before the callbacks were seen too.
+                total_retrans: 3,
+                bytes_acked: 121,
+                bytes_received: 2001,
+                segs_out: 5,
+                segs_in: 6,
+                snd_cwnd: 10,
+            },
             ..sock_ops(
                 12,
                 35,
@@ -318,7 +321,6 @@ fn transitions_read_from_the_entry_and_carried_again_are_recorded_once() {
         })
     };
     let handshake = TcpCounters {
-        time: kt(13),
         srtt_us: 150,
         snd_cwnd: 10,
         total_retrans: 0,
@@ -333,12 +335,15 @@ fn transitions_read_from_the_entry_and_carried_again_are_recorded_once() {
             SockCallsRecord::totals(SocketCookie(12), CLIENT, kt(ms), SocketCalls::default());
         read.held[0] = held(11, Close, SynSent);
         read.held[1] = held(12, SynSent, Established);
-        read.established = Some(handshake);
+        read.established = Some((kt(13), handshake));
         KernelEvent::SockCalls(Box::new(read))
     };
     let mut close = SockOpsRecord {
-        srtt_us: 90,
-        segs_out: 6,
+        counters: TcpCounters {
+            srtt_us: 90,
+            segs_out: 6,
+            ..TcpCounters::default()
+        },
         transition: Some((FinWait2, Close)),
         ..sock_ops(
             12,
