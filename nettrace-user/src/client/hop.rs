@@ -88,14 +88,16 @@ impl HttpClient {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         // Only the HTTP records read the start time and the body counts: without them, no
-        // clock read (tens of nanoseconds here) and no counters. The counters are freshly
-        // allocated: the allocator hands back memory still in the cache (counters kept for
-        // reuse across `clear_trace` were not, and the cache miss cost more).
+        // clock read (tens of nanoseconds here) and no counters. The start's one clock read
+        // is the counters' base too. The counters are freshly allocated: the allocator hands
+        // back memory still in the cache (counters kept for reuse across `clear_trace` were
+        // not, and the cache miss cost more).
         let counters = captured.map(|header| {
-            let counters = Arc::new(BodyCounters::default());
+            let at = Instant::now();
+            let counters = Arc::new(BodyCounters::based_at(at));
             inner.sink.emit(Event::HttpRequestStarted {
                 req: req.clone(),
-                at: Instant::now(),
+                at,
                 method: parts.method.clone(),
                 url: RequestUrl::Uri(parts.uri.clone()),
                 header,
