@@ -10,10 +10,7 @@
 //! let (hop, exchange) = client.start_hop(parts, body, deadline)?;
 //! let response = client.complete_hop(hop, exchange, deadline).await?;
 //! ```
-use std::{
-    sync::{Arc, PoisonError},
-    time::Instant,
-};
+use std::{sync::Arc, time::Instant};
 
 use http::{HeaderValue, Method, Request, Response, header};
 
@@ -133,14 +130,10 @@ impl HttpClient {
         }
         // Checked before the pool sees the URL: it would dial the scheme's default port.
         target::port_of(&parts.uri).map_err(|reason| fail(RequestError::invalid(reason)))?;
-        let Some(pool) = inner
-            .pool
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-        else {
+        if self.is_closed() {
             return Err(fail(RequestError::closed()));
-        };
+        }
+        let pool = inner.pool.clone();
         let has_body = body.has_body();
         let mut request = Request::from_parts(parts, body.counted(counters.clone()));
         let wait =
