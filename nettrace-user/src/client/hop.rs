@@ -10,10 +10,7 @@
 //! let (hop, exchange) = client.start_hop(parts, body, deadline)?;
 //! let response = client.complete_hop(hop, exchange, deadline).await?;
 //! ```
-use std::{
-    sync::{Arc, PoisonError},
-    time::Instant,
-};
+use std::{sync::Arc, time::Instant};
 
 use http::{HeaderValue, Method, Request, Response, header};
 
@@ -88,14 +85,16 @@ impl HttpClient {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         // Only the HTTP records read the start time and the body counts: without them, no
-        // clock read (tens of nanoseconds here) and no counters. The counters are freshly
-        // allocated: the allocator hands back memory still in the cache (counters kept for
-        // reuse across `clear_trace` were not, and the cache miss cost more).
+        // clock read (tens of nanoseconds here) and no counters. The start's one clock read
+        // is the counters' base too. The counters are freshly allocated: the allocator hands
+        // back memory still in the cache (counters kept for reuse across `clear_trace` were
+        // not, and the cache miss cost more).
         let counters = captured.map(|header| {
-            let counters = Arc::new(BodyCounters::default());
+            let at = Instant::now();
+            let counters = Arc::new(BodyCounters::based_at(at));
             inner.sink.emit(Event::HttpRequestStarted {
                 req: req.clone(),
-                at: Instant::now(),
+                at,
                 method: parts.method.clone(),
                 url: RequestUrl::Uri(parts.uri.clone()),
                 header,
@@ -131,14 +130,10 @@ impl HttpClient {
         }
         // Checked before the pool sees the URL: it would dial the scheme's default port.
         target::port_of(&parts.uri).map_err(|reason| fail(RequestError::invalid(reason)))?;
-        let Some(pool) = inner
-            .pool
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-        else {
+        if self.is_closed() {
             return Err(fail(RequestError::closed()));
-        };
+        }
+        let pool = inner.pool.clone();
         let has_body = body.has_body();
         let mut request = Request::from_parts(parts, body.counted(counters.clone()));
         let wait =

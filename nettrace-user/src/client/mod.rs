@@ -59,7 +59,10 @@ pub(crate) mod tunnel;
 
 use std::{
     future::Future,
-    sync::{Arc, PoisonError, RwLock},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Instant,
 };
 
@@ -106,8 +109,12 @@ struct Inner {
     tracer: Tracer,
     /// The hooks' view of `tracer`, through which requests report.
     sink: Sink,
-    /// `None` once closed (the pool's idle connections closed then).
-    pool: RwLock<Option<Arc<Pool>>>,
+    pool: Arc<Pool>,
+    /// Set by [`HttpClient::close`], which closes the pool's idle connections: requests,
+    /// `get_trace` and `clear_trace` fail from then on. A flag read with one load, not a
+    /// lock around the pool: every request checks it, and a lock and its release are two
+    /// `lock`-prefixed instructions (tens of nanoseconds each here).
+    closed: AtomicBool,
     config: HttpClientConfig,
     /// `TraceOptions::http_req_trace`, shared with every request's header capture.
     http_trace: Option<Arc<HttpReqTraceOptions>>,
@@ -199,7 +206,8 @@ impl HttpClient {
             inner: Arc::new(Inner {
                 sink: tracer.sink(),
                 tracer,
-                pool: RwLock::new(Some(Arc::new(pool))),
+                pool: Arc::new(pool),
+                closed: AtomicBool::new(false),
                 http_trace,
                 key_log,
                 config,
@@ -370,33 +378,24 @@ impl HttpClient {
     /// Stops tracing and closes the idle connections (Go's `Close`). Requests, `get_trace`
     /// and `clear_trace` fail afterwards.
     pub fn close(&self) -> Result<(), ClientError> {
-        let pool = self
-            .inner
-            .pool
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        match pool {
-            Some(pool) => {
-                pool.close();
-                Ok(())
-            }
-            None => Err(ClientError::Closed),
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Err(ClientError::Closed);
         }
+        self.inner.pool.close();
+        Ok(())
     }
 
     fn ensure_open(&self) -> Result<(), ClientError> {
-        let open = self
-            .inner
-            .pool
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some();
-        if open {
-            Ok(())
-        } else {
+        if self.is_closed() {
             Err(ClientError::Closed)
+        } else {
+            Ok(())
         }
+    }
+
+    /// Whether [`Self::close`] was called.
+    fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
     }
 }
 

@@ -44,10 +44,8 @@ impl TracedUdpSocket {
     pub(crate) async fn send(&self, datagram: &[u8]) -> io::Result<usize> {
         let call_at = self.record.logs_ops().then(Instant::now);
         let result = self.inner.send(datagram).await;
-        if let Ok(n) = result {
-            self.record.add_sent(n);
-        }
-        self.log(SocketOpType::Write, call_at, &result);
+        let op = completed_op(SocketOpType::Write, call_at, &result);
+        self.record.sent_by(*result.as_ref().unwrap_or(&0), op);
         result
     }
 
@@ -55,24 +53,25 @@ impl TracedUdpSocket {
     pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         let call_at = self.record.logs_ops().then(Instant::now);
         let result = self.inner.recv(buf).await;
-        if let Ok(n) = result {
-            self.record.add_received(n);
-        }
-        self.log(SocketOpType::Read, call_at, &result);
+        let op = completed_op(SocketOpType::Read, call_at, &result);
+        self.record.received_by(*result.as_ref().unwrap_or(&0), op);
         result
     }
+}
 
-    fn log(&self, op_type: SocketOpType, call_at: Option<Instant>, result: &io::Result<usize>) {
-        let Some(call_at) = call_at else {
-            return;
-        };
-        self.record.push_op(RawSocketOp::new(
-            op_type,
-            call_at,
-            Instant::now(),
-            result.as_ref().copied(),
-        ));
-    }
+/// The operation called at `call_at` that ended now with `result`, when operations are
+/// logged (`call_at` is then `Some`).
+fn completed_op(
+    op_type: SocketOpType,
+    call_at: Option<Instant>,
+    result: &io::Result<usize>,
+) -> Option<RawSocketOp> {
+    Some(RawSocketOp::new(
+        op_type,
+        call_at?,
+        Instant::now(),
+        result.as_ref().copied(),
+    ))
 }
 
 impl Drop for TracedUdpSocket {

@@ -64,21 +64,19 @@ fn mark_call(record: &SocketRecord, called: &mut Option<Instant>) -> bool {
     false
 }
 
-/// Logs a completed operation. `same_poll`: it completed in the poll that marked its call,
-/// without waiting, so the call time serves as its return time too (the trace keeps
-/// milliseconds; a second clock read per operation is measurable on the hot path).
-fn log_op(
-    record: &SocketRecord,
+/// The completed operation to log (`None` when operations are not logged). `same_poll`: it
+/// completed in the poll that marked its call, without waiting, so the call time serves as
+/// its return time too (the trace keeps milliseconds; a second clock read per operation is
+/// measurable on the hot path).
+fn completed_op(
     called: &mut Option<Instant>,
     same_poll: bool,
     op_type: SocketOpType,
     result: Result<usize, &io::Error>,
-) {
-    let Some(call_at) = called.take() else {
-        return;
-    };
+) -> Option<RawSocketOp> {
+    let call_at = called.take()?;
     let return_at = if same_poll { call_at } else { Instant::now() };
-    record.push_op(RawSocketOp::new(op_type, call_at, return_at, result));
+    Some(RawSocketOp::new(op_type, call_at, return_at, result))
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for TracedStream<S> {
@@ -92,14 +90,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for TracedStream<S> {
         let before = buf.filled().len();
         let result = ready!(Pin::new(&mut this.inner).poll_read(cx, buf));
         let n = buf.filled().len() - before;
-        this.record.add_received(n);
-        log_op(
-            &this.record,
+        let op = completed_op(
             &mut this.read_called,
             same_poll,
             SocketOpType::Read,
             result.as_ref().map(|()| n),
         );
+        this.record.received_by(n, op);
         Poll::Ready(result)
     }
 }
@@ -113,16 +110,13 @@ impl<S: AsyncWrite + Unpin> TracedStream<S> {
     ) -> Poll<io::Result<usize>> {
         let same_poll = mark_call(&self.record, &mut self.write_called);
         let result = ready!(write(Pin::new(&mut self.inner), cx));
-        if let Ok(n) = result {
-            self.record.add_sent(n);
-        }
-        log_op(
-            &self.record,
+        let op = completed_op(
             &mut self.write_called,
             same_poll,
             SocketOpType::Write,
             result.as_ref().map(|n| *n),
         );
+        self.record.sent_by(*result.as_ref().unwrap_or(&0), op);
         Poll::Ready(result)
     }
 }

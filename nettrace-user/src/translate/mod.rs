@@ -264,21 +264,18 @@ impl Translator {
         }
         let bytes = usize::try_from(call.ret).unwrap_or(0);
         let op_type = match call.direction {
-            Direction::Sent => {
-                conn.record.add_sent(bytes);
-                SocketOpType::Write
-            }
-            Direction::Received => {
-                conn.record.add_received(bytes);
-                SocketOpType::Read
-            }
+            Direction::Sent => SocketOpType::Write,
+            Direction::Received => SocketOpType::Read,
         };
-        if conn.record.logs_ops() {
+        let op = conn.record.logs_ops().then(|| {
             let at = call.time.to_instant();
             let error = (call.ret < 0).then(|| std::io::Error::from_raw_os_error(-call.ret));
             let result = error.as_ref().map_or(Ok(bytes), Err);
-            conn.record
-                .push_op(RawSocketOp::new(op_type, at, at, result));
+            RawSocketOp::new(op_type, at, at, result)
+        });
+        match call.direction {
+            Direction::Sent => conn.record.sent_by(bytes, op),
+            Direction::Received => conn.record.received_by(bytes, op),
         }
     }
 

@@ -19,8 +19,10 @@ use super::super::proxy::ProxyRoute;
 pub(crate) struct PoolKey {
     scheme: Scheme,
     authority: Authority,
-    /// The proxy's URL and `Proxy-Authorization`, when the request goes through one.
-    proxy: Option<(Uri, Option<HeaderValue>)>,
+    /// The proxy's URL and `Proxy-Authorization`, when the request goes through one. Boxed:
+    /// rare, and the key is moved with every request (and kept in its response body), so
+    /// its size is copied several times per request.
+    proxy: Option<Box<(Uri, Option<HeaderValue>)>>,
     /// The hash of the fields above ([`PoolKey::hash_fields`]), consistent with `eq`.
     hash: u64,
 }
@@ -30,8 +32,8 @@ impl PoolKey {
     pub(crate) fn new(uri: &Uri, proxy: Option<&ProxyRoute>) -> Option<Self> {
         let scheme = uri.scheme()?.clone();
         let authority = uri.authority()?.clone();
-        let proxy = proxy.map(|p| (p.uri.clone(), p.authorization.clone()));
-        let hash = Self::hash_fields(&scheme, &authority, proxy.as_ref().map(|(uri, _)| uri));
+        let proxy = proxy.map(|p| Box::new((p.uri.clone(), p.authorization.clone())));
+        let hash = Self::hash_fields(&scheme, &authority, proxy.as_deref().map(|(uri, _)| uri));
         Some(Self {
             scheme,
             authority,
