@@ -12,11 +12,16 @@ use nettrace_tests::{
 };
 
 fn kernel_client(config: HttpClientConfig) -> HttpClient {
+    kernel_client_with(config, scenario::full_options())
+}
+
+/// A client with `options`, the kernel side required.
+fn kernel_client_with(config: HttpClientConfig, options: TraceOptions) -> HttpClient {
     HttpClient::new(
         config,
         TraceOptions {
             kernel: KernelMode::Require,
-            ..scenario::full_options()
+            ..options
         },
     )
     .unwrap_or_else(|e| panic!("kernel tracing must start as root: {e:#?}"))
@@ -249,18 +254,16 @@ async fn a_streamed_request_holds_the_kernel_facts_of_its_connection() {
         return;
     }
     let server = scenario::plain_server().await;
-    let client = HttpClient::new(
+    let client = kernel_client_with(
         HttpClientConfig {
             disable_keep_alive: true,
             ..HttpClientConfig::default()
         },
         TraceOptions {
-            kernel: KernelMode::Require,
             completed_traces: Some(64),
             ..scenario::full_options()
         },
-    )
-    .unwrap_or_else(|e| panic!("kernel tracing must start as root: {e:#?}"));
+    );
     let mut completed = client.completed_traces().expect("streaming is on");
     let url = server.url("/bytes/3000");
     let mut closed = 0;
