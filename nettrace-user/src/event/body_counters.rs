@@ -18,6 +18,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::sync::add_single_writer;
+
 /// No instant stored.
 const UNSET: i64 = i64::MIN;
 
@@ -67,13 +69,13 @@ impl BodyCounters {
     /// Counts request body bytes handed to the connection. Only the request's body calls
     /// this (one writer: see the [module](self) documentation).
     pub(crate) fn add_request(&self, bytes: u64) {
-        add(&self.request, bytes);
+        add_single_writer(&self.request, bytes);
     }
 
     /// Counts response body bytes read by the caller (after decoding). Only the response's
     /// body calls this (one writer).
     pub(crate) fn add_response(&self, bytes: u64) {
-        add(&self.response, bytes);
+        add_single_writer(&self.response, bytes);
     }
 
     /// Notes that the caller read the first response body bytes at `at` (a later call keeps
@@ -138,11 +140,6 @@ impl BodyCounters {
                 .checked_sub(Duration::from_nanos(ns.unsigned_abs())),
         }
     }
-}
-
-/// Adds `n` to a counter that has one writer (readers only load it).
-fn add(counter: &AtomicU64, n: u64) {
-    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::model::SocketOpType;
+use crate::{model::SocketOpType, sync::add_single_writer};
 
 /// The room for operations a log keeps across [`SocketRecord::clear_ops`].
 const KEPT_OPS: usize = 64;
@@ -151,14 +151,14 @@ impl SocketRecord {
             return;
         }
         let mut ops = ops.lock().unwrap_or_else(PoisonError::into_inner);
-        add(total, bytes as u64);
+        add_single_writer(total, bytes as u64);
         if let Some(op) = op {
             if ops.len() < self.op_limit {
                 ops.push(op);
             } else {
-                add(&self.dropped, 1);
+                add_single_writer(&self.dropped, 1);
             }
-            add(&self.ops_generation, 1);
+            add_single_writer(&self.ops_generation, 1);
         }
     }
 
@@ -170,7 +170,7 @@ impl SocketRecord {
             ops.clear();
             ops.shrink_to(KEPT_OPS);
             self.dropped.store(0, Ordering::Relaxed);
-            add(&self.ops_generation, 1);
+            add_single_writer(&self.ops_generation, 1);
         }
     }
 
@@ -205,12 +205,6 @@ impl SocketRecord {
             .as_ref()
             .map(|ops| ops.lock().unwrap_or_else(PoisonError::into_inner).clone())
     }
-}
-
-/// Adds `n` to a counter that is only written under the operation log's lock (readers load
-/// it without the lock): no read-modify-write instruction is needed.
-fn add(counter: &AtomicU64, n: u64) {
-    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
 }
 
 #[cfg(test)]
