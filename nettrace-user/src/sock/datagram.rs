@@ -4,7 +4,8 @@ use std::{io, sync::Arc, time::Instant};
 
 use tokio::net::UdpSocket;
 
-use crate::event::{RawSocketOp, SocketRecord};
+use super::stream::completed_op;
+use crate::event::SocketRecord;
 use crate::{SocketCookie, event::Event, event::Sink, model::SocketOpType, model::TraceId};
 
 /// A traced, connected UDP socket.
@@ -42,36 +43,31 @@ impl TracedUdpSocket {
 
     /// Sends one datagram to the connected peer.
     pub(crate) async fn send(&self, datagram: &[u8]) -> io::Result<usize> {
-        let call_at = self.record.logs_ops().then(Instant::now);
+        let mut call_at = self.record.logs_ops().then(Instant::now);
         let result = self.inner.send(datagram).await;
-        let op = completed_op(SocketOpType::Write, call_at, &result);
+        let op = completed_op(
+            &mut call_at,
+            false,
+            SocketOpType::Write,
+            result.as_ref().copied(),
+        );
         self.record.sent_by(*result.as_ref().unwrap_or(&0), op);
         result
     }
 
     /// Receives one datagram from the connected peer.
     pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let call_at = self.record.logs_ops().then(Instant::now);
+        let mut call_at = self.record.logs_ops().then(Instant::now);
         let result = self.inner.recv(buf).await;
-        let op = completed_op(SocketOpType::Read, call_at, &result);
+        let op = completed_op(
+            &mut call_at,
+            false,
+            SocketOpType::Read,
+            result.as_ref().copied(),
+        );
         self.record.received_by(*result.as_ref().unwrap_or(&0), op);
         result
     }
-}
-
-/// The operation called at `call_at` that ended now with `result`, when operations are
-/// logged (`call_at` is then `Some`).
-fn completed_op(
-    op_type: SocketOpType,
-    call_at: Option<Instant>,
-    result: &io::Result<usize>,
-) -> Option<RawSocketOp> {
-    Some(RawSocketOp::new(
-        op_type,
-        call_at?,
-        Instant::now(),
-        result.as_ref().copied(),
-    ))
 }
 
 impl Drop for TracedUdpSocket {

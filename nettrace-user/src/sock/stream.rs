@@ -68,7 +68,7 @@ fn mark_call(record: &SocketRecord, called: &mut Option<Instant>) -> bool {
 /// completed in the poll that marked its call, without waiting, so the call time serves as
 /// its return time too (the trace keeps milliseconds; a second clock read per operation is
 /// measurable on the hot path).
-fn completed_op(
+pub(super) fn completed_op(
     called: &mut Option<Instant>,
     same_poll: bool,
     op_type: SocketOpType,
