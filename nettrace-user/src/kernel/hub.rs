@@ -754,19 +754,18 @@ impl KernelClient {
         // Read before the rings are drained: a socket its application closes in between has
         // its final totals in the ring by then (the record of its close), and the drain takes
         // them; read after, they could miss both.
-        let totals = self.read_call_totals(wanted);
+        let entries = self.read_entries(wanted);
         self.hub.drain();
-        if let Some((sink, events)) = totals {
+        if let Some((sink, events)) = entries {
             sink.kernel_events(&mut events.into_iter());
         }
     }
 
-    /// The entries of this client's open sockets that count their calls in the kernel
-    /// ([`CallReports::Totals`]) and that `wanted`: their call totals, held transitions and
-    /// handshake counters,
-    /// read from their entries (the kernel sends them only when something else happens to
-    /// the socket), with the sink they go to.
-    fn read_call_totals(
+    /// What the entries of this client's open sockets that count their calls in the kernel
+    /// ([`CallReports::Totals`]) and that `wanted` hold (the call totals, held transitions and
+    /// handshake counters, which the kernel sends only with the socket's next record), with
+    /// the sink they go to.
+    fn read_entries(
         &self,
         wanted: impl Fn(&SocketCookie) -> bool,
     ) -> Option<(Arc<dyn KernelSink>, EventBatch)> {
