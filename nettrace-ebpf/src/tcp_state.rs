@@ -42,9 +42,9 @@ pub fn nettrace_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     // runs under the socket lock, as the `sock_ops` callbacks that also write the entry.
     let (flags, client_id, held) =
         unsafe { ((*entry).flags, (*entry).client_id, (*entry).held_count) };
-    let timestamp_ns;
     // Sent by the sock_ops program instead, in a record that carries the counters too.
-    if transition_sent_by_sock_ops(flags, old_state, new_state) {
+    let sent_by_sock_ops = transition_sent_by_sock_ops(flags, old_state, new_state);
+    if sent_by_sock_ops {
         // The kernel calls the state callback before this tracepoint, and its record takes
         // the held transitions along. Some still held: our callback did not run (another
         // program replaced the socket's callback flags), so they and this transition go as
@@ -54,16 +54,15 @@ pub fn nettrace_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
         }
         // SAFETY: as above.
         unsafe { (*entry).flags = flags & !socket_flags::STATE_CALLBACKS };
-        timestamp_ns = now();
-    } else {
-        timestamp_ns = now();
-        // Held for the socket's next sock_ops record: one ring record less.
-        // SAFETY: as above.
-        if held_for_sock_ops(flags, old_state, new_state)
-            && unsafe { hold_transition(entry, timestamp_ns, old_state, new_state) }
-        {
-            return 0;
-        }
+    }
+    let timestamp_ns = now();
+    // Held for the socket's next sock_ops record: one ring record less.
+    // SAFETY: as above.
+    if !sent_by_sock_ops
+        && held_for_sock_ops(flags, old_state, new_state)
+        && unsafe { hold_transition(entry, timestamp_ns, old_state, new_state) }
+    {
+        return 0;
     }
     send_with_held(sk, entry, client_id, timestamp_ns, old_state, new_state);
     0
