@@ -212,12 +212,8 @@ fn kernel_events_join_connections_by_socket_cookie() {
     assert_eq!(trace.net_trace.kernel_data, None);
 }
 
-/// A socket that counts its calls in the kernel sends totals (with its sock_ops records, in
-/// a record of their own after a failure, or read from its entry), in any order and each
-/// copied while calls went on: every count is the largest seen, and its errno becomes the
-/// error's text.
-#[test]
-fn call_totals_counted_in_the_kernel_keep_the_newest() {
+/// A recorder whose dial `dial-1` opened the TCP connection `tcp-1`, socket cookie 12.
+fn recorder_with_tcp_12() -> Recorder {
     let mut recorder = recorder(false);
     resolved_dial(&mut recorder);
     let record = Arc::new(SocketRecord::new(false));
@@ -230,6 +226,16 @@ fn call_totals_counted_in_the_kernel_keep_the_newest() {
         &record,
         11,
     ));
+    recorder
+}
+
+/// A socket that counts its calls in the kernel sends totals (with its sock_ops records, in
+/// a record of their own after a failure, or read from its entry), in any order and each
+/// copied while calls went on: every count is the largest seen, and its errno becomes the
+/// error's text.
+#[test]
+fn call_totals_counted_in_the_kernel_keep_the_newest() {
+    let mut recorder = recorder_with_tcp_12();
     let ends = (addr(LOCAL_TCP), addr(SERVER));
     let totals = |send_calls, recv_calls, bytes_received, last_errno| SocketCalls {
         send_calls,
@@ -301,18 +307,7 @@ fn call_totals_counted_in_the_kernel_keep_the_newest() {
 #[test]
 fn transitions_read_from_the_entry_and_carried_again_are_recorded_once() {
     use KernelTcpState::*;
-    let mut recorder = recorder(false);
-    resolved_dial(&mut recorder);
-    let record = Arc::new(SocketRecord::new(false));
-    recorder.handle(opened(
-        "tcp-1",
-        Transport::Tcp,
-        "dial-1",
-        SERVER,
-        Some(12),
-        &record,
-        11,
-    ));
+    let mut recorder = recorder_with_tcp_12();
     let held = |ms, old, new| {
         Some(HeldStateChange {
             time: kt(ms),
