@@ -2,7 +2,7 @@
 //! agree with what userspace saw (bytes, resets, states) and be joined to the right records.
 use nettrace::{
     client::{HttpClient, HttpClientConfig, KernelMode, TraceOptions},
-    model::HttpTrace,
+    model::{HttpTrace, KernelTcpFacts},
 };
 use nettrace_tests::{
     fixtures::broken::{BrokenServer, Misbehaviour, RefusingPort},
@@ -25,6 +25,15 @@ fn kernel_client_with(config: HttpClientConfig, options: TraceOptions) -> HttpCl
         },
     )
     .unwrap_or_else(|e| panic!("kernel tracing must start as root: {e:#?}"))
+}
+
+/// The kernel's state changes of a connection, (from, to).
+fn state_changes(kernel: &KernelTcpFacts) -> Vec<(&str, &str)> {
+    kernel
+        .states
+        .iter()
+        .map(|s| (s.from.as_str(), s.to.as_str()))
+        .collect()
 }
 
 fn assert_complete(trace: &HttpTrace) {
@@ -76,13 +85,10 @@ async fn kernel_byte_counts_match_userspace_for_tcp_and_udp() {
         "{kernel:?}"
     );
     assert!(!kernel.rst_sent && !kernel.rst_received, "{kernel:?}");
-    let first: Vec<_> = kernel
-        .states
-        .iter()
-        .take(2)
-        .map(|s| (s.from.as_str(), s.to.as_str()))
-        .collect();
-    assert_eq!(first, [("close", "syn-sent"), ("syn-sent", "established")]);
+    assert_eq!(
+        state_changes(kernel)[..2],
+        [("close", "syn-sent"), ("syn-sent", "established")]
+    );
     assert!(!trace.net_trace.udp_conns.is_empty());
     for udp in trace.net_trace.udp_conns.iter() {
         let kernel = udp
@@ -159,13 +165,8 @@ async fn an_open_keep_alive_connection_shows_every_call_so_far() {
         // The transitions and the handshake's counters wait in the socket's entry for the
         // record of its CLOSE; the trace reads them there, once each however often it is
         // taken.
-        let states: Vec<_> = kernel
-            .states
-            .iter()
-            .map(|s| (s.from.as_str(), s.to.as_str()))
-            .collect();
         assert_eq!(
-            states,
+            state_changes(kernel),
             [("close", "syn-sent"), ("syn-sent", "established")],
             "{}",
             dump(&trace)
@@ -196,13 +197,8 @@ async fn a_refused_connection_shows_the_reset_and_its_states() {
         .as_ref()
         .unwrap_or_else(|| panic!("{}", dump(&trace)));
     assert!(kernel.rst_received, "{}", dump(&trace));
-    let states: Vec<_> = kernel
-        .states
-        .iter()
-        .map(|s| (s.from.as_str(), s.to.as_str()))
-        .collect();
     assert_eq!(
-        states,
+        state_changes(kernel),
         [("close", "syn-sent"), ("syn-sent", "close")],
         "{}",
         dump(&trace)
