@@ -1,18 +1,27 @@
 //! The two steps every program shares: "is this socket traced?" and "send this record".
-use core::ffi::c_void;
+use core::{
+    ffi::c_void,
+    intrinsics::{AtomicOrdering, atomic_xchg},
+};
 
 use aya_ebpf::{
     bindings::{
         BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_SK_STORAGE_GET_F_CREATE,
     },
-    helpers::{bpf_ktime_get_ns, generated::bpf_sk_storage_get},
+    helpers::{
+        bpf_ktime_get_ns,
+        generated::{bpf_get_smp_processor_id, bpf_sk_storage_get},
+    },
     maps::{PerCpuArray, RingBuf},
 };
 use nettrace_common::{
-    EventHeader, FlowKey, HeldTransition, TcpStateEvent, TracedSocket, event_kind, limits,
+    EventHeader, FlowKey, HeldTransition, SockMsgEvent, TcpStateEvent, TracedSocket, event_kind,
+    limits,
 };
 
-use crate::maps::{ARMED, CLIENT_GENERATIONS, EVENTS, FLOW_PORTS, LOST_EVENTS, TRACED_SOCKETS};
+use crate::maps::{
+    ARMED, CALL_LANES, CLIENT_GENERATIONS, EVENTS, FLOW_PORTS, LOST_EVENTS, TRACED_SOCKETS,
+};
 
 /// Whether userspace has anything registered at all. The first check of the programs that
 /// run for every socket or packet: the verifier turns this array lookup into a direct load,
@@ -206,6 +215,55 @@ pub(crate) fn emit<T: 'static>(client_id: u32, event: T) {
             ));
         }
         None => count_lost(&LOST_EVENTS, client_id),
+    }
+}
+
+/// Writes the record of one call to this CPU's lane (see [`nettrace_common::CallLane`]), or
+/// to the ring when the lane is full or taken by the program this run interrupted.
+#[inline(always)]
+pub(crate) fn emit_call(client_id: u32, event: SockMsgEvent) {
+    if !write_lane(&event) {
+        emit(client_id, event);
+    }
+}
+
+/// Writes `event` to this CPU's lane; false when it could not.
+#[inline(always)]
+fn write_lane(event: &SockMsgEvent) -> bool {
+    // SAFETY: a plain helper call without arguments (the verifier inlines it).
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let Some(lane) = CALL_LANES.get_ptr_mut(cpu) else {
+        return false;
+    };
+    // SAFETY: `lane` comes from a successful array lookup and stays valid for the run. Only
+    // programs on this CPU write it, and only the one that swapped `busy` from 0 to 1: a run
+    // that interrupts the holder (programs do not migrate) finds it taken and returns.
+    // `read` is userspace's: a stale value only makes the lane look fuller than it is.
+    unsafe {
+        let busy = &raw mut (*lane).busy;
+        if atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(busy, 1) != 0 {
+            return false;
+        }
+        let written = (&raw const (*lane).written).read_volatile();
+        let read = (&raw const (*lane).read.read).read_volatile();
+        let slot = (*lane)
+            .slots
+            .get_mut((written & (limits::LANE_SLOTS as u64 - 1)) as usize);
+        let stored = match slot {
+            Some(slot) if written.wrapping_sub(read) < limits::LANE_SLOTS as u64 => {
+                core::ptr::from_mut(slot).write_volatile(*event);
+                // The exchange is a full barrier: the slot is written before the new count
+                // can be seen.
+                atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(
+                    &raw mut (*lane).written,
+                    written + 1,
+                );
+                true
+            }
+            _ => false,
+        };
+        busy.write_volatile(0);
+        stored
     }
 }
 

@@ -7,7 +7,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use nettrace_common::{
-    CaptureClient, CaptureInterface, FlowKey, SocketAnnouncement, TracedFlow, TracedSocket, limits,
+    CallLane, CaptureClient, CaptureInterface, FlowKey, SocketAnnouncement, TracedFlow,
+    TracedSocket, limits,
 };
 
 /// The owner of a traced socket, stored in the socket itself (socket storage): set by
@@ -73,3 +74,8 @@ pub(crate) static FLOW_PORTS: Array<u32> = Array::with_max_entries(limits::FLOW_
 #[map(name = "ANNOUNCED_SOCKETS")]
 pub(crate) static ANNOUNCED_SOCKETS: Array<SocketAnnouncement> =
     Array::with_max_entries(limits::ANNOUNCEMENT_SLOTS, BPF_F_MMAPABLE);
+
+/// One lane per possible CPU for the records of single calls (see
+/// [`nettrace_common::map_name::CALL_LANES`]); userspace sets the count at load and maps it.
+#[map(name = "CALL_LANES")]
+pub(crate) static CALL_LANES: Array<CallLane> = Array::with_max_entries(1, BPF_F_MMAPABLE);

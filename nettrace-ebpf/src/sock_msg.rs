@@ -17,7 +17,7 @@ use nettrace_common::{
     SockCallsEvent, SockMsgEvent, SocketCalls, direction, event_kind, socket_flags,
 };
 
-use crate::emit::{armed, emit, header, traced_socket_ptr};
+use crate::emit::{armed, emit, emit_call, header, traced_socket_ptr};
 
 /// `EAGAIN`: the call found nothing to do yet.
 const EAGAIN: i32 = 11;
@@ -49,7 +49,7 @@ fn report(ctx: &BtfTracePointContext, direction: u32) -> i32 {
     // SAFETY: `sk` is the BTF-typed socket pointer of the tracepoint; the helper accepts it.
     let cookie = unsafe { bpf_get_socket_cookie(sk) };
     let msg_flags: i32 = ctx.arg(2);
-    emit(
+    emit_call(
         client_id,
         SockMsgEvent {
             header: header(event_kind::SOCK_MSG, cookie, client_id),

@@ -1,5 +1,7 @@
 //! Root scenario: a ring buffer too small for a burst of events loses some, and every one of
-//! them is counted: events delivered + events lost = events the kernel produced.
+//! them is counted: events delivered + events lost = events the kernel produced. The calls
+//! go to the per-CPU call lanes first and to the ring once a lane is full, so the burst is
+//! larger than all lanes together as well.
 use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
@@ -8,7 +10,7 @@ use std::{
 };
 
 use nettrace::{
-    SocketCookie,
+    KernelTime, SocketCookie,
     kernel::{ClientId, Direction, KernelConfig, KernelEvent, KernelTracer},
 };
 use nettrace_tests::require_root;
@@ -16,14 +18,35 @@ use socket2::{Domain, Socket, Type};
 
 /// One page: room for about 80 send events.
 const SMALL_RING: u32 = 4096;
-/// Far more send calls than the ring holds.
-const SENDS: usize = 2000;
+/// Far more send calls than the ring holds, beyond what the lanes hold (see [`sends`]).
+const SENDS_BEYOND_LANES: usize = 2000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_event_is_delivered_or_counted_as_lost() {
-    if !require_root("every_event_is_delivered_or_counted_as_lost") {
-        return;
-    }
+/// The send calls of the burst: [`SENDS_BEYOND_LANES`] more than the call lanes of all
+/// possible CPUs hold.
+fn sends() -> usize {
+    let possible = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap();
+    // "0-N" or "0" (a list of ranges in general: the last number bounds them all).
+    let last: usize = possible
+        .trim()
+        .rsplit(['-', ','])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (last + 1) * nettrace_common::limits::LANE_SLOTS + SENDS_BEYOND_LANES
+}
+
+/// What a burst of one-byte sends on a traced loopback connection gave, with a ring of
+/// [`SMALL_RING`] bytes.
+struct Burst {
+    /// Send records delivered, in the order the reader handed them out.
+    delivered: Vec<KernelTime>,
+    /// Events the kernel counted as lost meanwhile.
+    lost: u64,
+}
+
+/// Sends `sends` one-byte writes on a traced connection and reads what the kernel reported.
+async fn burst(sends: usize) -> Burst {
     let (tracer, mut events) = KernelTracer::load(&KernelConfig {
         ring_bytes: SMALL_RING,
         ..KernelConfig::default()
@@ -49,18 +72,36 @@ async fn every_event_is_delivered_or_counted_as_lost() {
     let _ = events.drain();
     let lost_before = tracer.lost_events(client).unwrap();
 
-    for _ in 0..SENDS {
+    for _ in 0..sends {
         stream.write_all(b"x").unwrap();
     }
     let delivered = events
         .drain()
         .into_iter()
-        .filter(|e| {
-            matches!(e, Ok(KernelEvent::SockMsg(call))
-                if call.cookie == cookie && call.direction == Direction::Sent)
+        .filter_map(|e| match e {
+            Ok(KernelEvent::SockMsg(call))
+                if call.cookie == cookie && call.direction == Direction::Sent =>
+            {
+                Some(call.time)
+            }
+            _ => None,
         })
-        .count();
+        .collect();
     let lost = tracer.lost_events(client).unwrap() - lost_before;
+    drop(stream);
+    assert_eq!(server.join().unwrap(), sends);
+    tracer.unregister(cookie).unwrap();
+    Burst { delivered, lost }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_is_delivered_or_counted_as_lost() {
+    if !require_root("every_event_is_delivered_or_counted_as_lost") {
+        return;
+    }
+    let sends = sends();
+    let Burst { delivered, lost } = burst(sends).await;
+    let delivered = delivered.len();
     assert!(
         lost > 0,
         "the ring was meant to overflow (delivered {delivered})"
@@ -68,10 +109,21 @@ async fn every_event_is_delivered_or_counted_as_lost() {
     assert!(delivered > 0, "some events fit");
     assert_eq!(
         delivered as u64 + lost,
-        SENDS as u64,
-        "delivered {delivered} + lost {lost} != {SENDS} send calls"
+        sends as u64,
+        "delivered {delivered} + lost {lost} != {sends} send calls"
     );
-    drop(stream);
-    assert_eq!(server.join().unwrap(), SENDS);
-    tracer.unregister(cookie).unwrap();
+}
+
+/// Calls go to the per-CPU lanes, not the ring: a burst five times what the ring holds, but
+/// less than one lane, loses nothing, and comes out in time order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_that_fit_in_a_lane_need_no_room_in_the_ring() {
+    if !require_root("calls_that_fit_in_a_lane_need_no_room_in_the_ring") {
+        return;
+    }
+    let sends = nettrace_common::limits::LANE_SLOTS - 100;
+    let Burst { delivered, lost } = burst(sends).await;
+    assert_eq!(lost, 0, "a call was lost although the lanes had room");
+    assert_eq!(delivered.len(), sends);
+    assert!(delivered.is_sorted(), "calls handed out out of time order");
 }

@@ -1,4 +1,5 @@
-//! [`KernelEvents`]: the reader of the event ring buffer.
+//! [`KernelEvents`]: the reader of the event ring buffer (and of the per-CPU lanes that carry
+//! the records of single calls, see [`super::lanes`]).
 //!
 //! Records wait in the ring until they are taken ([`KernelEvents::next`] waits for one,
 //! [`KernelEvents::drain`] takes all there are, without waiting); a full ring makes the kernel
@@ -11,7 +12,8 @@ use std::{
 use aya::maps::{Map, MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 
-use super::{KernelError, KernelEvent};
+use super::{KernelError, KernelEvent, lanes::CallLanes};
+use crate::clock::KernelTime;
 
 /// How often a waiting reader looks for events the programs did not wake it for.
 pub const READ_TICK: std::time::Duration = std::time::Duration::from_millis(20);
@@ -19,23 +21,44 @@ pub const READ_TICK: std::time::Duration = std::time::Duration::from_millis(20);
 /// The stream of kernel events: records in the order the kernel reserved them, each
 /// sock_ops record with the state transitions it stands for
 /// ([`KernelEvent::implied_state_changes`]): those held for it come right before it, at their
-/// own (earlier) times, so after any event of the socket that was reserved in between.
+/// own (earlier) times, so after any event of the socket that was reserved in between. The
+/// records of single calls come from the lanes, each handed out before the first ring event
+/// of a later time.
 pub struct KernelEvents {
     ring: RingBuf<MapData>,
     /// A duplicate of the ring's descriptor, polled for readiness only.
     ready: AsyncFd<OwnedFd>,
     /// The last record and the transitions it stands for, not handed out yet.
     implied: VecDeque<KernelEvent>,
+    /// The lanes of single calls (only the event ring's reader has them).
+    lanes: Option<Lanes>,
+}
+
+/// The lanes and the calls taken from them, not handed out yet.
+#[derive(Debug)]
+struct Lanes {
+    lanes: CallLanes,
+    /// Oldest first.
+    taken: VecDeque<Result<KernelEvent, KernelError>>,
 }
 
 impl KernelEvents {
-    pub(super) fn new(map: Map, name: &'static str) -> Result<Self, KernelError> {
+    /// The reader of ring `map` (named `name`), and of the call `lanes` if given.
+    pub(super) fn new(
+        map: Map,
+        name: &'static str,
+        lanes: Option<CallLanes>,
+    ) -> Result<Self, KernelError> {
         let ring = RingBuf::try_from(map).map_err(super::tracer::map_error(name, "open"))?;
         let ready = readiness(&ring)?;
         Ok(Self {
             ring,
             ready,
             implied: VecDeque::new(),
+            lanes: lanes.map(|lanes| Lanes {
+                lanes,
+                taken: VecDeque::new(),
+            }),
         })
     }
 
@@ -49,15 +72,16 @@ impl KernelEvents {
             ring,
             ready,
             implied,
+            lanes,
         } = self;
         loop {
-            if let Some(event) = take(ring, implied) {
+            if let Some(event) = take(ring, implied, lanes.as_mut()) {
                 return event;
             }
             tokio::select! {
                 guard = ready.readable() => {
                     let mut guard = guard.map_err(KernelError::Poll)?;
-                    if let Some(event) = take(ring, implied) {
+                    if let Some(event) = take(ring, implied, lanes.as_mut()) {
                         return event;
                     }
                     guard.clear_ready();
@@ -69,7 +93,7 @@ impl KernelEvents {
 
     /// The next event if one is already in the ring buffer, without waiting.
     pub fn try_next(&mut self) -> Option<Result<KernelEvent, KernelError>> {
-        take(&mut self.ring, &mut self.implied)
+        take(&mut self.ring, &mut self.implied, self.lanes.as_mut())
     }
 
     /// Takes every event the ring buffer holds now: all that happened before the call.
@@ -77,10 +101,14 @@ impl KernelEvents {
         std::iter::from_fn(|| self.try_next()).collect()
     }
 
-    /// Copies every record the ring buffer holds now into `batch`, undecoded.
+    /// Copies every record the ring buffer (and the lanes) hold now into `batch`,
+    /// undecoded: the ring's first, in its order, then each lane's in its order.
     pub(crate) fn drain_records(&mut self, batch: &mut super::record::RecordBatch) {
         while let Some(item) = self.ring.next() {
             batch.push(&item);
+        }
+        if let Some(lanes) = &mut self.lanes {
+            lanes.lanes.drain(|record| batch.push(record));
         }
     }
 
@@ -102,22 +130,49 @@ fn readiness(ring: &RingBuf<MapData>) -> Result<AsyncFd<OwnedFd>, KernelError> {
         .map_err(|e| KernelError::Poll(e.into()))
 }
 
-/// The next of the previous record's events (the record and the transitions it stands for),
-/// else the next record decoded (its events queued in `implied`).
+/// The older of the next ring event and the next call taken from the lanes (the ring's on a
+/// tie).
 fn take(
     ring: &mut RingBuf<MapData>,
     implied: &mut VecDeque<KernelEvent>,
+    lanes: Option<&mut Lanes>,
 ) -> Option<Result<KernelEvent, KernelError>> {
-    if let Some(event) = implied.pop_front() {
-        return Some(Ok(event));
-    }
-    match KernelEvent::decode(&ring.next()?) {
-        // Only sock_ops records stand for more than themselves.
-        Ok(event @ KernelEvent::SockOps(_)) => {
-            implied.extend(event.with_implied());
-            implied.pop_front().map(Ok)
+    if implied.is_empty()
+        && let Some(record) = ring.next()
+    {
+        match KernelEvent::decode(&record) {
+            // Only sock_ops records stand for more than themselves.
+            Ok(event @ KernelEvent::SockOps(_)) => implied.extend(event.with_implied()),
+            Ok(event) => implied.push_back(event),
+            Err(error) => return Some(Err(KernelError::from(error))),
         }
-        Ok(event) => Some(Ok(event)),
-        Err(error) => Some(Err(KernelError::from(error))),
+    }
+    let Some(lanes) = lanes else {
+        return implied.pop_front().map(Ok);
+    };
+    if lanes.taken.is_empty() {
+        lanes.lanes.drain(|record| {
+            lanes
+                .taken
+                .push_back(KernelEvent::decode(record).map_err(KernelError::from));
+        });
+        // Each lane in time order, the lanes one after another: merged by time (a
+        // malformed record first, as it came).
+        lanes
+            .taken
+            .make_contiguous()
+            .sort_by_key(|call| call.as_ref().map_or(KernelTime(0), KernelEvent::time));
+    }
+    let call_first = match (implied.front(), lanes.taken.front()) {
+        (Some(event), Some(call)) => call
+            .as_ref()
+            .map_or(true, |call| call.time() < event.time()),
+        (None, Some(_)) => true,
+        (_, None) => false,
+    };
+    if call_first {
+        lanes.taken.pop_front()
+    } else {
+        implied.pop_front().map(Ok)
     }
 }

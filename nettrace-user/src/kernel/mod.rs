@@ -30,6 +30,7 @@ mod error;
 mod events;
 mod flow;
 mod hub;
+mod lanes;
 mod object;
 mod record;
 mod tracer;

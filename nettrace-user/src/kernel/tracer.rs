@@ -27,6 +27,7 @@ use super::{
     announce::{Announcement, Announcements},
     armed::{Armed, Hold},
     cgroup,
+    lanes::CallLanes,
     object::EBPF_OBJECT,
 };
 use crate::{SocketCookie, capture::LinkKind, event::ClientId};
@@ -123,6 +124,7 @@ impl KernelTracer {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(map_name::EVENTS, config.ring_bytes)
             .map_max_entries(map_name::PACKETS, config.packet_ring_bytes)
+            .map_max_entries(map_name::CALL_LANES, CallLanes::count()?)
             .load(EBPF_OBJECT)
             .map_err(|e| {
                 if is_permission_error(&e) {
@@ -159,15 +161,23 @@ impl KernelTracer {
             lost: PerCpuArray::try_from(take_map(&mut ebpf, map_name::LOST_PACKETS)?)
                 .map_err(map_error(map_name::LOST_PACKETS, "open"))?,
         };
-        let packets =
-            KernelEvents::new(take_map(&mut ebpf, map_name::PACKETS)?, map_name::PACKETS)?;
+        let packets = KernelEvents::new(
+            take_map(&mut ebpf, map_name::PACKETS)?,
+            map_name::PACKETS,
+            None,
+        )?;
         let traced = SkStorage::try_from(take_map(&mut ebpf, map_name::TRACED_SOCKETS)?)
             .map_err(map_error(map_name::TRACED_SOCKETS, "open"))?;
         let generations = Array::try_from(take_map(&mut ebpf, map_name::CLIENT_GENERATIONS)?)
             .map_err(map_error(map_name::CLIENT_GENERATIONS, "open"))?;
         let lost = PerCpuArray::try_from(take_map(&mut ebpf, map_name::LOST_EVENTS)?)
             .map_err(map_error(map_name::LOST_EVENTS, "open"))?;
-        let events = KernelEvents::new(take_map(&mut ebpf, map_name::EVENTS)?, map_name::EVENTS)?;
+        let lanes = CallLanes::map(take_map(&mut ebpf, map_name::CALL_LANES)?)?;
+        let events = KernelEvents::new(
+            take_map(&mut ebpf, map_name::EVENTS)?,
+            map_name::EVENTS,
+            Some(lanes),
+        )?;
         let cgroup_trace = Array::try_from(take_map(&mut ebpf, map_name::CGROUP_TRACE)?)
             .map_err(map_error(map_name::CGROUP_TRACE, "open"))?;
         let armed = Armed::new(
