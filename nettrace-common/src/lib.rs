@@ -311,7 +311,8 @@ pub struct TracedSocket {
     /// How many of [`Self::held`] hold a transition.
     pub held_count: u32,
     /// The socket's cookie: tells a reader of the entry through a descriptor that the
-    /// descriptor still is the registered socket.
+    /// descriptor still is the registered socket, and names the socket in the records of its
+    /// calls (read here instead of with a helper call).
     pub cookie: u64,
     /// Call totals of a socket with [`socket_flags::FOLD_CALLS`]; zero otherwise.
     pub calls: SocketCalls,

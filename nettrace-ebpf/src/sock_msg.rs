@@ -10,9 +10,7 @@ use core::{
     intrinsics::{AtomicOrdering, atomic_xadd},
 };
 
-use aya_ebpf::{
-    helpers::bpf_get_socket_cookie, macros::btf_tracepoint, programs::BtfTracePointContext,
-};
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use nettrace_common::{
     SockCallsEvent, SockMsgEvent, SocketCalls, direction, event_kind, socket_flags,
 };
@@ -33,21 +31,19 @@ fn report(ctx: &BtfTracePointContext, direction: u32) -> i32 {
         return 0;
     };
     let ret: i32 = ctx.arg(1);
-    // SAFETY: `entry` points into the socket's storage, valid for this program run.
-    let (client_id, flags) = unsafe { ((*entry).client_id, (*entry).flags) };
+    // SAFETY: `entry` points into the socket's storage, valid for this program run. Its
+    // cookie is the socket's (every way of storing an entry writes it): no helper call.
+    let (client_id, flags, cookie) =
+        unsafe { ((*entry).client_id, (*entry).flags, (*entry).cookie) };
     if flags & socket_flags::FOLD_CALLS != 0 {
         // SAFETY: as above; the counters are only ever updated atomically.
         let calls = unsafe { &raw mut (*entry).calls };
         let failed = count_call(calls, direction, ret);
         if failed || flags & socket_flags::CLOSED != 0 {
-            // SAFETY: `sk` is the BTF-typed socket pointer of the tracepoint.
-            let cookie = unsafe { bpf_get_socket_cookie(sk) };
             send_totals(calls, cookie, client_id);
         }
         return 0;
     }
-    // SAFETY: `sk` is the BTF-typed socket pointer of the tracepoint; the helper accepts it.
-    let cookie = unsafe { bpf_get_socket_cookie(sk) };
     let msg_flags: i32 = ctx.arg(2);
     emit_call(
         client_id,
