@@ -96,6 +96,10 @@ pub mod map_name {
     /// the lane of the CPU it ran on, without the ring buffer's lock. A call whose lane is
     /// full (or in use by a program it interrupted) goes to [`EVENTS`] instead.
     pub const CALL_LANES: &str = "CALL_LANES";
+    /// The same for captured packets of up to [`crate::limits::LANE_PACKET_BYTES`]
+    /// bytes ([`crate::PacketLane`]); longer ones, and those a full lane cannot take, go to
+    /// [`PACKETS`].
+    pub const PACKET_LANES: &str = "PACKET_LANES";
 }
 
 /// Names of the eBPF programs in the compiled object.
@@ -167,8 +171,13 @@ pub mod limits {
     pub const HELD_TRANSITIONS: usize = 4;
     /// Records a [`crate::CallLane`] holds (a power of two): calls of one CPU between two
     /// reads of the lanes (the reader looks at least every 20 ms: 25,600 calls a second per
-    /// CPU go through the lanes; more go to the ring).
-    pub const LANE_SLOTS: usize = 512;
+    /// CPU go through the lanes; more go to the ring buffer).
+    pub const CALL_LANE_SLOTS: usize = 512;
+    /// Packets a [`crate::PacketLane`] holds (a power of two; 76 KiB per CPU).
+    pub const PACKET_LANE_SLOTS: usize = 256;
+    /// The most bytes of a packet a [`crate::PacketLane`] takes: headers and small packets
+    /// (an ACK, a DNS query); a longer copy goes to the packet ring buffer.
+    pub const LANE_PACKET_BYTES: usize = 256;
 }
 
 /// Values of [`EventHeader::kind`].
@@ -583,21 +592,22 @@ pub struct SockMsgEvent {
     pub _pad: u32,
 }
 
-/// One CPU's lane of [`map_name::CALL_LANES`]: a ring of [`SockMsgEvent`]s with one writer,
-/// the programs running on that CPU, and one reader in userspace, which maps the array.
+/// One CPU's lane of a lane map ([`map_name::CALL_LANES`], [`map_name::PACKET_LANES`]): a
+/// ring of `N` records of type `T` with one writer, the programs running on that CPU, and one
+/// reader in userspace, which maps the array.
 ///
 /// A ring buffer record costs about 150 ns here (its reserve takes a spin lock with
 /// interrupts disabled); a lane record is two atomic exchanges and a copy (issue 16).
 ///
 /// - The writer takes [`Self::busy`] with an atomic exchange (a program that interrupted
-///   another one on the same CPU finds it taken and uses the ring), checks that
-///   [`Self::written`] minus [`CallLaneRead::read`] leaves a free slot, fills slot
-///   `written % LANE_SLOTS`, and publishes it by exchanging `written` for `written + 1` (a full
-///   barrier: the slot is written before the count is seen).
+///   another one on the same CPU finds it taken and uses the ring buffer instead), checks
+///   that [`Self::written`] minus [`LaneRead::read`] leaves a free slot, fills slot
+///   `written % N`, and publishes it by exchanging `written` for `written + 1` (a full
+///   barrier: the slot is written before the count can be seen).
 /// - The reader loads `written` (acquire), copies the slots from its last count up to it and
-///   stores the new count in [`CallLaneRead::read`] (release), which frees them.
+///   stores the new count in [`LaneRead::read`] (release), which frees them.
 #[repr(C)]
-pub struct CallLane {
+pub struct Lane<T, const N: usize> {
     /// Records written since the lane was created (written by the programs only).
     pub written: u64,
     /// Non-zero while a program writes the lane.
@@ -605,22 +615,45 @@ pub struct CallLane {
     /// Keeps the reader's count off the writer's cache line.
     pub _pad: [u64; 6],
     /// The reader's side.
-    pub read: CallLaneRead,
-    /// The records, the one of count `n` at `n % LANE_SLOTS`.
-    pub slots: [SockMsgEvent; limits::LANE_SLOTS],
+    pub read: LaneRead,
+    /// The records, the one of count `n` at `n % N`.
+    pub slots: [T; N],
 }
 
-/// The reader's cache line of a [`CallLane`].
+/// The reader's cache line of a [`Lane`].
 #[repr(C)]
-pub struct CallLaneRead {
+pub struct LaneRead {
     /// Records read since the lane was created (written by userspace only).
     pub read: u64,
     /// Fills the cache line.
     pub _pad: [u64; 7],
 }
 
-const _: () = assert!(limits::LANE_SLOTS.is_power_of_two());
+/// Where a [`Lane`]'s slots start: after the writer's and the reader's cache lines.
+pub const LANE_SLOTS_OFFSET: usize = 128;
+
+/// A lane of the records of single calls.
+pub type CallLane = Lane<SockMsgEvent, { limits::CALL_LANE_SLOTS }>;
+
+/// A lane of captured packets of up to [`limits::LANE_PACKET_BYTES`] bytes.
+pub type PacketLane = Lane<LanePacket, { limits::PACKET_LANE_SLOTS }>;
+
+/// A captured packet in a [`PacketLane`]: read as a [`PacketEvent`] followed by its
+/// [`PacketEvent::captured_len`] bytes, like a packet record of the ring buffer.
+#[repr(C)]
+pub struct LanePacket {
+    /// The packet's description.
+    pub event: PacketEvent,
+    /// The packet's first [`PacketEvent::captured_len`] bytes.
+    pub data: [u8; limits::LANE_PACKET_BYTES],
+}
+
+const _: () = assert!(limits::CALL_LANE_SLOTS.is_power_of_two());
+const _: () = assert!(limits::PACKET_LANE_SLOTS.is_power_of_two());
 const _: () = assert!(core::mem::offset_of!(CallLane, read) == 64);
+const _: () = assert!(core::mem::offset_of!(CallLane, slots) == LANE_SLOTS_OFFSET);
+const _: () = assert!(core::mem::offset_of!(PacketLane, slots) == LANE_SLOTS_OFFSET);
+const _: () = assert!(core::mem::size_of::<LanePacket>().is_multiple_of(8));
 
 /// A TCP reset sent or received on a traced socket (`tcp_send_reset` / `tcp_receive_reset`).
 #[repr(C)]

@@ -16,13 +16,18 @@ use aya_ebpf::{
     programs::{TcContext, sk_buff::SkBuff},
 };
 use nettrace_common::{
-    ANY_CLIENT, EventHeader, FlowKey, PacketEvent, capture_flags, direction, event_kind, family,
-    ip_protocol, limits,
+    ANY_CLIENT, EventHeader, FlowKey, LanePacket, PacketEvent, capture_flags, direction,
+    event_kind, family, ip_protocol, limits,
 };
 
 use crate::{
-    emit::{PACKET_WAKEUP_BYTES, armed_generation, count_lost, flow_port_marked, wakeup_flags},
-    maps::{CAPTURE_CLIENTS, CAPTURE_INTERFACES, LOST_PACKETS, PACKETS, TRACED_FLOWS},
+    emit::{
+        PACKET_WAKEUP_BYTES, armed_generation, count_lost, flow_port_marked, wakeup_flags,
+        write_lane,
+    },
+    maps::{
+        CAPTURE_CLIENTS, CAPTURE_INTERFACES, LOST_PACKETS, PACKET_LANES, PACKETS, TRACED_FLOWS,
+    },
 };
 
 /// "No verdict": the next program (tcx) or the default action decides.
@@ -361,9 +366,10 @@ struct PacketRecord<const N: usize> {
     data: [u8; N],
 }
 
-/// Copies the first `wanted` bytes of the packet (fewer if it is shorter) into the ring,
-/// in the smallest record size that holds them (the ring needs sizes known when verifying).
-/// `ifindex` is the interface it was seen on (see [`nettrace_common::CGROUP_PACKET_IFINDEX`]).
+/// Copies the first `wanted` bytes of the packet (fewer if it is shorter) into this CPU's
+/// packet lane if they fit there, else into the ring, in the smallest record size that holds
+/// them (the ring needs sizes known when verifying). `ifindex` is the interface it was seen
+/// on (see [`nettrace_common::CGROUP_PACKET_IFINDEX`]).
 #[inline(always)]
 pub(crate) fn copy_packet(
     skb: &SkBuff,
@@ -386,12 +392,55 @@ pub(crate) fn copy_packet(
         cookie,
         way,
     };
+    if length <= limits::LANE_PACKET_BYTES as u32 && copy_into_lane(&target, packet_len, length) {
+        return;
+    }
     if length <= 256 {
         copy_into::<256>(&target, packet_len, length);
     } else if length <= 2048 {
         copy_into::<2048>(&target, packet_len, length);
     } else {
         copy_into::<{ limits::MAX_PACKET_BYTES as usize }>(&target, packet_len, length);
+    }
+}
+
+/// Copies the packet's first `length` bytes (at most [`limits::LANE_PACKET_BYTES`]) into
+/// this CPU's packet lane; false when the lane is full or taken, or the copy failed.
+#[inline(always)]
+fn copy_into_lane(target: &Target<'_>, packet_len: u32, length: u32) -> bool {
+    write_lane(&PACKET_LANES, |slot: *mut LanePacket| {
+        // As in `copy_into`: the verifier must see 1 <= length <= the slot's room.
+        let length = core::hint::black_box(length).clamp(1, limits::LANE_PACKET_BYTES as u32);
+        // SAFETY: `slot` points to a whole free slot of the lane, this run's alone; `length`
+        // is between 1 and the size of `data`, and at most the packet's length.
+        unsafe {
+            let data = core::ptr::addr_of_mut!((*slot).data) as *mut c_void;
+            if bpf_skb_load_bytes(target.skb.skb as *const c_void, 0, data, length) != 0 {
+                return false;
+            }
+            core::ptr::addr_of_mut!((*slot).event)
+                .write_volatile(packet_event(target, packet_len, length));
+        }
+        true
+    })
+}
+
+/// The description of a packet of `packet_len` bytes of which `length` were copied, stamped
+/// now.
+#[inline(always)]
+fn packet_event(target: &Target<'_>, packet_len: u32, length: u32) -> PacketEvent {
+    PacketEvent {
+        header: EventHeader {
+            kind: event_kind::PACKET,
+            client_id: target.client_id,
+            // SAFETY: a plain helper call without arguments.
+            timestamp_ns: unsafe { bpf_ktime_get_ns() },
+            cookie: target.cookie,
+        },
+        ifindex: target.ifindex,
+        direction: target.way,
+        packet_len,
+        captured_len: length,
     }
 }
 
@@ -407,13 +456,7 @@ struct Target<'a> {
 
 #[inline(always)]
 fn copy_into<const N: usize>(target: &Target<'_>, packet_len: u32, length: u32) {
-    let Target {
-        skb,
-        ifindex,
-        client_id,
-        cookie,
-        way,
-    } = *target;
+    let Target { skb, client_id, .. } = *target;
     let Some(mut entry) = PACKETS.reserve::<PacketRecord<N>>(0) else {
         if client_id != ANY_CLIENT {
             count_lost(&LOST_PACKETS, client_id);
@@ -438,19 +481,7 @@ fn copy_into<const N: usize>(target: &Target<'_>, packet_len: u32, length: u32) 
     }
     // SAFETY: as above; the event part is fully written before the record is submitted.
     unsafe {
-        core::ptr::addr_of_mut!((*record).event).write(PacketEvent {
-            header: EventHeader {
-                kind: event_kind::PACKET,
-                client_id,
-                // SAFETY: a plain helper call without arguments.
-                timestamp_ns: bpf_ktime_get_ns(),
-                cookie,
-            },
-            ifindex,
-            direction: way,
-            packet_len,
-            captured_len: length,
-        });
+        core::ptr::addr_of_mut!((*record).event).write(packet_event(target, packet_len, length));
     }
     entry.submit(wakeup_flags(
         &PACKETS,

@@ -12,11 +12,11 @@ use aya_ebpf::{
         bpf_ktime_get_ns,
         generated::{bpf_get_smp_processor_id, bpf_sk_storage_get},
     },
-    maps::{PerCpuArray, RingBuf},
+    maps::{Array, PerCpuArray, RingBuf},
 };
 use nettrace_common::{
-    EventHeader, FlowKey, HeldTransition, SockMsgEvent, TcpStateEvent, TracedSocket, event_kind,
-    limits,
+    EventHeader, FlowKey, HeldTransition, Lane, SockMsgEvent, TcpStateEvent, TracedSocket,
+    event_kind, limits,
 };
 
 use crate::maps::{
@@ -218,21 +218,31 @@ pub(crate) fn emit<T: 'static>(client_id: u32, event: T) {
     }
 }
 
-/// Writes the record of one call to this CPU's lane (see [`nettrace_common::CallLane`]), or
-/// to the ring when the lane is full or taken by the program this run interrupted.
+/// Writes the record of one call to this CPU's call lane (see [`nettrace_common::Lane`]),
+/// or to the ring when the lane is full or taken by the program this run interrupted.
 #[inline(always)]
 pub(crate) fn emit_call(client_id: u32, event: SockMsgEvent) {
-    if !write_lane(&event) {
+    let written = write_lane(&CALL_LANES, |slot| {
+        // SAFETY: `slot` points to a whole free slot of the lane, this run's alone.
+        unsafe { slot.write_volatile(event) };
+        true
+    });
+    if !written {
         emit(client_id, event);
     }
 }
 
-/// Writes `event` to this CPU's lane; false when it could not.
+/// Takes this CPU's lane of `lanes`, lets `fill` write its next free slot and publishes the
+/// slot if `fill` returns true. False when the lane is full, taken by the program this run
+/// interrupted, or `fill` failed (the slot then stays free).
 #[inline(always)]
-fn write_lane(event: &SockMsgEvent) -> bool {
+pub(crate) fn write_lane<T, const N: usize>(
+    lanes: &Array<Lane<T, N>>,
+    fill: impl FnOnce(*mut T) -> bool,
+) -> bool {
     // SAFETY: a plain helper call without arguments (the verifier inlines it).
     let cpu = unsafe { bpf_get_smp_processor_id() };
-    let Some(lane) = CALL_LANES.get_ptr_mut(cpu) else {
+    let Some(lane) = lanes.get_ptr_mut(cpu) else {
         return false;
     };
     // SAFETY: `lane` comes from a successful array lookup and stays valid for the run. Only
@@ -248,10 +258,10 @@ fn write_lane(event: &SockMsgEvent) -> bool {
         let read = (&raw const (*lane).read.read).read_volatile();
         let slot = (*lane)
             .slots
-            .get_mut((written & (limits::LANE_SLOTS as u64 - 1)) as usize);
+            .get_mut((written & (N as u64 - 1)) as usize)
+            .map(core::ptr::from_mut);
         let stored = match slot {
-            Some(slot) if written.wrapping_sub(read) < limits::LANE_SLOTS as u64 => {
-                core::ptr::from_mut(slot).write_volatile(*event);
+            Some(slot) if written.wrapping_sub(read) < N as u64 && fill(slot) => {
                 // The exchange is a full barrier: the slot is written before the new count
                 // can be seen.
                 atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(

@@ -7,7 +7,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use nettrace_common::{
-    CallLane, CaptureClient, CaptureInterface, FlowKey, SocketAnnouncement, TracedFlow,
+    CallLane, CaptureClient, CaptureInterface, FlowKey, PacketLane, SocketAnnouncement, TracedFlow,
     TracedSocket, limits,
 };
 
@@ -79,3 +79,8 @@ pub(crate) static ANNOUNCED_SOCKETS: Array<SocketAnnouncement> =
 /// [`nettrace_common::map_name::CALL_LANES`]); userspace sets the count at load and maps it.
 #[map(name = "CALL_LANES")]
 pub(crate) static CALL_LANES: Array<CallLane> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+
+/// One lane per possible CPU for captured packets that fit (see
+/// [`nettrace_common::map_name::PACKET_LANES`]); userspace sets the count at load and maps it.
+#[map(name = "PACKET_LANES")]
+pub(crate) static PACKET_LANES: Array<PacketLane> = Array::with_max_entries(1, BPF_F_MMAPABLE);

@@ -1,5 +1,5 @@
-//! [`KernelEvents`]: the reader of the event ring buffer (and of the per-CPU lanes that carry
-//! the records of single calls, see [`super::lanes`]).
+//! [`KernelEvents`]: the reader of a ring buffer and of the per-CPU lanes that carry some of
+//! its kind of records (single calls, small packets; see [`super::lanes`]).
 //!
 //! Records wait in the ring until they are taken ([`KernelEvents::next`] waits for one,
 //! [`KernelEvents::drain`] takes all there are, without waiting); a full ring makes the kernel
@@ -12,7 +12,7 @@ use std::{
 use aya::maps::{Map, MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 
-use super::{KernelError, KernelEvent, lanes::CallLanes};
+use super::{KernelError, KernelEvent, lanes::Lanes};
 use crate::clock::KernelTime;
 
 /// How often a waiting reader looks for events the programs did not wake it for.
@@ -22,43 +22,39 @@ pub const READ_TICK: std::time::Duration = std::time::Duration::from_millis(20);
 /// sock_ops record with the state transitions it stands for
 /// ([`KernelEvent::implied_state_changes`]): those held for it come right before it, at their
 /// own (earlier) times, so after any event of the socket that was reserved in between. The
-/// records of single calls come from the lanes, each handed out before the first ring event
-/// of a later time.
+/// records of the lanes (single calls, small packets) are handed out each before the first
+/// ring event of a later time.
 pub struct KernelEvents {
     ring: RingBuf<MapData>,
     /// A duplicate of the ring's descriptor, polled for readiness only.
     ready: AsyncFd<OwnedFd>,
     /// The last record and the transitions it stands for, not handed out yet.
     implied: VecDeque<KernelEvent>,
-    /// The lanes of single calls (only the event ring's reader has them).
-    lanes: Option<Lanes>,
+    /// The lanes of the ring's records that go there.
+    lanes: LaneQueue,
 }
 
-/// The lanes and the calls taken from them, not handed out yet.
+/// The lanes and the records taken from them, not handed out yet.
 #[derive(Debug)]
-struct Lanes {
-    lanes: CallLanes,
+struct LaneQueue {
+    lanes: Lanes,
     /// Oldest first.
     taken: VecDeque<Result<KernelEvent, KernelError>>,
 }
 
 impl KernelEvents {
-    /// The reader of ring `map` (named `name`), and of the call `lanes` if given.
-    pub(super) fn new(
-        map: Map,
-        name: &'static str,
-        lanes: Option<CallLanes>,
-    ) -> Result<Self, KernelError> {
+    /// The reader of ring `map` (named `name`), and of its `lanes`.
+    pub(super) fn new(map: Map, name: &'static str, lanes: Lanes) -> Result<Self, KernelError> {
         let ring = RingBuf::try_from(map).map_err(super::tracer::map_error(name, "open"))?;
         let ready = readiness(&ring)?;
         Ok(Self {
             ring,
             ready,
             implied: VecDeque::new(),
-            lanes: lanes.map(|lanes| Lanes {
+            lanes: LaneQueue {
                 lanes,
                 taken: VecDeque::new(),
-            }),
+            },
         })
     }
 
@@ -75,13 +71,13 @@ impl KernelEvents {
             lanes,
         } = self;
         loop {
-            if let Some(event) = take(ring, implied, lanes.as_mut()) {
+            if let Some(event) = take(ring, implied, lanes) {
                 return event;
             }
             tokio::select! {
                 guard = ready.readable() => {
                     let mut guard = guard.map_err(KernelError::Poll)?;
-                    if let Some(event) = take(ring, implied, lanes.as_mut()) {
+                    if let Some(event) = take(ring, implied, lanes) {
                         return event;
                     }
                     guard.clear_ready();
@@ -93,7 +89,7 @@ impl KernelEvents {
 
     /// The next event if one is already in the ring buffer, without waiting.
     pub fn try_next(&mut self) -> Option<Result<KernelEvent, KernelError>> {
-        take(&mut self.ring, &mut self.implied, self.lanes.as_mut())
+        take(&mut self.ring, &mut self.implied, &mut self.lanes)
     }
 
     /// Takes every event the ring buffer holds now: all that happened before the call.
@@ -107,9 +103,7 @@ impl KernelEvents {
         while let Some(item) = self.ring.next() {
             batch.push(&item);
         }
-        if let Some(lanes) = &mut self.lanes {
-            lanes.lanes.drain(|record| batch.push(record));
-        }
+        self.lanes.lanes.drain(|record| batch.push(record));
     }
 
     /// A new readiness handle on the ring (a duplicated descriptor), for a task that waits
@@ -130,12 +124,12 @@ fn readiness(ring: &RingBuf<MapData>) -> Result<AsyncFd<OwnedFd>, KernelError> {
         .map_err(|e| KernelError::Poll(e.into()))
 }
 
-/// The older of the next ring event and the next call taken from the lanes (the ring's on a
-/// tie).
+/// The older of the next ring event and the next record taken from the lanes (the ring's on
+/// a tie).
 fn take(
     ring: &mut RingBuf<MapData>,
     implied: &mut VecDeque<KernelEvent>,
-    lanes: Option<&mut Lanes>,
+    lanes: &mut LaneQueue,
 ) -> Option<Result<KernelEvent, KernelError>> {
     if implied.is_empty()
         && let Some(record) = ring.next()
@@ -147,9 +141,6 @@ fn take(
             Err(error) => return Some(Err(KernelError::from(error))),
         }
     }
-    let Some(lanes) = lanes else {
-        return implied.pop_front().map(Ok);
-    };
     if lanes.taken.is_empty() {
         lanes.lanes.drain(|record| {
             lanes
@@ -161,16 +152,16 @@ fn take(
         lanes
             .taken
             .make_contiguous()
-            .sort_by_key(|call| call.as_ref().map_or(KernelTime(0), KernelEvent::time));
+            .sort_by_key(|record| record.as_ref().map_or(KernelTime(0), KernelEvent::time));
     }
-    let call_first = match (implied.front(), lanes.taken.front()) {
-        (Some(event), Some(call)) => call
+    let lane_first = match (implied.front(), lanes.taken.front()) {
+        (Some(event), Some(record)) => record
             .as_ref()
-            .map_or(true, |call| call.time() < event.time()),
+            .map_or(true, |record| record.time() < event.time()),
         (None, Some(_)) => true,
         (_, None) => false,
     };
-    if call_first {
+    if lane_first {
         lanes.taken.pop_front()
     } else {
         implied.pop_front().map(Ok)

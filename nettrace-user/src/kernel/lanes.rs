@@ -1,10 +1,11 @@
-//! [`CallLanes`]: the reader of the per-CPU lanes in which the programs write the records of
-//! single send and receive calls (`CALL_LANES`, see [`nettrace_common::CallLane`]): no ring
-//! buffer lock per call (issue 16: a ring record costs about 150 ns of the traced call here).
+//! [`Lanes`]: the reader of the per-CPU lanes in which the programs write the records of
+//! single send and receive calls (`CALL_LANES`) and captured packets that fit
+//! (`PACKET_LANES`), see [`nettrace_common::Lane`]: no ring buffer lock per record (issue
+//! 16: a ring record costs about 150 ns of the traced call or packet here).
 //!
-//! The lanes never wake a reader: they are read with the event ring, whenever it is (its
+//! The lanes never wake a reader: they are read with their ring buffer, whenever it is (its
 //! wakeups, the reader's tick, every snapshot). A lane that fills up meanwhile sends the
-//! further calls to the ring, so nothing is lost that the ring would have kept.
+//! further records to the ring, so nothing is lost that the ring would have kept.
 use std::{
     io,
     os::fd::{AsFd, AsRawFd},
@@ -13,53 +14,106 @@ use std::{
 };
 
 use aya::maps::{Map, MapData};
-use nettrace_common::{CallLane, SockMsgEvent, limits, map_name};
+use nettrace_common::{
+    CallLane, LANE_SLOTS_OFFSET, LanePacket, PacketEvent, PacketLane, SockMsgEvent, limits,
+    map_name,
+};
 
 use super::KernelError;
 
-/// The mapped lanes, one per possible CPU, and how far each was read.
-pub(crate) struct CallLanes {
-    lanes: NonNull<CallLane>,
+/// The layout of one kind of lane, and how much of a slot its record takes.
+#[derive(Debug)]
+pub(crate) struct LaneKind {
+    name: &'static str,
+    /// Bytes of one lane ([`nettrace_common::Lane`]).
+    lane_bytes: usize,
+    /// Bytes of one slot.
+    slot_bytes: usize,
+    /// Slots of a lane (a power of two).
+    slots: usize,
+    /// The bytes of the record in a slot (a slot's bytes in, at most as many out).
+    record_len: fn(&[u8]) -> usize,
+}
+
+/// The lanes of single calls: a record fills its slot.
+pub(crate) const CALLS: LaneKind = LaneKind {
+    name: map_name::CALL_LANES,
+    lane_bytes: size_of::<CallLane>(),
+    slot_bytes: size_of::<SockMsgEvent>(),
+    slots: limits::CALL_LANE_SLOTS,
+    record_len: <[u8]>::len,
+};
+
+/// The lanes of captured packets: the description and the bytes it says were captured.
+pub(crate) const PACKETS: LaneKind = LaneKind {
+    name: map_name::PACKET_LANES,
+    lane_bytes: size_of::<PacketLane>(),
+    slot_bytes: size_of::<LanePacket>(),
+    slots: limits::PACKET_LANE_SLOTS,
+    record_len: packet_record_len,
+};
+
+/// A [`LanePacket`]'s record: its [`PacketEvent`] and the captured bytes (the whole slot if
+/// the length is out of range: the decoder then reports the record as malformed).
+fn packet_record_len(slot: &[u8]) -> usize {
+    let at = std::mem::offset_of!(PacketEvent, captured_len);
+    let captured = slot
+        .get(at..at + 4)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map_or(usize::MAX, |bytes| u32::from_ne_bytes(bytes) as usize);
+    size_of::<PacketEvent>()
+        .saturating_add(captured)
+        .min(slot.len())
+}
+
+/// The mapped lanes of one kind, one per possible CPU.
+pub(crate) struct Lanes {
+    base: NonNull<u8>,
     count: usize,
     bytes: usize,
+    kind: &'static LaneKind,
     /// The map, so that its memory stays the programs' while mapped here.
     _map: MapData,
 }
 
 // SAFETY: the mapping is process-wide memory; the reader's fields are written only through
 // `&mut self`, and the programs' fields are only read, atomically or by copy.
-unsafe impl Send for CallLanes {}
+unsafe impl Send for Lanes {}
 
-impl std::fmt::Debug for CallLanes {
+impl std::fmt::Debug for Lanes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallLanes")
+        f.debug_struct("Lanes")
+            .field("kind", &self.kind.name)
             .field("count", &self.count)
             .finish_non_exhaustive()
     }
 }
 
-impl CallLanes {
-    /// How many lanes to create: one per possible CPU (the programs index them by CPU).
+impl Lanes {
+    /// How many lanes of a kind to create: one per possible CPU (the programs index them by
+    /// CPU).
     pub(crate) fn count() -> Result<u32, KernelError> {
-        let count = aya::util::nr_cpus().map_err(|(_, source)| map_error(source))?;
-        u32::try_from(count).map_err(|_| map_error(io::Error::other("too many CPUs")))
+        let error = |source| map_error(map_name::CALL_LANES, "count CPUs", source);
+        let count = aya::util::nr_cpus().map_err(|(_, source)| error(source))?;
+        u32::try_from(count).map_err(|_| error(io::Error::other("too many CPUs")))
     }
 
-    /// Maps the `CALL_LANES` array, created with [`Self::count`] lanes.
-    pub(crate) fn map(map: Map) -> Result<Self, KernelError> {
+    /// Maps a lane array of `kind`, created with [`Self::count`] lanes.
+    pub(crate) fn map(map: Map, kind: &'static LaneKind) -> Result<Self, KernelError> {
         let Map::Array(map) = map else {
             return Err(KernelError::Missing {
                 kind: "array map",
-                name: map_name::CALL_LANES,
+                name: kind.name,
             });
         };
+        let mmap_error = |source| map_error(kind.name, "mmap", source);
         let count = Self::count()? as usize;
         // SAFETY: `sysconf` has no preconditions.
         let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
-            .map_err(|_| map_error(io::Error::last_os_error()))?;
-        // The kernel lays the values out 8-byte aligned (the size is a multiple of 8) and maps
-        // them from offset zero, whole pages.
-        let bytes = (size_of::<CallLane>() * count).next_multiple_of(page);
+            .map_err(|_| mmap_error(io::Error::last_os_error()))?;
+        // The kernel lays the values out 8-byte aligned (the sizes are multiples of 8) and
+        // maps them from offset zero, whole pages.
+        let bytes = (kind.lane_bytes * count).next_multiple_of(page);
         // SAFETY: a fresh shared mapping of the map's descriptor, whose value area is `bytes`
         // long (the array was created mappable with `count` lanes); nothing else is touched.
         let address = unsafe {
@@ -73,14 +127,15 @@ impl CallLanes {
             )
         };
         if address == libc::MAP_FAILED {
-            return Err(map_error(io::Error::last_os_error()));
+            return Err(mmap_error(io::Error::last_os_error()));
         }
-        let lanes = NonNull::new(address.cast::<CallLane>())
-            .ok_or_else(|| map_error(io::Error::other("mmap returned NULL")))?;
+        let base = NonNull::new(address.cast::<u8>())
+            .ok_or_else(|| mmap_error(io::Error::other("mmap returned NULL")))?;
         Ok(Self {
-            lanes,
+            base,
             count,
             bytes,
+            kind,
             _map: map,
         })
     }
@@ -91,57 +146,68 @@ impl CallLanes {
         for index in 0..self.count {
             // SAFETY: `index` is below the lane count, so the lane lies inside the mapping,
             // and `&mut self` makes this the only reader.
-            unsafe { drain_lane(self.lanes.as_ptr().add(index), &mut take) };
+            unsafe {
+                drain_lane(
+                    self.base.as_ptr().add(index * self.kind.lane_bytes),
+                    self.kind,
+                    &mut take,
+                );
+            }
         }
     }
 }
 
-/// Hands each record of `lane` from its reader's count up to its writer's to `take`, then
-/// moves the reader's count on (which frees the slots for the writer).
+impl Drop for Lanes {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once; nothing borrows it beyond a
+        // `drain` call.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.bytes) };
+    }
+}
+
+/// Hands each record of the lane at `lane` from its reader's count up to its writer's to
+/// `take`, then moves the reader's count on (which frees the slots for the writer).
 ///
 /// # Safety
-/// `lane` points to a live lane, 8-byte aligned, whose reader is the caller alone.
-unsafe fn drain_lane(lane: *mut CallLane, take: &mut impl FnMut(&[u8])) {
-    // SAFETY: 8-byte aligned fields of a live lane; `written` is only written by the
-    // programs (atomically), `read` only by this reader (the caller's promise).
+/// `lane` points to a live lane of `kind`, 8-byte aligned, whose reader is the caller alone.
+unsafe fn drain_lane(lane: *mut u8, kind: &LaneKind, take: &mut impl FnMut(&[u8])) {
+    // SAFETY: 8-byte aligned fields of a live lane (`Lane::written` first, `LaneRead::read`
+    // at 64); `written` is only written by the programs (atomically), `read` only by this
+    // reader (the caller's promise).
     let (written, read) = unsafe {
         (
-            AtomicU64::from_ptr(&raw mut (*lane).written),
-            AtomicU64::from_ptr(&raw mut (*lane).read.read),
+            AtomicU64::from_ptr(lane.cast::<u64>()),
+            AtomicU64::from_ptr(lane.add(64).cast::<u64>()),
         )
     };
     let end = written.load(Ordering::Acquire);
     let start = read.load(Ordering::Relaxed);
+    let slots = kind.slots as u64;
     // More than a lane's worth unread cannot happen (the programs never overwrite an unread
     // slot); if the counts say so, only the last lane's worth can be whole.
-    let from = start.max(end.saturating_sub(limits::LANE_SLOTS as u64));
+    let from = start.max(end.saturating_sub(slots));
     for count in from..end {
-        let slot = (count % limits::LANE_SLOTS as u64) as usize;
+        let slot = (count % slots) as usize;
         // SAFETY: the slot lies in the lane; it was written before `written` passed it
-        // (acquire above) and is not written again before `read` passes it, below.
-        let record = unsafe { &raw const (*lane).slots[slot] };
-        // SAFETY: a record is plain bytes (`repr(C)` without padding, written whole).
-        let bytes =
-            unsafe { std::slice::from_raw_parts(record.cast::<u8>(), size_of::<SockMsgEvent>()) };
-        take(bytes);
+        // (acquire above) and is not written again before `read` passes it, below. A record
+        // is plain bytes (`repr(C)` without padding).
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                lane.add(LANE_SLOTS_OFFSET + slot * kind.slot_bytes),
+                kind.slot_bytes,
+            )
+        };
+        take(&bytes[..(kind.record_len)(bytes)]);
     }
     if end != start {
         read.store(end, Ordering::Release);
     }
 }
 
-impl Drop for CallLanes {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `map`, unmapped once; nothing borrows it beyond a
-        // `drain` call.
-        unsafe { libc::munmap(self.lanes.as_ptr().cast(), self.bytes) };
-    }
-}
-
-fn map_error(source: io::Error) -> KernelError {
+fn map_error(name: &'static str, step: &'static str, source: io::Error) -> KernelError {
     KernelError::Map {
-        name: map_name::CALL_LANES,
-        step: "mmap",
+        name,
+        step,
         source: Box::new(source),
     }
 }
@@ -154,7 +220,7 @@ mod tests {
 
     use super::*;
 
-    /// A zeroed lane on the heap, as the kernel creates one.
+    /// A zeroed call lane on the heap, as the kernel creates one.
     struct HeapLane(*mut CallLane);
 
     impl HeapLane {
@@ -167,11 +233,12 @@ mod tests {
 
         /// Writes the call numbered `n` the way the programs do (slot, then the count).
         fn write(&mut self, n: u64) {
+            let slots = limits::CALL_LANE_SLOTS as u64;
             // SAFETY: the lane is live and only this test touches it.
             unsafe {
                 let lane = &mut *self.0;
-                assert!(n - lane.read.read < limits::LANE_SLOTS as u64, "lane full");
-                lane.slots[(n % limits::LANE_SLOTS as u64) as usize] = SockMsgEvent {
+                assert!(n - lane.read.read < slots, "lane full");
+                lane.slots[(n % slots) as usize] = SockMsgEvent {
                     header: EventHeader {
                         kind: event_kind::SOCK_MSG,
                         client_id: 1,
@@ -190,7 +257,7 @@ mod tests {
             let mut seen = Vec::new();
             // SAFETY: the lane is live and this is its only reader.
             unsafe {
-                drain_lane(self.0, &mut |record: &[u8]| {
+                drain_lane(self.0.cast(), &CALLS, &mut |record: &[u8]| {
                     assert_eq!(record.len(), size_of::<SockMsgEvent>());
                     let event = record.as_ptr().cast::<SockMsgEvent>().read_unaligned();
                     seen.push(event.header.timestamp_ns);
@@ -211,7 +278,7 @@ mod tests {
     fn a_drain_hands_out_each_call_once_in_order_across_the_wrap() {
         let mut lane = HeapLane::new();
         assert!(lane.drain().is_empty());
-        let slots = limits::LANE_SLOTS as u64;
+        let slots = limits::CALL_LANE_SLOTS as u64;
         // Fill the lane to the last slot, read it, then write past the wrap.
         for n in 0..slots {
             lane.write(n);
@@ -232,8 +299,21 @@ mod tests {
         // Counts no program writes (it never overwrites an unread slot): a reader still
         // hands out no more than a lane holds.
         // SAFETY: the lane is live and only this test touches it.
-        unsafe { (*lane.0).written = 3 * limits::LANE_SLOTS as u64 };
-        assert_eq!(lane.drain().len(), limits::LANE_SLOTS);
+        unsafe { (*lane.0).written = 3 * limits::CALL_LANE_SLOTS as u64 };
+        assert_eq!(lane.drain().len(), limits::CALL_LANE_SLOTS);
         assert!(lane.drain().is_empty());
+    }
+
+    #[test]
+    fn a_lane_packet_is_its_description_and_the_bytes_it_captured() {
+        let mut slot = vec![0u8; size_of::<LanePacket>()];
+        let at = std::mem::offset_of!(PacketEvent, captured_len);
+        let event = size_of::<PacketEvent>();
+        slot[at..at + 4].copy_from_slice(&60u32.to_ne_bytes());
+        assert_eq!(packet_record_len(&slot), event + 60);
+        // A length beyond the slot (no program writes one) stops at the slot's end.
+        slot[at..at + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
+        assert_eq!(packet_record_len(&slot), slot.len());
+        assert_eq!(packet_record_len(&slot[..2]), 2);
     }
 }

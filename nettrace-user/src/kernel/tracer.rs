@@ -27,7 +27,7 @@ use super::{
     announce::{Announcement, Announcements},
     armed::{Armed, Hold},
     cgroup,
-    lanes::CallLanes,
+    lanes::{self, Lanes},
     object::EBPF_OBJECT,
 };
 use crate::{SocketCookie, capture::LinkKind, event::ClientId};
@@ -124,7 +124,8 @@ impl KernelTracer {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(map_name::EVENTS, config.ring_bytes)
             .map_max_entries(map_name::PACKETS, config.packet_ring_bytes)
-            .map_max_entries(map_name::CALL_LANES, CallLanes::count()?)
+            .map_max_entries(map_name::CALL_LANES, Lanes::count()?)
+            .map_max_entries(map_name::PACKET_LANES, Lanes::count()?)
             .load(EBPF_OBJECT)
             .map_err(|e| {
                 if is_permission_error(&e) {
@@ -164,7 +165,10 @@ impl KernelTracer {
         let packets = KernelEvents::new(
             take_map(&mut ebpf, map_name::PACKETS)?,
             map_name::PACKETS,
-            None,
+            Lanes::map(
+                take_map(&mut ebpf, map_name::PACKET_LANES)?,
+                &lanes::PACKETS,
+            )?,
         )?;
         let traced = SkStorage::try_from(take_map(&mut ebpf, map_name::TRACED_SOCKETS)?)
             .map_err(map_error(map_name::TRACED_SOCKETS, "open"))?;
@@ -172,11 +176,10 @@ impl KernelTracer {
             .map_err(map_error(map_name::CLIENT_GENERATIONS, "open"))?;
         let lost = PerCpuArray::try_from(take_map(&mut ebpf, map_name::LOST_EVENTS)?)
             .map_err(map_error(map_name::LOST_EVENTS, "open"))?;
-        let lanes = CallLanes::map(take_map(&mut ebpf, map_name::CALL_LANES)?)?;
         let events = KernelEvents::new(
             take_map(&mut ebpf, map_name::EVENTS)?,
             map_name::EVENTS,
-            Some(lanes),
+            Lanes::map(take_map(&mut ebpf, map_name::CALL_LANES)?, &lanes::CALLS)?,
         )?;
         let cgroup_trace = Array::try_from(take_map(&mut ebpf, map_name::CGROUP_TRACE)?)
             .map_err(map_error(map_name::CGROUP_TRACE, "open"))?;
