@@ -91,11 +91,11 @@ pub mod map_name {
     /// root stores the entry in the socket as the kernel creates it. Registration without a
     /// system call of its own, and the cookie comes back in the slot.
     pub const ANNOUNCED_SOCKETS: &str = "ANNOUNCED_SOCKETS";
-    /// Array of one [`crate::CallLane`] per possible CPU, mappable (`BPF_F_MMAPABLE`): the
-    /// records of single send and receive calls ([`crate::SockMsgEvent`]), each written to
-    /// the lane of the CPU it ran on, without the ring buffer's lock. A call whose lane is
-    /// full (or in use by a program it interrupted) goes to [`EVENTS`] instead.
-    pub const CALL_LANES: &str = "CALL_LANES";
+    /// Array of one [`crate::EventLane`] per CPU, mappable (`BPF_F_MMAPABLE`): every event
+    /// record, written to the lane of the CPU its program ran on, without the ring buffer's
+    /// lock. A record whose lane is full (or in use by a program it interrupted) goes to
+    /// [`EVENTS`] instead.
+    pub const EVENT_LANES: &str = "EVENT_LANES";
     /// The same for captured packets of up to [`crate::limits::LANE_PACKET_BYTES`]
     /// bytes ([`crate::PacketLane`]); longer ones, and those a full lane cannot take, go to
     /// [`PACKETS`].
@@ -169,10 +169,10 @@ pub mod limits {
     /// more would grow the entry past what the socket's storage allocates cheaply (see
     /// [`crate::TracedSocket`]).
     pub const HELD_TRANSITIONS: usize = 4;
-    /// Records a [`crate::CallLane`] holds (a power of two): calls of one CPU between two
-    /// reads of the lanes (the reader looks at least every 20 ms: 25,600 calls a second per
-    /// CPU go through the lanes; more go to the ring buffer).
-    pub const CALL_LANE_SLOTS: usize = 512;
+    /// Records an [`crate::EventLane`] holds (a power of two; 132 KiB per CPU): events of
+    /// one CPU between two reads of the lanes (the reader looks at least every 20 ms: 25,600
+    /// events a second per CPU go through the lanes; more go to the ring buffer).
+    pub const EVENT_LANE_SLOTS: usize = 512;
     /// Packets a [`crate::PacketLane`] holds (a power of two; 76 KiB per CPU).
     pub const PACKET_LANE_SLOTS: usize = 256;
     /// The most bytes of a packet a [`crate::PacketLane`] takes: headers and small packets
@@ -592,14 +592,15 @@ pub struct SockMsgEvent {
     pub _pad: u32,
 }
 
-/// One CPU's lane of a lane map ([`map_name::CALL_LANES`], [`map_name::PACKET_LANES`]): a
+/// One CPU's lane of a lane map ([`map_name::EVENT_LANES`], [`map_name::PACKET_LANES`]): a
 /// ring of `N` records of type `T` with one writer, the programs running on that CPU, and one
 /// reader in userspace, which maps the array.
 ///
 /// A ring buffer record costs about 150 ns here (its reserve takes a spin lock with
 /// interrupts disabled); a lane record is two atomic exchanges and a copy (issue 16).
 ///
-/// - The writer takes [`Self::busy`] with an atomic exchange (a program that interrupted
+/// - The writer leaves a [`Self::closed`] lane alone; it takes [`Self::busy`] with an atomic
+///   exchange (a program that interrupted
 ///   another one on the same CPU finds it taken and uses the ring buffer instead), checks
 ///   that [`Self::written`] minus [`LaneRead::read`] leaves a free slot, fills slot
 ///   `written % N`, and publishes it by exchanging `written` for `written + 1` (a full
@@ -612,8 +613,11 @@ pub struct Lane<T, const N: usize> {
     pub written: u64,
     /// Non-zero while a program writes the lane.
     pub busy: u64,
+    /// Non-zero: the lane takes nothing, every record goes to the ring buffer (set by
+    /// userspace before it registers anything, when told to do without lanes).
+    pub closed: u64,
     /// Keeps the reader's count off the writer's cache line.
-    pub _pad: [u64; 6],
+    pub _pad: [u64; 5],
     /// The reader's side.
     pub read: LaneRead,
     /// The records, the one of count `n` at `n % N`.
@@ -632,8 +636,32 @@ pub struct LaneRead {
 /// Where a [`Lane`]'s slots start: after the writer's and the reader's cache lines.
 pub const LANE_SLOTS_OFFSET: usize = 128;
 
-/// A lane of the records of single calls.
-pub type CallLane = Lane<SockMsgEvent, { limits::CALL_LANE_SLOTS }>;
+/// A lane of event records.
+pub type EventLane = Lane<EventSlot, { limits::EVENT_LANE_SLOTS }>;
+
+/// Room for any event record but a packet (the largest is [`SockOpsEvent`]): read as the
+/// record its header's kind names, [`event_record_len`] bytes.
+#[repr(C)]
+pub struct EventSlot {
+    /// The record, then unused bytes.
+    pub words: [u64; size_of::<SockOpsEvent>() / 8],
+}
+
+/// The size of a record of `kind` (an [`event_kind`] value), for every kind but
+/// [`event_kind::PACKET`] (whose size its record says); `None` for that and unknown kinds.
+pub const fn event_record_len(kind: u32) -> Option<usize> {
+    Some(match kind {
+        event_kind::TCP_STATE => size_of::<TcpStateEvent>(),
+        event_kind::SOCK_OPS => size_of::<SockOpsEvent>(),
+        event_kind::SOCK_MSG => size_of::<SockMsgEvent>(),
+        event_kind::TCP_RESET => size_of::<TcpResetEvent>(),
+        event_kind::SOCK_CREATE => size_of::<SockCreateEvent>(),
+        event_kind::SOCK_RELEASE => size_of::<SockReleaseEvent>(),
+        event_kind::CONNECT => size_of::<ConnectEvent>(),
+        event_kind::SOCK_CALLS => size_of::<SockCallsEvent>(),
+        _ => return None,
+    })
+}
 
 /// A lane of captured packets of up to [`limits::LANE_PACKET_BYTES`] bytes.
 pub type PacketLane = Lane<LanePacket, { limits::PACKET_LANE_SLOTS }>;
@@ -648,10 +676,11 @@ pub struct LanePacket {
     pub data: [u8; limits::LANE_PACKET_BYTES],
 }
 
-const _: () = assert!(limits::CALL_LANE_SLOTS.is_power_of_two());
+const _: () = assert!(limits::EVENT_LANE_SLOTS.is_power_of_two());
 const _: () = assert!(limits::PACKET_LANE_SLOTS.is_power_of_two());
-const _: () = assert!(core::mem::offset_of!(CallLane, read) == 64);
-const _: () = assert!(core::mem::offset_of!(CallLane, slots) == LANE_SLOTS_OFFSET);
+const _: () = assert!(core::mem::offset_of!(EventLane, read) == 64);
+const _: () = assert!(core::mem::offset_of!(EventLane, closed) == 16);
+const _: () = assert!(core::mem::offset_of!(EventLane, slots) == LANE_SLOTS_OFFSET);
 const _: () = assert!(core::mem::offset_of!(PacketLane, slots) == LANE_SLOTS_OFFSET);
 const _: () = assert!(core::mem::size_of::<LanePacket>().is_multiple_of(8));
 

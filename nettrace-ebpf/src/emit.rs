@@ -15,12 +15,12 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray, RingBuf},
 };
 use nettrace_common::{
-    EventHeader, FlowKey, HeldTransition, Lane, SockMsgEvent, TcpStateEvent, TracedSocket,
-    event_kind, limits,
+    EventHeader, EventSlot, FlowKey, HeldTransition, Lane, TcpStateEvent, TracedSocket, event_kind,
+    limits,
 };
 
 use crate::maps::{
-    ARMED, CALL_LANES, CLIENT_GENERATIONS, EVENTS, FLOW_PORTS, LOST_EVENTS, TRACED_SOCKETS,
+    ARMED, CLIENT_GENERATIONS, EVENT_LANES, EVENTS, FLOW_PORTS, LOST_EVENTS, TRACED_SOCKETS,
 };
 
 /// Whether userspace has anything registered at all. The first check of the programs that
@@ -202,9 +202,26 @@ pub(crate) const WAKEUP_BYTES: u64 = 64 * 1024;
 /// The same for packets, whose records are up to 9 KiB each.
 pub(crate) const PACKET_WAKEUP_BYTES: u64 = 64 * 1024;
 
-/// Writes `event` to the ring buffer, or counts it as lost for its client.
+/// Writes `event` to this CPU's event lane (see [`nettrace_common::Lane`]), or to the ring
+/// buffer when the lane is full or taken by the program this run interrupted, or counts it as
+/// lost for its client when the ring is full too.
 #[inline(always)]
-pub(crate) fn emit<T: 'static>(client_id: u32, event: T) {
+pub(crate) fn emit<T: Copy + 'static>(client_id: u32, event: T) {
+    const {
+        assert!(
+            core::mem::size_of::<T>() <= core::mem::size_of::<EventSlot>()
+                && core::mem::align_of::<T>() <= core::mem::align_of::<EventSlot>()
+        );
+    }
+    let written = write_lane(&EVENT_LANES, |slot| {
+        // SAFETY: `slot` points to a whole free slot of the lane, this run's alone, which holds
+        // a `T` at its start (size and alignment checked above).
+        unsafe { slot.cast::<T>().write_volatile(event) };
+        true
+    });
+    if written {
+        return;
+    }
     match EVENTS.reserve::<T>(0) {
         Some(mut entry) => {
             entry.write(event);
@@ -215,20 +232,6 @@ pub(crate) fn emit<T: 'static>(client_id: u32, event: T) {
             ));
         }
         None => count_lost(&LOST_EVENTS, client_id),
-    }
-}
-
-/// Writes the record of one call to this CPU's call lane (see [`nettrace_common::Lane`]),
-/// or to the ring when the lane is full or taken by the program this run interrupted.
-#[inline(always)]
-pub(crate) fn emit_call(client_id: u32, event: SockMsgEvent) {
-    let written = write_lane(&CALL_LANES, |slot| {
-        // SAFETY: `slot` points to a whole free slot of the lane, this run's alone.
-        unsafe { slot.write_volatile(event) };
-        true
-    });
-    if !written {
-        emit(client_id, event);
     }
 }
 
@@ -250,6 +253,9 @@ pub(crate) fn write_lane<T, const N: usize>(
     // that interrupts the holder (programs do not migrate) finds it taken and returns.
     // `read` is userspace's: a stale value only makes the lane look fuller than it is.
     unsafe {
+        if (&raw const (*lane).closed).read_volatile() != 0 {
+            return false;
+        }
         let busy = &raw mut (*lane).busy;
         if atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(busy, 1) != 0 {
             return false;

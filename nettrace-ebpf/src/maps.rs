@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use nettrace_common::{
-    CallLane, CaptureClient, CaptureInterface, FlowKey, PacketLane, SocketAnnouncement, TracedFlow,
-    TracedSocket, limits,
+    CaptureClient, CaptureInterface, EventLane, FlowKey, PacketLane, SocketAnnouncement,
+    TracedFlow, TracedSocket, limits,
 };
 
 /// The owner of a traced socket, stored in the socket itself (socket storage): set by
@@ -75,12 +75,12 @@ pub(crate) static FLOW_PORTS: Array<u32> = Array::with_max_entries(limits::FLOW_
 pub(crate) static ANNOUNCED_SOCKETS: Array<SocketAnnouncement> =
     Array::with_max_entries(limits::ANNOUNCEMENT_SLOTS, BPF_F_MMAPABLE);
 
-/// One lane per possible CPU for the records of single calls (see
-/// [`nettrace_common::map_name::CALL_LANES`]); userspace sets the count at load and maps it.
-#[map(name = "CALL_LANES")]
-pub(crate) static CALL_LANES: Array<CallLane> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+/// One lane per CPU for event records (see [`nettrace_common::map_name::EVENT_LANES`]);
+/// userspace sets the count at load and maps it.
+#[map(name = "EVENT_LANES")]
+pub(crate) static EVENT_LANES: Array<EventLane> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 
-/// One lane per possible CPU for captured packets that fit (see
+/// One lane per CPU for captured packets that fit (see
 /// [`nettrace_common::map_name::PACKET_LANES`]); userspace sets the count at load and maps it.
 #[map(name = "PACKET_LANES")]
 pub(crate) static PACKET_LANES: Array<PacketLane> = Array::with_max_entries(1, BPF_F_MMAPABLE);

@@ -15,7 +15,7 @@ use nettrace_common::{
     SockCallsEvent, SockMsgEvent, SocketCalls, direction, event_kind, socket_flags,
 };
 
-use crate::emit::{armed, emit, emit_call, header, traced_socket_ptr};
+use crate::emit::{armed, emit, header, traced_socket_ptr};
 
 /// `EAGAIN`: the call found nothing to do yet.
 const EAGAIN: i32 = 11;
@@ -45,7 +45,7 @@ fn report(ctx: &BtfTracePointContext, direction: u32) -> i32 {
         return 0;
     }
     let msg_flags: i32 = ctx.arg(2);
-    emit_call(
+    emit(
         client_id,
         SockMsgEvent {
             header: header(event_kind::SOCK_MSG, cookie, client_id),

@@ -18,10 +18,21 @@ use crate::scenario::{self, get_ok};
 /// One page each: about 80 socket-call events, or one full-size packet.
 pub const TINY_RING: u32 = 4096;
 
-/// A client with every option, kernel tracing required, rings of [`TINY_RING`] bytes, a
-/// capture of `lo` keeping `capture_limit` bytes, and no keep-alive (each request is a
-/// connection of its own). Panics when kernel tracing does not start.
+/// A client with every option, kernel tracing required, rings of [`TINY_RING`] bytes and no
+/// per-CPU lanes (every record goes to the tiny rings), a capture of `lo` keeping
+/// `capture_limit` bytes, and no keep-alive (each request is a connection of its own).
+/// Panics when kernel tracing does not start.
 pub fn client(capture_limit: usize) -> HttpClient {
+    client_with(capture_limit, false)
+}
+
+/// [`client`] with the per-CPU lanes on, as by default: only what they have no room for goes
+/// to the tiny rings.
+pub fn client_with_lanes(capture_limit: usize) -> HttpClient {
+    client_with(capture_limit, true)
+}
+
+fn client_with(capture_limit: usize, lanes: bool) -> HttpClient {
     HttpClient::new(
         HttpClientConfig {
             disable_keep_alive: true,
@@ -32,6 +43,7 @@ pub fn client(capture_limit: usize) -> HttpClient {
             kernel_config: KernelConfig {
                 ring_bytes: TINY_RING,
                 packet_ring_bytes: TINY_RING,
+                lanes,
             },
             packet_capture: Some(PacketCaptureOptions {
                 interfaces: vec!["lo".to_owned()],

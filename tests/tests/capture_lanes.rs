@@ -30,7 +30,7 @@ async fn small_packets_go_through_the_lanes_and_none_is_lost() {
         return;
     }
     let server = scenario::plain_server().await;
-    let client = tiny_rings::client(64 << 20);
+    let client = tiny_rings::client_with_lanes(64 << 20);
     for _ in 0..CONNECTIONS {
         get_ok(&client, &server.url("/bytes/10")).await;
     }

@@ -33,7 +33,7 @@ fn sends() -> usize {
         .unwrap()
         .parse()
         .unwrap();
-    (last + 1) * nettrace_common::limits::CALL_LANE_SLOTS + SENDS_BEYOND_LANES
+    (last + 1) * nettrace_common::limits::EVENT_LANE_SLOTS + SENDS_BEYOND_LANES
 }
 
 /// What a burst of one-byte sends on a traced loopback connection gave, with a ring of
@@ -121,7 +121,7 @@ async fn calls_that_fit_in_a_lane_need_no_room_in_the_ring() {
     if !require_root("calls_that_fit_in_a_lane_need_no_room_in_the_ring") {
         return;
     }
-    let sends = nettrace_common::limits::CALL_LANE_SLOTS - 100;
+    let sends = nettrace_common::limits::EVENT_LANE_SLOTS - 100;
     let Burst { delivered, lost } = burst(sends).await;
     assert_eq!(lost, 0, "a call was lost although the lanes had room");
     assert_eq!(delivered.len(), sends);

@@ -21,9 +21,10 @@ pub const READ_TICK: std::time::Duration = std::time::Duration::from_millis(20);
 /// The stream of kernel events: records in the order the kernel reserved them, each
 /// sock_ops record with the state transitions it stands for
 /// ([`KernelEvent::implied_state_changes`]): those held for it come right before it, at their
-/// own (earlier) times, so after any event of the socket that was reserved in between. The
-/// records of the lanes (single calls, small packets) are handed out each before the first
-/// ring event of a later time.
+/// own (earlier) times, so after any event of the socket that was reserved in between. Most
+/// records come from the per-CPU lanes instead (all a lane has room for): their events,
+/// the transitions their records stand for among them, are handed out in time order, each
+/// before the first ring event of a later time.
 pub struct KernelEvents {
     ring: RingBuf<MapData>,
     /// A duplicate of the ring's descriptor, polled for readiness only.
@@ -124,7 +125,7 @@ fn readiness(ring: &RingBuf<MapData>) -> Result<AsyncFd<OwnedFd>, KernelError> {
         .map_err(|e| KernelError::Poll(e.into()))
 }
 
-/// The older of the next ring event and the next record taken from the lanes (the ring's on
+/// The older of the next ring event and the next event taken from the lanes (the ring's on
 /// a tie).
 fn take(
     ring: &mut RingBuf<MapData>,
@@ -135,29 +136,33 @@ fn take(
         && let Some(record) = ring.next()
     {
         match KernelEvent::decode(&record) {
-            // Only sock_ops records stand for more than themselves.
-            Ok(event @ KernelEvent::SockOps(_)) => implied.extend(event.with_implied()),
-            Ok(event) => implied.push_back(event),
+            Ok(event) => push_with_implied(event, implied),
             Err(error) => return Some(Err(KernelError::from(error))),
         }
     }
     if lanes.taken.is_empty() {
-        lanes.lanes.drain(|record| {
-            lanes
-                .taken
-                .push_back(KernelEvent::decode(record).map_err(KernelError::from));
-        });
-        // Each lane in time order, the lanes one after another: merged by time (a
-        // malformed record first, as it came).
+        let taken = &mut lanes.taken;
+        let mut events = VecDeque::new();
         lanes
-            .taken
+            .lanes
+            .drain(|record| match KernelEvent::decode(record) {
+                Ok(event) => {
+                    push_with_implied(event, &mut events);
+                    taken.extend(events.drain(..).map(Ok));
+                }
+                Err(error) => taken.push_back(Err(KernelError::from(error))),
+            });
+        // Each lane in time order, the lanes one after another: merged by time (a
+        // malformed record first, as it came). The transitions a record stands for go to
+        // their own times.
+        taken
             .make_contiguous()
-            .sort_by_key(|record| record.as_ref().map_or(KernelTime(0), KernelEvent::time));
+            .sort_by_key(|event| event.as_ref().map_or(KernelTime(0), KernelEvent::time));
     }
     let lane_first = match (implied.front(), lanes.taken.front()) {
-        (Some(event), Some(record)) => record
+        (Some(event), Some(taken)) => taken
             .as_ref()
-            .map_or(true, |record| record.time() < event.time()),
+            .map_or(true, |taken| taken.time() < event.time()),
         (None, Some(_)) => true,
         (_, None) => false,
     };
@@ -165,5 +170,14 @@ fn take(
         lanes.taken.pop_front()
     } else {
         implied.pop_front().map(Ok)
+    }
+}
+
+/// Queues `event`, and before it the transitions it stands for (only sock_ops records stand
+/// for more than themselves).
+fn push_with_implied(event: KernelEvent, queue: &mut VecDeque<KernelEvent>) {
+    match event {
+        KernelEvent::SockOps(_) => queue.extend(event.with_implied()),
+        event => queue.push_back(event),
     }
 }

@@ -1,7 +1,7 @@
-//! [`Lanes`]: the reader of the per-CPU lanes in which the programs write the records of
-//! single send and receive calls (`CALL_LANES`) and captured packets that fit
-//! (`PACKET_LANES`), see [`nettrace_common::Lane`]: no ring buffer lock per record (issue
-//! 16: a ring record costs about 150 ns of the traced call or packet here).
+//! [`Lanes`]: the reader of the per-CPU lanes in which the programs write their event records
+//! (`EVENT_LANES`) and the captured packets that fit (`PACKET_LANES`), see
+//! [`nettrace_common::Lane`]: no ring buffer lock per record (issue 16: a ring record costs
+//! about 150 ns of the traced call, connection or packet here).
 //!
 //! The lanes never wake a reader: they are read with their ring buffer, whenever it is (its
 //! wakeups, the reader's tick, every snapshot). A lane that fills up meanwhile sends the
@@ -15,8 +15,8 @@ use std::{
 
 use aya::maps::{Map, MapData};
 use nettrace_common::{
-    CallLane, LANE_SLOTS_OFFSET, LanePacket, PacketEvent, PacketLane, SockMsgEvent, limits,
-    map_name,
+    EventLane, EventSlot, LANE_SLOTS_OFFSET, LanePacket, PacketEvent, PacketLane, event_record_len,
+    limits, map_name,
 };
 
 use super::KernelError;
@@ -35,14 +35,23 @@ pub(crate) struct LaneKind {
     record_len: fn(&[u8]) -> usize,
 }
 
-/// The lanes of single calls: a record fills its slot.
-pub(crate) const CALLS: LaneKind = LaneKind {
-    name: map_name::CALL_LANES,
-    lane_bytes: size_of::<CallLane>(),
-    slot_bytes: size_of::<SockMsgEvent>(),
-    slots: limits::CALL_LANE_SLOTS,
-    record_len: <[u8]>::len,
+/// The lanes of event records: each record as long as its kind says.
+pub(crate) const EVENTS: LaneKind = LaneKind {
+    name: map_name::EVENT_LANES,
+    lane_bytes: size_of::<EventLane>(),
+    slot_bytes: size_of::<EventSlot>(),
+    slots: limits::EVENT_LANE_SLOTS,
+    record_len: event_slot_record_len,
 };
+
+/// An [`EventSlot`]'s record: as long as its kind's records (the whole slot for a kind it
+/// does not know: the decoder then reports the record).
+fn event_slot_record_len(slot: &[u8]) -> usize {
+    slot.get(..4)
+        .and_then(|kind| kind.try_into().ok())
+        .and_then(|kind| event_record_len(u32::from_ne_bytes(kind)))
+        .map_or(slot.len(), |len| len.min(slot.len()))
+}
 
 /// The lanes of captured packets: the description and the bytes it says were captured.
 pub(crate) const PACKETS: LaneKind = LaneKind {
@@ -66,7 +75,7 @@ fn packet_record_len(slot: &[u8]) -> usize {
         .min(slot.len())
 }
 
-/// The mapped lanes of one kind, one per possible CPU.
+/// The mapped lanes of one kind, one per CPU.
 pub(crate) struct Lanes {
     base: NonNull<u8>,
     count: usize,
@@ -90,16 +99,21 @@ impl std::fmt::Debug for Lanes {
 }
 
 impl Lanes {
-    /// How many lanes of a kind to create: one per possible CPU (the programs index them by
-    /// CPU).
+    /// How many lanes of a kind to create: one per CPU online now, up to the highest CPU
+    /// number (the programs index them by CPU; one that comes online later with a higher
+    /// number writes its records to the ring buffers).
     pub(crate) fn count() -> Result<u32, KernelError> {
-        let error = |source| map_error(map_name::CALL_LANES, "count CPUs", source);
-        let count = aya::util::nr_cpus().map_err(|(_, source)| error(source))?;
-        u32::try_from(count).map_err(|_| error(io::Error::other("too many CPUs")))
+        let error = |source| map_error(map_name::EVENT_LANES, "count CPUs", source);
+        let online = aya::util::online_cpus().map_err(|(_, source)| error(source))?;
+        let highest = online.into_iter().max().unwrap_or(0);
+        highest
+            .checked_add(1)
+            .ok_or_else(|| error(io::Error::other("too many CPUs")))
     }
 
-    /// Maps a lane array of `kind`, created with [`Self::count`] lanes.
-    pub(crate) fn map(map: Map, kind: &'static LaneKind) -> Result<Self, KernelError> {
+    /// Maps a lane array of `kind`, created with [`Self::count`] lanes; unless `open`, closes
+    /// every lane (the programs then write to the ring buffers alone).
+    pub(crate) fn map(map: Map, kind: &'static LaneKind, open: bool) -> Result<Self, KernelError> {
         let Map::Array(map) = map else {
             return Err(KernelError::Missing {
                 kind: "array map",
@@ -131,13 +145,23 @@ impl Lanes {
         }
         let base = NonNull::new(address.cast::<u8>())
             .ok_or_else(|| mmap_error(io::Error::other("mmap returned NULL")))?;
-        Ok(Self {
+        let lanes = Self {
             base,
             count,
             bytes,
             kind,
             _map: map,
-        })
+        };
+        if !open {
+            for index in 0..count {
+                // SAFETY: `index` is below the lane count, so the lane and its 8-byte aligned
+                // `closed` field (the third word) lie inside the mapping.
+                let closed = unsafe { lanes.base.as_ptr().add(index * kind.lane_bytes + 16) };
+                // SAFETY: as above; the programs only read the field.
+                unsafe { AtomicU64::from_ptr(closed.cast::<u64>()) }.store(1, Ordering::Release);
+            }
+        }
+        Ok(lanes)
     }
 
     /// Hands each record written to the lanes since the last call to `take` (a lane's in
@@ -216,51 +240,65 @@ fn map_error(name: &'static str, step: &'static str, source: io::Error) -> Kerne
 mod tests {
     use std::alloc::{Layout, alloc_zeroed, dealloc};
 
-    use nettrace_common::{EventHeader, event_kind};
+    use nettrace_common::{EventHeader, SockMsgEvent, TcpStateEvent, event_kind};
 
     use super::*;
 
-    /// A zeroed call lane on the heap, as the kernel creates one.
-    struct HeapLane(*mut CallLane);
+    /// A zeroed event lane on the heap, as the kernel creates one.
+    struct HeapLane(*mut EventLane);
 
     impl HeapLane {
         fn new() -> Self {
-            // SAFETY: a non-zero-sized layout; all-zero bytes are a valid `CallLane`.
-            let lane = unsafe { alloc_zeroed(Layout::new::<CallLane>()) }.cast::<CallLane>();
+            // SAFETY: a non-zero-sized layout; all-zero bytes are a valid `EventLane`.
+            let lane = unsafe { alloc_zeroed(Layout::new::<EventLane>()) }.cast::<EventLane>();
             assert!(!lane.is_null());
             Self(lane)
         }
 
-        /// Writes the call numbered `n` the way the programs do (slot, then the count).
+        /// Writes the call numbered `n` the way the programs do (slot, then the count): a
+        /// call record, or a state record for every third.
         fn write(&mut self, n: u64) {
-            let slots = limits::CALL_LANE_SLOTS as u64;
-            // SAFETY: the lane is live and only this test touches it.
+            let slots = limits::EVENT_LANE_SLOTS as u64;
+            let header = EventHeader {
+                kind: event_kind::SOCK_MSG,
+                client_id: 1,
+                timestamp_ns: n,
+                cookie: 7,
+            };
+            // SAFETY: the lane is live and only this test touches it; a slot holds any event
+            // record at its start.
             unsafe {
                 let lane = &mut *self.0;
                 assert!(n - lane.read.read < slots, "lane full");
-                lane.slots[(n % slots) as usize] = SockMsgEvent {
-                    header: EventHeader {
-                        kind: event_kind::SOCK_MSG,
-                        client_id: 1,
-                        timestamp_ns: n,
-                        cookie: 7,
-                    },
-                    ret: n as i32,
-                    ..SockMsgEvent::default()
-                };
+                let slot = (&raw mut lane.slots[(n % slots) as usize]).cast::<u8>();
+                if n.is_multiple_of(3) {
+                    slot.cast::<TcpStateEvent>().write(TcpStateEvent {
+                        header: EventHeader {
+                            kind: event_kind::TCP_STATE,
+                            ..header
+                        },
+                        ..TcpStateEvent::default()
+                    });
+                } else {
+                    slot.cast::<SockMsgEvent>().write(SockMsgEvent {
+                        header,
+                        ret: n as i32,
+                        ..SockMsgEvent::default()
+                    });
+                }
                 lane.written = n + 1;
             }
         }
 
-        /// The calls a drain hands out, by number.
+        /// The records a drain hands out, by number.
         fn drain(&mut self) -> Vec<u64> {
             let mut seen = Vec::new();
             // SAFETY: the lane is live and this is its only reader.
             unsafe {
-                drain_lane(self.0.cast(), &CALLS, &mut |record: &[u8]| {
-                    assert_eq!(record.len(), size_of::<SockMsgEvent>());
-                    let event = record.as_ptr().cast::<SockMsgEvent>().read_unaligned();
-                    seen.push(event.header.timestamp_ns);
+                drain_lane(self.0.cast(), &EVENTS, &mut |record: &[u8]| {
+                    let header = record.as_ptr().cast::<EventHeader>().read_unaligned();
+                    assert_eq!(Some(record.len()), event_record_len(header.kind));
+                    seen.push(header.timestamp_ns);
                 });
             }
             seen
@@ -270,21 +308,21 @@ mod tests {
     impl Drop for HeapLane {
         fn drop(&mut self) {
             // SAFETY: allocated in `new` with this layout.
-            unsafe { dealloc(self.0.cast(), Layout::new::<CallLane>()) };
+            unsafe { dealloc(self.0.cast(), Layout::new::<EventLane>()) };
         }
     }
 
     #[test]
-    fn a_drain_hands_out_each_call_once_in_order_across_the_wrap() {
+    fn a_drain_hands_out_each_record_once_in_order_across_the_wrap() {
         let mut lane = HeapLane::new();
         assert!(lane.drain().is_empty());
-        let slots = limits::CALL_LANE_SLOTS as u64;
+        let slots = limits::EVENT_LANE_SLOTS as u64;
         // Fill the lane to the last slot, read it, then write past the wrap.
         for n in 0..slots {
             lane.write(n);
         }
         assert_eq!(lane.drain(), (0..slots).collect::<Vec<_>>());
-        assert!(lane.drain().is_empty(), "read calls come back");
+        assert!(lane.drain().is_empty(), "read records come back");
         for n in slots..slots + 10 {
             lane.write(n);
         }
@@ -296,12 +334,25 @@ mod tests {
     #[test]
     fn counts_more_than_a_lane_apart_yield_only_the_last_lanes_worth() {
         let mut lane = HeapLane::new();
+        for n in 0..4 {
+            lane.write(n);
+        }
         // Counts no program writes (it never overwrites an unread slot): a reader still
         // hands out no more than a lane holds.
         // SAFETY: the lane is live and only this test touches it.
-        unsafe { (*lane.0).written = 3 * limits::CALL_LANE_SLOTS as u64 };
-        assert_eq!(lane.drain().len(), limits::CALL_LANE_SLOTS);
+        unsafe { (*lane.0).written = 3 * limits::EVENT_LANE_SLOTS as u64 };
+        let mut records = 0;
+        // SAFETY: as in `HeapLane::drain`; zeroed slots have a kind no record has.
+        unsafe { drain_lane(lane.0.cast(), &EVENTS, &mut |_: &[u8]| records += 1) };
+        assert_eq!(records, limits::EVENT_LANE_SLOTS);
         assert!(lane.drain().is_empty());
+    }
+
+    #[test]
+    fn a_slot_of_unknown_kind_is_handed_out_whole() {
+        let slot = vec![0u8; size_of::<EventSlot>()];
+        assert_eq!(event_slot_record_len(&slot), slot.len());
+        assert_eq!(event_slot_record_len(&slot[..3]), 3);
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub struct KernelConfig {
     pub ring_bytes: u32,
     /// Size of the packet ring buffer in bytes (same rules).
     pub packet_ring_bytes: u32,
+    /// Whether the programs write their records to per-CPU lanes first (the default), which
+    /// cost less than ring buffer records; false sends every record through the rings, e.g.
+    /// to see what full rings do without filling the lanes first.
+    pub lanes: bool,
 }
 
 impl Default for KernelConfig {
@@ -63,6 +67,7 @@ impl Default for KernelConfig {
         Self {
             ring_bytes: limits::DEFAULT_RING_BYTES,
             packet_ring_bytes: limits::DEFAULT_PACKET_RING_BYTES,
+            lanes: true,
         }
     }
 }
@@ -124,7 +129,7 @@ impl KernelTracer {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(map_name::EVENTS, config.ring_bytes)
             .map_max_entries(map_name::PACKETS, config.packet_ring_bytes)
-            .map_max_entries(map_name::CALL_LANES, Lanes::count()?)
+            .map_max_entries(map_name::EVENT_LANES, Lanes::count()?)
             .map_max_entries(map_name::PACKET_LANES, Lanes::count()?)
             .load(EBPF_OBJECT)
             .map_err(|e| {
@@ -168,6 +173,7 @@ impl KernelTracer {
             Lanes::map(
                 take_map(&mut ebpf, map_name::PACKET_LANES)?,
                 &lanes::PACKETS,
+                config.lanes,
             )?,
         )?;
         let traced = SkStorage::try_from(take_map(&mut ebpf, map_name::TRACED_SOCKETS)?)
@@ -179,7 +185,11 @@ impl KernelTracer {
         let events = KernelEvents::new(
             take_map(&mut ebpf, map_name::EVENTS)?,
             map_name::EVENTS,
-            Lanes::map(take_map(&mut ebpf, map_name::CALL_LANES)?, &lanes::CALLS)?,
+            Lanes::map(
+                take_map(&mut ebpf, map_name::EVENT_LANES)?,
+                &lanes::EVENTS,
+                config.lanes,
+            )?,
         )?;
         let cgroup_trace = Array::try_from(take_map(&mut ebpf, map_name::CGROUP_TRACE)?)
             .map_err(map_error(map_name::CGROUP_TRACE, "open"))?;
