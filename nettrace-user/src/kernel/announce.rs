@@ -13,20 +13,16 @@
 //! program could not register, registers it the ordinary way.
 use std::{
     cell::Cell,
-    io,
     marker::PhantomData,
-    os::{
-        fd::{AsFd, AsRawFd},
-        unix::fs::MetadataExt,
-    },
+    os::unix::fs::MetadataExt,
     ptr::NonNull,
     sync::atomic::{AtomicU32, Ordering},
 };
 
-use aya::maps::{Map, MapData};
+use aya::maps::Map;
 use nettrace_common::{SocketAnnouncement, TracedSocket, announcement_state, limits, map_name};
 
-use super::KernelError;
+use super::{KernelError, mapped::MappedArray};
 
 /// The inode number of the initial PID namespace (`PROC_PID_INIT_INO`), fixed by the kernel.
 const INITIAL_PID_NAMESPACE: u64 = 0xEFFF_FFFC;
@@ -34,9 +30,8 @@ const INITIAL_PID_NAMESPACE: u64 = 0xEFFF_FFFC;
 /// The mapped slots, shared with the program.
 pub(crate) struct Announcements {
     slots: NonNull<SocketAnnouncement>,
-    bytes: usize,
-    /// The map, so that its memory stays the program's while mapped here.
-    _map: MapData,
+    /// The mapping that `slots` points into.
+    _mapped: MappedArray,
 }
 
 // SAFETY: the mapping is process-wide memory; a slot is only written by the thread that took
@@ -47,9 +42,7 @@ unsafe impl Sync for Announcements {}
 
 impl std::fmt::Debug for Announcements {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Announcements")
-            .field("bytes", &self.bytes)
-            .finish_non_exhaustive()
+        f.debug_struct("Announcements").finish_non_exhaustive()
     }
 }
 
@@ -65,45 +58,15 @@ impl Announcements {
 
     /// Maps the `ANNOUNCED_SOCKETS` array (check [`Self::possible`] first).
     pub(crate) fn map(map: Map) -> Result<Self, KernelError> {
-        let map_error = |source: io::Error| KernelError::Map {
-            name: map_name::ANNOUNCED_SOCKETS,
-            step: "mmap",
-            source: Box::new(source),
-        };
-        let Map::Array(map) = map else {
-            return Err(KernelError::Missing {
-                kind: "array map",
-                name: map_name::ANNOUNCED_SOCKETS,
-            });
-        };
-        // SAFETY: `sysconf` has no preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
-            .map_err(|_| map_error(io::Error::last_os_error()))?;
-        // The kernel lays the values out 8-byte aligned (the size is a multiple of 8) and maps
-        // them from offset zero, whole pages.
-        let bytes = (size_of::<SocketAnnouncement>() * limits::ANNOUNCEMENT_SLOTS as usize)
-            .next_multiple_of(page);
-        // SAFETY: a fresh shared mapping of the map's descriptor, whose value area is `bytes`
-        // long (the array was created mappable with that many slots); nothing else is touched.
-        let address = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                map.fd().as_fd().as_raw_fd(),
-                0,
-            )
-        };
-        if address == libc::MAP_FAILED {
-            return Err(map_error(io::Error::last_os_error()));
-        }
-        let slots = NonNull::new(address.cast::<SocketAnnouncement>())
-            .ok_or_else(|| map_error(io::Error::other("mmap returned NULL")))?;
+        let mapped = MappedArray::map(
+            map,
+            map_name::ANNOUNCED_SOCKETS,
+            size_of::<SocketAnnouncement>(),
+            limits::ANNOUNCEMENT_SLOTS as usize,
+        )?;
         Ok(Self {
-            slots,
-            bytes,
-            _map: map,
+            slots: mapped.base().cast::<SocketAnnouncement>(),
+            _mapped: mapped,
         })
     }
 
@@ -130,14 +93,6 @@ impl Announcements {
             slot,
             _mapping: PhantomData,
         })
-    }
-}
-
-impl Drop for Announcements {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `map`, unmapped once; announcements borrow `self`, so
-        // none is left.
-        unsafe { libc::munmap(self.slots.as_ptr().cast(), self.bytes) };
     }
 }
 
@@ -237,7 +192,7 @@ mod tests {
                 // SAFETY: as above.
                 unsafe { libc::_exit(if ok { 0 } else { 1 }) }
             }
-            -1 => panic!("fork: {}", io::Error::last_os_error()),
+            -1 => panic!("fork: {}", std::io::Error::last_os_error()),
             child => {
                 let mut status = 0;
                 // SAFETY: waits for the child forked above; `status` is valid for writes.

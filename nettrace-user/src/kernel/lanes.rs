@@ -8,18 +8,22 @@
 //! further records to the ring, so nothing is lost that the ring would have kept.
 use std::{
     io,
-    os::fd::{AsFd, AsRawFd},
-    ptr::NonNull,
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use aya::maps::{Map, MapData};
+use aya::maps::Map;
 use nettrace_common::{
     EventLane, EventSlot, LANE_SLOTS_OFFSET, LanePacket, PacketEvent, PacketLane, event_record_len,
     limits, map_name,
 };
 
-use super::KernelError;
+use super::{KernelError, mapped::MappedArray};
+
+/// Where a lane's counts and flag are: the same in every kind of lane (`Lane<T, N>` starts
+/// with them).
+const WRITTEN: usize = std::mem::offset_of!(EventLane, written);
+const CLOSED: usize = std::mem::offset_of!(EventLane, closed);
+const READ: usize = std::mem::offset_of!(EventLane, read.read);
 
 /// The layout of one kind of lane, and how much of a slot its record takes.
 #[derive(Debug)]
@@ -77,12 +81,9 @@ fn packet_record_len(slot: &[u8]) -> usize {
 
 /// The mapped lanes of one kind, one per CPU.
 pub(crate) struct Lanes {
-    base: NonNull<u8>,
+    mapped: MappedArray,
     count: usize,
-    bytes: usize,
     kind: &'static LaneKind,
-    /// The map, so that its memory stays the programs' while mapped here.
-    _map: MapData,
 }
 
 // SAFETY: the mapping is process-wide memory; the reader's fields are written only through
@@ -103,65 +104,39 @@ impl Lanes {
     /// number (the programs index them by CPU; one that comes online later with a higher
     /// number writes its records to the ring buffers).
     pub(crate) fn count() -> Result<u32, KernelError> {
-        let error = |source| map_error(map_name::EVENT_LANES, "count CPUs", source);
-        let online = aya::util::online_cpus().map_err(|(_, source)| error(source))?;
+        let online = aya::util::online_cpus().map_err(|(_, source)| count_error(source))?;
         let highest = online.into_iter().max().unwrap_or(0);
         highest
             .checked_add(1)
-            .ok_or_else(|| error(io::Error::other("too many CPUs")))
+            .ok_or_else(|| count_error(io::Error::other("too many CPUs")))
     }
 
     /// Maps a lane array of `kind`, created with [`Self::count`] lanes; unless `open`, closes
     /// every lane (the programs then write to the ring buffers alone).
     pub(crate) fn map(map: Map, kind: &'static LaneKind, open: bool) -> Result<Self, KernelError> {
-        let Map::Array(map) = map else {
-            return Err(KernelError::Missing {
-                kind: "array map",
-                name: kind.name,
-            });
-        };
-        let mmap_error = |source| map_error(kind.name, "mmap", source);
         let count = Self::count()? as usize;
-        // SAFETY: `sysconf` has no preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
-            .map_err(|_| mmap_error(io::Error::last_os_error()))?;
-        // The kernel lays the values out 8-byte aligned (the sizes are multiples of 8) and
-        // maps them from offset zero, whole pages.
-        let bytes = (kind.lane_bytes * count).next_multiple_of(page);
-        // SAFETY: a fresh shared mapping of the map's descriptor, whose value area is `bytes`
-        // long (the array was created mappable with `count` lanes); nothing else is touched.
-        let address = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                map.fd().as_fd().as_raw_fd(),
-                0,
-            )
-        };
-        if address == libc::MAP_FAILED {
-            return Err(mmap_error(io::Error::last_os_error()));
-        }
-        let base = NonNull::new(address.cast::<u8>())
-            .ok_or_else(|| mmap_error(io::Error::other("mmap returned NULL")))?;
         let lanes = Self {
-            base,
+            mapped: MappedArray::map(map, kind.name, kind.lane_bytes, count)?,
             count,
-            bytes,
             kind,
-            _map: map,
         };
         if !open {
             for index in 0..count {
-                // SAFETY: `index` is below the lane count, so the lane and its 8-byte aligned
-                // `closed` field (the third word) lie inside the mapping.
-                let closed = unsafe { lanes.base.as_ptr().add(index * kind.lane_bytes + 16) };
-                // SAFETY: as above; the programs only read the field.
-                unsafe { AtomicU64::from_ptr(closed.cast::<u64>()) }.store(1, Ordering::Release);
+                // SAFETY: the lane's 8-byte aligned `closed` field, in the mapping (`index` is
+                // below the lane count); the programs only read it.
+                let closed = unsafe { AtomicU64::from_ptr(lanes.lane(index).add(CLOSED).cast()) };
+                closed.store(1, Ordering::Release);
             }
         }
         Ok(lanes)
+    }
+
+    /// The first byte of lane `index`, in the mapping if `index` is below the lane count.
+    fn lane(&self, index: usize) -> *mut u8 {
+        self.mapped
+            .base()
+            .as_ptr()
+            .wrapping_add(index * self.kind.lane_bytes)
     }
 
     /// Hands each record written to the lanes since the last call to `take` (a lane's in
@@ -170,22 +145,8 @@ impl Lanes {
         for index in 0..self.count {
             // SAFETY: `index` is below the lane count, so the lane lies inside the mapping,
             // and `&mut self` makes this the only reader.
-            unsafe {
-                drain_lane(
-                    self.base.as_ptr().add(index * self.kind.lane_bytes),
-                    self.kind,
-                    &mut take,
-                );
-            }
+            unsafe { drain_lane(self.lane(index), self.kind, &mut take) };
         }
-    }
-}
-
-impl Drop for Lanes {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `map`, unmapped once; nothing borrows it beyond a
-        // `drain` call.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.bytes) };
     }
 }
 
@@ -195,13 +156,12 @@ impl Drop for Lanes {
 /// # Safety
 /// `lane` points to a live lane of `kind`, 8-byte aligned, whose reader is the caller alone.
 unsafe fn drain_lane(lane: *mut u8, kind: &LaneKind, take: &mut impl FnMut(&[u8])) {
-    // SAFETY: 8-byte aligned fields of a live lane (`Lane::written` first, `LaneRead::read`
-    // at 64); `written` is only written by the programs (atomically), `read` only by this
-    // reader (the caller's promise).
+    // SAFETY: 8-byte aligned fields of a live lane; `written` is only written by the programs
+    // (atomically), `read` only by this reader (the caller's promise).
     let (written, read) = unsafe {
         (
-            AtomicU64::from_ptr(lane.cast::<u64>()),
-            AtomicU64::from_ptr(lane.add(64).cast::<u64>()),
+            AtomicU64::from_ptr(lane.add(WRITTEN).cast::<u64>()),
+            AtomicU64::from_ptr(lane.add(READ).cast::<u64>()),
         )
     };
     let end = written.load(Ordering::Acquire);
@@ -228,10 +188,10 @@ unsafe fn drain_lane(lane: *mut u8, kind: &LaneKind, take: &mut impl FnMut(&[u8]
     }
 }
 
-fn map_error(name: &'static str, step: &'static str, source: io::Error) -> KernelError {
+fn count_error(source: io::Error) -> KernelError {
     KernelError::Map {
-        name,
-        step,
+        name: map_name::EVENT_LANES,
+        step: "count CPUs",
         source: Box::new(source),
     }
 }

@@ -31,6 +31,7 @@ mod events;
 mod flow;
 mod hub;
 mod lanes;
+mod mapped;
 mod object;
 mod record;
 mod tracer;
