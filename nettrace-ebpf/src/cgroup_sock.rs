@@ -141,12 +141,10 @@ pub fn nettrace_sock_create(ctx: SockContext) -> i32 {
 #[cgroup_sock(sock_release)]
 pub fn nettrace_sock_release(ctx: SockContext) -> i32 {
     if let Some(socket) = traced_socket(ctx.sock as *mut c_void) {
-        // SAFETY: the sock context is a valid argument of the cookie helper.
-        let cookie = unsafe { bpf_get_socket_cookie(ctx.sock as *mut c_void) };
         emit(
             socket.client_id,
             SockReleaseEvent {
-                header: header(event_kind::SOCK_RELEASE, cookie, socket.client_id),
+                header: header(event_kind::SOCK_RELEASE, socket.cookie, socket.client_id),
             },
         );
     }

@@ -19,8 +19,6 @@
 //! established record at all: its counters stay in the entry
 //! ([`nettrace_common::TracedSocket::established`]), where userspace reads them with the call
 //! totals while the socket is open, and its transitions wait there for its next record.
-use core::ffi::c_void;
-
 use aya_ebpf::{
     bindings::{
         BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB,
@@ -28,7 +26,6 @@ use aya_ebpf::{
         BPF_SOCK_OPS_RTO_CB_FLAG, BPF_SOCK_OPS_STATE_CB, BPF_SOCK_OPS_STATE_CB_FLAG,
         BPF_SOCK_OPS_TCP_CONNECT_CB,
     },
-    helpers::bpf_get_socket_cookie,
     macros::sock_ops,
     programs::SockOpsContext,
 };
@@ -177,9 +174,7 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
                 // No later record is sure to come for the transition to SYN-SENT that the
                 // tracepoint held for this one: it goes as a state record now.
                 // SAFETY: as above; the callbacks run under the socket lock.
-                unsafe {
-                    send_held_transitions(entry, bpf_get_socket_cookie(ctx.ops as *mut c_void))
-                };
+                unsafe { send_held_transitions(entry, (*entry).cookie) };
             }
             // The record only tells userspace the flow it registers for capture (carrying the
             // transition to SYN-SENT); the counters are all zero.
@@ -208,9 +203,8 @@ pub fn nettrace_sock_ops(ctx: SockOpsContext) -> u32 {
         }
         _ => {}
     }
-    // Only now, for a record that is sent: a helper call per run otherwise.
-    // SAFETY: the sock_ops context is a valid argument of the cookie helper.
-    let cookie = unsafe { bpf_get_socket_cookie(ctx.ops as *mut c_void) };
+    // SAFETY: as above.
+    let cookie = unsafe { (*entry).cookie };
     let ops = ctx.ops;
     let sock_family = field!(ops, family);
     // Each context field is its own load: the verifier forbids loads through a context pointer

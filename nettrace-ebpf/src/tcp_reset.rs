@@ -4,9 +4,7 @@
 //! socket): neither is reported.
 use core::ffi::c_void;
 
-use aya_ebpf::{
-    helpers::bpf_get_socket_cookie, macros::btf_tracepoint, programs::BtfTracePointContext,
-};
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use nettrace_common::{TcpResetEvent, direction, event_kind};
 
 use crate::emit::{armed, emit, header, traced_socket};
@@ -21,8 +19,7 @@ fn report(ctx: &BtfTracePointContext, direction: u32) -> i32 {
     let Some(socket) = traced_socket(sk) else {
         return 0;
     };
-    // SAFETY: `sk` is a non-NULL (it holds an entry), BTF-typed socket pointer of the tracepoint.
-    let cookie = unsafe { bpf_get_socket_cookie(sk) };
+    let cookie = socket.cookie;
     emit(
         socket.client_id,
         TcpResetEvent {

@@ -7,9 +7,7 @@
 //! application may still read from a socket in CLOSE, and its calls are still seen.
 use core::ffi::c_void;
 
-use aya_ebpf::{
-    helpers::bpf_get_socket_cookie, macros::btf_tracepoint, programs::BtfTracePointContext,
-};
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use nettrace_common::{TcpStateEvent, event_kind, socket_flags};
 
 use crate::{
@@ -64,25 +62,23 @@ pub fn nettrace_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     {
         return 0;
     }
-    send_with_held(sk, entry, client_id, timestamp_ns, old_state, new_state);
+    send_with_held(entry, client_id, timestamp_ns, old_state, new_state);
     0
 }
 
-/// Sends the transition `old_state` -> `new_state` of socket `sk` (entry `entry`) at
+/// Sends the transition `old_state` -> `new_state` of the socket of entry `entry` at
 /// `timestamp_ns` as a state record, after those its entry holds (to keep the order).
 #[inline(always)]
 fn send_with_held(
-    sk: *mut c_void,
     entry: *mut nettrace_common::TracedSocket,
     client_id: u32,
     timestamp_ns: u64,
     old_state: u32,
     new_state: u32,
 ) {
-    // SAFETY: `sk` is the BTF-typed socket pointer the tracepoint was called with; the helper
-    // accepts it in tracing programs (bpf_get_socket_ptr_cookie).
-    let cookie = unsafe { bpf_get_socket_cookie(sk) };
     // SAFETY: `entry` is the socket's entry found in this run, under the socket lock.
+    let cookie = unsafe { (*entry).cookie };
+    // SAFETY: as above.
     unsafe { send_held_transitions(entry, cookie) };
     emit(
         client_id,

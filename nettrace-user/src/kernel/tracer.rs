@@ -216,6 +216,7 @@ impl KernelTracer {
 
     /// Starts tracing `socket` (whose cookie is `cookie`, see [`SocketCookie::of`]) on
     /// behalf of `client`. Call it before `connect()` so that the whole handshake is seen.
+    /// The socket's events name it by `cookie` (the programs keep it in the socket's entry).
     pub fn register(
         &self,
         socket: BorrowedFd<'_>,
