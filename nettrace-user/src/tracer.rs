@@ -63,7 +63,7 @@ use crate::{
     headers::HttpReqTraceOptions,
     kernel::{
         Announcement, CallReports, FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub,
-        KernelSink, KernelTcpState, SocketEntry,
+        KernelSink, KernelTcpState, SocketEntry, TcpStateChange,
     },
     model::{HttpTrace, KernelDataStatus, TraceId},
     recorder::{ConnEndpoints, Recorder},
@@ -215,13 +215,10 @@ impl Inner {
             return;
         }
         let mut closed = Vec::new();
-        let mut record = |recorder: &mut Recorder, event: KernelEvent| {
-            if let KernelEvent::TcpState(change) = &event
-                && change.new == KernelTcpState::Close
-            {
+        let mut changed = |change: &TcpStateChange| {
+            if change.new == KernelTcpState::Close {
                 closed.push(change.cookie);
             }
-            recorder.kernel(event);
         };
         let mut events = events.peekable();
         while events.peek().is_some() {
@@ -229,16 +226,9 @@ impl Inner {
             // behind at most this many records (each with the transition it stands for).
             let mut recorder = lock(&self.recorder);
             for event in events.by_ref().take(KERNEL_EVENTS_PER_LOCK) {
-                // Taken before the record moves; loops rather than `with_implied`'s chained
-                // iterators, which cost more than the recording on this path (the hub's).
-                let implied = event.implied_state_changes();
-                for change in implied.before.into_iter().flatten() {
-                    record(&mut recorder, KernelEvent::TcpState(change));
-                }
-                record(&mut recorder, event);
-                if let Some(change) = implied.after {
-                    record(&mut recorder, KernelEvent::TcpState(change));
-                }
+                // Not `with_implied`'s chained iterators, which cost more than the recording
+                // on this path (the hub's): one lookup of the connection per record.
+                recorder.kernel_with_implied(event, &mut changed);
             }
         }
         // Each socket leaves kernel tracing once the application is done with it too.

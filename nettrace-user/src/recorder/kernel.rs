@@ -6,7 +6,9 @@ use nettrace_common::SocketCalls;
 use crate::{
     KernelTime,
     clock::TraceClock,
-    event::{Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, TcpCounters},
+    event::{
+        Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, TcpCounters, TcpStateChange,
+    },
     model::{KernelSocketCalls, KernelStateChange, KernelTcpFacts, KernelUdpFacts},
 };
 
@@ -40,19 +42,7 @@ impl KernelRec {
     /// Folds one event of this connection.
     pub(crate) fn fold(&mut self, event: KernelEvent) {
         match event {
-            KernelEvent::TcpState(change) => {
-                if self.states.is_empty() {
-                    // One allocation for the usual connection, not a first of four entries
-                    // regrown to eight.
-                    self.states.reserve_exact(USUAL_STATE_CHANGES);
-                }
-                let state = (change.time.to_instant(), change.old, change.new);
-                // A transition held in the socket's entry comes twice when a snapshot read it
-                // there before the record that carries it.
-                if !self.states.contains(&state) {
-                    self.states.push(state);
-                }
-            }
+            KernelEvent::TcpState(change) => self.fold_state(&change),
             KernelEvent::SockOps(record) => {
                 match record.op {
                     SockOp::Retransmit => {
@@ -84,6 +74,22 @@ impl KernelRec {
             | KernelEvent::SocketCreated(_)
             | KernelEvent::SocketReleased(_)
             | KernelEvent::Connect(_) => {}
+        }
+    }
+
+    /// Folds one state change of this connection (a [`KernelEvent::TcpState`], or one a
+    /// record stands for).
+    pub(crate) fn fold_state(&mut self, change: &TcpStateChange) {
+        if self.states.is_empty() {
+            // One allocation for the usual connection, not a first of four entries
+            // regrown to eight.
+            self.states.reserve_exact(USUAL_STATE_CHANGES);
+        }
+        let state = (change.time.to_instant(), change.old, change.new);
+        // A transition held in the socket's entry comes twice when a snapshot read it
+        // there before the record that carries it.
+        if !self.states.contains(&state) {
+            self.states.push(state);
         }
     }
 
