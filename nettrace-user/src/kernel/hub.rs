@@ -29,12 +29,13 @@ use route::Recipients;
 
 use super::{
     CaptureInterfaceInfo, CaptureLinks, CgroupLinks, ClientId, FlowProtocol, KernelConfig,
-    KernelError, KernelEvent, KernelEvents, KernelTracer, SockCallsRecord, SockOp,
+    KernelError, KernelEvent, KernelEvents, KernelTracer, SockCallsRecord, SockOp, SockOpsRecord,
     announce::Announcement, flow_directions, record::RecordBatch,
 };
 use crate::{
     KernelTime, SocketCookie,
     capture::{LinkKind, PacketCaptureOptions},
+    event::UnboxedEvent,
 };
 
 /// Receives the kernel events of one client.
@@ -56,6 +57,38 @@ pub(crate) trait KernelSink: Send + Sync {
     /// the time for a sink's own periodic work, such as letting go of sockets whose CLOSE
     /// never came. Nothing by default.
     fn tick(&self) {}
+}
+
+/// The client `id`, if it is still there.
+fn owner(clients: &HashMap<ClientId, ClientEntry>, id: &ClientId) -> Recipients {
+    clients
+        .get(id)
+        .and_then(|entry| entry.sink.upgrade())
+        .map_or(Recipients::None, Recipients::One)
+}
+
+/// The client a sock_ops record goes to (its socket's); at a connect of a client that
+/// captures, the flow keys the program registered are remembered with the socket.
+fn sock_ops_recipients(
+    clients: &mut HashMap<ClientId, ClientEntry>,
+    ops: &SockOpsRecord,
+) -> Recipients {
+    let entry = clients.get_mut(&ops.client);
+    if ops.op == SockOp::Connect
+        && let Some(entry) = entry
+        && entry.capture.is_some()
+        && let Some(socket) = entry.sockets.get_mut(&ops.cookie)
+    {
+        let keys = &mut socket.flows;
+        // The program registered the flow before the SYN; remember its keys so that they
+        // are removed with the socket.
+        for (key, _) in flow_directions(FlowProtocol::Tcp, ops.local, ops.remote) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    owner(clients, &ops.client)
 }
 
 /// The process-wide hub, alive while some client holds it.
@@ -87,6 +120,10 @@ const DISARM_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Events with the ring-buffer records they were decoded from, as a sink takes them.
 type EventBatch = Vec<(KernelEvent, Bytes)>;
+
+/// A drain's events with the ring-buffer records they were decoded from, their sock_ops
+/// records boxed only as they are handed on ([`UnboxedEvent`]).
+type DecodedBatch = Vec<(UnboxedEvent, Bytes)>;
 
 struct ClientEntry {
     sink: Weak<dyn KernelSink>,
@@ -262,16 +299,14 @@ impl KernelHub {
     fn recipients(
         &self,
         clients: &mut HashMap<ClientId, ClientEntry>,
-        event: &KernelEvent,
+        event: &UnboxedEvent,
     ) -> Recipients {
+        let event = match event {
+            UnboxedEvent::SockOps(ops) => return sock_ops_recipients(clients, ops),
+            UnboxedEvent::Event(event) => event,
+        };
         let captures_on = |capture: &ClientCapture, index: u32| {
             capture.interfaces.iter().any(|key| key.index == index)
-        };
-        let owner = |clients: &HashMap<ClientId, ClientEntry>, id: &ClientId| {
-            clients
-                .get(id)
-                .and_then(|entry| entry.sink.upgrade())
-                .map_or(Recipients::None, Recipients::One)
         };
         match event {
             KernelEvent::Packet(packet) if packet.client == ClientId::ANY => {
@@ -301,24 +336,7 @@ impl KernelHub {
                 })
                 .and_then(|entry| entry.sink.upgrade())
                 .map_or(Recipients::None, Recipients::One),
-            KernelEvent::SockOps(ops) => {
-                let entry = clients.get_mut(&ops.client);
-                if ops.op == SockOp::Connect
-                    && let Some(entry) = entry
-                    && entry.capture.is_some()
-                    && let Some(socket) = entry.sockets.get_mut(&ops.cookie)
-                {
-                    let keys = &mut socket.flows;
-                    // The program registered the flow before the SYN; remember its keys so
-                    // that they are removed with the socket.
-                    for (key, _) in flow_directions(FlowProtocol::Tcp, ops.local, ops.remote) {
-                        if !keys.contains(&key) {
-                            keys.push(key);
-                        }
-                    }
-                }
-                owner(clients, &ops.client)
-            }
+            KernelEvent::SockOps(ops) => sock_ops_recipients(clients, ops),
             KernelEvent::SocketCreated(created) => {
                 // Registered by the kernel: remembered so that it is removed with the client.
                 if let Some(entry) = clients.get_mut(&created.client) {
