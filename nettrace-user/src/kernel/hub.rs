@@ -9,10 +9,7 @@ use crate::sync::lock;
 use std::{
     net::SocketAddr,
     os::fd::{AsRawFd, BorrowedFd, RawFd},
-    sync::{
-        Arc, Mutex, Weak,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex, Weak},
 };
 
 use bytes::Bytes;
@@ -100,16 +97,14 @@ pub(crate) struct KernelHub {
     events: Mutex<KernelEvents>,
     packets: Mutex<KernelEvents>,
     /// Held through a whole drain (taking and handing on), so that a drain that finds the
-    /// rings empty returns only after the events another drain took are handed on.
-    draining: Mutex<()>,
+    /// rings empty returns only after the events another drain took are handed on; holds
+    /// the buffer each drain copies the records into.
+    draining: Mutex<RecordBatch>,
     clients: Mutex<HashMap<ClientId, ClientEntry>>,
     /// Interfaces with capture programs attached, and who captures on them.
     interfaces: Mutex<HashMap<InterfaceKey, AttachedInterface>>,
     /// Tells the ring-watching thread to end.
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
-    /// Bytes the last drain took: the next one's first guess, so that its buffer is not
-    /// grown step by step.
-    last_drain: AtomicUsize,
 }
 
 /// How long the programs stay armed after the last socket left (see [`super::armed`]): a
@@ -210,11 +205,10 @@ impl KernelHub {
             tracer,
             events: Mutex::new(events),
             packets: Mutex::new(packets),
-            draining: Mutex::new(()),
+            draining: Mutex::new(RecordBatch::default()),
             clients: Mutex::new(HashMap::default()),
             interfaces: Mutex::new(HashMap::default()),
             stop: Mutex::new(Some(stop_tx)),
-            last_drain: AtomicUsize::new(0),
         });
         hub.tracer.set_disarm_delay(Some(DISARM_DELAY))?;
         // If the thread is gone, events are still drained by every snapshot.
@@ -255,12 +249,10 @@ impl KernelHub {
     /// Takes every event and packet in the ring buffers now and hands each to its client;
     /// returns once every event taken before the call (by any drain) has been handed on.
     pub(crate) fn drain(&self) {
-        let _draining = lock(&self.draining);
-        let mut records = RecordBatch::with_capacity(self.last_drain.load(Ordering::Relaxed));
+        let mut records = lock(&self.draining);
         lock(&self.events).drain_records(&mut records);
         lock(&self.packets).drain_records(&mut records);
-        self.last_drain.store(records.len(), Ordering::Relaxed);
-        let (bytes, spans) = records.into_shared();
+        let (bytes, spans) = records.take_shared();
         let mut batch = Vec::with_capacity(spans.len());
         for span in spans {
             let record = bytes.slice(span);
