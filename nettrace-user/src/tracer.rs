@@ -59,7 +59,9 @@ use crate::{
     conntrack::{ConntrackError, ConntrackSink, ReplyTuple, Tracker},
     daemon::{DaemonError, link::DaemonLink},
     error_chain::error_chain,
-    event::{CtSample, Event, EventSink, Sink, SocketRecord, TraceSettings, Transport},
+    event::{
+        CtSample, Event, EventSink, Sink, SocketRecord, TraceSettings, Transport, UnboxedEvent,
+    },
     headers::HttpReqTraceOptions,
     kernel::{
         Announcement, CallReports, FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub,
@@ -183,10 +185,17 @@ fn call_reports(transport: Transport) -> CallReports {
 
 impl KernelSink for Inner {
     fn kernel_event(&self, event: KernelEvent, _record: &[u8]) {
-        self.record_kernel_events(std::iter::once(event));
+        self.record_kernel_events(std::iter::once(UnboxedEvent::Event(event)));
     }
 
     fn kernel_events(&self, events: &mut dyn Iterator<Item = (KernelEvent, bytes::Bytes)>) {
+        self.record_kernel_events(events.map(|(event, _)| UnboxedEvent::Event(event)));
+    }
+
+    fn kernel_events_unboxed(
+        &self,
+        events: &mut dyn Iterator<Item = (UnboxedEvent, bytes::Bytes)>,
+    ) {
         self.record_kernel_events(events.map(|(event, _)| event));
     }
 
@@ -200,10 +209,13 @@ impl KernelSink for Inner {
 impl Inner {
     /// Kernel events in order: through the translator when there is one (a program's
     /// trace), straight into the recorder otherwise.
-    fn record_kernel_events(&self, events: impl Iterator<Item = KernelEvent>) {
+    fn record_kernel_events(&self, events: impl Iterator<Item = UnboxedEvent>) {
         if let Some(translator) = self.translator.get() {
             // A sock_ops record may stand for a state transition the kernel sent no record for.
-            for event in events.flat_map(KernelEvent::with_implied) {
+            for event in events
+                .map(UnboxedEvent::boxed)
+                .flat_map(KernelEvent::with_implied)
+            {
                 let out = lock(translator).translate(event);
                 for cookie in out.unregister {
                     self.unregister(cookie);

@@ -249,28 +249,12 @@ impl KernelEvent {
     /// ([`SockCallsRecord::held`]) imply the transitions held there so far, which the socket's
     /// next sock_ops record carries again: a transition may come twice, with the same time.
     pub fn implied_state_changes(&self) -> ImpliedStateChanges {
-        let (cookie, client, held, transition) = match self {
-            Self::SockOps(record) => (
-                record.cookie,
-                record.client,
-                &record.held,
-                record
-                    .transition
-                    .map(|transition| (record.time, transition)),
-            ),
-            Self::SockCalls(totals) => (totals.cookie, totals.client, &totals.held, None),
-            _ => return ImpliedStateChanges::default(),
-        };
-        let change = |time, (old, new)| TcpStateChange {
-            cookie,
-            client,
-            time,
-            old,
-            new,
-        };
-        ImpliedStateChanges {
-            before: held.map(|held| held.map(|held| change(held.time, (held.old, held.new)))),
-            after: transition.map(|(time, transition)| change(time, transition)),
+        match self {
+            Self::SockOps(record) => record.implied_state_changes(),
+            Self::SockCalls(totals) => {
+                implied_state_changes(totals.cookie, totals.client, &totals.held, None)
+            }
+            _ => ImpliedStateChanges::default(),
         }
     }
 
@@ -388,6 +372,28 @@ impl KernelEvent {
     }
 }
 
+/// The state changes of socket `cookie` (of `client`) that a record holding `held` and
+/// standing for `transition` (at its time) stands for
+/// ([`KernelEvent::implied_state_changes`]).
+fn implied_state_changes(
+    cookie: SocketCookie,
+    client: ClientId,
+    held: &[Option<HeldStateChange>; HELD_TRANSITIONS],
+    transition: Option<(KernelTime, (KernelTcpState, KernelTcpState))>,
+) -> ImpliedStateChanges {
+    let change = |time, (old, new)| TcpStateChange {
+        cookie,
+        client,
+        time,
+        old,
+        new,
+    };
+    ImpliedStateChanges {
+        before: held.map(|held| held.map(|held| change(held.time, (held.old, held.new)))),
+        after: transition.map(|(time, transition)| change(time, transition)),
+    }
+}
+
 /// A decoded record whose sock_ops record is not boxed yet ([`KernelEvent::decode_shared`]).
 /// The hub decodes a whole drain before it hands any event on; boxed as each is handed on
 /// ([`Self::boxed`]), a record's box is freed (once recorded) before the next one is
@@ -407,6 +413,22 @@ pub(crate) enum UnboxedEvent {
 }
 
 impl UnboxedEvent {
+    /// The socket the event belongs to ([`KernelEvent::cookie`]).
+    pub(crate) fn cookie(&self) -> SocketCookie {
+        match self {
+            Self::Event(event) => event.cookie(),
+            Self::SockOps(record) => record.cookie,
+        }
+    }
+
+    /// The state changes it stands for ([`KernelEvent::implied_state_changes`]).
+    pub(crate) fn implied_state_changes(&self) -> ImpliedStateChanges {
+        match self {
+            Self::Event(event) => event.implied_state_changes(),
+            Self::SockOps(record) => record.implied_state_changes(),
+        }
+    }
+
     /// When the event happened ([`KernelEvent::time`]).
     pub(crate) fn time(&self) -> KernelTime {
         match self {
@@ -664,6 +686,12 @@ impl TcpCounters {
 const NO_RTT: u32 = u32::MAX;
 
 impl SockOpsRecord {
+    /// [`KernelEvent::implied_state_changes`] of this record.
+    fn implied_state_changes(&self) -> ImpliedStateChanges {
+        let transition = self.transition.map(|transition| (self.time, transition));
+        implied_state_changes(self.cookie, self.client, &self.held, transition)
+    }
+
     fn from_raw(e: &SockOpsEvent) -> Result<Self, MalformedRecord> {
         let ip = |words: &[u32; 4]| -> Result<IpAddr, MalformedRecord> {
             match e.family {

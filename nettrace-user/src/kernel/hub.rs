@@ -50,6 +50,13 @@ pub(crate) trait KernelSink: Send + Sync {
         }
     }
 
+    /// [`Self::kernel_events`] of a drain's events, whose sock_ops records are not boxed
+    /// yet: by default boxed as they are handed on; a sink that needs no box takes them as
+    /// they are (an allocation and a free fewer per record).
+    fn kernel_events_unboxed(&self, events: &mut dyn Iterator<Item = (UnboxedEvent, Bytes)>) {
+        self.kernel_events(&mut events.map(|(event, record)| (event.boxed(), record)));
+    }
+
     /// Called on the hub's tick (every [`super::events::READ_TICK`]), outside its locks:
     /// the time for a sink's own periodic work, such as letting go of sockets whose CLOSE
     /// never came. Nothing by default.

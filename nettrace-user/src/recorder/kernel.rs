@@ -7,7 +7,8 @@ use crate::{
     KernelTime,
     clock::TraceClock,
     event::{
-        Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, TcpCounters, TcpStateChange,
+        Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, SockOpsRecord, TcpCounters,
+        TcpStateChange,
     },
     model::{KernelSocketCalls, KernelStateChange, KernelTcpFacts, KernelUdpFacts},
 };
@@ -43,20 +44,7 @@ impl KernelRec {
     pub(crate) fn fold(&mut self, event: KernelEvent) {
         match event {
             KernelEvent::TcpState(change) => self.fold_state(&change),
-            KernelEvent::SockOps(record) => {
-                match record.op {
-                    SockOp::Retransmit => {
-                        self.retransmits += 1;
-                        if record.state == KernelTcpState::SynSent {
-                            self.syn_retransmits += 1;
-                        }
-                    }
-                    SockOp::Rto => self.rto_events += 1,
-                    _ => {}
-                }
-                self.take_totals(&record.calls);
-                self.take_counters(record.time, record.counters);
-            }
+            KernelEvent::SockOps(record) => self.fold_sock_ops(&record),
             KernelEvent::SockMsg(call) => self.count_call(&call),
             KernelEvent::SockCalls(totals) => {
                 self.take_totals(&totals.calls);
@@ -75,6 +63,22 @@ impl KernelRec {
             | KernelEvent::SocketReleased(_)
             | KernelEvent::Connect(_) => {}
         }
+    }
+
+    /// Folds one sock_ops record of this connection.
+    pub(crate) fn fold_sock_ops(&mut self, record: &SockOpsRecord) {
+        match record.op {
+            SockOp::Retransmit => {
+                self.retransmits += 1;
+                if record.state == KernelTcpState::SynSent {
+                    self.syn_retransmits += 1;
+                }
+            }
+            SockOp::Rto => self.rto_events += 1,
+            _ => {}
+        }
+        self.take_totals(&record.calls);
+        self.take_counters(record.time, record.counters);
     }
 
     /// Folds one state change of this connection (a [`KernelEvent::TcpState`], or one a

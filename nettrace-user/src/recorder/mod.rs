@@ -34,7 +34,7 @@ use crate::{
     SocketCookie,
     capture::CaptureStore,
     clock::TraceClock,
-    event::{Event, KernelEvent, TcpStateChange},
+    event::{Event, KernelEvent, TcpStateChange, UnboxedEvent},
     headers::{HeaderCapture, HttpReqTraceOptions},
     ids::IdSource,
     limits::TraceLimits,
@@ -465,23 +465,30 @@ impl Recorder {
         }
     }
 
-    /// [`Self::kernel`] of `event` and of the state changes it stands for, in their order
+    /// [`Self::kernel`] of `event` (a sock_ops record boxed or not) and of the state changes it
+    /// stands for, in their order
     /// ([`KernelEvent::implied_state_changes`]: those before it, it, the one after), with
     /// `changed` called on each state change among them, recorded or not. The connection is
     /// looked up once for them all (they are of one socket), not once per change.
     pub(crate) fn kernel_with_implied(
         &mut self,
-        event: KernelEvent,
+        event: UnboxedEvent,
         mut changed: impl FnMut(&TcpStateChange),
     ) {
         let implied = event.implied_state_changes();
-        if let KernelEvent::TcpState(change) = &event {
-            changed(change);
-        }
-        if implied.before.iter().all(Option::is_none) && implied.after.is_none() {
-            self.kernel(event);
-            return;
-        }
+        let event = match event {
+            UnboxedEvent::Event(event) => {
+                if let KernelEvent::TcpState(change) = &event {
+                    changed(change);
+                }
+                if implied.before.iter().all(Option::is_none) && implied.after.is_none() {
+                    self.kernel(event);
+                    return;
+                }
+                UnboxedEvent::Event(event)
+            }
+            sock_ops @ UnboxedEvent::SockOps(_) => sock_ops,
+        };
         let mut kernel = self.kernel_rec(event.cookie());
         for change in implied.before.iter().flatten() {
             changed(change);
@@ -490,7 +497,11 @@ impl Recorder {
             }
         }
         if let Some(kernel) = kernel.as_deref_mut() {
-            kernel.fold(event);
+            // A sock_ops record of the hub is folded where it lies, never boxed.
+            match event {
+                UnboxedEvent::Event(event) => kernel.fold(event),
+                UnboxedEvent::SockOps(record) => kernel.fold_sock_ops(&record),
+            }
         }
         if let Some(change) = &implied.after {
             changed(change);

@@ -45,20 +45,19 @@ pub(super) fn runs(recipients: impl IntoIterator<Item = Recipients>) -> Vec<Run>
 }
 
 /// Hands the events of `batch` on as `runs` (made from the same batch) say: a client's run
-/// in one [`KernelSink::kernel_events`] call. The events move from the batch to the sink
-/// once, with no list per run; each sock_ops record is boxed as it is handed on (see
-/// [`crate::event::UnboxedEvent`]).
+/// in one [`KernelSink::kernel_events_unboxed`] call. The events move from the batch to the
+/// sink once, with no list per run; a sock_ops record is boxed, if at all, as it is handed
+/// on (see [`crate::event::UnboxedEvent`]).
 pub(super) fn hand_on(batch: DecodedBatch, runs: Vec<Run>) {
-    let mut events = batch
-        .into_iter()
-        .map(|(event, record)| (event.boxed(), record));
+    let mut events = batch.into_iter();
     for Run { recipients, count } in runs {
         let mut run = events.by_ref().take(count);
         match recipients {
             Recipients::None => {}
-            Recipients::One(sink) => sink.kernel_events(&mut run),
+            Recipients::One(sink) => sink.kernel_events_unboxed(&mut run),
             Recipients::Many(sinks) => {
                 for (event, record) in run.by_ref() {
+                    let event = event.boxed();
                     for sink in &sinks {
                         sink.kernel_event(event.clone(), &record);
                     }
