@@ -232,14 +232,17 @@ impl Inner {
                 closed.push(change.cookie);
             }
         };
-        let mut events = events.peekable();
-        while events.peek().is_some() {
+        // Not peeked (each peek copies a sock_ops record twice more): the first event of a
+        // chunk is taken before the lock, the rest under it.
+        let mut events = events;
+        while let Some(first) = events.next() {
             // The recorder's lock once per chunk: the application's threads wait for it
             // behind at most this many records (each with the transition it stands for).
             let mut recorder = lock(&self.recorder);
-            for event in events.by_ref().take(KERNEL_EVENTS_PER_LOCK) {
-                // Not `with_implied`'s chained iterators, which cost more than the recording
-                // on this path (the hub's): one lookup of the connection per record.
+            // Not `with_implied`'s chained iterators, which cost more than the recording on
+            // this path (the hub's): one lookup of the connection per record.
+            recorder.kernel_with_implied(first, &mut changed);
+            for event in events.by_ref().take(KERNEL_EVENTS_PER_LOCK - 1) {
                 recorder.kernel_with_implied(event, &mut changed);
             }
         }

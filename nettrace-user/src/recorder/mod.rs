@@ -476,19 +476,19 @@ impl Recorder {
         mut changed: impl FnMut(&TcpStateChange),
     ) {
         let implied = event.implied_state_changes();
-        let event = match event {
-            UnboxedEvent::Event(event) => {
-                if let KernelEvent::TcpState(change) = &event {
-                    changed(change);
-                }
-                if implied.before.iter().all(Option::is_none) && implied.after.is_none() {
-                    self.kernel(event);
-                    return;
-                }
-                UnboxedEvent::Event(event)
+        // A sock_ops record is never moved here (each move is a copy of it).
+        if let UnboxedEvent::Event(inner) = &event {
+            if let KernelEvent::TcpState(change) = inner {
+                changed(change);
             }
-            sock_ops @ UnboxedEvent::SockOps(_) => sock_ops,
-        };
+            if implied.before.iter().all(Option::is_none)
+                && implied.after.is_none()
+                && let UnboxedEvent::Event(event) = event
+            {
+                self.kernel(event);
+                return;
+            }
+        }
         let mut kernel = self.kernel_rec(event.cookie());
         for change in implied.before.iter().flatten() {
             changed(change);
@@ -500,7 +500,7 @@ impl Recorder {
             // A sock_ops record of the hub is folded where it lies, never boxed.
             match event {
                 UnboxedEvent::Event(event) => kernel.fold(event),
-                UnboxedEvent::SockOps(record) => kernel.fold_sock_ops(&record),
+                UnboxedEvent::SockOps(ref record) => kernel.fold_sock_ops(record),
             }
         }
         if let Some(change) = &implied.after {
