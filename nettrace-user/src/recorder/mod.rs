@@ -280,10 +280,8 @@ impl Recorder {
                 record,
                 at,
             } => {
-                if let Some(cookie) = cookie {
-                    self.by_cookie.insert(cookie, ConnAt::new(conn.clone()));
-                }
-                self.conns.insert(
+                let id = cookie.map(|_| conn.clone());
+                let row = self.conns.insert_hinted(
                     conn,
                     ConnRec {
                         transport,
@@ -296,6 +294,10 @@ impl Recorder {
                         ..ConnRec::new_placeholder()
                     },
                 );
+                // Its kernel events find the row without hashing the ID.
+                if let (Some(cookie), Some(id)) = (cookie, id) {
+                    self.by_cookie.insert(cookie, ConnAt { id, row });
+                }
             }
             Event::ConnEstablished { conn, at, local } => {
                 if let Some(rec) = self.conns.get_mut(&conn) {
