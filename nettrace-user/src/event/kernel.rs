@@ -395,15 +395,16 @@ fn implied_state_changes(
 }
 
 /// A decoded record whose sock_ops record is not boxed yet ([`KernelEvent::decode_shared`]).
-/// The hub decodes a whole drain before it hands any event on; boxed as each is handed on
-/// ([`Self::boxed`]), a record's box is freed (once recorded) before the next one is
-/// allocated, and the allocator hands the same memory back from its thread cache. Boxed all
-/// at once, most boxes missed that cache, for some 300 instructions more per allocation and
-/// free (two records per connection).
+/// The hub decodes a whole drain before it hands any event on. The in-process recorder takes
+/// a sock_ops record as it is, never boxed; a sink that wants a [`KernelEvent`] gets it boxed
+/// as it is handed on ([`Self::boxed`]), so that each box is freed before the next one is
+/// allocated and the allocator hands the same memory back from its thread cache. Boxed all at
+/// once as they were decoded, most boxes missed that cache, for some 300 instructions more
+/// per allocation and free (two records per connection).
 #[derive(Debug)]
 #[expect(
     clippy::large_enum_variant,
-    reason = "unboxed on purpose: boxed only as handed on, or never (see above)"
+    reason = "unboxed on purpose: boxed as handed on, or never (see above)"
 )]
 pub(crate) enum UnboxedEvent {
     /// Any event but a sock_ops record.
