@@ -59,11 +59,13 @@ use crate::{
     conntrack::{ConntrackError, ConntrackSink, ReplyTuple, Tracker},
     daemon::{DaemonError, link::DaemonLink},
     error_chain::error_chain,
-    event::{CtSample, Event, EventSink, Sink, SocketRecord, TraceSettings, Transport},
+    event::{
+        CtSample, Event, EventSink, Sink, SocketRecord, TraceSettings, Transport, UnboxedEvent,
+    },
     headers::HttpReqTraceOptions,
     kernel::{
         Announcement, CallReports, FlowProtocol, KernelClient, KernelError, KernelEvent, KernelHub,
-        KernelSink, KernelTcpState, SocketEntry,
+        KernelSink, KernelTcpState, SocketEntry, TcpStateChange,
     },
     model::{HttpTrace, KernelDataStatus, TraceId},
     recorder::{ConnEndpoints, Recorder},
@@ -183,10 +185,17 @@ fn call_reports(transport: Transport) -> CallReports {
 
 impl KernelSink for Inner {
     fn kernel_event(&self, event: KernelEvent, _record: &[u8]) {
-        self.record_kernel_events(std::iter::once(event));
+        self.record_kernel_events(std::iter::once(UnboxedEvent::Event(event)));
     }
 
     fn kernel_events(&self, events: &mut dyn Iterator<Item = (KernelEvent, bytes::Bytes)>) {
+        self.record_kernel_events(events.map(|(event, _)| UnboxedEvent::Event(event)));
+    }
+
+    fn kernel_events_unboxed(
+        &self,
+        events: &mut dyn Iterator<Item = (UnboxedEvent, bytes::Bytes)>,
+    ) {
         self.record_kernel_events(events.map(|(event, _)| event));
     }
 
@@ -200,10 +209,13 @@ impl KernelSink for Inner {
 impl Inner {
     /// Kernel events in order: through the translator when there is one (a program's
     /// trace), straight into the recorder otherwise.
-    fn record_kernel_events(&self, events: impl Iterator<Item = KernelEvent>) {
+    fn record_kernel_events(&self, events: impl Iterator<Item = UnboxedEvent>) {
         if let Some(translator) = self.translator.get() {
             // A sock_ops record may stand for a state transition the kernel sent no record for.
-            for event in events.flat_map(KernelEvent::with_implied) {
+            for event in events
+                .map(UnboxedEvent::boxed)
+                .flat_map(KernelEvent::with_implied)
+            {
                 let out = lock(translator).translate(event);
                 for cookie in out.unregister {
                     self.unregister(cookie);
@@ -215,30 +227,23 @@ impl Inner {
             return;
         }
         let mut closed = Vec::new();
-        let mut record = |recorder: &mut Recorder, event: KernelEvent| {
-            if let KernelEvent::TcpState(change) = &event
-                && change.new == KernelTcpState::Close
-            {
+        let mut changed = |change: &TcpStateChange| {
+            if change.new == KernelTcpState::Close {
                 closed.push(change.cookie);
             }
-            recorder.kernel(event);
         };
-        let mut events = events.peekable();
-        while events.peek().is_some() {
+        // Not peeked (each peek copies a sock_ops record twice more): the first event of a
+        // chunk is taken before the lock, the rest under it.
+        let mut events = events;
+        while let Some(first) = events.next() {
             // The recorder's lock once per chunk: the application's threads wait for it
             // behind at most this many records (each with the transition it stands for).
             let mut recorder = lock(&self.recorder);
-            for event in events.by_ref().take(KERNEL_EVENTS_PER_LOCK) {
-                // Taken before the record moves; loops rather than `with_implied`'s chained
-                // iterators, which cost more than the recording on this path (the hub's).
-                let implied = event.implied_state_changes();
-                for change in implied.before.into_iter().flatten() {
-                    record(&mut recorder, KernelEvent::TcpState(change));
-                }
-                record(&mut recorder, event);
-                if let Some(change) = implied.after {
-                    record(&mut recorder, KernelEvent::TcpState(change));
-                }
+            // Not `with_implied`'s chained iterators, which cost more than the recording on
+            // this path (the hub's): one lookup of the connection per record.
+            recorder.kernel_with_implied(first, &mut changed);
+            for event in events.by_ref().take(KERNEL_EVENTS_PER_LOCK - 1) {
+                recorder.kernel_with_implied(event, &mut changed);
             }
         }
         // Each socket leaves kernel tracing once the application is done with it too.

@@ -249,28 +249,12 @@ impl KernelEvent {
     /// ([`SockCallsRecord::held`]) imply the transitions held there so far, which the socket's
     /// next sock_ops record carries again: a transition may come twice, with the same time.
     pub fn implied_state_changes(&self) -> ImpliedStateChanges {
-        let (cookie, client, held, transition) = match self {
-            Self::SockOps(record) => (
-                record.cookie,
-                record.client,
-                &record.held,
-                record
-                    .transition
-                    .map(|transition| (record.time, transition)),
-            ),
-            Self::SockCalls(totals) => (totals.cookie, totals.client, &totals.held, None),
-            _ => return ImpliedStateChanges::default(),
-        };
-        let change = |time, (old, new)| TcpStateChange {
-            cookie,
-            client,
-            time,
-            old,
-            new,
-        };
-        ImpliedStateChanges {
-            before: held.map(|held| held.map(|held| change(held.time, (held.old, held.new)))),
-            after: transition.map(|(time, transition)| change(time, transition)),
+        match self {
+            Self::SockOps(record) => record.implied_state_changes(),
+            Self::SockCalls(totals) => {
+                implied_state_changes(totals.cookie, totals.client, &totals.held, None)
+            }
+            _ => ImpliedStateChanges::default(),
         }
     }
 
@@ -287,11 +271,12 @@ impl KernelEvent {
     /// Decodes one ring-buffer record.
     pub(crate) fn decode(record: &[u8]) -> Result<Self, MalformedRecord> {
         Self::decode_with(record, |data| Bytes::copy_from_slice(&record[data]))
+            .map(UnboxedEvent::boxed)
     }
 
     /// [`Self::decode`] of a record in a shared buffer: a packet's bytes are a view of the
-    /// buffer, not a second copy.
-    pub(crate) fn decode_shared(record: &Bytes) -> Result<Self, MalformedRecord> {
+    /// buffer, not a second copy; a sock_ops record is boxed later ([`UnboxedEvent`]).
+    pub(crate) fn decode_shared(record: &Bytes) -> Result<UnboxedEvent, MalformedRecord> {
         Self::decode_with(record, |data| record.slice(data))
     }
 
@@ -300,9 +285,9 @@ impl KernelEvent {
     fn decode_with(
         record: &[u8],
         packet_data: impl FnOnce(std::ops::Range<usize>) -> Bytes,
-    ) -> Result<Self, MalformedRecord> {
+    ) -> Result<UnboxedEvent, MalformedRecord> {
         let header: EventHeader = read_record(record)?;
-        match header.kind {
+        let event = match header.kind {
             event_kind::TCP_STATE => {
                 let e: TcpStateEvent = read_record(record)?;
                 Ok(Self::TcpState(TcpStateChange {
@@ -315,7 +300,7 @@ impl KernelEvent {
             }
             event_kind::SOCK_OPS => {
                 let e: SockOpsEvent = read_record(record)?;
-                Ok(Self::SockOps(Box::new(SockOpsRecord::from_raw(&e)?)))
+                return Ok(UnboxedEvent::SockOps(SockOpsRecord::from_raw(&e)?));
             }
             event_kind::SOCK_MSG => {
                 let e: SockMsgEvent = read_record(record)?;
@@ -382,6 +367,82 @@ impl KernelEvent {
                 "unknown event kind {other} ({} bytes)",
                 record.len()
             ))),
+        }?;
+        Ok(UnboxedEvent::Event(event))
+    }
+}
+
+/// The state changes of socket `cookie` (of `client`) that a record holding `held` and
+/// standing for `transition` (at its time) stands for
+/// ([`KernelEvent::implied_state_changes`]).
+fn implied_state_changes(
+    cookie: SocketCookie,
+    client: ClientId,
+    held: &[Option<HeldStateChange>; HELD_TRANSITIONS],
+    transition: Option<(KernelTime, (KernelTcpState, KernelTcpState))>,
+) -> ImpliedStateChanges {
+    let change = |time, (old, new)| TcpStateChange {
+        cookie,
+        client,
+        time,
+        old,
+        new,
+    };
+    ImpliedStateChanges {
+        before: held.map(|held| held.map(|held| change(held.time, (held.old, held.new)))),
+        after: transition.map(|(time, transition)| change(time, transition)),
+    }
+}
+
+/// A decoded record whose sock_ops record is not boxed yet ([`KernelEvent::decode_shared`]).
+/// The hub decodes a whole drain before it hands any event on. The in-process recorder takes
+/// a sock_ops record as it is, never boxed; a sink that wants a [`KernelEvent`] gets it boxed
+/// as it is handed on ([`Self::boxed`]), so that each box is freed before the next one is
+/// allocated and the allocator hands the same memory back from its thread cache. Boxed all at
+/// once as they were decoded, most boxes missed that cache, for some 300 instructions more
+/// per allocation and free (two records per connection).
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "unboxed on purpose: boxed as handed on, or never (see above)"
+)]
+pub(crate) enum UnboxedEvent {
+    /// Any event but a sock_ops record.
+    Event(KernelEvent),
+    /// A sock_ops record.
+    SockOps(SockOpsRecord),
+}
+
+impl UnboxedEvent {
+    /// The socket the event belongs to ([`KernelEvent::cookie`]).
+    pub(crate) fn cookie(&self) -> SocketCookie {
+        match self {
+            Self::Event(event) => event.cookie(),
+            Self::SockOps(record) => record.cookie,
+        }
+    }
+
+    /// The state changes it stands for ([`KernelEvent::implied_state_changes`]).
+    pub(crate) fn implied_state_changes(&self) -> ImpliedStateChanges {
+        match self {
+            Self::Event(event) => event.implied_state_changes(),
+            Self::SockOps(record) => record.implied_state_changes(),
+        }
+    }
+
+    /// When the event happened ([`KernelEvent::time`]).
+    pub(crate) fn time(&self) -> KernelTime {
+        match self {
+            Self::Event(event) => event.time(),
+            Self::SockOps(record) => record.time,
+        }
+    }
+
+    /// The event, its sock_ops record boxed.
+    pub(crate) fn boxed(self) -> KernelEvent {
+        match self {
+            Self::Event(event) => event,
+            Self::SockOps(record) => KernelEvent::SockOps(Box::new(record)),
         }
     }
 }
@@ -626,6 +687,12 @@ impl TcpCounters {
 const NO_RTT: u32 = u32::MAX;
 
 impl SockOpsRecord {
+    /// [`KernelEvent::implied_state_changes`] of this record.
+    fn implied_state_changes(&self) -> ImpliedStateChanges {
+        let transition = self.transition.map(|transition| (self.time, transition));
+        implied_state_changes(self.cookie, self.client, &self.held, transition)
+    }
+
     fn from_raw(e: &SockOpsEvent) -> Result<Self, MalformedRecord> {
         let ip = |words: &[u32; 4]| -> Result<IpAddr, MalformedRecord> {
             match e.family {

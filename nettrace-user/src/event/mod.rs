@@ -26,6 +26,7 @@ mod socket_record;
 
 pub(crate) use body_counters::{BodyCounters, BodyState};
 // The fuzz seeds (a test) write records as the programs do.
+pub(crate) use kernel::UnboxedEvent;
 #[cfg(test)]
 pub(crate) use kernel::record_bytes;
 pub use kernel::{

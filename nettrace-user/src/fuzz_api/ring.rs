@@ -23,7 +23,7 @@ use crate::{
 /// (and hands on one that does).
 pub fn ring_record(data: &[u8]) {
     let copied = KernelEvent::decode(data);
-    let shared = KernelEvent::decode_shared(&Bytes::copy_from_slice(data));
+    let shared = KernelEvent::decode_shared(&Bytes::copy_from_slice(data)).map(|e| e.boxed());
     assert_eq!(copied, shared, "both decoders agree");
     if let Ok(event) = &copied {
         let kind = header_kind(data).expect("a decoded record has a header");

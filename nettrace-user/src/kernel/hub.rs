@@ -9,10 +9,7 @@ use crate::sync::lock;
 use std::{
     net::SocketAddr,
     os::fd::{AsRawFd, BorrowedFd, RawFd},
-    sync::{
-        Arc, Mutex, Weak,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex, Weak},
 };
 
 use bytes::Bytes;
@@ -29,12 +26,13 @@ use route::Recipients;
 
 use super::{
     CaptureInterfaceInfo, CaptureLinks, CgroupLinks, ClientId, FlowProtocol, KernelConfig,
-    KernelError, KernelEvent, KernelEvents, KernelTracer, SockCallsRecord, SockOp,
+    KernelError, KernelEvent, KernelEvents, KernelTracer, SockCallsRecord, SockOp, SockOpsRecord,
     announce::Announcement, flow_directions, record::RecordBatch,
 };
 use crate::{
     KernelTime, SocketCookie,
     capture::{LinkKind, PacketCaptureOptions},
+    event::UnboxedEvent,
 };
 
 /// Receives the kernel events of one client.
@@ -52,10 +50,49 @@ pub(crate) trait KernelSink: Send + Sync {
         }
     }
 
+    /// [`Self::kernel_events`] of a drain's events, whose sock_ops records are not boxed
+    /// yet: by default boxed as they are handed on; a sink that needs no box takes them as
+    /// they are (an allocation and a free fewer per record).
+    fn kernel_events_unboxed(&self, events: &mut dyn Iterator<Item = (UnboxedEvent, Bytes)>) {
+        self.kernel_events(&mut events.map(|(event, record)| (event.boxed(), record)));
+    }
+
     /// Called on the hub's tick (every [`super::events::READ_TICK`]), outside its locks:
     /// the time for a sink's own periodic work, such as letting go of sockets whose CLOSE
     /// never came. Nothing by default.
     fn tick(&self) {}
+}
+
+/// The client `id`, if it is still there.
+fn owner(clients: &HashMap<ClientId, ClientEntry>, id: &ClientId) -> Recipients {
+    clients
+        .get(id)
+        .and_then(|entry| entry.sink.upgrade())
+        .map_or(Recipients::None, Recipients::One)
+}
+
+/// The client a sock_ops record goes to (its socket's); at a connect of a client that
+/// captures, the flow keys the program registered are remembered with the socket.
+fn sock_ops_recipients(
+    clients: &mut HashMap<ClientId, ClientEntry>,
+    ops: &SockOpsRecord,
+) -> Recipients {
+    let entry = clients.get_mut(&ops.client);
+    if ops.op == SockOp::Connect
+        && let Some(entry) = entry
+        && entry.capture.is_some()
+        && let Some(socket) = entry.sockets.get_mut(&ops.cookie)
+    {
+        let keys = &mut socket.flows;
+        // The program registered the flow before the SYN; remember its keys so that they
+        // are removed with the socket.
+        for (key, _) in flow_directions(FlowProtocol::Tcp, ops.local, ops.remote) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    owner(clients, &ops.client)
 }
 
 /// The process-wide hub, alive while some client holds it.
@@ -67,16 +104,14 @@ pub(crate) struct KernelHub {
     events: Mutex<KernelEvents>,
     packets: Mutex<KernelEvents>,
     /// Held through a whole drain (taking and handing on), so that a drain that finds the
-    /// rings empty returns only after the events another drain took are handed on.
-    draining: Mutex<()>,
+    /// rings empty returns only after the events another drain took are handed on; holds
+    /// the buffer each drain copies the records into.
+    draining: Mutex<RecordBatch>,
     clients: Mutex<HashMap<ClientId, ClientEntry>>,
     /// Interfaces with capture programs attached, and who captures on them.
     interfaces: Mutex<HashMap<InterfaceKey, AttachedInterface>>,
     /// Tells the ring-watching thread to end.
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
-    /// Bytes the last drain took: the next one's first guess, so that its buffer is not
-    /// grown step by step.
-    last_drain: AtomicUsize,
 }
 
 /// How long the programs stay armed after the last socket left (see [`super::armed`]): a
@@ -87,6 +122,10 @@ const DISARM_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Events with the ring-buffer records they were decoded from, as a sink takes them.
 type EventBatch = Vec<(KernelEvent, Bytes)>;
+
+/// A drain's events with the ring-buffer records they were decoded from, their sock_ops
+/// records boxed only as they are handed on ([`UnboxedEvent`]).
+type DecodedBatch = Vec<(UnboxedEvent, Bytes)>;
 
 struct ClientEntry {
     sink: Weak<dyn KernelSink>,
@@ -173,11 +212,10 @@ impl KernelHub {
             tracer,
             events: Mutex::new(events),
             packets: Mutex::new(packets),
-            draining: Mutex::new(()),
+            draining: Mutex::new(RecordBatch::default()),
             clients: Mutex::new(HashMap::default()),
             interfaces: Mutex::new(HashMap::default()),
             stop: Mutex::new(Some(stop_tx)),
-            last_drain: AtomicUsize::new(0),
         });
         hub.tracer.set_disarm_delay(Some(DISARM_DELAY))?;
         // If the thread is gone, events are still drained by every snapshot.
@@ -218,12 +256,10 @@ impl KernelHub {
     /// Takes every event and packet in the ring buffers now and hands each to its client;
     /// returns once every event taken before the call (by any drain) has been handed on.
     pub(crate) fn drain(&self) {
-        let _draining = lock(&self.draining);
-        let mut records = RecordBatch::with_capacity(self.last_drain.load(Ordering::Relaxed));
+        let mut records = lock(&self.draining);
         lock(&self.events).drain_records(&mut records);
         lock(&self.packets).drain_records(&mut records);
-        self.last_drain.store(records.len(), Ordering::Relaxed);
-        let (bytes, spans) = records.into_shared();
+        let (bytes, spans) = records.take_shared();
         let mut batch = Vec::with_capacity(spans.len());
         for span in spans {
             let record = bytes.slice(span);
@@ -236,8 +272,12 @@ impl KernelHub {
             return;
         }
         // The two rings interleaved in time, so that a packet is handled after the events
-        // that came before it (a connect before its first datagram).
-        batch.sort_by_key(|(event, _)| event.time());
+        // that came before it (a connect before its first datagram). Mostly in order already
+        // (one ring, records in the order they were reserved): checked first, as the sort
+        // would allocate its scratch space for a batch of more than a few events.
+        if !batch.is_sorted_by_key(|(event, _)| event.time()) {
+            batch.sort_by_key(|(event, _)| event.time());
+        }
         // Routed under one lock of the clients, handed on outside it: a sink takes its own
         // locks (the recorder's) and may unregister a socket, which takes the clients' lock.
         // Consecutive events of one client travel together: one call, one lock of its
@@ -258,16 +298,14 @@ impl KernelHub {
     fn recipients(
         &self,
         clients: &mut HashMap<ClientId, ClientEntry>,
-        event: &KernelEvent,
+        event: &UnboxedEvent,
     ) -> Recipients {
+        let event = match event {
+            UnboxedEvent::SockOps(ops) => return sock_ops_recipients(clients, ops),
+            UnboxedEvent::Event(event) => event,
+        };
         let captures_on = |capture: &ClientCapture, index: u32| {
             capture.interfaces.iter().any(|key| key.index == index)
-        };
-        let owner = |clients: &HashMap<ClientId, ClientEntry>, id: &ClientId| {
-            clients
-                .get(id)
-                .and_then(|entry| entry.sink.upgrade())
-                .map_or(Recipients::None, Recipients::One)
         };
         match event {
             KernelEvent::Packet(packet) if packet.client == ClientId::ANY => {
@@ -297,24 +335,7 @@ impl KernelHub {
                 })
                 .and_then(|entry| entry.sink.upgrade())
                 .map_or(Recipients::None, Recipients::One),
-            KernelEvent::SockOps(ops) => {
-                let entry = clients.get_mut(&ops.client);
-                if ops.op == SockOp::Connect
-                    && let Some(entry) = entry
-                    && entry.capture.is_some()
-                    && let Some(socket) = entry.sockets.get_mut(&ops.cookie)
-                {
-                    let keys = &mut socket.flows;
-                    // The program registered the flow before the SYN; remember its keys so
-                    // that they are removed with the socket.
-                    for (key, _) in flow_directions(FlowProtocol::Tcp, ops.local, ops.remote) {
-                        if !keys.contains(&key) {
-                            keys.push(key);
-                        }
-                    }
-                }
-                owner(clients, &ops.client)
-            }
+            KernelEvent::SockOps(ops) => sock_ops_recipients(clients, ops),
             KernelEvent::SocketCreated(created) => {
                 // Registered by the kernel: remembered so that it is removed with the client.
                 if let Some(entry) = clients.get_mut(&created.client) {

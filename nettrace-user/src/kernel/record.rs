@@ -5,30 +5,27 @@
 //!
 use std::ops::Range;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
-/// Records back to back in one buffer (one allocation per drain, not per event), then
-/// shared: decoded packets are views of it.
+/// Bytes of records a batch keeps room for from one drain to the next; a drain larger than
+/// this (a burst of packets) leaves its buffer to its views.
+const KEPT_BYTES: usize = 64 * 1024;
+
+/// Record spans a batch keeps room for (records of 64 bytes or more).
+const KEPT_SPANS: usize = KEPT_BYTES / 64;
+
+/// Records back to back in one buffer (no allocation per event), then shared: decoded
+/// packets are views of it. One batch serves drain after drain: once the views of a drain's
+/// records are dropped (as soon as they are handed on, unless a packet is kept), the next
+/// drain writes into the same memory, with no allocation, instead of a new buffer per drain
+/// that was regrown (and copied) whenever a drain outgrew the one before.
 #[derive(Debug, Default)]
 pub(crate) struct RecordBatch {
-    bytes: Vec<u8>,
+    bytes: BytesMut,
     spans: Vec<Range<usize>>,
 }
 
 impl RecordBatch {
-    /// An empty batch with room for `bytes` of records (and about that many 64-byte records).
-    pub(crate) fn with_capacity(bytes: usize) -> Self {
-        Self {
-            bytes: Vec::with_capacity(bytes),
-            spans: Vec::with_capacity(bytes / 64),
-        }
-    }
-
-    /// Bytes of records in the batch.
-    pub(crate) fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
     /// Appends a copy of one record.
     pub(crate) fn push(&mut self, record: &[u8]) {
         let start = self.bytes.len();
@@ -36,9 +33,20 @@ impl RecordBatch {
         self.spans.push(start..self.bytes.len());
     }
 
-    /// The buffer, shared, and each record's span in it, in the order they were pushed.
-    pub(crate) fn into_shared(self) -> (Bytes, Vec<Range<usize>>) {
-        (Bytes::from(self.bytes), self.spans)
+    /// The records pushed since the last call, shared, and each one's span in them, in the
+    /// order they were pushed; the batch is left empty, its room kept for the next drain.
+    pub(crate) fn take_shared(&mut self) -> (Bytes, std::vec::Drain<'_, Range<usize>>) {
+        // A large drain's room is given back at the next drain that fits in less.
+        if self.spans.capacity() > KEPT_SPANS && self.spans.len() <= KEPT_SPANS {
+            self.spans.shrink_to(KEPT_SPANS);
+        }
+        // The rest of the buffer stays here; once every view of the records is dropped,
+        // `BytesMut` reclaims the whole of it rather than allocating.
+        let bytes = self.bytes.split().freeze();
+        if bytes.len() > KEPT_BYTES {
+            self.bytes = BytesMut::new();
+        }
+        (bytes, self.spans.drain(..))
     }
 }
 
@@ -52,8 +60,35 @@ mod tests {
         batch.push(b"ab");
         batch.push(b"");
         batch.push(b"cde");
-        let (bytes, spans) = batch.into_shared();
-        let records: Vec<&[u8]> = spans.into_iter().map(|span| &bytes[span]).collect();
+        let (bytes, spans) = batch.take_shared();
+        let records: Vec<&[u8]> = spans.map(|span| &bytes[span]).collect();
         assert_eq!(records, [&b"ab"[..], b"", b"cde"]);
+    }
+
+    #[test]
+    fn a_batch_serves_one_drain_after_another() {
+        let mut batch = RecordBatch::default();
+        batch.push(b"first");
+        let first = batch.take_shared().0;
+        // The first drain's records are still held while the second is filled.
+        batch.push(b"second");
+        batch.push(b"third");
+        let (second, spans) = batch.take_shared();
+        let records: Vec<&[u8]> = spans.map(|span| &second[span]).collect();
+        assert_eq!(records, [&b"second"[..], b"third"]);
+        assert_eq!(&first[..], b"first");
+        let start = second.as_ptr();
+        drop((first, second));
+        // Once they are dropped, the buffer is reused.
+        batch.push(b"fourth");
+        let (fourth, spans) = batch.take_shared();
+        let records: Vec<&[u8]> = spans.map(|span| &fourth[span]).collect();
+        assert_eq!(records, [b"fourth"]);
+        assert_eq!(
+            fourth.as_ptr(),
+            start,
+            "written where the second drain's records were"
+        );
+        assert!(batch.take_shared().0.is_empty());
     }
 }

@@ -6,7 +6,10 @@ use nettrace_common::SocketCalls;
 use crate::{
     KernelTime,
     clock::TraceClock,
-    event::{Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, TcpCounters},
+    event::{
+        Direction, KernelEvent, KernelTcpState, SockMsgRecord, SockOp, SockOpsRecord, TcpCounters,
+        TcpStateChange,
+    },
     model::{KernelSocketCalls, KernelStateChange, KernelTcpFacts, KernelUdpFacts},
 };
 
@@ -40,33 +43,8 @@ impl KernelRec {
     /// Folds one event of this connection.
     pub(crate) fn fold(&mut self, event: KernelEvent) {
         match event {
-            KernelEvent::TcpState(change) => {
-                if self.states.is_empty() {
-                    // One allocation for the usual connection, not a first of four entries
-                    // regrown to eight.
-                    self.states.reserve_exact(USUAL_STATE_CHANGES);
-                }
-                let state = (change.time.to_instant(), change.old, change.new);
-                // A transition held in the socket's entry comes twice when a snapshot read it
-                // there before the record that carries it.
-                if !self.states.contains(&state) {
-                    self.states.push(state);
-                }
-            }
-            KernelEvent::SockOps(record) => {
-                match record.op {
-                    SockOp::Retransmit => {
-                        self.retransmits += 1;
-                        if record.state == KernelTcpState::SynSent {
-                            self.syn_retransmits += 1;
-                        }
-                    }
-                    SockOp::Rto => self.rto_events += 1,
-                    _ => {}
-                }
-                self.take_totals(&record.calls);
-                self.take_counters(record.time, record.counters);
-            }
+            KernelEvent::TcpState(change) => self.fold_state(&change),
+            KernelEvent::SockOps(record) => self.fold_sock_ops(&record),
             KernelEvent::SockMsg(call) => self.count_call(&call),
             KernelEvent::SockCalls(totals) => {
                 self.take_totals(&totals.calls);
@@ -84,6 +62,38 @@ impl KernelRec {
             | KernelEvent::SocketCreated(_)
             | KernelEvent::SocketReleased(_)
             | KernelEvent::Connect(_) => {}
+        }
+    }
+
+    /// Folds one sock_ops record of this connection.
+    pub(crate) fn fold_sock_ops(&mut self, record: &SockOpsRecord) {
+        match record.op {
+            SockOp::Retransmit => {
+                self.retransmits += 1;
+                if record.state == KernelTcpState::SynSent {
+                    self.syn_retransmits += 1;
+                }
+            }
+            SockOp::Rto => self.rto_events += 1,
+            _ => {}
+        }
+        self.take_totals(&record.calls);
+        self.take_counters(record.time, record.counters);
+    }
+
+    /// Folds one state change of this connection (a [`KernelEvent::TcpState`], or one a
+    /// record stands for).
+    pub(crate) fn fold_state(&mut self, change: &TcpStateChange) {
+        if self.states.is_empty() {
+            // One allocation for the usual connection, not a first of four entries
+            // regrown to eight.
+            self.states.reserve_exact(USUAL_STATE_CHANGES);
+        }
+        let state = (change.time.to_instant(), change.old, change.new);
+        // A transition held in the socket's entry comes twice when a snapshot read it
+        // there before the record that carries it.
+        if !self.states.contains(&state) {
+            self.states.push(state);
         }
     }
 

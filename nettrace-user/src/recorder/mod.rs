@@ -25,6 +25,7 @@ use std::sync::Arc;
 // Socket cookies are the kernel's, not chosen by a peer: a fast hash will do.
 use rustc_hash::FxHashMap as HashMap;
 
+use kernel::KernelRec;
 pub(crate) use records::{ConnRec, DialRec, DnsRec, HttpRec, ResolverDialRec, TlsRec};
 use snapshot::{ConnSlot, DialSlot, DnsSlot, HttpSlot, TlsSlot};
 use table::{RowHint, Table};
@@ -33,7 +34,7 @@ use crate::{
     SocketCookie,
     capture::CaptureStore,
     clock::TraceClock,
-    event::{Event, KernelEvent},
+    event::{Event, KernelEvent, TcpStateChange, UnboxedEvent},
     headers::{HeaderCapture, HttpReqTraceOptions},
     ids::IdSource,
     limits::TraceLimits,
@@ -279,10 +280,8 @@ impl Recorder {
                 record,
                 at,
             } => {
-                if let Some(cookie) = cookie {
-                    self.by_cookie.insert(cookie, ConnAt::new(conn.clone()));
-                }
-                self.conns.insert(
+                let id = cookie.map(|_| conn.clone());
+                let row = self.conns.insert_hinted(
                     conn,
                     ConnRec {
                         transport,
@@ -295,6 +294,10 @@ impl Recorder {
                         ..ConnRec::new_placeholder()
                     },
                 );
+                // Its kernel events find the row without hashing the ID.
+                if let (Some(cookie), Some(id)) = (cookie, id) {
+                    self.by_cookie.insert(cookie, ConnAt { id, row });
+                }
             }
             Event::ConnEstablished { conn, at, local } => {
                 if let Some(rec) = self.conns.get_mut(&conn) {
@@ -459,12 +462,62 @@ impl Recorder {
             }
             return;
         }
-        let Some(conn) = self.by_cookie.get_mut(&event.cookie()) else {
-            return;
-        };
-        if let Some(rec) = self.conns.get_mut_hinted(&conn.id, &mut conn.row) {
-            rec.kernel.fold(event);
+        if let Some(kernel) = self.kernel_rec(event.cookie()) {
+            kernel.fold(event);
         }
+    }
+
+    /// [`Self::kernel`] of `event` (a sock_ops record boxed or not) and of the state changes it
+    /// stands for, in their order
+    /// ([`KernelEvent::implied_state_changes`]: those before it, it, the one after), with
+    /// `changed` called on each state change among them, recorded or not. The connection is
+    /// looked up once for them all (they are of one socket), not once per change.
+    pub(crate) fn kernel_with_implied(
+        &mut self,
+        event: UnboxedEvent,
+        mut changed: impl FnMut(&TcpStateChange),
+    ) {
+        let implied = event.implied_state_changes();
+        // A sock_ops record is never moved here (each move is a copy of it).
+        if let UnboxedEvent::Event(inner) = &event {
+            if let KernelEvent::TcpState(change) = inner {
+                changed(change);
+            }
+            if implied.before.iter().all(Option::is_none)
+                && implied.after.is_none()
+                && let UnboxedEvent::Event(event) = event
+            {
+                self.kernel(event);
+                return;
+            }
+        }
+        let mut kernel = self.kernel_rec(event.cookie());
+        for change in implied.before.iter().flatten() {
+            changed(change);
+            if let Some(kernel) = kernel.as_deref_mut() {
+                kernel.fold_state(change);
+            }
+        }
+        if let Some(kernel) = kernel.as_deref_mut() {
+            // A sock_ops record of the hub is folded where it lies, never boxed.
+            match event {
+                UnboxedEvent::Event(event) => kernel.fold(event),
+                UnboxedEvent::SockOps(ref record) => kernel.fold_sock_ops(record),
+            }
+        }
+        if let Some(change) = &implied.after {
+            changed(change);
+            if let Some(kernel) = kernel {
+                kernel.fold_state(change);
+            }
+        }
+    }
+
+    /// The kernel facts of the connection of socket `cookie`, if it is in this trace.
+    fn kernel_rec(&mut self, cookie: SocketCookie) -> Option<&mut KernelRec> {
+        let conn = self.by_cookie.get_mut(&cookie)?;
+        let rec = self.conns.get_mut_hinted(&conn.id, &mut conn.row)?;
+        Some(&mut rec.kernel)
     }
 
     /// The DNS record of a resolver connection (created on its first message), `None` when DNS

@@ -62,23 +62,37 @@ impl<T, S> Default for Table<T, S> {
 impl<T, S: Default> Table<T, S> {
     /// Adds a record; a record with the same ID is replaced in place.
     pub(crate) fn insert(&mut self, id: TraceId, rec: T) {
+        self.insert_hinted(id, rec);
+    }
+
+    /// [`Self::insert`], with a hint to the record's row for [`Self::get_mut_hinted`] (taken
+    /// here for nothing, where a first hinted lookup would hash the ID).
+    pub(crate) fn insert_hinted(&mut self, id: TraceId, rec: T) -> RowHint {
         self.generation += 1;
-        match self.index.entry(id) {
+        let row = match self.index.entry(id) {
             Entry::Occupied(slot) => {
-                let row = &mut self.rows[*slot.get()];
-                row.rec = rec;
-                row.version += 1;
+                let row = *slot.get();
+                let kept = &mut self.rows[row];
+                kept.rec = rec;
+                kept.version += 1;
+                row
             }
             Entry::Vacant(slot) => {
                 let id = slot.key().clone();
-                slot.insert(self.rows.len());
+                let row = self.rows.len();
+                slot.insert(row);
                 self.rows.push(Row {
                     id,
                     rec,
                     version: 0,
                     slot: S::default(),
                 });
+                row
             }
+        };
+        RowHint {
+            row,
+            moves: self.moves,
         }
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{EventBatch, KernelSink};
+use super::{DecodedBatch, KernelSink};
 
 /// Where one event goes.
 pub(super) enum Recipients {
@@ -45,17 +45,19 @@ pub(super) fn runs(recipients: impl IntoIterator<Item = Recipients>) -> Vec<Run>
 }
 
 /// Hands the events of `batch` on as `runs` (made from the same batch) say: a client's run
-/// in one [`KernelSink::kernel_events`] call. The events move from the batch to the sink
-/// once, with no list per run.
-pub(super) fn hand_on(batch: EventBatch, runs: Vec<Run>) {
+/// in one [`KernelSink::kernel_events_unboxed`] call. The events move from the batch to the
+/// sink once, with no list per run; a sock_ops record is boxed, if at all, as it is handed
+/// on (see [`crate::event::UnboxedEvent`]).
+pub(super) fn hand_on(batch: DecodedBatch, runs: Vec<Run>) {
     let mut events = batch.into_iter();
     for Run { recipients, count } in runs {
         let mut run = events.by_ref().take(count);
         match recipients {
             Recipients::None => {}
-            Recipients::One(sink) => sink.kernel_events(&mut run),
+            Recipients::One(sink) => sink.kernel_events_unboxed(&mut run),
             Recipients::Many(sinks) => {
                 for (event, record) in run.by_ref() {
+                    let event = event.boxed();
                     for sink in &sinks {
                         sink.kernel_event(event.clone(), &record);
                     }
@@ -74,7 +76,7 @@ mod tests {
     use super::*;
     use crate::{
         KernelTime, SocketCookie,
-        event::{KernelEvent, KernelTcpState, TcpStateChange},
+        event::{KernelEvent, KernelTcpState, TcpStateChange, UnboxedEvent},
         kernel::ClientId,
     };
 
@@ -109,7 +111,7 @@ mod tests {
         }
     }
 
-    fn event(cookie: u64) -> (KernelEvent, Bytes) {
+    fn event(cookie: u64) -> (UnboxedEvent, Bytes) {
         let change = TcpStateChange {
             cookie: SocketCookie(cookie),
             client: ClientId(1),
@@ -117,7 +119,10 @@ mod tests {
             old: KernelTcpState::Established,
             new: KernelTcpState::Close,
         };
-        (KernelEvent::TcpState(change), Bytes::new())
+        (
+            UnboxedEvent::Event(KernelEvent::TcpState(change)),
+            Bytes::new(),
+        )
     }
 
     /// The events 1..=8 to a, a, nobody, b, b, a, a and b, a and b (a packet for both).
