@@ -173,7 +173,7 @@ pub mod limits {
     /// one CPU between two reads of the lanes (the reader looks at least every 20 ms: 25,600
     /// events a second per CPU go through the lanes; more go to the ring buffer).
     pub const EVENT_LANE_SLOTS: usize = 512;
-    /// Packets a [`crate::PacketLane`] holds (a power of two; 76 KiB per CPU).
+    /// Packets a [`crate::PacketLane`] holds (a power of two; 74 KiB per CPU).
     pub const PACKET_LANE_SLOTS: usize = 256;
     /// The most bytes of a packet a [`crate::PacketLane`] takes: headers and small packets
     /// (an ACK, a DNS query); a longer copy goes to the packet ring buffer.

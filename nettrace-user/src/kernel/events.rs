@@ -12,7 +12,10 @@ use std::{
 use aya::maps::{Map, MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 
-use super::{KernelError, KernelEvent, lanes::Lanes};
+use super::{
+    KernelError, KernelEvent,
+    lanes::{Lanes, record_len},
+};
 use crate::clock::KernelTime;
 
 /// How often a waiting reader looks for events the programs did not wake it for.
@@ -99,12 +102,17 @@ impl KernelEvents {
     }
 
     /// Copies every record the ring buffer (and the lanes) hold now into `batch`,
-    /// undecoded: the ring's first, in its order, then each lane's in its order.
+    /// undecoded: the ring's first, in its order, then each lane's in its order, up to what
+    /// the lanes held before the ring was read (so no lane record is taken before a ring
+    /// record of an earlier time that the next drain would bring). Each record is cut to its
+    /// own length: a ring record may carry stale bytes after a packet's.
     pub(crate) fn drain_records(&mut self, batch: &mut super::record::RecordBatch) {
+        let lanes = &mut self.lanes.lanes;
+        lanes.note_written();
         while let Some(item) = self.ring.next() {
-            batch.push(&item);
+            batch.push(&item[..record_len(&item)]);
         }
-        self.lanes.lanes.drain(|record| batch.push(record));
+        lanes.drain_noted(|record| batch.push(record));
     }
 
     /// A new readiness handle on the ring (a duplicated descriptor), for a task that waits

@@ -13,8 +13,8 @@ use std::{
 
 use aya::maps::Map;
 use nettrace_common::{
-    EventLane, EventSlot, LANE_SLOTS_OFFSET, LanePacket, PacketEvent, PacketLane, event_record_len,
-    limits, map_name,
+    EventLane, EventSlot, LANE_SLOTS_OFFSET, LanePacket, PacketEvent, PacketLane, event_kind,
+    event_record_len, limits, map_name,
 };
 
 use super::{KernelError, mapped::MappedArray};
@@ -35,8 +35,6 @@ pub(crate) struct LaneKind {
     slot_bytes: usize,
     /// Slots of a lane (a power of two).
     slots: usize,
-    /// The bytes of the record in a slot (a slot's bytes in, at most as many out).
-    record_len: fn(&[u8]) -> usize,
 }
 
 /// The lanes of event records: each record as long as its kind says.
@@ -45,17 +43,7 @@ pub(crate) const EVENTS: LaneKind = LaneKind {
     lane_bytes: size_of::<EventLane>(),
     slot_bytes: size_of::<EventSlot>(),
     slots: limits::EVENT_LANE_SLOTS,
-    record_len: event_slot_record_len,
 };
-
-/// An [`EventSlot`]'s record: as long as its kind's records (the whole slot for a kind it
-/// does not know: the decoder then reports the record).
-fn event_slot_record_len(slot: &[u8]) -> usize {
-    slot.get(..4)
-        .and_then(|kind| kind.try_into().ok())
-        .and_then(|kind| event_record_len(u32::from_ne_bytes(kind)))
-        .map_or(slot.len(), |len| len.min(slot.len()))
-}
 
 /// The lanes of captured packets: the description and the bytes it says were captured.
 pub(crate) const PACKETS: LaneKind = LaneKind {
@@ -63,20 +51,27 @@ pub(crate) const PACKETS: LaneKind = LaneKind {
     lane_bytes: size_of::<PacketLane>(),
     slot_bytes: size_of::<LanePacket>(),
     slots: limits::PACKET_LANE_SLOTS,
-    record_len: packet_record_len,
 };
 
-/// A [`LanePacket`]'s record: its [`PacketEvent`] and the captured bytes (the whole slot if
-/// the length is out of range: the decoder then reports the record as malformed).
-fn packet_record_len(slot: &[u8]) -> usize {
-    let at = std::mem::offset_of!(PacketEvent, captured_len);
-    let captured = slot
-        .get(at..at + 4)
-        .and_then(|bytes| bytes.try_into().ok())
-        .map_or(usize::MAX, |bytes| u32::from_ne_bytes(bytes) as usize);
-    size_of::<PacketEvent>()
-        .saturating_add(captured)
-        .min(slot.len())
+/// The bytes of the record at the start of `bytes` (a lane's slot, or a ring record, which
+/// may be longer than its record too): as long as its kind's records say, a packet's
+/// description and the bytes it captured; at most `bytes` (all of them for a kind it does
+/// not know: the decoder then reports the record). The rest, stale memory that may hold
+/// another client's packet, is never handed on.
+pub(crate) fn record_len(bytes: &[u8]) -> usize {
+    let word = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .and_then(|word| word.try_into().ok())
+            .map(u32::from_ne_bytes)
+    };
+    let len = match word(0) {
+        Some(event_kind::PACKET) => word(std::mem::offset_of!(PacketEvent, captured_len))
+            .map(|captured| size_of::<PacketEvent>().saturating_add(captured as usize)),
+        Some(kind) => event_record_len(kind),
+        None => None,
+    };
+    len.map_or(bytes.len(), |len| len.min(bytes.len()))
 }
 
 /// The mapped lanes of one kind, one per CPU.
@@ -84,6 +79,10 @@ pub(crate) struct Lanes {
     mapped: MappedArray,
     count: usize,
     kind: &'static LaneKind,
+    /// False: closed, the programs write nothing here.
+    open: bool,
+    /// Each lane's writer's count when last noted ([`Self::note_written`]).
+    noted: Vec<u64>,
 }
 
 // SAFETY: the mapping is process-wide memory; the reader's fields are written only through
@@ -111,14 +110,21 @@ impl Lanes {
             .ok_or_else(|| count_error(io::Error::other("too many CPUs")))
     }
 
-    /// Maps a lane array of `kind`, created with [`Self::count`] lanes; unless `open`, closes
-    /// every lane (the programs then write to the ring buffers alone).
-    pub(crate) fn map(map: Map, kind: &'static LaneKind, open: bool) -> Result<Self, KernelError> {
-        let count = Self::count()? as usize;
+    /// Maps a lane array of `kind`, created with `count` lanes; unless `open`, closes every
+    /// lane (the programs then write to the ring buffers alone).
+    pub(crate) fn map(
+        map: Map,
+        kind: &'static LaneKind,
+        count: u32,
+        open: bool,
+    ) -> Result<Self, KernelError> {
+        let count = count as usize;
         let lanes = Self {
             mapped: MappedArray::map(map, kind.name, kind.lane_bytes, count)?,
             count,
             kind,
+            open,
+            noted: vec![0; count],
         };
         if !open {
             for index in 0..count {
@@ -139,23 +145,60 @@ impl Lanes {
             .wrapping_add(index * self.kind.lane_bytes)
     }
 
-    /// Hands each record written to the lanes since the last call to `take` (a lane's in
+    /// Hands each record written to the lanes since the last drain to `take` (a lane's in
     /// order; lanes one after another), and frees their slots.
     pub(crate) fn drain(&mut self, mut take: impl FnMut(&[u8])) {
+        if !self.open {
+            return;
+        }
         for index in 0..self.count {
             // SAFETY: `index` is below the lane count, so the lane lies inside the mapping,
             // and `&mut self` makes this the only reader.
-            unsafe { drain_lane(self.lane(index), self.kind, &mut take) };
+            unsafe { drain_lane(self.lane(index), self.kind, None, &mut take) };
+        }
+    }
+
+    /// Notes how far each lane is written now; the next [`Self::drain_noted`] hands out no
+    /// more. A reader that notes the lanes, then drains its ring buffer, then the noted
+    /// lanes, takes no lane record published after the ring was read: every record of a
+    /// later time waits for the next drain, as the ring's own do.
+    pub(crate) fn note_written(&mut self) {
+        if !self.open {
+            return;
+        }
+        for index in 0..self.count {
+            // SAFETY: `index` is below the lane count, so the lane and its 8-byte aligned
+            // `written` field lie inside the mapping; the programs write it atomically.
+            let written = unsafe { AtomicU64::from_ptr(self.lane(index).add(WRITTEN).cast()) };
+            self.noted[index] = written.load(Ordering::Acquire);
+        }
+    }
+
+    /// [`Self::drain`], up to the counts last noted ([`Self::note_written`]).
+    pub(crate) fn drain_noted(&mut self, mut take: impl FnMut(&[u8])) {
+        if !self.open {
+            return;
+        }
+        for index in 0..self.count {
+            let noted = self.noted[index];
+            // SAFETY: as in `drain`; the noted count was loaded with acquire ordering.
+            unsafe { drain_lane(self.lane(index), self.kind, Some(noted), &mut take) };
         }
     }
 }
 
-/// Hands each record of the lane at `lane` from its reader's count up to its writer's to
-/// `take`, then moves the reader's count on (which frees the slots for the writer).
+/// Hands each record of the lane at `lane` from its reader's count up to its writer's (or up
+/// to `until`, a count of the writer's loaded before with acquire ordering) to `take`, then
+/// moves the reader's count on (which frees the slots for the writer).
 ///
 /// # Safety
 /// `lane` points to a live lane of `kind`, 8-byte aligned, whose reader is the caller alone.
-unsafe fn drain_lane(lane: *mut u8, kind: &LaneKind, take: &mut impl FnMut(&[u8])) {
+unsafe fn drain_lane(
+    lane: *mut u8,
+    kind: &LaneKind,
+    until: Option<u64>,
+    take: &mut impl FnMut(&[u8]),
+) {
     // SAFETY: 8-byte aligned fields of a live lane; `written` is only written by the programs
     // (atomically), `read` only by this reader (the caller's promise).
     let (written, read) = unsafe {
@@ -164,8 +207,11 @@ unsafe fn drain_lane(lane: *mut u8, kind: &LaneKind, take: &mut impl FnMut(&[u8]
             AtomicU64::from_ptr(lane.add(READ).cast::<u64>()),
         )
     };
-    let end = written.load(Ordering::Acquire);
     let start = read.load(Ordering::Relaxed);
+    // A noted count behind the reader's (noted before an earlier drain) takes nothing.
+    let end = until
+        .unwrap_or_else(|| written.load(Ordering::Acquire))
+        .max(start);
     let slots = kind.slots as u64;
     // More than a lane's worth unread cannot happen (the programs never overwrite an unread
     // slot); if the counts say so, only the last lane's worth can be whole.
@@ -181,7 +227,7 @@ unsafe fn drain_lane(lane: *mut u8, kind: &LaneKind, take: &mut impl FnMut(&[u8]
                 kind.slot_bytes,
             )
         };
-        take(&bytes[..(kind.record_len)(bytes)]);
+        take(&bytes[..record_len(bytes)]);
     }
     if end != start {
         read.store(end, Ordering::Release);
@@ -255,7 +301,7 @@ mod tests {
             let mut seen = Vec::new();
             // SAFETY: the lane is live and this is its only reader.
             unsafe {
-                drain_lane(self.0.cast(), &EVENTS, &mut |record: &[u8]| {
+                drain_lane(self.0.cast(), &EVENTS, None, &mut |record: &[u8]| {
                     let header = record.as_ptr().cast::<EventHeader>().read_unaligned();
                     assert_eq!(Some(record.len()), event_record_len(header.kind));
                     seen.push(header.timestamp_ns);
@@ -303,7 +349,7 @@ mod tests {
         unsafe { (*lane.0).written = 3 * limits::EVENT_LANE_SLOTS as u64 };
         let mut records = 0;
         // SAFETY: as in `HeapLane::drain`; zeroed slots have a kind no record has.
-        unsafe { drain_lane(lane.0.cast(), &EVENTS, &mut |_: &[u8]| records += 1) };
+        unsafe { drain_lane(lane.0.cast(), &EVENTS, None, &mut |_: &[u8]| records += 1) };
         assert_eq!(records, limits::EVENT_LANE_SLOTS);
         assert!(lane.drain().is_empty());
     }
@@ -311,20 +357,62 @@ mod tests {
     #[test]
     fn a_slot_of_unknown_kind_is_handed_out_whole() {
         let slot = vec![0u8; size_of::<EventSlot>()];
-        assert_eq!(event_slot_record_len(&slot), slot.len());
-        assert_eq!(event_slot_record_len(&slot[..3]), 3);
+        assert_eq!(record_len(&slot), slot.len());
+        assert_eq!(record_len(&slot[..3]), 3);
     }
 
     #[test]
-    fn a_lane_packet_is_its_description_and_the_bytes_it_captured() {
+    fn a_packet_is_its_description_and_the_bytes_it_captured() {
         let mut slot = vec![0u8; size_of::<LanePacket>()];
+        slot[..4].copy_from_slice(&event_kind::PACKET.to_ne_bytes());
         let at = std::mem::offset_of!(PacketEvent, captured_len);
         let event = size_of::<PacketEvent>();
         slot[at..at + 4].copy_from_slice(&60u32.to_ne_bytes());
-        assert_eq!(packet_record_len(&slot), event + 60);
+        assert_eq!(record_len(&slot), event + 60);
         // A length beyond the slot (no program writes one) stops at the slot's end.
         slot[at..at + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
-        assert_eq!(packet_record_len(&slot), slot.len());
-        assert_eq!(packet_record_len(&slot[..2]), 2);
+        assert_eq!(record_len(&slot), slot.len());
+        assert_eq!(record_len(&slot[..2]), 2);
+    }
+
+    #[test]
+    fn a_noted_drain_stops_at_the_counts_noted() {
+        let mut lane = HeapLane::new();
+        for n in 0..3 {
+            lane.write(n);
+        }
+        // SAFETY: the lane is live; read as `note_written` does.
+        let noted = unsafe { (*lane.0).written };
+        lane.write(3);
+        let mut seen = Vec::new();
+        // SAFETY: the lane is live and this is its only reader.
+        unsafe {
+            drain_lane(
+                lane.0.cast(),
+                &EVENTS,
+                Some(noted),
+                &mut |record: &[u8]| {
+                    seen.push(
+                        record
+                            .as_ptr()
+                            .cast::<EventHeader>()
+                            .read_unaligned()
+                            .timestamp_ns,
+                    );
+                },
+            );
+        }
+        assert_eq!(seen, [0, 1, 2], "a record written after the note waits");
+        assert_eq!(lane.drain(), [3]);
+        // A count noted before that drain takes nothing now.
+        // SAFETY: as above.
+        unsafe {
+            drain_lane(
+                lane.0.cast(),
+                &EVENTS,
+                Some(noted),
+                &mut |_: &[u8]| panic!(),
+            )
+        };
     }
 }

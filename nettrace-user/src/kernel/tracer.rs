@@ -27,7 +27,7 @@ use super::{
     announce::{Announcement, Announcements},
     armed::{Armed, Hold},
     cgroup,
-    lanes::{self, Lanes},
+    lanes::{self as lane_kinds, Lanes},
     object::EBPF_OBJECT,
 };
 use crate::{SocketCookie, capture::LinkKind, event::ClientId};
@@ -126,11 +126,13 @@ impl KernelTracer {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(KernelError::NoRuntime);
         }
+        // Counted once: the maps and their readers must agree. Closed lanes need no room.
+        let lanes = if config.lanes { Lanes::count()? } else { 1 };
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(map_name::EVENTS, config.ring_bytes)
             .map_max_entries(map_name::PACKETS, config.packet_ring_bytes)
-            .map_max_entries(map_name::EVENT_LANES, Lanes::count()?)
-            .map_max_entries(map_name::PACKET_LANES, Lanes::count()?)
+            .map_max_entries(map_name::EVENT_LANES, lanes)
+            .map_max_entries(map_name::PACKET_LANES, lanes)
             .load(EBPF_OBJECT)
             .map_err(|e| {
                 if is_permission_error(&e) {
@@ -172,7 +174,8 @@ impl KernelTracer {
             map_name::PACKETS,
             Lanes::map(
                 take_map(&mut ebpf, map_name::PACKET_LANES)?,
-                &lanes::PACKETS,
+                &lane_kinds::PACKETS,
+                lanes,
                 config.lanes,
             )?,
         )?;
@@ -187,7 +190,8 @@ impl KernelTracer {
             map_name::EVENTS,
             Lanes::map(
                 take_map(&mut ebpf, map_name::EVENT_LANES)?,
-                &lanes::EVENTS,
+                &lane_kinds::EVENTS,
+                lanes,
                 config.lanes,
             )?,
         )?;
