@@ -2,7 +2,7 @@
 //! agree with what userspace saw (bytes, resets, states) and be joined to the right records.
 use nettrace::{
     client::{HttpClient, HttpClientConfig, KernelMode, TraceOptions},
-    model::{HttpTrace, KernelTcpFacts},
+    model::{HttpTrace, KernelTcpFacts, TcpConnTrace},
 };
 use nettrace_tests::{
     fixtures::broken::{BrokenServer, Misbehaviour, RefusingPort},
@@ -25,6 +25,14 @@ fn kernel_client_with(config: HttpClientConfig, options: TraceOptions) -> HttpCl
         },
     )
     .unwrap_or_else(|e| panic!("kernel tracing must start as root: {e:#?}"))
+}
+
+/// The kernel's facts of `tcp`, a connection of `trace` (which the panic prints if there are
+/// none).
+fn tcp_kernel<'a>(trace: &HttpTrace, tcp: &'a TcpConnTrace) -> &'a KernelTcpFacts {
+    tcp.kernel
+        .as_ref()
+        .unwrap_or_else(|| panic!("{}", dump(trace)))
 }
 
 /// The kernel's state changes of a connection, (from, to).
@@ -62,10 +70,7 @@ async fn kernel_byte_counts_match_userspace_for_tcp_and_udp() {
         .iter()
         .find(|c| !c.from_resolver)
         .unwrap();
-    let kernel = tcp
-        .kernel
-        .as_ref()
-        .unwrap_or_else(|| panic!("{}", dump(&trace)));
+    let kernel = tcp_kernel(&trace, tcp);
     assert_eq!(
         kernel.calls.call_bytes_sent,
         tcp.total_sent_bytes,
@@ -146,10 +151,7 @@ async fn an_open_keep_alive_connection_shows_every_call_so_far() {
             "still open: {}",
             dump(&trace)
         );
-        let kernel = tcp
-            .kernel
-            .as_ref()
-            .unwrap_or_else(|| panic!("{}", dump(&trace)));
+        let kernel = tcp_kernel(&trace, tcp);
         let calls = &kernel.calls;
         assert_eq!(calls.call_bytes_sent, tcp.total_sent_bytes, "{calls:?}");
         assert_eq!(calls.call_bytes_received, tcp.total_recv_bytes, "{calls:?}");
@@ -192,10 +194,7 @@ async fn a_refused_connection_shows_the_reset_and_its_states() {
     assert_complete(&trace);
     let tcp = &trace.net_trace.tcp_conns[0];
     assert!(!tcp.connected);
-    let kernel = tcp
-        .kernel
-        .as_ref()
-        .unwrap_or_else(|| panic!("{}", dump(&trace)));
+    let kernel = tcp_kernel(&trace, tcp);
     assert!(kernel.rst_received, "{}", dump(&trace));
     assert_eq!(
         state_changes(kernel),
@@ -223,10 +222,7 @@ async fn a_reset_mid_body_is_seen_by_the_kernel() {
     let trace = scenario::trace(&client, "reset mid-body");
     assert_complete(&trace);
     let tcp = &trace.net_trace.tcp_conns[0];
-    let kernel = tcp
-        .kernel
-        .as_ref()
-        .unwrap_or_else(|| panic!("{}", dump(&trace)));
+    let kernel = tcp_kernel(&trace, tcp);
     assert!(kernel.rst_received, "{}", dump(&trace));
     assert_eq!(
         kernel.states.last().map(|s| s.to.as_str()),
@@ -270,10 +266,7 @@ async fn a_streamed_request_holds_the_kernel_facts_of_its_connection() {
             .expect("a trace per request");
         assert_complete(&trace);
         let tcp = &trace.net_trace.tcp_conns[0];
-        let kernel = tcp
-            .kernel
-            .as_ref()
-            .unwrap_or_else(|| panic!("{}", dump(&trace)));
+        let kernel = tcp_kernel(&trace, tcp);
         let states: Vec<_> = kernel.states.iter().map(|s| s.to.as_str()).collect();
         assert_eq!(states[..2], ["syn-sent", "established"], "{}", dump(&trace));
         assert!(kernel.srtt_us > 0, "{kernel:?}");
