@@ -37,6 +37,13 @@ pub(crate) struct LaneKind {
     slots: usize,
 }
 
+impl LaneKind {
+    /// The name of the lane map.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
 /// The lanes of event records: each record as long as its kind says.
 pub(crate) const EVENTS: LaneKind = LaneKind {
     name: map_name::EVENT_LANES,
@@ -147,15 +154,9 @@ impl Lanes {
 
     /// Hands each record written to the lanes since the last drain to `take` (a lane's in
     /// order; lanes one after another), and frees their slots.
-    pub(crate) fn drain(&mut self, mut take: impl FnMut(&[u8])) {
-        if !self.open {
-            return;
-        }
-        for index in 0..self.count {
-            // SAFETY: `index` is below the lane count, so the lane lies inside the mapping,
-            // and `&mut self` makes this the only reader.
-            unsafe { drain_lane(self.lane(index), self.kind, None, &mut take) };
-        }
+    pub(crate) fn drain(&mut self, take: impl FnMut(&[u8])) {
+        self.note_written();
+        self.drain_noted(take);
     }
 
     /// Notes how far each lane is written now; the next [`Self::drain_noted`] hands out no
@@ -181,37 +182,27 @@ impl Lanes {
         }
         for index in 0..self.count {
             let noted = self.noted[index];
-            // SAFETY: as in `drain`; the noted count was loaded with acquire ordering.
-            unsafe { drain_lane(self.lane(index), self.kind, Some(noted), &mut take) };
+            // SAFETY: `index` is below the lane count, so the lane lies inside the mapping,
+            // and `&mut self` makes this the only reader; the noted count was loaded with
+            // acquire ordering.
+            unsafe { drain_lane(self.lane(index), self.kind, noted, &mut take) };
         }
     }
 }
 
-/// Hands each record of the lane at `lane` from its reader's count up to its writer's (or up
-/// to `until`, a count of the writer's loaded before with acquire ordering) to `take`, then
-/// moves the reader's count on (which frees the slots for the writer).
+/// Hands each record of the lane at `lane` from its reader's count up to `until` (a count of
+/// the writer's, loaded with acquire ordering) to `take`, then moves the reader's count on
+/// (which frees the slots for the writer).
 ///
 /// # Safety
 /// `lane` points to a live lane of `kind`, 8-byte aligned, whose reader is the caller alone.
-unsafe fn drain_lane(
-    lane: *mut u8,
-    kind: &LaneKind,
-    until: Option<u64>,
-    take: &mut impl FnMut(&[u8]),
-) {
-    // SAFETY: 8-byte aligned fields of a live lane; `written` is only written by the programs
-    // (atomically), `read` only by this reader (the caller's promise).
-    let (written, read) = unsafe {
-        (
-            AtomicU64::from_ptr(lane.add(WRITTEN).cast::<u64>()),
-            AtomicU64::from_ptr(lane.add(READ).cast::<u64>()),
-        )
-    };
+unsafe fn drain_lane(lane: *mut u8, kind: &LaneKind, until: u64, take: &mut impl FnMut(&[u8])) {
+    // SAFETY: an 8-byte aligned field of a live lane, written only by this reader (the
+    // caller's promise).
+    let read = unsafe { AtomicU64::from_ptr(lane.add(READ).cast::<u64>()) };
     let start = read.load(Ordering::Relaxed);
     // A noted count behind the reader's (noted before an earlier drain) takes nothing.
-    let end = until
-        .unwrap_or_else(|| written.load(Ordering::Acquire))
-        .max(start);
+    let end = until.max(start);
     let slots = kind.slots as u64;
     // More than a lane's worth unread cannot happen (the programs never overwrite an unread
     // slot); if the counts say so, only the last lane's worth can be whole.
@@ -219,8 +210,8 @@ unsafe fn drain_lane(
     for count in from..end {
         let slot = (count % slots) as usize;
         // SAFETY: the slot lies in the lane; it was written before `written` passed it
-        // (acquire above) and is not written again before `read` passes it, below. A record
-        // is plain bytes (`repr(C)` without padding).
+        // (`until` was loaded with acquire ordering) and is not written again before `read`
+        // passes it, below. A record is plain bytes (`repr(C)` without padding).
         let bytes = unsafe {
             std::slice::from_raw_parts(
                 lane.add(LANE_SLOTS_OFFSET + slot * kind.slot_bytes),
@@ -301,11 +292,16 @@ mod tests {
             let mut seen = Vec::new();
             // SAFETY: the lane is live and this is its only reader.
             unsafe {
-                drain_lane(self.0.cast(), &EVENTS, None, &mut |record: &[u8]| {
-                    let header = record.as_ptr().cast::<EventHeader>().read_unaligned();
-                    assert_eq!(Some(record.len()), event_record_len(header.kind));
-                    seen.push(header.timestamp_ns);
-                });
+                drain_lane(
+                    self.0.cast(),
+                    &EVENTS,
+                    (*self.0).written,
+                    &mut |record: &[u8]| {
+                        let header = record.as_ptr().cast::<EventHeader>().read_unaligned();
+                        assert_eq!(Some(record.len()), event_record_len(header.kind));
+                        seen.push(header.timestamp_ns);
+                    },
+                );
             }
             seen
         }
@@ -349,7 +345,12 @@ mod tests {
         unsafe { (*lane.0).written = 3 * limits::EVENT_LANE_SLOTS as u64 };
         let mut records = 0;
         // SAFETY: as in `HeapLane::drain`; zeroed slots have a kind no record has.
-        unsafe { drain_lane(lane.0.cast(), &EVENTS, None, &mut |_: &[u8]| records += 1) };
+        unsafe {
+            let written = (*lane.0).written;
+            drain_lane(lane.0.cast(), &EVENTS, written, &mut |_: &[u8]| {
+                records += 1
+            });
+        }
         assert_eq!(records, limits::EVENT_LANE_SLOTS);
         assert!(lane.drain().is_empty());
     }
@@ -387,32 +388,20 @@ mod tests {
         let mut seen = Vec::new();
         // SAFETY: the lane is live and this is its only reader.
         unsafe {
-            drain_lane(
-                lane.0.cast(),
-                &EVENTS,
-                Some(noted),
-                &mut |record: &[u8]| {
-                    seen.push(
-                        record
-                            .as_ptr()
-                            .cast::<EventHeader>()
-                            .read_unaligned()
-                            .timestamp_ns,
-                    );
-                },
-            );
+            drain_lane(lane.0.cast(), &EVENTS, noted, &mut |record: &[u8]| {
+                seen.push(
+                    record
+                        .as_ptr()
+                        .cast::<EventHeader>()
+                        .read_unaligned()
+                        .timestamp_ns,
+                );
+            });
         }
         assert_eq!(seen, [0, 1, 2], "a record written after the note waits");
         assert_eq!(lane.drain(), [3]);
         // A count noted before that drain takes nothing now.
         // SAFETY: as above.
-        unsafe {
-            drain_lane(
-                lane.0.cast(),
-                &EVENTS,
-                Some(noted),
-                &mut |_: &[u8]| panic!(),
-            )
-        };
+        unsafe { drain_lane(lane.0.cast(), &EVENTS, noted, &mut |_: &[u8]| panic!()) };
     }
 }

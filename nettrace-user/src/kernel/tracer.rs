@@ -27,7 +27,7 @@ use super::{
     announce::{Announcement, Announcements},
     armed::{Armed, Hold},
     cgroup,
-    lanes::{self as lane_kinds, Lanes},
+    lanes::{self as lane_kinds, LaneKind, Lanes},
     object::EBPF_OBJECT,
 };
 use crate::{SocketCookie, capture::LinkKind, event::ClientId};
@@ -169,15 +169,12 @@ impl KernelTracer {
             lost: PerCpuArray::try_from(take_map(&mut ebpf, map_name::LOST_PACKETS)?)
                 .map_err(map_error(map_name::LOST_PACKETS, "open"))?,
         };
-        let packets = KernelEvents::new(
-            take_map(&mut ebpf, map_name::PACKETS)?,
+        let packets = ring_reader(
+            &mut ebpf,
             map_name::PACKETS,
-            Lanes::map(
-                take_map(&mut ebpf, map_name::PACKET_LANES)?,
-                &lane_kinds::PACKETS,
-                lanes,
-                config.lanes,
-            )?,
+            &lane_kinds::PACKETS,
+            lanes,
+            config,
         )?;
         let traced = SkStorage::try_from(take_map(&mut ebpf, map_name::TRACED_SOCKETS)?)
             .map_err(map_error(map_name::TRACED_SOCKETS, "open"))?;
@@ -185,15 +182,12 @@ impl KernelTracer {
             .map_err(map_error(map_name::CLIENT_GENERATIONS, "open"))?;
         let lost = PerCpuArray::try_from(take_map(&mut ebpf, map_name::LOST_EVENTS)?)
             .map_err(map_error(map_name::LOST_EVENTS, "open"))?;
-        let events = KernelEvents::new(
-            take_map(&mut ebpf, map_name::EVENTS)?,
+        let events = ring_reader(
+            &mut ebpf,
             map_name::EVENTS,
-            Lanes::map(
-                take_map(&mut ebpf, map_name::EVENT_LANES)?,
-                &lane_kinds::EVENTS,
-                lanes,
-                config.lanes,
-            )?,
+            &lane_kinds::EVENTS,
+            lanes,
+            config,
         )?;
         let cgroup_trace = Array::try_from(take_map(&mut ebpf, map_name::CGROUP_TRACE)?)
             .map_err(map_error(map_name::CGROUP_TRACE, "open"))?;
@@ -651,6 +645,19 @@ pub(super) fn program<'a>(
         kind: "program",
         name,
     })
+}
+
+/// The reader of ring `ring` and of its lanes of `kind` (`count` of them, closed unless the
+/// config wants lanes).
+fn ring_reader(
+    ebpf: &mut Ebpf,
+    ring: &'static str,
+    kind: &'static LaneKind,
+    count: u32,
+    config: &KernelConfig,
+) -> Result<KernelEvents, KernelError> {
+    let lanes = Lanes::map(take_map(ebpf, kind.name())?, kind, count, config.lanes)?;
+    KernelEvents::new(take_map(ebpf, ring)?, ring, lanes)
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, KernelError> {
