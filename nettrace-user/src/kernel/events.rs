@@ -1,5 +1,5 @@
-//! [`KernelEvents`]: the reader of a ring buffer and of the per-CPU lanes that carry some of
-//! its kind of records (single calls, small packets; see [`super::lanes`]).
+//! [`KernelEvents`]: the reader of a ring buffer and of the per-CPU lanes that carry its kind
+//! of records first (every event record, packets of up to 256 bytes; see [`super::lanes`]).
 //!
 //! Records wait in the ring until they are taken ([`KernelEvents::next`] waits for one,
 //! [`KernelEvents::drain`] takes all there are, without waiting); a full ring makes the kernel

@@ -272,9 +272,10 @@ impl KernelHub {
             return;
         }
         // The two rings interleaved in time, so that a packet is handled after the events
-        // that came before it (a connect before its first datagram). Mostly in order already
-        // (one ring, records in the order they were reserved): checked first, as the sort
-        // would allocate its scratch space for a batch of more than a few events.
+        // that came before it (a connect before its first datagram), and the lanes of each
+        // CPU with them. In order already when one ring or one lane brought them all (a
+        // quiet drain): checked first, as the sort would allocate its scratch space for a
+        // batch of more than a few events.
         if !batch.is_sorted_by_key(|(event, _)| event.time()) {
             batch.sort_by_key(|(event, _)| event.time());
         }
