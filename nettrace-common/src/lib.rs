@@ -225,9 +225,11 @@ pub mod socket_flags {
     /// in-process library), not for a trace that wants each call (socket-operation logs of a
     /// traced program).
     pub const FOLD_CALLS: u32 = 2;
-    /// Set by the `sock_ops` program when the socket reached CLOSE: a call after it is
-    /// reported at once (the last record with totals is gone by then). Cleared when the socket
-    /// connects again.
+    /// Set when a transition of the socket to CLOSE is reported (by the `sock_ops` program
+    /// or the state tracepoint, whichever sends it): a call after it is reported at once (the
+    /// last record with totals is gone by then), and userspace learns from it whether a
+    /// socket whose `connect()` failed will still report a CLOSE (one that never left CLOSE
+    /// reports none). Cleared when the socket connects again.
     pub const CLOSED: u32 = 4;
     /// Set by the `sock_ops` program at connect when the kernel took its state callbacks.
     /// From then on the transitions that `sock_ops` records anyway (to CLOSE, the

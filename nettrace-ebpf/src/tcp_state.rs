@@ -38,8 +38,16 @@ pub fn nettrace_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     };
     // SAFETY: `entry` points into the socket's storage, valid for this run; the tracepoint
     // runs under the socket lock, as the `sock_ops` callbacks that also write the entry.
-    let (flags, client_id, held) =
+    let (mut flags, client_id, held) =
         unsafe { ((*entry).flags, (*entry).client_id, (*entry).held_count) };
+    // Marked whichever program sends the transition: userspace asks the entry whether a
+    // socket whose connect failed will still report a CLOSE (one that never left CLOSE will
+    // not: closing it is no transition).
+    if new_state == TCP_CLOSE && flags & socket_flags::CLOSED == 0 {
+        flags |= socket_flags::CLOSED;
+        // SAFETY: as above.
+        unsafe { (*entry).flags = flags };
+    }
     // Sent by the sock_ops program instead, in a record that carries the counters too.
     let sent_by_sock_ops = transition_sent_by_sock_ops(flags, old_state, new_state);
     if sent_by_sock_ops {

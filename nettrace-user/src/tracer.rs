@@ -385,6 +385,24 @@ impl EventSink for Inner {
         }
     }
 
+    /// Only the hub reads the socket's entry; through the daemon such a socket waits for
+    /// its CLOSE as any other ([`Retiring`] lets it go after `RETIRE_WAIT`).
+    fn tcp_socket_failed(&self, socket: BorrowedFd<'_>, cookie: SocketCookie) {
+        let reported = self
+            .kernel
+            .get()
+            .and_then(KernelLink::hub)
+            .map(|client| client.close_reported(socket, cookie));
+        match reported {
+            Some(Ok(Some(false))) => self.unregister(cookie),
+            Some(Err(error)) => {
+                tracing::debug!(%error, %cookie, "reading a failed socket's entry failed");
+                self.tcp_socket_closed(cookie);
+            }
+            _ => self.tcp_socket_closed(cookie),
+        }
+    }
+
     /// TCP flows are registered by the kernel at connect. Through the daemon, the descriptor
     /// goes along and the daemon reads the addresses from it.
     fn register_udp_flow(
@@ -844,5 +862,46 @@ mod tests {
             tracer.attach_conntrack(),
             Err(ConntrackError::AlreadyAttached)
         ));
+    }
+
+    #[test]
+    fn a_socket_whose_connect_never_left_close_leaves_kernel_tracing_at_once() {
+        const TEST: &str = "a_socket_whose_connect_never_left_close_leaves_kernel_tracing_at_once";
+        let hub = match KernelHub::shared(&crate::kernel::KernelConfig::default()) {
+            Ok(hub) => hub,
+            Err(error @ KernelError::NotPermitted(_)) => {
+                crate::test_support::skipped(TEST, error);
+                return;
+            }
+            Err(error) => panic!("loading the programs: {error}"),
+        };
+        let tracer = tracer();
+        tracer.attach_kernel(&hub).expect("attached");
+        let origin = crate::sock::SocketOrigin {
+            dial: TraceId::generate(),
+            from_resolver: false,
+            source_ip: None,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        // TCP refuses a multicast peer before SYN-SENT (no packet leaves): no CLOSE comes.
+        let multicast: std::net::SocketAddr = "224.0.0.1:80".parse().expect("an address");
+        let sink = tracer.sink();
+        let result = runtime.block_on(crate::sock::connect_tcp(
+            &sink,
+            &origin,
+            multicast,
+            crate::sock::TcpOptions::default(),
+        ));
+        match result {
+            Err(crate::sock::ConnectError::Connect(error)) => {
+                assert_eq!(error.raw_os_error(), Some(libc::ENETUNREACH), "{error}");
+            }
+            other => panic!("expected a failed connect, got {:?}", other.map(|_| ())),
+        }
+        // Not left waiting (ten minutes) for a CLOSE.
+        assert_eq!(lock(&tracer.inner.retiring).remembered(), 0);
     }
 }

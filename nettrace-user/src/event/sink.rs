@@ -72,6 +72,12 @@ pub(crate) trait EventSink: std::fmt::Debug + Send + Sync + 'static {
     /// reported its final CLOSE too.
     fn tcp_socket_closed(&self, cookie: SocketCookie);
 
+    /// The application closes a TCP socket whose `connect()` failed or never began, while
+    /// `socket` is still open: [`Self::tcp_socket_closed`], unless the kernel reported no
+    /// CLOSE for it, which then never comes (the socket never left CLOSE, and closing it is
+    /// no transition) and it leaves kernel tracing at once.
+    fn tcp_socket_failed(&self, socket: BorrowedFd<'_>, cookie: SocketCookie);
+
     /// Captures the packets of the connected UDP `socket` (between `local` and `remote`) as
     /// its own; does nothing when the client does not capture.
     fn register_udp_flow(

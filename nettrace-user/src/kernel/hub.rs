@@ -640,6 +640,19 @@ impl KernelClient {
         self.hub.tracer.unregister(cookie)
     }
 
+    /// Whether the programs reported a transition to CLOSE of the open TCP socket `socket`
+    /// (registered as `cookie`) since it last connected
+    /// ([`nettrace_common::socket_flags::CLOSED`]); `None` when its entry cannot be read or
+    /// names another socket.
+    pub(crate) fn close_reported(
+        &self,
+        socket: BorrowedFd<'_>,
+        cookie: SocketCookie,
+    ) -> Result<Option<bool>, KernelError> {
+        let entry = self.hub.tracer.socket_entry(socket.as_raw_fd(), cookie)?;
+        Ok(entry.map(|entry| entry.flags & socket_flags::CLOSED != 0))
+    }
+
     /// Attaches the capture programs to the interfaces of `options` (looked up in the calling
     /// thread's network namespace) and sets how this client captures. Returns the interfaces.
     pub(crate) fn start_capture(
@@ -1009,5 +1022,102 @@ mod tests {
         ticks
             .recv_timeout(Duration::from_secs(5))
             .expect("the hub's tick reached the client");
+    }
+
+    #[test]
+    fn the_entry_tells_whether_a_failed_connect_reported_its_close() {
+        let Some(hub) = hub_or_skip("the_entry_tells_whether_a_failed_connect_reported_its_close")
+        else {
+            return;
+        };
+        let sink: Arc<dyn KernelSink> = Arc::new(Deaf);
+        let client = hub.attach(Arc::downgrade(&sink)).expect("a client slot");
+        let registered = || {
+            let socket = tcp_socket();
+            let cookie = SocketCookie::of(&socket).expect("cookie");
+            client
+                .register(
+                    socket.as_fd(),
+                    cookie,
+                    CallReports::Totals,
+                    SocketEntry::ToStore,
+                )
+                .expect("registered");
+            (socket, cookie)
+        };
+        // TCP refuses a multicast peer before the SYN-SENT state (no packet leaves): the
+        // socket never left CLOSE, and no program reported a CLOSE.
+        let (unconnected, unconnected_cookie) = registered();
+        let multicast: SocketAddr = "224.0.0.1:80".parse().expect("an address");
+        let error = unconnected
+            .connect(&multicast.into())
+            .expect_err("TCP to a multicast address");
+        assert_eq!(error.raw_os_error(), Some(libc::ENETUNREACH), "{error}");
+        assert_eq!(
+            client
+                .close_reported(unconnected.as_fd(), unconnected_cookie)
+                .expect("lookup"),
+            Some(false)
+        );
+        // A refused connection went SYN-SENT -> CLOSE, which was reported.
+        let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port");
+        let (refused, refused_cookie) = registered();
+        let error = refused
+            .connect(&closed_port.into())
+            .expect_err("nothing listens there");
+        assert_eq!(error.raw_os_error(), Some(libc::ECONNREFUSED), "{error}");
+        assert_eq!(
+            client
+                .close_reported(refused.as_fd(), refused_cookie)
+                .expect("lookup"),
+            Some(true)
+        );
+        // A connect that fails after SYN-SENT but before the connect callback (which turns
+        // the state callbacks on): the state tracepoint reports the CLOSE, and marks it.
+        // Two sockets bound to one port with SO_REUSEADDR: the second cannot connect to the
+        // peer the first is connected to (EADDRNOTAVAIL, from the kernel's hashing of the
+        // connection, after SYN-SENT was set).
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+        let server = listener.local_addr().expect("its address");
+        let shared_port = |socket: &socket2::Socket| {
+            socket.set_reuse_address(true).expect("SO_REUSEADDR");
+        };
+        let first = tcp_socket();
+        shared_port(&first);
+        first
+            .bind(
+                &"127.0.0.1:0"
+                    .parse::<SocketAddr>()
+                    .expect("an address")
+                    .into(),
+            )
+            .expect("bound");
+        let local = first.local_addr().expect("bound address");
+        first.connect(&server.into()).expect("connected");
+        let (second, second_cookie) = registered();
+        shared_port(&second);
+        second.bind(&local).expect("bound to the same port");
+        let error = second
+            .connect(&server.into())
+            .expect_err("the connection exists already");
+        assert_eq!(error.raw_os_error(), Some(libc::EADDRNOTAVAIL), "{error}");
+        assert_eq!(
+            client
+                .close_reported(second.as_fd(), second_cookie)
+                .expect("lookup"),
+            Some(true)
+        );
+        // Another socket's cookie names no entry of this descriptor.
+        assert_eq!(
+            client
+                .close_reported(refused.as_fd(), unconnected_cookie)
+                .expect("lookup"),
+            None
+        );
+        for cookie in [unconnected_cookie, refused_cookie, second_cookie] {
+            client.unregister(cookie).expect("unregistered");
+        }
     }
 }

@@ -9,11 +9,12 @@
 use std::{
     io,
     net::{IpAddr, SocketAddr},
+    os::fd::AsFd,
     time::{Duration, Instant},
 };
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+use tokio::net::{TcpStream, UdpSocket};
 
 use super::{TracedStream, TracedUdpSocket};
 use crate::{
@@ -94,36 +95,24 @@ pub(crate) async fn connect_tcp(
 ) -> Result<TracedStream<TcpStream>, ConnectError> {
     let (socket, conn, record, cookie) =
         open(sink, Transport::Tcp, origin, remote).map_err(ConnectError::Socket)?;
+    // Up to the first await nothing can cancel the attempt, and a failure finds the socket
+    // still here, in CLOSE: the sink learns from it whether the kernel will report a CLOSE.
+    if let Err(error) = start_connect(&socket, remote, options) {
+        if let Some(cookie) = cookie {
+            sink.tcp_socket_failed(socket.as_fd(), cookie);
+        }
+        report_failed(sink, &conn);
+        return Err(error);
+    }
     // Reports the attempt failed (and its socket closed) unless it connects: on an error, and
     // when the request is canceled (this future dropped) while it connects.
     let failed = OnCancel::new(|| {
         if let Some(cookie) = cookie {
             sink.tcp_socket_closed(cookie);
         }
-        let at = Instant::now();
-        sink.emit(Event::ConnFailed {
-            conn: conn.clone(),
-            at,
-        });
-        sink.emit(Event::ConnClosed {
-            conn: conn.clone(),
-            at,
-        });
+        report_failed(sink, &conn);
     });
-    let interval = options.keepalive.unwrap_or(DEFAULT_KEEPALIVE);
-    let keepalive = if interval.is_zero() {
-        socket.set_keepalive(false)
-    } else {
-        socket.set_tcp_keepalive(
-            &socket2::TcpKeepalive::new()
-                .with_time(interval)
-                .with_interval(interval),
-        )
-    };
-    keepalive.map_err(ConnectError::Socket)?;
-    socket.set_tcp_nodelay(true).map_err(ConnectError::Socket)?;
-    let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(socket));
-    let connecting = socket.connect(remote);
+    let connecting = connected(socket);
     let stream = match options.connect_timeout {
         Some(limit) => match tokio::time::timeout(limit, connecting).await {
             Ok(result) => result,
@@ -146,6 +135,56 @@ pub(crate) async fn connect_tcp(
         cookie,
         sink.clone(),
     ))
+}
+
+/// Sets the TCP options of `socket` (non-blocking) and starts its connection to `remote`.
+fn start_connect(
+    socket: &Socket,
+    remote: SocketAddr,
+    options: TcpOptions,
+) -> Result<(), ConnectError> {
+    let interval = options.keepalive.unwrap_or(DEFAULT_KEEPALIVE);
+    let keepalive = if interval.is_zero() {
+        socket.set_keepalive(false)
+    } else {
+        socket.set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(interval)
+                .with_interval(interval),
+        )
+    };
+    keepalive.map_err(ConnectError::Socket)?;
+    socket.set_tcp_nodelay(true).map_err(ConnectError::Socket)?;
+    match socket.connect(&remote.into()) {
+        Err(error) if error.raw_os_error() != Some(libc::EINPROGRESS) => {
+            Err(ConnectError::Connect(error))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The stream of `socket`, whose connection is under way, once it is made; or why it failed.
+async fn connected(socket: Socket) -> io::Result<TcpStream> {
+    let stream = TcpStream::from_std(std::net::TcpStream::from(socket))?;
+    // Writable once the handshake ended, either way; the socket's error tells which.
+    stream.writable().await?;
+    match stream.take_error()? {
+        Some(error) => Err(error),
+        None => Ok(stream),
+    }
+}
+
+/// Reports that the connection `conn` failed and is closed.
+fn report_failed(sink: &Sink, conn: &TraceId) {
+    let at = Instant::now();
+    sink.emit(Event::ConnFailed {
+        conn: conn.clone(),
+        at,
+    });
+    sink.emit(Event::ConnClosed {
+        conn: conn.clone(),
+        at,
+    });
 }
 
 /// Opens and connects a traced UDP socket.

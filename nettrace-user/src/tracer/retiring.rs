@@ -31,7 +31,9 @@ pub(super) enum Side {
 /// A socket the application closed more than [`RETIRE_WAIT`] ago leaves without its CLOSE;
 /// that is checked when a socket closes (on either side), when a trace is taken and, for a
 /// client of the in-process kernel hub, on the hub's tick (so an idle client lets go too; a
-/// daemon client has no tick), at most every [`SWEEP_EVERY`].
+/// daemon client has no tick), at most every [`SWEEP_EVERY`]. A socket of the hub whose
+/// `connect()` failed before it left CLOSE never comes here: no CLOSE would come for it, and it
+/// leaves at once (`EventSink::tcp_socket_failed`).
 #[derive(Debug, Default)]
 pub(super) struct Retiring {
     /// Closed by the application (since then), CLOSE not seen yet.
@@ -111,7 +113,7 @@ impl Retiring {
 
     /// Sockets remembered, in all three sets.
     #[cfg(test)]
-    fn remembered(&self) -> usize {
+    pub(super) fn remembered(&self) -> usize {
         self.dropped.len() + self.closed.len() + self.expired.len()
     }
 }
