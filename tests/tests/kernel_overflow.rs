@@ -1,7 +1,8 @@
 //! Root scenario: a ring buffer too small for a burst of events loses some, and every one of
 //! them is counted: events delivered + events lost = events the kernel produced. The calls
 //! go to the per-CPU call lanes first and to the ring once a lane is full, so the burst is
-//! larger than all lanes together as well.
+//! larger than all lanes together as well. Calls of one CPU beyond its lane come out of the
+//! reader in time order with the lane's.
 use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
