@@ -1045,6 +1045,11 @@ mod tests {
                 .expect("registered");
             (socket, cookie)
         };
+        let reported = |socket: &socket2::Socket, cookie| {
+            client
+                .close_reported(socket.as_fd(), cookie)
+                .expect("lookup")
+        };
         // TCP refuses a multicast peer before the SYN-SENT state (no packet leaves): the
         // socket never left CLOSE, and no program reported a CLOSE.
         let (unconnected, unconnected_cookie) = registered();
@@ -1053,12 +1058,7 @@ mod tests {
             .connect(&multicast.into())
             .expect_err("TCP to a multicast address");
         assert_eq!(error.raw_os_error(), Some(libc::ENETUNREACH), "{error}");
-        assert_eq!(
-            client
-                .close_reported(unconnected.as_fd(), unconnected_cookie)
-                .expect("lookup"),
-            Some(false)
-        );
+        assert_eq!(reported(&unconnected, unconnected_cookie), Some(false));
         // A refused connection went SYN-SENT -> CLOSE, which was reported.
         let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
@@ -1068,12 +1068,7 @@ mod tests {
             .connect(&closed_port.into())
             .expect_err("nothing listens there");
         assert_eq!(error.raw_os_error(), Some(libc::ECONNREFUSED), "{error}");
-        assert_eq!(
-            client
-                .close_reported(refused.as_fd(), refused_cookie)
-                .expect("lookup"),
-            Some(true)
-        );
+        assert_eq!(reported(&refused, refused_cookie), Some(true));
         // A connect that fails after SYN-SENT but before the connect callback (which turns
         // the state callbacks on): the state tracepoint reports the CLOSE, and marks it.
         // Two sockets bound to one port with SO_REUSEADDR: the second cannot connect to the
@@ -1103,19 +1098,9 @@ mod tests {
             .connect(&server.into())
             .expect_err("the connection exists already");
         assert_eq!(error.raw_os_error(), Some(libc::EADDRNOTAVAIL), "{error}");
-        assert_eq!(
-            client
-                .close_reported(second.as_fd(), second_cookie)
-                .expect("lookup"),
-            Some(true)
-        );
+        assert_eq!(reported(&second, second_cookie), Some(true));
         // Another socket's cookie names no entry of this descriptor.
-        assert_eq!(
-            client
-                .close_reported(refused.as_fd(), unconnected_cookie)
-                .expect("lookup"),
-            None
-        );
+        assert_eq!(reported(&refused, unconnected_cookie), None);
         for cookie in [unconnected_cookie, refused_cookie, second_cookie] {
             client.unregister(cookie).expect("unregistered");
         }
