@@ -28,7 +28,6 @@ use std::{
 
 use kernel_support::{Stats, stats};
 use nettrace::{
-    SocketCookie,
     capture::DEFAULT_SNAPLEN,
     kernel::{ClientId, KernelConfig, KernelEvent, KernelTracer, enable_run_stats},
 };
@@ -142,9 +141,8 @@ fn main() {
 
     // Traced: the sender's socket is registered for capture; a thread drains the ring.
     let sender = socket();
-    let cookie = SocketCookie::of(&sender).unwrap();
-    tracer
-        .register_with_flags(sender.as_fd(), cookie, client, socket_flags::CAPTURE)
+    let cookie = tracer
+        .register_with_flags(sender.as_fd(), client, socket_flags::CAPTURE)
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let drained = {

@@ -19,10 +19,7 @@ use std::{
 };
 
 use kernel_support::{costs, stats};
-use nettrace::{
-    SocketCookie,
-    kernel::{ClientId, KernelConfig, KernelTracer, enable_run_stats},
-};
+use nettrace::kernel::{ClientId, KernelConfig, KernelTracer, enable_run_stats};
 
 mod kernel_support;
 
@@ -81,9 +78,8 @@ fn main() {
 
         // Traced: the same sends produce events; a reader drains the ring meanwhile.
         let (socket, server) = connection(&listener);
-        let cookie = SocketCookie::of(&socket).unwrap();
         let client = ClientId(1);
-        tracer.register(socket.as_fd(), cookie, client).unwrap();
+        let cookie = tracer.register(socket.as_fd(), client).unwrap();
         // One reader for all phases, counting send events per client slot, until idle.
         let received: std::sync::Arc<std::sync::Mutex<HashMap<u32, usize>>> = Default::default();
         let reader = {
@@ -109,10 +105,9 @@ fn main() {
         let mut paced_rows = Vec::new();
         for (slot, rate) in [(2u32, 100_000usize), (3, 200_000)] {
             let (socket, server) = connection(&listener);
-            let cookie = SocketCookie::of(&socket).unwrap();
             let client = ClientId(slot);
             tracer.reset_lost_events(client).unwrap();
-            tracer.register(socket.as_fd(), cookie, client).unwrap();
+            let cookie = tracer.register(socket.as_fd(), client).unwrap();
             let sent = tokio::task::spawn_blocking(move || paced(socket, addr, rate)).await.unwrap();
             server.join().unwrap();
             paced_rows.push((slot, rate, sent, tracer.lost_events(client).unwrap()));

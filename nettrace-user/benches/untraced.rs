@@ -31,10 +31,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use kernel_support::{Stats, cost, stats, tcp_socket};
-use nettrace::{
-    SocketCookie,
-    kernel::{ClientId, KernelConfig, KernelEvents, KernelTracer, enable_run_stats},
-};
+use nettrace::kernel::{ClientId, KernelConfig, KernelEvents, KernelTracer, enable_run_stats};
 use nettrace_common::{program_name, socket_flags};
 
 mod kernel_support;
@@ -141,9 +138,8 @@ fn main() {
     // left idle while the measured connection runs.
     let other_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let other = socket();
-    let other_cookie = SocketCookie::of(&other).unwrap();
-    tracer
-        .register_with_flags(other.as_fd(), other_cookie, client, socket_flags::CAPTURE)
+    let other_cookie = tracer
+        .register_with_flags(other.as_fd(), client, socket_flags::CAPTURE)
         .unwrap();
     other
         .connect(&other_listener.local_addr().unwrap().into())
@@ -166,9 +162,8 @@ fn main() {
         ("traced, record per call (+ packet)", socket_flags::CAPTURE),
     ] {
         let traced = socket();
-        let cookie = SocketCookie::of(&traced).unwrap();
-        tracer
-            .register_with_flags(traced.as_fd(), cookie, client, flags)
+        let cookie = tracer
+            .register_with_flags(traced.as_fd(), client, flags)
             .unwrap();
         measure(state, traced);
         tracer.unregister(cookie).unwrap();

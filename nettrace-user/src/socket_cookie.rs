@@ -11,10 +11,7 @@
 //! println!("{cookie}");
 //! # Ok(()) }
 //! ```
-use std::{
-    fmt, io,
-    os::fd::{AsFd, AsRawFd},
-};
+use std::{fmt, io, os::fd::AsFd};
 
 /// A kernel socket cookie (`SO_COOKIE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,23 +20,7 @@ pub struct SocketCookie(pub u64);
 impl SocketCookie {
     /// Reads the cookie of an open socket.
     pub fn of(socket: &impl AsFd) -> io::Result<Self> {
-        let mut value: u64 = 0;
-        let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
-        // SAFETY: the descriptor is borrowed from a live socket for the duration of the call;
-        // `value` and `len` are valid for writes of the size passed in `len`.
-        let rc = unsafe {
-            libc::getsockopt(
-                socket.as_fd().as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_COOKIE,
-                (&mut value as *mut u64).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Self(value))
+        socket2::SockRef::from(socket).cookie().map(Self)
     }
 }
 

@@ -29,10 +29,7 @@ fn traced_send(
     payload: &[u8],
 ) -> (SocketCookie, TcpStream) {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let cookie = SocketCookie::of(&socket).unwrap();
-    tracer
-        .register(socket.as_fd(), cookie, ClientId(3))
-        .unwrap();
+    let cookie = tracer.register(socket.as_fd(), ClientId(3)).unwrap();
     socket.connect(&server.into()).unwrap();
     let mut stream: TcpStream = socket.into();
     stream.write_all(payload).unwrap();

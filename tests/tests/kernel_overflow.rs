@@ -11,7 +11,7 @@ use std::{
 };
 
 use nettrace::{
-    KernelTime, SocketCookie,
+    KernelTime,
     kernel::{ClientId, Direction, KernelConfig, KernelEvent, KernelTracer},
 };
 use nettrace_tests::require_root;
@@ -73,8 +73,7 @@ async fn burst(sends: usize, ring_bytes: u32, cpus: Cpus) -> Burst {
         sink.len()
     });
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let cookie = SocketCookie::of(&socket).unwrap();
-    tracer.register(socket.as_fd(), cookie, client).unwrap();
+    let cookie = tracer.register(socket.as_fd(), client).unwrap();
     socket.connect(&server_addr.into()).unwrap();
     let mut stream: TcpStream = socket.into();
     stream.set_nodelay(true).unwrap();

@@ -83,10 +83,7 @@ async fn registered_connection_yields_its_tcp_states_and_addresses() {
     untraced.shutdown(Shutdown::Write).unwrap();
 
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let cookie = SocketCookie::of(&socket).unwrap();
-    tracer
-        .register(socket.as_fd(), cookie, ClientId(7))
-        .unwrap();
+    let cookie = tracer.register(socket.as_fd(), ClientId(7)).unwrap();
     socket.connect(&server.into()).unwrap();
     let mut traced: TcpStream = socket.into();
     let local = traced.local_addr().unwrap();
@@ -217,9 +214,8 @@ fn connect_counting_calls(
     client: ClientId,
 ) -> (TcpStream, SocketCookie) {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let cookie = SocketCookie::of(&socket).unwrap();
-    tracer
-        .register_with_flags(socket.as_fd(), cookie, client, FOLD_CALLS)
+    let cookie = tracer
+        .register_with_flags(socket.as_fd(), client, FOLD_CALLS)
         .unwrap();
     socket.connect(&server.into()).unwrap();
     (socket.into(), cookie)
@@ -390,9 +386,8 @@ async fn a_socket_connecting_again_after_close_counts_its_calls_again() {
     let refused = refusing.local_addr().unwrap();
     drop(refusing);
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let cookie = SocketCookie::of(&socket).unwrap();
-    tracer
-        .register_with_flags(socket.as_fd(), cookie, ClientId(11), FOLD_CALLS)
+    let cookie = tracer
+        .register_with_flags(socket.as_fd(), ClientId(11), FOLD_CALLS)
         .unwrap();
     let error = socket.connect(&refused.into()).unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused);
@@ -442,9 +437,12 @@ async fn a_socket_registered_again_after_connect_reports_each_transition_once() 
     let (tracer, mut events) = KernelTracer::load(&KernelConfig::default()).unwrap();
     let (server, server_done) = echo_to_eof_server(1);
     let (mut traced, cookie) = connect_counting_calls(&tracer, server, ClientId(12));
-    tracer
-        .register_with_flags(traced.as_fd(), cookie, ClientId(12), FOLD_CALLS)
-        .unwrap();
+    assert_eq!(
+        tracer
+            .register_with_flags(traced.as_fd(), ClientId(12), FOLD_CALLS)
+            .unwrap(),
+        cookie
+    );
     // What the kernel kept in the entry stays: the handshake's transitions and counters.
     let entry = tracer
         .socket_entry(traced.as_raw_fd(), cookie)

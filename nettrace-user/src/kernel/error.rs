@@ -66,6 +66,9 @@ pub enum KernelError {
     /// setting).
     #[error("a cgroup is already traced by this process")]
     CgroupBusy,
+    /// A socket's cookie (`SO_COOKIE`) could not be read.
+    #[error("reading the socket's cookie failed")]
+    Cookie(#[source] io::Error),
     /// Waiting on the ring buffer's descriptor failed.
     #[error("polling the event ring buffer failed")]
     Poll(#[source] io::Error),

@@ -529,7 +529,7 @@ impl KernelClient {
                 let flags = socket_flags_for(&clients, self.id, calls);
                 self.hub
                     .tracer
-                    .register_with_flags(socket, cookie, self.id, flags)?;
+                    .register_as(socket, cookie, self.id, flags)?;
             }
             SocketEntry::StoredByKernel => self.hub.tracer.adopt(cookie)?,
         }

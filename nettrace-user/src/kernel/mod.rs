@@ -9,12 +9,11 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use nettrace::kernel::{ClientId, KernelConfig, KernelTracer};
-//! use nettrace::SocketCookie;
 //!
 //! let (tracer, mut events) = KernelTracer::load(&KernelConfig::default())?;
 //! let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-//! let cookie = SocketCookie::of(&socket)?;
-//! tracer.register(std::os::fd::AsFd::as_fd(&socket), cookie, ClientId(0))?;
+//! let cookie = tracer.register(std::os::fd::AsFd::as_fd(&socket), ClientId(0))?;
+//! println!("events of {cookie}:");
 //! socket.connect(&"127.0.0.1:80".parse::<std::net::SocketAddr>()?.into())?;
 //! loop {
 //!     let event = events.next().await?;

@@ -212,21 +212,33 @@ impl KernelTracer {
         Ok((tracer, events, packets))
     }
 
-    /// Starts tracing `socket` (whose cookie is `cookie`, see [`SocketCookie::of`]) on
-    /// behalf of `client`. Call it before `connect()` so that the whole handshake is seen.
-    /// The socket's events name it by `cookie` (the programs keep it in the socket's entry).
+    /// Starts tracing `socket` on behalf of `client`; returns its cookie, which names it in
+    /// its events. Call it before `connect()` so that the whole handshake is seen.
     pub fn register(
         &self,
         socket: BorrowedFd<'_>,
-        cookie: SocketCookie,
         client: ClientId,
-    ) -> Result<(), KernelError> {
-        self.register_with_flags(socket, cookie, client, 0)
+    ) -> Result<SocketCookie, KernelError> {
+        self.register_with_flags(socket, client, 0)
     }
 
     /// [`Self::register`] with [`nettrace_common::socket_flags`] bits (e.g. capture the
     /// socket's packets).
     pub fn register_with_flags(
+        &self,
+        socket: BorrowedFd<'_>,
+        client: ClientId,
+        flags: u32,
+    ) -> Result<SocketCookie, KernelError> {
+        let cookie = SocketCookie::of(&socket).map_err(KernelError::Cookie)?;
+        self.register_as(socket, cookie, client, flags)?;
+        Ok(cookie)
+    }
+
+    /// [`Self::register_with_flags`] of a socket whose cookie the caller has read already
+    /// ([`SocketCookie::of`]): the programs name the socket in its records by the cookie
+    /// stored in its entry, so another one would mislabel them.
+    pub(crate) fn register_as(
         &self,
         socket: BorrowedFd<'_>,
         cookie: SocketCookie,

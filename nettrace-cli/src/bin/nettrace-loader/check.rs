@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use nettrace::{
-    KernelTime, SocketCookie,
+    KernelTime,
     kernel::{ClientId, KernelConfig, KernelEvent, KernelTcpState, KernelTracer},
 };
 
@@ -23,8 +23,7 @@ pub(crate) async fn check(config: KernelConfig) -> Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let server = listener.local_addr()?;
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    let cookie = SocketCookie::of(&socket)?;
-    tracer.register(std::os::fd::AsFd::as_fd(&socket), cookie, ClientId(0))?;
+    let cookie = tracer.register(std::os::fd::AsFd::as_fd(&socket), ClientId(0))?;
     let started = KernelTime::now();
     socket.connect(&server.into())?;
     let mut client: TcpStream = socket.into();
