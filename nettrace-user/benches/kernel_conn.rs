@@ -12,6 +12,8 @@
 //! # the fixture server in a process of its own (this binary again), so that the process CPU
 //! # is the client's alone; the server's is read from /proc and shown beside it:
 //! NETTRACE_KCONN_SERVER=process target/bench/release/deps/kernel_conn-<hash> --bench
+//! # every round's figures appended to a file, to pool the rounds of several runs:
+//! NETTRACE_KCONN_SAMPLES=rounds.txt NETTRACE_KCONN_SERVER=process target/bench/release/deps/kernel_conn-<hash> --bench
 //! # the same kinds on one kept-alive connection each (the keep-alive target with the kernel on):
 //! NETTRACE_KCONN_CONNS=keep-alive NETTRACE_KCONN_ROUND_REQUESTS=6000 target/bench/release/deps/kernel_conn-<hash> --bench
 //! ```
@@ -202,6 +204,9 @@ fn main() {
         ratio_off.push(us(0) / us(1));
         ratio_on.push(us(0) / us(2));
     }
+    if let Some(path) = std::env::var_os("NETTRACE_KCONN_SAMPLES") {
+        append_rounds(&path, &added, &ratio_on, &hub);
+    }
     let external = matches!(server, Server::Child(_));
     println!(
         "{what}, {rounds} paired rounds of {per_round} requests; \
@@ -251,6 +256,21 @@ fn main() {
     }
     rt.block_on(kernel_facts(&url));
     drop(server);
+}
+
+/// Appends one line per round to the file at `path` (kernel on minus off in µs, the CPU
+/// ratio plain / kernel on, the hub's µs), so that the rounds of several runs can be pooled:
+/// a run's median of 101 rounds moves by a microsecond or two on this host.
+fn append_rounds(path: &std::ffi::OsStr, added: &[f64], ratio_on: &[f64], hub: &[f64]) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("opening NETTRACE_KCONN_SAMPLES");
+    for ((added, ratio), hub) in added.iter().zip(ratio_on).zip(hub) {
+        writeln!(file, "{added:.3} {ratio:.4} {hub:.3}").expect("writing NETTRACE_KCONN_SAMPLES");
+    }
 }
 
 /// Counts what the kernel reported per connection in one kernel client's trace.
