@@ -192,9 +192,9 @@ impl KernelSink for Inner {
         self.record_kernel_events(events.map(|(event, _)| UnboxedEvent::Event(event)));
     }
 
-    fn kernel_events_unboxed(
+    fn kernel_events_unboxed<'a>(
         &self,
-        events: &mut dyn Iterator<Item = (UnboxedEvent, bytes::Bytes)>,
+        events: &mut dyn Iterator<Item = (UnboxedEvent<'a>, bytes::Bytes)>,
     ) {
         self.record_kernel_events(events.map(|(event, _)| event));
     }
@@ -209,7 +209,7 @@ impl KernelSink for Inner {
 impl Inner {
     /// Kernel events in order: through the translator when there is one (a program's
     /// trace), straight into the recorder otherwise.
-    fn record_kernel_events(&self, events: impl Iterator<Item = UnboxedEvent>) {
+    fn record_kernel_events<'a>(&self, events: impl Iterator<Item = UnboxedEvent<'a>>) {
         if let Some(translator) = self.translator.get() {
             // A sock_ops record may stand for a state transition the kernel sent no record for.
             for event in events

@@ -271,12 +271,12 @@ impl KernelEvent {
     /// Decodes one ring-buffer record.
     pub(crate) fn decode(record: &[u8]) -> Result<Self, MalformedRecord> {
         Self::decode_with(record, |data| Bytes::copy_from_slice(&record[data]))
-            .map(UnboxedEvent::boxed)
+            .map(DecodedRecord::boxed)
     }
 
     /// [`Self::decode`] of a record in a shared buffer: a packet's bytes are a view of the
-    /// buffer, not a second copy; a sock_ops record is boxed later ([`UnboxedEvent`]).
-    pub(crate) fn decode_shared(record: &Bytes) -> Result<UnboxedEvent, MalformedRecord> {
+    /// buffer, not a second copy; a sock_ops record is not boxed ([`DecodedRecord`]).
+    pub(crate) fn decode_shared(record: &Bytes) -> Result<DecodedRecord, MalformedRecord> {
         Self::decode_with(record, |data| record.slice(data))
     }
 
@@ -285,7 +285,7 @@ impl KernelEvent {
     fn decode_with(
         record: &[u8],
         packet_data: impl FnOnce(std::ops::Range<usize>) -> Bytes,
-    ) -> Result<UnboxedEvent, MalformedRecord> {
+    ) -> Result<DecodedRecord, MalformedRecord> {
         let header: EventHeader = read_record(record)?;
         let event = match header.kind {
             event_kind::TCP_STATE => {
@@ -300,7 +300,7 @@ impl KernelEvent {
             }
             event_kind::SOCK_OPS => {
                 let e: SockOpsEvent = read_record(record)?;
-                return Ok(UnboxedEvent::SockOps(SockOpsRecord::from_raw(&e)?));
+                return Ok(DecodedRecord::SockOps(SockOpsRecord::from_raw(&e)?));
             }
             event_kind::SOCK_MSG => {
                 let e: SockMsgEvent = read_record(record)?;
@@ -368,7 +368,7 @@ impl KernelEvent {
                 record.len()
             ))),
         }?;
-        Ok(UnboxedEvent::Event(event))
+        Ok(DecodedRecord::Event(event))
     }
 }
 
@@ -394,26 +394,48 @@ fn implied_state_changes(
     }
 }
 
-/// A decoded record whose sock_ops record is not boxed yet ([`KernelEvent::decode_shared`]).
-/// The hub decodes a whole drain before it hands any event on. The in-process recorder takes
-/// a sock_ops record as it is, never boxed; a sink that wants a [`KernelEvent`] gets it boxed
-/// as it is handed on ([`Self::boxed`]), so that each box is freed before the next one is
-/// allocated and the allocator hands the same memory back from its thread cache. Boxed all at
-/// once as they were decoded, most boxes missed that cache, for some 300 instructions more
-/// per allocation and free (two records per connection).
+/// A decoded record whose sock_ops record is not boxed ([`KernelEvent::decode_shared`]). The
+/// hub decodes a whole drain before it hands any event on, and keeps each sock_ops record
+/// where it was decoded: it lends it on as an [`UnboxedEvent`]. The in-process recorder reads
+/// it there, never boxed nor copied again (each copy of one is some 420 bytes); a sink that
+/// wants a [`KernelEvent`] gets it boxed as it is handed on ([`UnboxedEvent::boxed`]), so that
+/// each box is freed before the next one is allocated and the allocator hands the same memory
+/// back from its thread cache. Boxed all at once as they were decoded, most boxes missed that
+/// cache, for some 300 instructions more per allocation and free (two records per
+/// connection).
 #[derive(Debug)]
 #[expect(
     clippy::large_enum_variant,
     reason = "unboxed on purpose: boxed as handed on, or never (see above)"
 )]
-pub(crate) enum UnboxedEvent {
+pub(crate) enum DecodedRecord {
     /// Any event but a sock_ops record.
     Event(KernelEvent),
     /// A sock_ops record.
     SockOps(SockOpsRecord),
 }
 
-impl UnboxedEvent {
+impl DecodedRecord {
+    /// The event, its sock_ops record boxed.
+    pub(crate) fn boxed(self) -> KernelEvent {
+        match self {
+            Self::Event(event) => event,
+            Self::SockOps(record) => KernelEvent::SockOps(Box::new(record)),
+        }
+    }
+}
+
+/// A decoded event as the hub hands it on: a sock_ops record lent from where the drain
+/// decoded it ([`DecodedRecord`]), any other event moved on.
+#[derive(Debug)]
+pub(crate) enum UnboxedEvent<'a> {
+    /// Any event but a sock_ops record.
+    Event(KernelEvent),
+    /// A sock_ops record.
+    SockOps(&'a SockOpsRecord),
+}
+
+impl UnboxedEvent<'_> {
     /// The socket the event belongs to ([`KernelEvent::cookie`]).
     pub(crate) fn cookie(&self) -> SocketCookie {
         match self {
@@ -430,19 +452,11 @@ impl UnboxedEvent {
         }
     }
 
-    /// When the event happened ([`KernelEvent::time`]).
-    pub(crate) fn time(&self) -> KernelTime {
-        match self {
-            Self::Event(event) => event.time(),
-            Self::SockOps(record) => record.time,
-        }
-    }
-
-    /// The event, its sock_ops record boxed.
+    /// The event, its sock_ops record copied into a box.
     pub(crate) fn boxed(self) -> KernelEvent {
         match self {
             Self::Event(event) => event,
-            Self::SockOps(record) => KernelEvent::SockOps(Box::new(record)),
+            Self::SockOps(record) => KernelEvent::SockOps(Box::new(*record)),
         }
     }
 }

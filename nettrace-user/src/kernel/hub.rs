@@ -20,8 +20,10 @@ use nettrace_common::{
     CaptureClient, CaptureInterface, FlowKey, TracedFlow, capture_flags, limits, socket_flags,
 };
 
+mod batch;
 mod route;
 
+use batch::{DecodedBatch, EventRef};
 use route::Recipients;
 
 use super::{
@@ -50,10 +52,13 @@ pub(crate) trait KernelSink: Send + Sync {
         }
     }
 
-    /// [`Self::kernel_events`] of a drain's events, whose sock_ops records are not boxed
-    /// yet: by default boxed as they are handed on; a sink that needs no box takes them as
-    /// they are (an allocation and a free fewer per record).
-    fn kernel_events_unboxed(&self, events: &mut dyn Iterator<Item = (UnboxedEvent, Bytes)>) {
+    /// [`Self::kernel_events`] of a drain's events, whose sock_ops records are lent, not
+    /// boxed: by default boxed as they are handed on; a sink that needs no box reads them
+    /// where they are (an allocation, a free and a copy fewer per record).
+    fn kernel_events_unboxed<'a>(
+        &self,
+        events: &mut dyn Iterator<Item = (UnboxedEvent<'a>, Bytes)>,
+    ) {
         self.kernel_events(&mut events.map(|(event, record)| (event.boxed(), record)));
     }
 
@@ -105,13 +110,22 @@ pub(crate) struct KernelHub {
     packets: Mutex<KernelEvents>,
     /// Held through a whole drain (taking and handing on), so that a drain that finds the
     /// rings empty returns only after the events another drain took are handed on; holds
-    /// the buffer each drain copies the records into.
-    draining: Mutex<RecordBatch>,
+    /// what each drain fills.
+    draining: Mutex<Draining>,
     clients: Mutex<HashMap<ClientId, ClientEntry>>,
     /// Interfaces with capture programs attached, and who captures on them.
     interfaces: Mutex<HashMap<InterfaceKey, AttachedInterface>>,
     /// Tells the ring-watching thread to end.
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+/// What every drain fills, kept from one to the next (see [`KernelHub::draining`]).
+#[derive(Default)]
+struct Draining {
+    /// The records copied out of the rings and lanes.
+    records: RecordBatch,
+    /// The events decoded from them.
+    decoded: DecodedBatch,
 }
 
 /// How long the programs stay armed after the last socket left (see [`super::armed`]): a
@@ -122,10 +136,6 @@ const DISARM_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Events with the ring-buffer records they were decoded from, as a sink takes them.
 type EventBatch = Vec<(KernelEvent, Bytes)>;
-
-/// A drain's events with the ring-buffer records they were decoded from, their sock_ops
-/// records boxed only as they are handed on ([`UnboxedEvent`]).
-type DecodedBatch = Vec<(UnboxedEvent, Bytes)>;
 
 struct ClientEntry {
     sink: Weak<dyn KernelSink>,
@@ -212,7 +222,7 @@ impl KernelHub {
             tracer,
             events: Mutex::new(events),
             packets: Mutex::new(packets),
-            draining: Mutex::new(RecordBatch::default()),
+            draining: Mutex::new(Draining::default()),
             clients: Mutex::new(HashMap::default()),
             interfaces: Mutex::new(HashMap::default()),
             stop: Mutex::new(Some(stop_tx)),
@@ -256,29 +266,22 @@ impl KernelHub {
     /// Takes every event and packet in the ring buffers now and hands each to its client;
     /// returns once every event taken before the call (by any drain) has been handed on.
     pub(crate) fn drain(&self) {
-        let mut records = lock(&self.draining);
-        lock(&self.events).drain_records(&mut records);
-        lock(&self.packets).drain_records(&mut records);
+        let mut draining = lock(&self.draining);
+        let Draining {
+            records,
+            decoded: batch,
+        } = &mut *draining;
+        lock(&self.events).drain_records(records);
+        lock(&self.packets).drain_records(records);
         let (bytes, spans) = records.take_shared();
-        let mut batch = Vec::with_capacity(spans.len());
-        for span in spans {
-            let record = bytes.slice(span);
-            match KernelEvent::decode_shared(&record) {
-                Ok(event) => batch.push((event, record)),
-                Err(error) => tracing::warn!(%error, "skipping a kernel event"),
-            }
-        }
+        batch.decode(&bytes, spans);
         if batch.is_empty() {
             return;
         }
         // The two rings interleaved in time, so that a packet is handled after the events
         // that came before it (a connect before its first datagram), and the lanes of each
-        // CPU with them. In order already when one ring or one lane brought them all (a
-        // quiet drain): checked first, as the sort would allocate its scratch space for a
-        // batch of more than a few events.
-        if !batch.is_sorted_by_key(|(event, _)| event.time()) {
-            batch.sort_by_key(|(event, _)| event.time());
-        }
+        // CPU with them.
+        batch.sort_by_time();
         // Routed under one lock of the clients, handed on outside it: a sink takes its own
         // locks (the recorder's) and may unregister a socket, which takes the clients' lock.
         // Consecutive events of one client travel together: one call, one lock of its
@@ -288,10 +291,10 @@ impl KernelHub {
             route::runs(
                 batch
                     .iter()
-                    .map(|(event, _)| self.recipients(&mut clients, event)),
+                    .map(|event| self.recipients(&mut clients, event)),
             )
         };
-        route::hand_on(batch, runs);
+        route::hand_on(batch.take(), runs);
     }
 
     /// The clients an event goes to: its socket's client, or for a packet of no flow (ICMP,
@@ -299,11 +302,11 @@ impl KernelHub {
     fn recipients(
         &self,
         clients: &mut HashMap<ClientId, ClientEntry>,
-        event: &UnboxedEvent,
+        event: EventRef<'_>,
     ) -> Recipients {
         let event = match event {
-            UnboxedEvent::SockOps(ops) => return sock_ops_recipients(clients, ops),
-            UnboxedEvent::Event(event) => event,
+            EventRef::SockOps(ops) => return sock_ops_recipients(clients, ops),
+            EventRef::Event(event) => event,
         };
         let captures_on = |capture: &ClientCapture, index: u32| {
             capture.interfaces.iter().any(|key| key.index == index)

@@ -474,11 +474,10 @@ impl Recorder {
     /// looked up once for them all (they are of one socket), not once per change.
     pub(crate) fn kernel_with_implied(
         &mut self,
-        event: UnboxedEvent,
+        event: UnboxedEvent<'_>,
         mut changed: impl FnMut(&TcpStateChange),
     ) {
         let implied = event.implied_state_changes();
-        // A sock_ops record is never moved here (each move is a copy of it).
         if let UnboxedEvent::Event(inner) = &event {
             if let KernelEvent::TcpState(change) = inner {
                 changed(change);
@@ -502,7 +501,7 @@ impl Recorder {
             // A sock_ops record of the hub is folded where it lies, never boxed.
             match event {
                 UnboxedEvent::Event(event) => kernel.fold(event),
-                UnboxedEvent::SockOps(ref record) => kernel.fold_sock_ops(record),
+                UnboxedEvent::SockOps(record) => kernel.fold_sock_ops(record),
             }
         }
         if let Some(change) = &implied.after {

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{DecodedBatch, KernelSink};
+use super::KernelSink;
+use crate::event::UnboxedEvent;
 
 /// Where one event goes.
 pub(super) enum Recipients {
@@ -44,12 +45,14 @@ pub(super) fn runs(recipients: impl IntoIterator<Item = Recipients>) -> Vec<Run>
     runs
 }
 
-/// Hands the events of `batch` on as `runs` (made from the same batch) say: a client's run
-/// in one [`KernelSink::kernel_events_unboxed`] call. The events move from the batch to the
-/// sink once, with no list per run; a sock_ops record is boxed, if at all, as it is handed
-/// on (see [`crate::event::UnboxedEvent`]).
-pub(super) fn hand_on(batch: DecodedBatch, runs: Vec<Run>) {
-    let mut events = batch.into_iter();
+/// Hands `events` (a batch's) on as `runs` (made from the same batch) say: a client's run in
+/// one [`KernelSink::kernel_events_unboxed`] call. The events go from the batch to the sink
+/// with no list per run; a sock_ops record is boxed, if at all, as it is handed on (see
+/// [`crate::event::DecodedRecord`]).
+pub(super) fn hand_on<'a>(
+    mut events: impl Iterator<Item = (UnboxedEvent<'a>, Bytes)>,
+    runs: Vec<Run>,
+) {
     for Run { recipients, count } in runs {
         let mut run = events.by_ref().take(count);
         match recipients {
@@ -76,7 +79,7 @@ mod tests {
     use super::*;
     use crate::{
         KernelTime, SocketCookie,
-        event::{KernelEvent, KernelTcpState, TcpStateChange, UnboxedEvent},
+        event::{KernelEvent, KernelTcpState, TcpStateChange},
         kernel::ClientId,
     };
 
@@ -111,7 +114,7 @@ mod tests {
         }
     }
 
-    fn event(cookie: u64) -> (UnboxedEvent, Bytes) {
+    fn event(cookie: u64) -> (UnboxedEvent<'static>, Bytes) {
         let change = TcpStateChange {
             cookie: SocketCookie(cookie),
             client: ClientId(1),
@@ -145,7 +148,7 @@ mod tests {
         let runs = runs(recipients);
         let counts: Vec<usize> = runs.iter().map(|run| run.count).collect();
         assert_eq!(counts, [2, 1, 2, 1, 1, 1]);
-        hand_on((1..=8).map(event).collect(), runs);
+        hand_on((1..=8).map(event), runs);
     }
 
     #[test]

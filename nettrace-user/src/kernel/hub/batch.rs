@@ -1,0 +1,119 @@
+//! [`DecodedBatch`]: the events of one drain, decoded, in time order, each with the record it
+//! came from; its sock_ops records stay where they were decoded and are lent on from there.
+use std::{mem::size_of, ops::Range};
+
+use bytes::Bytes;
+
+use crate::{
+    KernelTime,
+    event::{DecodedRecord, UnboxedEvent},
+    kernel::{KernelEvent, SockOpsRecord},
+};
+
+/// One decoded event of a batch.
+enum Decoded {
+    Event(KernelEvent),
+    /// The sock_ops record at this index of [`DecodedBatch::sock_ops`].
+    SockOps(usize),
+}
+
+/// An event of a batch as routing reads it.
+pub(super) enum EventRef<'a> {
+    Event(&'a KernelEvent),
+    SockOps(&'a SockOpsRecord),
+}
+
+/// Bytes of room each list of a batch keeps from one drain to the next.
+const KEPT_BYTES: usize = 64 * 1024;
+
+/// A drain's events with the records they were decoded from. A sock_ops record (some 420
+/// bytes decoded) is decoded into [`Self::sock_ops`] and stays there: sorting moves only its
+/// index, and it is lent to the sinks as it is handed on ([`UnboxedEvent::SockOps`]) instead
+/// of being copied from the batch into each iterator and call on its way to the recorder.
+/// One batch serves drain after drain (its lists keep their room, up to [`KEPT_BYTES`]
+/// each), so that a drain neither allocates them nor copies them as they grow.
+#[derive(Default)]
+pub(super) struct DecodedBatch {
+    events: Vec<(Decoded, Bytes)>,
+    sock_ops: Vec<SockOpsRecord>,
+}
+
+impl DecodedBatch {
+    /// Decodes the records at `spans` of `bytes`, in that order, in place of the batch's
+    /// events so far; a malformed record is skipped (and said).
+    pub(super) fn decode(
+        &mut self,
+        bytes: &Bytes,
+        spans: impl ExactSizeIterator<Item = Range<usize>>,
+    ) {
+        self.clear();
+        self.events.reserve(spans.len());
+        let batch = self;
+        for span in spans {
+            let record = bytes.slice(span);
+            let decoded = match KernelEvent::decode_shared(&record) {
+                Ok(DecodedRecord::Event(event)) => Decoded::Event(event),
+                Ok(DecodedRecord::SockOps(ops)) => {
+                    batch.sock_ops.push(ops);
+                    Decoded::SockOps(batch.sock_ops.len() - 1)
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "skipping a kernel event");
+                    continue;
+                }
+            };
+            batch.events.push((decoded, record));
+        }
+    }
+
+    /// Empties the batch; the room of a large drain is given back.
+    fn clear(&mut self) {
+        fn clear<T>(list: &mut Vec<T>) {
+            list.clear();
+            list.shrink_to(KEPT_BYTES / size_of::<T>());
+        }
+        clear(&mut self.events);
+        clear(&mut self.sock_ops);
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Puts the events in time order (a stable sort: events of one time keep their order).
+    /// In order already when one ring or one lane brought them all (a quiet drain): checked
+    /// first, as the sort would allocate its scratch space for a batch of more than a few
+    /// events.
+    pub(super) fn sort_by_time(&mut self) {
+        let Self { events, sock_ops } = self;
+        let time = |(event, _): &(Decoded, Bytes)| match event {
+            Decoded::Event(event) => event.time(),
+            Decoded::SockOps(index) => sock_ops.get(*index).map_or(KernelTime(0), |ops| ops.time),
+        };
+        if !events.is_sorted_by_key(time) {
+            events.sort_by_key(time);
+        }
+    }
+
+    /// The events in order, for routing.
+    pub(super) fn iter(&self) -> impl Iterator<Item = EventRef<'_>> {
+        self.events.iter().filter_map(|(event, _)| match event {
+            Decoded::Event(event) => Some(EventRef::Event(event)),
+            Decoded::SockOps(index) => self.sock_ops.get(*index).map(EventRef::SockOps),
+        })
+    }
+
+    /// Takes the events out in order, each with its record: the other events move out, the
+    /// sock_ops records are lent from the batch.
+    pub(super) fn take(&mut self) -> impl Iterator<Item = (UnboxedEvent<'_>, Bytes)> {
+        let Self { events, sock_ops } = self;
+        let sock_ops = &*sock_ops;
+        events.drain(..).filter_map(|(event, record)| {
+            let event = match event {
+                Decoded::Event(event) => UnboxedEvent::Event(event),
+                Decoded::SockOps(index) => UnboxedEvent::SockOps(sock_ops.get(index)?),
+            };
+            Some((event, record))
+        })
+    }
+}
