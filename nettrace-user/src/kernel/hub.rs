@@ -24,7 +24,7 @@ mod batch;
 mod route;
 
 use batch::{DecodedBatch, EventRef};
-use route::Recipients;
+use route::{Destination, Recipients};
 
 use super::{
     CaptureInterfaceInfo, CaptureLinks, CgroupLinks, ClientId, FlowProtocol, KernelConfig,
@@ -69,22 +69,21 @@ pub(crate) trait KernelSink: Send + Sync {
 }
 
 /// The client `id`, if it is still there.
-fn owner(clients: &HashMap<ClientId, ClientEntry>, id: &ClientId) -> Recipients {
+fn owner(clients: &HashMap<ClientId, ClientEntry>, id: ClientId) -> Recipients {
     clients
-        .get(id)
+        .get(&id)
         .and_then(|entry| entry.sink.upgrade())
         .map_or(Recipients::None, Recipients::One)
 }
 
 /// The client a sock_ops record goes to (its socket's); at a connect of a client that
 /// captures, the flow keys the program registered are remembered with the socket.
-fn sock_ops_recipients(
+fn sock_ops_destination(
     clients: &mut HashMap<ClientId, ClientEntry>,
     ops: &SockOpsRecord,
-) -> Recipients {
-    let entry = clients.get_mut(&ops.client);
+) -> Destination {
     if ops.op == SockOp::Connect
-        && let Some(entry) = entry
+        && let Some(entry) = clients.get_mut(&ops.client)
         && entry.capture.is_some()
         && let Some(socket) = entry.sockets.get_mut(&ops.cookie)
     {
@@ -97,7 +96,7 @@ fn sock_ops_recipients(
             }
         }
     }
-    owner(clients, &ops.client)
+    Destination::Client(ops.client)
 }
 
 /// The process-wide hub, alive while some client holds it.
@@ -288,24 +287,25 @@ impl KernelHub {
         // recorder per run instead of per event.
         let runs = {
             let mut clients = lock(&self.clients);
-            route::runs(
+            let runs = route::group(
                 batch
                     .iter()
-                    .map(|event| self.recipients(&mut clients, event)),
-            )
+                    .map(|event| self.destination(&mut clients, event)),
+            );
+            route::resolve(runs, |id| owner(&clients, id))
         };
         route::hand_on(batch.take(), runs);
     }
 
-    /// The clients an event goes to: its socket's client, or for a packet of no flow (ICMP,
-    /// ARP), every client that asked for such packets on its interface.
-    fn recipients(
+    /// Where an event goes: to its socket's client, or for a packet of no flow (ICMP, ARP),
+    /// to every client that asked for such packets on its interface.
+    fn destination(
         &self,
         clients: &mut HashMap<ClientId, ClientEntry>,
         event: EventRef<'_>,
-    ) -> Recipients {
+    ) -> Destination {
         let event = match event {
-            EventRef::SockOps(ops) => return sock_ops_recipients(clients, ops),
+            EventRef::SockOps(ops) => return sock_ops_destination(clients, ops),
             EventRef::Event(event) => event,
         };
         let captures_on = |capture: &ClientCapture, index: u32| {
@@ -314,7 +314,7 @@ impl KernelHub {
         match event {
             KernelEvent::Packet(packet) if packet.client == ClientId::ANY => {
                 let arp = self.is_arp(packet.ifindex, &packet.data);
-                Recipients::Many(
+                Destination::Many(
                     clients
                         .values()
                         .filter(|entry| {
@@ -326,9 +326,8 @@ impl KernelHub {
                         .collect(),
                 )
             }
-            KernelEvent::Packet(packet) => clients
-                .get(&packet.client)
-                .filter(|entry| {
+            KernelEvent::Packet(packet) => {
+                let captured = clients.get(&packet.client).is_some_and(|entry| {
                     // Copies of the cgroup programs (DNS, TLS handshakes) are seen on no
                     // interface and go to the cgroup's client whether it captures or not.
                     packet.ifindex == nettrace_common::CGROUP_PACKET_IFINDEX
@@ -336,18 +335,22 @@ impl KernelHub {
                             .capture
                             .as_ref()
                             .is_some_and(|c| captures_on(c, packet.ifindex))
-                })
-                .and_then(|entry| entry.sink.upgrade())
-                .map_or(Recipients::None, Recipients::One),
-            KernelEvent::SockOps(ops) => sock_ops_recipients(clients, ops),
+                });
+                if captured {
+                    Destination::Client(packet.client)
+                } else {
+                    Destination::Nowhere
+                }
+            }
+            KernelEvent::SockOps(ops) => sock_ops_destination(clients, ops),
             KernelEvent::SocketCreated(created) => {
                 // Registered by the kernel: remembered so that it is removed with the client.
                 if let Some(entry) = clients.get_mut(&created.client) {
                     entry.sockets.entry(created.cookie).or_default();
                 }
-                owner(clients, &created.client)
+                Destination::Client(created.client)
             }
-            other => owner(clients, &other.client()),
+            other => Destination::Client(other.client()),
         }
     }
 

@@ -1,13 +1,23 @@
-//! How a drained batch of kernel events reaches the clients: runs of consecutive events with
-//! the same recipients, each handed on in one call.
+//! How a drained batch of kernel events reaches the clients: runs of consecutive events for
+//! the same client, each resolved to the client's sink once and handed on in one call.
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::KernelSink;
-use crate::event::UnboxedEvent;
+use crate::{event::UnboxedEvent, kernel::ClientId};
 
-/// Where one event goes.
+/// Where one event goes, as routing finds it.
+pub(super) enum Destination {
+    /// Nowhere (a packet of an interface its client does not capture on).
+    Nowhere,
+    /// The client of this slot, if it is still there.
+    Client(ClientId),
+    /// A packet of no flow, for every client capturing its kind on its interface.
+    Many(Vec<Arc<dyn KernelSink>>),
+}
+
+/// Where a run of events goes.
 pub(super) enum Recipients {
     None,
     One(Arc<dyn KernelSink>),
@@ -15,21 +25,22 @@ pub(super) enum Recipients {
     Many(Vec<Arc<dyn KernelSink>>),
 }
 
-/// The next `count` events of a batch go to `recipients`.
-pub(super) struct Run {
-    recipients: Recipients,
+/// The next `count` events of a batch go to `to` (a [`Destination`], then its
+/// [`Recipients`]).
+pub(super) struct Run<T> {
+    to: T,
     count: usize,
 }
 
-/// Groups the recipients of a batch's events, in order, into runs: consecutive events of
+/// Groups the destinations of a batch's events, in order, into runs: consecutive events of
 /// one client (or of none) form one run; a packet for many clients is a run of its own.
-pub(super) fn runs(recipients: impl IntoIterator<Item = Recipients>) -> Vec<Run> {
-    let mut runs: Vec<Run> = Vec::new();
-    for recipients in recipients {
+pub(super) fn group(destinations: impl IntoIterator<Item = Destination>) -> Vec<Run<Destination>> {
+    let mut runs: Vec<Run<Destination>> = Vec::new();
+    for destination in destinations {
         if let Some(last) = runs.last_mut() {
-            let same = match (&last.recipients, &recipients) {
-                (Recipients::One(last), Recipients::One(sink)) => Arc::ptr_eq(last, sink),
-                (Recipients::None, Recipients::None) => true,
+            let same = match (&last.to, &destination) {
+                (Destination::Client(last), Destination::Client(id)) => last == id,
+                (Destination::Nowhere, Destination::Nowhere) => true,
                 _ => false,
             };
             if same {
@@ -38,11 +49,29 @@ pub(super) fn runs(recipients: impl IntoIterator<Item = Recipients>) -> Vec<Run>
             }
         }
         runs.push(Run {
-            recipients,
+            to: destination,
             count: 1,
         });
     }
     runs
+}
+
+/// The recipients of each run: a client's, as `owner` finds them, once per run (not once per
+/// event: a lookup, and a reference count taken and given back).
+pub(super) fn resolve(
+    runs: Vec<Run<Destination>>,
+    mut owner: impl FnMut(ClientId) -> Recipients,
+) -> Vec<Run<Recipients>> {
+    runs.into_iter()
+        .map(|Run { to, count }| Run {
+            to: match to {
+                Destination::Nowhere => Recipients::None,
+                Destination::Client(id) => owner(id),
+                Destination::Many(sinks) => Recipients::Many(sinks),
+            },
+            count,
+        })
+        .collect()
 }
 
 /// Hands `events` (a batch's) on as `runs` (made from the same batch) say: a client's run in
@@ -51,9 +80,13 @@ pub(super) fn runs(recipients: impl IntoIterator<Item = Recipients>) -> Vec<Run>
 /// [`crate::event::DecodedRecord`]).
 pub(super) fn hand_on<'a>(
     mut events: impl Iterator<Item = (UnboxedEvent<'a>, Bytes)>,
-    runs: Vec<Run>,
+    runs: Vec<Run<Recipients>>,
 ) {
-    for Run { recipients, count } in runs {
+    for Run {
+        to: recipients,
+        count,
+    } in runs
+    {
         let mut run = events.by_ref().take(count);
         match recipients {
             Recipients::None => {}
@@ -80,7 +113,6 @@ mod tests {
     use crate::{
         KernelTime, SocketCookie,
         event::{KernelEvent, KernelTcpState, TcpStateChange},
-        kernel::ClientId,
     };
 
     /// Keeps the cookies of the events it is handed, taking at most `take` per call.
@@ -130,24 +162,28 @@ mod tests {
 
     /// The events 1..=8 to a, a, nobody, b, b, a, a and b, a and b (a packet for both).
     fn route(a: &Arc<Sink>, b: &Arc<Sink>) {
-        let (one_a, one_b) = (
-            || Recipients::One(a.clone() as Arc<dyn KernelSink>),
-            || Recipients::One(b.clone() as Arc<dyn KernelSink>),
-        );
-        let many = || Recipients::Many(vec![a.clone(), b.clone() as Arc<dyn KernelSink>]);
-        let recipients = vec![
-            one_a(),
-            one_a(),
-            Recipients::None,
-            one_b(),
-            one_b(),
-            one_a(),
+        let (to_a, to_b) = (ClientId(1), ClientId(2));
+        let many = || Destination::Many(vec![a.clone(), b.clone() as Arc<dyn KernelSink>]);
+        let destinations = vec![
+            Destination::Client(to_a),
+            Destination::Client(to_a),
+            Destination::Nowhere,
+            Destination::Client(to_b),
+            Destination::Client(to_b),
+            Destination::Client(to_a),
             many(),
             many(),
         ];
-        let runs = runs(recipients);
+        let mut owners = Vec::new();
+        let runs = resolve(group(destinations), |id| {
+            owners.push(id);
+            let sink = if id == to_a { a.clone() } else { b.clone() };
+            Recipients::One(sink)
+        });
         let counts: Vec<usize> = runs.iter().map(|run| run.count).collect();
         assert_eq!(counts, [2, 1, 2, 1, 1, 1]);
+        // A client's sink is looked up once per run, not per event.
+        assert_eq!(owners, [to_a, to_b, to_a]);
         hand_on((1..=8).map(event), runs);
     }
 
