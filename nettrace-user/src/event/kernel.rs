@@ -249,12 +249,20 @@ impl KernelEvent {
     /// ([`SockCallsRecord::held`]) imply the transitions held there so far, which the socket's
     /// next sock_ops record carries again: a transition may come twice, with the same time.
     pub fn implied_state_changes(&self) -> ImpliedStateChanges {
+        self.implied().collect()
+    }
+
+    /// [`Self::implied_state_changes`], read where they lie.
+    pub(crate) fn implied(&self) -> Implied<'_> {
         match self {
-            Self::SockOps(record) => record.implied_state_changes(),
-            Self::SockCalls(totals) => {
-                implied_state_changes(totals.cookie, totals.client, &totals.held, None)
-            }
-            _ => ImpliedStateChanges::default(),
+            Self::SockOps(record) => record.implied(),
+            Self::SockCalls(totals) => Implied {
+                cookie: totals.cookie,
+                client: totals.client,
+                held: &totals.held,
+                after: None,
+            },
+            _ => Implied::NONE,
         }
     }
 
@@ -372,25 +380,71 @@ impl KernelEvent {
     }
 }
 
-/// The state changes of socket `cookie` (of `client`) that a record holding `held` and
-/// standing for `transition` (at its time) stands for
-/// ([`KernelEvent::implied_state_changes`]).
-fn implied_state_changes(
+/// The state changes an event stands for ([`KernelEvent::implied_state_changes`]) read where
+/// they lie, each made as it is taken: the recorder takes them one by one from the drain's
+/// batch instead of a copy of them all, made for each record.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Implied<'a> {
     cookie: SocketCookie,
     client: ClientId,
-    held: &[Option<HeldStateChange>; HELD_TRANSITIONS],
-    transition: Option<(KernelTime, (KernelTcpState, KernelTcpState))>,
-) -> ImpliedStateChanges {
-    let change = |time, (old, new)| TcpStateChange {
-        cookie,
-        client,
-        time,
-        old,
-        new,
+    /// The transitions held for the record, oldest first (the first ones filled).
+    held: &'a [Option<HeldStateChange>],
+    /// The one it stands for itself, at its time.
+    after: Option<(KernelTime, (KernelTcpState, KernelTcpState))>,
+}
+
+impl<'a> Implied<'a> {
+    /// None at all.
+    const NONE: Implied<'static> = Implied {
+        cookie: SocketCookie(0),
+        client: ClientId(0),
+        held: &[],
+        after: None,
     };
-    ImpliedStateChanges {
-        before: held.map(|held| held.map(|held| change(held.time, (held.old, held.new)))),
-        after: transition.map(|(time, transition)| change(time, transition)),
+
+    fn change(
+        &self,
+        time: KernelTime,
+        (old, new): (KernelTcpState, KernelTcpState),
+    ) -> TcpStateChange {
+        TcpStateChange {
+            cookie: self.cookie,
+            client: self.client,
+            time,
+            old,
+            new,
+        }
+    }
+
+    /// Whether there are none.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.after.is_none() && self.held.iter().all(Option::is_none)
+    }
+
+    /// Those that happened before the record, oldest first.
+    pub(crate) fn before(self) -> impl Iterator<Item = TcpStateChange> + 'a {
+        self.held
+            .iter()
+            .flatten()
+            .map(move |held| self.change(held.time, (held.old, held.new)))
+    }
+
+    /// The one the record stands for itself.
+    pub(crate) fn after(&self) -> Option<TcpStateChange> {
+        self.after
+            .map(|(time, transition)| self.change(time, transition))
+    }
+
+    /// All of them, in the public form.
+    fn collect(self) -> ImpliedStateChanges {
+        let mut before = [None; HELD_TRANSITIONS];
+        for (slot, held) in before.iter_mut().zip(self.held) {
+            *slot = held.map(|held| self.change(held.time, (held.old, held.new)));
+        }
+        ImpliedStateChanges {
+            before,
+            after: self.after(),
+        }
     }
 }
 
@@ -444,11 +498,12 @@ impl UnboxedEvent<'_> {
         }
     }
 
-    /// The state changes it stands for ([`KernelEvent::implied_state_changes`]).
-    pub(crate) fn implied_state_changes(&self) -> ImpliedStateChanges {
+    /// The state changes it stands for ([`KernelEvent::implied_state_changes`]), where they
+    /// lie.
+    pub(crate) fn implied(&self) -> Implied<'_> {
         match self {
-            Self::Event(event) => event.implied_state_changes(),
-            Self::SockOps(record) => record.implied_state_changes(),
+            Self::Event(event) => event.implied(),
+            Self::SockOps(record) => record.implied(),
         }
     }
 
@@ -701,10 +756,14 @@ impl TcpCounters {
 const NO_RTT: u32 = u32::MAX;
 
 impl SockOpsRecord {
-    /// [`KernelEvent::implied_state_changes`] of this record.
-    fn implied_state_changes(&self) -> ImpliedStateChanges {
-        let transition = self.transition.map(|transition| (self.time, transition));
-        implied_state_changes(self.cookie, self.client, &self.held, transition)
+    /// [`KernelEvent::implied`] of this record.
+    fn implied(&self) -> Implied<'_> {
+        Implied {
+            cookie: self.cookie,
+            client: self.client,
+            held: &self.held,
+            after: self.transition.map(|transition| (self.time, transition)),
+        }
     }
 
     fn from_raw(e: &SockOpsEvent) -> Result<Self, MalformedRecord> {
