@@ -50,6 +50,7 @@ use std::{
     time::Instant,
 };
 
+use smallvec::SmallVec;
 use socket2::Socket;
 use tokio::sync::mpsc;
 
@@ -226,7 +227,8 @@ impl Inner {
             }
             return;
         }
-        let mut closed = Vec::new();
+        // Room for the sockets a drain usually closes (no list grown one push after another).
+        let mut closed: SmallVec<[SocketCookie; 32]> = SmallVec::new();
         let mut changed = |change: &TcpStateChange| {
             if change.new == KernelTcpState::Close {
                 closed.push(change.cookie);
