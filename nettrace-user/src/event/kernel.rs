@@ -1,5 +1,5 @@
 //! Kernel events decoded from ring-buffer records into typed values.
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 use bytes::Bytes;
 
@@ -278,22 +278,31 @@ impl KernelEvent {
 
     /// Decodes one ring-buffer record.
     pub(crate) fn decode(record: &[u8]) -> Result<Self, MalformedRecord> {
-        Self::decode_with(record, |data| Bytes::copy_from_slice(&record[data]))
-            .map(DecodedRecord::boxed)
+        Self::decode_with(
+            record,
+            |data| Bytes::copy_from_slice(&record[data]),
+            |raw| SockOpsRecord::from_raw(raw).map(Box::new),
+        )
+        .map(DecodedRecord::boxed)
     }
 
     /// [`Self::decode`] of a record in a shared buffer: a packet's bytes are a view of the
-    /// buffer, not a second copy; a sock_ops record is not boxed ([`DecodedRecord`]).
-    pub(crate) fn decode_shared(record: &Bytes) -> Result<DecodedRecord, MalformedRecord> {
-        Self::decode_with(record, |data| record.slice(data))
+    /// buffer, not a second copy; a sock_ops record goes to `sock_ops`, which decodes it
+    /// where it is to be kept ([`DecodedRecord`]).
+    pub(crate) fn decode_shared<T>(
+        record: &Bytes,
+        sock_ops: impl FnOnce(&SockOpsEvent) -> Result<T, MalformedRecord>,
+    ) -> Result<DecodedRecord<T>, MalformedRecord> {
+        Self::decode_with(record, |data| record.slice(data), sock_ops)
     }
 
     /// Decodes `record`; `packet_data` gives the bytes of a packet at a range already checked
-    /// to lie inside the record.
-    fn decode_with(
+    /// to lie inside the record, `sock_ops` decodes a sock_ops record.
+    fn decode_with<T>(
         record: &[u8],
         packet_data: impl FnOnce(std::ops::Range<usize>) -> Bytes,
-    ) -> Result<DecodedRecord, MalformedRecord> {
+        sock_ops: impl FnOnce(&SockOpsEvent) -> Result<T, MalformedRecord>,
+    ) -> Result<DecodedRecord<T>, MalformedRecord> {
         let header: EventHeader = read_record(record)?;
         let event = match header.kind {
             event_kind::TCP_STATE => {
@@ -308,7 +317,7 @@ impl KernelEvent {
             }
             event_kind::SOCK_OPS => {
                 let e: SockOpsEvent = read_record(record)?;
-                return Ok(DecodedRecord::SockOps(SockOpsRecord::from_raw(&e)?));
+                return Ok(DecodedRecord::SockOps(sock_ops(&e)?));
             }
             event_kind::SOCK_MSG => {
                 let e: SockMsgEvent = read_record(record)?;
@@ -448,33 +457,30 @@ impl<'a> Implied<'a> {
     }
 }
 
-/// A decoded record whose sock_ops record is not boxed ([`KernelEvent::decode_shared`]). The
-/// hub decodes a whole drain before it hands any event on, and keeps each sock_ops record
-/// where it was decoded: it lends it on as an [`UnboxedEvent`]. The in-process recorder reads
-/// it there, never boxed nor copied again (each copy of one is some 420 bytes); a sink that
-/// wants a [`KernelEvent`] gets it boxed as it is handed on ([`UnboxedEvent::boxed`]), so that
-/// each box is freed before the next one is allocated and the allocator hands the same memory
-/// back from its thread cache. Boxed all at once as they were decoded, most boxes missed that
-/// cache, for some 300 instructions more per allocation and free (two records per
-/// connection).
+/// A decoded record, its sock_ops record as the decoder's caller had it decoded
+/// ([`KernelEvent::decode_shared`]). The hub decodes a whole drain before it hands any event
+/// on, each sock_ops record straight into its place in the drain's batch
+/// ([`SockOpsRecord::decode_into`]: no value of some 420 bytes moved there), and lends it on
+/// from there as an [`UnboxedEvent`]. The in-process recorder reads it there, never boxed nor
+/// copied; a sink that wants a [`KernelEvent`] gets it boxed as it is handed on
+/// ([`UnboxedEvent::boxed`]), so that each box is freed before the next one is allocated and
+/// the allocator hands the same memory back from its thread cache. Boxed all at once as they
+/// were decoded, most boxes missed that cache, for some 300 instructions more per allocation
+/// and free (two records per connection).
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "unboxed on purpose: boxed as handed on, or never (see above)"
-)]
-pub(crate) enum DecodedRecord {
+pub(crate) enum DecodedRecord<T> {
     /// Any event but a sock_ops record.
     Event(KernelEvent),
     /// A sock_ops record.
-    SockOps(SockOpsRecord),
+    SockOps(T),
 }
 
-impl DecodedRecord {
-    /// The event, its sock_ops record boxed.
+impl DecodedRecord<Box<SockOpsRecord>> {
+    /// The event.
     pub(crate) fn boxed(self) -> KernelEvent {
         match self {
             Self::Event(event) => event,
-            Self::SockOps(record) => KernelEvent::SockOps(Box::new(record)),
+            Self::SockOps(record) => KernelEvent::SockOps(record),
         }
     }
 }
@@ -766,7 +772,51 @@ impl SockOpsRecord {
         }
     }
 
-    fn from_raw(e: &SockOpsEvent) -> Result<Self, MalformedRecord> {
+    /// A record with nothing in it, for [`Self::decode_into`] to write over.
+    pub(crate) const BLANK: Self = Self {
+        cookie: SocketCookie(0),
+        client: ClientId(0),
+        time: KernelTime(0),
+        op: SockOp::Other(0),
+        local: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+        remote: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+        args: [0; 2],
+        state: KernelTcpState::Close,
+        counters: TcpCounters {
+            srtt_us: 0,
+            snd_cwnd: 0,
+            total_retrans: 0,
+            segs_in: 0,
+            segs_out: 0,
+            min_rtt_us: None,
+            bytes_received: 0,
+            bytes_acked: 0,
+        },
+        calls: SocketCalls {
+            send_calls: 0,
+            recv_calls: 0,
+            would_block: 0,
+            send_errors: 0,
+            recv_errors: 0,
+            last_errno: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+        },
+        transition: None,
+        held: [None; HELD_TRANSITIONS],
+    };
+
+    /// The record of raw record `e`.
+    pub(crate) fn from_raw(e: &SockOpsEvent) -> Result<Self, MalformedRecord> {
+        let mut record = Self::BLANK;
+        record.decode_into(e)?;
+        Ok(record)
+    }
+
+    /// Decodes raw record `e` into this record, field by field, in place of what it held
+    /// (where a record is kept, no decoded value of some 420 bytes is moved there); a
+    /// malformed one leaves it as it was.
+    pub(crate) fn decode_into(&mut self, e: &SockOpsEvent) -> Result<(), MalformedRecord> {
         let ip = |words: &[u32; 4]| -> Result<IpAddr, MalformedRecord> {
             match e.family {
                 family::INET => Ok(IpAddr::V4(Ipv4Addr::from(words[0].to_ne_bytes()))),
@@ -782,41 +832,42 @@ impl SockOpsRecord {
                 ))),
             }
         };
-        Ok(Self {
-            cookie: SocketCookie(e.header.cookie),
-            client: ClientId(e.header.client_id),
-            time: KernelTime(e.header.timestamp_ns),
-            op: SockOp::from(e.op),
-            local: SocketAddr::new(ip(&e.local_addr)?, e.local_port as u16),
-            remote: SocketAddr::new(ip(&e.remote_addr)?, e.remote_port as u16),
-            args: e.args,
-            state: KernelTcpState::from(e.state),
-            counters: TcpCounters {
-                // The kernel keeps srtt in 1/8 microseconds.
-                srtt_us: e.srtt_us >> 3,
-                snd_cwnd: e.snd_cwnd,
-                total_retrans: e.total_retrans,
-                segs_in: e.segs_in,
-                segs_out: e.segs_out,
-                min_rtt_us: (e.record_flags & sock_ops_record::HAS_MIN_RTT != 0)
-                    .then_some(e.min_rtt_us),
-                bytes_received: e.bytes_received,
-                bytes_acked: e.bytes_acked,
-            },
-            calls: e.calls,
-            transition: (e.record_flags & sock_ops_record::TRANSITION != 0).then(|| {
-                (
-                    KernelTcpState::from(e.args[0]),
-                    KernelTcpState::from(e.args[1]),
-                )
-            }),
-            held: held_state_changes(&e.held, e.held_count).ok_or_else(|| {
-                MalformedRecord(format!(
-                    "sock_ops event carrying {} held transitions (at most {HELD_TRANSITIONS})",
-                    e.held_count
-                ))
-            })?,
-        })
+        let local = SocketAddr::new(ip(&e.local_addr)?, e.local_port as u16);
+        let remote = SocketAddr::new(ip(&e.remote_addr)?, e.remote_port as u16);
+        self.held = held_state_changes(&e.held, e.held_count).ok_or_else(|| {
+            MalformedRecord(format!(
+                "sock_ops event carrying {} held transitions (at most {HELD_TRANSITIONS})",
+                e.held_count
+            ))
+        })?;
+        self.cookie = SocketCookie(e.header.cookie);
+        self.client = ClientId(e.header.client_id);
+        self.time = KernelTime(e.header.timestamp_ns);
+        self.op = SockOp::from(e.op);
+        self.local = local;
+        self.remote = remote;
+        self.args = e.args;
+        self.state = KernelTcpState::from(e.state);
+        self.counters = TcpCounters {
+            // The kernel keeps srtt in 1/8 microseconds.
+            srtt_us: e.srtt_us >> 3,
+            snd_cwnd: e.snd_cwnd,
+            total_retrans: e.total_retrans,
+            segs_in: e.segs_in,
+            segs_out: e.segs_out,
+            min_rtt_us: (e.record_flags & sock_ops_record::HAS_MIN_RTT != 0)
+                .then_some(e.min_rtt_us),
+            bytes_received: e.bytes_received,
+            bytes_acked: e.bytes_acked,
+        };
+        self.calls = e.calls;
+        self.transition = (e.record_flags & sock_ops_record::TRANSITION != 0).then(|| {
+            (
+                KernelTcpState::from(e.args[0]),
+                KernelTcpState::from(e.args[1]),
+            )
+        });
+        Ok(())
     }
 }
 

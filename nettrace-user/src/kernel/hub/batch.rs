@@ -6,9 +6,10 @@ use bytes::Bytes;
 
 use crate::{
     KernelTime,
-    event::{DecodedRecord, UnboxedEvent},
+    event::{DecodedRecord, MalformedRecord, UnboxedEvent},
     kernel::{KernelEvent, SockOpsRecord},
 };
+use nettrace_common::SockOpsEvent;
 
 /// One decoded event of a batch.
 enum Decoded {
@@ -35,7 +36,10 @@ const KEPT_BYTES: usize = 64 * 1024;
 #[derive(Default)]
 pub(super) struct DecodedBatch {
     events: Vec<(Decoded, Bytes)>,
+    /// The first [`Self::used`] are this drain's; the rest were left by earlier drains, and
+    /// are decoded over ([`SockOpsRecord::decode_into`]).
     sock_ops: Vec<SockOpsRecord>,
+    used: usize,
 }
 
 impl DecodedBatch {
@@ -48,32 +52,42 @@ impl DecodedBatch {
     ) {
         self.clear();
         self.events.reserve(spans.len());
-        let batch = self;
         for span in spans {
             let record = bytes.slice(span);
-            let decoded = match KernelEvent::decode_shared(&record) {
+            let decoded = match KernelEvent::decode_shared(&record, |raw| self.add_sock_ops(raw)) {
                 Ok(DecodedRecord::Event(event)) => Decoded::Event(event),
-                Ok(DecodedRecord::SockOps(ops)) => {
-                    batch.sock_ops.push(ops);
-                    Decoded::SockOps(batch.sock_ops.len() - 1)
-                }
+                Ok(DecodedRecord::SockOps(index)) => Decoded::SockOps(index),
                 Err(error) => {
                     tracing::warn!(%error, "skipping a kernel event");
                     continue;
                 }
             };
-            batch.events.push((decoded, record));
+            self.events.push((decoded, record));
         }
+    }
+
+    /// Decodes `raw` into the batch's next sock_ops record; returns its index.
+    fn add_sock_ops(&mut self, raw: &SockOpsEvent) -> Result<usize, MalformedRecord> {
+        let index = self.used;
+        if index == self.sock_ops.len() {
+            self.sock_ops.push(SockOpsRecord::BLANK);
+        }
+        if let Some(record) = self.sock_ops.get_mut(index) {
+            record.decode_into(raw)?;
+        }
+        self.used += 1;
+        Ok(index)
     }
 
     /// Empties the batch; the room of a large drain is given back.
     fn clear(&mut self) {
-        fn clear<T>(list: &mut Vec<T>) {
-            list.clear();
-            list.shrink_to(KEPT_BYTES / size_of::<T>());
-        }
-        clear(&mut self.events);
-        clear(&mut self.sock_ops);
+        self.events.clear();
+        self.events
+            .shrink_to(KEPT_BYTES / size_of::<(Decoded, Bytes)>());
+        let kept = KEPT_BYTES / size_of::<SockOpsRecord>();
+        self.sock_ops.truncate(kept);
+        self.sock_ops.shrink_to(kept);
+        self.used = 0;
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -85,7 +99,9 @@ impl DecodedBatch {
     /// first, as the sort would allocate its scratch space for a batch of more than a few
     /// events.
     pub(super) fn sort_by_time(&mut self) {
-        let Self { events, sock_ops } = self;
+        let Self {
+            events, sock_ops, ..
+        } = self;
         let time = |(event, _): &(Decoded, Bytes)| match event {
             Decoded::Event(event) => event.time(),
             Decoded::SockOps(index) => sock_ops.get(*index).map_or(KernelTime(0), |ops| ops.time),
@@ -106,7 +122,9 @@ impl DecodedBatch {
     /// Takes the events out in order, each with its record: the other events move out, the
     /// sock_ops records are lent from the batch.
     pub(super) fn take(&mut self) -> impl Iterator<Item = (UnboxedEvent<'_>, Bytes)> {
-        let Self { events, sock_ops } = self;
+        let Self {
+            events, sock_ops, ..
+        } = self;
         let sock_ops = &*sock_ops;
         events.drain(..).filter_map(|(event, record)| {
             let event = match event {
