@@ -316,8 +316,7 @@ impl KernelEvent {
                 }))
             }
             event_kind::SOCK_OPS => {
-                let e: SockOpsEvent = read_record(record)?;
-                return Ok(DecodedRecord::SockOps(sock_ops(&e)?));
+                return Ok(DecodedRecord::SockOps(with_record(record, sock_ops)??));
             }
             event_kind::SOCK_MSG => {
                 let e: SockMsgEvent = read_record(record)?;
@@ -524,6 +523,17 @@ impl UnboxedEvent<'_> {
 
 /// Reads a `#[repr(C)]` record from the start of `bytes`, checking its length.
 fn read_record<T: aya::Pod>(bytes: &[u8]) -> Result<T, MalformedRecord> {
+    with_record(bytes, |record: &T| *record)
+}
+
+/// Calls `f` with the `#[repr(C)]` record at the start of `bytes`, checking its length: the
+/// record where it lies when `bytes` are aligned for it (a drain's records mostly are: the
+/// event records' sizes are multiples of 8), a copy of it otherwise. A sock_ops record is
+/// decoded from where it lies, not from a copy of its 264 bytes.
+fn with_record<T: aya::Pod, R>(
+    bytes: &[u8],
+    f: impl FnOnce(&T) -> R,
+) -> Result<R, MalformedRecord> {
     let size = std::mem::size_of::<T>();
     if bytes.len() < size {
         return Err(MalformedRecord(format!(
@@ -532,9 +542,17 @@ fn read_record<T: aya::Pod>(bytes: &[u8]) -> Result<T, MalformedRecord> {
             std::any::type_name::<T>()
         )));
     }
-    // SAFETY: `bytes` holds at least size_of::<T>() bytes (checked above); `T: Pod` is valid for
-    // any bit pattern; read_unaligned makes no alignment assumption about the ring buffer.
-    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+    let start = bytes.as_ptr().cast::<T>();
+    if start.is_aligned() {
+        // SAFETY: `bytes` holds at least size_of::<T>() bytes (checked above) from `start`,
+        // which is aligned for `T` (checked); `T: Pod` is valid for any bit pattern; the
+        // reference lives no longer than the borrow of `bytes`, which nothing can write.
+        Ok(f(unsafe { &*start }))
+    } else {
+        // SAFETY: as above; read_unaligned makes no alignment assumption about the bytes.
+        let record = unsafe { std::ptr::read_unaligned(start) };
+        Ok(f(&record))
+    }
 }
 
 /// The bytes of a `#[repr(C)]` record, as the programs write it (the inverse of
