@@ -642,7 +642,10 @@ impl KernelClient {
             .get_mut(&self.id)
             .and_then(|entry| entry.sockets.remove(&cookie))
             .unwrap_or_default();
-        self.hub.forget_flows(cookie, &socket.flows);
+        // Most sockets have no flow registered (their client does not capture).
+        if !socket.flows.is_empty() {
+            self.hub.forget_flows(cookie, &socket.flows);
+        }
         self.hub.tracer.unregister(cookie)
     }
 
