@@ -77,7 +77,9 @@ fn owner(clients: &HashMap<ClientId, ClientEntry>, id: ClientId) -> Recipients {
 }
 
 /// The client a sock_ops record goes to (its socket's); at a connect of a client that
-/// captures, the flow keys the program registered are remembered with the socket.
+/// captures, the flow keys the program registered are remembered with the socket. Inlined
+/// into the drain, as [`KernelHub::destination`] is (see [`batch`]).
+#[inline]
 fn sock_ops_destination(
     clients: &mut HashMap<ClientId, ClientEntry>,
     ops: &SockOpsRecord,
@@ -299,6 +301,7 @@ impl KernelHub {
 
     /// Where an event goes: to its socket's client, or for a packet of no flow (ICMP, ARP),
     /// to every client that asked for such packets on its interface.
+    #[inline]
     fn destination(
         &self,
         clients: &mut HashMap<ClientId, ClientEntry>,

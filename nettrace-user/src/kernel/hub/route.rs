@@ -34,6 +34,8 @@ pub(super) struct Run<T> {
 
 /// Groups the destinations of a batch's events, in order, into runs: consecutive events of
 /// one client (or of none) form one run; a packet for many clients is a run of its own.
+/// Inlined into the drain (see [`super::batch`]).
+#[inline]
 pub(super) fn group(destinations: impl IntoIterator<Item = Destination>) -> Vec<Run<Destination>> {
     let mut runs: Vec<Run<Destination>> = Vec::new();
     for destination in destinations {
