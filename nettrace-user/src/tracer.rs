@@ -189,13 +189,13 @@ impl KernelSink for Inner {
         self.record_kernel_events(std::iter::once(UnboxedEvent::Event(event)));
     }
 
-    fn kernel_events(&self, events: &mut dyn Iterator<Item = (KernelEvent, bytes::Bytes)>) {
+    fn kernel_events(&self, events: &mut dyn Iterator<Item = (KernelEvent, &[u8])>) {
         self.record_kernel_events(events.map(|(event, _)| UnboxedEvent::Event(event)));
     }
 
     fn kernel_events_unboxed<'a>(
         &self,
-        events: &mut dyn Iterator<Item = (UnboxedEvent<'a>, bytes::Bytes)>,
+        events: &mut dyn Iterator<Item = (UnboxedEvent<'a>, &'a [u8])>,
     ) {
         self.record_kernel_events(events.map(|(event, _)| event));
     }

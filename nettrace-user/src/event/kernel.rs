@@ -286,14 +286,24 @@ impl KernelEvent {
         .map(DecodedRecord::boxed)
     }
 
-    /// [`Self::decode`] of a record in a shared buffer: a packet's bytes are a view of the
-    /// buffer, not a second copy; a sock_ops record goes to `sock_ops`, which decodes it
-    /// where it is to be kept ([`DecodedRecord`]).
+    /// [`Self::decode`] of the record at `span` of a shared buffer: a packet's bytes are a
+    /// view of the buffer, not a second copy; a sock_ops record goes to `sock_ops`, which
+    /// decodes it where it is to be kept ([`DecodedRecord`]).
     pub(crate) fn decode_shared<T>(
-        record: &Bytes,
+        buffer: &Bytes,
+        span: std::ops::Range<usize>,
         sock_ops: impl FnOnce(&SockOpsEvent) -> Result<T, MalformedRecord>,
     ) -> Result<DecodedRecord<T>, MalformedRecord> {
-        Self::decode_with(record, |data| record.slice(data), sock_ops)
+        let Some(record) = buffer.get(span.clone()) else {
+            return Err(MalformedRecord(format!(
+                "record at {span:?} of a buffer of {} bytes",
+                buffer.len()
+            )));
+        };
+        let packet_data = |data: std::ops::Range<usize>| {
+            buffer.slice(span.start + data.start..span.start + data.end)
+        };
+        Self::decode_with(record, packet_data, sock_ops)
     }
 
     /// Decodes `record`; `packet_data` gives the bytes of a packet at a range already checked

@@ -23,7 +23,7 @@ use crate::{
 /// (and hands on one that does).
 pub fn ring_record(data: &[u8]) {
     let copied = KernelEvent::decode(data);
-    let shared = KernelEvent::decode_shared(&Bytes::copy_from_slice(data), |raw| {
+    let shared = KernelEvent::decode_shared(&Bytes::copy_from_slice(data), 0..data.len(), |raw| {
         SockOpsRecord::from_raw(raw).map(Box::new)
     })
     .map(DecodedRecord::boxed);

@@ -46,9 +46,9 @@ pub(crate) trait KernelSink: Send + Sync {
     /// Consecutive events of one drain, in order (by default, one [`Self::kernel_event`]
     /// call each; a sink with a lock per event takes it once here instead). Events the sink
     /// leaves in `events` are dropped.
-    fn kernel_events(&self, events: &mut dyn Iterator<Item = (KernelEvent, Bytes)>) {
+    fn kernel_events(&self, events: &mut dyn Iterator<Item = (KernelEvent, &[u8])>) {
         for (event, record) in events {
-            self.kernel_event(event, &record);
+            self.kernel_event(event, record);
         }
     }
 
@@ -57,7 +57,7 @@ pub(crate) trait KernelSink: Send + Sync {
     /// where they are (an allocation, a free and a copy fewer per record).
     fn kernel_events_unboxed<'a>(
         &self,
-        events: &mut dyn Iterator<Item = (UnboxedEvent<'a>, Bytes)>,
+        events: &mut dyn Iterator<Item = (UnboxedEvent<'a>, &'a [u8])>,
     ) {
         self.kernel_events(&mut events.map(|(event, record)| (event.boxed(), record)));
     }
@@ -296,7 +296,7 @@ impl KernelHub {
             );
             route::resolve(runs, |id| owner(&clients, id))
         };
-        route::hand_on(batch.take(), runs);
+        route::hand_on(batch.take(&bytes), runs);
     }
 
     /// Where an event goes: to its socket's client, or for a packet of no flow (ICMP, ARP),
@@ -791,7 +791,8 @@ impl KernelClient {
         let entries = self.read_entries(wanted);
         self.hub.drain();
         if let Some((sink, events)) = entries {
-            sink.kernel_events(&mut events.into_iter());
+            let (events, records): (Vec<KernelEvent>, Vec<Bytes>) = events.into_iter().unzip();
+            sink.kernel_events(&mut events.into_iter().zip(records.iter().map(|r| &r[..])));
         }
     }
 

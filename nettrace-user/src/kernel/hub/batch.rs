@@ -39,7 +39,8 @@ const KEPT_BYTES: usize = 64 * 1024;
 /// each), so that a drain neither allocates them nor copies them as they grow.
 #[derive(Default)]
 pub(super) struct DecodedBatch {
-    events: Vec<(Decoded, Bytes)>,
+    /// Each with the span of its record in the drain's buffer.
+    events: Vec<(Decoded, Range<usize>)>,
     /// The first [`Self::used`] are this drain's; the rest were left by earlier drains, and
     /// are decoded over ([`SockOpsRecord::decode_into`]).
     sock_ops: Vec<SockOpsRecord>,
@@ -58,16 +59,17 @@ impl DecodedBatch {
         self.clear();
         self.events.reserve(spans.len());
         for span in spans {
-            let record = bytes.slice(span);
-            let decoded = match KernelEvent::decode_shared(&record, |raw| self.add_sock_ops(raw)) {
-                Ok(DecodedRecord::Event(event)) => Decoded::Event(event),
-                Ok(DecodedRecord::SockOps(index)) => Decoded::SockOps(index),
-                Err(error) => {
-                    tracing::warn!(%error, "skipping a kernel event");
-                    continue;
-                }
-            };
-            self.events.push((decoded, record));
+            let decoded =
+                match KernelEvent::decode_shared(bytes, span.clone(), |raw| self.add_sock_ops(raw))
+                {
+                    Ok(DecodedRecord::Event(event)) => Decoded::Event(event),
+                    Ok(DecodedRecord::SockOps(index)) => Decoded::SockOps(index),
+                    Err(error) => {
+                        tracing::warn!(%error, "skipping a kernel event");
+                        continue;
+                    }
+                };
+            self.events.push((decoded, span));
         }
     }
 
@@ -89,7 +91,7 @@ impl DecodedBatch {
     fn clear(&mut self) {
         self.events.clear();
         self.events
-            .shrink_to(KEPT_BYTES / size_of::<(Decoded, Bytes)>());
+            .shrink_to(KEPT_BYTES / size_of::<(Decoded, Range<usize>)>());
         let kept = KEPT_BYTES / size_of::<SockOpsRecord>();
         self.sock_ops.truncate(kept);
         self.sock_ops.shrink_to(kept);
@@ -109,7 +111,7 @@ impl DecodedBatch {
         let Self {
             events, sock_ops, ..
         } = self;
-        let time = |(event, _): &(Decoded, Bytes)| match event {
+        let time = |(event, _): &(Decoded, Range<usize>)| match event {
             Decoded::Event(event) => event.time(),
             Decoded::SockOps(index) => sock_ops.get(*index).map_or(KernelTime(0), |ops| ops.time),
         };
@@ -127,20 +129,24 @@ impl DecodedBatch {
         })
     }
 
-    /// Takes the events out in order, each with its record: the other events move out, the
-    /// sock_ops records are lent from the batch.
+    /// Takes the events out in order, each with its record in `bytes` (the buffer they were
+    /// decoded from): the other events move out, the sock_ops records are lent from the
+    /// batch, the records from the buffer (no view of it taken and given back per event).
     #[inline]
-    pub(super) fn take(&mut self) -> impl Iterator<Item = (UnboxedEvent<'_>, Bytes)> {
+    pub(super) fn take<'a>(
+        &'a mut self,
+        bytes: &'a Bytes,
+    ) -> impl Iterator<Item = (UnboxedEvent<'a>, &'a [u8])> {
         let Self {
             events, sock_ops, ..
         } = self;
         let sock_ops = &*sock_ops;
-        events.drain(..).filter_map(|(event, record)| {
+        events.drain(..).filter_map(move |(event, span)| {
             let event = match event {
                 Decoded::Event(event) => UnboxedEvent::Event(event),
                 Decoded::SockOps(index) => UnboxedEvent::SockOps(sock_ops.get(index)?),
             };
-            Some((event, record))
+            Some((event, bytes.get(span)?))
         })
     }
 }

@@ -2,8 +2,6 @@
 //! the same client, each resolved to the client's sink once and handed on in one call.
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::KernelSink;
 use crate::{event::UnboxedEvent, kernel::ClientId};
 
@@ -81,7 +79,7 @@ pub(super) fn resolve(
 /// with no list per run; a sock_ops record is boxed, if at all, as it is handed on (see
 /// [`crate::event::DecodedRecord`]).
 pub(super) fn hand_on<'a>(
-    mut events: impl Iterator<Item = (UnboxedEvent<'a>, Bytes)>,
+    mut events: impl Iterator<Item = (UnboxedEvent<'a>, &'a [u8])>,
     runs: Vec<Run<Recipients>>,
 ) {
     for Run {
@@ -97,13 +95,13 @@ pub(super) fn hand_on<'a>(
                 for (event, record) in run.by_ref() {
                     let event = event.boxed();
                     for sink in &sinks {
-                        sink.kernel_event(event.clone(), &record);
+                        sink.kernel_event(event.clone(), record);
                     }
                 }
             }
         }
         // What a sink left (and a run of no recipient) must not go to the next run's.
-        run.for_each(drop::<(_, Bytes)>);
+        run.for_each(drop);
     }
 }
 
@@ -141,14 +139,14 @@ mod tests {
             self.seen.lock().unwrap().push(event.cookie().0);
         }
 
-        fn kernel_events(&self, events: &mut dyn Iterator<Item = (KernelEvent, Bytes)>) {
+        fn kernel_events(&self, events: &mut dyn Iterator<Item = (KernelEvent, &[u8])>) {
             for (event, _) in events.take(self.take) {
                 self.seen.lock().unwrap().push(event.cookie().0);
             }
         }
     }
 
-    fn event(cookie: u64) -> (UnboxedEvent<'static>, Bytes) {
+    fn event(cookie: u64) -> (UnboxedEvent<'static>, &'static [u8]) {
         let change = TcpStateChange {
             cookie: SocketCookie(cookie),
             client: ClientId(1),
@@ -156,10 +154,7 @@ mod tests {
             old: KernelTcpState::Established,
             new: KernelTcpState::Close,
         };
-        (
-            UnboxedEvent::Event(KernelEvent::TcpState(change)),
-            Bytes::new(),
-        )
+        (UnboxedEvent::Event(KernelEvent::TcpState(change)), &[])
     }
 
     /// The events 1..=8 to a, a, nobody, b, b, a, a and b, a and b (a packet for both).
