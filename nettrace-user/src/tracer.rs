@@ -172,6 +172,26 @@ impl KernelLink {
             Self::Unavailable(_) => Ok(()),
         }
     }
+
+    /// Stops tracing sockets that closed together: through the hub at once, through the
+    /// daemon one by one (each failure said, with its socket).
+    fn unregister_many(&self, cookies: &[SocketCookie]) {
+        match self {
+            Self::Hub(client) => {
+                if let Err(error) = client.unregister_many(cookies) {
+                    tracing::debug!(%error, ?cookies, "unregistering sockets failed");
+                }
+            }
+            Self::Daemon(_) => {
+                for &cookie in cookies {
+                    if let Err(error) = self.unregister(cookie) {
+                        tracing::debug!(%error, %cookie, "unregistering a socket failed");
+                    }
+                }
+            }
+            Self::Unavailable(_) => {}
+        }
+    }
 }
 
 /// How a socket's calls reach the trace: a TCP socket's are counted in the kernel (its
@@ -248,13 +268,23 @@ impl Inner {
                 recorder.kernel_with_implied(event, &mut changed);
             }
         }
-        // Each socket leaves kernel tracing once the application is done with it too.
+        // Each socket leaves kernel tracing once the application is done with it too; those
+        // that leave together, under one hold of each lock that takes.
+        if closed.is_empty() {
+            return;
+        }
         let now = Instant::now();
-        for cookie in closed {
-            let leaving = lock(&self.retiring).done(cookie, Side::Kernel, now);
-            for cookie in leaving {
-                self.unregister(cookie);
+        let mut leaving: SmallVec<[SocketCookie; 32]> = SmallVec::new();
+        {
+            let mut retiring = lock(&self.retiring);
+            for cookie in closed {
+                for cookie in retiring.done(cookie, Side::Kernel, now) {
+                    leaving.push(cookie);
+                }
             }
+        }
+        if let Some(link) = self.kernel.get() {
+            link.unregister_many(&leaving);
         }
     }
 }

@@ -641,15 +641,27 @@ impl KernelClient {
     /// Stops tracing a socket that is closed (or about to be) and capturing its flows; a
     /// socket still open goes on reporting to this client until it closes.
     pub(crate) fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {
-        let socket = lock(&self.hub.clients)
-            .get_mut(&self.id)
-            .and_then(|entry| entry.sockets.remove(&cookie))
-            .unwrap_or_default();
-        // Most sockets have no flow registered (their client does not capture).
-        if !socket.flows.is_empty() {
-            self.hub.forget_flows(cookie, &socket.flows);
+        self.unregister_many(std::slice::from_ref(&cookie))
+    }
+
+    /// [`Self::unregister`] of sockets that closed together (a drain's): each of the hub's
+    /// locks taken once for them all.
+    pub(crate) fn unregister_many(&self, cookies: &[SocketCookie]) -> Result<(), KernelError> {
+        let mut flows: Vec<(SocketCookie, Vec<FlowKey>)> = Vec::new();
+        if let Some(entry) = lock(&self.hub.clients).get_mut(&self.id) {
+            for cookie in cookies {
+                // Most sockets have no flow registered (their client does not capture).
+                if let Some(socket) = entry.sockets.remove(cookie)
+                    && !socket.flows.is_empty()
+                {
+                    flows.push((*cookie, socket.flows));
+                }
+            }
         }
-        self.hub.tracer.unregister(cookie)
+        for (cookie, keys) in flows {
+            self.hub.forget_flows(cookie, &keys);
+        }
+        self.hub.tracer.unregister_many(cookies)
     }
 
     /// Attaches the capture programs to the interfaces of `options` (looked up in the calling
