@@ -31,6 +31,8 @@ pub(crate) struct KernelRec {
     /// At the kernel's times, turned into instants only for a snapshot (the conversion is
     /// one fixed offset, so the times compare as the instants would).
     states: StateChanges,
+    /// The latest time among `states` (zero while there are none).
+    latest_state: KernelTime,
     syn_retransmits: u32,
     retransmits: u32,
     rto_events: u32,
@@ -91,9 +93,11 @@ impl KernelRec {
     /// record stands for).
     pub(crate) fn fold_state(&mut self, change: &TcpStateChange) {
         let state = (change.time, change.old, change.new);
-        // A transition held in the socket's entry comes twice when a snapshot read it
-        // there before the record that carries it.
-        if !self.states.contains(&state) {
+        // A transition held in the socket's entry comes twice when a snapshot read it there
+        // before the record that carries it, with its time: one later than every change so
+        // far (the usual case) is new without a look at them.
+        if change.time > self.latest_state || !self.states.contains(&state) {
+            self.latest_state = self.latest_state.max(change.time);
             self.states.push(state);
         }
     }
