@@ -278,10 +278,11 @@ impl Inner {
         {
             let mut retiring = lock(&self.retiring);
             for cookie in closed {
-                for cookie in retiring.done(cookie, Side::Kernel, now) {
+                if retiring.mark_done(cookie, Side::Kernel, now) {
                     leaving.push(cookie);
                 }
             }
+            leaving.extend(retiring.expired_at(now));
         }
         if let Some(link) = self.kernel.get() {
             link.unregister_many(&leaving);
