@@ -50,6 +50,7 @@ use std::{
     time::Instant,
 };
 
+use smallvec::SmallVec;
 use socket2::Socket;
 use tokio::sync::mpsc;
 
@@ -171,6 +172,26 @@ impl KernelLink {
             Self::Unavailable(_) => Ok(()),
         }
     }
+
+    /// Stops tracing sockets that closed together: through the hub at once, through the
+    /// daemon one by one (each failure said, with its socket).
+    fn unregister_many(&self, cookies: &[SocketCookie]) {
+        match self {
+            Self::Hub(client) => {
+                if let Err(error) = client.unregister_many(cookies) {
+                    tracing::debug!(%error, ?cookies, "unregistering sockets failed");
+                }
+            }
+            Self::Daemon(_) => {
+                for &cookie in cookies {
+                    if let Err(error) = self.unregister(cookie) {
+                        tracing::debug!(%error, %cookie, "unregistering a socket failed");
+                    }
+                }
+            }
+            Self::Unavailable(_) => {}
+        }
+    }
 }
 
 /// How a socket's calls reach the trace: a TCP socket's are counted in the kernel (its
@@ -188,13 +209,13 @@ impl KernelSink for Inner {
         self.record_kernel_events(std::iter::once(UnboxedEvent::Event(event)));
     }
 
-    fn kernel_events(&self, events: &mut dyn Iterator<Item = (KernelEvent, bytes::Bytes)>) {
+    fn kernel_events(&self, events: &mut dyn Iterator<Item = (KernelEvent, &[u8])>) {
         self.record_kernel_events(events.map(|(event, _)| UnboxedEvent::Event(event)));
     }
 
-    fn kernel_events_unboxed(
+    fn kernel_events_unboxed<'a>(
         &self,
-        events: &mut dyn Iterator<Item = (UnboxedEvent, bytes::Bytes)>,
+        events: &mut dyn Iterator<Item = (UnboxedEvent<'a>, &'a [u8])>,
     ) {
         self.record_kernel_events(events.map(|(event, _)| event));
     }
@@ -209,7 +230,7 @@ impl KernelSink for Inner {
 impl Inner {
     /// Kernel events in order: through the translator when there is one (a program's
     /// trace), straight into the recorder otherwise.
-    fn record_kernel_events(&self, events: impl Iterator<Item = UnboxedEvent>) {
+    fn record_kernel_events<'a>(&self, events: impl Iterator<Item = UnboxedEvent<'a>>) {
         if let Some(translator) = self.translator.get() {
             // A sock_ops record may stand for a state transition the kernel sent no record for.
             for event in events
@@ -226,7 +247,8 @@ impl Inner {
             }
             return;
         }
-        let mut closed = Vec::new();
+        // Room for the sockets a drain usually closes (no list grown one push after another).
+        let mut closed: SmallVec<[SocketCookie; 32]> = SmallVec::new();
         let mut changed = |change: &TcpStateChange| {
             if change.new == KernelTcpState::Close {
                 closed.push(change.cookie);
@@ -246,13 +268,24 @@ impl Inner {
                 recorder.kernel_with_implied(event, &mut changed);
             }
         }
-        // Each socket leaves kernel tracing once the application is done with it too.
+        // Each socket leaves kernel tracing once the application is done with it too; those
+        // that leave together, under one hold of each lock that takes.
+        if closed.is_empty() {
+            return;
+        }
         let now = Instant::now();
-        for cookie in closed {
-            let leaving = lock(&self.retiring).done(cookie, Side::Kernel, now);
-            for cookie in leaving {
-                self.unregister(cookie);
+        let mut leaving: SmallVec<[SocketCookie; 32]> = SmallVec::new();
+        {
+            let mut retiring = lock(&self.retiring);
+            for cookie in closed {
+                if retiring.mark_done(cookie, Side::Kernel, now) {
+                    leaving.push(cookie);
+                }
             }
+            leaving.extend(retiring.expired_at(now));
+        }
+        if let Some(link) = self.kernel.get() {
+            link.unregister_many(&leaving);
         }
     }
 }

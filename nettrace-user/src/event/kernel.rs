@@ -1,5 +1,5 @@
 //! Kernel events decoded from ring-buffer records into typed values.
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 use bytes::Bytes;
 
@@ -249,12 +249,20 @@ impl KernelEvent {
     /// ([`SockCallsRecord::held`]) imply the transitions held there so far, which the socket's
     /// next sock_ops record carries again: a transition may come twice, with the same time.
     pub fn implied_state_changes(&self) -> ImpliedStateChanges {
+        self.implied().collect()
+    }
+
+    /// [`Self::implied_state_changes`], read where they lie.
+    pub(crate) fn implied(&self) -> Implied<'_> {
         match self {
-            Self::SockOps(record) => record.implied_state_changes(),
-            Self::SockCalls(totals) => {
-                implied_state_changes(totals.cookie, totals.client, &totals.held, None)
-            }
-            _ => ImpliedStateChanges::default(),
+            Self::SockOps(record) => record.implied(),
+            Self::SockCalls(totals) => Implied {
+                cookie: totals.cookie,
+                client: totals.client,
+                held: &totals.held,
+                after: None,
+            },
+            _ => Implied::NONE,
         }
     }
 
@@ -270,22 +278,41 @@ impl KernelEvent {
 
     /// Decodes one ring-buffer record.
     pub(crate) fn decode(record: &[u8]) -> Result<Self, MalformedRecord> {
-        Self::decode_with(record, |data| Bytes::copy_from_slice(&record[data]))
-            .map(UnboxedEvent::boxed)
+        Self::decode_with(
+            record,
+            |data| Bytes::copy_from_slice(&record[data]),
+            |raw| SockOpsRecord::from_raw(raw).map(Box::new),
+        )
+        .map(DecodedRecord::boxed)
     }
 
-    /// [`Self::decode`] of a record in a shared buffer: a packet's bytes are a view of the
-    /// buffer, not a second copy; a sock_ops record is boxed later ([`UnboxedEvent`]).
-    pub(crate) fn decode_shared(record: &Bytes) -> Result<UnboxedEvent, MalformedRecord> {
-        Self::decode_with(record, |data| record.slice(data))
+    /// [`Self::decode`] of the record at `span` of a shared buffer: a packet's bytes are a
+    /// view of the buffer, not a second copy; a sock_ops record goes to `sock_ops`, which
+    /// decodes it where it is to be kept ([`DecodedRecord`]).
+    pub(crate) fn decode_shared<T>(
+        buffer: &Bytes,
+        span: std::ops::Range<usize>,
+        sock_ops: impl FnOnce(&SockOpsEvent) -> Result<T, MalformedRecord>,
+    ) -> Result<DecodedRecord<T>, MalformedRecord> {
+        let Some(record) = buffer.get(span.clone()) else {
+            return Err(MalformedRecord(format!(
+                "record at {span:?} of a buffer of {} bytes",
+                buffer.len()
+            )));
+        };
+        let packet_data = |data: std::ops::Range<usize>| {
+            buffer.slice(span.start + data.start..span.start + data.end)
+        };
+        Self::decode_with(record, packet_data, sock_ops)
     }
 
     /// Decodes `record`; `packet_data` gives the bytes of a packet at a range already checked
-    /// to lie inside the record.
-    fn decode_with(
+    /// to lie inside the record, `sock_ops` decodes a sock_ops record.
+    fn decode_with<T>(
         record: &[u8],
         packet_data: impl FnOnce(std::ops::Range<usize>) -> Bytes,
-    ) -> Result<UnboxedEvent, MalformedRecord> {
+        sock_ops: impl FnOnce(&SockOpsEvent) -> Result<T, MalformedRecord>,
+    ) -> Result<DecodedRecord<T>, MalformedRecord> {
         let header: EventHeader = read_record(record)?;
         let event = match header.kind {
             event_kind::TCP_STATE => {
@@ -299,8 +326,7 @@ impl KernelEvent {
                 }))
             }
             event_kind::SOCK_OPS => {
-                let e: SockOpsEvent = read_record(record)?;
-                return Ok(UnboxedEvent::SockOps(SockOpsRecord::from_raw(&e)?));
+                return Ok(DecodedRecord::SockOps(with_record(record, sock_ops)??));
             }
             event_kind::SOCK_MSG => {
                 let e: SockMsgEvent = read_record(record)?;
@@ -368,52 +394,117 @@ impl KernelEvent {
                 record.len()
             ))),
         }?;
-        Ok(UnboxedEvent::Event(event))
+        Ok(DecodedRecord::Event(event))
     }
 }
 
-/// The state changes of socket `cookie` (of `client`) that a record holding `held` and
-/// standing for `transition` (at its time) stands for
-/// ([`KernelEvent::implied_state_changes`]).
-fn implied_state_changes(
+/// The state changes an event stands for ([`KernelEvent::implied_state_changes`]) read where
+/// they lie, each made as it is taken: the recorder takes them one by one from the drain's
+/// batch instead of a copy of them all, made for each record.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Implied<'a> {
     cookie: SocketCookie,
     client: ClientId,
-    held: &[Option<HeldStateChange>; HELD_TRANSITIONS],
-    transition: Option<(KernelTime, (KernelTcpState, KernelTcpState))>,
-) -> ImpliedStateChanges {
-    let change = |time, (old, new)| TcpStateChange {
-        cookie,
-        client,
-        time,
-        old,
-        new,
+    /// The transitions held for the record, oldest first (the first ones filled).
+    held: &'a [Option<HeldStateChange>],
+    /// The one it stands for itself, at its time.
+    after: Option<(KernelTime, (KernelTcpState, KernelTcpState))>,
+}
+
+impl<'a> Implied<'a> {
+    /// None at all.
+    const NONE: Implied<'static> = Implied {
+        cookie: SocketCookie(0),
+        client: ClientId(0),
+        held: &[],
+        after: None,
     };
-    ImpliedStateChanges {
-        before: held.map(|held| held.map(|held| change(held.time, (held.old, held.new)))),
-        after: transition.map(|(time, transition)| change(time, transition)),
+
+    fn change(
+        &self,
+        time: KernelTime,
+        (old, new): (KernelTcpState, KernelTcpState),
+    ) -> TcpStateChange {
+        TcpStateChange {
+            cookie: self.cookie,
+            client: self.client,
+            time,
+            old,
+            new,
+        }
+    }
+
+    /// Whether there are none.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.after.is_none() && self.held.iter().all(Option::is_none)
+    }
+
+    /// Those that happened before the record, oldest first.
+    pub(crate) fn before(self) -> impl Iterator<Item = TcpStateChange> + 'a {
+        self.held
+            .iter()
+            .flatten()
+            .map(move |held| self.change(held.time, (held.old, held.new)))
+    }
+
+    /// The one the record stands for itself.
+    pub(crate) fn after(&self) -> Option<TcpStateChange> {
+        self.after
+            .map(|(time, transition)| self.change(time, transition))
+    }
+
+    /// All of them, in the public form.
+    fn collect(self) -> ImpliedStateChanges {
+        let mut before = [None; HELD_TRANSITIONS];
+        for (slot, held) in before.iter_mut().zip(self.held) {
+            *slot = held.map(|held| self.change(held.time, (held.old, held.new)));
+        }
+        ImpliedStateChanges {
+            before,
+            after: self.after(),
+        }
     }
 }
 
-/// A decoded record whose sock_ops record is not boxed yet ([`KernelEvent::decode_shared`]).
-/// The hub decodes a whole drain before it hands any event on. The in-process recorder takes
-/// a sock_ops record as it is, never boxed; a sink that wants a [`KernelEvent`] gets it boxed
-/// as it is handed on ([`Self::boxed`]), so that each box is freed before the next one is
-/// allocated and the allocator hands the same memory back from its thread cache. Boxed all at
-/// once as they were decoded, most boxes missed that cache, for some 300 instructions more
-/// per allocation and free (two records per connection).
+/// A decoded record, its sock_ops record as the decoder's caller had it decoded
+/// ([`KernelEvent::decode_shared`]). The hub decodes a whole drain before it hands any event
+/// on, each sock_ops record straight into its place in the drain's batch
+/// ([`SockOpsRecord::decode_into`]: no value of some 420 bytes moved there), and lends it on
+/// from there as an [`UnboxedEvent`]. The in-process recorder reads it there, never boxed nor
+/// copied; a sink that wants a [`KernelEvent`] gets it boxed as it is handed on
+/// ([`UnboxedEvent::boxed`]), so that each box is freed before the next one is allocated and
+/// the allocator hands the same memory back from its thread cache. Boxed all at once as they
+/// were decoded, most boxes missed that cache, for some 300 instructions more per allocation
+/// and free (two records per connection).
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "unboxed on purpose: boxed as handed on, or never (see above)"
-)]
-pub(crate) enum UnboxedEvent {
+pub(crate) enum DecodedRecord<T> {
     /// Any event but a sock_ops record.
     Event(KernelEvent),
     /// A sock_ops record.
-    SockOps(SockOpsRecord),
+    SockOps(T),
 }
 
-impl UnboxedEvent {
+impl DecodedRecord<Box<SockOpsRecord>> {
+    /// The event.
+    pub(crate) fn boxed(self) -> KernelEvent {
+        match self {
+            Self::Event(event) => event,
+            Self::SockOps(record) => KernelEvent::SockOps(record),
+        }
+    }
+}
+
+/// A decoded event as the hub hands it on: a sock_ops record lent from where the drain
+/// decoded it ([`DecodedRecord`]), any other event moved on.
+#[derive(Debug)]
+pub(crate) enum UnboxedEvent<'a> {
+    /// Any event but a sock_ops record.
+    Event(KernelEvent),
+    /// A sock_ops record.
+    SockOps(&'a SockOpsRecord),
+}
+
+impl UnboxedEvent<'_> {
     /// The socket the event belongs to ([`KernelEvent::cookie`]).
     pub(crate) fn cookie(&self) -> SocketCookie {
         match self {
@@ -422,33 +513,37 @@ impl UnboxedEvent {
         }
     }
 
-    /// The state changes it stands for ([`KernelEvent::implied_state_changes`]).
-    pub(crate) fn implied_state_changes(&self) -> ImpliedStateChanges {
+    /// The state changes it stands for ([`KernelEvent::implied_state_changes`]), where they
+    /// lie.
+    pub(crate) fn implied(&self) -> Implied<'_> {
         match self {
-            Self::Event(event) => event.implied_state_changes(),
-            Self::SockOps(record) => record.implied_state_changes(),
+            Self::Event(event) => event.implied(),
+            Self::SockOps(record) => record.implied(),
         }
     }
 
-    /// When the event happened ([`KernelEvent::time`]).
-    pub(crate) fn time(&self) -> KernelTime {
-        match self {
-            Self::Event(event) => event.time(),
-            Self::SockOps(record) => record.time,
-        }
-    }
-
-    /// The event, its sock_ops record boxed.
+    /// The event, its sock_ops record copied into a box.
     pub(crate) fn boxed(self) -> KernelEvent {
         match self {
             Self::Event(event) => event,
-            Self::SockOps(record) => KernelEvent::SockOps(Box::new(record)),
+            Self::SockOps(record) => KernelEvent::SockOps(Box::new(*record)),
         }
     }
 }
 
 /// Reads a `#[repr(C)]` record from the start of `bytes`, checking its length.
 fn read_record<T: aya::Pod>(bytes: &[u8]) -> Result<T, MalformedRecord> {
+    with_record(bytes, |record: &T| *record)
+}
+
+/// Calls `f` with the `#[repr(C)]` record at the start of `bytes`, checking its length: the
+/// record where it lies when `bytes` are aligned for it (a drain's records mostly are: the
+/// event records' sizes are multiples of 8), a copy of it otherwise. A sock_ops record is
+/// decoded from where it lies, not from a copy of its 264 bytes.
+fn with_record<T: aya::Pod, R>(
+    bytes: &[u8],
+    f: impl FnOnce(&T) -> R,
+) -> Result<R, MalformedRecord> {
     let size = std::mem::size_of::<T>();
     if bytes.len() < size {
         return Err(MalformedRecord(format!(
@@ -457,9 +552,17 @@ fn read_record<T: aya::Pod>(bytes: &[u8]) -> Result<T, MalformedRecord> {
             std::any::type_name::<T>()
         )));
     }
-    // SAFETY: `bytes` holds at least size_of::<T>() bytes (checked above); `T: Pod` is valid for
-    // any bit pattern; read_unaligned makes no alignment assumption about the ring buffer.
-    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+    let start = bytes.as_ptr().cast::<T>();
+    if start.is_aligned() {
+        // SAFETY: `bytes` holds at least size_of::<T>() bytes (checked above) from `start`,
+        // which is aligned for `T` (checked); `T: Pod` is valid for any bit pattern; the
+        // reference lives no longer than the borrow of `bytes`, which nothing can write.
+        Ok(f(unsafe { &*start }))
+    } else {
+        // SAFETY: as above; read_unaligned makes no alignment assumption about the bytes.
+        let record = unsafe { std::ptr::read_unaligned(start) };
+        Ok(f(&record))
+    }
 }
 
 /// The bytes of a `#[repr(C)]` record, as the programs write it (the inverse of
@@ -687,13 +790,61 @@ impl TcpCounters {
 const NO_RTT: u32 = u32::MAX;
 
 impl SockOpsRecord {
-    /// [`KernelEvent::implied_state_changes`] of this record.
-    fn implied_state_changes(&self) -> ImpliedStateChanges {
-        let transition = self.transition.map(|transition| (self.time, transition));
-        implied_state_changes(self.cookie, self.client, &self.held, transition)
+    /// [`KernelEvent::implied`] of this record.
+    fn implied(&self) -> Implied<'_> {
+        Implied {
+            cookie: self.cookie,
+            client: self.client,
+            held: &self.held,
+            after: self.transition.map(|transition| (self.time, transition)),
+        }
     }
 
-    fn from_raw(e: &SockOpsEvent) -> Result<Self, MalformedRecord> {
+    /// A record with nothing in it, for [`Self::decode_into`] to write over.
+    pub(crate) const BLANK: Self = Self {
+        cookie: SocketCookie(0),
+        client: ClientId(0),
+        time: KernelTime(0),
+        op: SockOp::Other(0),
+        local: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+        remote: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+        args: [0; 2],
+        state: KernelTcpState::Close,
+        counters: TcpCounters {
+            srtt_us: 0,
+            snd_cwnd: 0,
+            total_retrans: 0,
+            segs_in: 0,
+            segs_out: 0,
+            min_rtt_us: None,
+            bytes_received: 0,
+            bytes_acked: 0,
+        },
+        calls: SocketCalls {
+            send_calls: 0,
+            recv_calls: 0,
+            would_block: 0,
+            send_errors: 0,
+            recv_errors: 0,
+            last_errno: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+        },
+        transition: None,
+        held: [None; HELD_TRANSITIONS],
+    };
+
+    /// The record of raw record `e`.
+    pub(crate) fn from_raw(e: &SockOpsEvent) -> Result<Self, MalformedRecord> {
+        let mut record = Self::BLANK;
+        record.decode_into(e)?;
+        Ok(record)
+    }
+
+    /// Decodes raw record `e` into this record, field by field, in place of what it held
+    /// (where a record is kept, no decoded value of some 420 bytes is moved there); a
+    /// malformed one leaves it as it was.
+    pub(crate) fn decode_into(&mut self, e: &SockOpsEvent) -> Result<(), MalformedRecord> {
         let ip = |words: &[u32; 4]| -> Result<IpAddr, MalformedRecord> {
             match e.family {
                 family::INET => Ok(IpAddr::V4(Ipv4Addr::from(words[0].to_ne_bytes()))),
@@ -709,41 +860,42 @@ impl SockOpsRecord {
                 ))),
             }
         };
-        Ok(Self {
-            cookie: SocketCookie(e.header.cookie),
-            client: ClientId(e.header.client_id),
-            time: KernelTime(e.header.timestamp_ns),
-            op: SockOp::from(e.op),
-            local: SocketAddr::new(ip(&e.local_addr)?, e.local_port as u16),
-            remote: SocketAddr::new(ip(&e.remote_addr)?, e.remote_port as u16),
-            args: e.args,
-            state: KernelTcpState::from(e.state),
-            counters: TcpCounters {
-                // The kernel keeps srtt in 1/8 microseconds.
-                srtt_us: e.srtt_us >> 3,
-                snd_cwnd: e.snd_cwnd,
-                total_retrans: e.total_retrans,
-                segs_in: e.segs_in,
-                segs_out: e.segs_out,
-                min_rtt_us: (e.record_flags & sock_ops_record::HAS_MIN_RTT != 0)
-                    .then_some(e.min_rtt_us),
-                bytes_received: e.bytes_received,
-                bytes_acked: e.bytes_acked,
-            },
-            calls: e.calls,
-            transition: (e.record_flags & sock_ops_record::TRANSITION != 0).then(|| {
-                (
-                    KernelTcpState::from(e.args[0]),
-                    KernelTcpState::from(e.args[1]),
-                )
-            }),
-            held: held_state_changes(&e.held, e.held_count).ok_or_else(|| {
-                MalformedRecord(format!(
-                    "sock_ops event carrying {} held transitions (at most {HELD_TRANSITIONS})",
-                    e.held_count
-                ))
-            })?,
-        })
+        let local = SocketAddr::new(ip(&e.local_addr)?, e.local_port as u16);
+        let remote = SocketAddr::new(ip(&e.remote_addr)?, e.remote_port as u16);
+        self.held = held_state_changes(&e.held, e.held_count).ok_or_else(|| {
+            MalformedRecord(format!(
+                "sock_ops event carrying {} held transitions (at most {HELD_TRANSITIONS})",
+                e.held_count
+            ))
+        })?;
+        self.cookie = SocketCookie(e.header.cookie);
+        self.client = ClientId(e.header.client_id);
+        self.time = KernelTime(e.header.timestamp_ns);
+        self.op = SockOp::from(e.op);
+        self.local = local;
+        self.remote = remote;
+        self.args = e.args;
+        self.state = KernelTcpState::from(e.state);
+        self.counters = TcpCounters {
+            // The kernel keeps srtt in 1/8 microseconds.
+            srtt_us: e.srtt_us >> 3,
+            snd_cwnd: e.snd_cwnd,
+            total_retrans: e.total_retrans,
+            segs_in: e.segs_in,
+            segs_out: e.segs_out,
+            min_rtt_us: (e.record_flags & sock_ops_record::HAS_MIN_RTT != 0)
+                .then_some(e.min_rtt_us),
+            bytes_received: e.bytes_received,
+            bytes_acked: e.bytes_acked,
+        };
+        self.calls = e.calls;
+        self.transition = (e.record_flags & sock_ops_record::TRANSITION != 0).then(|| {
+            (
+                KernelTcpState::from(e.args[0]),
+                KernelTcpState::from(e.args[1]),
+            )
+        });
+        Ok(())
     }
 }
 

@@ -26,7 +26,6 @@ mod socket_record;
 
 pub(crate) use body_counters::{BodyCounters, BodyState};
 // The fuzz seeds (a test) write records as the programs do.
-pub(crate) use kernel::UnboxedEvent;
 #[cfg(test)]
 pub(crate) use kernel::record_bytes;
 pub use kernel::{
@@ -34,6 +33,7 @@ pub use kernel::{
     MalformedRecord, PacketRecord, SockCallsRecord, SockMsgRecord, SockOp, SockOpsRecord,
     TcpCounters, TcpResetRecord, TcpStateChange,
 };
+pub(crate) use kernel::{DecodedRecord, UnboxedEvent};
 pub use kernel_socket::{
     ConnectCall, KernelProcess, SocketCreated, SocketProtocol, SocketReleased,
 };

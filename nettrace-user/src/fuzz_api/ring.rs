@@ -14,7 +14,7 @@ use crate::{
         link::Incoming,
         protocol::{Frame, MAX_RECORD},
     },
-    event::KernelEvent,
+    event::{DecodedRecord, KernelEvent, SockOpsRecord},
 };
 
 /// Decodes `data` as one ring-buffer record both ways and checks that they agree, that a
@@ -23,7 +23,10 @@ use crate::{
 /// (and hands on one that does).
 pub fn ring_record(data: &[u8]) {
     let copied = KernelEvent::decode(data);
-    let shared = KernelEvent::decode_shared(&Bytes::copy_from_slice(data)).map(|e| e.boxed());
+    let shared = KernelEvent::decode_shared(&Bytes::copy_from_slice(data), 0..data.len(), |raw| {
+        SockOpsRecord::from_raw(raw).map(Box::new)
+    })
+    .map(DecodedRecord::boxed);
     assert_eq!(copied, shared, "both decoders agree");
     if let Ok(event) = &copied {
         let kind = header_kind(data).expect("a decoded record has a header");

@@ -40,6 +40,10 @@ pub(super) struct Armed {
     ports: Array<MapData, u32>,
     /// The generation written while armed (never zero).
     generation: u32,
+    /// The sockets held, by cookie: apart from the other holds, a key a quarter of a
+    /// [`Hold`]'s size to hash and move at every traced socket's release.
+    sockets: HashSet<u64>,
+    /// The flows and interfaces held.
     holds: HashSet<Hold>,
     /// Traced cgroups: their programs register sockets in the kernel, unseen here.
     cgroups: usize,
@@ -57,6 +61,7 @@ impl Armed {
             flag,
             ports,
             generation: 0,
+            sockets: HashSet::default(),
             holds: HashSet::default(),
             cgroups: 0,
             written: 0,
@@ -88,14 +93,21 @@ impl Armed {
     /// Takes `hold`; call it before the registration it stands for reaches a map.
     pub(super) fn hold(&mut self, hold: Hold) -> Result<(), KernelError> {
         self.set_if_idle()?;
-        self.holds.insert(hold);
+        match hold {
+            Hold::Socket(cookie) => self.sockets.insert(cookie),
+            other => self.holds.insert(other),
+        };
         Ok(())
     }
 
     /// Releases `hold`; call it after the registration it stands for was undone (or failed
     /// to reach it). Releasing what is not held does nothing.
     pub(super) fn release(&mut self, hold: &Hold) -> Result<(), KernelError> {
-        if self.holds.remove(hold) {
+        let held = match hold {
+            Hold::Socket(cookie) => self.sockets.remove(cookie),
+            other => self.holds.remove(other),
+        };
+        if held {
             self.clear_if_idle()?;
         }
         Ok(())
@@ -132,7 +144,7 @@ impl Armed {
 
     /// Whether anything holds the flag.
     fn is_held(&self) -> bool {
-        !self.holds.is_empty() || self.cgroups > 0
+        !self.sockets.is_empty() || !self.holds.is_empty() || self.cgroups > 0
     }
 
     fn set_if_idle(&mut self) -> Result<(), KernelError> {

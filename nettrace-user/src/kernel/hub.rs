@@ -20,9 +20,11 @@ use nettrace_common::{
     CaptureClient, CaptureInterface, FlowKey, TracedFlow, capture_flags, limits, socket_flags,
 };
 
+mod batch;
 mod route;
 
-use route::Recipients;
+use batch::{DecodedBatch, EventRef};
+use route::{Destination, Recipients};
 
 use super::{
     CaptureInterfaceInfo, CaptureLinks, CgroupLinks, ClientId, FlowProtocol, KernelConfig,
@@ -44,16 +46,19 @@ pub(crate) trait KernelSink: Send + Sync {
     /// Consecutive events of one drain, in order (by default, one [`Self::kernel_event`]
     /// call each; a sink with a lock per event takes it once here instead). Events the sink
     /// leaves in `events` are dropped.
-    fn kernel_events(&self, events: &mut dyn Iterator<Item = (KernelEvent, Bytes)>) {
+    fn kernel_events(&self, events: &mut dyn Iterator<Item = (KernelEvent, &[u8])>) {
         for (event, record) in events {
-            self.kernel_event(event, &record);
+            self.kernel_event(event, record);
         }
     }
 
-    /// [`Self::kernel_events`] of a drain's events, whose sock_ops records are not boxed
-    /// yet: by default boxed as they are handed on; a sink that needs no box takes them as
-    /// they are (an allocation and a free fewer per record).
-    fn kernel_events_unboxed(&self, events: &mut dyn Iterator<Item = (UnboxedEvent, Bytes)>) {
+    /// [`Self::kernel_events`] of a drain's events, whose sock_ops records are lent, not
+    /// boxed: by default boxed as they are handed on; a sink that needs no box reads them
+    /// where they are (an allocation, a free and a copy fewer per record).
+    fn kernel_events_unboxed<'a>(
+        &self,
+        events: &mut dyn Iterator<Item = (UnboxedEvent<'a>, &'a [u8])>,
+    ) {
         self.kernel_events(&mut events.map(|(event, record)| (event.boxed(), record)));
     }
 
@@ -64,22 +69,23 @@ pub(crate) trait KernelSink: Send + Sync {
 }
 
 /// The client `id`, if it is still there.
-fn owner(clients: &HashMap<ClientId, ClientEntry>, id: &ClientId) -> Recipients {
+fn owner(clients: &HashMap<ClientId, ClientEntry>, id: ClientId) -> Recipients {
     clients
-        .get(id)
+        .get(&id)
         .and_then(|entry| entry.sink.upgrade())
         .map_or(Recipients::None, Recipients::One)
 }
 
 /// The client a sock_ops record goes to (its socket's); at a connect of a client that
-/// captures, the flow keys the program registered are remembered with the socket.
-fn sock_ops_recipients(
+/// captures, the flow keys the program registered are remembered with the socket. Inlined
+/// into the drain, as [`KernelHub::destination`] is (see [`batch`]).
+#[inline]
+fn sock_ops_destination(
     clients: &mut HashMap<ClientId, ClientEntry>,
     ops: &SockOpsRecord,
-) -> Recipients {
-    let entry = clients.get_mut(&ops.client);
+) -> Destination {
     if ops.op == SockOp::Connect
-        && let Some(entry) = entry
+        && let Some(entry) = clients.get_mut(&ops.client)
         && entry.capture.is_some()
         && let Some(socket) = entry.sockets.get_mut(&ops.cookie)
     {
@@ -92,7 +98,7 @@ fn sock_ops_recipients(
             }
         }
     }
-    owner(clients, &ops.client)
+    Destination::Client(ops.client)
 }
 
 /// The process-wide hub, alive while some client holds it.
@@ -105,13 +111,22 @@ pub(crate) struct KernelHub {
     packets: Mutex<KernelEvents>,
     /// Held through a whole drain (taking and handing on), so that a drain that finds the
     /// rings empty returns only after the events another drain took are handed on; holds
-    /// the buffer each drain copies the records into.
-    draining: Mutex<RecordBatch>,
+    /// what each drain fills.
+    draining: Mutex<Draining>,
     clients: Mutex<HashMap<ClientId, ClientEntry>>,
     /// Interfaces with capture programs attached, and who captures on them.
     interfaces: Mutex<HashMap<InterfaceKey, AttachedInterface>>,
     /// Tells the ring-watching thread to end.
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+/// What every drain fills, kept from one to the next (see [`KernelHub::draining`]).
+#[derive(Default)]
+struct Draining {
+    /// The records copied out of the rings and lanes.
+    records: RecordBatch,
+    /// The events decoded from them.
+    decoded: DecodedBatch,
 }
 
 /// How long the programs stay armed after the last socket left (see [`super::armed`]): a
@@ -122,10 +137,6 @@ const DISARM_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Events with the ring-buffer records they were decoded from, as a sink takes them.
 type EventBatch = Vec<(KernelEvent, Bytes)>;
-
-/// A drain's events with the ring-buffer records they were decoded from, their sock_ops
-/// records boxed only as they are handed on ([`UnboxedEvent`]).
-type DecodedBatch = Vec<(UnboxedEvent, Bytes)>;
 
 struct ClientEntry {
     sink: Weak<dyn KernelSink>,
@@ -212,7 +223,7 @@ impl KernelHub {
             tracer,
             events: Mutex::new(events),
             packets: Mutex::new(packets),
-            draining: Mutex::new(RecordBatch::default()),
+            draining: Mutex::new(Draining::default()),
             clients: Mutex::new(HashMap::default()),
             interfaces: Mutex::new(HashMap::default()),
             stop: Mutex::new(Some(stop_tx)),
@@ -256,54 +267,49 @@ impl KernelHub {
     /// Takes every event and packet in the ring buffers now and hands each to its client;
     /// returns once every event taken before the call (by any drain) has been handed on.
     pub(crate) fn drain(&self) {
-        let mut records = lock(&self.draining);
-        lock(&self.events).drain_records(&mut records);
-        lock(&self.packets).drain_records(&mut records);
+        let mut draining = lock(&self.draining);
+        let Draining {
+            records,
+            decoded: batch,
+        } = &mut *draining;
+        lock(&self.events).drain_records(records);
+        lock(&self.packets).drain_records(records);
         let (bytes, spans) = records.take_shared();
-        let mut batch = Vec::with_capacity(spans.len());
-        for span in spans {
-            let record = bytes.slice(span);
-            match KernelEvent::decode_shared(&record) {
-                Ok(event) => batch.push((event, record)),
-                Err(error) => tracing::warn!(%error, "skipping a kernel event"),
-            }
-        }
+        batch.decode(&bytes, spans);
         if batch.is_empty() {
             return;
         }
         // The two rings interleaved in time, so that a packet is handled after the events
         // that came before it (a connect before its first datagram), and the lanes of each
-        // CPU with them. In order already when one ring or one lane brought them all (a
-        // quiet drain): checked first, as the sort would allocate its scratch space for a
-        // batch of more than a few events.
-        if !batch.is_sorted_by_key(|(event, _)| event.time()) {
-            batch.sort_by_key(|(event, _)| event.time());
-        }
+        // CPU with them.
+        batch.sort_by_time();
         // Routed under one lock of the clients, handed on outside it: a sink takes its own
         // locks (the recorder's) and may unregister a socket, which takes the clients' lock.
         // Consecutive events of one client travel together: one call, one lock of its
         // recorder per run instead of per event.
         let runs = {
             let mut clients = lock(&self.clients);
-            route::runs(
+            let runs = route::group(
                 batch
                     .iter()
-                    .map(|(event, _)| self.recipients(&mut clients, event)),
-            )
+                    .map(|event| self.destination(&mut clients, event)),
+            );
+            route::resolve(runs, |id| owner(&clients, id))
         };
-        route::hand_on(batch, runs);
+        route::hand_on(batch.take(&bytes), runs);
     }
 
-    /// The clients an event goes to: its socket's client, or for a packet of no flow (ICMP,
-    /// ARP), every client that asked for such packets on its interface.
-    fn recipients(
+    /// Where an event goes: to its socket's client, or for a packet of no flow (ICMP, ARP),
+    /// to every client that asked for such packets on its interface.
+    #[inline]
+    fn destination(
         &self,
         clients: &mut HashMap<ClientId, ClientEntry>,
-        event: &UnboxedEvent,
-    ) -> Recipients {
+        event: EventRef<'_>,
+    ) -> Destination {
         let event = match event {
-            UnboxedEvent::SockOps(ops) => return sock_ops_recipients(clients, ops),
-            UnboxedEvent::Event(event) => event,
+            EventRef::SockOps(ops) => return sock_ops_destination(clients, ops),
+            EventRef::Event(event) => event,
         };
         let captures_on = |capture: &ClientCapture, index: u32| {
             capture.interfaces.iter().any(|key| key.index == index)
@@ -311,7 +317,7 @@ impl KernelHub {
         match event {
             KernelEvent::Packet(packet) if packet.client == ClientId::ANY => {
                 let arp = self.is_arp(packet.ifindex, &packet.data);
-                Recipients::Many(
+                Destination::Many(
                     clients
                         .values()
                         .filter(|entry| {
@@ -323,9 +329,8 @@ impl KernelHub {
                         .collect(),
                 )
             }
-            KernelEvent::Packet(packet) => clients
-                .get(&packet.client)
-                .filter(|entry| {
+            KernelEvent::Packet(packet) => {
+                let captured = clients.get(&packet.client).is_some_and(|entry| {
                     // Copies of the cgroup programs (DNS, TLS handshakes) are seen on no
                     // interface and go to the cgroup's client whether it captures or not.
                     packet.ifindex == nettrace_common::CGROUP_PACKET_IFINDEX
@@ -333,18 +338,22 @@ impl KernelHub {
                             .capture
                             .as_ref()
                             .is_some_and(|c| captures_on(c, packet.ifindex))
-                })
-                .and_then(|entry| entry.sink.upgrade())
-                .map_or(Recipients::None, Recipients::One),
-            KernelEvent::SockOps(ops) => sock_ops_recipients(clients, ops),
+                });
+                if captured {
+                    Destination::Client(packet.client)
+                } else {
+                    Destination::Nowhere
+                }
+            }
+            KernelEvent::SockOps(ops) => sock_ops_destination(clients, ops),
             KernelEvent::SocketCreated(created) => {
                 // Registered by the kernel: remembered so that it is removed with the client.
                 if let Some(entry) = clients.get_mut(&created.client) {
                     entry.sockets.entry(created.cookie).or_default();
                 }
-                owner(clients, &created.client)
+                Destination::Client(created.client)
             }
-            other => owner(clients, &other.client()),
+            other => Destination::Client(other.client()),
         }
     }
 
@@ -632,12 +641,27 @@ impl KernelClient {
     /// Stops tracing a socket that is closed (or about to be) and capturing its flows; a
     /// socket still open goes on reporting to this client until it closes.
     pub(crate) fn unregister(&self, cookie: SocketCookie) -> Result<(), KernelError> {
-        let socket = lock(&self.hub.clients)
-            .get_mut(&self.id)
-            .and_then(|entry| entry.sockets.remove(&cookie))
-            .unwrap_or_default();
-        self.hub.forget_flows(cookie, &socket.flows);
-        self.hub.tracer.unregister(cookie)
+        self.unregister_many(std::slice::from_ref(&cookie))
+    }
+
+    /// [`Self::unregister`] of sockets that closed together (a drain's): each of the hub's
+    /// locks taken once for them all.
+    pub(crate) fn unregister_many(&self, cookies: &[SocketCookie]) -> Result<(), KernelError> {
+        let mut flows: Vec<(SocketCookie, Vec<FlowKey>)> = Vec::new();
+        if let Some(entry) = lock(&self.hub.clients).get_mut(&self.id) {
+            for cookie in cookies {
+                // Most sockets have no flow registered (their client does not capture).
+                if let Some(socket) = entry.sockets.remove(cookie)
+                    && !socket.flows.is_empty()
+                {
+                    flows.push((*cookie, socket.flows));
+                }
+            }
+        }
+        for (cookie, keys) in flows {
+            self.hub.forget_flows(cookie, &keys);
+        }
+        self.hub.tracer.unregister_many(cookies)
     }
 
     /// Whether the programs reported a transition to CLOSE of the open TCP socket `socket`
@@ -792,7 +816,8 @@ impl KernelClient {
         let entries = self.read_entries(wanted);
         self.hub.drain();
         if let Some((sink, events)) = entries {
-            sink.kernel_events(&mut events.into_iter());
+            let (events, records): (Vec<KernelEvent>, Vec<Bytes>) = events.into_iter().unzip();
+            sink.kernel_events(&mut events.into_iter().zip(records.iter().map(|r| &r[..])));
         }
     }
 

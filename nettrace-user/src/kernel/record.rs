@@ -19,15 +19,32 @@ const KEPT_SPANS: usize = KEPT_BYTES / 64;
 /// records are dropped (as soon as they are handed on, unless a packet is kept), the next
 /// drain writes into the same memory, with no allocation, instead of a new buffer per drain
 /// that was regrown (and copied) whenever a drain outgrew the one before.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RecordBatch {
     bytes: BytesMut,
     spans: Vec<Range<usize>>,
 }
 
+impl Default for RecordBatch {
+    fn default() -> Self {
+        Self {
+            bytes: BytesMut::with_capacity(KEPT_BYTES),
+            spans: Vec::new(),
+        }
+    }
+}
+
 impl RecordBatch {
     /// Appends a copy of one record.
     pub(crate) fn push(&mut self, record: &[u8]) {
+        if self.spans.is_empty() {
+            // A drain's first record: the whole buffer again if the last drain's views are
+            // all gone (nothing allocated, nothing copied), rather than the room left after
+            // them, which a drain outgrew every few drains and then copied its records so
+            // far into a new buffer. While views are kept (captured packets), the rest of
+            // the buffer serves.
+            let _whole_again = self.bytes.try_reclaim(KEPT_BYTES);
+        }
         let start = self.bytes.len();
         self.bytes.extend_from_slice(record);
         self.spans.push(start..self.bytes.len());
@@ -44,7 +61,7 @@ impl RecordBatch {
         // `BytesMut` reclaims the whole of it rather than allocating.
         let bytes = self.bytes.split().freeze();
         if bytes.len() > KEPT_BYTES {
-            self.bytes = BytesMut::new();
+            self.bytes = BytesMut::with_capacity(KEPT_BYTES);
         }
         (bytes, self.spans.drain(..))
     }
@@ -77,7 +94,7 @@ mod tests {
         let records: Vec<&[u8]> = spans.map(|span| &second[span]).collect();
         assert_eq!(records, [&b"second"[..], b"third"]);
         assert_eq!(&first[..], b"first");
-        let start = second.as_ptr();
+        let start = first.as_ptr();
         drop((first, second));
         // Once they are dropped, the buffer is reused.
         batch.push(b"fourth");
@@ -87,7 +104,7 @@ mod tests {
         assert_eq!(
             fourth.as_ptr(),
             start,
-            "written where the second drain's records were"
+            "written at the start of the buffer, where the first drain's records were"
         );
         assert!(batch.take_shared().0.is_empty());
     }

@@ -1,7 +1,6 @@
 //! Kernel events folded into a connection's kernel facts, and their snapshot form.
-use std::time::Instant;
-
 use nettrace_common::SocketCalls;
+use smallvec::SmallVec;
 
 use crate::{
     KernelTime,
@@ -21,10 +20,19 @@ const EAGAIN: i32 = 11;
 /// CLOSE.
 const USUAL_STATE_CHANGES: usize = 6;
 
+/// A connection's state changes in the order they came: kept in the record itself for the
+/// usual connection (no allocation by the thread that records kernel events, no free by the
+/// one that drops the record), on the heap beyond.
+type StateChanges = SmallVec<[(KernelTime, KernelTcpState, KernelTcpState); USUAL_STATE_CHANGES]>;
+
 /// What the kernel reported about one connection so far.
 #[derive(Debug, Default)]
 pub(crate) struct KernelRec {
-    states: Vec<(Instant, KernelTcpState, KernelTcpState)>,
+    /// At the kernel's times, turned into instants only for a snapshot (the conversion is
+    /// one fixed offset, so the times compare as the instants would).
+    states: StateChanges,
+    /// The latest time among `states` (zero while there are none).
+    latest_state: KernelTime,
     syn_retransmits: u32,
     retransmits: u32,
     rto_events: u32,
@@ -84,15 +92,12 @@ impl KernelRec {
     /// Folds one state change of this connection (a [`KernelEvent::TcpState`], or one a
     /// record stands for).
     pub(crate) fn fold_state(&mut self, change: &TcpStateChange) {
-        if self.states.is_empty() {
-            // One allocation for the usual connection, not a first of four entries
-            // regrown to eight.
-            self.states.reserve_exact(USUAL_STATE_CHANGES);
-        }
-        let state = (change.time.to_instant(), change.old, change.new);
-        // A transition held in the socket's entry comes twice when a snapshot read it
-        // there before the record that carries it.
-        if !self.states.contains(&state) {
+        let state = (change.time, change.old, change.new);
+        // A transition held in the socket's entry comes twice when a snapshot read it there
+        // before the record that carries it, with its time: one later than every change so
+        // far (the usual case) is new without a look at them.
+        if change.time > self.latest_state || !self.states.contains(&state) {
+            self.latest_state = self.latest_state.max(change.time);
             self.states.push(state);
         }
     }
@@ -197,7 +202,7 @@ impl KernelRec {
                 .states
                 .iter()
                 .map(|(at, from, to)| KernelStateChange {
-                    at: clock.stamp(Some(*at)),
+                    at: clock.stamp(Some(at.to_instant())),
                     from: state_name(*from),
                     to: state_name(*to),
                 })

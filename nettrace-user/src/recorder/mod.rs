@@ -474,17 +474,15 @@ impl Recorder {
     /// looked up once for them all (they are of one socket), not once per change.
     pub(crate) fn kernel_with_implied(
         &mut self,
-        event: UnboxedEvent,
+        event: UnboxedEvent<'_>,
         mut changed: impl FnMut(&TcpStateChange),
     ) {
-        let implied = event.implied_state_changes();
-        // A sock_ops record is never moved here (each move is a copy of it).
+        let implied = event.implied();
         if let UnboxedEvent::Event(inner) = &event {
             if let KernelEvent::TcpState(change) = inner {
                 changed(change);
             }
-            if implied.before.iter().all(Option::is_none)
-                && implied.after.is_none()
+            if implied.is_empty()
                 && let UnboxedEvent::Event(event) = event
             {
                 self.kernel(event);
@@ -492,20 +490,21 @@ impl Recorder {
             }
         }
         let mut kernel = self.kernel_rec(event.cookie());
-        for change in implied.before.iter().flatten() {
-            changed(change);
+        for change in implied.before() {
+            changed(&change);
             if let Some(kernel) = kernel.as_deref_mut() {
-                kernel.fold_state(change);
+                kernel.fold_state(&change);
             }
         }
+        let after = implied.after();
         if let Some(kernel) = kernel.as_deref_mut() {
             // A sock_ops record of the hub is folded where it lies, never boxed.
             match event {
                 UnboxedEvent::Event(event) => kernel.fold(event),
-                UnboxedEvent::SockOps(ref record) => kernel.fold_sock_ops(record),
+                UnboxedEvent::SockOps(record) => kernel.fold_sock_ops(record),
             }
         }
-        if let Some(change) = &implied.after {
+        if let Some(change) = &after {
             changed(change);
             if let Some(kernel) = kernel {
                 kernel.fold_state(change);

@@ -60,7 +60,16 @@ impl Retiring {
         side: Side,
         now: Instant,
     ) -> impl Iterator<Item = SocketCookie> + use<> {
-        let leaves = match side {
+        self.mark_done(cookie, side, now)
+            .then_some(cookie)
+            .into_iter()
+            .chain(self.expired_at(now))
+    }
+
+    /// [`Self::done`] without the sweep: whether `cookie` leaves. For sockets closed together
+    /// (a drain's), followed by one [`Self::expired_at`] for them all.
+    pub(super) fn mark_done(&mut self, cookie: SocketCookie, side: Side, now: Instant) -> bool {
+        match side {
             Side::Application => {
                 let leaves = self.closed.remove(&cookie);
                 if !leaves {
@@ -75,11 +84,7 @@ impl Retiring {
                 }
                 leaves
             }
-        };
-        leaves
-            .then_some(cookie)
-            .into_iter()
-            .chain(self.expired_at(now))
+        }
     }
 
     /// The sockets the application closed more than [`RETIRE_WAIT`] before `now`, which
