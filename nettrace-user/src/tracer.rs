@@ -284,7 +284,9 @@ impl Inner {
             }
             leaving.extend(retiring.expired_at(now));
         }
-        if let Some(link) = self.kernel.get() {
+        if let Some(link) = self.kernel.get()
+            && !leaving.is_empty()
+        {
             link.unregister_many(&leaving);
         }
     }
@@ -427,7 +429,11 @@ impl EventSink for Inner {
             .and_then(KernelLink::hub)
             .map(|client| client.close_reported(socket, cookie));
         match reported {
-            Some(Ok(Some(false))) => self.unregister(cookie),
+            Some(Ok(Some(false))) => {
+                // Remembered as gone without its CLOSE, so that a late one is not waited for.
+                lock(&self.retiring).left_without_close(cookie, Instant::now());
+                self.unregister(cookie);
+            }
             Some(Err(error)) => {
                 tracing::debug!(%error, %cookie, "reading a failed socket's entry failed");
                 self.tcp_socket_closed(cookie);
@@ -934,7 +940,17 @@ mod tests {
             }
             other => panic!("expected a failed connect, got {:?}", other.map(|_| ())),
         }
+        let cookie = match tracer.inner.kernel.get() {
+            Some(KernelLink::Hub(client)) => {
+                let cookies: Vec<SocketCookie> = lock(&tracer.inner.retiring).expired_cookies();
+                assert_eq!(cookies.len(), 1, "left without its CLOSE: {cookies:?}");
+                // No longer traced by the client's slot.
+                assert!(!client.traces(cookies[0]));
+                cookies[0]
+            }
+            _ => panic!("the hub is the tracer's kernel link"),
+        };
         // Not left waiting (ten minutes) for a CLOSE.
-        assert_eq!(lock(&tracer.inner.retiring).remembered(), 0);
+        assert!(!lock(&tracer.inner.retiring).waits_for(cookie));
     }
 }

@@ -51,7 +51,7 @@ struct Burst {
 enum Cpus {
     /// Wherever the scheduler runs the test.
     Any,
-    /// All on CPU 0: one lane takes them, the ring what that lane has no room for.
+    /// All on one CPU: its lane takes them, the ring what that lane has no room for.
     First,
 }
 
@@ -167,17 +167,29 @@ async fn a_full_lanes_calls_and_the_rings_after_them_come_out_in_time_order() {
     );
 }
 
-/// Pins the calling thread to CPU 0.
+/// Pins the calling thread to the first CPU it may run on (a lane is a CPU's, whichever).
 fn pin_to_first_cpu() {
-    // SAFETY: a zeroed `cpu_set_t` is an empty set; CPU_SET and sched_setaffinity only read
-    // and write the set passed, which lives on this stack for the calls.
+    // SAFETY: a zeroed `cpu_set_t` is an empty set; sched_getaffinity, CPU_ISSET, CPU_ZERO,
+    // CPU_SET and sched_setaffinity only read and write the set passed, which lives on this
+    // stack for the calls.
     unsafe {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
         assert_eq!(
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            libc::sched_getaffinity(0, size, &mut set),
             0,
-            "pinning to CPU 0: {}",
+            "reading the CPUs allowed: {}",
+            std::io::Error::last_os_error()
+        );
+        let first = (0..libc::CPU_SETSIZE as usize)
+            .find(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .expect("the thread may run on some CPU");
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(first, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, size, &set),
+            0,
+            "pinning to CPU {first}: {}",
             std::io::Error::last_os_error()
         );
     }

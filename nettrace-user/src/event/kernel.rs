@@ -540,6 +540,11 @@ fn read_record<T: aya::Pod>(bytes: &[u8]) -> Result<T, MalformedRecord> {
 /// record where it lies when `bytes` are aligned for it (a drain's records mostly are: the
 /// event records' sizes are multiples of 8), a copy of it otherwise. A sock_ops record is
 /// decoded from where it lies, not from a copy of its 264 bytes.
+///
+/// Nothing may write `bytes` while they are borrowed, which holds for every record decoded
+/// here: a private copy (a drain's batch, a daemon's frame), a committed ring-buffer record
+/// (the kernel writes none again before the reader releases it), or a lane's slot before the
+/// reader's count moves past it (the programs write only slots that count has freed).
 fn with_record<T: aya::Pod, R>(
     bytes: &[u8],
     f: impl FnOnce(&T) -> R,
@@ -556,7 +561,8 @@ fn with_record<T: aya::Pod, R>(
     if start.is_aligned() {
         // SAFETY: `bytes` holds at least size_of::<T>() bytes (checked above) from `start`,
         // which is aligned for `T` (checked); `T: Pod` is valid for any bit pattern; the
-        // reference lives no longer than the borrow of `bytes`, which nothing can write.
+        // reference lives no longer than the borrow of `bytes`, which nothing writes meanwhile
+        // (see above: a private copy, a committed ring record or a lane slot not yet freed).
         Ok(f(unsafe { &*start }))
     } else {
         // SAFETY: as above; read_unaligned makes no alignment assumption about the bytes.

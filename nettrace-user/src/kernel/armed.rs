@@ -22,6 +22,7 @@ use nettrace_common::{FlowKey, map_name};
 use rustc_hash::FxHashSet as HashSet;
 
 use super::{KernelError, tracer::map_error};
+use crate::SocketCookie;
 
 /// One reason to keep the flag set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -108,6 +109,19 @@ impl Armed {
             other => self.holds.remove(other),
         };
         if held {
+            self.clear_if_idle()?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::release`] of the holds of many sockets: all removed, then the flag cleared
+    /// once if nothing holds it any more.
+    pub(super) fn release_sockets(&mut self, cookies: &[SocketCookie]) -> Result<(), KernelError> {
+        let mut released = false;
+        for cookie in cookies {
+            released |= self.sockets.remove(&cookie.0);
+        }
+        if released {
             self.clear_if_idle()?;
         }
         Ok(())

@@ -17,8 +17,10 @@
 //! ```
 use std::{error::Error, io};
 
-/// Why loading, attaching or using the eBPF programs failed.
+/// Why loading, attaching or using the eBPF programs failed. More reasons may come: a match
+/// on it needs a catch-all arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KernelError {
     /// The process may not load BPF programs (needs root or CAP_BPF and CAP_NET_ADMIN).
     #[error("not permitted to load eBPF programs (needs root or CAP_BPF + CAP_NET_ADMIN)")]

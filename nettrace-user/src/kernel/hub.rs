@@ -677,6 +677,14 @@ impl KernelClient {
         Ok(entry.map(|entry| entry.flags & socket_flags::CLOSED != 0))
     }
 
+    /// Whether this client has `cookie` among its traced sockets.
+    #[cfg(test)]
+    pub(crate) fn traces(&self, cookie: SocketCookie) -> bool {
+        lock(&self.hub.clients)
+            .get(&self.id)
+            .is_some_and(|entry| entry.sockets.contains_key(&cookie))
+    }
+
     /// Attaches the capture programs to the interfaces of `options` (looked up in the calling
     /// thread's network namespace) and sets how this client captures. Returns the interfaces.
     pub(crate) fn start_capture(

@@ -38,11 +38,12 @@ impl RecordBatch {
     /// Appends a copy of one record.
     pub(crate) fn push(&mut self, record: &[u8]) {
         if self.spans.is_empty() {
-            // A drain's first record: the whole buffer again if the last drain's views are
-            // all gone (nothing allocated, nothing copied), rather than the room left after
-            // them, which a drain outgrew every few drains and then copied its records so
-            // far into a new buffer. While views are kept (captured packets), the rest of
-            // the buffer serves.
+            // A drain's first record: room for a whole drain without a new buffer. When less
+            // than that is left after the last drain's records and their views are all gone,
+            // `try_reclaim` moves back to the buffer's start (nothing allocated, nothing
+            // copied); otherwise the room left serves. Before, a drain outgrew the room left
+            // every few drains and copied its records so far into a new buffer. While views
+            // are kept (captured packets), the rest of the buffer serves.
             let _whole_again = self.bytes.try_reclaim(KEPT_BYTES);
         }
         let start = self.bytes.len();

@@ -354,11 +354,7 @@ impl KernelTracer {
 
     /// [`Self::unregister`] for many closed sockets at once.
     pub fn unregister_many(&self, cookies: &[SocketCookie]) -> Result<(), KernelError> {
-        let mut armed = lock(&self.armed);
-        for cookie in cookies {
-            armed.release(&Hold::Socket(cookie.0))?;
-        }
-        Ok(())
+        lock(&self.armed).release_sockets(cookies)
     }
 
     /// Keeps the programs armed for `delay` after the last registration left (`None`, the

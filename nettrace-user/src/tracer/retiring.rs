@@ -87,6 +87,13 @@ impl Retiring {
         }
     }
 
+    /// `cookie` leaves at `now` without its CLOSE, whose record no program sent (a socket
+    /// whose `connect()` failed before it left CLOSE): a CLOSE that came all the same would
+    /// find it among the expired ones, not wait in vain for the application.
+    pub(super) fn left_without_close(&mut self, cookie: SocketCookie, now: Instant) {
+        self.expired.insert(cookie, now);
+    }
+
     /// The sockets the application closed more than [`RETIRE_WAIT`] before `now`, which
     /// leave; looked for at most every [`SWEEP_EVERY`] (empty otherwise).
     pub(super) fn expired_at(&mut self, now: Instant) -> Vec<SocketCookie> {
@@ -114,6 +121,18 @@ impl Retiring {
             self.expired.insert(*cookie, now);
         }
         leaving
+    }
+
+    /// The sockets that left without their CLOSE, still remembered.
+    #[cfg(test)]
+    pub(super) fn expired_cookies(&self) -> Vec<SocketCookie> {
+        self.expired.keys().copied().collect()
+    }
+
+    /// Whether `cookie` waits for its CLOSE (closed by the application, CLOSE not seen).
+    #[cfg(test)]
+    pub(super) fn waits_for(&self, cookie: SocketCookie) -> bool {
+        self.dropped.contains_key(&cookie)
     }
 
     /// Sockets remembered, in all three sets.
