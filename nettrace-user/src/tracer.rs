@@ -905,14 +905,10 @@ mod tests {
 
     #[test]
     fn a_socket_whose_connect_never_left_close_leaves_kernel_tracing_at_once() {
-        const TEST: &str = "a_socket_whose_connect_never_left_close_leaves_kernel_tracing_at_once";
-        let hub = match KernelHub::shared(&crate::kernel::KernelConfig::default()) {
-            Ok(hub) => hub,
-            Err(error @ KernelError::NotPermitted(_)) => {
-                crate::test_support::skipped(TEST, error);
-                return;
-            }
-            Err(error) => panic!("loading the programs: {error}"),
+        let Some(hub) = KernelHub::shared_or_skip(
+            "a_socket_whose_connect_never_left_close_leaves_kernel_tracing_at_once",
+        ) else {
+            return;
         };
         let tracer = tracer();
         tracer.attach_kernel(&hub).expect("attached");

@@ -915,6 +915,20 @@ impl Drop for KernelClient {
 }
 
 impl KernelHub {
+    /// The process's hub for test `test`, or `None` (said loudly) without the privileges to
+    /// load the programs.
+    #[cfg(test)]
+    pub(crate) fn shared_or_skip(test: &str) -> Option<Arc<Self>> {
+        match Self::shared(&KernelConfig::default()) {
+            Ok(hub) => Some(hub),
+            Err(error @ KernelError::NotPermitted(_)) => {
+                crate::test_support::skipped(test, error);
+                None
+            }
+            Err(error) => panic!("loading the programs: {error}"),
+        }
+    }
+
     /// Removes the flow entries of `cookie`, unless a newer socket with the same addresses
     /// has taken them over since.
     fn forget_flows(&self, cookie: SocketCookie, keys: &[FlowKey]) {
@@ -952,18 +966,6 @@ mod tests {
         }
     }
 
-    /// The process's hub, or `None` (said loudly) without the privileges to load it.
-    fn hub_or_skip(test: &str) -> Option<Arc<KernelHub>> {
-        match KernelHub::shared(&KernelConfig::default()) {
-            Ok(hub) => Some(hub),
-            Err(error @ KernelError::NotPermitted(_)) => {
-                crate::test_support::skipped(test, error);
-                None
-            }
-            Err(error) => panic!("loading the programs: {error}"),
-        }
-    }
-
     /// Takes no events.
     struct Deaf;
 
@@ -978,7 +980,8 @@ mod tests {
 
     #[test]
     fn an_announced_socket_is_registered_as_the_kernel_creates_it() {
-        let Some(hub) = hub_or_skip("an_announced_socket_is_registered_as_the_kernel_creates_it")
+        let Some(hub) =
+            KernelHub::shared_or_skip("an_announced_socket_is_registered_as_the_kernel_creates_it")
         else {
             return;
         };
@@ -1045,7 +1048,7 @@ mod tests {
 
     #[test]
     fn the_hubs_tick_reaches_its_clients() {
-        let Some(hub) = hub_or_skip("the_hubs_tick_reaches_its_clients") else {
+        let Some(hub) = KernelHub::shared_or_skip("the_hubs_tick_reaches_its_clients") else {
             return;
         };
         let (ticked, ticks) = sync_channel(1);
@@ -1059,8 +1062,9 @@ mod tests {
 
     #[test]
     fn the_entry_tells_whether_a_failed_connect_reported_its_close() {
-        let Some(hub) = hub_or_skip("the_entry_tells_whether_a_failed_connect_reported_its_close")
-        else {
+        let Some(hub) = KernelHub::shared_or_skip(
+            "the_entry_tells_whether_a_failed_connect_reported_its_close",
+        ) else {
             return;
         };
         let sink: Arc<dyn KernelSink> = Arc::new(Deaf);
