@@ -279,7 +279,8 @@ fn flow(
 }
 
 /// An ICMP or ARP packet: copied for every client that asked for its kind on this interface.
-#[inline(always)]
+/// A subprogram of its own: rare, and out of the way of the traced flows' path.
+#[inline(never)]
 fn unbound(ctx: &TcContext, kind: Unbound, way: u32) {
     let ifindex = interface_index(ctx);
     // SAFETY: the value is copied out at once (map values stay valid during the run, RCU).
@@ -395,6 +396,14 @@ pub(crate) fn copy_packet(
     if length <= limits::LANE_PACKET_BYTES as u32 && copy_into_lane(&target, packet_len, length) {
         return;
     }
+    copy_into_ring(&target, packet_len, length);
+}
+
+/// The ring's way for a copy the lane did not take: a subprogram of its own, so that the
+/// lane's path, the usual one, stays short and together in the program's code.
+#[inline(never)]
+fn copy_into_ring(target: &Target<'_>, packet_len: u32, length: u32) {
+    let target = *target;
     if length <= 256 {
         copy_into::<256>(&target, packet_len, length);
     } else if length <= 2048 {
@@ -418,8 +427,9 @@ fn copy_into_lane(target: &Target<'_>, packet_len: u32, length: u32) -> bool {
             if bpf_skb_load_bytes(target.skb.skb as *const c_void, 0, data, length) != 0 {
                 return false;
             }
-            core::ptr::addr_of_mut!((*slot).event)
-                .write_volatile(packet_event(target, packet_len, length));
+            // A plain write: the publishing exchange in `write_lane` orders it before the count
+            // (a volatile one made the compiler build the event on the stack and copy it).
+            core::ptr::addr_of_mut!((*slot).event).write(packet_event(target, packet_len, length));
         }
         true
     })

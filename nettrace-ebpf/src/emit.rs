@@ -216,7 +216,8 @@ pub(crate) fn emit<T: Copy + 'static>(client_id: u32, event: T) {
     let written = write_lane(&EVENT_LANES, |slot| {
         // SAFETY: `slot` points to a whole free slot of the lane, this run's alone, which holds
         // a `T` at its start (size and alignment checked above).
-        unsafe { slot.cast::<T>().write_volatile(event) };
+        // A plain write: the publishing exchange in `write_lane` orders it before the count.
+        unsafe { slot.cast::<T>().write(event) };
         true
     });
     if written {

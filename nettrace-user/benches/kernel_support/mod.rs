@@ -53,6 +53,12 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
 pub(crate) fn capture_lo(tracer: &KernelTracer, client: ClientId) -> CaptureLinks {
     let lo = CaptureInterfaceInfo::lookup("lo").unwrap();
     let links = tracer.attach_capture(&lo).unwrap();
+    set_capture_client(tracer, client);
+    links
+}
+
+/// Sets `client` up to capture TCP payloads with the default snap length.
+pub(crate) fn set_capture_client(tracer: &KernelTracer, client: ClientId) {
     tracer
         .set_capture_client(
             client,
@@ -62,7 +68,6 @@ pub(crate) fn capture_lo(tracer: &KernelTracer, client: ClientId) -> CaptureLink
             },
         )
         .unwrap();
-    links
 }
 
 /// Run count and total run time of each program, by name.
