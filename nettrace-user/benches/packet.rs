@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use kernel_support::{cost, stats};
 use nettrace::kernel::{ClientId, KernelConfig, KernelEvents, KernelTracer, enable_run_stats};
 use nettrace_common::{direction, program_name, socket_flags};
+use nettrace_tests::cpu::{allowed, pin};
 
 mod kernel_support;
 
@@ -86,35 +87,6 @@ fn loopback_exchange(sender: &mut TcpStream, receiver: &mut TcpStream) {
     sender.read_exact(&mut message).unwrap();
 }
 
-/// The CPUs the process may run on.
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: a zeroed `cpu_set_t` is an empty set; sched_getaffinity and CPU_ISSET only
-    // read and write the set passed, which lives on this stack for the calls.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        let size = std::mem::size_of::<libc::cpu_set_t>();
-        assert_eq!(libc::sched_getaffinity(0, size, &mut set), 0);
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
-            .collect()
-    }
-}
-
-/// Pins the calling thread to `cpu`.
-fn pin(cpu: usize) {
-    // SAFETY: as in `allowed_cpus`; sched_setaffinity reads the set passed.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        let size = std::mem::size_of::<libc::cpu_set_t>();
-        assert_eq!(
-            libc::sched_setaffinity(0, size, &set),
-            0,
-            "pinning to {cpu}"
-        );
-    }
-}
-
 /// A reader on `cpu` that drains `packets` when asked and answers how many records it took
 /// (waiting, up to a second, until it has `expected` of them).
 fn reader(cpu: usize, mut packets: KernelEvents) -> (mpsc::Sender<usize>, mpsc::Receiver<usize>) {
@@ -163,7 +135,7 @@ fn main() {
     let unmarked_to: SocketAddr = "127.0.0.1:2".parse().unwrap();
     let other_host: SocketAddr = SocketAddr::new("127.0.0.2".parse().unwrap(), local.port());
 
-    let cpus = allowed_cpus();
+    let cpus = allowed();
     pin(cpus[0]);
     let (ask, answers) = reader(*cpus.get(1).unwrap_or(&cpus[0]), packets);
 

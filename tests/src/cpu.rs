@@ -1,7 +1,8 @@
 //! On-CPU time of threads and processes for the benchmarks: threads from
 //! `/proc/PID/task/*/schedstat` (nanoseconds, where `stat` counts ticks of 10 ms; missing or
 //! unreadable entries count as zero, as a thread may end between listing and reading), whole
-//! processes from their CPU-time clock (which keeps the time of ended threads).
+//! processes from their CPU-time clock (which keeps the time of ended threads). Also which
+//! CPUs a thread may run on, and pinning it to one (a per-CPU lane is the CPU's, whichever).
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
 /// Whose threads: this process or another one.
@@ -91,6 +92,42 @@ fn schedstat(dir: &Path) -> Duration {
         .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
         .unwrap_or(0);
     Duration::from_nanos(nanos)
+}
+
+/// The CPUs the calling thread may run on, in order.
+pub fn allowed() -> Vec<usize> {
+    // SAFETY: a zeroed `cpu_set_t` is an empty set; sched_getaffinity and CPU_ISSET only read
+    // and write the set passed, which lives on this stack for the calls.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        assert_eq!(
+            libc::sched_getaffinity(0, size, &mut set),
+            0,
+            "reading the CPUs allowed: {}",
+            std::io::Error::last_os_error()
+        );
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect()
+    }
+}
+
+/// Pins the calling thread to `cpu` (one of [`allowed`]).
+pub fn pin(cpu: usize) {
+    // SAFETY: as in `allowed`; CPU_SET and sched_setaffinity only read and write the set
+    // passed, which lives on this stack for the calls.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        assert_eq!(
+            libc::sched_setaffinity(0, size, &set),
+            0,
+            "pinning to CPU {cpu}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 #[cfg(test)]

@@ -84,7 +84,8 @@ async fn burst(sends: usize, ring_bytes: u32, cpus: Cpus) -> Burst {
 
     let stream = thread::spawn(move || {
         if let Cpus::First = cpus {
-            pin_to_first_cpu();
+            // A lane is a CPU's, whichever: the first one the thread may use.
+            nettrace_tests::cpu::pin(nettrace_tests::cpu::allowed()[0]);
         }
         for _ in 0..sends {
             stream.write_all(b"x").unwrap();
@@ -165,32 +166,4 @@ async fn a_full_lanes_calls_and_the_rings_after_them_come_out_in_time_order() {
         delivered.is_sorted(),
         "the ring's calls were handed out before the lane's older ones"
     );
-}
-
-/// Pins the calling thread to the first CPU it may run on (a lane is a CPU's, whichever).
-fn pin_to_first_cpu() {
-    // SAFETY: a zeroed `cpu_set_t` is an empty set; sched_getaffinity, CPU_ISSET, CPU_ZERO,
-    // CPU_SET and sched_setaffinity only read and write the set passed, which lives on this
-    // stack for the calls.
-    unsafe {
-        let size = std::mem::size_of::<libc::cpu_set_t>();
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        assert_eq!(
-            libc::sched_getaffinity(0, size, &mut set),
-            0,
-            "reading the CPUs allowed: {}",
-            std::io::Error::last_os_error()
-        );
-        let first = (0..libc::CPU_SETSIZE as usize)
-            .find(|&cpu| libc::CPU_ISSET(cpu, &set))
-            .expect("the thread may run on some CPU");
-        libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(first, &mut set);
-        assert_eq!(
-            libc::sched_setaffinity(0, size, &set),
-            0,
-            "pinning to CPU {first}: {}",
-            std::io::Error::last_os_error()
-        );
-    }
 }
