@@ -755,7 +755,9 @@ pub struct CaptureInterface {
 
 /// A captured packet; its first `captured_len` bytes follow the record in the ring buffer.
 /// The header's cookie is the traced socket's (zero for ICMP/ARP) and its client is
-/// [`ANY_CLIENT`] for packets that belong to no flow.
+/// [`ANY_CLIENT`] for packets that belong to no flow. Its time is when the program saw it,
+/// or for an outgoing packet the departure time on the monotonic clock the stack gave it
+/// (TCP gives one to every segment).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PacketEvent {

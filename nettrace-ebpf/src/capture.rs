@@ -36,6 +36,9 @@ const ETHERNET_HEADER_LEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_ARP: u16 = 0x0806;
+/// `__sk_buff.tstamp_type` of a time on the monotonic clock (`BPF_SKB_TSTAMP_DELIVERY_MONO`,
+/// named `BPF_SKB_CLOCK_MONOTONIC` since Linux 6.11).
+const TSTAMP_MONOTONIC: u8 = 1;
 
 #[classifier]
 pub fn nettrace_tc_ethernet_ingress(ctx: TcContext) -> i32 {
@@ -130,7 +133,7 @@ fn ipv4(ctx: &TcContext, l3: usize, way: u32, generation: u32) -> Result<(), i64
         dst_addr: [ip.field(16), 0, 0, 0],
         ports,
     };
-    flow(ctx, ends, family::INET, protocol, transport)
+    flow(ctx, ends, family::INET, protocol, transport, way)
 }
 
 /// IPv6 without extension headers (a packet with them is not matched).
@@ -159,7 +162,7 @@ fn ipv6(ctx: &TcContext, l3: usize, way: u32, generation: u32) -> Result<(), i64
         dst_addr: ip.field(24),
         ports,
     };
-    flow(ctx, ends, family::INET6, next_header, transport)
+    flow(ctx, ends, family::INET6, next_header, transport, way)
 }
 
 /// The ports of the TCP or UDP header at `l4` (host order) when both were marked in
@@ -229,6 +232,7 @@ fn flow(
     family: u32,
     protocol: u8,
     transport: Transport,
+    way: u32,
 ) -> Result<(), i64> {
     let l4 = transport.offset;
     let Ends {
@@ -249,6 +253,11 @@ fn flow(
     let Some(flow) = (unsafe { TRACED_FLOWS.get(&key) }).copied() else {
         return Ok(());
     };
+    let time_ns = if way == direction::SENT {
+        departure_time(ctx)
+    } else {
+        now()
+    };
     let Some(client) = CAPTURE_CLIENTS.get(flow.client_id).copied() else {
         return Ok(());
     };
@@ -267,14 +276,15 @@ fn flow(
             wanted = headers;
         }
     }
-    copy_packet(
-        &ctx.skb,
-        interface_index(ctx),
-        flow.client_id,
-        flow.cookie,
-        flow.direction,
-        wanted,
-    );
+    let target = Target {
+        skb: &ctx.skb,
+        ifindex: interface_index(ctx),
+        client_id: flow.client_id,
+        cookie: flow.cookie,
+        way: flow.direction,
+        time_ns,
+    };
+    copy_packet(&target, wanted);
     Ok(())
 }
 
@@ -292,7 +302,15 @@ fn unbound(ctx: &TcContext, kind: Unbound, way: u32) {
         Unbound::Arp => interface.arp_snaplen,
     };
     if snaplen != 0 {
-        copy_packet(&ctx.skb, ifindex, ANY_CLIENT, 0, way, snaplen);
+        let target = Target {
+            skb: &ctx.skb,
+            ifindex,
+            client_id: ANY_CLIENT,
+            cookie: 0,
+            way,
+            time_ns: now(),
+        };
+        copy_packet(&target, snaplen);
     }
 }
 
@@ -369,34 +387,19 @@ struct PacketRecord<const N: usize> {
 
 /// Copies the first `wanted` bytes of the packet (fewer if it is shorter) into this CPU's
 /// packet lane if they fit there, else into the ring, in the smallest record size that holds
-/// them (the ring needs sizes known when verifying). `ifindex` is the interface it was seen
-/// on (see [`nettrace_common::CGROUP_PACKET_IFINDEX`]).
+/// them (the ring needs sizes known when verifying).
 #[inline(always)]
-pub(crate) fn copy_packet(
-    skb: &SkBuff,
-    ifindex: u32,
-    client_id: u32,
-    cookie: u64,
-    way: u32,
-    wanted: u32,
-) {
-    let packet_len = skb.len();
+pub(crate) fn copy_packet(target: &Target<'_>, wanted: u32) {
+    let packet_len = target.skb.len();
     let length = if wanted < packet_len {
         wanted
     } else {
         packet_len
     };
-    let target = Target {
-        skb,
-        ifindex,
-        client_id,
-        cookie,
-        way,
-    };
-    if length <= limits::LANE_PACKET_BYTES as u32 && copy_into_lane(&target, packet_len, length) {
+    if length <= limits::LANE_PACKET_BYTES as u32 && copy_into_lane(target, packet_len, length) {
         return;
     }
-    copy_into_ring(&target, packet_len, length);
+    copy_into_ring(target, packet_len, length);
 }
 
 /// The ring's way for a copy the lane did not take: a subprogram of its own, so that the
@@ -435,16 +438,14 @@ fn copy_into_lane(target: &Target<'_>, packet_len: u32, length: u32) -> bool {
     })
 }
 
-/// The description of a packet of `packet_len` bytes of which `length` were copied, stamped
-/// now.
+/// The description of a packet of `packet_len` bytes of which `length` were copied.
 #[inline(always)]
 fn packet_event(target: &Target<'_>, packet_len: u32, length: u32) -> PacketEvent {
     PacketEvent {
         header: EventHeader {
             kind: event_kind::PACKET,
             client_id: target.client_id,
-            // SAFETY: a plain helper call without arguments.
-            timestamp_ns: unsafe { bpf_ktime_get_ns() },
+            timestamp_ns: target.time_ns,
             cookie: target.cookie,
         },
         ifindex: target.ifindex,
@@ -454,14 +455,52 @@ fn packet_event(target: &Target<'_>, packet_len: u32, length: u32) -> PacketEven
     }
 }
 
-/// Where a packet copy comes from and whom it is for.
+/// A packet to copy, and whom it is for.
 #[derive(Clone, Copy)]
-struct Target<'a> {
-    skb: &'a SkBuff,
-    ifindex: u32,
-    client_id: u32,
-    cookie: u64,
-    way: u32,
+pub(crate) struct Target<'a> {
+    /// The packet.
+    pub(crate) skb: &'a SkBuff,
+    /// The interface it was seen on (see [`nettrace_common::CGROUP_PACKET_IFINDEX`]).
+    pub(crate) ifindex: u32,
+    /// Its client slot ([`ANY_CLIENT`] for a packet of no flow).
+    pub(crate) client_id: u32,
+    /// Its socket's cookie (0 for none).
+    pub(crate) cookie: u64,
+    /// A [`nettrace_common::direction`].
+    pub(crate) way: u32,
+    /// When it was seen ([`now`]).
+    pub(crate) time_ns: u64,
+}
+
+/// When an outgoing packet leaves: the departure time the stack gave it on the kernel's
+/// monotonic clock if it has one (TCP stamps each segment it sends with its earliest
+/// departure time, which is the time it built the segment unless pacing delays it), else the
+/// clock now. The stamp costs a field load where the clock costs about 50 ns of a packet's
+/// 250 in real traffic (BENCHMARKS.md, session 19), and it is the time a capture behind the
+/// queueing discipline would see.
+#[inline(always)]
+fn departure_time(ctx: &TcContext) -> u64 {
+    let skb = ctx.skb.skb;
+    // SAFETY: `skb` is the context pointer of the program; the verifier checks the field loads
+    // (reading `tstamp_type` makes it hand out `tstamp` as the stack set it).
+    let (kind, stamp) = unsafe {
+        (
+            core::ptr::read_volatile(core::ptr::addr_of!((*skb).tstamp_type)),
+            core::ptr::read_volatile(core::ptr::addr_of!((*skb).tstamp)),
+        )
+    };
+    if kind == TSTAMP_MONOTONIC && stamp != 0 {
+        stamp
+    } else {
+        now()
+    }
+}
+
+/// The kernel's monotonic clock now, as records carry it.
+#[inline(always)]
+pub(crate) fn now() -> u64 {
+    // SAFETY: a plain helper call without arguments.
+    unsafe { bpf_ktime_get_ns() }
 }
 
 #[inline(always)]

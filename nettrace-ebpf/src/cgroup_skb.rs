@@ -17,7 +17,7 @@ use nettrace_common::{
 };
 
 use crate::{
-    capture::copy_packet,
+    capture::{Target, copy_packet, now},
     emit::{mark_flow_ports, traced_socket},
     maps::TRACED_FLOWS,
 };
@@ -117,14 +117,15 @@ fn packet(ctx: &SkBuffContext, cookie: u64, socket: &TracedSocket, way: u32) -> 
         false
     };
     if copy {
-        copy_packet(
-            &ctx.skb,
-            CGROUP_PACKET_IFINDEX,
-            socket.client_id,
+        let target = Target {
+            skb: &ctx.skb,
+            ifindex: CGROUP_PACKET_IFINDEX,
+            client_id: socket.client_id,
             cookie,
             way,
-            COPY_BYTES,
-        );
+            time_ns: now(),
+        };
+        copy_packet(&target, COPY_BYTES);
     }
     Ok(())
 }
