@@ -14,9 +14,21 @@
 //! another CPU drains the packet lanes and ring, as a tracer's would, so every traced run
 //! finds room in its lane (the path of a tracer that keeps up) and the slots it writes were
 //! last read on another CPU. Two figures per kind: the mean time of a run that the test run
-//! measures (its clock is read once per round, so this is the program alone), and the kernel's
-//! run statistics (`BPF_ENABLE_STATS`, the measure the targets use: two more clock reads per
-//! run, about 60 ns here; the "nothing registered" figure of `untraced` is that floor).
+//! measures, and the kernel's run statistics (`BPF_ENABLE_STATS`, the measure the targets
+//! use: two more clock reads per run, about 60 ns here; the "nothing registered" figure of
+//! `untraced` is that floor).
+//!
+//! Two modes. By default each test run call makes all of a round's runs: the test run reads
+//! its clock once per call, so its figure is the program alone, with its code and data warm
+//! in the CPU's caches. With `NETTRACE_PACKET_TRAFFIC=1` each call makes one run, after a
+//! 64-byte message over an untraced loopback connection and its reply, so the network stack
+//! runs between two runs as in real traffic; then only the run statistics mean anything (the
+//! test run's own figure is a single run's, in whole nanoseconds, with its clock reads).
+//! `NETTRACE_PACKET_REPEAT=n` makes `n` runs per call instead.
+//!
+//! A test run gives its frame no socket and no departure time, so the egress program reads
+//! the clock for every frame here; for a segment a local TCP socket sends it takes TCP's
+//! departure time instead, about 50 ns less with cold caches (BENCHMARKS.md, session 19).
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
@@ -24,8 +36,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use kernel_support::{cost, stats};
-use nettrace::kernel::{ClientId, KernelConfig, KernelEvents, KernelTracer, enable_run_stats};
-use nettrace_common::{direction, program_name, socket_flags};
+use nettrace::kernel::{
+    ClientId, Direction, KernelConfig, KernelEvents, KernelTracer, enable_run_stats,
+};
+use nettrace_common::{program_name, socket_flags};
 use nettrace_tests::cpu::{allowed, pin};
 
 mod kernel_support;
@@ -165,45 +179,45 @@ fn main() {
         cpus[0],
         cpus.get(1).unwrap_or(&cpus[0])
     );
-    // Runs per test run call: all of a round's by default (the program's code and data stay
-    // in the CPU's caches from one run to the next); 1 leaves a system call between runs.
+    // Runs per test run call (see the module's doc).
     let repeat = std::env::var("NETTRACE_PACKET_REPEAT")
         .ok()
         .and_then(|value| value.parse::<u32>().ok())
         .unwrap_or(PER_ROUND)
         .clamp(1, PER_ROUND);
-    // With NETTRACE_PACKET_TRAFFIC=1, one run per call, each after a 64-byte message over an
-    // untraced loopback connection and its reply: the network stack runs between two runs, as
-    // in real traffic, and leaves the program's code and data less often in the CPU's caches.
+    // With NETTRACE_PACKET_TRAFFIC=1, the network stack between two runs.
     let mut between = std::env::var("NETTRACE_PACKET_TRAFFIC")
         .is_ok_and(|value| value == "1")
         .then(loopback_pair);
     let repeat = if between.is_some() { 1 } else { repeat };
+    // Whole calls of `repeat` runs: a round may be a little short of PER_ROUND.
+    let calls = PER_ROUND / repeat;
+    let runs = calls * repeat;
     let mut samples = vec![(Vec::new(), Vec::new()); kinds.len()];
     for _ in 0..ROUNDS {
         for ((name, frame, traced), (test_ns, stats_ns)) in kinds.iter().zip(&mut samples) {
             let before = stats(&tracer);
             let mut mean = Duration::ZERO;
-            for _ in 0..PER_ROUND / repeat {
+            for _ in 0..calls {
                 if let Some((sender, receiver)) = between.as_mut() {
                     loopback_exchange(sender, receiver);
                 }
                 mean += tracer
-                    .run_capture_program(direction::SENT, frame, repeat)
+                    .run_capture_program(Direction::Sent, frame, repeat)
                     .unwrap()
-                    / (PER_ROUND / repeat);
+                    / calls;
             }
             let after = stats(&tracer);
-            let (runs, per_run) = cost(&before, &after, |n| n == program_name::TC_ETHERNET_EGRESS);
-            assert_eq!(runs, u64::from(PER_ROUND), "{name}: runs counted");
+            let (counted, per_run) =
+                cost(&before, &after, |n| n == program_name::TC_ETHERNET_EGRESS);
+            assert_eq!(counted, u64::from(runs), "{name}: runs counted");
             test_ns.push(mean.as_nanos() as f64);
             stats_ns.push(per_run);
-            let expected = if *traced { PER_ROUND as usize } else { 0 };
-            if *traced {
-                ask.send(expected).unwrap();
-            }
-            let copied = if *traced { answers.recv().unwrap() } else { 0 };
-            assert_eq!(copied, expected, "{name}: packets read");
+            // The reader drains after every kind, so a copy of an untraced frame shows
+            // under its own name.
+            let expected = if *traced { runs as usize } else { 0 };
+            ask.send(expected).unwrap();
+            assert_eq!(answers.recv().unwrap(), expected, "{name}: packets read");
         }
     }
     println!(

@@ -2,14 +2,14 @@
 //! (`BPF_PROG_TEST_RUN`) against a flow registered for one client. Every frame is checked for
 //! what the program copies of it (nothing, or how many bytes, for whom, which way), so the
 //! header parsing is tested on frames no real stack would send: truncated headers, later
-//! fragments, IP options, lengths that disagree with the frame.
+//! fragments, IP options, IP lengths that disagree with the frame.
 use std::net::SocketAddr;
 
 use nettrace::kernel::{
-    ClientId, Direction, FlowProtocol, KernelConfig, KernelEvent, KernelEvents, KernelTracer,
-    PacketRecord, flow_key,
+    CaptureInterfaceInfo, ClientId, Direction, FlowProtocol, KernelConfig, KernelEvent,
+    KernelEvents, KernelTracer, PacketRecord, flow_key,
 };
-use nettrace_common::{CaptureClient, TracedFlow, capture_flags, direction};
+use nettrace_common::{CaptureClient, CaptureInterface, TracedFlow, capture_flags, direction};
 use nettrace_tests::require_root;
 
 const CLIENT: ClientId = ClientId(3);
@@ -67,6 +67,13 @@ fn frame(from: SocketAddr, to: SocketAddr, payload: usize, shape: Shape) -> Vec<
     frame
 }
 
+/// Sets `CLIENT` up to capture with `snaplen` and `flags`.
+fn capture_with(tracer: &KernelTracer, snaplen: u32, flags: u32) {
+    tracer
+        .set_capture_client(CLIENT, CaptureClient { snaplen, flags })
+        .unwrap();
+}
+
 /// The programs loaded, `CLIENT` capturing with `flags`, and the flow of [`ends`] registered
 /// in both directions.
 fn setup(test: &str, flags: u32) -> Option<(KernelTracer, KernelEvents)> {
@@ -75,15 +82,7 @@ fn setup(test: &str, flags: u32) -> Option<(KernelTracer, KernelEvents)> {
     }
     let (tracer, _events, packets) =
         KernelTracer::load_with_packets(&KernelConfig::default()).expect("loading the programs");
-    tracer
-        .set_capture_client(
-            CLIENT,
-            CaptureClient {
-                snaplen: SNAPLEN,
-                flags,
-            },
-        )
-        .unwrap();
+    capture_with(&tracer, SNAPLEN, flags);
     let (local, peer) = ends();
     for (from, to, way) in [
         (local, peer, direction::SENT),
@@ -101,54 +100,52 @@ fn setup(test: &str, flags: u32) -> Option<(KernelTracer, KernelEvents)> {
     Some((tracer, packets))
 }
 
-/// Runs the program of hook `way` once on `frame`; the packet records it wrote. The test run
-/// returns after the program did, and a copy of at most a lane slot's size is in the lane by
-/// then: one drain finds it.
+/// Runs the program of `hook` once on `frame`; the packet records it wrote. The test run
+/// returns after the program did, with its copy in a lane or the ring: one drain finds it.
+/// Anything else the drain gives (another event, a malformed record) fails the test.
 fn run(
     tracer: &KernelTracer,
     packets: &mut KernelEvents,
-    way: u32,
+    hook: Direction,
     frame: &[u8],
 ) -> Vec<PacketRecord> {
-    if let Err(error) = tracer.run_capture_program(way, frame, 1) {
+    if let Err(error) = tracer.run_capture_program(hook, frame, 1) {
         panic!("test run of a {}-byte frame: {error:?}", frame.len());
     }
     packets
         .drain()
         .into_iter()
-        .filter_map(|event| match event {
-            Ok(KernelEvent::Packet(packet)) => Some(packet),
-            _ => None,
+        .map(|event| match event {
+            Ok(KernelEvent::Packet(packet)) => packet,
+            other => panic!("not a packet: {other:?}"),
         })
         .collect()
 }
 
 #[tokio::test]
-async fn a_traced_frame_is_copied_for_its_client_up_to_the_snap_length() {
+async fn a_traced_frame_is_copied_for_its_flow_up_to_the_snap_length() {
     let Some((tracer, mut packets)) = setup(
-        "a_traced_frame_is_copied_for_its_client_up_to_the_snap_length",
+        "a_traced_frame_is_copied_for_its_flow_up_to_the_snap_length",
         capture_flags::TCP_PAYLOAD,
     ) else {
         return;
     };
     let (local, peer) = ends();
-    for (from, to, way, payload) in [
-        (local, peer, direction::SENT, 10),
-        (peer, local, direction::RECEIVED, 10),
-        (local, peer, direction::SENT, 500),
+    // The direction is the flow's, whichever hook saw the frame (on loopback both ways pass
+    // egress).
+    for (from, to, hook, way, payload) in [
+        (local, peer, Direction::Sent, Direction::Sent, 10),
+        (peer, local, Direction::Received, Direction::Received, 10),
+        (peer, local, Direction::Sent, Direction::Received, 10),
+        (local, peer, Direction::Received, Direction::Sent, 500),
     ] {
         let sent = frame(from, to, payload, Shape::default());
-        let copies = run(&tracer, &mut packets, way, &sent);
-        assert_eq!(copies.len(), 1, "{payload} bytes {way}: one copy");
+        let copies = run(&tracer, &mut packets, hook, &sent);
+        assert_eq!(copies.len(), 1, "{payload} bytes at {hook:?}: one copy");
         let copy = &copies[0];
         assert_eq!(copy.cookie.0, COOKIE);
         assert_eq!(copy.client, CLIENT);
-        let expected_way = if way == direction::SENT {
-            Direction::Sent
-        } else {
-            Direction::Received
-        };
-        assert_eq!(copy.direction, expected_way);
+        assert_eq!(copy.direction, way, "{from} -> {to}");
         assert_eq!(copy.packet_len as usize, sent.len());
         let kept = sent.len().min(SNAPLEN as usize);
         assert_eq!(
@@ -157,52 +154,127 @@ async fn a_traced_frame_is_copied_for_its_client_up_to_the_snap_length() {
             "the first bytes, snap length {SNAPLEN}"
         );
     }
+
+    // A copy longer than a lane slot (256 bytes) goes through the ring, whole.
+    capture_with(&tracer, 2048, capture_flags::TCP_PAYLOAD);
+    let long = frame(local, peer, 700, Shape::default());
+    let copies = run(&tracer, &mut packets, Direction::Sent, &long);
+    assert_eq!(copies.len(), 1, "a 754-byte frame");
+    assert_eq!(&copies[0].data[..], &long[..], "copied whole");
+    assert_eq!(tracer.lost_packets(CLIENT).unwrap(), 0);
 }
 
 #[tokio::test]
-async fn without_payload_capture_data_segments_are_skipped_and_headers_cut_when_asked() {
+async fn an_icmp_frame_is_copied_for_any_client_when_its_interface_asks() {
     let Some((tracer, mut packets)) = setup(
-        "without_payload_capture_data_segments_are_skipped_and_headers_cut_when_asked",
+        "an_icmp_frame_is_copied_for_any_client_when_its_interface_asks",
+        capture_flags::TCP_PAYLOAD,
+    ) else {
+        return;
+    };
+    // An echo request from 127.0.0.1 to itself; the test run's frames are on loopback.
+    let mut icmp = frame(ends().0, ends().1, 0, Shape::default());
+    icmp.truncate(14 + 20 + 8);
+    icmp[14 + 2..14 + 4].copy_from_slice(&28u16.to_be_bytes());
+    icmp[14 + 9] = 1;
+    icmp[14 + 20..].copy_from_slice(&[8, 0, 0, 0, 0, 1, 0, 1]);
+    assert!(
+        run(&tracer, &mut packets, Direction::Sent, &icmp).is_empty(),
+        "not asked for: not copied"
+    );
+    let lo = CaptureInterfaceInfo::lookup("lo").unwrap();
+    tracer
+        .set_capture_interface(
+            lo.index,
+            CaptureInterface {
+                icmp_snaplen: 30,
+                arp_snaplen: 0,
+            },
+        )
+        .unwrap();
+    let copies = run(&tracer, &mut packets, Direction::Sent, &icmp);
+    assert_eq!(copies.len(), 1, "asked for on lo: copied");
+    assert_eq!(copies[0].client, ClientId::ANY);
+    assert_eq!(copies[0].cookie.0, 0);
+    assert_eq!(&copies[0].data[..], &icmp[..30], "up to its snap length");
+}
+
+#[tokio::test]
+async fn without_payload_capture_the_ip_length_decides_what_is_payload() {
+    let Some((tracer, mut packets)) = setup(
+        "without_payload_capture_the_ip_length_decides_what_is_payload",
         0,
     ) else {
         return;
     };
     let (local, peer) = ends();
-    let ack = frame(local, peer, 0, Shape::default());
-    let copies = run(&tracer, &mut packets, direction::SENT, &ack);
-    assert_eq!(copies.len(), 1, "a pure ACK is copied");
-    assert_eq!(&copies[0].data[..], &ack[..]);
-    let data = frame(local, peer, 40, Shape::default());
-    assert!(
-        run(&tracer, &mut packets, direction::SENT, &data).is_empty(),
-        "a segment with data is not"
-    );
+    let plain = Shape::default();
+    let headers = 14 + 20 + 20;
+    let copied = |packets: &mut KernelEvents, name: &str, sent: &[u8]| -> Option<usize> {
+        let copies = run(&tracer, packets, Direction::Sent, sent);
+        assert!(copies.len() <= 1, "{name}: at most one copy");
+        copies.first().map(|copy| {
+            assert_eq!(copy.packet_len as usize, sent.len(), "{name}");
+            copy.data.len()
+        })
+    };
+    let ack = frame(local, peer, 0, plain);
+    let data = frame(local, peer, 40, plain);
+    assert_eq!(copied(&mut packets, "a pure ACK", &ack), Some(headers));
+    assert_eq!(copied(&mut packets, "a data segment", &data), None);
     // The Ethernet padding of a short frame is not payload: the IP length says what is.
     let mut padded = ack.clone();
     padded.resize(ack.len() + 6, 0);
     assert_eq!(
-        run(&tracer, &mut packets, direction::SENT, &padded).len(),
-        1,
-        "a padded pure ACK is copied"
+        copied(&mut packets, "a padded pure ACK", &padded),
+        Some(headers)
     );
-
-    tracer
-        .set_capture_client(
-            CLIENT,
-            CaptureClient {
-                snaplen: SNAPLEN,
-                flags: capture_flags::TCP_HEADERS_ONLY,
+    // The IP length is believed over the frame: one that counts data makes a pure ACK a data
+    // segment, one that counts only the headers makes a data segment a pure ACK (cut after
+    // its headers), one below the IP header's own size counts nothing.
+    let with_length = |payload: usize, total_len: u16| {
+        frame(
+            local,
+            peer,
+            payload,
+            Shape {
+                total_len: Some(total_len),
+                ..plain
             },
         )
-        .unwrap();
-    let copies = run(&tracer, &mut packets, direction::SENT, &data);
-    assert_eq!(copies.len(), 1, "headers only: the data segment is copied");
+    };
     assert_eq!(
-        copies[0].data.len(),
-        14 + 20 + 20,
+        copied(
+            &mut packets,
+            "an ACK said to carry data",
+            &with_length(0, 1400)
+        ),
+        None
+    );
+    assert_eq!(
+        copied(&mut packets, "data said to be none", &with_length(40, 40)),
+        Some(headers)
+    );
+    assert_eq!(
+        copied(&mut packets, "an IP length of 10", &with_length(40, 10)),
+        Some(headers)
+    );
+    // A zero IP length (a GSO packet too big for the field) leaves the frame's length to say.
+    assert_eq!(
+        copied(&mut packets, "a zero-length ACK", &with_length(0, 0)),
+        Some(headers)
+    );
+    assert_eq!(
+        copied(&mut packets, "zero-length data", &with_length(40, 0)),
+        None
+    );
+
+    capture_with(&tracer, SNAPLEN, capture_flags::TCP_HEADERS_ONLY);
+    assert_eq!(
+        copied(&mut packets, "headers only: a data segment", &data),
+        Some(headers),
         "cut after its TCP header"
     );
-    assert_eq!(copies[0].packet_len as usize, data.len());
 }
 
 #[tokio::test]
@@ -226,13 +298,14 @@ async fn odd_frames_of_a_traced_flow_are_parsed_or_passed_over_never_misread() {
             ..plain
         },
     );
-    let copies = run(&tracer, &mut packets, direction::SENT, &with_options);
+    let copies = run(&tracer, &mut packets, Direction::Sent, &with_options);
     assert_eq!(copies.len(), 1, "IP options");
     assert_eq!(copies[0].cookie.0, COOKIE);
 
     // Not copied: a later fragment (its first bytes are no TCP header), a frame cut inside
     // the TCP ports (the kernel's test run takes no frame shorter than an IP header), an IHL
-    // below 5, a segment to another port of the peer (no flow).
+    // below 5, a segment of the flow's ports from another address (both ports marked, no
+    // flow), a segment to another port of the peer (not marked).
     let later_fragment = frame(
         local,
         peer,
@@ -253,31 +326,24 @@ async fn odd_frames_of_a_traced_flow_are_parsed_or_passed_over_never_misread() {
     );
     let mut short_ihl = frame(local, peer, 10, plain);
     short_ihl[14] = 0x44;
-    let other_flow = frame(local, "127.0.0.1:8444".parse().unwrap(), 10, plain);
+    let other_address = frame(
+        SocketAddr::new("127.0.0.2".parse().unwrap(), local.port()),
+        peer,
+        10,
+        plain,
+    );
+    let other_port = frame(local, "127.0.0.1:8444".parse().unwrap(), 10, plain);
     for (name, odd) in [
         ("a later fragment", later_fragment),
         ("cut inside the ports", cut_in_ports),
         ("an IHL of 4", short_ihl),
-        ("another flow", other_flow),
+        ("the flow's ports from another address", other_address),
+        ("another port of the peer", other_port),
     ] {
         assert!(
-            run(&tracer, &mut packets, direction::SENT, &odd).is_empty(),
+            run(&tracer, &mut packets, Direction::Sent, &odd).is_empty(),
             "{name}: not copied"
         );
     }
-
-    // An IP length larger than the frame (a lie): the copy stops at the frame's end.
-    let lying = frame(
-        local,
-        peer,
-        10,
-        Shape {
-            total_len: Some(1400),
-            ..plain
-        },
-    );
-    let copies = run(&tracer, &mut packets, direction::SENT, &lying);
-    assert_eq!(copies.len(), 1, "a lying IP length");
-    assert_eq!(copies[0].data.len(), lying.len().min(SNAPLEN as usize));
     assert_eq!(tracer.lost_packets(CLIENT).unwrap(), 0);
 }

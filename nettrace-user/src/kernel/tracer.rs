@@ -30,7 +30,11 @@ use super::{
     lanes::{self as lane_kinds, LaneKind, Lanes},
     object::EBPF_OBJECT,
 };
-use crate::{SocketCookie, capture::LinkKind, event::ClientId};
+use crate::{
+    SocketCookie,
+    capture::LinkKind,
+    event::{ClientId, Direction},
+};
 
 /// How often a program ran and how long it took in all (kernel run statistics).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,10 +158,9 @@ impl KernelTracer {
         }
         attachments.push(attach_sock_ops(&mut ebpf)?);
         for name in CLASSIFIERS {
-            let program: &mut SchedClassifier = program(&mut ebpf, name)?
-                .try_into()
+            classifier(&mut ebpf, name, "load")?
+                .load()
                 .map_err(program_error(name, "load"))?;
-            program.load().map_err(program_error(name, "load"))?;
         }
         let capture = CaptureMaps {
             flows: HashMap::try_from(take_map(&mut ebpf, map_name::TRACED_FLOWS)?)
@@ -477,7 +480,7 @@ impl KernelTracer {
         }
         let mut links = CaptureLinks { links: Vec::new() };
         for (name, hook) in hooks {
-            let attached = classifier(&mut ebpf, name).and_then(|p| {
+            let attached = classifier(&mut ebpf, name, "attach").and_then(|p| {
                 p.attach(&interface.name, hook)
                     .map_err(program_error(name, "attach"))
             });
@@ -492,26 +495,33 @@ impl KernelTracer {
         Ok(links)
     }
 
-    /// Runs the Ethernet capture classifier of `way` (a [`nettrace_common::direction`]) on
-    /// `frame`, `repeat` times, in the kernel (`BPF_PROG_TEST_RUN`), as if the frame had
-    /// passed the loopback interface; attached or not, the program copies it wherever a
-    /// captured packet goes (lanes, ring, the lost counters). Returns the mean time of a run
-    /// as the kernel measured it. For checking what the program makes of a crafted frame,
-    /// and for measuring its cost without traffic's noise.
+    /// Runs the Ethernet capture classifier of hook `hook` (egress for [`Direction::Sent`],
+    /// ingress for [`Direction::Received`]) on `frame`, `repeat` times (0 counts as 1), in
+    /// the kernel (`BPF_PROG_TEST_RUN`), as if the frame had passed the loopback interface.
+    /// Attached or not, the program treats it as a real packet: a frame of a registered flow
+    /// is copied for that flow's client (lanes, ring, lost counters), so run it where the
+    /// clients expect such frames (tests, benchmarks). Returns the mean time of a run as the
+    /// kernel measured it, in whole nanoseconds.
+    ///
+    /// The kernel takes frames from 14 bytes up to a page less its head- and tailroom (about
+    /// 3.5 KiB), and gives them no socket and no departure time (so an egress run reads the
+    /// clock). The programs' lock is held for all the runs: attaching and detaching wait.
+    /// For checking what the program makes of a crafted frame, and for measuring its cost
+    /// without traffic's noise.
     pub fn run_capture_program(
         &self,
-        way: u32,
+        hook: Direction,
         frame: &[u8],
         repeat: u32,
     ) -> Result<std::time::Duration, KernelError> {
         use aya::programs::{TestRun, TestRunOptions};
-        let name = if way == nettrace_common::direction::RECEIVED {
-            program_name::TC_ETHERNET_INGRESS
-        } else {
-            program_name::TC_ETHERNET_EGRESS
+        const STEP: &str = "test run";
+        let name = match hook {
+            Direction::Sent => program_name::TC_ETHERNET_EGRESS,
+            Direction::Received => program_name::TC_ETHERNET_INGRESS,
         };
         let mut ebpf = lock(&self.ebpf);
-        let program = classifier(&mut ebpf, name)?;
+        let program = classifier(&mut ebpf, name, STEP)?;
         let options = TestRunOptions {
             data_in: Some(frame),
             repeat,
@@ -519,7 +529,7 @@ impl KernelTracer {
         };
         let result = program
             .test_run(options)
-            .map_err(program_error(name, "test run"))?;
+            .map_err(program_error(name, STEP))?;
         Ok(result.duration)
     }
 
@@ -621,19 +631,22 @@ const CLASSIFIERS: [&str; 4] = [
     program_name::TC_RAW_IP_EGRESS,
 ];
 
+/// Classifier program `name`; `step` names what it is wanted for, should it be of another
+/// type.
 fn classifier<'a>(
     ebpf: &'a mut Ebpf,
     name: &'static str,
+    step: &'static str,
 ) -> Result<&'a mut SchedClassifier, KernelError> {
     program(ebpf, name)?
         .try_into()
-        .map_err(program_error(name, "attach"))
+        .map_err(program_error(name, step))
 }
 
 fn detach_all(ebpf: &mut Ebpf, links: CaptureLinks) {
     for (name, id) in links.links {
-        if let Err(error) =
-            classifier(ebpf, name).and_then(|p| p.detach(id).map_err(program_error(name, "detach")))
+        if let Err(error) = classifier(ebpf, name, "detach")
+            .and_then(|p| p.detach(id).map_err(program_error(name, "detach")))
         {
             tracing::warn!(%error, "detaching a capture program failed");
         }
