@@ -170,9 +170,8 @@ pub mod limits {
     /// [`crate::TracedSocket`]).
     pub const HELD_TRANSITIONS: usize = 4;
     /// Records an [`crate::EventLane`] holds (a power of two; 132 KiB per CPU): events of
-    /// one CPU between two reads of the lanes (the reader looks at least every 20 ms, and
-    /// the record that fills a lane to half wakes it through the ring buffer with an empty
-    /// record; a lane still full sends the rest to the ring buffer).
+    /// one CPU between two reads of the lanes (the reader looks at least every 20 ms: 25,600
+    /// events a second per CPU go through the lanes; more go to the ring buffer).
     pub const EVENT_LANE_SLOTS: usize = 512;
     /// Packets a [`crate::PacketLane`] holds (a power of two; 74 KiB per CPU).
     pub const PACKET_LANE_SLOTS: usize = 256;

@@ -420,7 +420,7 @@ fn copy_into_ring(target: &Target<'_>, packet_len: u32, length: u32) {
 /// this CPU's packet lane; false when the lane is full or taken, or the copy failed.
 #[inline(always)]
 fn copy_into_lane(target: &Target<'_>, packet_len: u32, length: u32) -> bool {
-    write_lane(&PACKET_LANES, &PACKETS, |slot: *mut LanePacket| {
+    write_lane(&PACKET_LANES, |slot: *mut LanePacket| {
         // As in `copy_into`: the verifier must see 1 <= length <= the slot's room.
         let length = core::hint::black_box(length).clamp(1, limits::LANE_PACKET_BYTES as u32);
         // SAFETY: `slot` points to a whole free slot of the lane, this run's alone; `length`

@@ -213,7 +213,7 @@ pub(crate) fn emit<T: Copy + 'static>(client_id: u32, event: T) {
                 && core::mem::align_of::<T>() <= core::mem::align_of::<EventSlot>()
         );
     }
-    let written = write_lane(&EVENT_LANES, &EVENTS, |slot| {
+    let written = write_lane(&EVENT_LANES, |slot| {
         // SAFETY: `slot` points to a whole free slot of the lane, this run's alone, which holds
         // a `T` at its start (size and alignment checked above).
         // A plain write: the publishing exchange in `write_lane` orders it before the count.
@@ -239,16 +239,9 @@ pub(crate) fn emit<T: Copy + 'static>(client_id: u32, event: T) {
 /// Takes this CPU's lane of `lanes`, lets `fill` write its next free slot and publishes the
 /// slot if `fill` returns true. False when the lane is full, taken by the program this run
 /// interrupted, or `fill` failed (the slot then stays free).
-///
-/// The record that fills the lane to half wakes the reader through `ring` (an empty record,
-/// which readers skip): the reader looks at the lanes only every few milliseconds unless a
-/// ring wakes it, and a lane it left alone that long under a high rate of records would send
-/// the rest through the ring, which costs more per record. One wakeup per half lane, and none
-/// while the reader keeps up.
 #[inline(always)]
 pub(crate) fn write_lane<T, const N: usize>(
     lanes: &Array<Lane<T, N>>,
-    ring: &RingBuf,
     fill: impl FnOnce(*mut T) -> bool,
 ) -> bool {
     // SAFETY: a plain helper call without arguments (the verifier inlines it).
@@ -282,9 +275,6 @@ pub(crate) fn write_lane<T, const N: usize>(
                     &raw mut (*lane).written,
                     written + 1,
                 );
-                if written + 1 - read == N as u64 / 2 {
-                    wake_reader(ring);
-                }
                 true
             }
             _ => false,
@@ -292,14 +282,6 @@ pub(crate) fn write_lane<T, const N: usize>(
         busy.write_volatile(0);
         stored
     }
-}
-
-/// Wakes the reader of `ring` with an empty record (a zero-length copy from the stack), which
-/// it skips; a full ring has no room for it, but then the reader has been woken already.
-#[inline(always)]
-fn wake_reader(ring: &RingBuf) {
-    let nothing = [0u8; 8];
-    let _ = ring.output::<[u8]>(&nothing[..0], BPF_RB_FORCE_WAKEUP as u64);
 }
 
 /// The submit flags for a record of `size` bytes just reserved in `ring`: wake the reader

@@ -65,9 +65,8 @@ impl KernelEvents {
     /// Waits for the next event. A malformed record yields an error and is skipped: the next
     /// call goes on with the following record.
     ///
-    /// The programs wake readers only once a batch of events has built up in the ring or
-    /// half a lane is full (a wakeup per event would cost microseconds each), so this also
-    /// looks every [`READ_TICK`].
+    /// The programs wake readers only once a batch of events has built up (a wakeup per event
+    /// would cost microseconds each), so this also looks every [`READ_TICK`].
     pub async fn next(&mut self) -> Result<KernelEvent, KernelError> {
         let Self {
             ring,
@@ -111,9 +110,7 @@ impl KernelEvents {
         let lanes = &mut self.lanes.lanes;
         lanes.note_written();
         while let Some(item) = self.ring.next() {
-            if !is_wakeup(&item) {
-                batch.push(&item[..record_len(&item)]);
-            }
+            batch.push(&item[..record_len(&item)]);
         }
         lanes.drain_noted(|record| batch.push(record));
     }
@@ -143,16 +140,12 @@ fn take(
     implied: &mut VecDeque<KernelEvent>,
     lanes: &mut LaneQueue,
 ) -> Option<Result<KernelEvent, KernelError>> {
-    if implied.is_empty() {
-        while let Some(record) = ring.next() {
-            if is_wakeup(&record) {
-                continue;
-            }
-            match KernelEvent::decode(&record) {
-                Ok(event) => push_with_implied(event, implied),
-                Err(error) => return Some(Err(KernelError::from(error))),
-            }
-            break;
+    if implied.is_empty()
+        && let Some(record) = ring.next()
+    {
+        match KernelEvent::decode(&record) {
+            Ok(event) => push_with_implied(event, implied),
+            Err(error) => return Some(Err(KernelError::from(error))),
         }
     }
     if lanes.taken.is_empty() {
@@ -188,92 +181,11 @@ fn take(
     }
 }
 
-/// Whether a ring record is only the programs' wakeup for the lanes (an empty record, sent
-/// when a lane is half full): no event.
-fn is_wakeup(record: &[u8]) -> bool {
-    record.is_empty()
-}
-
 /// Queues `event`, and before it the transitions it stands for (only sock_ops records stand
 /// for more than themselves).
 fn push_with_implied(event: KernelEvent, queue: &mut VecDeque<KernelEvent>) {
     match event {
         KernelEvent::SockOps(_) => queue.extend(event.with_implied()),
         event => queue.push_back(event),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::UdpSocket;
-    use std::os::fd::{AsFd, AsRawFd};
-
-    use nettrace_common::limits::EVENT_LANE_SLOTS;
-
-    use super::super::{KernelConfig, KernelTracer};
-    use super::*;
-    use crate::event::ClientId;
-
-    /// Whether the ring holds a record now (what wakes a reader waiting on it).
-    fn ring_has_data(events: &KernelEvents) -> bool {
-        let mut poll = libc::pollfd {
-            fd: events.ready.get_ref().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid `pollfd` that lives for the call; a zero timeout does not block.
-        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
-        ready == 1 && poll.revents & libc::POLLIN != 0
-    }
-
-    /// A lane the reader left alone wakes it through the ring when its records fill half of
-    /// it, with an empty record that the reader skips: the sends of one socket, pinned to one
-    /// CPU, each a record in that CPU's lane.
-    #[tokio::test]
-    async fn a_lane_filled_to_half_wakes_its_reader_through_the_ring() {
-        let test = "a_lane_filled_to_half_wakes_its_reader_through_the_ring";
-        let (tracer, mut events) = match KernelTracer::load(&KernelConfig::default()) {
-            Ok(loaded) => loaded,
-            Err(error @ KernelError::NotPermitted(_)) => {
-                crate::test_support::skipped(test, error);
-                return;
-            }
-            Err(error) => panic!("loading the programs: {error}"),
-        };
-        nettrace_tests::cpu::pin(nettrace_tests::cpu::allowed()[0]);
-        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sender.connect(receiver.local_addr().unwrap()).unwrap();
-        // A record per call (no flags: not folded).
-        tracer
-            .register_with_flags(sender.as_fd(), ClientId(1), 0)
-            .unwrap();
-        let _ = events.drain();
-        assert!(!ring_has_data(&events), "nothing in the ring to begin with");
-
-        let half = EVENT_LANE_SLOTS / 2;
-        for _ in 0..half - 1 {
-            sender.send(b"x").unwrap();
-        }
-        assert!(
-            !ring_has_data(&events),
-            "below half a lane, the records wait in the lane"
-        );
-        sender.send(b"x").unwrap();
-        assert!(
-            ring_has_data(&events),
-            "the record that fills half the lane wakes the reader"
-        );
-        let taken = events.drain();
-        let sends = taken
-            .iter()
-            .filter(|event| matches!(event, Ok(KernelEvent::SockMsg(_))))
-            .count();
-        assert_eq!(sends, half, "every send, from the lane");
-        assert!(
-            taken.iter().all(Result::is_ok),
-            "the wakeup is no malformed record: {taken:?}"
-        );
-        assert!(!ring_has_data(&events), "the wakeup was taken with them");
     }
 }
