@@ -420,25 +420,32 @@ impl EventSink for Inner {
         }
     }
 
-    /// Only the hub reads the socket's entry; through the daemon such a socket waits for
-    /// its CLOSE as any other ([`Retiring`] lets it go after `RETIRE_WAIT`).
+    /// The socket's entry says whether its CLOSE was reported: read by the hub, or by the
+    /// daemon from the descriptor sent along. When it was not, none will come, and the
+    /// socket leaves at once; otherwise (or when the entry cannot be read) it waits for its
+    /// CLOSE as any other ([`Retiring`] lets it go after `RETIRE_WAIT` at the latest).
     fn tcp_socket_failed(&self, socket: BorrowedFd<'_>, cookie: SocketCookie) {
-        let reported = self
-            .kernel
-            .get()
-            .and_then(KernelLink::hub)
-            .map(|client| client.close_reported(socket, cookie));
+        let reported = match self.kernel.get() {
+            Some(KernelLink::Hub(client)) => client
+                .close_reported(socket, cookie)
+                .map_err(|e| error_chain(&e)),
+            Some(KernelLink::Daemon(link)) => link
+                .close_reported(&socket)
+                .map(Some)
+                .map_err(|e| error_chain(&e)),
+            _ => Ok(None),
+        };
         match reported {
-            Some(Ok(Some(false))) => {
+            Ok(Some(false)) => {
                 // Remembered as gone without its CLOSE, so that a late one is not waited for.
                 lock(&self.retiring).left_without_close(cookie, Instant::now());
                 self.unregister(cookie);
             }
-            Some(Err(error)) => {
+            Err(error) => {
                 tracing::debug!(%error, %cookie, "reading a failed socket's entry failed");
                 self.tcp_socket_closed(cookie);
             }
-            _ => self.tcp_socket_closed(cookie),
+            Ok(_) => self.tcp_socket_closed(cookie),
         }
     }
 
@@ -903,15 +910,10 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn a_socket_whose_connect_never_left_close_leaves_kernel_tracing_at_once() {
-        let Some(hub) = KernelHub::shared_or_skip(
-            "a_socket_whose_connect_never_left_close_leaves_kernel_tracing_at_once",
-        ) else {
-            return;
-        };
-        let tracer = tracer();
-        tracer.attach_kernel(&hub).expect("attached");
+    /// Connects a traced TCP socket of `tracer` to a multicast address, which TCP refuses
+    /// before SYN-SENT (no packet leaves, no CLOSE comes); returns the socket's cookie,
+    /// checked to have left kernel tracing without its CLOSE and not to be waited for.
+    fn fail_a_connect_before_syn_sent(tracer: &Tracer) -> SocketCookie {
         let origin = crate::sock::SocketOrigin {
             dial: TraceId::generate(),
             from_resolver: false,
@@ -921,7 +923,6 @@ mod tests {
             .enable_all()
             .build()
             .expect("a runtime");
-        // TCP refuses a multicast peer before SYN-SENT (no packet leaves): no CLOSE comes.
         let multicast: std::net::SocketAddr = "224.0.0.1:80".parse().expect("an address");
         let sink = tracer.sink();
         let result = runtime.block_on(crate::sock::connect_tcp(
@@ -936,17 +937,62 @@ mod tests {
             }
             other => panic!("expected a failed connect, got {:?}", other.map(|_| ())),
         }
-        let cookie = match tracer.inner.kernel.get() {
-            Some(KernelLink::Hub(client)) => {
-                let cookies: Vec<SocketCookie> = lock(&tracer.inner.retiring).expired_cookies();
-                assert_eq!(cookies.len(), 1, "left without its CLOSE: {cookies:?}");
-                // No longer traced by the client's slot.
-                assert!(!client.traces(cookies[0]));
-                cookies[0]
-            }
-            _ => panic!("the hub is the tracer's kernel link"),
-        };
+        let cookies: Vec<SocketCookie> = lock(&tracer.inner.retiring).expired_cookies();
+        assert_eq!(cookies.len(), 1, "left without its CLOSE: {cookies:?}");
         // Not left waiting (ten minutes) for a CLOSE.
-        assert!(!lock(&tracer.inner.retiring).waits_for(cookie));
+        assert!(!lock(&tracer.inner.retiring).waits_for(cookies[0]));
+        cookies[0]
+    }
+
+    #[test]
+    fn a_socket_whose_connect_never_left_close_leaves_kernel_tracing_at_once() {
+        let Some(hub) = KernelHub::shared_or_skip(
+            "a_socket_whose_connect_never_left_close_leaves_kernel_tracing_at_once",
+        ) else {
+            return;
+        };
+        let tracer = tracer();
+        tracer.attach_kernel(&hub).expect("attached");
+        let cookie = fail_a_connect_before_syn_sent(&tracer);
+        match tracer.inner.kernel.get() {
+            // No longer traced by the client's slot.
+            Some(KernelLink::Hub(client)) => assert!(!client.traces(cookie)),
+            _ => panic!("the hub is the tracer's kernel link"),
+        }
+    }
+
+    #[test]
+    fn through_the_daemon_a_socket_whose_connect_never_left_close_leaves_at_once() {
+        let test = "through_the_daemon_a_socket_whose_connect_never_left_close_leaves_at_once";
+        // The daemon serves from the process's shared hub, which needs root.
+        if KernelHub::shared_or_skip(test).is_none() {
+            return;
+        }
+        let dir = nettrace_tests::scenario::TempDir::new("tracer-daemon-failed-connect");
+        let socket_path = dir.path("serve.sock");
+        let options = crate::daemon::ServeOptions {
+            socket_path: socket_path.clone(),
+            group: None,
+            kernel_config: crate::kernel::KernelConfig::default(),
+        };
+        let (ready, listening) = std::sync::mpsc::channel();
+        // Serves until the test process ends (it has no stop).
+        std::thread::spawn(move || {
+            let served = crate::daemon::serve(&options, || {
+                let _ = ready.send(());
+            });
+            panic!("the daemon stopped: {served:?}");
+        });
+        listening
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the daemon listens");
+        let tracer = tracer();
+        tracer
+            .attach_daemon(&socket_path)
+            .expect("attached to the daemon");
+        fail_a_connect_before_syn_sent(&tracer);
+        // The daemon holds no socket any more: only the tracer's connection and this one.
+        let mut status = crate::daemon::DaemonClient::connect(&socket_path).expect("a client");
+        assert_eq!(status.status().expect("status"), (2, 0));
     }
 }

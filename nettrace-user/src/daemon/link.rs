@@ -215,6 +215,15 @@ impl DaemonLink {
         }
     }
 
+    /// Whether the programs reported the CLOSE of `socket`, a registered TCP socket whose
+    /// connect failed at once ([`Request::ConnectFailed`]).
+    pub(crate) fn close_reported(&self, socket: &impl AsFd) -> Result<bool, DaemonError> {
+        match self.request(&Request::ConnectFailed {}, Some(socket.as_fd()))? {
+            Message::CloseReported { reported } => Ok(reported),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Sends a request and waits for its reply (an error reply is [`DaemonError::Refused`]).
     pub(crate) fn request(
         &self,

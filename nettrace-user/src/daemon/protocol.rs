@@ -76,6 +76,12 @@ pub enum Request {
     /// message (exactly one; registered by this client before, with capture on). The daemon
     /// reads the flow's addresses from the descriptor itself; reply [`Message::Ok`].
     CaptureFlow {},
+    /// The TCP socket whose descriptor comes with the message (exactly one; registered by
+    /// this client before) failed to connect at once: reply [`Message::CloseReported`],
+    /// whether the programs reported its transition to CLOSE. When they did not, none will
+    /// come (the connect failed before any state the kernel reports), and the client may
+    /// unregister it without waiting for one.
+    ConnectFailed {},
 }
 
 /// What a [`Request::Capture`] asks for (the total size limit stays with the client).
@@ -159,6 +165,12 @@ pub enum Message {
     Capturing {
         /// The interfaces.
         interfaces: Vec<CaptureInterface>,
+    },
+    /// The answer to [`Request::ConnectFailed`].
+    CloseReported {
+        /// Whether the programs reported the socket's transition to CLOSE since it last
+        /// connected.
+        reported: bool,
     },
 }
 

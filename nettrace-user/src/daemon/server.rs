@@ -341,7 +341,14 @@ impl<'a, S: KernelSlot> Session<'a, S> {
                 "capture-flow carries exactly one socket descriptor (SCM_RIGHTS), got {}",
                 fds.len()
             )),
-            (_, [_, ..]) => error("only register and capture-flow carry a descriptor".to_owned()),
+            (Request::ConnectFailed {}, [fd]) => self.connect_failed(fd),
+            (Request::ConnectFailed {}, _) => error(format!(
+                "connect-failed carries exactly one socket descriptor (SCM_RIGHTS), got {}",
+                fds.len()
+            )),
+            (_, [_, ..]) => error(
+                "only register, capture-flow and connect-failed carry a descriptor".to_owned(),
+            ),
             (Request::Unregister { cookie }, []) => self.unregister(SocketCookie(cookie)),
             (Request::Sync {}, []) => self.sync(),
             (Request::Status {}, []) => self.status(),
@@ -392,6 +399,22 @@ impl<'a, S: KernelSlot> Session<'a, S> {
         match capture::udp_flow(self.client, fd, registered) {
             Ok(cookie) => Message::Ok { cookie: cookie.0 },
             Err(error) => Message::error(error),
+        }
+    }
+
+    /// Whether the CLOSE of a socket of this client whose connect failed was reported.
+    fn connect_failed(&self, fd: &OwnedFd) -> Message {
+        let cookie = match SocketCookie::of(&fd.as_fd()) {
+            Ok(cookie) => cookie,
+            Err(e) => return Message::error(format!("the descriptor is not a socket: {e}")),
+        };
+        if lock(&self.shared.owners).get(&cookie) != Some(&self.id) {
+            return Message::error("the socket is not registered by this client");
+        }
+        match self.client.close_reported(fd.as_fd(), cookie) {
+            Ok(Some(reported)) => Message::CloseReported { reported },
+            Ok(None) => Message::error("the socket's entry is gone"),
+            Err(e) => Message::error(format!("reading the socket's entry failed: {e}")),
         }
     }
 

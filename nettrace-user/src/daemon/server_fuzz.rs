@@ -84,6 +84,18 @@ impl KernelSlot for RecordingSlot {
             .collect())
     }
 
+    fn close_reported(
+        &self,
+        _socket: std::os::fd::BorrowedFd<'_>,
+        cookie: SocketCookie,
+    ) -> Result<Option<bool>, Never> {
+        assert!(
+            self.registered.borrow().contains(&cookie),
+            "a failed connect of a socket not in the slot"
+        );
+        Ok(Some(false))
+    }
+
     fn register_flow(
         &self,
         cookie: SocketCookie,
@@ -236,6 +248,7 @@ fn check_answer(bytes: &[u8], fds: usize, cut: bool, answer: &Message) {
         (Some(Request::Hello { .. }), _) => false,
         (Some(Request::Register {}), Message::Ok { .. }) => fds == 1,
         (Some(Request::CaptureFlow {}), Message::Ok { .. }) => fds == 1,
+        (Some(Request::ConnectFailed {}), Message::CloseReported { .. }) => fds == 1,
         (Some(Request::Unregister { cookie }), Message::Ok { cookie: removed }) => {
             fds == 0 && cookie == removed
         }

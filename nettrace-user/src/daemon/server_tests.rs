@@ -17,6 +17,7 @@ use crate::{
 
 const REGISTER: &str = r#"{"op":"register"}"#;
 const CAPTURE_FLOW: &str = r#"{"op":"capture-flow"}"#;
+const CONNECT_FAILED: &str = r#"{"op":"connect-failed"}"#;
 const STATUS: &str = r#"{"op":"status"}"#;
 const SYNC: &str = r#"{"op":"sync"}"#;
 const CAPTURE_LO: &str = r#"{"op":"capture","interfaces":["lo"],"snaplen":128}"#;
@@ -31,6 +32,7 @@ enum Call {
     LostPackets,
     StartCapture(Vec<String>),
     RegisterFlow(SocketCookie, FlowProtocol, SocketAddr, SocketAddr),
+    CloseReported(SocketCookie),
 }
 
 /// The fake slot's failure.
@@ -48,6 +50,8 @@ struct FakeSlot {
     fail_unregister: bool,
     /// Interfaces whose capture fails.
     missing_interface: Option<&'static str>,
+    /// What `close_reported` answers.
+    close_reported: Option<bool>,
 }
 
 impl FakeSlot {
@@ -131,6 +135,15 @@ impl KernelSlot for FakeSlot {
     ) -> Result<(), FakeFailure> {
         self.record(Call::RegisterFlow(cookie, protocol, local, remote));
         Ok(())
+    }
+
+    fn close_reported(
+        &self,
+        _socket: std::os::fd::BorrowedFd<'_>,
+        cookie: SocketCookie,
+    ) -> Result<Option<bool>, FakeFailure> {
+        self.record(Call::CloseReported(cookie));
+        Ok(self.close_reported)
     }
 }
 
@@ -374,7 +387,7 @@ fn a_descriptor_that_is_not_a_socket_is_refused() {
 }
 
 #[test]
-fn register_and_capture_flow_carry_exactly_one_descriptor() {
+fn register_capture_flow_and_connect_failed_carry_exactly_one_descriptor() {
     let shared = Shared::new(MAX_SOCKETS_PER_CLIENT);
     let a = Peer::new(1, Some(1000));
     let sa = a.session(&shared);
@@ -384,7 +397,7 @@ fn register_and_capture_flow_carry_exactly_one_descriptor() {
     ));
     let (x, y) = (udp(), udp());
     y.connect(x.local_addr().unwrap()).unwrap();
-    for request in [REGISTER, CAPTURE_FLOW] {
+    for request in [REGISTER, CAPTURE_FLOW, CONNECT_FAILED] {
         let error = refused(ask(&sa, request, &[]));
         assert!(error.contains("exactly one"), "{error}");
         let error = refused(ask(&sa, request, &[fd(&x), fd(&y)]));
@@ -396,6 +409,49 @@ fn register_and_capture_flow_carry_exactly_one_descriptor() {
     }
     assert_eq!(a.slot.calls(), [Call::StartCapture(vec!["lo".to_owned()])]);
     assert_eq!(ask(&sa, STATUS, &[]), status(1, 0));
+}
+
+#[test]
+fn connect_failed_answers_for_the_clients_own_sockets_only() {
+    let shared = Shared::new(MAX_SOCKETS_PER_CLIENT);
+    let a = Peer::with_slot(
+        1,
+        Some(1000),
+        FakeSlot {
+            close_reported: Some(false),
+            ..FakeSlot::default()
+        },
+    );
+    let b = Peer::new(2, Some(1001));
+    let (sa, sb) = (a.session(&shared), b.session(&shared));
+    let (mine, unregistered) = (udp(), udp());
+    assert_eq!(ask(&sa, REGISTER, &[fd(&mine)]), ok(&mine));
+    assert_eq!(
+        ask(&sa, CONNECT_FAILED, &[fd(&mine)]),
+        Message::CloseReported { reported: false }
+    );
+    let error = refused(ask(&sb, CONNECT_FAILED, &[fd(&mine)]));
+    assert!(error.contains("not registered by this client"), "{error}");
+    let error = refused(ask(&sa, CONNECT_FAILED, &[fd(&unregistered)]));
+    assert!(error.contains("not registered by this client"), "{error}");
+    let file = OwnedFd::from(File::open("/dev/null").unwrap());
+    let error = refused(ask(&sa, CONNECT_FAILED, &[file]));
+    assert!(error.contains("not a socket"), "{error}");
+    assert_eq!(
+        a.slot.calls(),
+        [
+            Call::Register(cookie(&mine)),
+            Call::CloseReported(cookie(&mine))
+        ]
+    );
+    assert_eq!(b.slot.calls(), []);
+    // An entry that cannot be read is said so.
+    let c = Peer::new(3, Some(1002));
+    let sc = c.session(&shared);
+    let other = udp();
+    assert_eq!(ask(&sc, REGISTER, &[fd(&other)]), ok(&other));
+    let error = refused(ask(&sc, CONNECT_FAILED, &[fd(&other)]));
+    assert!(error.contains("entry is gone"), "{error}");
 }
 
 #[test]
@@ -414,7 +470,7 @@ fn a_descriptor_with_a_request_that_takes_none_is_refused() {
     for request in &requests {
         let error = refused(ask(&sa, request, &[fd(&socket)]));
         assert!(
-            error.contains("only register and capture-flow"),
+            error.contains("only register, capture-flow and connect-failed"),
             "{request}: {error}"
         );
     }

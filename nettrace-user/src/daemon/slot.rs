@@ -1,8 +1,9 @@
 //! [`KernelSlot`]: what a daemon session needs from its client's slot in the kernel hub.
 //!
 //! A session registers and unregisters the sockets its client proved it holds, drains the
-//! hub and reads the slot's lost counters for `sync`, and starts the slot's capture and
-//! registers UDP flows for the capture requests. Nothing else: the isolation rules (whose
+//! hub and reads the slot's lost counters for `sync`, starts the slot's capture and
+//! registers UDP flows for the capture requests, and reads whether a socket whose connect
+//! failed had its CLOSE reported. Nothing else: the isolation rules (whose
 //! socket is whose, the limits) are the session's, so they are tested against a fake slot
 //! without root (`server_tests`), while [`KernelClient`] does the kernel work.
 //!
@@ -46,6 +47,15 @@ pub(super) trait KernelSlot {
         &self,
         options: &PacketCaptureOptions,
     ) -> Result<Vec<CaptureInterfaceInfo>, Self::Error>;
+
+    /// Whether the programs reported a transition to CLOSE of `socket` (registered as
+    /// `cookie`) since it last connected; `None` when its entry cannot be read or names
+    /// another socket.
+    fn close_reported(
+        &self,
+        socket: BorrowedFd<'_>,
+        cookie: SocketCookie,
+    ) -> Result<Option<bool>, Self::Error>;
 
     /// Captures the packets between `local` and `remote` as the socket's.
     fn register_flow(
@@ -92,6 +102,14 @@ impl KernelSlot for KernelClient {
         options: &PacketCaptureOptions,
     ) -> Result<Vec<CaptureInterfaceInfo>, KernelError> {
         KernelClient::start_capture(self, options)
+    }
+
+    fn close_reported(
+        &self,
+        socket: BorrowedFd<'_>,
+        cookie: SocketCookie,
+    ) -> Result<Option<bool>, KernelError> {
+        KernelClient::close_reported(self, socket, cookie)
     }
 
     fn register_flow(
