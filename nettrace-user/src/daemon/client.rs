@@ -79,6 +79,13 @@ impl DaemonClient {
         self.link.capture_flow(socket)
     }
 
+    /// Whether the kernel reported the CLOSE of `socket`, a TCP socket registered by this
+    /// client whose `connect()` failed at once. When it did not, none will come (the connect
+    /// failed before any state the kernel reports), and the socket can be unregistered now.
+    pub fn connect_failed(&mut self, socket: &impl AsFd) -> Result<bool, DaemonError> {
+        self.link.close_reported(socket)
+    }
+
     /// Stops tracing the socket with `cookie` (one this client registered) once it is closed:
     /// a socket still open goes on reporting to this client until it closes.
     pub fn unregister(&mut self, cookie: u64) -> Result<(), DaemonError> {
