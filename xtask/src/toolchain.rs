@@ -29,10 +29,20 @@ pub(crate) struct Toolchain {
 impl Toolchain {
     /// Path of the nightly's `llvm-objcopy` (from the `llvm-tools` component).
     pub(crate) fn llvm_objcopy(&self) -> PathBuf {
+        self.llvm_tool("llvm-objcopy")
+    }
+
+    /// Path of the nightly's `llvm-nm` (from the `llvm-tools` component).
+    pub(crate) fn llvm_nm(&self) -> PathBuf {
+        self.llvm_tool("llvm-nm")
+    }
+
+    fn llvm_tool(&self, name: &str) -> PathBuf {
         self.sysroot
             .join("lib/rustlib")
             .join(&self.host)
-            .join("bin/llvm-objcopy")
+            .join("bin")
+            .join(name)
     }
 }
 
@@ -151,7 +161,8 @@ pub(crate) fn run(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn output(command: &mut Command) -> Result<String> {
+/// Runs `command` and returns its standard output.
+pub(crate) fn output(command: &mut Command) -> Result<String> {
     let out = command
         .output()
         .with_context(|| format!("starting {command:?}"))?;
