@@ -37,8 +37,10 @@
 /// Types and constants that stay between userspace and the kernel of one process (map names,
 /// map keys and values such as [`TracedSocket`], [`FlowKey`], [`CaptureClient`], program
 /// names, the other limits) do not take a bump. The daemon's JSON requests and replies are
-/// versioned by this number too: they only gain optional fields, and a change to them that a
-/// peer of the previous version would misread takes a bump as well.
+/// versioned by this number too: they only gain optional fields or new requests (which an
+/// older daemon refuses), and a change to them that a peer of the previous version would
+/// misread takes a bump as well. A packet record's time may be the departure time TCP gave
+/// the segment (same clock and unit): no bump.
 pub const RECORD_LAYOUT_VERSION: u32 = 3;
 
 /// Names of the BPF maps, as they appear in the compiled object.

@@ -253,7 +253,9 @@ fn flow(
     let Some(flow) = (unsafe { TRACED_FLOWS.get(&key) }).copied() else {
         return Ok(());
     };
-    let time_ns = if way == direction::SENT {
+    // Only TCP's stamp: the stack's own departure time. A UDP or raw socket's comes from
+    // the application (`SO_TXTIME`), which may name any time.
+    let time_ns = if way == direction::SENT && protocol == ip_protocol::TCP {
         departure_time(ctx)
     } else {
         now()
@@ -468,14 +470,16 @@ pub(crate) struct Target<'a> {
     pub(crate) cookie: u64,
     /// A [`nettrace_common::direction`].
     pub(crate) way: u32,
-    /// When it was seen ([`now`]).
+    /// Its time: when it was seen ([`now`]), or the departure time TCP gave an outgoing
+    /// segment ([`departure_time`]).
     pub(crate) time_ns: u64,
 }
 
-/// When an outgoing packet leaves: the departure time the stack gave it on the kernel's
+/// When an outgoing TCP segment leaves: the departure time the stack gave it on the kernel's
 /// monotonic clock if it has one (TCP stamps each segment it sends with its earliest
-/// departure time, which is the time it built the segment unless pacing delays it), else the
-/// clock now. The stamp costs a field load where the clock costs about 50 ns of a packet's
+/// departure time, which is the time it built the segment unless pacing delays it; so it may
+/// lie ahead of now by a pacing interval, which the reader caps at the time it read the
+/// record), else the clock now. The stamp costs a field load where the clock costs about 50 ns of a packet's
 /// 250 in real traffic (BENCHMARKS.md, session 19), and it is the time a capture behind the
 /// queueing discipline would see.
 #[inline(always)]

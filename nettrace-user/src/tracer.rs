@@ -964,10 +964,13 @@ mod tests {
     #[test]
     fn through_the_daemon_a_socket_whose_connect_never_left_close_leaves_at_once() {
         let test = "through_the_daemon_a_socket_whose_connect_never_left_close_leaves_at_once";
-        // The daemon serves from the process's shared hub, which needs root.
-        if KernelHub::shared_or_skip(test).is_none() {
+        // The daemon serves from the process's shared hub, which needs root; held here so
+        // that it loads once. The serving thread keeps it (and its default configuration,
+        // the one every test of this binary uses) until the test binary ends: `serve` has no
+        // stop.
+        let Some(_hub) = KernelHub::shared_or_skip(test) else {
             return;
-        }
+        };
         let dir = nettrace_tests::scenario::TempDir::new("tracer-daemon-failed-connect");
         let socket_path = dir.path("serve.sock");
         let options = crate::daemon::ServeOptions {
@@ -991,6 +994,14 @@ mod tests {
             .attach_daemon(&socket_path)
             .expect("attached to the daemon");
         fail_a_connect_before_syn_sent(&tracer);
+        // The unregistration is sent without waiting for a reply: a sync on the same
+        // connection returns after the daemon has served it.
+        match tracer.inner.kernel.get() {
+            Some(KernelLink::Daemon(link)) => {
+                link.sync().expect("a sync");
+            }
+            _ => panic!("the daemon is the tracer's kernel link"),
+        }
         // The daemon holds no socket any more: only the tracer's connection and this one.
         let mut status = crate::daemon::DaemonClient::connect(&socket_path).expect("a client");
         assert_eq!(status.status().expect("status"), (2, 0));

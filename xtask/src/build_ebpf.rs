@@ -82,18 +82,28 @@ pub(crate) fn run(root: &Path, out_dir: &Path) -> Result<()> {
 
 /// New names for the Rust symbols of `symbols` (one per line) whose crate roots carry a
 /// disambiguator (`_RNvNtCs<hash>_8nettrace7capture14copy_into_ring`): the same names without
-/// it (`_RNvNtC8nettrace7capture14copy_into_ring`, still valid v0 mangling). Cargo derives the
-/// hash from the crates' paths (`nettrace-common` lies outside the eBPF crate's workspace), so
-/// a function the compiler kept out of line would otherwise make the object differ with the
-/// folder it is built in. Fails if two symbols would get one name.
+/// it (`_RNvNtC8nettrace7capture14copy_into_ring`). Cargo derives the hash from the crates'
+/// paths (`nettrace-common` lies outside the eBPF crate's workspace), so a function the
+/// compiler kept out of line would otherwise make the object differ with the folder it is
+/// built in. Fails if a new name would demangle to another path than the old one (the
+/// shortening moves the targets of back-references, and the scan does not parse the
+/// grammar), or if two symbols would get one name.
 fn stable_symbol_names(symbols: &str) -> Result<Vec<(String, String)>> {
     let mut renames = Vec::new();
     let mut taken: std::collections::HashSet<&str> = symbols.lines().collect();
     let mut new_names = std::collections::HashSet::new();
     for symbol in symbols.lines() {
         let stable = without_disambiguators(symbol);
-        if stable == symbol {
+        if stable == symbol || !taken.contains(symbol) {
             continue;
+        }
+        let demangled = |name: &str| format!("{:#}", rustc_demangle::demangle(name));
+        if demangled(&stable) != demangled(symbol) {
+            anyhow::bail!(
+                "renaming {symbol} to {stable} would change what it names ({} -> {})",
+                demangled(symbol),
+                demangled(&stable)
+            );
         }
         taken.remove(symbol);
         if taken.contains(stable.as_str()) || !new_names.insert(stable.clone()) {
@@ -166,5 +176,18 @@ mod tests {
         );
         assert!(stable_symbol_names("_RNvCs1_8nettrace1f\n_RNvCs2_8nettrace1f\n").is_err());
         assert!(stable_symbol_names("_RNvC8nettrace1f\n_RNvCs2_8nettrace1f\n").is_err());
+    }
+
+    #[test]
+    fn a_rename_that_would_move_a_back_reference_fails_the_build() {
+        // `drop_in_place::<(Foo, Foo)>`: the second `Foo` refers back to the first by its
+        // offset, which the shorter name would move.
+        let pair = "_RINvNtCs1234_4core3ptr13drop_in_placeTNtCs5678_8nettrace3FooBA_EE";
+        let printed = format!("{:#}", rustc_demangle::demangle(pair));
+        assert_eq!(
+            printed,
+            "core::ptr::drop_in_place::<(nettrace::Foo, nettrace::Foo)>"
+        );
+        assert!(stable_symbol_names(pair).is_err());
     }
 }

@@ -23,6 +23,8 @@ const INPUTS: &[&str] = &[
     "nettrace-ebpf/src",
     "nettrace-common/Cargo.toml",
     "nettrace-common/src",
+    // It renames the object's symbols.
+    "xtask/src/build_ebpf.rs",
 ];
 
 /// The workspace root (the parent of this crate's folder).

@@ -12,8 +12,10 @@
 //! (an error reply naming both, with its own version in [`Message::Error::version`]) and then
 //! refuses every other request until a hello it accepts. A daemon older than the handshake
 //! answers the hello as an unknown request ([`predates_handshake`]). The JSON requests and
-//! replies only ever gain optional fields that an older peer may leave out; a change that an
-//! older peer would misread needs a new [`VERSION`] too.
+//! replies only ever gain optional fields that an older peer may leave out, or new requests
+//! that an older daemon refuses as malformed (the client then does without: e.g.
+//! [`Request::ConnectFailed`]); a change that an older peer would misread needs a new
+//! [`VERSION`] too.
 //!
 //! ```
 //! use nettrace::daemon::protocol::{Frame, Message};

@@ -52,6 +52,7 @@ struct FakeSlot {
     missing_interface: Option<&'static str>,
     /// What `close_reported` answers.
     close_reported: Option<bool>,
+    fail_close_reported: bool,
 }
 
 impl FakeSlot {
@@ -143,6 +144,9 @@ impl KernelSlot for FakeSlot {
         cookie: SocketCookie,
     ) -> Result<Option<bool>, FakeFailure> {
         self.record(Call::CloseReported(cookie));
+        if self.fail_close_reported {
+            return Err(FakeFailure);
+        }
         Ok(self.close_reported)
     }
 }
@@ -445,13 +449,34 @@ fn connect_failed_answers_for_the_clients_own_sockets_only() {
         ]
     );
     assert_eq!(b.slot.calls(), []);
-    // An entry that cannot be read is said so.
-    let c = Peer::new(3, Some(1002));
-    let sc = c.session(&shared);
-    let other = udp();
-    assert_eq!(ask(&sc, REGISTER, &[fd(&other)]), ok(&other));
-    let error = refused(ask(&sc, CONNECT_FAILED, &[fd(&other)]));
-    assert!(error.contains("entry is gone"), "{error}");
+    // A reported CLOSE is said; an entry that is gone, or that cannot be read, is refused.
+    let slot = |close_reported, fail_close_reported| FakeSlot {
+        close_reported,
+        fail_close_reported,
+        ..FakeSlot::default()
+    };
+    for (id, fake, expected) in [
+        (3, slot(Some(true), false), Ok(true)),
+        (4, slot(None, false), Err("entry is gone")),
+        (
+            5,
+            slot(Some(false), true),
+            Err("reading the socket's entry failed"),
+        ),
+    ] {
+        let peer = Peer::with_slot(id, Some(1000 + id as u32), fake);
+        let session = peer.session(&shared);
+        let socket = udp();
+        assert_eq!(ask(&session, REGISTER, &[fd(&socket)]), ok(&socket));
+        let answer = ask(&session, CONNECT_FAILED, &[fd(&socket)]);
+        match expected {
+            Ok(reported) => assert_eq!(answer, Message::CloseReported { reported }),
+            Err(text) => {
+                let error = refused(answer);
+                assert!(error.contains(text), "{error}");
+            }
+        }
+    }
 }
 
 #[test]

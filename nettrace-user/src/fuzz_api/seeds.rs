@@ -391,8 +391,18 @@ fn daemon_seeds() -> Vec<Seed> {
         frame(1, false, REGISTER),
     ]
     .concat();
+    // A failed connect of an own socket, then without a descriptor, then another client's.
+    const CONNECT_FAILED: &str = r#"{"op":"connect-failed"}"#;
+    let connect_failed = [
+        frame(1, false, REGISTER),
+        frame(1, false, CONNECT_FAILED),
+        frame(0, false, CONNECT_FAILED),
+        frame(1, true, CONNECT_FAILED),
+    ]
+    .concat();
     vec![
         ("daemon_session", "register-capture-sync", session),
+        ("daemon_session", "connect-failed", connect_failed),
         ("daemon_session", "hostile", hostile),
         ("daemon_session", "handshake", handshake),
     ]

@@ -55,6 +55,7 @@ impl DecodedBatch {
         &mut self,
         bytes: &Bytes,
         spans: impl ExactSizeIterator<Item = Range<usize>>,
+        read_at: KernelTime,
     ) {
         self.clear();
         self.events.reserve(spans.len());
@@ -62,7 +63,14 @@ impl DecodedBatch {
             let decoded =
                 match KernelEvent::decode_shared(bytes, span.clone(), |raw| self.add_sock_ops(raw))
                 {
-                    Ok(DecodedRecord::Event(event)) => Decoded::Event(event),
+                    Ok(DecodedRecord::Event(mut event)) => {
+                        // A TCP segment's departure time may lie ahead of when it was seen
+                        // (pacing): never after the record was read.
+                        if let KernelEvent::Packet(packet) = &mut event {
+                            packet.time = packet.time.min(read_at);
+                        }
+                        Decoded::Event(event)
+                    }
                     Ok(DecodedRecord::SockOps(index)) => Decoded::SockOps(index),
                     Err(error) => {
                         tracing::warn!(%error, "skipping a kernel event");
