@@ -182,8 +182,9 @@ pub struct PacketRecord {
     pub cookie: SocketCookie,
     /// The socket's client; [`ClientId::ANY`] for a packet of no flow.
     pub client: ClientId,
-    /// When the TC program saw it; for a segment a local socket sent, the departure time TCP
-    /// gave it (its earliest departure time: when TCP built it, later if pacing holds it).
+    /// When the TC program saw it; for a TCP segment a local socket sent, the departure time
+    /// TCP gave it (its earliest departure time: when TCP built it, later if pacing holds
+    /// it), which the library's reader caps at the moment it took the record.
     pub time: KernelTime,
     /// The interface it was seen on (index in its network namespace).
     pub ifindex: u32,
