@@ -11,7 +11,7 @@
 use core::{ffi::c_void, marker::PhantomData, mem::MaybeUninit};
 
 use aya_ebpf::{
-    helpers::{bpf_ktime_get_ns, bpf_skb_load_bytes},
+    helpers::bpf_skb_load_bytes,
     macros::classifier,
     programs::{TcContext, sk_buff::SkBuff},
 };
@@ -22,7 +22,7 @@ use nettrace_common::{
 
 use crate::{
     emit::{
-        PACKET_WAKEUP_BYTES, armed_generation, count_lost, flow_port_marked, wakeup_flags,
+        PACKET_WAKEUP_BYTES, armed_generation, count_lost, flow_port_marked, now, wakeup_flags,
         write_lane,
     },
     maps::{
@@ -479,9 +479,9 @@ pub(crate) struct Target<'a> {
 /// monotonic clock if it has one (TCP stamps each segment it sends with its earliest
 /// departure time, which is the time it built the segment unless pacing delays it; so it may
 /// lie ahead of now by a pacing interval, which the reader caps at the time it read the
-/// record), else the clock now. The stamp costs a field load where the clock costs about 50 ns of a packet's
-/// 250 in real traffic (BENCHMARKS.md, session 19), and it is the time a capture behind the
-/// queueing discipline would see.
+/// record), else the clock now. The stamp costs a field load where the clock costs about
+/// 50 ns of a packet's 250 in real traffic (BENCHMARKS.md, session 19), and it is the time a
+/// capture behind the queueing discipline would see.
 #[inline(always)]
 fn departure_time(ctx: &TcContext) -> u64 {
     let skb = ctx.skb.skb;
@@ -498,13 +498,6 @@ fn departure_time(ctx: &TcContext) -> u64 {
     } else {
         now()
     }
-}
-
-/// The kernel's monotonic clock now, as records carry it.
-#[inline(always)]
-pub(crate) fn now() -> u64 {
-    // SAFETY: a plain helper call without arguments.
-    unsafe { bpf_ktime_get_ns() }
 }
 
 #[inline(always)]

@@ -17,8 +17,8 @@ use nettrace_common::{
 };
 
 use crate::{
-    capture::{Target, copy_packet, now},
-    emit::{mark_flow_ports, traced_socket},
+    capture::{Target, copy_packet},
+    emit::{mark_flow_ports, now, traced_socket},
     maps::TRACED_FLOWS,
 };
 
