@@ -11,12 +11,9 @@
 //!
 //! ```ignore
 //! let interfaces = start(&client, &request)?;        // Request::Capture
-//! let cookie = udp_flow(&client, &fd, |c| mine(c))?; // Request::CaptureFlow, after connect()
+//! udp_flow(&client, &fd, own_cookie)?;              // Request::CaptureFlow, after connect()
 //! ```
-use std::{
-    net::SocketAddr,
-    os::fd::{AsFd, OwnedFd},
-};
+use std::{net::SocketAddr, os::fd::OwnedFd};
 
 use socket2::{Protocol, SockRef, Type};
 
@@ -70,18 +67,13 @@ pub(super) fn start(
         .collect())
 }
 
-/// Captures the flow of the connected UDP socket `fd` as its own, when `registered` says
-/// this client registered the socket; returns its cookie.
+/// Captures the flow of the connected UDP socket `fd` as its own: a socket this client
+/// registered as `cookie` (checked by the caller).
 pub(super) fn udp_flow(
     client: &impl KernelSlot,
     fd: &OwnedFd,
-    registered: impl FnOnce(SocketCookie) -> bool,
-) -> Result<SocketCookie, String> {
-    let cookie = SocketCookie::of(&fd.as_fd())
-        .map_err(|e| format!("the descriptor is not a socket: {e}"))?;
-    if !registered(cookie) {
-        return Err("the socket is not registered by this client".to_owned());
-    }
+    cookie: SocketCookie,
+) -> Result<(), String> {
     let socket = SockRef::from(fd);
     let udp = matches!(
         (socket.r#type(), socket.protocol()),
@@ -94,8 +86,7 @@ pub(super) fn udp_flow(
     let remote = address(socket.peer_addr()).ok_or("the socket is not connected")?;
     client
         .register_flow(cookie, FlowProtocol::Udp, local, remote)
-        .map_err(|e| format!("registering the flow failed: {}", error_chain(&e)))?;
-    Ok(cookie)
+        .map_err(|e| format!("registering the flow failed: {}", error_chain(&e)))
 }
 
 /// An IP socket address, when the call succeeded.

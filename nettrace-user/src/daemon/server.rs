@@ -395,22 +395,31 @@ impl<'a, S: KernelSlot> Session<'a, S> {
         if !self.capturing.get() {
             return Message::error("this client does not capture");
         }
-        let registered = |cookie| lock(&self.shared.owners).get(&cookie) == Some(&self.id);
-        match capture::udp_flow(self.client, fd, registered) {
+        let captured = self
+            .own_socket(fd)
+            .and_then(|cookie| capture::udp_flow(self.client, fd, cookie).map(|()| cookie));
+        match captured {
             Ok(cookie) => Message::Ok { cookie: cookie.0 },
             Err(error) => Message::error(error),
         }
     }
 
+    /// The cookie of `fd`, a socket this client registered; else why not.
+    fn own_socket(&self, fd: &OwnedFd) -> Result<SocketCookie, String> {
+        let cookie = SocketCookie::of(&fd.as_fd())
+            .map_err(|e| format!("the descriptor is not a socket: {e}"))?;
+        if lock(&self.shared.owners).get(&cookie) != Some(&self.id) {
+            return Err("the socket is not registered by this client".to_owned());
+        }
+        Ok(cookie)
+    }
+
     /// Whether the CLOSE of a socket of this client whose connect failed was reported.
     fn connect_failed(&self, fd: &OwnedFd) -> Message {
-        let cookie = match SocketCookie::of(&fd.as_fd()) {
+        let cookie = match self.own_socket(fd) {
             Ok(cookie) => cookie,
-            Err(e) => return Message::error(format!("the descriptor is not a socket: {e}")),
+            Err(error) => return Message::error(error),
         };
-        if lock(&self.shared.owners).get(&cookie) != Some(&self.id) {
-            return Message::error("the socket is not registered by this client");
-        }
         match self.client.close_reported(fd.as_fd(), cookie) {
             Ok(Some(reported)) => Message::CloseReported { reported },
             Ok(None) => Message::error("the socket's entry is gone"),
