@@ -76,10 +76,12 @@ pub mod map_name {
     /// they cost a direct array load instead of a cookie and a hash lookup. The value is a
     /// generation, new each time userspace arms the programs again (see [`FLOW_PORTS`]).
     pub const ARMED: &str = "ARMED";
-    /// Array of 65,536 `u32`, indexed by port: the [`ARMED`] generation in which a flow with
-    /// that port (source or destination) was registered. A packet whose two ports are not
-    /// both marked with the current generation belongs to no registered flow, and the TC
-    /// programs skip it without the flow lookup. A new generation clears every mark at once.
+    /// Array of 65,536 `u32`, indexed by a pair of ports ([`crate::port_pair_slot`] of the
+    /// source and destination port): the [`ARMED`] generation in which a flow direction with
+    /// such a pair was registered. A packet whose pair's entry does not hold the current
+    /// generation belongs to no registered flow, and the TC programs skip it without the flow
+    /// lookup: one array load per packet, traced or not. A new generation clears every mark
+    /// at once.
     pub const FLOW_PORTS: &str = "FLOW_PORTS";
     /// Array of one `u32` per client slot: the slot's generation, moved on by userspace
     /// whenever a client takes or leaves the slot. A socket's entry in [`TRACED_SOCKETS`]
@@ -160,7 +162,7 @@ pub mod limits {
     pub const DEFAULT_PACKET_RING_BYTES: u32 = 4 * 1024 * 1024;
     /// Most bytes copied of one packet, whatever the snap length asked.
     pub const MAX_PACKET_BYTES: u32 = 9216;
-    /// Entries of the flow-port marks: one per port.
+    /// Entries of the flow-port marks ([`crate::port_pair_slot`] gives one of them).
     pub const FLOW_PORTS: u32 = 65_536;
     /// Slots of [`crate::map_name::ANNOUNCED_SOCKETS`] (a power of two: a thread's slot is its
     /// id modulo this).
@@ -721,6 +723,22 @@ pub struct FlowKey {
     pub _pad: u16,
 }
 
+/// The entry of [`map_name::FLOW_PORTS`] that marks flow directions from `src_port` to
+/// `dst_port`: the upper 16 bits of the pair times a constant near 2^32 / golden ratio
+/// (Fibonacci hashing), so that nearby pairs spread over the whole array. Different pairs
+/// may share an entry; such a packet only costs the flow lookup that then finds nothing.
+pub const fn port_pair_slot(src_port: u16, dst_port: u16) -> u32 {
+    let pair = ((src_port as u32) << 16) | dst_port as u32;
+    pair.wrapping_mul(0x9e37_79b1) >> 16
+}
+
+impl FlowKey {
+    /// [`port_pair_slot`] of this direction's ports.
+    pub const fn port_pair_slot(&self) -> u32 {
+        port_pair_slot(self.src_port, self.dst_port)
+    }
+}
+
 /// What a flow direction belongs to.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -826,6 +844,27 @@ mod tests {
 
     /// The layouts must not contain padding: a Pod type with padding would expose
     /// uninitialised bytes, and both sides must agree on every offset.
+    #[test]
+    fn port_pair_slots_spread_the_clients_of_one_server_port() {
+        // Every source port towards one destination port has a mark of its own (the clients
+        // of one server), so an untraced client of a traced server costs no flow lookup.
+        for server in [80, 443, 8080] {
+            let mut seen = [false; limits::FLOW_PORTS as usize];
+            for client in 0..=u16::MAX {
+                let slot = port_pair_slot(client, server) as usize;
+                assert!(!seen[slot], "{client} -> {server} shares a mark");
+                seen[slot] = true;
+            }
+        }
+        let key = FlowKey {
+            src_port: 40_000,
+            dst_port: 443,
+            ..FlowKey::default()
+        };
+        assert_eq!(key.port_pair_slot(), port_pair_slot(40_000, 443));
+        assert_ne!(port_pair_slot(40_000, 443), port_pair_slot(443, 40_000));
+    }
+
     #[test]
     fn layouts_have_no_padding() {
         assert_eq!(size_of::<SocketCalls>(), 8 * 8);

@@ -3,9 +3,9 @@
 //!
 //! While userspace has nothing registered a packet costs one array load
 //! ([`crate::emit::armed_generation`]); otherwise an untraced TCP or UDP packet costs the header
-//! fields that lead to its ports and one or two array loads (the ports,
-//! [`crate::emit::flow_port_marked`]). Its addresses and length are read, and the flow hashed,
-//! only when both ports belong to registered flows. The copy is made with `bpf_skb_load_bytes`, so
+//! fields that lead to its ports and one more array load (the mark of its pair of ports,
+//! [`crate::emit::port_pair_marked`]). Its addresses and length are read, and the flow hashed,
+//! only when a registered flow direction has its pair of ports (or one sharing the mark). The copy is made with `bpf_skb_load_bytes`, so
 //! non-linear packets (GSO on loopback) are copied too.
 //! Every program returns "no verdict" (`TC_ACT_UNSPEC`, tcx "next"): packets flow on untouched.
 use core::{ffi::c_void, marker::PhantomData, mem::MaybeUninit};
@@ -22,7 +22,7 @@ use nettrace_common::{
 
 use crate::{
     emit::{
-        PACKET_WAKEUP_BYTES, armed_generation, count_lost, flow_port_marked, now, wakeup_flags,
+        PACKET_WAKEUP_BYTES, armed_generation, count_lost, now, port_pair_marked, wakeup_flags,
         write_lane,
     },
     maps::{
@@ -98,7 +98,7 @@ fn capture(ctx: &TcContext, l2_len: usize, way: u32) {
     };
 }
 
-/// `generation`: the programs' current one (see [`flow_port_marked`]).
+/// `generation`: the programs' current one (see [`port_pair_marked`]).
 #[inline(always)]
 fn ipv4(ctx: &TcContext, l3: usize, way: u32, generation: u32) -> Result<(), i64> {
     // The fixed 20 bytes under one bounds check; each field is loaded only when needed.
@@ -165,20 +165,16 @@ fn ipv6(ctx: &TcContext, l3: usize, way: u32, generation: u32) -> Result<(), i64
     flow(ctx, ends, family::INET6, next_header, transport, way)
 }
 
-/// The ports of the TCP or UDP header at `l4` (host order) when both were marked in
+/// The ports of the TCP or UDP header at `l4` (host order) when their pair was marked in
 /// `generation`; `None` for most untraced packets, which then cost no more loads.
 #[inline(always)]
 fn marked_ports(ctx: &TcContext, l4: usize, generation: u32) -> Result<Option<(u16, u16)>, i64> {
     let mut copy = MaybeUninit::uninit();
     let header = Header::<4>::at(ctx, l4, &mut copy)?;
-    let src_port = u16::from_be(header.field(0));
-    // Two array loads instead of a hash of the 40-byte key for most untraced packets; the
-    // second port is read only when the first is marked.
-    if !flow_port_marked(generation, src_port) {
-        return Ok(None);
-    }
-    let dst_port = u16::from_be(header.field(2));
-    if !flow_port_marked(generation, dst_port) {
+    let (src_port, dst_port) = (u16::from_be(header.field(0)), u16::from_be(header.field(2)));
+    // One array load instead of a hash of the 40-byte key for most untraced packets, and
+    // one cache line (not two, a port each) for a traced one.
+    if !port_pair_marked(generation, src_port, dst_port) {
         return Ok(None);
     }
     Ok(Some((src_port, dst_port)))

@@ -18,7 +18,7 @@ use nettrace_common::{
 
 use crate::{
     capture::{Target, copy_packet},
-    emit::{mark_flow_ports, now, traced_socket},
+    emit::{mark_port_pair, now, traced_socket},
     maps::TRACED_FLOWS,
 };
 
@@ -160,7 +160,7 @@ fn register_udp_flow(cookie: u64, client_id: u32, h: &Headers, src_port: u16, ds
             direction: way,
         };
         // A full map only costs this flow its packets.
-        mark_flow_ports(&key);
+        mark_port_pair(&key);
         let _ = TRACED_FLOWS.insert(&key, &flow, 0);
     }
 }

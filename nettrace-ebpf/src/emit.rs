@@ -16,7 +16,7 @@ use aya_ebpf::{
 };
 use nettrace_common::{
     EventHeader, EventSlot, FlowKey, HeldTransition, Lane, TcpStateEvent, TracedSocket, event_kind,
-    limits,
+    limits, port_pair_slot,
 };
 
 use crate::maps::{
@@ -33,33 +33,32 @@ pub(crate) fn armed() -> bool {
 }
 
 /// The current generation of the flag, zero when disarmed: [`armed`] for a program that
-/// needs the generation too ([`flow_port_marked`]).
+/// needs the generation too ([`port_pair_marked`]).
 #[inline(always)]
 pub(crate) fn armed_generation() -> u32 {
     ARMED.get(0).copied().unwrap_or(0)
 }
 
-/// Marks both ports of a flow about to be registered, so that the TC programs look it up.
-/// Each mark is a plain 4-byte store of the whole entry: no read-modify-write to race with.
+/// Marks the pair of ports of a flow direction about to be registered, so that the TC
+/// programs look it up. The mark is a plain 4-byte store of the whole entry: no
+/// read-modify-write to race with.
 #[inline(always)]
-pub(crate) fn mark_flow_ports(key: &FlowKey) {
+pub(crate) fn mark_port_pair(key: &FlowKey) {
     let generation = armed_generation();
-    for port in [key.src_port, key.dst_port] {
-        if let Some(mark) = FLOW_PORTS.get_ptr_mut(u32::from(port)) {
-            // SAFETY: the pointer comes from a successful array lookup and stays valid for
-            // the run; a concurrent store of the same generation is harmless.
-            unsafe { mark.write_volatile(generation) };
-        }
+    if let Some(mark) = FLOW_PORTS.get_ptr_mut(key.port_pair_slot()) {
+        // SAFETY: the pointer comes from a successful array lookup and stays valid for the
+        // run; a concurrent store of the same generation is harmless.
+        unsafe { mark.write_volatile(generation) };
     }
 }
 
-/// Whether `port` was marked in `generation`, the current non-zero one ([`armed_generation`]):
-/// if either port of a packet is not, no registered flow has its pair of ports and the flow
-/// lookup can be skipped.
+/// Whether the pair of ports from `src_port` to `dst_port` was marked in `generation`, the
+/// current non-zero one ([`armed_generation`]): if not, no registered flow direction has these
+/// ports and the flow lookup can be skipped.
 #[inline(always)]
-pub(crate) fn flow_port_marked(generation: u32, port: u16) -> bool {
+pub(crate) fn port_pair_marked(generation: u32, src_port: u16, dst_port: u16) -> bool {
     FLOW_PORTS
-        .get(u32::from(port))
+        .get(port_pair_slot(src_port, dst_port))
         .is_some_and(|mark| *mark == generation)
 }
 

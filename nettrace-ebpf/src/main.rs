@@ -3,7 +3,7 @@
 //! The programs that run for every socket or packet of the machine first read
 //! [`maps::ARMED`] and stop there while userspace has nothing registered. Then they look up
 //! the socket's entry in [`maps::TRACED_SOCKETS`], stored in the socket itself (the TC
-//! programs: the packet's ports in [`maps::FLOW_PORTS`], then its flow); an untraced socket
+//! programs: the mark of the packet's pair of ports in [`maps::FLOW_PORTS`], then its flow); an untraced socket
 //! costs that and nothing else. Traced sockets produce small `#[repr(C)]`
 //! records (from `nettrace-common`) in the [`maps::EVENTS`] ring buffer; a record that does not
 //! fit is counted in [`maps::LOST_EVENTS`] for the socket's client.

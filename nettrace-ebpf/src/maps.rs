@@ -64,7 +64,7 @@ pub(crate) static ARMED: Array<u32> = Array::with_max_entries(1, 0);
 #[map(name = "CLIENT_GENERATIONS")]
 pub(crate) static CLIENT_GENERATIONS: Array<u32> = Array::with_max_entries(limits::MAX_CLIENTS, 0);
 
-/// Per port, the generation in which a flow with that port was registered (see
+/// Per pair of ports, the generation in which a flow direction with it was registered (see
 /// [`nettrace_common::map_name::FLOW_PORTS`]).
 #[map(name = "FLOW_PORTS")]
 pub(crate) static FLOW_PORTS: Array<u32> = Array::with_max_entries(limits::FLOW_PORTS, 0);

@@ -35,7 +35,7 @@ use nettrace_common::{
 };
 
 use crate::{
-    emit::{armed, emit, header, mark_flow_ports, now, send_held_transitions, traced_socket_ptr},
+    emit::{armed, emit, header, mark_port_pair, now, send_held_transitions, traced_socket_ptr},
     maps::TRACED_FLOWS,
 };
 
@@ -336,7 +336,7 @@ fn register_flow(
             direction,
         };
         // A full map only costs this flow its packets; the connection goes on.
-        mark_flow_ports(&key);
+        mark_port_pair(&key);
         let _ = TRACED_FLOWS.insert(&key, &flow, 0);
     }
 }

@@ -162,12 +162,12 @@ fn main() {
             true,
         ),
         (
-            "untraced, ports not marked",
+            "untraced, port pair not marked",
             frame(unmarked_from, unmarked_to, 64),
             false,
         ),
         (
-            "untraced, ports marked, no flow",
+            "untraced, port pair marked, no flow",
             frame(other_host, peer, 64),
             false,
         ),

@@ -304,8 +304,8 @@ async fn odd_frames_of_a_traced_flow_are_parsed_or_passed_over_never_misread() {
 
     // Not copied: a later fragment (its first bytes are no TCP header), a frame cut inside
     // the TCP ports (the kernel's test run takes no frame shorter than an IP header), an IHL
-    // below 5, a segment of the flow's ports from another address (both ports marked, no
-    // flow), a segment to another port of the peer (not marked).
+    // below 5, a segment of the flow's ports from another address (their pair marked, no
+    // flow), a segment to another port of the peer (its pair not marked).
     let later_fragment = frame(
         local,
         peer,

@@ -184,7 +184,8 @@ pub struct PacketRecord {
     pub client: ClientId,
     /// When the TC program saw it; for a TCP segment a local socket sent, the departure time
     /// TCP gave it (its earliest departure time: when TCP built it, later if pacing holds
-    /// it), which the library's reader caps at the moment it took the record.
+    /// it), which the library's readers (the hub, [`crate::kernel::KernelEvents`], a daemon
+    /// client) cap at the moment they took the record.
     pub time: KernelTime,
     /// The interface it was seen on (index in its network namespace).
     pub ifindex: u32,
@@ -239,6 +240,16 @@ impl KernelEvent {
             Self::SocketCreated(e) => e.time,
             Self::SocketReleased(e) => e.time,
             Self::Connect(e) => e.time,
+        }
+    }
+
+    /// Caps a packet's time at `read_at`, when its record was read (other events are left
+    /// as they are). An outgoing TCP segment carries its departure time, which pacing can put
+    /// ahead of the moment it was seen; no event is later than its reading. `read_at` is
+    /// called only for a packet, so other events cost no clock read.
+    pub(crate) fn cap_packet_time(&mut self, read_at: impl FnOnce() -> KernelTime) {
+        if let Self::Packet(packet) = self {
+            packet.time = packet.time.min(read_at());
         }
     }
 
@@ -931,6 +942,37 @@ mod tests {
 
     fn bytes_of<T: aya::Pod>(value: &T) -> Vec<u8> {
         record_bytes(value).to_vec()
+    }
+
+    #[test]
+    fn a_packet_time_is_capped_at_its_reading_and_other_events_are_left() {
+        let packet = |time| {
+            KernelEvent::Packet(PacketRecord {
+                cookie: SocketCookie(7),
+                client: ClientId(1),
+                time: KernelTime(time),
+                ifindex: 1,
+                direction: Direction::Sent,
+                packet_len: 66,
+                data: bytes::Bytes::new(),
+            })
+        };
+        // A paced segment's departure time ahead of the reading.
+        let mut ahead = packet(2_000);
+        ahead.cap_packet_time(|| KernelTime(1_500));
+        assert_eq!(ahead.time(), KernelTime(1_500));
+        // One seen before the reading keeps its time.
+        let mut seen = packet(1_000);
+        seen.cap_packet_time(|| KernelTime(1_500));
+        assert_eq!(seen.time(), KernelTime(1_000));
+        // Other events keep theirs, and cost no clock read.
+        let mut released = KernelEvent::SocketReleased(SocketReleased {
+            cookie: SocketCookie(7),
+            client: ClientId(1),
+            time: KernelTime(2_000),
+        });
+        released.cap_packet_time(|| unreachable!("read the clock for a socket's release"));
+        assert_eq!(released.time(), KernelTime(2_000));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! only after the last one was released, so a program never skips a socket or flow while it
 //! is registered. (A socket's entry lives as long as the socket: a socket released while
 //! still open may go unseen once nothing else keeps the programs armed, as intended.)
-//! Its value is a generation, new each time the programs are armed again: the port marks of
+//! Its value is a generation, new each time the programs are armed again: the port-pair marks of
 //! `FLOW_PORTS` (the TC programs' pre-filter) count only in the generation that wrote them, so
 //! re-arming clears them all at once.
 //!
@@ -127,15 +127,12 @@ impl Armed {
         Ok(())
     }
 
-    /// Marks the two ports of `key` in the current generation; call it after [`Self::hold`]
-    /// and before the flow reaches its map.
-    pub(super) fn mark_ports(&mut self, key: &FlowKey) -> Result<(), KernelError> {
-        for port in [key.src_port, key.dst_port] {
-            self.ports
-                .set(u32::from(port), self.generation, 0)
-                .map_err(map_error(map_name::FLOW_PORTS, "set"))?;
-        }
-        Ok(())
+    /// Marks the pair of ports of `key` in the current generation; call it after
+    /// [`Self::hold`] and before the flow reaches its map.
+    pub(super) fn mark_port_pair(&mut self, key: &FlowKey) -> Result<(), KernelError> {
+        self.ports
+            .set(key.port_pair_slot(), self.generation, 0)
+            .map_err(map_error(map_name::FLOW_PORTS, "set"))
     }
 
     /// A traced cgroup begins (before its programs are attached).

@@ -144,17 +144,24 @@ fn take(
         && let Some(record) = ring.next()
     {
         match KernelEvent::decode(&record) {
-            Ok(event) => push_with_implied(event, implied),
+            Ok(mut event) => {
+                event.cap_packet_time(KernelTime::now);
+                push_with_implied(event, implied)
+            }
             Err(error) => return Some(Err(KernelError::from(error))),
         }
     }
     if lanes.taken.is_empty() {
         let taken = &mut lanes.taken;
         let mut events = VecDeque::new();
+        // The lanes' records so far, all written before `read_at`.
+        lanes.lanes.note_written();
+        let read_at = KernelTime::now();
         lanes
             .lanes
-            .drain(|record| match KernelEvent::decode(record) {
-                Ok(event) => {
+            .drain_noted(|record| match KernelEvent::decode(record) {
+                Ok(mut event) => {
+                    event.cap_packet_time(|| read_at);
                     push_with_implied(event, &mut events);
                     taken.extend(events.drain(..).map(Ok));
                 }

@@ -272,10 +272,11 @@ impl KernelHub {
             records,
             decoded: batch,
         } = &mut *draining;
-        // No record of this drain happened later (a packet's departure time may lie ahead).
-        let read_at = KernelTime::now();
         lock(&self.events).drain_records(records);
         lock(&self.packets).drain_records(records);
+        // After the records were taken: every one of them was written earlier (a packet's
+        // departure time may lie ahead).
+        let read_at = KernelTime::now();
         let (bytes, spans) = records.take_shared();
         batch.decode(&bytes, spans, read_at);
         if batch.is_empty() {

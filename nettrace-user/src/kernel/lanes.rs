@@ -152,13 +152,6 @@ impl Lanes {
             .wrapping_add(index * self.kind.lane_bytes)
     }
 
-    /// Hands each record written to the lanes since the last drain to `take` (a lane's in
-    /// order; lanes one after another), and frees their slots.
-    pub(crate) fn drain(&mut self, take: impl FnMut(&[u8])) {
-        self.note_written();
-        self.drain_noted(take);
-    }
-
     /// Notes how far each lane is written now; the next [`Self::drain_noted`] hands out no
     /// more. A reader that notes the lanes, then drains its ring buffer, then the noted
     /// lanes, takes no lane record published after the ring was read: every record of a
@@ -175,7 +168,9 @@ impl Lanes {
         }
     }
 
-    /// [`Self::drain`], up to the counts last noted ([`Self::note_written`]).
+    /// Hands each record written to the lanes up to the counts last noted
+    /// ([`Self::note_written`]) to `take` (a lane's in order; lanes one after another), and
+    /// frees their slots.
     pub(crate) fn drain_noted(&mut self, mut take: impl FnMut(&[u8])) {
         if !self.open {
             return;

@@ -583,7 +583,7 @@ impl KernelTracer {
         let mut armed = lock(&self.armed);
         let hold = Hold::Flow(key);
         armed.hold(hold)?;
-        let inserted = armed.mark_ports(&key).and_then(|()| {
+        let inserted = armed.mark_port_pair(&key).and_then(|()| {
             lock(&self.capture)
                 .flows
                 .insert(key, flow, 0)

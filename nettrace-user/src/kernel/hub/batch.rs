@@ -64,11 +64,7 @@ impl DecodedBatch {
                 match KernelEvent::decode_shared(bytes, span.clone(), |raw| self.add_sock_ops(raw))
                 {
                     Ok(DecodedRecord::Event(mut event)) => {
-                        // A TCP segment's departure time may lie ahead of when it was seen
-                        // (pacing): never after the record was read.
-                        if let KernelEvent::Packet(packet) = &mut event {
-                            packet.time = packet.time.min(read_at);
-                        }
+                        event.cap_packet_time(|| read_at);
                         Decoded::Event(event)
                     }
                     Ok(DecodedRecord::SockOps(index)) => Decoded::SockOps(index),
