@@ -86,7 +86,7 @@ impl TraceBench {
             Some(open) if !n.is_multiple_of(self.per_conn) => open,
             _ => self.connect(n, t, &req),
         };
-        let body = Arc::new(BodyCounters::default());
+        let (body, _, mut response) = BodyCounters::with_writers(self.at(t + 3));
         self.recorder.handle(Event::HttpRequestStarted {
             req: req.clone(),
             at: self.at(t + 3),
@@ -108,9 +108,9 @@ impl TraceBench {
             status: 200,
             header: None,
         });
-        body.add_response(1024);
-        body.response_first_read(self.at(t + 6));
-        body.response_last_read(self.at(t + 7));
+        response.add(1024);
+        response.first_read(self.at(t + 6));
+        response.last_read(self.at(t + 7));
         for (i, op_type) in [
             SocketOpType::Write,
             SocketOpType::Read,

@@ -10,7 +10,6 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll, ready},
     time::Instant,
 };
@@ -20,7 +19,10 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 
 use super::{expect_continue::BodyWait, gunzip::Gunzip, pool::ReturnOnEnd};
-use crate::{event::BodyCounters, event::Event, event::Sink, model::TraceId};
+use crate::{
+    event::{Event, RequestCounter, ResponseCounter, Sink},
+    model::TraceId,
+};
 
 /// A boxed error of a streaming request body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -42,7 +44,7 @@ enum Kind {
 /// A body with bytes: its source, what counts them, and what holds the first frame back.
 struct Sending {
     source: Source,
-    counters: Option<Arc<BodyCounters>>,
+    counters: Option<RequestCounter>,
     wait: Option<BodyWait>,
 }
 
@@ -101,12 +103,12 @@ impl RequestBody {
         }
     }
 
-    /// Counts the bytes hyper takes into `counters`, if any (an empty body has none to count).
-    pub(crate) fn counted(mut self, counters: Option<Arc<BodyCounters>>) -> Self {
-        if let Some(counters) = counters
+    /// Counts the bytes hyper takes with `counter`, if any (an empty body has none to count).
+    pub(crate) fn counted(mut self, counter: Option<RequestCounter>) -> Self {
+        if let Some(counter) = counter
             && let Some(sending) = self.sending()
         {
-            sending.counters = Some(counters);
+            sending.counters = Some(counter);
         }
         self
     }
@@ -177,10 +179,10 @@ impl Body for RequestBody {
             Source::Full(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
             Source::Stream(body) => ready!(Pin::new(body).poll_frame(cx)),
         };
-        if let (Some(Ok(frame)), Some(counters)) = (&frame, &sending.counters)
+        if let (Some(Ok(frame)), Some(counter)) = (&frame, &mut sending.counters)
             && let Some(data) = frame.data_ref()
         {
-            counters.add_request(data.len() as u64);
+            counter.add(data.len() as u64);
         }
         Poll::Ready(frame)
     }
@@ -246,7 +248,7 @@ pub struct ResponseBody {
     /// Boxed: rare, and large (the body is moved with every response).
     gzip: Option<Box<Gunzip>>,
     /// Where the bytes read are counted, with HTTP records.
-    counters: Option<Arc<BodyCounters>>,
+    counters: Option<ResponseCounter>,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     sink: Sink,
     req: TraceId,
@@ -261,7 +263,7 @@ impl ResponseBody {
     pub(crate) fn new(
         inner: hyper::body::Incoming,
         gunzip: bool,
-        counters: Option<Arc<BodyCounters>>,
+        counters: Option<ResponseCounter>,
         deadline: Option<Instant>,
         sink: Sink,
         req: TraceId,
@@ -337,19 +339,19 @@ impl ResponseBody {
     /// Counts `bytes` read by the caller; the first bytes are stamped with the time (the
     /// last ones are when reading stops: [`Self::mark_end`], [`Self::mark_stop`]).
     fn count(&mut self, bytes: usize) {
-        if let Some(counters) = &self.counters {
-            counters.add_response(bytes as u64);
+        if let Some(counter) = &mut self.counters {
+            counter.add(bytes as u64);
             if !self.read_any {
                 self.read_any = true;
-                counters.response_first_read(Instant::now());
+                counter.first_read(Instant::now());
             }
         }
     }
 
     /// Notes that the caller reached the end of the body, now (the last byte's time).
-    fn mark_end(&self) {
-        if let Some(counters) = &self.counters {
-            counters.response_last_read(Instant::now());
+    fn mark_end(&mut self) {
+        if let Some(counter) = &mut self.counters {
+            counter.last_read(Instant::now());
         }
     }
 
@@ -362,9 +364,9 @@ impl ResponseBody {
 
     /// Reading stopped before the end (a failure, a cancel, a drop): after bytes were read,
     /// now is the last byte's time.
-    fn mark_stop(&self) {
-        if let (true, Some(counters)) = (self.read_any, &self.counters) {
-            counters.response_last_read(Instant::now());
+    fn mark_stop(&mut self) {
+        if let (true, Some(counter)) = (self.read_any, &mut self.counters) {
+            counter.last_read(Instant::now());
         }
     }
 }
@@ -472,6 +474,7 @@ mod tests {
     use http_body_util::{BodyExt, Full};
 
     use super::*;
+    use crate::event::BodyCounters;
 
     /// Reads `body` to the end; returns the bytes.
     async fn read_all(body: RequestBody) -> Vec<u8> {
@@ -497,21 +500,22 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_count_what_is_taken_and_replay_only_from_memory() {
-        let counters = Arc::new(BodyCounters::default());
-        let full = RequestBody::from("hello").counted(Some(counters.clone()));
+        let (counters, counter, _) = BodyCounters::with_writers(Instant::now());
+        let full = RequestBody::from("hello").counted(Some(counter));
         let replay = full.try_clone().map(read_all);
         assert_eq!(read_all(full).await, b"hello");
         assert_eq!(counters.request(), 5);
         assert_eq!(replay.expect("in memory").await, b"hello");
 
-        let empty = RequestBody::empty().counted(Some(counters.clone()));
+        let (_, counter, _) = BodyCounters::with_writers(Instant::now());
+        let empty = RequestBody::empty().counted(Some(counter));
         assert!(!empty.has_body());
         assert!(matches!(empty.0, Kind::Full(_)), "nothing boxed");
 
         let stream = RequestBody::stream(Full::new(Bytes::from("abcde")));
         assert!(stream.try_clone().is_none(), "a stream is not replayed");
-        let counters = Arc::new(BodyCounters::default());
-        let stream = stream.counted(Some(counters.clone()));
+        let (counters, counter, _) = BodyCounters::with_writers(Instant::now());
+        let stream = stream.counted(Some(counter));
         assert_eq!(read_all(stream).await, b"abcde");
         assert_eq!(counters.request(), 5);
     }

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::{
     error_chain::error_chain,
-    event::{BodyCounters, Event, RequestUrl},
+    event::{BodyCounters, Event, RequestUrl, ResponseCounter},
     headers::HeaderCapture,
     model::TraceId,
 };
@@ -36,8 +36,9 @@ pub(super) struct Hop {
     req: TraceId,
     /// The client asked for gzip (the response may come encoded).
     gunzip: bool,
-    /// With HTTP records: the counts of the request's bodies.
-    counters: Option<Arc<BodyCounters>>,
+    /// With HTTP records: the count of the response body's bytes and times (the request
+    /// body has its own writer).
+    counters: Option<ResponseCounter>,
     deadline: Option<Instant>,
 }
 
@@ -89,23 +90,25 @@ impl HttpClient {
         // is the counters' base too. The counters are freshly allocated: the allocator hands
         // back memory still in the cache (counters kept for reuse across `clear_trace` were
         // not, and the cache miss cost more).
-        let counters = captured.map(|header| {
-            let at = Instant::now();
-            let counters = Arc::new(BodyCounters::based_at(at));
-            inner.sink.emit(Event::HttpRequestStarted {
-                req: req.clone(),
-                at,
-                method: parts.method.clone(),
-                url: RequestUrl::Uri(parts.uri.clone()),
-                header,
-                network_proxy: match &proxy {
-                    Ok(Some(proxy)) => proxy.display.clone(),
-                    _ => String::new(),
-                },
-                body: counters.clone(),
-            });
-            counters
-        });
+        let (request_counter, counters) = captured
+            .map(|header| {
+                let at = Instant::now();
+                let (counters, request, response) = BodyCounters::with_writers(at);
+                inner.sink.emit(Event::HttpRequestStarted {
+                    req: req.clone(),
+                    at,
+                    method: parts.method.clone(),
+                    url: RequestUrl::Uri(parts.uri.clone()),
+                    header,
+                    network_proxy: match &proxy {
+                        Ok(Some(proxy)) => proxy.display.clone(),
+                        _ => String::new(),
+                    },
+                    body: counters,
+                });
+                (request, response)
+            })
+            .unzip();
         let fail = |error: RequestError| self.fail(&req, error);
         let proxy = proxy.map_err(fail)?;
         // Plain http through a proxy: the proxy reads its credentials from the request (an
@@ -135,7 +138,7 @@ impl HttpClient {
         }
         let pool = inner.pool.clone();
         let has_body = body.has_body();
-        let mut request = Request::from_parts(parts, body.counted(counters.clone()));
+        let mut request = Request::from_parts(parts, body.counted(request_counter));
         let wait =
             expect_continue::install(&mut request, has_body, inner.config.expect_continue_timeout);
         request.body_mut().wait_before_sending(wait);

@@ -2,19 +2,25 @@
 //! body, written by the body wrappers as the bytes flow and read by the recorder when it takes
 //! a snapshot. Lock-free, and without read-modify-write instructions (a `lock`-prefixed
 //! instruction costs tens of nanoseconds here): each counter has one writer, the request body
-//! for the request's bytes and the response body for the rest, so a body frame costs a load
-//! and a store. The clock is read by the wrapper only for the first byte and where reading
-//! stops (the end, a failure, a drop).
+//! for the request's bytes ([`RequestCounter`]) and the response body for the rest
+//! ([`ResponseCounter`]), so a body frame costs a load and a store. The single writer is the
+//! type's promise, not a convention: the two writing ends come into being only with their
+//! counters ([`BodyCounters::with_writers`]), cannot be cloned, and write through `&mut self`.
+//! The clock is read by the wrapper only for the first byte and where reading stops (the end,
+//! a failure, a drop).
 //!
 //! ```ignore
-//! let counters = Arc::new(BodyCounters::default());
-//! counters.add_response(1024);
-//! counters.response_first_read(Instant::now());
-//! counters.response_last_read(Instant::now());
+//! let (counters, _request, mut response) = BodyCounters::with_writers(Instant::now());
+//! response.add(1024);
+//! response.first_read(Instant::now());
+//! response.last_read(Instant::now());
 //! let (first, last) = counters.response_times();
 //! ```
 use std::{
-    sync::atomic::{AtomicI64, AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicI64, AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -66,30 +72,15 @@ impl BodyCounters {
         }
     }
 
-    /// Counts request body bytes handed to the connection. Only the request's body calls
-    /// this (one writer: see the [module](self) documentation).
-    pub(crate) fn add_request(&self, bytes: u64) {
-        add_single_writer(&self.request, bytes);
-    }
-
-    /// Counts response body bytes read by the caller (after decoding). Only the response's
-    /// body calls this (one writer).
-    pub(crate) fn add_response(&self, bytes: u64) {
-        add_single_writer(&self.response, bytes);
-    }
-
-    /// Notes that the caller read the first response body bytes at `at` (a later call keeps
-    /// the first instant). Only the response's body calls this (one writer).
-    pub(crate) fn response_first_read(&self, at: Instant) {
-        if self.response_first.load(Ordering::Relaxed) == UNSET {
-            self.response_first
-                .store(self.encode(at), Ordering::Relaxed);
-        }
-    }
-
-    /// Notes that the caller read the last response body bytes, or saw its end, at `at`.
-    pub(crate) fn response_last_read(&self, at: Instant) {
-        self.response_last.store(self.encode(at), Ordering::Relaxed);
+    /// Fresh counters whose instants count from `base` (see [`Self::based_at`]), with their
+    /// only writers: the request body's and the response body's.
+    pub(crate) fn with_writers(base: Instant) -> (Arc<Self>, RequestCounter, ResponseCounter) {
+        let counters = Arc::new(Self::based_at(base));
+        (
+            counters.clone(),
+            RequestCounter(counters.clone()),
+            ResponseCounter(counters),
+        )
     }
 
     /// When the caller read the first and the last response body bytes, if it did.
@@ -142,20 +133,68 @@ impl BodyCounters {
     }
 }
 
+/// The writing end of [`BodyCounters`] that counts the request body bytes handed to the
+/// connection: one per counters, held by the request's body.
+#[derive(Debug)]
+pub(crate) struct RequestCounter(Arc<BodyCounters>);
+
+impl RequestCounter {
+    /// Counts `bytes` more request body bytes.
+    pub(crate) fn add(&mut self, bytes: u64) {
+        add_single_writer(&self.0.request, bytes);
+    }
+}
+
+/// The writing end of [`BodyCounters`] that counts the response body bytes the caller read
+/// (after decoding) and notes when it read them: one per counters, held by the response's
+/// body.
+#[derive(Debug)]
+pub(crate) struct ResponseCounter(Arc<BodyCounters>);
+
+impl ResponseCounter {
+    /// Counts `bytes` more response body bytes read.
+    pub(crate) fn add(&mut self, bytes: u64) {
+        add_single_writer(&self.0.response, bytes);
+    }
+
+    /// Notes that the caller read the first response body bytes at `at` (a later call keeps
+    /// the first instant).
+    pub(crate) fn first_read(&mut self, at: Instant) {
+        let counters = &self.0;
+        if counters.response_first.load(Ordering::Relaxed) == UNSET {
+            counters
+                .response_first
+                .store(counters.encode(at), Ordering::Relaxed);
+        }
+    }
+
+    /// Notes that the caller read the last response body bytes, or saw its end, at `at`.
+    pub(crate) fn last_read(&mut self, at: Instant) {
+        let counters = &self.0;
+        counters
+            .response_last
+            .store(counters.encode(at), Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn instants_before_and_after_the_base_come_back_exactly() {
-        let counters = BodyCounters::default();
+        let (counters, mut request, mut response) = BodyCounters::with_writers(Instant::now());
         assert_eq!(counters.response_times(), (None, None));
         let before = counters.base - Duration::from_nanos(1_234_567_891);
         let after = counters.base + Duration::from_nanos(2_703_020_001);
-        counters.response_first_read(before);
-        counters.response_first_read(after);
-        counters.response_last_read(before);
-        counters.response_last_read(after);
+        response.first_read(before);
+        response.first_read(after);
+        response.last_read(before);
+        response.last_read(after);
         assert_eq!(counters.response_times(), (Some(before), Some(after)));
+        request.add(5);
+        request.add(6);
+        response.add(100);
+        assert_eq!((counters.request(), counters.response()), (11, 100));
     }
 }

@@ -24,7 +24,7 @@ mod kernel_socket;
 mod sink;
 mod socket_record;
 
-pub(crate) use body_counters::{BodyCounters, BodyState};
+pub(crate) use body_counters::{BodyCounters, BodyState, RequestCounter, ResponseCounter};
 // The fuzz seeds (a test) write records as the programs do.
 #[cfg(test)]
 pub(crate) use kernel::record_bytes;

@@ -3,7 +3,7 @@ use super::*;
 
 /// A trace of every kind of record, with kernel facts and conntrack, for the snapshot and
 /// clear tests.
-fn busy_recorder() -> (Recorder, Arc<SocketRecord>, Arc<BodyCounters>) {
+fn busy_recorder() -> (Recorder, Arc<SocketRecord>, ResponseCounter) {
     let mut recorder = recorder(true);
     let ops = Arc::new(SocketRecord::new(true));
     resolved_dial_with(&mut recorder, &ops);
@@ -24,7 +24,7 @@ fn busy_recorder() -> (Recorder, Arc<SocketRecord>, Arc<BodyCounters>) {
         11,
     ));
     recorder.handle(closed("tcp-3", 12));
-    let body = Arc::new(BodyCounters::default());
+    let (body, _, mut body_response) = BodyCounters::with_writers(std::time::Instant::now());
     recorder.handle(request_started("req-1", 0, "https://example.test/", &body));
     recorder.handle(tls_started("tls-1", "tcp-1", 26, false, Some("req-1")));
     recorder.handle(Event::TlsEnded {
@@ -42,7 +42,7 @@ fn busy_recorder() -> (Recorder, Arc<SocketRecord>, Arc<BodyCounters>) {
         Some(conn_info("tcp-1", Some("tls-1"), None)),
         200,
     ));
-    body.add_response(500);
+    body_response.add(500);
     ops.add_sent(100);
     ops.push_op(RawSocketOp::new(
         SocketOpType::Write,
@@ -83,7 +83,7 @@ fn busy_recorder() -> (Recorder, Arc<SocketRecord>, Arc<BodyCounters>) {
             destroyed: false,
         },
     });
-    (recorder, ops, body)
+    (recorder, ops, body_response)
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn a_snapshot_takes_nothing_away() {
 
 #[test]
 fn clear_carries_open_connections_over_as_reused_with_absolute_times() {
-    let (mut recorder, ops, body) = busy_recorder();
+    let (mut recorder, ops, mut body_response) = busy_recorder();
     recorder.clear_at(clock_at(1000));
 
     let trace = recorder.snapshot_ms("second", at(1000));
@@ -214,7 +214,7 @@ fn clear_carries_open_connections_over_as_reused_with_absolute_times() {
         at(1100),
         Ok(50),
     ));
-    body.add_response(1);
+    body_response.add(1);
     let body2 = Arc::new(BodyCounters::default());
     recorder.handle(request_started(
         "req-2",

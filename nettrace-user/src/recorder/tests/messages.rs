@@ -307,7 +307,8 @@ fn an_http_request_keeps_headers_and_live_body_counters() {
         ("accept", "text/plain"),
         ("accept", "*/*"),
     ]);
-    let body = Arc::new(BodyCounters::default());
+    let (body, mut body_request, mut body_response) =
+        BodyCounters::with_writers(std::time::Instant::now());
     let tcp = Arc::new(SocketRecord::new(false));
     recorder.handle(dial_started("dial-1", 0, "example.test:443", Some("req-1")));
     recorder.handle(opened(
@@ -330,7 +331,7 @@ fn an_http_request_keeps_headers_and_live_body_counters() {
         network_proxy: "http://proxy.test:3128".to_owned(),
         body: body.clone(),
     });
-    body.add_request(11);
+    body_request.add(11);
     // Response headers go into the recorder's shared buffer.
     let response_headers = header_map(&[
         ("content-type", "text/plain; charset=utf-8"),
@@ -349,7 +350,7 @@ fn an_http_request_keeps_headers_and_live_body_counters() {
         status: 200,
         header: packed,
     });
-    body.add_response(1000);
+    body_response.add(1000);
 
     let first = recorder.snapshot_ms("http", at(30));
     let expected = HttpReqTrace {
@@ -387,7 +388,7 @@ fn an_http_request_keeps_headers_and_live_body_counters() {
         std::slice::from_ref(&expected)
     );
     // The counters are read when a snapshot is taken.
-    body.add_response(24);
+    body_response.add(24);
     let second = recorder.snapshot_ms("http", at(30));
     assert_eq!(
         second.http_requests.to_vec(),

@@ -32,9 +32,9 @@ use crate::{
     },
     event::{
         BodyCounters, ConnInfo, ConnectCall, CtSample, Direction, Event, HeldStateChange,
-        KernelEvent, KernelProcess, KernelTcpState, PacketRecord, RawSocketOp, SockCallsRecord,
-        SockOp, SockOpsRecord, SocketCreated, SocketProtocol, SocketRecord, TcpCounters,
-        TcpResetRecord, TlsOutcome, Transport,
+        KernelEvent, KernelProcess, KernelTcpState, PacketRecord, RawSocketOp, ResponseCounter,
+        SockCallsRecord, SockOp, SockOpsRecord, SocketCreated, SocketProtocol, SocketRecord,
+        TcpCounters, TcpResetRecord, TlsOutcome, Transport,
     },
     headers::{HeaderCapture, HttpReqTraceOptions},
     model::{

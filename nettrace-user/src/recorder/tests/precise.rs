@@ -4,7 +4,7 @@ use super::*;
 #[test]
 fn precise_times_refine_every_timestamp() {
     let mut recorder = recorder(false);
-    let body = Arc::new(BodyCounters::default());
+    let (body, _, mut body_response) = BodyCounters::with_writers(std::time::Instant::now());
     let tcp = Arc::new(SocketRecord::new(false));
     let us = |us: u64| at(0) + std::time::Duration::from_micros(us);
     recorder.handle(dial_started("dial-1", 0, "example.test:443", Some("req-1")));
@@ -32,8 +32,8 @@ fn precise_times_refine_every_timestamp() {
         status: 200,
         header: None,
     });
-    body.response_first_read(us(3_500));
-    body.response_last_read(us(2_703_020));
+    body_response.first_read(us(3_500));
+    body_response.last_read(us(2_703_020));
 
     let trace = recorder.snapshot("precise", at(3000));
     let req = &trace.http_requests[0];

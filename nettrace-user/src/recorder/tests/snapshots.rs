@@ -81,13 +81,16 @@ fn two_requests(recorder: &mut Recorder, tcp: &Arc<SocketRecord>, body: &Arc<Bod
 }
 
 /// A recorder with [`two_requests`] and a first snapshot of it.
-fn started() -> (Recorder, Arc<SocketRecord>, Arc<BodyCounters>, HttpTrace) {
+/// The body counters the two requests share, with their response body's writer.
+type SharedBody = (Arc<BodyCounters>, ResponseCounter);
+
+fn started() -> (Recorder, Arc<SocketRecord>, SharedBody, HttpTrace) {
     let mut recorder = recorder(true);
     let tcp = Arc::new(SocketRecord::new(true));
-    let body = Arc::new(BodyCounters::default());
+    let (body, _, response) = BodyCounters::with_writers(std::time::Instant::now());
     two_requests(&mut recorder, &tcp, &body);
     let first = checked(&mut recorder, 50);
-    (recorder, tcp, body, first)
+    (recorder, tcp, (body, response), first)
 }
 
 /// Asserts that every record of `after` is shared with `before` except those `changed`
@@ -119,7 +122,7 @@ fn an_unchanged_trace_is_shared_whole_and_only_the_end_moves() {
 
 #[test]
 fn a_new_request_is_converted_and_the_old_ones_are_shared() {
-    let (mut recorder, _tcp, body, first) = started();
+    let (mut recorder, _tcp, (body, _), first) = started();
     recorder.handle(request_started(
         "req-3",
         52,
@@ -158,10 +161,10 @@ fn socket_operations_and_bytes_change_only_their_connection() {
 
 #[test]
 fn body_bytes_and_times_change_the_requests_that_count_them() {
-    let (mut recorder, _tcp, body, first) = started();
-    body.add_response(100);
+    let (mut recorder, _tcp, (_, mut response), first) = started();
+    response.add(100);
     let second = step(&mut recorder, 60, &first, &[(HTTP, 0), (HTTP, 1)]);
-    body.response_first_read(at(55));
+    response.first_read(at(55));
     let third = step(&mut recorder, 60, &second, &[(HTTP, 0), (HTTP, 1)]);
     assert_eq!(third.http_requests[0].resp_body_first_byte_at, rel(55));
 }
