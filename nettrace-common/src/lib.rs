@@ -842,12 +842,12 @@ mod tests {
     use super::*;
     use core::mem::size_of;
 
-    /// The layouts must not contain padding: a Pod type with padding would expose
-    /// uninitialised bytes, and both sides must agree on every offset.
     #[test]
     fn port_pair_slots_spread_the_clients_of_one_server_port() {
         // Every source port towards one destination port has a mark of its own (the clients
-        // of one server), so an untraced client of a traced server costs no flow lookup.
+        // of one server), so an untraced client's packets towards a traced server cost no flow
+        // lookup. (The other way, from the server, pairs may share marks: that costs a
+        // lookup that finds nothing.)
         for server in [80, 443, 8080] {
             let mut seen = [false; limits::FLOW_PORTS as usize];
             for client in 0..=u16::MAX {
@@ -865,6 +865,8 @@ mod tests {
         assert_ne!(port_pair_slot(40_000, 443), port_pair_slot(443, 40_000));
     }
 
+    /// The layouts must not contain padding: a Pod type with padding would expose
+    /// uninitialised bytes, and both sides must agree on every offset.
     #[test]
     fn layouts_have_no_padding() {
         assert_eq!(size_of::<SocketCalls>(), 8 * 8);

@@ -219,7 +219,7 @@ impl Transport {
     }
 }
 
-/// A TCP or UDP packet whose ports are both marked and whose transport header is
+/// A TCP or UDP packet whose pair of ports is marked and whose transport header is
 /// `transport`: copied if its flow is traced.
 #[inline(always)]
 fn flow(

@@ -18,7 +18,7 @@ use nettrace_common::{
 
 use crate::{
     capture::{Target, copy_packet},
-    emit::{mark_port_pair, now, traced_socket},
+    emit::{armed_generation, mark_port_pair, now, port_pair_marked, traced_socket},
     maps::TRACED_FLOWS,
 };
 
@@ -142,10 +142,6 @@ fn register_udp_flow(cookie: u64, client_id: u32, h: &Headers, src_port: u16, ds
         family: h.family as u8,
         _pad: 0,
     };
-    // SAFETY: only the presence is checked; nothing is read through the pointer.
-    if unsafe { TRACED_FLOWS.get(&sent) }.is_some() {
-        return;
-    }
     let received = FlowKey {
         src_addr: h.dst,
         dst_addr: h.src,
@@ -153,6 +149,16 @@ fn register_udp_flow(cookie: u64, client_id: u32, h: &Headers, src_port: u16, ds
         dst_port: src_port,
         ..sent
     };
+    // SAFETY: only the presence is checked; nothing is read through the pointer.
+    if unsafe { TRACED_FLOWS.get(&sent) }.is_some() {
+        // An entry from before the programs were armed again has marks of an older
+        // generation: marked again, or the TC programs would skip its packets.
+        if !port_pair_marked(armed_generation(), src_port, dst_port) {
+            mark_port_pair(&sent);
+            mark_port_pair(&received);
+        }
+        return;
+    }
     for (key, way) in [(sent, direction::SENT), (received, direction::RECEIVED)] {
         let flow = TracedFlow {
             cookie,

@@ -9,7 +9,7 @@
 //!
 //! Method: the programs are loaded (not attached: only the test runs count), a client is set
 //! up to capture TCP payloads, and a socket registered for capture connects over loopback, so
-//! its flow is in the flow map and its ports are marked. Per frame kind, rounds of
+//! its flow is in the flow map and its pairs of ports are marked. Per frame kind, rounds of
 //! `PER_ROUND` runs on the first CPU the process may use; after each round a reader thread on
 //! another CPU drains the packet lanes and ring, as a tracer's would, so every traced run
 //! finds room in its lane (the path of a tracer that keeps up) and the slots it writes were

@@ -33,7 +33,6 @@ use super::{
 use crate::{
     SocketCookie,
     capture::{LinkKind, PacketCaptureOptions},
-    clock::KernelTime,
     kernel::{CaptureInterfaceInfo, KernelEvent, KernelSink},
 };
 
@@ -341,11 +340,7 @@ impl<'a> Incoming<'a> {
     pub(crate) fn of(frame: &'a [u8]) -> Self {
         match Frame::decode(frame) {
             Ok(Frame::Record(record)) => match KernelEvent::decode(record) {
-                Ok(mut event) => {
-                    // The daemon read it just before it sent it: now is no earlier.
-                    event.cap_packet_time(KernelTime::now);
-                    Self::Event(event, record)
-                }
+                Ok(event) => Self::Event(event, record),
                 Err(error) => Self::Malformed(error.to_string()),
             },
             Ok(Frame::Reply(message)) => Self::Reply(Ok(message)),

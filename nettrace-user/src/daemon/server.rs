@@ -128,7 +128,9 @@ struct ClientSink {
 }
 
 impl KernelSink for ClientSink {
-    fn kernel_event(&self, _event: KernelEvent, record: &[u8]) {
+    fn kernel_event(&self, event: KernelEvent, record: &[u8]) {
+        let retimed = with_event_time(&event, record);
+        let record = retimed.as_deref().unwrap_or(record);
         let sent = if record.len() <= MAX_RECORD {
             send_now(&self.conn, &[RECORD_TAG], record)
         } else {
@@ -138,6 +140,25 @@ impl KernelSink for ClientSink {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// A copy of a packet's `record` with the time of `event`, which the hub decoded from it,
+/// when the two differ: the hub caps a packet's departure time at the moment it read the
+/// record ([`KernelEvent::cap_packet_time`]), and the client gets the time an in-process
+/// reader would have given it. `None` (no copy) for every other record.
+fn with_event_time(event: &KernelEvent, record: &[u8]) -> Option<Vec<u8>> {
+    const AT: usize = std::mem::offset_of!(nettrace_common::EventHeader, timestamp_ns);
+    let KernelEvent::Packet(packet) = event else {
+        return None;
+    };
+    let time = packet.time.0.to_ne_bytes();
+    let stamped = record.get(AT..AT + time.len())?;
+    if stamped == time {
+        return None;
+    }
+    let mut copy = record.to_vec();
+    copy.get_mut(AT..AT + time.len())?.copy_from_slice(&time);
+    Some(copy)
 }
 
 /// What every session shares.

@@ -949,3 +949,41 @@ fn a_hello_of_another_version_is_refused_naming_both() {
     }
     assert_eq!(a.slot.calls(), []);
 }
+
+#[test]
+fn a_packet_record_goes_to_the_client_with_the_time_the_hub_capped() {
+    let raw = nettrace_common::PacketEvent {
+        header: nettrace_common::EventHeader {
+            kind: nettrace_common::event_kind::PACKET,
+            client_id: 1,
+            timestamp_ns: 2_000,
+            cookie: 7,
+        },
+        ifindex: 1,
+        direction: nettrace_common::direction::SENT,
+        packet_len: 3,
+        captured_len: 3,
+    };
+    // SAFETY: `PacketEvent` is `#[repr(C)]` plain integers without padding (checked in
+    // nettrace-common), so its bytes are initialised.
+    let mut record = unsafe {
+        std::slice::from_raw_parts(
+            (&raw const raw).cast::<u8>(),
+            std::mem::size_of::<nettrace_common::PacketEvent>(),
+        )
+    }
+    .to_vec();
+    record.extend_from_slice(b"abc");
+    let decoded = KernelEvent::decode(&record).unwrap();
+    // Not capped: the record goes as it is.
+    assert!(with_event_time(&decoded, &record).is_none());
+    // A departure time ahead of the hub's reading: capped, and the copy says so.
+    let mut capped = decoded.clone();
+    capped.cap_packet_time(|| crate::KernelTime(1_500));
+    let sent = with_event_time(&capped, &record).expect("a copy with the capped time");
+    assert_eq!(KernelEvent::decode(&sent).unwrap(), capped);
+    assert_eq!(
+        sent[std::mem::size_of::<nettrace_common::PacketEvent>()..],
+        *b"abc"
+    );
+}

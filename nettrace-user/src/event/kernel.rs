@@ -184,8 +184,8 @@ pub struct PacketRecord {
     pub client: ClientId,
     /// When the TC program saw it; for a TCP segment a local socket sent, the departure time
     /// TCP gave it (its earliest departure time: when TCP built it, later if pacing holds
-    /// it), which the library's readers (the hub, [`crate::kernel::KernelEvents`], a daemon
-    /// client) cap at the moment they took the record.
+    /// it), which the library's readers cap at the moment they took the record (the hub,
+    /// whose time the daemon forwards to its clients, and [`crate::kernel::KernelEvents`]).
     pub time: KernelTime,
     /// The interface it was seen on (index in its network namespace).
     pub ifindex: u32,

@@ -164,7 +164,7 @@ impl Armed {
         }
         self.idle_since = None;
         if self.written != 0 {
-            // Still set (lingering): the generation and its port marks carry on.
+            // Still set (lingering): the generation and its port-pair marks carry on.
             return Ok(());
         }
         self.generation = self.generation.wrapping_add(1).max(1);

@@ -154,14 +154,15 @@ fn take(
     if lanes.taken.is_empty() {
         let taken = &mut lanes.taken;
         let mut events = VecDeque::new();
-        // The lanes' records so far, all written before `read_at`.
+        // The lanes' records so far: all written before a clock read after this one, made
+        // at the first packet only.
         lanes.lanes.note_written();
-        let read_at = KernelTime::now();
+        let mut read_at = None;
         lanes
             .lanes
             .drain_noted(|record| match KernelEvent::decode(record) {
                 Ok(mut event) => {
-                    event.cap_packet_time(|| read_at);
+                    event.cap_packet_time(|| *read_at.get_or_insert_with(KernelTime::now));
                     push_with_implied(event, &mut events);
                     taken.extend(events.drain(..).map(Ok));
                 }
