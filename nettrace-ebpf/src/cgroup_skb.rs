@@ -130,7 +130,7 @@ fn packet(ctx: &SkBuffContext, cookie: u64, socket: &TracedSocket, way: u32) -> 
     Ok(())
 }
 
-/// Registers both directions of a UDP flow of a capturing socket, unless already there.
+/// Registers both directions of a UDP flow of a capturing socket, unless already there for it.
 #[inline(always)]
 fn register_udp_flow(cookie: u64, client_id: u32, h: &Headers, src_port: u16, dst_port: u16) {
     let sent = FlowKey {
@@ -149,16 +149,24 @@ fn register_udp_flow(cookie: u64, client_id: u32, h: &Headers, src_port: u16, ds
         dst_port: src_port,
         ..sent
     };
-    // SAFETY: only the presence is checked; nothing is read through the pointer.
-    if unsafe { TRACED_FLOWS.get(&sent) }.is_some() {
+    // SAFETY: the value is copied out at once (map values stay valid during the run, RCU).
+    if let Some(known) = unsafe { TRACED_FLOWS.get(&sent) }.copied()
+        && known.cookie == cookie
+        && known.client_id == client_id
+    {
         // An entry from before the programs were armed again has marks of an older
-        // generation: marked again, or the TC programs would skip its packets.
-        if !port_pair_marked(armed_generation(), src_port, dst_port) {
+        // generation (either direction's: another flow may share one of the marks):
+        // marked again, or the TC programs would skip its packets.
+        let generation = armed_generation();
+        if !port_pair_marked(generation, src_port, dst_port)
+            || !port_pair_marked(generation, dst_port, src_port)
+        {
             mark_port_pair(&sent);
             mark_port_pair(&received);
         }
         return;
     }
+    // New, or the entry of an earlier socket of the same addresses and ports: (re)placed.
     for (key, way) in [(sent, direction::SENT), (received, direction::RECEIVED)] {
         let flow = TracedFlow {
             cookie,

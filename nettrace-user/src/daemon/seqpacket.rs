@@ -94,19 +94,13 @@ pub(crate) fn send_with_fd(
     Ok(())
 }
 
-/// Sends one message made of `head` then `body` without waiting: fails with `WouldBlock`
-/// when the peer's buffer is full.
-pub(crate) fn send_now(socket: &impl AsRawFd, head: &[u8], body: &[u8]) -> io::Result<()> {
-    let mut iov = [
-        libc::iovec {
-            iov_base: head.as_ptr() as *mut libc::c_void,
-            iov_len: head.len(),
-        },
-        libc::iovec {
-            iov_base: body.as_ptr() as *mut libc::c_void,
-            iov_len: body.len(),
-        },
-    ];
+/// Sends one message made of `parts`, one after another, without waiting: fails with
+/// `WouldBlock` when the peer's buffer is full.
+pub(crate) fn send_now<const N: usize>(socket: &impl AsRawFd, parts: [&[u8]; N]) -> io::Result<()> {
+    let mut iov = parts.map(|part| libc::iovec {
+        iov_base: part.as_ptr() as *mut libc::c_void,
+        iov_len: part.len(),
+    });
     // SAFETY: an all-zero msghdr is valid; the iovecs set below outlive the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = iov.as_mut_ptr();

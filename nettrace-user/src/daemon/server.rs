@@ -129,12 +129,16 @@ struct ClientSink {
 
 impl KernelSink for ClientSink {
     fn kernel_event(&self, event: KernelEvent, record: &[u8]) {
-        let retimed = with_event_time(&event, record);
-        let record = retimed.as_deref().unwrap_or(record);
-        let sent = if record.len() <= MAX_RECORD {
-            send_now(&self.conn, &[RECORD_TAG], record)
-        } else {
+        let sent = if record.len() > MAX_RECORD {
             Err(io::Error::other("record too long"))
+        } else if let Some(time) = capped_time(&event, record)
+            && let (Some(before), Some(after)) =
+                (record.get(..TIME_AT), record.get(TIME_AT + time.len()..))
+        {
+            // The record as it is, but the time: no copy of it.
+            send_now(&self.conn, [&[RECORD_TAG], before, &time, after])
+        } else {
+            send_now(&self.conn, [&[RECORD_TAG], record])
         };
         if sent.is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -142,23 +146,20 @@ impl KernelSink for ClientSink {
     }
 }
 
-/// A copy of a packet's `record` with the time of `event`, which the hub decoded from it,
-/// when the two differ: the hub caps a packet's departure time at the moment it read the
-/// record ([`KernelEvent::cap_packet_time`]), and the client gets the time an in-process
-/// reader would have given it. `None` (no copy) for every other record.
-fn with_event_time(event: &KernelEvent, record: &[u8]) -> Option<Vec<u8>> {
-    const AT: usize = std::mem::offset_of!(nettrace_common::EventHeader, timestamp_ns);
+/// Where a record's time lies (in its [`nettrace_common::EventHeader`]).
+const TIME_AT: usize = std::mem::offset_of!(nettrace_common::EventHeader, timestamp_ns);
+
+/// The time of `event`, which the hub decoded from the packet record `record`, as the bytes
+/// to put at [`TIME_AT`] when it differs from the record's: the hub caps a packet's departure
+/// time at the moment it read the record ([`KernelEvent::cap_packet_time`]), and the client
+/// gets the time an in-process reader would have given it. `None` for every other record.
+fn capped_time(event: &KernelEvent, record: &[u8]) -> Option<[u8; 8]> {
     let KernelEvent::Packet(packet) = event else {
         return None;
     };
     let time = packet.time.0.to_ne_bytes();
-    let stamped = record.get(AT..AT + time.len())?;
-    if stamped == time {
-        return None;
-    }
-    let mut copy = record.to_vec();
-    copy.get_mut(AT..AT + time.len())?.copy_from_slice(&time);
-    Some(copy)
+    let stamped = record.get(TIME_AT..TIME_AT + time.len())?;
+    (stamped != time).then_some(time)
 }
 
 /// What every session shares.

@@ -11,7 +11,10 @@ use std::{
 use super::*;
 use crate::{
     capture::{LinkKind, MAX_SNAPLEN, PacketCaptureOptions},
-    daemon::protocol::{CaptureInterface, VERSION},
+    daemon::{
+        link::Incoming,
+        protocol::{CaptureInterface, VERSION},
+    },
     kernel::{CaptureInterfaceInfo, FlowProtocol},
 };
 
@@ -976,14 +979,32 @@ fn a_packet_record_goes_to_the_client_with_the_time_the_hub_capped() {
     record.extend_from_slice(b"abc");
     let decoded = KernelEvent::decode(&record).unwrap();
     // Not capped: the record goes as it is.
-    assert!(with_event_time(&decoded, &record).is_none());
-    // A departure time ahead of the hub's reading: capped, and the copy says so.
+    assert!(capped_time(&decoded, &record).is_none());
+    // A departure time ahead of the hub's reading: capped, and the record sent says so.
     let mut capped = decoded.clone();
     capped.cap_packet_time(|| crate::KernelTime(1_500));
-    let sent = with_event_time(&capped, &record).expect("a copy with the capped time");
-    assert_eq!(KernelEvent::decode(&sent).unwrap(), capped);
-    assert_eq!(
-        sent[std::mem::size_of::<nettrace_common::PacketEvent>()..],
-        *b"abc"
-    );
+    assert!(capped_time(&capped, &record).is_some());
+    // Through a client's socket, as the client reads it.
+    let (daemon_end, client_end) = Socket::pair(Domain::UNIX, Type::SEQPACKET, None).unwrap();
+    let sink = ClientSink {
+        conn: daemon_end.into(),
+        dropped: AtomicU64::new(0),
+    };
+    let mut frame = [0u8; 256];
+    for event in [decoded, capped] {
+        sink.kernel_event(event.clone(), &record);
+        let n = client_end.recv(as_uninit(&mut frame)).unwrap();
+        let Incoming::Event(received, bytes) = Incoming::of(&frame[..n]) else {
+            panic!("not an event frame: {:?}", &frame[..n]);
+        };
+        assert_eq!(received, event);
+        assert_eq!(bytes[bytes.len() - 3..], *b"abc");
+    }
+    assert_eq!(sink.dropped.load(Ordering::Relaxed), 0);
+}
+
+/// `buf` as the uninitialised bytes `socket2` receives into.
+fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
+    // SAFETY: initialised bytes are valid `MaybeUninit<u8>`, and `recv` only writes bytes.
+    unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
 }
