@@ -506,7 +506,11 @@ mod tests {
         assert_eq!(read_all(full).await, b"hello");
         assert_eq!(counters.request(), 5);
         assert_eq!(replay.expect("in memory").await, b"hello");
-        assert_eq!(counters.request(), 5, "a replay counts with its own hop's counter");
+        assert_eq!(
+            counters.request(),
+            5,
+            "a replay counts with its own hop's counter"
+        );
 
         let (_, counter, _) = BodyCounters::with_writers(Instant::now());
         let empty = RequestBody::empty().counted(Some(counter));
