@@ -83,6 +83,19 @@ pub mod map_name {
     /// lookup: one array load per packet, traced or not. A new generation clears every mark
     /// at once.
     pub const FLOW_PORTS: &str = "FLOW_PORTS";
+    /// Array of [`crate::limits::FLOW_CACHE_ENTRIES`] `u64`s, mappable (`BPF_F_MMAPABLE`): the
+    /// flows' epochs, one per cache slot ([`crate::port_pair_slot`] modulo the entry count),
+    /// each moved on (atomically) after every removal of a [`TRACED_FLOWS`] entry of its slot
+    /// and every replacement of one, by userspace and by the programs alike. The TC programs
+    /// keep a small per-CPU cache of the flows they found ([`FLOW_CACHE`]), each entry with the
+    /// epoch it was found in: an entry of an older epoch is not used.
+    pub const FLOW_EPOCH: &str = "FLOW_EPOCH";
+    /// Per-CPU array of [`crate::limits::FLOW_CACHE_ENTRIES`] entries (and one more, for a
+    /// barrier), the TC programs' own:
+    /// the flows each CPU found lately (key, flow, epoch), at [`crate::port_pair_slot`] modulo
+    /// the entry count, so that a flow's next packets on that CPU cost a cache line the CPU
+    /// wrote instead of a hash lookup. Userspace never reads it.
+    pub const FLOW_CACHE: &str = "FLOW_CACHE";
     /// Array of one `u32` per client slot: the slot's generation, moved on by userspace
     /// whenever a client takes or leaves the slot. A socket's entry in [`TRACED_SOCKETS`]
     /// lives as long as the socket, which may outlive its client; an entry whose generation
@@ -164,6 +177,9 @@ pub mod limits {
     pub const MAX_PACKET_BYTES: u32 = 9216;
     /// Entries of the flow-port marks ([`crate::port_pair_slot`] gives one of them).
     pub const FLOW_PORTS: u32 = 65_536;
+    /// Entries of each CPU's flow cache ([`crate::map_name::FLOW_CACHE`]; a power of two,
+    /// 64 bytes each).
+    pub const FLOW_CACHE_ENTRIES: u32 = 64;
     /// Slots of [`crate::map_name::ANNOUNCED_SOCKETS`] (a power of two: a thread's slot is its
     /// id modulo this).
     pub const ANNOUNCEMENT_SLOTS: u32 = 1_024;
@@ -738,6 +754,24 @@ impl FlowKey {
         port_pair_slot(self.src_port, self.dst_port)
     }
 }
+
+/// One entry of a CPU's flow cache ([`map_name::FLOW_CACHE`], the TC programs' own): one
+/// cache line.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CachedFlow {
+    /// The flow direction's key.
+    pub key: FlowKey,
+    /// Its flow.
+    pub flow: TracedFlow,
+    /// The epoch the flow was found in (its low 48 bits, in the upper 48 bits: at a million
+    /// changes of the flow map a second they come round again after nine years) and a
+    /// sequence number, odd while the entry is written (the low 16 bits): one word, so that
+    /// one exchange both claims the entry and orders the programs' memory accesses.
+    pub state: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<CachedFlow>() == 64);
 
 /// What a flow direction belongs to.
 #[repr(C)]

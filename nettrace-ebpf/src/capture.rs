@@ -25,9 +25,8 @@ use crate::{
         PACKET_WAKEUP_BYTES, armed_generation, count_lost, now, port_pair_marked, wakeup_flags,
         write_lane,
     },
-    maps::{
-        CAPTURE_CLIENTS, CAPTURE_INTERFACES, LOST_PACKETS, PACKET_LANES, PACKETS, TRACED_FLOWS,
-    },
+    flows,
+    maps::{CAPTURE_CLIENTS, CAPTURE_INTERFACES, LOST_PACKETS, PACKET_LANES, PACKETS},
 };
 
 /// "No verdict": the next program (tcx) or the default action decides.
@@ -245,8 +244,7 @@ fn flow(
         family: family as u8,
         _pad: 0,
     };
-    // SAFETY: the value is copied out at once (map values stay valid during the run, RCU).
-    let Some(flow) = (unsafe { TRACED_FLOWS.get(&key) }).copied() else {
+    let Some(flow) = flows::find(&key) else {
         return Ok(());
     };
     // Only TCP's stamp: the stack's own departure time. A UDP or raw socket's comes from

@@ -19,6 +19,7 @@ use nettrace_common::{
 use crate::{
     capture::{Target, copy_packet},
     emit::{armed_generation, mark_port_pair, now, port_pair_marked, traced_socket},
+    flows,
     maps::TRACED_FLOWS,
 };
 
@@ -173,8 +174,6 @@ fn register_udp_flow(cookie: u64, client_id: u32, h: &Headers, src_port: u16, ds
             client_id,
             direction: way,
         };
-        // A full map only costs this flow its packets.
-        mark_port_pair(&key);
-        let _ = TRACED_FLOWS.insert(&key, &flow, 0);
+        flows::register_direction(&key, &flow);
     }
 }

@@ -25,6 +25,7 @@ mod cgroup_skb;
 mod cgroup_sock;
 mod connect;
 mod emit;
+mod flows;
 mod maps;
 mod sock_msg;
 mod sock_ops;

@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use nettrace_common::{
-    CaptureClient, CaptureInterface, EventLane, FlowKey, PacketLane, SocketAnnouncement,
-    TracedFlow, TracedSocket, limits,
+    CachedFlow, CaptureClient, CaptureInterface, EventLane, FlowKey, PacketLane,
+    SocketAnnouncement, TracedFlow, TracedSocket, limits,
 };
 
 /// The owner of a traced socket, stored in the socket itself (socket storage): set by
@@ -27,10 +27,24 @@ pub(crate) static LOST_EVENTS: PerCpuArray<u64> =
     PerCpuArray::with_max_entries(limits::MAX_CLIENTS, 0);
 
 /// Traced flow directions -> their socket. Filled by the sock_ops program at connect (TCP)
-/// and by userspace (UDP, NAT aliases); emptied by userspace.
+/// and by userspace (UDP, NAT aliases); emptied by userspace. A plain hash map, never an LRU
+/// one: an entry leaves only by a removal that moves its epoch on ([`FLOW_EPOCH`]), which the
+/// TC programs' flow cache relies on.
 #[map(name = "TRACED_FLOWS")]
 pub(crate) static TRACED_FLOWS: HashMap<FlowKey, TracedFlow> =
     HashMap::with_max_entries(limits::MAX_TRACED_FLOWS, 0);
+
+/// The flows' epochs, one per cache slot (see [`nettrace_common::map_name::FLOW_EPOCH`]);
+/// userspace maps it.
+#[map(name = "FLOW_EPOCH")]
+pub(crate) static FLOW_EPOCH: Array<u64> =
+    Array::with_max_entries(limits::FLOW_CACHE_ENTRIES, BPF_F_MMAPABLE);
+
+/// Each CPU's cache of the flows its TC programs found (see [`crate::flows`]), and one entry
+/// more for a barrier.
+#[map(name = "FLOW_CACHE")]
+pub(crate) static FLOW_CACHE: PerCpuArray<CachedFlow> =
+    PerCpuArray::with_max_entries(limits::FLOW_CACHE_ENTRIES + 1, 0);
 
 /// How each client captures, by client slot.
 #[map(name = "CAPTURE_CLIENTS")]

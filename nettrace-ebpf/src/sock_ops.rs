@@ -35,8 +35,8 @@ use nettrace_common::{
 };
 
 use crate::{
-    emit::{armed, emit, header, mark_port_pair, now, send_held_transitions, traced_socket_ptr},
-    maps::TRACED_FLOWS,
+    emit::{armed, emit, header, now, send_held_transitions, traced_socket_ptr},
+    flows,
 };
 
 /// Callbacks asked for on every traced socket at connect time.
@@ -335,9 +335,7 @@ fn register_flow(
             client_id,
             direction,
         };
-        // A full map only costs this flow its packets; the connection goes on.
-        mark_port_pair(&key);
-        let _ = TRACED_FLOWS.insert(&key, &flow, 0);
+        flows::register_direction(&key, &flow);
     }
 }
 

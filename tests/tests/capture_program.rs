@@ -347,3 +347,82 @@ async fn odd_frames_of_a_traced_flow_are_parsed_or_passed_over_never_misread() {
     }
     assert_eq!(tracer.lost_packets(CLIENT).unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_flow_replaced_or_removed_is_not_taken_from_the_cache() {
+    let Some((tracer, mut packets)) = setup(
+        "a_flow_replaced_or_removed_is_not_taken_from_the_cache",
+        capture_flags::TCP_PAYLOAD,
+    ) else {
+        return;
+    };
+    // Every test run on one CPU: the second finds the flow in the CPU's cache.
+    nettrace_tests::cpu::pin(nettrace_tests::cpu::allowed()[0]);
+    let (local, peer) = ends();
+    let sent = frame(local, peer, 10, Shape::default());
+    let cookies_of = |packets: &mut KernelEvents, frame: &[u8]| -> Vec<u64> {
+        run(&tracer, packets, Direction::Sent, frame)
+            .iter()
+            .map(|packet| packet.cookie.0)
+            .collect()
+    };
+    assert_eq!(
+        cookies_of(&mut packets, &sent),
+        [COOKIE],
+        "found in the map"
+    );
+    assert_eq!(
+        cookies_of(&mut packets, &sent),
+        [COOKIE],
+        "found in the cache"
+    );
+    // Same ports from other addresses: the same cache slot. Another flow there, and a frame of
+    // no flow: each gets what is its own, and the first flow stays found.
+    let other = SocketAddr::new("127.0.0.2".parse().unwrap(), local.port());
+    let stranger = SocketAddr::new("127.0.0.3".parse().unwrap(), local.port());
+    let other_flow = TracedFlow {
+        cookie: COOKIE + 2,
+        client_id: CLIENT.0,
+        direction: direction::SENT,
+    };
+    tracer
+        .register_flow(flow_key(FlowProtocol::Tcp, other, peer), other_flow)
+        .unwrap();
+    let from_other = frame(other, peer, 10, Shape::default());
+    let from_stranger = frame(stranger, peer, 10, Shape::default());
+    for _ in 0..2 {
+        assert_eq!(
+            cookies_of(&mut packets, &from_other),
+            [COOKIE + 2],
+            "the other flow"
+        );
+        assert_eq!(cookies_of(&mut packets, &sent), [COOKIE], "the first flow");
+        assert!(
+            cookies_of(&mut packets, &from_stranger).is_empty(),
+            "no flow"
+        );
+        assert_eq!(
+            cookies_of(&mut packets, &sent),
+            [COOKIE],
+            "the first flow, again"
+        );
+    }
+    let mut cookies = || cookies_of(&mut packets, &sent);
+    // Another socket of the same ends (its entry replaces the first's): its packets at once.
+    let key = flow_key(FlowProtocol::Tcp, local, peer);
+    let replacement = TracedFlow {
+        cookie: COOKIE + 1,
+        client_id: CLIENT.0,
+        direction: direction::SENT,
+    };
+    tracer.register_flow(key, replacement).unwrap();
+    assert_eq!(
+        cookies(),
+        [COOKIE + 1],
+        "the replacement, not the cached flow"
+    );
+    assert_eq!(cookies(), [COOKIE + 1], "the replacement, cached");
+    // Removed: nothing is copied any more.
+    tracer.unregister_flow(&key).unwrap();
+    assert_eq!(cookies(), [0u64; 0], "a removed flow, not the cached one");
+}

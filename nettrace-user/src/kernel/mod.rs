@@ -28,6 +28,7 @@ mod cgroup_programs;
 mod error;
 mod events;
 mod flow;
+mod flow_epoch;
 mod hub;
 mod lanes;
 mod mapped;

@@ -27,6 +27,7 @@ use super::{
     announce::{Announcement, Announcements},
     armed::{Armed, Hold},
     cgroup,
+    flow_epoch::FlowEpochs,
     lanes::{self as lane_kinds, LaneKind, Lanes},
     object::EBPF_OBJECT,
 };
@@ -108,6 +109,8 @@ pub struct KernelTracer {
 /// The maps that steer packet capture, and the classifier programs.
 struct CaptureMaps {
     flows: HashMap<MapData, FlowKey, TracedFlow>,
+    /// Moved on after every change of `flows` but an insertion of a new key.
+    epochs: FlowEpochs,
     clients: Array<MapData, CaptureClient>,
     interfaces: HashMap<MapData, u32, CaptureInterface>,
     lost: PerCpuArray<MapData, u64>,
@@ -165,6 +168,7 @@ impl KernelTracer {
         let capture = CaptureMaps {
             flows: HashMap::try_from(take_map(&mut ebpf, map_name::TRACED_FLOWS)?)
                 .map_err(map_error(map_name::TRACED_FLOWS, "open"))?,
+            epochs: FlowEpochs::map(take_map(&mut ebpf, map_name::FLOW_EPOCH)?)?,
             clients: Array::try_from(take_map(&mut ebpf, map_name::CAPTURE_CLIENTS)?)
                 .map_err(map_error(map_name::CAPTURE_CLIENTS, "open"))?,
             interfaces: HashMap::try_from(take_map(&mut ebpf, map_name::CAPTURE_INTERFACES)?)
@@ -584,10 +588,19 @@ impl KernelTracer {
         let hold = Hold::Flow(key);
         armed.hold(hold)?;
         let inserted = armed.mark_port_pair(&key).and_then(|()| {
-            lock(&self.capture)
+            let mut capture = lock(&self.capture);
+            if capture.flows.insert(key, flow, BPF_NOEXIST).is_ok() {
+                return Ok(());
+            }
+            // Replaces an entry, which the programs may have cached.
+            let replaced = capture
                 .flows
-                .insert(key, flow, 0)
-                .map_err(map_error(map_name::TRACED_FLOWS, "insert"))
+                .insert(key, flow, BPF_ANY)
+                .map_err(map_error(map_name::TRACED_FLOWS, "insert"));
+            if replaced.is_ok() {
+                capture.epochs.advance(&key);
+            }
+            replaced
         });
         if inserted.is_err() {
             armed.release(&hold)?;
@@ -598,7 +611,12 @@ impl KernelTracer {
     /// Stops capturing one flow direction; a missing entry is not an error.
     pub fn unregister_flow(&self, key: &FlowKey) -> Result<(), KernelError> {
         let mut armed = lock(&self.armed);
-        match lock(&self.capture).flows.remove(key) {
+        let mut capture = lock(&self.capture);
+        let removed = capture.flows.remove(key);
+        // After the removal: no program uses a cached copy from now on.
+        capture.epochs.advance(key);
+        drop(capture);
+        match removed {
             Err(e) if !is_not_found(&e) => Err(map_error(map_name::TRACED_FLOWS, "remove")(e)),
             _ => armed.release(&Hold::Flow(*key)),
         }
@@ -738,6 +756,9 @@ pub(super) fn map_error(
         source: Box::new(source),
     }
 }
+
+/// `BPF_ANY` (`include/uapi/linux/bpf.h`): store whether a value is there or not.
+const BPF_ANY: u64 = 0;
 
 /// `BPF_NOEXIST` (`include/uapi/linux/bpf.h`): store only where no value is.
 const BPF_NOEXIST: u64 = 1;
