@@ -88,7 +88,8 @@ pub mod map_name {
     /// each moved on (atomically) after every removal of a [`TRACED_FLOWS`] entry of its slot
     /// and every replacement of one, by userspace and by the programs alike. The TC programs
     /// keep a small per-CPU cache of the flows they found ([`FLOW_CACHE`]), each entry with the
-    /// epoch it was found in: an entry of an older epoch is not used.
+    /// epoch it was found in: an entry of an older epoch is not used, so no run that reads the
+    /// epoch after it moved uses a copy from before the change.
     pub const FLOW_EPOCH: &str = "FLOW_EPOCH";
     /// Per-CPU array of [`crate::limits::FLOW_CACHE_ENTRIES`] entries (and one more, for a
     /// barrier), the TC programs' own:

@@ -7,9 +7,12 @@
 //! entry is one cache line that this CPU wrote at that packet. Only programs on its own CPU
 //! write or read it. An entry is used only if its epoch is its slot's current one
 //! ([`FLOW_EPOCH`], one per slot), which moves on after every removal (userspace) and
-//! replacement (here and in userspace) of a flow of that slot, so a cached copy never outlives
-//! its flow; the one barrier this needs on a weakly ordered CPU is the exchange that claims an
-//! entry (see [`find`]). Each entry's state word holds a sequence number, odd while the entry
+//! replacement (here and in userspace) of a flow of that slot: no run that reads the epoch
+//! after it moved uses a copy from before (a run on another CPU in the moment between the
+//! map's change and the move may, as a lookup that began before the change would). On a weakly
+//! ordered CPU this takes a full barrier on each side: the exchange that claims an entry
+//! (see [`find`]), and after a change, the writer's (see [`flow_replaced`] and userspace's
+//! `FlowEpochs::advance`). Each entry's state word holds a sequence number, odd while the entry
 //! is written: a run that interrupted a writer, or raced one, neither takes a half-written
 //! entry nor writes it. An all-zero entry (as the map starts) matches no packet: a real key
 //! has its protocol and family.
@@ -73,16 +76,18 @@ fn slot(key: &FlowKey) -> u32 {
 /// that slot is looked up again.
 #[inline(always)]
 fn flow_replaced(key: &FlowKey) {
-    if let Some(epoch) = FLOW_EPOCH.get_ptr_mut(slot(key)) {
-        // SAFETY: the pointer comes from a successful array lookup and stays valid for the
+    // Both lookups are of indexes below their maps' sizes: they do not fail.
+    if let (Some(epoch), Some(barrier)) = (
+        FLOW_EPOCH.get_ptr_mut(slot(key)),
+        FLOW_CACHE.get_ptr_mut(BARRIER_ENTRY),
+    ) {
+        // SAFETY: the pointers come from successful array lookups and stay valid for the
         // run; every writer moves an epoch with atomic adds. The exchange of this CPU's
         // barrier word (no flow's) is a full barrier (the add itself orders nothing, and the
         // map's update only releases what came before it): the change to the flow map is
         // seen before the new epoch.
         unsafe {
-            if let Some(barrier) = FLOW_CACHE.get_ptr_mut(BARRIER_ENTRY) {
-                atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(&raw mut (*barrier).state, 0);
-            }
+            atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(&raw mut (*barrier).state, 0);
             atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(epoch, 1);
         }
     }
