@@ -754,7 +754,16 @@ impl FlowKey {
     pub const fn port_pair_slot(&self) -> u32 {
         port_pair_slot(self.src_port, self.dst_port)
     }
+
+    /// This direction's slot of the flow cache: its entry in each CPU's
+    /// [`map_name::FLOW_CACHE`] and its epoch in [`map_name::FLOW_EPOCH`] (below
+    /// [`limits::FLOW_CACHE_ENTRIES`]).
+    pub const fn cache_slot(&self) -> u32 {
+        self.port_pair_slot() & (limits::FLOW_CACHE_ENTRIES - 1)
+    }
 }
+
+const _: () = assert!(limits::FLOW_CACHE_ENTRIES.is_power_of_two());
 
 /// One entry of a CPU's flow cache ([`map_name::FLOW_CACHE`], the TC programs' own): one
 /// cache line.

@@ -4,9 +4,10 @@
 //! While userspace has nothing registered a packet costs one array load
 //! ([`crate::emit::armed_generation`]); otherwise an untraced TCP or UDP packet costs the header
 //! fields that lead to its ports and one more array load (the mark of its pair of ports,
-//! [`crate::emit::port_pair_marked`]). Its addresses and length are read, and the flow hashed,
-//! only when a registered flow direction has its pair of ports (or one sharing the mark). The copy is made with `bpf_skb_load_bytes`, so
-//! non-linear packets (GSO on loopback) are copied too.
+//! [`crate::emit::port_pair_marked`]). Its addresses and length are read, and its flow looked
+//! up ([`crate::flows::find`]), only when a registered flow direction has its pair of ports
+//! (or one sharing the mark). The copy is made with `bpf_skb_load_bytes`, so non-linear
+//! packets (GSO on loopback) are copied too.
 //! Every program returns "no verdict" (`TC_ACT_UNSPEC`, tcx "next"): packets flow on untouched.
 use core::{ffi::c_void, marker::PhantomData, mem::MaybeUninit};
 
@@ -474,8 +475,7 @@ pub(crate) struct Target<'a> {
 /// departure time, which is the time it built the segment unless pacing delays it; so it may
 /// lie ahead of now by a pacing interval, which the reader caps at the time it read the
 /// record), else the clock now. The stamp costs a field load where the clock costs about
-/// 50 ns of a packet's 250 in real traffic (BENCHMARKS.md, session 19), and it is the time a
-/// capture behind the queueing discipline would see.
+/// 50 ns of a packet's 250 in real traffic (BENCHMARKS.md, session 19).
 #[inline(always)]
 fn departure_time(ctx: &TcContext) -> u64 {
     let skb = ctx.skb.skb;

@@ -26,8 +26,6 @@ use crate::{
     maps::{FLOW_CACHE, FLOW_EPOCH, TRACED_FLOWS},
 };
 
-const _: () = assert!(limits::FLOW_CACHE_ENTRIES.is_power_of_two());
-
 /// The entry of each CPU's cache whose state word serves only as a barrier
 /// ([`flow_replaced`]): after the cached flows.
 const BARRIER_ENTRY: u32 = limits::FLOW_CACHE_ENTRIES;
@@ -66,19 +64,13 @@ pub(crate) fn register_direction(key: &FlowKey, flow: &TracedFlow) {
     }
 }
 
-/// The cache slot of `key`: its entry in each CPU's cache and its epoch.
-#[inline(always)]
-fn slot(key: &FlowKey) -> u32 {
-    key.port_pair_slot() & (limits::FLOW_CACHE_ENTRIES - 1)
-}
-
 /// Moves the epoch of `key`'s slot on after its flow was replaced: every CPU's cached flow of
 /// that slot is looked up again.
 #[inline(always)]
 fn flow_replaced(key: &FlowKey) {
     // Both lookups are of indexes below their maps' sizes: they do not fail.
     if let (Some(epoch), Some(barrier)) = (
-        FLOW_EPOCH.get_ptr_mut(slot(key)),
+        FLOW_EPOCH.get_ptr_mut(key.cache_slot()),
         FLOW_CACHE.get_ptr_mut(BARRIER_ENTRY),
     ) {
         // SAFETY: the pointers come from successful array lookups and stay valid for the
@@ -107,7 +99,7 @@ fn current_epoch(slot: u32) -> u64 {
 /// it in the slot's current epoch, else from [`TRACED_FLOWS`] (and then cached).
 #[inline(always)]
 pub(crate) fn find(key: &FlowKey) -> Option<TracedFlow> {
-    let slot = slot(key);
+    let slot = key.cache_slot();
     let Some(entry) = FLOW_CACHE.get_ptr_mut(slot) else {
         return lookup(key);
     };

@@ -39,8 +39,7 @@ impl FlowEpochs {
     /// never before: a program that reads the new epoch then finds the map as it is now.
     pub(super) fn advance(&self, key: &FlowKey) {
         // A full barrier: the map's change (a system call that returned) comes first.
-        self.epoch(key.port_pair_slot() & (limits::FLOW_CACHE_ENTRIES - 1))
-            .fetch_add(1, Ordering::SeqCst);
+        self.epoch(key.cache_slot()).fetch_add(1, Ordering::SeqCst);
     }
 
     /// The epoch of `slot` (below [`limits::FLOW_CACHE_ENTRIES`]).
